@@ -1,0 +1,65 @@
+# helixserve — the two commands first:
+#   make run    create .venv, install the base (serving) package, start helixserve
+#   make test   create .venv with every extra, run ruff, mypy and the whole pytest suite
+# Exact versions of every package come from requirements/constraints.txt.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CONSTRAINTS := requirements/constraints.txt
+PIP := $(BIN)/python -m pip
+PIP_INSTALL := $(PIP) install --disable-pip-version-check -q -c $(CONSTRAINTS)
+
+.PHONY: run test lint typecheck pytest install-base install-all lock clean help
+
+help:
+	@echo "make run   - install the serving package into .venv and start helixserve"
+	@echo "make test  - install everything into .venv; ruff, mypy, pytest"
+	@echo "make lock  - re-resolve requirements/constraints.txt from pyproject.toml"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --disable-pip-version-check -q -c $(CONSTRAINTS) pip
+
+$(VENV)/.base-installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP_INSTALL) -e .
+	touch $@
+
+$(VENV)/.all-installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP_INSTALL) -e ".[train,s3,ray,dev]"
+	touch $@ $(VENV)/.base-installed
+
+install-base: $(VENV)/.base-installed
+install-all: $(VENV)/.all-installed
+
+# Until the serving layer lands (issue #5) there is no server to start: `make run` shows the CLI
+# and checks the packaged example FASTA file against the primer-binding model's input rule.
+run: install-base
+	$(BIN)/helixserve --version
+	$(BIN)/helixserve --help
+	$(BIN)/helixserve validate $$($(BIN)/python -c "import helixserve, pathlib; print(pathlib.Path(helixserve.__file__).parent / 'examples' / 'primers.fasta')") --length 50
+
+lint: install-all
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: install-all
+	$(BIN)/mypy
+
+pytest: install-all
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+# Re-resolve the pinned set (run after changing dependencies in pyproject.toml, then commit it).
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --disable-pip-version-check -q --upgrade pip
+	.venv-lock/bin/python -m pip install --disable-pip-version-check -q -e ".[train,s3,ray,dev]"
+	( echo "# Exact versions that make test and make run install (regenerate with make lock)."; \
+	  .venv-lock/bin/python -m pip freeze --all --exclude-editable | sed 's/+cpu$$//' ) > $(CONSTRAINTS)
+	rm -rf .venv-lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,5 @@
+"""``python -m helixserve`` runs the CLI."""
+
+from helixserve.cli.app import main
+
+main()

@@ -1,0 +1,120 @@
+"""The ``helixserve`` command line (typer).
+
+Contract:
+- ``helixserve --help`` lists every sub-command named in DESIGN.md; ``--version`` prints the
+  version. Sub-commands whose layer has not landed yet say so in their help and, when run, print
+  ``Error: ...`` naming the issue that brings them and exit 1: none pretends to work.
+- Domain errors (:class:`~helixserve.errors.HelixError`) are printed as ``Error: <message>`` on
+  stderr with exit status 1 — never a traceback. Usage errors are typer's (exit 2).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from helixserve import __version__
+from helixserve.cli.validate import validate
+from helixserve.errors import HelixError
+
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="helixserve",
+    help="Train, store and serve machine-learning models for life-science data.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+models_app = typer.Typer(
+    help="Manage the model store: list, show, push, pull, promote.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+app.command(help=validate.__doc__)(validate)
+
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"helixserve {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", callback=_version, is_eager=True
+    ),
+) -> None:
+    """Train, store and serve machine-learning models for life-science data."""
+
+
+def _not_yet(command: str, issue: int, layer: str) -> NoReturn:
+    raise HelixError(
+        f"`helixserve {command}` is not available yet: it arrives with {layer} (issue #{issue}). "
+        "Run `helixserve --help` to see what works today."
+    )
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def serve() -> None:
+    """Serve the store's models: REST, OIP v2, gRPC, web UI. [yellow](Not yet: issue #5.)[/]"""
+    _not_yet("serve", 5, "the serving layer")
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def train() -> None:
+    """Train a model from a recipe and publish it to the store. [yellow](Not yet: issue #4.)[/]"""
+    _not_yet("train", 4, "the training layer")
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def predict() -> None:
+    """Score a big CSV/TSV/FASTA/Parquet file, resumably. [yellow](Not yet: issue #7.)[/]"""
+    _not_yet("predict", 7, "batch scoring")
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def quickstart() -> None:
+    """Install the pretrained zoo and serve it. [yellow](Not yet: issues #4, #5.)[/]"""
+    _not_yet("quickstart", 5, "the zoo and the serving layer")
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def bench() -> None:
+    """Measure a model's prediction throughput and latency here. [yellow](Not yet: issue #5.)[/]"""
+    _not_yet("bench", 5, "the serving benchmarks")
+
+
+def _models_command(name: str, what: str) -> None:
+    def command() -> None:
+        _not_yet(f"models {name}", 3, "the model store")
+
+    command.__doc__ = f"{what} [yellow](Not yet: issue #3.)[/]"
+    models_app.command(name=name, context_settings=_PASS_THROUGH)(command)
+
+
+for _name, _what in (
+    ("list", "List the models in the store, with versions and aliases."),
+    ("show", "Show a model's manifest: schema, labels, metrics, versions, card."),
+    ("push", "Publish a bundle directory to the store as a new version."),
+    ("pull", "Copy a model version from the store into the local cache."),
+    ("promote", "Point an alias (e.g. production) at a model version."),
+):
+    _models_command(_name, _what)
+
+
+def main() -> None:
+    """Entry point: run the app, translating domain errors to ``Error: ...`` and exit 1."""
+    try:
+        app()
+    except HelixError as err:
+        err_console.print(
+            f"[bold red]Error:[/] {escape(str(err))}", highlight=False, soft_wrap=True
+        )
+        sys.exit(1)

@@ -1,0 +1,115 @@
+"""Typed domain errors shared by every layer.
+
+Contract:
+- Every error helixserve raises on purpose derives from :class:`HelixError`; ``str(err)`` is a
+  complete message for a person: what was wrong, where, what arrived and how to fix it.
+- Input errors (:class:`InputError` and subclasses) also carry *where* as data (``field``,
+  ``position`` (1-based), ``character``, and for records read from a file ``index`` (1-based record
+  number), ``record_id`` and ``line`` (1-based line number)), so an API can return them as
+  structured problem details and a CLI can print them.
+- These classes are raised deep (``inputs``, ``store``, ``runtime``) and translated only at the
+  edges: the API maps them to 4xx ``application/problem+json``, the CLI to ``Error: ...`` + exit 1.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Self
+
+
+class HelixError(Exception):
+    """Base class of every deliberate helixserve error; ``str()`` is the user-facing message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(HelixError):
+    """An input (sequence, row, image, file) is not acceptable.
+
+    ``problem`` is the message without location; ``str()`` prefixes the record location when
+    one is known, e.g. ``record 1,203 (id chr2_77), line 2,407: <problem>``.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        field: str | None = None,
+        position: int | None = None,
+        character: str | None = None,
+        index: int | None = None,
+        record_id: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.problem = problem
+        self.field = field
+        self.position = position
+        self.character = character
+        self.index = index
+        self.record_id = record_id
+        self.line = line
+        super().__init__(self._compose())
+
+    def _compose(self) -> str:
+        where = describe_location(self.index, self.record_id, self.line)
+        return f"{where}: {self.problem}" if where else self.problem
+
+    def at(self, *, index: int | None, record_id: str | None, line: int | None) -> Self:
+        """Return a copy of this error located at a record of a file."""
+        located = copy.copy(self)
+        located.index, located.record_id, located.line = index, record_id, line
+        located.message = located._compose()
+        located.args = (located.message,)
+        return located
+
+
+class InvalidSequence(InputError):
+    """A DNA/RNA sequence is empty, has a character outside the alphabet, or has a bad length."""
+
+
+class InvalidRow(InputError):
+    """A tabular row has missing, unknown, non-numeric or out-of-range fields.
+
+    ``field_errors`` holds one :class:`InputError` per bad field (each with ``field`` set).
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        field_errors: list[InputError],
+        index: int | None = None,
+        record_id: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.field_errors = field_errors
+        super().__init__(problem, index=index, record_id=record_id, line=line)
+
+
+class InvalidImage(InputError):
+    """An image cannot be decoded, is too large, is a decompression bomb or has the wrong shape."""
+
+
+class InvalidFile(InputError):
+    """A whole file cannot be read: empty, binary, truncated, unknown format or missing column."""
+
+
+class InvalidTensor(InputError):
+    """An array given to an encoder/decoder has the wrong shape, dtype or values."""
+
+
+def describe_location(index: int | None, record_id: str | None, line: int | None) -> str:
+    """``record 1,203 (id chr2_77), line 2,407`` — the parts that are known, or ``""``."""
+    parts: list[str] = []
+    if index is not None:
+        parts.append(f"record {index:,}" + (f" (id {record_id})" if record_id else ""))
+    elif record_id:
+        parts.append(f"id {record_id}")
+    if line is not None:
+        parts.append(f"line {line:,}")
+    return ", ".join(parts)

@@ -1,0 +1,183 @@
+"""Numeric encodings of validated DNA sequences, and their inverses.
+
+Contract:
+- Inputs are *validated, normalised* sequences (upper-case A/C/G/T/N, see
+  :func:`helixserve.inputs.sequence.validate_sequence`); lower-case is also accepted. Any other
+  character raises :class:`~helixserve.errors.InvalidSequence` naming the sequence and position.
+- One-hot: :func:`one_hot_encode` returns ``float32`` of shape ``(N, 4, L)``, channels in the order
+  ``A, C, G, T``; ``L`` includes the optional fixed flanks (the yeast UTR model pads 50 nt to 70
+  with 10 positions each side). All sequences in one call must have the same length.
+  **N is encoded as all-zero** by default (``n_value=0.0``); pass ``n_value=0.25`` for the uniform
+  convention. :func:`one_hot_decode` reads both back as ``N``; a column that is neither one-hot nor
+  uniform raises :class:`~helixserve.errors.InvalidTensor`.
+- Tokens: :func:`token_encode` returns ``int64`` of shape ``(N, max_length)`` with ``0`` = padding,
+  ``A=1, C=2, G=3, T=4, N=5`` (:data:`TOKENS`); longer sequences are truncated (keeping the start by
+  default), shorter ones padded (at the end by default). :func:`token_decode` drops the padding.
+- :func:`encode_batch` applies a model's :class:`SequenceSchema` (its encoding and flanks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from helixserve.errors import InvalidSequence, InvalidTensor
+from helixserve.inputs.sequence import SequenceSchema, show_char
+
+ONE_HOT_ORDER = "ACGT"
+TOKENS: dict[str, int] = {"A": 1, "C": 2, "G": 3, "T": 4, "N": 5}
+PAD_TOKEN = 0
+_INVALID = 255
+
+_CODE = np.full(256, _INVALID, dtype=np.uint8)
+for _i, _letter in enumerate("ACGTN"):
+    _CODE[ord(_letter)] = _i
+    _CODE[ord(_letter.lower())] = _i
+_TOKEN_OF_CODE = np.array([1, 2, 3, 4, 5], dtype=np.int64)
+_LETTER_OF_TOKEN = np.frombuffer(b"\0ACGTN", dtype=np.uint8)
+
+
+def _codes(sequence: str, index: int) -> npt.NDArray[np.uint8]:
+    """Per-character codes 0..4 for A, C, G, T, N; raises on anything else."""
+    try:
+        raw = np.frombuffer(sequence.encode("ascii"), dtype=np.uint8)
+    except UnicodeEncodeError as err:
+        raise _bad_character(sequence, index, err.start) from None
+    codes = _CODE[raw]
+    bad = np.flatnonzero(codes == _INVALID)
+    if bad.size:
+        raise _bad_character(sequence, index, int(bad[0]))
+    return codes
+
+
+def _bad_character(sequence: str, index: int, offset: int) -> InvalidSequence:
+    return InvalidSequence(
+        f"cannot encode: position {offset + 1:,} is "
+        f"{show_char(sequence[offset])}; only A, C, G, T, N can be encoded. "
+        "Validate sequences with validate_sequence() first.",
+        position=offset + 1,
+        character=sequence[offset],
+        index=index + 1,
+    )
+
+
+def _flank_codes(flank: str, name: str) -> npt.NDArray[np.uint8]:
+    if flank.strip("ACGT"):
+        raise InvalidSequence(
+            f"{name} must contain only A, C, G, T, got {flank[:20]!r}.", field=name
+        )
+    return _CODE[np.frombuffer(flank.encode("ascii"), dtype=np.uint8)]
+
+
+def one_hot_encode(
+    sequences: Sequence[str],
+    *,
+    flank_left: str = "",
+    flank_right: str = "",
+    n_value: float = 0.0,
+) -> npt.NDArray[np.float32]:
+    """One-hot encode equal-length sequences to ``(N, 4, flanks + L)``."""
+    n = len(sequences)
+    if n == 0:
+        width = len(flank_left) + len(flank_right)
+        return np.zeros((0, 4, width), dtype=np.float32)
+    first = len(sequences[0])
+    table = np.zeros((5, 4), dtype=np.float32)
+    table[:4] = np.eye(4, dtype=np.float32)
+    table[4] = n_value
+    left, right = _flank_codes(flank_left, "flank_left"), _flank_codes(flank_right, "flank_right")
+    codes = np.empty((n, len(left) + first + len(right)), dtype=np.uint8)
+    codes[:, : len(left)] = left
+    codes[:, codes.shape[1] - len(right) :] = right
+    for i, sequence in enumerate(sequences):
+        if len(sequence) != first:
+            raise InvalidSequence(
+                f"one-hot encoding needs sequences of equal length: this one has "
+                f"{len(sequence):,} nt but the first has {first:,} nt. Pad or trim them to one "
+                "length, or use a model with variable-length (token) input.",
+                index=i + 1,
+            )
+        codes[i, len(left) : len(left) + first] = _codes(sequence, i)
+    return np.ascontiguousarray(table[codes].transpose(0, 2, 1))
+
+
+def one_hot_decode(
+    array: npt.NDArray[np.floating], *, flank_left: int = 0, flank_right: int = 0
+) -> list[str]:
+    """Decode ``(N, 4, L)`` one-hot back to sequences, dropping ``flank_left/right`` positions.
+
+    A column whose four values are equal (all-zero or 0.25) decodes to ``N``.
+    """
+    if array.ndim != 3 or array.shape[1] != 4:
+        raise InvalidTensor(
+            f"one-hot array must have shape (N, 4, L), got {tuple(array.shape)}; "
+            "the channel axis (A, C, G, T) is axis 1."
+        )
+    is_n = np.all(array == array[:, :1, :], axis=1)
+    is_one_hot = np.all((array == 0) | (array == 1), axis=1) & (array.sum(axis=1) == 1)
+    broken = ~(is_n | is_one_hot)
+    if broken.any():
+        seq_i, pos = (int(v) for v in np.argwhere(broken)[0])
+        raise InvalidTensor(
+            f"one-hot array is not one-hot at position {pos + 1:,}: "
+            f"values {array[seq_i, :, pos].tolist()}; each position needs one 1 and three 0s "
+            "(or four equal values for N).",
+            index=seq_i + 1,
+            position=pos + 1,
+        )
+    letters = np.frombuffer(b"ACGT", dtype=np.uint8)[array.argmax(axis=1)]
+    letters[is_n] = ord("N")
+    stop = array.shape[2] - flank_right
+    return [row[flank_left:stop].tobytes().decode("ascii") for row in letters]
+
+
+def token_encode(
+    sequences: Sequence[str],
+    max_length: int,
+    *,
+    truncate: Literal["right", "left"] = "right",
+    padding: Literal["right", "left"] = "right",
+) -> npt.NDArray[np.int64]:
+    """Integer tokens ``(N, max_length)``: 0 pads, A=1, C=2, G=3, T=4, N=5.
+
+    ``truncate="right"`` keeps the first ``max_length`` nt; ``"left"`` keeps the last.
+    """
+    if max_length < 1:
+        raise InvalidTensor(f"max_length must be at least 1, got {max_length}.")
+    out = np.full((len(sequences), max_length), PAD_TOKEN, dtype=np.int64)
+    for i, sequence in enumerate(sequences):
+        tokens = _TOKEN_OF_CODE[_codes(sequence, i)]
+        tokens = tokens[:max_length] if truncate == "right" else tokens[-max_length:]
+        if padding == "right":
+            out[i, : tokens.size] = tokens
+        else:
+            out[i, max_length - tokens.size :] = tokens
+    return out
+
+
+def token_decode(array: npt.NDArray[np.integer]) -> list[str]:
+    """Decode ``(N, L)`` tokens back to sequences; padding (0) is dropped wherever it is."""
+    if array.ndim != 2:
+        raise InvalidTensor(f"token array must have shape (N, L), got {tuple(array.shape)}.")
+    bad = (array < 0) | (array > max(TOKENS.values()))
+    if bad.any():
+        seq_i, pos = (int(v) for v in np.argwhere(bad)[0])
+        raise InvalidTensor(
+            f"token {int(array[seq_i, pos])} at position {pos + 1:,} is not a nucleotide "
+            "token; tokens are 0 (padding), A=1, C=2, G=3, T=4, N=5.",
+            index=seq_i + 1,
+            position=pos + 1,
+        )
+    letters = _LETTER_OF_TOKEN[array.astype(np.intp)]
+    return [row[row != 0].tobytes().decode("ascii") for row in letters]
+
+
+def encode_batch(sequences: Sequence[str], schema: SequenceSchema) -> npt.NDArray[np.generic]:
+    """Encode validated sequences the way the model's schema says (one-hot+flanks, or tokens)."""
+    if schema.encoding == "tokens":
+        assert schema.pad_to is not None  # guaranteed by SequenceSchema's validator
+        return token_encode(sequences, schema.pad_to)
+    return one_hot_encode(sequences, flank_left=schema.flank_left, flank_right=schema.flank_right)

@@ -1,0 +1,251 @@
+"""Streaming readers for sequence files: FASTA, CSV/TSV and one-sequence-per-line text.
+
+Contract:
+- :func:`read_sequences` takes a path or a binary stream (optionally gzip-compressed, detected by
+  content) and yields, lazily and in file order, one item per record: a :class:`Record` (index,
+  line, id, raw sequence text, other fields) or a :class:`BadRecord` (the same location plus a
+  located :class:`~helixserve.errors.InputError`). Memory is bounded by the largest record, never
+  by the file: a 10-million-row file streams.
+- A bad record never stops the others: undecodable bytes, NUL bytes, a FASTA header with no
+  sequence, a CSV row with the wrong number of fields each give a ``BadRecord`` and reading goes
+  on. A truncated gzip gives a final ``BadRecord`` after every complete record before it.
+- Whole-file problems raise :class:`~helixserve.errors.InvalidFile` before any record: empty file,
+  binary file, a named column that is not in the header, a FASTA file that does not start with a
+  header, an unknown format.
+- Formats: ``fasta`` (multi-line records, ``>id description`` headers, ``;`` comments and blank
+  lines ignored), ``csv`` / ``tsv`` (header row; sequence column named or found among
+  :data:`SEQUENCE_COLUMNS`, id column named or found among :data:`ID_COLUMNS`), ``text`` (one
+  sequence per non-blank line; ``#`` comments and a first-line header such as ``sequence`` are
+  skipped). ``auto`` picks by content, then by file extension.
+- Records are *read*, not validated: :func:`validate_records` checks each against a model's
+  :class:`SequenceSchema` and turns failures into located ``BadRecord`` items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Literal
+
+from helixserve.errors import InputError, InvalidFile, InvalidSequence
+from helixserve.inputs.records import BadRecord, Record, bad_record
+from helixserve.inputs.sequence import SequenceSchema, validate_sequence
+from helixserve.inputs.table import ColumnSpec, TableRow, read_table
+from helixserve.inputs.textio import (
+    Source,
+    check_head,
+    iter_lines,
+    line_problem,
+    open_source,
+    prefix_line,
+    source_name,
+)
+
+Format = Literal["auto", "fasta", "csv", "tsv", "text"]
+SEQUENCE_COLUMNS = ("sequence", "seq", "dnasequence", "dna_sequence", "dna", "rna", "utr")
+ID_COLUMNS = ("id", "name", "seq_id", "sequence_id", "record_id", "identifier", "header")
+FASTA_EXTENSIONS = (".fa", ".fasta", ".fna", ".ffn", ".fas")
+_DNA_LETTERS = frozenset("ACGTUNacgtun")
+
+
+ReadItem = Record | BadRecord
+
+
+def read_sequences(
+    source: Source,
+    *,
+    format: Format = "auto",
+    sequence_col: str | None = None,
+    id_col: str | None = None,
+) -> Iterator[ReadItem]:
+    """Stream the records of a sequence file; see the module contract."""
+    stream = open_source(source)
+    try:
+        head = check_head(stream)
+        chosen = format if format != "auto" else detect_format(source_name(source), head)
+        lines = iter_lines(stream)
+        if chosen == "fasta":
+            yield from _read_fasta(lines)
+        elif chosen == "text":
+            yield from _read_text(lines)
+        else:
+            yield from _read_delimited(
+                lines, "\t" if chosen == "tsv" else ",", sequence_col, id_col
+            )
+    finally:
+        stream.close()
+
+
+def detect_format(name: str, head: bytes) -> Literal["fasta", "csv", "tsv", "text"]:
+    """Pick a format from the first bytes (a ``>`` means FASTA), then from the extension."""
+    first = next((ln for ln in head.splitlines() if ln.strip()), b"").lstrip(b"\xef\xbb\xbf")
+    lower = name.lower().removesuffix(".gz")
+    if first.startswith(b">") or lower.endswith(FASTA_EXTENSIONS):
+        return "fasta"
+    if lower.endswith((".tsv", ".tab")) or b"\t" in first:
+        return "tsv"
+    if lower.endswith(".csv") or b"," in first:
+        return "csv"
+    return "text"
+
+
+def _read_fasta(lines: Iterator[tuple[int, str]]) -> Iterator[ReadItem]:
+    pending: _PendingFasta | None = None
+    index = 0
+    for number, text in _guard(lines):
+        if isinstance(text, InvalidFile):
+            yield bad_record(text, index + 1, number)
+            return
+        if text.startswith(">"):
+            if pending is not None:
+                yield pending.finish()
+            index += 1
+            pending = _PendingFasta(index, number, text)
+        elif not text.strip() or text.startswith(";"):
+            continue
+        elif pending is None:
+            raise InvalidFile(
+                f"line {number:,} is not a FASTA header: a FASTA file starts with a line such "
+                f"as '>seq1', got '{text[:30]}'. Add a '>name' line above each sequence, or "
+                "upload the file as plain text (one sequence per line).",
+                line=number,
+            )
+        else:
+            pending.add(number, text)
+    if pending is not None:
+        yield pending.finish()
+    elif index == 0:
+        raise InvalidFile("FASTA file has no records: no line starts with '>'.")
+
+
+class _PendingFasta:
+    """A FASTA record being assembled from its header line and sequence lines."""
+
+    def __init__(self, index: int, line: int, header_line: str) -> None:
+        self.index, self.line = index, line
+        parts = header_line[1:].strip().split(maxsplit=1)
+        self.problem = line_problem(header_line)
+        self.id = parts[0] if parts and self.problem is None else None
+        self.description = parts[1] if len(parts) > 1 else ""
+        self.chunks: list[str] = []
+        self.problem_line = line
+
+    def add(self, number: int, text: str) -> None:
+        if self.problem is None:
+            problem = line_problem(text)
+            if problem is not None:
+                self.problem, self.problem_line = problem, number
+        self.chunks.append(text.strip())
+
+    def finish(self) -> ReadItem:
+        if self.problem is not None:
+            error: InputError = InvalidSequence(
+                prefix_line(self.problem, self.problem_line, self.line)
+            )
+        elif not self.chunks:
+            error = InvalidSequence(
+                "FASTA record has no sequence: its header is followed by another header or the "
+                "end of the file. Add the sequence below the header, or delete the header."
+            )
+        else:
+            fields = {"description": self.description} if self.description else {}
+            return Record(self.index, self.line, self.id, "".join(self.chunks), fields)
+        return bad_record(error, self.index, self.line, self.id)
+
+
+def _read_text(lines: Iterator[tuple[int, str]]) -> Iterator[ReadItem]:
+    index = 0
+    for number, text in _guard(lines):
+        if isinstance(text, InvalidFile):
+            yield bad_record(text, index + 1, number)
+            return
+        stripped = text.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if number == 1 and stripped.lower() in SEQUENCE_COLUMNS:
+            continue
+        index += 1
+        problem = line_problem(text)
+        if problem is not None:
+            yield bad_record(InvalidSequence(problem), index, number)
+        else:
+            yield Record(index, number, None, stripped)
+
+
+def _read_delimited(
+    lines: Iterator[tuple[int, str]], delimiter: str, sequence_col: str | None, id_col: str | None
+) -> Iterator[ReadItem]:
+    def columns(header: list[str]) -> ColumnSpec:
+        seq = _resolve(header, sequence_col, SEQUENCE_COLUMNS, "sequence", "--sequence-col")
+        ident = _resolve(header, id_col, ID_COLUMNS, "id", "--id-col", required=id_col is not None)
+        return ColumnSpec(sequence=seq, id=ident)
+
+    for row in read_table(lines, delimiter, columns, headerless_single_column=_looks_like_dna):
+        yield _row_to_item(row)
+
+
+def _row_to_item(row: TableRow | BadRecord) -> ReadItem:
+    if isinstance(row, BadRecord):
+        return row
+    spec = row.spec
+    assert spec.sequence is not None  # resolved by columns(); see _read_delimited
+    sequence = row.values[spec.sequence]
+    ident = row.values[spec.id] if spec.id is not None else None
+    others = {k: v for k, v in row.values.items() if k not in (spec.sequence, spec.id)}
+    return Record(row.index, row.line, ident or None, sequence, others)
+
+
+def _resolve(
+    header: list[str],
+    wanted: str | None,
+    known: tuple[str, ...],
+    what: str,
+    option: str,
+    *,
+    required: bool = True,
+) -> str | None:
+    """Find a column: the one named (case-insensitive), else the first known name, else fail."""
+    lowered = {name.strip().lower(): name for name in header}
+    if wanted is not None:
+        if wanted.strip().lower() in lowered:
+            return lowered[wanted.strip().lower()]
+        raise InvalidFile(
+            f"column '{wanted}' is not in the file; its header has: {', '.join(header)}. "
+            f"Pass one of these as {option}."
+        )
+    for name in known:
+        if name in lowered:
+            return lowered[name]
+    if not required:
+        return None
+    raise InvalidFile(
+        f"no {what} column found: the header has {', '.join(header)}, and none is named "
+        f"{' / '.join(known[:4])}. Name the column with {option}."
+    )
+
+
+def _looks_like_dna(cell: str) -> bool:
+    stripped = cell.strip()
+    return len(stripped) >= 8 and set(stripped) <= _DNA_LETTERS
+
+
+def _guard(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str | InvalidFile]]:
+    """Pass lines through; hand a truncated-file error to the caller as a last item."""
+    try:
+        yield from lines
+    except InvalidFile as err:
+        yield err.line or 0, err
+
+
+def validate_records(items: Iterable[ReadItem], schema: SequenceSchema) -> Iterator[ReadItem]:
+    """Validate each record's sequence; good ones come back normalised, bad ones as BadRecord."""
+    for item in items:
+        if isinstance(item, BadRecord):
+            yield item
+            continue
+        try:
+            sequence = validate_sequence(item.sequence, schema)
+        except InvalidSequence as err:
+            located = err.at(index=item.index, record_id=item.id, line=item.line)
+            yield BadRecord(item.index, item.line, item.id, located)
+        else:
+            yield Record(item.index, item.line, item.id, sequence, item.fields)

@@ -1,0 +1,229 @@
+"""Tabular rows: a schema of named numeric features, per-field validation, streaming file reader.
+
+Contract:
+- :class:`TabularSchema` lists :class:`Feature` s (name, ``int`` or ``float``, optional inclusive
+  ``min``/``max``, help text), the tokens that mean "missing" (``?``, empty, ``NA``, ``NaN`` by
+  default) and whether a model accepts missing values (its pipeline imputes them) or not.
+- :func:`validate_row` takes a mapping from a JSON object or a CSV row (values may be ``str``,
+  ``int``, ``float`` or ``None``) and returns the values in feature order as ``float`` (``None``
+  for a missing value the model accepts), or raises :class:`~helixserve.errors.InvalidRow` whose
+  ``field_errors`` hold one message per bad field: missing, unknown (a likely typo),
+  not a number, not a whole number, not finite, below ``min`` or above ``max``. Booleans are not
+  numbers. ``"5.0"`` is a whole number; ``"5.5"`` is not.
+- :func:`rows_to_array` stacks validated rows into ``float32`` ``(N, n_features)``, NaN = missing.
+- :func:`read_rows` streams a CSV/TSV file (path or binary stream, optionally gzip) of feature
+  rows and yields :class:`FeatureRow` or located :class:`~helixserve.inputs.records.BadRecord`;
+  columns that are not features are kept as ``fields`` (ids, labels) and never validated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+from helixserve.errors import InputError, InvalidFile, InvalidRow
+from helixserve.inputs.records import BadRecord, bad_record
+from helixserve.inputs.table import ColumnSpec, TableRow, read_table
+from helixserve.inputs.textio import Source, check_head, iter_lines, open_source, source_name
+
+
+class Feature(BaseModel):
+    """One numeric input feature of a tabular model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    type: Literal["int", "float"] = "float"
+    min: float | None = None
+    max: float | None = None
+    help: str = ""
+
+    def rule(self) -> str:
+        """The allowed values in words, e.g. ``a whole number from 1 to 10``."""
+        noun = "a whole number" if self.type == "int" else "a number"
+        low, high = _fmt(self.min), _fmt(self.max)
+        if self.min is not None and self.max is not None:
+            return f"{noun} from {low} to {high}"
+        if self.min is not None:
+            return f"{noun} of at least {low}"
+        if self.max is not None:
+            return f"{noun} of at most {high}"
+        return noun
+
+
+class TabularSchema(BaseModel):
+    """The features a tabular model reads, in the order the model expects them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["tabular"] = "tabular"
+    features: list[Feature] = Field(min_length=1)
+    missing_tokens: tuple[str, ...] = ("?", "", "NA", "NaN", "nan")
+    allow_missing: bool = False
+    extra: Literal["forbid", "ignore"] = "forbid"
+
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureRow:
+    """A validated file row: feature values in schema order, plus its other columns."""
+
+    index: int
+    line: int
+    id: str | None
+    values: list[float | None]
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _show(value: object) -> str:
+    if isinstance(value, str):
+        return f"'{value[:40]}'"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+def parse_value(raw: object, feature: Feature, schema: TabularSchema) -> float | None:
+    """Parse one cell; raise :class:`InputError` (with ``field`` set) when it is not allowed."""
+    name, rule = feature.name, feature.rule()
+    if raw is None or (isinstance(raw, str) and raw.strip() in schema.missing_tokens):
+        if schema.allow_missing:
+            return None
+        shown = f" ({_show(raw)})" if isinstance(raw, str) and raw.strip() else ""
+        raise InputError(f"{name} is missing{shown}; this model needs {rule}.", field=name)
+    value = _as_float(raw, name, rule)
+    problem = None
+    if not math.isfinite(value):
+        problem = f"{name} must be a finite number, got {_show(raw)}."
+    elif feature.type == "int" and not value.is_integer():
+        problem = f"{name} must be {rule}, got {_show(raw)}, which is not whole."
+    elif feature.min is not None and value < feature.min:
+        problem = f"{name} is {_fmt(value)}, below the minimum {_fmt(feature.min)}; use {rule}."
+    elif feature.max is not None and value > feature.max:
+        problem = f"{name} is {_fmt(value)}, above the maximum {_fmt(feature.max)}; use {rule}."
+    if problem is not None:
+        raise InputError(problem, field=name)
+    return value
+
+
+def _as_float(raw: object, name: str, rule: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise InputError(f"{name} must be {rule}, got {_show(raw)}.", field=name)
+    try:
+        return float(raw.strip()) if isinstance(raw, str) else float(raw)
+    except (ValueError, OverflowError):
+        raise InputError(
+            f"{name} must be {rule}, got {_show(raw)}, which is not a number.", field=name
+        ) from None
+
+
+def validate_row(row: Mapping[str, object], schema: TabularSchema) -> list[float | None]:
+    """Return the row's feature values in schema order, or raise :class:`InvalidRow`."""
+    errors: list[InputError] = []
+    values: list[float | None] = []
+    for feature in schema.features:
+        if feature.name not in row:
+            errors.append(
+                InputError(
+                    f"{feature.name} is missing from the row; this model needs {feature.rule()}.",
+                    field=feature.name,
+                )
+            )
+            continue
+        try:
+            values.append(parse_value(row[feature.name], feature, schema))
+        except InputError as err:
+            errors.append(err)
+    if schema.extra == "forbid":
+        known = set(schema.names())
+        for key in row:
+            if key not in known:
+                errors.append(
+                    InputError(
+                        f"unknown field '{key}'; this model's fields are: "
+                        f"{', '.join(schema.names())}.",
+                        field=key,
+                    )
+                )
+    if errors:
+        raise _row_error(errors)
+    return values
+
+
+def _row_error(errors: list[InputError]) -> InvalidRow:
+    if len(errors) == 1:
+        return InvalidRow(errors[0].problem, field_errors=errors)
+    joined = "; ".join(e.problem for e in errors)
+    return InvalidRow(f"{len(errors)} fields are not valid: {joined}", field_errors=errors)
+
+
+def rows_to_array(rows: Sequence[Sequence[float | None]]) -> npt.NDArray[np.float32]:
+    """Stack validated rows into float32 ``(N, n_features)``; missing values become NaN."""
+    return np.array(
+        [[math.nan if v is None else v for v in row] for row in rows], dtype=np.float32
+    ).reshape(len(rows), -1)
+
+
+def read_rows(
+    source: Source,
+    schema: TabularSchema,
+    *,
+    delimiter: str | None = None,
+    header: list[str] | None = None,
+    id_col: str | None = None,
+) -> Iterator[FeatureRow | BadRecord]:
+    """Stream and validate feature rows from a CSV/TSV file; see the module contract."""
+    stream = open_source(source)
+    try:
+        head = check_head(stream)
+        sep = delimiter or _sniff_delimiter(source_name(source), head)
+
+        def columns(names: list[str]) -> ColumnSpec:
+            missing = [n for n in schema.names() if n not in names]
+            if missing:
+                raise InvalidFile(
+                    f"the file has no column {', '.join(repr(m) for m in missing)}; its header "
+                    f"has: {', '.join(names)}. This model needs: {', '.join(schema.names())}."
+                )
+            if id_col is not None and id_col not in names:
+                raise InvalidFile(
+                    f"id column '{id_col}' is not in the header ({', '.join(names)})."
+                )
+            return ColumnSpec(id=id_col)
+
+        for row in read_table(iter_lines(stream), sep, columns, header=header):
+            yield row if isinstance(row, BadRecord) else _validate_table_row(row, schema)
+    finally:
+        stream.close()
+
+
+def _validate_table_row(row: TableRow, schema: TabularSchema) -> FeatureRow | BadRecord:
+    ident = row.values.get(row.spec.id) if row.spec.id else None
+    features = set(schema.names())
+    try:
+        values = validate_row({k: v for k, v in row.values.items() if k in features}, schema)
+    except InvalidRow as err:
+        return bad_record(err, row.index, row.line, ident)
+    others = {k: v for k, v in row.values.items() if k not in features}
+    return FeatureRow(row.index, row.line, ident, values, others)
+
+
+def _sniff_delimiter(name: str, head: bytes) -> str:
+    first = head.split(b"\n", 1)[0]
+    if name.lower().removesuffix(".gz").endswith((".tsv", ".tab")) or b"\t" in first:
+        return "\t"
+    return ","

@@ -1,0 +1,144 @@
+"""One-hot and token encoders: shapes, dtypes, flanks, N, inverses and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from helixserve.errors import InvalidSequence, InvalidTensor
+from helixserve.inputs.encoding import (
+    encode_batch,
+    one_hot_decode,
+    one_hot_encode,
+    token_decode,
+    token_encode,
+)
+from helixserve.inputs.sequence import SequenceSchema
+
+dna = st.text(alphabet="ACGTN", min_size=1, max_size=120)
+
+
+def test_one_hot_layout_is_n_4_l_float32_in_acgt_order() -> None:
+    x = one_hot_encode(["ACGTN"])
+    assert x.shape == (1, 4, 5)
+    assert x.dtype == np.float32
+    assert x.flags["C_CONTIGUOUS"]
+    expected = np.array(
+        [[1, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 0]], dtype=np.float32
+    )
+    np.testing.assert_array_equal(x[0], expected)
+
+
+def test_n_is_all_zero_by_default_and_uniform_on_request() -> None:
+    assert one_hot_encode(["N"])[0, :, 0].tolist() == [0, 0, 0, 0]
+    assert one_hot_encode(["N"], n_value=0.25)[0, :, 0].tolist() == [0.25] * 4
+
+
+def test_yeast_flanks_pad_50_to_70() -> None:
+    left, right = "GGGACATCGT", "ATGTCTAAAG"  # 10 positions each side, as the Cuperus model
+    x = one_hot_encode(["A" * 50, "C" * 50], flank_left=left, flank_right=right)
+    assert x.shape == (2, 4, 70)
+    decoded = one_hot_decode(x)
+    assert decoded[0] == left + "A" * 50 + right
+    assert one_hot_decode(x, flank_left=10, flank_right=10) == ["A" * 50, "C" * 50]
+
+
+def test_lower_case_is_encoded_like_upper_case() -> None:
+    np.testing.assert_array_equal(one_hot_encode(["acgt"]), one_hot_encode(["ACGT"]))
+
+
+def test_empty_batch_has_the_flank_width() -> None:
+    assert one_hot_encode([], flank_left="AC").shape == (0, 4, 2)
+
+
+def test_unequal_lengths_are_refused_with_the_offender() -> None:
+    with pytest.raises(InvalidSequence) as info:
+        one_hot_encode(["ACGT", "ACGT", "ACG"])
+    assert str(info.value) == (
+        "record 3: one-hot encoding needs sequences of equal length: this one has 3 nt but the "
+        "first has 4 nt. Pad or trim them to one length, or use a model with variable-length "
+        "(token) input."
+    )
+
+
+@pytest.mark.parametrize(
+    ("bad", "shown"), [("ACRT", "'R'"), ("ACéT", "'é' (U+00E9)"), ("AC-T", "'-'")]
+)
+def test_unencodable_character(bad: str, shown: str) -> None:
+    with pytest.raises(InvalidSequence) as info:
+        one_hot_encode(["ACGT", bad])
+    assert str(info.value) == (
+        f"record 2: cannot encode: position 3 is {shown}; only A, C, G, T, N can be "
+        "encoded. Validate sequences with validate_sequence() first."
+    )
+
+
+def test_bad_flank() -> None:
+    with pytest.raises(InvalidSequence, match="flank_left must contain only A, C, G, T, got 'ACN'"):
+        one_hot_encode(["ACGT"], flank_left="ACN")
+
+
+def test_decode_refuses_wrong_shape_and_non_one_hot() -> None:
+    with pytest.raises(InvalidTensor) as info:
+        one_hot_decode(np.zeros((2, 5, 3), dtype=np.float32))
+    assert str(info.value) == (
+        "one-hot array must have shape (N, 4, L), got (2, 5, 3); the channel axis (A, C, G, T) "
+        "is axis 1."
+    )
+    x = one_hot_encode(["ACGT"])
+    x[0, :, 2] = [0.5, 0.5, 0, 0]
+    with pytest.raises(InvalidTensor) as info:
+        one_hot_decode(x)
+    assert str(info.value) == (
+        "record 1: one-hot array is not one-hot at position 3: values "
+        "[0.5, 0.5, 0.0, 0.0]; each position needs one 1 and three 0s (or four equal values for N)."
+    )
+
+
+def test_tokens_pad_and_truncate() -> None:
+    x = token_encode(["ACGTN", "AC", "ACGTACGT"], 5)
+    assert x.dtype == np.int64
+    assert x.tolist() == [[1, 2, 3, 4, 5], [1, 2, 0, 0, 0], [1, 2, 3, 4, 1]]
+    left = token_encode(["AC", "ACGTACGT"], 5, truncate="left", padding="left")
+    assert left.tolist() == [[0, 0, 0, 1, 2], [4, 1, 2, 3, 4]]
+    assert token_decode(x) == ["ACGTN", "AC", "ACGTA"]
+    assert token_decode(left) == ["AC", "TACGT"]
+
+
+def test_token_errors() -> None:
+    with pytest.raises(InvalidTensor, match="max_length must be at least 1, got 0"):
+        token_encode(["A"], 0)
+    with pytest.raises(InvalidTensor) as info:
+        token_decode(np.array([[1, 2, 9]]))
+    assert str(info.value) == (
+        "record 1: token 9 at position 3 is not a nucleotide token; tokens are "
+        "0 (padding), A=1, C=2, G=3, T=4, N=5."
+    )
+    with pytest.raises(InvalidTensor, match=r"token array must have shape \(N, L\), got \(3,\)"):
+        token_decode(np.array([1, 2, 3]))
+
+
+def test_encode_batch_follows_the_schema() -> None:
+    onehot = SequenceSchema(length=4, flank_left="GG", flank_right="T")
+    assert encode_batch(["ACGT"], onehot).shape == (1, 4, 7)
+    tokens = SequenceSchema(max_length=10, encoding="tokens", pad_to=6)
+    assert encode_batch(["ACGT"], tokens).tolist() == [[1, 2, 3, 4, 0, 0]]
+
+
+equal_length_batches = st.integers(min_value=1, max_value=60).flatmap(
+    lambda n: st.lists(st.text(alphabet="ACGTN", min_size=n, max_size=n), min_size=1, max_size=8)
+)
+
+
+@given(equal_length_batches)
+def test_one_hot_round_trip(seqs: list[str]) -> None:
+    for n_value in (0.0, 0.25):
+        assert one_hot_decode(one_hot_encode(seqs, n_value=n_value)) == seqs
+
+
+@given(st.lists(dna, min_size=1, max_size=10), st.integers(min_value=1, max_value=150))
+def test_token_round_trip(seqs: list[str], max_length: int) -> None:
+    decoded = token_decode(token_encode(seqs, max_length))
+    assert decoded == [s[:max_length] for s in seqs]
