@@ -13,8 +13,9 @@ Contract:
 
 from __future__ import annotations
 
-import copy
-from typing import Self
+from typing import Self, TypeVar
+
+_E = TypeVar("_E", bound="InputError")
 
 
 class HelixError(Exception):
@@ -61,11 +62,23 @@ class InputError(HelixError):
 
     def at(self, *, index: int | None, record_id: str | None, line: int | None) -> Self:
         """Return a copy of this error located at a record of a file."""
-        located = copy.copy(self)
+        located = _blank(type(self), self.__dict__)
         located.index, located.record_id, located.line = index, record_id, line
         located.message = located._compose()
         located.args = (located.message,)
         return located
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle by state (keyword-only constructors cannot be rebuilt from ``args``)."""
+        return (_blank, (type(self), self.__dict__))
+
+
+def _blank(cls: type[_E], state: dict[str, object]) -> _E:
+    """An instance of ``cls`` with ``state``, made without calling ``__init__``."""
+    made = cls.__new__(cls)
+    made.__dict__.update(state)
+    made.args = (state.get("message", ""),)
+    return made
 
 
 class InvalidSequence(InputError):

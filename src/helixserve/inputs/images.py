@@ -74,14 +74,14 @@ def _open(data: bytes, schema: ImageSchema, max_pixels: int, field: str) -> Imag
     allowed = ", ".join(schema.formats)
     try:
         image = Image.open(io.BytesIO(data), formats=list(schema.formats))
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-        OSError,
-        ValueError,
-        SyntaxError,
-    ) as err:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise InvalidImage(
+            f"image is too large to decode safely ({_reason(err)}); this looks like a "
+            f"decompression bomb or a huge scan. Downscale it to about {schema.width} x "
+            f"{schema.height} pixels.",
+            field=field,
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
         raise InvalidImage(
             f"file is not a readable image in an accepted format ({allowed}): {_reason(err)}. "
             "Export it as PNG, JPEG or TIFF and upload it again.",

@@ -5,11 +5,11 @@ Contract:
   ``min``/``max``, help text), the tokens that mean "missing" (``?``, empty, ``NA``, ``NaN`` by
   default) and whether a model accepts missing values (its pipeline imputes them) or not.
 - :func:`validate_row` takes a mapping from a JSON object or a CSV row (values may be ``str``,
-  ``int``, ``float`` or ``None``) and returns the values in feature order as ``float`` (``None``
-  for a missing value the model accepts), or raises :class:`~helixserve.errors.InvalidRow` whose
-  ``field_errors`` hold one message per bad field: missing, unknown (a likely typo),
-  not a number, not a whole number, not finite, below ``min`` or above ``max``. Booleans are not
-  numbers. ``"5.0"`` is a whole number; ``"5.5"`` is not.
+  ``int``, ``float`` or ``None``; ``None`` and float NaN count as missing) and returns the values
+  in feature order as ``float`` (``None`` for a missing value the model accepts), or raises
+  :class:`~helixserve.errors.InvalidRow` whose ``field_errors`` hold one message per bad field:
+  missing, unknown (a likely typo), not a number, not a whole number, not finite, below ``min``
+  or above ``max``. Booleans are not numbers. ``"5.0"`` is a whole number; ``"5.5"`` is not.
 - :func:`rows_to_array` stacks validated rows into ``float32`` ``(N, n_features)``, NaN = missing.
 - :func:`read_rows` streams a CSV/TSV file (path or binary stream, optionally gzip) of feature
   rows and yields :class:`FeatureRow` or located :class:`~helixserve.inputs.records.BadRecord`;
@@ -100,7 +100,7 @@ def _show(value: object) -> str:
 def parse_value(raw: object, feature: Feature, schema: TabularSchema) -> float | None:
     """Parse one cell; raise :class:`InputError` (with ``field`` set) when it is not allowed."""
     name, rule = feature.name, feature.rule()
-    if raw is None or (isinstance(raw, str) and raw.strip() in schema.missing_tokens):
+    if _is_missing(raw, schema):
         if schema.allow_missing:
             return None
         shown = f" ({_show(raw)})" if isinstance(raw, str) and raw.strip() else ""
@@ -118,6 +118,14 @@ def parse_value(raw: object, feature: Feature, schema: TabularSchema) -> float |
     if problem is not None:
         raise InputError(problem, field=name)
     return value
+
+
+def _is_missing(raw: object, schema: TabularSchema) -> bool:
+    if raw is None:
+        return True
+    if isinstance(raw, float):
+        return math.isnan(raw)
+    return isinstance(raw, str) and raw.strip() in schema.missing_tokens
 
 
 def _as_float(raw: object, name: str, rule: str) -> float:
@@ -167,15 +175,15 @@ def validate_row(row: Mapping[str, object], schema: TabularSchema) -> list[float
 def _row_error(errors: list[InputError]) -> InvalidRow:
     if len(errors) == 1:
         return InvalidRow(errors[0].problem, field_errors=errors)
-    joined = "; ".join(e.problem for e in errors)
+    joined = " ".join(f"({i}) {e.problem}" for i, e in enumerate(errors, start=1))
     return InvalidRow(f"{len(errors)} fields are not valid: {joined}", field_errors=errors)
 
 
 def rows_to_array(rows: Sequence[Sequence[float | None]]) -> npt.NDArray[np.float32]:
     """Stack validated rows into float32 ``(N, n_features)``; missing values become NaN."""
-    return np.array(
-        [[math.nan if v is None else v for v in row] for row in rows], dtype=np.float32
-    ).reshape(len(rows), -1)
+    if not rows:
+        return np.empty((0, 0), dtype=np.float32)
+    return np.array([[math.nan if v is None else v for v in row] for row in rows], dtype=np.float32)
 
 
 def read_rows(

@@ -1,0 +1,125 @@
+"""The command line: help, version, commands that are not there yet, and ``validate``."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from helixserve import __version__
+from helixserve.cli.app import app
+from tests.conftest import write
+
+runner = CliRunner()
+EXAMPLE = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "examples" / "primers.fasta"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real entry point in a subprocess (as a user would), capturing both streams."""
+    return subprocess.run(
+        [sys.executable, "-m", "helixserve", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout == f"helixserve {__version__}\n"
+
+
+def test_help_lists_every_design_command() -> None:
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for command in ("serve", "train", "predict", "models", "quickstart", "bench", "validate"):
+        assert f" {command} " in result.output
+    models = runner.invoke(app, ["models", "--help"], env={"COLUMNS": "200"})
+    for command in ("list", "show", "push", "pull", "promote"):
+        assert f" {command} " in models.output
+
+
+@pytest.mark.parametrize(
+    ("args", "issue", "layer"),
+    [
+        (["serve", "--port", "9000"], 5, "the serving layer"),
+        (["train", "dna-binary"], 4, "the training layer"),
+        (["predict", "m", "in.csv"], 7, "batch scoring"),
+        (["quickstart"], 5, "the zoo and the serving layer"),
+        (["bench"], 5, "the serving benchmarks"),
+        (["models", "list"], 3, "the model store"),
+        (["models", "promote", "m@2", "production"], 3, "the model store"),
+    ],
+)
+def test_commands_not_yet_built_say_so_and_fail(args: list[str], issue: int, layer: str) -> None:
+    result = run_cli(*args)
+    name = " ".join(a for a in args[:2] if args[0] == "models") or args[0]
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"Error: `helixserve {name}` is not available yet: it arrives with {layer} "
+        f"(issue #{issue}). Run `helixserve --help` to see what works today.\n"
+    )
+
+
+def test_validate_reports_bad_records() -> None:
+    result = run_cli("validate", str(EXAMPLE), "--length", "50")
+    assert result.returncode == 0, result.stderr
+    assert "10 records checked against exactly 50 nt, letters A, C, G, T" in result.stdout
+    assert "6 valid, 4 invalid" in result.stdout
+    assert "typo_1" in result.stdout and "position 31 is 'F'" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_validate_writes_every_error_with_formula_cells_neutralised(tmp_path: Path) -> None:
+    data = write(tmp_path / "x.csv", "id,sequence\n=cmd,ACGTZ\n+ok,ACGT\n@x,\n")
+    out = tmp_path / "errors.csv"
+    result = runner.invoke(app, ["validate", str(data), "--errors", str(out), "--strict"])
+    assert result.exit_code == 1
+    with out.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert rows == [
+        ["record", "id", "line", "message"],
+        [
+            "1",
+            "'=cmd",
+            "2",
+            "DNA sequence is not valid DNA: position 5 is 'Z'. Only the letters "
+            "A, C, G, T are allowed; remove it or correct the typo.",
+        ],
+        [
+            "3",
+            "'@x",
+            "4",
+            "DNA sequence is empty: enter a sequence of any length using the letters A, C, G, T.",
+        ],
+    ]
+
+
+def test_validate_unreadable_file_is_a_one_line_error(tmp_path: Path) -> None:
+    result = run_cli("validate", str(write(tmp_path / "e.fa", "")))
+    assert result.returncode == 1
+    assert result.stderr == (
+        "Error: file is empty: it has no records. Upload a FASTA, CSV/TSV or "
+        "one-sequence-per-line text file (optionally gzip-compressed).\n"
+    )
+
+
+def test_validate_missing_column(tmp_path: Path) -> None:
+    data = write(tmp_path / "x.csv", "id,dna\na,ACGT\n")
+    result = run_cli("validate", str(data), "--sequence-col", "seq")
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "Error: column 'seq' is not in the file; its header has: id, dna."
+    )
+
+
+def test_usage_error_is_typers() -> None:
+    result = runner.invoke(app, ["validate"])
+    assert result.exit_code == 2
