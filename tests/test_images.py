@@ -11,7 +11,12 @@ import pytest
 from PIL import Image
 
 from helixserve.errors import InvalidImage
-from helixserve.inputs.images import ImageSchema, decode_image
+from helixserve.inputs.images import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    ImageSchema,
+    decode_image,
+)
 
 GREY = ImageSchema(width=8, height=6, channels=1, resize=False)
 
@@ -27,9 +32,14 @@ def gradient(width: int = 8, height: int = 6) -> Image.Image:
     return Image.fromarray(pixels, mode="L")
 
 
-def refusal(data: bytes, schema: ImageSchema = GREY, **kwargs: int) -> str:
+def refusal(
+    data: bytes,
+    schema: ImageSchema = GREY,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> str:
     with pytest.raises(InvalidImage) as info:
-        decode_image(data, schema, **kwargs)
+        decode_image(data, schema, max_bytes=max_bytes, max_pixels=max_pixels)
     assert info.value.field == "image"
     return str(info.value)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ TUMOUR = TabularSchema(features=[Feature(name=n, type="int", min=1, max=10) for 
 GOOD = dict.fromkeys(NAMES, 5)
 
 
-def row_error(row: dict[str, object], schema: TabularSchema = TUMOUR) -> InvalidRow:
+def row_error(row: Mapping[str, object], schema: TabularSchema = TUMOUR) -> InvalidRow:
     with pytest.raises(InvalidRow) as info:
         validate_row(row, schema)
     return info.value
