@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import gzip
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from helixserve.store import ModelStore, S3Options
+from tests.support.s3server import READ_WRITE, S3Server, seaweedfs
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = Path(__file__).resolve().parent / "files"
@@ -35,3 +40,36 @@ def write(path: Path, data: bytes | str, *, gz: bool = False) -> Path:
     raw = data.encode("utf-8") if isinstance(data, str) else data
     path.write_bytes(gzip.compress(raw) if gz else raw)
     return path
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One real SeaweedFS S3 server for the session, with a ``models`` bucket."""
+    import s3fs
+
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        fs = s3fs.S3FileSystem(
+            key=READ_WRITE[0],
+            secret=READ_WRITE[1],
+            skip_instance_cache=True,
+            client_kwargs={"endpoint_url": server.endpoint, "region_name": "us-east-1"},
+        )
+        fs.mkdir("models")
+        yield server
+
+
+def s3_options(server: S3Server, credentials: tuple[str, str] = READ_WRITE) -> S3Options:
+    return S3Options(
+        endpoint_url=server.endpoint, region="us-east-1", key=credentials[0], secret=credentials[1]
+    )
+
+
+@pytest.fixture(params=["file", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ModelStore:
+    """An empty model store: a local folder, or a fresh prefix in the real S3 server."""
+    cache = tmp_path / "cache"
+    if request.param == "file":
+        return ModelStore.open(str(tmp_path / "store"), cache_dir=cache)
+    server = request.getfixturevalue("s3_server")
+    uri = f"s3://models/{uuid.uuid4().hex}"
+    return ModelStore.open(uri, s3=s3_options(server), cache_dir=cache)

@@ -126,3 +126,39 @@ def describe_location(index: int | None, record_id: str | None, line: int | None
     if line is not None:
         parts.append(f"line {line:,}")
     return ", ".join(parts)
+
+
+class StoreError(HelixError):
+    """A model store operation failed (base class)."""
+
+
+class InvalidName(StoreError):
+    """A model name, version or alias is not allowed (e.g. ``..``, ``/`` or control characters)."""
+
+
+class ModelNotFound(StoreError):
+    """No model, version or alias of that name in the store."""
+
+
+class IntegrityError(StoreError):
+    """A bundle file's sha256 does not match its manifest: corrupted or truncated."""
+
+
+class ManifestError(StoreError):
+    """A manifest is missing, not valid JSON, or does not match the bundle contract."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached (network, endpoint, credentials)."""
+
+
+class StorePermissionError(StoreError):
+    """The store refused a write: e.g. read-only credentials."""
+
+
+class VersionConflict(StoreError):
+    """A version or alias operation conflicts with the store's state (e.g. alias points at it)."""
+
+
+class ModelLoadError(HelixError):
+    """A bundle's model cannot be loaded or does not match its manifest's schema."""

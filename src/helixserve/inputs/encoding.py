@@ -85,13 +85,8 @@ def one_hot_encode(
         width = len(flank_left) + len(flank_right)
         return np.zeros((0, 4, width), dtype=np.float32)
     first = len(sequences[0])
-    table = np.zeros((5, 4), dtype=np.float32)
-    table[:4] = np.eye(4, dtype=np.float32)
-    table[4] = n_value
-    left, right = _flank_codes(flank_left, "flank_left"), _flank_codes(flank_right, "flank_right")
-    codes = np.empty((n, len(left) + first + len(right)), dtype=np.uint8)
-    codes[:, : len(left)] = left
-    codes[:, codes.shape[1] - len(right) :] = right
+    codes = _with_flanks(n, first, flank_left, flank_right)
+    start = len(flank_left)
     for i, sequence in enumerate(sequences):
         if len(sequence) != first:
             raise InvalidSequence(
@@ -100,8 +95,64 @@ def one_hot_encode(
                 "length, or use a model with variable-length (token) input.",
                 index=i + 1,
             )
-        codes[i, len(left) : len(left) + first] = _codes(sequence, i)
+        codes[i, start : start + first] = _codes(sequence, i)
+    return _one_hot_from_codes(codes, n_value)
+
+
+def _with_flanks(n: int, length: int, flank_left: str, flank_right: str) -> npt.NDArray[np.uint8]:
+    """An ``(n, flanks + length)`` code array with the flanks filled in."""
+    left, right = _flank_codes(flank_left, "flank_left"), _flank_codes(flank_right, "flank_right")
+    codes = np.empty((n, len(left) + length + len(right)), dtype=np.uint8)
+    codes[:, : len(left)] = left
+    codes[:, codes.shape[1] - len(right) :] = right
+    return codes
+
+
+def _one_hot_from_codes(codes: npt.NDArray[np.uint8], n_value: float) -> npt.NDArray[np.float32]:
+    table = np.zeros((5, 4), dtype=np.float32)
+    table[:4] = np.eye(4, dtype=np.float32)
+    table[4] = n_value
     return np.ascontiguousarray(table[codes].transpose(0, 2, 1))
+
+
+def _fast_table(alphabet: str, rna_to_dna: bool) -> npt.NDArray[np.uint8]:
+    table = np.full(256, _INVALID, dtype=np.uint8)
+    for letter in alphabet + ("U" if rna_to_dna else ""):
+        code = "ACGTN".index("T" if letter == "U" else letter)
+        table[ord(letter)] = table[ord(letter.lower())] = code
+    return table
+
+
+_FAST_TABLES = {
+    (alphabet, rna): _fast_table(alphabet, rna)
+    for alphabet in ("ACGT", "ACGTN")
+    for rna in (False, True)
+}
+
+
+def fast_encode(items: Sequence[object], schema: SequenceSchema) -> npt.NDArray[np.float32] | None:
+    """Validate and one-hot encode a whole batch in one vectorised pass, or return ``None``.
+
+    It succeeds only when every item is already a clean sequence for ``schema`` (a ``str`` of the
+    exact length, letters of the alphabet in any case, U when RNA is accepted, no whitespace);
+    the result then equals ``encode_batch([validate_sequence(s) ...])``. Otherwise the caller
+    validates item by item, which gives each bad item its exact message.
+    """
+    length = schema.length
+    if schema.encoding != "onehot" or length is None:
+        return None
+    if not all(type(s) is str and len(s) == length for s in items):
+        return None
+    try:
+        raw = "".join(items).encode("ascii")  # type: ignore[arg-type]
+    except UnicodeEncodeError:
+        return None
+    codes = _FAST_TABLES[(schema.alphabet, schema.rna_to_dna)][np.frombuffer(raw, dtype=np.uint8)]
+    if (codes == _INVALID).any():
+        return None
+    full = _with_flanks(len(items), length, schema.flank_left, schema.flank_right)
+    full[:, len(schema.flank_left) : len(schema.flank_left) + length] = codes.reshape(-1, length)
+    return _one_hot_from_codes(full, 0.0)
 
 
 def one_hot_decode(

@@ -1,0 +1,126 @@
+"""The bundle manifest (``manifest.json``): the contract between training and everything else.
+
+Contract:
+- :class:`Manifest` is a pydantic model: manifest ``format_version``, name, integer version, task
+  (``binary`` / ``multiclass`` / ``regression``), input schema (a ``SequenceSchema``,
+  ``TabularSchema`` or ``ImageSchema`` from :mod:`helixserve.inputs`, told apart by ``kind``),
+  the ONNX input name,
+  the output schema (labels, units, threshold, ONNX output name), metrics, training-data sha256,
+  creation time, library versions, and the sha256 of every other file of the bundle.
+- :func:`parse_manifest` reads bytes and raises :class:`~helixserve.errors.ManifestError` naming
+  the first bad field, or saying that the manifest was written by a newer helixserve (format
+  version above :data:`FORMAT_VERSION`) and how to fix that.
+- File paths in ``files`` are relative POSIX paths without ``..``: a manifest cannot point outside
+  its bundle.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from helixserve.errors import ManifestError
+from helixserve.inputs.images import ImageSchema
+from helixserve.inputs.sequence import SequenceSchema
+from helixserve.inputs.tabular import TabularSchema
+from helixserve.store.names import check_name
+
+FORMAT_VERSION = 1
+Task = Literal["binary", "multiclass", "regression"]
+InputSchema = Annotated[SequenceSchema | TabularSchema | ImageSchema, Field(discriminator="kind")]
+_SHA256 = r"^[0-9a-f]{64}$"
+
+
+class OutputSchema(BaseModel):
+    """How to read the model's output tensor."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    labels: list[str] | None = Field(
+        default=None, description="class labels, in output order (binary: [negative, positive])"
+    )
+    units: str | None = Field(default=None, description="unit of a regression value")
+    threshold: float = Field(default=0.5, gt=0, lt=1, description="binary decision threshold")
+    onnx_output: str | None = Field(default=None, description="ONNX output name; default: first")
+
+
+class Manifest(BaseModel):
+    """``manifest.json`` of a bundle."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format_version: int = FORMAT_VERSION
+    name: str
+    version: int = Field(ge=1)
+    task: Task
+    description: str = ""
+    input: InputSchema
+    onnx_input: str = "input"
+    output: OutputSchema = OutputSchema()
+    metrics: dict[str, float] = Field(default_factory=dict)
+    training_data_sha256: str | None = Field(default=None, pattern=_SHA256)
+    created: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    library_versions: dict[str, str] = Field(default_factory=dict)
+    files: dict[str, Annotated[str, Field(pattern=_SHA256)]] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        return check_name(value)
+
+    @field_validator("files")
+    @classmethod
+    def _safe_paths(cls, files: dict[str, str]) -> dict[str, str]:
+        for path in files:
+            parts = path.split("/")
+            if path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
+                raise ValueError(f"file path {path!r} must be relative, without '..' or '\\'")
+            if path == "manifest.json":
+                raise ValueError("manifest.json cannot list itself")
+        return files
+
+    @model_validator(mode="after")
+    def _labels_match_task(self) -> Self:
+        labels = self.output.labels
+        if self.task == "binary" and (labels is None or len(labels) != 2):
+            raise ValueError("a binary model needs exactly 2 output labels [negative, positive]")
+        if self.task == "multiclass" and (labels is None or len(labels) < 2):
+            raise ValueError("a multiclass model needs 2 or more output labels")
+        if self.task == "regression" and labels is not None:
+            raise ValueError("a regression model has no output labels (use 'units')")
+        if "model.onnx" not in self.files:
+            raise ValueError("files must include model.onnx")
+        return self
+
+    def to_json(self) -> bytes:
+        """Canonical JSON bytes (sorted keys, 2-space indent, trailing newline)."""
+        data = self.model_dump(mode="json")
+        return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def parse_manifest(data: bytes, where: str = "manifest.json") -> Manifest:
+    """Parse and validate manifest bytes; see the module contract."""
+    try:
+        raw = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ManifestError(f"{where} is not valid JSON ({err}); the bundle is damaged.") from None
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{where} must hold a JSON object, got {type(raw).__name__}.")
+    version = raw.get("format_version", FORMAT_VERSION)
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise ManifestError(
+            f"{where} has manifest format {version}, newer than this helixserve understands "
+            f"({FORMAT_VERSION}); upgrade helixserve to read this model."
+        )
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ManifestError(
+            f"{where} is not a valid manifest: {field}: {first['msg']} "
+            f"({err.error_count()} problem{'s' if err.error_count() != 1 else ''} in all)."
+        ) from None

@@ -1,0 +1,321 @@
+"""ModelStore: versioned, integrity-checked bundles on a local disk or S3, with movable aliases.
+
+Layout under the store's root (the same on a disk and in a bucket)::
+
+    <name>/versions/<v>/manifest.json     written last: its presence makes version v visible
+    <name>/versions/<v>/model.onnx, card.md, history.json, plots/...
+    <name>/claims/<v>                      exclusive-create marker: version v is taken, forever
+    <name>/aliases/<alias>.json            {"version": v}, replaced in one write
+
+Contract:
+- :meth:`ModelStore.publish` claims the next free version with an exclusive create (two
+  concurrent publishes of one name get two distinct versions), writes the files, then the manifest;
+  a reader never sees a half-written version. Version numbers are never reused, even after delete.
+- :meth:`resolve` accepts ``name`` (the ``production`` alias if set, else the latest version),
+  ``name@3`` and ``name@alias``; unknown ones raise :class:`~helixserve.errors.ModelNotFound`
+  listing what exists.
+- :meth:`pull` copies a version into a local cache keyed by the manifest's sha256, verifying every
+  file while copying; a corrupted or truncated file raises
+  :class:`~helixserve.errors.IntegrityError` naming it with both hashes and leaves every other
+  cached version untouched. Cached copies are re-verified on every pull.
+- :meth:`delete` refuses a version an alias points to unless ``force`` (which removes the aliases).
+- Read-only credentials suffice for list / show / resolve / pull; writes with them raise
+  :class:`~helixserve.errors.StorePermissionError`. Names are validated before any path is made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from helixserve.errors import IntegrityError, InvalidName, ModelNotFound, VersionConflict
+from helixserve.store.bundle import sha256_bytes, verify_dir, verify_file
+from helixserve.store.fs import Location, S3Options, open_location, translating
+from helixserve.store.manifest import Manifest, parse_manifest
+from helixserve.store.names import Ref, check_alias, check_name, check_version, parse_ref
+
+DEFAULT_ALIAS = "production"
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "helixserve" / "bundles"
+
+
+@dataclass(frozen=True)
+class LocalBundle:
+    """A verified copy of a bundle on local disk."""
+
+    path: Path
+    manifest: Manifest
+
+    @property
+    def label(self) -> str:
+        return f"{self.manifest.name}@{self.manifest.version}"
+
+
+class ModelStore:
+    """Versioned model bundles in one location; see the module contract."""
+
+    def __init__(self, location: Location, cache_dir: Path | None = None) -> None:
+        self.location = location
+        self.cache_dir = cache_dir or default_cache_dir()
+
+    @classmethod
+    def open(
+        cls, uri: str, *, s3: S3Options | None = None, cache_dir: Path | None = None
+    ) -> ModelStore:
+        return cls(open_location(uri, s3), cache_dir)
+
+    @property
+    def uri(self) -> str:
+        return self.location.uri
+
+    # --- layout ---------------------------------------------------------------------------------
+
+    def _version_dir(self, name: str, version: int) -> str:
+        return self.location.path(name, "versions", str(version))
+
+    def _manifest_path(self, name: str, version: int) -> str:
+        return self._version_dir(name, version) + "/manifest.json"
+
+    def _alias_path(self, name: str, alias: str) -> str:
+        return self.location.path(name, "aliases", f"{alias}.json")
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def list_models(self) -> list[str]:
+        """Names of the models that have at least one visible version."""
+        with translating("list models", self.location):
+            names = self.location.list_names(self.location.root)
+        return [n for n in names if _is_name(n) and self.versions(n)]
+
+    def versions(self, name: str) -> list[int]:
+        """Visible versions of ``name``, ascending (``[]`` if none)."""
+        check_name(name)
+        pattern = self.location.path(name, "versions", "*", "manifest.json")
+        with translating(f"list the versions of {name}", self.location):
+            found = self.location.fs.glob(pattern)
+        numbers = {str(p).rstrip("/").split("/")[-2] for p in found}
+        return sorted(int(n) for n in numbers if n.isdigit())
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """Aliases of ``name`` and the versions they point to."""
+        check_name(name)
+        folder = self.location.path(name, "aliases")
+        with translating(f"list the aliases of {name}", self.location):
+            files = self.location.list_names(folder)
+        result: dict[str, int] = {}
+        for file in files:
+            alias = file.removesuffix(".json")
+            if file.endswith(".json") and _is_name(alias):
+                version = self._read_alias(name, alias)
+                if version is not None:
+                    result[alias] = version
+        return result
+
+    def _read_alias(self, name: str, alias: str) -> int | None:
+        try:
+            with translating(f"read alias {name}@{alias}", self.location):
+                raw = json.loads(self.location.read(self._alias_path(name, alias)))
+        except FileNotFoundError:
+            return None
+        except json.JSONDecodeError:
+            raise ModelNotFound(f"alias {name}@{alias} is damaged; set it again.") from None
+        version = raw.get("version") if isinstance(raw, dict) else None
+        return version if isinstance(version, int) else None
+
+    def resolve(self, ref: str | Ref) -> int:
+        """The version a reference points to; see the module contract."""
+        parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        versions = self.versions(parsed.name)
+        if not versions:
+            raise ModelNotFound(self._no_model_message(parsed.name))
+        if parsed.version is not None:
+            if parsed.version not in versions:
+                raise ModelNotFound(
+                    f"{parsed.name} has no version {parsed.version}; its versions are "
+                    f"{_join(versions)}."
+                )
+            return parsed.version
+        if parsed.alias is None:
+            target = self._read_alias(parsed.name, DEFAULT_ALIAS)
+            return target if target in versions else versions[-1]
+        target = self._read_alias(parsed.name, parsed.alias)
+        if target is None:
+            known = self.aliases(parsed.name)
+            raise ModelNotFound(
+                f"{parsed.name} has no alias '{parsed.alias}'; its aliases are "
+                f"{_join(sorted(known)) if known else '(none)'}."
+            )
+        if target not in versions:
+            raise ModelNotFound(
+                f"alias {parsed.name}@{parsed.alias} points to version {target}, which no longer "
+                f"exists; promote another version ({_join(versions)})."
+            )
+        return target
+
+    def _no_model_message(self, name: str) -> str:
+        models = self.list_models()
+        known = _join(models) if models else "(the store is empty)"
+        return f"no model named '{name}' in the store {self.uri}; models: {known}."
+
+    def manifest(self, ref: str | Ref) -> Manifest:
+        """The manifest of the version ``ref`` resolves to."""
+        parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        version = self.resolve(parsed)
+        return self._read_manifest(parsed.name, version)[0]
+
+    def _read_manifest(self, name: str, version: int) -> tuple[Manifest, bytes]:
+        with translating(f"read {name}@{version}", self.location):
+            data = self.location.read(self._manifest_path(name, version))
+        manifest = parse_manifest(data, where=f"manifest.json of {name}@{version}")
+        if (manifest.name, manifest.version) != (name, version):
+            raise IntegrityError(
+                f"manifest.json of {name}@{version} describes {manifest.name}@{manifest.version}; "
+                "the store was edited by hand. Publish the model again."
+            )
+        return manifest, data
+
+    # --- writing --------------------------------------------------------------------------------
+
+    def publish(self, manifest: Manifest, files: Mapping[str, bytes]) -> Manifest:
+        """Publish ``files`` (path -> bytes) as the next version of ``manifest.name``."""
+        name = check_name(manifest.name)
+        _check_files(manifest, files)
+        with translating(f"publish {name}", self.location):
+            version = self._claim_next(name)
+            final = manifest.model_copy(update={"version": version})
+            folder = self._version_dir(name, version)
+            for relative, data in sorted(files.items()):
+                self.location.write(f"{folder}/{relative}", data)
+            self.location.write(self._manifest_path(name, version), final.to_json())
+        return final
+
+    def _claim_next(self, name: str) -> int:
+        claims = self.location.path(name, "claims")
+        taken = [int(n) for n in self.location.list_names(claims) if n.isdigit()]
+        candidate = max([0, *taken, *self.versions(name)]) + 1
+        token = uuid.uuid4().hex.encode()
+        while not self.location.create_exclusive(f"{claims}/{candidate}", token):
+            candidate += 1
+        return candidate
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        """Point ``name@alias`` at ``version`` (one atomic write)."""
+        check_name(name)
+        check_alias(alias)
+        version = check_version(version)
+        self.resolve(Ref(name, version=version))
+        body = json.dumps({"version": version}).encode()
+        with translating(f"move alias {name}@{alias}", self.location):
+            self.location.write(self._alias_path(name, alias), body)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        check_name(name)
+        check_alias(alias)
+        with translating(f"delete alias {name}@{alias}", self.location):
+            self.location.fs.rm(self._alias_path(name, alias))
+
+    def delete(self, name: str, version: int, *, force: bool = False) -> None:
+        """Delete a version (its number is never reused); see the module contract."""
+        self.resolve(Ref(check_name(name), version=check_version(version)))
+        pointing = sorted(a for a, v in self.aliases(name).items() if v == version)
+        if pointing and not force:
+            raise VersionConflict(
+                f"{name}@{version} is what alias {_join(pointing)} points to; promote another "
+                "version first, or delete with --force (which removes the alias too)."
+            )
+        with translating(f"delete {name}@{version}", self.location):
+            for alias in pointing:
+                self.location.fs.rm(self._alias_path(name, alias))
+            self.location.fs.rm(self._manifest_path(name, version))
+            self.location.fs.rm(self._version_dir(name, version), recursive=True)
+
+    # --- copying --------------------------------------------------------------------------------
+
+    def read_files(self, ref: str | Ref) -> tuple[Manifest, dict[str, bytes]]:
+        """The manifest and verified file contents of a version."""
+        parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        manifest = self.manifest(parsed)
+        label = f"{manifest.name}@{manifest.version}"
+        folder = self._version_dir(manifest.name, manifest.version)
+        files: dict[str, bytes] = {}
+        for relative, expected in manifest.files.items():
+            data = self._read_bundle_file(folder, relative, label)
+            verify_file(label, relative, expected, sha256_bytes(data))
+            files[relative] = data
+        return manifest, files
+
+    def _read_bundle_file(self, folder: str, relative: str, label: str) -> bytes:
+        try:
+            with translating(f"read {relative} of {label}", self.location):
+                return self.location.read(f"{folder}/{relative}")
+        except FileNotFoundError:
+            raise IntegrityError(
+                f"{relative} of {label} is missing from the store; publish the model again."
+            ) from None
+
+    def copy_to(self, other: ModelStore, ref: str | Ref) -> Manifest:
+        """Publish a verified copy of ``ref`` into ``other`` as its next version."""
+        manifest, files = self.read_files(ref)
+        return other.publish(manifest, files)
+
+    def pull(self, ref: str | Ref) -> LocalBundle:
+        """A verified local copy of ``ref`` (from the cache when it is there and intact)."""
+        parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        version = self.resolve(parsed)
+        manifest, raw = self._read_manifest(parsed.name, version)
+        target = self.cache_dir / sha256_bytes(raw)
+        label = f"{manifest.name}@{manifest.version}"
+        if (target / "manifest.json").is_file():
+            try:
+                verify_dir(target, manifest, label)
+                return LocalBundle(target, manifest)
+            except IntegrityError:
+                shutil.rmtree(target, ignore_errors=True)  # damaged cache: fetch again below
+        _, files = self.read_files(Ref(parsed.name, version=version))
+        _install(target, {**files, "manifest.json": raw})
+        return LocalBundle(target, manifest)
+
+
+def _install(target: Path, files: Mapping[str, bytes]) -> None:
+    """Write files into a temporary folder, then rename it into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".tmp-{uuid.uuid4().hex}"
+    for relative, data in files.items():
+        path = staging / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    try:
+        staging.rename(target)
+    except OSError:  # another process installed the same bundle first
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_files(manifest: Manifest, files: Mapping[str, bytes]) -> None:
+    listed, given = set(manifest.files), set(files)
+    if listed != given:
+        raise IntegrityError(
+            f"the manifest of {manifest.name} lists {_join(sorted(listed))} but the files given "
+            f"are {_join(sorted(given))}; build the manifest with make_manifest()."
+        )
+    for relative, data in files.items():
+        verify_file(manifest.name, relative, manifest.files[relative], sha256_bytes(data))
+
+
+def _is_name(text: str) -> bool:
+    try:
+        check_name(text)
+    except InvalidName:
+        return False
+    return True
+
+
+def _join(items: list[int] | list[str]) -> str:
+    return ", ".join(str(i) for i in items)
