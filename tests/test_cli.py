@@ -123,3 +123,29 @@ def test_validate_missing_column(tmp_path: Path) -> None:
 def test_usage_error_is_typers() -> None:
     result = runner.invoke(app, ["validate"])
     assert result.exit_code == 2
+
+
+def test_validate_prints_ids_with_brackets_literally(tmp_path: Path) -> None:
+    data = write(tmp_path / "m.fa", ">[/]x [bold]\nACGF\n")
+    result = run_cli("validate", str(data))
+    assert result.returncode == 0, result.stderr
+    assert "[/]x" in result.stdout
+    assert "1 record checked against any length" in result.stdout
+
+
+def test_validate_conflicting_length_options() -> None:
+    result = run_cli("validate", str(EXAMPLE), "--length", "5", "--min-length", "2")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "Error: the length options do not fit together: give either 'length' (exact) or "
+        "'min_length'/'max_length', not both.\n"
+    )
+
+
+def test_validate_errors_file_that_cannot_be_written(tmp_path: Path) -> None:
+    result = run_cli("validate", str(EXAMPLE), "--errors", str(tmp_path / "no" / "e.csv"))
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"Error: cannot write the errors file {tmp_path / 'no' / 'e.csv'}: No such file or "
+        "directory; choose a file in a folder you can write to.\n"
+    )

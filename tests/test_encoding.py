@@ -93,7 +93,8 @@ def test_decode_refuses_wrong_shape_and_non_one_hot() -> None:
         one_hot_decode(x)
     assert str(info.value) == (
         "record 1: one-hot array is not one-hot at position 3: values "
-        "[0.5, 0.5, 0.0, 0.0]; each position needs one 1 and three 0s (or four equal values for N)."
+        "[0.5, 0.5, 0.0, 0.0]; each position needs one 1 and three 0s "
+        "(or four 0s or four 0.25s for N)."
     )
 
 
@@ -142,3 +143,22 @@ def test_one_hot_round_trip(seqs: list[str]) -> None:
 def test_token_round_trip(seqs: list[str], max_length: int) -> None:
     decoded = token_decode(token_encode(seqs, max_length))
     assert decoded == [s[:max_length] for s in seqs]
+
+
+def test_encoders_refuse_a_bare_string() -> None:
+    for call in (lambda: one_hot_encode("ACGT"), lambda: token_encode("ACGT", 3)):
+        with pytest.raises(InvalidTensor) as info:
+            call()
+        assert str(info.value) == (
+            "pass a list of sequences, not a single string: ['ACGT'], not 'ACGT'."
+        )
+
+
+def test_decoders_refuse_floats_ones_and_bad_flanks() -> None:
+    with pytest.raises(InvalidTensor, match=r"^token array must hold integers, got float64\.$"):
+        token_decode(np.array([[1.7, 2.2]]))
+    with pytest.raises(InvalidTensor, match=r"not one-hot at position 1: values \[1\.0, 1\.0"):
+        one_hot_decode(np.ones((1, 4, 2), dtype=np.float32))
+    with pytest.raises(InvalidTensor) as info:
+        one_hot_decode(one_hot_encode(["ACGT"]), flank_left=3, flank_right=2)
+    assert str(info.value) == "flanks of 3 and 2 positions do not fit sequences of 4 positions."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +13,8 @@ from PIL import Image
 
 from helixserve.errors import InvalidImage
 from helixserve.inputs.images import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_IMAGE_BYTES,
+    DEFAULT_MAX_IMAGE_PIXELS,
     ImageSchema,
     decode_image,
 )
@@ -35,8 +36,8 @@ def gradient(width: int = 8, height: int = 6) -> Image.Image:
 def refusal(
     data: bytes,
     schema: ImageSchema = GREY,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> str:
     with pytest.raises(InvalidImage) as info:
         decode_image(data, schema, max_bytes=max_bytes, max_pixels=max_pixels)
@@ -161,3 +162,78 @@ def test_multi_page_tiff() -> None:
     assert refusal(buf.getvalue()) == (
         "image has 2 frames (a multi-page TIFF or an animation); upload one single-frame image."
     )
+
+
+# --- bit depths and modes (found in review) -------------------------------------------------------
+
+
+def test_big_endian_sixteen_bit_tiff() -> None:
+    pixels = np.array([[1000, 65535], [0, 40000]], dtype=np.uint16)
+    image = Image.frombytes("I;16B", (2, 2), pixels.astype(">u2").tobytes())
+    x = decode_image(encode(image, "TIFF"), ImageSchema(width=2, height=2))
+    np.testing.assert_allclose(x[0], pixels / 65535.0, rtol=1e-6)
+
+
+def test_sixteen_bit_into_three_channels_keeps_the_scale() -> None:
+    pixels = np.array([[1000, 65535], [0, 40000]], dtype=np.uint16)
+    x = decode_image(
+        encode(Image.fromarray(pixels), "TIFF"), ImageSchema(width=2, height=2, channels=3)
+    )
+    assert x.shape == (3, 2, 2)
+    for channel in x:
+        np.testing.assert_allclose(channel, pixels / 65535.0, rtol=1e-6)
+
+
+def test_float_tiff_in_range_is_used_and_out_of_range_refused() -> None:
+    inside = np.array([[0.0, 0.5], [0.25, 1.0]], dtype=np.float32)
+    x = decode_image(encode(Image.fromarray(inside), "TIFF"), ImageSchema(width=2, height=2))
+    np.testing.assert_array_equal(x[0], inside)
+    outside = np.array([[0.0, 3.5], [0.25, 1.0]], dtype=np.float32)
+    assert refusal(encode(Image.fromarray(outside), "TIFF"), ImageSchema(width=2, height=2)) == (
+        "floating-point image has values from 0 to 3.5; only 0..1 can be used as they are. "
+        "Rescale it to 0..1, or save it as 8- or 16-bit."
+    )
+
+
+def test_thirty_two_bit_integer_image() -> None:
+    ok = np.array([[0, 65535]], dtype=np.int32)
+    x = decode_image(encode(Image.fromarray(ok), "TIFF"), ImageSchema(width=2, height=1))
+    np.testing.assert_allclose(x[0], [[0.0, 1.0]])
+    big = np.array([[0, 70000]], dtype=np.int32)
+    assert refusal(encode(Image.fromarray(big), "TIFF"), ImageSchema(width=2, height=1)) == (
+        "32-bit image has values from 0 to 70,000; only 0..65535 can be scaled honestly. "
+        "Save it as a 16-bit image."
+    )
+
+
+def test_transparency_is_composited_onto_black() -> None:
+    rgba = Image.new("RGBA", (8, 6), (255, 255, 255, 0))
+    x = decode_image(encode(rgba, "PNG"), GREY)
+    assert float(x.max()) == 0.0
+    half = Image.new("LA", (8, 6), (200, 128))
+    y = decode_image(encode(half, "PNG"), GREY)
+    assert y[0, 0, 0] == pytest.approx(200 * 128 / 255 / 255, abs=0.01)
+
+
+def test_palette_and_cmyk_images() -> None:
+    palette = gradient().convert("P")
+    assert decode_image(encode(palette, "PNG"), GREY).shape == (1, 6, 8)
+    cmyk = Image.new("CMYK", (8, 6), (0, 255, 255, 0))  # red
+    x = decode_image(encode(cmyk, "JPEG"), ImageSchema(width=8, height=6, channels=3))
+    assert x[0].mean() > 0.9 and x[1].mean() < 0.1
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+def test_corrupt_tiff_directory_is_a_typed_error(files: Path) -> None:
+    # Found by fuzzing: Pillow raised TypeError('Missing dimensions') while counting frames.
+    data = (files / "hostile" / "tiff_missing_dimensions.tif").read_bytes()
+    assert refusal(data) == (
+        "file is not a readable image in an accepted format (PNG, JPEG, TIFF): Missing "
+        "dimensions. Export it as PNG, JPEG or TIFF and upload it again."
+    )
+
+
+def test_not_an_image_message_has_no_object_address() -> None:
+    message = refusal(b"id,sequence\na,ACGT\n")
+    assert "not a recognised image format" in message
+    assert "0x" not in message

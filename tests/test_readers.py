@@ -317,3 +317,106 @@ def test_fasta_write_read_round_trip(
     items = read(path)
     assert [(r.id, r.sequence) for r in items if isinstance(r, Record)] == records
     assert [r.index for r in items] == list(range(1, len(records) + 1))
+
+
+# --- hostile and awkward files (found in review) --------------------------------------------------
+
+
+def test_unclosed_quote_does_not_swallow_the_rest(tmp_path: Path) -> None:
+    rows = "".join(f"r{i},ACGT\n" for i in range(1, 501))
+    path = write(tmp_path / "x.csv", 'id,sequence\nr0,"ACGT\n' + rows)
+    items = read(path)
+    assert len(good(items)) == 500
+    assert bad(items) == [
+        'record 1, line 2: line 2 opens a quote (") that no line within 100 closes; close the '
+        "quote or remove it. The lines after it were read as rows."
+    ]
+
+
+def test_quote_closed_on_a_later_line_is_one_row(tmp_path: Path) -> None:
+    path = write(tmp_path / "x.csv", 'id,sequence,note\na,ACGT,"x\ny\nz"\nb,GG,w\n')
+    assert good(read(path)) == [(1, 2, "a", "ACGT"), (2, 5, "b", "GG")]
+
+
+@pytest.mark.parametrize("suffix", ["txt", "csv"])
+def test_old_mac_line_endings(tmp_path: Path, suffix: str) -> None:
+    body = "sequence\rACGT\rGGCC\r" if suffix == "txt" else "id,sequence\ra,ACGT\rb,GGCC\r"
+    items = read(write(tmp_path / f"x.{suffix}", body))
+    assert [r.sequence for r in items if isinstance(r, Record)] == ["ACGT", "GGCC"]
+    assert [r.line for r in items] == [2, 3]
+
+
+def test_stray_carriage_return_inside_a_row(tmp_path: Path) -> None:
+    items = read(write(tmp_path / "x.csv", "id,sequence\na,AC\rGT\nb,GG\n"))
+    assert good(items) == [(2, 3, "b", "GG")]
+    assert bad(items) == [
+        "record 1, line 2: the row holds a carriage return (\\r) inside a field; save the file "
+        "with standard line endings (Windows or Unix) and upload it again."
+    ]
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["\ufeff", "# only a comment\n", "id,sequence\n", ">\n"[:0] + "sequence\n"],
+    ids=["bom-only", "comments-only", "header-only-csv", "header-only-text"],
+)
+def test_files_without_records_are_refused(tmp_path: Path, content: str) -> None:
+    name = "x.csv" if "," in content else "x.txt"
+    with pytest.raises(InvalidFile) as info:
+        read(write(tmp_path / name, content))
+    assert str(info.value) in (
+        "file has no records: it holds only blank lines, comments or a header. Add at least one "
+        "sequence.",
+        "file is empty: it has no records. Upload a FASTA, CSV/TSV or one-sequence-per-line text "
+        "file (optionally gzip-compressed).",
+    )
+
+
+def test_truncated_fasta_reports_the_record_it_cut(tmp_path: Path) -> None:
+    body = "".join(f">r{i}\n{'ACGT' * 20}\n{'GGCC' * 20}\n" for i in range(5_000))
+    data = gzip.compress(body.encode())
+    items = read(write(tmp_path / "cut.fa.gz", data[: len(data) // 2]))
+    last = items[-1]
+    assert isinstance(last, BadRecord)
+    records = [r for r in items if isinstance(r, Record)]
+    assert last.index == len(records) + 1
+    assert last.id == f"r{len(records)}"
+    assert last.line == 3 * len(records) + 1
+    assert [r.index for r in items] == list(range(1, len(items) + 1))
+
+
+def test_header_after_a_comment_is_still_skipped(tmp_path: Path) -> None:
+    assert good(read(write(tmp_path / "x.txt", "# made by hand\nsequence\nACGT\n"))) == [
+        (1, 3, None, "ACGT")
+    ]
+
+
+def test_headerless_column_whose_first_sequence_has_a_typo(tmp_path: Path) -> None:
+    items = read(write(tmp_path / "x.csv", "ACGTACGTACF\nGGGG\n"))
+    assert good(items) == [(1, 1, None, "ACGTACGTACF"), (2, 2, None, "GGGG")]
+    checked = list(validate_records(items, SequenceSchema()))
+    assert bad(checked)[0].startswith(
+        "record 1, line 1: DNA sequence is not valid DNA: position 11"
+    )
+
+
+def test_over_long_records_are_skipped_not_held(tmp_path: Path) -> None:
+    fasta = write(tmp_path / "x.fa", ">big\n" + "ACGT\n" * 30 + ">ok\nAC\n")
+    items = list(read_sequences(fasta, max_length=100))
+    assert good(items) == [(2, 32, "ok", "AC")]
+    assert bad(items) == [
+        "record 1 (id big), line 1: line 27: the sequence is longer than 100 nt, the limit; it "
+        "was skipped. Split it, or raise HELIXSERVE_MAX_SEQUENCE_LENGTH."
+    ]
+    text = write(tmp_path / "x.txt", "A" * 5000 + "\nACGT\n")
+    items = list(read_sequences(text, max_length=100))
+    assert good(items) == [(2, 2, None, "ACGT")]
+    assert bad(items)[0].startswith("record 1, line 1: line 1 is longer than 1,124 bytes")
+
+
+def test_caller_stream_is_left_open_and_text_streams_are_refused() -> None:
+    stream = io.BytesIO(b">a\nACGT\n")
+    assert good(list(read_sequences(stream))) == [(1, 1, "a", "ACGT")]
+    assert not stream.closed
+    with pytest.raises(InvalidFile, match=r"got a text stream; open it with 'rb'"):
+        list(read_sequences(io.StringIO(">a\nACGT\n")))  # type: ignore[arg-type]

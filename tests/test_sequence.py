@@ -230,3 +230,10 @@ def test_any_text_gives_a_sequence_or_a_typed_error(raw: str) -> None:
         assert str(err).startswith("DNA sequence")
     else:
         assert set(out) <= set("ACGTN")
+
+
+def test_no_break_space_is_whitespace_but_other_separators_are_reported() -> None:
+    assert validate_sequence("ACGT\u00a0ACGT", SequenceSchema()) == "ACGTACGT"
+    for char in ("\x1c", "\u3000", "\x85"):
+        err = error_of("ACGT" + char + "ACGT", SequenceSchema())
+        assert (err.position, err.character) == (5, char)

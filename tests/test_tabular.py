@@ -57,11 +57,25 @@ def test_valid_row_in_schema_order() -> None:
         ("?", "bare_nuclei is missing ('?'); this model needs a whole number from 1 to 10."),
         (None, "bare_nuclei is missing; this model needs a whole number from 1 to 10."),
         ("", "bare_nuclei is missing; this model needs a whole number from 1 to 10."),
-        ("inf", "bare_nuclei must be a finite number, got 'inf'."),
+        (
+            "inf",
+            "bare_nuclei must be a whole number from 1 to 10, got 'inf', which is not a number.",
+        ),
+        (float("inf"), "bare_nuclei must be a finite number, got inf."),
+        (
+            "1_0",
+            "bare_nuclei must be a whole number from 1 to 10, got '1_0', which is not a number.",
+        ),
+        ("５", "bare_nuclei must be a whole number from 1 to 10, got '５', which is not a number."),
+        (10**400, "bare_nuclei must be a whole number from 1 to 10, got an integer of 1,329 bits."),
+        (" 7 ", None),
         (float("nan"), "bare_nuclei is missing; this model needs a whole number from 1 to 10."),
     ],
 )
-def test_bad_field_messages(value: object, message: str) -> None:
+def test_bad_field_messages(value: object, message: str | None) -> None:
+    if message is None:  # accepted
+        assert validate_row({**GOOD, "bare_nuclei": value}, TUMOUR)[5] == 7.0
+        return
     err = row_error({**GOOD, "bare_nuclei": value})
     assert str(err) == message
     assert [(e.field, e.problem) for e in err.field_errors] == [("bare_nuclei", message)]
@@ -162,3 +176,27 @@ def test_read_rows_missing_feature_column(tmp_path: Path) -> None:
         "the file has no column 'uniformity_cell_size', 'uniformity_cell_shape'"
     )
     assert str(info.value).endswith("This model needs: " + ", ".join(NAMES) + ".")
+
+
+def test_non_mapping_rows() -> None:
+    for row in (["a"], None, "5,5,5"):
+        with pytest.raises(InvalidRow) as info:
+            validate_row(row, TUMOUR)
+        assert str(info.value).startswith(
+            "a row must be an object of named fields (clump_thickness,"
+        )
+
+
+def test_header_case_and_blank_first_line(tmp_path: Path) -> None:
+    header = "ID\t" + "\t".join(n.upper() for n in NAMES) + "\n"
+    path = write(tmp_path / "t.txt", "\n" + header + "a\t" + "\t".join(["3"] * 9) + "\n")
+    items = list(read_rows(path, TUMOUR, id_col="id"))
+    assert len(items) == 1
+    row = items[0]
+    assert isinstance(row, FeatureRow)
+    assert (row.id, row.line, row.values) == ("a", 3, [3.0] * 9)
+
+
+def test_header_only_table(tmp_path: Path) -> None:
+    with pytest.raises(InvalidFile, match=r"^file has a header but no data rows"):
+        list(read_rows(write(tmp_path / "t.csv", ",".join(NAMES) + "\n"), TUMOUR))

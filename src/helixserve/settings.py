@@ -19,6 +19,8 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from helixserve.errors import HelixError
+from helixserve.inputs.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
+from helixserve.inputs.sequence import DEFAULT_MAX_SEQUENCE_LENGTH
 
 MiB = 1024 * 1024
 
@@ -42,9 +44,9 @@ class Settings(BaseSettings):
     )
     s3_endpoint_url: str | None = Field(default=None, description="custom S3 endpoint")
     max_upload_bytes: int = Field(default=200 * MiB, ge=1, description="largest accepted upload")
-    max_image_bytes: int = Field(default=20 * MiB, ge=1)
-    max_image_pixels: int = Field(default=64 * MiB, ge=1)
-    max_sequence_length: int = Field(default=10_000_000, ge=1)
+    max_image_bytes: int = Field(default=DEFAULT_MAX_IMAGE_BYTES, ge=1)
+    max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, ge=1)
+    max_sequence_length: int = Field(default=DEFAULT_MAX_SEQUENCE_LENGTH, ge=1)
     default_dna_model: str = Field(default="primer-binding", min_length=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

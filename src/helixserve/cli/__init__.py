@@ -1,0 +1,1 @@
+"""The command-line edge: the typer app in :mod:`helixserve.cli.app` and its sub-commands."""

@@ -14,9 +14,13 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from helixserve.errors import HelixError
 from helixserve.inputs.readers import read_sequences, validate_records
 from helixserve.inputs.records import BadRecord
 from helixserve.inputs.sequence import SequenceSchema
@@ -48,13 +52,7 @@ def validate(
     strict: Annotated[bool, typer.Option(help="Exit 1 if any record is invalid.")] = False,
 ) -> None:
     """Check each record of a sequence file against a DNA rule; list the bad ones and why."""
-    schema = SequenceSchema(
-        alphabet=alphabet,
-        length=length,
-        min_length=min_length,
-        max_length=max_length,
-        rna_to_dna=rna,
-    )
+    schema = _schema(alphabet, length, min_length, max_length, rna)
     items = validate_records(
         read_sequences(file, format=format, sequence_col=sequence_col, id_col=id_col), schema
     )
@@ -74,12 +72,34 @@ def validate(
         raise typer.Exit(code=1)
 
 
+def _schema(
+    alphabet: str, length: int | None, min_length: int | None, max_length: int | None, rna: bool
+) -> SequenceSchema:
+    try:
+        return SequenceSchema(
+            alphabet=alphabet,  # type: ignore[arg-type]
+            length=length,
+            min_length=min_length,
+            max_length=max_length,
+            rna_to_dna=rna,
+        )
+    except ValidationError as err:
+        reason = err.errors()[0]["msg"].removeprefix("Value error, ")
+        raise HelixError(f"the length options do not fit together: {reason}.") from None
+
+
 class _ErrorWriter:
     """Writes bad records to a CSV file (or nowhere)."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._file = None if path is None else path.open("w", newline="", encoding="utf-8")
+        try:
+            self._file = None if path is None else path.open("w", newline="", encoding="utf-8")
+        except OSError as err:
+            raise HelixError(
+                f"cannot write the errors file {path}: {err.strerror}; choose a file in a "
+                "folder you can write to."
+            ) from None
         self._csv = None if self._file is None else csv.writer(self._file)
         if self._csv is not None:
             self._csv.writerow(["record", "id", "line", "message"])
@@ -107,16 +127,20 @@ def _report(
 ) -> None:
     console = Console()
     rule = f"{schema.length_rule()}, letters {schema.letters()}"
+    total = good + bad
+    noun = "record" if total == 1 else "records"
     console.print(
-        f"[bold]{file}[/]: {good + bad:,} records checked against {rule}", highlight=False
+        f"[bold]{escape(str(file))}[/]: {total:,} {noun} checked against {rule}", highlight=False
     )
     console.print(f"  [green]{good:,} valid[/], [red]{bad:,} invalid[/]", highlight=False)
     if shown:
         table = Table("record", "id", "line", "problem", show_lines=False)
         for item in shown:
-            table.add_row(f"{item.index:,}", item.id or "", f"{item.line:,}", item.error.problem)
+            table.add_row(
+                f"{item.index:,}", Text(item.id or ""), f"{item.line:,}", Text(item.error.problem)
+            )
         console.print(table)
         if bad > len(shown):
             console.print(f"  ... and {bad - len(shown):,} more", highlight=False)
     if errors is not None:
-        console.print(f"  every invalid record written to {errors}", highlight=False)
+        console.print(f"  every invalid record written to {escape(str(errors))}", highlight=False)

@@ -64,6 +64,11 @@ def _bad_character(sequence: str, index: int, offset: int) -> InvalidSequence:
     )
 
 
+def _check_list(sequences: object) -> None:
+    if isinstance(sequences, str | bytes):
+        raise InvalidTensor("pass a list of sequences, not a single string: ['ACGT'], not 'ACGT'.")
+
+
 def _flank_codes(flank: str, name: str) -> npt.NDArray[np.uint8]:
     if flank.strip("ACGT"):
         raise InvalidSequence(
@@ -80,6 +85,7 @@ def one_hot_encode(
     n_value: float = 0.0,
 ) -> npt.NDArray[np.float32]:
     """One-hot encode equal-length sequences to ``(N, 4, flanks + L)``."""
+    _check_list(sequences)
     n = len(sequences)
     if n == 0:
         width = len(flank_left) + len(flank_right)
@@ -167,7 +173,13 @@ def one_hot_decode(
             f"one-hot array must have shape (N, 4, L), got {tuple(array.shape)}; "
             "the channel axis (A, C, G, T) is axis 1."
         )
-    is_n = np.all(array == array[:, :1, :], axis=1)
+    if flank_left < 0 or flank_right < 0 or flank_left + flank_right > array.shape[2]:
+        raise InvalidTensor(
+            f"flanks of {flank_left} and {flank_right} positions do not fit sequences of "
+            f"{array.shape[2]} positions."
+        )
+    first = array[:, :1, :]
+    is_n = np.all(array == first, axis=1) & ((first[:, 0, :] == 0) | (first[:, 0, :] == 0.25))
     is_one_hot = np.all((array == 0) | (array == 1), axis=1) & (array.sum(axis=1) == 1)
     broken = ~(is_n | is_one_hot)
     if broken.any():
@@ -175,7 +187,7 @@ def one_hot_decode(
         raise InvalidTensor(
             f"one-hot array is not one-hot at position {pos + 1:,}: "
             f"values {array[seq_i, :, pos].tolist()}; each position needs one 1 and three 0s "
-            "(or four equal values for N).",
+            "(or four 0s or four 0.25s for N).",
             index=seq_i + 1,
             position=pos + 1,
         )
@@ -196,6 +208,7 @@ def token_encode(
 
     ``truncate="right"`` keeps the first ``max_length`` nt; ``"left"`` keeps the last.
     """
+    _check_list(sequences)
     if max_length < 1:
         raise InvalidTensor(f"max_length must be at least 1, got {max_length}.")
     out = np.full((len(sequences), max_length), PAD_TOKEN, dtype=np.int64)
@@ -213,6 +226,8 @@ def token_decode(array: npt.NDArray[np.integer]) -> list[str]:
     """Decode ``(N, L)`` tokens back to sequences; padding (0) is dropped wherever it is."""
     if array.ndim != 2:
         raise InvalidTensor(f"token array must have shape (N, L), got {tuple(array.shape)}.")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise InvalidTensor(f"token array must hold integers, got {array.dtype}.")
     bad = (array < 0) | (array > max(TOKENS.values()))
     if bad.any():
         seq_i, pos = (int(v) for v in np.argwhere(bad)[0])
@@ -228,7 +243,6 @@ def token_decode(array: npt.NDArray[np.integer]) -> list[str]:
 
 def encode_batch(sequences: Sequence[str], schema: SequenceSchema) -> npt.NDArray[np.generic]:
     """Encode validated sequences the way the model's schema says (one-hot+flanks, or tokens)."""
-    if schema.encoding == "tokens":
-        assert schema.pad_to is not None  # guaranteed by SequenceSchema's validator
+    if schema.encoding == "tokens" and schema.pad_to is not None:  # the schema requires pad_to
         return token_encode(sequences, schema.pad_to)
     return one_hot_encode(sequences, flank_left=schema.flank_left, flank_right=schema.flank_right)

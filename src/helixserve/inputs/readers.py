@@ -4,19 +4,21 @@ Contract:
 - :func:`read_sequences` takes a path or a binary stream (optionally gzip-compressed, detected by
   content) and yields, lazily and in file order, one item per record: a :class:`Record` (index,
   line, id, raw sequence text, other fields) or a :class:`BadRecord` (the same location plus a
-  located :class:`~helixserve.errors.InputError`). Memory is bounded by the largest record, never
-  by the file: a 10-million-row file streams.
+  located :class:`~helixserve.errors.InputError`). Memory is bounded by ``max_length`` (a longer
+  record is reported and skipped without being held), never by the file: big files stream.
 - A bad record never stops the others: undecodable bytes, NUL bytes, a FASTA header with no
-  sequence, a CSV row with the wrong number of fields each give a ``BadRecord`` and reading goes
-  on. A truncated gzip gives a final ``BadRecord`` after every complete record before it.
-- Whole-file problems raise :class:`~helixserve.errors.InvalidFile` before any record: empty file,
-  binary file, a named column that is not in the header, a FASTA file that does not start with a
-  header, an unknown format.
+  sequence, a CSV row with the wrong number of fields or an unclosed quote, an over-long record
+  each give a ``BadRecord`` and reading goes on. A truncated gzip gives a final ``BadRecord`` for
+  the record it cut, after every complete record before it.
+- Whole-file problems raise :class:`~helixserve.errors.InvalidFile`: an empty file (no bytes, or
+  no record at all — only blank lines, comments or a header), a binary file, a named column that
+  is not in the header, a FASTA file that does not start with a header, a text-mode stream.
 - Formats: ``fasta`` (multi-line records, ``>id description`` headers, ``;`` comments and blank
   lines ignored), ``csv`` / ``tsv`` (header row; sequence column named or found among
-  :data:`SEQUENCE_COLUMNS`, id column named or found among :data:`ID_COLUMNS`), ``text`` (one
-  sequence per non-blank line; ``#`` comments and a first-line header such as ``sequence`` are
-  skipped). ``auto`` picks by content, then by file extension.
+  :data:`SEQUENCE_COLUMNS`, id column named or found among :data:`ID_COLUMNS`, case-insensitive;
+  a one-column file whose first cell looks like a sequence is read as headerless), ``text`` (one
+  sequence per non-blank line; ``#`` comments and a first line such as ``sequence`` are skipped).
+  ``auto`` picks by content (a ``>`` means FASTA, a tab TSV, a comma CSV), then by extension.
 - Records are *read*, not validated: :func:`validate_records` checks each against a model's
   :class:`SequenceSchema` and turns failures into located ``BadRecord`` items.
 """
@@ -28,14 +30,19 @@ from typing import Literal
 
 from helixserve.errors import InputError, InvalidFile, InvalidSequence
 from helixserve.inputs.records import BadRecord, Record, bad_record
-from helixserve.inputs.sequence import SequenceSchema, validate_sequence
+from helixserve.inputs.sequence import (
+    DEFAULT_MAX_SEQUENCE_LENGTH,
+    SequenceSchema,
+    validate_sequence,
+)
 from helixserve.inputs.table import ColumnSpec, TableRow, read_table
 from helixserve.inputs.textio import (
+    Line,
     Source,
     check_head,
     iter_lines,
     line_problem,
-    open_source,
+    opened,
     prefix_line,
     source_name,
 )
@@ -44,9 +51,7 @@ Format = Literal["auto", "fasta", "csv", "tsv", "text"]
 SEQUENCE_COLUMNS = ("sequence", "seq", "dnasequence", "dna_sequence", "dna", "rna", "utr")
 ID_COLUMNS = ("id", "name", "seq_id", "sequence_id", "record_id", "identifier", "header")
 FASTA_EXTENSIONS = (".fa", ".fasta", ".fna", ".ffn", ".fas")
-_DNA_LETTERS = frozenset("ACGTUNacgtun")
-
-
+_NUCLEOTIDES = frozenset("ACGTUNacgtun")
 ReadItem = Record | BadRecord
 
 
@@ -56,23 +61,27 @@ def read_sequences(
     format: Format = "auto",
     sequence_col: str | None = None,
     id_col: str | None = None,
+    max_length: int = DEFAULT_MAX_SEQUENCE_LENGTH,
 ) -> Iterator[ReadItem]:
     """Stream the records of a sequence file; see the module contract."""
-    stream = open_source(source)
-    try:
+    with opened(source) as stream:
         head = check_head(stream)
         chosen = format if format != "auto" else detect_format(source_name(source), head)
-        lines = iter_lines(stream)
+        lines = iter_lines(stream, max_line=max_length + 1024)
         if chosen == "fasta":
-            yield from _read_fasta(lines)
+            items = _read_fasta(lines, max_length)
         elif chosen == "text":
-            yield from _read_text(lines)
+            items = _read_text(lines)
         else:
-            yield from _read_delimited(
-                lines, "\t" if chosen == "tsv" else ",", sequence_col, id_col
+            items = _read_delimited(lines, "\t" if chosen == "tsv" else ",", sequence_col, id_col)
+        count = 0
+        for count, item in enumerate(items, start=1):  # noqa: B007 - count is used below
+            yield item
+        if count == 0:
+            raise InvalidFile(
+                "file has no records: it holds only blank lines, comments or a header. "
+                "Add at least one sequence."
             )
-    finally:
-        stream.close()
 
 
 def detect_format(name: str, head: bytes) -> Literal["fasta", "csv", "tsv", "text"]:
@@ -88,18 +97,25 @@ def detect_format(name: str, head: bytes) -> Literal["fasta", "csv", "tsv", "tex
     return "text"
 
 
-def _read_fasta(lines: Iterator[tuple[int, str]]) -> Iterator[ReadItem]:
+def _read_fasta(lines: Iterator[Line], max_length: int) -> Iterator[ReadItem]:
     pending: _PendingFasta | None = None
     index = 0
     for number, text in _guard(lines):
-        if isinstance(text, InvalidFile):
-            yield bad_record(text, index + 1, number)
+        if isinstance(text, InvalidFile):  # truncated: the record being read is incomplete
+            where = (
+                (pending.index, pending.line, pending.id) if pending else (index + 1, number, None)
+            )
+            yield bad_record(text, *where)
             return
-        if text.startswith(">"):
+        if isinstance(text, InputError):
+            if pending is None:
+                raise InvalidFile(f"line {number:,}: {text.problem}")
+            pending.fail(number, text.problem)
+        elif text.startswith(">"):
             if pending is not None:
                 yield pending.finish()
             index += 1
-            pending = _PendingFasta(index, number, text)
+            pending = _PendingFasta(index, number, text, max_length)
         elif not text.strip() or text.startswith(";"):
             continue
         elif pending is None:
@@ -113,28 +129,41 @@ def _read_fasta(lines: Iterator[tuple[int, str]]) -> Iterator[ReadItem]:
             pending.add(number, text)
     if pending is not None:
         yield pending.finish()
-    elif index == 0:
-        raise InvalidFile("FASTA file has no records: no line starts with '>'.")
 
 
 class _PendingFasta:
     """A FASTA record being assembled from its header line and sequence lines."""
 
-    def __init__(self, index: int, line: int, header_line: str) -> None:
-        self.index, self.line = index, line
+    def __init__(self, index: int, line: int, header_line: str, max_length: int) -> None:
+        self.index, self.line, self.max_length = index, line, max_length
         parts = header_line[1:].strip().split(maxsplit=1)
         self.problem = line_problem(header_line)
         self.id = parts[0] if parts and self.problem is None else None
         self.description = parts[1] if len(parts) > 1 else ""
         self.chunks: list[str] = []
+        self.length = 0
         self.problem_line = line
 
-    def add(self, number: int, text: str) -> None:
+    def fail(self, number: int, problem: str) -> None:
         if self.problem is None:
-            problem = line_problem(text)
-            if problem is not None:
-                self.problem, self.problem_line = problem, number
-        self.chunks.append(text.strip())
+            self.problem, self.problem_line = problem, number
+        self.chunks = []
+
+    def add(self, number: int, text: str) -> None:
+        if self.problem is not None:
+            return
+        problem = line_problem(text)
+        chunk = text.strip()
+        self.length += len(chunk)
+        if problem is None and self.length > self.max_length:
+            problem = (
+                f"the sequence is longer than {self.max_length:,} nt, the limit; it was skipped. "
+                "Split it, or raise HELIXSERVE_MAX_SEQUENCE_LENGTH."
+            )
+        if problem is not None:
+            self.fail(number, problem)
+        else:
+            self.chunks.append(chunk)
 
     def finish(self) -> ReadItem:
         if self.problem is not None:
@@ -152,16 +181,21 @@ class _PendingFasta:
         return bad_record(error, self.index, self.line, self.id)
 
 
-def _read_text(lines: Iterator[tuple[int, str]]) -> Iterator[ReadItem]:
+def _read_text(lines: Iterator[Line]) -> Iterator[ReadItem]:
     index = 0
+    seen_content = False
     for number, text in _guard(lines):
-        if isinstance(text, InvalidFile):
+        if isinstance(text, InputError):
             yield bad_record(text, index + 1, number)
-            return
+            if isinstance(text, InvalidFile):
+                return
+            index += 1
+            continue
         stripped = text.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        if number == 1 and stripped.lower() in SEQUENCE_COLUMNS:
+        first, seen_content = not seen_content, True
+        if first and stripped.lower() in SEQUENCE_COLUMNS:
             continue
         index += 1
         problem = line_problem(text)
@@ -172,14 +206,14 @@ def _read_text(lines: Iterator[tuple[int, str]]) -> Iterator[ReadItem]:
 
 
 def _read_delimited(
-    lines: Iterator[tuple[int, str]], delimiter: str, sequence_col: str | None, id_col: str | None
+    lines: Iterator[Line], delimiter: str, sequence_col: str | None, id_col: str | None
 ) -> Iterator[ReadItem]:
     def columns(header: list[str]) -> ColumnSpec:
         seq = _resolve(header, sequence_col, SEQUENCE_COLUMNS, "sequence", "--sequence-col")
         ident = _resolve(header, id_col, ID_COLUMNS, "id", "--id-col", required=id_col is not None)
         return ColumnSpec(sequence=seq, id=ident)
 
-    for row in read_table(lines, delimiter, columns, headerless_single_column=_looks_like_dna):
+    for row in read_table(lines, delimiter, columns, headerless_single_column=_looks_like_data):
         yield _row_to_item(row)
 
 
@@ -187,8 +221,7 @@ def _row_to_item(row: TableRow | BadRecord) -> ReadItem:
     if isinstance(row, BadRecord):
         return row
     spec = row.spec
-    assert spec.sequence is not None  # resolved by columns(); see _read_delimited
-    sequence = row.values[spec.sequence]
+    sequence = row.values[spec.sequence] if spec.sequence is not None else ""
     ident = row.values[spec.id] if spec.id is not None else None
     others = {k: v for k, v in row.values.items() if k not in (spec.sequence, spec.id)}
     return Record(row.index, row.line, ident or None, sequence, others)
@@ -218,17 +251,21 @@ def _resolve(
     if not required:
         return None
     raise InvalidFile(
-        f"no {what} column found: the header has {', '.join(header)}, and none is named "
+        f"no {what} column found: the header has {', '.join(header)[:300]}, and none is named "
         f"{' / '.join(known[:4])}. Name the column with {option}."
     )
 
 
-def _looks_like_dna(cell: str) -> bool:
+def _looks_like_data(cell: str) -> bool:
+    """A single header cell that is really a sequence (mostly nucleotide letters)."""
     stripped = cell.strip()
-    return len(stripped) >= 8 and set(stripped) <= _DNA_LETTERS
+    if not stripped or stripped.lower() in SEQUENCE_COLUMNS:
+        return False
+    share = sum(c in _NUCLEOTIDES for c in stripped) / len(stripped)
+    return share == 1.0 or (len(stripped) >= 8 and share >= 0.8)
 
 
-def _guard(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str | InvalidFile]]:
+def _guard(lines: Iterator[Line]) -> Iterator[Line]:
     """Pass lines through; hand a truncated-file error to the caller as a last item."""
     try:
         yield from lines

@@ -1,8 +1,10 @@
 """DNA/RNA sequences: normalisation and validation against a model's input schema.
 
 Contract:
-- :func:`normalise` removes *all* whitespace (spaces, tabs, CR/LF anywhere, so pasted text wrapped
-  over several lines is one sequence), upper-cases, and turns ``U`` into ``T`` when asked.
+- :func:`normalise` removes whitespace anywhere — space, tab, CR, LF, form feed, vertical tab and
+  no-break space (U+00A0, common in text copied from web pages) — so pasted text wrapped over
+  several lines is one sequence; upper-cases; and turns ``U`` into ``T`` when asked. Other
+  invisible characters (e.g. U+001C, U+3000) are not whitespace here: they are reported.
 - :func:`validate_sequence` takes anything a client sent, checks it in a fixed order — is it a
   string, is it empty, is every character in the alphabet, is the length allowed — and returns the
   normalised sequence (an upper-case ``str`` over ``schema.alphabet``), or raises
@@ -24,6 +26,9 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from helixserve.errors import InvalidSequence
+
+DEFAULT_MAX_SEQUENCE_LENGTH = 10_000_000
+_WHITESPACE = str.maketrans("", "", " \t\r\n\f\v\u00a0")
 
 IUPAC_AMBIGUITY: dict[str, str] = {
     "R": "A or G",
@@ -89,7 +94,7 @@ def normalise(raw: str, *, rna_to_dna: bool = True) -> str:
 
     Validation happens in :func:`validate_sequence`; this only cleans.
     """
-    cleaned = "".join(raw.split()).upper()
+    cleaned = raw.translate(_WHITESPACE).upper()
     return cleaned.replace("U", "T") if rna_to_dna else cleaned
 
 
@@ -124,7 +129,7 @@ def validate_sequence(raw: object, schema: SequenceSchema, *, field: str = "sequ
             f"got {_type_name(raw)}.",
             field=field,
         )
-    stripped = "".join(raw.split())
+    stripped = raw.translate(_WHITESPACE)
     if not stripped:
         raise InvalidSequence(
             f"DNA sequence is empty: enter a sequence of {schema.length_rule()} "

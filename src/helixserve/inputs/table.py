@@ -1,16 +1,18 @@
 """Streaming CSV/TSV parsing shared by sequence files and tabular feature files.
 
 Contract:
-- :func:`read_table` takes decoded lines from :func:`helixserve.inputs.textio.iter_lines`, a
-  delimiter, and a ``columns`` callback that receives the header and returns the columns the
-  caller needs (raising :class:`~helixserve.errors.InvalidFile` when one is missing). It yields one
+- :func:`read_table` takes lines from :func:`helixserve.inputs.textio.iter_lines`, a delimiter,
+  and a ``columns`` callback that receives the header and returns the columns the caller needs
+  (raising :class:`~helixserve.errors.InvalidFile` when one is missing). It yields one
   :class:`TableRow` (``values`` maps every header name to its cell text) or one
   :class:`~helixserve.inputs.records.BadRecord` per data row, lazily, in file order.
-- Quoted fields (including embedded delimiters and newlines) follow RFC 4180 via :mod:`csv`;
-  a row's ``line`` is the physical line where it starts. Blank rows are skipped.
+- Quoted fields follow RFC 4180 (delimiters, doubled quotes, and newlines inside quotes); a row's
+  ``line`` is the physical line where it starts. A quote that no line within
+  :data:`MAX_QUOTED_LINES` closes makes its row a ``BadRecord``, and reading goes on from the
+  next line — a stray quote never swallows the rest of a file.
 - Row-level problems become ``BadRecord`` and reading goes on: a wrong number of fields,
-  undecodable bytes or NUL in any of the row's lines, a malformed quote. A truncated gzip ends
-  the stream with a final ``BadRecord``.
+  undecodable bytes or NUL, an over-long line, a stray carriage return. Blank rows are skipped.
+  A truncated gzip ends the stream with a final ``BadRecord``.
 - ``header=None`` reads the header from the first row; pass a list of names for files without
   one. ``headerless_single_column`` (a predicate on the single header cell) lets a one-column file
   whose first cell is data be read as headerless, with the column named ``sequence``.
@@ -20,14 +22,16 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from helixserve.errors import InputError, InvalidFile, InvalidSequence
 from helixserve.inputs.records import BadRecord, bad_record
-from helixserve.inputs.textio import line_problem, prefix_line
+from helixserve.inputs.textio import Line, line_problem
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+MAX_QUOTED_LINES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,7 @@ class ColumnSpec:
 
     sequence: str | None = None
     id: str | None = None
+    rename: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,36 +53,55 @@ class TableRow:
     spec: ColumnSpec
 
 
-class _Lines:
-    """Feeds csv.reader one physical line at a time and remembers per-line problems."""
+def logical_lines(lines: Iterator[Line]) -> Iterator[Line]:
+    """Join physical lines inside quotes; see the module contract for unclosed quotes."""
+    pushed: deque[tuple[int, str | InputError]] = deque()
 
-    def __init__(self, lines: Iterator[tuple[int, str]]) -> None:
-        self._lines = lines
-        self.problems: dict[int, str] = {}
-        self.last = 0
+    def pull() -> Line | None:
+        return pushed.popleft() if pushed else next(lines, None)
 
-    def __iter__(self) -> _Lines:
-        return self
+    while (item := pull()) is not None:
+        number, text = item
+        if isinstance(text, InputError) or text.count('"') % 2 == 0:
+            yield number, text
+            continue
+        parts: list[str] = [text]
+        taken: list[Line] = []
+        while len(taken) < MAX_QUOTED_LINES and (nxt := pull()) is not None:
+            taken.append(nxt)
+            if isinstance(nxt[1], InputError):
+                break
+            parts.append(nxt[1])
+            if sum(p.count('"') for p in parts) % 2 == 0:
+                break
+        if sum(p.count('"') for p in parts) % 2 == 0 and len(parts) == len(taken) + 1:
+            yield number, "\n".join(parts)
+        else:
+            yield (
+                number,
+                InputError(
+                    f'line {number:,} opens a quote (") that no line within {MAX_QUOTED_LINES} '
+                    "closes; close the quote or remove it. The lines after it were read as rows."
+                ),
+            )
+            pushed.extendleft(reversed(taken))
 
-    def __next__(self) -> str:
-        number, text = next(self._lines)
-        self.last = number
-        problem = line_problem(text)
-        if problem is not None:
-            self.problems[number] = problem
-        return text + "\n"
 
-    def take_problem(self, first: int, last: int) -> tuple[int, str] | None:
-        found = None
-        for number in range(first, last + 1):
-            problem = self.problems.pop(number, None)
-            if problem is not None and found is None:
-                found = (number, problem)
-        return found
+def parse_row(text: str, delimiter: str) -> list[str]:
+    """Split one logical line into cells; raise :class:`InputError` on what csv cannot read."""
+    if "\r" in text:
+        raise InputError(
+            "the row holds a carriage return (\\r) inside a field; save the file with standard "
+            "line endings (Windows or Unix) and upload it again."
+        )
+    try:
+        return next(csv.reader([text], delimiter=delimiter, strict=False), [])
+    except csv.Error as err:
+        raise InputError(f"row cannot be parsed as CSV ({err}); check its quotes.") from None
 
 
 def read_table(
-    lines: Iterator[tuple[int, str]],
+    lines: Iterator[Line],
     delimiter: str,
     columns: Callable[[list[str]], ColumnSpec],
     *,
@@ -85,43 +109,56 @@ def read_table(
     headerless_single_column: Callable[[str], bool] | None = None,
 ) -> Iterator[TableRow | BadRecord]:
     """Yield the data rows of a delimited file; see the module contract."""
-    feed = _Lines(lines)
-    reader = csv.reader(feed, delimiter=delimiter)
-    pending: list[str] | None = None
+    rows = _Rows(logical_lines(lines), delimiter)
+    pending: list[tuple[int, list[str] | InputError]] = []
     if header is None:
-        header = _read_header(reader, feed)
+        header = _read_header(rows)
         if len(header) == 1 and headerless_single_column and headerless_single_column(header[0]):
-            header, pending = ["sequence"], header
+            pending, header = [(rows.header_line, [header[0]])], ["sequence"]
     spec = columns(header)
-    index, start = 0, feed.last if pending is None else feed.last - 1
-    while True:
-        try:
-            row = pending if pending is not None else next(reader)
-        except StopIteration:
-            return
-        except csv.Error as err:
-            index += 1
-            yield bad_record(_csv_problem(err), index, start + 1)
-            start = feed.last
-            continue
-        except InvalidFile as err:
-            yield bad_record(err, index + 1, err.line or feed.last + 1)
-            return
-        pending = None
-        first, start = start + 1, feed.last
-        if not any(cell.strip() for cell in row):
+    index = 0
+    for number, row in _chain(pending, rows):
+        if isinstance(row, list) and not any(cell.strip() for cell in row):
             continue
         index += 1
-        yield _make_row(row, header, spec, index, first, feed)
+        yield _make_row(row, header, spec, index, number)
+
+
+class _Rows(Iterator[tuple[int, list[str] | InputError]]):
+    """Parsed rows with their first line number; remembers where the header was."""
+
+    def __init__(self, lines: Iterator[Line], delimiter: str) -> None:
+        self._lines, self._delimiter = lines, delimiter
+        self.header_line = 1
+
+    def __next__(self) -> tuple[int, list[str] | InputError]:
+        number, text = next(self._lines)
+        if isinstance(text, InputError):
+            return number, text
+        problem = line_problem(text)
+        if problem is not None:
+            return number, InvalidSequence(problem)
+        try:
+            return number, parse_row(text, self._delimiter)
+        except InputError as err:
+            return number, err
+
+
+def _chain(
+    pending: list[tuple[int, list[str] | InputError]], rows: _Rows
+) -> Iterator[tuple[int, list[str] | InputError]]:
+    yield from pending
+    try:
+        yield from rows
+    except InvalidFile as err:  # truncated gzip: report it as the last row
+        yield err.line or 0, err
 
 
 def _make_row(
-    row: list[str], header: list[str], spec: ColumnSpec, index: int, first: int, feed: _Lines
+    row: list[str] | InputError, header: list[str], spec: ColumnSpec, index: int, line: int
 ) -> TableRow | BadRecord:
-    problem = feed.take_problem(first, feed.last)
-    if problem is not None:
-        number, text = problem
-        return bad_record(InvalidSequence(prefix_line(text, number, first)), index, first)
+    if isinstance(row, InputError):
+        return bad_record(row, index, line)
     if len(row) != len(header):
         return bad_record(
             InputError(
@@ -130,21 +167,18 @@ def _make_row(
                 "unclosed quote."
             ),
             index,
-            first,
+            line,
         )
-    return TableRow(index, first, dict(zip(header, row, strict=True)), spec)
+    return TableRow(index, line, dict(zip(header, row, strict=True)), spec)
 
 
-def _read_header(reader: Iterator[list[str]], feed: _Lines) -> list[str]:
-    try:
-        for row in reader:
-            if any(cell.strip() for cell in row):
-                problem = feed.take_problem(1, feed.last)
-                if problem is not None:
-                    raise InvalidFile(f"the header row, line {problem[0]:,}: {problem[1]}")
-                return _check_header([cell.strip() for cell in row])
-    except csv.Error as err:
-        raise InvalidFile(f"the header row cannot be parsed: {err}.") from None
+def _read_header(rows: _Rows) -> list[str]:
+    for number, row in rows:
+        if isinstance(row, InputError):
+            raise InvalidFile(f"the header row, line {number:,}: {row.problem}")
+        if any(cell.strip() for cell in row):
+            rows.header_line = number
+            return _check_header([cell.strip() for cell in row])
     raise InvalidFile("file has no header row and no data: it holds only blank lines.")
 
 
@@ -157,10 +191,6 @@ def _check_header(names: list[str]) -> list[str]:
             )
         seen.add(name)
     return names
-
-
-def _csv_problem(err: csv.Error) -> InputError:
-    return InputError(f"row cannot be parsed as CSV ({err}); check its quotes and delimiters.")
 
 
 def _preview(names: list[str], limit: int = 6) -> str:

@@ -19,7 +19,8 @@ Contract:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -30,7 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from helixserve.errors import InputError, InvalidFile, InvalidRow
 from helixserve.inputs.records import BadRecord, bad_record
 from helixserve.inputs.table import ColumnSpec, TableRow, read_table
-from helixserve.inputs.textio import Source, check_head, iter_lines, open_source, source_name
+from helixserve.inputs.textio import Source, check_head, iter_lines, opened, source_name
+
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 class Feature(BaseModel):
@@ -91,10 +94,12 @@ def _fmt(value: float | None) -> str:
 
 def _show(value: object) -> str:
     if isinstance(value, str):
-        return f"'{value[:40]}'"
+        return f"'{value[:40]}'" + ("..." if len(value) > 40 else "")
     if isinstance(value, bool):
         return "true" if value else "false"
-    return repr(value)
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length():,} bits"
+    return repr(value)[:60]
 
 
 def parse_value(raw: object, feature: Feature, schema: TabularSchema) -> float | None:
@@ -131,16 +136,24 @@ def _is_missing(raw: object, schema: TabularSchema) -> bool:
 def _as_float(raw: object, name: str, rule: str) -> float:
     if isinstance(raw, bool) or not isinstance(raw, str | int | float):
         raise InputError(f"{name} must be {rule}, got {_show(raw)}.", field=name)
-    try:
-        return float(raw.strip()) if isinstance(raw, str) else float(raw)
-    except (ValueError, OverflowError):
+    if isinstance(raw, str) and not _NUMBER.fullmatch(raw.strip()):
         raise InputError(
             f"{name} must be {rule}, got {_show(raw)}, which is not a number.", field=name
-        ) from None
+        )
+    try:
+        return float(raw.strip()) if isinstance(raw, str) else float(raw)
+    except OverflowError:
+        raise InputError(f"{name} must be {rule}, got {_show(raw)}.", field=name) from None
 
 
-def validate_row(row: Mapping[str, object], schema: TabularSchema) -> list[float | None]:
+def validate_row(row: object, schema: TabularSchema) -> list[float | None]:
     """Return the row's feature values in schema order, or raise :class:`InvalidRow`."""
+    if not isinstance(row, Mapping):
+        raise InvalidRow(
+            f"a row must be an object of named fields ({', '.join(schema.names())}), "
+            f"got {type(row).__name__}.",
+            field_errors=[],
+        )
     errors: list[InputError] = []
     values: list[float | None] = []
     for feature in schema.features:
@@ -195,43 +208,55 @@ def read_rows(
     id_col: str | None = None,
 ) -> Iterator[FeatureRow | BadRecord]:
     """Stream and validate feature rows from a CSV/TSV file; see the module contract."""
-    stream = open_source(source)
-    try:
+    with opened(source) as stream:
         head = check_head(stream)
         sep = delimiter or _sniff_delimiter(source_name(source), head)
+        rows = read_table(iter_lines(stream), sep, _columns(schema, id_col), header=header)
+        count = 0
+        for count, row in enumerate(rows, start=1):  # noqa: B007 - count is used below
+            yield row if isinstance(row, BadRecord) else _validate_table_row(row, schema)
+        if count == 0:
+            raise InvalidFile("file has a header but no data rows; add at least one row.")
 
-        def columns(names: list[str]) -> ColumnSpec:
-            missing = [n for n in schema.names() if n not in names]
-            if missing:
-                raise InvalidFile(
-                    f"the file has no column {', '.join(repr(m) for m in missing)}; its header "
-                    f"has: {', '.join(names)}. This model needs: {', '.join(schema.names())}."
-                )
-            if id_col is not None and id_col not in names:
+
+def _columns(schema: TabularSchema, id_col: str | None) -> Callable[[list[str]], ColumnSpec]:
+    """Match the header to the schema's features and the id column, ignoring case."""
+
+    def columns(names: list[str]) -> ColumnSpec:
+        lowered = {n.strip().lower(): n for n in names}
+        missing = [f for f in schema.names() if f.lower() not in lowered]
+        if missing:
+            raise InvalidFile(
+                f"the file has no column {', '.join(repr(m) for m in missing)}; its header "
+                f"has: {', '.join(names)[:300]}. This model needs: {', '.join(schema.names())}."
+            )
+        ident = None
+        if id_col is not None:
+            ident = lowered.get(id_col.strip().lower())
+            if ident is None:
                 raise InvalidFile(
                     f"id column '{id_col}' is not in the header ({', '.join(names)})."
                 )
-            return ColumnSpec(id=id_col)
+        rename = {lowered[f.lower()]: f for f in schema.names()}
+        return ColumnSpec(id=ident, rename=rename)
 
-        for row in read_table(iter_lines(stream), sep, columns, header=header):
-            yield row if isinstance(row, BadRecord) else _validate_table_row(row, schema)
-    finally:
-        stream.close()
+    return columns
 
 
 def _validate_table_row(row: TableRow, schema: TabularSchema) -> FeatureRow | BadRecord:
     ident = row.values.get(row.spec.id) if row.spec.id else None
-    features = set(schema.names())
+    rename = row.spec.rename or {}
+    features = {rename[k]: v for k, v in row.values.items() if k in rename}
     try:
-        values = validate_row({k: v for k, v in row.values.items() if k in features}, schema)
+        values = validate_row(features, schema)
     except InvalidRow as err:
         return bad_record(err, row.index, row.line, ident)
-    others = {k: v for k, v in row.values.items() if k not in features}
+    others = {k: v for k, v in row.values.items() if k not in rename}
     return FeatureRow(row.index, row.line, ident, values, others)
 
 
 def _sniff_delimiter(name: str, head: bytes) -> str:
-    first = head.split(b"\n", 1)[0]
+    first = next((ln for ln in head.splitlines() if ln.strip()), b"")
     if name.lower().removesuffix(".gz").endswith((".tsv", ".tab")) or b"\t" in first:
         return "\t"
     return ","

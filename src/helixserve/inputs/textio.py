@@ -1,17 +1,22 @@
-"""Opening text files safely: gzip detection, binary detection, per-line decoding.
+"""Opening text files safely: gzip detection, binary detection, bounded per-line decoding.
 
 Contract:
-- :func:`open_source` accepts a path (``str`` / ``Path``) or a binary file object and returns a
-  buffered binary stream; gzip is recognised by its magic bytes (not the file name) and
-  decompressed on the fly. Nothing is read beyond a small peek: files stream in constant memory.
+- :func:`opened` is a context manager over a path (``str`` / ``Path``) or a *binary* file object;
+  it yields a buffered binary stream, decompressing gzip (recognised by its magic bytes, not the
+  file name) on the fly. Nothing is read beyond a small peek: files stream in constant memory.
+  A file helixserve opened is closed afterwards; a stream the caller passed in is left open.
+  A text-mode stream raises :class:`~helixserve.errors.InvalidFile` (open it with ``"rb"``).
 - :func:`check_head` raises :class:`~helixserve.errors.InvalidFile` for an empty file (zero bytes
   or only whitespace) and for a binary file (a NUL byte, and at least 8 and over 1% control
   bytes, in the first 8 KiB), naming the offset and saying what is expected instead. A text file
   with a stray NUL is not binary: that line is reported by :func:`line_problem`.
-- :func:`iter_lines` yields ``(line_number, text)`` with 1-based line numbers, line endings
-  (``\\n``, ``\\r\\n``) removed and a UTF-8 byte-order mark dropped from line 1. Bytes that are not
-  UTF-8 are kept as surrogate escapes so one bad line never stops the file; :func:`line_problem`
-  finds them (and NUL characters) so the caller can report that line and go on.
+- :func:`iter_lines` yields ``(line_number, text)`` with 1-based line numbers. Lines end at
+  ``\\n``, ``\\r\\n`` or — in a file whose first 8 KiB hold ``\\r`` but no ``\\n`` (old Mac /
+  Excel "CSV (Macintosh)") — ``\\r``. A UTF-8 byte-order mark is dropped from line 1. Bytes that
+  are not UTF-8 are kept as surrogate escapes so one bad line never stops the file;
+  :func:`line_problem` finds them (and NUL characters). A line longer than ``max_line`` bytes is
+  skipped without being held in memory and yielded as an :class:`~helixserve.errors.InputError`
+  in place of its text.
 - A truncated gzip stream raises :class:`~helixserve.errors.InvalidFile` saying after which line
   the data ended, once every complete line before it has been yielded.
 """
@@ -23,16 +28,19 @@ import io
 import re
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from helixserve.errors import InvalidFile
+from helixserve.errors import InputError, InvalidFile
 
 Source = str | Path | IO[bytes]
+Line = tuple[int, str | InputError]
 
 GZIP_MAGIC = b"\x1f\x8b"
 HEAD_BYTES = 8192
 BUFFER_BYTES = 64 * 1024
+DEFAULT_MAX_LINE = 16 * 1024 * 1024
 _TEXT_CONTROL = frozenset(b"\t\n\r\f\v\x1b")
 _UNDECODABLE = re.compile("[\udc80-\udcff\x00]")
 
@@ -45,20 +53,32 @@ def source_name(source: Source) -> str:
     return name if isinstance(name, str) else ""
 
 
-def open_source(source: Source) -> io.BufferedReader:
-    """Open a path or wrap a binary stream; transparently decompress gzip."""
-    if isinstance(source, str | Path):
-        path = Path(source)
-        if not path.is_file():
-            raise InvalidFile(f"file not found: {path}; check the path and try again.")
-        raw: Any = path.open("rb")
-    else:
-        raw = source
+@contextmanager
+def opened(source: Source) -> Iterator[io.BufferedReader]:
+    """Open a path or wrap a binary stream; transparently decompress gzip (see contract)."""
+    owned = isinstance(source, str | Path)
+    raw: Any = _open_path(Path(source)) if owned else source  # type: ignore[arg-type]
+    if isinstance(raw, io.TextIOBase):
+        raise InvalidFile("expected a binary file object, got a text stream; open it with 'rb'.")
     stream = io.BufferedReader(raw, buffer_size=BUFFER_BYTES)
-    if stream.peek(2)[:2] == GZIP_MAGIC:
-        gz: Any = gzip.GzipFile(fileobj=stream, mode="rb")
-        return io.BufferedReader(gz, buffer_size=BUFFER_BYTES)
-    return stream
+    try:
+        if stream.peek(2)[:2] == GZIP_MAGIC:
+            gz: Any = gzip.GzipFile(fileobj=stream, mode="rb")
+            with io.BufferedReader(gz, buffer_size=BUFFER_BYTES) as unzipped:
+                yield unzipped
+        else:
+            yield stream
+    finally:
+        if owned:
+            stream.close()
+        else:
+            stream.detach()  # leave the caller's stream open
+
+
+def _open_path(path: Path) -> IO[bytes]:
+    if not path.is_file():
+        raise InvalidFile(f"file not found: {path}; check the path and try again.")
+    return path.open("rb")
 
 
 def check_head(stream: io.BufferedReader) -> bytes:
@@ -87,11 +107,16 @@ def check_head(stream: io.BufferedReader) -> bytes:
     return head
 
 
-def iter_lines(stream: io.BufferedReader) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, text)``; see the module contract for decoding and truncation."""
+def iter_lines(stream: io.BufferedReader, max_line: int = DEFAULT_MAX_LINE) -> Iterator[Line]:
+    """Yield ``(line_number, text or InputError)``; see the module contract."""
+    head = stream.peek(HEAD_BYTES)[:HEAD_BYTES]
+    separator = b"\r" if b"\r" in head and b"\n" not in head else b"\n"
     number = 0
     try:
-        for number, raw in enumerate(stream, start=1):
+        for number, raw in enumerate(_raw_lines(stream, separator, max_line), start=1):
+            if raw is None:
+                yield number, _overlong(number, max_line)
+                continue
             text = raw.decode("utf-8", errors="surrogateescape").rstrip("\n").rstrip("\r")
             if number == 1 and text.startswith("\ufeff"):
                 text = text[1:]
@@ -103,6 +128,43 @@ def iter_lines(stream: io.BufferedReader) -> Iterator[tuple[int, str]]:
             "to score the rest.",
             line=number + 1,
         ) from None
+
+
+def _overlong(number: int, max_line: int) -> InputError:
+    return InputError(
+        f"line {number:,} is longer than {max_line:,} bytes, the limit for one line; it was "
+        "skipped. Split the record, or raise HELIXSERVE_MAX_SEQUENCE_LENGTH."
+    )
+
+
+def _raw_lines(
+    stream: io.BufferedReader, separator: bytes, max_line: int
+) -> Iterator[bytes | None]:
+    """Physical lines as bytes, or ``None`` for a line over ``max_line`` (read and dropped)."""
+    if separator == b"\n":
+        while line := stream.readline(max_line + 1):
+            if len(line) > max_line and not line.endswith(b"\n"):
+                while (rest := stream.readline(BUFFER_BYTES)) and not rest.endswith(b"\n"):
+                    pass
+                yield None
+            else:
+                yield line
+        return
+    yield from _cr_lines(stream, max_line)
+
+
+def _cr_lines(stream: io.BufferedReader, max_line: int) -> Iterator[bytes | None]:
+    pending, dropping = b"", False
+    while chunk := stream.read(BUFFER_BYTES):
+        pieces = (pending + chunk).split(b"\r")
+        pending = pieces.pop()
+        for piece in pieces:
+            yield None if dropping or len(piece) > max_line else piece
+            dropping = False
+        if len(pending) > max_line:
+            pending, dropping = b"", True
+    if pending or dropping:
+        yield None if dropping else pending
 
 
 def prefix_line(problem: str, problem_line: int, record_line: int) -> str:

@@ -19,7 +19,7 @@ Contract:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from helixserve.errors import InputError, InvalidImage, InvalidRow, ModelLoadError
+from helixserve.errors import InputError, InvalidImage, ModelLoadError
 from helixserve.inputs.encoding import encode_batch, fast_encode
 from helixserve.inputs.images import decode_image
 from helixserve.inputs.sequence import SequenceSchema, validate_sequence
@@ -95,12 +95,6 @@ class Predictor:
         if isinstance(schema, SequenceSchema):
             return validate_sequence(item, schema)
         if isinstance(schema, TabularSchema):
-            if not isinstance(item, Mapping):
-                raise InvalidRow(
-                    f"a row must be an object of named fields ({', '.join(schema.names())}), "
-                    f"got {type(item).__name__}.",
-                    field_errors=[],
-                )
             return validate_row(item, schema)
         if not isinstance(item, bytes | bytearray):
             raise InvalidImage(f"an image must be file bytes, got {type(item).__name__}.")
