@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from helixserve.errors import HelixError
@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         default_factory=list, description="accepted API keys; empty: no authentication"
     )
     s3_endpoint_url: str | None = Field(default=None, description="custom S3 endpoint")
+    s3_region: str | None = Field(default=None, description="S3 region (else AWS_REGION)")
+    s3_profile: str | None = Field(default=None, description="AWS profile (else AWS_PROFILE)")
+    s3_access_key_id: str | None = Field(default=None, description="else AWS_ACCESS_KEY_ID")
+    s3_secret_access_key: SecretStr | None = Field(default=None, description="else AWS_SECRET_...")
+    cache_dir: str | None = Field(default=None, description="local bundle cache folder")
     max_upload_bytes: int = Field(default=200 * MiB, ge=1, description="largest accepted upload")
     max_image_bytes: int = Field(default=DEFAULT_MAX_IMAGE_BYTES, ge=1)
     max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, ge=1)

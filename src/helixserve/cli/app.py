@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from helixserve import __version__
+from helixserve.cli.models import models_app
 from helixserve.cli.validate import validate
 from helixserve.errors import HelixError
 
@@ -29,9 +30,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
-)
-models_app = typer.Typer(
-    help="Manage the model store: list, show, push, pull, promote.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
 app.command(help=validate.__doc__)(validate)
@@ -89,24 +87,6 @@ def quickstart() -> None:
 def bench() -> None:
     """Measure a model's prediction throughput and latency here. [yellow](Not yet: issue #5.)[/]"""
     _not_yet("bench", 5, "the serving benchmarks")
-
-
-def _models_command(name: str, what: str) -> None:
-    def command() -> None:
-        _not_yet(f"models {name}", 3, "the model store")
-
-    command.__doc__ = f"{what} [yellow](Not yet: issue #3.)[/]"
-    models_app.command(name=name, context_settings=_PASS_THROUGH)(command)
-
-
-for _name, _what in (
-    ("list", "List the models in the store, with versions and aliases."),
-    ("show", "Show a model's manifest: schema, labels, metrics, versions, card."),
-    ("push", "Publish a bundle directory to the store as a new version."),
-    ("pull", "Copy a model version from the store into the local cache."),
-    ("promote", "Point an alias (e.g. production) at a model version."),
-):
-    _models_command(_name, _what)
 
 
 def main() -> None:

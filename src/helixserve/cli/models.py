@@ -1,0 +1,192 @@
+"""``helixserve models ...``: list, show, push, pull, promote, delete and import model bundles.
+
+Contract: every command works on the store named by ``--store`` or ``HELIXSERVE_STORE`` (a
+folder, ``file://`` or ``s3://bucket/prefix``; S3 settings from ``HELIXSERVE_S3_*`` or the usual
+``AWS_*`` variables). Output is rich tables on a terminal; errors are ``Error: ...`` with exit 1
+(raised as :class:`~helixserve.errors.HelixError` and printed by :func:`helixserve.cli.app.main`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.table import Table
+from rich.text import Text
+
+from helixserve.errors import HelixError
+from helixserve.inputs.sequence import SequenceSchema
+from helixserve.inputs.tabular import TabularSchema
+from helixserve.runtime.importer import import_onnx
+from helixserve.settings import Settings, load_settings
+from helixserve.store import Manifest, ModelStore, S3Options, parse_ref
+
+models_app = typer.Typer(
+    help="Manage the model store: list, show, push, pull, promote, delete, import.",
+    no_args_is_help=True,
+)
+console = Console()
+StoreOption = Annotated[
+    str | None, typer.Option("--store", help="Store folder or URI (default: HELIXSERVE_STORE).")
+]
+
+
+def s3_options(settings: Settings) -> S3Options:
+    secret = settings.s3_secret_access_key
+    return S3Options(
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        key=settings.s3_access_key_id,
+        secret=secret.get_secret_value() if secret is not None else None,
+        profile=settings.s3_profile,
+    )
+
+
+def open_store(uri: str | None) -> ModelStore:
+    """The store at ``uri`` (default: the configured one), with the configured S3 options."""
+    settings = load_settings()
+    cache = Path(settings.cache_dir) if settings.cache_dir else None
+    return ModelStore.open(uri or settings.store, s3=s3_options(settings), cache_dir=cache)
+
+
+def describe_input(manifest: Manifest) -> str:
+    """The input schema in words, e.g. ``dna: exactly 50 nt of A, C, G, T (one-hot)``."""
+    schema = manifest.input
+    if isinstance(schema, SequenceSchema):
+        flanks = len(schema.flank_left) + len(schema.flank_right)
+        extra = f", {flanks} flank positions" if flanks else ""
+        return f"dna: {schema.length_rule()} of {schema.letters()} ({schema.encoding}{extra})"
+    if isinstance(schema, TabularSchema):
+        return f"tabular: {len(schema.features)} features: " + ", ".join(
+            f"{f.name} ({f.rule()})" for f in schema.features
+        )
+    return f"image: {schema.width} x {schema.height}, {schema.channels} channel(s)"
+
+
+def _headline(manifest: Manifest) -> str:
+    if not manifest.metrics:
+        return ""
+    name, value = next(iter(sorted(manifest.metrics.items())))
+    return f"{name} {value:.4g}"
+
+
+@models_app.command("list")
+def list_models(store: StoreOption = None) -> None:
+    """List the models in the store, with versions, aliases and a headline metric."""
+    models = open_store(store)
+    names = models.list_models()
+    if not names:
+        console.print(f"The store {models.uri} has no models yet.", highlight=False)
+        return
+    table = Table("model", "versions", "aliases", "task", "input", "metric", title=models.uri)
+    for name in names:
+        manifest = models.manifest(name)
+        aliases = ", ".join(f"{a}→{v}" for a, v in sorted(models.aliases(name).items()))
+        versions = ", ".join(str(v) for v in models.versions(name))
+        table.add_row(Text(name), versions, Text(aliases), manifest.task, manifest.input.kind,
+                      _headline(manifest))  # fmt: skip
+    console.print(table)
+
+
+@models_app.command("show")
+def show(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS")],
+    store: StoreOption = None,
+) -> None:
+    """Show a model version's manifest: schema, labels, metrics, files and card."""
+    models = open_store(store)
+    manifest = models.manifest(ref)
+    table = Table(show_header=False, title=f"{manifest.name}@{manifest.version}")
+    table.add_row("task", manifest.task)
+    table.add_row("input", Text(describe_input(manifest)))
+    table.add_row("output", Text(manifest.output.model_dump_json(exclude_defaults=True)))
+    for key, value in sorted(manifest.metrics.items()):
+        table.add_row(f"metric {key}", f"{value:.6g}")
+    table.add_row("created", manifest.created.isoformat(timespec="seconds"))
+    table.add_row("versions", ", ".join(str(v) for v in models.versions(manifest.name)))
+    aliases = models.aliases(manifest.name)
+    table.add_row("aliases", Text(", ".join(f"{a}→{v}" for a, v in sorted(aliases.items()))))
+    for path, digest in sorted(manifest.files.items()):
+        table.add_row(f"file {path}", digest)
+    console.print(table)
+    bundle = models.pull(f"{manifest.name}@{manifest.version}")
+    console.print(Markdown((bundle.path / "card.md").read_text(encoding="utf-8")))
+
+
+@models_app.command("push")
+def push(
+    ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION to copy")],
+    to: Annotated[str, typer.Option("--to", help="Destination store URI.")],
+    store: StoreOption = None,
+) -> None:
+    """Copy a model version from this store to another one (as its next version there)."""
+    source, target = open_store(store), open_store(to)
+    copied = source.copy_to(target, ref)
+    console.print(
+        f"pushed {ref} to {target.uri} as {copied.name}@{copied.version}", highlight=False
+    )
+
+
+@models_app.command("pull")
+def pull(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS")],
+    source: Annotated[
+        str | None, typer.Option("--from", help="Copy from this store into the current one.")
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Fetch a version into the local cache (verified), or copy it here from another store."""
+    here = open_store(store)
+    if source is None:
+        bundle = here.pull(ref)
+        console.print(f"{bundle.label} verified in {bundle.path}", highlight=False)
+        return
+    copied = open_store(source).copy_to(here, ref)
+    console.print(f"pulled {ref} from {source} as {copied.name}@{copied.version}", highlight=False)
+
+
+@models_app.command("promote")
+def promote(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION to point the alias at")],
+    alias: Annotated[str, typer.Argument(help="Alias to move, e.g. production")] = "production",
+    store: StoreOption = None,
+) -> None:
+    """Point an alias (production, staging, ...) at a version, in one atomic write."""
+    models = open_store(store)
+    parsed = parse_ref(ref)
+    version = models.resolve(parsed)
+    models.set_alias(parsed.name, alias, version)
+    console.print(f"{parsed.name}@{alias} → version {version}", highlight=False)
+
+
+@models_app.command("delete")
+def delete(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION to delete")],
+    force: Annotated[bool, typer.Option(help="Also remove aliases that point to it.")] = False,
+    store: StoreOption = None,
+) -> None:
+    """Delete one version (its number is never reused)."""
+    parsed = parse_ref(ref)
+    if parsed.version is None:
+        raise HelixError(f"say which version to delete, e.g. {parsed.name}@3; got {ref!r}.")
+    open_store(store).delete(parsed.name, parsed.version, force=force)
+    console.print(f"deleted {parsed.name}@{parsed.version}", highlight=False)
+
+
+@models_app.command("import")
+def import_model(
+    model: Annotated[Path, typer.Argument(help="The ONNX model file.")],
+    schema: Annotated[Path, typer.Option(help="YAML file: task, input, output (see docs).")],
+    name: Annotated[str, typer.Option(help="Model name in the store.")],
+    alias: Annotated[str | None, typer.Option(help="Also point this alias at it.")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Make a bundle from your own ONNX model and a schema file, check it, and publish it."""
+    models = open_store(store)
+    manifest = import_onnx(models, model, schema, name)
+    if alias is not None:
+        models.set_alias(manifest.name, alias, manifest.version)
+    console.print(f"imported {model} as {manifest.name}@{manifest.version}", highlight=False)

@@ -1,0 +1,153 @@
+"""``helixserve models ...`` end to end: import, list, show, promote, push, pull, delete."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.onnx_models import gc_binary_model
+
+SCHEMA = """\
+task: binary
+description: Does the protein bind this 50-nt sequence?
+input: {kind: dna, length: 50, alphabet: ACGT}
+output: {labels: [no-bind, bind]}
+metrics: {accuracy: 0.985}
+"""
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path / "home"),
+        "HELIXSERVE_STORE": str(tmp_path / "store"),
+        "HELIXSERVE_CACHE_DIR": str(tmp_path / "cache"),
+        "COLUMNS": "200",
+    }
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "helixserve", "models", *args],
+                          capture_output=True, text=True, env=env, check=False)  # fmt: skip
+
+
+@pytest.fixture
+def imported(tmp_path: Path, env: dict[str, str]) -> Path:
+    (tmp_path / "model.onnx").write_bytes(gc_binary_model(50))
+    (tmp_path / "schema.yaml").write_text(SCHEMA)
+    result = cli(
+        env,
+        "import",
+        str(tmp_path / "model.onnx"),
+        "--schema",
+        str(tmp_path / "schema.yaml"),
+        "--name",
+        "primer-binding",
+        "--alias",
+        "production",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"imported {tmp_path / 'model.onnx'} as primer-binding@1\n"
+    return tmp_path
+
+
+def test_list_and_show(imported: Path, env: dict[str, str]) -> None:
+    listed = cli(env, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "primer-binding" in listed.stdout and "production→1" in listed.stdout
+    assert "accuracy 0.985" in listed.stdout
+    shown = cli(env, "show", "primer-binding@production")
+    assert shown.returncode == 0, shown.stderr
+    assert "dna: exactly 50 nt of A, C, G, T (onehot)" in shown.stdout
+    assert "Does the protein bind this 50-nt sequence?" in shown.stdout
+
+
+def test_promote_push_pull_delete(imported: Path, env: dict[str, str]) -> None:
+    other = str(imported / "other-store")
+    assert cli(env, "push", "primer-binding", "--to", other).stdout == (
+        f"pushed primer-binding to {Path(other).resolve().as_uri()} as primer-binding@1\n"
+    )
+    pulled = cli(env, "pull", "primer-binding@1", "--from", other)
+    assert pulled.stdout == f"pulled primer-binding@1 from {other} as primer-binding@2\n"
+    assert cli(env, "promote", "primer-binding@2", "staging").stdout == (
+        "primer-binding@staging → version 2\n"
+    )
+    cached = cli(env, "pull", "primer-binding@staging")
+    assert cached.returncode == 0 and "primer-binding@2 verified in" in cached.stdout
+    refused = cli(env, "delete", "primer-binding@1")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error: primer-binding@1 is what alias production points to")
+    assert cli(env, "delete", "primer-binding@1", "--force").stdout == "deleted primer-binding@1\n"
+
+
+def test_errors_are_one_line(imported: Path, env: dict[str, str]) -> None:
+    missing = cli(env, "show", "yeast-utr")
+    assert missing.returncode == 1
+    assert missing.stderr == (
+        f"Error: no model named 'yeast-utr' in the store {(imported / 'store').as_uri()}; "
+        "models: primer-binding.\n"
+    )
+    traversal = cli(env, "show", "../../etc")
+    assert traversal.returncode == 1
+    assert traversal.stderr.startswith("Error: model name '../../etc' is not allowed")
+    no_version = cli(env, "delete", "primer-binding")
+    assert no_version.stderr == (
+        "Error: say which version to delete, e.g. primer-binding@3; got 'primer-binding'.\n"
+    )
+
+
+def test_import_refuses_a_model_that_does_not_fit_its_schema(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    (tmp_path / "model.onnx").write_bytes(gc_binary_model(40))
+    (tmp_path / "schema.yaml").write_text(SCHEMA)
+    result = cli(
+        env,
+        "import",
+        str(tmp_path / "model.onnx"),
+        "--schema",
+        str(tmp_path / "schema.yaml"),
+        "--name",
+        "m",
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: model.onnx of m@1 takes tensor(float) (N, 4, 40)")
+    assert cli(env, "list").stdout.startswith("The store ")  # nothing was published
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        (
+            "task: binary\ninput: {kind: dna}\noutput: {labels: [a, b]}\ncolour: red\n",
+            "has unknown key 'colour'; allowed keys are card, description, input, metrics, "
+            "onnx_input, output, task.",
+        ),
+        (
+            "task: binary\ninput: {kind: dna}\noutput: {labels: [a]}\n",
+            "is not valid: (top level): Value error, a binary model needs exactly 2 output labels "
+            "[negative, positive].",
+        ),
+        ("task: [unclosed\n", "is not valid YAML"),
+    ],
+)
+def test_bad_schema_files(tmp_path: Path, env: dict[str, str], schema: str, message: str) -> None:
+    (tmp_path / "model.onnx").write_bytes(gc_binary_model(50))
+    (tmp_path / "schema.yaml").write_text(schema)
+    result = cli(
+        env,
+        "import",
+        str(tmp_path / "model.onnx"),
+        "--schema",
+        str(tmp_path / "schema.yaml"),
+        "--name",
+        "m",
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Error: schema file {tmp_path / 'schema.yaml'} ")
+    assert message in result.stderr
