@@ -10,7 +10,7 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(BIN)/python -m pip
 PIP_INSTALL := $(PIP) install --disable-pip-version-check -q -c $(CONSTRAINTS)
 
-.PHONY: run test lint typecheck pytest install-base install-all lock clean help
+.PHONY: run test lint typecheck pytest install-base install-all lock clean help bench
 
 help:
 	@echo "make run   - install the serving package into .venv and start helixserve"
@@ -40,8 +40,8 @@ run: install-base
 	$(BIN)/helixserve validate $$($(BIN)/python -c "import helixserve, pathlib; print(pathlib.Path(helixserve.__file__).parent / 'examples' / 'primers.fasta')") --length 50
 
 lint: install-all
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 typecheck: install-all
 	$(BIN)/mypy
@@ -63,3 +63,7 @@ lock:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# Benchmarks (not part of make test): speed figures, ratios measured in one run.
+bench: install-all
+	$(BIN)/python -m benchmarks.bench_store_runtime

@@ -220,3 +220,25 @@ def test_load_re_verifies_the_cached_files(tmp_path: Path) -> None:
     (bundle.path / "model.onnx").write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match=r"^model\.onnx of m@1 is corrupted: its sha256 is"):
         Predictor(bundle)
+
+
+def test_batch_arrays_match_per_item_results(tmp_path: Path) -> None:
+    predictor = dna_predictor(tmp_path)
+    batch: list[object] = [GC_50, "oops", AT_50, GC_50[:25] + AT_50[:25]]
+    columnar = predictor.predict_batch(batch)
+    assert columnar.positions.tolist() == [0, 2, 3]
+    assert [e.index for e in columnar.errors] == [1]
+    assert columnar.labels() == ["bind", "no-bind", "bind"]  # 25 G+C: P = 0.5, the threshold
+    per_item = [r for r in predictor.predict(batch) if isinstance(r, Prediction)]
+    probabilities = columnar.decoded.probabilities
+    assert probabilities is not None
+    assert [p.probabilities for p in per_item] == [
+        dict(zip(["no-bind", "bind"], row, strict=True)) for row in probabilities.tolist()
+    ]
+
+
+def test_batch_with_only_bad_items(tmp_path: Path) -> None:
+    columnar = dna_predictor(tmp_path).predict_batch(["", "x"])
+    assert columnar.positions.tolist() == []
+    assert columnar.labels() == []
+    assert [type(r).__name__ for r in columnar.results()] == ["ItemError", "ItemError"]

@@ -114,11 +114,15 @@ def _with_flanks(n: int, length: int, flank_left: str, flank_right: str) -> npt.
     return codes
 
 
+_CHANNELS = np.arange(4, dtype=np.uint8).reshape(1, 4, 1)
+
+
 def _one_hot_from_codes(codes: npt.NDArray[np.uint8], n_value: float) -> npt.NDArray[np.float32]:
-    table = np.zeros((5, 4), dtype=np.float32)
-    table[:4] = np.eye(4, dtype=np.float32)
-    table[4] = n_value
-    return np.ascontiguousarray(table[codes].transpose(0, 2, 1))
+    """``(N, L)`` codes 0..4 to ``(N, 4, L)`` one-hot; code 4 (N) becomes ``n_value`` everywhere."""
+    out: npt.NDArray[np.float32] = (codes[:, np.newaxis, :] == _CHANNELS).astype(np.float32)
+    if n_value:
+        out += (codes == 4)[:, np.newaxis, :] * np.float32(n_value)
+    return out
 
 
 def _fast_table(alphabet: str, rna_to_dna: bool) -> npt.NDArray[np.uint8]:

@@ -116,45 +116,99 @@ class Predictor:
         outputs = self.session.run([self.output_name], {self.manifest.onnx_input: tensor})
         return np.asarray(outputs[0])
 
-    def decode(self, output: npt.NDArray[Any]) -> list[Prediction]:
-        """Turn the output tensor into labels/probabilities or values."""
+    def decode(self, output: npt.NDArray[Any]) -> Decoded:
+        """Turn the output tensor into label indices + probabilities, or values (columnar)."""
         task, spec = self.manifest.task, self.manifest.output
-        out = output.astype(np.float64, copy=False)
+        n = len(output)
         if task == "regression":
-            return [Prediction(value=float(v)) for v in out.reshape(len(out))]
-        labels = spec.labels or []
+            return Decoded(values=output.reshape(n).astype(np.float64))
         if task == "binary":
-            positive = out[:, -1] if out.ndim == 2 and out.shape[1] == 2 else out.reshape(len(out))
-            probs = np.stack([1.0 - positive, positive], axis=1)
+            flat = output.reshape(n, -1)
+            positive = flat[:, -1].astype(np.float64)
+            probabilities = np.stack([1.0 - positive, positive], axis=1)
             chosen = (positive >= spec.threshold).astype(np.intp)
         else:
-            probs, chosen = out, out.argmax(axis=1)
-        return [
-            Prediction(labels[c], float(row[c]), dict(zip(labels, row.tolist(), strict=True)))
-            for row, c in zip(probs, chosen.tolist(), strict=True)
-        ]
+            probabilities = output.astype(np.float64)
+            chosen = probabilities.argmax(axis=1)
+        return Decoded(label_index=chosen, probabilities=probabilities)
 
     # --- all together ---------------------------------------------------------------------------
 
-    def predict(self, items: Sequence[object]) -> list[Result]:
-        """Validate, encode, run once, decode; one result per input, in order."""
+    def predict_batch(self, items: Sequence[object]) -> BatchPrediction:
+        """Validate, encode, run once, decode; columnar results plus per-item errors."""
+        labels = self.manifest.output.labels
         fast = self._fast_path(items)
         if fast is not None:
-            return list(self.decode(self.run(fast)))
+            positions = np.arange(len(items))
+            return BatchPrediction(len(items), positions, [], labels, self.decode(self.run(fast)))
         good, values, errors = self.validate(items)
-        results: list[Result | None] = [None] * len(items)
-        for error in errors:
-            results[error.index] = error
-        if good:
-            for i, prediction in zip(good, self.decode(self.run(self.encode(values))), strict=True):
-                results[i] = prediction
-        return [r for r in results if r is not None]
+        decoded = self.decode(self.run(self.encode(values))) if good else Decoded.empty(self)
+        return BatchPrediction(len(items), np.array(good, dtype=np.intp), errors, labels, decoded)
+
+    def predict(self, items: Sequence[object]) -> list[Result]:
+        """One :class:`Prediction` or :class:`ItemError` per input, in input order."""
+        return self.predict_batch(items).results()
 
     def _fast_path(self, items: Sequence[object]) -> npt.NDArray[Any] | None:
         schema = self.manifest.input
         if isinstance(schema, SequenceSchema) and items:
             return fast_encode(items, schema)
         return None
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """Decoded model output for the predicted items, as arrays."""
+
+    label_index: npt.NDArray[np.intp] | None = None
+    probabilities: npt.NDArray[np.float64] | None = None
+    values: npt.NDArray[np.float64] | None = None
+
+    @staticmethod
+    def empty(predictor: Predictor) -> Decoded:
+        if predictor.manifest.task == "regression":
+            return Decoded(values=np.zeros(0))
+        k = len(predictor.manifest.output.labels or [])
+        return Decoded(np.zeros(0, dtype=np.intp), np.zeros((0, k)))
+
+
+@dataclass(frozen=True)
+class BatchPrediction:
+    """Results of one batch: ``positions`` (input indices predicted), their decoded output, and
+    an :class:`ItemError` for every other input."""
+
+    size: int
+    positions: npt.NDArray[np.intp]
+    errors: list[ItemError]
+    label_names: list[str] | None
+    decoded: Decoded
+
+    def labels(self) -> list[str]:
+        """The predicted label of each predicted item (classifiers)."""
+        names, index = self.label_names or [], self.decoded.label_index
+        return [] if index is None else [names[i] for i in index.tolist()]
+
+    def results(self) -> list[Result]:
+        """Per-item objects in input order (slower than the arrays; for small batches and APIs)."""
+        out: list[Result | None] = [None] * self.size
+        for error in self.errors:
+            out[error.index] = error
+        for position, prediction in zip(self.positions.tolist(), self._predictions(), strict=True):
+            out[position] = prediction
+        return [r for r in out if r is not None]
+
+    def _predictions(self) -> list[Prediction]:
+        d = self.decoded
+        if d.values is not None:
+            return [Prediction(value=v) for v in d.values.tolist()]
+        if d.probabilities is None or d.label_index is None:
+            return []
+        names = self.label_names or []
+        rows, chosen = d.probabilities.tolist(), d.label_index.tolist()
+        return [
+            Prediction(names[c], row[c], dict(zip(names, row, strict=True)))
+            for row, c in zip(rows, chosen, strict=True)
+        ]
 
 
 def _open_session(path: Path, threads: int, label: str) -> ort.InferenceSession:
