@@ -250,3 +250,17 @@ def test_alias_file_written_as_plain_json(store: ModelStore) -> None:
     store.set_alias("primer-binding", "production", 1)
     raw = store.location.read(store.location.path("primer-binding", "aliases", "production.json"))
     assert json.loads(raw) == {"version": 1}
+
+
+def test_aws_environment_conventions(
+    s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "RW")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "RWS")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    store = ModelStore.open("s3://models/env-check", cache_dir=tmp_path / "cache")
+    assert publish(store).version == 1
+    assert store.list_models() == ["primer-binding"]

@@ -26,7 +26,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from helixserve.errors import InputError, InvalidFile, InvalidRow
 from helixserve.inputs.records import BadRecord, bad_record
@@ -70,6 +70,17 @@ class TabularSchema(BaseModel):
     missing_tokens: tuple[str, ...] = ("?", "", "NA", "NaN", "nan")
     allow_missing: bool = False
     extra: Literal["forbid", "ignore"] = "forbid"
+
+    @model_validator(mode="after")
+    def _check_features(self) -> TabularSchema:
+        names = [f.name for f in self.features]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"feature names must be unique; repeated: {', '.join(duplicated)}")
+        for f in self.features:
+            if f.min is not None and f.max is not None and f.min > f.max:
+                raise ValueError(f"feature {f.name}: min {f.min} is larger than max {f.max}")
+        return self
 
     def names(self) -> list[str]:
         return [f.name for f in self.features]
