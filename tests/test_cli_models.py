@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.onnx_models import gc_binary_model
+from tests.support.s3server import S3Server
 
 SCHEMA = """\
 task: binary
@@ -151,3 +152,45 @@ def test_bad_schema_files(tmp_path: Path, env: dict[str, str], schema: str, mess
     assert result.returncode == 1
     assert result.stderr.startswith(f"Error: schema file {tmp_path / 'schema.yaml'} ")
     assert message in result.stderr
+
+
+def test_import_with_a_bad_alias_publishes_nothing(tmp_path: Path, env: dict[str, str]) -> None:
+    (tmp_path / "model.onnx").write_bytes(gc_binary_model(50))
+    (tmp_path / "schema.yaml").write_text(SCHEMA)
+    result = cli(env, "import", str(tmp_path / "model.onnx"), "--schema",
+                 str(tmp_path / "schema.yaml"), "--name", "m", "--alias", "12")  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "Error: alias '12' is not allowed: an alias cannot be all digits"
+    )
+    assert cli(env, "list").stdout.startswith("The store ")
+
+
+def test_list_shows_a_damaged_model_as_a_row(imported: Path, env: dict[str, str]) -> None:
+    (imported / "store" / "primer-binding" / "aliases" / "production.json").write_text("{bad")
+    listed = cli(env, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "error: alias file primer-binding/aliases/production.json is damaged" in listed.stdout
+
+
+def test_models_commands_against_s3(
+    s3_server: S3Server, tmp_path: Path, env: dict[str, str]
+) -> None:
+    env = {**env, "AWS_ENDPOINT_URL_S3": s3_server.endpoint, "AWS_ACCESS_KEY_ID": "RW",
+           "AWS_SECRET_ACCESS_KEY": "RWS", "AWS_REGION": "us-east-1",
+           "HELIXSERVE_STORE": "s3://models/cli-check"}  # fmt: skip
+    (tmp_path / "model.onnx").write_bytes(gc_binary_model(50))
+    (tmp_path / "schema.yaml").write_text(SCHEMA)
+    imported = cli(env, "import", str(tmp_path / "model.onnx"), "--schema",
+                   str(tmp_path / "schema.yaml"), "--name", "primer-binding")  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    local = str(tmp_path / "local")
+    assert cli(env, "push", "primer-binding", "--to", local).returncode == 0
+    assert "primer-binding" in cli(env, "list", "--store", local).stdout
+    read_only = {**env, "AWS_ACCESS_KEY_ID": "RO", "AWS_SECRET_ACCESS_KEY": "ROS"}
+    assert "primer-binding@1 verified in" in cli(read_only, "pull", "primer-binding").stdout
+    refused = cli(read_only, "promote", "primer-binding@1", "production")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        "Error: the store at s3://models/cli-check refused to move alias primer-binding@production"
+    )

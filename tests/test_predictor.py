@@ -242,3 +242,31 @@ def test_batch_with_only_bad_items(tmp_path: Path) -> None:
     assert columnar.positions.tolist() == []
     assert columnar.labels() == []
     assert [type(r).__name__ for r in columnar.results()] == ["ItemError", "ItemError"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"batch": 1},
+            "model.onnx of m@1 has a fixed batch size of 1; export it with a dynamic "
+            "batch axis (e.g. dynamic_shapes={'x': {0: Dim('batch')}} in torch.onnx).",
+        ),
+        (
+            {"extra_input": True},
+            "model.onnx of m@1 needs more inputs than 'input': mask; "
+            "helixserve feeds exactly one input tensor. Export the model with "
+            "a single input.",
+        ),
+    ],
+)
+def test_models_helixserve_cannot_feed_are_refused(
+    tmp_path: Path, options: dict[str, object], message: str
+) -> None:
+    bundle = local_bundle(
+        tmp_path, gc_binary_model(50, **options), task="binary",  # type: ignore[arg-type]
+        input=SequenceSchema(length=50), output=OutputSchema(labels=["0", "1"]),
+    )  # fmt: skip
+    with pytest.raises(ModelLoadError) as info:
+        Predictor(bundle)
+    assert str(info.value) == message

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import threading
 from pathlib import Path
 
 import pytest
 
 from helixserve.errors import (
+    CacheError,
     IntegrityError,
     InvalidName,
+    ManifestError,
     ModelNotFound,
     StorePermissionError,
     StoreUnavailable,
@@ -225,12 +228,17 @@ def test_read_only_credentials_serve_but_cannot_publish(
         "the store at s3://models/read-only-check refused to publish primer-binding ("
     )
     assert str(info.value).endswith(
-        "these credentials may be read-only; use credentials that can write, or only read "
-        "from this store."
+        "the credentials are read-only or wrong, or the folder is not writable; use credentials "
+        "or a folder that allow it."
     )
     with pytest.raises(StorePermissionError):
         reader.set_alias("primer-binding", "staging", 1)
+    with pytest.raises(StorePermissionError):  # a refused delete must never look like success
+        reader.delete("primer-binding", 1, force=True)
+    with pytest.raises(StorePermissionError):
+        reader.delete_alias("primer-binding", "production")
     assert writer.versions("primer-binding") == [1]
+    assert writer.aliases("primer-binding") == {"production": 1}
 
 
 def test_unreachable_store(tmp_path: Path) -> None:
@@ -264,3 +272,109 @@ def test_aws_environment_conventions(
     store = ModelStore.open("s3://models/env-check", cache_dir=tmp_path / "cache")
     assert publish(store).version == 1
     assert store.list_models() == ["primer-binding"]
+
+
+# --- hostile or damaged store contents (found in review) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content", [b"not json", b'{"version": true}', b'{"version": "1"}', b"[1]"]
+)
+def test_damaged_alias_is_an_error_not_a_silent_fallback(store: ModelStore, content: bytes) -> None:
+    publish(store)
+    publish(store)
+    store.location.write(store.location.path("primer-binding", "aliases", "production.json"),
+                         content)  # fmt: skip
+    for ref in ("primer-binding", "primer-binding@production"):
+        with pytest.raises(ManifestError) as info:
+            store.resolve(ref)
+        assert str(info.value) == (
+            "alias file primer-binding/aliases/production.json is damaged: it should hold "
+            '{"version": N}. Set the alias again: helixserve models promote primer-binding@N '
+            "production"
+        )
+
+
+def test_dangling_production_alias_is_not_replaced_by_latest(store: ModelStore) -> None:
+    publish(store)
+    publish(store)
+    store.set_alias("primer-binding", "production", 1)
+    store.location.fs.rm(store.location.path("primer-binding", "versions", "1"), recursive=True)
+    with pytest.raises(ModelNotFound) as info:
+        store.resolve("primer-binding")
+    assert str(info.value) == (
+        "alias primer-binding@production points to version 1, which no longer exists; promote "
+        "another version (2)."
+    )
+
+
+def test_manifest_that_describes_another_model(store: ModelStore) -> None:
+    publish(store, name="a")
+    other = publish(store, name="b")
+    store.location.write(store.location.path("a", "versions", "1", "manifest.json"),
+                         other.to_json())  # fmt: skip
+    with pytest.raises(IntegrityError) as info:
+        store.manifest("a@1")
+    assert str(info.value) == (
+        "manifest.json of a@1 describes b@1; the store was edited by hand. Publish the model again."
+    )
+
+
+def test_odd_version_folders_are_ignored(store: ModelStore) -> None:
+    publish(store)
+    for odd in ("007", "²", "x"):
+        folder = store.location.path("primer-binding", "versions", odd)
+        store.location.write(f"{folder}/manifest.json", b"{}")
+    assert store.versions("primer-binding") == [1]
+    for ref in ("primer-binding@²", "primer-binding@007", "primer-binding@١"):
+        with pytest.raises(InvalidName):
+            store.resolve(ref)
+
+
+def test_cache_without_manifest_is_repaired(store: ModelStore) -> None:
+    publish(store)
+    local = store.pull("primer-binding")
+    (local.path / "manifest.json").unlink()
+    (local.path / "model.onnx").write_bytes(b"junk")
+    again = store.pull("primer-binding")
+    assert (again.path / "model.onnx").read_bytes() == MODEL
+    assert (again.path / "manifest.json").is_file()
+
+
+def test_unwritable_cache_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "cache-file").write_text("I am a file")
+    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache-file" / "x")
+    publish(store)
+    with pytest.raises(CacheError) as info:
+        store.pull("primer-binding")
+    assert str(info.value).startswith(f"cannot write to the local model cache {tmp_path}")
+    assert str(info.value).endswith("set HELIXSERVE_CACHE_DIR to a folder you can write to.")
+
+
+def test_store_path_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    store = ModelStore.open(str(tmp_path / "file"), cache_dir=tmp_path / "cache")
+    with pytest.raises(StoreUnavailable) as info:
+        publish(store)
+    assert str(info.value).startswith(f"the store folder {tmp_path / 'file'} cannot be used to ")
+
+
+def test_delete_alias_that_does_not_exist(store: ModelStore) -> None:
+    publish(store)
+    with pytest.raises(ModelNotFound, match=r"^primer-binding has no alias 'staging'\.$"):
+        store.delete_alias("primer-binding", "staging")
+
+
+def _publish_in_process(uri: str, card: str) -> int:
+    store = ModelStore.open(uri)
+    manifest, files = bundle(card)
+    return store.publish(manifest, files).version
+
+
+def test_concurrent_publishes_from_separate_processes(tmp_path: Path) -> None:
+    uri = str(tmp_path / "store")
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4) as pool:
+        versions = pool.starmap(_publish_in_process, [(uri, f"# {i}\n") for i in range(8)])
+    assert sorted(versions) == list(range(1, 9))
+    assert ModelStore.open(uri).versions("primer-binding") == list(range(1, 9))

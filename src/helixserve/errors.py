@@ -160,5 +160,13 @@ class VersionConflict(StoreError):
     """A version or alias operation conflicts with the store's state (e.g. alias points at it)."""
 
 
+class CacheError(StoreError):
+    """The local bundle cache cannot be written (see HELIXSERVE_CACHE_DIR)."""
+
+
 class ModelLoadError(HelixError):
     """A bundle's model cannot be loaded or does not match its manifest's schema."""
+
+
+class ModelRunError(HelixError):
+    """ONNX Runtime failed while running a loaded model (a model problem, not the input's)."""

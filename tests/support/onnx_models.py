@@ -29,11 +29,20 @@ def _model(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto],
     return data
 
 
-def gc_binary_model(length: int | str = "L", scale: float = 0.5, bias: float = 12.5,
-                    two_columns: bool = False) -> bytes:  # fmt: skip
+def gc_binary_model(
+    length: int | str = "L",
+    scale: float = 0.5,
+    bias: float = 12.5,
+    two_columns: bool = False,
+    batch: int | str = "N",
+    extra_input: bool = False,
+) -> bytes:
     """Binary classifier on one-hot DNA: more G+C -> more likely positive."""
     weight = np.array([0, 1, 1, 0], dtype=np.float32).reshape(1, 4, 1) * scale
-    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 4, length])
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 4, length])
+    inputs = [x]
+    if extra_input:
+        inputs.append(helper.make_tensor_value_info("mask", TensorProto.FLOAT, [batch, 1]))
     nodes = [
         helper.make_node("Mul", ["input", "w"], ["weighted"]),
         helper.make_node("ReduceSum", ["weighted", "axes"], ["score"], keepdims=0),
@@ -49,9 +58,9 @@ def gc_binary_model(length: int | str = "L", scale: float = 0.5, bias: float = 1
         ]
         inits += [np.array([1], dtype=np.int64), np.ones((1, 1), dtype=np.float32)]
         out = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2])
-        return _model(nodes, [x], [out], inits, ["w", "axes", "bias", "one", "ones"])
-    out = helper.make_tensor_value_info("p", TensorProto.FLOAT, ["N"])
-    return _model(nodes, [x], [out], inits, ["w", "axes", "bias"])
+        return _model(nodes, inputs, [out], inits, ["w", "axes", "bias", "one", "ones"])
+    out = helper.make_tensor_value_info("p", TensorProto.FLOAT, [batch])
+    return _model(nodes, inputs, [out], inits, ["w", "axes", "bias"])
 
 
 def tabular_softmax_model(weights: np.ndarray) -> bytes:

@@ -56,7 +56,7 @@ def weed_binary() -> str:
 
 
 def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (each also free at +10000, SeaweedFS's gRPC habit)."""
+    """Distinct free loopback ports (every SeaweedFS port is pinned to one of them)."""
     ports: list[int] = []
     while len(ports) < count:
         with socket.socket() as sock:

@@ -23,6 +23,7 @@ from helixserve.inputs.tabular import TabularSchema
 from helixserve.runtime.importer import import_onnx
 from helixserve.settings import Settings, load_settings
 from helixserve.store import Manifest, ModelStore, S3Options, parse_ref
+from helixserve.store.names import check_alias
 
 models_app = typer.Typer(
     help="Manage the model store: list, show, push, pull, promote, delete, import.",
@@ -35,6 +36,7 @@ StoreOption = Annotated[
 
 
 def s3_options(settings: Settings) -> S3Options:
+    """Explicit S3 options from ``HELIXSERVE_S3_*`` (unset ones leave the AWS chain in charge)."""
     secret = settings.s3_secret_access_key
     return S3Options(
         endpoint_url=settings.s3_endpoint_url,
@@ -83,9 +85,13 @@ def list_models(store: StoreOption = None) -> None:
         return
     table = Table("model", "versions", "aliases", "task", "input", "metric", title=models.uri)
     for name in names:
-        manifest = models.manifest(name)
-        aliases = ", ".join(f"{a}→{v}" for a, v in sorted(models.aliases(name).items()))
         versions = ", ".join(str(v) for v in models.versions(name))
+        try:
+            manifest = models.manifest(name)
+            aliases = ", ".join(f"{a}→{v}" for a, v in sorted(models.aliases(name).items()))
+        except HelixError as err:  # one damaged model must not hide the others
+            table.add_row(Text(name), versions, Text(f"error: {err}", style="red"), "", "", "")
+            continue
         table.add_row(Text(name), versions, Text(aliases), manifest.task, manifest.input.kind,
                       _headline(manifest))  # fmt: skip
     console.print(table)
@@ -113,7 +119,9 @@ def show(
         table.add_row(f"file {path}", digest)
     console.print(table)
     bundle = models.pull(f"{manifest.name}@{manifest.version}")
-    console.print(Markdown((bundle.path / "card.md").read_text(encoding="utf-8")))
+    card = bundle.path / "card.md"
+    if card.is_file():
+        console.print(Markdown(card.read_text(encoding="utf-8", errors="replace")))
 
 
 @models_app.command("push")
@@ -185,6 +193,8 @@ def import_model(
     store: StoreOption = None,
 ) -> None:
     """Make a bundle from your own ONNX model and a schema file, check it, and publish it."""
+    if alias is not None:
+        check_alias(alias)  # before publishing anything
     models = open_store(store)
     manifest = import_onnx(models, model, schema, name)
     if alias is not None:

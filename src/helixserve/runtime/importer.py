@@ -14,6 +14,7 @@ Contract:
 from __future__ import annotations
 
 import platform
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import yaml
 from helixserve import __version__
 from helixserve.errors import ManifestError
 from helixserve.runtime.predictor import Predictor
-from helixserve.store.bundle import make_manifest, sha256_bytes
+from helixserve.store.bundle import make_manifest
 from helixserve.store.manifest import Manifest
 from helixserve.store.store import LocalBundle, ModelStore
 
@@ -99,14 +100,8 @@ def _first_error(err: ValueError) -> str:
 def import_onnx(store: ModelStore, onnx_path: Path, schema_path: Path, name: str) -> Manifest:
     """Check, then publish an external ONNX model; see the module contract."""
     manifest, files = build_bundle(onnx_path, schema_path, name)
-    check_dir = store.cache_dir / f".import-{sha256_bytes(manifest.to_json())}"
-    check_dir.mkdir(parents=True, exist_ok=True)
-    for relative, data in files.items():
-        (check_dir / relative).write_bytes(data)
-    try:
-        Predictor(LocalBundle(check_dir, manifest))  # loads and checks the signature
-    finally:
-        for relative in files:
-            (check_dir / relative).unlink(missing_ok=True)
-        check_dir.rmdir()
+    with tempfile.TemporaryDirectory(prefix="helixserve-import-") as scratch:
+        for relative, data in files.items():
+            (Path(scratch) / relative).write_bytes(data)
+        Predictor(LocalBundle(Path(scratch), manifest))  # loads and checks the signature
     return store.publish(manifest, files)

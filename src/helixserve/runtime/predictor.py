@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from helixserve.errors import InputError, InvalidImage, ModelLoadError
+from helixserve.errors import InputError, InvalidImage, ModelLoadError, ModelRunError
 from helixserve.inputs.encoding import encode_batch, fast_encode
 from helixserve.inputs.images import decode_image
 from helixserve.inputs.sequence import SequenceSchema, validate_sequence
@@ -73,6 +73,7 @@ class Predictor:
 
     @classmethod
     def from_store(cls, store: ModelStore, ref: str, **options: Any) -> Predictor:
+        """Pull ``ref`` from ``store`` (verified) and load it."""
         return cls(store.pull(ref), **options)
 
     # --- the three steps ------------------------------------------------------------------------
@@ -112,8 +113,13 @@ class Predictor:
         return np.stack(values)
 
     def run(self, tensor: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        """The bare model call."""
-        outputs = self.session.run([self.output_name], {self.manifest.onnx_input: tensor})
+        """The bare model call; an ONNX Runtime failure raises :class:`ModelRunError`."""
+        try:
+            outputs = self.session.run([self.output_name], {self.manifest.onnx_input: tensor})
+        except Exception as err:  # onnxruntime raises its own, untyped exception classes
+            raise ModelRunError(
+                f"{self.label} failed while running on a batch of {len(tensor)}: {str(err)[:300]}"
+            ) from None
         return np.asarray(outputs[0])
 
     def decode(self, output: npt.NDArray[Any]) -> Decoded:
@@ -166,6 +172,7 @@ class Decoded:
 
     @staticmethod
     def empty(predictor: Predictor) -> Decoded:
+        """The decoded output of a batch in which no item was predicted."""
         if predictor.manifest.task == "regression":
             return Decoded(values=np.zeros(0))
         k = len(predictor.manifest.output.labels or [])

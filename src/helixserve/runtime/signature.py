@@ -2,7 +2,8 @@
 
 Contract: :func:`check_signature` returns the name of the output to read, or raises
 :class:`~helixserve.errors.ModelLoadError` naming the model, what the manifest expects and what the
-ONNX graph declares. Symbolic (dynamic) dimensions always fit; static ones must match:
+ONNX graph declares. The model must take exactly one input, with a dynamic batch axis. Other
+symbolic (dynamic) dimensions always fit; static ones must match:
 
 - DNA one-hot: ``float (N, 4, L)`` with ``L`` = flanks + length when the length is exact;
   DNA tokens: ``int64 (N, pad_to)``; tabular: ``float (N, n_features)``; image:
@@ -59,6 +60,19 @@ def check_signature(session: Any, manifest: Manifest, label: str) -> str:
         raise ModelLoadError(
             f"model.onnx of {label} has no input named '{manifest.onnx_input}'; its inputs are "
             f"{', '.join(inputs)}. Set onnx_input in the manifest to one of them."
+        )
+    extra = [n for n in inputs if n != manifest.onnx_input]
+    if extra:
+        raise ModelLoadError(
+            f"model.onnx of {label} needs more inputs than '{manifest.onnx_input}': "
+            f"{', '.join(extra)}; helixserve feeds exactly one input tensor. Export the model "
+            "with a single input."
+        )
+    batch = next(iter(node.shape), None)
+    if isinstance(batch, int):
+        raise ModelLoadError(
+            f"model.onnx of {label} has a fixed batch size of {batch}; export it with a "
+            "dynamic batch axis (e.g. dynamic_shapes={'x': {0: Dim('batch')}} in torch.onnx)."
         )
     dtype, dims = expected_input(manifest)
     if node.type != dtype or not _fits(list(node.shape), dims):

@@ -53,6 +53,7 @@ class Location:
         self.is_local = isinstance(fs, LocalFileSystem)
 
     def path(self, *parts: str) -> str:
+        """``root/part/part...`` (parts must be validated names)."""
         return "/".join([self.root, *parts])
 
     def create_exclusive(self, path: str, data: bytes) -> bool:
@@ -77,6 +78,7 @@ class Location:
         return True
 
     def write(self, path: str, data: bytes) -> None:
+        """Write (replace) one object; atomic for readers on a local disk and on S3."""
         if self.is_local:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             tmp = f"{path}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
@@ -86,6 +88,7 @@ class Location:
             self.fs.pipe_file(path, data)
 
     def read(self, path: str) -> bytes:
+        """Read one whole object; ``FileNotFoundError`` if it is not there."""
         data: bytes = self.fs.cat_file(path)
         return data
 
@@ -124,8 +127,8 @@ def _open_s3(uri: str, options: S3Options) -> Location:
         raise HelixError(
             f"store {uri} is on S3, which needs the s3 extra: pip install 'helixserve[s3]'."
         ) from None
-    bucket_and_prefix = uri.removeprefix("s3://").strip("/")
-    if not bucket_and_prefix:
+    bucket_and_prefix = uri.removeprefix("s3://").rstrip("/")
+    if not bucket_and_prefix or bucket_and_prefix.startswith("/"):
         raise HelixError(f"store URI {uri!r} names no bucket; use s3://bucket/prefix.")
     endpoint = (
         options.endpoint_url
@@ -160,10 +163,16 @@ def translating(action: str, location: Location) -> Iterator[None]:
         raise
     except PermissionError as err:
         raise StorePermissionError(
-            f"the store at {location.uri} refused to {action} ({_short(err)}): these credentials "
-            "may be read-only; use credentials that can write, or only read from this store."
+            f"the store at {location.uri} refused to {action} ({_short(err)}): the credentials "
+            "are read-only or wrong, or the folder is not writable; use credentials or a folder "
+            "that allow it."
         ) from None
     except (OSError, ValueError) as err:
+        if location.is_local:
+            raise StoreUnavailable(
+                f"the store folder {location.root} cannot be used to {action} ({_short(err)}); "
+                "check that it is a folder you can read and write."
+            ) from None
         raise StoreUnavailable(
             f"the store at {location.uri} could not {action} ({_short(err)}); check that it is "
             "reachable and that the endpoint and credentials are right."

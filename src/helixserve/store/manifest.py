@@ -91,8 +91,9 @@ class Manifest(BaseModel):
             raise ValueError("a multiclass model needs 2 or more output labels")
         if self.task == "regression" and labels is not None:
             raise ValueError("a regression model has no output labels (use 'units')")
-        if "model.onnx" not in self.files:
-            raise ValueError("files must include model.onnx")
+        missing = [f for f in ("model.onnx", "card.md") if f not in self.files]
+        if missing:
+            raise ValueError(f"files must include model.onnx and card.md; missing {missing}")
         return self
 
     def to_json(self) -> bytes:

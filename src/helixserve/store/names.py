@@ -3,8 +3,9 @@
 Contract:
 - A model name or alias is 1-64 characters from ``A-Z a-z 0-9 . _ -``, starts with a letter or
   digit, and contains no ``..``; an alias is not all digits (digits mean a version). Versions are
-  integers >= 1. Anything else raises :class:`~helixserve.errors.InvalidName` quoting the bad part
-  safely (control characters escaped), so no name can reach outside the store's root.
+  whole numbers from 1, in ASCII digits without leading zeros. Anything else raises
+  :class:`~helixserve.errors.InvalidName` quoting the bad part safely (control characters
+  escaped), so no name can reach outside the store's root.
 - :func:`parse_ref` splits ``name[@version|@alias]`` into a :class:`Ref`.
 """
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from helixserve.errors import InvalidName
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-MAX_VERSION = 10**9
+VERSION = re.compile(r"[1-9][0-9]{0,8}")  # ASCII digits only, no leading zero
 
 
 def _quoted(value: str) -> str:
@@ -38,7 +39,7 @@ def check_name(name: str, what: str = "model name") -> str:
 def check_alias(alias: str) -> str:
     """Return ``alias`` if it is a safe alias name (not all digits)."""
     check_name(alias, "alias")
-    if alias.isdigit():
+    if alias.isascii() and alias.isdigit():
         raise InvalidName(
             f"alias {_quoted(alias)} is not allowed: an alias cannot be all digits, which would "
             "read as a version number. Use a word such as 'production' or 'staging'."
@@ -49,7 +50,7 @@ def check_alias(alias: str) -> str:
 def check_version(version: int | str) -> int:
     """Return the version as an int if it is a whole number from 1, else raise."""
     text = str(version)
-    if not text.isdigit() or not 1 <= int(text) <= MAX_VERSION:
+    if not VERSION.fullmatch(text):
         raise InvalidName(
             f"version {_quoted(text)} is not allowed: versions are whole numbers from 1 "
             "(e.g. 'primer-binding@3')."
@@ -77,6 +78,6 @@ def parse_ref(text: str) -> Ref:
     check_name(name)
     if not sep:
         return Ref(name)
-    if tail.isdigit():
+    if tail.isascii() and tail.isdigit():
         return Ref(name, version=check_version(tail))
     return Ref(name, alias=check_alias(tail))

@@ -33,16 +33,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from helixserve.errors import IntegrityError, InvalidName, ModelNotFound, VersionConflict
+from helixserve.errors import (
+    CacheError,
+    IntegrityError,
+    InvalidName,
+    ManifestError,
+    ModelNotFound,
+    StoreUnavailable,
+    VersionConflict,
+)
 from helixserve.store.bundle import sha256_bytes, verify_dir, verify_file
 from helixserve.store.fs import Location, S3Options, open_location, translating
 from helixserve.store.manifest import Manifest, parse_manifest
-from helixserve.store.names import Ref, check_alias, check_name, check_version, parse_ref
+from helixserve.store.names import (
+    VERSION,
+    Ref,
+    check_alias,
+    check_name,
+    check_version,
+    parse_ref,
+)
 
 DEFAULT_ALIAS = "production"
 
 
 def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/helixserve/bundles`` or ``~/.cache/helixserve/bundles``."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "helixserve" / "bundles"
 
@@ -56,6 +72,7 @@ class LocalBundle:
 
     @property
     def label(self) -> str:
+        """``name@version``."""
         return f"{self.manifest.name}@{self.manifest.version}"
 
 
@@ -70,10 +87,12 @@ class ModelStore:
     def open(
         cls, uri: str, *, s3: S3Options | None = None, cache_dir: Path | None = None
     ) -> ModelStore:
+        """Open the store at a folder path or URI (``file://``, ``s3://bucket/prefix``)."""
         return cls(open_location(uri, s3), cache_dir)
 
     @property
     def uri(self) -> str:
+        """The store's location as a URI."""
         return self.location.uri
 
     # --- layout ---------------------------------------------------------------------------------
@@ -102,7 +121,7 @@ class ModelStore:
         with translating(f"list the versions of {name}", self.location):
             found = self.location.fs.glob(pattern)
         numbers = {str(p).rstrip("/").split("/")[-2] for p in found}
-        return sorted(int(n) for n in numbers if n.isdigit())
+        return sorted(int(n) for n in numbers if VERSION.fullmatch(n))
 
     def aliases(self, name: str) -> dict[str, int]:
         """Aliases of ``name`` and the versions they point to."""
@@ -120,15 +139,23 @@ class ModelStore:
         return result
 
     def _read_alias(self, name: str, alias: str) -> int | None:
+        """The version an alias points to; ``None`` if there is no such alias."""
         try:
             with translating(f"read alias {name}@{alias}", self.location):
-                raw = json.loads(self.location.read(self._alias_path(name, alias)))
+                data = self.location.read(self._alias_path(name, alias))
         except FileNotFoundError:
             return None
-        except json.JSONDecodeError:
-            raise ModelNotFound(f"alias {name}@{alias} is damaged; set it again.") from None
+        try:
+            raw = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            raw = None
         version = raw.get("version") if isinstance(raw, dict) else None
-        return version if isinstance(version, int) else None
+        if type(version) is not int or version < 1:
+            raise ManifestError(
+                f"alias file {name}/aliases/{alias}.json is damaged: it should hold "
+                f'{{"version": N}}. Set the alias again: helixserve models promote {name}@N {alias}'
+            )
+        return version
 
     def resolve(self, ref: str | Ref) -> int:
         """The version a reference points to; see the module contract."""
@@ -143,10 +170,10 @@ class ModelStore:
                     f"{_join(versions)}."
                 )
             return parsed.version
-        if parsed.alias is None:
-            target = self._read_alias(parsed.name, DEFAULT_ALIAS)
-            return target if target in versions else versions[-1]
-        target = self._read_alias(parsed.name, parsed.alias)
+        alias = parsed.alias or DEFAULT_ALIAS
+        target = self._read_alias(parsed.name, alias)
+        if target is None and parsed.alias is None:
+            return versions[-1]  # no production alias: the latest version
         if target is None:
             known = self.aliases(parsed.name)
             raise ModelNotFound(
@@ -155,7 +182,7 @@ class ModelStore:
             )
         if target not in versions:
             raise ModelNotFound(
-                f"alias {parsed.name}@{parsed.alias} points to version {target}, which no longer "
+                f"alias {parsed.name}@{alias} points to version {target}, which no longer "
                 f"exists; promote another version ({_join(versions)})."
             )
         return target
@@ -172,8 +199,13 @@ class ModelStore:
         return self._read_manifest(parsed.name, version)[0]
 
     def _read_manifest(self, name: str, version: int) -> tuple[Manifest, bytes]:
-        with translating(f"read {name}@{version}", self.location):
-            data = self.location.read(self._manifest_path(name, version))
+        try:
+            with translating(f"read {name}@{version}", self.location):
+                data = self.location.read(self._manifest_path(name, version))
+        except FileNotFoundError:
+            raise ModelNotFound(
+                f"{name} has no version {version} (it was deleted while being read)."
+            ) from None
         manifest = parse_manifest(data, where=f"manifest.json of {name}@{version}")
         if (manifest.name, manifest.version) != (name, version):
             raise IntegrityError(
@@ -188,18 +220,24 @@ class ModelStore:
         """Publish ``files`` (path -> bytes) as the next version of ``manifest.name``."""
         name = check_name(manifest.name)
         _check_files(manifest, files)
-        with translating(f"publish {name}", self.location):
-            version = self._claim_next(name)
-            final = manifest.model_copy(update={"version": version})
-            folder = self._version_dir(name, version)
-            for relative, data in sorted(files.items()):
-                self.location.write(f"{folder}/{relative}", data)
-            self.location.write(self._manifest_path(name, version), final.to_json())
+        try:
+            with translating(f"publish {name}", self.location):
+                version = self._claim_next(name)
+                final = manifest.model_copy(update={"version": version})
+                folder = self._version_dir(name, version)
+                for relative, data in sorted(files.items()):
+                    self.location.write(f"{folder}/{relative}", data)
+                self.location.write(self._manifest_path(name, version), final.to_json())
+        except FileNotFoundError as err:
+            raise StoreUnavailable(
+                f"the store at {self.uri} cannot be written ({err}); check that its folder or "
+                "bucket exists."
+            ) from None
         return final
 
     def _claim_next(self, name: str) -> int:
         claims = self.location.path(name, "claims")
-        taken = [int(n) for n in self.location.list_names(claims) if n.isdigit()]
+        taken = [int(n) for n in self.location.list_names(claims) if VERSION.fullmatch(n)]
         candidate = max([0, *taken, *self.versions(name)]) + 1
         token = uuid.uuid4().hex.encode()
         while not self.location.create_exclusive(f"{claims}/{candidate}", token):
@@ -217,10 +255,11 @@ class ModelStore:
             self.location.write(self._alias_path(name, alias), body)
 
     def delete_alias(self, name: str, alias: str) -> None:
-        check_name(name)
-        check_alias(alias)
+        """Remove an alias (the version it pointed to stays)."""
+        if self._read_alias(check_name(name), check_alias(alias)) is None:
+            raise ModelNotFound(f"{name} has no alias '{alias}'.")
         with translating(f"delete alias {name}@{alias}", self.location):
-            self.location.fs.rm(self._alias_path(name, alias))
+            self.location.fs.rm_file(self._alias_path(name, alias))
 
     def delete(self, name: str, version: int, *, force: bool = False) -> None:
         """Delete a version (its number is never reused); see the module contract."""
@@ -232,9 +271,9 @@ class ModelStore:
                 "version first, or delete with --force (which removes the alias too)."
             )
         with translating(f"delete {name}@{version}", self.location):
-            for alias in pointing:
-                self.location.fs.rm(self._alias_path(name, alias))
-            self.location.fs.rm(self._manifest_path(name, version))
+            for alias in pointing:  # one object each: a refused delete raises, never passes
+                self.location.fs.rm_file(self._alias_path(name, alias))
+            self.location.fs.rm_file(self._manifest_path(name, version))
             self.location.fs.rm(self._version_dir(name, version), recursive=True)
 
     # --- copying --------------------------------------------------------------------------------
@@ -273,25 +312,34 @@ class ModelStore:
         manifest, raw = self._read_manifest(parsed.name, version)
         target = self.cache_dir / sha256_bytes(raw)
         label = f"{manifest.name}@{manifest.version}"
-        if (target / "manifest.json").is_file():
+        if target.exists():
             try:
                 verify_dir(target, manifest, label)
-                return LocalBundle(target, manifest)
-            except IntegrityError:
-                shutil.rmtree(target, ignore_errors=True)  # damaged cache: fetch again below
+                if (target / "manifest.json").read_bytes() == raw:
+                    return LocalBundle(target, manifest)
+            except (IntegrityError, OSError):
+                pass
+            shutil.rmtree(target, ignore_errors=True)  # damaged cache: fetch again below
         _, files = self.read_files(Ref(parsed.name, version=version))
         _install(target, {**files, "manifest.json": raw})
+        verify_dir(target, manifest, label)  # ours, or a concurrent puller's identical copy
         return LocalBundle(target, manifest)
 
 
 def _install(target: Path, files: Mapping[str, bytes]) -> None:
     """Write files into a temporary folder, then rename it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".tmp-{uuid.uuid4().hex}"
-    for relative, data in files.items():
-        path = staging / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+    try:
+        for relative, data in files.items():
+            path = staging / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise CacheError(
+            f"cannot write to the local model cache {target.parent} ({err.strerror or err}); "
+            "set HELIXSERVE_CACHE_DIR to a folder you can write to."
+        ) from None
     try:
         staging.rename(target)
     except OSError:  # another process installed the same bundle first
