@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from helixserve.errors import HelixError
+from helixserve.settings import load_settings
 from helixserve.inputs.readers import read_sequences, validate_records
 from helixserve.inputs.records import BadRecord
 from helixserve.inputs.sequence import SequenceSchema
@@ -53,9 +54,11 @@ def validate(
 ) -> None:
     """Check each record of a sequence file against a DNA rule; list the bad ones and why."""
     schema = _schema(alphabet, length, min_length, max_length, rna)
-    items = validate_records(
-        read_sequences(file, format=format, sequence_col=sequence_col, id_col=id_col), schema
+    limit = load_settings().max_sequence_length
+    records = read_sequences(
+        file, format=format, sequence_col=sequence_col, id_col=id_col, max_length=limit
     )
+    items = validate_records(records, schema)
     good, bad = 0, 0
     shown: list[BadRecord] = []
     with _ErrorWriter(errors) as writer:

@@ -35,8 +35,8 @@ def expected_input(manifest: Manifest) -> tuple[str, Dims]:
         return "tensor(float)", [None, 4, None if schema.length is None else schema.length + flanks]
     if isinstance(schema, TabularSchema):
         return "tensor(float)", [None, len(schema.features)]
-    assert isinstance(schema, ImageSchema)
-    return "tensor(float)", [None, schema.channels, schema.height, schema.width]
+    image: ImageSchema = schema
+    return "tensor(float)", [None, image.channels, image.height, image.width]
 
 
 def _fits(declared: list[Any], expected: Dims) -> bool:
