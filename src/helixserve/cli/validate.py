@@ -21,10 +21,10 @@ from rich.table import Table
 from rich.text import Text
 
 from helixserve.errors import HelixError
-from helixserve.settings import load_settings
 from helixserve.inputs.readers import read_sequences, validate_records
 from helixserve.inputs.records import BadRecord
 from helixserve.inputs.sequence import SequenceSchema
+from helixserve.settings import load_settings
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
