@@ -162,3 +162,22 @@ def test_decoders_refuse_floats_ones_and_bad_flanks() -> None:
     with pytest.raises(InvalidTensor) as info:
         one_hot_decode(one_hot_encode(["ACGT"]), flank_left=3, flank_right=2)
     assert str(info.value) == "flanks of 3 and 2 positions do not fit sequences of 4 positions."
+
+
+def test_one_hot_padding_left_keeps_the_3_prime_end_aligned() -> None:
+    x = one_hot_encode(["ACG", "T"], pad_to=4, padding="left", flank_left="G", n_value=0.25)
+    assert x.shape == (2, 4, 5)
+    assert one_hot_decode(x[:, :, 1:]) == ["NACG", "NNNT"]  # padding decodes as N (all-zero)
+    assert x[1, :, 1:4].sum() == 0.0  # padding is all-zero even with n_value=0.25
+    right = one_hot_encode(["ACG"], pad_to=4)
+    assert one_hot_decode(right) == ["ACGN"]
+    with pytest.raises(InvalidSequence, match=r"longer than the padded length 4"):
+        one_hot_encode(["ACGTA"], pad_to=4)
+
+
+def test_yeast_style_schema_pads_on_the_5_prime_side() -> None:
+    schema = SequenceSchema(min_length=2, max_length=50, pad_to=50, padding="left",
+                            flank_left="A" * 10, flank_right="C" * 10)  # fmt: skip
+    x = np.asarray(encode_batch(["GG", "T" * 50], schema), dtype=np.float32)
+    assert x.shape == (2, 4, 70)
+    assert one_hot_decode(x)[0] == "A" * 10 + "N" * 48 + "GG" + "C" * 10

@@ -13,7 +13,10 @@ Contract:
 - Tokens: :func:`token_encode` returns ``int64`` of shape ``(N, max_length)`` with ``0`` = padding,
   ``A=1, C=2, G=3, T=4, N=5`` (:data:`TOKENS`); longer sequences are truncated (keeping the start by
   default), shorter ones padded (at the end by default). :func:`token_decode` drops the padding.
-- :func:`encode_batch` applies a model's :class:`SequenceSchema` (its encoding and flanks).
+- Padding for one-hot: with ``pad_to``, sequences of different lengths are padded with all-zero
+  positions to one length, at the end (``padding="right"``) or at the start (``"left"``, which
+  keeps sequences aligned at their 3' end, as the yeast UTR model needs: the start codon follows).
+- :func:`encode_batch` applies a model's :class:`SequenceSchema` (encoding, flanks, padding).
 """
 
 from __future__ import annotations
@@ -83,9 +86,18 @@ def one_hot_encode(
     flank_left: str = "",
     flank_right: str = "",
     n_value: float = 0.0,
+    pad_to: int | None = None,
+    padding: Literal["right", "left"] = "right",
 ) -> npt.NDArray[np.float32]:
-    """One-hot encode equal-length sequences to ``(N, 4, flanks + L)``."""
+    """One-hot encode sequences to ``(N, 4, flanks + L)``.
+
+    Without ``pad_to`` all sequences must have one length ``L``. With it, each is padded with
+    all-zero positions to ``L = pad_to`` — after the sequence (``padding="right"``) or before it
+    (``"left"``: sequences stay aligned at their 3' end) — and a longer one is refused.
+    """
     _check_list(sequences)
+    if pad_to is not None:
+        return _one_hot_padded(sequences, pad_to, padding, flank_left, flank_right, n_value)
     n = len(sequences)
     if n == 0:
         width = len(flank_left) + len(flank_right)
@@ -105,6 +117,29 @@ def one_hot_encode(
     return _one_hot_from_codes(codes, n_value)
 
 
+def _one_hot_padded(
+    sequences: Sequence[str],
+    pad_to: int,
+    padding: Literal["right", "left"],
+    flank_left: str,
+    flank_right: str,
+    n_value: float,
+) -> npt.NDArray[np.float32]:
+    codes = _with_flanks(len(sequences), pad_to, flank_left, flank_right)
+    start = len(flank_left)
+    codes[:, start : start + pad_to] = _PAD_CODE
+    for i, sequence in enumerate(sequences):
+        if len(sequence) > pad_to:
+            raise InvalidSequence(
+                f"sequence is {len(sequence):,} nt, longer than the padded length {pad_to:,}; "
+                "trim it or use a model with a longer input.",
+                index=i + 1,
+            )
+        offset = start if padding == "right" else start + pad_to - len(sequence)
+        codes[i, offset : offset + len(sequence)] = _codes(sequence, i)
+    return _one_hot_from_codes(codes, n_value)
+
+
 def _with_flanks(n: int, length: int, flank_left: str, flank_right: str) -> npt.NDArray[np.uint8]:
     """An ``(n, flanks + length)`` code array with the flanks filled in."""
     left, right = _flank_codes(flank_left, "flank_left"), _flank_codes(flank_right, "flank_right")
@@ -115,6 +150,7 @@ def _with_flanks(n: int, length: int, flank_left: str, flank_right: str) -> npt.
 
 
 _CHANNELS = np.arange(4, dtype=np.uint8).reshape(1, 4, 1)
+_PAD_CODE = 5  # padding: all-zero whatever n_value is
 
 
 def _one_hot_from_codes(codes: npt.NDArray[np.uint8], n_value: float) -> npt.NDArray[np.float32]:
@@ -248,5 +284,11 @@ def token_decode(array: npt.NDArray[np.integer]) -> list[str]:
 def encode_batch(sequences: Sequence[str], schema: SequenceSchema) -> npt.NDArray[np.generic]:
     """Encode validated sequences the way the model's schema says (one-hot+flanks, or tokens)."""
     if schema.encoding == "tokens" and schema.pad_to is not None:  # the schema requires pad_to
-        return token_encode(sequences, schema.pad_to)
-    return one_hot_encode(sequences, flank_left=schema.flank_left, flank_right=schema.flank_right)
+        return token_encode(sequences, schema.pad_to, padding=schema.padding)
+    return one_hot_encode(
+        sequences,
+        flank_left=schema.flank_left,
+        flank_right=schema.flank_right,
+        pad_to=schema.pad_to,
+        padding=schema.padding,
+    )

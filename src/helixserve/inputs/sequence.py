@@ -58,7 +58,12 @@ class SequenceSchema(BaseModel):
     encoding: Literal["onehot", "tokens"] = "onehot"
     flank_left: str = Field(default="", pattern="^[ACGT]*$")
     flank_right: str = Field(default="", pattern="^[ACGT]*$")
-    pad_to: int | None = Field(default=None, ge=1, description="token encoding: pad/truncate to")
+    pad_to: int | None = Field(
+        default=None, ge=1, description="pad to this length (tokens: also truncate longer ones)"
+    )
+    padding: Literal["right", "left"] = Field(
+        default="right", description="where padding goes: right (3' end) or left (5' end)"
+    )
 
     @model_validator(mode="after")
     def _check_length_rule(self) -> Self:
@@ -70,6 +75,13 @@ class SequenceSchema(BaseModel):
             )
         if self.encoding == "tokens" and self.pad_to is None:
             raise ValueError("token encoding needs 'pad_to' (the padded length)")
+        if self.encoding == "onehot" and self.pad_to is not None:
+            longest = self.length or self.max_length
+            if longest is None or longest > self.pad_to:
+                raise ValueError(
+                    "one-hot padding needs 'length' or 'max_length' no larger than 'pad_to', "
+                    "so every accepted sequence fits"
+                )
         return self
 
     def length_rule(self) -> str:

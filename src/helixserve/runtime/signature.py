@@ -32,7 +32,8 @@ def expected_input(manifest: Manifest) -> tuple[str, Dims]:
         if schema.encoding == "tokens":
             return "tensor(int64)", [None, schema.pad_to]
         flanks = len(schema.flank_left) + len(schema.flank_right)
-        return "tensor(float)", [None, 4, None if schema.length is None else schema.length + flanks]
+        core = schema.length if schema.length is not None else schema.pad_to
+        return "tensor(float)", [None, 4, None if core is None else core + flanks]
     if isinstance(schema, TabularSchema):
         return "tensor(float)", [None, len(schema.features)]
     image: ImageSchema = schema
