@@ -1,0 +1,239 @@
+"""Labelled training data: sequence files and tabular files, validated, then split.
+
+Contract:
+- :func:`load_sequences` reads a sequence file (FASTA / CSV / TSV / text, gzip or not) through
+  :mod:`helixserve.inputs`, validates every sequence against the recipe's schema, and takes each
+  record's target from a column (``target_col``) or from a labels file with one label per line
+  (``labels_file``, the primer tutorial's layout). Records that fail validation or have no
+  usable target are *reported* (:attr:`Dataset.refused`, with their located messages) and left
+  out; they never stop the others, and they are never dropped silently.
+- :func:`load_table` does the same for tabular feature files with a
+  :class:`~helixserve.inputs.tabular.TabularSchema`.
+- :func:`split` gives train / validation / test index arrays: from a split column (values
+  ``train``/``T``, ``val``/``valid``/``V``, ``test``; with only T and V, V is the held-out test
+  set and validation rows are drawn from T), or at random with a seed (stratified for
+  classification). Training sees only the train part; early stopping only the validation part.
+- :class:`~helixserve.errors.HelixError` with a clear message for anything that makes training
+  impossible: no usable record, a target column that is missing, too few examples of a class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.model_selection import train_test_split
+
+from helixserve.errors import HelixError
+from helixserve.inputs.readers import Format, read_sequences, validate_records
+from helixserve.inputs.records import BadRecord, Record
+from helixserve.inputs.sequence import SequenceSchema
+from helixserve.inputs.tabular import FeatureRow, TabularSchema, read_rows
+
+Task = Literal["binary", "multiclass", "regression"]
+SPLIT_NAMES = {"train": "train", "t": "train", "val": "val", "valid": "val", "v": "val",
+               "validation": "val", "test": "test"}  # fmt: skip
+
+
+@dataclass
+class Dataset:
+    """Validated inputs with their targets, ids and optional split labels."""
+
+    inputs: list[object]
+    targets: list[str]
+    ids: list[str]
+    split_labels: list[str] | None = None
+    refused: list[BadRecord] = field(default_factory=list)
+    sha256: str = ""
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+
+def file_sha256(*paths: Path) -> str:
+    """One sha256 over the bytes of every file given (the training-data fingerprint)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _labels_from_file(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def load_sequences(
+    path: Path,
+    schema: SequenceSchema,
+    *,
+    target_col: str | None = None,
+    labels_file: Path | None = None,
+    sequence_col: str | None = None,
+    id_col: str | None = None,
+    split_col: str | None = None,
+    format: Format = "auto",
+) -> Dataset:
+    """Read, validate and label a sequence file; see the module contract."""
+    if (target_col is None) == (labels_file is None):
+        raise HelixError("give the targets either as a column (--target) or a file (--labels).")
+    labels = _labels_from_file(labels_file) if labels_file else None
+    items = validate_records(
+        read_sequences(path, format=format, sequence_col=sequence_col, id_col=id_col), schema
+    )
+    data = Dataset([], [], [], [] if split_col else None)
+    for item in items:
+        if isinstance(item, BadRecord):
+            data.refused.append(item)
+            continue
+        target = _target(item, target_col, labels, path)
+        data.inputs.append(item.sequence)
+        data.targets.append(target)
+        data.ids.append(item.id or str(item.index))
+        if data.split_labels is not None and split_col is not None:
+            data.split_labels.append(_field(item, split_col, path))
+    if labels is not None and len(labels) != len(data) + len(data.refused):
+        raise HelixError(
+            f"the labels file {labels_file} has {len(labels):,} labels but {path} has "
+            f"{len(data) + len(data.refused):,} records; they must match line for line."
+        )
+    data.sha256 = file_sha256(*(p for p in (path, labels_file) if p is not None))
+    return _non_empty(data, path)
+
+
+def _field(item: Record, column: str, path: Path) -> str:
+    lowered = {k.lower(): v for k, v in item.fields.items()}
+    if column.lower() not in lowered:
+        raise HelixError(
+            f"column '{column}' is not in {path}; its other columns are: "
+            f"{', '.join(item.fields) or '(none)'}."
+        )
+    return lowered[column.lower()].strip()
+
+
+def _target(item: Record, column: str | None, labels: list[str] | None, path: Path) -> str:
+    if labels is not None:
+        if item.index > len(labels):
+            raise HelixError(f"the labels file has no label for record {item.index:,} of {path}.")
+        return labels[item.index - 1]
+    assert column is not None  # load_sequences checks that one of the two is given
+    return _field(item, column, path)
+
+
+def load_table(
+    path: Path,
+    schema: TabularSchema,
+    *,
+    target_col: str,
+    header: list[str] | None = None,
+    id_col: str | None = None,
+) -> Dataset:
+    """Read, validate and label a tabular file; see the module contract."""
+    data = Dataset([], [], [])
+    for item in read_rows(path, schema, header=header, id_col=id_col):
+        if isinstance(item, BadRecord):
+            data.refused.append(item)
+            continue
+        target = _row_target(item, target_col, path)
+        data.inputs.append(item.values)
+        data.targets.append(target)
+        data.ids.append(item.id or str(item.index))
+    data.sha256 = file_sha256(path)
+    return _non_empty(data, path)
+
+
+def _row_target(item: FeatureRow, column: str, path: Path) -> str:
+    lowered = {k.lower(): v for k, v in item.fields.items()}
+    if column.lower() not in lowered:
+        raise HelixError(
+            f"target column '{column}' is not in {path}; its other columns are: "
+            f"{', '.join(item.fields) or '(none)'}."
+        )
+    return lowered[column.lower()].strip()
+
+
+def _non_empty(data: Dataset, path: Path) -> Dataset:
+    if not data.inputs:
+        first = f" The first problem: {data.refused[0].error}" if data.refused else ""
+        raise HelixError(f"{path} has no usable records for training.{first}")
+    return data
+
+
+def encode_targets(
+    targets: Sequence[str], task: Task
+) -> tuple[npt.NDArray[np.float32] | npt.NDArray[np.int64], list[str] | None]:
+    """Class indices and sorted labels (classification), or float values (regression)."""
+    if task == "regression":
+        try:
+            return np.array([float(t) for t in targets], dtype=np.float32), None
+        except ValueError as err:
+            raise HelixError(f"a regression target is not a number: {err}.") from None
+    labels = sorted(set(targets), key=_label_key)
+    if len(labels) < 2:
+        raise HelixError(f"classification needs at least 2 classes; the targets are {labels}.")
+    if task == "binary" and len(labels) != 2:
+        raise HelixError(f"a binary model needs exactly 2 classes; the targets hold {labels}.")
+    index = {label: i for i, label in enumerate(labels)}
+    return np.array([index[t] for t in targets], dtype=np.int64), labels
+
+
+def _label_key(label: str) -> tuple[int, float | str]:
+    try:
+        return (0, float(label))
+    except ValueError:
+        return (1, label)
+
+
+@dataclass(frozen=True)
+class Split:
+    train: npt.NDArray[np.intp]
+    val: npt.NDArray[np.intp]
+    test: npt.NDArray[np.intp]
+
+
+def split(
+    data: Dataset,
+    *,
+    task: Task,
+    seed: int,
+    test_fraction: float = 0.2,
+    val_fraction: float = 0.1,
+) -> Split:
+    """Train / validation / test indices; see the module contract."""
+    if data.split_labels is not None:
+        return _split_from_labels(data.split_labels, seed, val_fraction)
+    indices = np.arange(len(data))
+    stratify = data.targets if task != "regression" else None
+    rest, test = train_test_split(indices, test_size=test_fraction, random_state=seed,
+                                  stratify=stratify)  # fmt: skip
+    rest_targets = [data.targets[i] for i in rest] if stratify else None
+    train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction),
+                                  random_state=seed, stratify=rest_targets)  # fmt: skip
+    return Split(np.sort(train), np.sort(val), np.sort(test))
+
+
+def _split_from_labels(labels: list[str], seed: int, val_fraction: float) -> Split:
+    names = [SPLIT_NAMES.get(label.lower()) for label in labels]
+    unknown = sorted({labels[i] for i, n in enumerate(names) if n is None})
+    if unknown:
+        raise HelixError(
+            f"split column values must be train/T, val/V or test; found {', '.join(unknown[:5])}."
+        )
+    by = {name: np.array([i for i, n in enumerate(names) if n == name], dtype=np.intp)
+          for name in ("train", "val", "test")}  # fmt: skip
+    if not by["test"].size:  # a T/V column: V is the held-out set
+        by["test"], by["val"] = by["val"], np.zeros(0, dtype=np.intp)
+    if not by["test"].size:
+        raise HelixError("the split column names no held-out rows; mark some 'test' (or 'V').")
+    if not by["val"].size:  # carve early-stopping rows out of train
+        rng = np.random.default_rng(seed)
+        shuffled = rng.permutation(by["train"])
+        cut = max(1, int(len(shuffled) * val_fraction))
+        by["val"], by["train"] = np.sort(shuffled[:cut]), np.sort(shuffled[cut:])
+    return Split(by["train"], by["val"], by["test"])

@@ -1,0 +1,181 @@
+"""From data to a published, checked bundle: the steps every recipe shares.
+
+Contract: :func:`train_and_publish` encodes the validated inputs with the recipe's schema
+(exactly as the served model will), fits on the train split (early stopping on the validation
+split), evaluates on the test split, exports ONNX and checks parity with the native model on the
+test set (max abs difference <= 1e-4, else :class:`~helixserve.training.export.TrainingError`
+and nothing is published), writes the card, ``history.json`` (rewritten after every epoch into
+``work_dir`` too, for live curves), ``metrics.json`` and the plots, publishes the bundle as the
+next version of ``name``, then loads it back through the store with a
+:class:`~helixserve.runtime.Predictor` and checks that it predicts the raw test inputs like the
+native model and refuses a bad input. It returns an :class:`Outcome`.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+import sklearn
+
+from helixserve import __version__
+from helixserve.inputs.encoding import encode_batch
+from helixserve.inputs.sequence import SequenceSchema
+from helixserve.inputs.tabular import rows_to_array
+from helixserve.runtime.predictor import ItemError, Predictor
+from helixserve.store.bundle import make_manifest
+from helixserve.store.manifest import Manifest, OutputSchema
+from helixserve.store.store import ModelStore
+from helixserve.training import plots
+from helixserve.training.data import Dataset, Split, encode_targets
+from helixserve.training.export import TrainingError, check_parity, run_onnx
+from helixserve.training.loop import History
+from helixserve.training.metrics import classification_metrics, regression_metrics, scalars
+from helixserve.training.recipes.base import Recipe
+
+
+@dataclass
+class Outcome:
+    manifest: Manifest
+    metrics: dict[str, Any]
+    history: History | None
+    parity: float
+    seconds: float
+    refused: int
+
+
+def encode_inputs(recipe: Recipe, inputs: list[object]) -> npt.NDArray[Any]:
+    schema = recipe.input_schema()
+    if isinstance(schema, SequenceSchema):
+        return encode_batch([str(s) for s in inputs], schema)
+    return rows_to_array(inputs)  # type: ignore[arg-type]
+
+
+def _history_writer(work_dir: Path | None) -> Callable[[History], None] | None:
+    if work_dir is None:
+        return None
+    work_dir.mkdir(parents=True, exist_ok=True)
+
+    def write(history: History) -> None:
+        (work_dir / "history.json").write_text(json.dumps(history.to_json()))
+
+    return write
+
+
+def _evaluate(recipe: Recipe, x: npt.NDArray[Any], y: npt.NDArray[Any],
+              labels: list[str] | None) -> tuple[dict[str, Any], dict[str, bytes]]:  # fmt: skip
+    predicted = recipe.predict_proba(x)
+    if labels is None:
+        metrics = regression_metrics(y.astype(np.float64), predicted)
+        return metrics, plots.regression_plots(y.astype(np.float64), predicted)
+    metrics = classification_metrics(y, predicted, labels)
+    files = plots.confusion(metrics["confusion_matrix"], labels)
+    if len(labels) == 2 and "roc_auc" in metrics:
+        files |= plots.roc(y, predicted[:, 1], metrics["roc_auc"])
+    return metrics, files
+
+
+def _expected_onnx(recipe: Recipe, native: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """What the exported graph should output for ``native`` predictions."""
+    if recipe.task == "binary" and recipe.onnx_output is None:
+        return native[:, 1]
+    return native
+
+
+def train_and_publish(
+    recipe: Recipe,
+    data: Dataset,
+    split: Split,
+    store: ModelStore,
+    *,
+    name: str,
+    description: str,
+    card_extra: str = "",
+    seed: int = 0,
+    progress: bool = False,
+    work_dir: Path | None = None,
+) -> Outcome:
+    """Fit, evaluate, export, check, publish, reload; see the module contract."""
+    started = time.perf_counter()
+    x = encode_inputs(recipe, data.inputs)
+    y, labels = encode_targets(data.targets, recipe.task if recipe.task == "regression" else
+                               ("binary" if len(set(data.targets)) == 2 else "multiclass"))  # fmt: skip
+    history = recipe.fit(x[split.train], y[split.train], x[split.val], y[split.val],
+                         labels=labels, seed=seed, progress=progress,
+                         on_epoch=_history_writer(work_dir))  # fmt: skip
+    metrics, plot_files = _evaluate(recipe, x[split.test], y[split.test], labels)
+    model = recipe.export_onnx()
+    native = _expected_onnx(recipe, recipe.predict_proba(x[split.test]))
+    parity = check_parity(native, run_onnx(model, x[split.test], recipe.onnx_output), name)
+    files = {"model.onnx": model, **plot_files, "metrics.json": _json(metrics)}
+    if history is not None:
+        files |= {"history.json": _json(history.to_json())}
+        files |= plots.loss_curves(history.train_loss, history.val_loss, history.best_epoch)
+    manifest = _manifest(recipe, name, description, labels, metrics, data, files, card_extra)
+    files["card.md"] = _card(recipe, manifest, metrics, data, split, card_extra).encode()
+    manifest = make_manifest(files, **manifest.model_dump(exclude={"files", "version"}))
+    published = store.publish(manifest, files)
+    _check_served(store, published, [data.inputs[i] for i in split.test[:256]], native[:256])
+    return Outcome(published, metrics, history, parity, time.perf_counter() - started,
+                   len(data.refused))  # fmt: skip
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, indent=1, sort_keys=True, default=float).encode()
+
+
+def _manifest(recipe: Recipe, name: str, description: str, labels: list[str] | None,
+              metrics: dict[str, Any], data: Dataset, files: dict[str, bytes],
+              card_extra: str) -> Manifest:  # fmt: skip
+    placeholder = {**files, "card.md": b""}
+    return make_manifest(
+        placeholder, name=name, task=recipe.task, description=description,
+        input=recipe.input_schema(),
+        output=OutputSchema(labels=labels, onnx_output=recipe.onnx_output),
+        metrics=scalars(metrics), training_data_sha256=data.sha256,
+        library_versions={"helixserve": __version__, "onnxruntime": ort.__version__,
+                          "scikit-learn": sklearn.__version__, "python": platform.python_version(),
+                          **recipe.library_versions()},
+    )  # fmt: skip
+
+
+def _card(recipe: Recipe, manifest: Manifest, metrics: dict[str, Any], data: Dataset,
+          split: Split, extra: str) -> str:  # fmt: skip
+    rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(manifest.metrics.items()))
+    return (
+        f"# {manifest.name}\n\n{manifest.description}\n\n"
+        f"## Model\n\n`{recipe.name}` recipe: {recipe.describe()}\n\n"
+        f"## Data\n\n{len(data):,} records used ({len(data.refused):,} refused by validation); "
+        f"split {len(split.train):,} train / {len(split.val):,} validation / "
+        f"{len(split.test):,} test. Training data sha256 `{data.sha256}`.\n\n"
+        f"## Metrics (test set)\n\n| metric | value |\n|---|---|\n{rows}\n\n{extra}\n"
+    )
+
+
+def _check_served(store: ModelStore, manifest: Manifest, raw_inputs: list[object],
+                  expected: npt.NDArray[np.float64]) -> None:  # fmt: skip
+    """Reload from the store and check predictions and a refusal, as a user will see them."""
+    label = f"{manifest.name}@{manifest.version}"
+    predictor = Predictor.from_store(store, label)
+    batch = predictor.predict_batch(raw_inputs)
+    if batch.errors:
+        raise TrainingError(f"{label}: the served model refused a test input: "
+                            f"{batch.errors[0].error}")  # fmt: skip
+    decoded = batch.decoded
+    served = decoded.values if decoded.values is not None else decoded.probabilities
+    if served is None:
+        raise TrainingError(f"{label}: the served model returned nothing.")
+    if manifest.task == "binary" and served.ndim == 2 and expected.ndim == 1:
+        served = served[:, 1]
+    check_parity(expected, served, f"{label} (served)")
+    refused = predictor.predict([b"\x00not an input\x00"])
+    if not isinstance(refused[0], ItemError):
+        raise TrainingError(f"{label}: the served model accepted a bad input.")

@@ -1,0 +1,61 @@
+"""The recipe interface every training recipe implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from helixserve.store.manifest import InputSchema, Task
+from helixserve.training.loop import History
+
+
+class Recipe(ABC):
+    """A model family: fit on encoded arrays, predict, export to ONNX."""
+
+    name: str = ""
+    task: Task = "binary"
+    onnx_output: str | None = None  # None: the graph's first output
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+
+    @abstractmethod
+    def input_schema(self) -> InputSchema:
+        """The schema served models validate inputs against (also used to encode them here)."""
+
+    @abstractmethod
+    def fit(
+        self,
+        x_train: npt.NDArray[Any],
+        y_train: npt.NDArray[Any],
+        x_val: npt.NDArray[Any],
+        y_val: npt.NDArray[Any],
+        *,
+        labels: list[str] | None,
+        seed: int,
+        progress: bool = False,
+        on_epoch: Callable[[History], None] | None = None,
+    ) -> History | None:
+        """Train; return the per-epoch history for neural recipes."""
+
+    @abstractmethod
+    def predict_proba(self, x: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+        """Probabilities ``(N, K)`` (classifiers) or values ``(N,)`` (regression), natively."""
+
+    @abstractmethod
+    def export_onnx(self) -> bytes:
+        """An ONNX graph with one input named ``input`` (dynamic batch) giving what
+        :meth:`predict_proba` gives (binary: P(positive) as ``(N,)``)."""
+
+    def library_versions(self) -> dict[str, str]:
+        """Versions of the libraries the model was trained with (for the manifest)."""
+        return {}
+
+    def describe(self) -> str:
+        """One line on the architecture and hyper-parameters, for the model card."""
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{type(self).__name__}({shown})"

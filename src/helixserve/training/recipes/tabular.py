@@ -1,0 +1,84 @@
+"""The ``tabular`` recipe: random forest (or gradient boosting) on named numeric features.
+
+Missing values are imputed (median of the training rows) inside the exported pipeline, so the
+served model accepts them too. Exported with skl2onnx; the graph outputs class probabilities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import skl2onnx
+from skl2onnx import convert_sklearn
+from skl2onnx.common.data_types import FloatTensorType
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+
+from helixserve.inputs.tabular import Feature, TabularSchema
+from helixserve.training.loop import History
+from helixserve.training.recipes.base import Recipe
+
+
+class TabularForest(Recipe):
+    """Rows of numeric features -> class. ``model="rf"`` (default) or ``"gb"``."""
+
+    name = "tabular"
+    task = "binary"
+    onnx_output = "probabilities"
+
+    def __init__(self, features: list[Feature], model: str = "rf", n_estimators: int = 500,
+                 max_depth: int | None = None, min_samples_leaf: int = 1,
+                 max_features: str | float = "sqrt", class_weight: str | None = None) -> None:  # fmt: skip
+        super().__init__(model=model, n_estimators=n_estimators, max_depth=max_depth,
+                         min_samples_leaf=min_samples_leaf, max_features=max_features,
+                         class_weight=class_weight)  # fmt: skip
+        self.features = features
+        self.pipeline: Pipeline | None = None
+
+    def input_schema(self) -> TabularSchema:
+        return TabularSchema(features=self.features, allow_missing=True)
+
+    def _classifier(self, seed: int) -> Any:
+        p = self.params
+        if p["model"] == "gb":
+            return HistGradientBoostingClassifier(max_depth=p["max_depth"], random_state=seed,
+                                                  class_weight=p["class_weight"])  # fmt: skip
+        return RandomForestClassifier(
+            n_estimators=p["n_estimators"], max_depth=p["max_depth"],
+            min_samples_leaf=p["min_samples_leaf"], max_features=p["max_features"],
+            class_weight=p["class_weight"], random_state=seed, n_jobs=1,
+        )  # fmt: skip
+
+    def fit(self, x_train: npt.NDArray[Any], y_train: npt.NDArray[Any], x_val: npt.NDArray[Any],
+            y_val: npt.NDArray[Any], *, labels: list[str] | None, seed: int,
+            progress: bool = False, on_epoch: Callable[[History], None] | None = None,
+            ) -> None:  # fmt: skip
+        self.task = "binary" if labels is not None and len(labels) == 2 else "multiclass"
+        self.pipeline = Pipeline([("impute", SimpleImputer(strategy="median")),
+                                  ("model", self._classifier(seed))])  # fmt: skip
+        self.pipeline.fit(x_train, y_train)
+
+    def _trained(self) -> Pipeline:
+        if self.pipeline is None:
+            raise RuntimeError("call fit() before predicting or exporting")
+        return self.pipeline
+
+    def predict_proba(self, x: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+        return np.asarray(self._trained().predict_proba(x), dtype=np.float64)
+
+    def library_versions(self) -> dict[str, str]:
+        return {"skl2onnx": skl2onnx.__version__}
+
+    def export_onnx(self) -> bytes:
+        pipeline = self._trained()
+        model = convert_sklearn(
+            pipeline, initial_types=[("input", FloatTensorType([None, len(self.features)]))],
+            options={id(pipeline.named_steps["model"]): {"zipmap": False}},
+            target_opset={"": 17, "ai.onnx.ml": 3},
+        )  # fmt: skip
+        data: bytes = model.SerializeToString()
+        return data
