@@ -49,7 +49,6 @@ def test_help_lists_every_design_command() -> None:
     ("args", "issue", "layer"),
     [
         (["serve", "--port", "9000"], 5, "the serving layer"),
-        (["train", "dna-binary"], 4, "the training layer"),
         (["predict", "m", "in.csv"], 7, "batch scoring"),
         (["quickstart"], 5, "the zoo and the serving layer"),
         (["bench"], 5, "the serving benchmarks"),

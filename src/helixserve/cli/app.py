@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from helixserve import __version__
 from helixserve.cli.models import models_app
+from helixserve.cli.train import train
 from helixserve.cli.validate import validate
 from helixserve.errors import HelixError
 
@@ -33,6 +34,7 @@ app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 app.command(help=validate.__doc__)(validate)
+app.command(help=train.__doc__)(train)
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -63,12 +65,6 @@ def _not_yet(command: str, issue: int, layer: str) -> NoReturn:
 def serve() -> None:
     """Serve the store's models: REST, OIP v2, gRPC, web UI. [yellow](Not yet: issue #5.)[/]"""
     _not_yet("serve", 5, "the serving layer")
-
-
-@app.command(context_settings=_PASS_THROUGH)
-def train() -> None:
-    """Train a model from a recipe and publish it to the store. [yellow](Not yet: issue #4.)[/]"""
-    _not_yet("train", 4, "the training layer")
 
 
 @app.command(context_settings=_PASS_THROUGH)

@@ -36,8 +36,15 @@ from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import FeatureRow, TabularSchema, read_rows
 
 Task = Literal["binary", "multiclass", "regression"]
-SPLIT_NAMES = {"train": "train", "t": "train", "val": "val", "valid": "val", "v": "val",
-               "validation": "val", "test": "test"}  # fmt: skip
+SPLIT_NAMES = {
+    "train": "train",
+    "t": "train",
+    "val": "val",
+    "valid": "val",
+    "v": "val",
+    "validation": "val",
+    "test": "test",
+}
 
 
 @dataclass
@@ -141,7 +148,7 @@ def load_table(
             data.refused.append(item)
             continue
         target = _row_target(item, target_col, path)
-        data.inputs.append(item.values)
+        data.inputs.append(dict(zip(schema.names(), item.values, strict=True)))
         data.targets.append(target)
         data.ids.append(item.id or str(item.index))
     data.sha256 = file_sha256(path)
@@ -210,11 +217,13 @@ def split(
         return _split_from_labels(data.split_labels, seed, val_fraction)
     indices = np.arange(len(data))
     stratify = data.targets if task != "regression" else None
-    rest, test = train_test_split(indices, test_size=test_fraction, random_state=seed,
-                                  stratify=stratify)  # fmt: skip
+    rest, test = train_test_split(
+        indices, test_size=test_fraction, random_state=seed, stratify=stratify
+    )
     rest_targets = [data.targets[i] for i in rest] if stratify else None
-    train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction),
-                                  random_state=seed, stratify=rest_targets)  # fmt: skip
+    train, val = train_test_split(
+        rest, test_size=val_fraction / (1 - test_fraction), random_state=seed, stratify=rest_targets
+    )
     return Split(np.sort(train), np.sort(val), np.sort(test))
 
 
@@ -225,8 +234,10 @@ def _split_from_labels(labels: list[str], seed: int, val_fraction: float) -> Spl
         raise HelixError(
             f"split column values must be train/T, val/V or test; found {', '.join(unknown[:5])}."
         )
-    by = {name: np.array([i for i, n in enumerate(names) if n == name], dtype=np.intp)
-          for name in ("train", "val", "test")}  # fmt: skip
+    by = {
+        name: np.array([i for i, n in enumerate(names) if n == name], dtype=np.intp)
+        for name in ("train", "val", "test")
+    }
     if not by["test"].size:  # a T/V column: V is the held-out set
         by["test"], by["val"] = by["val"], np.zeros(0, dtype=np.intp)
     if not by["test"].size:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from typing import Any
 
 import numpy as np
@@ -27,13 +28,20 @@ class TrainingError(HelixError):
 
 
 def torch_to_onnx(module: torch.nn.Module, example: torch.Tensor) -> bytes:
+    """Export ``module`` (forward argument named ``x``) with a dynamic batch axis."""
     module.eval()
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's own deprecation chatter
         program = torch.onnx.export(
-            module, (example,), dynamo=True, input_names=["input"], output_names=["output"],
-            dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, opset_version=18,
+            module,
+            (example,),
+            dynamo=True,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+            opset_version=18,
             verbose=False,
-        )  # fmt: skip
+        )
     if program is None:
         raise TrainingError("torch.onnx.export returned no program.")
     data: bytes = program.model_proto.SerializeToString()
@@ -46,16 +54,21 @@ def run_onnx(model: bytes, x: npt.NDArray[Any], output: str | None = None) -> np
     return np.asarray(session.run([name], {session.get_inputs()[0].name: x})[0])
 
 
-def check_parity(native: npt.NDArray[Any], exported: npt.NDArray[Any], label: str,
-                 tolerance: float = PARITY_TOLERANCE) -> float:  # fmt: skip
+def check_parity(
+    native: npt.NDArray[Any],
+    exported: npt.NDArray[Any],
+    label: str,
+    tolerance: float = PARITY_TOLERANCE,
+) -> float:
     """The largest absolute difference; raise if it is over ``tolerance``."""
     if native.shape != exported.shape:
         raise TrainingError(
             f"{label}: the ONNX export outputs shape {exported.shape}, the trained model "
             f"{native.shape}; the export is wrong."
         )
-    worst = float(np.max(np.abs(native.astype(np.float64) - exported.astype(np.float64)),
-                         initial=0.0))  # fmt: skip
+    worst = float(
+        np.max(np.abs(native.astype(np.float64) - exported.astype(np.float64)), initial=0.0)
+    )
     if worst > tolerance:
         raise TrainingError(
             f"{label}: ONNX Runtime and the trained model differ by up to {worst:.3g} on the "

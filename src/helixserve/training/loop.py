@@ -37,20 +37,26 @@ class History:
     best_epoch: int = 0
 
     def to_json(self) -> dict[str, object]:
-        return {"train_loss": self.train_loss, "val_loss": self.val_loss,
-                "best_epoch": self.best_epoch, "epochs": len(self.train_loss)}  # fmt: skip
+        return {
+            "train_loss": self.train_loss,
+            "val_loss": self.val_loss,
+            "best_epoch": self.best_epoch,
+            "epochs": len(self.train_loss),
+        }
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 - legacy global seed for libraries that use it
+    np.random.seed(seed)
     torch.manual_seed(seed)
 
 
 def _criterion(loss: Loss, class_weights: npt.NDArray[np.float32] | None) -> nn.Module:
     if loss == "bce":
         if class_weights is not None:
-            return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(class_weights[1] / class_weights[0]))
+            return nn.BCEWithLogitsLoss(
+                pos_weight=torch.tensor(class_weights[1] / class_weights[0])
+            )
         return nn.BCEWithLogitsLoss()
     if loss == "ce":
         weight = torch.tensor(class_weights) if class_weights is not None else None
@@ -62,8 +68,9 @@ def _prepare_target(y: torch.Tensor, loss: Loss) -> torch.Tensor:
     return y.float().unsqueeze(1) if loss in ("bce", "mse") else y.long()
 
 
-def _epoch_loss(model: nn.Module, criterion: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                loss: Loss, batch: int) -> float:  # fmt: skip
+def _epoch_loss(
+    model: nn.Module, criterion: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Loss, batch: int
+) -> float:
     model.eval()
     total = 0.0
     with torch.no_grad():
@@ -127,10 +134,14 @@ def fit(
 
 def _progress(show: bool, epochs: int) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("epoch {task.completed}"),
-        TextColumn("loss train/best-val {task.fields[loss]}"), TimeElapsedColumn(),
-        disable=not show, transient=False,
-    )  # fmt: skip
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("epoch {task.completed}"),
+        TextColumn("loss train/best-val {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        disable=not show,
+        transient=False,
+    )
 
 
 def balanced_weights(y: npt.NDArray[np.int64], classes: int) -> npt.NDArray[np.float32]:

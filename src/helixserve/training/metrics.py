@@ -39,12 +39,20 @@ def classification_metrics(
     elif present:
         result["roc_auc"] = float(skm.roc_auc_score(y_true, probabilities, multi_class="ovr"))
     matrix = skm.confusion_matrix(y_true, y_pred, labels=list(range(len(labels))))
-    report = skm.classification_report(y_true, y_pred, labels=list(range(len(labels))),
-                                       target_names=labels, output_dict=True, zero_division=0)
-    return {**result, "confusion_matrix": matrix.tolist(), "per_class": report}  # fmt: skip
+    report = skm.classification_report(
+        y_true,
+        y_pred,
+        labels=list(range(len(labels))),
+        target_names=labels,
+        output_dict=True,
+        zero_division=0,
+    )
+    return {**result, "confusion_matrix": matrix.tolist(), "per_class": report}
 
 
-def regression_metrics(y_true: npt.NDArray[np.floating], y_pred: npt.NDArray[np.floating]) -> dict[str, Any]:
+def regression_metrics(
+    y_true: npt.NDArray[np.floating], y_pred: npt.NDArray[np.floating]
+) -> dict[str, Any]:
     pearson = stats.pearsonr(y_true, y_pred)[0] if len(y_true) > 1 else float("nan")
     spearman = stats.spearmanr(y_true, y_pred)[0] if len(y_true) > 1 else float("nan")
     return {

@@ -10,18 +10,33 @@ from torch import nn
 
 
 class DnaCNN(nn.Module):
-    """Conv1d -> ReLU -> max-pool -> dense -> ReLU -> dense: the primer tutorial's CNN, sized."""
+    """Conv1d -> ReLU -> max-pool -> dense -> ReLU -> dense (the primer tutorial's CNN).
 
-    def __init__(self, length: int, filters: int = 32, kernel: int = 12, pool: int = 4,
-                 hidden: int = 16, dropout: float = 0.0, outputs: int = 1) -> None:  # fmt: skip
+    ``pool=0`` pools over the whole sequence (a motif detector that does not care where the motif
+    sits); otherwise windows of ``pool`` positions, as in the tutorial (pool 4).
+    """
+
+    def __init__(
+        self,
+        length: int,
+        filters: int = 32,
+        kernel: int = 12,
+        pool: int = 4,
+        hidden: int = 16,
+        dropout: float = 0.0,
+        outputs: int = 1,
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv1d(4, filters, kernel)
-        self.pool = nn.MaxPool1d(pool)
-        width = (length - kernel + 1) // pool
+        self.pool: nn.Module = nn.AdaptiveMaxPool1d(1) if pool == 0 else nn.MaxPool1d(pool)
+        width = 1 if pool == 0 else (length - kernel + 1) // pool
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(filters * width, hidden), nn.ReLU(),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(filters * width, hidden),
+            nn.ReLU(),
             nn.Linear(hidden, outputs),
-        )  # fmt: skip
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.head(self.pool(torch.relu(self.conv(x))))
@@ -31,8 +46,9 @@ class DnaCNN(nn.Module):
 class DnaLSTM(nn.Module):
     """(Bi)LSTM over one-hot positions, last hidden states -> dense: the seed's LSTM."""
 
-    def __init__(self, units: int = 32, bidirectional: bool = True, dropout: float = 0.2,
-                 outputs: int = 1) -> None:  # fmt: skip
+    def __init__(
+        self, units: int = 32, bidirectional: bool = True, dropout: float = 0.2, outputs: int = 1
+    ) -> None:
         super().__init__()
         self.lstm = nn.LSTM(4, units, batch_first=True, bidirectional=bidirectional)
         self.drop = nn.Dropout(dropout)

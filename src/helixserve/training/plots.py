@@ -15,10 +15,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
-import numpy as np  # noqa: E402
-import numpy.typing as npt  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import numpy.typing as npt
+from sklearn.metrics import roc_curve
 
 Files = dict[str, bytes]
 
@@ -41,15 +41,20 @@ def loss_curves(train: list[float], val: list[float], best_epoch: int) -> Files:
         axes.axvline(best_epoch, color="grey", linestyle="--", label=f"best epoch {best_epoch}")
     axes.set(xlabel="epoch", ylabel="loss", title="Training curves")
     axes.legend()
-    return _save("loss", figure, {"epoch": epochs, "train_loss": train, "val_loss": val,
-                                  "best_epoch": best_epoch})  # fmt: skip
+    return _save(
+        "loss",
+        figure,
+        {"epoch": epochs, "train_loss": train, "val_loss": val, "best_epoch": best_epoch},
+    )
 
 
 def confusion(matrix: list[list[int]], labels: list[str]) -> Files:
     figure, axes = plt.subplots(figsize=(4, 3.5))
     axes.imshow(np.array(matrix), cmap="Blues")
-    for (i, j), value in np.ndenumerate(np.array(matrix)):
-        axes.text(j, i, str(value), ha="center", va="center")
+    cells = np.array(matrix)
+    for (i, j), value in np.ndenumerate(cells):
+        dark = value > cells.max() / 2
+        axes.text(j, i, str(value), ha="center", va="center", color="white" if dark else "black")
     axes.set_xticks(range(len(labels)), labels, rotation=45)
     axes.set_yticks(range(len(labels)), labels)
     axes.set(xlabel="predicted", ylabel="true", title="Confusion matrix (test)")
@@ -75,7 +80,10 @@ def regression_plots(y_true: npt.NDArray[np.floating], y_pred: npt.NDArray[np.fl
     files = _save("scatter", figure, {"true": y_true.tolist(), "predicted": y_pred.tolist()})
     errors = y_pred - y_true
     figure, axes = plt.subplots(figsize=(4, 3))
-    counts, edges, _ = axes.hist(errors, bins=40)
+    counts, edges = np.histogram(errors, bins=40)
+    axes.stairs(counts, edges, fill=True)
     axes.set(xlabel="predicted - measured", ylabel="count", title="Error distribution (test)")
-    return {**files, **_save("errors", figure, {"bin_edges": edges.tolist(),
-                                                  "counts": counts.tolist()})}  # fmt: skip
+    return {
+        **files,
+        **_save("errors", figure, {"bin_edges": edges.tolist(), "counts": counts.tolist()}),
+    }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import platform
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,12 +29,13 @@ import sklearn
 
 from helixserve import __version__
 from helixserve.inputs.encoding import encode_batch
+from helixserve.inputs.records import BadRecord
 from helixserve.inputs.sequence import SequenceSchema
-from helixserve.inputs.tabular import rows_to_array
+from helixserve.inputs.tabular import TabularSchema, rows_to_array, validate_row
 from helixserve.runtime.predictor import ItemError, Predictor
 from helixserve.store.bundle import make_manifest
 from helixserve.store.manifest import Manifest, OutputSchema
-from helixserve.store.store import ModelStore
+from helixserve.store.store import LocalBundle, ModelStore
 from helixserve.training import plots
 from helixserve.training.data import Dataset, Split, encode_targets
 from helixserve.training.export import TrainingError, check_parity, run_onnx
@@ -50,13 +52,16 @@ class Outcome:
     parity: float
     seconds: float
     refused: int
+    refused_examples: list[BadRecord]
 
 
 def encode_inputs(recipe: Recipe, inputs: list[object]) -> npt.NDArray[Any]:
     schema = recipe.input_schema()
     if isinstance(schema, SequenceSchema):
         return encode_batch([str(s) for s in inputs], schema)
-    return rows_to_array(inputs)  # type: ignore[arg-type]
+    if isinstance(schema, TabularSchema):
+        return rows_to_array([validate_row(row, schema) for row in inputs])
+    raise TrainingError(f"recipe {recipe.name} has an input kind this step cannot encode yet.")
 
 
 def _history_writer(work_dir: Path | None) -> Callable[[History], None] | None:
@@ -70,8 +75,9 @@ def _history_writer(work_dir: Path | None) -> Callable[[History], None] | None:
     return write
 
 
-def _evaluate(recipe: Recipe, x: npt.NDArray[Any], y: npt.NDArray[Any],
-              labels: list[str] | None) -> tuple[dict[str, Any], dict[str, bytes]]:  # fmt: skip
+def _evaluate(
+    recipe: Recipe, x: npt.NDArray[Any], y: npt.NDArray[Any], labels: list[str] | None
+) -> tuple[dict[str, Any], dict[str, bytes]]:
     predicted = recipe.predict_proba(x)
     if labels is None:
         metrics = regression_metrics(y.astype(np.float64), predicted)
@@ -106,11 +112,22 @@ def train_and_publish(
     """Fit, evaluate, export, check, publish, reload; see the module contract."""
     started = time.perf_counter()
     x = encode_inputs(recipe, data.inputs)
-    y, labels = encode_targets(data.targets, recipe.task if recipe.task == "regression" else
-                               ("binary" if len(set(data.targets)) == 2 else "multiclass"))  # fmt: skip
-    history = recipe.fit(x[split.train], y[split.train], x[split.val], y[split.val],
-                         labels=labels, seed=seed, progress=progress,
-                         on_epoch=_history_writer(work_dir))  # fmt: skip
+    y, labels = encode_targets(
+        data.targets,
+        recipe.task
+        if recipe.task == "regression"
+        else ("binary" if len(set(data.targets)) == 2 else "multiclass"),
+    )
+    history = recipe.fit(
+        x[split.train],
+        y[split.train],
+        x[split.val],
+        y[split.val],
+        labels=labels,
+        seed=seed,
+        progress=progress,
+        on_epoch=_history_writer(work_dir),
+    )
     metrics, plot_files = _evaluate(recipe, x[split.test], y[split.test], labels)
     model = recipe.export_onnx()
     native = _expected_onnx(recipe, recipe.predict_proba(x[split.test]))
@@ -122,33 +139,61 @@ def train_and_publish(
     manifest = _manifest(recipe, name, description, labels, metrics, data, files, card_extra)
     files["card.md"] = _card(recipe, manifest, metrics, data, split, card_extra).encode()
     manifest = make_manifest(files, **manifest.model_dump(exclude={"files", "version"}))
+    _check_served(manifest, files, [data.inputs[i] for i in split.test[:256]], native[:256])
     published = store.publish(manifest, files)
-    _check_served(store, published, [data.inputs[i] for i in split.test[:256]], native[:256])
-    return Outcome(published, metrics, history, parity, time.perf_counter() - started,
-                   len(data.refused))  # fmt: skip
+    return Outcome(
+        published,
+        metrics,
+        history,
+        parity,
+        time.perf_counter() - started,
+        len(data.refused),
+        data.refused[:5],
+    )
 
 
 def _json(value: object) -> bytes:
     return json.dumps(value, indent=1, sort_keys=True, default=float).encode()
 
 
-def _manifest(recipe: Recipe, name: str, description: str, labels: list[str] | None,
-              metrics: dict[str, Any], data: Dataset, files: dict[str, bytes],
-              card_extra: str) -> Manifest:  # fmt: skip
+def _manifest(
+    recipe: Recipe,
+    name: str,
+    description: str,
+    labels: list[str] | None,
+    metrics: dict[str, Any],
+    data: Dataset,
+    files: dict[str, bytes],
+    card_extra: str,
+) -> Manifest:
     placeholder = {**files, "card.md": b""}
     return make_manifest(
-        placeholder, name=name, task=recipe.task, description=description,
+        placeholder,
+        name=name,
+        task=recipe.task,
+        description=description,
         input=recipe.input_schema(),
         output=OutputSchema(labels=labels, onnx_output=recipe.onnx_output),
-        metrics=scalars(metrics), training_data_sha256=data.sha256,
-        library_versions={"helixserve": __version__, "onnxruntime": ort.__version__,
-                          "scikit-learn": sklearn.__version__, "python": platform.python_version(),
-                          **recipe.library_versions()},
-    )  # fmt: skip
+        metrics=scalars(metrics),
+        training_data_sha256=data.sha256,
+        library_versions={
+            "helixserve": __version__,
+            "onnxruntime": ort.__version__,
+            "scikit-learn": sklearn.__version__,
+            "python": platform.python_version(),
+            **recipe.library_versions(),
+        },
+    )
 
 
-def _card(recipe: Recipe, manifest: Manifest, metrics: dict[str, Any], data: Dataset,
-          split: Split, extra: str) -> str:  # fmt: skip
+def _card(
+    recipe: Recipe,
+    manifest: Manifest,
+    metrics: dict[str, Any],
+    data: Dataset,
+    split: Split,
+    extra: str,
+) -> str:
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(manifest.metrics.items()))
     return (
         f"# {manifest.name}\n\n{manifest.description}\n\n"
@@ -160,15 +205,24 @@ def _card(recipe: Recipe, manifest: Manifest, metrics: dict[str, Any], data: Dat
     )
 
 
-def _check_served(store: ModelStore, manifest: Manifest, raw_inputs: list[object],
-                  expected: npt.NDArray[np.float64]) -> None:  # fmt: skip
-    """Reload from the store and check predictions and a refusal, as a user will see them."""
-    label = f"{manifest.name}@{manifest.version}"
-    predictor = Predictor.from_store(store, label)
+def _check_served(
+    manifest: Manifest,
+    files: dict[str, bytes],
+    raw_inputs: list[object],
+    expected: npt.NDArray[np.float64],
+) -> None:
+    """Load the bundle as serving will; check predictions on raw inputs, and a refusal."""
+    label = f"{manifest.name} (before publishing)"
+    with tempfile.TemporaryDirectory(prefix="helixserve-check-") as scratch:
+        for relative, data in files.items():
+            (Path(scratch) / relative).parent.mkdir(parents=True, exist_ok=True)
+            (Path(scratch) / relative).write_bytes(data)
+        predictor = Predictor(LocalBundle(Path(scratch), manifest))
     batch = predictor.predict_batch(raw_inputs)
     if batch.errors:
-        raise TrainingError(f"{label}: the served model refused a test input: "
-                            f"{batch.errors[0].error}")  # fmt: skip
+        raise TrainingError(
+            f"{label}: the served model refused a test input: {batch.errors[0].error}"
+        )
     decoded = batch.decoded
     served = decoded.values if decoded.values is not None else decoded.probabilities
     if served is None:

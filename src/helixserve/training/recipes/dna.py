@@ -22,17 +22,43 @@ class DnaBinary(Recipe):
     name = "dna-binary"
     task = "binary"
 
-    def __init__(self, length: int = 50, arch: str = "cnn", alphabet: str = "ACGT",
-                 filters: int = 32, kernel: int = 12, pool: int = 4, hidden: int = 16,
-                 units: int = 32, bidirectional: bool = True, dropout: float = 0.2,
-                 epochs: int = 60, batch_size: int = 32, lr: float = 1e-3, patience: int = 8,
-                 class_weight: str | None = None, device: str = "cpu") -> None:  # fmt: skip
+    def __init__(
+        self,
+        length: int = 50,
+        arch: str = "cnn",
+        alphabet: str = "ACGT",
+        filters: int = 64,
+        kernel: int = 12,
+        pool: int = 0,
+        hidden: int = 32,
+        units: int = 32,
+        bidirectional: bool = True,
+        dropout: float = 0.2,
+        epochs: int = 60,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        patience: int = 8,
+        class_weight: str | None = None,
+        device: str = "cpu",
+    ) -> None:
         super().__init__(
-            length=length, arch=arch, alphabet=alphabet, filters=filters, kernel=kernel, pool=pool,
-            hidden=hidden, units=units, bidirectional=bidirectional, dropout=dropout,
-            epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-            class_weight=class_weight, device=device,
-        )  # fmt: skip
+            length=length,
+            arch=arch,
+            alphabet=alphabet,
+            filters=filters,
+            kernel=kernel,
+            pool=pool,
+            hidden=hidden,
+            units=units,
+            bidirectional=bidirectional,
+            dropout=dropout,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            patience=patience,
+            class_weight=class_weight,
+            device=device,
+        )
         self.model: torch.nn.Module | None = None
 
     def input_schema(self) -> SequenceSchema:
@@ -44,18 +70,39 @@ class DnaBinary(Recipe):
             return DnaLSTM(p["units"], p["bidirectional"], p["dropout"])
         return DnaCNN(p["length"], p["filters"], p["kernel"], p["pool"], p["hidden"], p["dropout"])
 
-    def fit(self, x_train: npt.NDArray[Any], y_train: npt.NDArray[Any], x_val: npt.NDArray[Any],
-            y_val: npt.NDArray[Any], *, labels: list[str] | None, seed: int,
-            progress: bool = False, on_epoch: Callable[[History], None] | None = None,
-            ) -> History:  # fmt: skip
+    def fit(
+        self,
+        x_train: npt.NDArray[Any],
+        y_train: npt.NDArray[Any],
+        x_val: npt.NDArray[Any],
+        y_val: npt.NDArray[Any],
+        *,
+        labels: list[str] | None,
+        seed: int,
+        progress: bool = False,
+        on_epoch: Callable[[History], None] | None = None,
+    ) -> History:
         torch.manual_seed(seed)
         self.model = self._build()
         p = self.params
         weights = balanced_weights(y_train, 2) if p["class_weight"] == "balanced" else None
-        return fit(self.model, x_train, y_train, x_val, y_val, loss="bce", epochs=p["epochs"],
-                   batch_size=p["batch_size"], lr=p["lr"], patience=p["patience"],
-                   class_weights=weights, seed=seed, device=p["device"], progress=progress,
-                   on_epoch=on_epoch)  # fmt: skip
+        return fit(
+            self.model,
+            x_train,
+            y_train,
+            x_val,
+            y_val,
+            loss="bce",
+            epochs=p["epochs"],
+            batch_size=p["batch_size"],
+            lr=p["lr"],
+            patience=p["patience"],
+            class_weights=weights,
+            seed=seed,
+            device=p["device"],
+            progress=progress,
+            on_epoch=on_epoch,
+        )
 
     def _trained(self) -> torch.nn.Module:
         if self.model is None:

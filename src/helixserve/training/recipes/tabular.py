@@ -19,6 +19,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
 from helixserve.inputs.tabular import Feature, TabularSchema
+from helixserve.store.manifest import Task
 from helixserve.training.loop import History
 from helixserve.training.recipes.base import Recipe
 
@@ -27,15 +28,27 @@ class TabularForest(Recipe):
     """Rows of numeric features -> class. ``model="rf"`` (default) or ``"gb"``."""
 
     name = "tabular"
-    task = "binary"
+    task: Task = "binary"
     onnx_output = "probabilities"
 
-    def __init__(self, features: list[Feature], model: str = "rf", n_estimators: int = 500,
-                 max_depth: int | None = None, min_samples_leaf: int = 1,
-                 max_features: str | float = "sqrt", class_weight: str | None = None) -> None:  # fmt: skip
-        super().__init__(model=model, n_estimators=n_estimators, max_depth=max_depth,
-                         min_samples_leaf=min_samples_leaf, max_features=max_features,
-                         class_weight=class_weight)  # fmt: skip
+    def __init__(
+        self,
+        features: list[Feature],
+        model: str = "rf",
+        n_estimators: int = 500,
+        max_depth: int | None = None,
+        min_samples_leaf: int = 1,
+        max_features: str | float = "sqrt",
+        class_weight: str | None = None,
+    ) -> None:
+        super().__init__(
+            model=model,
+            n_estimators=n_estimators,
+            max_depth=max_depth,
+            min_samples_leaf=min_samples_leaf,
+            max_features=max_features,
+            class_weight=class_weight,
+        )
         self.features = features
         self.pipeline: Pipeline | None = None
 
@@ -45,21 +58,35 @@ class TabularForest(Recipe):
     def _classifier(self, seed: int) -> Any:
         p = self.params
         if p["model"] == "gb":
-            return HistGradientBoostingClassifier(max_depth=p["max_depth"], random_state=seed,
-                                                  class_weight=p["class_weight"])  # fmt: skip
+            return HistGradientBoostingClassifier(
+                max_depth=p["max_depth"], random_state=seed, class_weight=p["class_weight"]
+            )
         return RandomForestClassifier(
-            n_estimators=p["n_estimators"], max_depth=p["max_depth"],
-            min_samples_leaf=p["min_samples_leaf"], max_features=p["max_features"],
-            class_weight=p["class_weight"], random_state=seed, n_jobs=1,
-        )  # fmt: skip
+            n_estimators=p["n_estimators"],
+            max_depth=p["max_depth"],
+            min_samples_leaf=p["min_samples_leaf"],
+            max_features=p["max_features"],
+            class_weight=p["class_weight"],
+            random_state=seed,
+            n_jobs=1,
+        )
 
-    def fit(self, x_train: npt.NDArray[Any], y_train: npt.NDArray[Any], x_val: npt.NDArray[Any],
-            y_val: npt.NDArray[Any], *, labels: list[str] | None, seed: int,
-            progress: bool = False, on_epoch: Callable[[History], None] | None = None,
-            ) -> None:  # fmt: skip
+    def fit(
+        self,
+        x_train: npt.NDArray[Any],
+        y_train: npt.NDArray[Any],
+        x_val: npt.NDArray[Any],
+        y_val: npt.NDArray[Any],
+        *,
+        labels: list[str] | None,
+        seed: int,
+        progress: bool = False,
+        on_epoch: Callable[[History], None] | None = None,
+    ) -> None:
         self.task = "binary" if labels is not None and len(labels) == 2 else "multiclass"
-        self.pipeline = Pipeline([("impute", SimpleImputer(strategy="median")),
-                                  ("model", self._classifier(seed))])  # fmt: skip
+        self.pipeline = Pipeline(
+            [("impute", SimpleImputer(strategy="median")), ("model", self._classifier(seed))]
+        )
         self.pipeline.fit(x_train, y_train)
 
     def _trained(self) -> Pipeline:
@@ -76,9 +103,10 @@ class TabularForest(Recipe):
     def export_onnx(self) -> bytes:
         pipeline = self._trained()
         model = convert_sklearn(
-            pipeline, initial_types=[("input", FloatTensorType([None, len(self.features)]))],
+            pipeline,
+            initial_types=[("input", FloatTensorType([None, len(self.features)]))],
             options={id(pipeline.named_steps["model"]): {"zipmap": False}},
             target_opset={"": 17, "ai.onnx.ml": 3},
-        )  # fmt: skip
+        )
         data: bytes = model.SerializeToString()
         return data

@@ -1,0 +1,106 @@
+"""``helixserve train RECIPE --data FILE ...``: train a model and publish it to the store.
+
+Contract: the training layer (torch, scikit-learn: the ``train`` extra) is imported only when
+this command runs; without it the command says how to install it. Records that fail validation
+are counted and the first ones shown, never silently dropped. The result is published as the next
+version of ``--name`` and summarised (metrics on the test split, time, parity of the ONNX export).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from helixserve.errors import HelixError
+
+console = Console()
+
+
+def _training() -> Any:
+    try:
+        import helixserve.training.cli_support as support  # noqa: PLC0415 - optional extra
+    except ImportError as err:
+        raise HelixError(
+            f"training needs the train extra ({err.name} is not installed): "
+            "pip install 'helixserve[train]'."
+        ) from None
+    return support
+
+
+def train(
+    recipe: Annotated[str, typer.Argument(help="dna-binary or tabular.")],
+    data: Annotated[Path, typer.Option(help="Training file: CSV/TSV/FASTA/text (.gz is fine).")],
+    name: Annotated[str | None, typer.Option(help="Model name (default: the recipe).")] = None,
+    target: Annotated[str | None, typer.Option(help="Column holding the target.")] = None,
+    labels: Annotated[Path | None, typer.Option(help="File with one label per record.")] = None,
+    sequence_col: Annotated[str | None, typer.Option(help="Sequence column (CSV/TSV).")] = None,
+    id_col: Annotated[str | None, typer.Option(help="Id column.")] = None,
+    split_col: Annotated[str | None, typer.Option(help="Column: train/val/test or T/V.")] = None,
+    header: Annotated[
+        str | None, typer.Option(help="Column names for a file without header, comma-separated.")
+    ] = None,
+    features: Annotated[
+        str | None,
+        typer.Option(
+            help="Tabular: feature columns, comma-separated (default: all but target/id)."
+        ),
+    ] = None,
+    feature_type: Annotated[str, typer.Option(help="Tabular: int or float.")] = "float",
+    feature_range: Annotated[
+        str | None, typer.Option(help="Tabular: MIN:MAX for every feature.")
+    ] = None,
+    length: Annotated[int, typer.Option(help="dna-binary: sequence length.")] = 50,
+    arch: Annotated[str, typer.Option(help="dna-binary: cnn or lstm; tabular: rf or gb.")] = "",
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (neural recipes).", min=1)] = 60,
+    test_fraction: Annotated[float, typer.Option(help="Held-out share (random split).")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Random seed (splits, weights, order).")] = 0,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    store: Annotated[str | None, typer.Option(help="Store URI (default HELIXSERVE_STORE).")] = None,
+    work_dir: Annotated[Path | None, typer.Option(help="Folder for live history.json.")] = None,
+) -> None:
+    """Train a model from a recipe on your data and publish it to the store."""
+    from helixserve.cli.models import open_store  # noqa: PLC0415 - keeps --help fast
+
+    support = _training()
+    options = support.TrainOptions(
+        recipe=recipe,
+        data=data,
+        name=name or recipe,
+        target=target,
+        labels=labels,
+        sequence_col=sequence_col,
+        id_col=id_col,
+        split_col=split_col,
+        header=header.split(",") if header else None,
+        features=features.split(",") if features else None,
+        feature_type=feature_type,
+        feature_range=feature_range,
+        length=length,
+        arch=arch,
+        epochs=epochs,
+        test_fraction=test_fraction,
+        seed=seed,
+        device=device,
+        work_dir=work_dir,
+    )
+    outcome = support.run(options, open_store(store), progress=console.is_terminal)
+    _summary(outcome)
+
+
+def _summary(outcome: Any) -> None:
+    manifest = outcome.manifest
+    table = Table("metric (test split)", "value", title=f"{manifest.name}@{manifest.version}")
+    for key, value in sorted(manifest.metrics.items()):
+        table.add_row(key, f"{value:.4f}")
+    console.print(table)
+    console.print(
+        f"trained and published in {outcome.seconds:.1f} s; ONNX parity {outcome.parity:.2g}; "
+        f"{outcome.refused:,} records refused by validation",
+        highlight=False,
+    )
+    for item in outcome.refused_examples:
+        console.print(f"  refused: {item.error}", highlight=False, markup=False)

@@ -1,0 +1,150 @@
+"""What ``helixserve train`` does, as a function the CLI and the zoo build call.
+
+Contract: :func:`run` builds the recipe from :class:`TrainOptions`, loads and validates the data,
+splits it (split column, or random with the seed), trains, publishes, and returns the
+:class:`~helixserve.training.publish.Outcome` plus the first refused records. Unknown recipes,
+options that do not fit the recipe and unusable data raise
+:class:`~helixserve.errors.HelixError` with the fix.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from helixserve.errors import HelixError
+from helixserve.inputs.tabular import Feature
+from helixserve.inputs.textio import iter_lines, opened
+from helixserve.store.store import ModelStore
+from helixserve.training.data import Dataset, load_sequences, load_table, split
+from helixserve.training.publish import Outcome, train_and_publish
+from helixserve.training.recipes import DnaBinary, Recipe, TabularForest
+
+RECIPE_NAMES = ("dna-binary", "tabular")
+
+
+@dataclass
+class TrainOptions:
+    recipe: str
+    data: Path
+    name: str
+    target: str | None = None
+    labels: Path | None = None
+    sequence_col: str | None = None
+    id_col: str | None = None
+    split_col: str | None = None
+    header: list[str] | None = None
+    features: list[str] | None = None
+    feature_type: str = "float"
+    feature_range: str | None = None
+    length: int = 50
+    arch: str = ""
+    epochs: int = 60
+    test_fraction: float = 0.2
+    seed: int = 0
+    device: str = "cpu"
+    work_dir: Path | None = None
+
+
+def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> Outcome:
+    """Train and publish; see the module contract."""
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if options.device not in ("cpu", "cuda"):
+        raise HelixError(f"--device must be cpu or cuda, got {options.device!r}.")
+    if options.device == "cuda" and not torch.cuda.is_available():
+        raise HelixError("--device cuda was asked for, but this machine has no CUDA GPU.")
+    recipe, data = _recipe_and_data(options)
+    task: Literal["binary", "multiclass", "regression"] = (
+        "binary" if len(set(data.targets)) == 2 else "multiclass"
+    )
+    parts = split(data, task=task, seed=options.seed, test_fraction=options.test_fraction)
+    return train_and_publish(
+        recipe,
+        data,
+        parts,
+        store,
+        name=options.name,
+        seed=options.seed,
+        progress=progress,
+        description=f"{recipe.name} model trained on {options.data.name}.",
+        work_dir=options.work_dir,
+    )
+
+
+def _recipe_and_data(options: TrainOptions) -> tuple[Recipe, Dataset]:
+    if options.recipe == "dna-binary":
+        arch = options.arch or "cnn"
+        if arch not in ("cnn", "lstm"):
+            raise HelixError(f"dna-binary --arch must be cnn or lstm, got {arch!r}.")
+        dna = DnaBinary(
+            length=options.length, arch=arch, epochs=options.epochs, device=options.device
+        )
+        data = load_sequences(
+            options.data,
+            dna.input_schema(),
+            target_col=options.target,
+            labels_file=options.labels,
+            sequence_col=options.sequence_col,
+            id_col=options.id_col,
+            split_col=options.split_col,
+        )
+        return dna, data
+    if options.recipe == "tabular":
+        return _tabular(options)
+    raise HelixError(
+        f"unknown recipe {options.recipe!r}; available now: {', '.join(RECIPE_NAMES)} "
+        "(dna-regression, dna-variable and image arrive with the rest of issue #4)."
+    )
+
+
+def _tabular(options: TrainOptions) -> tuple[Recipe, Dataset]:
+    if options.target is None:
+        raise HelixError("the tabular recipe needs --target COLUMN (the class column).")
+    names = options.features or _columns(options, exclude={options.target, options.id_col})
+    low, high = _range(options.feature_range)
+    if options.feature_type not in ("int", "float"):
+        raise HelixError(f"--feature-type must be int or float, got {options.feature_type!r}.")
+    features = [
+        Feature(name=n, type=options.feature_type, min=low, max=high)  # type: ignore[arg-type]
+        for n in names
+    ]
+    arch = options.arch or "rf"
+    if arch not in ("rf", "gb"):
+        raise HelixError(f"tabular --arch must be rf or gb, got {arch!r}.")
+    recipe = TabularForest(features, model=arch)
+    data = load_table(
+        options.data,
+        recipe.input_schema(),
+        target_col=options.target,
+        header=options.header,
+        id_col=options.id_col,
+    )
+    return recipe, data
+
+
+def _columns(options: TrainOptions, exclude: set[str | None]) -> list[str]:
+    header = options.header
+    if header is None:
+        with opened(options.data) as stream:
+            first = next((t for _, t in iter_lines(stream) if isinstance(t, str) and t.strip()), "")
+        delimiter = "\t" if "\t" in first else ","
+        header = next(csv.reader([first], delimiter=delimiter))
+    lowered = {e.lower() for e in exclude if e}
+    names = [h.strip() for h in header if h.strip() and h.strip().lower() not in lowered]
+    if not names:
+        raise HelixError(f"{options.data} has no feature columns besides the target and id.")
+    return names
+
+
+def _range(text: str | None) -> tuple[float | None, float | None]:
+    if text is None:
+        return None, None
+    low, _, high = text.partition(":")
+    try:
+        return (float(low) if low else None), (float(high) if high else None)
+    except ValueError:
+        raise HelixError(f"--feature-range must look like 1:10, got {text!r}.") from None

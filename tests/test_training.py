@@ -1,0 +1,169 @@
+"""Training recipes: the conformance run (fit -> export -> bundle -> Predictor -> bad input),
+splits, determinism, live history and the ``train`` command, on tiny data made here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helixserve.errors import HelixError
+from helixserve.inputs.tabular import Feature
+from helixserve.runtime import ItemError, Prediction, Predictor
+from helixserve.store import ModelStore
+from helixserve.training.data import Dataset, load_sequences, split
+from helixserve.training.export import TrainingError, check_parity
+from helixserve.training.publish import train_and_publish
+from helixserve.training.recipes import DnaBinary, Recipe, TabularForest
+
+MOTIF = "CGACCG"
+
+
+def motif_data(n: int = 240, length: int = 20, seed: int = 0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    inputs: list[object] = []
+    targets = []
+    for i in range(n):
+        seq = "".join(rng.choice(list("ACGT"), length))
+        if i % 2:
+            at = int(rng.integers(0, length - len(MOTIF)))
+            seq = seq[:at] + MOTIF + seq[at + len(MOTIF) :]
+        inputs.append(seq)
+        targets.append(str(i % 2))
+    return Dataset(inputs, targets, [str(i) for i in range(n)], sha256="0" * 64)
+
+
+def table_data(n: int = 200, seed: int = 0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    inputs: list[object] = []
+    targets = []
+    for i in range(n):
+        a, b = int(rng.integers(1, 11)), int(rng.integers(1, 11))
+        row: dict[str, object] = {"a": a, "b": b if i % 7 else None}  # some missing values
+        inputs.append(row)
+        targets.append("malignant" if a + (b or 5) > 11 else "benign")
+    return Dataset(inputs, targets, [str(i) for i in range(n)], sha256="0" * 64)
+
+
+FEATURES = [
+    Feature(name="a", type="int", min=1, max=10),
+    Feature(name="b", type="int", min=1, max=10),
+]
+CASES: list[tuple[str, Recipe, Dataset, object]] = [
+    ("dna-cnn", DnaBinary(length=20, epochs=4, kernel=6), motif_data(), "ACGT" * 5 + "A"),
+    ("dna-lstm", DnaBinary(length=20, arch="lstm", units=8, epochs=2), motif_data(), "ACGF" * 5),
+    ("tabular-rf", TabularForest(FEATURES, n_estimators=20), table_data(), {"a": 11, "b": 1}),
+    ("tabular-gb", TabularForest(FEATURES, model="gb"), table_data(), {"a": "x", "b": 1}),
+]
+
+
+@pytest.mark.parametrize(("case", "recipe", "data", "bad"), CASES, ids=[c[0] for c in CASES])
+def test_recipe_conformance(
+    tmp_path: Path, case: str, recipe: Recipe, data: Dataset, bad: object
+) -> None:
+    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    parts = split(data, task="binary", seed=1)
+    outcome = train_and_publish(recipe, data, parts, store, name=case, description="test model",
+                                seed=1, work_dir=tmp_path / "work")  # fmt: skip
+    assert outcome.parity <= 1e-4
+    manifest = store.manifest(case)
+    assert manifest.version == 1
+    assert manifest.training_data_sha256 == "0" * 64
+    assert {"model.onnx", "card.md", "metrics.json", "plots/confusion.png",
+            "plots/roc.json"} <= set(manifest.files)  # fmt: skip
+    assert 0.0 <= manifest.metrics["accuracy"] <= 1.0
+    predictor = Predictor.from_store(store, case)
+    good = data.inputs[int(parts.test[0])]
+    results = predictor.predict([good, bad])
+    assert isinstance(results[0], Prediction) and results[0].label in ("0", "1", "benign",
+                                                                       "malignant")  # fmt: skip
+    assert isinstance(results[1], ItemError)
+    if outcome.history is not None:  # neural recipes: curves in the bundle and live on disk
+        assert "history.json" in manifest.files and "plots/loss.png" in manifest.files
+        live = json.loads((tmp_path / "work" / "history.json").read_text())
+        assert live["epochs"] == len(outcome.history.train_loss) >= 1
+
+
+def test_cnn_learns_the_motif(tmp_path: Path) -> None:
+    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    data = motif_data(600)
+    outcome = train_and_publish(DnaBinary(length=20, kernel=6, epochs=40), data,
+                                split(data, task="binary", seed=0), store, name="m",
+                                description="d", seed=0)  # fmt: skip
+    assert outcome.metrics["accuracy"] >= 0.95
+
+
+def test_same_seed_same_model(tmp_path: Path) -> None:
+    data = motif_data()
+    parts = split(data, task="binary", seed=3)
+    predictions = []
+    for run in range(2):
+        store = ModelStore.open(str(tmp_path / f"s{run}"), cache_dir=tmp_path / f"c{run}")
+        recipe = DnaBinary(length=20, epochs=3, kernel=6)
+        train_and_publish(recipe, data, parts, store, name="m", description="d", seed=7)
+        predictions.append(Predictor.from_store(store, "m").predict(data.inputs[:50]))
+    assert predictions[0] == predictions[1]
+
+
+def test_split_rules() -> None:
+    data = motif_data(100)
+    parts = split(data, task="binary", seed=0, test_fraction=0.2, val_fraction=0.1)
+    assert (len(parts.train), len(parts.val), len(parts.test)) == (70, 10, 20)
+    assert not set(parts.train) & set(parts.test)
+    data.split_labels = ["T"] * 80 + ["V"] * 20  # the yeast tutorial's T/V column
+    parts = split(data, task="binary", seed=0)
+    assert parts.test.tolist() == list(range(80, 100))
+    assert len(parts.val) == 8 and not set(parts.val) & set(parts.train)
+    data.split_labels = ["train"] * 99 + ["holdout"]
+    with pytest.raises(HelixError, match=r"^split column values must be train/T, val/V or test; "
+                                         r"found holdout\.$"):  # fmt: skip
+        split(data, task="binary", seed=0)
+
+
+def test_parity_failure_is_a_clear_error() -> None:
+    with pytest.raises(TrainingError) as info:
+        check_parity(np.array([0.5, 0.2]), np.array([0.5, 0.21]), "m")
+    assert str(info.value) == (
+        "m: ONNX Runtime and the trained model differ by up to 0.01 on the test set (tolerance "
+        "0.0001); the export is not faithful, so nothing was published."
+    )
+
+
+def test_load_sequences_reports_refused_records(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    path.write_text("id,sequence,label\na,ACGTACGTAC,1\nb,ACGTFCGTAC,0\nc,ACGTACGTAA,0\n")
+    data = load_sequences(path, DnaBinary(length=10).input_schema(), target_col="label")
+    assert data.inputs == ["ACGTACGTAC", "ACGTACGTAA"]
+    assert [str(r.error) for r in data.refused] == [
+        "record 2 (id b), line 3: DNA sequence is not valid DNA: position 5 is 'F'. Only the "
+        "letters A, C, G, T are allowed; remove it or correct the typo."
+    ]
+    with pytest.raises(HelixError, match=r"^column 'target' is not in "):
+        load_sequences(path, DnaBinary(length=10).input_schema(), target_col="target")
+
+
+def test_train_command(tmp_path: Path) -> None:
+    data = motif_data(120)
+    path = tmp_path / "train.csv"
+    path.write_text("sequence,label\n" + "".join(f"{s},{t}\n" for s, t in zip(
+        data.inputs, data.targets, strict=True)))  # fmt: skip
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "120",
+           "HELIXSERVE_STORE": str(tmp_path / "store"),
+           "HELIXSERVE_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "helixserve", "train", "dna-binary", "--data", str(path),
+         "--target", "label", "--length", "20", "--epochs", "2", "--name", "tiny"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "tiny@1" in result.stdout
+    assert "0 records refused by validation" in result.stdout
+    unknown = subprocess.run([sys.executable, "-m", "helixserve", "train", "protein-fold",
+                              "--data", str(path)], capture_output=True, text=True, env=env,
+                             check=False)  # fmt: skip
+    assert unknown.returncode == 1
+    assert unknown.stderr.startswith("Error: unknown recipe 'protein-fold'; available now: ")
