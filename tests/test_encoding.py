@@ -76,8 +76,12 @@ def test_unencodable_character(bad: str, shown: str) -> None:
 
 
 def test_bad_flank() -> None:
-    with pytest.raises(InvalidSequence, match="flank_left must contain only A, C, G, T, got 'ACN'"):
-        one_hot_encode(["ACGT"], flank_left="ACN")
+    with pytest.raises(
+        InvalidSequence, match="flank_left must contain only A, C, G, T, N, got 'ACX'"
+    ):
+        one_hot_encode(["ACGT"], flank_left="ACX")
+    zero_flanks = one_hot_encode(["ACGT"], flank_left="NN", flank_right="N", n_value=0.25)
+    assert zero_flanks[0, :, [0, 1, 6]].sum() == 0.0
 
 
 def test_decode_refuses_wrong_shape_and_non_one_hot() -> None:

@@ -6,7 +6,8 @@ Contract:
   character raises :class:`~helixserve.errors.InvalidSequence` naming the sequence and position.
 - One-hot: :func:`one_hot_encode` returns ``float32`` of shape ``(N, 4, L)``, channels in the order
   ``A, C, G, T``; ``L`` includes the optional fixed flanks (the yeast UTR model pads 50 nt to 70
-  with 10 positions each side). All sequences in one call must have the same length.
+  with 10 positions each side); an ``N`` in a flank is an all-zero position. Without ``pad_to``,
+  all sequences in one call must have the same length.
   **N is encoded as all-zero** by default (``n_value=0.0``); pass ``n_value=0.25`` for the uniform
   convention. :func:`one_hot_decode` reads both back as ``N``; a column that is neither one-hot nor
   uniform raises :class:`~helixserve.errors.InvalidTensor`.
@@ -73,11 +74,14 @@ def _check_list(sequences: object) -> None:
 
 
 def _flank_codes(flank: str, name: str) -> npt.NDArray[np.uint8]:
-    if flank.strip("ACGT"):
+    """Codes of a fixed flank; its N positions are padding (all-zero whatever ``n_value``)."""
+    if flank.strip("ACGTN"):
         raise InvalidSequence(
-            f"{name} must contain only A, C, G, T, got {flank[:20]!r}.", field=name
+            f"{name} must contain only A, C, G, T, N, got {flank[:20]!r}.", field=name
         )
-    return _CODE[np.frombuffer(flank.encode("ascii"), dtype=np.uint8)]
+    codes = _CODE[np.frombuffer(flank.encode("ascii"), dtype=np.uint8)]
+    codes[codes == 4] = _PAD_CODE
+    return codes
 
 
 def one_hot_encode(

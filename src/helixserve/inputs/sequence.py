@@ -56,8 +56,12 @@ class SequenceSchema(BaseModel):
     max_length: int | None = Field(default=None, ge=1)
     rna_to_dna: bool = Field(default=True, description="accept RNA: U is read as T")
     encoding: Literal["onehot", "tokens"] = "onehot"
-    flank_left: str = Field(default="", pattern="^[ACGT]*$")
-    flank_right: str = Field(default="", pattern="^[ACGT]*$")
+    flank_left: str = Field(
+        default="", pattern="^[ACGTN]*$", description="fixed 5' flank; N = all-zero position"
+    )
+    flank_right: str = Field(
+        default="", pattern="^[ACGTN]*$", description="fixed 3' flank; N = all-zero position"
+    )
     pad_to: int | None = Field(
         default=None, ge=1, description="pad to this length (tokens: also truncate longer ones)"
     )

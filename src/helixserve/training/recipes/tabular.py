@@ -6,6 +6,7 @@ served model accepts them too. Exported with skl2onnx; the graph outputs class p
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -102,11 +103,16 @@ class TabularForest(Recipe):
 
     def export_onnx(self) -> bytes:
         pipeline = self._trained()
-        model = convert_sklearn(
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # onnx.helper chatter
+            model = self._convert(pipeline)
+        data: bytes = model.SerializeToString()
+        return data
+
+    def _convert(self, pipeline: Pipeline) -> Any:
+        return convert_sklearn(
             pipeline,
             initial_types=[("input", FloatTensorType([None, len(self.features)]))],
             options={id(pipeline.named_steps["model"]): {"zipmap": False}},
             target_opset={"": 17, "ai.onnx.ml": 3},
         )
-        data: bytes = model.SerializeToString()
-        return data
