@@ -18,7 +18,14 @@ from helixserve.store import ModelStore
 from helixserve.training.data import Dataset, load_sequences, split
 from helixserve.training.export import TrainingError, check_parity
 from helixserve.training.publish import train_and_publish
-from helixserve.training.recipes import DnaBinary, Recipe, TabularForest
+from helixserve.training.recipes import (
+    DnaBinary,
+    DnaRegression,
+    DnaVariable,
+    ImageCNN,
+    Recipe,
+    TabularForest,
+)
 
 MOTIF = "CGACCG"
 
@@ -73,14 +80,13 @@ def test_recipe_conformance(
     manifest = store.manifest(case)
     assert manifest.version == 1
     assert manifest.training_data_sha256 == "0" * 64
-    assert {"model.onnx", "card.md", "metrics.json", "plots/confusion.png",
-            "plots/roc.json"} <= set(manifest.files)  # fmt: skip
+    assert {"model.onnx", "card.md", "metrics.json", "plots/confusion.png"} <= set(manifest.files)
+    assert ("plots/roc.json" in manifest.files) == (manifest.task == "binary")
     assert 0.0 <= manifest.metrics["accuracy"] <= 1.0
     predictor = Predictor.from_store(store, case)
     good = data.inputs[int(parts.test[0])]
     results = predictor.predict([good, bad])
-    assert isinstance(results[0], Prediction) and results[0].label in ("0", "1", "benign",
-                                                                       "malignant")  # fmt: skip
+    assert isinstance(results[0], Prediction) and results[0].label in set(data.targets)
     assert isinstance(results[1], ItemError)
     if outcome.history is not None:  # neural recipes: curves in the bundle and live on disk
         assert "history.json" in manifest.files and "plots/loss.png" in manifest.files
@@ -167,3 +173,72 @@ def test_train_command(tmp_path: Path) -> None:
                              check=False)  # fmt: skip
     assert unknown.returncode == 1
     assert unknown.stderr.startswith("Error: unknown recipe 'protein-fold'; available now: ")
+
+
+def png_bytes(value: int, size: int = 16, spot: tuple[int, int] | None = None) -> bytes:
+    import io
+
+    from PIL import Image
+
+    pixels = np.full((size, size), value, dtype=np.uint8)
+    if spot is not None:
+        pixels[spot[0] : spot[0] + 4, spot[1] : spot[1] + 4] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def image_data(n: int = 60) -> Dataset:
+    rng = np.random.default_rng(0)
+    inputs: list[object] = []
+    targets = []
+    for i in range(n):
+        label = ["spots", "plain", "dim"][i % 3]
+        spot = (int(rng.integers(0, 12)), int(rng.integers(0, 12))) if label == "spots" else None
+        inputs.append(png_bytes(40 if label == "dim" else 90, spot=spot))
+        targets.append(label)
+    return Dataset(inputs, targets, [str(i) for i in range(n)], sha256="0" * 64)
+
+
+def variable_data(n: int = 80) -> Dataset:
+    rng = np.random.default_rng(0)
+    inputs: list[object] = []
+    for i in range(n):
+        seq = "".join(rng.choice(list("ACGT"), int(rng.integers(20, 60))))
+        inputs.append(seq + ("GGGGGG" if i % 2 else "") + ("N" if i % 5 == 0 else ""))
+    return Dataset(inputs, [str(i % 2) for i in range(n)], [str(i) for i in range(n)],
+                   sha256="0" * 64)  # fmt: skip
+
+
+MORE_CASES: list[tuple[str, Recipe, Dataset, object]] = [
+    ("dna-variable", DnaVariable(pad_to=64, units=8, epochs=2), variable_data(), "ACGZ"),
+    ("image", ImageCNN(size=16, epochs=2), image_data(), b"not an image"),
+]
+
+
+@pytest.mark.parametrize(("case", "recipe", "data", "bad"), MORE_CASES,
+                         ids=[c[0] for c in MORE_CASES])  # fmt: skip
+def test_more_recipes_conformance(
+    tmp_path: Path, case: str, recipe: Recipe, data: Dataset, bad: object
+) -> None:
+    test_recipe_conformance(tmp_path, case, recipe, data, bad)
+
+
+def test_dna_regression_conformance(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    seqs = ["".join(rng.choice(list("ACGT"), int(rng.integers(5, 21)))) for _ in range(150)]
+    data = Dataset(list(seqs), [str(s.count("G") / 5) for s in seqs], [str(i) for i in
+                   range(150)], sha256="0" * 64)  # fmt: skip
+    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    recipe = DnaRegression(max_length=20, flank=2, filters=8, kernel=3, dense=8, epochs=3)
+    outcome = train_and_publish(recipe, data, split(data, task="regression", seed=0), store,
+                                name="utr", description="d")  # fmt: skip
+    assert outcome.parity <= 1e-4
+    manifest = store.manifest("utr")
+    assert {"plots/scatter.png", "plots/errors.json", "plots/loss.json"} <= set(manifest.files)
+    schema = manifest.input
+    assert schema.kind == "dna" and schema.padding == "left"
+    predictor = Predictor.from_store(store, "utr")
+    good, bad = predictor.predict(["GG", "A" * 21])
+    assert isinstance(good, Prediction) and good.value is not None
+    assert isinstance(bad, ItemError)

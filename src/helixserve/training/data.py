@@ -20,7 +20,7 @@ Contract:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -57,6 +57,7 @@ class Dataset:
     split_labels: list[str] | None = None
     refused: list[BadRecord] = field(default_factory=list)
     sha256: str = ""
+    filtered_out: int = 0
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -86,8 +87,13 @@ def load_sequences(
     id_col: str | None = None,
     split_col: str | None = None,
     format: Format = "auto",
+    where: Callable[[dict[str, str]], bool] | None = None,
 ) -> Dataset:
-    """Read, validate and label a sequence file; see the module contract."""
+    """Read, validate and label a sequence file; see the module contract.
+
+    ``where`` keeps only records whose other columns pass it (e.g. reliable rows, ``t0 > 100``);
+    the others are counted in :attr:`Dataset.filtered_out`, not refused.
+    """
     if (target_col is None) == (labels_file is None):
         raise HelixError("give the targets either as a column (--target) or a file (--labels).")
     labels = _labels_from_file(labels_file) if labels_file else None
@@ -99,13 +105,16 @@ def load_sequences(
         if isinstance(item, BadRecord):
             data.refused.append(item)
             continue
+        if where is not None and not where(item.fields):
+            data.filtered_out += 1
+            continue
         target = _target(item, target_col, labels, path)
         data.inputs.append(item.sequence)
         data.targets.append(target)
         data.ids.append(item.id or str(item.index))
         if data.split_labels is not None and split_col is not None:
             data.split_labels.append(_field(item, split_col, path))
-    if labels is not None and len(labels) != len(data) + len(data.refused):
+    if labels is not None and len(labels) != len(data) + len(data.refused) + data.filtered_out:
         raise HelixError(
             f"the labels file {labels_file} has {len(labels):,} labels but {path} has "
             f"{len(data) + len(data.refused):,} records; they must match line for line."

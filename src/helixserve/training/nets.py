@@ -81,3 +81,82 @@ class WithSoftmax(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.model(x), dim=1)
+
+
+class UtrCNN(nn.Module):
+    """The Cuperus et al. 2017 regressor: three conv layers (128 filters, width 13, ReLU,
+    dropout 0.15) on one-hot ``(N, 4, length)``, dense 64, linear output."""
+
+    def __init__(self, length: int = 70, filters: int = 128, kernel: int = 13,
+                 dropout: float = 0.15, dense: int = 64) -> None:  # fmt: skip
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 4
+        for _ in range(3):
+            layers += [nn.Conv1d(channels, filters, kernel), nn.ReLU(), nn.Dropout(dropout)]
+            channels = filters
+        self.convs = nn.Sequential(*layers)
+        width = length - 3 * (kernel - 1)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(filters * width, dense), nn.ReLU(),
+                                  nn.Dropout(dropout), nn.Linear(dense, 1))  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(self.convs(x))
+        return out
+
+
+class Rescaled(nn.Module):
+    """Undo target standardisation in the exported graph: ``value = model(x) * scale + shift``,
+    as ``(N,)``."""
+
+    def __init__(self, model: nn.Module, scale: float, shift: float) -> None:
+        super().__init__()
+        self.model = model
+        self.scale, self.shift = scale, shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.model(x).squeeze(1) * self.scale + self.shift
+        return out
+
+
+class GeneBiLSTM(nn.Module):
+    """Embedding of tokens (0 = padding) -> two BiLSTM layers -> dropout -> one logit.
+
+    The seed's gene-resistance model. Padding positions are excluded by max-pooling only over
+    real positions (padding is masked to -inf before the pool)."""
+
+    def __init__(self, embed: int = 8, units: int = 32, dropout: float = 0.18) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(6, embed, padding_idx=0)
+        self.lstm = nn.LSTM(embed, units, num_layers=2, batch_first=True, bidirectional=True)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(2 * units, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        states, _ = self.lstm(self.embed(x))
+        mask = (x == 0).unsqueeze(2)
+        pooled = states.masked_fill(mask, -1e4).max(dim=1).values
+        out: torch.Tensor = self.out(self.drop(pooled))
+        return out
+
+
+class SmallImageCNN(nn.Module):
+    """Per-image standardisation -> conv 32 3x3 + pool -> conv 64 3x3 + pool -> dense 128 ->
+    K logits. Standardising each image inside the graph makes the model ignore an experiment's
+    overall brightness, and serving applies it too."""
+
+    def __init__(self, channels: int, size: int, classes: int, dropout: float = 0.3) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )  # fmt: skip
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout),
+                                  nn.Linear(64 * (size // 4) ** 2, 128), nn.ReLU(),
+                                  nn.Linear(128, classes))  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(0.01)  # flat images stay finite
+        out: torch.Tensor = self.head(self.features((x - mean) / std))
+        return out

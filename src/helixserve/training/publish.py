@@ -29,6 +29,7 @@ import sklearn
 
 from helixserve import __version__
 from helixserve.inputs.encoding import encode_batch
+from helixserve.inputs.images import decode_image
 from helixserve.inputs.records import BadRecord
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import TabularSchema, rows_to_array, validate_row
@@ -61,7 +62,12 @@ def encode_inputs(recipe: Recipe, inputs: list[object]) -> npt.NDArray[Any]:
         return encode_batch([str(s) for s in inputs], schema)
     if isinstance(schema, TabularSchema):
         return rows_to_array([validate_row(row, schema) for row in inputs])
-    raise TrainingError(f"recipe {recipe.name} has an input kind this step cannot encode yet.")
+    if not inputs:
+        return np.zeros((0, schema.channels, schema.height, schema.width), dtype=np.float32)
+    images = [image for image in inputs if isinstance(image, bytes)]
+    if len(images) != len(inputs):
+        raise TrainingError("image training inputs must be file bytes.")
+    return np.stack([decode_image(image, schema) for image in images])
 
 
 def _history_writer(work_dir: Path | None) -> Callable[[History], None] | None:

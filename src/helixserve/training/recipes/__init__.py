@@ -9,8 +9,25 @@ from __future__ import annotations
 
 from helixserve.training.recipes.base import Recipe
 from helixserve.training.recipes.dna import DnaBinary
+from helixserve.training.recipes.image import ImageCNN
 from helixserve.training.recipes.tabular import TabularForest
+from helixserve.training.recipes.utr import DnaRegression
+from helixserve.training.recipes.variable import DnaVariable
 
-RECIPES: dict[str, type[Recipe]] = {"dna-binary": DnaBinary, "tabular": TabularForest}
+RECIPES: dict[str, type[Recipe]] = {
+    "dna-binary": DnaBinary,
+    "dna-regression": DnaRegression,
+    "dna-variable": DnaVariable,
+    "tabular": TabularForest,
+    "image": ImageCNN,
+}
 
-__all__ = ["RECIPES", "DnaBinary", "Recipe", "TabularForest"]
+__all__ = [
+    "RECIPES",
+    "DnaBinary",
+    "DnaRegression",
+    "DnaVariable",
+    "ImageCNN",
+    "Recipe",
+    "TabularForest",
+]
