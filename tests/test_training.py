@@ -172,7 +172,9 @@ def test_train_command(tmp_path: Path) -> None:
                               "--data", str(path)], capture_output=True, text=True, env=env,
                              check=False)  # fmt: skip
     assert unknown.returncode == 1
-    assert unknown.stderr.startswith("Error: unknown recipe 'protein-fold'; available now: ")
+    assert unknown.stderr.startswith(
+        "Error: unknown recipe 'protein-fold'; the recipes are dna-binary, "
+    )
 
 
 def png_bytes(value: int, size: int = 16, spot: tuple[int, int] | None = None) -> bytes:

@@ -32,7 +32,9 @@ def _training() -> Any:
 
 
 def train(
-    recipe: Annotated[str, typer.Argument(help="dna-binary or tabular.")],
+    recipe: Annotated[
+        str, typer.Argument(help="dna-binary, dna-regression, dna-variable, tabular or image.")
+    ],
     data: Annotated[Path, typer.Option(help="Training file: CSV/TSV/FASTA/text (.gz is fine).")],
     name: Annotated[str | None, typer.Option(help="Model name (default: the recipe).")] = None,
     target: Annotated[str | None, typer.Option(help="Column holding the target.")] = None,
@@ -53,7 +55,15 @@ def train(
     feature_range: Annotated[
         str | None, typer.Option(help="Tabular: MIN:MAX for every feature.")
     ] = None,
-    length: Annotated[int, typer.Option(help="dna-binary: sequence length.")] = 50,
+    length: Annotated[int, typer.Option(help="dna-binary: length; dna-regression: longest.")] = 50,
+    pad_to: Annotated[int, typer.Option(help="dna-variable: pad/truncate to this length.")] = 1024,
+    image_size: Annotated[int, typer.Option(help="image: side in pixels after resizing.")] = 128,
+    channels: Annotated[int, typer.Option(help="image: 1 (grey) or 3 (RGB).")] = 1,
+    path_col: Annotated[str, typer.Option(help="image CSV: column of image paths.")] = "path",
+    group_col: Annotated[
+        str | None, typer.Option(help="Keep each group (plate, site) in one part.")
+    ] = None,
+    filter: Annotated[str | None, typer.Option(help="Keep rows like 't0>100'.")] = None,
     arch: Annotated[str, typer.Option(help="dna-binary: cnn or lstm; tabular: rf or gb.")] = "",
     epochs: Annotated[int, typer.Option(help="Maximum epochs (neural recipes).", min=1)] = 60,
     test_fraction: Annotated[float, typer.Option(help="Held-out share (random split).")] = 0.2,

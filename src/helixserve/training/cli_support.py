@@ -10,21 +10,29 @@ options that do not fit the recipe and unusable data raise
 from __future__ import annotations
 
 import csv
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
 from helixserve.errors import HelixError
+from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import Feature
 from helixserve.inputs.textio import iter_lines, opened
 from helixserve.store.store import ModelStore
-from helixserve.training.data import Dataset, load_sequences, load_table, split
+from helixserve.training.data import Dataset, load_images, load_sequences, load_table, split
 from helixserve.training.publish import Outcome, train_and_publish
-from helixserve.training.recipes import DnaBinary, Recipe, TabularForest
-
-RECIPE_NAMES = ("dna-binary", "tabular")
+from helixserve.training.recipes import (
+    DnaBinary,
+    DnaRegression,
+    DnaVariable,
+    ImageCNN,
+    Recipe,
+    TabularForest,
+)
 
 
 @dataclass
@@ -42,6 +50,12 @@ class TrainOptions:
     feature_type: str = "float"
     feature_range: str | None = None
     length: int = 50
+    pad_to: int = 1024
+    image_size: int = 128
+    channels: int = 1
+    path_col: str = "path"
+    group_col: str | None = None
+    filter: str | None = None
     arch: str = ""
     epochs: int = 60
     test_fraction: float = 0.2
@@ -58,9 +72,9 @@ def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> 
     if options.device == "cuda" and not torch.cuda.is_available():
         raise HelixError("--device cuda was asked for, but this machine has no CUDA GPU.")
     recipe, data = _recipe_and_data(options)
-    task: Literal["binary", "multiclass", "regression"] = (
-        "binary" if len(set(data.targets)) == 2 else "multiclass"
-    )
+    task: Literal["binary", "multiclass", "regression"] = recipe.task
+    if task != "regression":
+        task = "binary" if len(set(data.targets)) == 2 else "multiclass"
     parts = split(data, task=task, seed=options.seed, test_fraction=options.test_fraction)
     return train_and_publish(
         recipe,
@@ -76,29 +90,84 @@ def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> 
 
 
 def _recipe_and_data(options: TrainOptions) -> tuple[Recipe, Dataset]:
-    if options.recipe == "dna-binary":
-        arch = options.arch or "cnn"
-        if arch not in ("cnn", "lstm"):
-            raise HelixError(f"dna-binary --arch must be cnn or lstm, got {arch!r}.")
-        dna = DnaBinary(
-            length=options.length, arch=arch, epochs=options.epochs, device=options.device
+    builders = {"dna-binary": _dna_binary, "dna-regression": _dna_regression,
+                "dna-variable": _dna_variable, "tabular": _tabular, "image": _image}  # fmt: skip
+    builder = builders.get(options.recipe)
+    if builder is None:
+        raise HelixError(
+            f"unknown recipe {options.recipe!r}; the recipes are {', '.join(builders)}."
         )
-        data = load_sequences(
-            options.data,
-            dna.input_schema(),
-            target_col=options.target,
-            labels_file=options.labels,
-            sequence_col=options.sequence_col,
-            id_col=options.id_col,
-            split_col=options.split_col,
-        )
-        return dna, data
-    if options.recipe == "tabular":
-        return _tabular(options)
-    raise HelixError(
-        f"unknown recipe {options.recipe!r}; available now: {', '.join(RECIPE_NAMES)} "
-        "(dna-regression, dna-variable and image arrive with the rest of issue #4)."
-    )
+    return builder(options)
+
+
+def _sequences(options: TrainOptions, recipe: Recipe) -> Dataset:
+    schema = recipe.input_schema()
+    if not isinstance(schema, SequenceSchema):
+        raise HelixError(f"recipe {recipe.name} does not read sequences.")
+    return load_sequences(
+        options.data, schema, target_col=options.target, labels_file=options.labels,
+        sequence_col=options.sequence_col, id_col=options.id_col, split_col=options.split_col,
+        where=parse_filter(options.filter),
+    )  # fmt: skip
+
+
+def _dna_binary(options: TrainOptions) -> tuple[Recipe, Dataset]:
+    arch = options.arch or "cnn"
+    if arch not in ("cnn", "lstm"):
+        raise HelixError(f"dna-binary --arch must be cnn or lstm, got {arch!r}.")
+    recipe = DnaBinary(length=options.length, arch=arch, epochs=options.epochs,
+                       device=options.device)  # fmt: skip
+    return recipe, _sequences(options, recipe)
+
+
+def _dna_regression(options: TrainOptions) -> tuple[Recipe, Dataset]:
+    recipe = DnaRegression(max_length=options.length, epochs=options.epochs,
+                           device=options.device)  # fmt: skip
+    return recipe, _sequences(options, recipe)
+
+
+def _dna_variable(options: TrainOptions) -> tuple[Recipe, Dataset]:
+    recipe = DnaVariable(pad_to=options.pad_to, epochs=options.epochs, device=options.device)
+    return recipe, _sequences(options, recipe)
+
+
+def _image(options: TrainOptions) -> tuple[Recipe, Dataset]:
+    recipe = ImageCNN(size=options.image_size, channels=options.channels,
+                      epochs=options.epochs, device=options.device)  # fmt: skip
+    data = load_images(options.data, recipe.input_schema(), target_col=options.target,
+                       path_col=options.path_col, split_col=options.split_col,
+                       group_col=options.group_col, where=parse_filter(options.filter))  # fmt: skip
+    return recipe, data
+
+
+_COMPARE = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
+            ">": operator.gt, "<": operator.lt}  # fmt: skip
+
+
+def parse_filter(text: str | None) -> Callable[[dict[str, str]], bool] | None:
+    """``t0>100`` -> a row test (numbers compared as numbers, else as text)."""
+    if not text:
+        return None
+    for symbol, compare in _COMPARE.items():
+        column, sep, value = text.partition(symbol)
+        if sep and column.strip():
+            return _row_test(column.strip(), compare, value.strip())
+    raise HelixError(f"--filter must look like COLUMN>VALUE (or >=, <, <=, ==, !=), got {text!r}.")
+
+
+def _row_test(column: str, compare: Callable[[Any, Any], bool], value: str
+              ) -> Callable[[dict[str, str]], bool]:  # fmt: skip
+    def test(fields: dict[str, str]) -> bool:
+        lowered = {k.lower(): v for k, v in fields.items()}
+        if column.lower() not in lowered:
+            raise HelixError(f"--filter names column '{column}', which is not in the file.")
+        cell = lowered[column.lower()]
+        try:
+            return compare(float(cell), float(value))
+        except ValueError:
+            return compare(cell, value)
+
+    return test
 
 
 def _tabular(options: TrainOptions) -> tuple[Recipe, Dataset]:

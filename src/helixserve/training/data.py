@@ -19,6 +19,7 @@ Contract:
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,9 +30,10 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.model_selection import train_test_split
 
-from helixserve.errors import HelixError
+from helixserve.errors import HelixError, InputError, InvalidImage
+from helixserve.inputs.images import ImageSchema, decode_image
 from helixserve.inputs.readers import Format, read_sequences, validate_records
-from helixserve.inputs.records import BadRecord, Record
+from helixserve.inputs.records import BadRecord, Record, bad_record
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import FeatureRow, TabularSchema, read_rows
 
@@ -58,6 +60,7 @@ class Dataset:
     refused: list[BadRecord] = field(default_factory=list)
     sha256: str = ""
     filtered_out: int = 0
+    groups: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -174,6 +177,83 @@ def _row_target(item: FeatureRow, column: str, path: Path) -> str:
     return lowered[column.lower()].strip()
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def load_images(
+    path: Path,
+    schema: ImageSchema,
+    *,
+    target_col: str | None = None,
+    path_col: str = "path",
+    split_col: str | None = None,
+    group_col: str | None = None,
+    where: Callable[[dict[str, str]], bool] | None = None,
+) -> Dataset:
+    """Images from a folder of class sub-folders (``root/<label>/*.png``), or from a CSV with a
+    path column (relative to the CSV's folder), a target column and optional split and group
+    columns. Each image is decoded as serving will; one that fails is refused, not dropped."""
+    rows = _image_rows(path, target_col, path_col)
+    data = Dataset([], [], [], [] if split_col else None)
+    data.groups = [] if group_col else None
+    base = path if path.is_dir() else path.parent
+    for number, row in enumerate(rows, start=1):
+        if where is not None and not where(row):
+            data.filtered_out += 1
+            continue
+        image = base / row[path_col]
+        try:
+            content = image.read_bytes()
+            decode_image(content, schema)
+        except (OSError, InputError) as err:
+            problem = err if isinstance(err, InputError) else InvalidImage(f"cannot read {image}")
+            data.refused.append(bad_record(problem, number, number + 1, row[path_col]))
+            continue
+        data.inputs.append(content)
+        data.targets.append(row["__target__"])
+        data.ids.append(row[path_col])
+        if data.split_labels is not None and split_col:
+            data.split_labels.append(_row_value(row, split_col, path))
+        if data.groups is not None and group_col:
+            data.groups.append(_row_value(row, group_col, path))
+    data.sha256 = _images_sha256(path, data)
+    return _non_empty(data, path)
+
+
+def _row_value(row: dict[str, str], column: str, path: Path) -> str:
+    if column not in row:
+        raise HelixError(f"column '{column}' is not in {path}; it has {', '.join(row)}.")
+    return row[column]
+
+
+def _image_rows(path: Path, target_col: str | None, path_col: str) -> list[dict[str, str]]:
+    if path.is_dir():
+        rows = []
+        for folder in sorted(p for p in path.iterdir() if p.is_dir()):
+            for file in sorted(folder.rglob("*")):
+                if file.suffix.lower() in IMAGE_SUFFIXES:
+                    rows.append({path_col: str(file.relative_to(path)), "__target__": folder.name})
+        if not rows:
+            raise HelixError(f"{path} has no class folders with images (root/<label>/*.png).")
+        return rows
+    if target_col is None:
+        raise HelixError("an image CSV needs --target COLUMN naming the class column.")
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if rows and (path_col not in rows[0] or target_col not in rows[0]):
+        raise HelixError(
+            f"{path} needs columns '{path_col}' and '{target_col}'; it has {', '.join(rows[0])}."
+        )
+    return [{**row, "__target__": row[target_col]} for row in rows]
+
+
+def _images_sha256(path: Path, data: Dataset) -> str:
+    digest = hashlib.sha256()
+    for image in data.inputs:
+        digest.update(hashlib.sha256(image).digest())  # type: ignore[arg-type]
+    return digest.hexdigest()
+
+
 def _non_empty(data: Dataset, path: Path) -> Dataset:
     if not data.inputs:
         first = f" The first problem: {data.refused[0].error}" if data.refused else ""
@@ -224,6 +304,8 @@ def split(
     """Train / validation / test indices; see the module contract."""
     if data.split_labels is not None:
         return _split_from_labels(data.split_labels, seed, val_fraction)
+    if data.groups is not None:
+        return _split_by_group(data.groups, seed, test_fraction, val_fraction)
     indices = np.arange(len(data))
     stratify = data.targets if task != "regression" else None
     rest, test = train_test_split(
@@ -234,6 +316,23 @@ def split(
         rest, test_size=val_fraction / (1 - test_fraction), random_state=seed, stratify=rest_targets
     )
     return Split(np.sort(train), np.sort(val), np.sort(test))
+
+
+def _split_by_group(groups: list[str], seed: int, test_fraction: float,
+                    val_fraction: float) -> Split:  # fmt: skip
+    """Whole groups (plates, sites, isolates) go to one part: no group is split across parts."""
+    names = np.array(groups)
+    unique = np.unique(names)
+    if len(unique) < 3:
+        raise HelixError(f"a group split needs at least 3 groups; found {len(unique)}.")
+    order = np.random.default_rng(seed).permutation(unique)
+    n_test = max(1, round(len(unique) * test_fraction))
+    n_val = max(1, round(len(unique) * val_fraction))
+    test, val = set(order[:n_test]), set(order[n_test : n_test + n_val])
+    index = np.arange(len(names))
+    in_test = np.isin(names, list(test))
+    in_val = np.isin(names, list(val))
+    return Split(index[~in_test & ~in_val], index[in_val], index[in_test])
 
 
 def _split_from_labels(labels: list[str], seed: int, val_fraction: float) -> Split:
