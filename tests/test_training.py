@@ -244,3 +244,24 @@ def test_dna_regression_conformance(tmp_path: Path) -> None:
     good, bad = predictor.predict(["GG", "A" * 21])
     assert isinstance(good, Prediction) and good.value is not None
     assert isinstance(bad, ItemError)
+
+
+def test_train_command_tabular_with_cross_validation(tmp_path: Path) -> None:
+    data = table_data(120)
+    path = tmp_path / "rows.csv"
+    lines = [f"{i},{row['a']},{'' if row['b'] is None else row['b']},{t}"  # type: ignore[index]
+             for i, (row, t) in enumerate(zip(data.inputs, data.targets, strict=True))]  # fmt: skip
+    path.write_text("id,a,b,class\n" + "\n".join(lines) + "\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "120",
+           "HELIXSERVE_STORE": str(tmp_path / "store"),
+           "HELIXSERVE_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "helixserve", "train", "tabular", "--data", str(path),
+         "--target", "class", "--id-col", "id", "--feature-type", "int",
+         "--feature-range", "1:10", "--cv", "3", "--name", "rows"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "3-fold cross-validation (train + validation part)" in result.stdout
+    card = next((tmp_path / "store" / "rows" / "versions" / "1").glob("card.md")).read_text()
+    assert "## 3-fold cross-validation" in card

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Table
 
 from helixserve.errors import HelixError
@@ -71,6 +72,9 @@ def train(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     store: Annotated[str | None, typer.Option(help="Store URI (default HELIXSERVE_STORE).")] = None,
     work_dir: Annotated[Path | None, typer.Option(help="Folder for live history.json.")] = None,
+    cv: Annotated[
+        int | None, typer.Option(help="Also report K-fold CV on the non-test part.")
+    ] = None,
 ) -> None:
     """Train a model from a recipe on your data and publish it to the store."""
     from helixserve.cli.models import open_store  # noqa: PLC0415 - keeps --help fast
@@ -92,6 +96,7 @@ def train(
         length=length,
         arch=arch,
         epochs=epochs,
+        cv=cv,
         test_fraction=test_fraction,
         seed=seed,
         device=device,
@@ -112,5 +117,7 @@ def _summary(outcome: Any) -> None:
         f"{outcome.refused:,} records refused by validation",
         highlight=False,
     )
+    if outcome.cv_table:
+        console.print(Markdown(outcome.cv_table))
     for item in outcome.refused_examples:
         console.print(f"  refused: {item.error}", highlight=False, markup=False)

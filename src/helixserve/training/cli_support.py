@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from helixserve.errors import HelixError
@@ -23,7 +24,15 @@ from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import Feature
 from helixserve.inputs.textio import iter_lines, opened
 from helixserve.store.store import ModelStore
-from helixserve.training.data import Dataset, load_images, load_sequences, load_table, split
+from helixserve.training.cv import cross_validate
+from helixserve.training.data import (
+    Dataset,
+    load_images,
+    load_sequences,
+    load_table,
+    split,
+    subset,
+)
 from helixserve.training.publish import Outcome, train_and_publish
 from helixserve.training.recipes import (
     DnaBinary,
@@ -62,6 +71,7 @@ class TrainOptions:
     seed: int = 0
     device: str = "cpu"
     work_dir: Path | None = None
+    cv: int | None = None
 
 
 def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> Outcome:
@@ -76,7 +86,10 @@ def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> 
     if task != "regression":
         task = "binary" if len(set(data.targets)) == 2 else "multiclass"
     parts = split(data, task=task, seed=options.seed, test_fraction=options.test_fraction)
-    return train_and_publish(
+    cv_table = ""
+    if options.cv is not None:
+        cv_table = _cross_validation(options, data, np.concatenate([parts.train, parts.val]))
+    outcome = train_and_publish(
         recipe,
         data,
         parts,
@@ -86,6 +99,29 @@ def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> 
         progress=progress,
         description=f"{recipe.name} model trained on {options.data.name}.",
         work_dir=options.work_dir,
+        card_extra=cv_table,
+    )
+    outcome.cv_table = cv_table
+    return outcome
+
+
+def _cross_validation(options: TrainOptions, data: Dataset, index: Any) -> str:
+    """k-fold CV inside the non-test part, as a Markdown table for the card and the console."""
+    if options.cv is None or options.cv < 2:
+        raise HelixError(f"--cv needs at least 2 folds, got {options.cv}.")
+    result = cross_validate(
+        lambda: _recipe_and_data(options)[0],
+        subset(data, index),
+        folds=options.cv,
+        seed=options.seed,
+    )
+    rows = "\n".join(
+        f"| {metric} | {result.mean(metric):.4f} | {result.std(metric):.4f} |"
+        for metric in sorted(result.folds[0])
+    )
+    return (
+        f"## {options.cv}-fold cross-validation (train + validation part)\n\n"
+        f"| metric | mean | sd |\n|---|---|---|\n{rows}\n"
     )
 
 

@@ -66,6 +66,16 @@ class Dataset:
         return len(self.inputs)
 
 
+def subset(data: Dataset, index: npt.NDArray[np.intp]) -> Dataset:
+    """The records at ``index`` (for cross-validation inside the non-test part)."""
+    pick = index.tolist()
+    return Dataset(
+        [data.inputs[i] for i in pick], [data.targets[i] for i in pick],
+        [data.ids[i] for i in pick], None, [], data.sha256, 0,
+        None if data.groups is None else [data.groups[i] for i in pick],
+    )  # fmt: skip
+
+
 def file_sha256(*paths: Path) -> str:
     """One sha256 over the bytes of every file given (the training-data fingerprint)."""
     digest = hashlib.sha256()

@@ -54,6 +54,7 @@ class Outcome:
     seconds: float
     refused: int
     refused_examples: list[BadRecord]
+    cv_table: str = ""
 
 
 def encode_inputs(recipe: Recipe, inputs: list[object]) -> npt.NDArray[Any]:
