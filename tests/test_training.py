@@ -258,10 +258,13 @@ def test_train_command_tabular_with_cross_validation(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "helixserve", "train", "tabular", "--data", str(path),
          "--target", "class", "--id-col", "id", "--feature-type", "int",
-         "--feature-range", "1:10", "--cv", "3", "--name", "rows"],
+         "--feature-range", "1:10", "--cv", "3", "--name", "rows",
+         "--label-names", "benign=B,malignant=M"],
         capture_output=True, text=True, env=env, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "3-fold cross-validation (train + validation part)" in result.stdout
     card = next((tmp_path / "store" / "rows" / "versions" / "1").glob("card.md")).read_text()
     assert "## 3-fold cross-validation" in card
+    manifest = ModelStore.open(str(tmp_path / "store")).manifest("rows")
+    assert manifest.output.labels == ["B", "M"]

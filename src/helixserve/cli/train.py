@@ -72,6 +72,9 @@ def train(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     store: Annotated[str | None, typer.Option(help="Store URI (default HELIXSERVE_STORE).")] = None,
     work_dir: Annotated[Path | None, typer.Option(help="Folder for live history.json.")] = None,
+    label_names: Annotated[
+        str | None, typer.Option(help="Rename classes, e.g. 2=benign,4=malignant.")
+    ] = None,
     cv: Annotated[
         int | None, typer.Option(help="Also report K-fold CV on the non-test part.")
     ] = None,
@@ -97,6 +100,7 @@ def train(
         arch=arch,
         epochs=epochs,
         cv=cv,
+        label_names=label_names,
         test_fraction=test_fraction,
         seed=seed,
         device=device,

@@ -72,6 +72,7 @@ class TrainOptions:
     device: str = "cpu"
     work_dir: Path | None = None
     cv: int | None = None
+    label_names: str | None = None
 
 
 def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> Outcome:
@@ -82,6 +83,7 @@ def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> 
     if options.device == "cuda" and not torch.cuda.is_available():
         raise HelixError("--device cuda was asked for, but this machine has no CUDA GPU.")
     recipe, data = _recipe_and_data(options)
+    data.targets = rename_labels(data.targets, options.label_names)
     task: Literal["binary", "multiclass", "regression"] = recipe.task
     if task != "regression":
         task = "binary" if len(set(data.targets)) == 2 else "multiclass"
@@ -174,6 +176,17 @@ def _image(options: TrainOptions) -> tuple[Recipe, Dataset]:
                        path_col=options.path_col, split_col=options.split_col,
                        group_col=options.group_col, where=parse_filter(options.filter))  # fmt: skip
     return recipe, data
+
+
+def rename_labels(targets: list[str], mapping: str | None) -> list[str]:
+    """Apply ``--label-names 2=benign,4=malignant`` to the targets."""
+    if not mapping:
+        return targets
+    pairs = [item.partition("=") for item in mapping.split(",")]
+    if any(not sep or not old.strip() or not new.strip() for old, sep, new in pairs):
+        raise HelixError(f"--label-names must look like 2=benign,4=malignant, got {mapping!r}.")
+    names = {old.strip(): new.strip() for old, _, new in pairs}
+    return [names.get(t, t) for t in targets]
 
 
 _COMPARE = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
