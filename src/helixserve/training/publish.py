@@ -96,9 +96,11 @@ def _evaluate(
     return metrics, files
 
 
-def _expected_onnx(recipe: Recipe, native: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """What the exported graph should output for ``native`` predictions."""
-    if recipe.task == "binary" and recipe.onnx_output is None:
+def _expected_onnx(
+    native: npt.NDArray[np.float64], exported: npt.NDArray[Any]
+) -> npt.NDArray[np.float64]:
+    """``native`` in the layout of the exported output: a binary graph may give P(positive)."""
+    if exported.ndim == 1 and native.ndim == 2 and native.shape[1] == 2:
         return native[:, 1]
     return native
 
@@ -137,8 +139,9 @@ def train_and_publish(
     )
     metrics, plot_files = _evaluate(recipe, x[split.test], y[split.test], labels)
     model = recipe.export_onnx()
-    native = _expected_onnx(recipe, recipe.predict_proba(x[split.test]))
-    parity = check_parity(native, run_onnx(model, x[split.test], recipe.onnx_output), name)
+    exported = run_onnx(model, x[split.test], recipe.onnx_output)
+    native = _expected_onnx(recipe.predict_proba(x[split.test]), exported)
+    parity = check_parity(native, exported, name)
     files = {"model.onnx": model, **plot_files, "metrics.json": _json(metrics)}
     if history is not None:
         files |= {"history.json": _json(history.to_json())}

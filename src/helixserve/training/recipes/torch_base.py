@@ -1,0 +1,96 @@
+"""What the PyTorch recipes share: build, fit with the loop, predict in chunks, export.
+
+Contract: a subclass says how to build its network (:meth:`TorchRecipe.build`), which loss it
+trains with (``bce``: one logit, binary; ``ce``: K logits; ``mse``: one value), and what an
+example input looks like (:meth:`TorchRecipe.example`); it may transform the training arrays
+(:meth:`TorchRecipe.prepare`, e.g. augmentation). Predictions and the exported graph go through
+the same wrapper (sigmoid, softmax, or the rescaling of a standardised target), so they agree.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from helixserve.training.export import torch_to_onnx
+from helixserve.training.loop import History, Loss, balanced_weights, fit
+from helixserve.training.nets import Rescaled, WithSigmoid, WithSoftmax
+from helixserve.training.recipes.base import Recipe
+
+CHUNK = 512
+
+
+class TorchRecipe(Recipe):
+    """A recipe whose model is a PyTorch module; see the module contract."""
+
+    loss: Loss = "bce"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.model: torch.nn.Module | None = None
+        self.shift, self.scale = 0.0, 1.0
+
+    @abstractmethod
+    def build(self, classes: int) -> torch.nn.Module:
+        """A fresh, untrained network."""
+
+    @abstractmethod
+    def example(self) -> torch.Tensor:
+        """An example input batch (size 2) for the ONNX export."""
+
+    def prepare(
+        self, x: npt.NDArray[Any], y: npt.NDArray[Any]
+    ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+        """Training arrays as the loop should see them (default: unchanged)."""
+        return x, y
+
+    def fit(self, x_train: npt.NDArray[Any], y_train: npt.NDArray[Any], x_val: npt.NDArray[Any],
+            y_val: npt.NDArray[Any], *, labels: list[str] | None, seed: int,
+            progress: bool = False, on_epoch: Callable[[History], None] | None = None,
+            ) -> History:  # fmt: skip
+        p = self.params
+        classes = len(labels or [])
+        if self.loss == "mse":
+            self.shift, self.scale = float(np.mean(y_train)), float(np.std(y_train)) or 1.0
+            y_train, y_val = ((y - self.shift) / self.scale for y in (y_train, y_val))
+            y_train, y_val = y_train.astype(np.float32), y_val.astype(np.float32)
+        torch.manual_seed(seed)
+        self.model = self.build(classes)
+        x_train, y_train = self.prepare(x_train, y_train)
+        balanced = p.get("class_weight") == "balanced" and self.loss != "mse"
+        weights = balanced_weights(y_train, max(classes, 2)) if balanced else None
+        return fit(self.model, x_train, y_train, x_val, y_val, loss=self.loss,
+                   epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                   patience=p["patience"], class_weights=weights, seed=seed,
+                   device=p.get("device", "cpu"), progress=progress, on_epoch=on_epoch)  # fmt: skip
+
+    def wrapped(self) -> torch.nn.Module:
+        """The trained network with its output head (what is exported)."""
+        if self.model is None:
+            raise RuntimeError("call fit() before predicting or exporting")
+        model = self.model.cpu().eval()
+        if self.loss == "bce":
+            return WithSigmoid(model).eval()
+        if self.loss == "ce":
+            return WithSoftmax(model).eval()
+        return Rescaled(model, self.scale, self.shift).eval()
+
+    def predict_proba(self, x: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+        model = self.wrapped()
+        with torch.no_grad():
+            parts = [model(torch.as_tensor(x[i : i + CHUNK])) for i in range(0, len(x), CHUNK)]
+        out = torch.cat(parts).numpy().astype(np.float64) if parts else np.zeros(0)
+        if self.loss == "bce":
+            return np.stack([1.0 - out, out], axis=1)
+        return out
+
+    def export_onnx(self) -> bytes:
+        return torch_to_onnx(self.wrapped(), self.example())
+
+    def library_versions(self) -> dict[str, str]:
+        return {"torch": torch.__version__}
