@@ -10,7 +10,7 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(BIN)/python -m pip
 PIP_INSTALL := $(PIP) install --disable-pip-version-check -q -c $(CONSTRAINTS)
 
-.PHONY: run test lint typecheck pytest install-base install-all lock clean help bench
+.PHONY: run test lint typecheck pytest install-base install-all lock clean help bench zoo
 
 help:
 	@echo "make run   - install the serving package into .venv and start helixserve"
@@ -63,6 +63,10 @@ lock:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# Retrain the pretrained zoo from ../shared/data into src/helixserve/zoo/store (not in make test).
+zoo: install-all
+	$(BIN)/helixserve zoo build --data ../shared/data
 
 # Benchmarks (not part of make test): speed figures, ratios measured in one run.
 bench: install-all

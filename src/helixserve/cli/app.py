@@ -21,6 +21,7 @@ from helixserve import __version__
 from helixserve.cli.models import models_app
 from helixserve.cli.train import train
 from helixserve.cli.validate import validate
+from helixserve.cli.zoo import zoo_app
 from helixserve.errors import HelixError
 
 err_console = Console(stderr=True)
@@ -33,6 +34,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(models_app, name="models")
+app.add_typer(zoo_app, name="zoo")
 app.command(help=validate.__doc__)(validate)
 app.command(help=train.__doc__)(train)
 

@@ -73,6 +73,8 @@ class TrainOptions:
     work_dir: Path | None = None
     cv: int | None = None
     label_names: str | None = None
+    description: str | None = None
+    card_text: str = ""
 
 
 def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> Outcome:
@@ -99,9 +101,9 @@ def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> 
         name=options.name,
         seed=options.seed,
         progress=progress,
-        description=f"{recipe.name} model trained on {options.data.name}.",
+        description=options.description or f"{recipe.name} model trained on {options.data.name}.",
         work_dir=options.work_dir,
-        card_extra=cv_table,
+        card_extra=options.card_text + "\n" + cv_table,
     )
     outcome.cv_table = cv_table
     return outcome

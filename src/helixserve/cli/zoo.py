@@ -1,0 +1,40 @@
+"""``helixserve zoo build``: retrain the pretrained zoo from the real datasets (train extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from helixserve.errors import HelixError
+
+zoo_app = typer.Typer(help="The pretrained zoo: rebuild it from the datasets.",
+                      no_args_is_help=True)  # fmt: skip
+console = Console()
+
+
+@zoo_app.command("build")
+def build(
+    data: Annotated[Path, typer.Option(help="Folder holding the datasets.")] = Path(
+        "../shared/data"
+    ),
+    store: Annotated[
+        str | None, typer.Option(help="Store to publish into (default: the package's zoo).")
+    ] = None,
+    only: Annotated[str | None, typer.Option(help="Comma-separated zoo model names.")] = None,
+) -> None:
+    """Retrain the zoo models from the datasets with fixed seeds and publish them."""
+    try:
+        from helixserve.training import zoo  # noqa: PLC0415 - optional extra
+    except ImportError as err:
+        raise HelixError(
+            f"the zoo build needs the train extra ({err.name} is missing): "
+            "pip install 'helixserve[train]'."
+        ) from None
+    from helixserve.cli.models import open_store  # noqa: PLC0415
+
+    target = open_store(store or str(zoo.ZOO_STORE))
+    for line in zoo.build(data, target, only.split(",") if only else None):
+        console.print(line, highlight=False)

@@ -1,0 +1,133 @@
+"""``helixserve zoo build``: retrain the pretrained zoo from the real datasets, deterministically.
+
+Contract: each :class:`ZooModel` names a zoo model, the dataset folder it reads (under the
+``--data`` root, the project's ``shared/data``), the recipe and options it trains with, and the
+split rule it is measured on. :func:`build` trains the chosen ones with a fixed seed, publishes
+them into ``store`` (the package's zoo store by default) with the ``production`` alias, and
+returns one line of measured figures per model. It never downloads anything: a missing dataset
+is an error that names the folder.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from helixserve.errors import HelixError
+from helixserve.store.store import ModelStore
+from helixserve.training.cli_support import TrainOptions, run
+
+ZOO_STORE = Path(__file__).resolve().parents[1] / "zoo" / "store"
+TUMOUR_COLUMNS = (
+    "id,clump_thickness,uniformity_cell_size,uniformity_cell_shape,marginal_adhesion,"
+    "single_epithelial_cell_size,bare_nuclei,bland_chromatin,normal_nucleoli,mitoses,class"
+)
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    name: str
+    folder: str
+    split_rule: str
+
+    def options(self, root: Path) -> TrainOptions:
+        return _OPTIONS[self.name](root / self.folder)
+
+
+PRIMER_CARD = """## About
+
+Predicts whether a protein binds a 50-nt DNA sequence (1) or not (0). Data: the simulated
+sequences of Zou et al. 2019, "A primer on deep learning in genomics", Nature Genetics 51:12-18
+(doi:10.1038/s41588-018-0295-5): 2,000 sequences; the positives carry the motif CGACCGAACTCC.
+
+## Limits
+
+The data are simulated: an exact match of the motif separates the classes perfectly. The model
+says nothing about real binding sites. Licence: the source repository states none; cite the paper.
+"""
+
+TUMOUR_CARD = """## About
+
+Predicts whether a breast tumour sample is benign or malignant from nine cytology scores (1-10).
+Data: UCI Breast Cancer Wisconsin (Original), 699 samples (458 benign / 241 malignant); Wolberg &
+Mangasarian, PNAS 87:9193-9196 (1990). Missing `bare_nuclei` values (`?`) are imputed with the
+training median.
+
+## Limits
+
+A research model from 1990s data of one hospital; not a diagnostic device. 236 rows repeat
+another row exactly, so random splits are slightly optimistic. Licence: UCI lists CC BY 4.0 (not
+verified from a stored copy); acknowledge Dr. W. H. Wolberg as the dataset asks.
+"""
+
+YEAST_CARD = """## About
+
+Predicts the growth rate (a proxy for protein expression under HIS3 selection) of a yeast 5' UTR
+of up to 50 nt. Data: Cuperus et al. 2017, Genome Research 27:2015-2024, native UTRs with more
+than 100 input reads (t0 > 100). Licence: MIT (Seeliglab).
+
+## Limits
+
+Trained on 6,710 native UTRs, not on the paper's 489,348 random UTRs (not available here).
+UTRs are aligned at their 3' end (next to the start codon) and padded on the 5' side.
+"""
+
+
+def _primer(folder: Path) -> TrainOptions:
+    return TrainOptions(
+        recipe="dna-binary", data=folder / "sequences.txt", name="primer-binding",
+        labels=folder / "labels.txt", test_fraction=0.25, seed=42, cv=5,
+        description="Does the protein bind this 50-nt DNA sequence?", card_text=PRIMER_CARD,
+    )  # fmt: skip
+
+
+def _yeast(folder: Path) -> TrainOptions:
+    return TrainOptions(
+        recipe="dna-regression", data=folder / "Native_UTRs.csv.gz", name="yeast-utr",
+        sequence_col="UTR", id_col="UTR_name", target="growth_rate", filter="t0>100",
+        epochs=40, seed=0, card_text=YEAST_CARD,
+        description="How much protein will this yeast 5' UTR give (growth rate)?",
+    )  # fmt: skip
+
+
+def _tumour(folder: Path) -> TrainOptions:
+    return TrainOptions(
+        recipe="tabular", data=folder / "breast-cancer-wisconsin.data", name="tumor-wisconsin",
+        header=TUMOUR_COLUMNS.split(","), target="class", id_col="id", feature_type="int",
+        feature_range="1:10", label_names="2=benign,4=malignant", seed=0, cv=10,
+        description="Is this tumour sample benign or malignant?", card_text=TUMOUR_CARD,
+    )  # fmt: skip
+
+
+_OPTIONS = {"primer-binding": _primer, "yeast-utr": _yeast, "tumor-wisconsin": _tumour}
+ZOO = [
+    ZooModel("primer-binding", "zou2019_primer_tf_binding",
+             "random 75/25 split, seed 42 (the primer tutorial's); 5-fold CV on the rest"),
+    ZooModel("yeast-utr", "cuperus2017_yeast_utr",
+             "native UTRs with t0 > 100 (6,710 rows), random 70/10/20 split, seed 0"),
+    ZooModel("tumor-wisconsin", "uci_breast_cancer_wisconsin_original",
+             "stratified random 70/10/20 split, seed 0; 10-fold CV on the rest"),
+]  # fmt: skip
+
+
+def build(root: Path, store: ModelStore, only: list[str] | None = None) -> list[str]:
+    """Train, publish and promote the chosen zoo models; see the module contract."""
+    chosen = [m for m in ZOO if not only or m.name in only]
+    unknown = sorted(set(only or []) - {m.name for m in ZOO})
+    if unknown:
+        raise HelixError(f"no zoo model named {', '.join(unknown)}; the zoo has "
+                         f"{', '.join(m.name for m in ZOO)}.")  # fmt: skip
+    lines = []
+    for model in chosen:
+        folder = root / model.folder
+        if not folder.is_dir():
+            raise HelixError(f"dataset folder {folder} is missing; pass --data with the folder "
+                             "that holds the project's datasets (shared/data).")  # fmt: skip
+        started = time.perf_counter()
+        outcome = run(model.options(root), store)
+        store.set_alias(model.name, "production", outcome.manifest.version)
+        figures = ", ".join(f"{k} {v:.4f}" for k, v in sorted(outcome.manifest.metrics.items()))
+        lines.append(f"{model.name}@{outcome.manifest.version} ({model.split_rule}): {figures}; "
+                     f"{time.perf_counter() - started:.0f} s")  # fmt: skip
+    return lines

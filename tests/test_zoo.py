@@ -1,0 +1,55 @@
+"""The pretrained zoo shipped in the package: present, verified, and predicting sensibly
+with ONNX Runtime alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import helixserve
+from helixserve.runtime import ItemError, Prediction, Predictor
+from helixserve.store import ModelStore
+
+ZOO = Path(helixserve.__file__).parent / "zoo" / "store"
+MOTIF = "CGACCGAACTCC"
+TUMOUR = ["clump_thickness", "uniformity_cell_size", "uniformity_cell_shape",
+          "marginal_adhesion", "single_epithelial_cell_size", "bare_nuclei", "bland_chromatin",
+          "normal_nucleoli", "mitoses"]  # fmt: skip
+
+
+@pytest.fixture
+def zoo(tmp_path: Path) -> ModelStore:
+    return ModelStore.open(str(ZOO), cache_dir=tmp_path / "cache")
+
+
+def test_zoo_models_are_promoted_and_documented(zoo: ModelStore) -> None:
+    for name in ("primer-binding", "tumor-wisconsin"):
+        assert "production" in zoo.aliases(name)
+        manifest = zoo.manifest(name)
+        card = (zoo.pull(name).path / "card.md").read_text()
+        assert "## Limits" in card and "## Metrics (test set)" in card
+        assert manifest.training_data_sha256 is not None
+
+
+def test_primer_binding(zoo: ModelStore) -> None:
+    manifest = zoo.manifest("primer-binding")
+    assert manifest.metrics["accuracy"] >= 0.995  # the U1 target, on the tutorial's 25% split
+    predictor = Predictor.from_store(zoo, "primer-binding")
+    with_motif = "A" * 20 + MOTIF + "A" * 18
+    without = "ACGT" * 12 + "AC"
+    results = predictor.predict([with_motif, without, "ACGF"])
+    assert isinstance(results[0], Prediction) and results[0].label == "1"
+    assert isinstance(results[1], Prediction) and results[1].label == "0"
+    assert isinstance(results[2], ItemError)
+
+
+def test_tumor_wisconsin(zoo: ModelStore) -> None:
+    predictor = Predictor.from_store(zoo, "tumor-wisconsin")
+    benign, malignant, missing = predictor.predict([
+        dict.fromkeys(TUMOUR, 1), dict.fromkeys(TUMOUR, 10),
+        {**dict.fromkeys(TUMOUR, 1), "bare_nuclei": "?"},
+    ])  # fmt: skip
+    assert isinstance(benign, Prediction) and benign.label == "benign"
+    assert isinstance(malignant, Prediction) and malignant.label == "malignant"
+    assert isinstance(missing, Prediction) and missing.label == "benign"
