@@ -15,6 +15,7 @@ from helixserve.errors import HelixError
 from helixserve.inputs.tabular import Feature
 from helixserve.runtime import ItemError, Prediction, Predictor
 from helixserve.store import ModelStore
+from helixserve.training.cli_support import TrainOptions, parse_filter, run
 from helixserve.training.data import Dataset, load_sequences, split
 from helixserve.training.export import TrainingError, check_parity
 from helixserve.training.publish import train_and_publish
@@ -107,8 +108,8 @@ def test_same_seed_same_model(tmp_path: Path) -> None:
     data = motif_data()
     parts = split(data, task="binary", seed=3)
     predictions = []
-    for run in range(2):
-        store = ModelStore.open(str(tmp_path / f"s{run}"), cache_dir=tmp_path / f"c{run}")
+    for attempt in range(2):
+        store = ModelStore.open(str(tmp_path / f"s{attempt}"), cache_dir=tmp_path / f"c{attempt}")
         recipe = DnaBinary(length=20, epochs=3, kernel=6)
         train_and_publish(recipe, data, parts, store, name="m", description="d", seed=7)
         predictions.append(Predictor.from_store(store, "m").predict(data.inputs[:50]))
@@ -268,3 +269,68 @@ def test_train_command_tabular_with_cross_validation(tmp_path: Path) -> None:
     assert "## 3-fold cross-validation" in card
     manifest = ModelStore.open(str(tmp_path / "store")).manifest("rows")
     assert manifest.output.labels == ["B", "M"]
+
+
+# --- found in review ------------------------------------------------------------------------------
+
+
+def test_image_options_reach_the_recipe(tmp_path: Path) -> None:
+    data = image_data(30)
+    for i, (image, label) in enumerate(zip(data.inputs, data.targets, strict=True)):
+        folder = tmp_path / "images" / label
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i}.png").write_bytes(image)  # type: ignore[arg-type]
+    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    options = TrainOptions(recipe="image", data=tmp_path / "images", name="cells",
+                           image_size=16, epochs=1)  # fmt: skip
+    run(options, store)
+    schema = store.manifest("cells").input
+    assert (schema.kind, schema.width, schema.height) == ("image", 16, 16)  # type: ignore[union-attr]
+
+
+def test_training_refusals_are_clear(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    rows = [f"{s},{t}" for s, t in zip(motif_data(60).inputs, motif_data(60).targets, strict=True)]
+    path.write_text("sequence,label,t0\n" + "\n".join(f"{r},{i}" for i, r in enumerate(rows))
+                    + "\nACGTACGTACGTACGTACGT,,5\n")  # fmt: skip
+    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    base = {"recipe": "dna-binary", "data": path, "name": "m", "target": "label", "length": 20,
+            "epochs": 1}  # fmt: skip
+    outcome = run(TrainOptions(**base), store)  # type: ignore[arg-type]
+    assert [str(r.error) for r in outcome.refused_examples] == [
+        "record 61, line 62: the target is empty; fill it in or remove the record."
+    ]
+    kept = run(TrainOptions(**base, filter="t0>=30"), store)  # type: ignore[arg-type]
+    card = (store.pull(f"m@{kept.manifest.version}").path / "card.md").read_text()
+    assert "30 records used" in card
+    with pytest.raises(HelixError, match=r"^--label-names renames 7, which the targets do not"):
+        run(TrainOptions(**base, label_names="7=x"), store)  # type: ignore[arg-type]
+    with pytest.raises(HelixError, match=r"^test and validation fractions 0\.99 and 0\.1 do not"):
+        run(TrainOptions(**{**base, "test_fraction": 0.99}), store)  # type: ignore[arg-type]
+    no_train = motif_data(20)
+    no_train.split_labels = ["val"] * 10 + ["test"] * 10
+    with pytest.raises(HelixError, match=r"^the split leaves no rows for train; give more rows"):
+        split(no_train, task="binary", seed=0)
+    with pytest.raises(HelixError, match=r"^--filter must look like COLUMN>VALUE"):
+        run(TrainOptions(**base, filter="t0>"), store)  # type: ignore[arg-type]
+
+
+def test_filter_compares_numbers_and_drops_unreadable_cells() -> None:
+    keep = parse_filter("t0>100")
+    assert keep is not None
+    assert [keep({"t0": v}) for v in ("101", "99", "NA", "")] == [True, False, False, False]
+    exact = parse_filter("plate==4")
+    assert exact is not None and exact({"Plate": "4"}) and not exact({"plate": "3"})
+
+
+def test_binary_recipe_refuses_three_classes(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("sequence,label\n" + "".join(f"{'ACGT' * 5},{i % 3}\n" for i in range(30)))
+    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    with pytest.raises(HelixError) as info:
+        run(TrainOptions(recipe="dna-binary", data=path, name="m", target="label", length=20),
+            store)  # fmt: skip
+    assert str(info.value) == (
+        "dna-binary is a binary recipe, but the targets hold 3 classes (0, 1, 2); use a "
+        "two-class target."
+    )

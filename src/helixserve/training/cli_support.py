@@ -9,6 +9,7 @@ options that do not fit the recipe and unusable data raise
 
 from __future__ import annotations
 
+import copy
 import csv
 import operator
 from collections.abc import Callable
@@ -42,6 +43,8 @@ from helixserve.training.recipes import (
     Recipe,
     TabularForest,
 )
+
+TRAIN_THREADS = 2
 
 
 @dataclass
@@ -79,20 +82,27 @@ class TrainOptions:
 
 def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> Outcome:
     """Train and publish; see the module contract."""
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(TRAIN_THREADS)  # fixed, so a seed gives the same model on any machine
     if options.device not in ("cpu", "cuda"):
         raise HelixError(f"--device must be cpu or cuda, got {options.device!r}.")
     if options.device == "cuda" and not torch.cuda.is_available():
         raise HelixError("--device cuda was asked for, but this machine has no CUDA GPU.")
-    recipe, data = _recipe_and_data(options)
+    recipe, data = recipe_and_data(options)
     data.targets = rename_labels(data.targets, options.label_names)
     task: Literal["binary", "multiclass", "regression"] = recipe.task
+    classes = sorted(set(data.targets))
     if task != "regression":
-        task = "binary" if len(set(data.targets)) == 2 else "multiclass"
+        task = "binary" if len(classes) == 2 else "multiclass"
+    if recipe.name in ("dna-binary", "dna-variable") and len(classes) != 2:
+        raise HelixError(
+            f"{recipe.name} is a binary recipe, but the targets hold {len(classes)} classes "
+            f"({', '.join(classes[:10])}); use a two-class target."
+        )
     parts = split(data, task=task, seed=options.seed, test_fraction=options.test_fraction)
     cv_table = ""
     if options.cv is not None:
-        cv_table = _cross_validation(options, data, np.concatenate([parts.train, parts.val]))
+        rows = np.concatenate([parts.train, parts.val])
+        cv_table = _cross_validation(options, recipe, data, rows)
     outcome = train_and_publish(
         recipe,
         data,
@@ -109,19 +119,21 @@ def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> 
     return outcome
 
 
-def _cross_validation(options: TrainOptions, data: Dataset, index: Any) -> str:
+def _cross_validation(options: TrainOptions, recipe: Recipe, data: Dataset, index: Any) -> str:
     """k-fold CV inside the non-test part, as a Markdown table for the card and the console."""
     if options.cv is None or options.cv < 2:
         raise HelixError(f"--cv needs at least 2 folds, got {options.cv}.")
-    result = cross_validate(
-        lambda: _recipe_and_data(options)[0],
-        subset(data, index),
-        folds=options.cv,
-        seed=options.seed,
-    )
+    try:
+        result = cross_validate(lambda: copy.deepcopy(recipe), subset(data, index),
+                                folds=options.cv, seed=options.seed)  # fmt: skip
+    except ValueError as err:  # e.g. more folds than members of a class
+        raise HelixError(
+            f"{options.cv}-fold cross-validation is not possible here: {err}."
+        ) from None
+    common = set.intersection(*(set(fold) for fold in result.folds))
     rows = "\n".join(
         f"| {metric} | {result.mean(metric):.4f} | {result.std(metric):.4f} |"
-        for metric in sorted(result.folds[0])
+        for metric in sorted(common)
     )
     return (
         f"## {options.cv}-fold cross-validation (train + validation part)\n\n"
@@ -129,7 +141,7 @@ def _cross_validation(options: TrainOptions, data: Dataset, index: Any) -> str:
     )
 
 
-def _recipe_and_data(options: TrainOptions) -> tuple[Recipe, Dataset]:
+def recipe_and_data(options: TrainOptions) -> tuple[Recipe, Dataset]:
     builders = {"dna-binary": _dna_binary, "dna-regression": _dna_regression,
                 "dna-variable": _dna_variable, "tabular": _tabular, "image": _image}  # fmt: skip
     builder = builders.get(options.recipe)
@@ -188,6 +200,12 @@ def rename_labels(targets: list[str], mapping: str | None) -> list[str]:
     if any(not sep or not old.strip() or not new.strip() for old, sep, new in pairs):
         raise HelixError(f"--label-names must look like 2=benign,4=malignant, got {mapping!r}.")
     names = {old.strip(): new.strip() for old, _, new in pairs}
+    unknown = sorted(set(names) - set(targets))
+    if unknown:
+        raise HelixError(
+            f"--label-names renames {', '.join(unknown)}, which the targets do not hold; "
+            f"they hold {', '.join(sorted(set(targets))[:10])}."
+        )
     return [names.get(t, t) for t in targets]
 
 
@@ -201,22 +219,29 @@ def parse_filter(text: str | None) -> Callable[[dict[str, str]], bool] | None:
         return None
     for symbol, compare in _COMPARE.items():
         column, sep, value = text.partition(symbol)
-        if sep and column.strip():
+        if sep and column.strip() and value.strip():
             return _row_test(column.strip(), compare, value.strip())
     raise HelixError(f"--filter must look like COLUMN>VALUE (or >=, <, <=, ==, !=), got {text!r}.")
 
 
 def _row_test(column: str, compare: Callable[[Any, Any], bool], value: str
               ) -> Callable[[dict[str, str]], bool]:  # fmt: skip
+    try:
+        number: float | None = float(value)
+    except ValueError:
+        number = None
+
     def test(fields: dict[str, str]) -> bool:
         lowered = {k.lower(): v for k, v in fields.items()}
         if column.lower() not in lowered:
             raise HelixError(f"--filter names column '{column}', which is not in the file.")
-        cell = lowered[column.lower()]
-        try:
-            return compare(float(cell), float(value))
-        except ValueError:
+        cell = lowered[column.lower()].strip()
+        if number is None:
             return compare(cell, value)
+        try:
+            return compare(float(cell), number)
+        except ValueError:  # not a number (blank, NA): the row does not pass
+            return False
 
     return test
 
@@ -224,6 +249,11 @@ def _row_test(column: str, compare: Callable[[Any, Any], bool], value: str
 def _tabular(options: TrainOptions) -> tuple[Recipe, Dataset]:
     if options.target is None:
         raise HelixError("the tabular recipe needs --target COLUMN (the class column).")
+    given = {"--split-col": options.split_col, "--filter": options.filter,
+             "--labels": options.labels}  # fmt: skip
+    unsupported = [flag for flag, value in given.items() if value]
+    if unsupported:
+        raise HelixError(f"the tabular recipe does not take {', '.join(unsupported)} yet.")
     names = options.features or _columns(options, exclude={options.target, options.id_col})
     low, high = _range(options.feature_range)
     if options.feature_type not in ("int", "float"):

@@ -19,7 +19,12 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 from sklearn.linear_model import RidgeCV
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import (
+    KFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    train_test_split,
+)
 
 from helixserve.training.data import Dataset, encode_targets
 from helixserve.training.metrics import classification_metrics, regression_metrics, scalars
@@ -38,10 +43,16 @@ class CVResult:
         return float(np.std([f[metric] for f in self.folds]))
 
 
-def fold_indices(n: int, y: npt.NDArray[Any] | None, folds: int, seed: int) -> list[Any]:
+def fold_indices(n: int, y: npt.NDArray[Any] | None, folds: int, seed: int,
+                 groups: list[str] | None = None) -> list[Any]:  # fmt: skip
+    """Fold (train, test) index pairs: stratified for classes; groups never split."""
+    x = np.zeros(n)
+    if groups is not None and y is not None:
+        splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+        return list(splitter.split(x, y, groups))
     if y is None:
-        return list(KFold(folds, shuffle=True, random_state=seed).split(np.zeros(n)))
-    return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(n), y))
+        return list(KFold(folds, shuffle=True, random_state=seed).split(x))
+    return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
 
 
 def cross_validate(make: Callable[[], Recipe], data: Dataset, *, folds: int = 5,
@@ -52,9 +63,12 @@ def cross_validate(make: Callable[[], Recipe], data: Dataset, *, folds: int = 5,
         "binary" if len(set(data.targets)) == 2 else "multiclass")  # fmt: skip
     y, labels = encode_targets(data.targets, task)
     scores = []
-    for train, test in fold_indices(len(x), None if labels is None else y, folds, seed):
-        fit_part, val_part = train_test_split(train, test_size=0.1, random_state=seed)
+    targets = None if labels is None else y
+    for train, test in fold_indices(len(x), targets, folds, seed, data.groups):
         recipe = make()
+        fit_part, val_part = train, train
+        if recipe.uses_validation:
+            fit_part, val_part = train_test_split(train, test_size=0.1, random_state=seed)
         recipe.fit(x[fit_part], y[fit_part], x[val_part], y[val_part], labels=labels, seed=seed)
         predicted = recipe.predict_proba(x[test])
         if labels is None:

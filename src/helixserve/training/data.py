@@ -122,6 +122,9 @@ def load_sequences(
             data.filtered_out += 1
             continue
         target = _target(item, target_col, labels, path)
+        if not target:
+            data.refused.append(_no_target(item.index, item.line, item.id))
+            continue
         data.inputs.append(item.sequence)
         data.targets.append(target)
         data.ids.append(item.id or str(item.index))
@@ -170,6 +173,9 @@ def load_table(
             data.refused.append(item)
             continue
         target = _row_target(item, target_col, path)
+        if not target:
+            data.refused.append(_no_target(item.index, item.line, item.id))
+            continue
         data.inputs.append(dict(zip(schema.names(), item.values, strict=True)))
         data.targets.append(target)
         data.ids.append(item.id or str(item.index))
@@ -264,6 +270,11 @@ def _images_sha256(path: Path, data: Dataset) -> str:
     return digest.hexdigest()
 
 
+def _no_target(index: int, line: int, record_id: str | None) -> BadRecord:
+    return bad_record(InputError("the target is empty; fill it in or remove the record."),
+                      index, line, record_id)  # fmt: skip
+
+
 def _non_empty(data: Dataset, path: Path) -> Dataset:
     if not data.inputs:
         first = f" The first problem: {data.refused[0].error}" if data.refused else ""
@@ -277,9 +288,13 @@ def encode_targets(
     """Class indices and sorted labels (classification), or float values (regression)."""
     if task == "regression":
         try:
-            return np.array([float(t) for t in targets], dtype=np.float32), None
+            values = np.array([float(t) for t in targets], dtype=np.float32)
         except ValueError as err:
             raise HelixError(f"a regression target is not a number: {err}.") from None
+        if not np.isfinite(values).all():
+            bad = targets[int(np.flatnonzero(~np.isfinite(values))[0])]
+            raise HelixError(f"a regression target is not a finite number: {bad!r}.")
+        return values, None
     labels = sorted(set(targets), key=_label_key)
     if len(labels) < 2:
         raise HelixError(f"classification needs at least 2 classes; the targets are {labels}.")
@@ -289,11 +304,12 @@ def encode_targets(
     return np.array([index[t] for t in targets], dtype=np.int64), labels
 
 
-def _label_key(label: str) -> tuple[int, float | str]:
+def _label_key(label: str) -> tuple[int, float | str, str]:
+    """Numbers first, ascending, then text; for binary tasks the second label is positive."""
     try:
-        return (0, float(label))
+        return (0, float(label), label)
     except ValueError:
-        return (1, label)
+        return (1, label, label)
 
 
 @dataclass(frozen=True)
@@ -313,9 +329,23 @@ def split(
 ) -> Split:
     """Train / validation / test indices; see the module contract."""
     if data.split_labels is not None:
-        return _split_from_labels(data.split_labels, seed, val_fraction)
+        return _checked(_split_from_labels(data.split_labels, seed, val_fraction))
     if data.groups is not None:
-        return _split_by_group(data.groups, seed, test_fraction, val_fraction)
+        return _checked(_split_by_group(data.groups, seed, test_fraction, val_fraction))
+    if not (0 < test_fraction < 1 and 0 < val_fraction < 1 - test_fraction):
+        raise HelixError(
+            f"test and validation fractions {test_fraction} and {val_fraction} do not fit: "
+            "each must be above 0 and together below 1."
+        )
+    try:
+        parts = _random_split(data, task, seed, test_fraction, val_fraction)
+    except ValueError as err:  # e.g. a class too small to stratify
+        raise HelixError(f"the data cannot be split for training: {err}.") from None
+    return _checked(parts)
+
+
+def _random_split(data: Dataset, task: Task, seed: int, test_fraction: float,
+                  val_fraction: float) -> Split:  # fmt: skip
     indices = np.arange(len(data))
     stratify = data.targets if task != "regression" else None
     rest, test = train_test_split(
@@ -326,6 +356,16 @@ def split(
         rest, test_size=val_fraction / (1 - test_fraction), random_state=seed, stratify=rest_targets
     )
     return Split(np.sort(train), np.sort(val), np.sort(test))
+
+
+def _checked(parts: Split) -> Split:
+    empty = [name for name in ("train", "val", "test") if not len(getattr(parts, name))]
+    if empty:
+        raise HelixError(
+            f"the split leaves no rows for {', '.join(empty)}; give more rows, or change the "
+            "split column or fractions."
+        )
+    return parts
 
 
 def _split_by_group(groups: list[str], seed: int, test_fraction: float,

@@ -127,9 +127,10 @@ def train_and_publish(
         if recipe.task == "regression"
         else ("binary" if len(set(data.targets)) == 2 else "multiclass"),
     )
+    fit_rows = split.train if recipe.uses_validation else np.concatenate([split.train, split.val])
     history = recipe.fit(
-        x[split.train],
-        y[split.train],
+        x[fit_rows],
+        y[fit_rows],
         x[split.val],
         y[split.val],
         labels=labels,
@@ -210,9 +211,15 @@ def _card(
         f"## Model\n\n`{recipe.name}` recipe: {recipe.describe()}\n\n"
         f"## Data\n\n{len(data):,} records used ({len(data.refused):,} refused by validation); "
         f"split {len(split.train):,} train / {len(split.val):,} validation / "
-        f"{len(split.test):,} test. Training data sha256 `{data.sha256}`.\n\n"
+        f"{len(split.test):,} test{_val_note(recipe)}. Training data sha256 `{data.sha256}`.\n\n"
         f"## Metrics (test set)\n\n| metric | value |\n|---|---|\n{rows}\n\n{extra}\n"
     )
+
+
+def _val_note(recipe: Recipe) -> str:
+    if recipe.uses_validation:
+        return " (early stopping on the validation rows)"
+    return " (no early stopping: the validation rows were trained on too)"
 
 
 def _check_served(

@@ -19,6 +19,7 @@ class Recipe(ABC):
     name: str = ""
     task: Task = "binary"
     onnx_output: str | None = None  # None: the graph's first output
+    uses_validation: bool = True  # False: nothing to stop early; train on the validation rows too
 
     def __init__(self, **params: Any) -> None:
         self.params = params

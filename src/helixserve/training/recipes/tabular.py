@@ -31,6 +31,7 @@ class TabularForest(Recipe):
     name = "tabular"
     task: Task = "binary"
     onnx_output = "probabilities"
+    uses_validation = False
 
     def __init__(
         self,
