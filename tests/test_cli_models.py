@@ -37,6 +37,15 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, env=env, check=False)  # fmt: skip
 
 
+def import_model(env: dict[str, str], folder: Path, model: bytes, schema: str, name: str,
+                 *extra: str) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """Write a model and a schema file into ``folder`` and run ``models import``."""
+    (folder / "model.onnx").write_bytes(model)
+    (folder / "schema.yaml").write_text(schema)
+    return cli(env, "import", str(folder / "model.onnx"), "--schema",
+               str(folder / "schema.yaml"), "--name", name, *extra)  # fmt: skip
+
+
 @pytest.fixture
 def imported(tmp_path: Path, env: dict[str, str]) -> Path:
     (tmp_path / "model.onnx").write_bytes(gc_binary_model(50))
@@ -105,17 +114,7 @@ def test_errors_are_one_line(imported: Path, env: dict[str, str]) -> None:
 def test_import_refuses_a_model_that_does_not_fit_its_schema(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
-    (tmp_path / "model.onnx").write_bytes(gc_binary_model(40))
-    (tmp_path / "schema.yaml").write_text(SCHEMA)
-    result = cli(
-        env,
-        "import",
-        str(tmp_path / "model.onnx"),
-        "--schema",
-        str(tmp_path / "schema.yaml"),
-        "--name",
-        "m",
-    )
+    result = import_model(env, tmp_path, gc_binary_model(40), SCHEMA, "m")
     assert result.returncode == 1
     assert result.stderr.startswith("Error: model.onnx of m@1 takes tensor(float) (N, 4, 40)")
     assert cli(env, "list").stdout.startswith("The store ")  # nothing was published
@@ -138,17 +137,7 @@ def test_import_refuses_a_model_that_does_not_fit_its_schema(
     ],
 )
 def test_bad_schema_files(tmp_path: Path, env: dict[str, str], schema: str, message: str) -> None:
-    (tmp_path / "model.onnx").write_bytes(gc_binary_model(50))
-    (tmp_path / "schema.yaml").write_text(schema)
-    result = cli(
-        env,
-        "import",
-        str(tmp_path / "model.onnx"),
-        "--schema",
-        str(tmp_path / "schema.yaml"),
-        "--name",
-        "m",
-    )
+    result = import_model(env, tmp_path, gc_binary_model(50), schema, "m")
     assert result.returncode == 1
     assert result.stderr.startswith(f"Error: schema file {tmp_path / 'schema.yaml'} ")
     assert message in result.stderr
