@@ -334,3 +334,19 @@ def test_binary_recipe_refuses_three_classes(tmp_path: Path) -> None:
         "dna-binary is a binary recipe, but the targets hold 3 classes (0, 1, 2); use a "
         "two-class target."
     )
+
+
+def test_search_picks_from_the_declared_space_and_reports_it(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    data = table_data(90)
+    lines = [f"{row['a']},{'' if row['b'] is None else row['b']},{t}"  # type: ignore[index]
+             for row, t in zip(data.inputs, data.targets, strict=True)]  # fmt: skip
+    path.write_text("a,b,class\n" + "\n".join(lines) + "\n")
+    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    options = TrainOptions(recipe="tabular", data=path, name="rows", target="class",
+                           feature_type="int", feature_range="1:10", search=3, cv=2)  # fmt: skip
+    outcome = run(options, store)
+    assert "## Hyper-parameter search (3 trials, 2-fold CV accuracy" in outcome.cv_table
+    card = (store.pull("rows").path / "card.md").read_text()
+    assert "## Hyper-parameter search" in card and "## 2-fold cross-validation" in card
+    assert "n_estimators=" in card

@@ -75,6 +75,9 @@ def train(
     label_names: Annotated[
         str | None, typer.Option(help="Rename classes, e.g. 2=benign,4=malignant.")
     ] = None,
+    search: Annotated[
+        int | None, typer.Option(help="Optuna trials of hyper-parameter search (CV-scored).")
+    ] = None,
     cv: Annotated[
         int | None, typer.Option(help="Also report K-fold CV on the non-test part.")
     ] = None,
@@ -106,6 +109,7 @@ def train(
         arch=arch,
         epochs=epochs,
         cv=cv,
+        search=search,
         label_names=label_names,
         test_fraction=test_fraction,
         seed=seed,

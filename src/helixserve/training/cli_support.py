@@ -43,6 +43,7 @@ from helixserve.training.recipes import (
     Recipe,
     TabularForest,
 )
+from helixserve.training.search import search, with_params
 
 TRAIN_THREADS = 2
 
@@ -75,6 +76,7 @@ class TrainOptions:
     device: str = "cpu"
     work_dir: Path | None = None
     cv: int | None = None
+    search: int | None = None
     label_names: str | None = None
     description: str | None = None
     card_text: str = ""
@@ -99,10 +101,16 @@ def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> 
             f"({', '.join(classes[:10])}); use a two-class target."
         )
     parts = split(data, task=task, seed=options.seed, test_fraction=options.test_fraction)
+    rows = np.concatenate([parts.train, parts.val])
     cv_table = ""
+    if options.search is not None:
+        if options.search < 1:
+            raise HelixError(f"--search needs at least 1 trial, got {options.search}.")
+        found = search(recipe, subset(data, rows), trials=options.search,
+                       folds=options.cv or 3, seed=options.seed)  # fmt: skip
+        recipe, cv_table = with_params(recipe, found.best), found.table + "\n"
     if options.cv is not None:
-        rows = np.concatenate([parts.train, parts.val])
-        cv_table = _cross_validation(options, recipe, data, rows)
+        cv_table += _cross_validation(options, recipe, data, rows)
     outcome = train_and_publish(
         recipe,
         data,
