@@ -350,3 +350,22 @@ def test_search_picks_from_the_declared_space_and_reports_it(tmp_path: Path) -> 
     card = (store.pull("rows").path / "card.md").read_text()
     assert "## Hyper-parameter search" in card and "## 2-fold cross-validation" in card
     assert "n_estimators=" in card
+
+
+def test_init_from_continues_from_earlier_weights(tmp_path: Path) -> None:
+    data = motif_data(120)
+    path = tmp_path / "t.csv"
+    path.write_text("sequence,label\n" + "".join(f"{s},{t}\n" for s, t in zip(
+        data.inputs, data.targets, strict=True)))  # fmt: skip
+    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    base = TrainOptions(recipe="dna-binary", data=path, name="m", target="label", length=20,
+                        epochs=2)  # fmt: skip
+    first = run(base, store)
+    assert "weights.npz" in first.manifest.files and "recipe.json" in first.manifest.files
+    second = run(TrainOptions(**{**base.__dict__, "init_from": "m@1", "epochs": 1}), store)
+    assert second.manifest.version == 2
+    lstm = TrainOptions(**{**base.__dict__, "arch": "lstm", "init_from": "m@1"})
+    with pytest.raises(
+        HelixError, match=r"^the earlier model's weights do not fit this architecture"
+    ):
+        run(lstm, store)

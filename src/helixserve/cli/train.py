@@ -75,6 +75,9 @@ def train(
     label_names: Annotated[
         str | None, typer.Option(help="Rename classes, e.g. 2=benign,4=malignant.")
     ] = None,
+    init_from: Annotated[
+        str | None, typer.Option(help="Continue from NAME@VERSION's weights (same recipe).")
+    ] = None,
     search: Annotated[
         int | None, typer.Option(help="Optuna trials of hyper-parameter search (CV-scored).")
     ] = None,
@@ -110,6 +113,7 @@ def train(
         epochs=epochs,
         cv=cv,
         search=search,
+        init_from=init_from,
         label_names=label_names,
         test_fraction=test_fraction,
         seed=seed,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,6 +78,7 @@ class TrainOptions:
     work_dir: Path | None = None
     cv: int | None = None
     search: int | None = None
+    init_from: str | None = None
     label_names: str | None = None
     description: str | None = None
     card_text: str = ""
@@ -101,6 +103,8 @@ def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> 
             f"({', '.join(classes[:10])}); use a two-class target."
         )
     parts = split(data, task=task, seed=options.seed, test_fraction=options.test_fraction)
+    if options.init_from is not None:
+        _start_from(recipe, store, options.init_from)
     rows = np.concatenate([parts.train, parts.val])
     cv_table = ""
     if options.search is not None:
@@ -125,6 +129,20 @@ def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> 
     )
     outcome.cv_table = cv_table
     return outcome
+
+
+def _start_from(recipe: Recipe, store: ModelStore, ref: str) -> None:
+    """Load an earlier bundle's weights into ``recipe`` (the yeast tutorial's "keep building")."""
+    bundle = store.pull(ref)
+    recipe_file, weights = bundle.path / "recipe.json", bundle.path / "weights.npz"
+    if not recipe_file.is_file() or not weights.is_file():
+        raise HelixError(f"{bundle.label} holds no training weights (it was imported or trained "
+                         "by a recipe that cannot continue); train from scratch.")  # fmt: skip
+    earlier = json.loads(recipe_file.read_text())
+    if earlier.get("recipe") != recipe.name:
+        raise HelixError(f"{bundle.label} was trained with the {earlier.get('recipe')} recipe, "
+                         f"not {recipe.name}.")  # fmt: skip
+    recipe.start_from(weights.read_bytes())
 
 
 def _cross_validation(options: TrainOptions, recipe: Recipe, data: Dataset, index: Any) -> str:

@@ -143,7 +143,11 @@ def train_and_publish(
     exported = run_onnx(model, x[split.test], recipe.onnx_output)
     native = _expected_onnx(recipe.predict_proba(x[split.test]), exported)
     parity = check_parity(native, exported, name)
-    files = {"model.onnx": model, **plot_files, "metrics.json": _json(metrics)}
+    files = {"model.onnx": model, **plot_files, "metrics.json": _json(metrics),
+             "recipe.json": _json({"recipe": recipe.name, "params": recipe.params})}  # fmt: skip
+    weights = recipe.weights()
+    if weights is not None:
+        files["weights.npz"] = weights
     if history is not None:
         files |= {"history.json": _json(history.to_json())}
         files |= plots.loss_curves(history.train_loss, history.val_loss, history.best_epoch)

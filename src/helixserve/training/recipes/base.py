@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from helixserve.errors import HelixError
 from helixserve.store.manifest import InputSchema, Task
 from helixserve.training.loop import History
 
@@ -51,6 +52,14 @@ class Recipe(ABC):
     def export_onnx(self) -> bytes:
         """An ONNX graph with one input named ``input`` (dynamic batch) giving what
         :meth:`predict_proba` gives (binary: P(positive) as ``(N,)``)."""
+
+    def weights(self) -> bytes | None:
+        """Trained weights as an ``.npz`` (no pickle) to continue training from, or ``None``."""
+        return None
+
+    def start_from(self, weights: bytes) -> None:
+        """Start the next :meth:`fit` from these weights (``--init-from``)."""
+        raise HelixError(f"the {self.name} recipe cannot continue from earlier weights.")
 
     def library_versions(self) -> dict[str, str]:
         """Versions of the libraries the model was trained with (for the manifest)."""

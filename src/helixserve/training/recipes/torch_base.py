@@ -9,6 +9,7 @@ the same wrapper (sigmoid, softmax, or the rescaling of a standardised target), 
 
 from __future__ import annotations
 
+import io
 from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from helixserve.errors import HelixError
 from helixserve.training.export import torch_to_onnx
 from helixserve.training.loop import History, Loss, balanced_weights, fit
 from helixserve.training.nets import Rescaled, WithSigmoid, WithSoftmax
@@ -34,6 +36,7 @@ class TorchRecipe(Recipe):
         super().__init__(**params)
         self.model: torch.nn.Module | None = None
         self.shift, self.scale = 0.0, 1.0
+        self.initial: dict[str, npt.NDArray[Any]] | None = None
 
     @abstractmethod
     def build(self, classes: int) -> torch.nn.Module:
@@ -61,6 +64,8 @@ class TorchRecipe(Recipe):
             y_train, y_val = y_train.astype(np.float32), y_val.astype(np.float32)
         torch.manual_seed(seed)
         self.model = self.build(classes)
+        if self.initial is not None:
+            self._load_initial(self.model, self.initial)
         x_train, y_train = self.prepare(x_train, y_train)
         balanced = p.get("class_weight") == "balanced" and self.loss != "mse"
         weights = balanced_weights(y_train, max(classes, 2)) if balanced else None
@@ -68,6 +73,28 @@ class TorchRecipe(Recipe):
                    epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                    patience=p["patience"], class_weights=weights, seed=seed,
                    device=p.get("device", "cpu"), progress=progress, on_epoch=on_epoch)  # fmt: skip
+
+    def weights(self) -> bytes | None:
+        if self.model is None:
+            return None
+        arrays = {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays, __shift__=np.array(self.shift), __scale__=np.array(self.scale))
+        return buffer.getvalue()
+
+    def start_from(self, weights: bytes) -> None:
+        with np.load(io.BytesIO(weights), allow_pickle=False) as archive:
+            self.initial = {k: archive[k] for k in archive.files}
+
+    def _load_initial(self, model: torch.nn.Module, arrays: dict[str, npt.NDArray[Any]]) -> None:
+        state = {k: torch.as_tensor(v) for k, v in arrays.items() if not k.startswith("__")}
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            raise HelixError(
+                "the earlier model's weights do not fit this architecture (train with the same "
+                f"recipe options): {str(err).splitlines()[0]}"
+            ) from None
 
     def wrapped(self) -> torch.nn.Module:
         """The trained network with its output head (what is exported)."""
