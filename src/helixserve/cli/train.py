@@ -120,7 +120,10 @@ def train(
         device=device,
         work_dir=work_dir,
     )
-    outcome = support.run(options, open_store(store), progress=console.is_terminal)
+    models = open_store(store)
+    live = work_dir or models.cache_dir.parent / "runs" / options.name
+    console.print(f"per-epoch history (live): {live / 'history.json'}", highlight=False)
+    outcome = support.run(options, models, progress=console.is_terminal)
     _summary(outcome)
 
 

@@ -124,7 +124,7 @@ def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> 
         seed=options.seed,
         progress=progress,
         description=options.description or f"{recipe.name} model trained on {options.data.name}.",
-        work_dir=options.work_dir,
+        work_dir=options.work_dir or store.cache_dir.parent / "runs" / options.name,
         card_extra=options.card_text + "\n" + cv_table,
     )
     outcome.cv_table = cv_table

@@ -5,7 +5,8 @@ Contract: :func:`train_and_publish` encodes the validated inputs with the recipe
 split), evaluates on the test split, exports ONNX and checks parity with the native model on the
 test set (max abs difference <= 1e-4, else :class:`~helixserve.training.export.TrainingError`
 and nothing is published), writes the card, ``history.json`` (rewritten after every epoch into
-``work_dir`` too, for live curves), ``metrics.json`` and the plots, publishes the bundle as the
+``work_dir`` too, for live curves; ``helixserve train`` uses ``<cache>/../runs/<name>`` unless
+``--work-dir`` says otherwise), ``metrics.json`` and the plots, publishes the bundle as the
 next version of ``name``, then loads it back through the store with a
 :class:`~helixserve.runtime.Predictor` and checks that it predicts the raw test inputs like the
 native model and refuses a bad input. It returns an :class:`Outcome`.
