@@ -234,12 +234,17 @@ def _check_served(
     expected: npt.NDArray[np.float64],
 ) -> None:
     """Load the bundle as serving will; check predictions on raw inputs, and a refusal."""
-    label = f"{manifest.name} (before publishing)"
     with tempfile.TemporaryDirectory(prefix="helixserve-check-") as scratch:
         for relative, data in files.items():
             (Path(scratch) / relative).parent.mkdir(parents=True, exist_ok=True)
             (Path(scratch) / relative).write_bytes(data)
-        predictor = Predictor(LocalBundle(Path(scratch), manifest))
+        _check_predictor(Predictor(LocalBundle(Path(scratch), manifest)), manifest, raw_inputs,
+                         expected)  # fmt: skip
+
+
+def _check_predictor(predictor: Predictor, manifest: Manifest, raw_inputs: list[object],
+                     expected: npt.NDArray[np.float64]) -> None:  # fmt: skip
+    label = f"{manifest.name} (before publishing)"
     batch = predictor.predict_batch(raw_inputs)
     if batch.errors:
         raise TrainingError(
