@@ -32,12 +32,15 @@ $(VENV)/.all-installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 install-base: $(VENV)/.base-installed
 install-all: $(VENV)/.all-installed
 
-# Until the serving layer lands (issue #5) there is no server to start: `make run` shows the CLI
-# and checks the packaged example FASTA file against the primer-binding model's input rule.
+# Until the serving layer lands (issue #5) there is no server to start: `make run` shows the CLI,
+# the pretrained models shipped in the package, and checks the packaged example FASTA file against
+# the primer-binding model's input rule.
+PKG = $$($(BIN)/python -c "import helixserve, pathlib; print(pathlib.Path(helixserve.__file__).parent)")
 run: install-base
 	$(BIN)/helixserve --version
 	$(BIN)/helixserve --help
-	$(BIN)/helixserve validate $$($(BIN)/python -c "import helixserve, pathlib; print(pathlib.Path(helixserve.__file__).parent / 'examples' / 'primers.fasta')") --length 50
+	$(BIN)/helixserve models list --store $(PKG)/zoo/store
+	$(BIN)/helixserve validate $(PKG)/examples/primers.fasta --length 50
 
 lint: install-all
 	$(BIN)/ruff check src tests benchmarks
