@@ -93,6 +93,8 @@ def test_recipe_conformance(
         assert "history.json" in manifest.files and "plots/loss.png" in manifest.files
         live = json.loads((tmp_path / "work" / "history.json").read_text())
         assert live["epochs"] == len(outcome.history.train_loss) >= 1
+        with np.load(tmp_path / "work" / "checkpoint.npz") as saved:  # best weights on disk
+            assert int(saved["__epoch__"]) == outcome.history.best_epoch
 
 
 def test_cnn_learns_the_motif(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ Contract:
 - Determinism: :func:`seed_everything` seeds Python, NumPy and torch; with the same seed, data
   and thread count, a CPU run gives the same weights.
 - A rich progress bar with the live loss is shown when ``progress`` is true.
+- ``checkpoint``: after every improvement the best weights so far are written there as ``.npz``
+  (atomically), so an interrupted run leaves its best model on disk.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import copy
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -97,6 +100,7 @@ def fit(
     device: str = "cpu",
     progress: bool = False,
     on_epoch: Callable[[History], None] | None = None,
+    checkpoint: Path | None = None,
 ) -> History:
     """Train with early stopping; see the module contract."""
     seed_everything(seed)
@@ -122,6 +126,8 @@ def fit(
             if history.val_loss[-1] < best - 1e-6:
                 best, history.best_epoch = history.val_loss[-1], epoch + 1
                 best_state = copy.deepcopy(model.state_dict())
+                if checkpoint is not None:
+                    save_checkpoint(checkpoint, best_state, epoch + 1)
             bar.update(task, advance=1, loss=f"{history.train_loss[-1]:.4f}/{best:.4f}")
             if on_epoch is not None:
                 on_epoch(history)
@@ -130,6 +136,17 @@ def fit(
     model.load_state_dict(best_state)
     model.eval()
     return history
+
+
+def save_checkpoint(path: Path, state: dict[str, torch.Tensor], epoch: int) -> None:
+    """The best weights so far as ``.npz`` (plain arrays, no pickle), replaced atomically."""
+    arrays: dict[str, Any] = {k: v.detach().cpu().numpy() for k, v in state.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.npz")
+    arrays["__epoch__"] = np.array(epoch)
+    with partial.open("wb") as handle:
+        np.savez(handle, *(), **arrays)
+    partial.replace(path)
 
 
 def _progress(show: bool, epochs: int) -> Progress:

@@ -128,6 +128,8 @@ def train_and_publish(
         if recipe.task == "regression"
         else ("binary" if len(set(data.targets)) == 2 else "multiclass"),
     )
+    if work_dir is not None and hasattr(recipe, "checkpoint"):
+        recipe.checkpoint = work_dir / "checkpoint.npz"
     fit_rows = split.train if recipe.uses_validation else np.concatenate([split.train, split.val])
     history = recipe.fit(
         x[fit_rows],

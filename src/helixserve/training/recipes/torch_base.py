@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 from abc import abstractmethod
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ class TorchRecipe(Recipe):
         self.model: torch.nn.Module | None = None
         self.shift, self.scale = 0.0, 1.0
         self.initial: dict[str, npt.NDArray[Any]] | None = None
+        self.checkpoint: Path | None = None  # where fit() keeps the best weights so far
 
     @abstractmethod
     def build(self, classes: int) -> torch.nn.Module:
@@ -72,7 +74,8 @@ class TorchRecipe(Recipe):
         return fit(self.model, x_train, y_train, x_val, y_val, loss=self.loss,
                    epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                    patience=p["patience"], class_weights=weights, seed=seed,
-                   device=p.get("device", "cpu"), progress=progress, on_epoch=on_epoch)  # fmt: skip
+                   device=p.get("device", "cpu"), progress=progress, on_epoch=on_epoch,
+                   checkpoint=self.checkpoint)  # fmt: skip
 
     def weights(self) -> bytes | None:
         if self.model is None:
