@@ -66,6 +66,12 @@ CASES: list[tuple[str, Recipe, Dataset, object]] = [
     ("dna-lstm", DnaBinary(length=20, arch="lstm", units=8, epochs=2), motif_data(), "ACGF" * 5),
     ("tabular-rf", TabularForest(FEATURES, n_estimators=20), table_data(), {"a": 11, "b": 1}),
     ("tabular-gb", TabularForest(FEATURES, model="gb"), table_data(), {"a": "x", "b": 1}),
+    (
+        "tabular-calibrated",
+        TabularForest(FEATURES, n_estimators=20, calibrate="sigmoid"),
+        table_data(),
+        {"a": 0, "b": 1},
+    ),
 ]
 
 

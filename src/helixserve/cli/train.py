@@ -75,6 +75,9 @@ def train(
     label_names: Annotated[
         str | None, typer.Option(help="Rename classes, e.g. 2=benign,4=malignant.")
     ] = None,
+    calibrate: Annotated[
+        str | None, typer.Option(help="Tabular: calibrate probabilities (sigmoid or isotonic).")
+    ] = None,
     init_from: Annotated[
         str | None, typer.Option(help="Continue from NAME@VERSION's weights (same recipe).")
     ] = None,
@@ -114,6 +117,7 @@ def train(
         cv=cv,
         search=search,
         init_from=init_from,
+        calibrate=calibrate,
         label_names=label_names,
         test_fraction=test_fraction,
         seed=seed,

@@ -79,6 +79,7 @@ class TrainOptions:
     cv: int | None = None
     search: int | None = None
     init_from: str | None = None
+    calibrate: str | None = None
     label_names: str | None = None
     description: str | None = None
     card_text: str = ""
@@ -291,7 +292,9 @@ def _tabular(options: TrainOptions) -> tuple[Recipe, Dataset]:
     arch = options.arch or "rf"
     if arch not in ("rf", "gb"):
         raise HelixError(f"tabular --arch must be rf or gb, got {arch!r}.")
-    recipe = TabularForest(features, model=arch)
+    if options.calibrate not in (None, "sigmoid", "isotonic"):
+        raise HelixError(f"--calibrate must be sigmoid or isotonic, got {options.calibrate!r}.")
+    recipe = TabularForest(features, model=arch, calibrate=options.calibrate)
     data = load_table(
         options.data,
         recipe.input_schema(),

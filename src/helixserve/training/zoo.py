@@ -54,7 +54,7 @@ TUMOUR_CARD = """## About
 Predicts whether a breast tumour sample is benign or malignant from nine cytology scores (1-10).
 Data: UCI Breast Cancer Wisconsin (Original), 699 samples (458 benign / 241 malignant); Wolberg &
 Mangasarian, PNAS 87:9193-9196 (1990). Missing `bare_nuclei` values (`?`) are imputed with the
-training median.
+training median. Probabilities are calibrated (sigmoid, 5-fold inside the training rows).
 
 ## Limits
 
@@ -98,6 +98,7 @@ def _tumour(folder: Path) -> TrainOptions:
         recipe="tabular", data=folder / "breast-cancer-wisconsin.data", name="tumor-wisconsin",
         header=TUMOUR_COLUMNS.split(","), target="class", id_col="id", feature_type="int",
         feature_range="1:10", label_names="2=benign,4=malignant", seed=0, cv=10,
+        calibrate="sigmoid",
         description="Is this tumour sample benign or malignant?", card_text=TUMOUR_CARD,
     )  # fmt: skip
 

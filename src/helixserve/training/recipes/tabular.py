@@ -15,6 +15,7 @@ import numpy.typing as npt
 import skl2onnx
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -42,6 +43,7 @@ class TabularForest(Recipe):
         min_samples_leaf: int = 1,
         max_features: str | float = "sqrt",
         class_weight: str | None = None,
+        calibrate: str | None = None,
     ) -> None:
         super().__init__(
             model=model,
@@ -50,6 +52,7 @@ class TabularForest(Recipe):
             min_samples_leaf=min_samples_leaf,
             max_features=max_features,
             class_weight=class_weight,
+            calibrate=calibrate,
         )
         self.features = features
         self.pipeline: Pipeline | None = None
@@ -58,6 +61,14 @@ class TabularForest(Recipe):
         return TabularSchema(features=self.features, allow_missing=True)
 
     def _classifier(self, seed: int) -> Any:
+        """The model, wrapped in 5-fold probability calibration when ``calibrate`` is set."""
+        base = self._base(seed)
+        method = self.params.get("calibrate")
+        if method is None:
+            return base
+        return CalibratedClassifierCV(base, method=method, cv=5)
+
+    def _base(self, seed: int) -> Any:
         p = self.params
         if p["model"] == "gb":
             return HistGradientBoostingClassifier(
