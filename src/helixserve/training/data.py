@@ -35,7 +35,7 @@ from helixserve.inputs.images import ImageSchema, decode_image
 from helixserve.inputs.readers import Format, read_sequences, validate_records
 from helixserve.inputs.records import BadRecord, Record, bad_record
 from helixserve.inputs.sequence import SequenceSchema
-from helixserve.inputs.tabular import FeatureRow, TabularSchema, read_rows
+from helixserve.inputs.tabular import TabularSchema, read_rows
 
 Task = Literal["binary", "multiclass", "regression"]
 SPLIT_NAMES = {
@@ -129,7 +129,7 @@ def load_sequences(
         data.targets.append(target)
         data.ids.append(item.id or str(item.index))
         if data.split_labels is not None and split_col is not None:
-            data.split_labels.append(_field(item, split_col, path))
+            data.split_labels.append(_field(item.fields, split_col, path))
     if labels is not None and len(labels) != len(data) + len(data.refused) + data.filtered_out:
         raise HelixError(
             f"the labels file {labels_file} has {len(labels):,} labels but {path} has "
@@ -139,12 +139,13 @@ def load_sequences(
     return _non_empty(data, path)
 
 
-def _field(item: Record, column: str, path: Path) -> str:
-    lowered = {k.lower(): v for k, v in item.fields.items()}
+def _field(fields: dict[str, str], column: str, path: Path) -> str:
+    """A record's value in ``column`` (case-insensitive), or a clear error naming the columns."""
+    lowered = {k.lower(): v for k, v in fields.items()}
     if column.lower() not in lowered:
         raise HelixError(
             f"column '{column}' is not in {path}; its other columns are: "
-            f"{', '.join(item.fields) or '(none)'}."
+            f"{', '.join(k for k in fields if not k.startswith('__')) or '(none)'}."
         )
     return lowered[column.lower()].strip()
 
@@ -155,7 +156,7 @@ def _target(item: Record, column: str | None, labels: list[str] | None, path: Pa
             raise HelixError(f"the labels file has no label for record {item.index:,} of {path}.")
         return labels[item.index - 1]
     assert column is not None  # load_sequences checks that one of the two is given
-    return _field(item, column, path)
+    return _field(item.fields, column, path)
 
 
 def load_table(
@@ -172,7 +173,7 @@ def load_table(
         if isinstance(item, BadRecord):
             data.refused.append(item)
             continue
-        target = _row_target(item, target_col, path)
+        target = _field(item.fields, target_col, path)
         if not target:
             data.refused.append(_no_target(item.index, item.line, item.id))
             continue
@@ -181,16 +182,6 @@ def load_table(
         data.ids.append(item.id or str(item.index))
     data.sha256 = file_sha256(path)
     return _non_empty(data, path)
-
-
-def _row_target(item: FeatureRow, column: str, path: Path) -> str:
-    lowered = {k.lower(): v for k, v in item.fields.items()}
-    if column.lower() not in lowered:
-        raise HelixError(
-            f"target column '{column}' is not in {path}; its other columns are: "
-            f"{', '.join(item.fields) or '(none)'}."
-        )
-    return lowered[column.lower()].strip()
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -229,17 +220,11 @@ def load_images(
         data.targets.append(row["__target__"])
         data.ids.append(row[path_col])
         if data.split_labels is not None and split_col:
-            data.split_labels.append(_row_value(row, split_col, path))
+            data.split_labels.append(_field(row, split_col, path))
         if data.groups is not None and group_col:
-            data.groups.append(_row_value(row, group_col, path))
+            data.groups.append(_field(row, group_col, path))
     data.sha256 = _images_sha256(path, data)
     return _non_empty(data, path)
-
-
-def _row_value(row: dict[str, str], column: str, path: Path) -> str:
-    if column not in row:
-        raise HelixError(f"column '{column}' is not in {path}; it has {', '.join(row)}.")
-    return row[column]
 
 
 def _image_rows(path: Path, target_col: str | None, path_col: str) -> list[dict[str, str]]:
