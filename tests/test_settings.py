@@ -27,11 +27,11 @@ def test_defaults() -> None:
 
 def test_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HELIXSERVE_PORT", "9001")
-    monkeypatch.setenv("HELIXSERVE_API_KEYS", " k1, k2 ,,")
+    monkeypatch.setenv("HELIXSERVE_API_KEYS", f" predict:{'a' * 64}, admin:{'b' * 64} ,,")
     monkeypatch.setenv("helixserve_store", "s3://bucket/models")
     settings = Settings()
     assert settings.port == 9001
-    assert settings.api_keys == ["k1", "k2"]
+    assert settings.api_keys == [f"predict:{'a' * 64}", f"admin:{'b' * 64}"]
     assert settings.store == "s3://bucket/models"
 
 
@@ -47,4 +47,16 @@ def test_bad_value_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
     assert str(info.value) == (
         "setting HELIXSERVE_PORT is not valid: Input should be a valid integer, unable to parse "
         "string as an integer (got 'eighty'). Fix the environment variable or the .env file."
+    )
+
+
+def test_plain_api_key_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HELIXSERVE_API_KEYS", "my-secret-key-123")
+    with pytest.raises(HelixError) as caught:
+        load_settings()
+    assert str(caught.value) == (
+        "setting HELIXSERVE_API_KEYS is not valid: Value error, API key entry 'my-secret-ke...' "
+        "is not '<predict|admin>:<64 hex sha256 of the key>'; make one with `helixserve keys "
+        "new --scope predict` (keys are stored hashed). Fix the environment variable or the "
+        ".env file."
     )

@@ -170,3 +170,38 @@ class ModelLoadError(HelixError):
 
 class ModelRunError(HelixError):
     """ONNX Runtime failed while running a loaded model (a model problem, not the input's)."""
+
+
+class ServiceUnavailable(HelixError):
+    """The server cannot take the request now; ``retry_after`` (seconds) says when to try again."""
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Overloaded(ServiceUnavailable):
+    """A model's request queue is full (back-pressure instead of queueing without limit)."""
+
+
+class RequestTimeout(ServiceUnavailable):
+    """A request waited longer than the per-request timeout."""
+
+
+class RequestError(HelixError):
+    """A request to the API is malformed (not JSON, wrong fields, too large), not the items in it.
+
+    ``status`` is the HTTP status the API answers with (400, 413, 415, ...).
+    """
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AuthError(HelixError):
+    """Missing or wrong API key (401), or a key without the scope the route needs (403)."""
+
+    def __init__(self, message: str, *, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status

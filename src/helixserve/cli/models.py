@@ -21,8 +21,9 @@ from helixserve.errors import HelixError
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import TabularSchema
 from helixserve.runtime.importer import import_onnx
-from helixserve.settings import Settings, load_settings
-from helixserve.store import Manifest, ModelStore, S3Options, parse_ref
+from helixserve.settings import load_settings
+from helixserve.store import Manifest, ModelStore, parse_ref
+from helixserve.store.configured import store_from_settings
 from helixserve.store.names import check_alias
 
 models_app = typer.Typer(
@@ -35,23 +36,9 @@ StoreOption = Annotated[
 ]
 
 
-def s3_options(settings: Settings) -> S3Options:
-    """Explicit S3 options from ``HELIXSERVE_S3_*`` (unset ones leave the AWS chain in charge)."""
-    secret = settings.s3_secret_access_key
-    return S3Options(
-        endpoint_url=settings.s3_endpoint_url,
-        region=settings.s3_region,
-        key=settings.s3_access_key_id,
-        secret=secret.get_secret_value() if secret is not None else None,
-        profile=settings.s3_profile,
-    )
-
-
 def open_store(uri: str | None) -> ModelStore:
     """The store at ``uri`` (default: the configured one), with the configured S3 options."""
-    settings = load_settings()
-    cache = Path(settings.cache_dir) if settings.cache_dir else None
-    return ModelStore.open(uri or settings.store, s3=s3_options(settings), cache_dir=cache)
+    return store_from_settings(load_settings(), uri)
 
 
 def describe_input(manifest: Manifest) -> str:

@@ -24,14 +24,8 @@ from helixserve.errors import HelixError
 from helixserve.inputs.readers import read_sequences, validate_records
 from helixserve.inputs.records import BadRecord
 from helixserve.inputs.sequence import SequenceSchema
+from helixserve.inputs.table import csv_safe
 from helixserve.settings import load_settings
-
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(cell: str) -> str:
-    """Neutralise a cell a spreadsheet would run as a formula by prefixing ``'``."""
-    return "'" + cell if cell.startswith(FORMULA_PREFIXES) else cell
 
 
 def validate(

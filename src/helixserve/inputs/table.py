@@ -196,3 +196,11 @@ def _check_header(names: list[str]) -> list[str]:
 def _preview(names: list[str], limit: int = 6) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f", ... ({len(names):,} columns)" if len(names) > limit else "")
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(cell: str) -> str:
+    """Neutralise a cell a spreadsheet would run as a formula by prefixing ``'``."""
+    return "'" + cell if cell.startswith(FORMULA_PREFIXES) else cell

@@ -66,6 +66,7 @@ class Predictor:
     def __init__(self, bundle: LocalBundle, *, intra_op_threads: int = 1, verify: bool = True):
         self.manifest: Manifest = bundle.manifest
         self.label = bundle.label
+        self.bundle_path = bundle.path
         if verify:
             verify_dir(bundle.path, bundle.manifest, bundle.label)
         self.session = _open_session(bundle.path / "model.onnx", intra_op_threads, self.label)

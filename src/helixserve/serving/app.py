@@ -1,0 +1,230 @@
+"""The HTTP application: a lean raw-ASGI front for the hot routes, FastAPI for everything else.
+
+Contract:
+- :func:`create_app` returns an ASGI app. ``POST /api/v1/models/{name}/predict``,
+  ``POST /api/v1/getdnaclassapi`` and ``POST /v2/models/{name}[/versions/{v}]/infer`` are answered
+  by :class:`HelixApp` directly (no routing tables, no per-request models): they are the
+  throughput-critical paths. Every other path goes to the FastAPI app of
+  :mod:`helixserve.serving.routes`, which also declares the hot routes (same handlers) so that
+  ``/openapi.json`` and ``/docs`` describe the whole API.
+- Every response carries ``X-Request-ID`` (the client's, if it sent a sane one, else a new one).
+  Each request is counted and timed in the metrics and, when ``access_log`` is on, written as one
+  JSON line to the ``helixserve.access`` logger (method, path, status, duration, model, version,
+  request id, client; never headers, so never keys).
+- Request bodies above ``max_request_bytes`` (JSON) or ``max_upload_bytes`` (uploads) are refused
+  with 413 before they are read whole. CORS is applied when ``cors_origins`` is set.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+from starlette.middleware.cors import CORSMiddleware
+
+from helixserve.errors import RequestError
+from helixserve.serving.auth import key_from_headers
+from helixserve.serving.problems import Reply, problem_for
+from helixserve.serving.routes import build_api
+from helixserve.serving.server import Server, oip_error_reply
+from helixserve.settings import Settings, load_settings
+from helixserve.store.store import ModelStore
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+access_log = logging.getLogger("helixserve.access")
+PREDICT = re.compile(r"^/api/v1/models/([^/]+)/predict$")
+INFER = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?/infer$")
+SEED = "/api/v1/getdnaclassapi"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_ids = itertools.count(1)
+_PREFIX = f"{os.getpid():x}-"
+
+
+class HelixApp:
+    """The ASGI entry point; see the module contract."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.api = build_api(server)
+        self.limit = server.settings.max_request_bytes
+        self.log = server.settings.access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.api(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = _headers(scope)
+        request_id = _request_id(headers)
+        scope.setdefault("state", {})["request_id"] = request_id
+        route, status, labels = await self._dispatch(scope, receive, send, headers, request_id)
+        elapsed = time.perf_counter() - started
+        self.server.metrics.request_seconds.labels(route, *labels).observe(elapsed)
+        self.server.metrics.requests.labels(route, *labels, str(status)).inc()
+        if self.log:
+            _log_access(scope, status, elapsed, labels, request_id, route)
+
+    async def _dispatch(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes],
+        request_id: str,
+    ) -> tuple[str, int, tuple[str, str]]:  # fmt: skip
+        path: str = scope["path"]
+        if scope["method"] == "POST":
+            fast = _fast_route(path)
+            if fast is not None:
+                route, name, version = fast
+                reply = await self._fast(scope, receive, headers, route, name, version, request_id)
+                await _send(send, reply, request_id)
+                if reply.failures:
+                    self.server.metrics.validation_failures.labels(
+                        reply.model, reply.version).inc(reply.failures)  # fmt: skip
+                return route, reply.status, _labels(name, version, reply)
+        status = await _forward(self.api, scope, receive, send, request_id)
+        route_obj = scope.get("route")
+        route = getattr(route_obj, "path", None) or "unmatched"
+        name = (scope.get("path_params") or {}).get("name", "")
+        return route, status, (name, "")
+
+    async def _fast(
+        self, scope: Scope, receive: Receive, headers: dict[bytes, bytes], route: str,
+        name: str, version: str | None, request_id: str,
+    ) -> Reply:  # fmt: skip
+        server = self.server
+        try:
+            body = await read_body(receive, headers, self.limit)
+            key = key_from_headers(_text(headers.get(b"authorization")),
+                                   _text(headers.get(b"x-api-key")))  # fmt: skip
+            if route == SEED:
+                return await server.seed(body, key)
+            if route.startswith("/v2"):
+                length = _text(headers.get(b"inference-header-content-length"))
+                return await server.infer(name, version, body, length, key)
+            version = _query_version(scope)
+            return await server.predict(name, version, body, key)
+        except Exception as err:
+            oip_reply = oip_error_reply(err) if route.startswith("/v2") else None
+            return oip_reply or problem_for(err, instance=scope["path"], request_id=request_id)
+
+
+def _fast_route(path: str) -> tuple[str, str, str | None] | None:
+    if path == SEED:
+        return SEED, "", None
+    match = PREDICT.match(path)
+    if match:
+        return "/api/v1/models/{name}/predict", match.group(1), None
+    match = INFER.match(path)
+    if match:
+        return "/v2/models/{name}/infer", match.group(1), match.group(2)
+    return None
+
+
+def _labels(name: str, version: str | None, reply: Reply) -> tuple[str, str]:
+    return reply.model or name, reply.version or version or ""
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    return {k.lower(): v for k, v in scope["headers"]}
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
+
+
+def _request_id(headers: dict[bytes, bytes]) -> str:
+    given = headers.get(b"x-request-id")
+    if given is not None:
+        text = given.decode("latin-1")
+        if _REQUEST_ID.fullmatch(text):
+            return text
+    return f"{_PREFIX}{next(_ids):x}"
+
+
+def _query_version(scope: Scope) -> str | None:
+    query: bytes = scope.get("query_string") or b""
+    for part in query.split(b"&"):
+        if part.startswith(b"version="):
+            return part[8:].decode("latin-1") or None
+    return None
+
+
+async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
+    """The whole request body, refusing (413) one larger than ``limit`` before reading it all."""
+    declared = headers.get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(f"the request body is {int(declared):,} bytes; the limit is "
+                           f"{limit:,} (HELIXSERVE_MAX_REQUEST_BYTES).", status=413)  # fmt: skip
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise RequestError("the client disconnected before sending the whole body.")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(f"the request body is over the limit of {limit:,} bytes "
+                               "(HELIXSERVE_MAX_REQUEST_BYTES).", status=413)  # fmt: skip
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+async def _send(send: Send, reply: Reply, request_id: str) -> None:
+    headers = [
+        (b"content-type", reply.content_type),
+        (b"content-length", str(len(reply.body)).encode()),
+        (b"x-request-id", request_id.encode()),
+        *reply.headers,
+    ]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body})
+
+
+async def _forward(api: ASGIApp, scope: Scope, receive: Receive, send: Send, rid: str) -> int:
+    """Run the FastAPI app, adding the request id header and noting the status."""
+    status = 500
+
+    async def sending(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+        await send(message)
+
+    await api(scope, receive, sending)
+    return status
+
+
+def _log_access(
+    scope: Scope, status: int, elapsed: float, labels: tuple[str, str], rid: str, route: str
+) -> None:
+    client = scope.get("client")
+    record = {
+        "ts": time.time(), "request_id": rid, "method": scope["method"], "path": scope["path"],
+        "route": route, "status": status, "ms": round(elapsed * 1000, 3),
+        "model": labels[0] or None, "version": labels[1] or None,
+        "client": f"{client[0]}:{client[1]}" if client else None,
+    }  # fmt: skip
+    access_log.info(orjson.dumps(record).decode())
+
+
+def create_app(settings: Settings | None = None, store: ModelStore | None = None) -> ASGIApp:
+    """The server's ASGI app (settings from the environment unless given)."""
+    settings = settings or load_settings()
+    app: ASGIApp = HelixApp(Server(settings, store))
+    if settings.cors_origins:
+        app = CORSMiddleware(app, allow_origins=settings.cors_origins,
+                             allow_methods=["GET", "POST"], allow_headers=["*"],
+                             expose_headers=["X-Request-ID", "Retry-After"])  # fmt: skip
+    return app

@@ -1,0 +1,208 @@
+"""The domain API's logic (``/api/v1``), independent of the web framework.
+
+Contract:
+- :func:`predict_json` takes the raw body of ``POST /api/v1/models/{name}/predict``
+  (``{"inputs": [...]}``: DNA as strings, tabular rows as objects, images as base64 strings) and
+  answers ``{"model", "version", "predictions", "errors"}``: one entry per input, in order —
+  ``{"label", "probability", "probabilities"}`` for classifiers, ``{"value"}`` for regression,
+  ``null`` for an input that failed, which is then listed in ``errors`` with its index, field,
+  position and message. If every input fails the answer is a 422 problem with the same list.
+  A body that is not JSON of that shape is a 400 naming what is wrong.
+- :func:`seed_dna_class` is the seed article's route: ``{"dnasequence": "..."}`` in, the class
+  as plain text out, or the validation message as plain text with status 422.
+- :func:`model_list` / :func:`model_detail` describe what is served (manifest, versions, aliases,
+  card).
+- Every function raises typed :mod:`helixserve.errors` exceptions; the app turns them into
+  problem+json (:mod:`helixserve.serving.problems`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+
+from helixserve.errors import InvalidImage, RequestError
+from helixserve.inputs.images import ImageSchema
+from helixserve.runtime.predictor import BatchPrediction, ItemError
+from helixserve.serving.problems import Reply, item_errors, json_reply, problem
+from helixserve.serving.registry import LoadedModel, Registry
+
+MAX_ITEMS = 10_000
+_EXAMPLE = '{"inputs": ["ACGT..."]}'
+
+
+def parse_body(body: bytes, what: str = _EXAMPLE) -> Any:
+    """JSON-decode a request body, or raise a 400 that says so."""
+    if not body:
+        raise RequestError(f"the request body is empty; send JSON like {what}.")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as err:
+        raise RequestError(
+            f"the request body is not valid JSON ({err}); send JSON like {what}."
+        ) from None
+
+
+def request_items(body: bytes) -> list[object]:
+    """The ``inputs`` list of a predict request, checked for shape and size."""
+    data = parse_body(body)
+    if not isinstance(data, dict) or "inputs" not in data:
+        raise RequestError(f'the request body must be a JSON object with an "inputs" list, '
+                           f"like {_EXAMPLE}.")  # fmt: skip
+    items = data["inputs"]
+    if not isinstance(items, list):
+        raise RequestError(f'"inputs" must be a list, got {type(items).__name__}; '
+                           f"like {_EXAMPLE}.")  # fmt: skip
+    if not items:
+        raise RequestError('"inputs" is empty; send at least one input.')
+    if len(items) > MAX_ITEMS:
+        raise RequestError(
+            f'"inputs" has {len(items):,} items; the limit is {MAX_ITEMS:,} per request. '
+            "Split the request, or use predict-file or `helixserve predict` for big files.",
+            status=413,
+        )
+    extra = sorted(set(data) - {"inputs"})
+    if extra:
+        raise RequestError(f'unknown field {extra[0]!r} in the request body; only "inputs" '
+                           "is accepted.")  # fmt: skip
+    return items
+
+
+def decode_images(items: list[object]) -> tuple[list[object], list[ItemError]]:
+    """Turn base64 strings into bytes; an item that is not base64 becomes an item error."""
+    decoded: list[object] = []
+    errors: list[ItemError] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            errors.append(
+                ItemError(
+                    i,
+                    InvalidImage(
+                        f"an image must be a base64 string, got {type(item).__name__}.",
+                        field="image",
+                    ),
+                )
+            )
+            decoded.append(b"")
+            continue
+        try:
+            decoded.append(base64.b64decode(item.split(",", 1)[-1], validate=True))
+        except (binascii.Error, ValueError):
+            errors.append(ItemError(i, InvalidImage(
+                "an image must be base64-encoded file bytes (PNG, JPEG or TIFF); this one is "
+                "not valid base64.", field="image")))  # fmt: skip
+            decoded.append(b"")
+    return decoded, errors
+
+
+async def predict_json(model: LoadedModel, body: bytes) -> Reply:
+    """``POST /api/v1/models/{name}/predict``; see the module contract."""
+    items = request_items(body)
+    early: list[ItemError] = []
+    if isinstance(model.manifest.input, ImageSchema):
+        items, early = decode_images(items)
+    bad = {e.index for e in early}
+    todo = [it for i, it in enumerate(items) if i not in bad] if bad else items
+    result = await model.batcher.submit(todo)
+    predictions = prediction_list(result)
+    errors = list(result.errors)
+    if bad:
+        predictions, errors = _reinsert(len(items), bad, predictions, errors, early)
+    return _answer(model, predictions, errors)
+
+
+def _answer(model: LoadedModel, predictions: list[Any], errors: list[ItemError]) -> Reply:
+    listed = item_errors(errors)
+    if len(errors) == len(predictions):
+        detail = listed[0]["message"] if len(errors) == 1 else (
+            f"none of the {len(errors)} inputs is valid; see errors.")  # fmt: skip
+        reply = problem(422, "invalid-input", "Invalid input", detail, errors=listed)
+    else:
+        reply = json_reply({"model": model.name, "version": model.version,
+                            "predictions": predictions, "errors": listed})  # fmt: skip
+    reply.failures = len(errors)
+    return reply
+
+
+def _reinsert(
+    size: int, bad: set[int], predictions: list[Any], errors: list[ItemError],
+    early: list[ItemError],
+) -> tuple[list[Any], list[ItemError]]:  # fmt: skip
+    """Map results of the good subset back to the full request's indices."""
+    good = [i for i in range(size) if i not in bad]
+    full: list[Any] = [None] * size
+    for position, prediction in zip(good, predictions, strict=True):
+        full[position] = prediction
+    moved = [ItemError(good[e.index], e.error) for e in errors]
+    return full, sorted(moved + early, key=lambda e: e.index)
+
+
+def prediction_list(result: BatchPrediction) -> list[dict[str, Any] | None]:
+    """One JSON-ready dict per input (``None`` where the input failed)."""
+    out: list[dict[str, Any] | None] = [None] * result.size
+    decoded, positions = result.decoded, result.positions.tolist()
+    if decoded.values is not None:
+        for p, value in zip(positions, decoded.values.tolist(), strict=True):
+            out[p] = {"value": value}
+        return out
+    names = result.label_names or []
+    if decoded.probabilities is None or decoded.label_index is None:
+        return out
+    rows, chosen = decoded.probabilities.tolist(), decoded.label_index.tolist()
+    for p, row, c in zip(positions, rows, chosen, strict=True):
+        out[p] = {"label": names[c], "probability": row[c],
+                  "probabilities": dict(zip(names, row, strict=True))}  # fmt: skip
+    return out
+
+
+# --- the seed article's route --------------------------------------------------------------------
+
+SEED_EXAMPLE = '{"dnasequence": "ACGT..."}'
+
+
+async def seed_dna_class(model: LoadedModel, body: bytes) -> Reply:
+    """``POST /api/v1/getdnaclassapi``: plain-text class or plain-text validation message."""
+    try:
+        data = parse_body(body, SEED_EXAMPLE)
+    except RequestError as err:
+        return Reply(400, str(err).encode(), b"text/plain; charset=utf-8")
+    if not isinstance(data, dict) or "dnasequence" not in data:
+        message = f'the request body must be JSON with a "dnasequence" field, like {SEED_EXAMPLE}.'
+        return Reply(400, message.encode(), b"text/plain; charset=utf-8")
+    result = await model.batcher.submit([data["dnasequence"]])
+    if result.errors:
+        text = str(result.errors[0].error).encode()
+        return Reply(422, text, b"text/plain; charset=utf-8", failures=1)
+    labels = result.labels()
+    answer = labels[0] if labels else f"{result.decoded.values[0]:.6g}"  # type: ignore[index]
+    return Reply(200, answer.encode(), b"text/plain; charset=utf-8")
+
+
+# --- describing models ----------------------------------------------------------------------
+
+
+def model_summary(registry: Registry, name: str) -> dict[str, Any]:
+    entry = registry.entry(name)
+    default = entry.versions[entry.default].manifest
+    return {
+        "name": name, "default_version": entry.default, "task": default.task,
+        "description": default.description, "input_kind": default.input.kind,
+        "versions": sorted(entry.versions), "aliases": dict(sorted(entry.aliases.items())),
+        "labels": default.output.labels, "metrics": default.metrics,
+    }  # fmt: skip
+
+
+def model_list(registry: Registry) -> Reply:
+    return json_reply({"models": [model_summary(registry, n) for n in registry.names()]})
+
+
+def model_detail(registry: Registry, name: str, version: str | None) -> Reply:
+    model = registry.resolve(name, version)
+    manifest = model.manifest.model_dump(mode="json")
+    card_path = model.predictor.bundle_path / "card.md"
+    card = card_path.read_text(encoding="utf-8") if card_path.is_file() else ""
+    summary = model_summary(registry, name)
+    return json_reply({**summary, "version": model.version, "manifest": manifest, "card": card})

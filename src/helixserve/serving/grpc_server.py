@@ -1,0 +1,210 @@
+"""Open Inference Protocol v2 over gRPC: the standard ``inference.GRPCInferenceService``.
+
+Contract:
+- Message classes come from ``proto/grpc_predict_v2.pb`` (the compiled descriptor of
+  ``proto/grpc_predict_v2.proto``, made by ``make proto``), loaded into a private descriptor
+  pool, so another copy of the same standard messages in the process (``tritonclient``) never
+  clashes with ours. No generated Python code is involved.
+- :func:`build_server` makes a ``grpc.aio`` server on ``host:port`` (``SO_REUSEPORT``, so every
+  worker process of ``helixserve serve --workers N`` listens on the same port) serving
+  ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata and ModelInfer with the same
+  logic as REST (:mod:`helixserve.serving.oip`). Inputs may come as typed ``contents`` or
+  ``raw_input_contents``; outputs are always sent as ``raw_output_contents`` (what tritonclient
+  reads).
+- Errors map to status codes: invalid request -> INVALID_ARGUMENT, unknown model -> NOT_FOUND,
+  overload/timeout -> UNAVAILABLE, missing/wrong key -> UNAUTHENTICATED / PERMISSION_DENIED,
+  anything else -> INTERNAL with only a request id (the error is logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+from helixserve.errors import AuthError, ModelNotFound, RequestError, ServiceUnavailable
+from helixserve.serving.auth import KeyRing
+from helixserve.serving.oip import (
+    NUMPY_TYPES,
+    OipError,
+    Tensor,
+    check_datatype,
+    fixed_array,
+    infer,
+    input_specs,
+    output_specs,
+    pack_bytes,
+    server_metadata,
+    unpack_bytes,
+)
+from helixserve.serving.registry import Registry
+
+log = logging.getLogger("helixserve.grpc")
+SERVICE = "inference.GRPCInferenceService"
+DESCRIPTOR = Path(__file__).parent / "proto" / "grpc_predict_v2.pb"
+_CONTENTS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents",
+             "INT32": "int_contents", "INT64": "int64_contents", "UINT8": "uint_contents",
+             "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
+             "FP32": "fp32_contents", "FP64": "fp64_contents",
+             "BYTES": "bytes_contents"}  # fmt: skip
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+def load_messages() -> dict[str, Any]:
+    """Message classes of the protocol by short name (``ModelInferRequest``, ...)."""
+    files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTOR.read_bytes())
+    pool = descriptor_pool.DescriptorPool()
+    for proto in files.file:
+        pool.Add(proto)
+    service = pool.FindServiceByName(SERVICE)
+    names = {m.input_type.name for m in service.methods} | {
+        m.output_type.name for m in service.methods
+    }
+    return {n: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"inference.{n}"))
+            for n in names}  # fmt: skip
+
+
+MESSAGES = load_messages()
+
+
+class Servicer:
+    """The six RPCs, over a :class:`Registry`."""
+
+    def __init__(self, registry: Registry, keys: KeyRing) -> None:
+        self.registry = registry
+        self.keys = keys
+
+    async def ServerLive(self, request: Any, context: Any) -> Any:
+        return MESSAGES["ServerLiveResponse"](live=True)
+
+    async def ServerReady(self, request: Any, context: Any) -> Any:
+        return MESSAGES["ServerReadyResponse"](ready=self.registry.ready)
+
+    async def ModelReady(self, request: Any, context: Any) -> Any:
+        self.registry.resolve(request.name, request.version or None)
+        return MESSAGES["ModelReadyResponse"](ready=True)
+
+    async def ServerMetadata(self, request: Any, context: Any) -> Any:
+        return MESSAGES["ServerMetadataResponse"](**server_metadata())
+
+    async def ModelMetadata(self, request: Any, context: Any) -> Any:
+        model = self.registry.resolve(request.name, request.version or None)
+        entry = self.registry.entry(request.name)
+        response = MESSAGES["ModelMetadataResponse"](
+            name=model.name, versions=[str(v) for v in sorted(entry.versions)],
+            platform="onnxruntime_onnx",
+        )  # fmt: skip
+        for name, datatype, shape in input_specs(model):
+            response.inputs.add(name=name, datatype=datatype, shape=shape)
+        for name, datatype, shape in output_specs(model):
+            response.outputs.add(name=name, datatype=datatype, shape=shape)
+        return response
+
+    async def ModelInfer(self, request: Any, context: Any) -> Any:
+        metadata = dict(context.invocation_metadata() or ())
+        self.keys.check(_key(metadata), "predict")
+        model = self.registry.resolve(request.model_name, request.model_version or None)
+        inputs = _inputs(request)
+        wanted = [o.name for o in request.outputs]
+        outputs = await infer(model, inputs, wanted)
+        response = MESSAGES["ModelInferResponse"](
+            model_name=model.name, model_version=str(model.version), id=request.id
+        )
+        for tensor in outputs:
+            response.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
+            response.raw_output_contents.append(_raw(tensor))
+        return response
+
+
+def _key(metadata: dict[str, Any]) -> str | None:
+    key = metadata.get("x-api-key")
+    auth = metadata.get("authorization") or ""
+    if not key and auth[:7].lower() == "bearer ":
+        key = auth[7:]
+    return str(key).strip() if key else None
+
+
+def _inputs(request: Any) -> list[Tensor]:
+    raw = list(request.raw_input_contents)
+    if raw and len(raw) != len(request.inputs):
+        raise OipError(f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs; send "
+                       "one per input, or use contents.")  # fmt: skip
+    tensors = []
+    for i, spec in enumerate(request.inputs):
+        check_datatype(spec.datatype, spec.name)
+        shape = list(spec.shape)
+        if raw:
+            data = (unpack_bytes(raw[i], spec.name) if spec.datatype == "BYTES"
+                    else fixed_array(raw[i], spec.datatype, shape, spec.name))  # fmt: skip
+        else:
+            values = list(getattr(spec.contents, _CONTENTS[spec.datatype]))
+            if spec.datatype == "BYTES":
+                data = np.empty(len(values), dtype=object)
+                data[:] = values
+            else:
+                data = np.asarray(values, dtype=NUMPY_TYPES[spec.datatype])
+        tensors.append(Tensor(spec.name, spec.datatype, shape, data))
+    return tensors
+
+
+def _raw(tensor: Tensor) -> bytes:
+    if tensor.datatype == "BYTES":
+        return pack_bytes(tensor.data)
+    data = np.ascontiguousarray(tensor.data)
+    return data.astype(data.dtype.newbyteorder("<")).tobytes()
+
+
+Handler = Callable[[Any, Any], Awaitable[Any]]
+
+
+def _guarded(method: Handler) -> Handler:
+    """Translate domain errors into gRPC status codes (see the module contract)."""
+
+    async def call(request: Any, context: Any) -> Any:
+        try:
+            return await method(request, context)
+        except (OipError, RequestError) as err:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        except ModelNotFound as err:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(err))
+        except ServiceUnavailable as err:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(err))
+        except AuthError as err:
+            code = grpc.StatusCode.UNAUTHENTICATED if err.status == 401 else (
+                grpc.StatusCode.PERMISSION_DENIED)  # fmt: skip
+            await context.abort(code, str(err))
+        except Exception:
+            request_id = uuid.uuid4().hex[:16]
+            log.exception("internal error in gRPC %s [request %s]", method.__name__, request_id)
+            message = f"internal error (request id {request_id}); it has been logged."
+            await context.abort(grpc.StatusCode.INTERNAL, message)
+
+    return call
+
+
+def build_server(registry: Registry, keys: KeyRing, host: str, port: int) -> grpc.aio.Server:
+    """A gRPC server with the inference service bound to ``host:port`` (not started)."""
+    servicer = Servicer(registry, keys)
+    handlers = {}
+    for rpc in ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata",
+                "ModelInfer"):  # fmt: skip
+        request_type = MESSAGES[rpc + "Request"]
+        response_type = MESSAGES[rpc + "Response"]
+        handlers[rpc] = grpc.unary_unary_rpc_method_handler(
+            _guarded(getattr(servicer, rpc)),
+            request_deserializer=request_type.FromString,
+            response_serializer=response_type.SerializeToString,
+        )
+    server = grpc.aio.server(options=[
+        ("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ("grpc.max_send_message_length", MAX_MESSAGE),
+    ])  # fmt: skip
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_insecure_port(f"{host}:{port}")
+    return server

@@ -1,0 +1,219 @@
+"""The FastAPI app: every route declared (OpenAPI, ``/docs``), the non-hot ones handled here.
+
+Contract:
+- Routes: ``/healthz``, ``/readyz``, ``/metrics``; ``/api/v1/models``, ``/api/v1/models/{name}``,
+  ``.../predict``, ``.../predict-file``, ``/api/v1/getdnaclassapi``, ``/api/v1/admin/reload``;
+  the Open Inference Protocol v2 under ``/v2``. The hot POST routes are served by the raw-ASGI
+  front (:mod:`helixserve.serving.app`); their declarations here call the same
+  :class:`~helixserve.serving.server.Server` methods, so behaviour cannot drift.
+- Every error is problem+json (OIP routes: ``{"error": ...}``), including FastAPI's own
+  validation errors and unknown paths; nothing answers with a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from enum import Enum
+from typing import Annotated, Any
+
+from fastapi import FastAPI, File, Header, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+import helixserve
+from helixserve.errors import RequestError
+from helixserve.serving import domain, oip
+from helixserve.serving.auth import key_from_headers
+from helixserve.serving.files import predict_file
+from helixserve.serving.metrics import CONTENT_TYPE
+from helixserve.serving.problems import Reply, json_reply, problem, problem_for
+from helixserve.serving.schemas import (
+    ERRORS,
+    OIP_ERRORS,
+    FileResponse,
+    InferRequestBody,
+    InferResponse,
+    ModelDetail,
+    ModelList,
+    ModelMetadata,
+    PredictRequest,
+    PredictResponse,
+    ReadyResponse,
+    SeedRequest,
+    ServerMetadata,
+    Status,
+)
+from helixserve.serving.server import Server, oip_error_reply
+
+VersionQuery = Annotated[str | None, Query(description="version number or alias; default: "
+                                             "the production alias, else the latest")]  # fmt: skip
+
+
+def respond(reply: Reply, request: Request | None = None) -> Response:
+    headers = {k.decode(): v.decode() for k, v in reply.headers}
+    return Response(reply.body, reply.status, headers, media_type=reply.content_type.decode())
+
+
+def _key(request: Request) -> str | None:
+    h = request.headers
+    return key_from_headers(h.get("authorization"), h.get("x-api-key"))
+
+
+def _rid(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def build_api(server: Server) -> FastAPI:
+    """The FastAPI app bound to ``server``; see the module contract."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await server.start()
+        try:
+            yield
+        finally:
+            await server.stop()
+
+    api = FastAPI(
+        title="helixserve", version=helixserve.__version__, lifespan=lifespan,
+        description="Predictions from life-science models: DNA, tabular lab values, images.",
+    )  # fmt: skip
+    _errors(api)
+    _operations(api, server)
+    _domain(api, server)
+    _oip(api, server)
+    return api
+
+
+def _errors(api: FastAPI) -> None:
+    @api.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException) -> Response:
+        title = {404: "Not found", 405: "Method not allowed"}.get(err.status_code, "Error")
+        reply = problem(err.status_code, "http", title, str(err.detail),
+                        instance=request.url.path, request_id=_rid(request))  # fmt: skip
+        if request.url.path.startswith("/v2"):
+            reply = json_reply({"error": str(err.detail)}, err.status_code)
+        reply.headers += [(k.encode(), v.encode()) for k, v in (err.headers or {}).items()]
+        return respond(reply)
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, err: RequestValidationError) -> Response:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+        return respond(problem(400, "bad-request", "Bad request", message,
+                               instance=request.url.path, request_id=_rid(request)))  # fmt: skip
+
+    @api.exception_handler(Exception)
+    async def any_error(request: Request, err: Exception) -> Response:
+        if request.url.path.startswith("/v2"):
+            reply = oip_error_reply(err)
+            if reply is not None:
+                return respond(reply)
+        return respond(problem_for(err, instance=request.url.path, request_id=_rid(request)))
+
+
+def _operations(api: FastAPI, server: Server) -> None:
+    @api.get("/healthz", response_model=Status, tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @api.get("/readyz", response_model=ReadyResponse, tags=["operations"],
+             responses={503: {"model": ReadyResponse}})  # fmt: skip
+    async def readyz() -> Response:
+        """Readiness: models are loaded; says why not, and whether the store is reachable."""
+        return respond(server.readiness())
+
+    @api.get("/metrics", tags=["operations"], response_class=Response,
+             responses={200: {"content": {"text/plain": {}}}})  # fmt: skip
+    async def metrics() -> Response:
+        """Prometheus metrics (text exposition format)."""
+        return Response(server.metrics.render(), media_type=CONTENT_TYPE)
+
+    @api.post("/api/v1/admin/reload", tags=["operations"], responses=ERRORS)
+    async def reload(request: Request) -> Response:
+        """Re-read the store now (needs an ``admin`` key when keys are configured)."""
+        return respond(await server.reload(_key(request)))
+
+
+def _domain(api: FastAPI, server: Server) -> None:
+    tags: list[str | Enum] = ["domain API"]
+
+    @api.get("/api/v1/models", response_model=ModelList, tags=tags)
+    async def models() -> Response:
+        """Every served model with its default version, versions, aliases and metrics."""
+        return respond(domain.model_list(server.registry))
+
+    @api.get("/api/v1/models/{name}", response_model=ModelDetail, tags=tags, responses=ERRORS)
+    async def model(name: str, version: VersionQuery = None) -> Response:
+        """One model: manifest (input schema, labels, metrics), versions, aliases and card."""
+        return respond(domain.model_detail(server.registry, name, version))
+
+    @api.post("/api/v1/models/{name}/predict", response_model=PredictResponse, tags=tags,
+              responses=ERRORS)  # fmt: skip
+    async def predict(name: str, body: PredictRequest, request: Request,
+                      version: VersionQuery = None) -> Response:  # fmt: skip
+        """Predict a list of inputs (DNA strings, tabular rows as objects, base64 images)."""
+        raw = await request.body()
+        return respond(await server.predict(name, version, raw, _key(request)))
+
+    @api.post("/api/v1/models/{name}/predict-file", response_model=FileResponse, tags=tags,
+              responses={**ERRORS, 200: {"content": {"text/csv": {}}}})  # fmt: skip
+    async def predict_upload(
+        name: str, request: Request, file: Annotated[UploadFile, File()],
+        version: VersionQuery = None, accept: Annotated[str | None, Header()] = None,
+    ) -> Response:  # fmt: skip
+        """Score a FASTA/CSV/TSV/text file (gzip too) or one image; bad rows are reported."""
+        model = server.model(name, version, _key(request))
+        limit = server.settings.max_upload_bytes
+        if file.size is not None and file.size > limit:
+            raise RequestError(f"the upload is {file.size:,} bytes; the limit is {limit:,} "
+                               "(HELIXSERVE_MAX_UPLOAD_BYTES).", status=413)  # fmt: skip
+        as_csv = "text/csv" in (accept or "")
+        return respond(await predict_file(model, file.file, file.filename or "", as_csv))
+
+    @api.post("/api/v1/getdnaclassapi", tags=tags, response_class=Response,
+              responses={200: {"content": {"text/plain": {}}}, 422: {"content": {"text/plain": {}}},
+                         400: {"content": {"text/plain": {}}}})  # fmt: skip
+    async def seed(body: SeedRequest, request: Request) -> Response:
+        """The seed article's route: the class (0/1) of one DNA sequence, as plain text."""
+        return respond(await server.seed(await request.body(), _key(request)))
+
+
+def _oip(api: FastAPI, server: Server) -> None:
+    tags: list[str | Enum] = ["Open Inference Protocol v2"]
+    registry = server.registry
+
+    @api.get("/v2", response_model=ServerMetadata, tags=tags)
+    async def server_metadata() -> dict[str, Any]:
+        return oip.server_metadata()
+
+    @api.get("/v2/health/live", tags=tags)
+    async def live() -> dict[str, bool]:
+        return {"live": True}
+
+    @api.get("/v2/health/ready", tags=tags, responses={503: {"model": dict[str, bool]}})
+    async def ready() -> Response:
+        return respond(json_reply({"ready": registry.ready}, 200 if registry.ready else 503))
+
+    async def metadata(name: str, version: str | None = None) -> dict[str, Any]:
+        return oip.model_metadata(registry.entry(name), registry.resolve(name, version))
+
+    async def model_ready(name: str, version: str | None = None) -> dict[str, Any]:
+        model = registry.resolve(name, version)
+        return {"name": model.name, "version": str(model.version), "ready": True}
+
+    async def infer(name: str, body: InferRequestBody, request: Request,
+                    version: str | None = None) -> Response:  # fmt: skip
+        raw = await request.body()
+        length = request.headers.get("inference-header-content-length")
+        return respond(await server.infer(name, version, raw, length, _key(request)))
+
+    for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
+        api.get(prefix, response_model=ModelMetadata, tags=tags, responses=OIP_ERRORS)(metadata)
+        api.get(prefix + "/ready", tags=tags, responses=OIP_ERRORS)(model_ready)
+        api.post(prefix + "/infer", response_model=InferResponse, tags=tags,
+                 responses=OIP_ERRORS)(infer)  # fmt: skip

@@ -1,0 +1,174 @@
+"""One server's state and the logic of every route, independent of the web framework.
+
+Contract:
+- :class:`Server` holds the settings, the store, the :class:`~helixserve.serving.registry.Registry`
+  of loaded models, the metrics and the API keys. :meth:`Server.start` loads every model (a store
+  that cannot be read leaves the server up but not ready; ``/readyz`` says why), starts store
+  polling every ``reload_interval_s`` and the gRPC server; :meth:`Server.stop` undoes that.
+- The route methods (``predict``, ``seed``, ``infer``, ...) take raw request parts (body bytes,
+  key) and return a :class:`~helixserve.serving.problems.Reply`, raising typed errors that the
+  caller turns into problem+json. The raw-ASGI fast path and the FastAPI routes call the same
+  methods, so both answer byte for byte alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import grpc
+
+from helixserve.errors import (
+    AuthError,
+    InputError,
+    ModelNotFound,
+    RequestError,
+    ServiceUnavailable,
+)
+from helixserve.runtime.batcher import BatchPolicy
+from helixserve.serving import domain, oip, oip_rest
+from helixserve.serving.auth import KeyRing
+from helixserve.serving.grpc_server import build_server
+from helixserve.serving.metrics import Metrics
+from helixserve.serving.problems import Reply, json_reply
+from helixserve.serving.registry import LoadedModel, Registry
+from helixserve.settings import Settings
+from helixserve.store.configured import store_from_settings
+from helixserve.store.store import ModelStore
+
+log = logging.getLogger("helixserve.server")
+
+
+class Server:
+    """State and route logic of one server process; see the module contract."""
+
+    def __init__(self, settings: Settings, store: ModelStore | None = None) -> None:
+        self.settings = settings
+        self.store = store or store_from_settings(settings)
+        self.metrics = Metrics()
+        self.keys = KeyRing(settings.api_keys)
+        self.registry = Registry(
+            self.store, policy=self.policy_for, observer=self.metrics.observer,  # type: ignore[arg-type]
+            intra_op_threads=settings.intra_op_threads,
+        )  # fmt: skip
+        self.grpc: grpc.aio.Server | None = None
+        self._poller: asyncio.Task[None] | None = None
+
+    def policy_for(self, name: str) -> BatchPolicy:
+        s = self.settings
+        override = s.batch_policies.get(name)
+        base = BatchPolicy(s.batch_max_size, s.batch_max_wait_ms, s.batch_max_queue,
+                           s.request_timeout_s)  # fmt: skip
+        if override is None:
+            return base
+        return BatchPolicy(**{**base.__dict__, **override.model_dump(exclude_none=True)})
+
+    # --- life cycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.registry.load()
+        if self.settings.reload_interval_s > 0:
+            self._poller = asyncio.create_task(self._poll(self.settings.reload_interval_s))
+        if self.settings.grpc_port:
+            self.grpc = build_server(self.registry, self.keys, self.settings.host,
+                                     self.settings.grpc_port)  # fmt: skip
+            await self.grpc.start()
+        log.info("serving %d model(s) from %s", len(self.registry.names()), self.store.uri)
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        if self.grpc is not None:
+            await self.grpc.stop(grace=2)
+        self.registry.close()
+
+    async def _poll(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.registry.load()
+            except Exception:  # keep polling whatever happens; the error is logged
+                log.exception("store polling failed")
+
+    # --- operations -----------------------------------------------------------------------------
+
+    def readiness(self) -> Reply:
+        r = self.registry
+        body: dict[str, Any] = {
+            "models": len(r.names()), "store": r.store_error or "ok",
+            "loaded_at": r.snapshot.loaded_at.isoformat() if r.snapshot.loaded_at else None,
+        }  # fmt: skip
+        if r.load_errors:
+            body["load_errors"] = r.load_errors
+        if not r.ready:
+            reason = r.store_error or "no model could be loaded from the store " + self.store.uri
+            return json_reply({"status": "not ready", "reason": reason, **body}, status=503)
+        return json_reply({"status": "degraded" if r.store_error else "ready", **body})
+
+    async def reload(self, key: str | None) -> Reply:
+        self.keys.check(key, "admin")
+        await self.registry.load()
+        r = self.registry
+        models = {n: sorted(r.entry(n).versions) for n in r.names()}
+        return json_reply(
+            {"models": models, "store": r.store_error or "ok", "load_errors": r.load_errors}
+        )
+
+    # --- prediction routes ----------------------------------------------------------------------
+
+    def model(self, name: str, version: str | None, key: str | None) -> LoadedModel:
+        self.keys.check(key, "predict")
+        return self.registry.resolve(name, version)
+
+    async def predict(self, name: str, version: str | None, body: bytes, key: str | None) -> Reply:
+        model = self.model(name, version, key)
+        return _stamp(await domain.predict_json(model, body), model)
+
+    async def seed(self, body: bytes, key: str | None) -> Reply:
+        model = self.model(self.settings.default_dna_model, None, key)
+        return _stamp(await domain.seed_dna_class(model, body), model)
+
+    async def infer(
+        self, name: str, version: str | None, body: bytes, header_length: str | None,
+        key: str | None,
+    ) -> Reply:  # fmt: skip
+        model = self.model(name, version, key)
+        request = oip_rest.parse_infer_request(body, header_length)
+        outputs = await oip.infer(model, request.inputs, request.outputs)
+        data, json_length = oip_rest.render_infer_response(
+            model.name, model.version, request, outputs
+        )
+        reply = Reply(200, data)
+        if json_length is not None:
+            reply.content_type = b"application/octet-stream"
+            reply.headers.append((b"inference-header-content-length", str(json_length).encode()))
+        return _stamp(reply, model)
+
+
+def _stamp(reply: Reply, model: LoadedModel) -> Reply:
+    reply.model, reply.version = model.name, str(model.version)
+    return reply
+
+
+def oip_error_reply(err: BaseException) -> Reply | None:
+    """OIP routes answer ``{"error": ...}`` for 4xx/503; ``None`` for anything else."""
+    status = _OIP_STATUS.get(type(err)) or next(
+        (code for kind, code in _OIP_STATUS.items() if isinstance(err, kind)), None
+    )
+    if status is None:
+        return None
+    status = getattr(err, "status", status)
+    reply = json_reply({"error": str(err)}, status=status)
+    if isinstance(err, ServiceUnavailable):
+        reply.headers.append((b"retry-after", str(err.retry_after).encode()))
+    return reply
+
+
+_OIP_STATUS: dict[type[BaseException], int] = {
+    oip.OipError: 400, RequestError: 400, ModelNotFound: 404, AuthError: 401,
+    ServiceUnavailable: 503, InputError: 400,
+}  # fmt: skip
