@@ -48,9 +48,7 @@ def test_help_lists_every_design_command() -> None:
 @pytest.mark.parametrize(
     ("args", "issue", "layer"),
     [
-        (["serve", "--port", "9000"], 5, "the serving layer"),
         (["predict", "m", "in.csv"], 7, "batch scoring"),
-        (["quickstart"], 5, "the zoo and the serving layer"),
         (["bench"], 5, "the serving benchmarks"),
     ],
 )

@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from helixserve import __version__
 from helixserve.cli.models import models_app
+from helixserve.cli.serve import ZOO_STORE, keys_app, serve
 from helixserve.cli.train import train
 from helixserve.cli.validate import validate
 from helixserve.cli.zoo import zoo_app
@@ -37,6 +38,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(zoo_app, name="zoo")
 app.command(help=validate.__doc__)(validate)
 app.command(help=train.__doc__)(train)
+app.command(help=serve.__doc__)(serve)
+app.add_typer(keys_app, name="keys")
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -64,21 +67,18 @@ def _not_yet(command: str, issue: int, layer: str) -> NoReturn:
 
 
 @app.command(context_settings=_PASS_THROUGH)
-def serve() -> None:
-    """Serve the store's models: REST, OIP v2, gRPC, web UI. [yellow](Not yet: issue #5.)[/]"""
-    _not_yet("serve", 5, "the serving layer")
-
-
-@app.command(context_settings=_PASS_THROUGH)
 def predict() -> None:
     """Score a big CSV/TSV/FASTA/Parquet file, resumably. [yellow](Not yet: issue #7.)[/]"""
     _not_yet("predict", 7, "batch scoring")
 
 
-@app.command(context_settings=_PASS_THROUGH)
-def quickstart() -> None:
-    """Install the pretrained zoo and serve it. [yellow](Not yet: issues #4, #5.)[/]"""
-    _not_yet("quickstart", 5, "the zoo and the serving layer")
+@app.command()
+def quickstart(
+    port: int = typer.Option(8000, help="HTTP port."),
+    grpc_port: int = typer.Option(8001, help="gRPC port (0: off)."),
+) -> None:
+    """Serve the pretrained models shipped in the package (no training, no download)."""
+    serve(store=str(ZOO_STORE), port=port, grpc_port=grpc_port, reload_interval=0)
 
 
 @app.command(context_settings=_PASS_THROUGH)

@@ -35,7 +35,7 @@ from helixserve.inputs.sequence import (
     SequenceSchema,
     validate_sequence,
 )
-from helixserve.inputs.table import ColumnSpec, TableRow, read_table
+from helixserve.inputs.table import ID_COLUMNS, ColumnSpec, TableRow, read_table
 from helixserve.inputs.textio import (
     Line,
     Source,
@@ -49,7 +49,6 @@ from helixserve.inputs.textio import (
 
 Format = Literal["auto", "fasta", "csv", "tsv", "text"]
 SEQUENCE_COLUMNS = ("sequence", "seq", "dnasequence", "dna_sequence", "dna", "rna", "utr")
-ID_COLUMNS = ("id", "name", "seq_id", "sequence_id", "record_id", "identifier", "header")
 FASTA_EXTENSIONS = (".fa", ".fasta", ".fna", ".ffn", ".fas")
 _NUCLEOTIDES = frozenset("ACGTUNacgtun")
 ReadItem = Record | BadRecord

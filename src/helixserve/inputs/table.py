@@ -198,6 +198,7 @@ def _preview(names: list[str], limit: int = 6) -> str:
     return shown + (f", ... ({len(names):,} columns)" if len(names) > limit else "")
 
 
+ID_COLUMNS = ("id", "name", "seq_id", "sequence_id", "record_id", "identifier", "header")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 

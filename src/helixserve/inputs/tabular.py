@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from helixserve.errors import InputError, InvalidFile, InvalidRow
 from helixserve.inputs.records import BadRecord, bad_record
-from helixserve.inputs.table import ColumnSpec, TableRow, read_table
+from helixserve.inputs.table import ID_COLUMNS, ColumnSpec, TableRow, read_table
 from helixserve.inputs.textio import Source, check_head, iter_lines, opened, source_name
 
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -241,7 +241,8 @@ def _columns(schema: TabularSchema, id_col: str | None) -> Callable[[list[str]],
                 f"the file has no column {', '.join(repr(m) for m in missing)}; its header "
                 f"has: {', '.join(names)[:300]}. This model needs: {', '.join(schema.names())}."
             )
-        ident = None
+        features = {f.lower() for f in schema.names()}
+        ident = next((lowered[c] for c in ID_COLUMNS if c in lowered and c not in features), None)
         if id_col is not None:
             ident = lowered.get(id_col.strip().lower())
             if ident is None:

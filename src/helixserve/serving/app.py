@@ -202,7 +202,10 @@ async def _forward(api: ASGIApp, scope: Scope, receive: Receive, send: Send, rid
             message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
         await send(message)
 
-    await api(scope, receive, sending)
+    try:
+        await api(scope, receive, sending)
+    except Exception:  # already answered (opaque 500) and logged by the app's error handler
+        return 500
     return status
 
 

@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 import helixserve
-from helixserve.errors import RequestError
+from helixserve.errors import HelixError, RequestError
 from helixserve.serving import domain, oip
 from helixserve.serving.auth import key_from_headers
 from helixserve.serving.files import predict_file
@@ -105,6 +105,10 @@ def _errors(api: FastAPI) -> None:
         message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
         return respond(problem(400, "bad-request", "Bad request", message,
                                instance=request.url.path, request_id=_rid(request)))  # fmt: skip
+
+    @api.exception_handler(HelixError)
+    async def domain_error(request: Request, err: HelixError) -> Response:
+        return await any_error(request, err)
 
     @api.exception_handler(Exception)
     async def any_error(request: Request, err: Exception) -> Response:

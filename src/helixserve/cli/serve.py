@@ -1,0 +1,103 @@
+"""``helixserve serve`` and ``helixserve keys new``.
+
+Contract:
+- ``serve`` starts the HTTP server (uvicorn; domain API, OIP v2 REST, docs, metrics) and the gRPC
+  server in each of ``--workers`` processes. Options override the matching ``HELIXSERVE_*``
+  settings and are passed to the worker processes through the environment. With more than one
+  worker, Prometheus metrics are shared through a temporary folder, and each worker polls the
+  store (``--reload-interval``), so a moved alias reaches all of them.
+- Logs: JSON access lines (one per request) on stdout, everything else on stderr.
+- ``keys new --scope predict|admin`` prints a new random API key and the hashed entry to add to
+  ``HELIXSERVE_API_KEYS``; the key itself is shown once and stored nowhere.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+
+from helixserve.errors import HelixError
+from helixserve.serving.auth import new_key
+from helixserve.settings import load_settings
+from helixserve.store.configured import store_from_settings
+
+ZOO_STORE = Path(__file__).resolve().parents[1] / "zoo" / "store"
+keys_app = typer.Typer(help="Make API keys (stored hashed in HELIXSERVE_API_KEYS).")
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging: our JSON access lines to stdout, other logs to stderr."""
+    plain = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    return {
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"plain": plain, "raw": {"format": "%(message)s"}},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "plain",
+                       "stream": "ext://sys.stderr"},
+            "access": {"class": "logging.StreamHandler", "formatter": "raw",
+                       "stream": "ext://sys.stdout"},
+        },
+        "loggers": {
+            "helixserve": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            "helixserve.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+            "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+        },
+    }  # fmt: skip
+
+
+def serve(
+    store: Annotated[str | None, typer.Option(help="Store folder or URI.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default 8000).")] = None,
+    grpc_port: Annotated[int | None, typer.Option(help="gRPC port (default 8001; 0: off).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Server processes (default 1).")] = None,
+    reload_interval: Annotated[
+        float | None, typer.Option(help="Seconds between store polls (0: off).")
+    ] = None,
+) -> None:
+    """Serve every model in the store: REST API, Open Inference Protocol v2 (REST + gRPC)."""
+    given = {"STORE": store, "HOST": host, "PORT": port, "GRPC_PORT": grpc_port,
+             "WORKERS": workers, "RELOAD_INTERVAL_S": reload_interval}  # fmt: skip
+    for name, value in given.items():
+        if value is not None:
+            os.environ[f"HELIXSERVE_{name}"] = str(value)
+    settings = load_settings()
+    store_from_settings(settings)  # a bad store URI fails here, with a clear message
+    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="helixserve-metrics-")
+    typer.echo(
+        f"helixserve: http://{settings.host}:{settings.port} (docs /docs), gRPC "
+        f"{settings.host}:{settings.grpc_port if settings.grpc_port else 'off'}, "
+        f"store {settings.store}",
+        err=True,
+    )
+    try:
+        uvicorn.run(
+            "helixserve.serving.app:create_app", factory=True, host=settings.host,
+            port=settings.port, workers=settings.workers, log_config=log_config(settings.log_level),
+            access_log=False, server_header=False, loop="uvloop", http="httptools",
+        )  # fmt: skip
+    except OSError as err:
+        raise HelixError(f"cannot serve on {settings.host}:{settings.port}: {err}") from None
+
+
+@keys_app.command("new")
+def keys_new(
+    scope: Annotated[str, typer.Option(help="predict or admin.")] = "predict",
+) -> None:
+    """Print a new API key and the hashed entry for HELIXSERVE_API_KEYS."""
+    if scope not in ("predict", "admin"):
+        raise HelixError(f"--scope must be predict or admin, got {scope!r}.")
+    key, entry = new_key("admin" if scope == "admin" else "predict")
+    typer.echo(f"key:   {key}\nentry: {entry}")
+    typer.echo(
+        "Give the key to the client (send it as 'Authorization: Bearer <key>'); add the entry "
+        "to HELIXSERVE_API_KEYS (comma-separated). The key is not stored anywhere.",
+        err=True,
+    )
