@@ -178,7 +178,8 @@ def test_predict_file_reports_bad_records_and_predicts_the_rest(client: httpx.Cl
 
 def test_predict_file_as_csv(client: httpx.Client) -> None:
     reply = client.post(
-        "/api/v1/models/primer-binding/predict-file", files={"file": ("p.fasta", FASTA)},
+        "/api/v1/models/primer-binding/predict-file",
+        files={"file": ("p.fasta", FASTA)},
         headers={"accept": "text/csv"},
     )
     assert reply.headers["content-type"] == "text/csv; charset=utf-8"

@@ -44,6 +44,12 @@ PORT_NAMES = (
 class S3Server:
     endpoint: str
     port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        """Stop the server now (to test an outage); the context exit is then a no-op."""
+        if self.process is not None:
+            _stop(self.process)
 
 
 def weed_binary() -> str:
@@ -119,7 +125,7 @@ def seaweedfs(folder: Path) -> Iterator[S3Server]:
     endpoint = f"http://127.0.0.1:{ports['s3']}"
     try:
         _wait_ready(endpoint, process, log)
-        yield S3Server(endpoint, ports["s3"])
+        yield S3Server(endpoint, ports["s3"], process)
     finally:
         _stop(process)
         for port in ports.values():

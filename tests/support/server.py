@@ -39,10 +39,9 @@ class Running:
 def running(store: str | Path, tmp: Path, **settings: Any) -> Iterator[Running]:
     """Serve ``store`` until the block ends; settings override the defaults (no polling)."""
     port, grpc_port = free_port(), free_port()
-    chosen = Settings(
-        store=str(store), port=port, grpc_port=grpc_port, cache_dir=str(tmp / "cache"),
-        reload_interval_s=0, access_log=True, **settings,
-    )  # fmt: skip
+    values = {"store": str(store), "port": port, "grpc_port": grpc_port,
+              "cache_dir": str(tmp / "cache"), "reload_interval_s": 0, **settings}  # fmt: skip
+    chosen = Settings(**values)
     app = create_app(chosen)
     assert isinstance(app, HelixApp)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

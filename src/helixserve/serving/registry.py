@@ -8,9 +8,10 @@ Contract:
   requests in flight finish on the objects they started with and a moved alias takes effect for
   the next request — nothing is dropped. Versions gone from the store are closed after a grace
   period longer than the request timeout.
-- If the store cannot be read, the registry keeps the snapshot it has and records why in
-  :attr:`Registry.store_error` (``/readyz`` reports it). A version that fails to load is skipped and
-  reported in :attr:`Registry.load_errors`; the others are served.
+- If the store cannot be read — or suddenly lists no models at all — the registry keeps the
+  snapshot it has and records why in :attr:`Registry.store_error` (``/readyz`` reports it).
+  A version that fails to load is skipped and reported in :attr:`Registry.load_errors`; the
+  others are served.
 - :meth:`Registry.resolve` maps ``(name, version)`` to a loaded model: ``version`` may be ``None``
   (the ``production`` alias if set, else the latest version), a number, or an alias name; unknown
   ones raise :class:`~helixserve.errors.ModelNotFound` listing what is served.
@@ -136,7 +137,14 @@ class Registry:
         current = self.snapshot.models
         models: dict[str, ModelEntry] = {}
         errors: dict[str, str] = {}
-        for name in self.store.list_models():
+        names = self.store.list_models()
+        if not names and current:
+            raise StoreError(
+                f"the store {self.store.uri} lists no models now; keeping the "
+                f"{len(current)} loaded (a store that empties at once is more likely unmounted or "
+                "misconfigured than cleared). Restart the server to serve an empty store."
+            )
+        for name in names:
             aliases = self.store.aliases(name)
             loaded: dict[int, LoadedModel] = {}
             for version in self.store.versions(name):
