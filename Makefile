@@ -10,7 +10,7 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(BIN)/python -m pip
 PIP_INSTALL := $(PIP) install --disable-pip-version-check -q -c $(CONSTRAINTS)
 
-.PHONY: run test lint typecheck pytest install-base install-all lock clean help bench zoo
+.PHONY: run test lint typecheck pytest install-base install-all lock clean help bench zoo proto
 
 help:
 	@echo "make run   - install the serving package into .venv and start helixserve"
@@ -32,15 +32,11 @@ $(VENV)/.all-installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 install-base: $(VENV)/.base-installed
 install-all: $(VENV)/.all-installed
 
-# Until the serving layer lands (issue #5) there is no server to start: `make run` shows the CLI,
-# the pretrained models shipped in the package, and checks the packaged example FASTA file against
-# the primer-binding model's input rule.
-PKG = $$($(BIN)/python -c "import helixserve, pathlib; print(pathlib.Path(helixserve.__file__).parent)")
+# Serve the pretrained models shipped in the package: http://127.0.0.1:8000 (API docs at /docs),
+# gRPC on 127.0.0.1:8001. No training, no torch, nothing downloaded. Ctrl+C stops it.
 run: install-base
-	$(BIN)/helixserve --version
-	$(BIN)/helixserve --help
-	$(BIN)/helixserve models list --store $(PKG)/zoo/store
-	$(BIN)/helixserve validate $(PKG)/examples/primers.fasta --length 50
+	$(BIN)/helixserve models list --store "$$($(BIN)/python -c "from helixserve.cli.serve import ZOO_STORE; print(ZOO_STORE)")"
+	$(BIN)/helixserve quickstart
 
 lint: install-all
 	$(BIN)/ruff check src tests benchmarks
@@ -74,3 +70,13 @@ zoo: install-all
 # Benchmarks (not part of make test): speed figures, ratios measured in one run.
 bench: install-all
 	$(BIN)/python -m benchmarks.bench_store_runtime
+
+# Recompile the Open Inference Protocol descriptor after editing the .proto (grpcio-tools in a
+# throw-away venv: it is a build tool, not a dependency).
+PROTO_DIR := src/helixserve/serving/proto
+proto:
+	rm -rf .venv-proto
+	$(PYTHON) -m venv .venv-proto
+	.venv-proto/bin/python -m pip install --disable-pip-version-check -q "grpcio-tools==1.78.2" "protobuf==6.33.6"
+	.venv-proto/bin/python -m grpc_tools.protoc -I$(PROTO_DIR) --descriptor_set_out=$(PROTO_DIR)/grpc_predict_v2.pb $(PROTO_DIR)/grpc_predict_v2.proto
+	rm -rf .venv-proto
