@@ -10,7 +10,7 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(BIN)/python -m pip
 PIP_INSTALL := $(PIP) install --disable-pip-version-check -q -c $(CONSTRAINTS)
 
-.PHONY: run test lint typecheck pytest install-base install-all lock clean help bench zoo proto
+.PHONY: run test lint typecheck pytest install-base install-all lock clean help bench bench-serving zoo proto
 
 help:
 	@echo "make run   - install the serving package into .venv and start helixserve"
@@ -70,6 +70,11 @@ zoo: install-all
 # Benchmarks (not part of make test): speed figures, ratios measured in one run.
 bench: install-all
 	$(BIN)/python -m benchmarks.bench_store_runtime
+	$(BIN)/python -m benchmarks.bench_serving
+
+# Only the serving benchmark (needs wrk and h2load: apt-get install wrk nghttp2-client).
+bench-serving: install-all
+	$(BIN)/python -m benchmarks.bench_serving
 
 # Recompile the Open Inference Protocol descriptor after editing the .proto (grpcio-tools in a
 # throw-away venv: it is a build tool, not a dependency).

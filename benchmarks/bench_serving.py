@@ -1,0 +1,331 @@
+"""Benchmark: helixserve's HTTP and gRPC serving against a seed-style baseline and a null server.
+
+Run with ``make bench-serving`` (or ``python -m benchmarks.bench_serving``). Load comes from C
+load generators so the client's own CPU stays small: ``wrk`` (HTTP/1.1, a Lua script posts the
+JSON body) and ``h2load`` (HTTP/2; it posts a framed gRPC ``ModelInfer`` message). Targets, each
+on its own loopback port, measured interleaved per concurrency level so machine drift hits all
+alike; single-sequence requests to the U1 model (``primer-binding`` from the zoo):
+
+(a) helixserve domain API ``POST /api/v1/models/primer-binding/predict`` (2 worker processes),
+(b) helixserve OIP v2 REST ``POST /v2/models/primer-binding/infer`` (same server),
+(c) helixserve OIP v2 gRPC ``ModelInfer`` (same server),
+(d) a Flask app that validates, one-hot encodes and calls the same ONNX model once per request,
+    under gunicorn with 2 sync workers (:mod:`benchmarks.baselines`),
+(e) a null ASGI app on uvicorn with 2 workers answering a constant JSON (the ceiling).
+
+Every helixserve run is checked: the items the server's metrics counted must equal the requests
+the load generator saw succeed (a gRPC error would otherwise hide behind HTTP 200).
+
+The heavy part: the Cuperus et al. CNN (random weights; 17.7 M multiply-adds per sequence) served
+by one worker with 2 ONNX Runtime threads, requests/s at concurrency 64 vs the model-only
+throughput of the same ONNX session (2 threads) at the batch size the batcher forms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from benchmarks.bench_store_runtime import CuperusCNN, export, publish, random_sequences
+from helixserve.cli.serve import ZOO_STORE
+from helixserve.inputs.sequence import SequenceSchema
+from helixserve.runtime import Predictor
+from helixserve.serving.grpc_server import MESSAGES
+from helixserve.store import ModelStore, OutputSchema
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SEQ = "CGACCGAACTCCACGTACGTACGTACGTACGTACGTACGTACGTACGTAC"
+DOMAIN_BODY = json.dumps({"inputs": [SEQ]})
+OIP_BODY = json.dumps({"inputs": [{"name": "sequence", "shape": [1], "datatype": "BYTES",
+                                   "data": [SEQ]}]})  # fmt: skip
+
+
+@dataclass
+class Result:
+    target: str
+    concurrency: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    failed: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server for {url} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, cwd=ROOT,
+        )  # fmt: skip
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def helixserve(store: Path, port: int, grpc_port: int, workers: int, threads: int, log: Path,
+               extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
+    env = {"HELIXSERVE_ACCESS_LOG": "false", "HELIXSERVE_INTRA_OP_THREADS": str(threads),
+           "HELIXSERVE_CACHE_DIR": str(log.parent / "cache"), **(extra or {})}  # fmt: skip
+    command = [str(BIN / "helixserve"), "serve", "--store", str(store), "--port", str(port),
+               "--grpc-port", str(grpc_port), "--workers", str(workers),
+               "--reload-interval", "0"]  # fmt: skip
+    process = start(command, env, log)
+    wait_http(f"http://127.0.0.1:{port}/readyz", process)
+    return process
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
+    if match is None:
+        raise ValueError(f"unexpected latency {text!r} in the load generator's output")
+    number, unit = match.groups()
+    return float(number) * _UNITS[unit]
+
+
+def run_wrk(target: str, url: str, body: str, concurrency: int, seconds: float,
+            scratch: Path) -> Result:  # fmt: skip
+    script = scratch / "post.lua"
+    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                      f"wrk.body = {json.dumps(body)}\n")  # fmt: skip
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{round(seconds)}s", "--latency", "-s", str(script),
+         url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    failed = (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)
+    return Result(target, concurrency, rps, p50, p99, failed)
+
+
+def grpc_body() -> bytes:
+    request = MESSAGES["ModelInferRequest"](model_name="primer-binding")
+    request.inputs.add(name="sequence", datatype="BYTES", shape=[1])
+    request.raw_input_contents.append(len(SEQ).to_bytes(4, "little") + SEQ.encode())
+    payload = request.SerializeToString()
+    data: bytes = b"\x00" + len(payload).to_bytes(4, "big") + payload
+    return data
+
+
+def run_h2load(target: str, address: str, concurrency: int, seconds: float,
+               scratch: Path) -> Result:  # fmt: skip
+    body, log = scratch / "grpc.bin", scratch / "h2load.log"
+    body.write_bytes(grpc_body())
+    out = subprocess.run(
+        ["h2load", "-t1", f"-c{concurrency}", "-m1", f"-D{round(seconds)}", "--log-file", str(log),
+         "-d", str(body), "-H", "content-type: application/grpc", "-H", "te: trailers",
+         f"http://{address}/inference.GRPCInferenceService/ModelInfer"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rows = [line.split("\t") for line in log.read_text().splitlines() if line.strip()]
+    durations = sorted(int(r[2]) / 1000 for r in rows if r[1] == "200")
+    failed = sum(r[1] != "200" for r in rows)
+    found = re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", out)
+    if found is None:
+        raise RuntimeError(f"h2load printed no request rate:\n{out}")
+    rps = float(found.group(1))
+    return Result(target, concurrency, rps, statistics.median(durations),
+                  durations[int(len(durations) * 0.99) - 1], failed)  # fmt: skip
+
+
+def items_counted(url: str, model: str) -> float:
+    text = httpx.get(url + "/metrics", timeout=10).text
+    pattern = rf'^helixserve_items_total\{{model="{model}",version="\d+"\}} ([\d.e+]+)$'
+    return sum(float(m) for m in re.findall(pattern, text, re.MULTILINE))
+
+
+def checked(result: Result, url: str, model: str, before: float, seconds: float) -> Result:
+    counted = items_counted(url, model) - before
+    expected = result.rps * seconds
+    if abs(counted - expected) > max(0.02 * expected, 50):
+        raise RuntimeError(f"{result.target}: the server predicted {counted:.0f} items but the "
+                           f"load generator reports about {expected:.0f} requests")  # fmt: skip
+    return result
+
+
+def light(concurrencies: list[int], seconds: float, scratch: Path) -> list[Result]:
+    """Targets (a)-(e), interleaved per concurrency level."""
+    ports = {name: free_port() for name in ("hs", "grpc", "flask", "null")}
+    model = ZOO_STORE / "primer-binding" / "versions" / "1" / "model.onnx"
+    procs = [
+        helixserve(ZOO_STORE, ports["hs"], ports["grpc"], 2, 1, scratch / "hs.log"),
+        start([str(BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{ports['flask']}",
+               "--log-level", "warning", "benchmarks.baselines:flask_app"],
+              {"HELIX_BENCH_MODEL": str(model)}, scratch / "flask.log"),
+        start([str(BIN / "uvicorn"), "benchmarks.baselines:null_app", "--workers", "2",
+               "--port", str(ports["null"]), "--log-level", "warning", "--no-access-log"],
+              {}, scratch / "null.log"),
+    ]  # fmt: skip
+    hs = f"http://127.0.0.1:{ports['hs']}"
+    flask = f"http://127.0.0.1:{ports['flask']}/api/v1/models/primer-binding/predict"
+    try:
+        wait_http(flask.replace("/predict", ""), procs[1])
+        wait_http(f"http://127.0.0.1:{ports['null']}/", procs[2])
+        results = []
+        for c in concurrencies:
+            for name, run in _light_targets(hs, ports, flask, c, seconds, scratch):
+                before = items_counted(hs, "primer-binding") if name.startswith("(a)") or \
+                    name.startswith(("(b)", "(c)")) else 0.0  # fmt: skip
+                result = run()
+                if name.startswith(("(a)", "(b)", "(c)")):
+                    result = checked(result, hs, "primer-binding", before, seconds)
+                print(_line(result), flush=True)
+                results.append(result)
+        return results
+    finally:
+        for p in procs:
+            stop(p)
+
+
+def _light_targets(hs: str, ports: dict[str, int], flask: str, c: int, seconds: float,
+                   scratch: Path) -> list[tuple[str, Callable[[], Result]]]:  # fmt: skip
+    grpc = f"127.0.0.1:{ports['grpc']}"
+    null = f"http://127.0.0.1:{ports['null']}/"
+    return [
+        ("(e) null ASGI", lambda: run_wrk("(e) null ASGI (uvicorn, 2 workers)", null,
+                                          DOMAIN_BODY, c, seconds, scratch)),
+        ("(d) flask", lambda: run_wrk("(d) Flask + gunicorn, 2 sync workers", flask,
+                                      DOMAIN_BODY, c, seconds, scratch)),
+        ("(a) domain", lambda: run_wrk("(a) helixserve domain API", hs +
+                                       "/api/v1/models/primer-binding/predict", DOMAIN_BODY, c,
+                                       seconds, scratch)),
+        ("(b) oip rest", lambda: run_wrk("(b) helixserve OIP v2 REST", hs +
+                                         "/v2/models/primer-binding/infer", OIP_BODY, c, seconds,
+                                         scratch)),
+        ("(c) grpc", lambda: run_h2load("(c) helixserve OIP v2 gRPC", grpc, c, seconds, scratch)),
+    ]  # fmt: skip
+
+
+def _line(r: Result) -> str:
+    return (f"{r.target:<40} c={r.concurrency:<3} {r.rps:>9.0f} req/s  p50 {r.p50_ms:7.2f} ms  "
+            f"p99 {r.p99_ms:7.2f} ms  failed {r.failed}")  # fmt: skip
+
+
+def heavy(seconds: float, scratch: Path) -> dict[str, float]:
+    """The Cuperus CNN: served requests/s at c=64 vs model-only throughput (2 threads)."""
+    store = ModelStore.open(str(scratch / "heavy-store"), cache_dir=scratch / "heavy-cache")
+    schema = SequenceSchema(length=50, flank_left="ACGTACGTAC", flank_right="GTACGTACGT")
+    publish(store, "cuperus", export(CuperusCNN(), 70, "value"), schema, "regression",
+            OutputSchema())  # fmt: skip
+    predictor = Predictor(store.pull("cuperus"), intra_op_threads=2)
+    batch = predictor.encode(random_sequences(64, 50))
+    predictor.run(batch)
+    runs = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(10):
+            predictor.run(batch)
+        runs.append(640 / (time.perf_counter() - started))
+    model_only = statistics.median(runs)
+    port, grpc_port = free_port(), free_port()
+    proc = helixserve(scratch / "heavy-store", port, grpc_port, 1, 2, scratch / "heavy.log",
+                      {"HELIXSERVE_BATCH_MAX_SIZE": "64"})  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        body = json.dumps({"inputs": [random_sequences(1, 50, seed=1)[0]]})
+        run_wrk("warm-up", url + "/api/v1/models/cuperus/predict", body, 64, 2, scratch)
+        before = items_counted(url, "cuperus")
+        served = run_wrk("cuperus CNN, helixserve domain API", url +
+                         "/api/v1/models/cuperus/predict", body, 64, seconds, scratch)  # fmt: skip
+        checked(served, url, "cuperus", before, seconds)
+        sizes = _mean_batch(url)
+    finally:
+        stop(proc)
+    print(_line(served), flush=True)
+    return {"model_only_seq_per_s": model_only, "served_rps_c64": served.rps,
+            "served_p99_ms": served.p99_ms, "ratio": served.rps / model_only,
+            "mean_batch": sizes}  # fmt: skip
+
+
+def _mean_batch(url: str) -> float:
+    text = httpx.get(url + "/metrics").text
+    sums = re.findall(r"helixserve_batch_size_sum\{[^}]*\} ([\d.e+]+)", text)
+    counts = re.findall(r"helixserve_batch_size_count\{[^}]*\} ([\d.e+]+)", text)
+    return sum(map(float, sums)) / sum(map(float, counts))
+
+
+def table(results: list[Result]) -> str:
+    ceiling = {r.concurrency: r.rps for r in results if r.target.startswith("(e)")}
+    flask = {r.concurrency: r.rps for r in results if r.target.startswith("(d)")}
+    lines = [
+        "| target | conc. | req/s | p50 ms | p99 ms | failed | x (d) | of (e) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(f"| {r.target} | {r.concurrency} | {r.rps:,.0f} | {r.p50_ms:.2f} | "
+                     f"{r.p99_ms:.2f} | {r.failed} | {r.rps / flask[r.concurrency]:.2f} | "
+                     f"{r.rps / ceiling[r.concurrency]:.0%} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", default="1,8,32,64")
+    parser.add_argument("--skip-heavy", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="helixserve-bench-") as tmp:
+        scratch = Path(tmp)
+        print(f"machine: {os.cpu_count()} CPUs; {os.uname().sysname} {os.uname().release}")
+        results = light([int(c) for c in args.concurrency.split(",")], args.seconds, scratch)
+        heavy_result = None if args.skip_heavy else heavy(args.seconds, scratch)
+    print("\n" + table(results))
+    if heavy_result:
+        print("\nheavy model (Cuperus CNN, 1 worker x 2 ONNX threads): " + ", ".join(
+            f"{k} {v:.3g}" for k, v in heavy_result.items()))  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps({"light": [asdict(r) for r in results],
+                                         "heavy": heavy_result}, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
