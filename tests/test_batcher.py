@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,27 @@ def test_model_failure_reaches_every_waiting_request(tmp_path: Path) -> None:
     model.run = broken  # type: ignore[method-assign,assignment]
     results = asyncio.run(submit_all(MicroBatcher(model), [[GC_50], [AT_50]]))
     assert [str(r) for r in results] == ["m@1 failed while running on a batch of 2: boom"] * 2
+
+
+@pytest.mark.parametrize(("inline_below_ms", "inline"), [(0.0, False), (1000.0, True)])
+def test_fast_batches_run_on_the_event_loop(tmp_path: Path, inline_below_ms: float,
+                                             inline: bool) -> None:  # fmt: skip
+    model = predictor(tmp_path)
+    threads: list[str] = []
+    real = model.predict_batch
+
+    def spy(items: list[object]) -> object:
+        threads.append(threading.current_thread().name)
+        return real(items)
+
+    model.predict_batch = spy  # type: ignore[method-assign,assignment]
+    batcher = MicroBatcher(model, BatchPolicy(inline_below_ms=inline_below_ms))
+
+    async def three_rounds() -> None:
+        for _ in range(3):
+            await batcher.submit([GC_50])
+
+    asyncio.run(three_rounds())
+    # the first batch always goes to the thread (its cost is unknown until measured)
+    assert threads[0].startswith("batch-m@1")
+    assert all((name == "MainThread") == inline for name in threads[1:])
