@@ -53,3 +53,15 @@ def test_tumor_wisconsin(zoo: ModelStore) -> None:
     assert isinstance(benign, Prediction) and benign.label == "benign"
     assert isinstance(malignant, Prediction) and malignant.label == "malignant"
     assert isinstance(missing, Prediction) and missing.label == "benign"
+
+
+def test_amr_resistance_scores_genes_and_documents_the_isolate_rule(zoo: ModelStore) -> None:
+    assert "production" in zoo.aliases("amr-resistance")
+    manifest = zoo.manifest("amr-resistance")
+    assert 0 < manifest.metrics["isolate_threshold"] < 1 and manifest.metrics["isolates"] == 30
+    card = (zoo.pull("amr-resistance").path / "card.md").read_text()
+    assert "## From genes to isolates" in card and "## Limits" in card
+    predictor = Predictor.from_store(zoo, "amr-resistance")
+    gene, bad = predictor.predict(["ATG" + "ACGT" * 300, "ACGZ"])
+    assert isinstance(gene, Prediction) and gene.probabilities is not None
+    assert isinstance(bad, ItemError)

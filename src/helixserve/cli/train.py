@@ -64,8 +64,22 @@ def train(
     group_col: Annotated[
         str | None, typer.Option(help="Keep each group (plate, site) in one part.")
     ] = None,
+    bag_col: Annotated[
+        str | None, typer.Option(help="dna-variable: column naming each sequence's bag (isolate).")
+    ] = None,
+    pool: Annotated[
+        str, typer.Option(help="dna-variable with --bag-col: max, noisy-or or lse.")
+    ] = "",
+    stride: Annotated[
+        int, typer.Option(help="dna-variable: k-mer conv stem of this stride (1: none).", min=1)
+    ] = 1,
     filter: Annotated[str | None, typer.Option(help="Keep rows like 't0>100'.")] = None,
-    arch: Annotated[str, typer.Option(help="dna-binary: cnn or lstm; tabular: rf or gb.")] = "",
+    arch: Annotated[
+        str,
+        typer.Option(
+            help="dna-binary: cnn or lstm; dna-variable: bilstm or cnn; tabular: rf or gb."
+        ),
+    ] = "",
     epochs: Annotated[int, typer.Option(help="Maximum epochs (neural recipes).", min=1)] = 60,
     test_fraction: Annotated[float, typer.Option(help="Held-out share (random split).")] = 0.2,
     seed: Annotated[int, typer.Option(help="Random seed (splits, weights, order).")] = 0,
@@ -111,6 +125,9 @@ def train(
         channels=channels,
         path_col=path_col,
         group_col=group_col,
+        bag_col=bag_col,
+        pool=pool,
+        stride=stride,
         filter=filter,
         arch=arch,
         epochs=epochs,

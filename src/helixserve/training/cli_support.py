@@ -69,6 +69,11 @@ class TrainOptions:
     channels: int = 1
     path_col: str = "path"
     group_col: str | None = None
+    bag_col: str | None = None
+    pool: str = ""
+    stride: int = 1
+    lr: float | None = None
+    patience: int | None = None
     filter: str | None = None
     arch: str = ""
     epochs: int = 60
@@ -83,11 +88,12 @@ class TrainOptions:
     label_names: str | None = None
     description: str | None = None
     card_text: str = ""
+    threads: int = TRAIN_THREADS
 
 
 def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> Outcome:
     """Train and publish; see the module contract."""
-    torch.set_num_threads(TRAIN_THREADS)  # fixed, so a seed gives the same model on any machine
+    torch.set_num_threads(options.threads)  # fixed, so a seed gives the same model anywhere
     if options.device not in ("cpu", "cuda"):
         raise HelixError(f"--device must be cpu or cuda, got {options.device!r}.")
     if options.device == "cuda" and not torch.cuda.is_available():
@@ -186,7 +192,7 @@ def _sequences(options: TrainOptions, recipe: Recipe) -> Dataset:
     return load_sequences(
         options.data, schema, target_col=options.target, labels_file=options.labels,
         sequence_col=options.sequence_col, id_col=options.id_col, split_col=options.split_col,
-        where=parse_filter(options.filter),
+        where=parse_filter(options.filter), group_col=options.bag_col or options.group_col,
     )  # fmt: skip
 
 
@@ -206,7 +212,15 @@ def _dna_regression(options: TrainOptions) -> tuple[Recipe, Dataset]:
 
 
 def _dna_variable(options: TrainOptions) -> tuple[Recipe, Dataset]:
-    recipe = DnaVariable(pad_to=options.pad_to, epochs=options.epochs, device=options.device)
+    if bool(options.pool) != bool(options.bag_col):
+        raise HelixError(
+            "multiple-instance training needs both --bag-col (the column naming each sequence's "
+            "bag, e.g. isolate_id) and --pool (max, noisy-or or lse)."
+        )
+    recipe = DnaVariable(pad_to=options.pad_to, stride=options.stride, pool=options.pool,
+                         arch=options.arch or "bilstm", epochs=options.epochs,
+                         lr=options.lr or 2e-3, patience=options.patience or 5,
+                         device=options.device)  # fmt: skip
     return recipe, _sequences(options, recipe)
 
 

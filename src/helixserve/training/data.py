@@ -13,6 +13,8 @@ Contract:
   ``train``/``T``, ``val``/``valid``/``V``, ``test``; with only T and V, V is the held-out test
   set and validation rows are drawn from T), or at random with a seed (stratified for
   classification). Training sees only the train part; early stopping only the validation part.
+  With groups (``group_col``: isolates, plates), no group is ever split across parts, also when
+  validation rows are carved out of a split column's train rows.
 - :class:`~helixserve.errors.HelixError` with a clear message for anything that makes training
   impossible: no usable record, a target column that is missing, too few examples of a class.
 """
@@ -101,11 +103,13 @@ def load_sequences(
     split_col: str | None = None,
     format: Format = "auto",
     where: Callable[[dict[str, str]], bool] | None = None,
+    group_col: str | None = None,
 ) -> Dataset:
     """Read, validate and label a sequence file; see the module contract.
 
     ``where`` keeps only records whose other columns pass it (e.g. reliable rows, ``t0 > 100``);
-    the others are counted in :attr:`Dataset.filtered_out`, not refused.
+    the others are counted in :attr:`Dataset.filtered_out`, not refused. ``group_col`` names
+    each record's group (an isolate's bag of genes), kept in :attr:`Dataset.groups`.
     """
     if (target_col is None) == (labels_file is None):
         raise HelixError("give the targets either as a column (--target) or a file (--labels).")
@@ -113,7 +117,7 @@ def load_sequences(
     items = validate_records(
         read_sequences(path, format=format, sequence_col=sequence_col, id_col=id_col), schema
     )
-    data = Dataset([], [], [], [] if split_col else None)
+    data = Dataset([], [], [], [] if split_col else None, groups=[] if group_col else None)
     for item in items:
         if isinstance(item, BadRecord):
             data.refused.append(item)
@@ -130,6 +134,8 @@ def load_sequences(
         data.ids.append(item.id or str(item.index))
         if data.split_labels is not None and split_col is not None:
             data.split_labels.append(_field(item.fields, split_col, path))
+        if data.groups is not None and group_col is not None:
+            data.groups.append(_field(item.fields, group_col, path))
     if labels is not None and len(labels) != len(data) + len(data.refused) + data.filtered_out:
         raise HelixError(
             f"the labels file {labels_file} has {len(labels):,} labels but {path} has "
@@ -314,7 +320,15 @@ def split(
 ) -> Split:
     """Train / validation / test indices; see the module contract."""
     if data.split_labels is not None:
-        return _checked(_split_from_labels(data.split_labels, seed, val_fraction))
+        return _checked(
+            _split_from_labels(
+                data.split_labels,
+                seed,
+                val_fraction,
+                data.groups,
+                data.targets if task != "regression" else None,
+            )
+        )
     if data.groups is not None:
         return _checked(_split_by_group(data.groups, seed, test_fraction, val_fraction))
     if not (0 < test_fraction < 1 and 0 < val_fraction < 1 - test_fraction):
@@ -370,7 +384,9 @@ def _split_by_group(groups: list[str], seed: int, test_fraction: float,
     return Split(index[~in_test & ~in_val], index[in_val], index[in_test])
 
 
-def _split_from_labels(labels: list[str], seed: int, val_fraction: float) -> Split:
+def _split_from_labels(labels: list[str], seed: int, val_fraction: float,
+                       groups: list[str] | None = None,
+                       targets: list[str] | None = None) -> Split:  # fmt: skip
     names = [SPLIT_NAMES.get(label.lower()) for label in labels]
     unknown = sorted({labels[i] for i, n in enumerate(names) if n is None})
     if unknown:
@@ -385,9 +401,29 @@ def _split_from_labels(labels: list[str], seed: int, val_fraction: float) -> Spl
         by["test"], by["val"] = by["val"], np.zeros(0, dtype=np.intp)
     if not by["test"].size:
         raise HelixError("the split column names no held-out rows; mark some 'test' (or 'V').")
-    if not by["val"].size:  # carve early-stopping rows out of train
-        rng = np.random.default_rng(seed)
-        shuffled = rng.permutation(by["train"])
-        cut = max(1, int(len(shuffled) * val_fraction))
-        by["val"], by["train"] = np.sort(shuffled[:cut]), np.sort(shuffled[cut:])
+    if not by["val"].size:  # carve early-stopping rows (or whole groups) out of train
+        by["train"], by["val"] = _carve(by["train"], seed, val_fraction, groups, targets)
     return Split(by["train"], by["val"], by["test"])
+
+
+Rows = npt.NDArray[np.intp]
+
+
+def _carve(train: Rows, seed: int, fraction: float, groups: list[str] | None,
+           targets: list[str] | None) -> tuple[Rows, Rows]:  # fmt: skip
+    """(rest, validation) from the train rows: a random share of rows, or of whole groups
+    (for classes: that share of each class's groups, so every class is validated on)."""
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        shuffled = rng.permutation(train)
+        cut = max(1, int(len(shuffled) * fraction))
+        return np.sort(shuffled[cut:]), np.sort(shuffled[:cut])
+    names = np.array(groups)[train]
+    first = {name: i for i, name in reversed(list(enumerate(names.tolist())))}
+    label = {name: targets[train[i]] if targets else "" for name, i in first.items()}
+    chosen_groups: list[str] = []
+    for value in sorted(set(label.values())):
+        members = rng.permutation(sorted(n for n in label if label[n] == value))
+        chosen_groups += members[: max(1, int(len(members) * fraction))].tolist()
+    chosen = np.isin(names, chosen_groups)
+    return train[~chosen], train[chosen]

@@ -111,7 +111,7 @@ def fit(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     history, best_state, best = History(), copy.deepcopy(model.state_dict()), float("inf")
-    with _progress(progress, epochs) as bar:
+    with progress_bar(progress, epochs) as bar:
         task = bar.add_task("training", total=epochs, loss="-")
         for epoch in range(epochs):
             model.train()
@@ -149,7 +149,7 @@ def save_checkpoint(path: Path, state: dict[str, torch.Tensor], epoch: int) -> N
     partial.replace(path)
 
 
-def _progress(show: bool, epochs: int) -> Progress:
+def progress_bar(show: bool, epochs: int) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -120,22 +120,63 @@ class Rescaled(nn.Module):
 
 
 class GeneBiLSTM(nn.Module):
-    """Embedding of tokens (0 = padding) -> two BiLSTM layers -> dropout -> one logit.
+    """Embedding of tokens (0 = padding) -> [k-mer conv stem] -> two BiLSTM layers -> dropout ->
+    one logit.
 
-    The seed's gene-resistance model. Padding positions are excluded by max-pooling only over
-    real positions (padding is masked to -inf before the pool)."""
+    The seed's gene-resistance model (``stride=1``). With ``stride=k > 1`` a convolution of width
+    and stride ``k`` (32 filters, ReLU) first turns each run of ``k`` bases into one learned
+    k-mer vector, so the BiLSTM runs over ``L / k`` steps (k times faster on long genes). Padding
+    positions are excluded by max-pooling only over real positions (masked to -1e4 first)."""
 
-    def __init__(self, embed: int = 8, units: int = 32, dropout: float = 0.18) -> None:
+    def __init__(
+        self, embed: int = 8, units: int = 32, dropout: float = 0.18, stride: int = 1
+    ) -> None:
         super().__init__()
+        self.stride = stride
         self.embed = nn.Embedding(6, embed, padding_idx=0)
-        self.lstm = nn.LSTM(embed, units, num_layers=2, batch_first=True, bidirectional=True)
+        width = embed
+        self.stem: nn.Module | None = None
+        if stride > 1:
+            width = 32
+            self.stem = nn.Sequential(nn.Conv1d(embed, width, stride, stride=stride), nn.ReLU())
+        self.lstm = nn.LSTM(width, units, num_layers=2, batch_first=True, bidirectional=True)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(2 * units, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        states, _ = self.lstm(self.embed(x))
+        embedded = self.embed(x)
         mask = (x == 0).unsqueeze(2)
+        if self.stem is not None:
+            embedded = self.stem(embedded.transpose(1, 2)).transpose(1, 2)
+            mask = (x.reshape(x.shape[0], -1, self.stride) == 0).all(dim=2).unsqueeze(2)
+        states, _ = self.lstm(embedded)
         pooled = states.masked_fill(mask, -1e4).max(dim=1).values
+        out: torch.Tensor = self.out(self.drop(pooled))
+        return out
+
+
+class GeneCNN(nn.Module):
+    """Embedding of tokens (0 = padding) -> conv (``filters`` k-mer detectors of width
+    ``kernel``) -> ReLU -> max over the real positions -> dropout -> one logit.
+
+    A fast alternative to :class:`GeneBiLSTM` for long genes: it asks "does this gene hold one of
+    the learned k-mers anywhere", which is what tells one gene (or allele) from another. Windows
+    that start in the padding are masked before the pool, so the padded length does not matter."""
+
+    def __init__(
+        self, embed: int = 8, filters: int = 64, kernel: int = 12, dropout: float = 0.18
+    ) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.embed = nn.Embedding(6, embed, padding_idx=0)
+        self.conv = nn.Conv1d(embed, filters, kernel)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(filters, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hits = torch.relu(self.conv(self.embed(x).transpose(1, 2)))
+        padding = (x[:, self.kernel - 1 :] == 0).unsqueeze(1)
+        pooled = hits.masked_fill(padding, 0.0).max(dim=2).values
         out: torch.Tensor = self.out(self.drop(pooled))
         return out
 

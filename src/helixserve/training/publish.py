@@ -10,6 +10,11 @@ and nothing is published), writes the card, ``history.json`` (rewritten after ev
 next version of ``name``, then loads it back through the store with a
 :class:`~helixserve.runtime.Predictor` and checks that it predicts the raw test inputs like the
 native model and refuses a bad input. It returns an :class:`Outcome`.
+
+Multiple-instance recipes (``pool`` set, :attr:`Dataset.groups` naming each record's bag) are
+given each training and validation row's bag id before fitting; their metrics then also hold the
+isolate-level figures of :func:`isolate_figures` (``isolate_*``: the threshold chosen on the
+training and validation bags, and the test bags' calls).
 """
 
 from __future__ import annotations
@@ -41,6 +46,12 @@ from helixserve.store.store import LocalBundle, ModelStore
 from helixserve.training import plots
 from helixserve.training.data import Dataset, Split, encode_targets
 from helixserve.training.export import TrainingError, check_parity, run_onnx
+from helixserve.training.isolates import (
+    bag_labels,
+    choose_threshold,
+    isolate_metrics,
+    isolate_scores,
+)
 from helixserve.training.loop import History
 from helixserve.training.metrics import classification_metrics, regression_metrics, scalars
 from helixserve.training.recipes.base import Recipe
@@ -131,6 +142,9 @@ def train_and_publish(
     if work_dir is not None and hasattr(recipe, "checkpoint"):
         recipe.checkpoint = work_dir / "checkpoint.npz"
     fit_rows = split.train if recipe.uses_validation else np.concatenate([split.train, split.val])
+    bagged = bool(recipe.params.get("pool")) and data.groups is not None
+    if bagged and data.groups is not None and hasattr(recipe, "bags"):
+        recipe.bags = ([data.groups[i] for i in fit_rows], [data.groups[i] for i in split.val])
     history = recipe.fit(
         x[fit_rows],
         y[fit_rows],
@@ -142,6 +156,8 @@ def train_and_publish(
         on_epoch=_history_writer(work_dir),
     )
     metrics, plot_files = _evaluate(recipe, x[split.test], y[split.test], labels)
+    if bagged and data.groups is not None:
+        metrics |= isolate_figures(recipe, x, y, data.groups, split)
     model = recipe.export_onnx()
     exported = run_onnx(model, x[split.test], recipe.onnx_output)
     native = _expected_onnx(recipe.predict_proba(x[split.test]), exported)
@@ -168,6 +184,25 @@ def train_and_publish(
         len(data.refused),
         data.refused[:5],
     )
+
+
+def isolate_figures(recipe: Recipe, x: npt.NDArray[Any], y: npt.NDArray[Any],
+                    groups: list[str], split: Split) -> dict[str, float]:  # fmt: skip
+    """Isolate calls (highest gene probability >= threshold): the threshold is chosen on the
+    training and validation bags only, then applied to the test bags."""
+
+    def scored(rows: npt.NDArray[np.intp]) -> tuple[npt.NDArray[np.float64], npt.NDArray[Any]]:
+        bags = [groups[i] for i in rows]
+        names, scores = isolate_scores(recipe.predict_proba(x[rows])[:, 1], bags)
+        truth = bag_labels([int(v) for v in y[rows]], bags)
+        return scores, np.array([truth[n] for n in names])
+
+    fitted, truth = scored(np.concatenate([split.train, split.val]))
+    threshold = choose_threshold(fitted, truth)
+    train = isolate_metrics(fitted, truth, threshold)
+    return {"isolate_threshold": threshold,
+            "train_isolate_balanced_accuracy": train["isolate_balanced_accuracy"],
+            **isolate_metrics(*scored(split.test), threshold)}  # fmt: skip
 
 
 def _json(value: object) -> bytes:
