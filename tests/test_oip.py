@@ -18,6 +18,7 @@ from helixserve.serving.grpc_server import MESSAGES
 from tests.support.server import Running, running
 
 ZOO = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
+SERVED = ", ".join(sorted(p.name for p in ZOO.iterdir() if p.is_dir()))
 BINDS = "CGACCGAACTCC" + "A" * 38
 NO_MOTIF = "ACGT" * 12 + "AC"
 SEQS = np.array([BINDS.encode(), NO_MOTIF.encode()], dtype=object)
@@ -118,9 +119,7 @@ def test_grpc_unknown_model_is_not_found(server: Running) -> None:
     with pytest.raises(InferenceServerException) as caught:
         tgrpc.InferenceServerClient(server.grpc).get_model_metadata("nope")
     assert caught.value.status() == "StatusCode.NOT_FOUND"
-    assert caught.value.message() == (
-        "no model named 'nope' is served; served models: primer-binding, tumor-wisconsin."
-    )
+    assert caught.value.message() == (f"no model named 'nope' is served; served models: {SERVED}.")
 
 
 def test_rest_json_errors_use_the_protocol_shape(server: Running) -> None:
