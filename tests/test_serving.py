@@ -268,3 +268,26 @@ def test_gene_model_takes_variable_lengths(client: httpx.Client) -> None:
     for prediction in body["predictions"]:
         assert prediction["label"] in ("0", "1")
         assert sum(prediction["probabilities"].values()) == pytest.approx(1.0)
+
+
+def test_upload_over_the_limit_is_refused_before_reading(tmp_path: Path) -> None:
+    with running(ZOO, tmp_path, max_upload_bytes=1000) as server:
+        url = server.url + "/api/v1/models/primer-binding/predict-file"
+        declared = httpx.post(url, files={"file": ("big.fasta", FASTA * 40)})
+        assert declared.status_code == 413
+        assert declared.json()["detail"].endswith(
+            " bytes; the limit is 1,000 (HELIXSERVE_MAX_UPLOAD_BYTES).")  # fmt: skip
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: streamed, counted as it arrives
+            yield b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.fa"\r\n\r\n'
+            for _ in range(40):
+                yield FASTA
+            yield b"\r\n--x--\r\n"
+
+        multipart = {"content-type": "multipart/form-data; boundary=x"}
+        multipart = {"content-type": "multipart/form-data; boundary=x"}
+        streamed = httpx.post(url, content=chunks(), headers=multipart)
+        assert streamed.status_code == 413
+        assert streamed.json()["detail"] == (
+            "the upload is over the limit of 1,000 bytes (HELIXSERVE_MAX_UPLOAD_BYTES)."
+        )

@@ -90,6 +90,20 @@ class HelixApp:
                     self.server.metrics.validation_failures.labels(
                         reply.model, reply.version).inc(reply.failures)  # fmt: skip
                 return route, reply.status, _labels(name, version, reply)
+        upload = path.endswith("/predict-file")
+        limit = self.server.settings.max_upload_bytes if upload else self.limit
+        early = _too_large(headers, limit, upload)
+        if early is not None:
+            reply = problem_for(early, instance=path, request_id=request_id)
+            await _send(send, reply, request_id)
+            return "body too large", reply.status, ("", "")
+        if b"content-length" not in headers and scope["method"] in ("POST", "PUT", "PATCH"):
+            try:  # a streamed body of unknown length: read it (bounded) before parsing
+                receive = await _buffered(receive, limit, upload)
+            except RequestError as err:
+                reply = problem_for(err, instance=path, request_id=request_id)
+                await _send(send, reply, request_id)
+                return "body too large", reply.status, ("", "")
         status = await _forward(self.api, scope, receive, send, request_id)
         route_obj = scope.get("route")
         route = getattr(route_obj, "path", None) or "unmatched"
@@ -158,12 +172,43 @@ def _query_version(scope: Scope) -> str | None:
     return None
 
 
-async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
-    """The whole request body, refusing (413) one larger than ``limit`` before reading it all."""
+def _too_large(headers: dict[bytes, bytes], limit: int, upload: bool) -> RequestError | None:
     declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestError(f"the request body is {int(declared):,} bytes; the limit is "
-                           f"{limit:,} (HELIXSERVE_MAX_REQUEST_BYTES).", status=413)  # fmt: skip
+        what, setting = ("upload", "UPLOAD") if upload else ("request body", "REQUEST")
+        return RequestError(f"the {what} is {int(declared):,} bytes; the limit is {limit:,} "
+                            f"(HELIXSERVE_MAX_{setting}_BYTES).", status=413)  # fmt: skip
+    return None
+
+
+async def _buffered(receive: Receive, limit: int, upload: bool) -> Receive:
+    """Read a whole body of undeclared length (at most ``limit`` bytes, else a 413) and
+    return a ``receive`` that replays it."""
+    messages: list[Message] = []
+    seen = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            what, setting = ("upload", "UPLOAD") if upload else ("request body", "REQUEST")
+            raise RequestError(f"the {what} is over the limit of {limit:,} bytes "
+                               f"(HELIXSERVE_MAX_{setting}_BYTES).", status=413)  # fmt: skip
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+    replay = iter(messages)
+
+    async def replayed() -> Message:
+        return next(replay, None) or await receive()
+
+    return replayed
+
+
+async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
+    """The whole request body, refusing (413) one larger than ``limit`` before reading it all."""
+    early = _too_large(headers, limit, upload=False)
+    if early is not None:
+        raise early
     chunks: list[bytes] = []
     size = 0
     while True:

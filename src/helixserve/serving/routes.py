@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 import helixserve
-from helixserve.errors import HelixError, RequestError
+from helixserve.errors import HelixError
 from helixserve.serving import domain, oip
 from helixserve.serving.auth import key_from_headers
 from helixserve.serving.files import predict_file
@@ -172,10 +172,6 @@ def _domain(api: FastAPI, server: Server) -> None:
     ) -> Response:  # fmt: skip
         """Score a FASTA/CSV/TSV/text file (gzip too) or one image; bad rows are reported."""
         model = server.model(name, version, _key(request))
-        limit = server.settings.max_upload_bytes
-        if file.size is not None and file.size > limit:
-            raise RequestError(f"the upload is {file.size:,} bytes; the limit is {limit:,} "
-                               "(HELIXSERVE_MAX_UPLOAD_BYTES).", status=413)  # fmt: skip
         as_csv = "text/csv" in (accept or "")
         return respond(await predict_file(model, file.file, file.filename or "", as_csv))
 
