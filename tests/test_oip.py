@@ -151,3 +151,16 @@ def test_our_proto_matches_the_standard_messages(name: str) -> None:
     for nested in ours.nested_types:
         other = theirs.nested_types_by_name[nested.name]
         assert {k: v for k, v in _fields(other).items() if k in _fields(nested)} == _fields(nested)
+
+
+def test_grpc_calls_are_counted_in_metrics(server: Running) -> None:
+    client = tgrpc.InferenceServerClient(server.grpc)
+    tensor = tgrpc.InferInput("sequence", [1], "BYTES")
+    tensor.set_data_from_numpy(SEQS[:1])
+    client.infer("primer-binding", [tensor])
+    with pytest.raises(InferenceServerException):
+        client.infer("nope", [tensor])
+    text = httpx.get(server.url + "/metrics").text
+    assert ('helixserve_requests_total{code="OK",model="primer-binding",'
+            'route="grpc:ModelInfer",version=""}') in text  # fmt: skip
+    assert 'helixserve_requests_total{code="NOT_FOUND",model="nope",route="grpc:ModelInfer"' in text

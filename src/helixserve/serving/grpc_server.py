@@ -19,6 +19,7 @@ Contract:
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,6 +31,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from helixserve.errors import AuthError, ModelNotFound, RequestError, ServiceUnavailable
 from helixserve.serving.auth import KeyRing
+from helixserve.serving.metrics import Metrics
 from helixserve.serving.oip import (
     NUMPY_TYPES,
     OipError,
@@ -163,32 +165,52 @@ def _raw(tensor: Tensor) -> bytes:
 Handler = Callable[[Any, Any], Awaitable[Any]]
 
 
-def _guarded(method: Handler) -> Handler:
-    """Translate domain errors into gRPC status codes (see the module contract)."""
+def _guarded(method: Handler, metrics: Metrics | None) -> Handler:
+    """Translate domain errors into gRPC status codes (see the module contract), and count and
+    time each call in the metrics (route ``grpc:<method>``)."""
+    route = f"grpc:{method.__name__}"
 
     async def call(request: Any, context: Any) -> Any:
+        started = time.perf_counter()
+        code = "OK"
         try:
             return await method(request, context)
-        except (OipError, RequestError) as err:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
-        except ModelNotFound as err:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(err))
-        except ServiceUnavailable as err:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(err))
-        except AuthError as err:
-            code = grpc.StatusCode.UNAUTHENTICATED if err.status == 401 else (
-                grpc.StatusCode.PERMISSION_DENIED)  # fmt: skip
-            await context.abort(code, str(err))
-        except Exception:
-            request_id = uuid.uuid4().hex[:16]
-            log.exception("internal error in gRPC %s [request %s]", method.__name__, request_id)
-            message = f"internal error (request id {request_id}); it has been logged."
-            await context.abort(grpc.StatusCode.INTERNAL, message)
+        except Exception as err:
+            status, message = _status_for(err, route)
+            code = status.name
+            await context.abort(status, message)
+        finally:
+            if metrics is not None:
+                name = getattr(request, "model_name", "") or getattr(request, "name", "")
+                elapsed = time.perf_counter() - started
+                metrics.request_seconds.labels(route, name, "").observe(elapsed)
+                metrics.requests.labels(route, name, "", code).inc()
 
     return call
 
 
-def build_server(registry: Registry, keys: KeyRing, host: str, port: int) -> grpc.aio.Server:
+def _status_for(err: Exception, route: str) -> tuple[grpc.StatusCode, str]:
+    if isinstance(err, OipError | RequestError):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(err)
+    if isinstance(err, ModelNotFound):
+        return grpc.StatusCode.NOT_FOUND, str(err)
+    if isinstance(err, ServiceUnavailable):
+        return grpc.StatusCode.UNAVAILABLE, str(err)
+    if isinstance(err, AuthError):
+        if err.status == 401:
+            return grpc.StatusCode.UNAUTHENTICATED, str(err)
+        return grpc.StatusCode.PERMISSION_DENIED, str(err)
+    request_id = uuid.uuid4().hex[:16]
+    log.error("internal error in %s [request %s]", route, request_id, exc_info=err)
+    return (
+        grpc.StatusCode.INTERNAL,
+        f"internal error (request id {request_id}); it has been logged.",
+    )
+
+
+def build_server(
+    registry: Registry, keys: KeyRing, host: str, port: int, metrics: Metrics | None = None
+) -> grpc.aio.Server:
     """A gRPC server with the inference service bound to ``host:port`` (not started)."""
     servicer = Servicer(registry, keys)
     handlers = {}
@@ -197,7 +219,7 @@ def build_server(registry: Registry, keys: KeyRing, host: str, port: int) -> grp
         request_type = MESSAGES[rpc + "Request"]
         response_type = MESSAGES[rpc + "Response"]
         handlers[rpc] = grpc.unary_unary_rpc_method_handler(
-            _guarded(getattr(servicer, rpc)),
+            _guarded(getattr(servicer, rpc), metrics),
             request_deserializer=request_type.FromString,
             response_serializer=response_type.SerializeToString,
         )

@@ -73,7 +73,7 @@ class Server:
             self._poller = asyncio.create_task(self._poll(self.settings.reload_interval_s))
         if self.settings.grpc_port:
             self.grpc = build_server(self.registry, self.keys, self.settings.host,
-                                     self.settings.grpc_port)  # fmt: skip
+                                     self.settings.grpc_port, self.metrics)  # fmt: skip
             await self.grpc.start()
         log.info("serving %d model(s) from %s", len(self.registry.names()), self.store.uri)
 
