@@ -82,6 +82,8 @@ def test_predict_all_invalid_is_a_422_problem(client: httpx.Client) -> None:
         "type": "https://helixserve.dev/problems/invalid-input", "title": "Invalid input",
         "status": 422, "detail": BAD_F,
         "errors": [{"index": 0, "field": "inputs[0]", "position": 4, "message": BAD_F}],
+        "instance": "/api/v1/models/primer-binding/predict",
+        "request_id": reply.headers["x-request-id"],
     }  # fmt: skip
 
 

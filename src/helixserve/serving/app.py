@@ -30,7 +30,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from helixserve.errors import RequestError
 from helixserve.serving.auth import key_from_headers
-from helixserve.serving.problems import Reply, problem_for
+from helixserve.serving.problems import PROBLEM_JSON, Reply, problem_for
 from helixserve.serving.routes import build_api
 from helixserve.serving.server import Server, oip_error_reply
 from helixserve.settings import Settings, load_settings
@@ -85,6 +85,8 @@ class HelixApp:
             if fast is not None:
                 route, name, version = fast
                 reply = await self._fast(scope, receive, headers, route, name, version, request_id)
+                if reply.content_type == PROBLEM_JSON and b'"request_id"' not in reply.body:
+                    _locate(reply, path, request_id)
                 await _send(send, reply, request_id)
                 if reply.failures:
                     self.server.metrics.validation_failures.labels(
@@ -129,6 +131,13 @@ class HelixApp:
         except Exception as err:
             oip_reply = oip_error_reply(err) if route.startswith("/v2") else None
             return oip_reply or problem_for(err, instance=scope["path"], request_id=request_id)
+
+
+def _locate(reply: Reply, path: str, request_id: str) -> None:
+    """Add ``instance`` and ``request_id`` to a problem built below the HTTP layer."""
+    body = orjson.loads(reply.body)
+    body.update(instance=path, request_id=request_id)
+    reply.body = orjson.dumps(body)
 
 
 def _fast_route(path: str) -> tuple[str, str, str | None] | None:
