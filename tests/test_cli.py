@@ -49,7 +49,6 @@ def test_help_lists_every_design_command() -> None:
     ("args", "issue", "layer"),
     [
         (["predict", "m", "in.csv"], 7, "batch scoring"),
-        (["bench"], 5, "the serving benchmarks"),
     ],
 )
 def test_commands_not_yet_built_say_so_and_fail(args: list[str], issue: int, layer: str) -> None:
@@ -144,3 +143,22 @@ def test_validate_errors_file_that_cannot_be_written(tmp_path: Path) -> None:
         f"Error: cannot write the errors file {tmp_path / 'no' / 'e.csv'}: No such file or "
         "directory; choose a file in a folder you can write to.\n"
     )
+
+
+def test_bench_measures_a_zoo_model(tmp_path: Path) -> None:
+    zoo = EXAMPLE.parents[1] / "zoo" / "store"
+    result = runner.invoke(
+        app,
+        ["bench", "primer-binding", "--store", str(zoo), "--batch", "1,16", "--seconds", "0.1"],
+        env={"COLUMNS": "200", "HELIXSERVE_CACHE_DIR": str(tmp_path)},
+    )
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("│")]
+    assert [row.split("│")[1].strip() for row in rows] == ["1", "16"]
+    assert all(float(row.split("│")[2].replace(",", "")) > 0 for row in rows)
+
+
+def test_bench_refuses_bad_batch_sizes() -> None:
+    result = run_cli("bench", "primer-binding", "--batch", "0,8")
+    assert result.returncode == 1
+    assert result.stderr == "Error: --batch sizes must be 1 or more, got '0,8'.\n"

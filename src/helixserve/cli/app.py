@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from helixserve import __version__
+from helixserve.cli.bench import bench
 from helixserve.cli.models import models_app
 from helixserve.cli.serve import ZOO_STORE, keys_app, serve
 from helixserve.cli.train import train
@@ -39,6 +40,7 @@ app.add_typer(zoo_app, name="zoo")
 app.command(help=validate.__doc__)(validate)
 app.command(help=train.__doc__)(train)
 app.command(help=serve.__doc__)(serve)
+app.command(help=bench.__doc__)(bench)
 app.add_typer(keys_app, name="keys")
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -79,12 +81,6 @@ def quickstart(
 ) -> None:
     """Serve the pretrained models shipped in the package (no training, no download)."""
     serve(store=str(ZOO_STORE), port=port, grpc_port=grpc_port, reload_interval=0)
-
-
-@app.command(context_settings=_PASS_THROUGH)
-def bench() -> None:
-    """Measure a model's prediction throughput and latency here. [yellow](Not yet: issue #5.)[/]"""
-    _not_yet("bench", 5, "the serving benchmarks")
 
 
 def main() -> None:

@@ -1,0 +1,106 @@
+"""``helixserve bench MODEL``: how fast a model predicts on this machine, without HTTP.
+
+Contract: loads ``MODEL`` (``name``, ``name@3``, ``name@alias``) from the store with
+``--threads`` ONNX Runtime threads, makes valid random inputs from its input schema (DNA of an
+allowed length, tabular rows in range, PNG images of the right size), and for each batch size
+runs :meth:`~helixserve.runtime.predictor.Predictor.predict_batch` repeatedly for ``--seconds``:
+items per second and the p50 / p99 time of one call. These are the compute limits the server's
+micro-batcher works against (see ``make bench-serving`` for HTTP and gRPC figures).
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import time
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from PIL import Image
+from rich.console import Console
+from rich.table import Table
+
+from helixserve.errors import HelixError
+from helixserve.inputs.images import ImageSchema
+from helixserve.inputs.sequence import SequenceSchema
+from helixserve.inputs.tabular import TabularSchema
+from helixserve.runtime.predictor import Predictor
+from helixserve.settings import load_settings
+from helixserve.store.configured import store_from_settings
+
+console = Console()
+
+
+def sample_inputs(predictor: Predictor, count: int, seed: int = 0) -> list[Any]:
+    """``count`` valid random inputs for the predictor's schema."""
+    rng = np.random.default_rng(seed)
+    schema = predictor.manifest.input
+    if isinstance(schema, SequenceSchema):
+        length = schema.length or min(schema.max_length or 1000, max(schema.min_length or 1, 1000))
+        letters = np.frombuffer(b"ACGT", dtype=np.uint8)
+        return [letters[rng.integers(0, 4, length)].tobytes().decode() for _ in range(count)]
+    if isinstance(schema, TabularSchema):
+        rows = []
+        for _ in range(count):
+            row: dict[str, float] = {}
+            for f in schema.features:
+                low, high = f.min if f.min is not None else 0.0, f.max if f.max is not None else 1.0
+                value = float(rng.uniform(low, high))
+                row[f.name] = float(round(value)) if f.type == "int" else value
+            rows.append(row)
+        return rows
+    image: ImageSchema = schema
+    return [_png(rng, image) for _ in range(count)]
+
+
+def _png(rng: np.random.Generator, schema: ImageSchema) -> bytes:
+    shape = (schema.height, schema.width) + ((3,) if schema.channels == 3 else ())
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+def measure(predictor: Predictor, batch: int, seconds: float) -> dict[str, float]:
+    """Items/s and per-call p50 / p99 (ms) of ``predict_batch`` at one batch size."""
+    items = sample_inputs(predictor, batch)
+    predictor.predict_batch(items)  # warm-up
+    times: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(times) < 5:
+        started = time.perf_counter()
+        result = predictor.predict_batch(items)
+        times.append(time.perf_counter() - started)
+        if result.errors:
+            raise HelixError(f"benchmark input was refused: {result.errors[0].error}")
+    times.sort()
+    p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+    return {"items_per_s": batch * len(times) / sum(times),
+            "p50_ms": statistics.median(times) * 1e3, "p99_ms": p99 * 1e3}  # fmt: skip
+
+
+def bench(
+    model: Annotated[str, typer.Argument(help="name, name@version or name@alias")],
+    store: Annotated[str | None, typer.Option(help="Store folder or URI.")] = None,
+    batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,64,256",
+    seconds: Annotated[float, typer.Option(help="Seconds per batch size.")] = 2.0,
+    threads: Annotated[int, typer.Option(help="ONNX Runtime threads.")] = 1,
+) -> None:
+    """Measure a model's prediction throughput and latency on this machine (no HTTP)."""
+    try:
+        sizes = [int(b) for b in batch.split(",")]
+    except ValueError:
+        raise HelixError(f"--batch must be comma-separated whole numbers, got {batch!r}.") from None
+    if not sizes or min(sizes) < 1:
+        raise HelixError(f"--batch sizes must be 1 or more, got {batch!r}.")
+    predictor = Predictor.from_store(store_from_settings(load_settings(), store), model,
+                                     intra_op_threads=threads)  # fmt: skip
+    table = Table(title=f"{predictor.label}, {threads} ONNX Runtime thread(s), {seconds:g} s each")
+    for column in ("batch", "items/s", "p50 ms / call", "p99 ms / call"):
+        table.add_column(column, justify="right")
+    for size in sizes:
+        r = measure(predictor, size, seconds)
+        table.add_row(str(size), f"{r['items_per_s']:,.0f}", f"{r['p50_ms']:.3f}",
+                      f"{r['p99_ms']:.3f}")  # fmt: skip
+    console.print(table)
