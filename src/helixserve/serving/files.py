@@ -38,7 +38,7 @@ CHUNK = 512
 
 
 @dataclass
-class _Row:
+class Row:
     index: int
     line: int
     id: str | None
@@ -47,24 +47,24 @@ class _Row:
     error: dict[str, Any] | None = None
 
 
-def _read(model: LoadedModel, stream: IO[bytes], filename: str) -> list[_Row]:
+def _read(model: LoadedModel, stream: IO[bytes], filename: str) -> list[Row]:
     schema = model.manifest.input
-    rows: list[_Row] = []
+    rows: list[Row] = []
     if isinstance(schema, ImageSchema):
-        return [_Row(1, 1, filename or None, stream.read())]
+        return [Row(1, 1, filename or None, stream.read())]
     source: Any = (read_rows(stream, schema) if isinstance(schema, TabularSchema)
                    else read_sequences(stream, format=_sequence_format(stream, filename)))  # type: ignore[arg-type]  # fmt: skip
     for record in source:
         if isinstance(record, BadRecord):
-            row = _Row(record.index, record.line, record.id)
+            row = Row(record.index, record.line, record.id)
             row.error = _error(record.error, record)
         elif isinstance(record, FeatureRow):
             assert isinstance(schema, TabularSchema)
             item = dict(zip(schema.names(), record.values, strict=True))
-            row = _Row(record.index, record.line, record.id, item)
+            row = Row(record.index, record.line, record.id, item)
         else:
             assert isinstance(record, Record)
-            row = _Row(record.index, record.line, record.id, record.sequence)
+            row = Row(record.index, record.line, record.id, record.sequence)
         rows.append(row)
     return rows
 
@@ -78,15 +78,15 @@ def _sequence_format(stream: IO[bytes], filename: str) -> str:
     return detect_format(filename, head)
 
 
-def _error(err: InputError, row: _Row | BadRecord) -> dict[str, Any]:
+def _error(err: InputError, row: Row | BadRecord) -> dict[str, Any]:
     located = err if err.index is not None else err.at(index=row.index, record_id=row.id,
                                                        line=row.line)  # fmt: skip
     return {"index": row.index, "id": row.id, "line": row.line, "field": err.field,
             "position": err.position, "message": str(located)}  # fmt: skip
 
 
-async def predict_file(model: LoadedModel, stream: IO[bytes], filename: str, as_csv: bool) -> Reply:
-    """Score an uploaded file; see the module contract."""
+async def score_file(model: LoadedModel, stream: IO[bytes], filename: str) -> list[Row]:
+    """Every record of the file, each with its prediction or its error, in file order."""
     rows = await asyncio.to_thread(_read, model, stream, filename)
     todo = [r for r in rows if r.error is None]
     for start in range(0, len(todo), CHUNK):
@@ -97,14 +97,22 @@ async def predict_file(model: LoadedModel, stream: IO[bytes], filename: str, as_
         for failed in result.errors:
             row = chunk[failed.index]
             row.error = _error(_item_error(failed), row)
-    return _csv_reply(model, rows) if as_csv else _json_reply(model, rows, filename)
+    return rows
+
+
+async def predict_file(model: LoadedModel, stream: IO[bytes], filename: str, as_csv: bool) -> Reply:
+    """Score an uploaded file; see the module contract."""
+    rows = await score_file(model, stream, filename)
+    if as_csv:
+        return Reply(200, results_csv(model, rows), b"text/csv; charset=utf-8")
+    return _json_reply(model, rows, filename)
 
 
 def _item_error(failed: ItemError) -> InputError:
     return failed.error
 
 
-def _json_reply(model: LoadedModel, rows: list[_Row], filename: str) -> Reply:
+def _json_reply(model: LoadedModel, rows: list[Row], filename: str) -> Reply:
     predicted = [{"index": r.index, "id": r.id, "line": r.line, **r.prediction}
                  for r in rows if r.prediction is not None]  # fmt: skip
     errors = [r.error for r in rows if r.error is not None]
@@ -115,7 +123,8 @@ def _json_reply(model: LoadedModel, rows: list[_Row], filename: str) -> Reply:
     })  # fmt: skip
 
 
-def _csv_reply(model: LoadedModel, rows: list[_Row]) -> Reply:
+def results_csv(model: LoadedModel, rows: list[Row]) -> bytes:
+    """One CSV row per record, predictions and errors together (formula cells neutralised)."""
     labels = model.manifest.output.labels
     value_cols = ["value"] if labels is None else (
         ["label", "probability"] + [f"p_{label}" for label in labels])  # fmt: skip
@@ -134,4 +143,19 @@ def _csv_reply(model: LoadedModel, rows: list[_Row]) -> Reply:
             cells += [f"{p['probabilities'][label]:.6f}" for label in labels]
         cells.append("" if r.error is None else r.error["message"])
         writer.writerow([csv_safe(c) for c in cells])
-    return Reply(200, out.getvalue().encode(), b"text/csv; charset=utf-8")
+    return out.getvalue().encode()
+
+
+def errors_csv(rows: list[Row]) -> bytes:
+    """The bad records only: ``index,id,line,field,position,message``."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["index", "id", "line", "field", "position", "message"])
+    for r in rows:
+        if r.error is not None:
+            e = r.error
+            position = "" if e.get("position") is None else str(e["position"])
+            cells = [str(r.index), r.id or "", str(r.line), e.get("field") or "", position,
+                     e["message"]]  # fmt: skip
+            writer.writerow([csv_safe(c) for c in cells])
+    return out.getvalue().encode()

@@ -46,6 +46,7 @@ from helixserve.serving.schemas import (
     Status,
 )
 from helixserve.serving.server import Server, oip_error_reply
+from helixserve.serving.ui import mount_ui
 
 VersionQuery = Annotated[str | None, Query(description="version number or alias; default: "
                                              "the production alias, else the latest")]  # fmt: skip
@@ -84,6 +85,7 @@ def build_api(server: Server) -> FastAPI:
     _operations(api, server)
     _domain(api, server)
     _oip(api, server)
+    mount_ui(api, server)
     return api
 
 

@@ -1,0 +1,138 @@
+"""Charts for the web UI as inline SVG, drawn on the server from a bundle's plot JSON.
+
+Contract: each function takes the JSON a training run saved under ``plots/`` (see
+``helixserve.training.plots``) and returns an SVG string (``<svg ...>``) that needs no script and
+no network: ``loss`` (train / validation loss per epoch, best epoch marked; several runs may be
+overlaid), ``roc``, ``scatter`` (predicted vs measured, at most 1,500 points drawn), ``errors``
+(histogram). The confusion matrix is a table (:func:`confusion_rows`). Text is escaped; malformed
+plot data raises ``ValueError`` (the page then shows the plot as missing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+W, H, PAD = 420, 260, 42
+COLOURS = ("#1f6fb2", "#d9730d", "#2e7d32", "#8e24aa", "#c62828", "#00838f")
+
+
+def _scale(values: Sequence[float], low: float, high: float, out_low: float,
+           out_high: float) -> list[float]:  # fmt: skip
+    span = (high - low) or 1.0
+    return [out_low + (v - low) / span * (out_high - out_low) for v in values]
+
+
+def _frame(title: str, x_label: str, y_label: str, body: str, x_range: tuple[float, float],
+           y_range: tuple[float, float]) -> str:  # fmt: skip
+    ticks = []
+    for i in range(5):
+        fx = x_range[0] + (x_range[1] - x_range[0]) * i / 4
+        fy = y_range[0] + (y_range[1] - y_range[0]) * i / 4
+        x = PAD + (W - 2 * PAD) * i / 4
+        y = H - PAD - (H - 2 * PAD) * i / 4
+        ticks.append(f'<text x="{x:.1f}" y="{H - PAD + 14}" class="tick" '
+                     f'text-anchor="middle">{fx:.3g}</text>')  # fmt: skip
+        ticks.append(f'<text x="{PAD - 4}" y="{y + 3:.1f}" class="tick" '
+                     f'text-anchor="end">{fy:.3g}</text>')  # fmt: skip
+    return (
+        f'<svg viewBox="0 0 {W} {H}" class="chart" role="img" aria-label="{escape(title)}">'
+        f"<title>{escape(title)}</title>"
+        f'<rect x="{PAD}" y="{PAD}" width="{W - 2 * PAD}" height="{H - 2 * PAD}" class="plot"/>'
+        f"{''.join(ticks)}{body}"
+        f'<text x="{W / 2}" y="{H - 6}" text-anchor="middle" class="axis">{escape(x_label)}</text>'
+        f'<text x="12" y="{H / 2}" text-anchor="middle" class="axis" '
+        f'transform="rotate(-90 12 {H / 2})">{escape(y_label)}</text>'
+        f'<text x="{W / 2}" y="18" text-anchor="middle" class="title">{escape(title)}</text></svg>'
+    )
+
+
+def _polyline(xs: list[float], ys: list[float], colour: str, dash: str = "") -> str:
+    points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True))
+    extra = f' stroke-dasharray="{dash}"' if dash else ""
+    return f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"{extra}/>'
+
+
+def _legend(entries: list[tuple[str, str, str]]) -> str:
+    parts = []
+    for i, (label, colour, dash) in enumerate(entries):
+        y = PAD + 12 + 14 * i
+        extra = f' stroke-dasharray="{dash}"' if dash else ""
+        parts.append(f'<line x1="{W - PAD - 120}" x2="{W - PAD - 100}" y1="{y}" y2="{y}" '
+                     f'stroke="{colour}" stroke-width="2"{extra}/><text x="{W - PAD - 96}" '
+                     f'y="{y + 4}" class="tick">{escape(label)}</text>')  # fmt: skip
+    return "".join(parts)
+
+
+def loss(runs: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    """Train (solid) and validation (dashed) loss per epoch for one or more labelled runs."""
+    curves = [(label, [float(v) for v in data["train_loss"]],
+               [float(v) for v in data.get("val_loss") or []], int(data.get("best_epoch") or 0))
+              for label, data in runs]  # fmt: skip
+    values = [v for _, t, val, _ in curves for v in (*t, *val)]
+    if not values:
+        raise ValueError("no loss values")
+    epochs = max(len(t) for _, t, _, _ in curves)
+    low, high = min(values), max(values)
+    body, legend = [], []
+    for i, (label, train, val, best) in enumerate(curves):
+        colour = COLOURS[i % len(COLOURS)]
+        for series, dash, name in ((train, "", "train"), (val, "5,4", "validation")):
+            if series:
+                xs = _scale(range(1, len(series) + 1), 1, max(epochs, 2), PAD, W - PAD)
+                ys = _scale(series, low, high, H - PAD, PAD)
+                body.append(_polyline(xs, ys, colour, dash))
+                legend.append((f"{label} {name}".strip(), colour, dash))
+        if best and len(runs) == 1:
+            (x,) = _scale([best], 1, max(epochs, 2), PAD, W - PAD)
+            body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{PAD}" y2="{H - PAD}" '
+                        'class="marker"/>')  # fmt: skip
+            legend.append((f"best epoch {best}", "#777", "2,3"))
+    return _frame("Training curves", "epoch", "loss", "".join(body) + _legend(legend),
+                  (1, max(epochs, 2)), (low, high))  # fmt: skip
+
+
+def roc(data: dict[str, Any]) -> str:
+    fpr, tpr = [float(v) for v in data["fpr"]], [float(v) for v in data["tpr"]]
+    xs, ys = _scale(fpr, 0, 1, PAD, W - PAD), _scale(tpr, 0, 1, H - PAD, PAD)
+    diagonal = _polyline([PAD, W - PAD], [H - PAD, PAD], "#999", "3,3")
+    body = diagonal + _polyline(xs, ys, COLOURS[0])
+    legend = _legend([(f"AUC {float(data['auc']):.3f}", COLOURS[0], "")])
+    return _frame("ROC (test)", "false positive rate", "true positive rate", body + legend,
+                  (0, 1), (0, 1))  # fmt: skip
+
+
+def scatter(data: dict[str, Any]) -> str:
+    true, pred = [float(v) for v in data["true"]], [float(v) for v in data["predicted"]]
+    step = max(1, len(true) // 1500)
+    true, pred = true[::step], pred[::step]
+    low, high = min(true + pred), max(true + pred)
+    xs, ys = _scale(true, low, high, PAD, W - PAD), _scale(pred, low, high, H - PAD, PAD)
+    dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="1.8" class="dot"/>'
+                   for x, y in zip(xs, ys, strict=True))  # fmt: skip
+    body = _polyline([PAD, W - PAD], [H - PAD, PAD], "#999", "3,3") + dots
+    return _frame("Predicted vs measured (test)", "measured", "predicted", body, (low, high),
+                  (low, high))  # fmt: skip
+
+
+def errors(data: dict[str, Any]) -> str:
+    edges, counts = [float(v) for v in data["bin_edges"]], [int(v) for v in data["counts"]]
+    top = max(counts) or 1
+    xs = _scale(edges, edges[0], edges[-1], PAD, W - PAD)
+    bars = "".join(
+        f'<rect x="{xs[i]:.1f}" y="{H - PAD - (H - 2 * PAD) * c / top:.1f}" '
+        f'width="{max(xs[i + 1] - xs[i] - 1, 1):.1f}" height="{(H - 2 * PAD) * c / top:.1f}" '
+        'class="bar"/>'
+        for i, c in enumerate(counts)
+    )
+    return _frame("Error distribution (test)", "predicted - measured", "count", bars,
+                  (edges[0], edges[-1]), (0, top))  # fmt: skip
+
+
+def confusion_rows(data: dict[str, Any]) -> tuple[list[str], list[list[tuple[int, float]]]]:
+    """Labels and, per true label, (count, shade 0..1) per predicted label."""
+    labels = [str(v) for v in data["labels"]]
+    matrix = [[int(v) for v in row] for row in data["matrix"]]
+    top = max((v for row in matrix for v in row), default=0) or 1
+    return labels, [[(v, v / top) for v in row] for row in matrix]

@@ -1,0 +1,307 @@
+"""The web UI: server-rendered pages on the serving app, for people who do not write code.
+
+Contract:
+- Pages: ``/`` (catalogue), ``/models/{name}`` (card, metrics, curves, confusion matrix or
+  scatter, versions), ``/models/{name}/predict`` (one input — a DNA text box, a form generated
+  from a tabular schema, or an image upload — and a file upload), ``/jobs/{id}`` (a scored file:
+  counts, paged results, per-row report, CSV downloads), ``/compare?m=a&m=b@2`` (models side by
+  side), and the seed's ``/dnasequence`` and ``/dnafile`` (redirects to the default DNA model).
+- Every form works without JavaScript (plain POST, page re-rendered with the answer or with the
+  error next to the field); ``/static/app.js`` adds live validation, upload progress and
+  drag-and-drop. Every asset is in the package: no CDN, no network.
+- Predictions go through the same micro-batcher and validation as the API, so the messages are
+  the API's. Scored files are kept in memory for the last :data:`MAX_JOBS` uploads.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from PIL import Image
+from starlette.datastructures import UploadFile
+
+from helixserve.errors import HelixError, InvalidImage
+from helixserve.inputs.images import ImageSchema
+from helixserve.inputs.sequence import SequenceSchema
+from helixserve.inputs.tabular import TabularSchema
+from helixserve.serving import charts
+from helixserve.serving.domain import prediction_list
+from helixserve.serving.files import Row, errors_csv, results_csv, score_file
+from helixserve.serving.markdown import to_html
+from helixserve.serving.registry import LoadedModel
+from helixserve.serving.server import Server
+
+HERE = Path(__file__).parent
+MAX_JOBS = 16
+PAGE = 50
+
+
+@dataclass
+class Job:
+    id: str
+    model: LoadedModel
+    filename: str
+    rows: list[Row]
+
+
+class Jobs(OrderedDict[str, Job]):
+    def add(self, job: Job) -> None:
+        self[job.id] = job
+        while len(self) > MAX_JOBS:
+            self.popitem(last=False)
+
+
+def headline(metrics: dict[str, float]) -> str:
+    for name in ("accuracy", "r2", "roc_auc", "isolate_balanced_accuracy"):
+        if name in metrics:
+            return f"{name.replace('_', ' ')} {metrics[name]:.3f}"
+    return ""
+
+
+def kind_words(model: LoadedModel) -> str:
+    schema = model.manifest.input
+    if isinstance(schema, SequenceSchema):
+        return f"DNA, {schema.length_rule()}"
+    if isinstance(schema, TabularSchema):
+        return f"{len(schema.features)} measurements"
+    return f"image, {schema.width}x{schema.height}, {schema.channels} channel(s)"
+
+
+def plots(model: LoadedModel) -> dict[str, Any]:
+    """The model's plot data (JSON files in the bundle), as SVG / table data for templates."""
+    folder = model.predictor.bundle_path / "plots"
+    out: dict[str, Any] = {}
+    for name in ("loss", "roc", "scatter", "errors", "confusion"):
+        path = folder / f"{name}.json"
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if name == "loss":
+                out[name] = charts.loss([("", data)])
+            elif name == "confusion":
+                out[name] = charts.confusion_rows(data)
+            else:
+                out[name] = getattr(charts, name)(data)
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+class Pages:
+    """Renders templates (the one place the UI builds responses)."""
+
+    def __init__(self) -> None:
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        self.templates.env.globals.update(headline=headline, kind_words=kind_words)
+
+    def __call__(self, request: Request, template: str, status: int = 200,
+                 **context: Any) -> Response:  # fmt: skip
+        response: Response = self.templates.TemplateResponse(
+            request, template, context, status_code=status
+        )
+        return response
+
+    def error(self, request: Request, err: HelixError, status: int) -> Response:
+        return self(request, "error.html", status, message=str(err))
+
+
+def mount_ui(api: FastAPI, server: Server) -> None:
+    """Add the UI's pages and static files to ``api``."""
+    api.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    page = Pages()
+    error_page = page.error
+    jobs = Jobs()
+    registry = server.registry
+
+    @api.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def home(request: Request) -> Response:
+        models = [registry.resolve(n) for n in registry.names()]
+        return page(request, "home.html", models=models)
+
+    @api.get("/models/{name}", response_class=HTMLResponse, include_in_schema=False)
+    async def model_page(request: Request, name: str, version: str | None = None) -> Response:
+        try:
+            model = registry.resolve(name, version)
+        except HelixError as err:
+            return error_page(request, err, 404)
+        entry = registry.entry(name)
+        card = (model.predictor.bundle_path / "card.md").read_text(encoding="utf-8")
+        return page(request, "model.html", model=model, entry=entry, card=to_html(card),
+                    plots=plots(model))  # fmt: skip
+
+    _predict_routes(api, server, page)
+    _job_routes(api, server, page, jobs)
+    _compare_routes(api, server, page)
+
+    @api.get("/dnasequence", include_in_schema=False)
+    async def seed_single() -> Response:
+        return RedirectResponse(f"/models/{server.settings.default_dna_model}/predict", 307)
+
+    @api.get("/dnafile", include_in_schema=False)
+    async def seed_file() -> Response:
+        return RedirectResponse(f"/models/{server.settings.default_dna_model}/predict#upload", 307)
+
+
+def _predict_routes(api: FastAPI, server: Server, page: Pages) -> None:
+    registry = server.registry
+    error_page = page.error
+
+    @api.get("/models/{name}/predict", response_class=HTMLResponse, include_in_schema=False)
+    async def predict_page(request: Request, name: str, version: str | None = None) -> Response:
+        try:
+            model = registry.resolve(name, version)
+        except HelixError as err:
+            return error_page(request, err, 404)
+        return page(request, "predict.html", model=model, values={}, result=None, errors={},
+                    preview=None)  # fmt: skip
+
+    @api.post("/models/{name}/predict", response_class=HTMLResponse, include_in_schema=False)
+    async def predict_one(request: Request, name: str, version: str | None = None) -> Response:
+        try:
+            model = server.model(name, version, None)
+        except HelixError as err:
+            return error_page(request, err, 404)
+        form = await request.form()
+        values = {k: v for k, v in form.items() if isinstance(v, str)}
+        item, problem = await _form_item(model, form)
+        preview = _preview(item) if isinstance(item, bytes) and item else None
+        result, errors = None, {}
+        if problem is not None:
+            errors = {"image": problem}
+        else:
+            batch = await model.batcher.submit([item])
+            if batch.errors:
+                errors = _field_errors(model, batch.errors[0].error)
+            else:
+                result = prediction_list(batch)[0]
+        status = 422 if errors else 200
+        return page(request, "predict.html", status, model=model, values=values, result=result,
+                    errors=errors, preview=preview)  # fmt: skip
+
+
+def _job_routes(api: FastAPI, server: Server, page: Pages, jobs: Jobs) -> None:
+    error_page = page.error
+
+    @api.post("/models/{name}/upload", include_in_schema=False)
+    async def upload(request: Request, name: str, version: str | None = None) -> Response:
+        try:
+            model = server.model(name, version, None)
+            form = await request.form()
+            file = form.get("file")
+            if not isinstance(file, UploadFile) or not file.filename:
+                raise InvalidImage("choose a file to upload first.")
+            rows = await score_file(model, file.file, file.filename)
+        except HelixError as err:
+            return error_page(request, err, 422)
+        job = Job(secrets.token_urlsafe(12), model, file.filename, rows)
+        jobs.add(job)
+        return RedirectResponse(f"/jobs/{job.id}", 303)
+
+    @api.get("/jobs/{job_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def job_page(request: Request, job_id: str, page_no: int = 1) -> Response:
+        job = jobs.get(job_id)
+        if job is None:
+            gone = HelixError("this result is no longer kept (the server keeps the last 16 "
+                              "uploads); upload the file again.")  # fmt: skip
+            return error_page(request, gone, 404)
+        good = [r for r in job.rows if r.prediction is not None]
+        bad = [r for r in job.rows if r.error is not None]
+        pages = max(1, -(-len(good) // PAGE))
+        page_no = min(max(page_no, 1), pages)
+        shown = good[(page_no - 1) * PAGE : page_no * PAGE]
+        return page(request, "job.html", job=job, good=good, bad=bad, shown=shown,
+                    page_no=page_no, pages=pages)  # fmt: skip
+
+    @api.get("/jobs/{job_id}/{which}.csv", include_in_schema=False)
+    async def download(job_id: str, which: str) -> Response:
+        job = jobs.get(job_id)
+        if job is None or which not in ("results", "errors"):
+            return Response("not found", 404, media_type="text/plain")
+        data = results_csv(job.model, job.rows) if which == "results" else errors_csv(job.rows)
+        stem = Path(job.filename).name.split(".")[0] or "upload"
+        headers = {"content-disposition": f'attachment; filename="{stem}-{which}.csv"'}
+        return Response(data, media_type="text/csv; charset=utf-8", headers=headers)
+
+
+async def _form_item(model: LoadedModel, form: Any) -> tuple[object, str | None]:
+    """The one input a predict form holds, or a problem to show next to the field."""
+    schema = model.manifest.input
+    if isinstance(schema, SequenceSchema):
+        return _sequence_from_text(str(form.get("sequence") or "")), None
+    if isinstance(schema, TabularSchema):
+        return {f.name: form.get(f.name, "") for f in schema.features}, None
+    upload = form.get("image")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return b"", "choose an image file (PNG, JPEG or TIFF) first."
+    return await upload.read(), None
+
+
+def _preview(data: bytes) -> str | None:
+    """A small PNG data URL of an uploaded image (any bit depth), or None if it cannot be read."""
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            opened.thumbnail((256, 256))
+            pixels = np.asarray(opened, dtype=np.float64)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    low, high = float(pixels.min()), float(pixels.max())
+    scaled = ((pixels - low) / ((high - low) or 1.0) * 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(scaled).save(out, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def _sequence_from_text(text: str) -> str:
+    """A pasted sequence, or the sequence of pasted one-record FASTA text."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    if lines and lines[0].startswith(">"):
+        return "".join(line for line in lines[1:] if not line.startswith(">"))
+    return "".join(lines)
+
+
+def _field_errors(model: LoadedModel, err: HelixError) -> dict[str, str]:
+    schema = model.manifest.input
+    if isinstance(schema, TabularSchema):
+        parts = getattr(err, "field_errors", None) or [err]
+        return {str(getattr(p, "field", "") or "row"): getattr(p, "problem", str(p)) for p in parts}
+    if isinstance(schema, ImageSchema):
+        return {"image": str(err)}
+    return {"sequence": str(err), "position": str(getattr(err, "position", "") or "")}
+
+
+def _compare_routes(api: FastAPI, server: Server, page: Pages) -> None:
+    registry = server.registry
+
+    @api.get("/compare", response_class=HTMLResponse, include_in_schema=False)
+    async def compare(request: Request, m: list[str] | None = None) -> Response:
+        chosen: list[LoadedModel] = []
+        missing: list[str] = []
+        for ref in m or registry.names():
+            name, _, version = ref.partition("@")
+            try:
+                chosen.append(registry.resolve(name, version or None))
+            except HelixError:
+                missing.append(ref)
+        metric_names = sorted({k for c in chosen for k, v in c.manifest.metrics.items()
+                               if isinstance(v, int | float)})  # fmt: skip
+        runs = []
+        for c in chosen:
+            path = c.predictor.bundle_path / "plots" / "loss.json"
+            if path.is_file():
+                runs.append((f"{c.name}@{c.version}", json.loads(path.read_text())))
+        curves = charts.loss(runs) if runs else None
+        return page(request, "compare.html", chosen=chosen, metric_names=metric_names,
+                    curves=curves, missing=missing, all_names=registry.names())  # fmt: skip

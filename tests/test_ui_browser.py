@@ -1,0 +1,189 @@
+"""The web UI in a real browser: Debian's Chromium driven by Playwright, on a real server.
+
+Set ``HELIXSERVE_SCREENSHOTS=docs/screenshots`` to refresh the README's screenshots.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from helixserve.inputs.images import ImageSchema
+from helixserve.store import ModelStore, OutputSchema, make_manifest
+from tests.support.onnx_models import image_multiclass_model
+from tests.support.server import Running, running
+
+ZOO = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
+CANDIDATES = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
+CHROMIUM = next((p for p in CANDIDATES if Path(p).exists()), None)
+ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--no-default-browser-check",
+]  # fmt: skip
+BINDS = "CGACCGAACTCC" + "A" * 38
+CELLS = ["HEPG2", "HUVEC", "RPE", "U2OS"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    tmp = tmp_path_factory.mktemp("ui")
+    shutil.copytree(ZOO, tmp / "store")
+    store = ModelStore.open(str(tmp / "store"), cache_dir=tmp / "pub")
+    if "cells-demo" not in store.list_models():
+        files = {
+            "model.onnx": image_multiclass_model(1, 32, 32, 4),
+            "card.md": b"# cells demo\n\nA test model: brighter images score later classes.\n",
+        }
+        store.publish(make_manifest(
+            files, name="cells-demo", task="multiclass", description="Which cell type is this?",
+            input=ImageSchema(width=32, height=32, channels=1),
+            output=OutputSchema(labels=CELLS)), files)  # fmt: skip
+    with running(tmp / "store", tmp, access_log=False) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if CHROMIUM is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("Chromium is missing: .ci/run installs it with apt-get install chromium")
+        pytest.skip("Chromium is not installed here (apt-get install chromium)")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: Running) -> Iterator[Page]:
+    context = browser.new_context(base_url=server.url, viewport={"width": 1100, "height": 900},
+                                  accept_downloads=True)  # fmt: skip
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    folder = os.environ.get("HELIXSERVE_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def test_catalogue_lists_every_model(page: Page) -> None:
+    page.goto("/")
+    for name in ("primer-binding", "tumor-wisconsin", "cells-demo"):
+        expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
+    shot(page, "home")
+
+
+def test_classify_one_sequence(page: Page) -> None:
+    page.goto("/dnasequence")  # the seed's URL
+    expect(page).to_have_url(page.url.split("/models")[0] + "/models/primer-binding/predict")
+    page.get_by_label("DNA sequence").fill(BINDS)
+    expect(page.locator("#sequence-feedback")).to_have_text("Looks valid: 50 nt.")
+    page.get_by_role("button", name="Classify").click()
+    expect(page.locator("#result .answer")).to_contain_text("Answer: 1 with probability 0.99")
+    shot(page, "predict-dna")
+
+
+def test_bad_sequence_points_at_the_character(page: Page) -> None:
+    page.goto("/models/primer-binding/predict")
+    page.get_by_label("DNA sequence").fill(BINDS[:30] + "F" + BINDS[31:])
+    feedback = page.locator("#sequence-feedback")
+    expect(feedback).to_contain_text("DNA sequence is not valid DNA: position 31 is 'F'.")
+    expect(feedback.locator("mark")).to_have_text("F")
+    shot(page, "predict-dna-error")
+    page.get_by_role("button", name="Classify").click()  # the server says the same
+    expect(page.locator("#sequence-feedback")).to_have_text(
+        "DNA sequence is not valid DNA: position 31 is 'F'. Only the letters A, C, G, T are "
+        "allowed; remove it or correct the typo.")  # fmt: skip
+
+
+def test_upload_csv_and_download_both_files(page: Page, tmp_path: Path) -> None:
+    data = tmp_path / "primers.csv"
+    data.write_text(
+        f"id,sequence\ngood1,{BINDS}\nbad1,ACGT\n=cmd,{'ACGT' * 12}AF\ngood2,{'C' * 50}\n"
+    )
+    page.goto("/dnafile")
+    page.locator("#file").set_input_files(str(data))
+    page.get_by_role("button", name="Score file").click()
+    expect(page.locator("#count-records")).to_have_text("4")
+    expect(page.locator("#count-predicted")).to_have_text("2")
+    expect(page.locator("#count-failed")).to_have_text("2")
+    expect(page.locator("#error-report")).to_contain_text("DNA sequence length is 4 nt")
+    shot(page, "upload-results")
+    with page.expect_download() as results:
+        page.locator("#download-results").click()
+    rows = list(csv.reader(io.StringIO(Path(results.value.path()).read_text())))
+    assert rows[0] == ["index", "id", "line", "label", "probability", "p_0", "p_1", "error"]
+    assert [r[1] for r in rows[1:]] == ["good1", "bad1", "'=cmd", "good2"]  # formula neutralised
+    with page.expect_download() as errors:
+        page.locator("#download-errors").click()
+    bad = list(csv.reader(io.StringIO(Path(errors.value.path()).read_text())))
+    assert [r[1] for r in bad[1:]] == ["bad1", "'=cmd"]
+    assert bad[2][5].startswith("record 3 (id =cmd), line 4: DNA sequence is not valid DNA")
+
+
+def test_tumour_form(page: Page) -> None:
+    page.goto("/models/tumor-wisconsin/predict")
+    values = {"clump thickness": 5, "uniformity cell size": 1, "uniformity cell shape": 1,
+              "marginal adhesion": 1, "single epithelial cell size": 2, "bare nuclei": 1,
+              "bland chromatin": 3, "normal nucleoli": 1, "mitoses": 1}  # fmt: skip
+    for label, value in values.items():
+        page.get_by_label(label, exact=True).fill(str(value))
+    page.get_by_role("button", name="Classify").click()
+    expect(page.locator("#result .answer")).to_contain_text("Answer: benign with probability")
+    shot(page, "predict-tabular")
+    page.get_by_label("mitoses", exact=True).fill("11")
+    page.get_by_role("button", name="Classify").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "mitoses is 11, above the maximum 10; use a whole number from 1 to 10.")  # fmt: skip
+
+
+def test_image_upload_shows_four_bars(page: Page, tmp_path: Path) -> None:
+    path = tmp_path / "cell.png"
+    Image.fromarray(np.full((32, 32), 200, dtype=np.uint8)).save(path)
+    page.goto("/models/cells-demo/predict")
+    page.get_by_label("Image file").set_input_files(str(path))
+    expect(page.locator("#image-preview")).to_be_visible()
+    page.get_by_role("button", name="Classify").click()
+    bars = page.locator(".bars li")
+    expect(bars).to_have_count(4)
+    expect(bars.nth(0)).to_contain_text("HEPG2")
+    expect(page.locator("#result .answer")).to_contain_text("Answer: U2OS")
+    shot(page, "predict-image")
+
+
+def test_model_page_shows_curves_and_card(page: Page) -> None:
+    page.goto("/models/primer-binding")
+    expect(page.locator("#loss-curves svg polyline")).to_have_count(2)  # train and validation
+    expect(page.locator("#confusion table")).to_contain_text("253")
+    expect(page.get_by_role("heading", name="Model card")).to_be_visible()
+    shot(page, "model")
+
+
+def test_compare_page(page: Page) -> None:
+    page.goto("/compare?m=primer-binding&m=amr-resistance")
+    expect(page.locator("#compare-table thead")).to_contain_text("primer-binding@1")
+    expect(page.locator("#compare-table thead")).to_contain_text("amr-resistance@1")
+    shot(page, "compare")
+
+
+def test_phone_width_has_no_horizontal_scroll(browser: Browser, server: Running) -> None:
+    context = browser.new_context(base_url=server.url, viewport={"width": 390, "height": 844})
+    tab = context.new_page()
+    for path in ("/", "/models/primer-binding/predict", "/models/tumor-wisconsin/predict"):
+        tab.goto(path)
+        width = tab.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{path} is {width} px wide on a 390 px screen"
+    context.close()
