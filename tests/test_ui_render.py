@@ -18,7 +18,8 @@ def test_card_subset() -> None:
     )
     assert to_html(card) == (
         "<h2>tumour model</h2>\n"
-        "<p>Predicts <strong>benign</strong> or <em>malignant</em> from <code>9</code> scores.</p>\n"
+        "<p>Predicts <strong>benign</strong> or <em>malignant</em> from <code>9</code> "
+        "scores.</p>\n"
         "<h3>Metrics</h3>\n"
         "<table><thead><tr><th>metric</th><th>value</th></tr></thead>"
         "<tbody><tr><td>accuracy</td><td>0.96</td></tr></tbody></table>\n"
