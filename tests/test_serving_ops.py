@@ -192,3 +192,21 @@ def test_empty_listing_keeps_loaded_models(tmp_path: Path) -> None:
         assert body["models"] == {"gc": [1]}
         assert body["store"].startswith(f"the store {store.uri} lists no models now; keeping the "
                                         "1 loaded")  # fmt: skip
+
+
+def test_cors_when_configured(tmp_path: Path) -> None:
+    store = local_store(tmp_path)
+    publish_gc(store)
+    with running(store.uri, tmp_path, cors_origins=["https://lab.example"]) as server:
+        origin = {"origin": "https://lab.example"}
+        preflight = httpx.options(server.url + "/api/v1/models/gc/predict", headers={
+            **origin, "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type"})  # fmt: skip
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://lab.example"
+        reply = httpx.post(server.url + "/api/v1/models/gc/predict", json={"inputs": [GC]},
+                           headers=origin)  # fmt: skip
+        assert reply.headers["access-control-allow-origin"] == "https://lab.example"
+        other = httpx.post(server.url + "/api/v1/models/gc/predict", json={"inputs": [GC]},
+                           headers={"origin": "https://evil.example"})  # fmt: skip
+        assert "access-control-allow-origin" not in other.headers

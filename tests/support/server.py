@@ -14,7 +14,7 @@ from typing import Any
 import uvicorn
 
 from helixserve.inputs.sequence import SequenceSchema
-from helixserve.serving.app import HelixApp, create_app
+from helixserve.serving.app import ASGIApp, create_app
 from helixserve.settings import Settings
 from helixserve.store import ModelStore, OutputSchema, make_manifest
 from tests.support.onnx_models import gc_binary_model
@@ -31,7 +31,7 @@ def free_port() -> int:
 class Running:
     url: str
     grpc: str
-    app: HelixApp
+    app: ASGIApp
     settings: Settings
 
 
@@ -43,7 +43,6 @@ def running(store: str | Path, tmp: Path, **settings: Any) -> Iterator[Running]:
               "cache_dir": str(tmp / "cache"), "reload_interval_s": 0, **settings}  # fmt: skip
     chosen = Settings(**values)
     app = create_app(chosen)
-    assert isinstance(app, HelixApp)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
