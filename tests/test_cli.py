@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from helixserve import __version__
@@ -43,23 +42,6 @@ def test_help_lists_every_design_command() -> None:
     models = runner.invoke(app, ["models", "--help"], env={"COLUMNS": "200"})
     for command in ("list", "show", "push", "pull", "promote", "delete", "import"):
         assert f" {command} " in models.output
-
-
-@pytest.mark.parametrize(
-    ("args", "issue", "layer"),
-    [
-        (["predict", "m", "in.csv"], 7, "batch scoring"),
-    ],
-)
-def test_commands_not_yet_built_say_so_and_fail(args: list[str], issue: int, layer: str) -> None:
-    result = run_cli(*args)
-    name = args[0]
-    assert result.returncode == 1
-    assert result.stdout == ""
-    assert result.stderr == (
-        f"Error: `helixserve {name}` is not available yet: it arrives with {layer} "
-        f"(issue #{issue}). Run `helixserve --help` to see what works today.\n"
-    )
 
 
 def test_validate_reports_bad_records() -> None:

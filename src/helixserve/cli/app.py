@@ -2,8 +2,7 @@
 
 Contract:
 - ``helixserve --help`` lists every sub-command named in DESIGN.md; ``--version`` prints the
-  version. Sub-commands whose layer has not landed yet say so in their help and, when run, print
-  ``Error: ...`` naming the issue that brings them and exit 1: none pretends to work.
+  version.
 - Domain errors (:class:`~helixserve.errors.HelixError`) are printed as ``Error: <message>`` on
   stderr with exit status 1 — never a traceback. Usage errors are typer's (exit 2).
 """
@@ -11,7 +10,6 @@ Contract:
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -20,6 +18,7 @@ from rich.markup import escape
 from helixserve import __version__
 from helixserve.cli.bench import bench
 from helixserve.cli.models import models_app
+from helixserve.cli.predict import predict
 from helixserve.cli.serve import ZOO_STORE, keys_app, serve
 from helixserve.cli.train import train
 from helixserve.cli.validate import validate
@@ -41,9 +40,8 @@ app.command(help=validate.__doc__)(validate)
 app.command(help=train.__doc__)(train)
 app.command(help=serve.__doc__)(serve)
 app.command(help=bench.__doc__)(bench)
+app.command(help=predict.__doc__)(predict)
 app.add_typer(keys_app, name="keys")
-
-_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 def _version(value: bool) -> None:
@@ -59,19 +57,6 @@ def _root(
     ),
 ) -> None:
     """Train, store and serve machine-learning models for life-science data."""
-
-
-def _not_yet(command: str, issue: int, layer: str) -> NoReturn:
-    raise HelixError(
-        f"`helixserve {command}` is not available yet: it arrives with {layer} (issue #{issue}). "
-        "Run `helixserve --help` to see what works today."
-    )
-
-
-@app.command(context_settings=_PASS_THROUGH)
-def predict() -> None:
-    """Score a big CSV/TSV/FASTA/Parquet file, resumably. [yellow](Not yet: issue #7.)[/]"""
-    _not_yet("predict", 7, "batch scoring")
 
 
 @app.command()

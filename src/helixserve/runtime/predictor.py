@@ -141,16 +141,28 @@ class Predictor:
 
     # --- all together ---------------------------------------------------------------------------
 
-    def predict_batch(self, items: Sequence[object]) -> BatchPrediction:
-        """Validate, encode, run once, decode; columnar results plus per-item errors."""
-        labels = self.manifest.output.labels
+    def prepare(self, items: Sequence[object]) -> Prepared:
+        """Validate and encode (the CPU work before the model call): the positions predicted,
+        the errors of the others, and the input tensor (``None`` when no item is valid)."""
         fast = self._fast_path(items)
         if fast is not None:
-            positions = np.arange(len(items))
-            return BatchPrediction(len(items), positions, [], labels, self.decode(self.run(fast)))
+            return Prepared(len(items), np.arange(len(items), dtype=np.intp), [], fast)
         good, values, errors = self.validate(items)
-        decoded = self.decode(self.run(self.encode(values))) if good else Decoded.empty(self)
-        return BatchPrediction(len(items), np.array(good, dtype=np.intp), errors, labels, decoded)
+        tensor = self.encode(values) if good else None
+        return Prepared(len(items), np.array(good, dtype=np.intp), errors, tensor)
+
+    def finish(self, prepared: Prepared) -> BatchPrediction:
+        """Run the model on a prepared batch and decode it."""
+        labels = self.manifest.output.labels
+        if prepared.tensor is None:
+            decoded = Decoded.empty(self)
+        else:
+            decoded = self.decode(self.run(prepared.tensor))
+        return BatchPrediction(prepared.size, prepared.positions, prepared.errors, labels, decoded)
+
+    def predict_batch(self, items: Sequence[object]) -> BatchPrediction:
+        """Validate, encode, run once, decode; columnar results plus per-item errors."""
+        return self.finish(self.prepare(items))
 
     def predict(self, items: Sequence[object]) -> list[Result]:
         """One :class:`Prediction` or :class:`ItemError` per input, in input order."""
@@ -161,6 +173,16 @@ class Predictor:
         if isinstance(schema, SequenceSchema) and items:
             return fast_encode(items, schema)
         return None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated, encoded batch waiting for the model (see :meth:`Predictor.prepare`)."""
+
+    size: int
+    positions: npt.NDArray[np.intp]
+    errors: list[ItemError]
+    tensor: npt.NDArray[Any] | None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Batch layer: scoring big files (streaming, resumable); imports runtime, store and inputs only."""

@@ -1,0 +1,332 @@
+"""Scoring big files on one machine: streaming, constant memory, resumable after a crash.
+
+Contract:
+- :func:`score` reads INPUT (FASTA / CSV / TSV / one-per-line text for DNA models, CSV / TSV for
+  tabular models; gzip or not; a local path or ``s3://bucket/key``) in chunks of ``batch_size``
+  records, so memory does not grow with the file. OUTPUT (CSV, or TSV when it ends in ``.tsv``)
+  gets one row per scored record, in input order: ``index`` (1-based record number), ``id``,
+  then ``label``, ``probability`` and ``p_<label>`` per class, or ``value``. Records that fail
+  validation go to ERRORS (``index,id,line,field,position,message``) and never stop the run.
+- Two threads: one reads, validates and encodes the next chunk while the other runs the model on
+  the current one (ONNX Runtime releases the GIL), with ``threads`` ONNX Runtime threads.
+- Resumable: each finished chunk is written to ``<OUTPUT>.parts/`` and then recorded in a
+  journal (``journal.json``, replaced atomically). A run killed at any point leaves at most one
+  unrecorded chunk; ``resume=True`` checks that the input, the model and the batch size are the
+  same, skips the recorded records and goes on. The final files are joined from the parts and
+  moved into place at the end, so a resumed run's output is byte for byte the output of an
+  uninterrupted one.
+- Cells that a spreadsheet would run as a formula are neutralised. A whole-file problem raises
+  :class:`~helixserve.errors.InvalidFile`; a bad resume raises :class:`BatchError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from helixserve.errors import HelixError
+from helixserve.inputs.readers import read_sequences
+from helixserve.inputs.records import BadRecord, Record
+from helixserve.inputs.table import csv_safe
+from helixserve.inputs.tabular import FeatureRow, TabularSchema, read_rows
+from helixserve.runtime.predictor import BatchPrediction, Predictor, Prepared
+from helixserve.store.fs import S3Options, open_location
+
+JOURNAL_VERSION = 1
+Progress = Callable[[int, int, int], None]  # (bytes read, records scored, records refused)
+
+
+class BatchError(HelixError):
+    """A batch run cannot start or resume as asked."""
+
+
+@dataclass
+class Summary:
+    scored: int
+    refused: int
+    seconds: float
+    output: str
+    errors: str | None
+    resumed_from: int = 0
+
+
+@dataclass
+class _Chunk:
+    number: int
+    records: list[Record | FeatureRow | BadRecord]
+    prepared: Prepared
+
+
+class _Source:
+    """The input file as a binary stream, with the raw byte position for progress."""
+
+    def __init__(self, uri: str, s3: S3Options | None) -> None:
+        self.uri = uri
+        if uri.startswith("s3://"):
+            bucket, _, key = uri.removeprefix("s3://").partition("/")
+            location = open_location(f"s3://{bucket}", s3)
+            self.raw: IO[bytes] = location.fs.open(f"{bucket}/{key}", "rb")
+            self.size = int(location.fs.size(f"{bucket}/{key}"))
+            self.stamp = f"{self.size}:{location.fs.info(f'{bucket}/{key}').get('ETag', '')}"
+        else:
+            path = Path(uri)
+            if not path.is_file():
+                raise BatchError(f"input file not found: {uri}; check the path.")
+            self.raw = path.open("rb")
+            stat = path.stat()
+            self.size, self.stamp = stat.st_size, f"{stat.st_size}:{stat.st_mtime_ns}"
+
+    def position(self) -> int:
+        try:
+            return int(self.raw.tell())
+        except (OSError, ValueError):
+            return 0
+
+
+def _records(predictor: Predictor, stream: IO[bytes]) -> Iterator[Record | FeatureRow | BadRecord]:
+    schema = predictor.manifest.input
+    if isinstance(schema, TabularSchema):
+        return read_rows(stream, schema)
+    if schema.kind != "dna":
+        raise BatchError("`helixserve predict` scores sequence and table files; image models "
+                         "take one image per request (use the API or the web page).")  # fmt: skip
+    return read_sequences(stream)
+
+
+def _item(record: Record | FeatureRow, predictor: Predictor) -> object:
+    if isinstance(record, FeatureRow):
+        schema = predictor.manifest.input
+        assert isinstance(schema, TabularSchema)
+        return dict(zip(schema.names(), record.values, strict=True))
+    return record.sequence
+
+
+def _prepare(predictor: Predictor, number: int, records: list[Any]) -> _Chunk:
+    good = [r for r in records if not isinstance(r, BadRecord)]
+    return _Chunk(number, records, predictor.prepare([_item(r, predictor) for r in good]))
+
+
+def _reader(predictor: Predictor, stream: IO[bytes], batch_size: int, skip: int, first_chunk: int,
+            out: queue.Queue[_Chunk | BaseException | None]) -> None:  # fmt: skip
+    """Thread body: chunks of records, validated and encoded, onto ``out`` (``None`` = end)."""
+    try:
+        records: list[Any] = []
+        number = first_chunk
+        for seen, record in enumerate(_records(predictor, stream), start=1):
+            if seen <= skip:
+                continue
+            records.append(record)
+            if len(records) == batch_size:
+                out.put(_prepare(predictor, number, records))
+                records, number = [], number + 1
+        if records:
+            out.put(_prepare(predictor, number, records))
+        out.put(None)
+    except BaseException as err:  # handed to the main thread, which raises it
+        out.put(err)
+
+
+def _header(predictor: Predictor) -> list[str]:
+    labels = predictor.manifest.output.labels
+    if labels is None:
+        return ["index", "id", "value"]
+    return ["index", "id", "label", "probability", *[f"p_{label}" for label in labels]]
+
+
+ERROR_HEADER = ["index", "id", "line", "field", "position", "message"]
+
+
+def _rows(chunk: _Chunk, result: BatchPrediction) -> tuple[list[list[str]], list[list[str]]]:
+    """CSV cells of the scored records and of the refused ones, in input order."""
+    good = [r for r in chunk.records if not isinstance(r, BadRecord)]
+    failed: dict[int, Any] = {e.index: e.error for e in result.errors}
+    scored: list[list[str]] = []
+    d = result.decoded
+    values = d.values.tolist() if d.values is not None else None
+    probabilities = d.probabilities.tolist() if d.probabilities is not None else []
+    chosen = d.label_index.tolist() if d.label_index is not None else []
+    names = result.label_names or []
+    for k, position in enumerate(result.positions.tolist()):
+        record = good[position]
+        head = [str(record.index), record.id or ""]
+        if values is not None:
+            scored.append([*head, f"{values[k]:.6g}"])
+        else:
+            row = probabilities[k]
+            scored.append([*head, names[chosen[k]], f"{row[chosen[k]]:.6f}",
+                           *[f"{p:.6f}" for p in row]])  # fmt: skip
+    refused = []
+    good_index = {id(r): i for i, r in enumerate(good)}
+    for record in chunk.records:
+        if isinstance(record, BadRecord):
+            refused.append(_error_cells(record.index, record.id, record.line, record.error))
+        elif good_index[id(record)] in failed:
+            err = failed[good_index[id(record)]]
+            located = err.at(index=record.index, record_id=record.id, line=record.line)
+            refused.append(_error_cells(record.index, record.id, record.line, located))
+    return scored, refused
+
+
+def _error_cells(index: int, record_id: str | None, line: int, err: Any) -> list[str]:
+    position = "" if err.position is None else str(err.position)
+    return [str(index), record_id or "", str(line), err.field or "", position, str(err)]
+
+
+def _csv_bytes(rows: list[list[str]], delimiter: str) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+    writer.writerows([[csv_safe(c) for c in row] for row in rows])
+    return out.getvalue().encode("utf-8")
+
+
+class _Parts:
+    """The committed chunks of one run and their journal (see the module contract)."""
+
+    def __init__(self, folder: Path, identity: dict[str, Any]) -> None:
+        self.folder = folder
+        self.identity = identity
+        self.state = {"chunks": 0, "records": 0, "scored": 0, "refused": 0}
+
+    @property
+    def journal(self) -> Path:
+        return self.folder / "journal.json"
+
+    def start(self, resume: bool) -> None:
+        if self.journal.exists() and not resume:
+            raise BatchError(f"an unfinished run of this output is in {self.folder}: add --resume "
+                             "to continue it, or delete that folder to start again.")  # fmt: skip
+        if resume and self.journal.exists():
+            saved = json.loads(self.journal.read_text(encoding="utf-8"))
+            different = [k for k, v in self.identity.items() if saved.get(k) != v]
+            if different:
+                raise BatchError(f"cannot resume: the {', '.join(different)} changed since the "
+                                 f"interrupted run (journal {self.journal}). Delete "
+                                 f"{self.folder} to start again.")  # fmt: skip
+            self.state = {k: int(saved[k]) for k in self.state}
+            return
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
+        self._save()
+
+    def commit(self, number: int, scored: bytes, refused: bytes, records: int,
+               counts: tuple[int, int]) -> None:  # fmt: skip
+        for suffix, data in ((".out", scored), (".err", refused)):
+            _atomic_write(self.folder / f"chunk-{number:08d}{suffix}", data)
+        self.state["chunks"] = number + 1
+        self.state["records"] += records
+        self.state["scored"] += counts[0]
+        self.state["refused"] += counts[1]
+        self._save()
+
+    def _save(self) -> None:
+        data = {"version": JOURNAL_VERSION, **self.identity, **self.state}
+        _atomic_write(self.journal, json.dumps(data, indent=1).encode())
+
+    def join(self, suffix: str, header: bytes, target: Path) -> None:
+        partial = target.with_name(target.name + ".partial")
+        with partial.open("wb") as out:
+            out.write(header)
+            for number in range(self.state["chunks"]):
+                with (self.folder / f"chunk-{number:08d}{suffix}").open("rb") as part:
+                    shutil.copyfileobj(part, out)
+        os.replace(partial, target)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    partial = path.with_name(path.name + ".tmp")
+    with partial.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, path)
+
+
+def _parts_folder(output: str) -> Path:
+    if output.startswith("s3://"):
+        import hashlib  # noqa: PLC0415 - only for S3 outputs
+
+        digest = hashlib.sha256(output.encode()).hexdigest()[:16]
+        return Path.home() / ".cache" / "helixserve" / "batch" / f"{digest}.parts"
+    return Path(output + ".parts")
+
+
+def _identity(predictor: Predictor, source: _Source, batch_size: int) -> dict[str, Any]:
+    return {"input": source.uri, "input_stamp": source.stamp, "model": predictor.label,
+            "model_sha256": predictor.manifest.files.get("model.onnx", ""),
+            "batch_size": batch_size}  # fmt: skip
+
+
+def score(
+    predictor: Predictor, input_uri: str, output: str, *, errors: str | None = None,
+    batch_size: int = 4096, resume: bool = False, s3: S3Options | None = None,
+    progress: Progress | None = None,
+) -> Summary:  # fmt: skip
+    """Score a whole file; see the module contract."""
+    if batch_size < 1:
+        raise BatchError(f"the batch size must be 1 or more, got {batch_size}.")
+    started = time.perf_counter()
+    errors = errors or _default_errors(output)
+    source = _Source(input_uri, s3)
+    parts = _Parts(_parts_folder(output), _identity(predictor, source, batch_size))
+    parts.start(resume)
+    resumed_from = parts.state["records"]
+    delimiter = "\t" if output.endswith(".tsv") else ","
+    chunks: queue.Queue[_Chunk | BaseException | None] = queue.Queue(maxsize=2)
+    reader = threading.Thread(
+        target=_reader, name="helixserve-reader", daemon=True,
+        args=(predictor, source.raw, batch_size, resumed_from, parts.state["chunks"], chunks),
+    )  # fmt: skip
+    reader.start()
+    try:
+        _consume(predictor, chunks, parts, delimiter, lambda: _report(progress, source, parts))
+    finally:
+        source.raw.close()
+    _finish(predictor, parts, output, errors, delimiter, s3)
+    return Summary(parts.state["scored"], parts.state["refused"], time.perf_counter() - started,
+                   output, errors, resumed_from)  # fmt: skip
+
+
+def _default_errors(output: str) -> str:
+    stem, dot, suffix = output.rpartition(".")
+    return f"{stem}.errors.{suffix}" if dot and "/" not in suffix else output + ".errors.csv"
+
+
+def _consume(predictor: Predictor, chunks: queue.Queue[_Chunk | BaseException | None],
+             parts: _Parts, delimiter: str, report: Callable[[], None]) -> None:  # fmt: skip
+    while (item := chunks.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        scored, refused = _rows(item, predictor.finish(item.prepared))
+        parts.commit(item.number, _csv_bytes(scored, delimiter), _csv_bytes(refused, delimiter),
+                     len(item.records), (len(scored), len(refused)))  # fmt: skip
+        report()
+
+
+def _report(progress: Progress | None, source: _Source, parts: _Parts) -> None:
+    if progress is not None:
+        progress(source.position(), parts.state["scored"], parts.state["refused"])
+
+
+def _finish(predictor: Predictor, parts: _Parts, output: str, errors: str, delimiter: str,
+            s3: S3Options | None) -> None:  # fmt: skip
+    targets = {".out": (output, _csv_bytes([_header(predictor)], delimiter)),
+               ".err": (errors, _csv_bytes([ERROR_HEADER], delimiter))}  # fmt: skip
+    for suffix, (target, header) in targets.items():
+        if target.startswith("s3://"):
+            local = parts.folder / f"final{suffix}"
+            parts.join(suffix, header, local)
+            bucket, _, key = target.removeprefix("s3://").partition("/")
+            open_location(f"s3://{bucket}", s3).fs.put_file(str(local), f"{bucket}/{key}")
+        else:
+            parts.join(suffix, header, Path(target))
+    shutil.rmtree(parts.folder, ignore_errors=True)
