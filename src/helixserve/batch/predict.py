@@ -116,20 +116,36 @@ def _prepare(predictor: Predictor, number: int, records: list[Any]) -> _Chunk:
     return _Chunk(number, records, predictor.prepare([_item(r, predictor) for r in good]))
 
 
+def record_chunks(predictor: Predictor, stream: IO[bytes], batch_size: int, skip: int,
+                  first_chunk: int) -> Iterator[tuple[int, list[Any]]]:  # fmt: skip
+    """``(chunk number, records)`` in file order, after skipping ``skip`` records (resume)."""
+    records: list[Any] = []
+    number = first_chunk
+    for seen, record in enumerate(_records(predictor, stream), start=1):
+        if seen <= skip:
+            continue
+        records.append(record)
+        if len(records) == batch_size:
+            yield number, records
+            records, number = [], number + 1
+    if records:
+        yield number, records
+
+
+def score_chunk(predictor: Predictor, number: int, records: list[Any],
+                delimiter: str) -> tuple[bytes, bytes, tuple[int, int]]:  # fmt: skip
+    """A chunk's output and errors CSV bytes and its (scored, refused) counts (any engine)."""
+    chunk = _prepare(predictor, number, records)
+    scored, refused = _rows(chunk, predictor.finish(chunk.prepared))
+    counts = (len(scored), len(refused))
+    return _csv_bytes(scored, delimiter), _csv_bytes(refused, delimiter), counts
+
+
 def _reader(predictor: Predictor, stream: IO[bytes], batch_size: int, skip: int, first_chunk: int,
             out: queue.Queue[_Chunk | BaseException | None]) -> None:  # fmt: skip
     """Thread body: chunks of records, validated and encoded, onto ``out`` (``None`` = end)."""
     try:
-        records: list[Any] = []
-        number = first_chunk
-        for seen, record in enumerate(_records(predictor, stream), start=1):
-            if seen <= skip:
-                continue
-            records.append(record)
-            if len(records) == batch_size:
-                out.put(_prepare(predictor, number, records))
-                records, number = [], number + 1
-        if records:
+        for number, records in record_chunks(predictor, stream, batch_size, skip, first_chunk):
             out.put(_prepare(predictor, number, records))
         out.put(None)
     except BaseException as err:  # handed to the main thread, which raises it
@@ -266,34 +282,66 @@ def _identity(predictor: Predictor, source: _Source, batch_size: int) -> dict[st
             "batch_size": batch_size}  # fmt: skip
 
 
+@dataclass
+class Run:
+    """One run's input, committed parts and targets (shared by the local and the Ray engine)."""
+
+    source: _Source
+    parts: _Parts
+    output: str
+    errors: str
+    delimiter: str
+    s3: S3Options | None
+    started: float
+    resumed_from: int
+
+
+def begin(predictor: Predictor, input_uri: str, output: str, *, errors: str | None,
+          batch_size: int, resume: bool, s3: S3Options | None) -> Run:  # fmt: skip
+    """Open the input and the parts folder (checking a resume); see the module contract."""
+    if batch_size < 1:
+        raise BatchError(f"the batch size must be 1 or more, got {batch_size}.")
+    started = time.perf_counter()
+    source = _Source(input_uri, s3)
+    parts = _Parts(_parts_folder(output), _identity(predictor, source, batch_size))
+    parts.start(resume)
+    delimiter = "\t" if output.endswith(".tsv") else ","
+    return Run(source, parts, output, errors or _default_errors(output), delimiter, s3, started,
+               parts.state["records"])  # fmt: skip
+
+
+def end(predictor: Predictor, run: Run) -> Summary:
+    """Assemble the final files from the parts and summarise."""
+    run.source.raw.close()
+    _finish(predictor, run.parts, run.output, run.errors, run.delimiter, run.s3)
+    state = run.parts.state
+    return Summary(state["scored"], state["refused"], time.perf_counter() - run.started,
+                   run.output, run.errors, run.resumed_from)  # fmt: skip
+
+
 def score(
     predictor: Predictor, input_uri: str, output: str, *, errors: str | None = None,
     batch_size: int = 4096, resume: bool = False, s3: S3Options | None = None,
     progress: Progress | None = None,
 ) -> Summary:  # fmt: skip
-    """Score a whole file; see the module contract."""
-    if batch_size < 1:
-        raise BatchError(f"the batch size must be 1 or more, got {batch_size}.")
-    started = time.perf_counter()
-    errors = errors or _default_errors(output)
-    source = _Source(input_uri, s3)
-    parts = _Parts(_parts_folder(output), _identity(predictor, source, batch_size))
-    parts.start(resume)
-    resumed_from = parts.state["records"]
-    delimiter = "\t" if output.endswith(".tsv") else ","
+    """Score a whole file on this machine; see the module contract."""
+    run = begin(predictor, input_uri, output, errors=errors, batch_size=batch_size, resume=resume,
+                s3=s3)  # fmt: skip
+    parts = run.parts
     chunks: queue.Queue[_Chunk | BaseException | None] = queue.Queue(maxsize=2)
     reader = threading.Thread(
         target=_reader, name="helixserve-reader", daemon=True,
-        args=(predictor, source.raw, batch_size, resumed_from, parts.state["chunks"], chunks),
+        args=(predictor, run.source.raw, batch_size, run.resumed_from, parts.state["chunks"],
+              chunks),
     )  # fmt: skip
     reader.start()
     try:
-        _consume(predictor, chunks, parts, delimiter, lambda: _report(progress, source, parts))
-    finally:
-        source.raw.close()
-    _finish(predictor, parts, output, errors, delimiter, s3)
-    return Summary(parts.state["scored"], parts.state["refused"], time.perf_counter() - started,
-                   output, errors, resumed_from)  # fmt: skip
+        _consume(predictor, chunks, parts, run.delimiter,
+                 lambda: report(progress, run.source, parts))  # fmt: skip
+    except BaseException:
+        run.source.raw.close()
+        raise
+    return end(predictor, run)
 
 
 def _default_errors(output: str) -> str:
@@ -312,7 +360,7 @@ def _consume(predictor: Predictor, chunks: queue.Queue[_Chunk | BaseException | 
         report()
 
 
-def _report(progress: Progress | None, source: _Source, parts: _Parts) -> None:
+def report(progress: Progress | None, source: _Source, parts: _Parts) -> None:
     if progress is not None:
         progress(source.position(), parts.state["scored"], parts.state["refused"])
 

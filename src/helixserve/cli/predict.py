@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,6 +24,8 @@ from rich.progress import (
 )
 
 from helixserve.batch.predict import score
+from helixserve.batch.ray_engine import score_ray
+from helixserve.errors import HelixError
 from helixserve.runtime.predictor import Predictor
 from helixserve.settings import load_settings
 from helixserve.store.configured import s3_options, store_from_settings
@@ -57,15 +59,29 @@ def predict(
     batch_size: Annotated[int, typer.Option(help="Records per model call.")] = 4096,
     workers: Annotated[int, typer.Option(help="ONNX Runtime threads.")] = 1,
     store: Annotated[str | None, typer.Option(help="Store folder or URI.")] = None,
+    engine: Annotated[str, typer.Option(help="local, or ray (extra 'ray').")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster: auto, ray://host:port (default: local Ray).")
+    ] = None,
+    actors: Annotated[int, typer.Option(help="Ray actors (engine ray).")] = 2,
 ) -> None:
     """Score a big file, resumably, in constant memory; bad rows go to the errors file."""
+    if engine not in ("local", "ray"):
+        raise HelixError(f"--engine must be local or ray, got {engine!r}.")
     settings = load_settings()
-    predictor = Predictor.from_store(store_from_settings(settings, store), model,
-                                     intra_op_threads=workers)  # fmt: skip
+    models = store_from_settings(settings, store)
+    predictor = Predictor.from_store(models, model, intra_op_threads=workers)
     target = output or _default_output(input_file)
+    options: dict[str, Any] = {"errors": errors, "batch_size": batch_size, "resume": resume,
+                               "s3": s3_options(settings)}  # fmt: skip
     with ProgressReporter() as report:
-        summary = score(predictor, input_file, target, errors=errors, batch_size=batch_size,
-                        resume=resume, s3=s3_options(settings), progress=report)  # fmt: skip
+        if engine == "ray":
+            summary = score_ray(
+                predictor, models.uri, model, input_file, target, address=address, actors=actors,
+                threads=workers, progress=report, **options,
+            )  # fmt: skip
+        else:
+            summary = score(predictor, input_file, target, progress=report, **options)
     rate = (summary.scored + summary.refused - summary.resumed_from) / max(summary.seconds, 1e-9)
     resumed = f" (resumed after record {summary.resumed_from:,})" if summary.resumed_from else ""
     err_console.print(
