@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from helixserve.runtime.predictor import Predictor
+from helixserve.store import ModelStore
 from tests.support.onnx_models import gc_binary_model
 from tests.support.s3server import S3Server
 
@@ -183,3 +186,23 @@ def test_models_commands_against_s3(
     assert refused.stderr.startswith(
         "Error: the store at s3://models/cli-check refused to move alias primer-binding@production"
     )
+
+
+def test_quantize_publishes_a_checked_int8_version(tmp_path: Path, env: dict[str, str]) -> None:
+    zoo = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
+    shutil.copytree(zoo / "primer-binding", tmp_path / "store" / "primer-binding")
+    examples = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "examples"
+    result = cli(env, "quantize", "primer-binding", "--calibration",
+                 str(examples / "primers.fasta"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("published primer-binding@2 (int8 of primer-binding@1): ")
+    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "c")
+    manifest = store.manifest("primer-binding@2")
+    assert manifest.description.endswith("(int8)")
+    assert manifest.metrics["int8_label_agreement_vs_fp32"] == 1.0
+    assert 0 < manifest.metrics["int8_max_abs_diff_vs_fp32"] < 0.05
+    card = store.read_files("primer-binding@2")[1]["card.md"].decode()
+    assert "## int8 quantisation" in card and "calibrated on 6 inputs" in card
+    assert store.aliases("primer-binding") == {"production": 1}  # not promoted automatically
+    results = Predictor.from_store(store, "primer-binding@2").predict(["CGACCGAACTCC" + "A" * 38])
+    assert [getattr(r, "label", None) for r in results] == ["1"]

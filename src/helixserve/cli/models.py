@@ -18,11 +18,14 @@ from rich.table import Table
 from rich.text import Text
 
 from helixserve.errors import HelixError
+from helixserve.inputs.readers import read_sequences
+from helixserve.inputs.records import BadRecord, Record
 from helixserve.inputs.sequence import SequenceSchema
-from helixserve.inputs.tabular import TabularSchema
+from helixserve.inputs.tabular import TabularSchema, read_rows
 from helixserve.runtime.importer import import_onnx
+from helixserve.runtime.predictor import Predictor
 from helixserve.settings import load_settings
-from helixserve.store import Manifest, ModelStore, parse_ref
+from helixserve.store import Manifest, ModelStore, make_manifest, parse_ref
 from helixserve.store.configured import store_from_settings
 from helixserve.store.names import check_alias
 
@@ -187,3 +190,63 @@ def import_model(
     if alias is not None:
         models.set_alias(manifest.name, alias, manifest.version)
     console.print(f"imported {model} as {manifest.name}@{manifest.version}", highlight=False)
+
+
+@models_app.command("quantize")
+def quantize(
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS")],
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            help="Inputs to calibrate on (a sequence or table file); default: random valid inputs."
+        ),
+    ] = None,
+    samples: Annotated[int, typer.Option(help="Calibration inputs to use.")] = 512,
+    store: StoreOption = None,
+) -> None:
+    """Publish an int8 (static QDQ) version of a model, calibrated and checked against it."""
+    from helixserve.cli.bench import sample_inputs  # noqa: PLC0415 - avoids an import cycle
+    from helixserve.runtime.quantize import quantize_bundle  # noqa: PLC0415 - needs onnx
+
+    models = open_store(store)
+    predictor = Predictor.from_store(models, ref)
+    inputs = (_file_inputs(predictor, calibration, samples) if calibration
+              else sample_inputs(predictor, samples))  # fmt: skip
+    data, check = quantize_bundle(predictor, inputs)
+    manifest, files = models.read_files(predictor.label)
+    agreement = "" if check.label_agreement is None else (
+        f"; the label is unchanged for {check.label_agreement:.2%} of them")  # fmt: skip
+    note = (f"\n\n## int8 quantisation\n\nStatic QDQ int8 version of {predictor.label} (ONNX "
+            f"Runtime; uint8 activations, int8 per-channel weights), calibrated on "
+            f"{check.items} inputs. On those inputs the largest absolute difference from the "
+            f"original's output is {check.max_abs_diff:.4g}{agreement}. The test metrics above "
+            "are the original's; measure this version before promoting it.\n")  # fmt: skip
+    files = {**files, "model.onnx": data, "card.md": files["card.md"] + note.encode()}
+    metrics = {"int8_max_abs_diff_vs_fp32": check.max_abs_diff}
+    if check.label_agreement is not None:
+        metrics["int8_label_agreement_vs_fp32"] = check.label_agreement
+    fields = manifest.model_dump(exclude={"version", "files", "created", "metrics"})
+    fields["description"] = (manifest.description + " (int8)").strip()
+    published = models.publish(make_manifest(files, **fields, metrics=metrics), files)
+    Predictor.from_store(models, f"{published.name}@{published.version}")  # loads and checks
+    console.print(f"published {published.name}@{published.version} (int8 of {predictor.label}): "
+                  f"max |int8 - fp32| {check.max_abs_diff:.4g} on {check.items} inputs"
+                  f"{agreement}", highlight=False)  # fmt: skip
+
+
+def _file_inputs(predictor: Predictor, path: Path, limit: int) -> list[object]:
+    schema = predictor.manifest.input
+    items: list[object] = []
+    if isinstance(schema, TabularSchema):
+        for row in read_rows(path, schema):
+            if not isinstance(row, BadRecord):
+                items.append(dict(zip(schema.names(), row.values, strict=True)))
+            if len(items) >= limit:
+                break
+        return items
+    for record in read_sequences(path):
+        if isinstance(record, Record):
+            items.append(record.sequence)
+        if len(items) >= limit:
+            break
+    return items
