@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,7 +24,7 @@ import uvicorn
 
 from helixserve.errors import HelixError
 from helixserve.serving.auth import new_key
-from helixserve.settings import load_settings
+from helixserve.settings import Settings, load_settings
 from helixserve.store.configured import store_from_settings
 
 ZOO_STORE = Path(__file__).resolve().parents[1] / "zoo" / "store"
@@ -60,6 +61,12 @@ def serve(
     reload_interval: Annotated[
         float | None, typer.Option(help="Seconds between store polls (0: off).")
     ] = None,
+    engine: Annotated[str, typer.Option(help="local (uvicorn), or ray (Ray Serve).")] = "local",
+    replicas: Annotated[int, typer.Option(help="Ray Serve replicas (engine ray).")] = 2,
+    autoscale: Annotated[
+        str | None, typer.Option(help="Ray Serve autoscaling MIN:MAX (engine ray).")
+    ] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray).")] = None,
 ) -> None:
     """Serve every model in the store: REST API, Open Inference Protocol v2 (REST + gRPC)."""
     given = {"STORE": store, "HOST": host, "PORT": port, "GRPC_PORT": grpc_port,
@@ -67,8 +74,13 @@ def serve(
     for name, value in given.items():
         if value is not None:
             os.environ[f"HELIXSERVE_{name}"] = str(value)
+    if engine not in ("local", "ray"):
+        raise HelixError(f"--engine must be local or ray, got {engine!r}.")
     settings = load_settings()
     store_from_settings(settings)  # a bad store URI fails here, with a clear message
+    if engine == "ray":
+        _serve_on_ray(settings, replicas, autoscale, address)
+        return
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="helixserve-metrics-")
     typer.echo(
@@ -85,6 +97,23 @@ def serve(
         )  # fmt: skip
     except OSError as err:
         raise HelixError(f"cannot serve on {settings.host}:{settings.port}: {err}") from None
+
+
+def _serve_on_ray(settings: Settings, replicas: int, autoscale: str | None,
+                  address: str | None) -> None:  # fmt: skip
+    from helixserve.serving.ray_serve import deploy, parse_autoscale  # noqa: PLC0415 - ray extra
+
+    scale = parse_autoscale(autoscale) if autoscale else None
+    deploy(settings, replicas=replicas, autoscale=scale, address=address)
+    typer.echo(f"helixserve on Ray Serve: http://{settings.host}:{settings.port} (Ctrl+C stops)",
+               err=True)  # fmt: skip
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        from ray import serve  # noqa: PLC0415
+
+        serve.shutdown()  # type: ignore[no-untyped-call]
 
 
 @keys_app.command("new")

@@ -1,4 +1,5 @@
-"""`helixserve predict --engine ray` on a real local Ray cluster (a head and one worker node)."""
+"""Ray backends on a real local Ray cluster (a head and one worker node): batch scoring with
+`predict --engine ray`, and serving with Ray Serve."""
 
 from __future__ import annotations
 
@@ -49,3 +50,33 @@ def test_ray_output_equals_the_local_engine(cluster: str, tmp_path: Path) -> Non
     assert (tmp_path / "ray.errors.csv").read_bytes() == (
         tmp_path / "local.errors.csv"
     ).read_bytes()
+
+
+def test_ray_serve_answers_the_domain_api(cluster: str, tmp_path: Path) -> None:
+    import httpx
+    from ray import serve
+
+    from helixserve.serving.ray_serve import deploy
+    from helixserve.settings import Settings
+    from tests.support.server import free_port
+
+    zoo = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
+    port = free_port()
+    settings = Settings(store=str(zoo), port=port, cache_dir=str(tmp_path / "cache"),
+                        reload_interval_s=0, access_log=False)  # fmt: skip
+    try:
+        deploy(settings, replicas=2, cpus_per_replica=0.25)
+        url = f"http://127.0.0.1:{port}"
+        binds = "CGACCGAACTCC" + "A" * 38
+        reply = httpx.post(url + "/api/v1/models/primer-binding/predict",
+                           json={"inputs": [binds, "ACGF"]}, timeout=30)  # fmt: skip
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        assert body["predictions"][0]["label"] == "1" and body["predictions"][1] is None
+        seed = httpx.post(url + "/api/v1/getdnaclassapi", json={"dnasequence": binds}, timeout=30)
+        assert seed.text == "1"
+        assert httpx.get(url + "/readyz", timeout=30).json()["status"] == "ready"
+        oip = httpx.get(url + "/v2/models/primer-binding", timeout=30).json()
+        assert oip["inputs"][0] == {"name": "sequence", "datatype": "BYTES", "shape": [-1]}
+    finally:
+        serve.shutdown()
