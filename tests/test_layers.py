@@ -19,7 +19,7 @@ ALLOWED = {
     "training": {"inputs", "store", "runtime"},
     "explain": {"inputs", "store", "runtime"},
     "batch": {"inputs", "store", "runtime"},
-    "serving": {"inputs", "store", "runtime"},
+    "serving": {"inputs", "store", "runtime", "explain", "batch"},
     "cli": set(ORDER) - {"cli"},
 }
 SHARED = {"errors", "settings", ""}

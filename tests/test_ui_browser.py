@@ -93,6 +93,7 @@ def test_classify_one_sequence(page: Page) -> None:
     expect(page.locator("#sequence-feedback")).to_have_text("Looks valid: 50 nt.")
     page.get_by_role("button", name="Classify").click()
     expect(page.locator("#result .answer")).to_contain_text("Answer: 1 with probability 0.99")
+    expect(page.locator("#importance svg text")).not_to_have_count(0)  # the ISM logo
     shot(page, "predict-dna")
 
 

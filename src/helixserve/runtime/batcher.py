@@ -78,6 +78,11 @@ class MicroBatcher:
         self._recent_ms = math.inf  # moving average of batch run time; unknown at first
 
     @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The model's thread (for other long calls on this model, e.g. explanations)."""
+        return self._executor
+
+    @property
     def waiting_items(self) -> int:
         """Items queued and not yet taken into a batch."""
         return self._waiting_items

@@ -136,3 +136,34 @@ def confusion_rows(data: dict[str, Any]) -> tuple[list[str], list[list[tuple[int
     matrix = [[int(v) for v in row] for row in data["matrix"]]
     top = max((v for row in matrix for v in row), default=0) or 1
     return labels, [[(v, v / top) for v in row] for row in matrix]
+
+
+BASE_COLOURS = {"A": "#2e7d32", "C": "#1f6fb2", "G": "#e8a317", "T": "#c62828"}
+
+
+def ism_logo(sequence: str, effects: Sequence[Sequence[float]]) -> str:
+    """A logo of what each base contributes: the reference letter at each position, scaled by
+    minus the mean score change of replacing it (up: the base supports the prediction; down: it
+    works against it)."""
+    contributions = [-(sum(row) / 3) for row in effects]
+    top = max((abs(c) for c in contributions), default=0.0) or 1.0
+    width = max(420, 12 * len(sequence) + 2 * PAD)
+    mid, half = 90, 70
+    step = (width - 2 * PAD) / max(len(sequence), 1)
+    parts = [f'<line x1="{PAD}" x2="{width - PAD}" y1="{mid}" y2="{mid}" stroke="#999"/>']
+    for i, (base, value) in enumerate(zip(sequence, contributions, strict=True)):
+        height = abs(value) / top * half
+        x = PAD + step * i
+        colour = BASE_COLOURS.get(base, "#777")
+        if height >= 0.5:
+            scale = height / 11  # the glyph is about 11 px tall at font-size 14
+            y = mid if value > 0 else mid + height
+            parts.append(f'<text x="{x:.1f}" y="0" font-size="14" font-family="monospace" '
+                         f'font-weight="700" fill="{colour}" transform="translate(0 {y:.1f}) '
+                         f'scale(1 {scale:.3f})">{escape(base)}</text>')  # fmt: skip
+        parts.append(f'<text x="{x + step / 2:.1f}" y="{mid + half + 16}" class="tick" '
+                     f'text-anchor="middle" fill="{colour}">{escape(base)}</text>')  # fmt: skip
+    title = "Per-base contribution (in-silico mutagenesis): up supports the prediction"
+    parts.append(f'<text x="{PAD}" y="14" class="title">{title}</text>')
+    return (f'<svg viewBox="0 0 {width} {mid + half + 24}" class="chart logo" role="img" '
+            f'aria-label="per-base importance">{"".join(parts)}</svg>')  # fmt: skip

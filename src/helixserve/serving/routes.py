@@ -12,9 +12,12 @@ Contract:
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from enum import Enum
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Header, Query, Request, UploadFile
@@ -24,6 +27,8 @@ from starlette.exceptions import HTTPException
 
 import helixserve
 from helixserve.errors import HelixError
+from helixserve.explain.design import design
+from helixserve.explain.ism import BASES, Variant, ism, variant_effects
 from helixserve.serving import domain, oip
 from helixserve.serving.auth import key_from_headers
 from helixserve.serving.files import predict_file
@@ -32,6 +37,10 @@ from helixserve.serving.problems import Reply, json_reply, problem, problem_for
 from helixserve.serving.schemas import (
     ERRORS,
     OIP_ERRORS,
+    DesignRequest,
+    DesignResponse,
+    ExplainRequest,
+    ExplainResponse,
     FileResponse,
     InferRequestBody,
     InferResponse,
@@ -44,6 +53,8 @@ from helixserve.serving.schemas import (
     SeedRequest,
     ServerMetadata,
     Status,
+    VariantsRequest,
+    VariantsResponse,
 )
 from helixserve.serving.server import Server, oip_error_reply
 from helixserve.serving.ui import mount_ui
@@ -85,6 +96,7 @@ def build_api(server: Server) -> FastAPI:
     _operations(api, server)
     _domain(api, server)
     _oip(api, server)
+    _explain(api, server)
     mount_ui(api, server)
     return api
 
@@ -219,3 +231,45 @@ def _oip(api: FastAPI, server: Server) -> None:
         api.get(prefix + "/ready", tags=tags, responses=OIP_ERRORS)(model_ready)
         api.post(prefix + "/infer", response_model=InferResponse, tags=tags,
                  responses=OIP_ERRORS)(infer)  # fmt: skip
+
+
+def _explain(api: FastAPI, server: Server) -> None:
+    tags: list[str | Enum] = ["explain and design"]
+
+    async def off_loop(model: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run an explanation in the model's batch thread (many rows per call)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(model.batcher.executor, partial(fn, *args, **kwargs))
+
+    @api.post("/api/v1/models/{name}/explain", response_model=ExplainResponse, tags=tags,
+              responses=ERRORS)  # fmt: skip
+    async def explain(name: str, body: ExplainRequest, request: Request,
+                      version: VersionQuery = None) -> dict[str, Any]:  # fmt: skip
+        """In-silico mutagenesis: the score change of every single-base substitution."""
+        model = server.model(name, version, _key(request))
+        result = await off_loop(model, ism, model.predictor, body.sequence, body.target)
+        return {"model": model.name, "version": model.version, "alphabet": BASES,
+                **dataclasses.asdict(result)}  # fmt: skip
+
+    @api.post("/api/v1/models/{name}/variants", response_model=VariantsResponse, tags=tags,
+              responses=ERRORS)  # fmt: skip
+    async def variants(name: str, body: VariantsRequest, request: Request,
+                       version: VersionQuery = None) -> dict[str, Any]:  # fmt: skip
+        """Predicted change for each variant (position, ref, alt) of one sequence."""
+        model = server.model(name, version, _key(request))
+        listed = [Variant(v.position, v.ref, v.alt) for v in body.variants]
+        score, effects = await off_loop(model, variant_effects, model.predictor, body.sequence,
+                                        listed, body.target)  # fmt: skip
+        return {"model": model.name, "version": model.version, "score": score, "effects": effects}
+
+    @api.post("/api/v1/models/{name}/design", response_model=DesignResponse, tags=tags,
+              responses=ERRORS)  # fmt: skip
+    async def design_route(name: str, body: DesignRequest, request: Request,
+                           version: VersionQuery = None) -> dict[str, Any]:  # fmt: skip
+        """Greedy design: the best allowed single-base change per round, with its trajectory."""
+        model = server.model(name, version, _key(request))
+        steps = await off_loop(model, design, model.predictor, body.start, goal=body.goal,
+                               rounds=body.rounds, fixed=body.fixed, forbid=body.forbid,
+                               gc=body.gc, target=body.target)  # fmt: skip
+        return {"model": model.name, "version": model.version,
+                "steps": [dataclasses.asdict(s) for s in steps]}  # fmt: skip

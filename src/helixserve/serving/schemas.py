@@ -186,3 +186,69 @@ class InferResponse(BaseModel):
     model_version: str
     id: str | None = None
     outputs: list[InferOutput]
+
+
+class ExplainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sequence: str = Field(description="one DNA sequence", examples=["CGACCGAACTCC" + "A" * 38])
+    target: str | None = Field(default=None, description="class to explain (multiclass)")
+
+
+class ExplainResponse(BaseModel):
+    model: str
+    version: int
+    sequence: str
+    score: float
+    target: str | None
+    alphabet: str
+    effects: list[list[float]] = Field(description="L x 4: score change per substitution")
+    importance: list[float] = Field(description="mean |effect| per position")
+
+
+class VariantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    position: int = Field(ge=1, description="1-based position of ref")
+    ref: str = Field(min_length=1)
+    alt: str
+
+
+class VariantsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sequence: str
+    variants: list[VariantIn] = Field(min_length=1, max_length=10_000)
+    target: str | None = None
+
+
+class VariantsResponse(BaseModel):
+    model: str
+    version: int
+    score: float
+    effects: list[float]
+
+
+class DesignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: str
+    goal: str = Field(default="max", description="max, min or target=<number>")
+    rounds: int = Field(default=10, ge=1, le=500)
+    fixed: list[int] = Field(default_factory=list, description="1-based positions never changed")
+    forbid: list[str] = Field(default_factory=list, description="motifs that may not appear")
+    gc: tuple[float, float] = (0.0, 1.0)
+    target: str | None = None
+
+
+class DesignStep(BaseModel):
+    round: int
+    sequence: str
+    score: float
+    change: str | None
+
+
+class DesignResponse(BaseModel):
+    model: str
+    version: int
+    steps: list[DesignStep]

@@ -15,6 +15,7 @@ Contract:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -33,6 +34,7 @@ from PIL import Image
 from starlette.datastructures import UploadFile
 
 from helixserve.errors import HelixError, InvalidImage
+from helixserve.explain.ism import ism
 from helixserve.inputs.images import ImageSchema
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import TabularSchema
@@ -166,7 +168,7 @@ def _predict_routes(api: FastAPI, server: Server, page: Pages) -> None:
         except HelixError as err:
             return error_page(request, err, 404)
         return page(request, "predict.html", model=model, values={}, result=None, errors={},
-                    preview=None)  # fmt: skip
+                    preview=None, logo=None)  # fmt: skip
 
     @api.post("/models/{name}/predict", response_class=HTMLResponse, include_in_schema=False)
     async def predict_one(request: Request, name: str, version: str | None = None) -> Response:
@@ -187,9 +189,10 @@ def _predict_routes(api: FastAPI, server: Server, page: Pages) -> None:
                 errors = _field_errors(model, batch.errors[0].error)
             else:
                 result = prediction_list(batch)[0]
+        logo = await _logo(model, item) if result is not None else None
         status = 422 if errors else 200
         return page(request, "predict.html", status, model=model, values=values, result=result,
-                    errors=errors, preview=preview)  # fmt: skip
+                    errors=errors, preview=preview, logo=logo)  # fmt: skip
 
 
 def _job_routes(api: FastAPI, server: Server, page: Pages, jobs: Jobs) -> None:
@@ -247,6 +250,17 @@ async def _form_item(model: LoadedModel, form: Any) -> tuple[object, str | None]
     if not isinstance(upload, UploadFile) or not upload.filename:
         return b"", "choose an image file (PNG, JPEG or TIFF) first."
     return await upload.read(), None
+
+
+async def _logo(model: LoadedModel, item: object) -> str | None:
+    """The ISM logo of a DNA input (None for other kinds, or sequences over 2,000 nt)."""
+    if not isinstance(model.manifest.input, SequenceSchema) or not isinstance(item, str):
+        return None
+    if len(item) > 2000:
+        return None
+    loop = asyncio.get_running_loop()
+    result = await loop.run_in_executor(model.batcher.executor, ism, model.predictor, item)
+    return charts.ism_logo(result.sequence, result.effects)
 
 
 def _preview(data: bytes) -> str | None:

@@ -1,0 +1,134 @@
+"""In-silico mutagenesis (ISM) and variant effects for DNA models, in one batched model call.
+
+Contract:
+- The *score* of a prediction is P(positive) for binary models, the value for regression models,
+  and for multiclass models the probability of ``target`` (default: the class predicted for the
+  unchanged sequence).
+- :func:`ism` validates the sequence with the model's schema (same messages as everywhere), builds
+  every single-base substitution (3 per position, A/C/G/T) plus the original, scores all of them
+  in one ``predict_batch`` call and returns an :class:`IsmResult`: ``effects[i][b]`` is the score
+  change when position ``i`` becomes base ``"ACGT"[b]`` (0 for the base already there; positions
+  holding N score nothing), ``importance[i]`` the mean absolute change over the three
+  substitutions.
+- :func:`variant_effects` scores listed variants (1-based ``position``, ``ref``, ``alt``; alt may
+  be several bases or empty for indels) after checking that ``ref`` matches the sequence;
+  a mismatch or an out-of-range position raises :class:`InvalidVariant` naming the variant, what
+  the sequence holds there and how to fix it. All variants go in one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from helixserve.errors import InputError
+from helixserve.inputs.sequence import SequenceSchema, validate_sequence
+from helixserve.runtime.predictor import Predictor
+
+BASES = "ACGT"
+
+
+class InvalidVariant(InputError):
+    """A variant does not fit the sequence (position out of range, ref mismatch, bad bases)."""
+
+
+@dataclass(frozen=True)
+class IsmResult:
+    sequence: str
+    score: float
+    effects: list[list[float]]
+    importance: list[float]
+    target: str | None
+
+
+@dataclass(frozen=True)
+class Variant:
+    position: int
+    ref: str
+    alt: str
+
+
+def dna_schema(predictor: Predictor) -> SequenceSchema:
+    schema = predictor.manifest.input
+    if not isinstance(schema, SequenceSchema):
+        raise InputError(f"{predictor.label} takes {schema.kind} inputs; explanations are for DNA "
+                         "models.")  # fmt: skip
+    return schema
+
+
+def scores(predictor: Predictor, sequences: Sequence[str], target: str | None) -> list[float]:
+    """One score per sequence (see the module contract); invalid ones raise their error."""
+    result = predictor.predict_batch(list(sequences))
+    if result.errors:
+        raise result.errors[0].error
+    d = result.decoded
+    if d.values is not None:
+        return [float(v) for v in d.values]
+    labels = predictor.manifest.output.labels or []
+    assert d.probabilities is not None
+    column = labels.index(target) if target is not None else len(labels) - 1
+    return [float(p) for p in d.probabilities[:, column]]
+
+
+def _target(predictor: Predictor, sequence: str, target: str | None) -> str | None:
+    labels = predictor.manifest.output.labels
+    if predictor.manifest.task == "regression" or labels is None:
+        return None
+    if predictor.manifest.task == "binary":
+        return labels[-1]
+    if target is not None:
+        if target not in labels:
+            raise InputError(f"target class {target!r} is not one of {', '.join(labels)}.")
+        return target
+    result = predictor.predict_batch([sequence]).labels()
+    return result[0] if result else labels[0]
+
+
+def ism(predictor: Predictor, raw: str, target: str | None = None) -> IsmResult:
+    """Every single-base substitution scored; see the module contract."""
+    sequence = validate_sequence(raw, dna_schema(predictor))
+    chosen = _target(predictor, sequence, target)
+    variants, where = [sequence], []
+    for i, base in enumerate(sequence):
+        for b, alt in enumerate(BASES):
+            if base in BASES and alt != base:
+                variants.append(sequence[:i] + alt + sequence[i + 1 :])
+                where.append((i, b))
+    values = scores(predictor, variants, chosen)
+    reference = values[0]
+    effects = np.zeros((len(sequence), 4))
+    for (i, b), value in zip(where, values[1:], strict=True):
+        effects[i, b] = value - reference
+    importance = np.abs(effects).sum(axis=1) / 3
+    return IsmResult(sequence, reference, effects.tolist(), importance.tolist(), chosen)
+
+
+def _apply(sequence: str, variant: Variant, number: int) -> str:
+    start = variant.position - 1
+    found = sequence[start : start + len(variant.ref)]
+    if start < 0 or start + len(variant.ref) > len(sequence):
+        raise InvalidVariant(f"variant {number}: position {variant.position} is outside the "
+                             f"sequence (1 to {len(sequence)}); positions are 1-based.",
+                             field=f"variants[{number - 1}]")  # fmt: skip
+    if found != variant.ref.upper():
+        raise InvalidVariant(f"variant {number}: the sequence has {found!r} at position "
+                             f"{variant.position}, not {variant.ref!r} as the variant says; check "
+                             "the position (1-based) and the reference base.",
+                             field=f"variants[{number - 1}]")  # fmt: skip
+    bad = sorted(set(variant.alt.upper()) - set(BASES))
+    if bad:
+        raise InvalidVariant(f"variant {number}: alt {variant.alt!r} has {bad[0]!r}; use A, C, G "
+                             "or T.", field=f"variants[{number - 1}]")  # fmt: skip
+    return sequence[:start] + variant.alt.upper() + sequence[start + len(variant.ref) :]
+
+
+def variant_effects(predictor: Predictor, raw: str, variants: Sequence[Variant],
+                    target: str | None = None) -> tuple[float, list[float]]:  # fmt: skip
+    """The reference score and each variant's score change; see the module contract."""
+    sequence = validate_sequence(raw, dna_schema(predictor))
+    chosen = _target(predictor, sequence, target)
+    altered = [_apply(sequence, v, n) for n, v in enumerate(variants, start=1)]
+    values = scores(predictor, [sequence, *altered], chosen)
+    return values[0], [v - values[0] for v in values[1:]]
