@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import helixserve
+from helixserve.inputs.sequence import SequenceSchema
 from helixserve.runtime import ItemError, Prediction, Predictor
 from helixserve.store import ModelStore
 
@@ -24,7 +25,7 @@ def zoo(tmp_path: Path) -> ModelStore:
 
 
 def test_zoo_models_are_promoted_and_documented(zoo: ModelStore) -> None:
-    for name in ("primer-binding", "tumor-wisconsin"):
+    for name in ("primer-binding", "tumor-wisconsin", "yeast-utr"):
         assert "production" in zoo.aliases(name)
         manifest = zoo.manifest(name)
         card = (zoo.pull(name).path / "card.md").read_text()
@@ -65,3 +66,16 @@ def test_amr_resistance_scores_genes_and_documents_the_isolate_rule(zoo: ModelSt
     gene, bad = predictor.predict(["ATG" + "ACGT" * 300, "ACGZ"])
     assert isinstance(gene, Prediction) and gene.probabilities is not None
     assert isinstance(bad, ItemError)
+
+
+def test_yeast_utr(zoo: ModelStore) -> None:
+    schema = zoo.manifest("yeast-utr").input
+    assert isinstance(schema, SequenceSchema) and schema.padding == "left"
+    predictor = Predictor.from_store(zoo, "yeast-utr")
+    plain = "CAAAAA" * 8 + "CA"
+    upstream_atg = plain[:20] + "ATG" + plain[23:]  # an out-of-frame upstream start codon
+    results = predictor.predict([plain, upstream_atg, "AC", "A" * 51, "ACGN"])
+    values = [r.value for r in results[:3] if isinstance(r, Prediction) and r.value is not None]
+    assert len(values) == 3 and all(-3.0 < v < 3.0 for v in values)
+    assert values[1] < values[0]  # upstream ATGs lower expression (Cuperus et al. 2017)
+    assert all(isinstance(r, ItemError) for r in results[3:])

@@ -101,6 +101,9 @@ def train(
     cv: Annotated[
         int | None, typer.Option(help="Also report K-fold CV on the non-test part.")
     ] = None,
+    kmer_ridge: Annotated[
+        bool, typer.Option(help="dna-regression: blend the CNN with a k-mer ridge regression.")
+    ] = True,
 ) -> None:
     """Train a model from a recipe on your data and publish it to the store."""
     from helixserve.cli.models import open_store  # noqa: PLC0415 - keeps --help fast
@@ -140,6 +143,7 @@ def train(
         seed=seed,
         device=device,
         work_dir=work_dir,
+        kmer_ridge=kmer_ridge,
     )
     models = open_store(store)
     live = work_dir or models.cache_dir.parent / "runs" / options.name

@@ -24,6 +24,9 @@ def build(
         str | None, typer.Option(help="Store to publish into (default: the package's zoo).")
     ] = None,
     only: Annotated[str | None, typer.Option(help="Comma-separated zoo model names.")] = None,
+    cv: Annotated[
+        bool, typer.Option(help="Also run the cross-validation criteria (slow for yeast-utr).")
+    ] = True,
 ) -> None:
     """Retrain the zoo models from the datasets with fixed seeds and publish them."""
     try:
@@ -36,5 +39,5 @@ def build(
     from helixserve.cli.models import open_store  # noqa: PLC0415
 
     target = open_store(store or str(zoo.ZOO_STORE))
-    for line in zoo.build(data, target, only.split(",") if only else None):
+    for line in zoo.build(data, target, only.split(",") if only else None, cv=cv):
         console.print(line, highlight=False)

@@ -26,7 +26,7 @@ from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import Feature
 from helixserve.inputs.textio import iter_lines, opened
 from helixserve.store.store import ModelStore
-from helixserve.training.cv import cross_validate
+from helixserve.training.cv import cross_validate, kmer_ridge_cv
 from helixserve.training.data import (
     Dataset,
     load_images,
@@ -88,6 +88,7 @@ class TrainOptions:
     label_names: str | None = None
     description: str | None = None
     card_text: str = ""
+    kmer_ridge: bool = True
     threads: int = TRAIN_THREADS
 
 
@@ -168,6 +169,10 @@ def _cross_validation(options: TrainOptions, recipe: Recipe, data: Dataset, inde
         f"| {metric} | {result.mean(metric):.4f} | {result.std(metric):.4f} |"
         for metric in sorted(common)
     )
+    if recipe.name == "dna-regression":
+        baseline = kmer_ridge_cv(subset(data, index), folds=options.cv, seed=options.seed)
+        rows += (f"\n| r2 of the k-mer (k=1..6) ridge baseline, same folds | "
+                 f"{baseline.mean('r2'):.4f} | {baseline.std('r2'):.4f} |")  # fmt: skip
     return (
         f"## {options.cv}-fold cross-validation (train + validation part)\n\n"
         f"| metric | mean | sd |\n|---|---|---|\n{rows}\n"
@@ -207,7 +212,7 @@ def _dna_binary(options: TrainOptions) -> tuple[Recipe, Dataset]:
 
 def _dna_regression(options: TrainOptions) -> tuple[Recipe, Dataset]:
     recipe = DnaRegression(max_length=options.length, epochs=options.epochs,
-                           device=options.device)  # fmt: skip
+                           device=options.device, kmer_ridge=options.kmer_ridge)  # fmt: skip
     return recipe, _sequences(options, recipe)
 
 
