@@ -153,18 +153,23 @@ only, share-alike; this model is a derivative of the data and carries the same t
 
 
 def rxrx1_manifest(folder: Path, out: Path) -> Path:
-    """A CSV of the w1 (nuclear) images with absolute paths and the U5 split: plate 4 of the
-    training experiments -> test, plates 1-3 -> train, HEPG2-08 -> external; groups = sites."""
+    """A CSV of the w1 (nuclear) images and the U5 split: plate 4 of the training experiments ->
+    test, plates 1-3 -> train, HEPG2-08 -> external; groups = sites. Paths are relative (an
+    ``images`` link beside the CSV points at the dataset's), so cards show no local folders."""
     with (folder / "manifest.csv").open(newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r["channel"] == "1"]
     out.parent.mkdir(parents=True, exist_ok=True)
+    link = out.parent / "images"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to((folder / "images").resolve(), target_is_directory=True)
     with out.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "cell_type", "split", "site"])
         for r in rows:
             part = "external" if r["split"] == "test" else "test" if r["plate"] == "4" else "train"
             site = f"{r['experiment']}/Plate{r['plate']}/s{r['site']}"
-            writer.writerow([str((folder / r["path"]).resolve()), r["cell_type"], part, site])
+            writer.writerow([r["path"], r["cell_type"], part, site])
     return out
 
 
@@ -172,9 +177,9 @@ def _rxrx1(folder: Path) -> TrainOptions:
     table = rxrx1_manifest(folder, Path(tempfile.gettempdir()) / "helixserve-zoo" / "rxrx1.csv")
     return TrainOptions(
         recipe="image", data=table, name="rxrx1-celltype", target="cell_type",
-        split_col="split", group_col="site", image_size=512, channels=1, crop=96, tiles=4,
+        split_col="split", group_col="site", image_size=512, channels=1, crop=RXRX1_CROP, tiles=4,
         crops_per_image=32, normalize="per-image", depth=RXRX1_DEPTH, epochs=RXRX1_EPOCHS,
-        patience=8, seed=0, threads=1, card_text=RXRX1_CARD,
+        patience=RXRX1_PATIENCE, seed=0, threads=1, card_text=RXRX1_CARD,
         description="Which cell type is this? (RxRx1 nuclear-stain w1 channel, 512 x 512 PNG)",
     )  # fmt: skip
 
@@ -218,7 +223,7 @@ def _amr(folder: Path) -> TrainOptions:
 
 
 AMR_POOL = "max"
-RXRX1_DEPTH, RXRX1_EPOCHS = 2, 30
+RXRX1_CROP, RXRX1_DEPTH, RXRX1_EPOCHS, RXRX1_PATIENCE = 96, 2, 30, 8
 _OPTIONS = {"primer-binding": _primer, "yeast-utr": _yeast, "tumor-wisconsin": _tumour,
             "amr-resistance": _amr, "rxrx1-celltype": _rxrx1}  # fmt: skip
 ZOO = [
