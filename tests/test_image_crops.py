@@ -89,6 +89,12 @@ def test_tiled_output_is_the_mean_of_the_crops() -> None:
     assert tile_starts(96, 96, 4) == [0]
 
 
+def test_default_tiles_cover_the_image() -> None:
+    assert ImageCNN(size=512, crop=96).params["tiles"] == 6
+    assert ImageCNN(size=512, crop=128).params["tiles"] == 4
+    assert ImageCNN(size=512, crop=96, tiles=2).params["tiles"] == 2
+
+
 def test_random_crops_are_seeded_and_shaped() -> None:
     x = np.random.default_rng(0).random((3, 1, 20, 20)).astype(np.float32)
     y = np.array([0, 1, 2])
@@ -101,8 +107,9 @@ def test_random_crops_are_seeded_and_shaped() -> None:
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"crop": 200}, "image --crop must be 0 (whole image) or 1..128 (the image size), got 200."),
-    ({"crop": 64, "tiles": 0},
-     "image --tiles and --crops-per-image must be at least 1, got 0 and 32."),
+    ({"crop": 64, "tiles": -1},
+     "image --tiles must be 0 (cover the image) or more and --crops-per-image at least 1, got "
+     "-1 and 32."),
     ({"crop": 64, "normalize": "global"},
      "image --normalize must be per-image or none, got 'global'."),
     ({"crop": 64, "depth": 5}, "image --depth must be 2, 3 or 4 conv blocks, got 5."),

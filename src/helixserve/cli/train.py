@@ -65,8 +65,8 @@ def train(
         int, typer.Option(help="image: train on random crops of this side at native size (0: off).")
     ] = 0,
     tiles: Annotated[
-        int, typer.Option(help="image with --crop: predict from a TILES x TILES grid of crops.")
-    ] = 4,
+        int, typer.Option(help="image with --crop: TILES x TILES crops per image (0: cover it).")
+    ] = 0,
     crops_per_image: Annotated[
         int, typer.Option(help="image with --crop: random crops per image per epoch.")
     ] = 32,

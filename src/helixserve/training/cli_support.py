@@ -69,7 +69,7 @@ class TrainOptions:
     channels: int = 1
     path_col: str = "path"
     crop: int = 0
-    tiles: int = 4
+    tiles: int = 0
     crops_per_image: int = 32
     normalize: str = "per-image"
     depth: int = 2

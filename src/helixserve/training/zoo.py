@@ -132,11 +132,13 @@ unseen experiment HEPG2-08 (plates 1-2, 4 sites).
 
 ## Model and split
 
-`image` recipe in crop mode: random 96 x 96 crops at native resolution (32 per image per
-epoch, random flips/rotations, intensity scale x0.5-2 and gamma 0.7-1.4), each crop z-scored
+`image` recipe in crop mode: random {crop} x {crop} crops at native resolution (32 per image
+per epoch, random flips/rotations, intensity scale x0.5-2 and gamma 0.7-1.4), each crop z-scored
 on its own inside the graph (absolute brightness, which differs about tenfold between HEPG2-01
-and HEPG2-08, cannot be used), a small CNN with global average pooling; a served image is cut
-into a 4 x 4 grid of crops whose probabilities are averaged inside the ONNX graph. Split rule:
+and HEPG2-08, cannot be used), a small CNN ({depth} conv blocks, global average pooling, dense
+128); a served image is cut into a {tiles} x {tiles} grid of overlapping crops covering it, whose
+probabilities are averaged inside the ONNX graph. Hyper-parameters were fixed, not searched:
+{epochs} epochs at most (early stopping on the validation sites, patience {patience}). Split rule:
 by plate. Test = plate 4 of every training experiment (8 sites); validation for early stopping
 = one whole site per cell type from plates 1-3; training = the other sites of plates 1-3. The
 external test set is the unseen experiment HEPG2-08 (4 sites), never trained or tuned on.
@@ -177,9 +179,11 @@ def _rxrx1(folder: Path) -> TrainOptions:
     table = rxrx1_manifest(folder, Path(tempfile.gettempdir()) / "helixserve-zoo" / "rxrx1.csv")
     return TrainOptions(
         recipe="image", data=table, name="rxrx1-celltype", target="cell_type",
-        split_col="split", group_col="site", image_size=512, channels=1, crop=RXRX1_CROP, tiles=4,
+        split_col="split", group_col="site", image_size=512, channels=1, crop=RXRX1_CROP, tiles=0,
         crops_per_image=32, normalize="per-image", depth=RXRX1_DEPTH, epochs=RXRX1_EPOCHS,
-        patience=RXRX1_PATIENCE, seed=0, threads=1, card_text=RXRX1_CARD,
+        patience=RXRX1_PATIENCE, seed=0, threads=1, card_text=RXRX1_CARD.format(
+            crop=RXRX1_CROP, depth=RXRX1_DEPTH, tiles=-(-512 // RXRX1_CROP), epochs=RXRX1_EPOCHS,
+            patience=RXRX1_PATIENCE),
         description="Which cell type is this? (RxRx1 nuclear-stain w1 channel, 512 x 512 PNG)",
     )  # fmt: skip
 
@@ -223,7 +227,7 @@ def _amr(folder: Path) -> TrainOptions:
 
 
 AMR_POOL = "max"
-RXRX1_CROP, RXRX1_DEPTH, RXRX1_EPOCHS, RXRX1_PATIENCE = 96, 2, 30, 8
+RXRX1_CROP, RXRX1_DEPTH, RXRX1_EPOCHS, RXRX1_PATIENCE = 96, 2, 60, 12
 _OPTIONS = {"primer-binding": _primer, "yeast-utr": _yeast, "tumor-wisconsin": _tumour,
             "amr-resistance": _amr, "rxrx1-celltype": _rxrx1}  # fmt: skip
 ZOO = [

@@ -11,10 +11,11 @@ as serving does). Two modes:
   refuses other sizes, since morphology depends on the pixel scale). Every epoch draws
   ``crops_per_image`` random ``N x N`` crops of each training image, each with a random
   flip/rotation and (``augment``) a random intensity scale and gamma; each crop is standardised
-  on its own (``normalize="per-image"``). The network (:class:`~helixserve.training.nets.
-  TiledImageCNN`) classifies crops; for a whole image it averages the probabilities of a
-  ``tiles x tiles`` grid of crops inside the exported graph, so a served upload of one image is
-  scored exactly as evaluated.
+  on its own (``normalize="per-image"``). ``tiles=0`` (default) picks the smallest grid that
+  covers the whole image, ``ceil(size / crop)`` per side. The network
+  (:class:`~helixserve.training.nets.TiledImageCNN`) classifies crops; for a whole image it
+  averages the probabilities of a ``tiles x tiles`` grid of crops inside the exported graph, so
+  a served upload of one image is scored exactly as evaluated.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from helixserve.inputs.images import ImageSchema
 from helixserve.store.manifest import Task
 from helixserve.training.nets import SmallImageCNN, TiledImageCNN
 from helixserve.training.recipes.torch_base import TorchRecipe
-from helixserve.training.saliency import bright_share, gradient_saliency, saliency_plot
+from helixserve.training.saliency import bright_share, gradient_saliency, rim_share, saliency_plot
 
 Arrays = tuple[npt.NDArray[Any], npt.NDArray[Any]]
 NORMALIZE = ("per-image", "none")
@@ -75,9 +76,10 @@ class ImageCNN(TorchRecipe):
     def __init__(self, size: int = 128, channels: int = 1, augment: bool = True,
                  dropout: float = 0.3, epochs: int = 40, batch_size: int = 32, lr: float = 1e-3,
                  patience: int = 8, class_weight: str | None = "balanced",
-                 device: str = "cpu", crop: int = 0, tiles: int = 4, crops_per_image: int = 32,
+                 device: str = "cpu", crop: int = 0, tiles: int = 0, crops_per_image: int = 32,
                  normalize: str = "per-image", depth: int = 2) -> None:  # fmt: skip
         check_options(size, crop, tiles, crops_per_image, normalize, depth)
+        tiles = tiles or (-(-size // crop) if crop else 1)
         super().__init__(size=size, channels=channels, augment=augment, dropout=dropout,
                          epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                          class_weight=class_weight, device=device, crop=crop, tiles=tiles,
@@ -120,12 +122,15 @@ class ImageCNN(TorchRecipe):
         if self.model is None or not len(x):
             return {}, ""
         maps = gradient_saliency(self.model.cpu(), x, y)
-        shares = np.array([bright_share(i, m) for i, m in zip(x, maps, strict=True)])
+        pairs = list(zip(x, maps, strict=True))
+        inner = np.array([bright_share(i, m) for i, m in pairs]).mean(axis=0)
+        rims = np.array([rim_share(i, m) for i, m in pairs]).mean(axis=0)
         sentence = (
-            f"Gradient saliency over {len(x)} test images (plots/saliency.png): on average "
-            f"{shares[:, 0].mean():.0%} of the saliency falls on the brightest pixels (above "
-            f"mean + 1 sd; in a nuclear stain, the nuclei), which cover {shares[:, 1].mean():.0%} "
-            "of the image."
+            f"Gradient saliency over {len(x)} test images, one per class (plots/saliency.png): "
+            f"on average {inner[0]:.0%} of the saliency falls on the bright objects (pixels above "
+            f"mean + 1 sd; in a nuclear stain, the nuclei), which cover {inner[1]:.0%} of the "
+            f"image, and {rims[0]:.0%} on their outlines (within 3 px of their edge), which cover "
+            f"{rims[1]:.0%}."
         )
         return saliency_plot(x, maps, titles), sentence
 
@@ -140,9 +145,9 @@ def check_options(size: int, crop: int, tiles: int, per_image: int, normalize: s
     if crop < 0 or crop > size:
         raise HelixError(f"image --crop must be 0 (whole image) or 1..{size} (the image size), "
                          f"got {crop}.")  # fmt: skip
-    if tiles < 1 or per_image < 1:
-        raise HelixError(f"image --tiles and --crops-per-image must be at least 1, got {tiles} "
-                         f"and {per_image}.")  # fmt: skip
+    if tiles < 0 or per_image < 1:
+        raise HelixError(f"image --tiles must be 0 (cover the image) or more and "
+                         f"--crops-per-image at least 1, got {tiles} and {per_image}.")  # fmt: skip
     if normalize not in NORMALIZE:
         raise HelixError(f"image --normalize must be per-image or none, got {normalize!r}.")
     if depth not in (2, 3, 4):
