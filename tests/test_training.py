@@ -134,8 +134,8 @@ def test_split_rules() -> None:
     assert parts.test.tolist() == list(range(80, 100))
     assert len(parts.val) == 8 and not set(parts.val) & set(parts.train)
     data.split_labels = ["train"] * 99 + ["holdout"]
-    with pytest.raises(HelixError, match=r"^split column values must be train/T, val/V or test; "
-                                         r"found holdout\.$"):  # fmt: skip
+    with pytest.raises(HelixError, match=r"^split column values must be train/T, val/V, test or "
+                                         r"external; found holdout\.$"):  # fmt: skip
         split(data, task="binary", seed=0)
 
 

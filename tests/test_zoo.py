@@ -79,3 +79,31 @@ def test_yeast_utr(zoo: ModelStore) -> None:
     assert len(values) == 3 and all(-3.0 < v < 3.0 for v in values)
     assert values[1] < values[0]  # upstream ATGs lower expression (Cuperus et al. 2017)
     assert all(isinstance(r, ItemError) for r in results[3:])
+
+
+def test_rxrx1_celltype_reads_one_native_size_nuclear_image(zoo: ModelStore) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    assert "production" in zoo.aliases("rxrx1-celltype")
+    manifest = zoo.manifest("rxrx1-celltype")
+    schema = manifest.input
+    assert (schema.kind, schema.width, schema.height, schema.channels, schema.resize) == (  # type: ignore[union-attr]
+        "image", 512, 512, 1, False)  # fmt: skip
+    assert manifest.output.labels == ["HEPG2", "HUVEC", "RPE", "U2OS"]
+    assert manifest.metrics["external_records"] == 4 and "plots/saliency.json" in manifest.files
+    card = (zoo.pull("rxrx1-celltype").path / "card.md").read_text()
+    assert "CC BY-NC-SA 4.0" in card and "## External test set" in card
+    assert "## What the model looks at" in card
+
+    def png(side: int) -> bytes:
+        pixels = np.random.default_rng(side).integers(0, 60, (side, side), dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    good, small = Predictor.from_store(zoo, "rxrx1-celltype").predict([png(512), png(256)])
+    assert isinstance(good, Prediction) and good.label in manifest.output.labels
+    assert isinstance(small, ItemError)

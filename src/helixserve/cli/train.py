@@ -61,6 +61,18 @@ def train(
     image_size: Annotated[int, typer.Option(help="image: side in pixels after resizing.")] = 128,
     channels: Annotated[int, typer.Option(help="image: 1 (grey) or 3 (RGB).")] = 1,
     path_col: Annotated[str, typer.Option(help="image CSV: column of image paths.")] = "path",
+    crop: Annotated[
+        int, typer.Option(help="image: train on random crops of this side at native size (0: off).")
+    ] = 0,
+    tiles: Annotated[
+        int, typer.Option(help="image with --crop: TILES x TILES crops per image (0: cover it).")
+    ] = 0,
+    crops_per_image: Annotated[
+        int, typer.Option(help="image with --crop: random crops per image per epoch.")
+    ] = 32,
+    normalize: Annotated[
+        str, typer.Option(help="image with --crop: per-image (z-score each crop) or none.")
+    ] = "per-image",
     group_col: Annotated[
         str | None, typer.Option(help="Keep each group (plate, site) in one part.")
     ] = None,
@@ -127,6 +139,10 @@ def train(
         image_size=image_size,
         channels=channels,
         path_col=path_col,
+        crop=crop,
+        tiles=tiles,
+        crops_per_image=crops_per_image,
+        normalize=normalize,
         group_col=group_col,
         bag_col=bag_col,
         pool=pool,

@@ -68,6 +68,11 @@ class TrainOptions:
     image_size: int = 128
     channels: int = 1
     path_col: str = "path"
+    crop: int = 0
+    tiles: int = 0
+    crops_per_image: int = 32
+    normalize: str = "per-image"
+    depth: int = 2
     group_col: str | None = None
     bag_col: str | None = None
     pool: str = ""
@@ -230,8 +235,11 @@ def _dna_variable(options: TrainOptions) -> tuple[Recipe, Dataset]:
 
 
 def _image(options: TrainOptions) -> tuple[Recipe, Dataset]:
-    recipe = ImageCNN(size=options.image_size, channels=options.channels,
-                      epochs=options.epochs, device=options.device)  # fmt: skip
+    recipe = ImageCNN(size=options.image_size, channels=options.channels, epochs=options.epochs,
+                      device=options.device, crop=options.crop, tiles=options.tiles,
+                      crops_per_image=options.crops_per_image, normalize=options.normalize,
+                      depth=options.depth, patience=options.patience or 8,
+                      lr=options.lr or 1e-3)  # fmt: skip
     data = load_images(options.data, recipe.input_schema(), target_col=options.target,
                        path_col=options.path_col, split_col=options.split_col,
                        group_col=options.group_col, where=parse_filter(options.filter))  # fmt: skip

@@ -11,7 +11,9 @@ Contract:
   :class:`~helixserve.inputs.tabular.TabularSchema`.
 - :func:`split` gives train / validation / test index arrays: from a split column (values
   ``train``/``T``, ``val``/``valid``/``V``, ``test``; with only T and V, V is the held-out test
-  set and validation rows are drawn from T), or at random with a seed (stratified for
+  set and validation rows are drawn from T; ``external`` marks a second, out-of-distribution
+  test set, e.g. an unseen experiment, that is never trained on and is scored on its own), or at
+  random with a seed (stratified for
   classification). Training sees only the train part; early stopping only the validation part.
   With groups (``group_col``: isolates, plates), no group is ever split across parts, also when
   validation rows are carved out of a split column's train rows.
@@ -48,6 +50,7 @@ SPLIT_NAMES = {
     "v": "val",
     "validation": "val",
     "test": "test",
+    "external": "external",
 }
 
 
@@ -308,6 +311,7 @@ class Split:
     train: npt.NDArray[np.intp]
     val: npt.NDArray[np.intp]
     test: npt.NDArray[np.intp]
+    external: npt.NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
 
 
 def split(
@@ -391,11 +395,12 @@ def _split_from_labels(labels: list[str], seed: int, val_fraction: float,
     unknown = sorted({labels[i] for i, n in enumerate(names) if n is None})
     if unknown:
         raise HelixError(
-            f"split column values must be train/T, val/V or test; found {', '.join(unknown[:5])}."
+            "split column values must be train/T, val/V, test or external; found "
+            f"{', '.join(unknown[:5])}."
         )
     by = {
         name: np.array([i for i, n in enumerate(names) if n == name], dtype=np.intp)
-        for name in ("train", "val", "test")
+        for name in ("train", "val", "test", "external")
     }
     if not by["test"].size:  # a T/V column: V is the held-out set
         by["test"], by["val"] = by["val"], np.zeros(0, dtype=np.intp)
@@ -403,7 +408,7 @@ def _split_from_labels(labels: list[str], seed: int, val_fraction: float,
         raise HelixError("the split column names no held-out rows; mark some 'test' (or 'V').")
     if not by["val"].size:  # carve early-stopping rows (or whole groups) out of train
         by["train"], by["val"] = _carve(by["train"], seed, val_fraction, groups, targets)
-    return Split(by["train"], by["val"], by["test"])
+    return Split(by["train"], by["val"], by["test"], by["external"])
 
 
 Rows = npt.NDArray[np.intp]

@@ -13,6 +13,8 @@ Contract:
 - A rich progress bar with the live loss is shown when ``progress`` is true.
 - ``checkpoint``: after every improvement the best weights so far are written there as ``.npz``
   (atomically), so an interrupted run leaves its best model on disk.
+- ``resample``: when given, ``resample(epoch)`` returns that epoch's training arrays (e.g. fresh
+  random crops of the training images, augmented); the train loss is measured on them.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ def fit(
     progress: bool = False,
     on_epoch: Callable[[History], None] | None = None,
     checkpoint: Path | None = None,
+    resample: Callable[[int], tuple[npt.NDArray[Any], npt.NDArray[Any]]] | None = None,
 ) -> History:
     """Train with early stopping; see the module contract."""
     seed_everything(seed)
@@ -114,6 +117,8 @@ def fit(
     with progress_bar(progress, epochs) as bar:
         task = bar.add_task("training", total=epochs, loss="-")
         for epoch in range(epochs):
+            if resample is not None:
+                xt, yt = (torch.as_tensor(a).to(device) for a in resample(epoch))
             model.train()
             order = torch.randperm(len(xt), generator=generator).to(device)
             for start in range(0, len(xt), batch_size):

@@ -201,3 +201,57 @@ class SmallImageCNN(nn.Module):
         std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(0.01)  # flat images stay finite
         out: torch.Tensor = self.head(self.features((x - mean) / std))
         return out
+
+
+def standardise(x: torch.Tensor) -> torch.Tensor:
+    """Per-image z-score over channels and pixels (flat images stay finite)."""
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(0.01)
+    return (x - mean) / std
+
+
+def tile_starts(size: int, crop: int, tiles: int) -> list[int]:
+    """``tiles`` evenly spaced crop offsets covering ``0 .. size - crop`` (both ends)."""
+    if tiles <= 1 or size <= crop:
+        return [max(0, (size - crop) // 2)]
+    return [round(i * (size - crop) / (tiles - 1)) for i in range(tiles)]
+
+
+class TiledImageCNN(nn.Module):
+    """A crop classifier run over a grid of crops, for images at native resolution.
+
+    Each ``crop x crop`` crop is standardised on its own (``normalize``), then conv 32 3x3 + pool
+    -> conv 64 3x3 + pool (-> conv 64 3x3 + pool per ``depth`` beyond 2) -> global average pool
+    -> dense 128 -> K logits. A crop-sized input gives those logits (training); a larger input
+    is cut into a ``tiles x tiles`` grid of crops and the output is the log of the crops' mean
+    probabilities, so softmax of it is the averaged probability (test-time tiling inside the
+    graph)."""
+
+    def __init__(self, channels: int, classes: int, crop: int, tiles: int = 4,
+                 dropout: float = 0.3, normalize: bool = True, depth: int = 2) -> None:  # fmt: skip
+        super().__init__()
+        self.crop, self.tiles, self.normalize = crop, tiles, normalize
+        layers: list[nn.Module] = []
+        width = channels
+        for out in [32, 64, 64, 64][:depth]:
+            layers += [nn.Conv2d(width, out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            width = out
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, 128), nn.ReLU(),
+                                  nn.Linear(128, classes))  # fmt: skip
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(self.features(standardise(x) if self.normalize else x))
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels, height, width = x.shape[1], x.shape[2], x.shape[3]
+        if height == self.crop and width == self.crop:
+            return self.logits(x)
+        rows = tile_starts(height, self.crop, self.tiles)
+        cols = tile_starts(width, self.crop, self.tiles)
+        crops = [x[:, :, r : r + self.crop, c : c + self.crop] for r in rows for c in cols]
+        stacked = torch.stack(crops, dim=1).reshape(-1, channels, self.crop, self.crop)
+        probs = torch.softmax(self.logits(stacked), dim=1)
+        mean = probs.reshape(-1, len(crops), probs.shape[1]).mean(dim=1)
+        return torch.log(mean.clamp_min(1e-12))

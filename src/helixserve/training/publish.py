@@ -156,6 +156,13 @@ def train_and_publish(
         on_epoch=_history_writer(work_dir),
     )
     metrics, plot_files = _evaluate(recipe, x[split.test], y[split.test], labels)
+    if len(split.external) and labels is not None:
+        external, table = _external(recipe, x, y, labels, data.ids, split.external)
+        metrics, card_extra = metrics | external, card_extra + table
+    shown = _one_per_class(y, split.test) if labels is not None else split.test[:0]
+    explained, sentence = recipe.explain(x[shown], y[shown], [data.ids[i] for i in shown])
+    plot_files |= explained
+    card_extra += f"\n## What the model looks at\n\n{sentence}\n" if sentence else ""
     if bagged and data.groups is not None:
         metrics |= isolate_figures(recipe, x, y, data.groups, split)
     model = recipe.export_onnx()
@@ -184,6 +191,29 @@ def train_and_publish(
         len(data.refused),
         data.refused[:5],
     )
+
+
+def _one_per_class(y: npt.NDArray[Any], rows: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """The first test row of every class present, in class order."""
+    first = {int(y[i]): i for i in rows[::-1]}
+    return np.array([first[k] for k in sorted(first)], dtype=np.intp)
+
+
+def _external(recipe: Recipe, x: npt.NDArray[Any], y: npt.NDArray[Any], labels: list[str],
+              ids: list[str], rows: npt.NDArray[np.intp]
+              ) -> tuple[dict[str, float], str]:  # fmt: skip
+    """Accuracy on the external rows (never trained on), and a table of each one's call."""
+    probabilities = recipe.predict_proba(x[rows])
+    if probabilities.ndim == 1:
+        probabilities = np.stack([1.0 - probabilities, probabilities], axis=1)
+    called = probabilities.argmax(axis=1)
+    lines = [f"| {ids[i]} | {labels[int(y[i])]} | {labels[int(c)]} | {p.max():.3f} |"
+             for i, c, p in zip(rows, called, probabilities, strict=True)]  # fmt: skip
+    table = ("\n## External test set (never trained or tuned on)\n\n| record | true | called "
+             "| probability of the call |\n|---|---|---|---|\n"
+             + "\n".join(lines) + "\n")  # fmt: skip
+    accuracy = float(np.mean(called == y[rows]))
+    return {"external_accuracy": accuracy, "external_records": float(len(rows))}, table
 
 
 def isolate_figures(recipe: Recipe, x: npt.NDArray[Any], y: npt.NDArray[Any],

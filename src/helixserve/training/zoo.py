@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import csv
 import gzip
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +135,74 @@ attributing the HZI seminar data.
 """
 
 
+RXRX1_CARD = """## About
+
+Predicts the cell type (HEPG2, HUVEC, RPE or U2OS) of one fluorescence microscopy site from its
+nuclear-stain channel (w1, Hoechst): upload that channel as one 512 x 512 grey PNG at the
+RxRx1 native pixel scale (other sizes are refused, not resized: the model reads nucleus size
+and density). Data: a 180-file sample of Recursion's RxRx1 (Sypetkowski et al., arXiv:2301.05768,
+2023), via dylanskinner65/CellularImageClassification@034524cf, well B02: one training
+experiment per cell type (HEPG2-01, HUVEC-01, RPE-01, U2OS-01; plates 1-4, 2 sites each) and an
+unseen experiment HEPG2-08 (plates 1-2, 4 sites).
+
+## Model and split
+
+`image` recipe in crop mode: random {crop} x {crop} crops at native resolution (32 per image
+per epoch, random flips/rotations, intensity scale x0.5-2 and gamma 0.7-1.4), each crop z-scored
+on its own inside the graph (absolute brightness, which differs about tenfold between HEPG2-01
+and HEPG2-08, cannot be used), a small CNN ({depth} conv blocks, global average pooling, dense
+128); a served image is cut into a {tiles} x {tiles} grid of overlapping crops covering it, whose
+probabilities are averaged inside the ONNX graph. Hyper-parameters were fixed, not searched:
+{epochs} epochs at most (early stopping on the validation sites, patience {patience}). Split rule:
+by plate. Test = plate 4 of every training experiment (8 sites); validation for early stopping
+= one whole site per cell type from plates 1-3; training = the other sites of plates 1-3. The
+external test set is the unseen experiment HEPG2-08 (4 sites), never trained or tuned on.
+One w1 image per site, so per-image and per-site accuracy are the same figure.
+
+## Limits
+
+A demo on a tiny sample (8 sites per cell type, one experiment each): figures on 8 + 4 sites
+have wide uncertainty, and only one unseen experiment (of one cell type) was tested. Only the
+w1 channel is used. Not for use on other microscopes or magnifications without retraining.
+Licence: CC BY-NC-SA 4.0 (as stated by Recursion for RxRx1): attribution, non-commercial use
+only, share-alike; this model is a derivative of the data and carries the same terms.
+"""
+
+
+def rxrx1_manifest(folder: Path, out: Path) -> Path:
+    """A CSV of the w1 (nuclear) images and the U5 split: plate 4 of the training experiments ->
+    test, plates 1-3 -> train, HEPG2-08 -> external; groups = sites. Paths are relative (an
+    ``images`` link beside the CSV points at the dataset's), so cards show no local folders."""
+    with (folder / "manifest.csv").open(newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["channel"] == "1"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    link = out.parent / "images"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to((folder / "images").resolve(), target_is_directory=True)
+    with out.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "cell_type", "split", "site"])
+        for r in rows:
+            part = "external" if r["split"] == "test" else "test" if r["plate"] == "4" else "train"
+            site = f"{r['experiment']}/Plate{r['plate']}/s{r['site']}"
+            writer.writerow([r["path"], r["cell_type"], part, site])
+    return out
+
+
+def _rxrx1(folder: Path) -> TrainOptions:
+    table = rxrx1_manifest(folder, Path(tempfile.gettempdir()) / "helixserve-zoo" / "rxrx1.csv")
+    return TrainOptions(
+        recipe="image", data=table, name="rxrx1-celltype", target="cell_type",
+        split_col="split", group_col="site", image_size=512, channels=1, crop=RXRX1_CROP, tiles=0,
+        crops_per_image=32, normalize="per-image", depth=RXRX1_DEPTH, epochs=RXRX1_EPOCHS,
+        patience=RXRX1_PATIENCE, seed=0, threads=1, card_text=RXRX1_CARD.format(
+            crop=RXRX1_CROP, depth=RXRX1_DEPTH, tiles=-(-512 // RXRX1_CROP), epochs=RXRX1_EPOCHS,
+            patience=RXRX1_PATIENCE),
+        description="Which cell type is this? (RxRx1 nuclear-stain w1 channel, 512 x 512 PNG)",
+    )  # fmt: skip
+
+
 def _primer(folder: Path) -> TrainOptions:
     return TrainOptions(
         recipe="dna-binary", data=folder / "sequences.txt", name="primer-binding",
@@ -173,8 +242,9 @@ def _amr(folder: Path) -> TrainOptions:
 
 
 AMR_POOL = "max"
+RXRX1_CROP, RXRX1_DEPTH, RXRX1_EPOCHS, RXRX1_PATIENCE = 96, 2, 60, 12
 _OPTIONS = {"primer-binding": _primer, "yeast-utr": _yeast, "tumor-wisconsin": _tumour,
-            "amr-resistance": _amr}  # fmt: skip
+            "amr-resistance": _amr, "rxrx1-celltype": _rxrx1}  # fmt: skip
 ZOO = [
     ZooModel("primer-binding", "zou2019_primer_tf_binding",
              "random 75/25 split, seed 42 (the primer tutorial's); 5-fold CV on the rest"),
@@ -185,6 +255,10 @@ ZOO = [
     ZooModel("amr-resistance", "amr_gene_resistance_hzi",
              "the dataset's train/test split by isolate (270 / 30); validation isolates from "
              "train"),
+    ZooModel("rxrx1-celltype", "rxrx1_sample_images",
+             "by plate: test = plate 4 of each training experiment (8 sites, w1 images), "
+             "validation = 1 site per cell type of plates 1-3; external = unseen experiment "
+             "HEPG2-08 (4 sites)"),
 ]  # fmt: skip
 
 
@@ -253,6 +327,23 @@ def _r2s(result: CVResult) -> str:
     return " ".join(f"{fold['r2']:.4f}" for fold in result.folds)
 
 
+def rxrx1_report(folder: Path, store: ModelStore, version: int) -> list[str]:
+    """Each HEPG2-08 site's call by the served model, from the raw w1 PNG bytes."""
+    predictor = Predictor.from_store(store, f"rxrx1-celltype@{version}")
+    with (folder / "manifest.csv").open(newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["split"] == "test" and r["channel"] == "1"]
+    batch = predictor.predict_batch([(folder / r["path"]).read_bytes() for r in rows])
+    probabilities, labels = batch.decoded.probabilities, predictor.manifest.output.labels
+    if probabilities is None or labels is None:
+        raise HelixError("rxrx1-celltype returned no probabilities.")
+    calls = [(r, labels[int(p.argmax())], float(p.max())) for r, p in zip(rows, probabilities,
+                                                                         strict=True)]  # fmt: skip
+    right = sum(call == r["cell_type"] for r, call, _ in calls)
+    return [f"  HEPG2-08 (served, from the PNG bytes): {right}/{len(calls)} sites called "
+            "HEPG2"] + [f"    Plate{r['plate']} s{r['site']}: {call} ({p:.3f})"
+                        for r, call, p in calls]  # fmt: skip
+
+
 def build(root: Path, store: ModelStore, only: list[str] | None = None,
           cv: bool = True) -> list[str]:  # fmt: skip
     """Train, publish and promote the chosen zoo models; see the module contract."""
@@ -281,4 +372,6 @@ def build(root: Path, store: ModelStore, only: list[str] | None = None,
             lines += amr_species_report(folder, store, outcome.manifest.version)
         if cv and model.name == "yeast-utr":
             lines.append(yeast_cv(root))
+        if model.name == "rxrx1-celltype":
+            lines += rxrx1_report(folder, store, outcome.manifest.version)
     return lines

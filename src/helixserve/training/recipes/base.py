@@ -61,6 +61,12 @@ class Recipe(ABC):
         """Start the next :meth:`fit` from these weights (``--init-from``)."""
         raise HelixError(f"the {self.name} recipe cannot continue from earlier weights.")
 
+    def explain(self, x: npt.NDArray[Any], y: npt.NDArray[Any],
+                titles: list[str]) -> tuple[dict[str, bytes], str]:  # fmt: skip
+        """Plots of what the trained model looks at for a few inputs (``plots/...`` files) and
+        one sentence for the card; default: none."""
+        return {}, ""
+
     def library_versions(self) -> dict[str, str]:
         """Versions of the libraries the model was trained with (for the manifest)."""
         return {}

@@ -3,7 +3,8 @@
 Contract: a subclass says how to build its network (:meth:`TorchRecipe.build`), which loss it
 trains with (``bce``: one logit, binary; ``ce``: K logits; ``mse``: one value), and what an
 example input looks like (:meth:`TorchRecipe.example`); it may transform the training arrays
-(:meth:`TorchRecipe.prepare`, e.g. augmentation). Predictions and the exported graph go through
+(:meth:`TorchRecipe.prepare`, e.g. augmentation) or draw fresh ones every epoch
+(:meth:`TorchRecipe.sampler`, e.g. random crops). Predictions and the exported graph go through
 the same wrapper (sigmoid, softmax, or the rescaling of a standardised target), so they agree.
 """
 
@@ -54,6 +55,12 @@ class TorchRecipe(Recipe):
         """Training arrays as the loop should see them (default: unchanged)."""
         return x, y
 
+    def sampler(
+        self, x: npt.NDArray[Any], y: npt.NDArray[Any], seed: int
+    ) -> Callable[[int], tuple[npt.NDArray[Any], npt.NDArray[Any]]] | None:
+        """Per-epoch training arrays drawn from ``(x, y)`` (default: none, train on them)."""
+        return None
+
     def fit(self, x_train: npt.NDArray[Any], y_train: npt.NDArray[Any], x_val: npt.NDArray[Any],
             y_val: npt.NDArray[Any], *, labels: list[str] | None, seed: int,
             progress: bool = False, on_epoch: Callable[[History], None] | None = None,
@@ -68,14 +75,15 @@ class TorchRecipe(Recipe):
         self.model = self.build(classes)
         if self.initial is not None:
             self._load_initial(self.model, self.initial)
-        x_train, y_train = self.prepare(x_train, y_train)
+        resample = self.sampler(x_train, y_train, seed)
+        x_train, y_train = resample(0) if resample is not None else self.prepare(x_train, y_train)
         balanced = p.get("class_weight") == "balanced" and self.loss != "mse"
         weights = balanced_weights(y_train, max(classes, 2)) if balanced else None
         return fit(self.model, x_train, y_train, x_val, y_val, loss=self.loss,
                    epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                    patience=p["patience"], class_weights=weights, seed=seed,
                    device=p.get("device", "cpu"), progress=progress, on_epoch=on_epoch,
-                   checkpoint=self.checkpoint)  # fmt: skip
+                   checkpoint=self.checkpoint, resample=resample)  # fmt: skip
 
     def weights(self) -> bytes | None:
         if self.model is None:
