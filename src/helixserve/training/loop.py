@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import torch
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from torch import nn
 
 Loss = Literal["bce", "ce", "mse"]
@@ -113,7 +113,8 @@ def fit(
     criterion = _criterion(loss, class_weights).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
-    history, best_state, best = History(), copy.deepcopy(model.state_dict()), float("inf")
+    history = History()
+    keeper = BestKeeper(model, checkpoint, patience, on_epoch)
     with progress_bar(progress, epochs) as bar:
         task = bar.add_task("training", total=epochs, loss="-")
         for epoch in range(epochs):
@@ -128,19 +129,9 @@ def fit(
                 optimizer.step()
             history.train_loss.append(_epoch_loss(model, criterion, xt, yt, loss, 1024))
             history.val_loss.append(_epoch_loss(model, criterion, xv, yv, loss, 1024))
-            if history.val_loss[-1] < best - 1e-6:
-                best, history.best_epoch = history.val_loss[-1], epoch + 1
-                best_state = copy.deepcopy(model.state_dict())
-                if checkpoint is not None:
-                    save_checkpoint(checkpoint, best_state, epoch + 1)
-            bar.update(task, advance=1, loss=f"{history.train_loss[-1]:.4f}/{best:.4f}")
-            if on_epoch is not None:
-                on_epoch(history)
-            if epoch + 1 - history.best_epoch >= patience:
+            if keeper.after_epoch(model, history, epoch, bar, task):
                 break
-    model.load_state_dict(best_state)
-    model.eval()
-    return history
+    return keeper.restore(model, history)
 
 
 def save_checkpoint(path: Path, state: dict[str, torch.Tensor], epoch: int) -> None:
@@ -152,6 +143,36 @@ def save_checkpoint(path: Path, state: dict[str, torch.Tensor], epoch: int) -> N
     with partial.open("wb") as handle:
         np.savez(handle, *(), **arrays)
     partial.replace(path)
+
+
+class BestKeeper:
+    """Early stopping shared by every training loop: keeps the best validation epoch's weights
+    (checkpointed when asked), updates the progress bar, calls ``on_epoch``, says when to stop."""
+
+    def __init__(self, model: torch.nn.Module, checkpoint: Path | None, patience: int,
+                 on_epoch: Callable[[History], None] | None) -> None:  # fmt: skip
+        self.best = float("inf")
+        self.state = copy.deepcopy(model.state_dict())
+        self.checkpoint, self.patience, self.on_epoch = checkpoint, patience, on_epoch
+
+    def after_epoch(self, model: torch.nn.Module, history: History, epoch: int, bar: Progress,
+                    task: TaskID) -> bool:  # fmt: skip
+        """Record epoch ``epoch`` (0-based); True when training should stop."""
+        if history.val_loss[-1] < self.best - 1e-6:
+            self.best, history.best_epoch = history.val_loss[-1], epoch + 1
+            self.state = copy.deepcopy(model.state_dict())
+            if self.checkpoint is not None:
+                save_checkpoint(self.checkpoint, self.state, epoch + 1)
+        bar.update(task, advance=1, loss=f"{history.train_loss[-1]:.4f}/{self.best:.4f}")
+        if self.on_epoch is not None:
+            self.on_epoch(history)
+        return epoch + 1 - history.best_epoch >= self.patience
+
+    def restore(self, model: torch.nn.Module, history: History) -> History:
+        """Put the best weights back and switch to evaluation mode."""
+        model.load_state_dict(self.state)
+        model.eval()
+        return history
 
 
 def progress_bar(show: bool, epochs: int) -> Progress:

@@ -17,7 +17,6 @@ passed to ``on_epoch``. The trained network stays an instance scorer: that is wh
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from torch import nn
 
 from helixserve.errors import HelixError
 from helixserve.training.isolates import bag_labels
-from helixserve.training.loop import History, progress_bar, save_checkpoint, seed_everything
+from helixserve.training.loop import BestKeeper, History, progress_bar, seed_everything
 
 Pool = Literal["max", "noisy-or", "lse"]
 POOLS: tuple[str, ...] = ("max", "noisy-or", "lse")
@@ -117,7 +116,8 @@ def fit_bags(model: nn.Module, train: Bags, val: Bags, *, pool: Pool, epochs: in
     criterion = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
-    history, best_state, best = History(), copy.deepcopy(model.state_dict()), float("inf")
+    history = History()
+    keeper = BestKeeper(model, checkpoint, patience, on_epoch)
     y = torch.as_tensor(train.y)
     with progress_bar(progress, epochs) as bar:
         task = bar.add_task("training (bags)", total=epochs, loss="-")
@@ -131,16 +131,6 @@ def fit_bags(model: nn.Module, train: Bags, val: Bags, *, pool: Pool, epochs: in
                 optimizer.step()
             history.train_loss.append(_loss(model, train, pool, criterion))
             history.val_loss.append(_loss(model, val, pool, criterion))
-            if history.val_loss[-1] < best - 1e-6:
-                best, history.best_epoch = history.val_loss[-1], epoch + 1
-                best_state = copy.deepcopy(model.state_dict())
-                if checkpoint is not None:
-                    save_checkpoint(checkpoint, best_state, epoch + 1)
-            bar.update(task, advance=1, loss=f"{history.train_loss[-1]:.4f}/{best:.4f}")
-            if on_epoch is not None:
-                on_epoch(history)
-            if epoch + 1 - history.best_epoch >= patience:
+            if keeper.after_epoch(model, history, epoch, bar, task):
                 break
-    model.load_state_dict(best_state)
-    model.eval()
-    return history
+    return keeper.restore(model, history)
