@@ -188,3 +188,15 @@ def test_phone_width_has_no_horizontal_scroll(browser: Browser, server: Running)
         width = tab.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{path} is {width} px wide on a 390 px screen"
     context.close()
+
+
+def test_png_only_plots_are_shown(page: Page, server: Running) -> None:
+    """A plot the page cannot draw from JSON (e.g. rxrx1's saliency maps) is shown as its PNG."""
+    import httpx
+
+    page.goto("/models/rxrx1-celltype")
+    image = page.locator("img.plot-image[alt='saliency plot']")
+    expect(image).to_be_visible()
+    source = image.get_attribute("src") or ""
+    assert httpx.get(server.url + source).headers["content-type"] == "image/png"
+    assert httpx.get(server.url + "/models/rxrx1-celltype/plots/../card.md").status_code == 404

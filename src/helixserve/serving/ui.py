@@ -141,8 +141,24 @@ def mount_ui(api: FastAPI, server: Server) -> None:
             return error_page(request, err, 404)
         entry = registry.entry(name)
         card = (model.predictor.bundle_path / "card.md").read_text(encoding="utf-8")
+        drawn = plots(model)
+        images = sorted(f.removeprefix("plots/") for f in model.manifest.files
+                        if f.startswith("plots/") and f.endswith(".png")
+                        and f.removeprefix("plots/").removesuffix(".png") not in drawn)  # fmt: skip
         return page(request, "model.html", model=model, entry=entry, card=to_html(card),
-                    plots=plots(model))  # fmt: skip
+                    plots=drawn, images=images)  # fmt: skip
+
+    @api.get("/models/{name}/plots/{file}", include_in_schema=False)
+    async def plot_image(name: str, file: str, version: str | None = None) -> Response:
+        """A PNG plot of the bundle (one the page cannot draw from JSON, e.g. saliency maps)."""
+        try:
+            model = registry.resolve(name, version)
+        except HelixError:
+            return Response("not found", 404, media_type="text/plain")
+        if f"plots/{file}" not in model.manifest.files or not file.endswith(".png"):
+            return Response("not found", 404, media_type="text/plain")
+        data = (model.predictor.bundle_path / "plots" / file).read_bytes()
+        return Response(data, media_type="image/png")
 
     _predict_routes(api, server, page)
     _job_routes(api, server, page, jobs)
