@@ -10,8 +10,8 @@ files of random 50-nt sequences (the yeast-UTR shape), then:
 2. memory: peak RSS (``VmHWM``) of the CLI process scoring 1x and 10x ``--memory-rows`` rows with
    the small ``primer-binding`` model: flat means constant memory;
 3. int8: ``models quantize`` of the CNN, then model-only throughput int8 vs fp32, and how much
-   the predictions move (R2 of int8 against fp32 on the generated sequences; the R2 change on
-   the real test split is measured by ``--yeast-test`` when the zoo has ``yeast-utr``).
+   the predictions move (R2 of int8 against fp32 on the generated sequences, and the R2 change
+   on the zoo's yeast-utr test split when ``../shared/data`` is there).
 """
 
 from __future__ import annotations
@@ -116,9 +116,36 @@ def r2(reference: np.ndarray, other: np.ndarray) -> float:
     return float(1 - ((reference - other) ** 2).sum() / ((reference - reference.mean()) ** 2).sum())
 
 
+YEAST_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cuperus2017_yeast_utr"
+
+
+def yeast_test_r2(fp32: Predictor, int8: Predictor) -> str:
+    """R2 of the fp32 and the int8 model on the yeast-utr test split (the zoo build's split)."""
+    from helixserve.training.cli_support import parse_filter  # noqa: PLC0415 - bench only
+    from helixserve.training.data import load_sequences, split  # noqa: PLC0415
+
+    path = YEAST_DATA / "Native_UTRs.csv.gz"
+    if not path.is_file() or fp32.label.split("@")[0] != "yeast-utr":
+        return "yeast-utr test split: not measured (no zoo model or no ../shared/data)"
+    schema = fp32.manifest.input
+    assert isinstance(schema, SequenceSchema)
+    data = load_sequences(path, schema, target_col="growth_rate", sequence_col="UTR",
+                          id_col="UTR_name", where=parse_filter("t0>100"))  # fmt: skip
+    test = split(data, task="regression", seed=0).test
+    seqs = [data.inputs[i] for i in test]
+    truth = np.array([float(data.targets[i]) for i in test])
+    scores = []
+    for predictor in (fp32, int8):
+        values = predictor.predict_batch(seqs).decoded.values
+        assert values is not None
+        scores.append(r2(truth, np.asarray(values, dtype=float)))
+    return (f"yeast-utr test split ({len(seqs):,} UTRs): R2 fp32 {scores[0]:.4f}, int8 "
+            f"{scores[1]:.4f}, change {scores[1] - scores[0]:+.4f}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--memory-rows", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--workers", type=int, default=2)
@@ -144,6 +171,7 @@ def main() -> None:
         print(f"int8 {int8.label}: model only {int8_rate:,.0f} rows/s = {int8_rate / alone:.2f}x "
               f"fp32; R2 of int8 against fp32 predictions on 4,096 random UTRs "
               f"{r2(fp, q):.4f}")  # fmt: skip
+        print(yeast_test_r2(predictor, int8))
         small = ModelStore.open(str(ZOO_STORE), cache_dir=scratch / "cache")
         for factor in (1, 10):
             path = scratch / f"mem{factor}.csv.gz"

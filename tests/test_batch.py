@@ -158,3 +158,69 @@ def test_resume_refuses_a_changed_input(store: ModelStore, tmp_path: Path) -> No
         f"cannot resume: the input_stamp, model_sha256 changed since the interrupted run (journal "
         f"{parts / 'journal.json'}). Delete {parts} to start again."
     )
+
+
+def _parquet(path: Path, columns: dict[str, list[object]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(columns), str(path), row_group_size=3)
+
+
+def test_parquet_in_parquet_out_matches_csv(store: ModelStore, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    seqs = random_fasta(tmp_path / "in.fa", 10, seed=5)
+    seqs[4] = seqs[4][:7] + "Z" + seqs[4][8:]
+    _parquet(tmp_path / "in.parquet", {"name": [f"s{i}" for i in range(10)], "seq": seqs})
+    (tmp_path / "in.csv").write_text("name,seq\n" + "".join(
+        f"s{i},{s}\n" for i, s in enumerate(seqs)))  # fmt: skip
+    predictor = Predictor.from_store(store, "gc")
+    summary = score(predictor, str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"),
+                    batch_size=4)  # fmt: skip
+    score(predictor, str(tmp_path / "in.csv"), str(tmp_path / "ref.csv"), batch_size=4)
+    assert (summary.scored, summary.refused, summary.errors) == (
+        9,
+        1,
+        str(tmp_path / "out.errors.csv"),
+    )
+    table = pq.read_table(str(tmp_path / "out.parquet"))
+    assert [str(t) for t in table.schema.types] == [
+        "int64", "string", "string", "double", "double", "double"]  # fmt: skip
+    expected = (tmp_path / "ref.csv").read_text().splitlines()
+    assert table.column_names == expected[0].split(",")
+    got = [",".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in row.values())
+           for row in table.to_pylist()]  # fmt: skip
+    assert got == expected[1:]
+    assert (tmp_path / "out.errors.csv").read_text().splitlines()[1] == (
+        "5,s4,,sequence,8,\"record 5 (id s4): DNA sequence is not valid DNA: position 8 is 'Z'. "
+        'Only the letters A, C, G, T are allowed; remove it or correct the typo."'
+    )
+
+
+def test_tabular_parquet_and_gzip_output(tmp_path: Path) -> None:
+    zoo = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
+    predictor = Predictor.from_store(ModelStore.open(str(zoo), cache_dir=tmp_path / "c"),
+                                     "tumor-wisconsin")  # fmt: skip
+    names = [f.name for f in predictor.manifest.input.features]  # type: ignore[union-attr]
+    rows = [
+        [5, 1, 1, 1, 2, 1, 3, 1, 1],
+        [8, 10, 10, 8, 7, 10, 9, 7, 1],
+        [5, 1, 1, 1, 2, 1, 3, 1, 11],
+    ]
+    features = {n: [r[k] for r in rows] for k, n in enumerate(names)}
+    _parquet(tmp_path / "t.parquet", {"id": ["a", "b", "c"], **features})
+    summary = score(predictor, str(tmp_path / "t.parquet"), str(tmp_path / "t.out.csv.gz"))
+    assert (summary.scored, summary.refused) == (2, 1)
+    lines = gzip.decompress((tmp_path / "t.out.csv.gz").read_bytes()).decode().splitlines()
+    assert [line.split(",")[:3] for line in lines] == [
+        ["index", "id", "label"], ["1", "a", "benign"], ["2", "b", "malignant"]]  # fmt: skip
+    errors = gzip.decompress((tmp_path / "t.out.errors.csv.gz").read_bytes()).decode()
+    assert "record 3 (id c): mitoses is 11, above the maximum 10" in errors
+
+
+def test_numbers_are_not_neutralised_but_formulas_are() -> None:
+    from helixserve.inputs.table import csv_safe
+
+    assert [csv_safe(c) for c in ["-0.25", "+1e-3", "-7", "=1+1", "-1+2", "@SUM(A1)", "x"]] == [
+        "-0.25", "+1e-3", "-7", "'=1+1", "'-1+2", "'@SUM(A1)", "x"]  # fmt: skip

@@ -3,9 +3,11 @@
 Contract:
 - :func:`score` reads INPUT (FASTA / CSV / TSV / one-per-line text for DNA models, CSV / TSV for
   tabular models; gzip or not; a local path or ``s3://bucket/key``) in chunks of ``batch_size``
-  records, so memory does not grow with the file. OUTPUT (CSV, or TSV when it ends in ``.tsv``)
-  gets one row per scored record, in input order: ``index`` (1-based record number), ``id``,
-  then ``label``, ``probability`` and ``p_<label>`` per class, or ``value``. Records that fail
+  records, so memory does not grow with the file; Parquet input too (by its magic bytes, read a
+  row-group batch at a time). OUTPUT (CSV; TSV for ``.tsv``; gzip-compressed for ``.gz``; typed
+  Parquet for ``.parquet``) gets one row per scored record, in input order: ``index`` (1-based
+  record number), ``id``, then ``label``, ``probability`` and ``p_<label>`` per class, or
+  ``value``. Records that fail
   validation go to ERRORS (``index,id,line,field,position,message``) and never stop the run.
 - Two threads: one reads, validates and encodes the next chunk while the other runs the model on
   the current one (ONNX Runtime releases the GIL), with ``threads`` ONNX Runtime threads.
@@ -22,6 +24,7 @@ Contract:
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import os
@@ -30,10 +33,12 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from helixserve.batch.parquet_out import write_parquet
 from helixserve.errors import HelixError
 from helixserve.inputs.readers import read_sequences
 from helixserve.inputs.records import BadRecord, Record
@@ -188,14 +193,15 @@ def _rows(chunk: _Chunk, result: BatchPrediction) -> tuple[list[list[str]], list
             refused.append(_error_cells(record.index, record.id, record.line, record.error))
         elif good_index[id(record)] in failed:
             err = failed[good_index[id(record)]]
-            located = err.at(index=record.index, record_id=record.id, line=record.line)
+            located = err.at(index=record.index, record_id=record.id, line=record.line or None)
             refused.append(_error_cells(record.index, record.id, record.line, located))
     return scored, refused
 
 
 def _error_cells(index: int, record_id: str | None, line: int, err: Any) -> list[str]:
     position = "" if err.position is None else str(err.position)
-    return [str(index), record_id or "", str(line), err.field or "", position, str(err)]
+    where = str(line) if line else ""  # 0: the input has no lines (Parquet)
+    return [str(index), record_id or "", where, err.field or "", position, str(err)]
 
 
 def _csv_bytes(rows: list[list[str]], delimiter: str) -> bytes:
@@ -248,14 +254,29 @@ class _Parts:
         data = {"version": JOURNAL_VERSION, **self.identity, **self.state}
         _atomic_write(self.journal, json.dumps(data, indent=1).encode())
 
-    def join(self, suffix: str, header: bytes, target: Path) -> None:
+    def join(self, suffix: str, header: list[str], delimiter: str, target: Path) -> None:
+        """Write the chunks' rows under ``header`` to ``target`` (CSV/TSV, ``.gz``, Parquet)."""
         partial = target.with_name(target.name + ".partial")
-        with partial.open("wb") as out:
-            out.write(header)
-            for number in range(self.state["chunks"]):
-                with (self.folder / f"chunk-{number:08d}{suffix}").open("rb") as part:
-                    shutil.copyfileobj(part, out)
+        chunks = (self.folder / f"chunk-{n:08d}{suffix}" for n in range(self.state["chunks"]))
+        if target.name.endswith(".parquet"):
+            write_parquet(partial, header, delimiter, chunks)
+        else:
+            with partial.open("wb") as raw, _maybe_gzip(raw, target.name) as out:
+                out.write(_csv_bytes([header], delimiter))
+                for chunk in chunks:
+                    with chunk.open("rb") as part:
+                        shutil.copyfileobj(part, out)
         os.replace(partial, target)
+
+
+@contextmanager
+def _maybe_gzip(raw: IO[bytes], name: str) -> Iterator[IO[bytes]]:
+    """``raw`` itself, or a gzip stream into it for a ``.gz`` name (no time stamp: reproducible)."""
+    if not name.endswith(".gz"):
+        yield raw
+        return
+    with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out:
+        yield out  # type: ignore[misc]
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -305,7 +326,7 @@ def begin(predictor: Predictor, input_uri: str, output: str, *, errors: str | No
     source = _Source(input_uri, s3)
     parts = _Parts(_parts_folder(output), _identity(predictor, source, batch_size))
     parts.start(resume)
-    delimiter = "\t" if output.endswith(".tsv") else ","
+    delimiter = "\t" if output.removesuffix(".gz").endswith(".tsv") else ","
     return Run(source, parts, output, errors or _default_errors(output), delimiter, s3, started,
                parts.state["records"])  # fmt: skip
 
@@ -345,8 +366,14 @@ def score(
 
 
 def _default_errors(output: str) -> str:
-    stem, dot, suffix = output.rpartition(".")
-    return f"{stem}.errors.{suffix}" if dot and "/" not in suffix else output + ".errors.csv"
+    """``out.csv`` -> ``out.errors.csv`` (``.tsv``, ``.gz`` kept; Parquet output: CSV errors)."""
+    base, gz = (output[:-3], ".gz") if output.endswith(".gz") else (output, "")
+    stem, dot, suffix = base.rpartition(".")
+    if not dot or "/" in suffix:
+        return output + ".errors.csv"
+    if suffix == "parquet":
+        return f"{stem}.errors.csv"
+    return f"{stem}.errors.{suffix}{gz}"
 
 
 def _consume(predictor: Predictor, chunks: queue.Queue[_Chunk | BaseException | None],
@@ -367,14 +394,18 @@ def report(progress: Progress | None, source: _Source, parts: _Parts) -> None:
 
 def _finish(predictor: Predictor, parts: _Parts, output: str, errors: str, delimiter: str,
             s3: S3Options | None) -> None:  # fmt: skip
-    targets = {".out": (output, _csv_bytes([_header(predictor)], delimiter)),
-               ".err": (errors, _csv_bytes([ERROR_HEADER], delimiter))}  # fmt: skip
+    targets = {".out": (output, _header(predictor)), ".err": (errors, ERROR_HEADER)}
     for suffix, (target, header) in targets.items():
         if target.startswith("s3://"):
-            local = parts.folder / f"final{suffix}"
-            parts.join(suffix, header, local)
+            local = parts.folder / f"final{suffix}{_extension(target)}"
+            parts.join(suffix, header, delimiter, local)
             bucket, _, key = target.removeprefix("s3://").partition("/")
             open_location(f"s3://{bucket}", s3).fs.put_file(str(local), f"{bucket}/{key}")
         else:
-            parts.join(suffix, header, Path(target))
+            parts.join(suffix, header, delimiter, Path(target))
     shutil.rmtree(parts.folder, ignore_errors=True)
+
+
+def _extension(target: str) -> str:
+    name = target.rsplit("/", 1)[-1]
+    return ".parquet" if name.endswith(".parquet") else ".gz" if name.endswith(".gz") else ""

@@ -35,7 +35,7 @@ err_console = Console(stderr=True)
 
 def _default_output(input_uri: str) -> str:
     name = input_uri.rstrip("/").split("/")[-1]
-    for suffix in (".gz", ".csv", ".tsv", ".fasta", ".fa", ".fna", ".txt"):
+    for suffix in (".gz", ".csv", ".tsv", ".fasta", ".fa", ".fna", ".txt", ".parquet"):
         name = name.removesuffix(suffix)
     return str(Path.cwd() / f"{name or 'input'}.predictions.csv")
 
@@ -44,12 +44,16 @@ def predict(
     model: Annotated[str, typer.Argument(help="name, name@version or name@alias")],
     input_file: Annotated[
         str,
-        typer.Argument(metavar="INPUT", help="CSV/TSV/FASTA/text, .gz; a path or s3://bucket/key"),
+        typer.Argument(
+            metavar="INPUT", help="CSV/TSV/FASTA/text (.gz) or Parquet; a path or s3://bucket/key"
+        ),
     ],
     output: Annotated[
         str | None,
         typer.Option(
-            "-o", "--output", help="Output CSV/TSV (default: INPUT.predictions.csv here)."
+            "-o",
+            "--output",
+            help="Output .csv/.tsv (.gz) or .parquet (default: INPUT.predictions.csv here).",
         ),
     ] = None,
     errors: Annotated[

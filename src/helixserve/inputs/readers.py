@@ -25,10 +25,11 @@ Contract:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Literal
 
 from helixserve.errors import InputError, InvalidFile, InvalidSequence
+from helixserve.inputs.parquet import is_parquet, parquet_table
 from helixserve.inputs.records import BadRecord, Record, bad_record
 from helixserve.inputs.sequence import (
     DEFAULT_MAX_SEQUENCE_LENGTH,
@@ -64,6 +65,10 @@ def read_sequences(
 ) -> Iterator[ReadItem]:
     """Stream the records of a sequence file; see the module contract."""
     with opened(source) as stream:
+        if is_parquet(stream):
+            yield from _counted(map(_row_to_item, parquet_table(stream, sequence_columns(
+                sequence_col, id_col))))  # fmt: skip
+            return
         head = check_head(stream)
         chosen = format if format != "auto" else detect_format(source_name(source), head)
         lines = iter_lines(stream, max_line=max_length + 1024)
@@ -73,14 +78,18 @@ def read_sequences(
             items = _read_text(lines)
         else:
             items = _read_delimited(lines, "\t" if chosen == "tsv" else ",", sequence_col, id_col)
-        count = 0
-        for count, item in enumerate(items, start=1):  # noqa: B007 - count is used below
-            yield item
-        if count == 0:
-            raise InvalidFile(
-                "file has no records: it holds only blank lines, comments or a header. "
-                "Add at least one sequence."
-            )
+        yield from _counted(items)
+
+
+def _counted(items: Iterator[ReadItem]) -> Iterator[ReadItem]:
+    count = 0
+    for count, item in enumerate(items, start=1):  # noqa: B007 - count is used below
+        yield item
+    if count == 0:
+        raise InvalidFile(
+            "file has no records: it holds only blank lines, comments or a header. "
+            "Add at least one sequence."
+        )
 
 
 def detect_format(name: str, head: bytes) -> Literal["fasta", "csv", "tsv", "text"]:
@@ -204,14 +213,23 @@ def _read_text(lines: Iterator[Line]) -> Iterator[ReadItem]:
             yield Record(index, number, None, stripped)
 
 
-def _read_delimited(
-    lines: Iterator[Line], delimiter: str, sequence_col: str | None, id_col: str | None
-) -> Iterator[ReadItem]:
+def sequence_columns(
+    sequence_col: str | None, id_col: str | None
+) -> Callable[[list[str]], ColumnSpec]:
+    """Pick the sequence and id columns from a header: the ones named, else known names."""
+
     def columns(header: list[str]) -> ColumnSpec:
         seq = _resolve(header, sequence_col, SEQUENCE_COLUMNS, "sequence", "--sequence-col")
         ident = _resolve(header, id_col, ID_COLUMNS, "id", "--id-col", required=id_col is not None)
         return ColumnSpec(sequence=seq, id=ident)
 
+    return columns
+
+
+def _read_delimited(
+    lines: Iterator[Line], delimiter: str, sequence_col: str | None, id_col: str | None
+) -> Iterator[ReadItem]:
+    columns = sequence_columns(sequence_col, id_col)
     for row in read_table(lines, delimiter, columns, headerless_single_column=_looks_like_data):
         yield _row_to_item(row)
 
@@ -281,7 +299,7 @@ def validate_records(items: Iterable[ReadItem], schema: SequenceSchema) -> Itera
         try:
             sequence = validate_sequence(item.sequence, schema)
         except InvalidSequence as err:
-            located = err.at(index=item.index, record_id=item.id, line=item.line)
+            located = err.at(index=item.index, record_id=item.id, line=item.line or None)
             yield BadRecord(item.index, item.line, item.id, located)
         else:
             yield Record(item.index, item.line, item.id, sequence, item.fields)

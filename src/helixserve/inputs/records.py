@@ -35,5 +35,6 @@ class BadRecord:
 
 
 def bad_record(error: InputError, index: int, line: int, record_id: str | None = None) -> BadRecord:
-    """Locate ``error`` at a record and wrap it."""
-    return BadRecord(index, line, record_id, error.at(index=index, record_id=record_id, line=line))
+    """Locate ``error`` at a record and wrap it (``line`` 0: a file without lines, e.g. Parquet)."""
+    located = error.at(index=index, record_id=record_id, line=line or None)
+    return BadRecord(index, line, record_id, located)

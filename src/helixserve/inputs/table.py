@@ -21,6 +21,7 @@ Contract:
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -202,6 +203,14 @@ ID_COLUMNS = ("id", "name", "seq_id", "sequence_id", "record_id", "identifier", 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def csv_safe(cell: str) -> str:
-    """Neutralise a cell a spreadsheet would run as a formula by prefixing ``'``."""
-    return "'" + cell if cell.startswith(FORMULA_PREFIXES) else cell
+    """Neutralise a cell a spreadsheet would run as a formula by prefixing ``'``.
+
+    A plain number such as ``-0.25`` or ``+1e-3`` is left alone: it is data, not a formula.
+    """
+    if cell.startswith(FORMULA_PREFIXES) and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell

@@ -29,6 +29,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from helixserve.errors import InputError, InvalidFile, InvalidRow
+from helixserve.inputs.parquet import is_parquet, parquet_table
 from helixserve.inputs.records import BadRecord, bad_record
 from helixserve.inputs.table import ID_COLUMNS, ColumnSpec, TableRow, read_table
 from helixserve.inputs.textio import Source, check_head, iter_lines, opened, source_name
@@ -220,9 +221,12 @@ def read_rows(
 ) -> Iterator[FeatureRow | BadRecord]:
     """Stream and validate feature rows from a CSV/TSV file; see the module contract."""
     with opened(source) as stream:
-        head = check_head(stream)
-        sep = delimiter or _sniff_delimiter(source_name(source), head)
-        rows = read_table(iter_lines(stream), sep, _columns(schema, id_col), header=header)
+        if is_parquet(stream):
+            rows: Iterator[TableRow | BadRecord] = parquet_table(stream, _columns(schema, id_col))
+        else:
+            head = check_head(stream)
+            sep = delimiter or _sniff_delimiter(source_name(source), head)
+            rows = read_table(iter_lines(stream), sep, _columns(schema, id_col), header=header)
         count = 0
         for count, row in enumerate(rows, start=1):  # noqa: B007 - count is used below
             yield row if isinstance(row, BadRecord) else _validate_table_row(row, schema)

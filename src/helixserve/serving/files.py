@@ -80,8 +80,8 @@ def _sequence_format(stream: IO[bytes], filename: str) -> str:
 
 def _error(err: InputError, row: Row | BadRecord) -> dict[str, Any]:
     located = err if err.index is not None else err.at(index=row.index, record_id=row.id,
-                                                       line=row.line)  # fmt: skip
-    return {"index": row.index, "id": row.id, "line": row.line, "field": err.field,
+                                                       line=row.line or None)  # fmt: skip
+    return {"index": row.index, "id": row.id, "line": row.line or None, "field": err.field,
             "position": err.position, "message": str(located)}  # fmt: skip
 
 
