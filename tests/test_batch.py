@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -160,7 +161,7 @@ def test_resume_refuses_a_changed_input(store: ModelStore, tmp_path: Path) -> No
     )
 
 
-def _parquet(path: Path, columns: dict[str, list[object]]) -> None:
+def _parquet(path: Path, columns: Mapping[str, Sequence[object]]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
