@@ -20,11 +20,16 @@ from pathlib import Path
 
 READ_WRITE = ("RW", "RWS")
 READ_ONLY = ("RO", "ROS")
+# Long, unique credentials for the test that greps the logs for secrets.
+SECRET_HOLDER = ("HSLEAKCHECKKEYID0001", "hs-s3-secret-that-must-never-be-logged-7f3a9c")
 IDENTITIES = {
     "identities": [
         {"name": "rw", "credentials": [{"accessKey": "RW", "secretKey": "RWS"}],
          "actions": ["Admin", "Read", "List", "Tagging", "Write"]},
         {"name": "ro", "credentials": [{"accessKey": "RO", "secretKey": "ROS"}],
+         "actions": ["Read", "List"]},
+        {"name": "leak", "credentials": [{"accessKey": SECRET_HOLDER[0],
+                                          "secretKey": SECRET_HOLDER[1]}],
          "actions": ["Read", "List"]},
     ]
 }  # fmt: skip

@@ -1,0 +1,217 @@
+"""Security checks: headers on pages, key scopes on admin routes, no secrets in logs or bodies,
+no pickle in the serving path, no escape from the store root, uploads leave no files behind."""
+
+from __future__ import annotations
+
+import ast
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helixserve.serving.app import PAGE_CSP
+from helixserve.serving.auth import hash_key
+from helixserve.store import ModelStore
+from tests.conftest import s3_options
+from tests.support.s3server import SECRET_HOLDER, S3Server
+from tests.support.server import free_port, publish_gc, running
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "helixserve"
+ZOO = SRC / "zoo" / "store"
+GC = "GC" * 25
+PREDICT_KEY = "hs_predict_" + uuid.uuid4().hex
+ADMIN_KEY = "hs_admin_" + uuid.uuid4().hex
+WRONG_KEY = "hs_wrong_" + uuid.uuid4().hex
+SERVING_PATH = ("serving", "batch", "explain", "runtime", "store", "inputs")
+UNSAFE_MODULES = {"pickle", "_pickle", "cPickle", "joblib", "dill", "cloudpickle", "shelve",
+                  "marshal", "torch"}  # fmt: skip
+
+
+def test_pages_carry_security_headers(tmp_path: Path) -> None:
+    with (
+        running(ZOO, tmp_path, access_log=False) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        page = client.get("/models/primer-binding/predict")
+        api = client.get("/api/v1/models")
+        fast = client.post("/api/v1/models/primer-binding/predict", json={"inputs": [GC]})
+        docs = client.get("/docs")
+    assert page.headers["content-security-policy"] == PAGE_CSP
+    assert "script-src 'self';" in PAGE_CSP and "frame-ancestors 'none'" in PAGE_CSP
+    assert page.headers["x-frame-options"] == "DENY"
+    for reply in (page, api, fast, docs):
+        assert reply.headers["x-content-type-options"] == "nosniff"
+        assert reply.headers["referrer-policy"] == "no-referrer"
+    assert "content-security-policy" not in api.headers
+    assert docs.headers["content-security-policy"] == "frame-ancestors 'none'"
+
+
+def test_ui_templates_have_no_inline_script_or_handlers() -> None:
+    templates = list((SRC / "serving" / "templates").glob("*.html"))
+    assert templates
+    for template in templates:
+        text = template.read_text(encoding="utf-8").lower()
+        for tag_start in _find_all(text, "<script"):
+            assert 'src="' in text[tag_start : text.index(">", tag_start)], template.name
+        for handler in (" onclick=", " onload=", " onsubmit=", " onchange=", "javascript:"):
+            assert handler not in text, f"{template.name}: {handler}"
+
+
+def _find_all(text: str, needle: str) -> Iterator[int]:
+    start = text.find(needle)
+    while start >= 0:
+        yield start
+        start = text.find(needle, start + 1)
+
+
+def _serving_modules() -> Iterator[Path]:
+    for layer in SERVING_PATH:
+        yield from (SRC / layer).rglob("*.py")
+    yield from (SRC / name for name in ("settings.py", "errors.py"))
+
+
+def test_no_pickle_or_torch_in_the_serving_path() -> None:
+    checked = 0
+    for module in _serving_modules():
+        tree = ast.parse(module.read_text(encoding="utf-8"), filename=str(module))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in UNSAFE_MODULES, f"{module}: imports {name}"
+            if isinstance(node, ast.keyword) and node.arg == "allow_pickle":
+                assert isinstance(node.value, ast.Constant) and node.value.value is False, (
+                    f"{module}:{node.value.lineno}: allow_pickle must be False"
+                )
+        checked += 1
+    assert checked > 40
+
+
+def test_names_cannot_escape_the_store_root(tmp_path: Path) -> None:
+    tries = ["/api/v1/models/..%2F..%2Fetc%2Fpasswd", "/api/v1/models/%2e%2e",
+             "/models/primer-binding/plots/..%2F..%2Fmanifest.json",
+             "/models/primer-binding/plots/%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+             "/v2/models/..%2Fprimer-binding"]  # fmt: skip
+    with (
+        running(ZOO, tmp_path, access_log=False) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        replies = {path: client.get(path) for path in tries}
+        predict = client.post("/api/v1/models/%2e%2e/predict", json={"inputs": [GC]})
+    for path, reply in replies.items():
+        assert reply.status_code in (400, 404, 422), path
+        assert "root:" not in reply.text
+    assert predict.status_code in (400, 404, 422)
+    assert predict.json()["detail"] == (
+        "no model named '..' is served; served models: amr-resistance, primer-binding, "
+        "rxrx1-celltype, tumor-wisconsin, yeast-utr."
+    )
+
+
+@dataclass
+class Served:
+    url: str
+    process: subprocess.Popen[bytes]
+    tmp: Path
+
+
+@pytest.fixture
+def served_s3(s3_server: S3Server, tmp_path: Path) -> Iterator[Served]:
+    """``helixserve serve`` in its own process on an S3 store, with keys, debug logs, TMPDIR."""
+    uri = f"s3://models/{uuid.uuid4().hex}"
+    publish_gc(ModelStore.open(uri, s3=s3_options(s3_server), cache_dir=tmp_path / "pub"))
+    port, temp = free_port(), tmp_path / "tmpdir"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "HELIXSERVE_STORE": uri,
+           "HELIXSERVE_S3_ENDPOINT_URL": s3_server.endpoint, "HELIXSERVE_S3_REGION": "us-east-1",
+           "HELIXSERVE_S3_ACCESS_KEY_ID": SECRET_HOLDER[0],
+           "HELIXSERVE_S3_SECRET_ACCESS_KEY": SECRET_HOLDER[1],
+           "HELIXSERVE_API_KEYS": f"predict:{hash_key(PREDICT_KEY)},admin:{hash_key(ADMIN_KEY)}",
+           "HELIXSERVE_LOG_LEVEL": "debug",
+           "HELIXSERVE_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "helixserve", "serve", "--port", str(port), "--grpc-port", "0"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url + "/readyz").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError((process.stdout.read() if process.stdout else b"").decode())
+        time.sleep(0.2)
+    try:
+        yield Served(url, process, temp)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+def test_admin_scope_and_no_secret_in_logs_or_bodies(served_s3: Served) -> None:
+    bodies: list[str] = []
+    with httpx.Client(base_url=served_s3.url) as client:
+        reload = "/api/v1/admin/reload"
+        refused = {
+            "none": client.post(reload),
+            "wrong": client.post(reload, headers=_bearer(WRONG_KEY)),
+            "wrong x-api-key": client.post(reload, headers={"x-api-key": WRONG_KEY}),
+            "predict scope": client.post(reload, headers=_bearer(PREDICT_KEY)),
+        }
+        assert {k: r.status_code for k, r in refused.items()} == {
+            "none": 401, "wrong": 401, "wrong x-api-key": 401, "predict scope": 403}  # fmt: skip
+        assert client.post(reload, headers=_bearer(ADMIN_KEY)).json()["models"] == {"gc": [1]}
+        predict = "/api/v1/models/gc/predict"
+        assert client.post(predict, json={"inputs": [GC]}, headers=_bearer(PREDICT_KEY)).is_success
+        others = [
+            client.post(predict, json={"inputs": [GC]}, headers=_bearer(WRONG_KEY)),
+            client.post(predict, content=b"{not json", headers=_bearer(PREDICT_KEY)),
+            client.post(
+                predict + "?api_key=" + WRONG_KEY,
+                json={"inputs": ["ACGX"]},
+                headers=_bearer(PREDICT_KEY),
+            ),
+            client.get("/readyz"),
+            client.get("/api/v1/models/gc"),
+            client.get("/metrics"),
+        ]
+        bodies = [r.text for r in [*refused.values(), *others]]
+    served_s3.process.send_signal(signal.SIGTERM)
+    output, _ = served_s3.process.communicate(timeout=30)
+    log = output.decode("utf-8", errors="replace")
+    assert '"status":401' in log.replace(" ", "")  # the access log did record the refusals
+    for secret in (PREDICT_KEY, ADMIN_KEY, WRONG_KEY, SECRET_HOLDER[1]):
+        assert secret not in log, f"a secret reached the log: {secret[:12]}..."
+        for body in bodies:
+            assert secret not in body
+
+
+def test_uploads_leave_no_files_in_the_temp_area(served_s3: Served) -> None:
+    rows = "".join(f"r{i},{GC}\n" for i in range(60_000))  # ~3 MB: spooled to disk
+    data = ("id,sequence\n" + rows).encode()
+    before = sorted(p.name for p in served_s3.tmp.rglob("*"))  # e.g. ONNX Runtime's .ses file
+    with httpx.Client(base_url=served_s3.url, timeout=60) as client:
+        reply = client.post("/api/v1/models/gc/predict-file", files={"file": ("a.csv", data)},
+                            headers=_bearer(PREDICT_KEY))  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    assert (reply.json()["records"], reply.json()["predicted"]) == (60_000, 60_000)
+    assert sorted(p.name for p in served_s3.tmp.rglob("*")) == before
