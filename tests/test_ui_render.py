@@ -253,6 +253,9 @@ def test_design_trajectory_respects_and_shows_constraints(server: Running) -> No
          "5-10, separated by commas; '9-3' is neither."),
         ({"gc_min": "0.2"}, "gc-error", "the start sequence's GC fraction 0.00 is outside the "
          "gc range [0.2, 1.0]; widen the range or change the start."),
+        ({"start": "AT" * 75, "rounds": "21"}, "rounds-error", "21 rounds of a 150-nt sequence "
+         "is more than this page runs (rounds x length up to 3,000); use at most 20 rounds, or "
+         "the design API."),
         ({"gc_max": "lots"}, "gc-error", "the highest GC fraction must be a number, got 'lots'."),
     ],
 )  # fmt: skip

@@ -9,9 +9,10 @@ Contract:
   cannot take) is one refused row with :class:`~helixserve.explain.ism.InvalidVariant`'s message;
   the others are still scored. A variant list that cannot be read is a field error naming the line.
 - ``/models/{name}/design``: start sequence, goal (max, min or a target value), rounds (1 to
-  :data:`MAX_ROUNDS`), fixed positions (``1, 5-10``), forbidden motifs, GC range; the answer is
-  the trajectory as an SVG line chart and a table (round, change, sequence with the changed base
-  marked, score).
+  :data:`MAX_ROUNDS`; a start of at most :data:`MAX_DESIGN_NT` nt and rounds x length at most
+  :data:`MAX_DESIGN_WORK`, so one page cannot hold the model's batch thread for minutes), fixed
+  positions (``1, 5-10``), forbidden motifs, GC range; the answer is the trajectory as an SVG
+  line chart and a table (round, change, sequence with the changed base marked, score).
 - Both are plain form posts rendered on the server (``static/app.js`` only adds live checks), every
   error is shown next to its field (status 422), and both answer 404 for models that do not take
   DNA; the work runs in the model's batch thread, off the event loop.
@@ -42,7 +43,8 @@ from helixserve.serving.ui import Pages, _sequence_from_text
 
 MAX_ROUNDS = 60
 MAX_VARIANTS = 10_000
-MAX_DESIGN_NT = 500
+MAX_DESIGN_NT = 200
+MAX_DESIGN_WORK = 3_000  # rounds x sequence length: 60 rounds of a 50-nt UTR
 DESIGN_FIELDS = ("goal", "target_value", "rounds", "fixed", "forbid", "gc")
 _T = TypeVar("_T")
 
@@ -211,6 +213,12 @@ def design_arguments(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, 
     goal = _guarded(errors, lambda: _goal(values.get("goal", "max"),
                                           values.get("target_value", "")), "max")  # fmt: skip
     rounds = _guarded(errors, lambda: _rounds(values.get("rounds", "10")), 1)
+    if "rounds" not in errors and "start" not in errors and rounds * len(start) > MAX_DESIGN_WORK:
+        errors["rounds"] = (
+            f"{rounds} rounds of a {len(start)}-nt sequence is more than this "
+            f"page runs (rounds x length up to {MAX_DESIGN_WORK:,}); use at most "
+            f"{MAX_DESIGN_WORK // len(start)} rounds, or the design API."
+        )
     fixed: list[int] = _guarded(errors, lambda: _fixed(values.get("fixed", "")), [])
     forbid = [m.upper() for m in re.split(r"[\s,]+", values.get("forbid", "")) if m]
     low = _guarded(errors, lambda: _float(values.get("gc_min", "0") or "0", "gc",
