@@ -83,6 +83,20 @@ def test_design_respects_its_constraints(gc: Predictor) -> None:
     assert abs(down[-1].score - 0.5) < abs(down[0].score - 0.5)
 
 
+def test_design_adds_no_occurrence_of_a_forbidden_motif_already_in_the_start(
+    gc: Predictor,
+) -> None:
+    """A UTR that holds one ATG may keep it, but no design step may add a second one (here: with
+    C forbidden, the model's best change is a G, and the first G next to the GGG is refused)."""
+    start = "GGG" + "AT" * 23 + "A"
+    steps = design(gc, start, goal="max", rounds=10, forbid=["C", "GGG"])
+    assert len(steps) == 11  # every round still finds a G to add
+    for step in steps:
+        assert "C" not in step.sequence
+        found = [i for i in range(48) if step.sequence.startswith("GGG", i)]
+        assert found == [0], step.sequence
+
+
 def test_design_refuses_bad_constraints(gc: Predictor) -> None:
     with pytest.raises(InputError) as caught:
         design(gc, "AT" * 25, fixed=[51])

@@ -183,7 +183,13 @@ def test_compare_page(page: Page) -> None:
 def test_phone_width_has_no_horizontal_scroll(browser: Browser, server: Running) -> None:
     context = browser.new_context(base_url=server.url, viewport={"width": 390, "height": 844})
     tab = context.new_page()
-    for path in ("/", "/models/primer-binding/predict", "/models/tumor-wisconsin/predict"):
+    for path in (
+        "/",
+        "/models/primer-binding/predict",
+        "/models/tumor-wisconsin/predict",
+        "/models/primer-binding/variants",
+        "/models/yeast-utr/design",
+    ):
         tab.goto(path)
         width = tab.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{path} is {width} px wide on a 390 px screen"
@@ -200,3 +206,47 @@ def test_png_only_plots_are_shown(page: Page, server: Running) -> None:
     source = image.get_attribute("src") or ""
     assert httpx.get(server.url + source).headers["content-type"] == "image/png"
     assert httpx.get(server.url + "/models/rxrx1-celltype/plots/../card.md").status_code == 404
+
+
+UTR = "AAAAAAGGGAACCTCTGGTTACGATGATATACCTGCGTGAAAAAGGACAG"  # native, YAL002W (Cuperus 2017)
+
+
+def test_design_form_draws_the_trajectory(page: Page) -> None:
+    page.goto("/models/yeast-utr")
+    page.get_by_role("link", name="Design", exact=True).click()
+    expect(page).to_have_url(page.url.split("/models")[0] + "/models/yeast-utr/design?version=1")
+    page.get_by_label("Start sequence").fill(UTR)
+    expect(page.locator("#start-feedback")).to_have_text("Looks valid: 50 nt.")
+    target = page.get_by_label("Target score")
+    expect(target).to_be_disabled()  # app.js: a target only matters for a target goal
+    page.get_by_label("Goal", exact=True).select_option("target")
+    expect(target).to_be_enabled()
+    page.get_by_label("Goal", exact=True).select_option("max")
+    page.get_by_label("Rounds").fill("12")
+    page.get_by_label("Forbidden motifs").fill("ATG")
+    page.get_by_label("Fixed positions").fill("1-5")
+    page.get_by_role("button", name="Design").click()
+    rows = page.locator("#trajectory-table tbody tr")
+    expect(rows).to_have_count(13)
+    expect(page.locator("#trajectory-chart svg circle")).to_have_count(13)
+    expect(rows.nth(0).locator("td").nth(1)).to_have_text("start")
+    sequences = page.locator("#trajectory-table tbody td.seq").all_inner_texts()
+    assert all(s.startswith("AAAAA") and s.count("ATG") <= UTR.count("ATG") for s in sequences)
+    scores = [float(s) for s in page.locator("#trajectory-table tbody td:nth-child(4)")
+              .all_inner_texts()]  # fmt: skip
+    assert scores == sorted(scores) and scores[-1] > scores[0]
+    shot(page, "design")
+
+
+def test_variant_form_shows_the_table(page: Page) -> None:
+    page.goto("/models/primer-binding/variants")
+    page.get_by_label("Reference DNA sequence").fill(BINDS)
+    page.get_by_label("Variants, one per line").fill("3 A T\n1 C G\n5 C A\n20 A C\n40 G T\n")
+    page.get_by_role("button", name="Score variants").click()
+    rows = page.locator("#variant-table tbody tr")
+    expect(rows).to_have_count(5)
+    expect(rows.nth(4)).to_contain_text(
+        "variant 5: the sequence has 'A' at position 40, not 'G' as the variant says; check the "
+        "position (1-based) and the reference base.")  # fmt: skip
+    expect(page.locator("#variant-summary")).to_contain_text("5 variants: 4 scored, 1 refused")
+    shot(page, "variants")

@@ -1,13 +1,27 @@
-"""The UI's server-side rendering: the card Markdown subset (always escaped) and SVG charts."""
+"""The UI's server-side rendering: the card Markdown subset (always escaped), SVG charts, and the
+explain pages (variant table, design trajectory) rendered by a real server, read with httpx."""
 
 from __future__ import annotations
 
+import math
+import re
+import shutil
+from collections.abc import Iterator
+from html import unescape
+from html.parser import HTMLParser
+from pathlib import Path
+
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from helixserve.serving import charts
 from helixserve.serving.markdown import to_html
+from helixserve.store import ModelStore
+from tests.support.server import Running, publish_gc, running
+
+ZOO = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
 
 
 def test_card_subset() -> None:
@@ -61,3 +75,221 @@ def test_confusion_rows_shade_by_count() -> None:
 def test_malformed_plot_data_raises_value_error() -> None:
     with pytest.raises(ValueError, match="no loss values"):
         charts.loss([("", {"train_loss": [], "val_loss": []})])
+
+
+def test_trajectory_chart_has_a_point_per_round_and_the_target() -> None:
+    svg = charts.trajectory([0, 1, 2, 3], [0.1, 0.4, 0.6, 0.7], "P(1)", target=0.8)
+    assert svg.count("<circle") == 4
+    assert "<title>round 3: 0.7</title>" in svg
+    assert "target 0.8" in svg and svg.count("<polyline") == 2
+    with pytest.raises(ValueError, match="one score per round"):
+        charts.trajectory([0, 1], [0.5], "P(1)")
+
+
+def test_importance_strip_shades_by_importance() -> None:
+    svg = charts.importance_strip("ACGT", [0.0, 0.5, 1.0, 0.25])
+    opacities = re.findall(r'fill-opacity="([\d.]+)"', svg)
+    assert opacities == ["0.000", "0.500", "1.000", "0.250"]
+    assert "<title>position 3 G: importance 1</title>" in svg
+    assert svg.count(">A</text>") == 1  # the bases are written in wide cells
+
+
+# --- explain pages on a real server -------------------------------------------------------------
+
+
+def sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+class Cells(HTMLParser):
+    """The text of each cell of one table's body, by the table's id; and text by element id."""
+
+    def __init__(self, html: str, table: str) -> None:
+        super().__init__()
+        self.table, self.inside = table, False
+        self.rows: list[list[str]] = []
+        self.cell: list[str] | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table" and ("id", self.table) in attrs:
+            self.inside = True
+        elif self.inside and tag == "tr":
+            self.rows.append([])
+        elif self.inside and tag == "td":
+            self.cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self.inside = False
+        elif tag == "td" and self.cell is not None:
+            self.rows[-1].append(" ".join("".join(self.cell).split()))
+            self.cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def body_rows(html: str, table: str) -> list[list[str]]:
+    return [r for r in Cells(html, table).rows if r]
+
+
+def element_text(html: str, element_id: str) -> str:
+    """The text of the element with this id (its tags removed, whitespace collapsed)."""
+    found = re.search(rf'<(\w+)[^>]*\bid="{element_id}"[^>]*>(.*?)</\1>', html, re.S)
+    assert found is not None, f"no element #{element_id}"
+    return unescape(" ".join(re.sub(r"<[^>]+>", "", found.group(2)).split()))
+
+
+def list_items(html: str, element_id: str) -> list[str]:
+    found = re.search(rf'<ul[^>]*\bid="{element_id}"[^>]*>(.*?)</ul>', html, re.S)
+    assert found is not None, f"no list #{element_id}"
+    return [unescape(item) for item in re.findall(r"<li>(.*?)</li>", found.group(1))]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    tmp = tmp_path_factory.mktemp("explain-ui")
+    for name in ("primer-binding", "tumor-wisconsin"):
+        shutil.copytree(ZOO / name, tmp / "store" / name)
+    publish_gc(ModelStore.open(str(tmp / "store"), cache_dir=tmp / "pub"), bias=12.5)
+    with running(tmp / "store", tmp, access_log=False) as s:
+        yield s
+
+
+GC_HALF = "G" * 25 + "A" * 25  # the gc model scores sigmoid(0.5 * (G+C count) - 12.5) = 0.5
+
+
+def test_variant_table_sorted_by_change_with_refused_rows_kept(server: Running) -> None:
+    variants = "1 G A\n26 AA CC\n# a comment\n\n1,GGG,AAA\n30 G T\n50 A -\n"
+    reply = httpx.post(server.url + "/models/gc/variants", data={
+        "sequence": GC_HALF, "variants": variants})  # fmt: skip
+    assert reply.status_code == 200
+    rows = body_rows(reply.text, "variant-table")
+    assert [r[:2] for r in rows] == [["3", "1 GGG>AAA"], ["2", "26 AA>CC"], ["1", "1 G>A"],
+                                     ["4", "30 G>T"], ["5", "50 A>-"]]  # fmt: skip
+    for row, logit in zip(rows, (-1.5, 1.0, -0.5), strict=False):
+        assert row[3:] == ["ref matches", f"0.5 → {sigmoid(logit):.4g}",
+                           f"{sigmoid(logit) - 0.5:+.4g}"]  # fmt: skip
+    assert rows[3][3] == (
+        "variant 4: the sequence has 'A' at position 30, not 'G' as the variant says; check the "
+        "position (1-based) and the reference base."
+    )
+    assert rows[4][3] == (
+        "variant 5: the changed sequence does not fit the model: DNA sequence length is 49 nt, "
+        "but this model needs exactly 50 nt; extend it to 50 nt."
+    )
+    assert element_text(reply.text, "variant-summary") == (
+        "5 variants: 3 scored, 2 refused (listed last, with the reason). Reference score (P(1)): "
+        "0.5."
+    )
+
+
+def test_variant_csv_upload_keeps_ids(server: Running) -> None:
+    csv_text = "ID,Pos,Ref,Alt\nrs1,1,G,C\nrs2,2,G,A\nrs3,40,C,G\n"
+    reply = httpx.post(server.url + "/models/gc/variants", data={"sequence": GC_HALF},
+                       files={"file": ("variants.csv", csv_text, "text/csv")})  # fmt: skip
+    rows = body_rows(reply.text, "variant-table")
+    assert [(r[0], r[2]) for r in rows] == [("2", "rs2"), ("1", "rs1"), ("3", "rs3")]
+    assert rows[1][5] == "+0" and rows[2][3].startswith("variant 3: the sequence has 'A' at")
+    bad = httpx.post(server.url + "/models/gc/variants", data={"sequence": GC_HALF},
+                     files={"file": ("v.csv", "pos,base\n1,G\n", "text/csv")})  # fmt: skip
+    assert bad.status_code == 422
+    assert element_text(bad.text, "file-error") == (
+        "v.csv needs a header row with columns position, ref, alt (and optionally id); it has: "
+        "pos, base."
+    )
+
+
+def test_variant_form_errors_are_next_to_their_fields(server: Running) -> None:
+    reply = httpx.post(server.url + "/models/gc/variants", data={
+        "sequence": GC_HALF, "variants": "1 G A\n2 G\n"})  # fmt: skip
+    assert reply.status_code == 422
+    assert element_text(reply.text, "variants-error") == (
+        "line 2: expected 'position ref alt' (e.g. '12 A G'; '-' for no bases), got '2 G'."
+    )
+    assert "variant-table" not in reply.text
+    short = httpx.post(server.url + "/models/gc/variants", data={
+        "sequence": "ACGT", "variants": "1 A G"})  # fmt: skip
+    assert element_text(short.text, "sequence-feedback") == (
+        "DNA sequence length is 4 nt, but this model needs exactly 50 nt; extend it to 50 nt."
+    )
+
+
+def test_design_trajectory_respects_and_shows_constraints(server: Running) -> None:
+    form = {"start": "AT" * 25, "goal": "max", "rounds": "8", "fixed": "1, 3",
+            "forbid": "ggg", "gc_min": "0", "gc_max": "0.1"}  # fmt: skip
+    reply = httpx.post(server.url + "/models/gc/design", data=form)
+    assert reply.status_code == 200
+    rows = body_rows(reply.text, "trajectory-table")
+    assert [r[0] for r in rows] == ["0", "1", "2", "3", "4", "5"]  # 5 G/C fit the GC range
+    assert rows[0][1] == "start" and rows[0][2] == "AT" * 25
+    scores = [float(r[3]) for r in rows]
+    assert scores == sorted(scores) and scores[0] < scores[-1]
+    for row in rows:
+        sequence = row[2]
+        assert sequence[0] == "A" and sequence[2] == "A" and "GGG" not in sequence
+        assert sum(c in "GC" for c in sequence) <= 5
+    assert reply.text.count("<mark>") == 5
+    chart = re.search(r'<figure id="trajectory-chart">(.*?)</figure>', reply.text, re.S)
+    assert chart is not None and chart.group(1).count("<circle") == 6
+    assert list_items(reply.text, "design-constraints") == [
+        "Goal: max", "Fixed positions: 1, 3", "Forbidden motifs: GGG",
+        "GC range: 0.00 to 0.10 (final sequence: 0.10)",
+    ]  # fmt: skip
+    assert "stopped early" in element_text(reply.text, "design-summary")
+
+
+@pytest.mark.parametrize(
+    ("fields", "where", "message"),
+    [
+        ({"rounds": "61"}, "rounds-error",
+         "rounds must be a whole number from 1 to 60, got '61'."),
+        ({"goal": "target"}, "target_value-error",
+         "enter the score to aim for (a number) when the goal is a target."),
+        ({"fixed": "51"}, "fixed-error", "fixed position 51 is outside the sequence (1 to 50)."),
+        ({"fixed": "9-3"}, "fixed-error", "fixed positions are 1-based numbers or ranges like "
+         "5-10, separated by commas; '9-3' is neither."),
+        ({"gc_min": "0.2"}, "gc-error", "the start sequence's GC fraction 0.00 is outside the "
+         "gc range [0.2, 1.0]; widen the range or change the start."),
+        ({"start": "AT" * 75, "rounds": "21"}, "rounds-error", "21 rounds of a 150-nt sequence "
+         "is more than this page runs (rounds x length up to 3,000); use at most 20 rounds, or "
+         "the design API."),
+        ({"gc_max": "lots"}, "gc-error", "the highest GC fraction must be a number, got 'lots'."),
+    ],
+)  # fmt: skip
+def test_design_field_errors(server: Running, fields: dict[str, str], where: str,
+                             message: str) -> None:  # fmt: skip
+    reply = httpx.post(server.url + "/models/gc/design", data={"start": "AT" * 25, **fields})
+    assert reply.status_code == 422
+    assert element_text(reply.text, where) == message
+    assert "trajectory-table" not in reply.text
+
+
+def test_explain_pages_are_for_dna_models_only(server: Running) -> None:
+    for path in ("variants", "design"):
+        reply = httpx.get(f"{server.url}/models/tumor-wisconsin/{path}")
+        assert reply.status_code == 404
+        assert ("tumor-wisconsin@1 takes tabular inputs; explanations are for DNA models."
+                in reply.text)  # fmt: skip
+    tumour = httpx.get(server.url + "/models/tumor-wisconsin").text
+    assert "/variants" not in tumour and "/design" not in tumour
+    primer = httpx.get(server.url + "/models/primer-binding").text
+    assert 'href="/models/primer-binding/variants?version=1"' in primer
+    assert 'href="/models/primer-binding/design?version=1"' in primer
+
+
+def test_every_dna_prediction_shows_the_logo_and_heat_strip(server: Running) -> None:
+    binds = "CGACCGAACTCC" + "A" * 38
+    reply = httpx.post(server.url + "/models/primer-binding/predict", data={"sequence": binds})
+    assert 'id="importance"' in reply.text
+    strip = re.search(r'<figure id="heat-strip">(.*?)</figure>', reply.text, re.S)
+    assert strip is not None and strip.group(1).count("<rect") == 50
+    names = ("clump_thickness", "uniformity_cell_size", "uniformity_cell_shape",
+             "marginal_adhesion", "single_epithelial_cell_size", "bare_nuclei", "bland_chromatin",
+             "normal_nucleoli", "mitoses")  # fmt: skip
+    tumour = httpx.post(server.url + "/models/tumor-wisconsin/predict",
+                        data=dict.fromkeys(names, "1"))  # fmt: skip
+    assert 'id="result"' in tumour.text  # predicted, but no DNA explanation for a tabular model
+    assert "heat-strip" not in tumour.text and 'id="importance"' not in tumour.text

@@ -4,7 +4,8 @@ Contract: :func:`design` starts from ``start`` (validated by the model's schema)
 ``rounds`` rounds, scores every single-base substitution of the current sequence in one batch
 (:func:`~helixserve.explain.ism.ism`), drops the ones that break a constraint — ``fixed``
 positions (1-based) never change, no ``forbid`` motif (e.g. ``ATG``, an upstream start codon for a
-5' UTR) may appear that was not in the start sequence, the GC fraction stays in ``gc`` — and keeps
+5' UTR) may occur more often than in the start sequence (so a start that already holds one ATG
+gets no second one), the GC fraction stays in ``gc`` — and keeps
 the best one for the ``goal``: ``max`` or ``min`` the score, or ``target=X`` (closest to X). It
 stops early when no allowed change improves the goal. The result is the trajectory: one
 :class:`Step` per round (sequence, score, the change made) starting with round 0 = ``start``.
@@ -57,8 +58,13 @@ def _gc(sequence: str) -> float:
     return sum(c in "GC" for c in sequence) / max(len(sequence), 1)
 
 
+def _occurrences(sequence: str, motif: str) -> int:
+    """How often ``motif`` occurs in ``sequence``, overlaps included."""
+    return sum(sequence.startswith(motif, i) for i in range(len(sequence) - len(motif) + 1))
+
+
 def _allowed(candidate: str, start: str, forbid: Sequence[str], gc: tuple[float, float]) -> bool:
-    if any(m in candidate and m not in start for m in forbid):
+    if any(_occurrences(candidate, m) > _occurrences(start, m) for m in forbid):
         return False
     return gc[0] <= _gc(candidate) <= gc[1]
 

@@ -14,6 +14,10 @@ Contract:
   be several bases or empty for indels) after checking that ``ref`` matches the sequence;
   a mismatch or an out-of-range position raises :class:`InvalidVariant` naming the variant, what
   the sequence holds there and how to fix it. All variants go in one batch.
+- :func:`screen_variants` does the same per variant, for tables: a variant that does not fit (or
+  whose changed sequence the model cannot take, e.g. a deletion under an exact-length rule) gets
+  its :class:`InvalidVariant` in its :class:`VariantOutcome` and the others are still scored, in
+  one batch. Only a bad reference sequence raises.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import numpy as np
 
 from helixserve.errors import InputError
 from helixserve.inputs.sequence import SequenceSchema, validate_sequence
-from helixserve.runtime.predictor import Predictor
+from helixserve.runtime.predictor import Decoded, Predictor
 
 BASES = "ACGT"
 
@@ -63,7 +67,11 @@ def scores(predictor: Predictor, sequences: Sequence[str], target: str | None) -
     result = predictor.predict_batch(list(sequences))
     if result.errors:
         raise result.errors[0].error
-    d = result.decoded
+    return _values(predictor, result.decoded, target)
+
+
+def _values(predictor: Predictor, d: Decoded, target: str | None) -> list[float]:
+    """The score of each predicted item of a decoded batch."""
     if d.values is not None:
         return [float(v) for v in d.values]
     labels = predictor.manifest.output.labels or []
@@ -132,3 +140,43 @@ def variant_effects(predictor: Predictor, raw: str, variants: Sequence[Variant],
     altered = [_apply(sequence, v, n) for n, v in enumerate(variants, start=1)]
     values = scores(predictor, [sequence, *altered], chosen)
     return values[0], [v - values[0] for v in values[1:]]
+
+
+@dataclass(frozen=True)
+class VariantOutcome:
+    """One listed variant (``number`` is 1-based, as listed): its score change, or why not."""
+
+    number: int
+    variant: Variant
+    change: float | None
+    error: InputError | None
+
+
+def screen_variants(predictor: Predictor, raw: str, variants: Sequence[Variant],
+                    target: str | None = None) -> tuple[float, list[VariantOutcome]]:  # fmt: skip
+    """The reference score and one outcome per variant; see the module contract."""
+    sequence = validate_sequence(raw, dna_schema(predictor))
+    chosen = _target(predictor, sequence, target)
+    errors: dict[int, InputError] = {}
+    altered: list[str] = []
+    for number, variant in enumerate(variants, start=1):
+        try:
+            altered.append(_apply(sequence, variant, number))
+        except InvalidVariant as err:
+            errors[number] = err
+    scored = [n for n in range(1, len(variants) + 1) if n not in errors]
+    batch = predictor.predict_batch([sequence, *altered])
+    for failed in batch.errors:
+        if failed.index == 0:
+            raise failed.error
+        number = scored[failed.index - 1]
+        errors[number] = InvalidVariant(
+            f"variant {number}: the changed sequence does not fit the model: "
+            f"{failed.error.problem}", field=f"variants[{number - 1}]")  # fmt: skip
+    values = dict(zip(batch.positions.tolist(), _values(predictor, batch.decoded, chosen),
+                      strict=True))  # fmt: skip
+    reference = values[0]
+    changes = {n: values[i] - reference for i, n in enumerate(scored, start=1) if i in values}
+    outcomes = [VariantOutcome(n, v, changes.get(n), errors.get(n))
+                for n, v in enumerate(variants, start=1)]  # fmt: skip
+    return reference, outcomes

@@ -6,6 +6,8 @@ no network: ``loss`` (train / validation loss per epoch, best epoch marked; seve
 overlaid), ``roc``, ``scatter`` (predicted vs measured, at most 1,500 points drawn), ``errors``
 (histogram). The confusion matrix is a table (:func:`confusion_rows`). Text is escaped; malformed
 plot data raises ``ValueError`` (the page then shows the plot as missing).
+Explanations: :func:`ism_logo` (per-base contribution logo), :func:`importance_strip` (one cell
+per position, darker = more important) and :func:`trajectory` (a design's score per round).
 """
 
 from __future__ import annotations
@@ -54,10 +56,10 @@ def _polyline(xs: list[float], ys: list[float], colour: str, dash: str = "") -> 
     return f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"{extra}/>'
 
 
-def _legend(entries: list[tuple[str, str, str]]) -> str:
+def _legend(entries: list[tuple[str, str, str]], top: float = PAD + 12) -> str:
     parts = []
     for i, (label, colour, dash) in enumerate(entries):
-        y = PAD + 12 + 14 * i
+        y = top + 14 * i
         extra = f' stroke-dasharray="{dash}"' if dash else ""
         parts.append(f'<line x1="{W - PAD - 120}" x2="{W - PAD - 100}" y1="{y}" y2="{y}" '
                      f'stroke="{colour}" stroke-width="2"{extra}/><text x="{W - PAD - 96}" '
@@ -167,3 +169,58 @@ def ism_logo(sequence: str, effects: Sequence[Sequence[float]]) -> str:
     parts.append(f'<text x="{PAD}" y="14" class="title">{title}</text>')
     return (f'<svg viewBox="0 0 {width} {mid + half + 24}" class="chart logo" role="img" '
             f'aria-label="per-base importance">{"".join(parts)}</svg>')  # fmt: skip
+
+
+def importance_strip(sequence: str, importance: Sequence[float]) -> str:
+    """A heat strip: one cell per position shaded by its importance (mean absolute score change
+    of the three substitutions), the base written in it while cells are wide enough."""
+    top = max(importance, default=0.0) or 1.0
+    cell = 12.0 if len(sequence) <= 200 else max(600 / max(len(sequence), 1), 0.5)
+    width = max(420.0, cell * len(sequence) + 2 * PAD)
+    cells = []
+    for i, (base, value) in enumerate(zip(sequence, importance, strict=True)):
+        shade = min(max(value / top, 0.0), 1.0)
+        x = PAD + cell * i
+        tip = f"position {i + 1} {escape(base)}: importance {value:.4g}"
+        cells.append(f'<rect x="{x:.1f}" y="22" width="{cell:.2f}" height="22" '
+                     f'fill="#b3261e" fill-opacity="{shade:.3f}" stroke="#d6dde6" '
+                     f'stroke-width="0.3"><title>{tip}</title></rect>')  # fmt: skip
+        if cell >= 10:
+            ink = "#fff" if shade > 0.55 else "#1b2430"
+            cells.append(f'<text x="{x + cell / 2:.1f}" y="37" font-size="10" text-anchor="middle" '
+                         f'font-family="monospace" fill="{ink}">{escape(base)}</text>')  # fmt: skip
+    for position in range(10, len(sequence) + 1, 10 if cell >= 10 else 100):
+        x = PAD + cell * (position - 0.5)
+        cells.append(
+            f'<text x="{x:.1f}" y="58" class="tick" text-anchor="middle">{position}</text>'
+        )
+    title = "Per-base importance (mean |score change| of the 3 substitutions): darker = more"
+    return (f'<svg viewBox="0 0 {width:.0f} 64" class="chart strip" role="img" '
+            f'aria-label="per-base importance heat strip"><text x="{PAD}" y="14" class="title">'
+            f"{title}</text>{''.join(cells)}</svg>")  # fmt: skip
+
+
+def trajectory(rounds: Sequence[int], scores: Sequence[float], label: str,
+               target: float | None = None) -> str:  # fmt: skip
+    """A design's predicted score per round (round 0 is the start), with the target if any."""
+    if not scores or len(rounds) != len(scores):
+        raise ValueError("a trajectory needs one score per round")
+    values = [*scores, *([] if target is None else [target])]
+    low, high = min(values), max(values)
+    if high - low < 1e-9:
+        low, high = low - 0.5, high + 0.5
+    last = max(*rounds, 1)
+    xs, ys = _scale(rounds, 0, last, PAD, W - PAD), _scale(scores, low, high, H - PAD, PAD)
+    body = [_polyline(xs, ys, COLOURS[0])]
+    body += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{COLOURS[0]}"><title>round {r}: '
+             f"{s:.4g}</title></circle>"
+             for x, y, r, s in zip(xs, ys, rounds, scores, strict=True)]  # fmt: skip
+    legend = [("predicted score", COLOURS[0], "")]
+    if target is not None:
+        (y,) = _scale([target], low, high, H - PAD, PAD)
+        body.append(_polyline([PAD, W - PAD], [y, y], COLOURS[1], "5,4"))
+        legend.append((f"target {target:.4g}", COLOURS[1], "5,4"))
+    ends_high = ys[-1] < H / 2  # keep the legend clear of where the line ends
+    top = H - PAD - 14 * len(legend) if ends_high else PAD + 12
+    return _frame("Design: predicted score per round", "round", label,
+                  "".join(body) + _legend(legend, top), (0, last), (low, high))  # fmt: skip

@@ -58,6 +58,7 @@ from helixserve.serving.schemas import (
 )
 from helixserve.serving.server import Server, oip_error_reply
 from helixserve.serving.ui import mount_ui
+from helixserve.serving.ui_explain import mount_explain_ui
 
 VersionQuery = Annotated[str | None, Query(description="version number or alias; default: "
                                              "the production alias, else the latest")]  # fmt: skip
@@ -98,6 +99,7 @@ def build_api(server: Server) -> FastAPI:
     _oip(api, server)
     _explain(api, server)
     mount_ui(api, server)
+    mount_explain_ui(api, server)
     return api
 
 

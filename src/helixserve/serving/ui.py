@@ -8,7 +8,9 @@ Contract:
   side), and the seed's ``/dnasequence`` and ``/dnafile`` (redirects to the default DNA model).
 - Every form works without JavaScript (plain POST, page re-rendered with the answer or with the
   error next to the field); ``/static/app.js`` adds live validation, upload progress and
-  drag-and-drop. Every asset is in the package: no CDN, no network.
+  drag-and-drop. Under every DNA prediction: an ISM logo and a per-base importance heat strip.
+  The variant and design pages of DNA models are in :mod:`helixserve.serving.ui_explain`.
+  Every asset is in the package: no CDN, no network.
 - Predictions go through the same micro-batcher and validation as the API, so the messages are
   the API's. Scored files are kept in memory for the last :data:`MAX_JOBS` uploads.
 """
@@ -205,10 +207,10 @@ def _predict_routes(api: FastAPI, server: Server, page: Pages) -> None:
                 errors = _field_errors(model, batch.errors[0].error)
             else:
                 result = prediction_list(batch)[0]
-        logo = await _logo(model, item) if result is not None else None
+        shown = await _explained(model, item) if result is not None else {}
         status = 422 if errors else 200
         return page(request, "predict.html", status, model=model, values=values, result=result,
-                    errors=errors, preview=preview, logo=logo)  # fmt: skip
+                    errors=errors, preview=preview, **shown)  # fmt: skip
 
 
 def _job_routes(api: FastAPI, server: Server, page: Pages, jobs: Jobs) -> None:
@@ -268,15 +270,17 @@ async def _form_item(model: LoadedModel, form: Any) -> tuple[object, str | None]
     return await upload.read(), None
 
 
-async def _logo(model: LoadedModel, item: object) -> str | None:
-    """The ISM logo of a DNA input (None for other kinds, or sequences over 2,000 nt)."""
+async def _explained(model: LoadedModel, item: object) -> dict[str, str]:
+    """The ISM logo and importance heat strip of a DNA input (none for other kinds, or
+    sequences over 2,000 nt)."""
     if not isinstance(model.manifest.input, SequenceSchema) or not isinstance(item, str):
-        return None
+        return {}
     if len(item) > 2000:
-        return None
+        return {}
     loop = asyncio.get_running_loop()
     result = await loop.run_in_executor(model.batcher.executor, ism, model.predictor, item)
-    return charts.ism_logo(result.sequence, result.effects)
+    return {"logo": charts.ism_logo(result.sequence, result.effects),
+            "strip": charts.importance_strip(result.sequence, result.importance)}  # fmt: skip
 
 
 def _preview(data: bytes) -> str | None:

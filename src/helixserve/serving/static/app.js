@@ -36,23 +36,44 @@ function showFeedback(box, seq, problem) {
 }
 
 function liveValidation(form) {
-  const area = form.querySelector("textarea[name=sequence]");
-  const box = document.getElementById("sequence-feedback");
-  if (!area || !box) return;
+  // every sequence box of a DNA form: checked against the model as it is typed
   const url = `/api/v1/models/${encodeURIComponent(form.dataset.model)}/predict?version=${encodeURIComponent(form.dataset.version)}`;
-  const check = debounce(async () => {
-    const seq = sequenceOf(area.value);
-    if (!seq) { showFeedback(box, "", null); area.removeAttribute("aria-invalid"); return; }
-    try {
-      const response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" },
-                                          body: JSON.stringify({ inputs: [seq] }) });
-      const body = await response.json();
-      const problem = response.status === 422 && body.errors ? body.errors[0] : null;
-      if (problem) area.setAttribute("aria-invalid", "true"); else area.removeAttribute("aria-invalid");
-      showFeedback(box, seq, problem);
-    } catch (err) { /* the server check on submit still runs */ }
-  }, 300);
-  area.addEventListener("input", check);
+  form.querySelectorAll("textarea[name=sequence], textarea[data-check=sequence]").forEach((area) => {
+    const box = document.getElementById(area.getAttribute("aria-describedby") || "sequence-feedback");
+    if (!box) return;
+    const check = debounce(async () => {
+      const seq = sequenceOf(area.value);
+      if (!seq) { showFeedback(box, "", null); area.removeAttribute("aria-invalid"); return; }
+      try {
+        const response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" },
+                                            body: JSON.stringify({ inputs: [seq] }) });
+        const body = await response.json();
+        const problem = response.status === 422 && body.errors ? body.errors[0] : null;
+        if (problem) area.setAttribute("aria-invalid", "true"); else area.removeAttribute("aria-invalid");
+        showFeedback(box, seq, problem);
+      } catch (err) { /* the server check on submit still runs */ }
+    }, 300);
+    area.addEventListener("input", check);
+  });
+}
+
+function goalField(form) {
+  // the target score only matters for a target goal
+  const goal = form.querySelector("select[name=goal]");
+  const target = form.querySelector("input[name=target_value]");
+  if (!goal || !target) return;
+  const sync = () => { target.disabled = goal.value !== "target"; };
+  goal.addEventListener("change", sync);
+  sync();
+}
+
+function busyOnSubmit(form, statusId, message) {
+  const status = document.getElementById(statusId);
+  form.addEventListener("submit", () => {
+    const button = form.querySelector("button[type=submit]");
+    if (status) status.textContent = message;
+    if (button) setTimeout(() => { button.disabled = true; }, 0);  // after the form data is taken
+  });
 }
 
 function dropZone(zone) {
@@ -92,8 +113,11 @@ function uploadWithProgress(form) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  const form = document.getElementById("predict-form");
-  if (form && form.dataset.kind === "dna") liveValidation(form);
+  document.querySelectorAll("form[data-kind=dna]").forEach(liveValidation);
+  const design = document.getElementById("design-form");
+  if (design) { goalField(design); busyOnSubmit(design, "design-status", "Designing: one batch of every single-base change per round…"); }
+  const variants = document.getElementById("variants-form");
+  if (variants) busyOnSubmit(variants, "variants-status", "Scoring the variants…");
   document.querySelectorAll(".drop").forEach(dropZone);
   const upload = document.getElementById("upload-form");
   if (upload) uploadWithProgress(upload);

@@ -1,0 +1,367 @@
+"""The UI's explain pages for DNA models: a variant-effect table and a sequence-design page.
+
+Contract:
+- ``/models/{name}/variants``: a sequence plus variants, typed one per line as
+  ``position ref alt`` (1-based; commas or spaces between; ``-`` for no bases, e.g. a deletion)
+  and/or uploaded as a CSV/TSV with a header naming ``position`` (or ``pos``), ``ref``, ``alt``
+  and optionally ``id``. The answer is a table sorted by ``|change|``: variant, reference check,
+  predicted score ref -> alt, change. A variant whose ``ref`` does not match (or that the model
+  cannot take) is one refused row with :class:`~helixserve.explain.ism.InvalidVariant`'s message;
+  the others are still scored. A variant list that cannot be read is a field error naming the line.
+- ``/models/{name}/design``: start sequence, goal (max, min or a target value), rounds (1 to
+  :data:`MAX_ROUNDS`; a start of at most :data:`MAX_DESIGN_NT` nt and rounds x length at most
+  :data:`MAX_DESIGN_WORK`, so one page cannot hold the model's batch thread for minutes), fixed
+  positions (``1, 5-10``), forbidden motifs, GC range; the answer is the trajectory as an SVG
+  line chart and a table (round, change, sequence with the changed base marked, score).
+- Both are plain form posts rendered on the server (``static/app.js`` only adds live checks), every
+  error is shown next to its field (status 422), and both answer 404 for models that do not take
+  DNA; the work runs in the model's batch thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import UploadFile
+
+from helixserve.errors import HelixError, InputError
+from helixserve.explain.design import Step, design
+from helixserve.explain.ism import Variant, VariantOutcome, dna_schema, screen_variants
+from helixserve.serving import charts
+from helixserve.serving.registry import LoadedModel
+from helixserve.serving.server import Server
+from helixserve.serving.ui import Pages, _sequence_from_text
+
+MAX_ROUNDS = 60
+MAX_VARIANTS = 10_000
+MAX_DESIGN_NT = 200
+MAX_DESIGN_WORK = 3_000  # rounds x sequence length: 60 rounds of a 50-nt UTR
+DESIGN_FIELDS = ("goal", "target_value", "rounds", "fixed", "forbid", "gc")
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A variant as the user listed it, with an optional id."""
+
+    variant: Variant
+    id: str = ""
+
+    @property
+    def label(self) -> str:
+        v = self.variant
+        return f"{v.position} {v.ref}>{v.alt or '-'}"
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    number: int
+    listed: Listed
+    problem: str | None
+    ref_score: float
+    alt_score: float | None
+    change: float | None
+
+
+def score_words(model: LoadedModel) -> str:
+    """What the score of a model is, in words (see the explain contract)."""
+    manifest = model.manifest
+    if manifest.task == "regression":
+        units = f" ({manifest.output.units})" if manifest.output.units else ""
+        return f"predicted value{units}"
+    if manifest.task == "binary" and manifest.output.labels:
+        return f"P({manifest.output.labels[-1]})"
+    return "probability of the predicted class"
+
+
+def _position(text: str, where: str, field: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise InputError(f"{where}: position {text!r} is not a whole number from 1; positions "
+                         "are 1-based.", field=field)  # fmt: skip
+    return int(text)
+
+
+def _bases(text: str) -> str:
+    return "" if text in ("-", ".") else text.upper()
+
+
+def parse_variant_text(text: str) -> list[Listed]:
+    """Variants typed one per line as ``position ref alt``; blank and ``#`` lines are skipped."""
+    listed = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = [p for p in re.split(r"[\s,]+", line) if p]
+        if len(parts) != 3:
+            raise InputError(f"line {number}: expected 'position ref alt' (e.g. '12 A G'; '-' "
+                             f"for no bases), got {line!r}.", field="variants")  # fmt: skip
+        position = _position(parts[0], f"line {number}", "variants")
+        listed.append(Listed(Variant(position, _bases(parts[1]), _bases(parts[2]))))
+    return listed
+
+
+def parse_variant_csv(data: bytes, filename: str) -> list[Listed]:
+    """Variants from a CSV/TSV with a header naming position (or pos), ref, alt and maybe id."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{filename} is not UTF-8 text; upload a CSV with columns position, "
+                         "ref, alt (and optionally id).", field="file") from None  # fmt: skip
+    lines = text.splitlines()
+    tab = filename.lower().endswith(".tsv") or (bool(lines) and "\t" in lines[0]
+                                               and "," not in lines[0])  # fmt: skip
+    reader = csv.reader(lines, delimiter="\t" if tab else ",")
+    header = [h.strip().lower() for h in next(reader, [])]
+    columns = {name: header.index(name) for name in ("pos", "position", "ref", "alt", "id")
+               if name in header}  # fmt: skip
+    at = columns.get("position", columns.get("pos"))
+    if at is None or "ref" not in columns or "alt" not in columns:
+        raise InputError(f"{filename} needs a header row with columns position, ref, alt (and "
+                         f"optionally id); it has: {', '.join(header) or 'nothing'}.",
+                         field="file")  # fmt: skip
+    listed = []
+    for number, row in enumerate(reader, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        cells = [c.strip() for c in row] + [""] * len(header)
+        where = f"line {number} of {filename}"
+        position = _position(cells[at], where, "file")
+        variant = Variant(position, _bases(cells[columns["ref"]]), _bases(cells[columns["alt"]]))
+        listed.append(Listed(variant, cells[columns["id"]] if "id" in columns else ""))
+    return listed
+
+
+def variant_rows(reference: float, outcomes: list[VariantOutcome],
+                 listed: list[Listed]) -> list[VariantRow]:  # fmt: skip
+    """Scored rows by decreasing ``|change|``, then the refused ones in the order listed."""
+    rows = [VariantRow(o.number, item, None if o.error is None else str(o.error), reference,
+                       None if o.change is None else reference + o.change, o.change)
+            for o, item in zip(outcomes, listed, strict=True)]  # fmt: skip
+    scored = sorted((r for r in rows if r.change is not None), key=lambda r: -abs(r.change or 0))
+    return scored + [r for r in rows if r.change is None]
+
+
+def _float(text: str, field: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise InputError(f"{what} must be a number, got {text!r}.", field=field)
+    return value
+
+
+def _fixed(text: str) -> list[int]:
+    positions: list[int] = []
+    for part in (p for p in re.split(r"[\s,]+", text.strip()) if p):
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if match is None or (match.group(2) and int(match.group(2)) < int(match.group(1))):
+            raise InputError(f"fixed positions are 1-based numbers or ranges like 5-10, "
+                             f"separated by commas; {part!r} is neither.",
+                             field="fixed")  # fmt: skip
+        low, high = int(match.group(1)), int(match.group(2) or match.group(1))
+        positions.extend(range(low, high + 1))
+    return positions
+
+
+def _guarded(errors: dict[str, str], make: Callable[[], _T], default: _T) -> _T:
+    """``make()``, or ``default`` with the error recorded under its field."""
+    try:
+        return make()
+    except InputError as err:
+        errors[err.field or "start"] = str(err)
+        return default
+
+
+def _rounds(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_ROUNDS:
+        raise InputError(f"rounds must be a whole number from 1 to {MAX_ROUNDS}, got "
+                         f"{text.strip()!r}.", field="rounds")  # fmt: skip
+    return int(text)
+
+
+def _goal(goal: str, target: str) -> str:
+    if goal in ("max", "min"):
+        return goal
+    if goal != "target":
+        raise InputError(f"goal must be max, min or target, got {goal!r}.", field="goal")
+    if not target.strip():
+        raise InputError("enter the score to aim for (a number) when the goal is a target.",
+                         field="target_value")  # fmt: skip
+    return f"target={_float(target, 'target_value', 'the target score')}"
+
+
+def design_arguments(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The keyword arguments of :func:`design` from the form, and the errors per field."""
+    errors: dict[str, str] = {}
+    start = _sequence_from_text(values.get("start", ""))
+    if len(start) > MAX_DESIGN_NT:
+        errors["start"] = (
+            f"the design page takes sequences up to {MAX_DESIGN_NT} nt (this "
+            f"one is {len(start):,} nt); use the design API for longer ones."
+        )
+    goal = _guarded(errors, lambda: _goal(values.get("goal", "max"),
+                                          values.get("target_value", "")), "max")  # fmt: skip
+    rounds = _guarded(errors, lambda: _rounds(values.get("rounds", "10")), 1)
+    if "rounds" not in errors and "start" not in errors and rounds * len(start) > MAX_DESIGN_WORK:
+        errors["rounds"] = (
+            f"{rounds} rounds of a {len(start)}-nt sequence is more than this "
+            f"page runs (rounds x length up to {MAX_DESIGN_WORK:,}); use at most "
+            f"{MAX_DESIGN_WORK // len(start)} rounds, or the design API."
+        )
+    fixed: list[int] = _guarded(errors, lambda: _fixed(values.get("fixed", "")), [])
+    forbid = [m.upper() for m in re.split(r"[\s,]+", values.get("forbid", "")) if m]
+    low = _guarded(errors, lambda: _float(values.get("gc_min", "0") or "0", "gc",
+                                          "the lowest GC fraction"), 0.0)  # fmt: skip
+    high = _guarded(errors, lambda: _float(values.get("gc_max", "1") or "1", "gc",
+                                           "the highest GC fraction"), 1.0)  # fmt: skip
+    kwargs = {"start": start, "goal": goal, "rounds": rounds, "fixed": fixed, "forbid": forbid,
+              "gc": (low, high)}  # fmt: skip
+    return kwargs, errors
+
+
+@dataclass(frozen=True)
+class TrajectoryRow:
+    round: int
+    change: str | None
+    score: float
+    gain: float | None
+    before: str  # the sequence up to the changed base (all of it in round 0)
+    base: str
+    after: str
+    gc: float
+
+
+def trajectory_rows(steps: list[Step]) -> list[TrajectoryRow]:
+    """Per round: the change, the sequence split around the changed base, score and gain."""
+    rows: list[TrajectoryRow] = []
+    for step in steps:
+        seq = step.sequence
+        at = int(step.change[1:-1]) - 1 if step.change else len(seq)
+        gain = step.score - rows[-1].score if rows else None
+        rows.append(TrajectoryRow(step.round, step.change, step.score, gain, seq[:at],
+                                  seq[at : at + 1], seq[at + 1 :],
+                                  sum(c in "GC" for c in seq) / max(len(seq), 1)))  # fmt: skip
+    return rows
+
+
+def _dna_model(server: Server, name: str, version: str | None) -> LoadedModel:
+    model = server.model(name, version, None)
+    dna_schema(model.predictor)  # raises for models that do not take DNA
+    return model
+
+
+async def _in_batch_thread(model: LoadedModel, fn: Callable[..., _T], *args: Any,
+                           **kwargs: Any) -> _T:  # fmt: skip
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(model.batcher.executor, partial(fn, *args, **kwargs))
+
+
+async def _listed_variants(form: Any, errors: dict[str, str]) -> list[Listed]:
+    text = str(form.get("variants") or "")
+    listed: list[Listed] = _guarded(errors, lambda: parse_variant_text(text), [])
+    upload = form.get("file")
+    if isinstance(upload, UploadFile) and upload.filename:
+        data = await upload.read()
+        name = upload.filename
+        from_file: list[Listed] = _guarded(errors, lambda: parse_variant_csv(data, name), [])
+        listed += from_file
+    if not listed and not errors:
+        errors["variants"] = (
+            "enter at least one variant (one per line: position ref alt, "
+            "e.g. '12 A G'), or upload a CSV with columns position, ref, alt."
+        )
+    elif len(listed) > MAX_VARIANTS:
+        errors["variants"] = (f"at most {MAX_VARIANTS:,} variants per request, got "
+                              f"{len(listed):,}; split the list.")  # fmt: skip
+    return listed
+
+
+def mount_explain_ui(api: FastAPI, server: Server) -> None:
+    """Add the variant and design pages to ``api``."""
+    page = Pages()
+    page.templates.env.globals.update(score_words=score_words)
+    _variant_routes(api, server, page)
+    _design_routes(api, server, page)
+
+
+def _variant_routes(api: FastAPI, server: Server, page: Pages) -> None:
+    @api.get("/models/{name}/variants", response_class=HTMLResponse, include_in_schema=False)
+    async def variants_page(request: Request, name: str, version: str | None = None) -> Response:
+        try:
+            model = _dna_model(server, name, version)
+        except HelixError as err:
+            return page.error(request, err, 404)
+        return page(request, "variants.html", model=model, values={}, errors={}, rows=None)
+
+    @api.post("/models/{name}/variants", response_class=HTMLResponse, include_in_schema=False)
+    async def variants_post(request: Request, name: str, version: str | None = None) -> Response:
+        try:
+            model = _dna_model(server, name, version)
+        except HelixError as err:
+            return page.error(request, err, 404)
+        form = await request.form()
+        values = {k: v for k, v in form.items() if isinstance(v, str)}
+        errors: dict[str, str] = {}
+        listed = await _listed_variants(form, errors)
+        sequence = _sequence_from_text(values.get("sequence", ""))
+        rows = None
+        if not errors:
+            try:
+                reference, outcomes = await _in_batch_thread(
+                    model, screen_variants, model.predictor, sequence,
+                    [item.variant for item in listed])  # fmt: skip
+                rows = variant_rows(reference, outcomes, listed)
+            except InputError as err:
+                errors["sequence"] = str(err)
+        return page(request, "variants.html", 422 if errors else 200, model=model, values=values,
+                    errors=errors, rows=rows)  # fmt: skip
+
+
+def _design_routes(api: FastAPI, server: Server, page: Pages) -> None:
+    @api.get("/models/{name}/design", response_class=HTMLResponse, include_in_schema=False)
+    async def design_page(request: Request, name: str, version: str | None = None) -> Response:
+        try:
+            model = _dna_model(server, name, version)
+        except HelixError as err:
+            return page.error(request, err, 404)
+        return page(request, "design.html", model=model, values={}, errors={}, steps=None,
+                    max_rounds=MAX_ROUNDS)  # fmt: skip
+
+    @api.post("/models/{name}/design", response_class=HTMLResponse, include_in_schema=False)
+    async def design_post(request: Request, name: str, version: str | None = None) -> Response:
+        try:
+            model = _dna_model(server, name, version)
+        except HelixError as err:
+            return page.error(request, err, 404)
+        form = await request.form()
+        values = {k: v for k, v in form.items() if isinstance(v, str)}
+        kwargs, errors = design_arguments(values)
+        context = await _designed(model, kwargs, errors) if not errors else {}
+        return page(request, "design.html", 422 if errors else 200, model=model, values=values,
+                    errors=errors, max_rounds=MAX_ROUNDS, asked=kwargs, **context)  # fmt: skip
+
+
+async def _designed(model: LoadedModel, kwargs: dict[str, Any],
+                    errors: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+    """The design's trajectory (steps, table rows, chart), or {} with the error recorded."""
+    try:
+        steps = await _in_batch_thread(model, design, model.predictor, **kwargs)
+    except InputError as err:
+        errors[err.field if err.field in DESIGN_FIELDS else "start"] = str(err)
+        return {}
+    goal = str(kwargs["goal"])
+    target = float(goal.removeprefix("target=")) if goal.startswith("target=") else None
+    chart = charts.trajectory([s.round for s in steps], [s.score for s in steps],
+                              score_words(model), target)  # fmt: skip
+    return {"steps": steps, "rows": trajectory_rows(steps), "chart": chart}
