@@ -68,8 +68,13 @@ def page(browser: Browser, server: Running) -> Iterator[Page]:
     context = browser.new_context(base_url=server.url, viewport={"width": 1100, "height": 900},
                                   accept_downloads=True)  # fmt: skip
     tab = context.new_page()
+    blocked: list[str] = []
+    tab.on(
+        "console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None
+    )
     yield tab
     context.close()
+    assert blocked == [], f"the page broke its content security policy: {blocked}"
 
 
 def shot(page: Page, name: str) -> None:

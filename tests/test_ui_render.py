@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,6 +23,14 @@ from helixserve.store import ModelStore
 from tests.support.server import Running, publish_gc, running
 
 ZOO = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
+FORM_TOKEN = "test-form-token-0123456789"
+
+
+def ui_post(url: str, data: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+    """Post a UI form as a browser on one of its pages would: CSRF cookie and field match."""
+    form = {"csrf_token": FORM_TOKEN, **(data or {})}
+    with httpx.Client(cookies={"hs_csrf": FORM_TOKEN}) as client:
+        return client.post(url, data=form, **kwargs)
 
 
 def test_card_subset() -> None:
@@ -163,7 +172,7 @@ GC_HALF = "G" * 25 + "A" * 25  # the gc model scores sigmoid(0.5 * (G+C count) -
 
 def test_variant_table_sorted_by_change_with_refused_rows_kept(server: Running) -> None:
     variants = "1 G A\n26 AA CC\n# a comment\n\n1,GGG,AAA\n30 G T\n50 A -\n"
-    reply = httpx.post(server.url + "/models/gc/variants", data={
+    reply = ui_post(server.url + "/models/gc/variants", data={
         "sequence": GC_HALF, "variants": variants})  # fmt: skip
     assert reply.status_code == 200
     rows = body_rows(reply.text, "variant-table")
@@ -188,12 +197,12 @@ def test_variant_table_sorted_by_change_with_refused_rows_kept(server: Running) 
 
 def test_variant_csv_upload_keeps_ids(server: Running) -> None:
     csv_text = "ID,Pos,Ref,Alt\nrs1,1,G,C\nrs2,2,G,A\nrs3,40,C,G\n"
-    reply = httpx.post(server.url + "/models/gc/variants", data={"sequence": GC_HALF},
+    reply = ui_post(server.url + "/models/gc/variants", data={"sequence": GC_HALF},
                        files={"file": ("variants.csv", csv_text, "text/csv")})  # fmt: skip
     rows = body_rows(reply.text, "variant-table")
     assert [(r[0], r[2]) for r in rows] == [("2", "rs2"), ("1", "rs1"), ("3", "rs3")]
     assert rows[1][5] == "+0" and rows[2][3].startswith("variant 3: the sequence has 'A' at")
-    bad = httpx.post(server.url + "/models/gc/variants", data={"sequence": GC_HALF},
+    bad = ui_post(server.url + "/models/gc/variants", data={"sequence": GC_HALF},
                      files={"file": ("v.csv", "pos,base\n1,G\n", "text/csv")})  # fmt: skip
     assert bad.status_code == 422
     assert element_text(bad.text, "file-error") == (
@@ -203,14 +212,14 @@ def test_variant_csv_upload_keeps_ids(server: Running) -> None:
 
 
 def test_variant_form_errors_are_next_to_their_fields(server: Running) -> None:
-    reply = httpx.post(server.url + "/models/gc/variants", data={
+    reply = ui_post(server.url + "/models/gc/variants", data={
         "sequence": GC_HALF, "variants": "1 G A\n2 G\n"})  # fmt: skip
     assert reply.status_code == 422
     assert element_text(reply.text, "variants-error") == (
         "line 2: expected 'position ref alt' (e.g. '12 A G'; '-' for no bases), got '2 G'."
     )
     assert "variant-table" not in reply.text
-    short = httpx.post(server.url + "/models/gc/variants", data={
+    short = ui_post(server.url + "/models/gc/variants", data={
         "sequence": "ACGT", "variants": "1 A G"})  # fmt: skip
     assert element_text(short.text, "sequence-feedback") == (
         "DNA sequence length is 4 nt, but this model needs exactly 50 nt; extend it to 50 nt."
@@ -220,7 +229,7 @@ def test_variant_form_errors_are_next_to_their_fields(server: Running) -> None:
 def test_design_trajectory_respects_and_shows_constraints(server: Running) -> None:
     form = {"start": "AT" * 25, "goal": "max", "rounds": "8", "fixed": "1, 3",
             "forbid": "ggg", "gc_min": "0", "gc_max": "0.1"}  # fmt: skip
-    reply = httpx.post(server.url + "/models/gc/design", data=form)
+    reply = ui_post(server.url + "/models/gc/design", data=form)
     assert reply.status_code == 200
     rows = body_rows(reply.text, "trajectory-table")
     assert [r[0] for r in rows] == ["0", "1", "2", "3", "4", "5"]  # 5 G/C fit the GC range
@@ -261,7 +270,7 @@ def test_design_trajectory_respects_and_shows_constraints(server: Running) -> No
 )  # fmt: skip
 def test_design_field_errors(server: Running, fields: dict[str, str], where: str,
                              message: str) -> None:  # fmt: skip
-    reply = httpx.post(server.url + "/models/gc/design", data={"start": "AT" * 25, **fields})
+    reply = ui_post(server.url + "/models/gc/design", data={"start": "AT" * 25, **fields})
     assert reply.status_code == 422
     assert element_text(reply.text, where) == message
     assert "trajectory-table" not in reply.text
@@ -282,14 +291,42 @@ def test_explain_pages_are_for_dna_models_only(server: Running) -> None:
 
 def test_every_dna_prediction_shows_the_logo_and_heat_strip(server: Running) -> None:
     binds = "CGACCGAACTCC" + "A" * 38
-    reply = httpx.post(server.url + "/models/primer-binding/predict", data={"sequence": binds})
+    reply = ui_post(server.url + "/models/primer-binding/predict", data={"sequence": binds})
     assert 'id="importance"' in reply.text
     strip = re.search(r'<figure id="heat-strip">(.*?)</figure>', reply.text, re.S)
     assert strip is not None and strip.group(1).count("<rect") == 50
     names = ("clump_thickness", "uniformity_cell_size", "uniformity_cell_shape",
              "marginal_adhesion", "single_epithelial_cell_size", "bare_nuclei", "bland_chromatin",
              "normal_nucleoli", "mitoses")  # fmt: skip
-    tumour = httpx.post(server.url + "/models/tumor-wisconsin/predict",
+    tumour = ui_post(server.url + "/models/tumor-wisconsin/predict",
                         data=dict.fromkeys(names, "1"))  # fmt: skip
     assert 'id="result"' in tumour.text  # predicted, but no DNA explanation for a tabular model
     assert "heat-strip" not in tumour.text and 'id="importance"' not in tumour.text
+
+
+def test_form_posts_need_the_page_token(server: Running) -> None:
+    page = httpx.get(server.url + "/models/primer-binding/predict")
+    token = page.cookies["hs_csrf"]
+    assert f'name="csrf_token" value="{token}"' in page.text
+    assert "samesite=strict" in page.headers["set-cookie"].lower()
+    assert "httponly" in page.headers["set-cookie"].lower()
+    url = server.url + "/models/primer-binding/predict"
+    refused = {
+        "no token": httpx.post(url, data={"sequence": GC_HALF * 2}),
+        "no cookie": httpx.post(url, data={"sequence": GC_HALF * 2, "csrf_token": token}),
+        "mismatch": ui_post(
+            url,
+            {"sequence": GC_HALF * 2, "csrf_token": "x" * 20},
+            headers={"sec-fetch-site": "same-origin"},
+        ),
+        "cross-site": ui_post(
+            url, {"sequence": GC_HALF * 2}, headers={"sec-fetch-site": "cross-site"}
+        ),
+    }
+    for why, reply in refused.items():
+        assert reply.status_code == 403, why
+        assert "did not come from a page of this server" in reply.text, why
+    with httpx.Client(cookies={"hs_csrf": token}) as client:
+        ok = client.post(url, data={"sequence": "CGACCGAACTCC" + "A" * 38, "csrf_token": token})
+    assert ok.status_code == 200
+    assert "set-cookie" not in ok.headers  # the browser's token is kept

@@ -40,7 +40,7 @@ from helixserve.explain.ism import ism
 from helixserve.inputs.images import ImageSchema
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import TabularSchema
-from helixserve.serving import charts
+from helixserve.serving import charts, csrf
 from helixserve.serving.domain import prediction_list
 from helixserve.serving.files import Row, errors_csv, results_csv, score_file
 from helixserve.serving.markdown import to_html
@@ -114,8 +114,9 @@ class Pages:
     def __call__(self, request: Request, template: str, status: int = 200,
                  **context: Any) -> Response:  # fmt: skip
         response: Response = self.templates.TemplateResponse(
-            request, template, context, status_code=status
+            request, template, {**context, "csrf_token": csrf.token(request)}, status_code=status
         )
+        csrf.remember(request, response)
         return response
 
     def error(self, request: Request, err: HelixError, status: int) -> Response:
@@ -194,7 +195,10 @@ def _predict_routes(api: FastAPI, server: Server, page: Pages) -> None:
             model = server.model(name, version, None)
         except HelixError as err:
             return error_page(request, err, 404)
-        form = await request.form()
+        try:
+            form = await csrf.checked_form(request)
+        except csrf.FormRefused as err:
+            return error_page(request, err, 403)
         values = {k: v for k, v in form.items() if isinstance(v, str)}
         item, problem = await _form_item(model, form)
         preview = _preview(item) if isinstance(item, bytes) and item else None
@@ -220,11 +224,13 @@ def _job_routes(api: FastAPI, server: Server, page: Pages, jobs: Jobs) -> None:
     async def upload(request: Request, name: str, version: str | None = None) -> Response:
         try:
             model = server.model(name, version, None)
-            form = await request.form()
+            form = await csrf.checked_form(request)
             file = form.get("file")
             if not isinstance(file, UploadFile) or not file.filename:
                 raise InvalidImage("choose a file to upload first.")
             rows = await score_file(model, file.file, file.filename)
+        except csrf.FormRefused as err:
+            return error_page(request, err, 403)
         except HelixError as err:
             return error_page(request, err, 422)
         job = Job(secrets.token_urlsafe(12), model, file.filename, rows)

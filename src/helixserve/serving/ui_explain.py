@@ -36,7 +36,7 @@ from starlette.datastructures import UploadFile
 from helixserve.errors import HelixError, InputError
 from helixserve.explain.design import Step, design
 from helixserve.explain.ism import Variant, VariantOutcome, dna_schema, screen_variants
-from helixserve.serving import charts
+from helixserve.serving import charts, csrf
 from helixserve.serving.registry import LoadedModel
 from helixserve.serving.server import Server
 from helixserve.serving.ui import Pages, _sequence_from_text
@@ -310,7 +310,10 @@ def _variant_routes(api: FastAPI, server: Server, page: Pages) -> None:
             model = _dna_model(server, name, version)
         except HelixError as err:
             return page.error(request, err, 404)
-        form = await request.form()
+        try:
+            form = await csrf.checked_form(request)
+        except csrf.FormRefused as err:
+            return page.error(request, err, 403)
         values = {k: v for k, v in form.items() if isinstance(v, str)}
         errors: dict[str, str] = {}
         listed = await _listed_variants(form, errors)
@@ -344,7 +347,10 @@ def _design_routes(api: FastAPI, server: Server, page: Pages) -> None:
             model = _dna_model(server, name, version)
         except HelixError as err:
             return page.error(request, err, 404)
-        form = await request.form()
+        try:
+            form = await csrf.checked_form(request)
+        except csrf.FormRefused as err:
+            return page.error(request, err, 403)
         values = {k: v for k, v in form.items() if isinstance(v, str)}
         kwargs, errors = design_arguments(values)
         context = await _designed(model, kwargs, errors) if not errors else {}
