@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helixserve.runtime.predictor import Predictor
@@ -206,3 +207,25 @@ def test_quantize_publishes_a_checked_int8_version(tmp_path: Path, env: dict[str
     assert store.aliases("primer-binding") == {"production": 1}  # not promoted automatically
     results = Predictor.from_store(store, "primer-binding@2").predict(["CGACCGAACTCC" + "A" * 38])
     assert [getattr(r, "label", None) for r in results] == ["1"]
+
+
+def test_whole_number_weights_stay_float(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from helixserve.runtime.quantize import exact_nodes
+
+    index = numpy_helper.from_array(
+        np.array([[[1.0], [4.0], [16.0], [64.0]]], np.float32), "w_index"
+    )
+    learned = numpy_helper.from_array(np.full((2, 4, 3), 0.25, np.float32), "w_learned")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w_index"], ["i"], name="kmer_index"),
+         helper.make_node("Conv", ["x", "w_learned"], ["y"], name="filters")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8])],
+        [helper.make_tensor_value_info("i", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[index, learned],
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph), str(tmp_path / "m.onnx"))
+    assert exact_nodes(tmp_path / "m.onnx") == ["kmer_index"]
