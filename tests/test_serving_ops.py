@@ -141,7 +141,7 @@ def test_polling_picks_up_a_moved_alias(tmp_path: Path) -> None:
         assert reply.json()["predictions"][0]["label"] == "0"  # bias 100: never positive
 
 
-def test_store_outage_keeps_serving_and_readyz_says_why(tmp_path: Path) -> None:
+def test_store_outage_keeps_serving_readyz_says_why_and_recovers(tmp_path: Path) -> None:
     with seaweedfs(tmp_path / "weed") as s3:
         import s3fs
 
@@ -166,6 +166,10 @@ def test_store_outage_keeps_serving_and_readyz_says_why(tmp_path: Path) -> None:
             assert "could not list models" in ready.json()["store"]
             reply = httpx.post(server.url + "/api/v1/models/gc/predict", json={"inputs": [GC]})
             assert reply.json()["predictions"][0]["label"] == "1"
+            s3.start_again()  # the outage ends: the next reload clears the store error
+            back = httpx.post(server.url + "/api/v1/admin/reload", timeout=60).json()
+            assert (back["store"], back["models"]) == ("ok", {"gc": [1]})
+            assert httpx.get(server.url + "/readyz").json()["status"] == "ready"
 
 
 def test_unreachable_store_at_start_is_not_ready(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 READ_WRITE = ("RW", "RWS")
@@ -45,16 +45,28 @@ PORT_NAMES = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class S3Server:
     endpoint: str
     port: int
     process: subprocess.Popen[bytes] | None = None
+    command: list[str] = field(default_factory=list)
+    log: Path | None = None
 
     def stop(self) -> None:
         """Stop the server now (to test an outage); the context exit is then a no-op."""
         if self.process is not None:
             _stop(self.process)
+
+    def start_again(self) -> None:
+        """Start the stopped server again on the same ports and data (the outage ends)."""
+        assert self.log is not None and self.command
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.command, cwd=self.log.parent, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        _wait_ready(self.endpoint, self.process, self.log)
 
 
 def weed_binary() -> str:
@@ -128,11 +140,13 @@ def seaweedfs(folder: Path) -> Iterator[S3Server]:
             start_new_session=True,
         )
     endpoint = f"http://127.0.0.1:{ports['s3']}"
+    server = S3Server(endpoint, ports["s3"], process, _command(folder, ports), log)
     try:
         _wait_ready(endpoint, process, log)
-        yield S3Server(endpoint, ports["s3"], process)
+        yield server
     finally:
-        _stop(process)
+        if server.process is not None:
+            _stop(server.process)
         for port in ports.values():
             for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
                 sock.unlink(missing_ok=True)

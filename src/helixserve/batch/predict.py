@@ -242,8 +242,9 @@ class _Parts:
 
     def commit(self, number: int, scored: bytes, refused: bytes, records: int,
                counts: tuple[int, int]) -> None:  # fmt: skip
-        for suffix, data in ((".out", scored), (".err", refused)):
-            _atomic_write(self.folder / f"chunk-{number:08d}{suffix}", data)
+        with self.writing(self.folder):
+            for suffix, data in ((".out", scored), (".err", refused)):
+                _atomic_write(self.folder / f"chunk-{number:08d}{suffix}", data)
         self.state["chunks"] = number + 1
         self.state["records"] += records
         self.state["scored"] += counts[0]
@@ -252,21 +253,41 @@ class _Parts:
 
     def _save(self) -> None:
         data = {"version": JOURNAL_VERSION, **self.identity, **self.state}
-        _atomic_write(self.journal, json.dumps(data, indent=1).encode())
+        with self.writing(self.journal):
+            _atomic_write(self.journal, json.dumps(data, indent=1).encode())
+
+    @contextmanager
+    def writing(self, target: Path) -> Iterator[None]:
+        """Turn a failed write (disk full, file too large, permissions) into a BatchError;
+        the journal still names every committed chunk, so ``--resume`` goes on from there."""
+        try:
+            yield
+        except OSError as err:
+            where = err.filename or target
+            raise BatchError(
+                f"could not write {where}: {err.strerror or err}. {self.state['records']:,} "
+                f"records are committed in {self.folder}; free some space (or fix the "
+                "permissions) and run the same command again with --resume."
+            ) from None
 
     def join(self, suffix: str, header: list[str], delimiter: str, target: Path) -> None:
         """Write the chunks' rows under ``header`` to ``target`` (CSV/TSV, ``.gz``, Parquet)."""
         partial = target.with_name(target.name + ".partial")
         chunks = (self.folder / f"chunk-{n:08d}{suffix}" for n in range(self.state["chunks"]))
-        if target.name.endswith(".parquet"):
+        with self.writing(partial):
+            self._write(partial, header, delimiter, chunks)
+            os.replace(partial, target)
+
+    def _write(self, partial: Path, header: list[str], delimiter: str,
+               chunks: Iterator[Path]) -> None:  # fmt: skip
+        if partial.name.endswith(".parquet.partial"):
             write_parquet(partial, header, delimiter, chunks)
         else:
-            with partial.open("wb") as raw, _maybe_gzip(raw, target.name) as out:
+            with partial.open("wb") as raw, _maybe_gzip(raw, partial.name[:-8]) as out:
                 out.write(_csv_bytes([header], delimiter))
                 for chunk in chunks:
                     with chunk.open("rb") as part:
                         shutil.copyfileobj(part, out)
-        os.replace(partial, target)
 
 
 @contextmanager
