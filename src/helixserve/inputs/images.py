@@ -69,6 +69,7 @@ def decode_image(
             field=field,
         )
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Pillow's chatter on corrupt metadata
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         image = _open(data, schema, max_pixels, field)
         _load(image, field)

@@ -222,7 +222,7 @@ def _job_routes(api: FastAPI, server: Server, page: Pages, jobs: Jobs) -> None:
             file = form.get("file")
             if not isinstance(file, UploadFile) or not file.filename:
                 raise InvalidImage("choose a file to upload first.")
-            rows = await score_file(model, file.file, file.filename)
+            rows = await score_file(model, file.file, file.filename, server.upload_limits)
         except HelixError as err:
             return error_page(request, err, 422)
         job = Job(secrets.token_urlsafe(12), model, file.filename, rows)
