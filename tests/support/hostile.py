@@ -198,15 +198,24 @@ def png_bomb_complete(path: Path, side: int = 20_000) -> Path:
     return path
 
 
+MULTIPART_HEAD = b'--x\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n\r\n'
+MULTIPART_TAIL = b"\r\n--x--\r\n"
+
+
 def endless(total: int, chunk: int = 1024 * 1024) -> Iterator[bytes]:
-    """``total`` bytes of multipart file content, in chunks (a streamed upload body)."""
-    yield b'--x\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n\r\n'
+    """A multipart body (boundary ``x``) whose file part holds ``total`` bytes of DNA text, in
+    chunks: a streamed upload. Its length is :func:`endless_length` of ``total``."""
+    yield MULTIPART_HEAD
     block = ((OTHER + "\n") * (chunk // 51 + 1)).encode()[:chunk]
-    sent = 0
-    while sent < total:
-        yield block
-        sent += len(block)
-    yield b"\r\n--x--\r\n"
+    left = total
+    while left > 0:
+        yield block[:left]
+        left -= len(block[:left])
+    yield MULTIPART_TAIL
+
+
+def endless_length(total: int) -> int:
+    return len(MULTIPART_HEAD) + total + len(MULTIPART_TAIL)
 
 
 def main() -> None:

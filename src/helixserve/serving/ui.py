@@ -195,7 +195,8 @@ def _predict_routes(api: FastAPI, server: Server, page: Pages) -> None:
         form = await request.form()
         values = {k: v for k, v in form.items() if isinstance(v, str)}
         item, problem = await _form_item(model, form)
-        preview = _preview(item) if isinstance(item, bytes) and item else None
+        limit = server.settings.max_image_pixels
+        preview = _preview(item, limit) if isinstance(item, bytes) and item else None
         result, errors = None, {}
         if problem is not None:
             errors = {"image": problem}
@@ -279,10 +280,13 @@ async def _logo(model: LoadedModel, item: object) -> str | None:
     return charts.ism_logo(result.sequence, result.effects)
 
 
-def _preview(data: bytes) -> str | None:
-    """A small PNG data URL of an uploaded image (any bit depth), or None if it cannot be read."""
+def _preview(data: bytes, max_pixels: int) -> str | None:
+    """A small PNG data URL of an uploaded image (any bit depth), or None if it cannot be read
+    or has more than ``max_pixels`` pixels (checked from the header: a bomb is never decoded)."""
     try:
         with Image.open(io.BytesIO(data)) as opened:
+            if opened.width * opened.height > max_pixels:
+                return None
             opened.thumbnail((256, 256))
             pixels = np.asarray(opened, dtype=np.float64)
     except (OSError, ValueError, Image.DecompressionBombError):
