@@ -8,7 +8,8 @@ tenth of that per API operation) and writes a JSON summary (default
 failures found and the time taken. The exit status is pytest's (0: nothing found).
 
 Inputs tried are read from hypothesis's own statistics for each test (passing + failing +
-invalid examples over every phase); a test without hypothesis (one hostile file) counts one.
+invalid test cases over every phase, summed over a schemathesis test's API operations); a test
+without hypothesis (one hostile file, one request) counts one.
 """
 
 from __future__ import annotations
@@ -24,51 +25,67 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis.statistics import collector, describe_statistics
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ["tests/test_fuzz.py", "tests/test_api_schema.py", "tests/test_hostile.py"]
 DEFAULT_OUT = ROOT / "reliability" / "results" / "fuzz.json"
-_EXAMPLES = re.compile(r"(\d+) passing examples?, (\d+) failing examples?, (\d+) invalid")
+_CASES = re.compile(r"(\d+) passing[a-z ]*, (\d+) failing[a-z ]*, (?:and )?(\d+) invalid")
 
 
 class Tally:
-    """A pytest plugin that notes, per test, its outcome and how many inputs it tried."""
+    """A pytest plugin that notes, per test, its outcome and how many inputs it tried.
+
+    Hypothesis reports statistics once per run of a ``@given`` test; a schemathesis test runs
+    one such test per API operation (as subtests), so the counts of every run are added up."""
 
     def __init__(self) -> None:
         self.targets: dict[str, dict[str, Any]] = {}
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        entry = self.targets.setdefault(report.nodeid, {"inputs": 1, "outcome": "passed"})
-        if report.failed or (report.when == "call" and report.skipped):
-            entry["outcome"] = "failed" if report.failed else "skipped"
-        for name, text in report.sections:
-            if name == "Hypothesis statistics":
-                entry["inputs"] = inputs_tried(text)
+    def _entry(self, nodeid: str) -> dict[str, Any]:
+        return self.targets.setdefault(nodeid, {"inputs": 0, "outcome": "passed"})
 
     @pytest.hookimpl(hookwrapper=True, trylast=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-        outcome = yield
-        report = outcome.get_result()
-        stats = getattr(item, "hypothesis_statistics", None)
-        if report.when == "teardown" and isinstance(stats, str):
-            report.sections.append(("Hypothesis statistics", stats))
+    def pytest_runtest_call(self, item: pytest.Item) -> Any:
+        entry = self._entry(item.nodeid)
+        variable: Any = collector  # typed for its default (None), not for the callbacks it holds
+        outer = variable.value
+
+        def note(stats: Any) -> None:
+            entry["inputs"] += inputs_tried(describe_statistics(stats))
+            if outer is not None:
+                outer(stats)
+
+        with variable.with_value(note):
+            yield
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        entry = self._entry(report.nodeid)
+        if report.failed:
+            entry["outcome"] = "failed"
+        elif report.when == "call" and report.skipped:
+            entry["outcome"] = "skipped"
+        if report.when == "teardown" and entry["inputs"] == 0:
+            entry["inputs"] = 1  # a plain test: one input (a file, a request)
 
 
 def inputs_tried(statistics: str) -> int:
-    """Examples hypothesis ran for one test, from its statistics text (every phase)."""
-    return sum(sum(int(n) for n in match) for match in _EXAMPLES.findall(statistics)) or 1
+    """Test cases hypothesis ran, from its statistics text (every phase)."""
+    return sum(sum(int(n) for n in match) for match in _CASES.findall(statistics))
 
 
 def summary(tally: Tally, examples: int, seconds: float, exit_code: int) -> dict[str, Any]:
-    failed = sorted(n for n, t in tally.targets.items() if t["outcome"] == "failed")
+    # a schemathesis operation's subtest report carries no count of its own (its test has it)
+    targets = {n: t for n, t in tally.targets.items() if t["inputs"] or t["outcome"] != "passed"}
+    failed = sorted(n for n, t in targets.items() if t["outcome"] == "failed")
     return {
         "run": "fuzz", "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "examples_per_target": examples, "seconds": round(seconds, 1),
-        "targets": len(tally.targets),
-        "inputs_tried": sum(t["inputs"] for t in tally.targets.values()),
+        "targets": len(targets),
+        "inputs_tried": sum(t["inputs"] for t in targets.values()),
         "failures": len(failed), "failed": failed, "pytest_exit_code": exit_code,
-        "per_target": dict(sorted(tally.targets.items())),
+        "per_target": dict(sorted(targets.items())),
     }  # fmt: skip
 
 

@@ -193,11 +193,11 @@ def test_validate_and_encode_any_sequence(raw: object, schema: SequenceSchema) -
     encoded = encode_batch([sequence], schema)
     if schema.encoding == "tokens":
         assert encoded.shape == (1, schema.pad_to)
-        assert token_decode(encoded) == [sequence]
+        assert token_decode(encoded.astype(np.int64)) == [sequence]
     else:
         flanks = len(schema.flank_left) + len(schema.flank_right)
         assert encoded.shape == (1, 4, flanks + len(sequence))
-        decoded = one_hot_decode(encoded, flank_left=len(schema.flank_left),
+        decoded = one_hot_decode(encoded.astype(np.float32), flank_left=len(schema.flank_left),
                                  flank_right=len(schema.flank_right))  # fmt: skip
         assert decoded == [sequence]
 

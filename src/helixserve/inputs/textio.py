@@ -66,7 +66,7 @@ def opened(source: Source, max_decompressed: int | None = None) -> Iterator[io.B
     stream = io.BufferedReader(raw, buffer_size=BUFFER_BYTES)
     try:
         if stream.peek(2)[:2] == GZIP_MAGIC:
-            gz = _Inflated(gzip.GzipFile(fileobj=stream, mode="rb"), max_decompressed)
+            gz: Any = _Inflated(gzip.GzipFile(fileobj=stream, mode="rb"), max_decompressed)
             with io.BufferedReader(gz, buffer_size=BUFFER_BYTES) as unzipped:
                 yield unzipped
         else:
