@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis.statistics import collector, describe_statistics
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ["tests/test_fuzz.py", "tests/test_api_schema.py", "tests/test_hostile.py"]
@@ -47,6 +46,9 @@ class Tally:
 
     @pytest.hookimpl(hookwrapper=True, trylast=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Any:
+        # imported here, once pytest runs: imported earlier, pytest could not rewrite its asserts
+        from hypothesis.statistics import collector, describe_statistics  # noqa: PLC0415
+
         entry = self._entry(item.nodeid)
         variable: Any = collector  # typed for its default (None), not for the callbacks it holds
         outer = variable.value

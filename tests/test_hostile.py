@@ -251,6 +251,17 @@ def test_ui_upload_of_hostile_files(client: httpx.Client) -> None:
             assert str(escape(message)) in page.text
 
 
+def test_ui_downloads_whatever_the_upload_is_named(client: httpx.Client) -> None:
+    data = (HOSTILE / "bom-crlf.csv").read_bytes()
+    names = {"文件.csv": "__-results.csv", 'a"b\\c;.csv': "a_22b_c_-results.csv"}  # httpx: %22
+    for name, plain in names.items():
+        reply = client.post("/models/primer-binding/upload", files={"file": (name, data)})
+        download = client.get(reply.headers["location"] + "/results.csv")
+        assert download.status_code == 200  # a non-Latin-1 name was a 500
+        disposition = download.headers["content-disposition"]
+        assert disposition.startswith(f"attachment; filename=\"{plain}\"; filename*=UTF-8''")
+
+
 def test_formula_cells_are_neutralised_in_csv_results(client: httpx.Client) -> None:
     data = (HOSTILE / "formula-cells.csv").read_bytes()
     reply = upload(client, "primer-binding", "f.csv", data, headers={"accept": "text/csv"})

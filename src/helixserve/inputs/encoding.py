@@ -217,7 +217,7 @@ def one_hot_decode(
             f"one-hot array must have shape (N, 4, L), got {tuple(array.shape)}; "
             "the channel axis (A, C, G, T) is axis 1."
         )
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+    if array.dtype.kind not in "biuf":  # not issubdtype(number): timedelta64 is an integer there
         raise InvalidTensor(f"one-hot array must hold numbers, got {array.dtype}.")
     if flank_left < 0 or flank_right < 0 or flank_left + flank_right > array.shape[2]:
         raise InvalidTensor(
@@ -272,7 +272,7 @@ def token_decode(array: npt.NDArray[np.integer]) -> list[str]:
     """Decode ``(N, L)`` tokens back to sequences; padding (0) is dropped wherever it is."""
     if array.ndim != 2:
         raise InvalidTensor(f"token array must have shape (N, L), got {tuple(array.shape)}.")
-    if not np.issubdtype(array.dtype, np.integer):
+    if array.dtype.kind not in "iu":  # not issubdtype(integer): timedelta64 would pass it
         raise InvalidTensor(f"token array must hold integers, got {array.dtype}.")
     bad = (array < 0) | (array > max(TOKENS.values()))
     if bad.any():

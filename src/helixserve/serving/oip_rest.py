@@ -138,7 +138,8 @@ def _json_data(data: object, datatype: str, shape: list[int], name: str) -> Any:
         array[:] = flat
     else:
         try:
-            array = np.asarray(data, dtype=NUMPY_TYPES[datatype]).reshape(-1)
+            with np.errstate(over="ignore"):  # 1e300 as FP32 is inf, refused before the model
+                array = np.asarray(data, dtype=NUMPY_TYPES[datatype]).reshape(-1)
         except (ValueError, TypeError, OverflowError):  # OverflowError: out of the type's range
             raise OipError(f"input '{name}': data must be numbers of type {datatype}.") from None
     if array.size != count:

@@ -19,11 +19,13 @@ import asyncio
 import base64
 import io
 import json
+import re
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -252,8 +254,15 @@ def _job_routes(api: FastAPI, server: Server, page: Pages, jobs: Jobs) -> None:
             return Response("not found", 404, media_type="text/plain")
         data = results_csv(job.model, job.rows) if which == "results" else errors_csv(job.rows)
         stem = Path(job.filename).name.split(".")[0] or "upload"
-        headers = {"content-disposition": f'attachment; filename="{stem}-{which}.csv"'}
+        headers = {"content-disposition": attachment(f"{stem}-{which}.csv")}
         return Response(data, media_type="text/csv; charset=utf-8", headers=headers)
+
+
+def attachment(name: str) -> str:
+    """A Content-Disposition for ``name`` whatever its characters: an ASCII ``filename`` and the
+    exact name as RFC 6266 ``filename*`` (a header must be Latin-1; '文件' used to be a 500)."""
+    plain = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 async def _form_item(model: LoadedModel, form: Any) -> tuple[object, str | None]:
