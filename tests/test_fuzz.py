@@ -345,6 +345,18 @@ def test_parse_manifest_any_bytes(data: bytes) -> None:
     assert parse_manifest(manifest.to_json()) == manifest
 
 
+@pytest.mark.parametrize("version", [2.0, "2", True, 1.0])
+def test_manifest_format_version_is_a_plain_integer(version: object) -> None:
+    """Found by the long run: 2.0 or "2" slipped past the 'newer format' check, so a manifest
+    was accepted that its own output then refused."""
+    with pytest.raises(ManifestError) as info:
+        parse_manifest(json.dumps({**MANIFEST, "format_version": version}).encode())
+    assert str(info.value) == (
+        "manifest.json is not a valid manifest: format_version: Input should be a valid integer "
+        "(1 problem in all)."
+    )
+
+
 DEEP_BYTES = (b'{"inputs": [{"name": "sequence", "datatype": "BYTES", "shape": [1], "data": '
               + b"[" * 1000 + b'"x"' + b"]" * 1000 + b"}]}")  # fmt: skip
 tensors = st.fixed_dictionaries(

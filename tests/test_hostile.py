@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,18 @@ def test_png_bombs_are_refused_before_decoding(name: str, message: str, big: Pat
         decode_image(data, ImageSchema(width=64, height=64), max_pixels=10_000_000)
     assert str(info.value) == message
     assert memory.growth < 50 * MiB  # decoding would take 88 to 400 MB: nothing was decoded
+
+
+def test_pixel_limit_decides_above_pillows_warning_level() -> None:
+    """90 M pixels: Pillow only warns; the configured limit decides (it used to be an error)."""
+    header = hostile.png_header(9_500, 9_500, zlib.compress(b"\0" * 100))
+    schema = ImageSchema(width=64, height=64)
+    with pytest.raises(InvalidImage) as info:
+        decode_image(header, schema, max_pixels=80_000_000)
+    assert str(info.value).startswith("image is 9,500 x 9,500 pixels (90,250,000 pixels), over")
+    with pytest.raises(InvalidImage) as info:
+        decode_image(header, schema, max_pixels=100_000_000)  # allowed: then its data is short
+    assert str(info.value).startswith("image data is truncated or corrupt")
 
 
 # --- the same files through a real server ---------------------------------------------------
