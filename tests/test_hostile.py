@@ -264,6 +264,17 @@ def test_ui_upload_of_hostile_files(client: httpx.Client) -> None:
             assert str(escape(message)) in page.text
 
 
+def test_undecodable_first_line_is_echoed_safely(client: httpx.Client) -> None:
+    """The 'not a FASTA header' message quotes the line: an undecodable byte in it used to reach
+    the JSON encoder as a lone surrogate (a 500)."""
+    reply = upload(client, "primer-binding", "x.fasta", b"\xffACGT\nACGT\n")
+    assert reply.status_code == 422
+    assert reply.json()["detail"].startswith(
+        "line 1: this line is not a FASTA header: a FASTA file starts with a line such as "
+        "'>seq1', got '\\udcffACGT'."
+    )
+
+
 def test_ui_downloads_whatever_the_upload_is_named(client: httpx.Client) -> None:
     data = (HOSTILE / "bom-crlf.csv").read_bytes()
     names = {"文件.csv": "__-results.csv", 'a"b\\c;.csv': "a_22b_c_-results.csv"}  # httpx: %22
