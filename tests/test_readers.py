@@ -73,7 +73,7 @@ def test_fasta_without_headers_when_fasta_is_asked_for(tmp_path: Path) -> None:
     with pytest.raises(InvalidFile) as info:
         read(path)
     assert str(info.value) == (
-        "line 1: line 1 is not a FASTA header: a FASTA file starts with a line such as '>seq1', "
+        "line 1: this line is not a FASTA header: a FASTA file starts with a line such as '>seq1', "
         "got 'ACGTACGT'. Add a '>name' line above each sequence, or upload the file as plain "
         "text (one sequence per line)."
     )

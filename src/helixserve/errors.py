@@ -112,6 +112,11 @@ class InvalidFile(InputError):
     """A whole file cannot be read: empty, binary, truncated, unknown format or missing column."""
 
 
+class FileTooLarge(InvalidFile):
+    """A file is over a size limit once read: it decompresses to more bytes than allowed (a gzip
+    bomb) or holds more records than one upload may. The whole file is refused."""
+
+
 class InvalidTensor(InputError):
     """An array given to an encoder/decoder has the wrong shape, dtype or values."""
 

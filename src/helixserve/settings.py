@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr | None = Field(default=None, description="else AWS_SECRET_...")
     cache_dir: str | None = Field(default=None, description="local bundle cache folder")
     max_upload_bytes: int = Field(default=200 * MiB, ge=1, description="largest accepted upload")
+    max_decompressed_bytes: int = Field(
+        default=200 * MiB, ge=1, description="most a gzip upload may inflate to (gzip bombs)"
+    )
+    max_upload_records: int = Field(
+        default=1_000_000, ge=1, description="most records (rows) one upload may hold"
+    )
     max_image_bytes: int = Field(default=DEFAULT_MAX_IMAGE_BYTES, ge=1)
     max_image_pixels: int = Field(default=DEFAULT_MAX_IMAGE_PIXELS, ge=1)
     max_sequence_length: int = Field(default=DEFAULT_MAX_SEQUENCE_LENGTH, ge=1)

@@ -10,7 +10,7 @@ Contract:
   all sequences in one call must have the same length.
   **N is encoded as all-zero** by default (``n_value=0.0``); pass ``n_value=0.25`` for the uniform
   convention. :func:`one_hot_decode` reads both back as ``N``; a column that is neither one-hot nor
-  uniform raises :class:`~helixserve.errors.InvalidTensor`.
+  uniform, or an array that is not numeric, raises :class:`~helixserve.errors.InvalidTensor`.
 - Tokens: :func:`token_encode` returns ``int64`` of shape ``(N, max_length)`` with ``0`` = padding,
   ``A=1, C=2, G=3, T=4, N=5`` (:data:`TOKENS`); longer sequences are truncated (keeping the start by
   default), shorter ones padded (at the end by default). :func:`token_decode` drops the padding.
@@ -217,6 +217,8 @@ def one_hot_decode(
             f"one-hot array must have shape (N, 4, L), got {tuple(array.shape)}; "
             "the channel axis (A, C, G, T) is axis 1."
         )
+    if array.dtype.kind not in "biuf":  # not issubdtype(number): timedelta64 is an integer there
+        raise InvalidTensor(f"one-hot array must hold numbers, got {array.dtype}.")
     if flank_left < 0 or flank_right < 0 or flank_left + flank_right > array.shape[2]:
         raise InvalidTensor(
             f"flanks of {flank_left} and {flank_right} positions do not fit sequences of "
@@ -270,7 +272,7 @@ def token_decode(array: npt.NDArray[np.integer]) -> list[str]:
     """Decode ``(N, L)`` tokens back to sequences; padding (0) is dropped wherever it is."""
     if array.ndim != 2:
         raise InvalidTensor(f"token array must have shape (N, L), got {tuple(array.shape)}.")
-    if not np.issubdtype(array.dtype, np.integer):
+    if array.dtype.kind not in "iu":  # not issubdtype(integer): timedelta64 would pass it
         raise InvalidTensor(f"token array must hold integers, got {array.dtype}.")
     bad = (array < 0) | (array > max(TOKENS.values()))
     if bad.any():

@@ -6,8 +6,10 @@ Contract:
   :class:`~helixserve.errors.InvalidImage` saying what is wrong and how to fix it: empty data, more
   than ``max_bytes`` (checked before decoding), not an image, a format other than the schema's
   (PNG, JPEG, TIFF by default), more than ``max_pixels`` pixels (checked from the header before
-  any pixel is decompressed, so decompression bombs cost nothing), several frames (multi-page
-  TIFF, animated PNG), a truncated or corrupt file, or pixel values it cannot scale honestly.
+  any pixel is decompressed, so decompression bombs cost nothing; Pillow's own hard limit,
+  ``2 * Image.MAX_IMAGE_PIXELS`` = 178,956,970 pixels, caps what ``max_pixels`` can allow),
+  several frames (multi-page TIFF, animated PNG), a truncated or corrupt file, or pixel values it
+  cannot scale honestly.
 - Scaling by bit depth: 8-bit images are divided by 255; 16-bit (``I;16``, ``I;16B``, ...) by
   65535; 32-bit integer images (``I``) by 65535 when every value lies in 0..65535, else refused;
   float images (``F``) are used as they are when every value lies in 0..1, else refused.
@@ -69,7 +71,10 @@ def decode_image(
             field=field,
         )
     with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)  # Pillow's chatter on corrupt metadata
+        # Pillow warns from 89 M pixels: max_pixels decides instead (Pillow still refuses more
+        # than 179 M pixels itself, with DecompressionBombError)
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         image = _open(data, schema, max_pixels, field)
         _load(image, field)
     channels = _channels(image, schema, field)

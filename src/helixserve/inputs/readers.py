@@ -10,6 +10,9 @@ Contract:
   sequence, a CSV row with the wrong number of fields or an unclosed quote, an over-long record
   each give a ``BadRecord`` and reading goes on. A truncated gzip gives a final ``BadRecord`` for
   the record it cut, after every complete record before it.
+- ``max_decompressed`` caps what a gzip file may inflate to: past it,
+  :class:`~helixserve.errors.FileTooLarge` stops the whole file (a gzip bomb is refused, not
+  read to the end). ``None`` (the default): no cap.
 - Whole-file problems raise :class:`~helixserve.errors.InvalidFile`: an empty file (no bytes, or
   no record at all — only blank lines, comments or a header), a binary file, a named column that
   is not in the header, a FASTA file that does not start with a header, a text-mode stream.
@@ -28,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Literal
 
-from helixserve.errors import InputError, InvalidFile, InvalidSequence
+from helixserve.errors import FileTooLarge, InputError, InvalidFile, InvalidSequence
 from helixserve.inputs.parquet import is_parquet, parquet_table
 from helixserve.inputs.records import BadRecord, Record, bad_record
 from helixserve.inputs.sequence import (
@@ -62,9 +65,10 @@ def read_sequences(
     sequence_col: str | None = None,
     id_col: str | None = None,
     max_length: int = DEFAULT_MAX_SEQUENCE_LENGTH,
+    max_decompressed: int | None = None,
 ) -> Iterator[ReadItem]:
     """Stream the records of a sequence file; see the module contract."""
-    with opened(source) as stream:
+    with opened(source, max_decompressed) as stream:
         if is_parquet(stream):
             yield from _counted(map(_row_to_item, parquet_table(stream, sequence_columns(
                 sequence_col, id_col))))  # fmt: skip
@@ -128,9 +132,9 @@ def _read_fasta(lines: Iterator[Line], max_length: int) -> Iterator[ReadItem]:
             continue
         elif pending is None:
             raise InvalidFile(
-                f"line {number:,} is not a FASTA header: a FASTA file starts with a line such "
-                f"as '>seq1', got '{text[:30]}'. Add a '>name' line above each sequence, or "
-                "upload the file as plain text (one sequence per line).",
+                "this line is not a FASTA header: a FASTA file starts with a line such as "
+                f"'>seq1', got '{_printable(text[:30])}'. Add a '>name' line above each "
+                "sequence, or upload the file as plain text (one sequence per line).",
                 line=number,
             )
         else:
@@ -282,10 +286,17 @@ def _looks_like_data(cell: str) -> bool:
     return share == 1.0 or (len(stripped) >= 8 and share >= 0.8)
 
 
+def _printable(text: str) -> str:
+    """``text`` safe to echo in a message: undecodable bytes shown as ``\\udcXX`` escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _guard(lines: Iterator[Line]) -> Iterator[Line]:
     """Pass lines through; hand a truncated-file error to the caller as a last item."""
     try:
         yield from lines
+    except FileTooLarge:
+        raise
     except InvalidFile as err:
         yield err.line or 0, err
 

@@ -16,6 +16,8 @@ Contract:
 - ``header=None`` reads the header from the first row; pass a list of names for files without
   one. ``headerless_single_column`` (a predicate on the single header cell) lets a one-column file
   whose first cell is data be read as headerless, with the column named ``sequence``.
+- :func:`csv_safe` prefixes ``'`` to a cell a spreadsheet would run as a formula (one starting
+  with ``= + - @``, a tab or a carriage return), except a plain number such as ``-0.25``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from helixserve.errors import InputError, InvalidFile, InvalidSequence
+from helixserve.errors import FileTooLarge, InputError, InvalidFile, InvalidSequence
 from helixserve.inputs.records import BadRecord, bad_record
 from helixserve.inputs.textio import Line, line_problem
 
@@ -151,6 +153,8 @@ def _chain(
     yield from pending
     try:
         yield from rows
+    except FileTooLarge:
+        raise
     except InvalidFile as err:  # truncated gzip: report it as the last row
         yield err.line or 0, err
 
@@ -201,16 +205,14 @@ def _preview(names: list[str], limit: int = 6) -> str:
 
 ID_COLUMNS = ("id", "name", "seq_id", "sequence_id", "record_id", "identifier", "header")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def csv_safe(cell: str) -> str:
     """Neutralise a cell a spreadsheet would run as a formula by prefixing ``'``.
 
-    A plain number such as ``-0.25`` or ``+1e-3`` is left alone: it is data, not a formula.
-    """
-    if cell.startswith(FORMULA_PREFIXES) and not _PLAIN_NUMBER.fullmatch(cell):
-        return "'" + cell
-    return cell
+    A plain number (``-0.25``, ``+3``, ``1e-5``) is left as it is: it cannot be a formula, and
+    a quote would turn a negative prediction into text."""
+    if not cell.startswith(FORMULA_PREFIXES) or _PLAIN_NUMBER.fullmatch(cell):
+        return cell
+    return "'" + cell

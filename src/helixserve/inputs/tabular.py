@@ -14,6 +14,8 @@ Contract:
 - :func:`read_rows` streams a CSV/TSV file (path or binary stream, optionally gzip) of feature
   rows and yields :class:`FeatureRow` or located :class:`~helixserve.inputs.records.BadRecord`;
   columns that are not features are kept as ``fields`` (ids, labels) and never validated.
+  ``max_decompressed`` caps what a gzip file may inflate to, as in
+  :func:`~helixserve.inputs.readers.read_sequences`.
 """
 
 from __future__ import annotations
@@ -218,9 +220,10 @@ def read_rows(
     delimiter: str | None = None,
     header: list[str] | None = None,
     id_col: str | None = None,
+    max_decompressed: int | None = None,
 ) -> Iterator[FeatureRow | BadRecord]:
     """Stream and validate feature rows from a CSV/TSV file; see the module contract."""
-    with opened(source) as stream:
+    with opened(source, max_decompressed) as stream:
         if is_parquet(stream):
             rows: Iterator[TableRow | BadRecord] = parquet_table(stream, _columns(schema, id_col))
         else:

@@ -4,6 +4,9 @@ Contract:
 - :func:`opened` is a context manager over a path (``str`` / ``Path``) or a *binary* file object;
   it yields a buffered binary stream, decompressing gzip (recognised by its magic bytes, not the
   file name) on the fly. Nothing is read beyond a small peek: files stream in constant memory.
+  With ``max_decompressed``, a gzip file that inflates to more bytes than that raises
+  :class:`~helixserve.errors.FileTooLarge` as soon as it passes the limit (a gzip bomb costs at
+  most that much reading, never memory); by default there is no limit (trusted local files).
   A file helixserve opened is closed afterwards; a stream the caller passed in is left open.
   A text-mode stream raises :class:`~helixserve.errors.InvalidFile` (open it with ``"rb"``).
 - :func:`check_head` raises :class:`~helixserve.errors.InvalidFile` for an empty file (zero bytes
@@ -32,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from helixserve.errors import InputError, InvalidFile
+from helixserve.errors import FileTooLarge, InputError, InvalidFile
 
 Source = str | Path | IO[bytes]
 Line = tuple[int, str | InputError]
@@ -54,7 +57,7 @@ def source_name(source: Source) -> str:
 
 
 @contextmanager
-def opened(source: Source) -> Iterator[io.BufferedReader]:
+def opened(source: Source, max_decompressed: int | None = None) -> Iterator[io.BufferedReader]:
     """Open a path or wrap a binary stream; transparently decompress gzip (see contract)."""
     owned = isinstance(source, str | Path)
     raw: Any = _open_path(Path(source)) if owned else source  # type: ignore[arg-type]
@@ -63,7 +66,7 @@ def opened(source: Source) -> Iterator[io.BufferedReader]:
     stream = io.BufferedReader(raw, buffer_size=BUFFER_BYTES)
     try:
         if stream.peek(2)[:2] == GZIP_MAGIC:
-            gz: Any = gzip.GzipFile(fileobj=stream, mode="rb")
+            gz: Any = _Inflated(gzip.GzipFile(fileobj=stream, mode="rb"), max_decompressed)
             with io.BufferedReader(gz, buffer_size=BUFFER_BYTES) as unzipped:
                 yield unzipped
         else:
@@ -73,6 +76,37 @@ def opened(source: Source) -> Iterator[io.BufferedReader]:
             stream.close()
         else:
             stream.detach()  # leave the caller's stream open
+
+
+class _Inflated(io.RawIOBase):
+    """The decompressed bytes of a gzip stream, refusing to inflate more than ``limit``.
+
+    Each read decompresses one piece (``read1``), so every byte before a truncation point is
+    delivered before the error: a buffered ``read`` would drop the last partial buffer."""
+
+    def __init__(self, gz: gzip.GzipFile, limit: int | None) -> None:
+        super().__init__()
+        self._gz, self._limit, self._total = gz, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._gz.close()
+        super().close()
+
+    def readinto(self, buffer: Any) -> int:
+        piece = self._gz.read1(len(buffer))
+        count = len(piece)
+        buffer[:count] = piece
+        self._total += count
+        if self._limit is not None and self._total > self._limit:
+            raise FileTooLarge(
+                f"file decompresses to more than {self._limit:,} bytes, the limit for a "
+                "compressed file (HELIXSERVE_MAX_DECOMPRESSED_BYTES); it may be a gzip bomb. "
+                "Split it into smaller files, or score it with `helixserve predict`."
+            )
+        return count
 
 
 def _open_path(path: Path) -> IO[bytes]:

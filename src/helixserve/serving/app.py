@@ -11,8 +11,12 @@ Contract:
   Each request is counted and timed in the metrics and, when ``access_log`` is on, written as one
   JSON line to the ``helixserve.access`` logger (method, path, status, duration, model, version,
   request id, client; never headers, so never keys).
-- Request bodies above ``max_request_bytes`` (JSON) or ``max_upload_bytes`` (uploads) are refused
-  with 413 before they are read whole. CORS is applied when ``cors_origins`` is set.
+- Request bodies above ``max_request_bytes`` (JSON) or ``max_upload_bytes`` (uploads: the API's
+  ``predict-file`` and the web UI's ``/models/{name}/upload``) are refused with 413: at once when
+  ``Content-Length`` declares too much, else as soon as the streamed (chunked) body passes the
+  limit — a body is never buffered to be measured. A 413 carries ``Connection: close``, so the
+  server stops reading and a client streaming gigabytes is cut off at the limit. CORS is applied
+  when ``cors_origins`` is set.
 - Every response says ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer``;
   every HTML page also gets :data:`PAGE_CSP` (scripts and styles from this server only, no inline
   script, no framing: ``frame-ancestors 'none'``) and ``X-Frame-Options: DENY``. FastAPI's own
@@ -51,6 +55,7 @@ access_log = logging.getLogger("helixserve.access")
 PREDICT = re.compile(r"^/api/v1/models/([^/]+)/predict$")
 INFER = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?/infer$")
 SEED = "/api/v1/getdnaclassapi"
+UPLOAD = re.compile(r"^(?:/api/v1/models/[^/]+/predict-file|/models/[^/]+/upload)$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _ids = itertools.count(1)
 _PREFIX = f"{os.getpid():x}-"
@@ -107,21 +112,21 @@ class HelixApp:
                     self.server.metrics.validation_failures.labels(
                         reply.model, reply.version).inc(reply.failures)  # fmt: skip
                 return route, reply.status, _labels(name, version, reply)
-        upload = path.endswith("/predict-file")
+        upload = UPLOAD.match(path) is not None
         limit = self.server.settings.max_upload_bytes if upload else self.limit
         early = _too_large(headers, limit, upload)
         if early is not None:
             reply = problem_for(early, instance=path, request_id=request_id)
             await _send(send, reply, request_id)
             return "body too large", reply.status, ("", "")
+        capped = None
         if b"content-length" not in headers and scope["method"] in ("POST", "PUT", "PATCH"):
-            try:  # a streamed body of unknown length: read it (bounded) before parsing
-                receive = await _buffered(receive, limit, upload)
-            except RequestError as err:
-                reply = problem_for(err, instance=path, request_id=request_id)
-                await _send(send, reply, request_id)
-                return "body too large", reply.status, ("", "")
-        status = await _forward(self.api, scope, receive, send, request_id)
+            capped = _Capped(receive, limit, upload)  # a streamed body: counted as it arrives
+        status = await _forward(self.api, scope, capped or receive, send, request_id)
+        if capped is not None and capped.error is not None and status == 0:
+            reply = problem_for(capped.error, instance=path, request_id=request_id)
+            await _send(send, reply, request_id)
+            return "body too large", reply.status, ("", "")
         route_obj = scope.get("route")
         route = getattr(route_obj, "path", None) or "unmatched"
         name = (scope.get("path_params") or {}).get("name", "")
@@ -205,27 +210,26 @@ def _too_large(headers: dict[bytes, bytes], limit: int, upload: bool) -> Request
     return None
 
 
-async def _buffered(receive: Receive, limit: int, upload: bool) -> Receive:
-    """Read a whole body of undeclared length (at most ``limit`` bytes, else a 413) and
-    return a ``receive`` that replays it."""
-    messages: list[Message] = []
-    seen = 0
-    while True:
-        message = await receive()
-        messages.append(message)
-        seen += len(message.get("body", b""))
-        if seen > limit:
-            what, setting = ("upload", "UPLOAD") if upload else ("request body", "REQUEST")
-            raise RequestError(f"the {what} is over the limit of {limit:,} bytes "
-                               f"(HELIXSERVE_MAX_{setting}_BYTES).", status=413)  # fmt: skip
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            break
-    replay = iter(messages)
+class _Capped:
+    """A ``receive`` that counts a streamed body; past ``limit`` it notes a 413 in ``error`` and
+    tells the app the client has gone, so the app stops reading (its answer is then dropped)."""
 
-    async def replayed() -> Message:
-        return next(replay, None) or await receive()
+    def __init__(self, receive: Receive, limit: int, upload: bool) -> None:
+        self.receive, self.limit, self.upload = receive, limit, upload
+        self.seen = 0
+        self.error: RequestError | None = None
 
-    return replayed
+    async def __call__(self) -> Message:
+        if self.error is not None:
+            return {"type": "http.disconnect"}
+        message = await self.receive()
+        self.seen += len(message.get("body", b""))
+        if self.seen > self.limit:
+            what, setting = ("upload", "UPLOAD") if self.upload else ("request body", "REQUEST")
+            self.error = RequestError(f"the {what} is over the limit of {self.limit:,} bytes "
+                                      f"(HELIXSERVE_MAX_{setting}_BYTES).", status=413)  # fmt: skip
+            return {"type": "http.disconnect"}
+        return message
 
 
 async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
@@ -257,16 +261,24 @@ async def _send(send: Send, reply: Reply, request_id: str) -> None:
         *COMMON_HEADERS,
         *reply.headers,
     ]
+    if reply.status == 413:  # the body was not read: stop the client sending the rest
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": reply.body})
 
 
 async def _forward(api: ASGIApp, scope: Scope, receive: Receive, send: Send, rid: str) -> int:
-    """Run the FastAPI app, adding the request id header and noting the status."""
-    status = 500
+    """Run the FastAPI app, adding the request id header and noting the status.
+
+    With a :class:`_Capped` ``receive`` whose limit was passed before the app answered, the
+    app's answer is dropped and 0 is returned: the caller sends the 413."""
+    status = 0
+    capped = receive if isinstance(receive, _Capped) else None
 
     async def sending(message: Message) -> None:
         nonlocal status
+        if status == 0 and capped is not None and capped.error is not None:
+            return
         if message["type"] == "http.response.start":
             status = message["status"]
             given = list(message.get("headers", []))
@@ -277,8 +289,8 @@ async def _forward(api: ASGIApp, scope: Scope, receive: Receive, send: Send, rid
     try:
         await api(scope, receive, sending)
     except Exception:  # already answered (opaque 500) and logged by the app's error handler
-        return 500
-    return status
+        return status if capped is not None and capped.error is not None else 500
+    return status if status or (capped is not None and capped.error is not None) else 500
 
 
 def _page_headers(path: str, given: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

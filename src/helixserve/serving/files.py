@@ -11,6 +11,9 @@ Contract:
   (``index,id,line,<prediction columns>,error``), cells that a spreadsheet would run as a formula
   neutralised. A whole-file problem (empty, binary, no records) raises
   :class:`~helixserve.errors.InvalidFile` (422).
+- :class:`UploadLimits` bounds what one upload may cost once read: a gzip file that inflates past
+  ``max_decompressed`` bytes (a gzip bomb), or a file of more than ``max_records`` records, raises
+  :class:`~helixserve.errors.FileTooLarge` (413) as soon as the limit is passed.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import zlib
 from dataclasses import dataclass
 from typing import IO, Any
 
-from helixserve.errors import InputError
+from helixserve.errors import FileTooLarge, InputError
 from helixserve.inputs.images import ImageSchema
 from helixserve.inputs.readers import detect_format, read_sequences
 from helixserve.inputs.records import BadRecord, Record
@@ -37,6 +40,14 @@ from helixserve.serving.registry import LoadedModel
 CHUNK = 512
 
 
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one upload may hold once read (HELIXSERVE_MAX_DECOMPRESSED_BYTES / _RECORDS)."""
+
+    max_decompressed: int
+    max_records: int
+
+
 @dataclass
 class Row:
     index: int
@@ -47,14 +58,23 @@ class Row:
     error: dict[str, Any] | None = None
 
 
-def _read(model: LoadedModel, stream: IO[bytes], filename: str) -> list[Row]:
+def _read(model: LoadedModel, stream: IO[bytes], filename: str, limits: UploadLimits) -> list[Row]:
     schema = model.manifest.input
     rows: list[Row] = []
     if isinstance(schema, ImageSchema):
         return [Row(1, 1, filename or None, stream.read())]
-    source: Any = (read_rows(stream, schema) if isinstance(schema, TabularSchema)
-                   else read_sequences(stream, format=_sequence_format(stream, filename)))  # type: ignore[arg-type]  # fmt: skip
+    inflate = limits.max_decompressed
+    source: Any = (read_rows(stream, schema, max_decompressed=inflate)
+                   if isinstance(schema, TabularSchema)
+                   else read_sequences(stream, format=_sequence_format(stream, filename),  # type: ignore[arg-type]
+                                       max_decompressed=inflate))  # fmt: skip
     for record in source:
+        if len(rows) >= limits.max_records:
+            raise FileTooLarge(
+                f"the file has more than {limits.max_records:,} records, the limit for one "
+                "upload (HELIXSERVE_MAX_UPLOAD_RECORDS); split it, or score it with "
+                "`helixserve predict`."
+            )
         if isinstance(record, BadRecord):
             row = Row(record.index, record.line, record.id)
             row.error = _error(record.error, record)
@@ -74,7 +94,10 @@ def _sequence_format(stream: IO[bytes], filename: str) -> str:
     head = stream.read(65536)
     stream.seek(0)
     if head.startswith(GZIP_MAGIC):
-        head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 65536)
+        try:
+            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 65536)
+        except zlib.error:  # damaged: the reader says so, with the file's name for the format
+            head = b""
     return detect_format(filename, head)
 
 
@@ -85,9 +108,11 @@ def _error(err: InputError, row: Row | BadRecord) -> dict[str, Any]:
             "position": err.position, "message": str(located)}  # fmt: skip
 
 
-async def score_file(model: LoadedModel, stream: IO[bytes], filename: str) -> list[Row]:
+async def score_file(
+    model: LoadedModel, stream: IO[bytes], filename: str, limits: UploadLimits
+) -> list[Row]:
     """Every record of the file, each with its prediction or its error, in file order."""
-    rows = await asyncio.to_thread(_read, model, stream, filename)
+    rows = await asyncio.to_thread(_read, model, stream, filename, limits)
     todo = [r for r in rows if r.error is None]
     for start in range(0, len(todo), CHUNK):
         chunk = todo[start : start + CHUNK]
@@ -100,9 +125,11 @@ async def score_file(model: LoadedModel, stream: IO[bytes], filename: str) -> li
     return rows
 
 
-async def predict_file(model: LoadedModel, stream: IO[bytes], filename: str, as_csv: bool) -> Reply:
+async def predict_file(
+    model: LoadedModel, stream: IO[bytes], filename: str, as_csv: bool, limits: UploadLimits
+) -> Reply:
     """Score an uploaded file; see the module contract."""
-    rows = await score_file(model, stream, filename)
+    rows = await score_file(model, stream, filename, limits)
     if as_csv:
         return Reply(200, results_csv(model, rows), b"text/csv; charset=utf-8")
     return _json_reply(model, rows, filename)

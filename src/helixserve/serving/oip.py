@@ -21,6 +21,7 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import math
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -159,6 +160,10 @@ async def _infer_tensor(model: LoadedModel, tensor: Tensor, dims: list[int]) -> 
     shape = tensor.shape
     if len(shape) != len(dims) or any(d not in (-1, s) for d, s in zip(dims, shape, strict=True)):
         raise OipError(f"input '{tensor.name}' must have shape {dims} (-1 = any), got {shape}.")
+    check_shape(shape, tensor.name)
+    if math.prod(shape) != tensor.data.size:
+        raise OipError(f"input '{tensor.name}': shape {shape} needs {math.prod(shape)} elements, "
+                       f"data has {tensor.data.size}.")  # fmt: skip
     array = tensor.data.reshape(shape)
     schema = model.manifest.input
     if isinstance(schema, TabularSchema):
@@ -225,10 +230,21 @@ def unpack_bytes(raw: bytes, name: str) -> npt.NDArray[Any]:
     return array
 
 
+MAX_DIMENSION = 2**31 - 1
+
+
+def check_shape(shape: list[int], name: str) -> None:
+    """Refuse a shape with a negative or absurd dimension (numpy cannot even describe some)."""
+    if any(d < 0 or d > MAX_DIMENSION for d in shape):
+        raise OipError(f"input '{name}': shape {shape} has a dimension outside "
+                       f"0..{MAX_DIMENSION:,}.")  # fmt: skip
+
+
 def fixed_array(raw: bytes, datatype: str, shape: list[int], name: str) -> npt.NDArray[Any]:
     """A fixed-size tensor from raw little-endian bytes, checking the byte count."""
+    check_shape(shape, name)
     dtype = np.dtype(NUMPY_TYPES[datatype]).newbyteorder("<")
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)  # Python ints: a huge shape cannot wrap around to a small count
     if len(raw) != count * dtype.itemsize:
         raise OipError(f"input '{name}': {len(raw)} bytes of data, but {datatype} {shape} needs "
                        f"{count * dtype.itemsize}.")  # fmt: skip

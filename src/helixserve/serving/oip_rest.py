@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,7 @@ from helixserve.serving.oip import (
     OipError,
     Tensor,
     check_datatype,
+    check_shape,
     fixed_array,
     pack_bytes,
     unpack_bytes,
@@ -84,7 +87,7 @@ def _with_outputs(data: dict[str, Any], inputs: list[Tensor]) -> InferRequest:
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
             raise OipError('each of "outputs" must be an object with a "name".')
         request.outputs.append(spec["name"])
-        if (spec.get("parameters") or {}).get("binary_data"):
+        if _parameters(spec, f"output '{spec['name']}'").get("binary_data"):
             request.binary_outputs.add(spec["name"])
     return request
 
@@ -98,7 +101,8 @@ def _input(spec: object, i: int, binary: bytes, offset: int) -> tuple[Tensor, in
     if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
         raise OipError(f"input '{name}': 'shape' must be a list of non-negative integers.")
     check_datatype(datatype, name)
-    size = (spec.get("parameters") or {}).get("binary_data_size")
+    check_shape(shape, name)
+    size = _parameters(spec, f"input '{name}'").get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size < 0 or offset + size > len(binary):
             raise OipError(f"input '{name}': binary_data_size {size!r} does not fit the "
@@ -112,8 +116,18 @@ def _input(spec: object, i: int, binary: bytes, offset: int) -> tuple[Tensor, in
     return Tensor(name, datatype, shape, _json_data(spec["data"], datatype, shape, name)), offset
 
 
+def _parameters(spec: dict[str, Any], what: str) -> dict[str, Any]:
+    """A tensor's ``parameters`` object (``{}`` when absent)."""
+    params = spec.get("parameters")
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise OipError(f"{what}: 'parameters' must be an object, got {type(params).__name__}.")
+    return params
+
+
 def _json_data(data: object, datatype: str, shape: list[int], name: str) -> Any:
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)  # Python ints: a huge shape cannot wrap around to a small count
     if datatype == "BYTES":
         flat = _flatten(data)
         if not all(isinstance(v, str) for v in flat):
@@ -124,8 +138,9 @@ def _json_data(data: object, datatype: str, shape: list[int], name: str) -> Any:
         array[:] = flat
     else:
         try:
-            array = np.asarray(data, dtype=NUMPY_TYPES[datatype]).reshape(-1)
-        except (ValueError, TypeError):
+            with np.errstate(over="ignore"):  # 1e300 as FP32 is inf, refused before the model
+                array = np.asarray(data, dtype=NUMPY_TYPES[datatype]).reshape(-1)
+        except (ValueError, TypeError, OverflowError):  # OverflowError: out of the type's range
             raise OipError(f"input '{name}': data must be numbers of type {datatype}.") from None
     if array.size != count:
         raise OipError(f"input '{name}': shape {shape} needs {count} elements, data has "
@@ -134,9 +149,18 @@ def _json_data(data: object, datatype: str, shape: list[int], name: str) -> Any:
 
 
 def _flatten(data: object) -> list[object]:
-    if isinstance(data, list):
-        return [v for item in data for v in _flatten(item)]
-    return [data]
+    """The leaves of nested lists, in order (iteratively: any depth JSON allows is fine)."""
+    flat: list[object] = []
+    pending: list[Iterator[object]] = [iter([data])]
+    while pending:
+        for item in pending[-1]:
+            if isinstance(item, list):
+                pending.append(iter(item))
+                break
+            flat.append(item)
+        else:
+            pending.pop()
+    return flat
 
 
 def _b64(text: str, name: str, k: int) -> bytes:

@@ -2,7 +2,8 @@
 
 Contract:
 - :func:`problem_for` maps any exception to a :class:`Reply`: input errors -> 422 with
-  ``errors: [{index, field, position, message}]``; :class:`~helixserve.errors.RequestError` -> its
+  ``errors: [{index, field, position, message}]``, except a file over a size limit
+  (:class:`~helixserve.errors.FileTooLarge`) -> 413; :class:`~helixserve.errors.RequestError` -> its
   status (400/413/415); :class:`~helixserve.errors.ModelNotFound` -> 404;
   :class:`~helixserve.errors.AuthError` -> 401 (with ``WWW-Authenticate``) or 403;
   :class:`~helixserve.errors.ServiceUnavailable` -> 503 with ``Retry-After``. Anything else is a
@@ -23,6 +24,7 @@ import orjson
 
 from helixserve.errors import (
     AuthError,
+    FileTooLarge,
     InputError,
     InvalidRow,
     ModelNotFound,
@@ -74,6 +76,8 @@ def problem_for(  # noqa: PLR0911 - one return per error family
 ) -> Reply:
     """The problem+json reply for ``err``; see the module contract."""
     where: dict[str, Any] = {"instance": instance, "request_id": request_id}
+    if isinstance(err, FileTooLarge):
+        return problem(413, "too-large", "Content too large", str(err), **where)
     if isinstance(err, InputError):
         errors = [{"index": err.index, "field": err.field, "position": err.position,
                    "message": str(err)}]  # fmt: skip

@@ -102,8 +102,9 @@ class Registry:
         number = _version_number(entry, version)
         if number is None or number not in entry.versions:
             known = ", ".join([str(v) for v in sorted(entry.versions)] + sorted(entry.aliases))
+            shown = str(version) if len(str(version)) <= 40 else str(version)[:40] + "..."
             raise ModelNotFound(
-                f"model {name!r} has no version or alias {str(version)!r}; served: {known}."
+                f"model {name!r} has no version or alias {shown!r}; served: {known}."
             )
         return entry.versions[number]
 
@@ -196,8 +197,8 @@ def _close_all(models: list[LoadedModel]) -> None:
 def _version_number(entry: ModelEntry, version: str | int) -> int | None:
     if isinstance(version, int):
         return version
-    if version.isdigit():
-        return int(version)
+    if version.isascii() and version.isdigit():  # not '²' or '٣': isdigit() alone takes them
+        return int(version) if len(version) <= 18 else None  # 5,000 digits: no such version
     return entry.aliases.get(version)
 
 

@@ -24,6 +24,7 @@ from fastapi import FastAPI, File, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 import helixserve
 from helixserve.errors import HelixError
@@ -126,6 +127,14 @@ def _errors(api: FastAPI) -> None:
     async def domain_error(request: Request, err: HelixError) -> Response:
         return await any_error(request, err)
 
+    @api.exception_handler(ClientDisconnect)
+    async def gone(request: Request, err: ClientDisconnect) -> Response:
+        """The body stopped short (the client left, or the app refused it at its size limit):
+        not a server fault, so nothing is logged as one."""
+        return respond(problem(400, "bad-request", "Bad request", "the client disconnected "
+                               "before sending the whole body.", instance=request.url.path,
+                               request_id=_rid(request)))  # fmt: skip
+
     @api.exception_handler(Exception)
     async def any_error(request: Request, err: Exception) -> Response:
         if request.url.path.startswith("/v2"):
@@ -189,7 +198,8 @@ def _domain(api: FastAPI, server: Server) -> None:
         """Score a FASTA/CSV/TSV/text file (gzip too) or one image; bad rows are reported."""
         model = server.model(name, version, _key(request))
         as_csv = "text/csv" in (accept or "")
-        return respond(await predict_file(model, file.file, file.filename or "", as_csv))
+        return respond(await predict_file(model, file.file, file.filename or "", as_csv,
+                                          server.upload_limits))  # fmt: skip
 
     @api.post("/api/v1/getdnaclassapi", tags=tags, response_class=Response,
               responses={200: {"content": {"text/plain": {}}}, 422: {"content": {"text/plain": {}}},

@@ -30,6 +30,7 @@ from helixserve.errors import (
 from helixserve.runtime.batcher import BatchPolicy
 from helixserve.serving import domain, oip, oip_rest
 from helixserve.serving.auth import KeyRing
+from helixserve.serving.files import UploadLimits
 from helixserve.serving.grpc_server import build_server
 from helixserve.serving.metrics import Metrics
 from helixserve.serving.problems import Reply, json_reply
@@ -49,6 +50,8 @@ class Server:
         self.store = store or store_from_settings(settings)
         self.metrics = Metrics()
         self.keys = KeyRing(settings.api_keys)
+        self.upload_limits = UploadLimits(settings.max_decompressed_bytes,
+                                          settings.max_upload_records)  # fmt: skip
         self.registry = Registry(
             self.store, policy=self.policy_for, observer=self.metrics.observer,  # type: ignore[arg-type]
             intra_op_threads=settings.intra_op_threads,

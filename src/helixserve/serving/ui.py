@@ -21,11 +21,13 @@ import asyncio
 import base64
 import io
 import json
+import re
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -201,7 +203,8 @@ def _predict_routes(api: FastAPI, server: Server, page: Pages) -> None:
             return error_page(request, err, 403)
         values = {k: v for k, v in form.items() if isinstance(v, str)}
         item, problem = await _form_item(model, form)
-        preview = _preview(item) if isinstance(item, bytes) and item else None
+        limit = server.settings.max_image_pixels
+        preview = _preview(item, limit) if isinstance(item, bytes) and item else None
         result, errors = None, {}
         if problem is not None:
             errors = {"image": problem}
@@ -228,7 +231,7 @@ def _job_routes(api: FastAPI, server: Server, page: Pages, jobs: Jobs) -> None:
             file = form.get("file")
             if not isinstance(file, UploadFile) or not file.filename:
                 raise InvalidImage("choose a file to upload first.")
-            rows = await score_file(model, file.file, file.filename)
+            rows = await score_file(model, file.file, file.filename, server.upload_limits)
         except csrf.FormRefused as err:
             return error_page(request, err, 403)
         except HelixError as err:
@@ -259,8 +262,15 @@ def _job_routes(api: FastAPI, server: Server, page: Pages, jobs: Jobs) -> None:
             return Response("not found", 404, media_type="text/plain")
         data = results_csv(job.model, job.rows) if which == "results" else errors_csv(job.rows)
         stem = Path(job.filename).name.split(".")[0] or "upload"
-        headers = {"content-disposition": f'attachment; filename="{stem}-{which}.csv"'}
+        headers = {"content-disposition": attachment(f"{stem}-{which}.csv")}
         return Response(data, media_type="text/csv; charset=utf-8", headers=headers)
+
+
+def attachment(name: str) -> str:
+    """A Content-Disposition for ``name`` whatever its characters: an ASCII ``filename`` and the
+    exact name as RFC 6266 ``filename*`` (a header must be Latin-1; '文件' used to be a 500)."""
+    plain = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 async def _form_item(model: LoadedModel, form: Any) -> tuple[object, str | None]:
@@ -289,10 +299,13 @@ async def _explained(model: LoadedModel, item: object) -> dict[str, str]:
             "strip": charts.importance_strip(result.sequence, result.importance)}  # fmt: skip
 
 
-def _preview(data: bytes) -> str | None:
-    """A small PNG data URL of an uploaded image (any bit depth), or None if it cannot be read."""
+def _preview(data: bytes, max_pixels: int) -> str | None:
+    """A small PNG data URL of an uploaded image (any bit depth), or None if it cannot be read
+    or has more than ``max_pixels`` pixels (checked from the header: a bomb is never decoded)."""
     try:
         with Image.open(io.BytesIO(data)) as opened:
+            if opened.width * opened.height > max_pixels:
+                return None
             opened.thumbnail((256, 256))
             pixels = np.asarray(opened, dtype=np.float64)
     except (OSError, ValueError, Image.DecompressionBombError):

@@ -8,8 +8,10 @@ Contract:
   the output schema (labels, units, threshold, ONNX output name), metrics, training-data sha256,
   creation time, library versions, and the sha256 of every other file of the bundle.
 - :func:`parse_manifest` reads bytes and raises :class:`~helixserve.errors.ManifestError` naming
-  the first bad field, or saying that the manifest was written by a newer helixserve (format
-  version above :data:`FORMAT_VERSION`) and how to fix that.
+  the first bad field, saying the bytes are not JSON (also for JSON nested too deep, or with an
+  integer too long to convert), or that the manifest was written by a newer helixserve (format
+  version above :data:`FORMAT_VERSION`) and how to fix that; an unsafe model name raises
+  :class:`~helixserve.errors.InvalidName`. Nothing else escapes, whatever the bytes.
 - File paths in ``files`` are relative POSIX paths without ``..``: a manifest cannot point outside
   its bundle.
 """
@@ -52,7 +54,7 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    format_version: int = FORMAT_VERSION
+    format_version: int = Field(default=FORMAT_VERSION, ge=1, le=FORMAT_VERSION, strict=True)
     name: str
     version: int = Field(ge=1)
     task: Task
@@ -106,8 +108,11 @@ def parse_manifest(data: bytes, where: str = "manifest.json") -> Manifest:
     """Parse and validate manifest bytes; see the module contract."""
     try:
         raw = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ManifestError(f"{where} is not valid JSON ({err}); the bundle is damaged.") from None
+    except (ValueError, RecursionError) as err:  # not UTF-8, not JSON, too deep, int too long
+        reason = str(err)[:200] or type(err).__name__
+        raise ManifestError(
+            f"{where} is not valid JSON ({reason}); the bundle is damaged."
+        ) from None
     if not isinstance(raw, dict):
         raise ManifestError(f"{where} must hold a JSON object, got {type(raw).__name__}.")
     version = raw.get("format_version", FORMAT_VERSION)
