@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from helixserve.batch.predict import BatchError, score
+from helixserve.errors import InvalidFile
 from helixserve.inputs.images import ImageSchema
 from helixserve.runtime.predictor import Prediction, Predictor
 from helixserve.store import ModelStore, OutputSchema, make_manifest
@@ -225,3 +226,23 @@ def test_numbers_are_not_neutralised_but_formulas_are() -> None:
 
     assert [csv_safe(c) for c in ["-0.25", "+1e-3", "-7", "=1+1", "-1+2", "@SUM(A1)", "x"]] == [
         "-0.25", "+1e-3", "-7", "'=1+1", "'-1+2", "'@SUM(A1)", "x"]  # fmt: skip
+
+
+def test_damaged_parquet_keeps_the_rows_before_the_damage(
+    store: ModelStore, tmp_path: Path
+) -> None:
+    seqs = random_fasta(tmp_path / "in.fa", 40, seed=9)
+    _parquet(tmp_path / "in.parquet", {"sequence": seqs})  # row groups of 3 rows
+    import pyarrow.parquet as pq
+
+    data = bytearray((tmp_path / "in.parquet").read_bytes())
+    page = pq.ParquetFile(str(tmp_path / "in.parquet")).metadata.row_group(7).column(0)
+    start = page.data_page_offset
+    data[start : start + 40] = b"\xff" * 40  # the 8th row group's page header and data
+    (tmp_path / "bad.parquet").write_bytes(bytes(data))
+    with pytest.raises(InvalidFile) as caught:
+        score(Predictor.from_store(store, "gc"), str(tmp_path / "bad.parquet"),
+              str(tmp_path / "out.csv"), batch_size=3)  # fmt: skip
+    assert str(caught.value).startswith("the Parquet file is damaged after row ")
+    journal = json.loads((tmp_path / "out.csv.parts" / "journal.json").read_text())
+    assert 0 < journal["records"] < 40  # the rows before the damage are committed

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import math
+import zlib
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -35,8 +36,13 @@ NEEDS_PYARROW = (
 
 
 def is_parquet(stream: io.BufferedReader) -> bool:
-    """Whether a (buffered) stream starts with Parquet's magic bytes; reads nothing."""
-    return stream.peek(len(PARQUET_MAGIC))[: len(PARQUET_MAGIC)] == PARQUET_MAGIC
+    """Whether a (buffered) stream starts with Parquet's magic bytes; reads nothing. A stream
+    that cannot even be peeked at (a damaged gzip) is not Parquet: the text reader then says
+    what is wrong with it."""
+    try:
+        return stream.peek(len(PARQUET_MAGIC))[: len(PARQUET_MAGIC)] == PARQUET_MAGIC
+    except (OSError, EOFError, zlib.error):
+        return False
 
 
 def _pyarrow_parquet() -> Any:
@@ -67,11 +73,30 @@ def parquet_table(stream: IO[bytes], columns: Callable[[list[str]], ColumnSpec],
     names = [str(n) for n in parquet.schema_arrow.names]
     spec = columns(names)
     index = 0
-    for batch in parquet.iter_batches(batch_size=batch_rows):
-        table = batch.to_pydict()
+    for table in _batches(parquet, batch_rows, names):
         for row in zip(*(table[n] for n in names), strict=True):
             index += 1
             yield TableRow(index, 0, {n: _cell(v) for n, v in zip(names, row, strict=True)}, spec)
     if index == 0:
         raise InvalidFile("file has no rows: the Parquet file holds a schema but no data. "
                           "Add at least one row.")  # fmt: skip
+
+
+def _batches(parquet: Any, batch_rows: int, names: list[str]) -> Iterator[dict[str, list[Any]]]:
+    """Column dicts of at most ``batch_rows`` rows, one row group at a time (a batch never spans
+    two groups, so a damaged group loses nothing before it); the damage is an InvalidFile."""
+    done = 0
+    for group in range(parquet.metadata.num_row_groups):
+        batches = parquet.iter_batches(batch_size=batch_rows, row_groups=[group], columns=names)
+        while True:
+            try:
+                batch = next(batches, None)
+            except Exception as err:  # pyarrow's errors for damaged pages are of several types
+                raise InvalidFile(
+                    f"the Parquet file is damaged after row {done:,} (row group {group + 1}: "
+                    f"{str(err).strip()}); the rows before it were read. Export it again."
+                ) from None
+            if batch is None:
+                break
+            done += batch.num_rows
+            yield batch.to_pydict()
