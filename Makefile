@@ -10,7 +10,7 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(BIN)/python -m pip
 PIP_INSTALL := $(PIP) install --disable-pip-version-check -q -c $(CONSTRAINTS)
 
-.PHONY: audit run test lint typecheck pytest install-base install-all lock clean help bench bench-serving zoo proto
+.PHONY: audit reliability run test lint typecheck pytest install-base install-all lock clean help bench bench-serving zoo proto
 
 help:
 	@echo "make run   - install the serving package into .venv and start helixserve"
@@ -39,8 +39,8 @@ run: install-base
 	$(BIN)/helixserve quickstart
 
 lint: install-all
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks reliability
+	$(BIN)/ruff format --check src tests benchmarks reliability
 
 typecheck: install-all
 	$(BIN)/mypy
@@ -96,3 +96,12 @@ audit:
 	grep -v '^#' $(CONSTRAINTS) > .venv-audit/requirements.txt
 	.venv-audit/bin/pip-audit --requirement .venv-audit/requirements.txt --no-deps --disable-pip \
 	  --progress-spinner off --strict
+
+# The long reliability suite (about 25 minutes, not in make test): fuzzing with thousands of
+# inputs, overload and a 10-minute soak, kill -9 / disk-full faults; writes docs/reliability.md.
+reliability: install-all
+	status=0; \
+	for step in fuzz "load --soak-minutes 10" faults; do \
+	  $(BIN)/python -m reliability.$$step || status=1; \
+	done; \
+	$(BIN)/python -m reliability.report; exit $$status
