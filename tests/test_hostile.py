@@ -341,7 +341,8 @@ def test_images_refused_per_record(client: httpx.Client, big: Path) -> None:
 def test_ui_image_form_never_decodes_a_bomb(client: httpx.Client, big: Path) -> None:
     data = (big / "png-bomb-9400.png").read_bytes()  # 88 M pixels in about 90 KB
     with PeakRss() as memory:
-        reply = client.post("/models/rxrx1-celltype/predict", files={"image": ("b.png", data)})
+        reply = client.post("/models/rxrx1-celltype/predict", files={"image": ("b.png", data)},
+                            data={"csrf_token": UI_TOKEN})  # fmt: skip
     assert reply.status_code == 422
     refused = OVER_LIMIT.format(limit="67,108,864").replace("64 x 64", "512 x 512")
     assert str(escape(refused)) in reply.text
