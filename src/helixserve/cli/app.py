@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from helixserve import __version__
 from helixserve.cli.bench import bench
+from helixserve.cli.explain import design, explain_app
 from helixserve.cli.models import models_app
 from helixserve.cli.predict import predict
 from helixserve.cli.serve import ZOO_STORE, keys_app, serve
@@ -42,6 +43,8 @@ app.command(help=serve.__doc__)(serve)
 app.command(help=bench.__doc__)(bench)
 app.command(help=predict.__doc__)(predict)
 app.add_typer(keys_app, name="keys")
+app.add_typer(explain_app, name="explain")
+app.command(help=design.__doc__)(design)
 
 
 def _version(value: bool) -> None:

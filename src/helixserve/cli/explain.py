@@ -1,0 +1,165 @@
+"""``helixserve explain ism|motifs`` and ``helixserve design``: explanations on the command line.
+
+Contract:
+- ``explain ism MODEL SEQUENCE`` prints the score, then one row per position: the base, its
+  importance and the score change of each substitution (``--json``: the ISM result).
+- ``explain motifs MODEL INPUT`` reads a sequence file (any format ``predict`` takes; refused
+  records are counted and skipped, the first ``--limit`` good ones used), extracts ISM motifs
+  (:func:`~helixserve.explain.motifs.ism_motifs`), optionally the model's ``--filters N``
+  strongest first-layer filters, and matches each against JASPAR unless ``--no-jaspar``.
+- ``design MODEL --start SEQ --goal max|min|target=X --rounds N [--fixed 1,5-8] [--forbid ATG]
+  [--gc LOW:HIGH]`` prints the trajectory: round, change, score, sequence.
+- Bad options and inputs are :class:`~helixserve.errors.HelixError` s (``Error: ...``, exit 1).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from helixserve.errors import HelixError
+from helixserve.explain.design import design as run_design
+from helixserve.explain.ism import dna_schema, ism
+from helixserve.explain.motifs import (
+    Motif,
+    describe,
+    filter_motifs,
+    ism_motifs,
+    jaspar_matches,
+)
+from helixserve.inputs.readers import read_sequences, validate_records
+from helixserve.inputs.records import BadRecord
+from helixserve.runtime.predictor import Predictor
+from helixserve.settings import load_settings
+from helixserve.store.configured import store_from_settings
+
+explain_app = typer.Typer(help="Why a DNA model scored as it did: ISM and motifs.",
+                          no_args_is_help=True)  # fmt: skip
+console = Console()
+StoreOption = Annotated[str | None, typer.Option(help="Store folder or URI.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _predictor(model: str, store: str | None) -> Predictor:
+    return Predictor.from_store(store_from_settings(load_settings(), store), model)
+
+
+@explain_app.command("ism")
+def ism_command(model: str, sequence: str, store: StoreOption = None,
+                target: Annotated[str | None, typer.Option(help="Class to explain.")] = None,
+                as_json: JsonOption = False) -> None:  # fmt: skip
+    """Score every single-base substitution of SEQUENCE in one batch."""
+    result = ism(_predictor(model, store), sequence, target)
+    if as_json:
+        typer.echo(json.dumps(asdict(result)))
+        return
+    table = Table(title=f"{model}: score {result.score:.4g}")
+    for column in ("pos", "base", "importance", "->A", "->C", "->G", "->T"):
+        table.add_column(column, justify="right")
+    for i, (base, row) in enumerate(zip(result.sequence, result.effects, strict=True)):
+        table.add_row(str(i + 1), base, f"{result.importance[i]:.4f}", *[f"{v:+.4f}" for v in row])
+    console.print(table)
+
+
+def _read_good(path: str, predictor: Predictor, limit: int) -> tuple[list[str], int]:
+    good: list[str] = []
+    refused = 0
+    for item in validate_records(read_sequences(path), dna_schema(predictor)):
+        if isinstance(item, BadRecord):
+            refused += 1
+        elif len(good) < limit:
+            good.append(item.sequence)
+    if not good:
+        raise HelixError(f"{path} has no sequence this model takes ({refused:,} refused).")
+    return good, refused
+
+
+@explain_app.command("motifs")
+def motifs_command(
+    model: str, input_file: Annotated[str, typer.Argument(metavar="INPUT")],
+    width: Annotated[int, typer.Option(help="Window width (nt).")] = 12,
+    top: Annotated[int, typer.Option(help="ISM motifs to report.")] = 3,
+    filters: Annotated[int, typer.Option(help="First-layer filters to report (0: none).")] = 0,
+    jaspar: Annotated[bool, typer.Option(help="Match against JASPAR CORE.")] = True,
+    limit: Annotated[int, typer.Option(help="Sequences to use at most.")] = 2000,
+    store: StoreOption = None, as_json: JsonOption = False,
+) -> None:  # fmt: skip
+    """Motifs the model learned: ISM windows over INPUT's sequences, and first-layer filters."""
+    if width < 4 or top < 1 or filters < 0 or limit < 1:
+        raise HelixError("--width must be 4 or more, --top and --limit 1 or more, --filters 0 "
+                         "or more.")  # fmt: skip
+    predictor = _predictor(model, store)
+    sequences, refused = _read_good(input_file, predictor, limit)
+    found = ism_motifs(predictor, sequences, width=width, top=top)
+    if filters:
+        found += filter_motifs(predictor.bundle_path / "model.onnx", top=filters)
+    if jaspar:
+        for motif in found:
+            motif.matches = jaspar_matches(motif.frequencies, top=3)
+    if as_json:
+        typer.echo(json.dumps({"sequences": len(sequences), "refused": refused,
+                               "motifs": [describe(m) for m in found]}))  # fmt: skip
+        return
+    _print_motifs(found, len(sequences), refused)
+
+
+def _print_motifs(found: list[Motif], used: int, refused: int) -> None:
+    table = Table(title=f"motifs from {used:,} sequences ({refused:,} refused)")
+    for column in ("source", "consensus", "support", "bits", "best JASPAR matches"):
+        table.add_column(column)
+    for motif in found:
+        best = ", ".join(f"{m.matrix_id} {m.name} ({m.score:.2f}, {m.strand})"
+                         for m in motif.matches)  # fmt: skip
+        support = str(motif.support) if motif.support else "-"
+        table.add_row(motif.source, motif.consensus, support, f"{motif.information:.1f}", best)
+    console.print(table)
+
+
+def _positions(text: str) -> list[int]:
+    found: list[int] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        low, dash, high = part.partition("-")
+        if not (low.isdigit() and (not dash or high.isdigit())):
+            raise HelixError(f"--fixed takes 1-based positions and ranges such as 1,5-8; "
+                             f"got {part!r}.")  # fmt: skip
+        found += list(range(int(low), int(high or low) + 1))
+    return found
+
+
+def _gc_range(text: str) -> tuple[float, float]:
+    low, colon, high = text.partition(":")
+    try:
+        return (float(low), float(high)) if colon else (0.0, 1.0)
+    except ValueError:
+        raise HelixError(f"--gc takes LOW:HIGH fractions such as 0.3:0.6; got {text!r}.") from None
+
+
+def design(
+    model: str,
+    start: Annotated[str, typer.Option(help="The sequence to start from.")],
+    goal: Annotated[str, typer.Option(help="max, min or target=<score>.")] = "max",
+    rounds: Annotated[int, typer.Option(help="Rounds of one base change each.")] = 10,
+    fixed: Annotated[str, typer.Option(help="Positions never changed, e.g. 1-5,12.")] = "",
+    forbid: Annotated[list[str] | None, typer.Option(help="A motif never to add (repeat).")] = None,
+    gc: Annotated[str, typer.Option(help="Allowed GC fraction LOW:HIGH.")] = "0:1",
+    target: Annotated[str | None, typer.Option(help="Class to optimise (multiclass).")] = None,
+    store: StoreOption = None, as_json: JsonOption = False,
+) -> None:  # fmt: skip
+    """Design a sequence: greedy rounds of the best allowed single-base change."""
+    steps = run_design(_predictor(model, store), start, goal=goal, rounds=rounds,
+                       fixed=_positions(fixed), forbid=[m.upper() for m in forbid or []],
+                       gc=_gc_range(gc), target=target)  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps([asdict(s) for s in steps]))
+        return
+    table = Table(title=f"{model}: goal {goal}, {len(steps) - 1} rounds")
+    for column in ("round", "change", "score", "sequence"):
+        table.add_column(column)
+    for step in steps:
+        table.add_row(str(step.round), step.change or "start", f"{step.score:.4g}", step.sequence)
+    console.print(table)
