@@ -8,14 +8,15 @@ Contract:
 - Load is ``POST /api/v1/models/yeast-utr/predict`` with :data:`ITEMS` random 50-nt UTRs per
   request: the U2 CNN is heavy enough that the model, not the HTTP layer or the load client, is
   the bottleneck (the client runs on the same 2 cores as the server; its figures include that).
-- The server runs with :data:`SETTINGS`: a queue of ``BATCH_MAX_QUEUE`` items per model, so an
-  admitted request waits at most about ``queue items / capacity items per s``.
+- The server runs with :data:`SETTINGS` (the defaults): a queue of ``BATCH_MAX_QUEUE`` items per
+  model, so an admitted request waits at most about ``queue items / capacity items per s``.
 - :func:`measure_capacity`: closed loop (enough concurrency to keep the model busy), 200s/s.
 - :func:`overload`: open loop at ``factor`` x capacity. Held when every answer is 200 or 503 with
   ``Retry-After`` (no other status, no dropped connection, no timeout), some were shed, the
   admitted requests' p99 stays under :func:`latency_bound`, RSS grows < 25 %, and the server
   still answers afterwards.
-- :func:`soak`: open loop at ``fraction`` x capacity. Held when every answer is 200 and RSS grows
+- :func:`soak`: open loop at ``fraction`` x capacity, measured again just before (neighbours on a
+  shared machine move it). Held when every answer is 200 and RSS grows
   < 10 % from the end of the warm-up to the end.
 - :func:`shutdown_under_load`: SIGTERM to a server under closed-loop load. Held when the
   requests that were in flight finish with 200 (or, if the server had not read them yet, 503 with
@@ -46,8 +47,9 @@ from reliability.server import ServerProcess, serve
 
 MODEL = "yeast-utr"
 ITEMS = 8
-QUEUE_ITEMS = 1024
-SETTINGS = {"BATCH_MAX_QUEUE": str(QUEUE_ITEMS), "REQUEST_TIMEOUT_S": "10",
+QUEUE_ITEMS = 4096
+# the defaults of helixserve.settings.Settings, stated so that the report shows them
+SETTINGS = {"BATCH_MAX_QUEUE": str(QUEUE_ITEMS), "REQUEST_TIMEOUT_S": "30",
             "SHUTDOWN_DRAIN_S": "1"}  # fmt: skip
 RESULTS = Path(__file__).resolve().parent / "results" / "load.json"
 
@@ -122,9 +124,10 @@ def overload(server: ServerProcess, capacity_rps: float, seconds: float,
             "load": s, "problems": problems}  # fmt: skip
 
 
-def soak(server: ServerProcess, capacity_rps: float, seconds: float, warmup: float,
+def soak(server: ServerProcess, seconds: float, warmup: float,
          fraction: float = 0.8) -> dict[str, Any]:  # fmt: skip
     """Open loop at ``fraction`` x capacity for ``seconds``; see the module contract."""
+    capacity_rps = measure_capacity(server, seconds=5, warmup=1)["rps"]
     result = loadgen.run(loadgen.open_loop(
         predict_target(server), rate=fraction * capacity_rps, seconds=seconds, concurrency=1024,
         timeout=60, pid=server.pid,
@@ -137,7 +140,8 @@ def soak(server: ServerProcess, capacity_rps: float, seconds: float, warmup: flo
     if growth >= 10:
         problems.append(f"RSS grew {growth:.1f} % after the warm-up ({warm} -> {end} KiB)")
     errors = len(result.records) - s["statuses"].get("200", 0)
-    return {"rate_rps": round(fraction * capacity_rps, 1), "seconds": seconds,
+    return {"capacity_rps": capacity_rps, "rate_rps": round(fraction * capacity_rps, 1),
+            "seconds": seconds,
             "warmup_s": warmup, "requests": len(result.records), "errors": errors,
             "p50_ms": s["p50_ms"], "p99_ms": s["p99_ms"],
             "rss_mib_start": round(result.rss_kib[0][1] / 1024, 1),
@@ -304,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"capacity {capacity['rps']} req/s")
             report["overload"] = overload(server, capacity["rps"], args.overload_seconds)
             _say(f"overload: {report['overload']['problems'] or 'held'}")
-            report["soak"] = soak(server, capacity["rps"], args.soak_minutes * 60,
+            report["soak"] = soak(server, args.soak_minutes * 60,
                                   warmup=min(60.0, args.soak_minutes * 6))  # fmt: skip
             _say(f"soak: {report['soak']['problems'] or 'held'}")
         report["shutdown"] = shutdown_under_load(Path(tmp) / "b")
