@@ -22,8 +22,9 @@ Contract:
 - :func:`shutdown_under_load`: SIGTERM to a server under closed-loop load. Held when the
   requests that were in flight finish with 200 (or, if the server had not read them yet, 503 with
   Retry-After), later ones get 503 + Retry-After or a refused/closed connection (never a broken
-  answer or another status), ``/readyz`` answers 503 while draining, and the process exits with
-  code 0 within ``bound_s``.
+  answer or another status), ``/readyz`` answers 503 while draining, gRPC calls in flight end
+  OK and later ones UNAVAILABLE (nothing else), and the process exits with code 0 within
+  ``bound_s``.
 - Each scenario returns a JSON-able dict with its figures and ``problems`` (empty when held).
 """
 
@@ -38,9 +39,15 @@ import signal
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import tritonclient.grpc as tgrpc
+from tritonclient.utils import InferenceServerException
 
 from reliability import loadgen
 from reliability.loadgen import ANSWERED, BROKEN, TIMEOUT, LoadResult, Target
@@ -199,6 +206,12 @@ async def _shutdown(server: ServerProcess, before_s: float, concurrency: int,
                     bound_s: float) -> dict[str, Any]:  # fmt: skip
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    grpc_calls: list[tuple[float, float, str]] = []
+    grpc_stop = threading.Event()
+    grpc_threads = [threading.Thread(target=_grpc_worker, args=(server, grpc_calls, grpc_stop))
+                    for _ in range(GRPC_WORKERS)]  # fmt: skip
+    for thread in grpc_threads:
+        thread.start()
     load = loop.create_task(loadgen.closed_loop(
         predict_target(server), concurrency=concurrency, seconds=before_s + bound_s + 5,
         timeout=bound_s + 5, stop=stop,
@@ -206,16 +219,60 @@ async def _shutdown(server: ServerProcess, before_s: float, concurrency: int,
     ready: list[tuple[float, int | str]] = []
     poller = loop.create_task(_poll_ready(server, ready, stop))
     await asyncio.sleep(before_s)
-    sigterm = loop.time()
+    sigterm, sigterm_mono = loop.time(), time.monotonic()
     os.kill(server.pid, signal.SIGTERM)
     while server.process.poll() is None and loop.time() - sigterm < bound_s:
         await asyncio.sleep(0.02)
     exit_code = server.process.poll()
     drain_s = loop.time() - sigterm
     stop.set()
+    grpc_stop.set()
     result = await load
     await poller
-    return _judge_shutdown(result, sigterm, ready, exit_code, drain_s, bound_s)
+    for thread in grpc_threads:
+        await asyncio.to_thread(thread.join)
+    report = _judge_shutdown(result, sigterm, ready, exit_code, drain_s, bound_s)
+    grpc = _judge_grpc(grpc_calls, sigterm_mono)
+    report["problems"] += grpc.pop("problems")
+    return {**report, "grpc": grpc}
+
+
+GRPC_WORKERS = 4
+
+
+def _grpc_worker(server: ServerProcess, into: list[tuple[float, float, str]],
+                 stop: threading.Event) -> None:  # fmt: skip
+    """ModelInfer calls one after another: (start, end, status code name) per call."""
+    client = tgrpc.InferenceServerClient(server.grpc)
+    tensor = tgrpc.InferInput("sequence", [ITEMS], "BYTES")
+    sequences = json.loads(bodies(count=1)[0])["inputs"]
+    tensor.set_data_from_numpy(np.array([s.encode() for s in sequences], dtype=object))
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            client.infer(MODEL, [tensor], client_timeout=30)
+            code = "OK"
+        except InferenceServerException as err:
+            code = str(err.status()).removeprefix("StatusCode.")
+            time.sleep(0.02)  # the server is going: do not spin
+        into.append((started, time.monotonic(), code))
+    client.close()
+
+
+def _judge_grpc(calls: list[tuple[float, float, str]], sigterm: float) -> dict[str, Any]:
+    """In-flight gRPC calls end OK (or UNAVAILABLE if not yet started); later ones UNAVAILABLE."""
+    in_flight = [code for start, end, code in calls if start < sigterm <= end]
+    after = [code for start, _, code in calls if start >= sigterm]
+    before = [code for _, end, code in calls if end < sigterm]
+    problems = [f"gRPC {when}: {code}" for when, codes, allowed in (
+        ("before SIGTERM", before, {"OK"}), ("in flight", in_flight, {"OK", "UNAVAILABLE"}),
+        ("after SIGTERM", after, {"OK", "UNAVAILABLE"}),
+    ) for code in sorted(set(codes) - allowed)]  # fmt: skip
+    if not before:
+        problems.append("no gRPC call finished before SIGTERM")
+    return {"calls_before": len(before), "in_flight_at_sigterm": len(in_flight),
+            "in_flight_ok": in_flight.count("OK"), "after_sigterm": dict(Counter(after)),
+            "problems": problems}  # fmt: skip
 
 
 async def _poll_ready(server: ServerProcess, into: list[tuple[float, int | str]],
@@ -316,8 +373,10 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"soak: {report['soak']['problems'] or 'held'}")
         report["shutdown"] = shutdown_under_load(Path(tmp) / "b")
         _say(f"shutdown: {report['shutdown']['problems'] or 'held'}")
+        report["shutdown_2_workers"] = shutdown_under_load(Path(tmp) / "c", workers=2)
+        _say(f"shutdown, 2 workers: {report['shutdown_2_workers']['problems'] or 'held'}")
     report["seconds"] = round(time.time() - started)
-    parts = ("capacity", "overload", "soak", "shutdown")
+    parts = ("capacity", "overload", "soak", "shutdown", "shutdown_2_workers")
     report["held"] = all(not report[p]["problems"] for p in parts)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -82,6 +82,9 @@ def test_sigterm_under_load_finishes_in_flight_and_exits_0(tmp_path: Path) -> No
     assert report["after_sigterm"].get("503", 0) > 0
     assert any(run.startswith("503") for run in report["readyz_after_sigterm"])
     assert report["drain_s"] < 20.0
+    grpc = report["grpc"]
+    assert grpc["calls_before"] > 0
+    assert set(grpc["after_sigterm"]) <= {"OK", "UNAVAILABLE"}
 
 
 # --- draining, in process --------------------------------------------------------------------
