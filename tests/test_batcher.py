@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -78,6 +80,36 @@ def test_full_queue_is_overloaded(tmp_path: Path) -> None:
     assert str(errors[0]) == (
         "m@1 is overloaded: 2 items are already waiting (limit 2). Retry in a moment."
     )
+
+
+def test_queue_of_more_work_than_the_timeout_allows_is_overloaded(tmp_path: Path) -> None:
+    model = predictor(tmp_path)
+    real = model.predict_batch
+
+    def slow(items: list[object]) -> object:  # a model that takes 40 ms per item
+        time.sleep(0.04 * len(items))
+        return real(items)
+
+    model.predict_batch = slow  # type: ignore[method-assign,assignment]
+    batcher = MicroBatcher(model, BatchPolicy(max_batch_size=1, timeout_s=1.0))
+
+    async def warm_then_burst() -> list[object]:
+        await batcher.submit([GC_50])  # measures the speed: about 0.04 s per item
+        return await submit_all(batcher, [[GC_50]] * 20)
+
+    results = asyncio.run(warm_then_burst())
+    batcher.close()
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert all(isinstance(r, Overloaded) for r in refused)
+    admitted = 20 - len(refused)
+    assert 6 <= admitted <= 13  # 0.5 s of work at about 0.04 s per item, on a noisy machine
+    assert results[admitted:] == refused  # the first ones in got in, the rest were refused
+    pattern = (r"m@1 is overloaded: the (\d+) items already waiting need about ([\d.]+) s, over "
+               r"half the request timeout \(1 s\)\. Retry in a moment\.")  # fmt: skip
+    match = re.fullmatch(pattern, str(refused[0]))
+    assert match is not None, str(refused[0])
+    assert int(match.group(1)) == admitted
+    assert 0.4 <= float(match.group(2)) <= 0.6
 
 
 def test_timeout(tmp_path: Path) -> None:

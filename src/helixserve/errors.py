@@ -193,6 +193,10 @@ class RequestTimeout(ServiceUnavailable):
     """A request waited longer than the per-request timeout."""
 
 
+class ShuttingDown(ServiceUnavailable):
+    """The server is draining before it stops (SIGTERM); another instance should answer."""
+
+
 class RequestError(HelixError):
     """A request to the API is malformed (not JSON, wrong fields, too large), not the items in it.
 

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(default=0.0, ge=0, le=1000, description="wait for more")
     batch_max_queue: int = Field(default=4096, ge=1, description="waiting items before 503")
     request_timeout_s: float = Field(default=30.0, gt=0, description="per-request timeout")
+    shutdown_drain_s: float = Field(
+        default=1.0, ge=0, le=600, description="after SIGTERM, answer 503 this long at least"
+    )
     batch_policies: dict[str, BatchOverride] = Field(default_factory=dict)
     intra_op_threads: int = Field(default=1, ge=1, le=256, description="ONNX Runtime threads")
     reload_interval_s: float = Field(default=30.0, ge=0, description="store polling; 0: off")

@@ -6,6 +6,8 @@ Contract:
   settings and are passed to the worker processes through the environment. With more than one
   worker, Prometheus metrics are shared through a temporary folder, and each worker polls the
   store (``--reload-interval``), so a moved alias reaches all of them.
+- SIGTERM stops a server gracefully (:mod:`helixserve.serving.drain`: 503 while draining,
+  requests in flight finish) and the command then exits with code 0.
 - Logs: JSON access lines (one per request) on stdout, everything else on stderr.
 - ``keys new --scope predict|admin`` prints a new random API key and the hashed entry to add to
   ``HELIXSERVE_API_KEYS``; the key itself is shown once and stored nowhere.
@@ -13,10 +15,13 @@ Contract:
 
 from __future__ import annotations
 
+import math
 import os
+import signal
 import tempfile
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -89,14 +94,22 @@ def serve(
         f"store {settings.store}",
         err=True,
     )
+    signal.signal(signal.SIGTERM, _stopped)
     try:
         uvicorn.run(
             "helixserve.serving.app:create_app", factory=True, host=settings.host,
             port=settings.port, workers=settings.workers, log_config=log_config(settings.log_level),
             access_log=False, server_header=False, loop="uvloop", http="httptools",
+            timeout_graceful_shutdown=math.ceil(settings.request_timeout_s) + 5,
         )  # fmt: skip
     except OSError as err:
         raise HelixError(f"cannot serve on {settings.host}:{settings.port}: {err}") from None
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM outside uvicorn's own handling: before it serves, or re-raised by uvicorn after
+    its graceful shutdown. Either way the server stopped as asked: exit 0."""
+    raise SystemExit(0)
 
 
 def _serve_on_ray(settings: Settings, replicas: int, autoscale: str | None,

@@ -16,9 +16,14 @@ Contract:
   the thread as soon as its calls get long enough to matter. ``inline_below_ms=0`` always uses
   the thread.
 - Variable-length DNA models are bucketed by length (powers of two) so padding stays small.
-- Back-pressure: at most ``max_queue_items`` items may wait; beyond that :meth:`submit` raises
-  :class:`~helixserve.errors.Overloaded` at once (serving answers 503 with Retry-After). A request
-  that waits longer than ``timeout_s`` raises :class:`~helixserve.errors.RequestTimeout`.
+- Back-pressure: at most ``max_queue_items`` items may wait, and the items waiting may need at
+  most half of ``timeout_s`` to run at the model's recent speed (a moving average of seconds per
+  item); beyond either limit :meth:`submit` raises :class:`~helixserve.errors.Overloaded` at once
+  (serving answers 503 with Retry-After). The second limit keeps a slow model from admitting
+  requests that would only time out: without it, a queue holding more work than the timeout lets
+  through under overload makes almost every admitted request time out (goodput collapses). A
+  request that waits longer than ``timeout_s`` anyway raises
+  :class:`~helixserve.errors.RequestTimeout`.
 - ``observer(batch_items, queue_seconds, run_seconds)`` is called after each batch (metrics).
 """
 
@@ -76,6 +81,7 @@ class MicroBatcher:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"batch-{predictor.label}")
         self._bucketed = _is_variable_length(predictor)
         self._recent_ms = math.inf  # moving average of batch run time; unknown at first
+        self._item_s = 0.0  # moving average of run seconds per item; 0: not measured yet
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -90,10 +96,18 @@ class MicroBatcher:
     async def submit(self, items: Sequence[object]) -> BatchPrediction:
         """Queue ``items`` as one request and wait for their results."""
         policy = self.policy
-        if self._waiting_items + len(items) > policy.max_queue_items and self._waiting_items:
+        waiting = self._waiting_items
+        if waiting and waiting + len(items) > policy.max_queue_items:
             raise Overloaded(
-                f"{self.predictor.label} is overloaded: {self._waiting_items} items are already "
+                f"{self.predictor.label} is overloaded: {waiting} items are already "
                 f"waiting (limit {policy.max_queue_items}). Retry in a moment.",
+                retry_after=1,
+            )
+        if waiting and (waiting + len(items)) * self._item_s > policy.timeout_s / 2:
+            raise Overloaded(
+                f"{self.predictor.label} is overloaded: the {waiting} items already waiting need "
+                f"about {waiting * self._item_s:.1f} s, over half the request timeout "
+                f"({policy.timeout_s:g} s). Retry in a moment.",
                 retry_after=1,
             )
         loop = asyncio.get_running_loop()
@@ -164,6 +178,8 @@ class MicroBatcher:
         ran = time.perf_counter() - started
         ms = ran * 1000
         self._recent_ms = ms if math.isinf(self._recent_ms) else 0.8 * self._recent_ms + 0.2 * ms
+        per_item = ran / max(1, len(items))
+        self._item_s = per_item if not self._item_s else 0.8 * self._item_s + 0.2 * per_item
         offset = 0
         for request in batch:
             if not request.future.done():

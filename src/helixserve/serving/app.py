@@ -22,6 +22,9 @@ Contract:
   script, no framing: ``frame-ancestors 'none'``) and ``X-Frame-Options: DENY``. FastAPI's own
   ``/docs`` and ``/redoc`` pages, which load Swagger UI / ReDoc from their CDN with an inline
   script, get only ``frame-ancestors 'none'``.
+- While the server drains before stopping (:mod:`helixserve.serving.drain`), every request but
+  the probes (``/healthz``, ``/readyz``, ``/metrics``, ``/v2/health/*``) gets 503 with
+  ``Retry-After`` and ``Connection: close``; requests admitted before are counted until answered.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from typing import Any
 import orjson
 from starlette.middleware.cors import CORSMiddleware
 
-from helixserve.errors import RequestError
+from helixserve.errors import RequestError, ShuttingDown
 from helixserve.serving.auth import key_from_headers
 from helixserve.serving.problems import PROBLEM_JSON, Reply, problem_for
 from helixserve.serving.routes import build_api
@@ -56,6 +59,7 @@ PREDICT = re.compile(r"^/api/v1/models/([^/]+)/predict$")
 INFER = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?/infer$")
 SEED = "/api/v1/getdnaclassapi"
 UPLOAD = re.compile(r"^(?:/api/v1/models/[^/]+/predict-file|/models/[^/]+/upload)$")
+PROBES = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _ids = itertools.count(1)
 _PREFIX = f"{os.getpid():x}-"
@@ -88,7 +92,17 @@ class HelixApp:
         headers = _headers(scope)
         request_id = _request_id(headers)
         scope.setdefault("state", {})["request_id"] = request_id
-        route, status, labels = await self._dispatch(scope, receive, send, headers, request_id)
+        drain = self.server.drain
+        if drain.draining and scope["path"] not in PROBES:
+            route, status, labels = await _refuse(scope, send, request_id)
+        else:
+            drain.admit()
+            try:
+                route, status, labels = await self._dispatch(
+                    scope, receive, send, headers, request_id
+                )
+            finally:
+                drain.done()
         elapsed = time.perf_counter() - started
         self.server.metrics.request_seconds.labels(route, *labels).observe(elapsed)
         self.server.metrics.requests.labels(route, *labels, str(status)).inc()
@@ -151,6 +165,18 @@ class HelixApp:
         except Exception as err:
             oip_reply = oip_error_reply(err) if route.startswith("/v2") else None
             return oip_reply or problem_for(err, instance=scope["path"], request_id=request_id)
+
+
+async def _refuse(scope: Scope, send: Send, request_id: str) -> tuple[str, int, tuple[str, str]]:
+    """While draining: 503 + Retry-After, and the connection closes after the answer."""
+    path: str = scope["path"]
+    err = ShuttingDown("the server is shutting down; retry the request (another instance, or "
+                       "this one once restarted, will answer).", retry_after=1)  # fmt: skip
+    oip_reply = oip_error_reply(err) if path.startswith("/v2") else None
+    reply = oip_reply or problem_for(err, instance=path, request_id=request_id)
+    reply.headers.append((b"connection", b"close"))
+    await _send(send, reply, request_id)
+    return "draining", reply.status, ("", "")
 
 
 def _locate(reply: Reply, path: str, request_id: str) -> None:

@@ -223,7 +223,7 @@ def _oip(api: FastAPI, server: Server) -> None:
 
     @api.get("/v2/health/ready", tags=tags, responses={503: {"model": dict[str, bool]}})
     async def ready() -> Response:
-        return respond(json_reply({"ready": registry.ready}, 200 if registry.ready else 503))
+        return respond(json_reply({"ready": server.ready}, 200 if server.ready else 503))
 
     async def metadata(name: str, version: str | None = None) -> dict[str, Any]:
         return oip.model_metadata(registry.entry(name), registry.resolve(name, version))

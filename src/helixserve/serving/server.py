@@ -5,6 +5,9 @@ Contract:
   of loaded models, the metrics and the API keys. :meth:`Server.start` loads every model (a store
   that cannot be read leaves the server up but not ready; ``/readyz`` says why), starts store
   polling every ``reload_interval_s`` and the gRPC server; :meth:`Server.stop` undoes that.
+- Graceful shutdown: :attr:`Server.drain` (:mod:`helixserve.serving.drain`) hooks SIGTERM; while
+  it drains, ``/readyz`` answers 503 ``draining`` and the gRPC server takes no new calls (calls
+  in flight get ``request_timeout_s`` + 1 s to finish).
 - The route methods (``predict``, ``seed``, ``infer``, ...) take raw request parts (body bytes,
   key) and return a :class:`~helixserve.serving.problems.Reply`, raising typed errors that the
   caller turns into problem+json. The raw-ASGI fast path and the FastAPI routes call the same
@@ -30,6 +33,7 @@ from helixserve.errors import (
 from helixserve.runtime.batcher import BatchPolicy
 from helixserve.serving import domain, oip, oip_rest
 from helixserve.serving.auth import KeyRing
+from helixserve.serving.drain import Drain
 from helixserve.serving.files import UploadLimits
 from helixserve.serving.grpc_server import build_server
 from helixserve.serving.metrics import Metrics
@@ -58,6 +62,9 @@ class Server:
         )  # fmt: skip
         self.grpc: grpc.aio.Server | None = None
         self._poller: asyncio.Task[None] | None = None
+        self.drain = Drain(settings.shutdown_drain_s, settings.request_timeout_s + 1)
+        self.drain.on_start.append(self._stop_grpc)
+        self._grpc_stopping: asyncio.Task[None] | None = None
 
     def policy_for(self, name: str) -> BatchPolicy:
         s = self.settings
@@ -78,6 +85,7 @@ class Server:
             self.grpc = build_server(self.registry, self.keys, self.settings.host,
                                      self.settings.grpc_port, self.metrics)  # fmt: skip
             await self.grpc.start()
+        self.drain.hook_sigterm()
         log.info("serving %d model(s) from %s", len(self.registry.names()), self.store.uri)
 
     async def stop(self) -> None:
@@ -85,9 +93,17 @@ class Server:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
-        if self.grpc is not None:
-            await self.grpc.stop(grace=2)
+        self._stop_grpc()
+        if self._grpc_stopping is not None:
+            await self._grpc_stopping
         self.registry.close()
+        log.info("stopped")
+
+    def _stop_grpc(self) -> None:
+        """Refuse new gRPC calls now; calls in flight get the request timeout to finish."""
+        if self.grpc is not None and self._grpc_stopping is None:
+            grace = self.settings.request_timeout_s + 1
+            self._grpc_stopping = asyncio.get_running_loop().create_task(self.grpc.stop(grace))
 
     async def _poll(self, interval: float) -> None:
         while True:
@@ -99,6 +115,11 @@ class Server:
 
     # --- operations -----------------------------------------------------------------------------
 
+    @property
+    def ready(self) -> bool:
+        """Models are loaded and the server is not draining."""
+        return self.registry.ready and not self.drain.draining
+
     def readiness(self) -> Reply:
         r = self.registry
         body: dict[str, Any] = {
@@ -107,6 +128,9 @@ class Server:
         }  # fmt: skip
         if r.load_errors:
             body["load_errors"] = r.load_errors
+        if self.drain.draining:
+            reason = "the server is shutting down (SIGTERM); send requests to another instance"
+            return json_reply({"status": "draining", "reason": reason, **body}, status=503)
         if not r.ready:
             reason = r.store_error or "no model could be loaded from the store " + self.store.uri
             return json_reply({"status": "not ready", "reason": reason, **body}, status=503)
