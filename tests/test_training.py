@@ -377,3 +377,21 @@ def test_init_from_continues_from_earlier_weights(tmp_path: Path) -> None:
         HelixError, match=r"^the earlier model's weights do not fit this architecture"
     ):
         run(lstm, store)
+
+
+def test_gradient_x_input_of_a_linear_model_is_the_weight_of_each_present_base() -> None:
+    import torch
+
+    from helixserve.training.saliency import gradient_x_input
+
+    weights = torch.arange(12, dtype=torch.float32).reshape(3, 4) / 10  # position x base
+    linear = torch.nn.Linear(12, 1, bias=True)
+    with torch.no_grad():
+        linear.weight.copy_(weights.reshape(1, 12))
+        linear.bias.fill_(5.0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), linear)
+    x = np.zeros((1, 3, 4), dtype=np.float32)
+    x[0, [0, 1, 2], [2, 0, 3]] = 1  # G, A, T
+    got = gradient_x_input(model, x)
+    assert got.shape == (1, 3)
+    assert np.allclose(got[0], [0.2, 0.4, 1.1])  # weights[0, G], weights[1, A], weights[2, T]

@@ -1,4 +1,5 @@
-"""What an image classifier looks at: gradient saliency maps, as a plot for the bundle.
+"""What a model looks at: gradient saliency maps for images (as a plot for the bundle), and
+gradient x input for one-hot DNA.
 
 Contract: :func:`gradient_saliency` returns, for each image ``(C, H, W)``, the absolute gradient
 of the true class's log-probability with respect to the pixels (summed over channels, ``(H, W)``),
@@ -8,7 +9,10 @@ saliency that falls on the image's bright pixels (above mean + 1 sd: in a nuclea
 next to the share of the image those pixels cover; :func:`rim_share` does the same for the
 outlines of those objects (within 3 pixels of their edge). :func:`saliency_plot` writes
 ``plots/saliency.png`` (each image beside its map) and ``plots/saliency.json`` (the maps pooled
-to 64 x 64, the labels and the shares).
+to 64 x 64, the labels and the shares). :func:`gradient_x_input` is the training-side saliency for
+DNA models (the server, which has no torch, uses ISM): for one-hot inputs it returns each
+position's gradient of the model's score times the base present, i.e. the first-order estimate
+of what that base contributes.
 """
 
 from __future__ import annotations
@@ -36,6 +40,18 @@ def gradient_saliency(model: torch.nn.Module, x: npt.NDArray[Any],
         (grad,) = torch.autograd.grad(score, pixels)
         maps.append(grad.abs().sum(1)[0].numpy())
     return np.stack(maps).astype(np.float32)
+
+
+def gradient_x_input(model: torch.nn.Module, x: npt.NDArray[Any],
+                     output: int = 0) -> npt.NDArray[np.float32]:  # fmt: skip
+    """``sum_b x[i, b] * d score / d x[i, b]`` per position, for one-hot ``x`` of shape
+    ``(N, L, 4)`` in the model's layout; the score is the model's raw output ``output`` (the
+    logit of a binary model, the value of a regression model)."""
+    model.eval()
+    inputs = torch.as_tensor(np.asarray(x, dtype=np.float32)).clone().requires_grad_(True)
+    scores = model(inputs).reshape(len(inputs), -1)[:, output]
+    (grad,) = torch.autograd.grad(scores.sum(), inputs)
+    return np.asarray((grad * inputs).sum(-1).detach().numpy(), dtype=np.float32)
 
 
 def bright_share(image: npt.NDArray[Any], saliency: npt.NDArray[Any]) -> tuple[float, float]:
