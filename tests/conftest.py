@@ -9,9 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from helixserve.store import ModelStore, S3Options
 from tests.support.s3server import READ_WRITE, S3Server, seaweedfs
+
+# Property tests check behaviour, not speed (speed lives in benchmarks/): on a shared 2-core
+# machine one example can take 400 ms, so hypothesis's per-example deadline is off everywhere.
+settings.register_profile("helixserve", deadline=None)
+settings.load_profile("helixserve")
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = Path(__file__).resolve().parent / "files"
