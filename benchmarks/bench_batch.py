@@ -39,7 +39,9 @@ from helixserve.store import ModelStore, OutputSchema
 BIN = Path(sys.executable).parent
 
 
-def write_csv(path: Path, rows: int, seed: int = 0) -> None:
+def write_csv(path: Path, rows: int, seed: int = 0, bad_every: int = 0) -> None:
+    """A gzipped ``id,sequence`` CSV of random 50-nt sequences; with ``bad_every``, every such
+    record gets an ``X`` at position 21 (so it is refused)."""
     rng = np.random.default_rng(seed)
     letters = np.frombuffer(b"ACGT", dtype=np.uint8)
     with gzip.open(path, "wt", compresslevel=1) as out:
@@ -47,9 +49,11 @@ def write_csv(path: Path, rows: int, seed: int = 0) -> None:
         for start in range(0, rows, 100_000):
             n = min(100_000, rows - start)
             codes = letters[rng.integers(0, 4, size=(n, 50))]
-            out.writelines(
-                f"u{start + i},{row.tobytes().decode()}\n" for i, row in enumerate(codes)
-            )
+            for i, row in enumerate(codes):
+                seq = row.tobytes().decode()
+                if bad_every and (start + i) % bad_every == 0:
+                    seq = seq[:20] + "X" + seq[21:]
+                out.write(f"u{start + i},{seq}\n")
 
 
 def cnn_store(scratch: Path) -> tuple[ModelStore, str]:

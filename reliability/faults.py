@@ -17,7 +17,6 @@ Run with ``python -m reliability.faults [--rows N] [--kills K]``. Writes
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import random
@@ -30,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from benchmarks.bench_batch import write_csv
 
 from helixserve.cli.serve import ZOO_STORE
 
@@ -39,18 +38,8 @@ BIN = Path(sys.executable).parent / "helixserve"
 
 
 def write_input(path: Path, rows: int, seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    letters = np.frombuffer(b"ACGT", dtype=np.uint8)
-    with gzip.open(path, "wt", compresslevel=1) as out:
-        out.write("id,sequence\n")
-        for start in range(0, rows, 100_000):
-            n = min(100_000, rows - start)
-            codes = letters[rng.integers(0, 4, size=(n, 50))]
-            for i, row in enumerate(codes):
-                seq = row.tobytes().decode()
-                if (start + i) % 997 == 0:
-                    seq = seq[:20] + "X" + seq[21:]
-                out.write(f"u{start + i},{seq}\n")
+    """Generated 50-nt sequences, one in 997 invalid (the batch benchmark's generator)."""
+    write_csv(path, rows, seed=seed, bad_every=997)
 
 
 def predict(data: Path, output: Path, cache: Path, *extra: str) -> subprocess.Popen[bytes]:

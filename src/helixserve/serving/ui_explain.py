@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from helixserve.errors import HelixError, InputError
 from helixserve.explain.design import Step, design
@@ -306,14 +306,10 @@ def _variant_routes(api: FastAPI, server: Server, page: Pages) -> None:
 
     @api.post("/models/{name}/variants", response_class=HTMLResponse, include_in_schema=False)
     async def variants_post(request: Request, name: str, version: str | None = None) -> Response:
-        try:
-            model = _dna_model(server, name, version)
-        except HelixError as err:
-            return page.error(request, err, 404)
-        try:
-            form = await csrf.checked_form(request)
-        except csrf.FormRefused as err:
-            return page.error(request, err, 403)
+        posted = await _posted(server, page, request, name, version)
+        if isinstance(posted, Response):
+            return posted
+        model, form = posted
         values = {k: v for k, v in form.items() if isinstance(v, str)}
         errors: dict[str, str] = {}
         listed = await _listed_variants(form, errors)
@@ -331,6 +327,19 @@ def _variant_routes(api: FastAPI, server: Server, page: Pages) -> None:
                     errors=errors, rows=rows)  # fmt: skip
 
 
+async def _posted(server: Server, page: Pages, request: Request, name: str,
+                  version: str | None) -> tuple[LoadedModel, FormData] | Response:  # fmt: skip
+    """The DNA model and the checked form of a post, or the error page to answer instead."""
+    try:
+        model = _dna_model(server, name, version)
+    except HelixError as err:
+        return page.error(request, err, 404)
+    try:
+        return model, await csrf.checked_form(request)
+    except csrf.FormRefused as err:
+        return page.error(request, err, 403)
+
+
 def _design_routes(api: FastAPI, server: Server, page: Pages) -> None:
     @api.get("/models/{name}/design", response_class=HTMLResponse, include_in_schema=False)
     async def design_page(request: Request, name: str, version: str | None = None) -> Response:
@@ -343,14 +352,10 @@ def _design_routes(api: FastAPI, server: Server, page: Pages) -> None:
 
     @api.post("/models/{name}/design", response_class=HTMLResponse, include_in_schema=False)
     async def design_post(request: Request, name: str, version: str | None = None) -> Response:
-        try:
-            model = _dna_model(server, name, version)
-        except HelixError as err:
-            return page.error(request, err, 404)
-        try:
-            form = await csrf.checked_form(request)
-        except csrf.FormRefused as err:
-            return page.error(request, err, 403)
+        posted = await _posted(server, page, request, name, version)
+        if isinstance(posted, Response):
+            return posted
+        model, form = posted
         values = {k: v for k, v in form.items() if isinstance(v, str)}
         kwargs, errors = design_arguments(values)
         context = await _designed(model, kwargs, errors) if not errors else {}
