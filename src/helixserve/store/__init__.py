@@ -9,18 +9,31 @@
 
 from helixserve.store.bundle import make_manifest, sha256_bytes
 from helixserve.store.fs import S3Options
-from helixserve.store.manifest import FORMAT_VERSION, Manifest, OutputSchema, parse_manifest
+from helixserve.store.manifest import (
+    FORMAT_VERSION,
+    Headline,
+    HeadlineFigure,
+    Lineage,
+    Manifest,
+    OutputSchema,
+    headline_of,
+    parse_manifest,
+)
 from helixserve.store.names import Ref, parse_ref
 from helixserve.store.store import LocalBundle, ModelStore
 
 __all__ = [
     "FORMAT_VERSION",
+    "Headline",
+    "HeadlineFigure",
+    "Lineage",
     "LocalBundle",
     "Manifest",
     "ModelStore",
     "OutputSchema",
     "Ref",
     "S3Options",
+    "headline_of",
     "make_manifest",
     "parse_manifest",
     "parse_ref",

@@ -7,6 +7,12 @@ Contract:
   the ONNX input name,
   the output schema (labels, units, threshold, ONNX output name), metrics, training-data sha256,
   creation time, library versions, and the sha256 of every other file of the bundle.
+- Format 2 adds, all optional (a format-1 manifest still reads): ``headline`` (the metric a model
+  is judged by, a key of ``metrics``, with what it means, and where one exists the
+  out-of-distribution figure), ``lineage`` (the parent ``name@version`` and how this version was
+  made from it) and the optional ``examples.json`` file (the self-test: inputs and the outputs the
+  exported model gave, see :mod:`helixserve.runtime.selftest`). :func:`headline_of` gives every
+  edge the same headline, also for a manifest without one (R² for regression, accuracy else).
 - :func:`parse_manifest` reads bytes and raises :class:`~helixserve.errors.ManifestError` naming
   the first bad field, saying the bytes are not JSON (also for JSON nested too deep, or with an
   integer too long to convert), or that the manifest was written by a newer helixserve (format
@@ -19,6 +25,7 @@ Contract:
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
@@ -30,10 +37,11 @@ from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import TabularSchema
 from helixserve.store.names import check_name
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 Task = Literal["binary", "multiclass", "regression"]
 InputSchema = Annotated[SequenceSchema | TabularSchema | ImageSchema, Field(discriminator="kind")]
 _SHA256 = r"^[0-9a-f]{64}$"
+_PARENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}@[1-9][0-9]{0,8}$"
 
 
 class OutputSchema(BaseModel):
@@ -47,6 +55,33 @@ class OutputSchema(BaseModel):
     units: str | None = Field(default=None, description="unit of a regression value")
     threshold: float = Field(default=0.5, gt=0, lt=1, description="binary decision threshold")
     onnx_output: str | None = Field(default=None, description="ONNX output name; default: first")
+
+
+class Headline(BaseModel):
+    """The figure a model is judged by: a key of the manifest's ``metrics`` and what it means."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    metric: str = Field(min_length=1, description="key of metrics, e.g. r2 or isolate_accuracy")
+    meaning: str = Field(min_length=1, description="what the figure measures, on which rows")
+    ood_metric: str | None = Field(
+        default=None, description="key of metrics: the figure on data unlike the training data"
+    )
+    ood_meaning: str | None = None
+
+
+How = Literal["trained", "init-from", "resume", "quantize", "import", "refit"]
+
+
+class Lineage(BaseModel):
+    """Where a version came from: its parent ``name@version`` (if any) and how it was made."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    how: How
+    parent: str | None = Field(default=None, pattern=_PARENT, description="name@version")
+    source: str | None = Field(default=None, description="e.g. the imported file, sha256")
+    details: dict[str, float | str] = Field(default_factory=dict)
 
 
 class Manifest(BaseModel):
@@ -67,6 +102,8 @@ class Manifest(BaseModel):
     created: datetime = Field(default_factory=lambda: datetime.now(UTC))
     library_versions: dict[str, str] = Field(default_factory=dict)
     files: dict[str, Annotated[str, Field(pattern=_SHA256)]] = Field(default_factory=dict)
+    headline: Headline | None = None
+    lineage: Lineage | None = None
 
     @field_validator("name")
     @classmethod
@@ -96,6 +133,10 @@ class Manifest(BaseModel):
         missing = [f for f in ("model.onnx", "card.md") if f not in self.files]
         if missing:
             raise ValueError(f"files must include model.onnx and card.md; missing {missing}")
+        if self.headline is not None:
+            for key in (self.headline.metric, self.headline.ood_metric):
+                if key is not None and key not in self.metrics:
+                    raise ValueError(f"headline metric {key!r} is not one of the metrics")
         return self
 
     def to_json(self) -> bytes:
@@ -130,3 +171,48 @@ def parse_manifest(data: bytes, where: str = "manifest.json") -> Manifest:
             f"{where} is not a valid manifest: {field}: {first['msg']} "
             f"({err.error_count()} problem{'s' if err.error_count() != 1 else ''} in all)."
         ) from None
+
+
+@dataclass(frozen=True)
+class HeadlineFigure:
+    """A model's headline as every edge shows it (see :func:`headline_of`)."""
+
+    metric: str
+    value: float | None
+    meaning: str
+    ood_metric: str | None = None
+    ood_value: float | None = None
+    ood_meaning: str | None = None
+
+    @property
+    def text(self) -> str:
+        """``r2 0.596`` (or ``r2 -`` when the model has no such figure)."""
+        shown = "-" if self.value is None else f"{self.value:.3f}"
+        return f"{self.metric} {shown}"
+
+    @property
+    def ood_text(self) -> str | None:
+        """``external_accuracy 0.750``, or ``None`` without an out-of-distribution figure."""
+        if self.ood_metric is None or self.ood_value is None:
+            return None
+        return f"{self.ood_metric} {self.ood_value:.3f}"
+
+
+def headline_of(manifest: Manifest) -> HeadlineFigure:
+    """The manifest's own headline, else R² (regression) or accuracy on the test set."""
+    chosen = manifest.headline
+    if chosen is None:
+        metric = "r2" if manifest.task == "regression" else "accuracy"
+        meaning = "R² on the held-out test set" if metric == "r2" else "accuracy on the test set"
+        chosen = Headline(metric=metric, meaning=meaning) if metric in manifest.metrics else None
+    if chosen is None:
+        return HeadlineFigure(metric="-", value=None, meaning="no test-set figure was recorded")
+    ood = chosen.ood_metric
+    return HeadlineFigure(
+        metric=chosen.metric,
+        value=manifest.metrics.get(chosen.metric),
+        meaning=chosen.meaning,
+        ood_metric=ood,
+        ood_value=manifest.metrics.get(ood) if ood else None,
+        ood_meaning=chosen.ood_meaning,
+    )
