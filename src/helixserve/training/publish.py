@@ -41,7 +41,7 @@ from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import TabularSchema, rows_to_array, validate_row
 from helixserve.runtime.predictor import ItemError, Predictor
 from helixserve.store.bundle import make_manifest
-from helixserve.store.manifest import Manifest, OutputSchema
+from helixserve.store.manifest import Lineage, Manifest, OutputSchema
 from helixserve.store.store import LocalBundle, ModelStore
 from helixserve.training import plots
 from helixserve.training.data import Dataset, Split, encode_targets
@@ -129,6 +129,7 @@ def train_and_publish(
     seed: int = 0,
     progress: bool = False,
     work_dir: Path | None = None,
+    lineage: Lineage | None = None,
 ) -> Outcome:
     """Fit, evaluate, export, check, publish, reload; see the module contract."""
     started = time.perf_counter()
@@ -180,6 +181,7 @@ def train_and_publish(
     manifest = _manifest(recipe, name, description, labels, metrics, data, files, card_extra)
     files["card.md"] = _card(recipe, manifest, metrics, data, split, card_extra).encode()
     manifest = make_manifest(files, **manifest.model_dump(exclude={"files", "version"}))
+    manifest = manifest.model_copy(update={"lineage": lineage or Lineage(how="trained")})
     _check_served(manifest, files, [data.inputs[i] for i in split.test[:256]], native[:256])
     published = store.publish(manifest, files)
     return Outcome(
