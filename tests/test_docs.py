@@ -60,7 +60,7 @@ SKIPPED = {
     "kubectl ": "needs a Kubernetes cluster; tests/test_deploy.py checks the manifests",
     "pip install 'helixserve[ray]'": "installs from a package index; the test's venv has it",
     "helixserve serve --engine ray": "needs a Ray cluster and an S3 store (tests/test_ray.py)",
-    "helixserve predict primer-binding s3://": "needs S3 and a Ray cluster (tests/test_batch.py)",
+    "helixserve predict primer-binding s3://": "needs S3 and a Ray cluster (tests/test_ray.py)",
     "helixserve models push my-binder --to s3://": "needs an S3 bucket (tests/test_store.py)",
     "helixserve models pull my-binder --from s3://": "needs an S3 bucket (tests/test_store.py)",
     "helixserve train image": "long training: 16 images of 128 px take about 150 s on 2 cores",
