@@ -213,8 +213,8 @@ class Result:
 
 
 def fresh_env(home: Path) -> dict[str, str]:
-    """A new user's environment: nothing of helixserve's, AWS's or an outer make's."""
-    drop = ("HELIXSERVE_", "AWS_", "MAKE", "MFLAGS", "PROMETHEUS_", "COLUMNS", "LINES")
+    """A new user's environment: nothing of helixserve's, AWS's, XDG's or an outer make's."""
+    drop = ("HELIXSERVE_", "AWS_", "XDG_", "MAKE", "MFLAGS", "PROMETHEUS_", "COLUMNS", "LINES")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     bin_dir = str(Path(sys.executable).parent)
     env.update(
