@@ -32,6 +32,7 @@ def env(tmp_path: Path) -> dict[str, str]:
         "HOME": str(tmp_path / "home"),
         "HELIXSERVE_STORE": str(tmp_path / "store"),
         "HELIXSERVE_CACHE_DIR": str(tmp_path / "cache"),
+        "HELIXSERVE_PRETRAINED": "false",
         "COLUMNS": "200",
     }
 
@@ -104,7 +105,8 @@ def test_errors_are_one_line(imported: Path, env: dict[str, str]) -> None:
     assert missing.returncode == 1
     assert missing.stderr == (
         f"Error: no model named 'yeast-utr' in the store {(imported / 'store').as_uri()}; "
-        "models: primer-binding.\n"
+        "models: primer-binding. Add one with `helixserve train ...`, `helixserve models import "
+        "MODEL.onnx ...` or `helixserve models pull NAME --from URI`.\n"
     )
     traversal = cli(env, "show", "../../etc")
     assert traversal.returncode == 1

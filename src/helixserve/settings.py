@@ -10,7 +10,8 @@ Contract:
   ``<predict|admin>:<sha256 hex>`` (``helixserve keys new`` makes one); empty means no auth.
 - ``HELIXSERVE_BATCH_POLICIES`` is JSON mapping a model name to its own batching values, e.g.
   ``{"yeast-utr": {"max_batch_size": 256, "max_wait_ms": 1}}``; others use the ``batch_*`` values.
-- ``HELIXSERVE_STORE`` is a local folder or a ``file://`` / ``s3://bucket/prefix`` URI.
+- ``HELIXSERVE_STORE`` is a local folder or a ``file://`` / ``s3://bucket/prefix`` URI;
+  ``HELIXSERVE_PRETRAINED=false`` hides the pretrained models shipped in the package.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ class Settings(BaseSettings):
     )
 
     store: str = Field(default_factory=default_store, description="model store folder or URI")
+    pretrained: bool = Field(
+        default=True, description="also serve the pretrained models shipped in the package"
+    )
     host: str = Field(default="127.0.0.1", description="address the server binds to")
     port: int = Field(default=8000, ge=1, le=65535)
     grpc_port: int = Field(default=8001, ge=0, le=65535, description="gRPC port; 0: no gRPC")

@@ -20,7 +20,7 @@ from helixserve.cli.bench import bench
 from helixserve.cli.explain import design, explain_app
 from helixserve.cli.models import models_app
 from helixserve.cli.predict import predict
-from helixserve.cli.serve import ZOO_STORE, keys_app, serve
+from helixserve.cli.serve import keys_app, serve
 from helixserve.cli.train import train
 from helixserve.cli.validate import validate
 from helixserve.cli.zoo import zoo_app
@@ -67,8 +67,8 @@ def quickstart(
     port: int = typer.Option(8000, help="HTTP port."),
     grpc_port: int = typer.Option(8001, help="gRPC port (0: off)."),
 ) -> None:
-    """Serve the pretrained models shipped in the package (no training, no download)."""
-    serve(store=str(ZOO_STORE), port=port, grpc_port=grpc_port, reload_interval=0)
+    """Serve the pretrained models shipped in the package, and yours (no training, no download)."""
+    serve(port=port, grpc_port=grpc_port)
 
 
 def main() -> None:

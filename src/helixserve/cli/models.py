@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markdown import Markdown
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from helixserve.errors import HelixError
@@ -25,7 +26,7 @@ from helixserve.inputs.tabular import TabularSchema, read_rows
 from helixserve.runtime.importer import import_onnx
 from helixserve.runtime.predictor import Predictor
 from helixserve.settings import load_settings
-from helixserve.store import Manifest, ModelStore, make_manifest, parse_ref
+from helixserve.store import Manifest, ModelStore, headline_of, make_manifest, parse_ref
 from helixserve.store.configured import store_from_settings
 from helixserve.store.names import check_alias
 
@@ -34,6 +35,7 @@ models_app = typer.Typer(
     no_args_is_help=True,
 )
 console = Console()
+LIST_COLUMNS = ("model", "versions", "aliases", "task", "headline", "from")
 StoreOption = Annotated[
     str | None, typer.Option("--store", help="Store folder or URI (default: HELIXSERVE_STORE).")
 ]
@@ -58,11 +60,22 @@ def describe_input(manifest: Manifest) -> str:
     return f"image: {schema.width} x {schema.height}, {schema.channels} channel(s)"
 
 
-def _headline(manifest: Manifest) -> str:
-    if not manifest.metrics:
+def describe_lineage(manifest: Manifest) -> str:
+    """``quantize of yeast-utr@1 (r2_delta -0.0001)`` and the like."""
+    lineage = manifest.lineage
+    if lineage is None:
         return ""
-    name, value = next(iter(sorted(manifest.metrics.items())))
-    return f"{name} {value:.4g}"
+    words = lineage.how + (f" of {lineage.parent}" if lineage.parent else "")
+    words += f" from {lineage.source}" if lineage.source else ""
+    details = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in sorted(lineage.details.items()))  # fmt: skip
+    return words + (f" ({details})" if details else "")
+
+
+def headline_cell(manifest: Manifest) -> str:
+    """The headline figure as every edge shows it, with the out-of-distribution one if any."""
+    figure = headline_of(manifest)
+    return figure.text + (f"\n({figure.ood_text} OOD)" if figure.ood_text else "")
 
 
 @models_app.command("list")
@@ -73,18 +86,40 @@ def list_models(store: StoreOption = None) -> None:
     if not names:
         console.print(f"The store {models.uri} has no models yet.", highlight=False)
         return
-    table = Table("model", "versions", "aliases", "task", "input", "metric", title=models.uri)
+    table = Table(*(Column(h, no_wrap=True) for h in LIST_COLUMNS), title=models.uri,
+                  box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False,
+                  caption=_caption(models, names))  # fmt: skip
     for name in names:
         versions = ", ".join(str(v) for v in models.versions(name))
         try:
             manifest = models.manifest(name)
             aliases = ", ".join(f"{a}→{v}" for a, v in sorted(models.aliases(name).items()))
         except HelixError as err:  # one damaged model must not hide the others
-            table.add_row(Text(name), versions, Text(f"error: {err}", style="red"), "", "", "")
+            table.add_row(Text(name), versions, Text(f"error: {err}", style="red"), "", "",
+                          _origin(models, name))  # fmt: skip
             continue
-        table.add_row(Text(name), versions, Text(aliases), manifest.task, manifest.input.kind,
-                      _headline(manifest))  # fmt: skip
+        table.add_row(Text(name), versions, Text(aliases), manifest.task,
+                      headline_cell(manifest), _origin(models, name))  # fmt: skip
     console.print(table)
+
+
+def _origin(models: ModelStore, name: str) -> str:
+    return "yours" if models.origin(name) == models.uri else "zoo"
+
+
+def _caption(models: ModelStore, names: list[str]) -> str:
+    meanings = sorted({f"{headline_of(models.manifest(n)).metric}: "
+                       f"{headline_of(models.manifest(n)).meaning}" for n in names
+                       if _readable(models, n)})  # fmt: skip
+    return "\n".join(meanings)
+
+
+def _readable(models: ModelStore, name: str) -> bool:
+    try:
+        models.manifest(name)
+    except HelixError:
+        return False
+    return True
 
 
 @models_app.command("show")
@@ -99,6 +134,13 @@ def show(
     table.add_row("task", manifest.task)
     table.add_row("input", Text(describe_input(manifest)))
     table.add_row("output", Text(manifest.output.model_dump_json(exclude_defaults=True)))
+    figure = headline_of(manifest)
+    table.add_row("headline", Text(f"{figure.text}: {figure.meaning}"))
+    if figure.ood_text:
+        table.add_row("out of distribution", Text(f"{figure.ood_text}: {figure.ood_meaning}"))
+    if manifest.lineage is not None:
+        table.add_row("lineage", Text(describe_lineage(manifest)))
+    table.add_row("from", "yours" if models.origin(manifest.name) == models.uri else "zoo")
     for key, value in sorted(manifest.metrics.items()):
         table.add_row(f"metric {key}", f"{value:.6g}")
     table.add_row("created", manifest.created.isoformat(timespec="seconds"))

@@ -81,7 +81,8 @@ def predict(
     with ProgressReporter() as report:
         if engine == "ray":
             summary = score_ray(
-                predictor, models.uri, model, input_file, target, address=address, actors=actors,
+                predictor, models.origin(predictor.manifest.name), predictor.label, input_file,
+                target, address=address, actors=actors,
                 threads=workers, progress=report, **options,
             )  # fmt: skip
         else:

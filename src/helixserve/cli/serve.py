@@ -20,7 +20,6 @@ import os
 import signal
 import tempfile
 import time
-from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
@@ -30,9 +29,9 @@ import uvicorn
 from helixserve.errors import HelixError
 from helixserve.serving.auth import new_key
 from helixserve.settings import Settings, load_settings
-from helixserve.store.configured import store_from_settings
+from helixserve.store.configured import PRETRAINED_STORE, store_from_settings
 
-ZOO_STORE = Path(__file__).resolve().parents[1] / "zoo" / "store"
+ZOO_STORE = PRETRAINED_STORE  # the pretrained models shipped in the package
 keys_app = typer.Typer(help="Make API keys (stored hashed in HELIXSERVE_API_KEYS).")
 
 

@@ -21,6 +21,11 @@ Contract:
 - :meth:`delete` refuses a version an alias points to unless ``force`` (which removes the aliases).
 - Read-only credentials suffice for list / show / resolve / pull; writes with them raise
   :class:`~helixserve.errors.StorePermissionError`. Names are validated before any path is made.
+- A store may lie over a read-only store ``under`` (the pretrained models shipped in the
+  package): reads see both, a name with any version in this store is wholly this store's (so a
+  user's model of the same name wins), and writes go to this store only. Moving an alias of, or
+  deleting, a model that lives only below raises :class:`~helixserve.errors.StorePermissionError`
+  saying how to copy it up first.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from helixserve.errors import (
     InvalidName,
     ManifestError,
     ModelNotFound,
+    StorePermissionError,
     StoreUnavailable,
     VersionConflict,
 )
@@ -79,16 +85,39 @@ class LocalBundle:
 class ModelStore:
     """Versioned model bundles in one location; see the module contract."""
 
-    def __init__(self, location: Location, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, location: Location, cache_dir: Path | None = None, under: ModelStore | None = None
+    ) -> None:
         self.location = location
         self.cache_dir = cache_dir or default_cache_dir()
+        self.under = under
 
     @classmethod
     def open(
-        cls, uri: str, *, s3: S3Options | None = None, cache_dir: Path | None = None
+        cls,
+        uri: str,
+        *,
+        s3: S3Options | None = None,
+        cache_dir: Path | None = None,
+        under: ModelStore | None = None,
     ) -> ModelStore:
-        """Open the store at a folder path or URI (``file://``, ``s3://bucket/prefix``)."""
-        return cls(open_location(uri, s3), cache_dir)
+        """Open the store at a folder path or URI (``file://``, ``s3://bucket/prefix``), over the
+        read-only store ``under`` if given (see the module contract)."""
+        return cls(open_location(uri, s3), cache_dir, under)
+
+    def _below(self, name: str) -> ModelStore | None:
+        """The store below, when ``name`` lives only there (else ``None``: it is this store's)."""
+        if self.under is None or self._own_versions(name):
+            return None
+        return self.under if self.under.versions(name) else None
+
+    def _writable(self, name: str, action: str) -> None:
+        if self._below(name) is not None:
+            raise StorePermissionError(
+                f"{name} is a pretrained model shipped with helixserve and cannot be changed "
+                f"({action}); copy it into your store first: helixserve models push {name} "
+                f"--to {self.uri} (your copy then replaces it)."
+            )
 
     @property
     def uri(self) -> str:
@@ -109,13 +138,24 @@ class ModelStore:
     # --- reading --------------------------------------------------------------------------------
 
     def list_models(self) -> list[str]:
-        """Names of the models that have at least one visible version."""
+        """Names of the models that have at least one visible version (here or below)."""
         with translating("list models", self.location):
             names = self.location.list_names(self.location.root)
-        return [n for n in names if _is_name(n) and self.versions(n)]
+        own = [n for n in names if _is_name(n) and self._own_versions(n)]
+        below = self.under.list_models() if self.under is not None else []
+        return sorted({*own, *below})
+
+    def origin(self, name: str) -> str:
+        """The URI of the store ``name`` is read from (this one, or the one below)."""
+        below = self._below(check_name(name))
+        return below.uri if below is not None else self.uri
 
     def versions(self, name: str) -> list[int]:
         """Visible versions of ``name``, ascending (``[]`` if none)."""
+        below = self._below(check_name(name))
+        return below.versions(name) if below is not None else self._own_versions(name)
+
+    def _own_versions(self, name: str) -> list[int]:
         check_name(name)
         pattern = self.location.path(name, "versions", "*", "manifest.json")
         with translating(f"list the versions of {name}", self.location):
@@ -125,7 +165,9 @@ class ModelStore:
 
     def aliases(self, name: str) -> dict[str, int]:
         """Aliases of ``name`` and the versions they point to."""
-        check_name(name)
+        below = self._below(check_name(name))
+        if below is not None:
+            return below.aliases(name)
         folder = self.location.path(name, "aliases")
         with translating(f"list the aliases of {name}", self.location):
             files = self.location.list_names(folder)
@@ -160,6 +202,9 @@ class ModelStore:
     def resolve(self, ref: str | Ref) -> int:
         """The version a reference points to; see the module contract."""
         parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        below = self._below(parsed.name)
+        if below is not None:
+            return below.resolve(parsed)
         versions = self.versions(parsed.name)
         if not versions:
             raise ModelNotFound(self._no_model_message(parsed.name))
@@ -190,7 +235,12 @@ class ModelStore:
     def _no_model_message(self, name: str) -> str:
         models = self.list_models()
         known = _join(models) if models else "(the store is empty)"
-        return f"no model named '{name}' in the store {self.uri}; models: {known}."
+        where = f"the store {self.uri}" + (" or the pretrained models" if self.under else "")
+        return (
+            f"no model named '{name}' in {where}; models: {known}. Add one with "
+            "`helixserve train ...`, `helixserve models import MODEL.onnx ...` or "
+            "`helixserve models pull NAME --from URI`."
+        )
 
     def manifest(self, ref: str | Ref) -> Manifest:
         """The manifest of the version ``ref`` resolves to."""
@@ -199,6 +249,9 @@ class ModelStore:
         return self._read_manifest(parsed.name, version)[0]
 
     def _read_manifest(self, name: str, version: int) -> tuple[Manifest, bytes]:
+        below = self._below(name)
+        if below is not None:
+            return below._read_manifest(name, version)
         try:
             with translating(f"read {name}@{version}", self.location):
                 data = self.location.read(self._manifest_path(name, version))
@@ -238,7 +291,7 @@ class ModelStore:
     def _claim_next(self, name: str) -> int:
         claims = self.location.path(name, "claims")
         taken = [int(n) for n in self.location.list_names(claims) if VERSION.fullmatch(n)]
-        candidate = max([0, *taken, *self.versions(name)]) + 1
+        candidate = max([0, *taken, *self._own_versions(name)]) + 1
         token = uuid.uuid4().hex.encode()
         while not self.location.create_exclusive(f"{claims}/{candidate}", token):
             candidate += 1
@@ -249,6 +302,7 @@ class ModelStore:
         check_name(name)
         check_alias(alias)
         version = check_version(version)
+        self._writable(name, f"alias {alias}")
         self.resolve(Ref(name, version=version))
         body = json.dumps({"version": version}).encode()
         with translating(f"move alias {name}@{alias}", self.location):
@@ -256,14 +310,16 @@ class ModelStore:
 
     def delete_alias(self, name: str, alias: str) -> None:
         """Remove an alias (the version it pointed to stays)."""
-        if self._read_alias(check_name(name), check_alias(alias)) is None:
+        self._writable(check_name(name), f"alias {alias}")
+        if self._read_alias(name, check_alias(alias)) is None:
             raise ModelNotFound(f"{name} has no alias '{alias}'.")
         with translating(f"delete alias {name}@{alias}", self.location):
             self.location.fs.rm_file(self._alias_path(name, alias))
 
     def delete(self, name: str, version: int, *, force: bool = False) -> None:
         """Delete a version (its number is never reused); see the module contract."""
-        self.resolve(Ref(check_name(name), version=check_version(version)))
+        self._writable(check_name(name), "delete")
+        self.resolve(Ref(name, version=check_version(version)))
         pointing = sorted(a for a, v in self.aliases(name).items() if v == version)
         if pointing and not force:
             raise VersionConflict(
@@ -281,6 +337,9 @@ class ModelStore:
     def read_files(self, ref: str | Ref) -> tuple[Manifest, dict[str, bytes]]:
         """The manifest and verified file contents of a version."""
         parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        below = self._below(parsed.name)
+        if below is not None:
+            return below.read_files(parsed)
         manifest = self.manifest(parsed)
         label = f"{manifest.name}@{manifest.version}"
         folder = self._version_dir(manifest.name, manifest.version)
