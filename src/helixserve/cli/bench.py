@@ -10,56 +10,21 @@ micro-batcher works against (see ``make bench-serving`` for HTTP and gRPC figure
 
 from __future__ import annotations
 
-import io
 import statistics
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
-import numpy as np
 import typer
-from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
 from helixserve.errors import HelixError
-from helixserve.inputs.images import ImageSchema
-from helixserve.inputs.sequence import SequenceSchema
-from helixserve.inputs.tabular import TabularSchema
 from helixserve.runtime.predictor import Predictor
+from helixserve.runtime.samples import sample_inputs
 from helixserve.settings import load_settings
 from helixserve.store.configured import store_from_settings
 
 console = Console()
-
-
-def sample_inputs(predictor: Predictor, count: int, seed: int = 0) -> list[Any]:
-    """``count`` valid random inputs for the predictor's schema."""
-    rng = np.random.default_rng(seed)
-    schema = predictor.manifest.input
-    if isinstance(schema, SequenceSchema):
-        length = schema.length or min(schema.max_length or 1000, max(schema.min_length or 1, 1000))
-        letters = np.frombuffer(b"ACGT", dtype=np.uint8)
-        return [letters[rng.integers(0, 4, length)].tobytes().decode() for _ in range(count)]
-    if isinstance(schema, TabularSchema):
-        rows = []
-        for _ in range(count):
-            row: dict[str, float] = {}
-            for f in schema.features:
-                low, high = f.min if f.min is not None else 0.0, f.max if f.max is not None else 1.0
-                value = float(rng.uniform(low, high))
-                row[f.name] = float(round(value)) if f.type == "int" else value
-            rows.append(row)
-        return rows
-    image: ImageSchema = schema
-    return [_png(rng, image) for _ in range(count)]
-
-
-def _png(rng: np.random.Generator, schema: ImageSchema) -> bytes:
-    shape = (schema.height, schema.width) + ((3,) if schema.channels == 3 else ())
-    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format="PNG")
-    return out.getvalue()
 
 
 def measure(predictor: Predictor, batch: int, seconds: float) -> dict[str, float]:

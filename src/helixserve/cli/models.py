@@ -25,8 +25,11 @@ from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import TabularSchema, read_rows
 from helixserve.runtime.importer import import_onnx
 from helixserve.runtime.predictor import Predictor
+from helixserve.runtime.quantize import TestSet, int8_version
+from helixserve.runtime.samples import sample_inputs
+from helixserve.runtime.selftest import check_selftest, run_selftest
 from helixserve.settings import load_settings
-from helixserve.store import Manifest, ModelStore, headline_of, make_manifest, parse_ref
+from helixserve.store import Manifest, ModelStore, headline_of, parse_ref
 from helixserve.store.configured import store_from_settings
 from helixserve.store.names import check_alias
 
@@ -244,36 +247,81 @@ def quantize(
         ),
     ] = None,
     samples: Annotated[int, typer.Option(help="Calibration inputs to use.")] = 512,
+    test_file: Annotated[
+        Path | None,
+        typer.Option(help="Labelled sequences (CSV/TSV/Parquet) to measure both models on."),
+    ] = None,
+    target: Annotated[str, typer.Option(help="The label column of --test-file.")] = "label",
     store: StoreOption = None,
 ) -> None:
-    """Publish an int8 (static QDQ) version of a model, calibrated and checked against it."""
-    from helixserve.cli.bench import sample_inputs  # noqa: PLC0415 - avoids an import cycle
-    from helixserve.runtime.quantize import quantize_bundle  # noqa: PLC0415 - needs onnx
+    """Publish an int8 (static QDQ) version of a model, calibrated and checked against it.
 
+    With --test-file, both the original and the int8 model are measured on it (R2 or accuracy),
+    and the int8 version's card, manifest and headline carry both figures.
+    """
     models = open_store(store)
     predictor = Predictor.from_store(models, ref)
     inputs = (_file_inputs(predictor, calibration, samples) if calibration
               else sample_inputs(predictor, samples))  # fmt: skip
-    data, check = quantize_bundle(predictor, inputs)
-    manifest, files = models.read_files(predictor.label)
+    test = _test_set(test_file, target) if test_file is not None else None
+    _, files = models.read_files(predictor.label)
+    manifest, files, check, tested = int8_version(predictor, files, inputs, test)
+    published = models.publish(manifest, files)
+    label = f"{published.name}@{published.version}"
+    check_selftest(Predictor.from_store(models, label))  # loads, checks, re-runs the examples
     agreement = "" if check.label_agreement is None else (
         f"; the label is unchanged for {check.label_agreement:.2%} of them")  # fmt: skip
-    note = (f"\n\n## int8 quantisation\n\nStatic QDQ int8 version of {predictor.label} (ONNX "
-            f"Runtime; uint8 activations, int8 per-channel weights), calibrated on "
-            f"{check.items} inputs. On those inputs the largest absolute difference from the "
-            f"original's output is {check.max_abs_diff:.4g}{agreement}. The test metrics above "
-            "are the original's; measure this version before promoting it.\n")  # fmt: skip
-    files = {**files, "model.onnx": data, "card.md": files["card.md"] + note.encode()}
-    metrics = {"int8_max_abs_diff_vs_fp32": check.max_abs_diff}
-    if check.label_agreement is not None:
-        metrics["int8_label_agreement_vs_fp32"] = check.label_agreement
-    fields = manifest.model_dump(exclude={"version", "files", "created", "metrics"})
-    fields["description"] = (manifest.description + " (int8)").strip()
-    published = models.publish(make_manifest(files, **fields, metrics=metrics), files)
-    Predictor.from_store(models, f"{published.name}@{published.version}")  # loads and checks
-    console.print(f"published {published.name}@{published.version} (int8 of {predictor.label}): "
-                  f"max |int8 - fp32| {check.max_abs_diff:.4g} on {check.items} inputs"
-                  f"{agreement}", highlight=False)  # fmt: skip
+    console.print(f"published {label} (int8 of {predictor.label}): max |int8 - fp32| "
+                  f"{check.max_abs_diff:.4g} on {check.items} inputs{agreement}",
+                  highlight=False)  # fmt: skip
+    if tested is not None:
+        console.print(f"on {test_file} ({tested.rows} rows): {tested.metric} int8 "
+                      f"{tested.int8:.4f}, original {tested.original:.4f} (change "
+                      f"{tested.delta:+.4f})", highlight=False)  # fmt: skip
+
+
+def _test_set(path: Path, target: str) -> TestSet:
+    """Labelled sequences from a table: the sequence column and the ``target`` column."""
+    inputs: list[object] = []
+    targets: list[str] = []
+    for record in read_sequences(path):
+        if not isinstance(record, Record):
+            continue  # the model refuses it anyway; counted by the rows measured
+        if target not in record.fields:
+            columns = ", ".join(sorted(record.fields)) or "(none besides the sequence)"
+            raise HelixError(f"--test-file {path} has no column {target!r}; its other columns "
+                             f"are {columns}. Name the label column with --target.")  # fmt: skip
+        inputs.append(record.sequence)
+        targets.append(record.fields[target])
+    if not inputs:
+        raise HelixError(f"--test-file {path} holds no sequence rows.")
+    return TestSet(path.name, inputs, targets)
+
+
+@models_app.command("test")
+def test(
+    refs: Annotated[
+        list[str] | None, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS (default: all)")
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Re-run each model's self-test: the example inputs stored at publish time must still give
+    the stored outputs. Exit 1, with the differences, if any does not."""
+    models = open_store(store)
+    chosen = refs or models.list_models()
+    failed = 0
+    for ref in chosen:
+        try:
+            report = run_selftest(Predictor.from_store(models, ref))
+        except HelixError as err:  # damaged, unloadable: a failed test, and go on with the rest
+            console.print(Text(f"FAIL {ref}: {err}"), highlight=False)
+            failed += 1
+            continue
+        failed += not report.passed
+        word = "ok  " if report.passed else "FAIL"
+        console.print(Text(f"{word} {report.summary()}"), highlight=False)
+    if failed:
+        raise HelixError(f"{failed} of {len(chosen)} model(s) failed the self-test.")
 
 
 def _file_inputs(predictor: Predictor, path: Path, limit: int) -> list[object]:
