@@ -100,12 +100,16 @@ def test_a_user_model_of_the_same_name_wins(tmp_path: Path) -> None:
     layered = open_layered(
         str(tmp_path / "store"), s3=None, cache_dir=tmp_path / "cache", pretrained=True
     )
+    zoo = ModelStore.open(str(PRETRAINED_STORE)).uri
     assert layered.manifest("primer-binding").task == "binary"
-    assert layered.origin("primer-binding") == ModelStore.open(str(PRETRAINED_STORE)).uri
+    assert layered.origin("primer-binding") == zoo
     publish_gc(layered, name="primer-binding")  # written to the user's store, never the package's
-    assert layered.origin("primer-binding") == layered.uri
-    assert layered.versions("primer-binding") == [1]
-    assert layered.manifest("primer-binding").metrics == {"accuracy": 0.9}  # the user's model
+    assert layered.versions("primer-binding") == [1, 2]  # numbered after the pretrained one
+    assert layered.origin("primer-binding") == layered.uri  # the default is now the user's
+    assert layered.manifest("primer-binding").metrics == {"accuracy": 0.9}
+    assert layered.aliases("primer-binding") == {}  # the pretrained production alias is hidden
+    assert layered.origin("primer-binding", 1) == zoo  # and the pretrained version still there
+    assert layered.manifest("primer-binding@1").metrics["accuracy"] == 1.0
     assert layered.list_models() == ZOO
     assert not (PRETRAINED_STORE / "primer-binding" / "versions" / "2").exists()
 
@@ -121,12 +125,17 @@ def test_the_zoo_cannot_be_changed_through_the_user_store(tmp_path: Path) -> Non
         f"staging); copy it into your store first: helixserve models push yeast-utr --to "
         f"{layered.uri} (your copy then replaces it)."
     )
-    with pytest.raises(StorePermissionError):
-        layered.delete("yeast-utr", 1, force=True)
     copied = layered.copy_to(layered, "yeast-utr")  # the documented fix: now the user's
-    assert (copied.version, layered.origin("yeast-utr")) == (1, layered.uri)
-    layered.set_alias("yeast-utr", "staging", 1)
+    assert (copied.version, layered.origin("yeast-utr")) == (2, layered.uri)
+    layered.set_alias("yeast-utr", "staging", 1)  # a pretrained version, by the user's alias
     assert layered.aliases("yeast-utr") == {"staging": 1}
+    assert layered.resolve("yeast-utr@staging") == 1
+    with pytest.raises(StorePermissionError) as info:
+        layered.delete("yeast-utr", 1, force=True)
+    assert str(info.value) == (
+        "yeast-utr@1 is a pretrained model shipped with helixserve; it cannot be deleted (set "
+        "HELIXSERVE_PRETRAINED=false to hide every pretrained model)."
+    )
 
 
 @pytest.fixture

@@ -107,7 +107,9 @@ def list_models(store: StoreOption = None) -> None:
 
 
 def _origin(models: ModelStore, name: str) -> str:
-    return "yours" if models.origin(name) == models.uri else "zoo"
+    """``yours``, ``zoo`` (shipped with helixserve) or ``yours+zoo`` for a name's versions."""
+    held = {models.origin(name, version) == models.uri for version in models.versions(name)}
+    return "yours+zoo" if len(held) == 2 else "yours" if held == {True} else "zoo"
 
 
 def _caption(models: ModelStore, names: list[str]) -> str:
@@ -143,7 +145,8 @@ def show(
         table.add_row("out of distribution", Text(f"{figure.ood_text}: {figure.ood_meaning}"))
     if manifest.lineage is not None:
         table.add_row("lineage", Text(describe_lineage(manifest)))
-    table.add_row("from", "yours" if models.origin(manifest.name) == models.uri else "zoo")
+    held = models.origin(manifest.name, manifest.version) == models.uri
+    table.add_row("from", "yours" if held else "zoo (shipped with helixserve, read-only)")
     for key, value in sorted(manifest.metrics.items()):
         table.add_row(f"metric {key}", f"{value:.6g}")
     table.add_row("created", manifest.created.isoformat(timespec="seconds"))

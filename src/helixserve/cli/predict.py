@@ -78,11 +78,12 @@ def predict(
     target = output or _default_output(input_file)
     options: dict[str, Any] = {"errors": errors, "batch_size": batch_size, "resume": resume,
                                "s3": s3_options(settings)}  # fmt: skip
+    holder = models.origin(predictor.manifest.name, predictor.manifest.version)
     with ProgressReporter() as report:
         if engine == "ray":
             summary = score_ray(
-                predictor, models.origin(predictor.manifest.name), predictor.label, input_file,
-                target, address=address, actors=actors,
+                predictor, holder, predictor.label, input_file, target, address=address,
+                actors=actors,
                 threads=workers, progress=report, **options,
             )  # fmt: skip
         else:

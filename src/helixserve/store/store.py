@@ -22,10 +22,13 @@ Contract:
 - Read-only credentials suffice for list / show / resolve / pull; writes with them raise
   :class:`~helixserve.errors.StorePermissionError`. Names are validated before any path is made.
 - A store may lie over a read-only store ``under`` (the pretrained models shipped in the
-  package): reads see both, a name with any version in this store is wholly this store's (so a
-  user's model of the same name wins), and writes go to this store only. Moving an alias of, or
-  deleting, a model that lives only below raises :class:`~helixserve.errors.StorePermissionError`
-  saying how to copy it up first.
+  package): reads see both and writes go to this store only. A name's versions are those of both
+  (a number in both is this store's); new versions are numbered after all of them, so a version
+  made from a pretrained one (``--init-from``, ``quantize``) sits beside its parent. Once a name
+  has a version here, its aliases are this store's only and its default is this store's
+  ``production`` alias, else its newest version: a user's model of the same name wins. Moving an
+  alias of a name with no version here, or deleting a version that lives below, raises
+  :class:`~helixserve.errors.StorePermissionError` saying how to copy it up first.
 """
 
 from __future__ import annotations
@@ -111,6 +114,12 @@ class ModelStore:
             return None
         return self.under if self.under.versions(name) else None
 
+    def _holder(self, name: str, version: int) -> ModelStore:
+        """The store that holds ``name@version`` (this one unless only the one below does)."""
+        if self.under is None or version in self._own_versions(name):
+            return self
+        return self.under if version in self.under.versions(name) else self
+
     def _writable(self, name: str, action: str) -> None:
         if self._below(name) is not None:
             raise StorePermissionError(
@@ -145,15 +154,16 @@ class ModelStore:
         below = self.under.list_models() if self.under is not None else []
         return sorted({*own, *below})
 
-    def origin(self, name: str) -> str:
-        """The URI of the store ``name`` is read from (this one, or the one below)."""
-        below = self._below(check_name(name))
-        return below.uri if below is not None else self.uri
+    def origin(self, name: str, version: int | None = None) -> str:
+        """The URI of the store that holds ``name@version`` (default: the version ``name``
+        resolves to): this one, or the one below."""
+        number = version if version is not None else self.resolve(Ref(check_name(name)))
+        return self._holder(name, number).uri
 
     def versions(self, name: str) -> list[int]:
-        """Visible versions of ``name``, ascending (``[]`` if none)."""
-        below = self._below(check_name(name))
-        return below.versions(name) if below is not None else self._own_versions(name)
+        """Visible versions of ``name`` here and below, ascending (``[]`` if none)."""
+        below = self.under.versions(name) if self.under is not None else []
+        return sorted({*self._own_versions(name), *below})
 
     def _own_versions(self, name: str) -> list[int]:
         check_name(name)
@@ -249,9 +259,9 @@ class ModelStore:
         return self._read_manifest(parsed.name, version)[0]
 
     def _read_manifest(self, name: str, version: int) -> tuple[Manifest, bytes]:
-        below = self._below(name)
-        if below is not None:
-            return below._read_manifest(name, version)
+        holder = self._holder(name, version)
+        if holder is not self:
+            return holder._read_manifest(name, version)
         try:
             with translating(f"read {name}@{version}", self.location):
                 data = self.location.read(self._manifest_path(name, version))
@@ -291,7 +301,7 @@ class ModelStore:
     def _claim_next(self, name: str) -> int:
         claims = self.location.path(name, "claims")
         taken = [int(n) for n in self.location.list_names(claims) if VERSION.fullmatch(n)]
-        candidate = max([0, *taken, *self._own_versions(name)]) + 1
+        candidate = max([0, *taken, *self.versions(name)]) + 1
         token = uuid.uuid4().hex.encode()
         while not self.location.create_exclusive(f"{claims}/{candidate}", token):
             candidate += 1
@@ -320,6 +330,11 @@ class ModelStore:
         """Delete a version (its number is never reused); see the module contract."""
         self._writable(check_name(name), "delete")
         self.resolve(Ref(name, version=check_version(version)))
+        if self._holder(name, version) is not self:
+            raise StorePermissionError(
+                f"{name}@{version} is a pretrained model shipped with helixserve; it cannot be "
+                "deleted (set HELIXSERVE_PRETRAINED=false to hide every pretrained model)."
+            )
         pointing = sorted(a for a, v in self.aliases(name).items() if v == version)
         if pointing and not force:
             raise VersionConflict(
@@ -337,9 +352,10 @@ class ModelStore:
     def read_files(self, ref: str | Ref) -> tuple[Manifest, dict[str, bytes]]:
         """The manifest and verified file contents of a version."""
         parsed = parse_ref(ref) if isinstance(ref, str) else ref
-        below = self._below(parsed.name)
-        if below is not None:
-            return below.read_files(parsed)
+        version = self.resolve(parsed)
+        holder = self._holder(parsed.name, version)
+        if holder is not self:
+            return holder.read_files(Ref(parsed.name, version=version))
         manifest = self.manifest(parsed)
         label = f"{manifest.name}@{manifest.version}"
         folder = self._version_dir(manifest.name, manifest.version)
