@@ -231,3 +231,56 @@ def test_whole_number_weights_stay_float(tmp_path: Path) -> None:
     )  # fmt: skip
     onnx.save(helper.make_model(graph), str(tmp_path / "m.onnx"))
     assert exact_nodes(tmp_path / "m.onnx") == ["kmer_index"]
+
+
+def test_quantize_a_pretrained_model_measured_on_a_test_file(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    rng = np.random.default_rng(0)
+    rows = ["id,sequence,bound"]
+    for i in range(40):
+        bases = "".join(rng.choice(list("ACGT"), 50))
+        if i % 2:
+            bases = bases[:20] + "CGACCGAACTCC" + bases[32:]
+        rows.append(f"s{i},{bases},{i % 2}")
+    (tmp_path / "test.csv").write_text("\n".join(rows) + "\n")
+    layered = {**env, "HELIXSERVE_PRETRAINED": "true"}
+    done = cli(layered, "quantize", "primer-binding", "--test-file", str(tmp_path / "test.csv"),
+               "--target", "bound", "--samples", "64")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1] == (
+        f"on {tmp_path / 'test.csv'} (40 rows): accuracy int8 1.0000, original 1.0000 (change "
+        "+0.0000)"
+    )
+    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "c")
+    manifest = store.manifest("primer-binding@2")  # beside the pretrained @1, in the user's store
+    assert manifest.lineage is not None
+    assert (manifest.lineage.how, manifest.lineage.parent) == ("quantize", "primer-binding@1")
+    assert manifest.lineage.details["accuracy_delta"] == 0.0
+    assert {k: manifest.metrics[k] for k in ("accuracy", "accuracy_fp32", "test_rows")} == {
+        "accuracy": 1.0,
+        "accuracy_fp32": 1.0,
+        "test_rows": 40.0,
+    }
+    assert manifest.headline is not None and manifest.headline.meaning == (
+        "accuracy of this int8 model on test.csv (40 rows); the original primer-binding@1: 1.0000"
+    )
+    card = store.read_files("primer-binding@2")[1]["card.md"].decode()
+    assert (
+        "On test.csv (40 rows) its accuracy is 1.0000, the original's 1.0000 (change +0.0000)."
+        in card
+    )
+    shown = cli(layered, "show", "primer-binding@2")
+    assert "quantize of primer-binding@1 (accuracy_delta 0, calibration_inputs 64)" in shown.stdout
+    tested = cli(layered, "test", "primer-binding@2")
+    assert tested.returncode == 0 and tested.stdout.startswith(
+        "ok   primer-binding@2: 8 examples match"
+    )
+    missing = cli(
+        layered, "quantize", "primer-binding@1", "--test-file", str(tmp_path / "test.csv")
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.replace("\n", "") == (
+        f"Error: --test-file {tmp_path / 'test.csv'} has no column 'label'; its other columns are "
+        "bound. Name the label column with --target."
+    )
