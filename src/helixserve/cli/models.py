@@ -17,6 +17,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
+from helixserve.cli.options import ModelArgument, StoreOption, examples
 from helixserve.errors import HelixError
 from helixserve.inputs.readers import read_sequences
 from helixserve.inputs.records import BadRecord, Record
@@ -30,13 +31,10 @@ from helixserve.store.configured import store_from_settings
 from helixserve.store.names import check_alias
 
 models_app = typer.Typer(
-    help="Manage the model store: list, show, push, pull, promote, delete, import.",
+    help="Manage the models in a store: list, show, import, copy, promote, quantize, delete.",
     no_args_is_help=True,
 )
 console = Console()
-StoreOption = Annotated[
-    str | None, typer.Option("--store", help="Store folder or URI (default: HELIXSERVE_STORE).")
-]
 
 
 def open_store(uri: str | None) -> ModelStore:
@@ -65,7 +63,13 @@ def _headline(manifest: Manifest) -> str:
     return f"{name} {value:.4g}"
 
 
-@models_app.command("list")
+@models_app.command(
+    "list",
+    epilog=examples(
+        ("The models in the configured store", "models list"),
+        ("The models in a team store on S3", "models list --store s3://lab-models"),
+    ),
+)
 def list_models(store: StoreOption = None) -> None:
     """List the models in the store, with versions, aliases and a headline metric."""
     models = open_store(store)
@@ -82,14 +86,26 @@ def list_models(store: StoreOption = None) -> None:
         except HelixError as err:  # one damaged model must not hide the others
             table.add_row(Text(name), versions, Text(f"error: {err}", style="red"), "", "", "")
             continue
-        table.add_row(Text(name), versions, Text(aliases), manifest.task, manifest.input.kind,
-                      _headline(manifest))  # fmt: skip
+        table.add_row(
+            Text(name),
+            versions,
+            Text(aliases),
+            manifest.task,
+            manifest.input.kind,
+            _headline(manifest),
+        )
     console.print(table)
 
 
-@models_app.command("show")
+@models_app.command(
+    "show",
+    epilog=examples(
+        ("The version the production alias points to", "models show my-binder@production"),
+        ("A given version", "models show my-binder@2"),
+    ),
+)
 def show(
-    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS")],
+    ref: ModelArgument,
     store: StoreOption = None,
 ) -> None:
     """Show a model version's manifest: schema, labels, metrics, files and card."""
@@ -114,10 +130,17 @@ def show(
         console.print(Markdown(card.read_text(encoding="utf-8", errors="replace")))
 
 
-@models_app.command("push")
+@models_app.command(
+    "push",
+    epilog=examples(
+        ("Copy the latest version to a team store", "models push my-binder --to s3://lab-models"),
+    ),
+)
 def push(
-    ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION to copy")],
-    to: Annotated[str, typer.Option("--to", help="Destination store URI.")],
+    ref: Annotated[
+        str, typer.Argument(metavar="MODEL", help="The version to copy: NAME or NAME@VERSION.")
+    ],
+    to: Annotated[str, typer.Option("--to", metavar="URI", help="The store to copy it to.")],
     store: StoreOption = None,
 ) -> None:
     """Copy a model version from this store to another one (as its next version there)."""
@@ -128,11 +151,18 @@ def push(
     )
 
 
-@models_app.command("pull")
+@models_app.command(
+    "pull",
+    epilog=examples(
+        ("Fetch and verify a version in the local cache", "models pull my-binder@2"),
+        ("Copy a model here from a team store", "models pull my-binder --from s3://lab-models"),
+    ),
+)
 def pull(
-    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS")],
+    ref: ModelArgument,
     source: Annotated[
-        str | None, typer.Option("--from", help="Copy from this store into the current one.")
+        str | None,
+        typer.Option("--from", metavar="URI", help="Copy from this store into the current one."),
     ] = None,
     store: StoreOption = None,
 ) -> None:
@@ -146,10 +176,20 @@ def pull(
     console.print(f"pulled {ref} from {source} as {copied.name}@{copied.version}", highlight=False)
 
 
-@models_app.command("promote")
+@models_app.command(
+    "promote",
+    epilog=examples(
+        ("Serve version 2 as my-binder@production", "models promote my-binder@2"),
+        ("Move another alias", "models promote my-binder@3 staging"),
+    ),
+)
 def promote(
-    ref: Annotated[str, typer.Argument(help="NAME@VERSION to point the alias at")],
-    alias: Annotated[str, typer.Argument(help="Alias to move, e.g. production")] = "production",
+    ref: Annotated[
+        str, typer.Argument(metavar="MODEL", help="The version to point at: NAME@VERSION.")
+    ],
+    alias: Annotated[
+        str, typer.Argument(metavar="ALIAS", help="The alias to move, e.g. production.")
+    ] = "production",
     store: StoreOption = None,
 ) -> None:
     """Point an alias (production, staging, ...) at a version, in one atomic write."""
@@ -160,10 +200,20 @@ def promote(
     console.print(f"{parsed.name}@{alias} → version {version}", highlight=False)
 
 
-@models_app.command("delete")
+@models_app.command(
+    "delete",
+    epilog=examples(
+        ("Delete version 1", "models delete my-binder@1"),
+        ("Also when an alias points to it", "models delete my-binder@1 --force"),
+    ),
+)
 def delete(
-    ref: Annotated[str, typer.Argument(help="NAME@VERSION to delete")],
-    force: Annotated[bool, typer.Option(help="Also remove aliases that point to it.")] = False,
+    ref: Annotated[
+        str, typer.Argument(metavar="MODEL", help="The version to delete: NAME@VERSION.")
+    ],
+    force: Annotated[
+        bool, typer.Option("--force", help="Also remove aliases that point to it.")
+    ] = False,
     store: StoreOption = None,
 ) -> None:
     """Delete one version (its number is never reused)."""
@@ -174,12 +224,25 @@ def delete(
     console.print(f"deleted {parsed.name}@{parsed.version}", highlight=False)
 
 
-@models_app.command("import")
+@models_app.command(
+    "import",
+    epilog=examples(
+        (
+            "Publish your own ONNX model and serve it as production",
+            "models import model.onnx --schema schema.yaml --name my-binder --alias production",
+        ),
+    ),
+)
 def import_model(
-    model: Annotated[Path, typer.Argument(help="The ONNX model file.")],
-    schema: Annotated[Path, typer.Option(help="YAML file: task, input, output (see docs).")],
-    name: Annotated[str, typer.Option(help="Model name in the store.")],
-    alias: Annotated[str | None, typer.Option(help="Also point this alias at it.")] = None,
+    model: Annotated[Path, typer.Argument(metavar="ONNX_FILE", help="The ONNX model file.")],
+    schema: Annotated[
+        Path,
+        typer.Option(metavar="FILE", help="YAML file: task, input, output (see docs/store.md)."),
+    ],
+    name: Annotated[str, typer.Option(metavar="NAME", help="The model's name in the store.")],
+    alias: Annotated[
+        str | None, typer.Option(metavar="ALIAS", help="Also point this alias at it.")
+    ] = None,
     store: StoreOption = None,
 ) -> None:
     """Make a bundle from your own ONNX model and a schema file, check it, and publish it."""
@@ -192,16 +255,23 @@ def import_model(
     console.print(f"imported {model} as {manifest.name}@{manifest.version}", highlight=False)
 
 
-@models_app.command("quantize")
+@models_app.command(
+    "quantize",
+    epilog=examples(
+        ("An int8 version calibrated on random valid inputs", "models quantize primer-binding"),
+        ("Calibrated on real sequences", "models quantize yeast-utr --calibration utrs.csv"),
+    ),
+)
 def quantize(
-    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS")],
+    ref: ModelArgument,
     calibration: Annotated[
         Path | None,
         typer.Option(
-            help="Inputs to calibrate on (a sequence or table file); default: random valid inputs."
+            metavar="FILE",
+            help="Inputs to calibrate on (a sequence or table file; default: random valid inputs).",
         ),
     ] = None,
-    samples: Annotated[int, typer.Option(help="Calibration inputs to use.")] = 512,
+    samples: Annotated[int, typer.Option(metavar="N", help="Calibration inputs to use.")] = 512,
     store: StoreOption = None,
 ) -> None:
     """Publish an int8 (static QDQ) version of a model, calibrated and checked against it."""
@@ -210,17 +280,25 @@ def quantize(
 
     models = open_store(store)
     predictor = Predictor.from_store(models, ref)
-    inputs = (_file_inputs(predictor, calibration, samples) if calibration
-              else sample_inputs(predictor, samples))  # fmt: skip
+    inputs = (
+        _file_inputs(predictor, calibration, samples)
+        if calibration
+        else sample_inputs(predictor, samples)
+    )
     data, check = quantize_bundle(predictor, inputs)
     manifest, files = models.read_files(predictor.label)
-    agreement = "" if check.label_agreement is None else (
-        f"; the label is unchanged for {check.label_agreement:.2%} of them")  # fmt: skip
-    note = (f"\n\n## int8 quantisation\n\nStatic QDQ int8 version of {predictor.label} (ONNX "
-            f"Runtime; uint8 activations, int8 per-channel weights), calibrated on "
-            f"{check.items} inputs. On those inputs the largest absolute difference from the "
-            f"original's output is {check.max_abs_diff:.4g}{agreement}. The test metrics above "
-            "are the original's; measure this version before promoting it.\n")  # fmt: skip
+    agreement = (
+        ""
+        if check.label_agreement is None
+        else (f"; the label is unchanged for {check.label_agreement:.2%} of them")
+    )
+    note = (
+        f"\n\n## int8 quantisation\n\nStatic QDQ int8 version of {predictor.label} (ONNX "
+        f"Runtime; uint8 activations, int8 per-channel weights), calibrated on "
+        f"{check.items} inputs. On those inputs the largest absolute difference from the "
+        f"original's output is {check.max_abs_diff:.4g}{agreement}. The test metrics above "
+        "are the original's; measure this version before promoting it.\n"
+    )
     files = {**files, "model.onnx": data, "card.md": files["card.md"] + note.encode()}
     metrics = {"int8_max_abs_diff_vs_fp32": check.max_abs_diff}
     if check.label_agreement is not None:
@@ -229,9 +307,12 @@ def quantize(
     fields["description"] = (manifest.description + " (int8)").strip()
     published = models.publish(make_manifest(files, **fields, metrics=metrics), files)
     Predictor.from_store(models, f"{published.name}@{published.version}")  # loads and checks
-    console.print(f"published {published.name}@{published.version} (int8 of {predictor.label}): "
-                  f"max |int8 - fp32| {check.max_abs_diff:.4g} on {check.items} inputs"
-                  f"{agreement}", highlight=False)  # fmt: skip
+    console.print(
+        f"published {published.name}@{published.version} (int8 of {predictor.label}): "
+        f"max |int8 - fp32| {check.max_abs_diff:.4g} on {check.items} inputs"
+        f"{agreement}",
+        highlight=False,
+    )
 
 
 def _file_inputs(predictor: Predictor, path: Path, limit: int) -> list[object]:
