@@ -35,6 +35,8 @@ def _training() -> Any:
 
 Recipe = Literal["dna-binary", "dna-regression", "dna-variable", "tabular", "image"]
 Arch = Literal["cnn", "lstm", "bilstm", "rf", "gb"]
+DATA, SPLIT, TRAINING = "Data", "Test split", "Training"
+DNA, TABULAR, IMAGE = "DNA recipes", "Tabular recipe", "Image recipe"
 TRAIN_EXAMPLES = examples(
     (
         "A binary DNA classifier from a sequence file and a label file",
@@ -61,6 +63,7 @@ def train(
     data: Annotated[
         Path,
         typer.Option(
+            rich_help_panel=DATA,
             metavar="FILE",
             help="Training data: CSV/TSV/FASTA/text (.gz is fine) or an image folder.",
         ),
@@ -69,142 +72,221 @@ def train(
         str | None, typer.Option(metavar="NAME", help="Model name (default: the recipe).")
     ] = None,
     target: Annotated[
-        str | None, typer.Option(metavar="COLUMN", help="Column holding the target.")
+        str | None,
+        typer.Option(rich_help_panel=DATA, metavar="COLUMN", help="Column holding the target."),
     ] = None,
     labels: Annotated[
-        Path | None, typer.Option(metavar="FILE", help="File with one label per record.")
+        Path | None,
+        typer.Option(rich_help_panel=DATA, metavar="FILE", help="File with one label per record."),
     ] = None,
     sequence_col: Annotated[
-        str | None, typer.Option(metavar="COLUMN", help="Sequence column (CSV/TSV).")
+        str | None,
+        typer.Option(rich_help_panel=DATA, metavar="COLUMN", help="Sequence column (CSV/TSV)."),
     ] = None,
-    id_col: Annotated[str | None, typer.Option(metavar="COLUMN", help="Id column.")] = None,
+    id_col: Annotated[
+        str | None, typer.Option(rich_help_panel=DATA, metavar="COLUMN", help="Id column.")
+    ] = None,
     split_col: Annotated[
         str | None,
-        typer.Option(metavar="COLUMN", help="Column saying train/val/test (or T/V) per row."),
+        typer.Option(
+            rich_help_panel=SPLIT,
+            metavar="COLUMN",
+            help="Column saying train/val/test (or T/V) per row.",
+        ),
     ] = None,
     header: Annotated[
         str | None,
         typer.Option(
-            metavar="NAMES", help="Column names for a file without header, comma-separated."
+            rich_help_panel=DATA,
+            metavar="NAMES",
+            help="Column names for a file without header, comma-separated.",
         ),
     ] = None,
     features: Annotated[
         str | None,
         typer.Option(
+            rich_help_panel=TABULAR,
             metavar="COLUMNS",
-            help="Feature columns, comma-separated (tabular; default: all but target and id).",
+            help="Feature columns, comma-separated (default: all but target and id).",
         ),
     ] = None,
     feature_type: Annotated[
-        Literal["int", "float"], typer.Option(help="Type of every feature (tabular).")
+        Literal["int", "float"],
+        typer.Option(rich_help_panel=TABULAR, help="Type of every feature."),
     ] = "float",
     feature_range: Annotated[
-        str | None, typer.Option(metavar="MIN:MAX", help="Range of every feature (tabular).")
+        str | None,
+        typer.Option(rich_help_panel=TABULAR, metavar="MIN:MAX", help="Range of every feature."),
     ] = None,
     length: Annotated[
         int,
         typer.Option(
-            metavar="NT", help="Sequence length (dna-binary: exact; dna-regression: longest)."
+            rich_help_panel=DNA,
+            metavar="NT",
+            help="Sequence length (dna-binary: exact; dna-regression: longest).",
         ),
     ] = 50,
     pad_to: Annotated[
-        int, typer.Option(metavar="NT", help="Pad or truncate to this length (dna-variable).")
+        int,
+        typer.Option(
+            rich_help_panel=DNA, metavar="NT", help="Pad or truncate to this length (dna-variable)."
+        ),
     ] = 1024,
     image_size: Annotated[
-        int, typer.Option(metavar="PIXELS", help="Side after resizing (image).")
+        int, typer.Option(rich_help_panel=IMAGE, metavar="PIXELS", help="Side after resizing.")
     ] = 128,
     channels: Annotated[
-        int, typer.Option(metavar="N", help="Colour channels: 1 (grey) or 3 (RGB) (image).")
+        int,
+        typer.Option(
+            rich_help_panel=IMAGE, metavar="N", help="Colour channels: 1 (grey) or 3 (RGB)."
+        ),
     ] = 1,
     path_col: Annotated[
-        str, typer.Option(metavar="COLUMN", help="Column of image paths (image, CSV).")
+        str,
+        typer.Option(
+            rich_help_panel=DATA, metavar="COLUMN", help="Column of image paths (CSV data)."
+        ),
     ] = "path",
     crop: Annotated[
         int,
         typer.Option(
+            rich_help_panel=IMAGE,
             metavar="PIXELS",
-            help="Train on random crops of this side at native size (image; 0: off).",
+            help="Train on random crops of this side at native size (0: off).",
         ),
     ] = 0,
     tiles: Annotated[
         int,
         typer.Option(
-            metavar="N", help="N x N crops per image (image with --crop; 0: cover the image)."
+            rich_help_panel=IMAGE,
+            metavar="N",
+            help="N x N crops per image (with --crop; 0: cover the image).",
         ),
     ] = 0,
     crops_per_image: Annotated[
         int,
-        typer.Option(metavar="N", help="Random crops per image per epoch (image with --crop)."),
+        typer.Option(
+            rich_help_panel=IMAGE,
+            metavar="N",
+            help="Random crops per image per epoch (with --crop).",
+        ),
     ] = 32,
     normalize: Annotated[
         Literal["per-image", "none"],
-        typer.Option(help="Z-score each crop, or not (image with --crop)."),
+        typer.Option(rich_help_panel=IMAGE, help="Z-score each crop, or not (with --crop)."),
     ] = "per-image",
     group_col: Annotated[
         str | None,
-        typer.Option(metavar="COLUMN", help="Keep each group (plate, site) in one split part."),
+        typer.Option(
+            rich_help_panel=SPLIT,
+            metavar="COLUMN",
+            help="Keep each group (plate, site) in one split part.",
+        ),
     ] = None,
     bag_col: Annotated[
         str | None,
         typer.Option(
-            metavar="COLUMN", help="Column naming each sequence's bag, e.g. isolate (dna-variable)."
+            rich_help_panel=DNA,
+            metavar="COLUMN",
+            help="Column naming each sequence's bag, e.g. isolate (dna-variable).",
         ),
     ] = None,
     pool: Annotated[
         Literal["max", "noisy-or", "lse"] | None,
-        typer.Option(help="How a bag's sequences combine (dna-variable with --bag-col)."),
+        typer.Option(
+            rich_help_panel=DNA, help="How a bag's sequences combine (dna-variable with --bag-col)."
+        ),
     ] = None,
     stride: Annotated[
         int,
         typer.Option(
-            metavar="N", min=1, help="Stride of a k-mer conv stem (dna-variable; 1: none)."
+            rich_help_panel=DNA,
+            metavar="N",
+            min=1,
+            help="Stride of a k-mer conv stem (dna-variable; 1: none).",
         ),
     ] = 1,
     filter: Annotated[
-        str | None, typer.Option(metavar="CONDITION", help="Keep only rows like 't0>100'.")
+        str | None,
+        typer.Option(
+            rich_help_panel=DATA, metavar="CONDITION", help="Keep only rows like 't0>100'."
+        ),
     ] = None,
     arch: Annotated[
         Arch | None,
         typer.Option(
+            rich_help_panel=TRAINING,
             help="Architecture (dna-binary: cnn or lstm; dna-variable: bilstm or cnn; "
-            "tabular: rf or gb; default: the first)."
+            "tabular: rf or gb; default: the first).",
         ),
     ] = None,
     epochs: Annotated[
-        int, typer.Option(metavar="N", min=1, help="Maximum epochs (neural recipes).")
+        int,
+        typer.Option(
+            rich_help_panel=TRAINING, metavar="N", min=1, help="Maximum epochs (neural recipes)."
+        ),
     ] = 60,
     test_fraction: Annotated[
-        float, typer.Option(metavar="FRACTION", help="Held-out share (random split).")
+        float,
+        typer.Option(
+            rich_help_panel=SPLIT, metavar="FRACTION", help="Held-out share (random split)."
+        ),
     ] = 0.2,
     seed: Annotated[
-        int, typer.Option(metavar="N", help="Random seed (splits, weights, order).")
+        int,
+        typer.Option(
+            rich_help_panel=TRAINING, metavar="N", help="Random seed (splits, weights, order)."
+        ),
     ] = 0,
-    device: Annotated[Literal["cpu", "cuda"], typer.Option(help="Where to train.")] = "cpu",
+    device: Annotated[
+        Literal["cpu", "cuda"], typer.Option(rich_help_panel=TRAINING, help="Where to train.")
+    ] = "cpu",
     store: StoreOption = None,
     work_dir: Annotated[
         Path | None, typer.Option(metavar="DIR", help="Folder for the live history.json.")
     ] = None,
     label_names: Annotated[
         str | None,
-        typer.Option(metavar="MAPPING", help="Rename classes, e.g. 2=benign,4=malignant."),
+        typer.Option(
+            rich_help_panel=DATA,
+            metavar="MAPPING",
+            help="Rename classes, e.g. 2=benign,4=malignant.",
+        ),
     ] = None,
     calibrate: Annotated[
         Literal["sigmoid", "isotonic"] | None,
-        typer.Option(help="Calibrate probabilities (tabular)."),
+        typer.Option(rich_help_panel=TABULAR, help="Calibrate probabilities."),
     ] = None,
     init_from: Annotated[
         str | None,
-        typer.Option(metavar="MODEL", help="Start from NAME@VERSION's weights (same recipe)."),
+        typer.Option(
+            rich_help_panel=TRAINING,
+            metavar="MODEL",
+            help="Start from NAME@VERSION's weights (same recipe).",
+        ),
     ] = None,
     search: Annotated[
         int | None,
-        typer.Option(metavar="TRIALS", help="Optuna trials of hyper-parameter search (CV-scored)."),
+        typer.Option(
+            rich_help_panel=TRAINING,
+            metavar="TRIALS",
+            help="Optuna trials of hyper-parameter search (CV-scored).",
+        ),
     ] = None,
     cv: Annotated[
-        int | None, typer.Option(metavar="K", help="Also report K-fold CV on the non-test part.")
+        int | None,
+        typer.Option(
+            rich_help_panel=TRAINING,
+            metavar="K",
+            help="Also report K-fold CV on the non-test part.",
+        ),
     ] = None,
     kmer_ridge: Annotated[
-        bool, typer.Option(help="Blend the CNN with a k-mer ridge regression (dna-regression).")
+        bool,
+        typer.Option(
+            rich_help_panel=DNA,
+            help="Blend the CNN with a k-mer ridge regression (dna-regression).",
+        ),
     ] = True,
 ) -> None:
     """Train a model from a recipe on your data and publish it to the store."""
