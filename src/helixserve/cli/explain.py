@@ -9,7 +9,8 @@ Contract:
   strongest first-layer filters, and matches each against JASPAR unless ``--no-jaspar``.
 - ``design MODEL --start SEQ --goal max|min|target=X --rounds N [--fixed 1,5-8] [--forbid ATG]
   [--gc LOW:HIGH]`` prints the trajectory: round, change, score, sequence.
-- Bad options and inputs are :class:`~helixserve.errors.HelixError` s (``Error: ...``, exit 1).
+- Out-of-range numbers (``--width 3``) are typer's usage errors (exit 2); bad sequences, goals,
+  positions and files are :class:`~helixserve.errors.HelixError` s (``Error: ...``, exit 1).
 """
 
 from __future__ import annotations

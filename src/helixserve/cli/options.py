@@ -69,7 +69,9 @@ class HelixGroup(TyperGroup):
         super().__init__(*args, **kwargs)
         for command in _commands(self):
             flags = [p for p in command.params if isinstance(p, TyperOption) and p.is_flag]
-            help_option = command.get_help_option(typer.Context(command))
+            help_option = command.get_help_option(
+                typer.Context(command, **command.context_settings)
+            )
             for flag in [*flags, *([help_option] if help_option else [])]:
                 if flag.metavar is None:
                     flag.metavar = ""
