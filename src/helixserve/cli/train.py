@@ -9,7 +9,7 @@ version of ``--name`` and summarised (metrics on the test split, time, parity of
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import typer
 from rich.console import Console
@@ -59,7 +59,14 @@ TRAIN_EXAMPLES = examples(
 
 
 def train(
-    recipe: Annotated[Recipe, typer.Argument(metavar="RECIPE", help="What to train.")],
+    recipe: Annotated[
+        Recipe,
+        typer.Argument(
+            metavar="RECIPE",
+            show_choices=False,
+            help=f"What to train: {', '.join(get_args(Recipe))}.",
+        ),
+    ],
     data: Annotated[
         Path,
         typer.Option(
