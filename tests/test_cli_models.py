@@ -34,21 +34,36 @@ def env(tmp_path: Path) -> dict[str, str]:
         "HELIXSERVE_CACHE_DIR": str(tmp_path / "cache"),
         "HELIXSERVE_PRETRAINED": "false",
         "COLUMNS": "200",
+        **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},  # the tree under test
     }
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "helixserve", "models", *args],
-                          capture_output=True, text=True, env=env, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "helixserve", "models", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
 
 
-def import_model(env: dict[str, str], folder: Path, model: bytes, schema: str, name: str,
-                 *extra: str) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def import_model(
+    env: dict[str, str], folder: Path, model: bytes, schema: str, name: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
     """Write a model and a schema file into ``folder`` and run ``models import``."""
     (folder / "model.onnx").write_bytes(model)
     (folder / "schema.yaml").write_text(schema)
-    return cli(env, "import", str(folder / "model.onnx"), "--schema",
-               str(folder / "schema.yaml"), "--name", name, *extra)  # fmt: skip
+    return cli(
+        env,
+        "import",
+        str(folder / "model.onnx"),
+        "--schema",
+        str(folder / "schema.yaml"),
+        "--name",
+        name,
+        *extra,
+    )
 
 
 @pytest.fixture
@@ -152,8 +167,17 @@ def test_bad_schema_files(tmp_path: Path, env: dict[str, str], schema: str, mess
 def test_import_with_a_bad_alias_publishes_nothing(tmp_path: Path, env: dict[str, str]) -> None:
     (tmp_path / "model.onnx").write_bytes(gc_binary_model(50))
     (tmp_path / "schema.yaml").write_text(SCHEMA)
-    result = cli(env, "import", str(tmp_path / "model.onnx"), "--schema",
-                 str(tmp_path / "schema.yaml"), "--name", "m", "--alias", "12")  # fmt: skip
+    result = cli(
+        env,
+        "import",
+        str(tmp_path / "model.onnx"),
+        "--schema",
+        str(tmp_path / "schema.yaml"),
+        "--name",
+        "m",
+        "--alias",
+        "12",
+    )
     assert result.returncode == 1
     assert result.stderr.startswith(
         "Error: alias '12' is not allowed: an alias cannot be all digits"
@@ -171,13 +195,25 @@ def test_list_shows_a_damaged_model_as_a_row(imported: Path, env: dict[str, str]
 def test_models_commands_against_s3(
     s3_server: S3Server, tmp_path: Path, env: dict[str, str]
 ) -> None:
-    env = {**env, "AWS_ENDPOINT_URL_S3": s3_server.endpoint, "AWS_ACCESS_KEY_ID": "RW",
-           "AWS_SECRET_ACCESS_KEY": "RWS", "AWS_REGION": "us-east-1",
-           "HELIXSERVE_STORE": "s3://models/cli-check"}  # fmt: skip
+    env = {
+        **env,
+        "AWS_ENDPOINT_URL_S3": s3_server.endpoint,
+        "AWS_ACCESS_KEY_ID": "RW",
+        "AWS_SECRET_ACCESS_KEY": "RWS",
+        "AWS_REGION": "us-east-1",
+        "HELIXSERVE_STORE": "s3://models/cli-check",
+    }
     (tmp_path / "model.onnx").write_bytes(gc_binary_model(50))
     (tmp_path / "schema.yaml").write_text(SCHEMA)
-    imported = cli(env, "import", str(tmp_path / "model.onnx"), "--schema",
-                   str(tmp_path / "schema.yaml"), "--name", "primer-binding")  # fmt: skip
+    imported = cli(
+        env,
+        "import",
+        str(tmp_path / "model.onnx"),
+        "--schema",
+        str(tmp_path / "schema.yaml"),
+        "--name",
+        "primer-binding",
+    )
     assert imported.returncode == 0, imported.stderr
     local = str(tmp_path / "local")
     assert cli(env, "push", "primer-binding", "--to", local).returncode == 0
@@ -195,8 +231,9 @@ def test_quantize_publishes_a_checked_int8_version(tmp_path: Path, env: dict[str
     zoo = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
     shutil.copytree(zoo / "primer-binding", tmp_path / "store" / "primer-binding")
     examples = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "examples"
-    result = cli(env, "quantize", "primer-binding", "--calibration",
-                 str(examples / "primers.fasta"))  # fmt: skip
+    result = cli(
+        env, "quantize", "primer-binding", "--calibration", str(examples / "primers.fasta")
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("published primer-binding@2 (int8 of primer-binding@1): ")
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "c")
@@ -222,13 +259,18 @@ def test_whole_number_weights_stay_float(tmp_path: Path) -> None:
     )
     learned = numpy_helper.from_array(np.full((2, 4, 3), 0.25, np.float32), "w_learned")
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w_index"], ["i"], name="kmer_index"),
-         helper.make_node("Conv", ["x", "w_learned"], ["y"], name="filters")],
-        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8])],
-        [helper.make_tensor_value_info("i", TensorProto.FLOAT, None),
-         helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [
+            helper.make_node("Conv", ["x", "w_index"], ["i"], name="kmer_index"),
+            helper.make_node("Conv", ["x", "w_learned"], ["y"], name="filters"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8])],
+        [
+            helper.make_tensor_value_info("i", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+        ],
         initializer=[index, learned],
-    )  # fmt: skip
+    )
     onnx.save(helper.make_model(graph), str(tmp_path / "m.onnx"))
     assert exact_nodes(tmp_path / "m.onnx") == ["kmer_index"]
 
