@@ -20,7 +20,7 @@ Contract:
 - Every response says ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer``;
   every HTML page also gets :data:`PAGE_CSP` (scripts and styles from this server only, no inline
   script, no framing: ``frame-ancestors 'none'``) and ``X-Frame-Options: DENY``. The API's
-  ``/docs`` and ``/redoc`` pages (assets served from this server too) get
+  ``/docs`` page (its assets served from this server too) gets
   :data:`~helixserve.serving.api_docs.DOCS_CSP`, which also allows Swagger UI's one inline script
   by its hash.
 - While the server drains before stopping (:mod:`helixserve.serving.drain`), every request but
@@ -73,7 +73,7 @@ PAGE_CSP = (
 COMMON_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 PAGE_HEADERS = [(b"content-security-policy", PAGE_CSP.encode()), (b"x-frame-options", b"DENY")]
 DOCS_HEADERS = [(b"content-security-policy", DOCS_CSP.encode()), (b"x-frame-options", b"DENY")]
-DOCS_PAGES = frozenset({"/docs", "/redoc"})
+DOCS_PAGES = frozenset({"/docs"})
 
 
 class HelixApp:

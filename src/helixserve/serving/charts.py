@@ -57,12 +57,15 @@ def _polyline(xs: list[float], ys: list[float], colour: str, dash: str = "") -> 
 
 
 def _legend(entries: list[tuple[str, str, str]], top: float = PAD + 12) -> str:
+    """Line samples and labels at the top right, moved left so the longest label fits."""
+    longest = max((len(label) for label, _, _ in entries), default=0)
+    left = max(PAD + 4, min(W - PAD - 120, W - PAD - 30 - round(6 * longest)))
     parts = []
     for i, (label, colour, dash) in enumerate(entries):
         y = top + 14 * i
         extra = f' stroke-dasharray="{dash}"' if dash else ""
-        parts.append(f'<line x1="{W - PAD - 120}" x2="{W - PAD - 100}" y1="{y}" y2="{y}" '
-                     f'stroke="{colour}" stroke-width="2"{extra}/><text x="{W - PAD - 96}" '
+        parts.append(f'<line x1="{left}" x2="{left + 20}" y1="{y}" y2="{y}" '
+                     f'stroke="{colour}" stroke-width="2"{extra}/><text x="{left + 24}" '
                      f'y="{y + 4}" class="tick">{escape(label)}</text>')  # fmt: skip
     return "".join(parts)
 
@@ -77,6 +80,8 @@ def loss(runs: Sequence[tuple[str, dict[str, Any]]]) -> str:
         raise ValueError("no loss values")
     epochs = max(len(t) for _, t, _, _ in curves)
     low, high = min(values), max(values)
+    if 0 <= low < high / 3:  # a loss falling towards 0: the axis starts at 0 (no 0.000937 tick)
+        low = 0.0
     body, legend = [], []
     for i, (label, train, val, best) in enumerate(curves):
         colour = COLOURS[i % len(COLOURS)]

@@ -3,8 +3,8 @@
 Contract:
 - Routes: ``/healthz``, ``/readyz``, ``/metrics``; ``/api/v1/models``, ``/api/v1/models/{name}``,
   ``.../predict``, ``.../predict-file``, ``/api/v1/getdnaclassapi``, ``/api/v1/admin/reload``;
-  the Open Inference Protocol v2 under ``/v2``; ``/docs`` and ``/redoc`` with their assets
-  served from this server (:mod:`helixserve.serving.api_docs`). The hot POST routes are served
+  the Open Inference Protocol v2 under ``/v2``; ``/docs`` with its assets served from this
+  server (:mod:`helixserve.serving.api_docs`; no ``/redoc``). The hot POST routes are served
   by the raw-ASGI front (:mod:`helixserve.serving.app`); their declarations here call the same
   :class:`~helixserve.serving.server.Server` methods, so behaviour cannot drift.
 - Every error is problem+json (OIP routes: ``{"error": ...}``), including FastAPI's own
