@@ -67,7 +67,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         headline=GENES,
         metrics={"accuracy": 0.312, "isolate_accuracy": 0.8667, "external_accuracy": 0.75},
     )
-    publish(store, "orphan", lineage=Lineage(how="quantize", parent="ghost@4"))
+    publish(store, "orphan", metrics={}, lineage=Lineage(how="quantize", parent="ghost@4"))
     with running(tmp / "store", tmp, access_log=False) as s:
         yield s
 
@@ -184,6 +184,10 @@ def test_without_a_recorded_headline_every_edge_shows_accuracy(server: Running) 
         "accuracy 0.920 — accuracy on the test set"
     ]
     assert 'id="headline-ood"' not in page
+    bare = httpx.get(server.url + "/models/orphan").text
+    assert text_of(bare, r'<p id="headline">(.*?)</p>') == [
+        "none recorded — no test-set figure was recorded"
+    ]
     detail = httpx.get(server.url + "/api/v1/models/gc", params={"version": "2"}).json()
     assert (detail["version"], detail["default_version"]) == (2, 3)
     assert detail["metrics"] == {"accuracy": 0.92}  # the version asked for, not the default

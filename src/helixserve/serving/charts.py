@@ -44,8 +44,7 @@ def _frame(title: str, x_label: str, y_label: str, body: str, x_range: tuple[flo
         f'<rect x="{PAD}" y="{PAD}" width="{W - 2 * PAD}" height="{H - 2 * PAD}" class="plot"/>'
         f"{''.join(ticks)}{body}"
         f'<text x="{W / 2}" y="{H - 6}" text-anchor="middle" class="axis">{escape(x_label)}</text>'
-        f'<text x="12" y="{H / 2}" text-anchor="middle" class="axis" '
-        f'transform="rotate(-90 12 {H / 2})">{escape(y_label)}</text>'
+        f'<text x="4" y="{PAD - 8}" text-anchor="start" class="axis">{escape(y_label)}</text>'
         f'<text x="{W / 2}" y="18" text-anchor="middle" class="title">{escape(title)}</text></svg>'
     )
 
