@@ -370,6 +370,11 @@ def test_the_session_cookie_is_secure_over_https(keyed: str) -> None:
         )
         assert reply.status_code == 303
         assert "; Secure" in reply.headers["set-cookie"]
+    https = {"x-forwarded-proto": "https"}
+    fresh = httpx.get(keyed + "/login", headers=https).headers["set-cookie"]
+    plain = httpx.get(keyed + "/login").headers["set-cookie"]
+    assert fresh.startswith("hs_csrf=") and "; Secure" in fresh  # the form token's cookie too
+    assert plain.startswith("hs_csrf=") and "Secure" not in plain
 
 
 def test_session_book_expires_and_bounds_its_sessions() -> None:

@@ -65,7 +65,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         store,
         "genes",
         headline=GENES,
-        metrics={"accuracy": 0.312, "isolate_accuracy": 0.8667, "external_accuracy": 0.75},
+        metrics={
+            "accuracy": 0.312,
+            "isolate_accuracy": 0.8667,
+            "external_accuracy": 0.75,
+            "isolates": 30.0,
+        },
     )
     publish(store, "orphan", metrics={}, lineage=Lineage(how="quantize", parent="ghost@4"))
     with running(tmp / "store", tmp, access_log=False) as s:
@@ -100,6 +105,8 @@ def test_compare_shows_exactly_the_versions_asked_for(server: Running) -> None:
 def test_compare_reads_aliases_and_counts_a_version_once(server: Running) -> None:
     reply = httpx.get(server.url + "/compare?m=genes&m=gc&m=gc@3&m=tumor-wisconsin@production")
     assert compared(reply.text) == ["genes@1", "gc@3", "tumor-wisconsin@1"]
+    isolates = text_of(reply.text, r'<tr><th scope="row">isolates</th>(.*?)</tr>')
+    assert isolates == ["30 – –"]  # a count is a whole number; the others lack it
 
 
 def test_compare_names_what_it_cannot_find(server: Running) -> None:

@@ -84,6 +84,13 @@ class Jobs(OrderedDict[str, Job]):
             self.popitem(last=False)
 
 
+def figure(value: float) -> str:
+    """A test metric as the pages print it: a count as a whole number, else four decimals."""
+    if value.is_integer() and abs(value) < 1e9:
+        return str(int(value))
+    return f"{value:.4f}"
+
+
 def kind_words(model: LoadedModel) -> str:
     schema = model.manifest.input
     if isinstance(schema, SequenceSchema):
@@ -121,6 +128,7 @@ class Pages:
         self.server = server
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals.update(headline=headline_of, kind_words=kind_words)
+        self.templates.env.filters["figure"] = figure
 
     def __call__(self, request: Request, template: str, status: int = 200,
                  **context: Any) -> Response:  # fmt: skip

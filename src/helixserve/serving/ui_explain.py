@@ -15,7 +15,8 @@ Contract:
   line chart and a table (round, change, sequence with the changed base marked, score).
 - Both are plain form posts rendered on the server (``static/app.js`` only adds live checks), every
   error is shown next to its field (status 422), and both answer 404 for models that do not take
-  DNA; the work runs in the model's batch thread, off the event loop.
+  DNA; the work runs in the model's batch thread, off the event loop. Behind API keys both need
+  the UI's key session, like every page (:func:`~helixserve.serving.ui.ui_router`).
 """
 
 from __future__ import annotations
