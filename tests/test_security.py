@@ -294,6 +294,12 @@ def test_a_key_entered_once_opens_every_page_until_forgotten(keyed: str) -> None
         assert PREDICT_KEY not in cookie and hash_key(PREDICT_KEY) not in cookie
         assert cookie == (f"hs_session={session}; HttpOnly; Max-Age=43200; Path=/; SameSite=strict")
         assert client.get("/").status_code == 200
+        again = _sign_in(client, PREDICT_KEY)  # a second sign-in replaces the first session
+        assert again.status_code == 303 and client.cookies["hs_session"] != session
+        with _browser(keyed) as old:
+            old.cookies.set("hs_session", session)
+            assert old.get("/").status_code == 401
+        session = client.cookies["hs_session"]
         reply = client.post(
             "/models/primer-binding/predict", data={"csrf_token": FORM_TOKEN, "sequence": BINDS}
         )

@@ -11,7 +11,8 @@ Contract:
   is a path on this server, else to ``/``; a wrong one shows the form again with the key error
   (401). The key itself is never stored, logged or echoed.
 - ``POST /logout`` (the "Forget key" button on every page; CSRF-checked) forgets the session,
-  deletes the cookie and redirects (303) to ``/login``.
+  deletes the cookie and redirects (303) to ``/login``. Signing in again also forgets the
+  browser's previous session.
 """
 
 from __future__ import annotations
@@ -70,11 +71,16 @@ def mount_login(api: FastAPI, server: Server, page: Pages) -> None:
             scope = server.keys.scope_of(key)
         except AuthError as err:
             return form(request, err.status, str(err), next_path)
+        server.sessions.close(request.cookies.get(COOKIE))  # a new sign-in replaces the old one
         reply = RedirectResponse(next_path, 303)
         https = request.url.scheme == "https"
         reply.set_cookie(COOKIE, server.sessions.open(scope), **cookie_options(https))
         return reply
 
+    _logout_route(api, server, page)
+
+
+def _logout_route(api: FastAPI, server: Server, page: Pages) -> None:
     @api.post("/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
         try:
