@@ -383,14 +383,58 @@ def test_the_session_cookie_is_secure_over_https(keyed: str) -> None:
     assert plain.startswith("hs_csrf=") and "Secure" not in plain
 
 
-def test_session_book_expires_and_bounds_its_sessions() -> None:
+def test_session_tokens_are_signed_expire_and_are_shared_by_workers() -> None:
     now = [1000.0]
-    book = SessionBook(ttl_s=60, limit=2, clock=lambda: now[0])
-    first = book.open("predict")
-    assert book.scope(first) == "predict"
+    book = SessionBook(b"s" * 32, ttl_s=60, clock=lambda: now[0])
+    token = book.open("predict")
+    assert book.scope(token) == "predict"
+    other_worker = SessionBook(b"s" * 32, clock=lambda: now[0])
+    assert other_worker.scope(token) == "predict"  # the same secret: one server's workers
+    assert SessionBook(b"t" * 32, clock=lambda: now[0]).scope(token) is None
+    forged = token.replace("predict.", "admin.", 1)
+    assert book.scope(forged) is None  # the scope is signed
     now[0] += 61
-    assert book.scope(first) is None and len(book) == 0
-    a, b, c = book.open("predict"), book.open("admin"), book.open("predict")
-    assert (book.scope(a), book.scope(b), book.scope(c)) == (None, "admin", "predict")
-    book.close(b)
-    assert book.scope(b) is None and book.scope("") is None and book.scope("made-up") is None
+    assert book.scope(token) is None  # expired
+    admin = book.open("admin")
+    book.close(admin)
+    assert book.scope(admin) is None  # revoked in this process
+    assert (
+        book.scope("") is None and book.scope("made-up") is None and book.scope("a.b.c.d") is None
+    )
+
+
+def test_two_workers_honour_one_sign_in(tmp_path: Path) -> None:
+    """``serve --workers 2`` with no session secret configured: both workers accept the session
+    (before, each worker kept its own and about half the pages asked for the key again)."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HELIXSERVE_")},
+        "HOME": str(tmp_path),
+        "HELIXSERVE_PRETRAINED": "false",
+        "HELIXSERVE_API_KEYS": f"predict:{hash_key(PREDICT_KEY)}",
+    }
+    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    publish_gc(store)
+    command = [sys.executable, "-m", "helixserve", "serve", "--store", store.uri, "--port",
+               str(port), "--grpc-port", "0", "--workers", "2"]  # fmt: skip
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        with _browser(url) as client:
+            assert _sign_in(client, PREDICT_KEY).status_code == 303
+            cookie = client.cookies["hs_session"]
+        statuses = [
+            httpx.get(url + "/", cookies={"hs_session": cookie}, timeout=10).status_code
+            for _ in range(40)  # a new connection each: the kernel spreads them over the workers
+        ]
+        assert statuses == [200] * 40
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)

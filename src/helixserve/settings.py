@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     reload_interval_s: float = Field(default=30.0, ge=0, description="store polling; 0: off")
     max_request_bytes: int = Field(default=16 * MiB, ge=1, description="largest JSON body")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    session_secret: SecretStr | None = Field(
+        default=None, min_length=16, description="signs the web UI's key sessions"
+    )
     access_log: bool = True
     s3_endpoint_url: str | None = Field(default=None, description="custom S3 endpoint")
     s3_region: str | None = Field(default=None, description="S3 region (else AWS_REGION)")
@@ -127,7 +130,11 @@ def load_settings() -> Settings:
     except ValidationError as err:
         first = err.errors()[0]
         name = "HELIXSERVE_" + str(first["loc"][0]).upper() if first["loc"] else "HELIXSERVE_*"
-        secret = name in ("HELIXSERVE_API_KEYS", "HELIXSERVE_S3_SECRET_ACCESS_KEY")
+        secret = name in (
+            "HELIXSERVE_API_KEYS",
+            "HELIXSERVE_S3_SECRET_ACCESS_KEY",
+            "HELIXSERVE_SESSION_SECRET",
+        )
         got = "" if secret else f" (got {first.get('input')!r})"
         raise HelixError(
             f"setting {name} is not valid: {first['msg']}{got}. "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import secrets
 import signal
 import tempfile
 import time
@@ -122,6 +123,8 @@ def serve(
     if engine == "ray":
         _serve_on_ray(settings, replicas, autoscale, address)
         return
+    if settings.workers > 1 and settings.session_secret is None:  # one secret for all workers
+        os.environ["HELIXSERVE_SESSION_SECRET"] = secrets.token_urlsafe(32)
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="helixserve-metrics-")
     typer.echo(

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from helixserve.errors import HelixError
+from helixserve.errors import HelixError, ModelNotFound
 from helixserve.store.manifest import Manifest
 
 MAX_STEPS = 20
@@ -86,6 +86,8 @@ def lineage_chain(start: Manifest, lookup: Callable[[str], Manifest | None]) -> 
             return chain
         try:
             found = lookup(parent)
+        except ModelNotFound:
+            found = None
         except HelixError as err:
             chain.stop = f"{parent} cannot be read: {err}"
             return chain

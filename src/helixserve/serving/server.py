@@ -57,7 +57,8 @@ class Server:
         self.store = store or store_from_settings(settings)
         self.metrics = Metrics()
         self.keys = KeyRing(settings.api_keys)
-        self.sessions = SessionBook()
+        secret = settings.session_secret
+        self.sessions = SessionBook(secret.get_secret_value().encode() if secret else None)
         self.upload_limits = UploadLimits(settings.max_decompressed_bytes,
                                           settings.max_upload_records)  # fmt: skip
         self.registry = Registry(

@@ -2,15 +2,17 @@
 a session cookie. The API never reads that cookie.
 
 Contract:
-- :class:`SessionBook` maps a random session id (32 random bytes, URL-safe) to the *scope* the
-  key granted (``predict`` or ``admin``) and an expiry: never the key, nor its hash. Ids are
-  stored hashed (sha256), so the book's memory holds nothing a browser could replay. A session
-  lasts :data:`SESSION_TTL_S` from sign-in; at most :data:`MAX_SESSIONS` are kept (the oldest
-  are forgotten first).
-- The book lives in this process's memory: a restart forgets every session, and with
-  ``--workers`` above 1 each process has its own book, so a browser may be asked for the key
-  again when another worker answers (run one worker, or a load balancer with sticky sessions,
-  for the web UI behind keys).
+- :class:`SessionBook` issues and checks session tokens: the *scope* the key granted
+  (``predict`` or ``admin``), an expiry :data:`SESSION_TTL_S` after sign-in and a random nonce,
+  signed with HMAC-SHA256 under the server's session secret: never the key, nor its hash. A token
+  that was changed, signed under another secret or has expired is no session.
+- The secret is ``HELIXSERVE_SESSION_SECRET``; ``helixserve serve --workers N`` makes one for its
+  workers when it is unset, so every worker of one server accepts the same sessions. Several
+  replicas behind a load balancer need the setting (the same value in each). Unset with one
+  process: a random secret, so a restart signs everyone out.
+- Sign-out (``close``) clears the browser's cookie and revokes the token in this process (at
+  most :data:`MAX_REVOKED` remembered until they expire); another process still honours a copy
+  of the cookie until it expires.
 - :func:`check_page` guards a UI page: nothing to do when the scope needs no key (see
   :class:`~helixserve.serving.auth.KeyRing`); else it raises :class:`LoginNeeded` (shown as the
   key form, status 401) without a live session, or :class:`~helixserve.errors.AuthError` (403)
@@ -24,7 +26,9 @@ Contract:
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 import time
 from collections import OrderedDict
@@ -36,7 +40,8 @@ from helixserve.serving.auth import KeyRing, Scope
 
 COOKIE = "hs_session"
 SESSION_TTL_S = 12 * 3600
-MAX_SESSIONS = 10_000
+MAX_REVOKED = 10_000
+_SCOPES: tuple[Scope, ...] = ("predict", "admin")
 
 
 class LoginNeeded(AuthError):
@@ -44,49 +49,47 @@ class LoginNeeded(AuthError):
 
 
 class SessionBook:
-    """Live UI sessions of this process; see the module contract."""
+    """Signed UI session tokens; see the module contract."""
 
     def __init__(
         self,
+        secret: bytes | None = None,
         ttl_s: float = SESSION_TTL_S,
-        limit: int = MAX_SESSIONS,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.ttl_s, self.limit, self.clock = ttl_s, limit, clock
-        self._live: OrderedDict[str, tuple[Scope, float]] = OrderedDict()
+        self.secret = secret or secrets.token_bytes(32)
+        self.ttl_s, self.clock = ttl_s, clock
+        self._revoked: OrderedDict[str, float] = OrderedDict()
 
     def open(self, scope: Scope) -> str:
-        """A new session id for ``scope`` (the browser's cookie value)."""
-        session_id = secrets.token_urlsafe(32)
-        self._live[_digest(session_id)] = (scope, self.clock() + self.ttl_s)
-        while len(self._live) > self.limit:
-            self._live.popitem(last=False)
-        return session_id
+        """A new signed session token for ``scope`` (the browser's cookie value)."""
+        body = f"{scope}.{int(self.clock() + self.ttl_s)}.{secrets.token_urlsafe(16)}"
+        return f"{body}.{self._sign(body)}"
 
-    def scope(self, session_id: str | None) -> Scope | None:
-        """The scope of a live session, or ``None`` (no, unknown or expired session)."""
-        if not session_id:
+    def scope(self, token: str | None) -> Scope | None:
+        """The scope of a live session, or ``None`` (no, forged, revoked or expired token)."""
+        parts = (token or "").split(".")
+        if len(parts) != 4 or not hmac.compare_digest(self._sign(".".join(parts[:3])), parts[3]):
             return None
-        digest = _digest(session_id)
-        found = self._live.get(digest)
-        if found is None:
+        scope, expiry, nonce = parts[0], parts[1], parts[2]
+        if not expiry.isdigit() or int(expiry) <= self.clock() or nonce in self._revoked:
             return None
-        if found[1] <= self.clock():
-            del self._live[digest]
-            return None
-        return found[0]
+        return next((s for s in _SCOPES if s == scope), None)
 
-    def close(self, session_id: str | None) -> None:
-        """Forget a session (sign-out); unknown ids are ignored."""
-        if session_id:
-            self._live.pop(_digest(session_id), None)
+    def close(self, token: str | None) -> None:
+        """Revoke a session in this process (sign-out); unknown tokens are ignored."""
+        parts = (token or "").split(".")
+        if self.scope(token) is None:
+            return
+        self._revoked[parts[2]] = float(parts[1])
+        now = self.clock()
+        for nonce, expiry in list(self._revoked.items()):
+            if expiry <= now or len(self._revoked) > MAX_REVOKED:
+                del self._revoked[nonce]
 
-    def __len__(self) -> int:
-        return len(self._live)
-
-
-def _digest(session_id: str) -> str:
-    return hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()
+    def _sign(self, body: str) -> str:
+        digest = hmac.new(self.secret, body.encode("utf-8", "surrogatepass"), hashlib.sha256)
+        return base64.urlsafe_b64encode(digest.digest()).decode("ascii").rstrip("=")
 
 
 def check_page(keys: KeyRing, book: SessionBook, session_id: str | None, scope: Scope) -> None:
