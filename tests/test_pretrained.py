@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 import time
@@ -168,6 +169,32 @@ def plain_serve(fresh: dict[str, str], tmp_path: Path) -> Iterator[str]:
 
 def test_plain_serve_is_ready_with_the_zoo(plain_serve: str) -> None:
     assert httpx.get(f"{plain_serve}/readyz", timeout=5).status_code == 200
-    served = httpx.get(f"{plain_serve}/api/v1/models", timeout=5).json()
-    names = [m["name"] for m in (served["models"] if isinstance(served, dict) else served)]
-    assert sorted(names) == ZOO
+    served = httpx.get(f"{plain_serve}/api/v1/models", timeout=5).json()["models"]
+    assert sorted(m["name"] for m in served) == ZOO
+
+
+def test_list_api_and_home_page_agree_on_each_headline(
+    plain_serve: str, fresh: dict[str, str], tmp_path: Path
+) -> None:
+    listed = helixserve(fresh, tmp_path, "models", "list").stdout
+    cli = {
+        line.split()[0]: " ".join(line.split()[4:6])
+        for line in listed.splitlines()
+        if line.split()[:1] in ([n] for n in ZOO)
+    }
+    served = httpx.get(f"{plain_serve}/api/v1/models", timeout=5).json()["models"]
+    api = {m["name"]: m["headline"]["text"] for m in served}
+    home = httpx.get(f"{plain_serve}/", timeout=5).text
+    page = dict(
+        re.findall(
+            r'<h2><a href="/models/([a-z0-9-]+)/predict">.*?<dd class="headline"[^>]*>([^<]+)<',
+            home,
+            re.S,
+        )
+    )
+    assert cli == api == page
+    assert len(api) == len(ZOO)
+    meanings = {m["name"]: m["headline"]["meaning"] for m in served}
+    for name, meaning in meanings.items():
+        assert meaning in listed.replace("\n", " ") or meaning in " ".join(listed.split())
+        assert meaning in home, name
