@@ -15,7 +15,7 @@ from helixserve.runtime.importer import import_onnx
 from helixserve.runtime.predictor import Predictor
 from helixserve.runtime.selftest import EXAMPLES_FILE, check_selftest, run_selftest
 from helixserve.serving.registry import Registry
-from helixserve.store import Lineage, ModelStore, OutputSchema, make_manifest
+from helixserve.store import Headline, Lineage, ModelStore, OutputSchema, make_manifest
 from tests.support.onnx_models import gc_binary_model
 from tests.test_cli_models import SCHEMA, cli
 
@@ -119,3 +119,69 @@ def test_server_refuses_a_failing_version_and_keeps_the_last_good(
         f"gc@{bad}: 8 of 8 examples differ from the outputs stored at publish time"
     )
     registry.close()
+
+
+def test_training_publishes_headline_lineage_and_examples(tmp_path: Path) -> None:
+    from helixserve.training.data import split
+    from helixserve.training.publish import train_and_publish
+    from helixserve.training.recipes import TabularForest
+    from tests.test_training import FEATURES, table_data
+
+    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    data = table_data()
+    parts = split(data, task="binary", seed=1)
+    train_and_publish(
+        TabularForest(FEATURES, n_estimators=20),
+        data,
+        parts,
+        store,
+        name="t",
+        description="d",
+        seed=1,
+    )
+    manifest, files = store.read_files("t")
+    assert manifest.headline is not None
+    assert (manifest.headline.metric, manifest.headline.meaning) == (
+        "accuracy",
+        f"accuracy on the {len(parts.test)} held-out test rows",
+    )
+    assert manifest.lineage == Lineage(how="trained")
+    stored = json.loads(files[EXAMPLES_FILE])["examples"]
+    assert [e["input"] for e in stored] == [data.inputs[i] for i in _first_rows(data, parts)]
+    assert check_selftest(Predictor.from_store(store, "t")).checked == 8
+
+
+def _first_rows(data: object, parts: object) -> list[int]:
+    """One test row of each class (in class order: benign, malignant), then the others."""
+    from helixserve.training.data import Dataset, Split
+
+    assert isinstance(data, Dataset) and isinstance(parts, Split)
+    test = [int(i) for i in parts.test]
+    first = [next(i for i in test if data.targets[i] == c) for c in ("benign", "malignant")]
+    return (first + [i for i in test if i not in first])[:8]
+
+
+def test_headline_names_isolates_and_the_external_rows() -> None:
+    import numpy as np
+
+    from helixserve.training.data import Split
+    from helixserve.training.publish import choose_headline
+
+    rows = np.arange(10, dtype=np.intp)
+    parts = Split(rows[:4], rows[4:5], rows[5:8], external=rows[8:10])
+    figures = {"accuracy": 1.0, "external_accuracy": 0.5}
+    assert choose_headline("multiclass", figures, parts, bagged=False) == Headline(
+        metric="accuracy",
+        meaning="accuracy on the 3 held-out test rows",
+        ood_metric="external_accuracy",
+        ood_meaning="accuracy on the 2 external rows, never trained or tuned on (1/2)",
+    )
+    bags = {"accuracy": 0.31, "isolate_accuracy": 26 / 30, "isolates": 30.0, "isolates_correct": 26}
+    assert choose_headline("binary", bags, Split(rows, rows, rows), bagged=True) == Headline(
+        metric="isolate_accuracy",
+        meaning="share of the 30 test bags (isolates) called right (26/30): positive iff the "
+        "highest member score >= isolate_threshold",
+    )
+    assert choose_headline("regression", {"r2": 0.5}, parts, bagged=False) == Headline(
+        metric="r2", meaning="R² on the 3 held-out test rows"
+    )
