@@ -78,6 +78,7 @@ STAND_INS = {
     "sequences.fasta": "the same 200 sequences as FASTA",
     "utrs.parquet": "100 generated 50-nt yeast 5' UTRs in a `sequence` column",
     "native_utrs.csv": "the same 100 UTRs as CSV, in a `utr` column",
+    "primer_test.csv": "a labelled test file: the 200 sequences in a `sequence` column, `label`",
     "Native_UTRs.csv.gz": "the Cuperus et al. table's columns (UTR, growth_rate, t0): 120 "
     "generated UTRs",
     "tumours.csv": "150 generated tumour rows: id, nine cytology scores 1..10, class 2 or 4",
@@ -180,6 +181,8 @@ def prepare(work: Path) -> None:
     (work / "library.fasta.gz").write_bytes(gzip.compress((library + examples).encode()))
     sequences = [_dna(rng, i % 2 == 0) for i in range(200)]
     (work / "sequences.txt").write_text("\n".join(sequences) + "\n")
+    rows = (f"{s},{1 - i % 2}" for i, s in enumerate(sequences))
+    (work / "primer_test.csv").write_text("sequence,label\n" + "\n".join(rows) + "\n")
     (work / "labels.txt").write_text("".join(f"{1 - i % 2}\n" for i in range(200)))
     (work / "sequences.fasta").write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(sequences)))
     utrs = [_dna(rng, False) for _ in range(100)]
