@@ -104,6 +104,12 @@ def train(
     calibrate: Annotated[
         str | None, typer.Option(help="Tabular: calibrate probabilities (sigmoid or isotonic).")
     ] = None,
+    class_weight: Annotated[
+        str | None,
+        typer.Option(
+            help="dna-binary, tabular: none, balanced, or LABEL=WEIGHT pairs (e.g. 0=1,1=4)."
+        ),
+    ] = None,
     init_from: Annotated[
         str | None, typer.Option(help="Continue from NAME@VERSION's weights (same recipe).")
     ] = None,
@@ -154,6 +160,7 @@ def train(
         search=search,
         init_from=init_from,
         calibrate=calibrate,
+        class_weight=class_weight,
         label_names=label_names,
         test_fraction=test_fraction,
         seed=seed,

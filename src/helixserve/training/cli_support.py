@@ -47,6 +47,7 @@ from helixserve.training.recipes import (
 from helixserve.training.search import search, with_params
 
 TRAIN_THREADS = 2
+CLASS_WEIGHTED = ("dna-binary", "tabular")
 
 
 @dataclass
@@ -90,6 +91,7 @@ class TrainOptions:
     search: int | None = None
     init_from: str | None = None
     calibrate: str | None = None
+    class_weight: str | None = None  # None: the recipe's default; "none", "balanced", "0=1,1=4"
     label_names: str | None = None
     description: str | None = None
     card_text: str = ""
@@ -192,6 +194,12 @@ def recipe_and_data(options: TrainOptions) -> tuple[Recipe, Dataset]:
         raise HelixError(
             f"unknown recipe {options.recipe!r}; the recipes are {', '.join(builders)}."
         )
+    if options.class_weight is not None and options.recipe not in CLASS_WEIGHTED:
+        raise HelixError(
+            f"--class-weight is for the {' and '.join(CLASS_WEIGHTED)} recipes, not "
+            f"{options.recipe} (dna-variable and image always weight classes balanced; "
+            "dna-regression has no classes); leave it out."
+        )
     return builder(options)
 
 
@@ -211,7 +219,7 @@ def _dna_binary(options: TrainOptions) -> tuple[Recipe, Dataset]:
     if arch not in ("cnn", "lstm"):
         raise HelixError(f"dna-binary --arch must be cnn or lstm, got {arch!r}.")
     recipe = DnaBinary(length=options.length, arch=arch, epochs=options.epochs,
-                       device=options.device)  # fmt: skip
+                       class_weight=options.class_weight, device=options.device)  # fmt: skip
     return recipe, _sequences(options, recipe)
 
 
@@ -321,7 +329,9 @@ def _tabular(options: TrainOptions) -> tuple[Recipe, Dataset]:
         raise HelixError(f"tabular --arch must be rf or gb, got {arch!r}.")
     if options.calibrate not in (None, "sigmoid", "isotonic"):
         raise HelixError(f"--calibrate must be sigmoid or isotonic, got {options.calibrate!r}.")
-    recipe = TabularForest(features, model=arch, calibrate=options.calibrate)
+    recipe = TabularForest(
+        features, model=arch, calibrate=options.calibrate, class_weight=options.class_weight
+    )
     data = load_table(
         options.data,
         recipe.input_schema(),

@@ -21,8 +21,9 @@ import numpy.typing as npt
 import torch
 
 from helixserve.errors import HelixError
+from helixserve.training.classweights import class_weight_vector
 from helixserve.training.export import torch_to_onnx
-from helixserve.training.loop import History, Loss, balanced_weights, fit
+from helixserve.training.loop import History, Loss, fit
 from helixserve.training.nets import Rescaled, WithSigmoid, WithSoftmax
 from helixserve.training.recipes.base import Recipe
 
@@ -77,8 +78,10 @@ class TorchRecipe(Recipe):
             self._load_initial(self.model, self.initial)
         resample = self.sampler(x_train, y_train, seed)
         x_train, y_train = resample(0) if resample is not None else self.prepare(x_train, y_train)
-        balanced = p.get("class_weight") == "balanced" and self.loss != "mse"
-        weights = balanced_weights(y_train, max(classes, 2)) if balanced else None
+        weights = None
+        if self.loss != "mse":
+            names = labels if labels and len(labels) >= 2 else ["0", "1"]
+            weights = class_weight_vector(p.get("class_weight"), names, y_train)
         return fit(self.model, x_train, y_train, x_val, y_val, loss=self.loss,
                    epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                    patience=p["patience"], class_weights=weights, seed=seed,
