@@ -15,6 +15,7 @@ from helixserve.errors import HelixError
 from helixserve.inputs.tabular import Feature
 from helixserve.runtime import ItemError, Prediction, Predictor
 from helixserve.store import ModelStore
+from helixserve.training.checkpoint import read_meta
 from helixserve.training.cli_support import TrainOptions, parse_filter, run
 from helixserve.training.data import Dataset, load_sequences, split
 from helixserve.training.export import TrainingError, check_parity
@@ -99,8 +100,9 @@ def test_recipe_conformance(
         assert "history.json" in manifest.files and "plots/loss.png" in manifest.files
         live = json.loads((tmp_path / "work" / "history.json").read_text())
         assert live["epochs"] == len(outcome.history.train_loss) >= 1
-        with np.load(tmp_path / "work" / "checkpoint.npz") as saved:  # best weights on disk
-            assert int(saved["__epoch__"]) == outcome.history.best_epoch
+        saved = read_meta(tmp_path / "work" / "checkpoint.npz")  # the training state on disk
+        assert saved["best_epoch"] == outcome.history.best_epoch
+        assert saved["epoch"] == len(outcome.history.train_loss)
 
 
 def test_cnn_learns_the_motif(tmp_path: Path) -> None:
@@ -395,108 +397,3 @@ def test_gradient_x_input_of_a_linear_model_is_the_weight_of_each_present_base()
     got = gradient_x_input(model, x)
     assert got.shape == (1, 3)
     assert np.allclose(got[0], [0.2, 0.4, 1.1])  # weights[0, G], weights[1, A], weights[2, T]
-
-
-def imbalanced_motif_data(n: int, seed: int) -> tuple[list[str], np.ndarray]:
-    """About 10% positives; the motif marks 70% of them (and 10% of the negatives)."""
-    rng = np.random.default_rng(seed)
-    inputs, targets = [], []
-    for _ in range(n):
-        seq, positive = "".join(rng.choice(list("ACGT"), 20)), int(rng.random() < 0.1)
-        if rng.random() < (0.7 if positive else 0.1):
-            at = int(rng.integers(0, 20 - len(MOTIF)))
-            seq = seq[:at] + MOTIF + seq[at + len(MOTIF) :]
-        inputs.append(seq)
-        targets.append(positive)
-    return inputs, np.array(targets)
-
-
-def imbalanced_rows(n: int, seed: int) -> tuple[list[object], np.ndarray]:
-    """Class 1 is rare (about 11%): 2% where a < 7, 32% where a >= 7; b is noise."""
-    rng = np.random.default_rng(seed)
-    rows: list[object] = []
-    targets = []
-    for _ in range(n):
-        a, b = int(rng.integers(1, 11)), int(rng.integers(1, 11))
-        rows.append({"a": a, "b": b})
-        targets.append(int(rng.random() < 0.02 + 0.3 * (a >= 7)))
-    return rows, np.array(targets)
-
-
-def minority_recall(recipe: Recipe, train: tuple[list[object], np.ndarray],
-                    test: tuple[list[object], np.ndarray]) -> float:  # fmt: skip
-    from helixserve.training.publish import encode_inputs
-
-    x, y = encode_inputs(recipe, train[0]), train[1]
-    cut = len(x) * 4 // 5
-    recipe.fit(x[:cut], y[:cut], x[cut:], y[cut:], labels=["0", "1"], seed=0)
-    called = recipe.predict_proba(encode_inputs(recipe, test[0]))[:, 1] >= 0.5
-    return float(called[test[1] == 1].mean())
-
-
-@pytest.mark.parametrize("kind", ["dna-binary", "tabular-rf", "tabular-gb"])
-def test_balanced_class_weight_raises_the_recall_of_the_rare_class(kind: str) -> None:
-    def recipe(weight: str | None) -> Recipe:
-        if kind == "dna-binary":
-            return DnaBinary(length=20, kernel=6, epochs=10, class_weight=weight)
-        model = kind.removeprefix("tabular-")
-        return TabularForest(FEATURES, model=model, n_estimators=20, min_samples_leaf=5,
-                             class_weight=weight)  # fmt: skip
-
-    make = imbalanced_motif_data if kind == "dna-binary" else imbalanced_rows
-    train, test = make(200 if kind == "dna-binary" else 300, 0), make(400, 1)
-    plain = minority_recall(recipe(None), train, test)  # type: ignore[arg-type]
-    balanced = minority_recall(recipe("balanced"), train, test)  # type: ignore[arg-type]
-    assert plain < 0.1  # unweighted, the rare class is almost never called
-    assert balanced > plain + 0.3
-
-
-def test_explicit_class_weights_by_label_name_reach_the_model_and_the_card(
-    tmp_path: Path,
-) -> None:
-    rows, targets = imbalanced_rows(800, 0)
-    lines = [",".join(map(str, [*row.values(), t]))  # type: ignore[attr-defined]
-             for row, t in zip(rows, targets, strict=True)]  # fmt: skip
-    path = tmp_path / "rows.csv"
-    path.write_text("a,b,class\n" + "\n".join(lines) + "\n")
-    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
-    base = TrainOptions(recipe="tabular", data=path, name="rows", target="class",
-                        feature_type="int", feature_range="1:10", seed=0,
-                        label_names="0=benign,1=malignant")  # fmt: skip
-    plain = run(base, store)
-    weighted = run(TrainOptions(**{**base.__dict__, "class_weight": "malignant=8"}), store)
-    assert weighted.metrics["recall"] > plain.metrics["recall"] + 0.3
-    bundle = store.pull("rows@2").path
-    params = json.loads((bundle / "recipe.json").read_text())["params"]
-    assert params["class_weight"] == "malignant=8"
-    assert "class_weight=malignant=8" in (bundle / "card.md").read_text()
-
-
-@pytest.mark.parametrize(
-    ("recipe", "weight", "message"),
-    [
-        ("tabular", "heavy", "--class-weight must be none, balanced, or LABEL=WEIGHT pairs such "
-         "as 0=1,1=4; got 'heavy'."),
-        ("tabular", "benign=1,malignant=-2", "--class-weight: the weight of class 'malignant' "
-         "must be a positive number, got '-2' (in 'benign=1,malignant=-2'); write e.g. 0=1,1=4."),
-        ("tabular", "0=1,0=2", "--class-weight names class '0' twice (in '0=1,0=2')."),
-        ("tabular", "benign=1,2=3", "--class-weight names class '2', which the targets do not "
-         "hold; they hold benign, malignant."),
-        ("dna-regression", "balanced", "--class-weight is for the dna-binary and tabular "
-         "recipes, not dna-regression (dna-variable and image always weight classes balanced; "
-         "dna-regression has no classes); leave it out."),
-    ],
-)  # fmt: skip
-def test_bad_class_weights_are_refused_with_the_fix(
-    tmp_path: Path, recipe: str, weight: str, message: str
-) -> None:
-    path = tmp_path / "rows.csv"
-    path.write_text("a,b,class\n" + "".join(f"{i % 10 + 1},{i % 7 + 1},{i % 2}\n"
-                                            for i in range(40)))  # fmt: skip
-    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
-    options = TrainOptions(recipe=recipe, data=path, name="rows", target="class",
-                           feature_type="int", label_names="0=benign,1=malignant",
-                           class_weight=weight)  # fmt: skip
-    with pytest.raises(HelixError) as info:
-        run(options, store)
-    assert str(info.value) == message

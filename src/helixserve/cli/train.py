@@ -122,6 +122,25 @@ def train(
     kmer_ridge: Annotated[
         bool, typer.Option(help="dna-regression: blend the CNN with a k-mer ridge regression.")
     ] = True,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue the interrupted run from the checkpoint in its work dir "
+            "(same data and options)."
+        ),
+    ] = False,
+    card: Annotated[
+        Path | None, typer.Option(help="Markdown file appended to the model card.")
+    ] = None,
+    limits: Annotated[
+        str | None, typer.Option(help="Card section '## Limits': where not to use the model.")
+    ] = None,
+    citation: Annotated[
+        str | None, typer.Option(help="Card section '## Citation': what to cite.")
+    ] = None,
+    licence: Annotated[
+        str | None, typer.Option(help="Card section '## Licence': the model's licence.")
+    ] = None,
 ) -> None:
     """Train a model from a recipe on your data and publish it to the store."""
     from helixserve.cli.models import open_store  # noqa: PLC0415 - keeps --help fast
@@ -167,6 +186,11 @@ def train(
         device=device,
         work_dir=work_dir,
         kmer_ridge=kmer_ridge,
+        resume=resume,
+        card=card,
+        limits=limits,
+        citation=citation,
+        licence=licence,
     )
     models = open_store(store)
     live = work_dir or models.cache_dir.parent / "runs" / options.name
@@ -181,6 +205,10 @@ def _summary(outcome: Any) -> None:
     for key, value in sorted(manifest.metrics.items()):
         table.add_row(key, f"{value:.4f}")
     console.print(table)
+    lineage = manifest.lineage
+    if lineage is not None and lineage.how == "resume":
+        epoch = lineage.details.get("resumed_from_epoch")
+        console.print(f"resumed after epoch {epoch} of the interrupted run", highlight=False)
     console.print(
         f"trained and published in {outcome.seconds:.1f} s; ONNX parity {outcome.parity:.2g}; "
         f"{outcome.refused:,} records refused by validation",

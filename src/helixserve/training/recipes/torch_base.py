@@ -6,6 +6,9 @@ example input looks like (:meth:`TorchRecipe.example`); it may transform the tra
 (:meth:`TorchRecipe.prepare`, e.g. augmentation) or draw fresh ones every epoch
 (:meth:`TorchRecipe.sampler`, e.g. random crops). Predictions and the exported graph go through
 the same wrapper (sigmoid, softmax, or the rescaling of a standardised target), so they agree.
+``checkpoint`` (set by :func:`~helixserve.training.publish.train_and_publish` from its work dir),
+``fingerprint`` and ``resume`` go to the loop: the training state is saved after every epoch and,
+with ``resume``, continued from (see :mod:`helixserve.training.loop`).
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ class TorchRecipe(Recipe):
         self.model: torch.nn.Module | None = None
         self.shift, self.scale = 0.0, 1.0
         self.initial: dict[str, npt.NDArray[Any]] | None = None
-        self.checkpoint: Path | None = None  # where fit() keeps the best weights so far
+        self.checkpoint: Path | None = None  # where fit() keeps the training state
+        self.fingerprint: dict[str, Any] = {}  # what the run was started with (in the checkpoint)
+        self.resume = False  # True: fit() continues from the checkpoint
 
     @abstractmethod
     def build(self, classes: int) -> torch.nn.Module:
@@ -86,7 +91,8 @@ class TorchRecipe(Recipe):
                    epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                    patience=p["patience"], class_weights=weights, seed=seed,
                    device=p.get("device", "cpu"), progress=progress, on_epoch=on_epoch,
-                   checkpoint=self.checkpoint, resample=resample)  # fmt: skip
+                   checkpoint=self.checkpoint, resample=resample,
+                   fingerprint=self.fingerprint, resume=self.resume)  # fmt: skip
 
     def weights(self) -> bytes | None:
         if self.model is None:

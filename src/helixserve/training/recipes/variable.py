@@ -98,4 +98,5 @@ class DnaVariable(TorchRecipe):
         return fit_bags(self.model, train, val, pool=p["pool"], epochs=p["epochs"],
                         bag_batch=p["bag_batch"], lr=p["lr"], patience=p["patience"],
                         balanced=p["class_weight"] == "balanced", seed=seed, progress=progress,
-                        on_epoch=on_epoch, checkpoint=self.checkpoint)  # fmt: skip
+                        on_epoch=on_epoch, checkpoint=self.checkpoint,
+                        fingerprint=self.fingerprint, resume=self.resume)  # fmt: skip
