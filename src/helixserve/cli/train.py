@@ -207,8 +207,9 @@ def _summary(outcome: Any) -> None:
     console.print(table)
     lineage = manifest.lineage
     if lineage is not None and lineage.how == "resume":
-        epoch = lineage.details.get("resumed_from_epoch")
-        console.print(f"resumed after epoch {epoch} of the interrupted run", highlight=False)
+        epoch = lineage.details.get("resumed_from_epoch", "?")
+        shown = f"{epoch:g}" if isinstance(epoch, float) else epoch
+        console.print(f"resumed after epoch {shown} of the interrupted run", highlight=False)
     console.print(
         f"trained and published in {outcome.seconds:.1f} s; ONNX parity {outcome.parity:.2g}; "
         f"{outcome.refused:,} records refused by validation",
