@@ -13,13 +13,21 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from helixserve.cli.app import app
+from helixserve.errors import HelixError
 from helixserve.runtime import Prediction, Predictor
 from helixserve.store import ModelStore
 from helixserve.store.manifest import Lineage
 from helixserve.training.checkpoint import read_meta
+from helixserve.training.cli_support import TrainOptions, run
+from helixserve.training.data import file_sha256
+from helixserve.training.loop import History
+from helixserve.training.publish import encode_inputs
+from helixserve.training.recipes import DnaVariable
+from tests.test_training import motif_data
 
 runner = CliRunner()
 EPOCHS = 5
@@ -113,4 +121,110 @@ def positive_scores(store: ModelStore, name: str, inputs: list[str]) -> np.ndarr
     results = Predictor.from_store(store, name).predict(list(inputs))
     return np.array(
         [r.probabilities["1"] for r in results if isinstance(r, Prediction) and r.probabilities]
+    )
+
+
+class Interrupt(Exception):
+    """Raised from ``on_epoch`` to stop a run in the middle, as a crash would."""
+
+
+def fit_bag_model(work: Path, *, resume: bool = False, stop_after: int = 0) -> np.ndarray:
+    """A multiple-instance model (dna-variable with --pool max) on tiny bags; its scores."""
+    data = motif_data(160, length=24)
+    recipe = DnaVariable(
+        pad_to=24, arch="cnn", pool="max", filters=8, kernel=6, epochs=5, patience=5
+    )
+    x = encode_inputs(recipe, data.inputs)
+    y = np.array([int(t) for t in data.targets])
+    bags = [f"bag{i % 2}-{i // 8}" for i in range(len(x))]  # 4 genes of one label per isolate
+    recipe.bags = (bags[:120], bags[120:])
+    recipe.checkpoint, recipe.resume = work / "checkpoint.npz", resume
+
+    def crash(history: History) -> None:
+        if len(history.train_loss) == stop_after:
+            raise Interrupt
+
+    recipe.fit(x[:120], y[:120], x[120:], y[120:], labels=["0", "1"], seed=2, on_epoch=crash)
+    return recipe.predict_proba(x)[:, 1]
+
+
+def test_a_bag_model_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    whole = fit_bag_model(tmp_path / "whole")
+    with pytest.raises(Interrupt):
+        fit_bag_model(tmp_path / "cut", stop_after=2)
+    assert read_meta(tmp_path / "cut" / "checkpoint.npz")["epoch"] == 2
+    resumed = fit_bag_model(tmp_path / "cut", resume=True)
+    assert np.abs(resumed - whole).max() <= TOLERANCE
+    assert (
+        read_meta(tmp_path / "cut" / "checkpoint.npz")["history"]
+        == read_meta(tmp_path / "whole" / "checkpoint.npz")["history"]
+    )
+
+
+def sequences_file(tmp_path: Path, n: int = 60) -> Path:
+    data = motif_data(n)
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "sequence,label\n"
+        + "".join(f"{s},{t}\n" for s, t in zip(data.inputs, data.targets, strict=True))
+    )
+    return path
+
+
+def test_resume_refuses_other_data_other_options_and_no_checkpoint(tmp_path: Path) -> None:
+    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    work = tmp_path / "work"
+    base = TrainOptions(
+        recipe="dna-binary",
+        data=sequences_file(tmp_path),
+        name="m",
+        target="label",
+        length=20,
+        epochs=1,
+        work_dir=work,
+    )
+    path = work / "checkpoint.npz"
+    restart = "or train from the start without --resume."
+    with pytest.raises(HelixError) as info:
+        run(TrainOptions(**{**base.__dict__, "resume": True}), store)
+    assert str(info.value) == (
+        f"--resume: there is no checkpoint at {path}, so there is nothing to resume; give "
+        f"--work-dir the folder of the interrupted run, {restart}"
+    )
+    run(base, store)
+    with pytest.raises(HelixError) as info:
+        run(TrainOptions(**{**base.__dict__, "resume": True, "epochs": 3, "seed": 4}), store)
+    assert str(info.value) == (
+        f"--resume: the run in {path} was started with other options (--epochs 1 then, 3 now; "
+        f"--seed 0 then, 4 now); resume with the same options, {restart}"
+    )
+    then = read_meta(path)["fingerprint"]["data_sha256"]
+    other = TrainOptions(**{**base.__dict__, "resume": True, "data": sequences_file(tmp_path, 62)})
+    with pytest.raises(HelixError) as info:
+        run(other, store)
+    now = file_sha256(other.data)
+    assert str(info.value) == (
+        f"--resume: the run in {path} was started on other data (sha256 {then[:12]}... then, "
+        f"{now[:12]}... now); resume with the same data file, {restart}"
+    )
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(HelixError) as info:
+        run(TrainOptions(**{**base.__dict__, "resume": True}), store)
+    assert str(info.value) == (
+        f"--resume: {path} is not a checkpoint this version can resume (written by an older "
+        f"helixserve, or damaged); {restart}"
+    )
+    assert store.versions("m") == [1]
+
+
+def test_resume_says_a_tabular_run_has_no_epochs_to_continue(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text("a,b,class\n" + "".join(f"{i % 9 + 1},{i % 5},{i % 2}\n" for i in range(30)))
+    options = TrainOptions(recipe="tabular", data=path, name="rows", target="class", resume=True)
+    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    with pytest.raises(HelixError) as info:
+        run(options, store)
+    assert str(info.value) == (
+        "--resume continues the epochs of a neural recipe; the tabular recipe trains in one "
+        "step, so run it again without --resume."
     )
