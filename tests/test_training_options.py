@@ -240,3 +240,83 @@ def test_init_from_records_the_resolved_parent_in_the_lineage(tmp_path: Path) ->
     third = run(TrainOptions(**{**base.__dict__, "init_from": "m@production"}), store)
     assert third.manifest.lineage == Lineage(how="init-from", parent="m@1")
     assert store.manifest("m@3").lineage == Lineage(how="init-from", parent="m@1")
+
+
+def test_the_train_command_takes_class_weights_and_card_sections(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from helixserve.cli.app import app
+
+    extra = tmp_path / "extra.md"
+    extra.write_text("## Intended use\n\nTeaching only.\n")
+    args = [
+        "train",
+        "tabular",
+        "--data",
+        str(rows_file(tmp_path)),
+        "--target",
+        "class",
+        "--name",
+        "rows",
+        "--store",
+        str(tmp_path / "store"),
+        "--class-weight",
+        "1=3",
+        "--limits",
+        "Made-up rows.",
+        "--citation",
+        "Doe J (2026).",
+        "--licence",
+        "MIT",
+        "--card",
+        str(extra),
+    ]
+    result = CliRunner().invoke(app, args, env={"HELIXSERVE_CACHE_DIR": str(tmp_path / "c")})
+    assert result.exit_code == 0, result.output
+    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "c")
+    bundle = store.pull("rows").path
+    assert json.loads((bundle / "recipe.json").read_text())["params"]["class_weight"] == "1=3"
+    card = (bundle / "card.md").read_text()
+    assert (
+        "## Limits\n\nMade-up rows.\n\n## Citation\n\nDoe J (2026).\n\n## Licence\n\nMIT\n\n"
+        "## Intended use\n\nTeaching only.\n"
+    ) in card
+
+
+def test_train_resume_without_a_checkpoint_says_so(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "t.csv"
+    data.write_text("sequence,label\n" + "".join(f"{'ACGT' * 5},{i % 2}\n" for i in range(20)))
+    work = tmp_path / "work"
+    args = [
+        "train",
+        "dna-binary",
+        "--data",
+        str(data),
+        "--target",
+        "label",
+        "--length",
+        "20",
+        "--store",
+        str(tmp_path / "store"),
+        "--work-dir",
+        str(work),
+        "--resume",
+    ]
+    env = {**os.environ, "HELIXSERVE_CACHE_DIR": str(tmp_path / "c"), "COLUMNS": "500"}
+    result = subprocess.run(
+        [sys.executable, "-m", "helixserve", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"Error: --resume: there is no checkpoint at {work / 'checkpoint.npz'}, so there is "
+        "nothing to resume; give --work-dir the folder of the interrupted run, or train from the "
+        "start without --resume.\n"
+    )
