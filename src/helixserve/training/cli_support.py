@@ -328,8 +328,13 @@ def _dna_binary(options: TrainOptions) -> tuple[Recipe, Dataset]:
     arch = options.arch or "cnn"
     if arch not in ("cnn", "lstm"):
         raise HelixError(f"dna-binary --arch must be cnn or lstm, got {arch!r}.")
-    recipe = DnaBinary(length=options.length, arch=arch, epochs=options.epochs,
-                       class_weight=options.class_weight, device=options.device)  # fmt: skip
+    recipe = DnaBinary(
+        length=options.length,
+        arch=arch,
+        epochs=options.epochs,
+        class_weight=options.class_weight,
+        device=options.device,
+    )
     return recipe, _sequences(options, recipe)
 
 

@@ -106,12 +106,24 @@ def _loss(model: nn.Module, bags: Bags, pool: Pool, criterion: nn.Module) -> flo
         return float(criterion(logits, torch.as_tensor(bags.y)))
 
 
-def fit_bags(model: nn.Module, train: Bags, val: Bags, *, pool: Pool, epochs: int = 30,
-             bag_batch: int = 8, lr: float = 2e-3, patience: int = 5, balanced: bool = True,
-             seed: int = 0, progress: bool = False,
-             on_epoch: Callable[[History], None] | None = None,
-             checkpoint: Path | None = None, fingerprint: dict[str, Any] | None = None,
-             resume: bool = False) -> History:  # fmt: skip
+def fit_bags(
+    model: nn.Module,
+    train: Bags,
+    val: Bags,
+    *,
+    pool: Pool,
+    epochs: int = 30,
+    bag_batch: int = 8,
+    lr: float = 2e-3,
+    patience: int = 5,
+    balanced: bool = True,
+    seed: int = 0,
+    progress: bool = False,
+    on_epoch: Callable[[History], None] | None = None,
+    checkpoint: Path | None = None,
+    fingerprint: dict[str, Any] | None = None,
+    resume: bool = False,
+) -> History:
     """Train ``model`` on bag labels; see the module contract."""
     seed_everything(seed)
     positives = float(train.y.sum())

@@ -83,16 +83,36 @@ class TorchRecipe(Recipe):
             self._load_initial(self.model, self.initial)
         resample = self.sampler(x_train, y_train, seed)
         x_train, y_train = resample(0) if resample is not None else self.prepare(x_train, y_train)
-        weights = None
-        if self.loss != "mse":
-            names = labels if labels and len(labels) >= 2 else ["0", "1"]
-            weights = class_weight_vector(p.get("class_weight"), names, y_train)
-        return fit(self.model, x_train, y_train, x_val, y_val, loss=self.loss,
-                   epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
-                   patience=p["patience"], class_weights=weights, seed=seed,
-                   device=p.get("device", "cpu"), progress=progress, on_epoch=on_epoch,
-                   checkpoint=self.checkpoint, resample=resample,
-                   fingerprint=self.fingerprint, resume=self.resume)  # fmt: skip
+        weights = self._class_weights(labels, y_train)
+        return fit(
+            self.model,
+            x_train,
+            y_train,
+            x_val,
+            y_val,
+            loss=self.loss,
+            epochs=p["epochs"],
+            batch_size=p["batch_size"],
+            lr=p["lr"],
+            patience=p["patience"],
+            class_weights=weights,
+            seed=seed,
+            device=p.get("device", "cpu"),
+            progress=progress,
+            on_epoch=on_epoch,
+            checkpoint=self.checkpoint,
+            resample=resample,
+            fingerprint=self.fingerprint,
+            resume=self.resume,
+        )
+
+    def _class_weights(
+        self, labels: list[str] | None, y: npt.NDArray[Any]
+    ) -> npt.NDArray[np.float32] | None:
+        if self.loss == "mse":
+            return None
+        names = labels if labels and len(labels) >= 2 else ["0", "1"]
+        return class_weight_vector(self.params.get("class_weight"), names, y)
 
     def weights(self) -> bytes | None:
         if self.model is None:
