@@ -32,10 +32,11 @@ $(VENV)/.all-installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 install-base: $(VENV)/.base-installed
 install-all: $(VENV)/.all-installed
 
-# Serve the pretrained models shipped in the package: http://127.0.0.1:8000 (API docs at /docs),
-# gRPC on 127.0.0.1:8001. No training, no torch, nothing downloaded. Ctrl+C stops it.
+# Serve the pretrained models shipped in the package, and yours from HELIXSERVE_STORE (default
+# ~/.helixserve/store): http://127.0.0.1:8000 (API docs at /docs), gRPC on 127.0.0.1:8001.
+# No training, no torch, nothing downloaded. Ctrl+C stops it.
 run: install-base
-	$(BIN)/helixserve models list --store "$$($(BIN)/python -c "from helixserve.cli.serve import ZOO_STORE; print(ZOO_STORE)")"
+	$(BIN)/helixserve models list
 	$(BIN)/helixserve quickstart
 
 lint: install-all

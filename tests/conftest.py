@@ -19,6 +19,11 @@ from tests.support.s3server import READ_WRITE, S3Server, seaweedfs
 settings.register_profile("helixserve", deadline=None)
 settings.load_profile("helixserve")
 
+# Tests build their own stores and expect to see only what they put there: the pretrained models
+# shipped in the package stay out of them (and out of the subprocesses that inherit this), except
+# in tests/test_pretrained.py, which checks that a fresh install sees them everywhere.
+os.environ["HELIXSERVE_PRETRAINED"] = "false"
+
 ROOT = Path(__file__).resolve().parents[1]
 FILES = Path(__file__).resolve().parent / "files"
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,11 @@ runner = CliRunner()
 EXAMPLE = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "examples" / "primers.fasta"
 
 
+def _tree_under_test() -> dict[str, str]:
+    """``PYTHONPATH`` if set, so that the subprocess runs the source tree under test."""
+    return {k: v for k, v in os.environ.items() if k == "PYTHONPATH"}
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the real entry point in a subprocess (as a user would), capturing both streams."""
     return subprocess.run(
@@ -24,7 +30,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         check=False,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", **_tree_under_test()},
     )
 
 

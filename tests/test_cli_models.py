@@ -32,22 +32,38 @@ def env(tmp_path: Path) -> dict[str, str]:
         "HOME": str(tmp_path / "home"),
         "HELIXSERVE_STORE": str(tmp_path / "store"),
         "HELIXSERVE_CACHE_DIR": str(tmp_path / "cache"),
+        "HELIXSERVE_PRETRAINED": "false",
         "COLUMNS": "200",
+        **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},  # the tree under test
     }
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "helixserve", "models", *args],
-                          capture_output=True, text=True, env=env, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "helixserve", "models", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
 
 
-def import_model(env: dict[str, str], folder: Path, model: bytes, schema: str, name: str,
-                 *extra: str) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def import_model(
+    env: dict[str, str], folder: Path, model: bytes, schema: str, name: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
     """Write a model and a schema file into ``folder`` and run ``models import``."""
     (folder / "model.onnx").write_bytes(model)
     (folder / "schema.yaml").write_text(schema)
-    return cli(env, "import", str(folder / "model.onnx"), "--schema",
-               str(folder / "schema.yaml"), "--name", name, *extra)  # fmt: skip
+    return cli(
+        env,
+        "import",
+        str(folder / "model.onnx"),
+        "--schema",
+        str(folder / "schema.yaml"),
+        "--name",
+        name,
+        *extra,
+    )
 
 
 @pytest.fixture
@@ -104,7 +120,8 @@ def test_errors_are_one_line(imported: Path, env: dict[str, str]) -> None:
     assert missing.returncode == 1
     assert missing.stderr == (
         f"Error: no model named 'yeast-utr' in the store {(imported / 'store').as_uri()}; "
-        "models: primer-binding.\n"
+        "models: primer-binding. Add one with `helixserve train ...`, `helixserve models import "
+        "MODEL.onnx ...` or `helixserve models pull NAME --from URI`.\n"
     )
     traversal = cli(env, "show", "../../etc")
     assert traversal.returncode == 1
@@ -150,8 +167,17 @@ def test_bad_schema_files(tmp_path: Path, env: dict[str, str], schema: str, mess
 def test_import_with_a_bad_alias_publishes_nothing(tmp_path: Path, env: dict[str, str]) -> None:
     (tmp_path / "model.onnx").write_bytes(gc_binary_model(50))
     (tmp_path / "schema.yaml").write_text(SCHEMA)
-    result = cli(env, "import", str(tmp_path / "model.onnx"), "--schema",
-                 str(tmp_path / "schema.yaml"), "--name", "m", "--alias", "12")  # fmt: skip
+    result = cli(
+        env,
+        "import",
+        str(tmp_path / "model.onnx"),
+        "--schema",
+        str(tmp_path / "schema.yaml"),
+        "--name",
+        "m",
+        "--alias",
+        "12",
+    )
     assert result.returncode == 1
     assert result.stderr.startswith(
         "Error: alias '12' is not allowed: an alias cannot be all digits"
@@ -169,13 +195,25 @@ def test_list_shows_a_damaged_model_as_a_row(imported: Path, env: dict[str, str]
 def test_models_commands_against_s3(
     s3_server: S3Server, tmp_path: Path, env: dict[str, str]
 ) -> None:
-    env = {**env, "AWS_ENDPOINT_URL_S3": s3_server.endpoint, "AWS_ACCESS_KEY_ID": "RW",
-           "AWS_SECRET_ACCESS_KEY": "RWS", "AWS_REGION": "us-east-1",
-           "HELIXSERVE_STORE": "s3://models/cli-check"}  # fmt: skip
+    env = {
+        **env,
+        "AWS_ENDPOINT_URL_S3": s3_server.endpoint,
+        "AWS_ACCESS_KEY_ID": "RW",
+        "AWS_SECRET_ACCESS_KEY": "RWS",
+        "AWS_REGION": "us-east-1",
+        "HELIXSERVE_STORE": "s3://models/cli-check",
+    }
     (tmp_path / "model.onnx").write_bytes(gc_binary_model(50))
     (tmp_path / "schema.yaml").write_text(SCHEMA)
-    imported = cli(env, "import", str(tmp_path / "model.onnx"), "--schema",
-                   str(tmp_path / "schema.yaml"), "--name", "primer-binding")  # fmt: skip
+    imported = cli(
+        env,
+        "import",
+        str(tmp_path / "model.onnx"),
+        "--schema",
+        str(tmp_path / "schema.yaml"),
+        "--name",
+        "primer-binding",
+    )
     assert imported.returncode == 0, imported.stderr
     local = str(tmp_path / "local")
     assert cli(env, "push", "primer-binding", "--to", local).returncode == 0
@@ -193,8 +231,9 @@ def test_quantize_publishes_a_checked_int8_version(tmp_path: Path, env: dict[str
     zoo = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
     shutil.copytree(zoo / "primer-binding", tmp_path / "store" / "primer-binding")
     examples = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "examples"
-    result = cli(env, "quantize", "primer-binding", "--calibration",
-                 str(examples / "primers.fasta"))  # fmt: skip
+    result = cli(
+        env, "quantize", "primer-binding", "--calibration", str(examples / "primers.fasta")
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("published primer-binding@2 (int8 of primer-binding@1): ")
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "c")
@@ -220,12 +259,70 @@ def test_whole_number_weights_stay_float(tmp_path: Path) -> None:
     )
     learned = numpy_helper.from_array(np.full((2, 4, 3), 0.25, np.float32), "w_learned")
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w_index"], ["i"], name="kmer_index"),
-         helper.make_node("Conv", ["x", "w_learned"], ["y"], name="filters")],
-        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8])],
-        [helper.make_tensor_value_info("i", TensorProto.FLOAT, None),
-         helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [
+            helper.make_node("Conv", ["x", "w_index"], ["i"], name="kmer_index"),
+            helper.make_node("Conv", ["x", "w_learned"], ["y"], name="filters"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8])],
+        [
+            helper.make_tensor_value_info("i", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+        ],
         initializer=[index, learned],
-    )  # fmt: skip
+    )
     onnx.save(helper.make_model(graph), str(tmp_path / "m.onnx"))
     assert exact_nodes(tmp_path / "m.onnx") == ["kmer_index"]
+
+
+def test_quantize_a_pretrained_model_measured_on_a_test_file(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    rng = np.random.default_rng(0)
+    rows = ["id,sequence,bound"]
+    for i in range(40):
+        bases = "".join(rng.choice(list("ACGT"), 50))
+        if i % 2:
+            bases = bases[:20] + "CGACCGAACTCC" + bases[32:]
+        rows.append(f"s{i},{bases},{i % 2}")
+    (tmp_path / "test.csv").write_text("\n".join(rows) + "\n")
+    layered = {**env, "HELIXSERVE_PRETRAINED": "true"}
+    done = cli(layered, "quantize", "primer-binding", "--test-file", str(tmp_path / "test.csv"),
+               "--target", "bound", "--samples", "64")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1] == (
+        f"on {tmp_path / 'test.csv'} (40 rows): accuracy int8 1.0000, original 1.0000 (change "
+        "+0.0000)"
+    )
+    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "c")
+    manifest = store.manifest("primer-binding@2")  # beside the pretrained @1, in the user's store
+    assert manifest.lineage is not None
+    assert (manifest.lineage.how, manifest.lineage.parent) == ("quantize", "primer-binding@1")
+    assert manifest.lineage.details["accuracy_delta"] == 0.0
+    assert {k: manifest.metrics[k] for k in ("accuracy", "accuracy_fp32", "test_rows")} == {
+        "accuracy": 1.0,
+        "accuracy_fp32": 1.0,
+        "test_rows": 40.0,
+    }
+    assert manifest.headline is not None and manifest.headline.meaning == (
+        "accuracy of this int8 model on test.csv (40 rows); the original primer-binding@1: 1.0000"
+    )
+    card = store.read_files("primer-binding@2")[1]["card.md"].decode()
+    assert (
+        "On test.csv (40 rows) its accuracy is 1.0000, the original's 1.0000 (change +0.0000)."
+        in card
+    )
+    shown = cli(layered, "show", "primer-binding@2")
+    assert "quantize of primer-binding@1 (accuracy_delta 0, calibration_inputs 64)" in shown.stdout
+    tested = cli(layered, "test", "primer-binding@2")
+    assert tested.returncode == 0 and tested.stdout.startswith(
+        "ok   primer-binding@2: 8 examples match"
+    )
+    missing = cli(
+        layered, "quantize", "primer-binding@1", "--test-file", str(tmp_path / "test.csv")
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.replace("\n", "") == (
+        f"Error: --test-file {tmp_path / 'test.csv'} has no column 'label'; its other columns are "
+        "bound. Name the label column with --target."
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,13 +13,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html import escape, unescape
 from pathlib import Path
 
 import httpx
 import pytest
 
+from helixserve.serving.api_docs import DOCS_CSP
 from helixserve.serving.app import PAGE_CSP
 from helixserve.serving.auth import hash_key
+from helixserve.serving.sessions import SessionBook
 from helixserve.store import ModelStore
 from tests.conftest import s3_options
 from tests.support.s3server import SECRET_HOLDER, S3Server
@@ -51,7 +55,10 @@ def test_pages_carry_security_headers(tmp_path: Path) -> None:
         assert reply.headers["x-content-type-options"] == "nosniff"
         assert reply.headers["referrer-policy"] == "no-referrer"
     assert "content-security-policy" not in api.headers
-    assert docs.headers["content-security-policy"] == "frame-ancestors 'none'"
+    assert docs.headers["content-security-policy"] == DOCS_CSP
+    assert "script-src 'self' 'sha256-" in DOCS_CSP and "frame-ancestors 'none'" in DOCS_CSP
+    assert docs.headers["x-frame-options"] == "DENY"
+    assert "cdn." not in docs.text and "https://" not in docs.text
 
 
 def test_ui_templates_have_no_inline_script_or_handlers() -> None:
@@ -215,3 +222,219 @@ def test_uploads_leave_no_files_in_the_temp_area(served_s3: Served) -> None:
     assert reply.status_code == 200, reply.text
     assert (reply.json()["records"], reply.json()["predicted"]) == (60_000, 60_000)
     assert sorted(p.name for p in served_s3.tmp.rglob("*")) == before
+
+
+# --- the web UI behind API keys: a key entered once, kept as a session cookie ------------------
+
+FORM_TOKEN = "test-form-token-0123456789"
+BINDS = "CGACCGAACTCC" + "A" * 38
+KEY_NEEDED = (
+    "this server needs an API key: enter it once below and this browser keeps a session for 12 "
+    "hours (or until you choose Forget key)."
+)
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server of the zoo with a predict key and an admin key configured."""
+    keys = [f"predict:{hash_key(PREDICT_KEY)}", f"admin:{hash_key(ADMIN_KEY)}"]
+    with running(ZOO, tmp_path_factory.mktemp("keyed"), access_log=False, api_keys=keys) as s:
+        yield s.url
+
+
+def _browser(url: str) -> httpx.Client:
+    """A client that holds cookies like a browser, with the page's CSRF token already set."""
+    client = httpx.Client(base_url=url, timeout=30)
+    client.cookies.set("hs_csrf", FORM_TOKEN)
+    return client
+
+
+def _sign_in(client: httpx.Client, key: str, next_path: str = "/") -> httpx.Response:
+    form = {"csrf_token": FORM_TOKEN, "key": key, "next": next_path}
+    return client.post("/login", data=form)
+
+
+def _message(html: str) -> str:
+    found = re.search(r'<p class="error" role="alert" id="login-message">(.*?)</p>', html, re.S)
+    return unescape(found.group(1)) if found else ""
+
+
+def test_pages_behind_keys_show_the_key_form(keyed: str) -> None:
+    with _browser(keyed) as client:
+        for path in (
+            "/",
+            "/models/primer-binding",
+            "/models/primer-binding/predict?version=1",
+            "/compare?m=yeast-utr",
+            "/models/primer-binding/variants",
+            "/jobs/x",
+        ):
+            reply = client.get(path)
+            assert reply.status_code == 401, path
+            assert _message(reply.text) == KEY_NEEDED, path
+            assert f'<input type="hidden" name="next" value="{escape(path)}">' in reply.text
+        post = client.post(
+            "/models/primer-binding/upload?version=1",
+            data={"csrf_token": FORM_TOKEN},
+            files={"file": ("a.csv", b"x")},
+        )
+        assert post.status_code == 401
+        assert 'name="next" value="/models/primer-binding/predict?version=1"' in post.text
+        assert client.get("/docs").status_code == 200  # the API's documentation stays open
+        assert client.get("/static/app.css").status_code == 200
+
+
+def test_a_key_entered_once_opens_every_page_until_forgotten(keyed: str) -> None:
+    with _browser(keyed) as client:
+        signed = _sign_in(client, PREDICT_KEY, "/models/primer-binding/predict")
+        assert signed.status_code == 303
+        assert signed.headers["location"] == "/models/primer-binding/predict"
+        cookie = signed.headers["set-cookie"]
+        session = client.cookies["hs_session"]
+        assert PREDICT_KEY not in cookie and hash_key(PREDICT_KEY) not in cookie
+        assert cookie == (f"hs_session={session}; HttpOnly; Max-Age=43200; Path=/; SameSite=strict")
+        assert client.get("/").status_code == 200
+        again = _sign_in(client, PREDICT_KEY)  # a second sign-in replaces the first session
+        assert again.status_code == 303 and client.cookies["hs_session"] != session
+        with _browser(keyed) as old:
+            old.cookies.set("hs_session", session)
+            assert old.get("/").status_code == 401
+        session = client.cookies["hs_session"]
+        reply = client.post(
+            "/models/primer-binding/predict", data={"csrf_token": FORM_TOKEN, "sequence": BINDS}
+        )
+        assert reply.status_code == 200
+        api = client.post(
+            "/api/v1/models/primer-binding/predict",
+            json={"inputs": [BINDS]},
+            headers=_bearer(PREDICT_KEY),
+        ).json()["predictions"][0]
+        answer = re.search(r'<p class="answer">(.*?)</p>', reply.text)
+        assert answer is not None
+        assert re.sub(r"<[^>]+>", "", answer.group(1)) == (
+            f"Answer: {api['label']} with probability {api['probability']:.4f}"
+        )
+        assert '<button class="link-button" type="submit" id="forget-key">Forget key</button>' in (
+            reply.text
+        )
+        forgot = client.post("/logout", data={"csrf_token": FORM_TOKEN})
+        assert (forgot.status_code, forgot.headers["location"]) == (303, "/login")
+        assert forgot.headers["set-cookie"].startswith('hs_session=""; expires=')
+        assert client.get("/").status_code == 401
+    with _browser(keyed) as replay:  # the old cookie is dead on the server, not only deleted
+        replay.cookies.set("hs_session", session)
+        assert replay.get("/").status_code == 401
+
+
+def test_the_session_cookie_does_not_open_the_api(keyed: str) -> None:
+    with _browser(keyed) as client:
+        _sign_in(client, ADMIN_KEY)
+        assert client.get("/").status_code == 200
+        predict = client.post("/api/v1/models/primer-binding/predict", json={"inputs": [BINDS]})
+        assert predict.status_code == 401
+        assert predict.json()["detail"] == (
+            "this route needs an API key with the 'predict' scope: send it as "
+            "'Authorization: Bearer <key>' or 'X-API-Key: <key>'."
+        )
+        assert client.post("/api/v1/admin/reload").status_code == 401
+        assert (
+            client.post("/v2/models/primer-binding/infer", json={"inputs": []}).status_code == 401
+        )
+        headed = client.post(
+            "/api/v1/models/primer-binding/predict",
+            json={"inputs": [BINDS]},
+            headers=_bearer(PREDICT_KEY),
+        )
+        assert headed.status_code == 200
+
+
+def test_wrong_keys_forged_forms_and_foreign_redirects_are_refused(keyed: str) -> None:
+    with _browser(keyed) as client:
+        wrong = _sign_in(client, WRONG_KEY)
+        assert wrong.status_code == 401
+        assert _message(wrong.text) == "the API key is not valid; check it, or ask for a new one."
+        assert WRONG_KEY not in wrong.text and "hs_session" not in client.cookies
+        empty = _sign_in(client, "  ")
+        assert (empty.status_code, _message(empty.text)) == (401, "enter an API key first.")
+        forged = client.post(
+            "/login", data={"csrf_token": "another-token-0123456789", "key": PREDICT_KEY}
+        )
+        assert forged.status_code == 403 and "hs_session" not in client.cookies
+        for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "x"):
+            away = _sign_in(client, PREDICT_KEY, target)
+            assert (away.status_code, away.headers["location"]) == (303, "/"), target
+
+
+def test_the_session_cookie_is_secure_over_https(keyed: str) -> None:
+    """Behind a TLS proxy on loopback (uvicorn trusts its X-Forwarded-Proto), the cookie is
+    marked Secure."""
+    with _browser(keyed) as client:
+        reply = client.post(
+            "/login",
+            data={"csrf_token": FORM_TOKEN, "key": PREDICT_KEY},
+            headers={"x-forwarded-proto": "https"},
+        )
+        assert reply.status_code == 303
+        assert "; Secure" in reply.headers["set-cookie"]
+    https = {"x-forwarded-proto": "https"}
+    fresh = httpx.get(keyed + "/login", headers=https).headers["set-cookie"]
+    plain = httpx.get(keyed + "/login").headers["set-cookie"]
+    assert fresh.startswith("hs_csrf=") and "; Secure" in fresh  # the form token's cookie too
+    assert plain.startswith("hs_csrf=") and "Secure" not in plain
+
+
+def test_session_tokens_are_signed_expire_and_are_shared_by_workers() -> None:
+    now = [1000.0]
+    book = SessionBook(b"s" * 32, ttl_s=60, clock=lambda: now[0])
+    token = book.open("predict")
+    assert book.scope(token) == "predict"
+    other_worker = SessionBook(b"s" * 32, clock=lambda: now[0])
+    assert other_worker.scope(token) == "predict"  # the same secret: one server's workers
+    assert SessionBook(b"t" * 32, clock=lambda: now[0]).scope(token) is None
+    forged = token.replace("predict.", "admin.", 1)
+    assert book.scope(forged) is None  # the scope is signed
+    now[0] += 61
+    assert book.scope(token) is None  # expired
+    admin = book.open("admin")
+    book.close(admin)
+    assert book.scope(admin) is None  # revoked in this process
+    assert (
+        book.scope("") is None and book.scope("made-up") is None and book.scope("a.b.c.d") is None
+    )
+
+
+def test_two_workers_honour_one_sign_in(tmp_path: Path) -> None:
+    """``serve --workers 2`` with no session secret configured: both workers accept the session
+    (before, each worker kept its own and about half the pages asked for the key again)."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HELIXSERVE_")},
+        "HOME": str(tmp_path),
+        "HELIXSERVE_PRETRAINED": "false",
+        "HELIXSERVE_API_KEYS": f"predict:{hash_key(PREDICT_KEY)}",
+    }
+    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
+    publish_gc(store)
+    command = [sys.executable, "-m", "helixserve", "serve", "--store", store.uri, "--port",
+               str(port), "--grpc-port", "0", "--workers", "2"]  # fmt: skip
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        with _browser(url) as client:
+            assert _sign_in(client, PREDICT_KEY).status_code == 303
+            cookie = client.cookies["hs_session"]
+        statuses = [
+            httpx.get(url + "/", cookies={"hs_session": cookie}, timeout=10).status_code
+            for _ in range(40)  # a new connection each: the kernel spreads them over the workers
+        ]
+        assert statuses == [200] * 40
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)

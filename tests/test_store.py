@@ -90,7 +90,9 @@ def test_not_found_messages_list_what_exists(store: ModelStore) -> None:
     with pytest.raises(ModelNotFound) as info:
         store.resolve("yeast-utr")
     assert str(info.value) == (
-        f"no model named 'yeast-utr' in the store {store.uri}; models: primer-binding."
+        f"no model named 'yeast-utr' in the store {store.uri}; models: primer-binding. Add one "
+        "with `helixserve train ...`, `helixserve models import MODEL.onnx ...` or "
+        "`helixserve models pull NAME --from URI`."
     )
     with pytest.raises(ModelNotFound, match=r"no version 5; its versions are 1\."):
         store.set_alias("primer-binding", "production", 5)

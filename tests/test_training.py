@@ -182,9 +182,9 @@ def test_train_command(tmp_path: Path) -> None:
     unknown = subprocess.run([sys.executable, "-m", "helixserve", "train", "protein-fold",
                               "--data", str(path)], capture_output=True, text=True, env=env,
                              check=False)  # fmt: skip
-    assert unknown.returncode == 1
-    assert unknown.stderr.startswith(
-        "Error: unknown recipe 'protein-fold'; the recipes are dna-binary, "
+    assert unknown.returncode == 2  # the recipe is a choice: click's usage error
+    assert unknown.stderr.splitlines()[3].startswith(
+        "│ Invalid value for 'RECIPE': Value error, 'protein-fold' is not one of 'dna-binary', "
     )
 
 

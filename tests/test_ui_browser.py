@@ -11,14 +11,16 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from helixserve.inputs.images import ImageSchema
-from helixserve.store import ModelStore, OutputSchema, make_manifest
+from helixserve.serving.auth import hash_key
+from helixserve.store import Lineage, ModelStore, OutputSchema, make_manifest
 from tests.support.onnx_models import image_multiclass_model
 from tests.support.server import Running, running
 
@@ -47,6 +49,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             files, name="cells-demo", task="multiclass", description="Which cell type is this?",
             input=ImageSchema(width=32, height=32, channels=1),
             output=OutputSchema(labels=CELLS)), files)  # fmt: skip
+    if store.versions("yeast-utr") == [1]:  # a second version, refit from the first
+        manifest, files = store.read_files("yeast-utr@1")
+        lineage = Lineage(how="refit", parent="yeast-utr@1")
+        store.publish(manifest.model_copy(update={"lineage": lineage}), files)
     with running(tmp / "store", tmp, access_log=False) as s:
         yield s
 
@@ -178,11 +184,49 @@ def test_model_page_shows_curves_and_card(page: Page) -> None:
     shot(page, "model")
 
 
-def test_compare_page(page: Page) -> None:
+def test_compare_page_shows_only_the_chosen_models(page: Page) -> None:
     page.goto("/compare?m=primer-binding&m=amr-resistance")
-    expect(page.locator("#compare-table thead")).to_contain_text("primer-binding@1")
-    expect(page.locator("#compare-table thead")).to_contain_text("amr-resistance@1")
+    heads = page.locator("#compare-table thead th")
+    expect(heads).to_have_text(["metric", "primer-binding@1", "amr-resistance@1"])
+    expect(page.locator("#compare-table")).not_to_contain_text("yeast-utr")
+    expect(page.locator("#compare-table")).not_to_contain_text("tumor-wisconsin")
+    expect(page.locator("#m option:checked")).to_have_text(["amr-resistance@1", "primer-binding@1"])
     shot(page, "compare")
+
+
+def test_compare_its_versions_compares_the_versions(page: Page) -> None:
+    page.goto("/models/yeast-utr")
+    expect(page.locator("#lineage li")).to_have_count(1)  # the zoo's version: no parent
+    page.get_by_role("link", name="Compare its versions").click()
+    expect(page.locator("#compare-table thead th")).to_have_text(
+        ["metric", "yeast-utr@1", "yeast-utr@2"]
+    )
+    expect(page.locator("#compare-table")).not_to_contain_text("primer-binding")
+    page.get_by_role("link", name="yeast-utr@2").click()
+    expect(page.locator("#lineage li")).to_have_count(2)
+    expect(page.locator("#lineage li").first).to_have_text("yeast-utr@2: refit from yeast-utr@1")
+    page.locator("#lineage").get_by_role("link", name="yeast-utr@1").click()
+    expect(page.locator("h1")).to_have_text("yeast-utr version 1")
+
+
+def test_api_docs_render_with_the_network_off(page: Page) -> None:
+    outside: list[str] = []
+
+    def loopback_only(route: Route) -> None:
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", loopback_only)
+    page.goto("/docs")
+    expect(page.locator(".opblock").first).to_be_visible()
+    expect(
+        page.locator(".opblock-summary-path", has_text="/api/v1/models/{name}/predict")
+    ).not_to_have_count(0)
+    shot(page, "api-docs")
+    assert outside == []
 
 
 def test_phone_width_has_no_horizontal_scroll(browser: Browser, server: Running) -> None:
@@ -255,3 +299,52 @@ def test_variant_form_shows_the_table(page: Page) -> None:
         "position (1-based) and the reference base.")  # fmt: skip
     expect(page.locator("#variant-summary")).to_contain_text("5 variants: 4 scored, 1 refused")
     shot(page, "variants")
+
+
+PREDICT_KEY = "hs_predict_browser_0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """The zoo served with API keys on (a predict key only)."""
+    keys = [f"predict:{hash_key(PREDICT_KEY)}"]
+    tmp = tmp_path_factory.mktemp("keyed-ui")
+    with running(ZOO, tmp, access_log=False, api_keys=keys) as s:
+        yield s
+
+
+def test_with_keys_on_a_person_enters_the_key_once_and_predicts(
+    browser: Browser, keyed_server: Running
+) -> None:
+    context = browser.new_context(
+        base_url=keyed_server.url, viewport={"width": 1100, "height": 900}
+    )
+    tab = context.new_page()
+    tab.goto("/models/primer-binding/predict")
+    expect(tab.get_by_role("heading", level=1)).to_have_text("Enter your API key")
+    expect(tab.get_by_role("alert")).to_have_text(
+        "this server needs an API key: enter it once below and this browser keeps a session for "
+        "12 hours (or until you choose Forget key)."
+    )
+    tab.get_by_label("API key").fill("not-the-key")
+    tab.get_by_role("button", name="Use this key").click()
+    expect(tab.get_by_role("alert")).to_have_text(
+        "the API key is not valid; check it, or ask for a new one."
+    )
+    tab.get_by_label("API key").fill(PREDICT_KEY)
+    shot(tab, "api-key")
+    tab.get_by_role("button", name="Use this key").click()
+    expect(tab).to_have_url(keyed_server.url + "/models/primer-binding/predict")
+    cookie = next(c for c in context.cookies() if c["name"] == "hs_session")
+    assert (cookie["httpOnly"], cookie["sameSite"], cookie["secure"]) == (True, "Strict", False)
+    assert PREDICT_KEY not in cookie["value"]
+    tab.get_by_label("DNA sequence").fill(BINDS)
+    tab.get_by_role("button", name="Classify").click()
+    expect(tab.locator("#result .answer")).to_contain_text("Answer: 1 with probability 0.99")
+    tab.get_by_role("link", name="Models").click()
+    expect(tab.get_by_role("link", name="tumor-wisconsin", exact=True)).to_be_visible()
+    tab.get_by_role("button", name="Forget key").click()
+    expect(tab.get_by_role("heading", level=1)).to_have_text("Enter your API key")
+    tab.goto("/models/primer-binding/predict")
+    expect(tab.get_by_role("heading", level=1)).to_have_text("Enter your API key")
+    context.close()

@@ -75,6 +75,24 @@ def test_loss_chart_draws_both_curves_and_the_best_epoch() -> None:
     assert 'class="marker"' in svg and "best epoch 2" in svg
 
 
+def test_loss_chart_of_several_runs_keeps_its_legend_inside_and_starts_at_zero() -> None:
+    runs = [
+        (f"primer-binding@{v}", {"train_loss": [0.64, 0.1, 0.000937], "val_loss": [0.6, 0.2, 0.05]})
+        for v in (1, 2)
+    ]
+    svg = charts.loss(runs)
+    labels = re.findall(r'<text x="(\d+)" y="[\d.]+" class="tick">(primer[^<]+)</text>', svg)
+    assert [label for _, label in labels] == [
+        "primer-binding@1 train",
+        "primer-binding@1 validation",
+        "primer-binding@2 train",
+        "primer-binding@2 validation",
+    ]
+    assert all(int(x) + 6 * len(label) <= charts.W - charts.PAD for x, label in labels)
+    ticks = re.findall(r'text-anchor="end">([^<]+)</text>', svg)
+    assert ticks == ["0", "0.16", "0.32", "0.48", "0.64"]
+
+
 def test_confusion_rows_shade_by_count() -> None:
     labels, rows = charts.confusion_rows({"labels": ["a", "b"], "matrix": [[8, 2], [0, 4]]})
     assert labels == ["a", "b"]

@@ -173,6 +173,10 @@ class ModelLoadError(HelixError):
     """A bundle's model cannot be loaded or does not match its manifest's schema."""
 
 
+class SelfTestError(ModelLoadError):
+    """A bundle's self-test examples no longer give the outputs stored at publish time."""
+
+
 class ModelRunError(HelixError):
     """ONNX Runtime failed while running a loaded model (a model problem, not the input's)."""
 

@@ -10,7 +10,8 @@ Contract:
   ``<predict|admin>:<sha256 hex>`` (``helixserve keys new`` makes one); empty means no auth.
 - ``HELIXSERVE_BATCH_POLICIES`` is JSON mapping a model name to its own batching values, e.g.
   ``{"yeast-utr": {"max_batch_size": 256, "max_wait_ms": 1}}``; others use the ``batch_*`` values.
-- ``HELIXSERVE_STORE`` is a local folder or a ``file://`` / ``s3://bucket/prefix`` URI.
+- ``HELIXSERVE_STORE`` is a local folder or a ``file://`` / ``s3://bucket/prefix`` URI;
+  ``HELIXSERVE_PRETRAINED=false`` hides the pretrained models shipped in the package.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ class Settings(BaseSettings):
     )
 
     store: str = Field(default_factory=default_store, description="model store folder or URI")
+    pretrained: bool = Field(
+        default=True, description="also serve the pretrained models shipped in the package"
+    )
     host: str = Field(default="127.0.0.1", description="address the server binds to")
     port: int = Field(default=8000, ge=1, le=65535)
     grpc_port: int = Field(default=8001, ge=0, le=65535, description="gRPC port; 0: no gRPC")
@@ -83,6 +87,9 @@ class Settings(BaseSettings):
     reload_interval_s: float = Field(default=30.0, ge=0, description="store polling; 0: off")
     max_request_bytes: int = Field(default=16 * MiB, ge=1, description="largest JSON body")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    session_secret: SecretStr | None = Field(
+        default=None, min_length=16, description="signs the web UI's key sessions"
+    )
     access_log: bool = True
     s3_endpoint_url: str | None = Field(default=None, description="custom S3 endpoint")
     s3_region: str | None = Field(default=None, description="S3 region (else AWS_REGION)")
@@ -123,7 +130,11 @@ def load_settings() -> Settings:
     except ValidationError as err:
         first = err.errors()[0]
         name = "HELIXSERVE_" + str(first["loc"][0]).upper() if first["loc"] else "HELIXSERVE_*"
-        secret = name in ("HELIXSERVE_API_KEYS", "HELIXSERVE_S3_SECRET_ACCESS_KEY")
+        secret = name in (
+            "HELIXSERVE_API_KEYS",
+            "HELIXSERVE_S3_SECRET_ACCESS_KEY",
+            "HELIXSERVE_SESSION_SECRET",
+        )
         got = "" if secret else f" (got {first.get('input')!r})"
         raise HelixError(
             f"setting {name} is not valid: {first['msg']}{got}. "

@@ -10,56 +10,22 @@ micro-batcher works against (see ``make bench-serving`` for HTTP and gRPC figure
 
 from __future__ import annotations
 
-import io
 import statistics
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
-import numpy as np
 import typer
-from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
+from helixserve.cli.options import ModelArgument, StoreOption, examples
 from helixserve.errors import HelixError
-from helixserve.inputs.images import ImageSchema
-from helixserve.inputs.sequence import SequenceSchema
-from helixserve.inputs.tabular import TabularSchema
 from helixserve.runtime.predictor import Predictor
+from helixserve.runtime.samples import sample_inputs
 from helixserve.settings import load_settings
 from helixserve.store.configured import store_from_settings
 
 console = Console()
-
-
-def sample_inputs(predictor: Predictor, count: int, seed: int = 0) -> list[Any]:
-    """``count`` valid random inputs for the predictor's schema."""
-    rng = np.random.default_rng(seed)
-    schema = predictor.manifest.input
-    if isinstance(schema, SequenceSchema):
-        length = schema.length or min(schema.max_length or 1000, max(schema.min_length or 1, 1000))
-        letters = np.frombuffer(b"ACGT", dtype=np.uint8)
-        return [letters[rng.integers(0, 4, length)].tobytes().decode() for _ in range(count)]
-    if isinstance(schema, TabularSchema):
-        rows = []
-        for _ in range(count):
-            row: dict[str, float] = {}
-            for f in schema.features:
-                low, high = f.min if f.min is not None else 0.0, f.max if f.max is not None else 1.0
-                value = float(rng.uniform(low, high))
-                row[f.name] = float(round(value)) if f.type == "int" else value
-            rows.append(row)
-        return rows
-    image: ImageSchema = schema
-    return [_png(rng, image) for _ in range(count)]
-
-
-def _png(rng: np.random.Generator, schema: ImageSchema) -> bytes:
-    shape = (schema.height, schema.width) + ((3,) if schema.channels == 3 else ())
-    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format="PNG")
-    return out.getvalue()
 
 
 def measure(predictor: Predictor, batch: int, seconds: float) -> dict[str, float]:
@@ -76,16 +42,29 @@ def measure(predictor: Predictor, batch: int, seconds: float) -> dict[str, float
             raise HelixError(f"benchmark input was refused: {result.errors[0].error}")
     times.sort()
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
-    return {"items_per_s": batch * len(times) / sum(times),
-            "p50_ms": statistics.median(times) * 1e3, "p99_ms": p99 * 1e3}  # fmt: skip
+    return {
+        "items_per_s": batch * len(times) / sum(times),
+        "p50_ms": statistics.median(times) * 1e3,
+        "p99_ms": p99 * 1e3,
+    }
+
+
+BENCH_EXAMPLES = examples(
+    ("Throughput and latency at the default batch sizes", "bench primer-binding"),
+    ("Compare an int8 version with its original", "bench yeast-utr@2 --batch 64 --threads 4"),
+)
 
 
 def bench(
-    model: Annotated[str, typer.Argument(help="name, name@version or name@alias")],
-    store: Annotated[str | None, typer.Option(help="Store folder or URI.")] = None,
-    batch: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,64,256",
-    seconds: Annotated[float, typer.Option(help="Seconds per batch size.")] = 2.0,
-    threads: Annotated[int, typer.Option(help="ONNX Runtime threads.")] = 1,
+    model: ModelArgument,
+    store: StoreOption = None,
+    batch: Annotated[
+        str, typer.Option(metavar="SIZES", help="Batch sizes to measure, comma-separated.")
+    ] = "1,8,64,256",
+    seconds: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Seconds per batch size.")
+    ] = 2.0,
+    threads: Annotated[int, typer.Option(metavar="N", help="ONNX Runtime threads.")] = 1,
 ) -> None:
     """Measure a model's prediction throughput and latency on this machine (no HTTP)."""
     try:
@@ -94,13 +73,15 @@ def bench(
         raise HelixError(f"--batch must be comma-separated whole numbers, got {batch!r}.") from None
     if not sizes or min(sizes) < 1:
         raise HelixError(f"--batch sizes must be 1 or more, got {batch!r}.")
-    predictor = Predictor.from_store(store_from_settings(load_settings(), store), model,
-                                     intra_op_threads=threads)  # fmt: skip
+    predictor = Predictor.from_store(
+        store_from_settings(load_settings(), store), model, intra_op_threads=threads
+    )
     table = Table(title=f"{predictor.label}, {threads} ONNX Runtime thread(s), {seconds:g} s each")
     for column in ("batch", "items/s", "p50 ms / call", "p99 ms / call"):
         table.add_column(column, justify="right")
     for size in sizes:
         r = measure(predictor, size, seconds)
-        table.add_row(str(size), f"{r['items_per_s']:,.0f}", f"{r['p50_ms']:.3f}",
-                      f"{r['p99_ms']:.3f}")  # fmt: skip
+        table.add_row(
+            str(size), f"{r['items_per_s']:,.0f}", f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}"
+        )
     console.print(table)

@@ -9,7 +9,8 @@ Contract:
   strongest first-layer filters, and matches each against JASPAR unless ``--no-jaspar``.
 - ``design MODEL --start SEQ --goal max|min|target=X --rounds N [--fixed 1,5-8] [--forbid ATG]
   [--gc LOW:HIGH]`` prints the trajectory: round, change, score, sequence.
-- Bad options and inputs are :class:`~helixserve.errors.HelixError` s (``Error: ...``, exit 1).
+- Out-of-range numbers (``--width 3``) are typer's usage errors (exit 2); bad sequences, goals,
+  positions and files are :class:`~helixserve.errors.HelixError` s (``Error: ...``, exit 1).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from helixserve.cli.options import JsonOption, ModelArgument, StoreOption, examples
 from helixserve.errors import HelixError
 from helixserve.explain.design import design as run_design
 from helixserve.explain.ism import dna_schema, ism
@@ -38,21 +40,58 @@ from helixserve.runtime.predictor import Predictor
 from helixserve.settings import load_settings
 from helixserve.store.configured import store_from_settings
 
-explain_app = typer.Typer(help="Why a DNA model scored as it did: ISM and motifs.",
-                          no_args_is_help=True)  # fmt: skip
+explain_app = typer.Typer(
+    help="Why a DNA model scored as it did: in-silico mutagenesis (ISM) and motifs.",
+    no_args_is_help=True,
+)
 console = Console()
-StoreOption = Annotated[str | None, typer.Option(help="Store folder or URI.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+SequenceFile = Annotated[
+    str,
+    typer.Argument(
+        metavar="INPUT", help="Sequences: FASTA, CSV, TSV or text (.gz is fine); a path or S3 key."
+    ),
+]
+TargetOption = Annotated[
+    str | None, typer.Option(metavar="CLASS", help="The class to explain (multiclass models).")
+]
+SEQ = "GATTACAGCTAGCTTAACGA"
+ISM_EXAMPLES = examples(
+    ("Effect of every single-base change of a 5' UTR", f"explain ism yeast-utr {SEQ}"),
+    ("The same as JSON", f"explain ism yeast-utr {SEQ} --json"),
+)
+MOTIFS_EXAMPLES = examples(
+    ("Motifs behind the scores of a file's sequences", "explain motifs primer-binding seqs.fa"),
+    (
+        "Also the three strongest first-layer filters",
+        "explain motifs primer-binding seqs.fa --filters 3",
+    ),
+)
+DESIGN_EXAMPLES = examples(
+    (
+        "Raise the expression of a 5' UTR in 20 rounds",
+        f"design yeast-utr --start {SEQ} --rounds 20",
+    ),
+    (
+        "Keep positions 1-5, add no ATG, stay within 30-60% GC",
+        f"design yeast-utr --start {SEQ} --fixed 1-5 --forbid ATG --gc 0.3:0.6",
+    ),
+)
 
 
 def _predictor(model: str, store: str | None) -> Predictor:
     return Predictor.from_store(store_from_settings(load_settings(), store), model)
 
 
-@explain_app.command("ism")
-def ism_command(model: str, sequence: str, store: StoreOption = None,
-                target: Annotated[str | None, typer.Option(help="Class to explain.")] = None,
-                as_json: JsonOption = False) -> None:  # fmt: skip
+@explain_app.command("ism", epilog=ISM_EXAMPLES)
+def ism_command(
+    model: ModelArgument,
+    sequence: Annotated[
+        str, typer.Argument(metavar="SEQUENCE", help="The DNA sequence to explain.")
+    ],
+    store: StoreOption = None,
+    target: TargetOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Score every single-base substitution of SEQUENCE in one batch."""
     result = ism(_predictor(model, store), sequence, target)
     if as_json:
@@ -79,20 +118,23 @@ def _read_good(path: str, predictor: Predictor, limit: int) -> tuple[list[str], 
     return good, refused
 
 
-@explain_app.command("motifs")
+@explain_app.command("motifs", epilog=MOTIFS_EXAMPLES)
 def motifs_command(
-    model: str, input_file: Annotated[str, typer.Argument(metavar="INPUT")],
-    width: Annotated[int, typer.Option(help="Window width (nt).")] = 12,
-    top: Annotated[int, typer.Option(help="ISM motifs to report.")] = 3,
-    filters: Annotated[int, typer.Option(help="First-layer filters to report (0: none).")] = 0,
-    jaspar: Annotated[bool, typer.Option(help="Match against JASPAR CORE.")] = True,
-    limit: Annotated[int, typer.Option(help="Sequences to use at most.")] = 2000,
-    store: StoreOption = None, as_json: JsonOption = False,
-) -> None:  # fmt: skip
+    model: ModelArgument,
+    input_file: SequenceFile,
+    width: Annotated[int, typer.Option(metavar="NT", min=4, help="Window width in nt.")] = 12,
+    top: Annotated[int, typer.Option(metavar="N", min=1, help="ISM motifs to report.")] = 3,
+    filters: Annotated[
+        int, typer.Option(metavar="N", min=0, help="First-layer filters to report (0: none).")
+    ] = 0,
+    jaspar: Annotated[bool, typer.Option(help="Match each motif against JASPAR CORE.")] = True,
+    limit: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Sequences to use at most.")
+    ] = 2000,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Motifs the model learned: ISM windows over INPUT's sequences, and first-layer filters."""
-    if width < 4 or top < 1 or filters < 0 or limit < 1:
-        raise HelixError("--width must be 4 or more, --top and --limit 1 or more, --filters 0 "
-                         "or more.")  # fmt: skip
     predictor = _predictor(model, store)
     sequences, refused = _read_good(input_file, predictor, limit)
     found = ism_motifs(predictor, sequences, width=width, top=top)
@@ -102,8 +144,15 @@ def motifs_command(
         for motif in found:
             motif.matches = jaspar_matches(motif.frequencies, top=3)
     if as_json:
-        typer.echo(json.dumps({"sequences": len(sequences), "refused": refused,
-                               "motifs": [describe(m) for m in found]}))  # fmt: skip
+        typer.echo(
+            json.dumps(
+                {
+                    "sequences": len(sequences),
+                    "refused": refused,
+                    "motifs": [describe(m) for m in found],
+                }
+            )
+        )
         return
     _print_motifs(found, len(sequences), refused)
 
@@ -113,8 +162,9 @@ def _print_motifs(found: list[Motif], used: int, refused: int) -> None:
     for column in ("source", "consensus", "support", "bits", "best JASPAR matches"):
         table.add_column(column)
     for motif in found:
-        best = ", ".join(f"{m.matrix_id} {m.name} ({m.score:.2f}, {m.strand})"
-                         for m in motif.matches)  # fmt: skip
+        best = ", ".join(
+            f"{m.matrix_id} {m.name} ({m.score:.2f}, {m.strand})" for m in motif.matches
+        )
         support = str(motif.support) if motif.support else "-"
         table.add_row(motif.source, motif.consensus, support, f"{motif.information:.1f}", best)
     console.print(table)
@@ -125,8 +175,9 @@ def _positions(text: str) -> list[int]:
     for part in (p.strip() for p in text.split(",") if p.strip()):
         low, dash, high = part.partition("-")
         if not (low.isdigit() and (not dash or high.isdigit())):
-            raise HelixError(f"--fixed takes 1-based positions and ranges such as 1,5-8; "
-                             f"got {part!r}.")  # fmt: skip
+            raise HelixError(
+                f"--fixed takes 1-based positions and ranges such as 1,5-8; got {part!r}."
+            )
         found += list(range(int(low), int(high or low) + 1))
     return found
 
@@ -140,20 +191,42 @@ def _gc_range(text: str) -> tuple[float, float]:
 
 
 def design(
-    model: str,
-    start: Annotated[str, typer.Option(help="The sequence to start from.")],
-    goal: Annotated[str, typer.Option(help="max, min or target=<score>.")] = "max",
-    rounds: Annotated[int, typer.Option(help="Rounds of one base change each.")] = 10,
-    fixed: Annotated[str, typer.Option(help="Positions never changed, e.g. 1-5,12.")] = "",
-    forbid: Annotated[list[str] | None, typer.Option(help="A motif never to add (repeat).")] = None,
-    gc: Annotated[str, typer.Option(help="Allowed GC fraction LOW:HIGH.")] = "0:1",
-    target: Annotated[str | None, typer.Option(help="Class to optimise (multiclass).")] = None,
-    store: StoreOption = None, as_json: JsonOption = False,
-) -> None:  # fmt: skip
+    model: ModelArgument,
+    start: Annotated[str, typer.Option(metavar="SEQUENCE", help="The DNA sequence to start from.")],
+    goal: Annotated[
+        str,
+        typer.Option(
+            metavar="GOAL",
+            help="Maximise (max), minimise (min) or approach a score (target=SCORE).",
+        ),
+    ] = "max",
+    rounds: Annotated[int, typer.Option(metavar="N", help="Rounds of one base change each.")] = 10,
+    fixed: Annotated[
+        str, typer.Option(metavar="POSITIONS", help="1-based positions never changed, e.g. 1-5,12.")
+    ] = "",
+    forbid: Annotated[
+        list[str] | None, typer.Option(metavar="MOTIF", help="A motif never to add (repeatable).")
+    ] = None,
+    gc: Annotated[
+        str, typer.Option(metavar="LOW:HIGH", help="Allowed GC fraction, e.g. 0.3:0.6.")
+    ] = "0:1",
+    target: Annotated[
+        str | None, typer.Option(metavar="CLASS", help="The class to optimise (multiclass models).")
+    ] = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Design a sequence: greedy rounds of the best allowed single-base change."""
-    steps = run_design(_predictor(model, store), start, goal=goal, rounds=rounds,
-                       fixed=_positions(fixed), forbid=[m.upper() for m in forbid or []],
-                       gc=_gc_range(gc), target=target)  # fmt: skip
+    steps = run_design(
+        _predictor(model, store),
+        start,
+        goal=goal,
+        rounds=rounds,
+        fixed=_positions(fixed),
+        forbid=[m.upper() for m in forbid or []],
+        gc=_gc_range(gc),
+        target=target,
+    )
     if as_json:
         typer.echo(json.dumps([asdict(s) for s in steps]))
         return

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markdown import Markdown
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
+from helixserve.cli.options import ModelArgument, StoreOption, examples
 from helixserve.errors import HelixError
 from helixserve.inputs.readers import read_sequences
 from helixserve.inputs.records import BadRecord, Record
@@ -24,19 +26,20 @@ from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import TabularSchema, read_rows
 from helixserve.runtime.importer import import_onnx
 from helixserve.runtime.predictor import Predictor
+from helixserve.runtime.quantize import TestSet, int8_version
+from helixserve.runtime.samples import sample_inputs
+from helixserve.runtime.selftest import check_selftest, run_selftest
 from helixserve.settings import load_settings
-from helixserve.store import Manifest, ModelStore, make_manifest, parse_ref
+from helixserve.store import Manifest, ModelStore, headline_of, parse_ref
 from helixserve.store.configured import store_from_settings
 from helixserve.store.names import check_alias
 
 models_app = typer.Typer(
-    help="Manage the model store: list, show, push, pull, promote, delete, import.",
+    help="Manage the models in a store: list, show, test, import, copy, promote, quantize, delete.",
     no_args_is_help=True,
 )
 console = Console()
-StoreOption = Annotated[
-    str | None, typer.Option("--store", help="Store folder or URI (default: HELIXSERVE_STORE).")
-]
+LIST_COLUMNS = ("model", "versions", "aliases", "task", "headline", "from")
 
 
 def open_store(uri: str | None) -> ModelStore:
@@ -58,14 +61,33 @@ def describe_input(manifest: Manifest) -> str:
     return f"image: {schema.width} x {schema.height}, {schema.channels} channel(s)"
 
 
-def _headline(manifest: Manifest) -> str:
-    if not manifest.metrics:
+def describe_lineage(manifest: Manifest) -> str:
+    """``quantize of yeast-utr@1 (r2_delta -0.0001)`` and the like."""
+    lineage = manifest.lineage
+    if lineage is None:
         return ""
-    name, value = next(iter(sorted(manifest.metrics.items())))
-    return f"{name} {value:.4g}"
+    words = lineage.how + (f" of {lineage.parent}" if lineage.parent else "")
+    words += f" from {lineage.source}" if lineage.source else ""
+    details = ", ".join(
+        f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+        for k, v in sorted(lineage.details.items())
+    )
+    return words + (f" ({details})" if details else "")
 
 
-@models_app.command("list")
+def headline_cell(manifest: Manifest) -> str:
+    """The headline figure as every edge shows it, with the out-of-distribution one if any."""
+    figure = headline_of(manifest)
+    return figure.text + (f"\n({figure.ood_text} OOD)" if figure.ood_text else "")
+
+
+@models_app.command(
+    "list",
+    epilog=examples(
+        ("The models in the configured store", "models list"),
+        ("The models in a team store on S3", "models list --store s3://lab-models"),
+    ),
+)
 def list_models(store: StoreOption = None) -> None:
     """List the models in the store, with versions, aliases and a headline metric."""
     models = open_store(store)
@@ -73,23 +95,74 @@ def list_models(store: StoreOption = None) -> None:
     if not names:
         console.print(f"The store {models.uri} has no models yet.", highlight=False)
         return
-    table = Table("model", "versions", "aliases", "task", "input", "metric", title=models.uri)
+    table = Table(
+        *(Column(h, no_wrap=True) for h in LIST_COLUMNS),
+        title=models.uri,
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+        caption=_caption(models, names),
+    )
     for name in names:
         versions = ", ".join(str(v) for v in models.versions(name))
         try:
             manifest = models.manifest(name)
             aliases = ", ".join(f"{a}→{v}" for a, v in sorted(models.aliases(name).items()))
         except HelixError as err:  # one damaged model must not hide the others
-            table.add_row(Text(name), versions, Text(f"error: {err}", style="red"), "", "", "")
+            table.add_row(
+                Text(name),
+                versions,
+                Text(f"error: {err}", style="red"),
+                "",
+                "",
+                _origin(models, name),
+            )
             continue
-        table.add_row(Text(name), versions, Text(aliases), manifest.task, manifest.input.kind,
-                      _headline(manifest))  # fmt: skip
+        table.add_row(
+            Text(name),
+            versions,
+            Text(aliases),
+            manifest.task,
+            headline_cell(manifest),
+            _origin(models, name),
+        )
     console.print(table)
 
 
-@models_app.command("show")
+def _origin(models: ModelStore, name: str) -> str:
+    """``yours``, ``zoo`` (shipped with helixserve) or ``yours+zoo`` for a name's versions."""
+    held = {models.origin(name, version) == models.uri for version in models.versions(name)}
+    return "yours+zoo" if len(held) == 2 else "yours" if held == {True} else "zoo"
+
+
+def _caption(models: ModelStore, names: list[str]) -> str:
+    meanings = sorted(
+        {
+            f"{headline_of(models.manifest(n)).metric}: {headline_of(models.manifest(n)).meaning}"
+            for n in names
+            if _readable(models, n)
+        }
+    )
+    return "\n".join(meanings)
+
+
+def _readable(models: ModelStore, name: str) -> bool:
+    try:
+        models.manifest(name)
+    except HelixError:
+        return False
+    return True
+
+
+@models_app.command(
+    "show",
+    epilog=examples(
+        ("The version the production alias points to", "models show my-binder@production"),
+        ("A given version", "models show my-binder@2"),
+    ),
+)
 def show(
-    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS")],
+    ref: ModelArgument,
     store: StoreOption = None,
 ) -> None:
     """Show a model version's manifest: schema, labels, metrics, files and card."""
@@ -99,6 +172,14 @@ def show(
     table.add_row("task", manifest.task)
     table.add_row("input", Text(describe_input(manifest)))
     table.add_row("output", Text(manifest.output.model_dump_json(exclude_defaults=True)))
+    figure = headline_of(manifest)
+    table.add_row("headline", Text(f"{figure.text}: {figure.meaning}"))
+    if figure.ood_text:
+        table.add_row("out of distribution", Text(f"{figure.ood_text}: {figure.ood_meaning}"))
+    if manifest.lineage is not None:
+        table.add_row("lineage", Text(describe_lineage(manifest)))
+    held = models.origin(manifest.name, manifest.version) == models.uri
+    table.add_row("from", "yours" if held else "zoo (shipped with helixserve, read-only)")
     for key, value in sorted(manifest.metrics.items()):
         table.add_row(f"metric {key}", f"{value:.6g}")
     table.add_row("created", manifest.created.isoformat(timespec="seconds"))
@@ -114,10 +195,17 @@ def show(
         console.print(Markdown(card.read_text(encoding="utf-8", errors="replace")))
 
 
-@models_app.command("push")
+@models_app.command(
+    "push",
+    epilog=examples(
+        ("Copy the latest version to a team store", "models push my-binder --to s3://lab-models"),
+    ),
+)
 def push(
-    ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION to copy")],
-    to: Annotated[str, typer.Option("--to", help="Destination store URI.")],
+    ref: Annotated[
+        str, typer.Argument(metavar="MODEL", help="The version to copy: NAME or NAME@VERSION.")
+    ],
+    to: Annotated[str, typer.Option("--to", metavar="URI", help="The store to copy it to.")],
     store: StoreOption = None,
 ) -> None:
     """Copy a model version from this store to another one (as its next version there)."""
@@ -128,11 +216,18 @@ def push(
     )
 
 
-@models_app.command("pull")
+@models_app.command(
+    "pull",
+    epilog=examples(
+        ("Fetch and verify a version in the local cache", "models pull my-binder@2"),
+        ("Copy a model here from a team store", "models pull my-binder --from s3://lab-models"),
+    ),
+)
 def pull(
-    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS")],
+    ref: ModelArgument,
     source: Annotated[
-        str | None, typer.Option("--from", help="Copy from this store into the current one.")
+        str | None,
+        typer.Option("--from", metavar="URI", help="Copy from this store into the current one."),
     ] = None,
     store: StoreOption = None,
 ) -> None:
@@ -146,10 +241,20 @@ def pull(
     console.print(f"pulled {ref} from {source} as {copied.name}@{copied.version}", highlight=False)
 
 
-@models_app.command("promote")
+@models_app.command(
+    "promote",
+    epilog=examples(
+        ("Serve version 2 as my-binder@production", "models promote my-binder@2"),
+        ("Move another alias", "models promote my-binder@3 staging"),
+    ),
+)
 def promote(
-    ref: Annotated[str, typer.Argument(help="NAME@VERSION to point the alias at")],
-    alias: Annotated[str, typer.Argument(help="Alias to move, e.g. production")] = "production",
+    ref: Annotated[
+        str, typer.Argument(metavar="MODEL", help="The version to point at: NAME@VERSION.")
+    ],
+    alias: Annotated[
+        str, typer.Argument(metavar="ALIAS", help="The alias to move, e.g. production.")
+    ] = "production",
     store: StoreOption = None,
 ) -> None:
     """Point an alias (production, staging, ...) at a version, in one atomic write."""
@@ -160,10 +265,20 @@ def promote(
     console.print(f"{parsed.name}@{alias} → version {version}", highlight=False)
 
 
-@models_app.command("delete")
+@models_app.command(
+    "delete",
+    epilog=examples(
+        ("Delete version 1", "models delete my-binder@1"),
+        ("Also when an alias points to it", "models delete my-binder@1 --force"),
+    ),
+)
 def delete(
-    ref: Annotated[str, typer.Argument(help="NAME@VERSION to delete")],
-    force: Annotated[bool, typer.Option(help="Also remove aliases that point to it.")] = False,
+    ref: Annotated[
+        str, typer.Argument(metavar="MODEL", help="The version to delete: NAME@VERSION.")
+    ],
+    force: Annotated[
+        bool, typer.Option("--force", help="Also remove aliases that point to it.")
+    ] = False,
     store: StoreOption = None,
 ) -> None:
     """Delete one version (its number is never reused)."""
@@ -174,12 +289,25 @@ def delete(
     console.print(f"deleted {parsed.name}@{parsed.version}", highlight=False)
 
 
-@models_app.command("import")
+@models_app.command(
+    "import",
+    epilog=examples(
+        (
+            "Publish your own ONNX model and serve it as production",
+            "models import model.onnx --schema schema.yaml --name my-binder --alias production",
+        ),
+    ),
+)
 def import_model(
-    model: Annotated[Path, typer.Argument(help="The ONNX model file.")],
-    schema: Annotated[Path, typer.Option(help="YAML file: task, input, output (see docs).")],
-    name: Annotated[str, typer.Option(help="Model name in the store.")],
-    alias: Annotated[str | None, typer.Option(help="Also point this alias at it.")] = None,
+    model: Annotated[Path, typer.Argument(metavar="ONNX_FILE", help="The ONNX model file.")],
+    schema: Annotated[
+        Path,
+        typer.Option(metavar="FILE", help="YAML file: task, input, output (see docs/store.md)."),
+    ],
+    name: Annotated[str, typer.Option(metavar="NAME", help="The model's name in the store.")],
+    alias: Annotated[
+        str | None, typer.Option(metavar="ALIAS", help="Also point this alias at it.")
+    ] = None,
     store: StoreOption = None,
 ) -> None:
     """Make a bundle from your own ONNX model and a schema file, check it, and publish it."""
@@ -192,46 +320,129 @@ def import_model(
     console.print(f"imported {model} as {manifest.name}@{manifest.version}", highlight=False)
 
 
-@models_app.command("quantize")
+@models_app.command(
+    "quantize",
+    epilog=examples(
+        ("An int8 version calibrated on random valid inputs", "models quantize primer-binding"),
+        ("Calibrated on real sequences", "models quantize yeast-utr --calibration utrs.csv"),
+        (
+            "Measure both models on labelled rows",
+            "models quantize primer-binding --test-file test.csv --target label",
+        ),
+    ),
+)
 def quantize(
-    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS")],
+    ref: ModelArgument,
     calibration: Annotated[
         Path | None,
         typer.Option(
-            help="Inputs to calibrate on (a sequence or table file); default: random valid inputs."
+            metavar="FILE",
+            help="Inputs to calibrate on (a sequence or table file; default: random valid inputs).",
         ),
     ] = None,
-    samples: Annotated[int, typer.Option(help="Calibration inputs to use.")] = 512,
+    samples: Annotated[int, typer.Option(metavar="N", help="Calibration inputs to use.")] = 512,
+    test_file: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Labelled sequences (CSV/TSV/Parquet) to measure both models on.",
+        ),
+    ] = None,
+    target: Annotated[
+        str, typer.Option(metavar="COLUMN", help="The label column of --test-file.")
+    ] = "label",
     store: StoreOption = None,
 ) -> None:
-    """Publish an int8 (static QDQ) version of a model, calibrated and checked against it."""
-    from helixserve.cli.bench import sample_inputs  # noqa: PLC0415 - avoids an import cycle
-    from helixserve.runtime.quantize import quantize_bundle  # noqa: PLC0415 - needs onnx
+    """Publish an int8 (static QDQ) version of a model, calibrated and checked against it.
 
+    With --test-file, both the original and the int8 model are measured on it (R2 or accuracy),
+    and the int8 version's card, manifest and headline carry both figures.
+    """
     models = open_store(store)
     predictor = Predictor.from_store(models, ref)
-    inputs = (_file_inputs(predictor, calibration, samples) if calibration
-              else sample_inputs(predictor, samples))  # fmt: skip
-    data, check = quantize_bundle(predictor, inputs)
-    manifest, files = models.read_files(predictor.label)
-    agreement = "" if check.label_agreement is None else (
-        f"; the label is unchanged for {check.label_agreement:.2%} of them")  # fmt: skip
-    note = (f"\n\n## int8 quantisation\n\nStatic QDQ int8 version of {predictor.label} (ONNX "
-            f"Runtime; uint8 activations, int8 per-channel weights), calibrated on "
-            f"{check.items} inputs. On those inputs the largest absolute difference from the "
-            f"original's output is {check.max_abs_diff:.4g}{agreement}. The test metrics above "
-            "are the original's; measure this version before promoting it.\n")  # fmt: skip
-    files = {**files, "model.onnx": data, "card.md": files["card.md"] + note.encode()}
-    metrics = {"int8_max_abs_diff_vs_fp32": check.max_abs_diff}
-    if check.label_agreement is not None:
-        metrics["int8_label_agreement_vs_fp32"] = check.label_agreement
-    fields = manifest.model_dump(exclude={"version", "files", "created", "metrics"})
-    fields["description"] = (manifest.description + " (int8)").strip()
-    published = models.publish(make_manifest(files, **fields, metrics=metrics), files)
-    Predictor.from_store(models, f"{published.name}@{published.version}")  # loads and checks
-    console.print(f"published {published.name}@{published.version} (int8 of {predictor.label}): "
-                  f"max |int8 - fp32| {check.max_abs_diff:.4g} on {check.items} inputs"
-                  f"{agreement}", highlight=False)  # fmt: skip
+    inputs = (
+        _file_inputs(predictor, calibration, samples)
+        if calibration
+        else sample_inputs(predictor, samples)
+    )
+    test = _test_set(test_file, target) if test_file is not None else None
+    _, files = models.read_files(predictor.label)
+    manifest, files, check, tested = int8_version(predictor, files, inputs, test)
+    published = models.publish(manifest, files)
+    label = f"{published.name}@{published.version}"
+    check_selftest(Predictor.from_store(models, label))  # loads, checks, re-runs the examples
+    agreement = (
+        ""
+        if check.label_agreement is None
+        else (f"; the label is unchanged for {check.label_agreement:.2%} of them")
+    )
+    console.print(
+        f"published {label} (int8 of {predictor.label}): max |int8 - fp32| "
+        f"{check.max_abs_diff:.4g} on {check.items} inputs{agreement}",
+        highlight=False,
+    )
+    if tested is not None:
+        console.print(
+            f"on {test_file} ({tested.rows} rows): {tested.metric} int8 "
+            f"{tested.int8:.4f}, original {tested.original:.4f} (change "
+            f"{tested.delta:+.4f})",
+            highlight=False,
+        )
+
+
+def _test_set(path: Path, target: str) -> TestSet:
+    """Labelled sequences from a table: the sequence column and the ``target`` column."""
+    inputs: list[object] = []
+    targets: list[str] = []
+    for record in read_sequences(path):
+        if not isinstance(record, Record):
+            continue  # the model refuses it anyway; counted by the rows measured
+        if target not in record.fields:
+            columns = ", ".join(sorted(record.fields)) or "(none besides the sequence)"
+            raise HelixError(
+                f"--test-file {path} has no column {target!r}; its other columns "
+                f"are {columns}. Name the label column with --target."
+            )
+        inputs.append(record.sequence)
+        targets.append(record.fields[target])
+    if not inputs:
+        raise HelixError(f"--test-file {path} holds no sequence rows.")
+    return TestSet(path.name, inputs, targets)
+
+
+@models_app.command(
+    "test",
+    epilog=examples(
+        ("Every model's self-test", "models test"),
+        ("One version", "models test yeast-utr@1"),
+    ),
+)
+def test(
+    refs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="MODEL", help="NAME, NAME@VERSION or NAME@ALIAS; several, or none for all."
+        ),
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Re-run each model's self-test: the example inputs stored at publish time must still give
+    the stored outputs. Exit 1, with the differences, if any does not."""
+    models = open_store(store)
+    chosen = refs or models.list_models()
+    failed = 0
+    for ref in chosen:
+        try:
+            report = run_selftest(Predictor.from_store(models, ref))
+        except HelixError as err:  # damaged, unloadable: a failed test, and go on with the rest
+            console.print(Text(f"FAIL {ref}: {err}"), highlight=False)
+            failed += 1
+            continue
+        failed += not report.passed
+        word = "ok  " if report.passed else "FAIL"
+        console.print(Text(f"{word} {report.summary()}"), highlight=False)
+    if failed:
+        raise HelixError(f"{failed} of {len(chosen)} model(s) failed the self-test.")
 
 
 def _file_inputs(predictor: Predictor, path: Path, limit: int) -> list[object]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -23,9 +23,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from helixserve.batch.predict import score
+from helixserve.batch.predict import Summary, score
 from helixserve.batch.ray_engine import score_ray
-from helixserve.errors import HelixError
+from helixserve.cli.options import ModelArgument, StoreOption, examples
 from helixserve.runtime.predictor import Predictor
 from helixserve.settings import load_settings
 from helixserve.store.configured import s3_options, store_from_settings
@@ -40,12 +40,27 @@ def _default_output(input_uri: str) -> str:
     return str(Path.cwd() / f"{name or 'input'}.predictions.csv")
 
 
+PREDICT_EXAMPLES = examples(
+    (
+        "Score a FASTA file; refused rows go to scores.errors.csv",
+        "predict primer-binding seqs.fasta.gz -o scores.csv",
+    ),
+    (
+        "Continue after an interruption",
+        "predict primer-binding seqs.fasta.gz -o scores.csv --resume",
+    ),
+    ("Parquet in and out", "predict yeast-utr utrs.parquet -o scores.parquet"),
+    ("Score on a Ray cluster", "predict primer-binding s3://lab/seqs.fasta.gz --engine ray"),
+)
+
+
 def predict(
-    model: Annotated[str, typer.Argument(help="name, name@version or name@alias")],
+    model: ModelArgument,
     input_file: Annotated[
         str,
         typer.Argument(
-            metavar="INPUT", help="CSV/TSV/FASTA/text (.gz) or Parquet; a path or s3://bucket/key"
+            metavar="INPUT",
+            help="File to score: CSV, TSV, FASTA, text (.gz is fine) or Parquet; path or S3 URI.",
         ),
     ],
     output: Annotated[
@@ -53,46 +68,72 @@ def predict(
         typer.Option(
             "-o",
             "--output",
+            metavar="FILE",
             help="Output .csv/.tsv (.gz) or .parquet (default: INPUT.predictions.csv here).",
         ),
     ] = None,
     errors: Annotated[
-        str | None, typer.Option(help="Refused rows (default: OUTPUT.errors.csv).")
+        str | None,
+        typer.Option(metavar="FILE", help="Where refused rows go (default: OUTPUT.errors.csv)."),
     ] = None,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = False,
-    batch_size: Annotated[int, typer.Option(help="Records per model call.")] = 4096,
-    workers: Annotated[int, typer.Option(help="ONNX Runtime threads.")] = 1,
-    store: Annotated[str | None, typer.Option(help="Store folder or URI.")] = None,
-    engine: Annotated[str, typer.Option(help="local, or ray (extra 'ray').")] = "local",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    batch_size: Annotated[int, typer.Option(metavar="N", help="Records per model call.")] = 4096,
+    workers: Annotated[int, typer.Option(metavar="N", help="ONNX Runtime threads.")] = 1,
+    store: StoreOption = None,
+    engine: Annotated[
+        Literal["local", "ray"],
+        typer.Option(help="Score in this process, or on a Ray cluster (extra 'ray')."),
+    ] = "local",
     address: Annotated[
-        str | None, typer.Option(help="Ray cluster: auto, ray://host:port (default: local Ray).")
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help="Ray cluster: auto or ray://HOST:PORT (default: a local Ray; engine ray).",
+        ),
     ] = None,
-    actors: Annotated[int, typer.Option(help="Ray actors (engine ray).")] = 2,
+    actors: Annotated[int, typer.Option(metavar="N", help="Ray actors (engine ray).")] = 2,
 ) -> None:
     """Score a big file, resumably, in constant memory; bad rows go to the errors file."""
-    if engine not in ("local", "ray"):
-        raise HelixError(f"--engine must be local or ray, got {engine!r}.")
     settings = load_settings()
     models = store_from_settings(settings, store)
     predictor = Predictor.from_store(models, model, intra_op_threads=workers)
     target = output or _default_output(input_file)
-    options: dict[str, Any] = {"errors": errors, "batch_size": batch_size, "resume": resume,
-                               "s3": s3_options(settings)}  # fmt: skip
+    options: dict[str, Any] = {
+        "errors": errors,
+        "batch_size": batch_size,
+        "resume": resume,
+        "s3": s3_options(settings),
+    }
+    holder = models.origin(predictor.manifest.name, predictor.manifest.version)
     with ProgressReporter() as report:
         if engine == "ray":
             summary = score_ray(
-                predictor, models.uri, model, input_file, target, address=address, actors=actors,
-                threads=workers, progress=report, **options,
-            )  # fmt: skip
+                predictor,
+                holder,
+                predictor.label,
+                input_file,
+                target,
+                address=address,
+                actors=actors,
+                threads=workers,
+                progress=report,
+                **options,
+            )
         else:
             summary = score(predictor, input_file, target, progress=report, **options)
+    _print_summary(summary)
+
+
+def _print_summary(summary: Summary) -> None:
     rate = (summary.scored + summary.refused - summary.resumed_from) / max(summary.seconds, 1e-9)
     resumed = f" (resumed after record {summary.resumed_from:,})" if summary.resumed_from else ""
     err_console.print(
         f"scored {summary.scored:,} records, refused {summary.refused:,}{resumed} in "
         f"{summary.seconds:.1f} s ({rate:,.0f} records/s) -> {summary.output}; refused rows -> "
-        f"{summary.errors}", highlight=False, soft_wrap=True,
-    )  # fmt: skip
+        f"{summary.errors}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 class ProgressReporter:
@@ -105,9 +146,14 @@ class ProgressReporter:
 
     def __enter__(self) -> ProgressReporter:
         if sys.stderr.isatty():
-            self.bar = Progress(TextColumn("scoring"), BarColumn(), TransferSpeedColumn(),
-                                TextColumn("{task.fields[rows]}"), TimeRemainingColumn(),
-                                console=err_console)  # fmt: skip
+            self.bar = Progress(
+                TextColumn("scoring"),
+                BarColumn(),
+                TransferSpeedColumn(),
+                TextColumn("{task.fields[rows]}"),
+                TimeRemainingColumn(),
+                console=err_console,
+            )
             self.bar.start()
             self.task = self.bar.add_task("scoring", total=None, rows="")
         return self

@@ -17,22 +17,23 @@ from __future__ import annotations
 
 import math
 import os
+import secrets
 import signal
 import tempfile
 import time
-from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 import uvicorn
 
+from helixserve.cli.options import StoreOption, examples
 from helixserve.errors import HelixError
-from helixserve.serving.auth import new_key
+from helixserve.serving.auth import Scope, new_key
 from helixserve.settings import Settings, load_settings
-from helixserve.store.configured import store_from_settings
+from helixserve.store.configured import PRETRAINED_STORE, store_from_settings
 
-ZOO_STORE = Path(__file__).resolve().parents[1] / "zoo" / "store"
+ZOO_STORE = PRETRAINED_STORE  # the pretrained models shipped in the package
 keys_app = typer.Typer(help="Make API keys (stored hashed in HELIXSERVE_API_KEYS).")
 
 
@@ -40,13 +41,20 @@ def log_config(level: str) -> dict[str, Any]:
     """uvicorn's logging: our JSON access lines to stdout, other logs to stderr."""
     plain = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
     return {
-        "version": 1, "disable_existing_loggers": False,
+        "version": 1,
+        "disable_existing_loggers": False,
         "formatters": {"plain": plain, "raw": {"format": "%(message)s"}},
         "handlers": {
-            "stderr": {"class": "logging.StreamHandler", "formatter": "plain",
-                       "stream": "ext://sys.stderr"},
-            "access": {"class": "logging.StreamHandler", "formatter": "raw",
-                       "stream": "ext://sys.stdout"},
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "plain",
+                "stream": "ext://sys.stderr",
+            },
+            "access": {
+                "class": "logging.StreamHandler",
+                "formatter": "raw",
+                "stream": "ext://sys.stdout",
+            },
         },
         "loggers": {
             "helixserve": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
@@ -54,38 +62,69 @@ def log_config(level: str) -> dict[str, Any]:
             "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
         },
-    }  # fmt: skip
+    }
+
+
+SERVE_EXAMPLES = examples(
+    ("Serve the store in HELIXSERVE_STORE on 127.0.0.1:8000", "serve"),
+    (
+        "Serve a folder to the network, with four processes",
+        "serve --store ./models --host 0.0.0.0 --workers 4",
+    ),
+    ("Serve an S3 store with Ray Serve", "serve --store s3://lab-models --engine ray"),
+)
 
 
 def serve(
-    store: Annotated[str | None, typer.Option(help="Store folder or URI.")] = None,
-    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="HTTP port (default 8000).")] = None,
-    grpc_port: Annotated[int | None, typer.Option(help="gRPC port (default 8001; 0: off).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Server processes (default 1).")] = None,
+    store: StoreOption = None,
+    host: Annotated[
+        str | None, typer.Option(metavar="HOST", help="Address to bind (default: 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(metavar="PORT", help="HTTP port (default: 8000).")
+    ] = None,
+    grpc_port: Annotated[
+        int | None, typer.Option(metavar="PORT", help="gRPC port (default: 8001; 0: off).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(metavar="N", help="Server processes (default: 1).")
+    ] = None,
     reload_interval: Annotated[
-        float | None, typer.Option(help="Seconds between store polls (0: off).")
+        float | None, typer.Option(metavar="SECONDS", help="Seconds between store polls (0: off).")
     ] = None,
-    engine: Annotated[str, typer.Option(help="local (uvicorn), or ray (Ray Serve).")] = "local",
-    replicas: Annotated[int, typer.Option(help="Ray Serve replicas (engine ray).")] = 2,
+    engine: Annotated[
+        Literal["local", "ray"], typer.Option(help="Serve with uvicorn here, or with Ray Serve.")
+    ] = "local",
+    replicas: Annotated[
+        int, typer.Option(metavar="N", help="Ray Serve replicas (engine ray).")
+    ] = 2,
     autoscale: Annotated[
-        str | None, typer.Option(help="Ray Serve autoscaling MIN:MAX (engine ray).")
+        str | None,
+        typer.Option(metavar="MIN:MAX", help="Ray Serve autoscaling range (engine ray)."),
     ] = None,
-    address: Annotated[str | None, typer.Option(help="Ray cluster address (engine ray).")] = None,
+    address: Annotated[
+        str | None, typer.Option(metavar="ADDRESS", help="Ray cluster address (engine ray).")
+    ] = None,
 ) -> None:
     """Serve every model in the store: REST API, Open Inference Protocol v2 (REST + gRPC)."""
-    given = {"STORE": store, "HOST": host, "PORT": port, "GRPC_PORT": grpc_port,
-             "WORKERS": workers, "RELOAD_INTERVAL_S": reload_interval}  # fmt: skip
+    given = {
+        "STORE": store,
+        "HOST": host,
+        "PORT": port,
+        "GRPC_PORT": grpc_port,
+        "WORKERS": workers,
+        "RELOAD_INTERVAL_S": reload_interval,
+    }
     for name, value in given.items():
         if value is not None:
             os.environ[f"HELIXSERVE_{name}"] = str(value)
-    if engine not in ("local", "ray"):
-        raise HelixError(f"--engine must be local or ray, got {engine!r}.")
     settings = load_settings()
     store_from_settings(settings)  # a bad store URI fails here, with a clear message
     if engine == "ray":
         _serve_on_ray(settings, replicas, autoscale, address)
         return
+    if settings.workers > 1 and settings.session_secret is None:  # one secret for all workers
+        os.environ["HELIXSERVE_SESSION_SECRET"] = secrets.token_urlsafe(32)
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="helixserve-metrics-")
     typer.echo(
@@ -97,11 +136,18 @@ def serve(
     signal.signal(signal.SIGTERM, _stopped)
     try:
         uvicorn.run(
-            "helixserve.serving.app:create_app", factory=True, host=settings.host,
-            port=settings.port, workers=settings.workers, log_config=log_config(settings.log_level),
-            access_log=False, server_header=False, loop="uvloop", http="httptools",
+            "helixserve.serving.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_config=log_config(settings.log_level),
+            access_log=False,
+            server_header=False,
+            loop="uvloop",
+            http="httptools",
             timeout_graceful_shutdown=math.ceil(settings.request_timeout_s) + 5,
-        )  # fmt: skip
+        )
     except OSError as err:
         raise HelixError(f"cannot serve on {settings.host}:{settings.port}: {err}") from None
 
@@ -112,14 +158,16 @@ def _stopped(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def _serve_on_ray(settings: Settings, replicas: int, autoscale: str | None,
-                  address: str | None) -> None:  # fmt: skip
+def _serve_on_ray(
+    settings: Settings, replicas: int, autoscale: str | None, address: str | None
+) -> None:
     from helixserve.serving.ray_serve import deploy, parse_autoscale  # noqa: PLC0415 - ray extra
 
     scale = parse_autoscale(autoscale) if autoscale else None
     deploy(settings, replicas=replicas, autoscale=scale, address=address)
-    typer.echo(f"helixserve on Ray Serve: http://{settings.host}:{settings.port} (Ctrl+C stops)",
-               err=True)  # fmt: skip
+    typer.echo(
+        f"helixserve on Ray Serve: http://{settings.host}:{settings.port} (Ctrl+C stops)", err=True
+    )
     try:
         while True:
             time.sleep(3600)
@@ -129,14 +177,20 @@ def _serve_on_ray(settings: Settings, replicas: int, autoscale: str | None,
         serve.shutdown()  # type: ignore[no-untyped-call]
 
 
-@keys_app.command("new")
+KEYS_EXAMPLES = examples(
+    ("A key that may predict", "keys new"),
+    ("A key that may also manage models", "keys new --scope admin"),
+)
+
+
+@keys_app.command("new", epilog=KEYS_EXAMPLES)
 def keys_new(
-    scope: Annotated[str, typer.Option(help="predict or admin.")] = "predict",
+    scope: Annotated[
+        Scope, typer.Option(help="What the key may do: predict, or everything (admin).")
+    ] = "predict",
 ) -> None:
     """Print a new API key and the hashed entry for HELIXSERVE_API_KEYS."""
-    if scope not in ("predict", "admin"):
-        raise HelixError(f"--scope must be predict or admin, got {scope!r}.")
-    key, entry = new_key("admin" if scope == "admin" else "predict")
+    key, entry = new_key(scope)
     typer.echo(f"key:   {key}\nentry: {entry}")
     typer.echo(
         "Give the key to the client (send it as 'Authorization: Bearer <key>'); add the entry "

@@ -9,13 +9,14 @@ version of ``--name`` and summarised (metrics on the test split, time, parity of
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 import typer
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
+from helixserve.cli.options import StoreOption, examples
 from helixserve.errors import HelixError
 
 console = Console()
@@ -32,77 +33,236 @@ def _training() -> Any:
     return support
 
 
+Recipe = Literal["dna-binary", "dna-regression", "dna-variable", "tabular", "image"]
+Arch = Literal["cnn", "lstm", "bilstm", "rf", "gb"]
+DATA, SPLIT, TRAINING = "Data", "Test split", "Training"
+DNA, TABULAR, IMAGE = "DNA recipes", "Tabular recipe", "Image recipe"
+TRAIN_EXAMPLES = examples(
+    (
+        "A binary DNA classifier from a sequence file and a label file",
+        "train dna-binary --data sequences.txt --labels labels.txt --name primer-binding",
+    ),
+    (
+        "A regressor on the rows of a CSV that pass a filter",
+        "train dna-regression --data utrs.csv.gz --sequence-col UTR --target growth_rate "
+        "--filter 't0>100' --name yeast-utr",
+    ),
+    (
+        "A random forest on a table, with 10-fold cross-validation",
+        "train tabular --data tumours.csv --target class --cv 10",
+    ),
+    (
+        "An image classifier from a folder of class sub-folders",
+        "train image --data images/ --image-size 128 --name my-cells",
+    ),
+)
+
+
 def train(
     recipe: Annotated[
-        str, typer.Argument(help="dna-binary, dna-regression, dna-variable, tabular or image.")
+        Recipe,
+        typer.Argument(
+            metavar="RECIPE",
+            show_choices=False,
+            help=f"What to train: {', '.join(get_args(Recipe))}.",
+        ),
     ],
-    data: Annotated[Path, typer.Option(help="Training file: CSV/TSV/FASTA/text (.gz is fine).")],
-    name: Annotated[str | None, typer.Option(help="Model name (default: the recipe).")] = None,
-    target: Annotated[str | None, typer.Option(help="Column holding the target.")] = None,
-    labels: Annotated[Path | None, typer.Option(help="File with one label per record.")] = None,
-    sequence_col: Annotated[str | None, typer.Option(help="Sequence column (CSV/TSV).")] = None,
-    id_col: Annotated[str | None, typer.Option(help="Id column.")] = None,
-    split_col: Annotated[str | None, typer.Option(help="Column: train/val/test or T/V.")] = None,
+    data: Annotated[
+        Path,
+        typer.Option(
+            rich_help_panel=DATA,
+            metavar="FILE",
+            help="Training data: CSV/TSV/FASTA/text (.gz is fine) or an image folder.",
+        ),
+    ],
+    name: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Model name (default: the recipe).")
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(rich_help_panel=DATA, metavar="COLUMN", help="Column holding the target."),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(rich_help_panel=DATA, metavar="FILE", help="File with one label per record."),
+    ] = None,
+    sequence_col: Annotated[
+        str | None,
+        typer.Option(rich_help_panel=DATA, metavar="COLUMN", help="Sequence column (CSV/TSV)."),
+    ] = None,
+    id_col: Annotated[
+        str | None, typer.Option(rich_help_panel=DATA, metavar="COLUMN", help="Id column.")
+    ] = None,
+    split_col: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel=SPLIT,
+            metavar="COLUMN",
+            help="Column saying train/val/test (or T/V) per row.",
+        ),
+    ] = None,
     header: Annotated[
-        str | None, typer.Option(help="Column names for a file without header, comma-separated.")
+        str | None,
+        typer.Option(
+            rich_help_panel=DATA,
+            metavar="NAMES",
+            help="Column names for a file without header, comma-separated.",
+        ),
     ] = None,
     features: Annotated[
         str | None,
         typer.Option(
-            help="Tabular: feature columns, comma-separated (default: all but target/id)."
+            rich_help_panel=TABULAR,
+            metavar="COLUMNS",
+            help="Feature columns, comma-separated (default: all but target and id).",
         ),
     ] = None,
-    feature_type: Annotated[str, typer.Option(help="Tabular: int or float.")] = "float",
+    feature_type: Annotated[
+        Literal["int", "float"],
+        typer.Option(rich_help_panel=TABULAR, help="Type of every feature."),
+    ] = "float",
     feature_range: Annotated[
-        str | None, typer.Option(help="Tabular: MIN:MAX for every feature.")
+        str | None,
+        typer.Option(rich_help_panel=TABULAR, metavar="MIN:MAX", help="Range of every feature."),
     ] = None,
-    length: Annotated[int, typer.Option(help="dna-binary: length; dna-regression: longest.")] = 50,
-    pad_to: Annotated[int, typer.Option(help="dna-variable: pad/truncate to this length.")] = 1024,
-    image_size: Annotated[int, typer.Option(help="image: side in pixels after resizing.")] = 128,
-    channels: Annotated[int, typer.Option(help="image: 1 (grey) or 3 (RGB).")] = 1,
-    path_col: Annotated[str, typer.Option(help="image CSV: column of image paths.")] = "path",
-    crop: Annotated[
-        int, typer.Option(help="image: train on random crops of this side at native size (0: off).")
-    ] = 0,
-    tiles: Annotated[
-        int, typer.Option(help="image with --crop: TILES x TILES crops per image (0: cover it).")
-    ] = 0,
-    crops_per_image: Annotated[
-        int, typer.Option(help="image with --crop: random crops per image per epoch.")
-    ] = 32,
-    normalize: Annotated[
-        str, typer.Option(help="image with --crop: per-image (z-score each crop) or none.")
-    ] = "per-image",
-    group_col: Annotated[
-        str | None, typer.Option(help="Keep each group (plate, site) in one part.")
-    ] = None,
-    bag_col: Annotated[
-        str | None, typer.Option(help="dna-variable: column naming each sequence's bag (isolate).")
-    ] = None,
-    pool: Annotated[
-        str, typer.Option(help="dna-variable with --bag-col: max, noisy-or or lse.")
-    ] = "",
-    stride: Annotated[
-        int, typer.Option(help="dna-variable: k-mer conv stem of this stride (1: none).", min=1)
+    length: Annotated[
+        int,
+        typer.Option(
+            rich_help_panel=DNA,
+            metavar="NT",
+            help="Sequence length (dna-binary: exact; dna-regression: longest).",
+        ),
+    ] = 50,
+    pad_to: Annotated[
+        int,
+        typer.Option(
+            rich_help_panel=DNA, metavar="NT", help="Pad or truncate to this length (dna-variable)."
+        ),
+    ] = 1024,
+    image_size: Annotated[
+        int, typer.Option(rich_help_panel=IMAGE, metavar="PIXELS", help="Side after resizing.")
+    ] = 128,
+    channels: Annotated[
+        int,
+        typer.Option(
+            rich_help_panel=IMAGE, metavar="N", help="Colour channels: 1 (grey) or 3 (RGB)."
+        ),
     ] = 1,
-    filter: Annotated[str | None, typer.Option(help="Keep rows like 't0>100'.")] = None,
-    arch: Annotated[
+    path_col: Annotated[
         str,
         typer.Option(
-            help="dna-binary: cnn or lstm; dna-variable: bilstm or cnn; tabular: rf or gb."
+            rich_help_panel=DATA, metavar="COLUMN", help="Column of image paths (CSV data)."
         ),
-    ] = "",
-    epochs: Annotated[int, typer.Option(help="Maximum epochs (neural recipes).", min=1)] = 60,
-    test_fraction: Annotated[float, typer.Option(help="Held-out share (random split).")] = 0.2,
-    seed: Annotated[int, typer.Option(help="Random seed (splits, weights, order).")] = 0,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    store: Annotated[str | None, typer.Option(help="Store URI (default HELIXSERVE_STORE).")] = None,
-    work_dir: Annotated[Path | None, typer.Option(help="Folder for live history.json.")] = None,
+    ] = "path",
+    crop: Annotated[
+        int,
+        typer.Option(
+            rich_help_panel=IMAGE,
+            metavar="PIXELS",
+            help="Train on random crops of this side at native size (0: off).",
+        ),
+    ] = 0,
+    tiles: Annotated[
+        int,
+        typer.Option(
+            rich_help_panel=IMAGE,
+            metavar="N",
+            help="N x N crops per image (with --crop; 0: cover the image).",
+        ),
+    ] = 0,
+    crops_per_image: Annotated[
+        int,
+        typer.Option(
+            rich_help_panel=IMAGE,
+            metavar="N",
+            help="Random crops per image per epoch (with --crop).",
+        ),
+    ] = 32,
+    normalize: Annotated[
+        Literal["per-image", "none"],
+        typer.Option(rich_help_panel=IMAGE, help="Z-score each crop, or not (with --crop)."),
+    ] = "per-image",
+    group_col: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel=SPLIT,
+            metavar="COLUMN",
+            help="Keep each group (plate, site) in one split part.",
+        ),
+    ] = None,
+    bag_col: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel=DNA,
+            metavar="COLUMN",
+            help="Column naming each sequence's bag, e.g. isolate (dna-variable).",
+        ),
+    ] = None,
+    pool: Annotated[
+        Literal["max", "noisy-or", "lse"] | None,
+        typer.Option(
+            rich_help_panel=DNA, help="How a bag's sequences combine (dna-variable with --bag-col)."
+        ),
+    ] = None,
+    stride: Annotated[
+        int,
+        typer.Option(
+            rich_help_panel=DNA,
+            metavar="N",
+            min=1,
+            help="Stride of a k-mer conv stem (dna-variable; 1: none).",
+        ),
+    ] = 1,
+    filter: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel=DATA, metavar="CONDITION", help="Keep only rows like 't0>100'."
+        ),
+    ] = None,
+    arch: Annotated[
+        Arch | None,
+        typer.Option(
+            rich_help_panel=TRAINING,
+            help="Architecture (dna-binary: cnn or lstm; dna-variable: bilstm or cnn; "
+            "tabular: rf or gb; default: the first).",
+        ),
+    ] = None,
+    epochs: Annotated[
+        int,
+        typer.Option(
+            rich_help_panel=TRAINING, metavar="N", min=1, help="Maximum epochs (neural recipes)."
+        ),
+    ] = 60,
+    test_fraction: Annotated[
+        float,
+        typer.Option(
+            rich_help_panel=SPLIT, metavar="FRACTION", help="Held-out share (random split)."
+        ),
+    ] = 0.2,
+    seed: Annotated[
+        int,
+        typer.Option(
+            rich_help_panel=TRAINING, metavar="N", help="Random seed (splits, weights, order)."
+        ),
+    ] = 0,
+    device: Annotated[
+        Literal["cpu", "cuda"], typer.Option(rich_help_panel=TRAINING, help="Where to train.")
+    ] = "cpu",
+    store: StoreOption = None,
+    work_dir: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Folder for the live history.json.")
+    ] = None,
     label_names: Annotated[
-        str | None, typer.Option(help="Rename classes, e.g. 2=benign,4=malignant.")
+        str | None,
+        typer.Option(
+            rich_help_panel=DATA,
+            metavar="MAPPING",
+            help="Rename classes, e.g. 2=benign,4=malignant.",
+        ),
     ] = None,
     calibrate: Annotated[
-        str | None, typer.Option(help="Tabular: calibrate probabilities (sigmoid or isotonic).")
+        Literal["sigmoid", "isotonic"] | None,
+        typer.Option(rich_help_panel=TABULAR, help="Calibrate probabilities."),
     ] = None,
     class_weight: Annotated[
         str | None,
@@ -111,16 +271,35 @@ def train(
         ),
     ] = None,
     init_from: Annotated[
-        str | None, typer.Option(help="Continue from NAME@VERSION's weights (same recipe).")
+        str | None,
+        typer.Option(
+            rich_help_panel=TRAINING,
+            metavar="MODEL",
+            help="Start from NAME@VERSION's weights (same recipe).",
+        ),
     ] = None,
     search: Annotated[
-        int | None, typer.Option(help="Optuna trials of hyper-parameter search (CV-scored).")
+        int | None,
+        typer.Option(
+            rich_help_panel=TRAINING,
+            metavar="TRIALS",
+            help="Optuna trials of hyper-parameter search (CV-scored).",
+        ),
     ] = None,
     cv: Annotated[
-        int | None, typer.Option(help="Also report K-fold CV on the non-test part.")
+        int | None,
+        typer.Option(
+            rich_help_panel=TRAINING,
+            metavar="K",
+            help="Also report K-fold CV on the non-test part.",
+        ),
     ] = None,
     kmer_ridge: Annotated[
-        bool, typer.Option(help="dna-regression: blend the CNN with a k-mer ridge regression.")
+        bool,
+        typer.Option(
+            rich_help_panel=DNA,
+            help="Blend the CNN with a k-mer ridge regression (dna-regression).",
+        ),
     ] = True,
     resume: Annotated[
         bool,
@@ -170,10 +349,10 @@ def train(
         normalize=normalize,
         group_col=group_col,
         bag_col=bag_col,
-        pool=pool,
+        pool=pool or "",
         stride=stride,
         filter=filter,
-        arch=arch,
+        arch=arch or "",
         epochs=epochs,
         cv=cv,
         search=search,

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from helixserve.cli.options import examples
 from helixserve.errors import HelixError
 from helixserve.inputs.readers import read_sequences, validate_records
 from helixserve.inputs.records import BadRecord
@@ -27,24 +28,49 @@ from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.table import csv_safe
 from helixserve.settings import load_settings
 
+VALIDATE_EXAMPLES = examples(
+    (
+        "Check that every record is exactly 50 nt of A, C, G, T",
+        "validate src/helixserve/examples/primers.fasta --length 50",
+    ),
+    (
+        "Write every bad record to a CSV; exit 1 if there is one",
+        "validate seqs.fasta.gz --errors bad.csv --strict",
+    ),
+)
+
 
 def validate(
-    file: Annotated[Path, typer.Argument(help="FASTA, CSV, TSV or text file; .gz is fine.")],
-    length: Annotated[int | None, typer.Option(help="Exact length in nt.", min=1)] = None,
-    min_length: Annotated[int | None, typer.Option(help="Shortest allowed, nt.", min=1)] = None,
-    max_length: Annotated[int | None, typer.Option(help="Longest allowed, nt.", min=1)] = None,
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="FASTA, CSV, TSV or text file; .gz is fine.")
+    ],
+    length: Annotated[int | None, typer.Option(metavar="NT", help="Exact length.", min=1)] = None,
+    min_length: Annotated[
+        int | None, typer.Option(metavar="NT", help="Shortest allowed length.", min=1)
+    ] = None,
+    max_length: Annotated[
+        int | None, typer.Option(metavar="NT", help="Longest allowed length.", min=1)
+    ] = None,
     alphabet: Annotated[
-        Literal["ACGT", "ACGTN"], typer.Option(help="Accepted letters (N = unknown base).")
+        Literal["ACGT", "ACGTN"], typer.Option(help="Accepted letters (N: unknown base).")
     ] = "ACGT",
     rna: Annotated[bool, typer.Option(help="Read U as T (RNA input).")] = True,
     format: Annotated[
         Literal["auto", "fasta", "csv", "tsv", "text"], typer.Option(help="File format.")
     ] = "auto",
-    sequence_col: Annotated[str | None, typer.Option(help="CSV/TSV sequence column.")] = None,
-    id_col: Annotated[str | None, typer.Option(help="CSV/TSV id column.")] = None,
-    errors: Annotated[Path | None, typer.Option(help="Write every bad record to this CSV.")] = None,
-    show: Annotated[int, typer.Option(help="Bad records to print.", min=0)] = 20,
-    strict: Annotated[bool, typer.Option(help="Exit 1 if any record is invalid.")] = False,
+    sequence_col: Annotated[
+        str | None, typer.Option(metavar="COLUMN", help="Sequence column (CSV/TSV).")
+    ] = None,
+    id_col: Annotated[
+        str | None, typer.Option(metavar="COLUMN", help="Id column (CSV/TSV).")
+    ] = None,
+    errors: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Write every bad record to this CSV.")
+    ] = None,
+    show: Annotated[int, typer.Option(metavar="N", help="Bad records to print.", min=0)] = 20,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 if any record is invalid.")
+    ] = False,
 ) -> None:
     """Check each record of a sequence file against a DNA rule; list the bad ones and why."""
     schema = _schema(alphabet, length, min_length, max_length, rna)

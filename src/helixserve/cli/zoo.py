@@ -8,22 +8,36 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from helixserve.cli.options import examples
 from helixserve.errors import HelixError
 
-zoo_app = typer.Typer(help="The pretrained zoo: rebuild it from the datasets.",
-                      no_args_is_help=True)  # fmt: skip
+zoo_app = typer.Typer(
+    help="The pretrained zoo: rebuild it from the datasets.", no_args_is_help=True
+)
 console = Console()
 
 
-@zoo_app.command("build")
+@zoo_app.command(
+    "build",
+    epilog=examples(
+        ("Rebuild every zoo model from ../shared/data", "zoo build"),
+        (
+            "Rebuild one model, without the slow cross-validation",
+            "zoo build --only yeast-utr --no-cv",
+        ),
+    ),
+)
 def build(
-    data: Annotated[Path, typer.Option(help="Folder holding the datasets.")] = Path(
+    data: Annotated[Path, typer.Option(metavar="DIR", help="Folder holding the datasets.")] = Path(
         "../shared/data"
     ),
     store: Annotated[
-        str | None, typer.Option(help="Store to publish into (default: the package's zoo).")
+        str | None,
+        typer.Option(metavar="URI", help="Store to publish into (default: the package's zoo)."),
     ] = None,
-    only: Annotated[str | None, typer.Option(help="Comma-separated zoo model names.")] = None,
+    only: Annotated[
+        str | None, typer.Option(metavar="NAMES", help="Zoo models to build, comma-separated.")
+    ] = None,
     cv: Annotated[
         bool, typer.Option(help="Also run the cross-validation criteria (slow for yeast-utr).")
     ] = True,

@@ -8,7 +8,10 @@ Contract:
   :class:`~helixserve.errors.ManifestError` naming the key and the file.
 - :func:`import_onnx` checks that ONNX Runtime loads the model and that its signature fits the
   schema (:class:`~helixserve.errors.ModelLoadError` otherwise) *before* anything is published,
-  then publishes it to the store as the next version of ``name`` and returns its manifest.
+  then adds self-test examples (``examples.json``: 8 valid random inputs and the outputs the
+  model gave, see :mod:`helixserve.runtime.selftest`) and its lineage (``import`` from the file's
+  name and sha256), publishes it to the store as the next version of ``name`` and returns its
+  manifest.
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ import yaml
 from helixserve import __version__
 from helixserve.errors import ManifestError
 from helixserve.runtime.predictor import Predictor
-from helixserve.store.bundle import make_manifest
-from helixserve.store.manifest import Manifest
+from helixserve.runtime.samples import sample_inputs
+from helixserve.runtime.selftest import EXAMPLES_FILE, make_examples
+from helixserve.store.bundle import make_manifest, sha256_bytes
+from helixserve.store.manifest import Lineage, Manifest
 from helixserve.store.store import LocalBundle, ModelStore
 
+EXAMPLES = 8
 SCHEMA_KEYS = {"task", "input", "output", "onnx_input", "description", "metrics", "card"}
 
 
@@ -103,5 +109,10 @@ def import_onnx(store: ModelStore, onnx_path: Path, schema_path: Path, name: str
     with tempfile.TemporaryDirectory(prefix="helixserve-import-") as scratch:
         for relative, data in files.items():
             (Path(scratch) / relative).write_bytes(data)
-        Predictor(LocalBundle(Path(scratch), manifest))  # loads and checks the signature
-    return store.publish(manifest, files)
+        predictor = Predictor(LocalBundle(Path(scratch), manifest))  # checks the signature
+        examples = make_examples(predictor, sample_inputs(predictor, EXAMPLES))
+    files[EXAMPLES_FILE] = examples
+    source = f"{onnx_path.name} (sha256 {sha256_bytes(files['model.onnx'])})"
+    fields = manifest.model_dump(exclude={"files", "version"})
+    fields["lineage"] = Lineage(how="import", source=source)
+    return store.publish(make_manifest(files, **fields), files)

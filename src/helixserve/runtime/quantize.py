@@ -12,6 +12,12 @@ Contract:
   quantised model and a :class:`Check` comparing the int8 model with the original on those
   inputs (largest absolute difference of the output, and for classifiers the share of inputs
   whose label is unchanged). Nothing is published here: the CLI does that, as a new version.
+- :func:`int8_version` makes the whole new bundle from it: the int8 ``model.onnx``, the card
+  with a section on the quantisation, self-test examples from the int8 model (the original's
+  example inputs when it has them), lineage ``quantize`` of the original ``name@version``, and,
+  given a labelled test set (:class:`TestSet`), both models' test metric on it (R² for
+  regression, accuracy for classifiers) as the int8 version's headline, in its metrics and card.
+  Without a test set the int8 version carries no test figure (the original's are not copied).
 - It needs the ``onnx`` package (the ``train`` extra); without it
   :class:`~helixserve.errors.ModelLoadError` says what to install. Quantisation failures raise
   :class:`~helixserve.errors.ModelLoadError` with ONNX Runtime's reason.
@@ -19,6 +25,7 @@ Contract:
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -30,6 +37,11 @@ import numpy.typing as npt
 
 from helixserve.errors import ModelLoadError
 from helixserve.runtime.predictor import Predictor
+from helixserve.runtime.samples import sample_inputs
+from helixserve.runtime.selftest import EXAMPLES_FILE, make_examples, stored_inputs
+from helixserve.store.bundle import make_manifest
+from helixserve.store.manifest import Headline, Lineage, Manifest
+from helixserve.store.store import LocalBundle
 
 
 @dataclass(frozen=True)
@@ -133,3 +145,140 @@ def _compare(predictor: Predictor, data: bytes, tensors: list[npt.NDArray[Any]])
         count += len(tensor)
     agreement = None if predictor.manifest.task == "regression" else same / count
     return Check(count, max(diffs), agreement)
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """Labelled raw inputs to measure both models on (``targets`` as text, like the file)."""
+
+    source: str
+    inputs: list[object]
+    targets: list[str]
+
+
+@dataclass(frozen=True)
+class TestScore:
+    """One metric of the original and of the int8 model on the same labelled rows."""
+
+    metric: str
+    rows: int
+    original: float
+    int8: float
+
+    @property
+    def delta(self) -> float:
+        return self.int8 - self.original
+
+
+def score(predictor: Predictor, test: TestSet) -> tuple[str, float, int]:
+    """R² (regression) or accuracy (classifiers) on the rows the model accepts, and their count."""
+    batch = predictor.predict_batch(test.inputs)
+    rows = batch.positions.tolist()
+    if not rows:
+        raise ModelLoadError(f"{predictor.label} refused every row of {test.source}.")
+    if predictor.manifest.task == "regression":
+        assert batch.decoded.values is not None
+        truth = np.array([_number(test.targets[i], test.source) for i in rows])
+        residual = float(np.sum((truth - batch.decoded.values) ** 2))
+        total = float(np.sum((truth - truth.mean()) ** 2)) or 1.0
+        return "r2", 1.0 - residual / total, len(rows)
+    called = batch.labels()
+    right = sum(called[k] == test.targets[i].strip() for k, i in enumerate(rows))
+    return "accuracy", right / len(rows), len(rows)
+
+
+def _number(text: str, source: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ModelLoadError(
+            f"the target {text!r} in {source} is not a number; a regression test set needs "
+            "numeric targets."
+        ) from None
+
+
+def int8_version(
+    predictor: Predictor,
+    files: dict[str, bytes],
+    calibration: Sequence[object],
+    test: TestSet | None = None,
+) -> tuple[Manifest, dict[str, bytes], Check, TestScore | None]:
+    """The int8 bundle of ``predictor`` (its stored ``files``); see the module contract."""
+    data, check = quantize_bundle(predictor, calibration)
+    new = {k: v for k, v in files.items() if k not in ("model.onnx", EXAMPLES_FILE)}
+    new["model.onnx"] = data
+    manifest = predictor.manifest
+    fields = manifest.model_dump(exclude={"version", "files", "created", "metrics", "headline"})
+    fields["description"] = (manifest.description + " (int8)").strip()
+    with tempfile.TemporaryDirectory(prefix="helixserve-int8-") as tmp:
+        for relative, content in new.items():
+            (Path(tmp) / relative).parent.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / relative).write_bytes(content)
+        draft = make_manifest(new, **fields)
+        int8 = Predictor(LocalBundle(Path(tmp), draft), verify=False)
+        tested = _test_score(predictor, int8, test) if test is not None else None
+        new[EXAMPLES_FILE] = make_examples(int8, _example_inputs(predictor))
+    metrics, details = _int8_figures(check, tested)
+    new["card.md"] = files["card.md"] + _card_note(predictor.label, check, tested, test).encode()
+    fields["metrics"] = metrics
+    fields["lineage"] = Lineage(how="quantize", parent=predictor.label, details=details)
+    if tested is not None and test is not None:
+        fields["headline"] = Headline(
+            metric=tested.metric,
+            meaning=f"{tested.metric} of this int8 model on {test.source} ({tested.rows} rows); "
+            f"the original {predictor.label}: {tested.original:.4f}",
+        )
+    return make_manifest(new, **fields), new, check, tested
+
+
+def _test_score(original: Predictor, int8: Predictor, test: TestSet) -> TestScore:
+    metric, before, rows = score(original, test)
+    _, after, _ = score(int8, test)
+    return TestScore(metric, rows, before, after)
+
+
+def _example_inputs(predictor: Predictor) -> list[object]:
+    path = predictor.bundle_path / EXAMPLES_FILE
+    if EXAMPLES_FILE in predictor.manifest.files and path.is_file():
+        return stored_inputs(json.loads(path.read_bytes()))
+    return sample_inputs(predictor, 8)
+
+
+def _int8_figures(
+    check: Check, tested: TestScore | None
+) -> tuple[dict[str, float], dict[str, float | str]]:
+    metrics = {"int8_max_abs_diff_vs_fp32": check.max_abs_diff}
+    if check.label_agreement is not None:
+        metrics["int8_label_agreement_vs_fp32"] = check.label_agreement
+    details: dict[str, float | str] = {"calibration_inputs": float(check.items)}
+    if tested is not None:
+        metrics[tested.metric] = tested.int8
+        metrics[f"{tested.metric}_fp32"] = tested.original
+        metrics[f"{tested.metric}_delta"] = tested.delta
+        metrics["test_rows"] = float(tested.rows)
+        details |= {f"{tested.metric}_delta": tested.delta}
+    return metrics, details
+
+
+def _card_note(label: str, check: Check, tested: TestScore | None, test: TestSet | None) -> str:
+    agreement = (
+        ""
+        if check.label_agreement is None
+        else (f"; the label is unchanged for {check.label_agreement:.2%} of them")
+    )
+    note = (
+        f"\n\n## int8 quantisation\n\nStatic QDQ int8 version of {label} (ONNX "
+        f"Runtime; uint8 activations, int8 per-channel weights), calibrated on "
+        f"{check.items} inputs. On those inputs the largest absolute difference from the "
+        f"original's output is {check.max_abs_diff:.4g}{agreement}. "
+    )
+    if tested is None or test is None:
+        return note + (
+            "No labelled test set was given: the metrics above are the original's; "
+            "measure this version before promoting it.\n"
+        )
+    return note + (
+        f"On {test.source} ({tested.rows} rows) its {tested.metric} is "
+        f"{tested.int8:.4f}, the original's {tested.original:.4f} (change "
+        f"{tested.delta:+.4f}).\n"
+    )

@@ -19,9 +19,10 @@ Contract:
   when ``cors_origins`` is set.
 - Every response says ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer``;
   every HTML page also gets :data:`PAGE_CSP` (scripts and styles from this server only, no inline
-  script, no framing: ``frame-ancestors 'none'``) and ``X-Frame-Options: DENY``. FastAPI's own
-  ``/docs`` and ``/redoc`` pages, which load Swagger UI / ReDoc from their CDN with an inline
-  script, get only ``frame-ancestors 'none'``.
+  script, no framing: ``frame-ancestors 'none'``) and ``X-Frame-Options: DENY``. The API's
+  ``/docs`` page (its assets served from this server too) gets
+  :data:`~helixserve.serving.api_docs.DOCS_CSP`, which also allows Swagger UI's one inline script
+  by its hash.
 - While the server drains before stopping (:mod:`helixserve.serving.drain`), every request but
   the probes (``/healthz``, ``/readyz``, ``/metrics``, ``/v2/health/*``) gets 503 with
   ``Retry-After`` and ``Connection: close``; requests admitted before are counted until answered.
@@ -41,6 +42,7 @@ import orjson
 from starlette.middleware.cors import CORSMiddleware
 
 from helixserve.errors import RequestError, ShuttingDown
+from helixserve.serving.api_docs import DOCS_CSP
 from helixserve.serving.auth import key_from_headers
 from helixserve.serving.problems import PROBLEM_JSON, Reply, problem_for
 from helixserve.serving.routes import build_api
@@ -70,9 +72,8 @@ PAGE_CSP = (
 )
 COMMON_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 PAGE_HEADERS = [(b"content-security-policy", PAGE_CSP.encode()), (b"x-frame-options", b"DENY")]
-DOCS_HEADERS = [(b"content-security-policy", b"frame-ancestors 'none'"),
-                (b"x-frame-options", b"DENY")]  # fmt: skip
-DOCS_PAGES = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+DOCS_HEADERS = [(b"content-security-policy", DOCS_CSP.encode()), (b"x-frame-options", b"DENY")]
+DOCS_PAGES = frozenset({"/docs"})
 
 
 class HelixApp:

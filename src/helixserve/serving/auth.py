@@ -47,17 +47,26 @@ class KeyRing:
         self.predict_open = "predict" not in self._scopes.values()
         self.admin_open = not self._scopes
 
+    def is_open(self, scope: Scope) -> bool:
+        """Whether ``scope`` needs no key here (see the module contract)."""
+        return self.predict_open if scope == "predict" else self.admin_open
+
+    def scope_of(self, key: str) -> Scope:
+        """The scope ``key`` grants; :class:`AuthError` (401) for a key that is not configured."""
+        granted = self._scopes.get(hash_key(key))
+        if granted is None:
+            raise AuthError("the API key is not valid; check it, or ask for a new one.")
+        return granted
+
     def check(self, key: str | None, scope: Scope) -> None:
-        if self.predict_open if scope == "predict" else self.admin_open:
+        if self.is_open(scope):
             return
         if not key:
             raise AuthError(
                 f"this route needs an API key with the {scope!r} scope: send it as "
                 "'Authorization: Bearer <key>' or 'X-API-Key: <key>'."
             )
-        granted = self._scopes.get(hash_key(key))
-        if granted is None:
-            raise AuthError("the API key is not valid; check it, or ask for a new one.")
+        granted = self.scope_of(key)
         if scope == "admin" and granted != "admin":
             raise AuthError("this route needs an API key with the 'admin' scope; this key "
                             "has only 'predict'.", status=403)  # fmt: skip

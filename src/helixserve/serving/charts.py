@@ -44,8 +44,7 @@ def _frame(title: str, x_label: str, y_label: str, body: str, x_range: tuple[flo
         f'<rect x="{PAD}" y="{PAD}" width="{W - 2 * PAD}" height="{H - 2 * PAD}" class="plot"/>'
         f"{''.join(ticks)}{body}"
         f'<text x="{W / 2}" y="{H - 6}" text-anchor="middle" class="axis">{escape(x_label)}</text>'
-        f'<text x="12" y="{H / 2}" text-anchor="middle" class="axis" '
-        f'transform="rotate(-90 12 {H / 2})">{escape(y_label)}</text>'
+        f'<text x="4" y="{PAD - 8}" text-anchor="start" class="axis">{escape(y_label)}</text>'
         f'<text x="{W / 2}" y="18" text-anchor="middle" class="title">{escape(title)}</text></svg>'
     )
 
@@ -57,12 +56,15 @@ def _polyline(xs: list[float], ys: list[float], colour: str, dash: str = "") -> 
 
 
 def _legend(entries: list[tuple[str, str, str]], top: float = PAD + 12) -> str:
+    """Line samples and labels at the top right, moved left so the longest label fits."""
+    longest = max((len(label) for label, _, _ in entries), default=0)
+    left = max(PAD + 4, min(W - PAD - 120, W - PAD - 30 - round(6 * longest)))
     parts = []
     for i, (label, colour, dash) in enumerate(entries):
         y = top + 14 * i
         extra = f' stroke-dasharray="{dash}"' if dash else ""
-        parts.append(f'<line x1="{W - PAD - 120}" x2="{W - PAD - 100}" y1="{y}" y2="{y}" '
-                     f'stroke="{colour}" stroke-width="2"{extra}/><text x="{W - PAD - 96}" '
+        parts.append(f'<line x1="{left}" x2="{left + 20}" y1="{y}" y2="{y}" '
+                     f'stroke="{colour}" stroke-width="2"{extra}/><text x="{left + 24}" '
                      f'y="{y + 4}" class="tick">{escape(label)}</text>')  # fmt: skip
     return "".join(parts)
 
@@ -77,6 +79,8 @@ def loss(runs: Sequence[tuple[str, dict[str, Any]]]) -> str:
         raise ValueError("no loss values")
     epochs = max(len(t) for _, t, _, _ in curves)
     low, high = min(values), max(values)
+    if 0 <= low < high / 3:  # a loss falling towards 0: the axis starts at 0 (no 0.000937 tick)
+        low = 0.0
     body, legend = [], []
     for i, (label, train, val, best) in enumerate(curves):
         colour = COLOURS[i % len(COLOURS)]

@@ -4,8 +4,8 @@ Contract:
 - Every page rendered by :class:`~helixserve.serving.ui.Pages` has a ``csrf_token`` in its
   template context: the value of the ``hs_csrf`` cookie when the browser sent a well-formed one,
   else a new random token, which :func:`remember` then sets as that cookie (``HttpOnly``,
-  ``SameSite=Strict``, path ``/``). Each UI form carries the token in a hidden ``csrf_token``
-  field.
+  ``SameSite=Strict``, path ``/``, and ``Secure`` when the request came over https). Each UI
+  form carries the token in a hidden ``csrf_token`` field.
 - :func:`checked_form` reads a UI form post and raises :class:`FormRefused` (shown as a 403 page)
   unless the field equals the cookie (compared in constant time) and the browser did not mark
   the request ``Sec-Fetch-Site: cross-site``. Another site can neither read nor set this
@@ -47,7 +47,10 @@ def remember(request: Request, response: Response) -> None:
     """Set the cookie on ``response`` when :func:`token` made a new one."""
     fresh = getattr(request.state, "csrf_new", "")
     if fresh:
-        response.set_cookie(COOKIE, fresh, httponly=True, samesite="strict", path="/")
+        secure = request.url.scheme == "https"
+        response.set_cookie(
+            COOKIE, fresh, httponly=True, samesite="strict", path="/", secure=secure
+        )
 
 
 async def checked_form(request: Request) -> FormData:

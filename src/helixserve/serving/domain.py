@@ -11,7 +11,9 @@ Contract:
 - :func:`seed_dna_class` is the seed article's route: ``{"dnasequence": "..."}`` in, the class
   as plain text out, or the validation message as plain text with status 422.
 - :func:`model_list` / :func:`model_detail` describe what is served (manifest, versions, aliases,
-  card).
+  card), each version with its headline from :func:`~helixserve.store.manifest.headline_of` (the
+  same figure the web pages and ``helixserve models list`` show). The detail of
+  ``?version=N`` describes version N (task, metrics, headline), not the default version.
 - Every function raises typed :mod:`helixserve.errors` exceptions; the app turns them into
   problem+json (:mod:`helixserve.serving.problems`).
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from typing import Any
 
 import orjson
@@ -29,6 +32,7 @@ from helixserve.inputs.images import ImageSchema
 from helixserve.runtime.predictor import BatchPrediction, ItemError
 from helixserve.serving.problems import Reply, item_errors, json_reply, problem
 from helixserve.serving.registry import LoadedModel, Registry
+from helixserve.store.manifest import Manifest, headline_of
 
 MAX_ITEMS = 10_000
 _EXAMPLE = '{"inputs": ["ACGT..."]}'
@@ -184,15 +188,34 @@ async def seed_dna_class(model: LoadedModel, body: bytes) -> Reply:
 # --- describing models ----------------------------------------------------------------------
 
 
+def headline_json(manifest: Manifest) -> dict[str, Any]:
+    """:func:`~helixserve.store.manifest.headline_of` as the API answers it (``HeadlineOut``)."""
+    figure = headline_of(manifest)
+    return {**dataclasses.asdict(figure), "text": figure.text, "ood_text": figure.ood_text}
+
+
+def _described(manifest: Manifest) -> dict[str, Any]:
+    return {
+        "task": manifest.task,
+        "description": manifest.description,
+        "input_kind": manifest.input.kind,
+        "labels": manifest.output.labels,
+        "metrics": manifest.metrics,
+        "headline": headline_json(manifest),
+    }
+
+
 def model_summary(registry: Registry, name: str) -> dict[str, Any]:
+    """A model at its default version, with every served version and alias."""
     entry = registry.entry(name)
     default = entry.versions[entry.default].manifest
     return {
-        "name": name, "default_version": entry.default, "task": default.task,
-        "description": default.description, "input_kind": default.input.kind,
-        "versions": sorted(entry.versions), "aliases": dict(sorted(entry.aliases.items())),
-        "labels": default.output.labels, "metrics": default.metrics,
-    }  # fmt: skip
+        "name": name,
+        "default_version": entry.default,
+        **_described(default),
+        "versions": sorted(entry.versions),
+        "aliases": dict(sorted(entry.aliases.items())),
+    }
 
 
 def model_list(registry: Registry) -> Reply:
@@ -200,9 +223,11 @@ def model_list(registry: Registry) -> Reply:
 
 
 def model_detail(registry: Registry, name: str, version: str | None) -> Reply:
+    """One version: its task, metrics and headline (not the default version's), its manifest and
+    card, beside the model's versions and aliases."""
     model = registry.resolve(name, version)
     manifest = model.manifest.model_dump(mode="json")
     card_path = model.predictor.bundle_path / "card.md"
     card = card_path.read_text(encoding="utf-8") if card_path.is_file() else ""
-    summary = model_summary(registry, name)
+    summary = {**model_summary(registry, name), **_described(model.manifest)}
     return json_reply({**summary, "version": model.version, "manifest": manifest, "card": card})

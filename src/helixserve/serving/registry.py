@@ -10,8 +10,10 @@ Contract:
   period longer than the request timeout.
 - If the store cannot be read — or suddenly lists no models at all — the registry keeps the
   snapshot it has and records why in :attr:`Registry.store_error` (``/readyz`` reports it).
-  A version that fails to load is skipped and reported in :attr:`Registry.load_errors`; the
-  others are served.
+  A version that fails to load — or whose self-test examples (``examples.json``, see
+  :mod:`helixserve.runtime.selftest`) no longer give the stored outputs — is not served and is
+  reported in :attr:`Registry.load_errors`; the others are. An alias pointing at such a version
+  keeps pointing where it pointed before (the last good version), else at the newest good one.
 - :meth:`Registry.resolve` maps ``(name, version)`` to a loaded model: ``version`` may be ``None``
   (the ``production`` alias if set, else the latest version), a number, or an alias name; unknown
   ones raise :class:`~helixserve.errors.ModelNotFound` listing what is served.
@@ -29,6 +31,7 @@ from datetime import UTC, datetime
 from helixserve.errors import HelixError, ModelNotFound, StoreError
 from helixserve.runtime.batcher import BatchPolicy, MicroBatcher, Observer
 from helixserve.runtime.predictor import Predictor
+from helixserve.runtime.selftest import check_selftest
 from helixserve.store.manifest import Manifest
 from helixserve.store.store import DEFAULT_ALIAS, ModelStore
 
@@ -159,13 +162,16 @@ class Registry:
                     errors[f"{name}@{version}"] = str(err)
                     log.error("cannot load %s@%d: %s", name, version, err)
             if loaded:
-                models[name] = ModelEntry(name, loaded, aliases)
+                models[name] = ModelEntry(
+                    name, loaded, _keep_good(aliases, loaded, current.get(name))
+                )
         self.load_errors = errors
         return Snapshot(models, datetime.now(UTC))
 
     def _load_one(self, name: str, version: int) -> LoadedModel:
         started = time.perf_counter()
         predictor = Predictor(self.store.pull(f"{name}@{version}"), intra_op_threads=self._threads)
+        check_selftest(predictor)
         batcher = MicroBatcher(
             predictor, self._policy(name), observer=self._observer(name, version)
         )
@@ -187,6 +193,26 @@ class Registry:
     def close(self) -> None:
         """Stop every batcher (server shutdown)."""
         _close_all([m for e in self.snapshot.models.values() for m in e.versions.values()])
+
+
+def _keep_good(
+    aliases: dict[str, int], loaded: dict[int, LoadedModel], before: ModelEntry | None
+) -> dict[str, int]:
+    """Aliases, with those that point at a version that is not served moved back to where they
+    pointed before (if that version is still served) or to the newest served version."""
+    kept = dict(aliases)
+    for alias, version in aliases.items():
+        if version in loaded:
+            continue
+        earlier = before.aliases.get(alias) if before is not None else None
+        kept[alias] = earlier if earlier in loaded and earlier is not None else max(loaded)
+        log.error(
+            "alias %s points to version %d, which is not served; it stays at %d",
+            alias,
+            version,
+            kept[alias],
+        )
+    return kept
 
 
 def _close_all(models: list[LoadedModel]) -> None:

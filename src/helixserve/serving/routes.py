@@ -3,8 +3,9 @@
 Contract:
 - Routes: ``/healthz``, ``/readyz``, ``/metrics``; ``/api/v1/models``, ``/api/v1/models/{name}``,
   ``.../predict``, ``.../predict-file``, ``/api/v1/getdnaclassapi``, ``/api/v1/admin/reload``;
-  the Open Inference Protocol v2 under ``/v2``. The hot POST routes are served by the raw-ASGI
-  front (:mod:`helixserve.serving.app`); their declarations here call the same
+  the Open Inference Protocol v2 under ``/v2``; ``/docs`` with its assets served from this
+  server (:mod:`helixserve.serving.api_docs`; no ``/redoc``). The hot POST routes are served
+  by the raw-ASGI front (:mod:`helixserve.serving.app`); their declarations here call the same
   :class:`~helixserve.serving.server.Server` methods, so behaviour cannot drift.
 - Every error is problem+json (OIP routes: ``{"error": ...}``), including FastAPI's own
   validation errors and unknown paths; nothing answers with a traceback.
@@ -31,6 +32,7 @@ from helixserve.errors import HelixError
 from helixserve.explain.design import design
 from helixserve.explain.ism import BASES, Variant, ism, variant_effects
 from helixserve.serving import domain, oip
+from helixserve.serving.api_docs import mount_docs
 from helixserve.serving.auth import key_from_headers
 from helixserve.serving.files import predict_file
 from helixserve.serving.metrics import CONTENT_TYPE
@@ -93,8 +95,10 @@ def build_api(server: Server) -> FastAPI:
     api = FastAPI(
         title="helixserve", version=helixserve.__version__, lifespan=lifespan,
         description="Predictions from life-science models: DNA, tabular lab values, images.",
+        docs_url=None, redoc_url=None,
     )  # fmt: skip
     _errors(api)
+    mount_docs(api)
     _operations(api, server)
     _domain(api, server)
     _oip(api, server)

@@ -110,6 +110,19 @@ class SeedRequest(BaseModel):
     dnasequence: str = Field(examples=["ACGT" * 12 + "AC"])
 
 
+class HeadlineOut(BaseModel):
+    """The figure a model is judged by, as the web pages and ``helixserve models list`` show it."""
+
+    metric: str = Field(description="key of metrics, e.g. r2 or isolate_accuracy")
+    value: float | None = Field(description="its value; null when the bundle lacks the metric")
+    meaning: str = Field(description="what the figure measures, on which rows")
+    text: str = Field(examples=["r2 0.596"], description="metric and value as shown")
+    ood_metric: str | None = Field(description="the figure on data unlike the training data")
+    ood_value: float | None
+    ood_meaning: str | None
+    ood_text: str | None = Field(examples=["external_accuracy 0.750"])
+
+
 class ModelSummary(BaseModel):
     name: str
     default_version: int
@@ -120,6 +133,7 @@ class ModelSummary(BaseModel):
     aliases: dict[str, int]
     labels: list[str] | None
     metrics: dict[str, float]
+    headline: HeadlineOut
 
 
 class ModelList(BaseModel):

@@ -2,7 +2,9 @@
 
 Contract:
 - :class:`Server` holds the settings, the store, the :class:`~helixserve.serving.registry.Registry`
-  of loaded models, the metrics and the API keys. :meth:`Server.start` loads every model (a store
+  of loaded models, the metrics, the API keys and the web UI's key sessions
+  (:mod:`helixserve.serving.sessions`; :meth:`Server.page_model` checks a session where the API
+  checks a header key). :meth:`Server.start` loads every model (a store
   that cannot be read leaves the server up but not ready; ``/readyz`` says why), starts store
   polling every ``reload_interval_s`` and the gRPC server; :meth:`Server.stop` undoes that.
 - Graceful shutdown: :attr:`Server.drain` (:mod:`helixserve.serving.drain`) hooks SIGTERM; while
@@ -32,13 +34,14 @@ from helixserve.errors import (
 )
 from helixserve.runtime.batcher import BatchPolicy
 from helixserve.serving import domain, oip, oip_rest
-from helixserve.serving.auth import KeyRing
+from helixserve.serving.auth import KeyRing, Scope
 from helixserve.serving.drain import Drain
 from helixserve.serving.files import UploadLimits
 from helixserve.serving.grpc_server import build_server
 from helixserve.serving.metrics import Metrics
 from helixserve.serving.problems import Reply, json_reply
 from helixserve.serving.registry import LoadedModel, Registry
+from helixserve.serving.sessions import SessionBook, check_page
 from helixserve.settings import Settings
 from helixserve.store.configured import store_from_settings
 from helixserve.store.store import ModelStore
@@ -54,6 +57,8 @@ class Server:
         self.store = store or store_from_settings(settings)
         self.metrics = Metrics()
         self.keys = KeyRing(settings.api_keys)
+        secret = settings.session_secret
+        self.sessions = SessionBook(secret.get_secret_value().encode() if secret else None)
         self.upload_limits = UploadLimits(settings.max_decompressed_bytes,
                                           settings.max_upload_records)  # fmt: skip
         self.registry = Registry(
@@ -149,6 +154,15 @@ class Server:
 
     def model(self, name: str, version: str | None, key: str | None) -> LoadedModel:
         self.keys.check(key, "predict")
+        return self.registry.resolve(name, version)
+
+    def check_page(self, session_id: str | None, scope: Scope = "predict") -> None:
+        """Raise unless the web UI's session (cookie value) may see a page of ``scope``."""
+        check_page(self.keys, self.sessions, session_id, scope)
+
+    def page_model(self, name: str, version: str | None, session_id: str | None) -> LoadedModel:
+        """A model for a web UI page: the session is checked instead of a header key."""
+        self.check_page(session_id, "predict")
         return self.registry.resolve(name, version)
 
     async def predict(self, name: str, version: str | None, body: bytes, key: str | None) -> Reply:

@@ -5,7 +5,14 @@ Contract:
   scatter, versions), ``/models/{name}/predict`` (one input — a DNA text box, a form generated
   from a tabular schema, or an image upload — and a file upload), ``/jobs/{id}`` (a scored file:
   counts, paged results, per-row report, CSV downloads), ``/compare?m=a&m=b@2`` (models side by
-  side), and the seed's ``/dnasequence`` and ``/dnafile`` (redirects to the default DNA model).
+  side, see :mod:`helixserve.serving.ui_compare`), and the seed's ``/dnasequence`` and
+  ``/dnafile`` (redirects to the default DNA model). The catalogue, the model page and the
+  compare page show each version's headline from
+  :func:`~helixserve.store.manifest.headline_of` (the figure, its meaning as a tooltip, and the
+  out-of-distribution figure where one exists), as the API and ``models list`` do; the model page
+  also shows its lineage chain (:mod:`helixserve.serving.lineage`).
+- With API keys on, every page needs a key session (:mod:`helixserve.serving.sessions`): without
+  one the key form of :mod:`helixserve.serving.ui_login` is shown instead (status 401).
 - Every form works without JavaScript (plain POST, page re-rendered with the answer or with the
   error next to the field); ``/static/app.js`` adds live validation, upload progress and
   drag-and-drop. Under every DNA prediction: an ISM logo and a per-base importance heat strip.
@@ -24,20 +31,22 @@ import json
 import re
 import secrets
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from PIL import Image
 from starlette.datastructures import UploadFile
 
-from helixserve.errors import HelixError, InvalidImage
+from helixserve.errors import HelixError, InvalidImage, ModelNotFound
 from helixserve.explain.ism import ism
 from helixserve.inputs.images import ImageSchema
 from helixserve.inputs.sequence import SequenceSchema
@@ -45,9 +54,15 @@ from helixserve.inputs.tabular import TabularSchema
 from helixserve.serving import charts, csrf
 from helixserve.serving.domain import prediction_list
 from helixserve.serving.files import Row, errors_csv, results_csv, score_file
+from helixserve.serving.lineage import Chain, lineage_chain
 from helixserve.serving.markdown import to_html
 from helixserve.serving.registry import LoadedModel
 from helixserve.serving.server import Server
+from helixserve.serving.sessions import COOKIE
+from helixserve.serving.ui_compare import compare_router
+from helixserve.serving.ui_login import mount_login
+from helixserve.store.manifest import Manifest, headline_of
+from helixserve.store.names import parse_ref
 
 HERE = Path(__file__).parent
 MAX_JOBS = 16
@@ -69,11 +84,11 @@ class Jobs(OrderedDict[str, Job]):
             self.popitem(last=False)
 
 
-def headline(metrics: dict[str, float]) -> str:
-    for name in ("accuracy", "r2", "roc_auc", "isolate_balanced_accuracy"):
-        if name in metrics:
-            return f"{name.replace('_', ' ')} {metrics[name]:.3f}"
-    return ""
+def figure(value: float) -> str:
+    """A test metric as the pages print it: a count as a whole number, else four decimals."""
+    if value.is_integer() and abs(value) < 1e9:
+        return str(int(value))
+    return f"{value:.4f}"
 
 
 def kind_words(model: LoadedModel) -> str:
@@ -109,14 +124,19 @@ def plots(model: LoadedModel) -> dict[str, Any]:
 class Pages:
     """Renders templates (the one place the UI builds responses)."""
 
-    def __init__(self) -> None:
+    def __init__(self, server: Server) -> None:
+        self.server = server
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
-        self.templates.env.globals.update(headline=headline, kind_words=kind_words)
+        self.templates.env.globals.update(headline=headline_of, kind_words=kind_words)
+        self.templates.env.filters["figure"] = figure
 
     def __call__(self, request: Request, template: str, status: int = 200,
                  **context: Any) -> Response:  # fmt: skip
+        keys_on = not self.server.keys.predict_open
+        signed_in = keys_on and self.server.sessions.scope(request.cookies.get(COOKIE)) is not None
+        shared = {"csrf_token": csrf.token(request), "keys_on": keys_on, "signed_in": signed_in}
         response: Response = self.templates.TemplateResponse(
-            request, template, {**context, "csrf_token": csrf.token(request)}, status_code=status
+            request, template, {**context, **shared}, status_code=status
         )
         csrf.remember(request, response)
         return response
@@ -125,77 +145,131 @@ class Pages:
         return self(request, "error.html", status, message=str(err))
 
 
+def page_guard(server: Server) -> Callable[[Request], Awaitable[None]]:
+    """A route dependency: the page needs a key session while API keys are on."""
+
+    async def guard(request: Request) -> None:
+        server.check_page(request.cookies.get(COOKIE))
+
+    return guard
+
+
+def ui_router(server: Server) -> APIRouter:
+    """A router whose every route is guarded by :func:`page_guard`."""
+    return APIRouter(dependencies=[Depends(page_guard(server))])
+
+
+def page_model(server: Server, request: Request, name: str, version: str | None) -> LoadedModel:
+    """The model a page shows (the session is checked again, whatever the route's guard)."""
+    return server.page_model(name, version, request.cookies.get(COOKIE))
+
+
 def mount_ui(api: FastAPI, server: Server) -> None:
     """Add the UI's pages and static files to ``api``."""
     api.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    page = Pages()
-    error_page = page.error
-    jobs = Jobs()
+    page = Pages(server)
+    ui = ui_router(server)
+    _model_routes(ui, server, page)
+    _predict_routes(ui, server, page)
+    _job_routes(ui, server, page, Jobs())
+    ui.include_router(compare_router(server.registry, page))
+
+    @ui.get("/dnasequence", include_in_schema=False)
+    async def seed_single() -> Response:
+        return RedirectResponse(f"/models/{server.settings.default_dna_model}/predict", 307)
+
+    @ui.get("/dnafile", include_in_schema=False)
+    async def seed_file() -> Response:
+        return RedirectResponse(f"/models/{server.settings.default_dna_model}/predict#upload", 307)
+
+    api.include_router(ui)
+    mount_login(api, server, page)
+
+
+def _model_routes(ui: APIRouter, server: Server, page: Pages) -> None:
     registry = server.registry
 
-    @api.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @ui.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home(request: Request) -> Response:
         models = [registry.resolve(n) for n in registry.names()]
         return page(request, "home.html", models=models)
 
-    @api.get("/models/{name}", response_class=HTMLResponse, include_in_schema=False)
+    @ui.get("/models/{name}", response_class=HTMLResponse, include_in_schema=False)
     async def model_page(request: Request, name: str, version: str | None = None) -> Response:
         try:
-            model = registry.resolve(name, version)
-        except HelixError as err:
-            return error_page(request, err, 404)
+            model = page_model(server, request, name, version)
+        except ModelNotFound as err:
+            return page.error(request, err, 404)
         entry = registry.entry(name)
         card = (model.predictor.bundle_path / "card.md").read_text(encoding="utf-8")
         drawn = plots(model)
         images = sorted(f.removeprefix("plots/") for f in model.manifest.files
                         if f.startswith("plots/") and f.endswith(".png")
                         and f.removeprefix("plots/").removesuffix(".png") not in drawn)  # fmt: skip
-        return page(request, "model.html", model=model, entry=entry, card=to_html(card),
-                    plots=drawn, images=images)  # fmt: skip
+        chain = await asyncio.to_thread(lineage_chain, model.manifest, partial(_manifest, server))
+        return page(
+            request,
+            "model.html",
+            model=model,
+            entry=entry,
+            card=to_html(card),
+            plots=drawn,
+            images=images,
+            chain=chain,
+            served=_served(server, chain),
+        )
 
-    @api.get("/models/{name}/plots/{file}", include_in_schema=False)
-    async def plot_image(name: str, file: str, version: str | None = None) -> Response:
+    @ui.get("/models/{name}/plots/{file}", include_in_schema=False)
+    async def plot_image(
+        request: Request, name: str, file: str, version: str | None = None
+    ) -> Response:
         """A PNG plot of the bundle (one the page cannot draw from JSON, e.g. saliency maps)."""
         try:
-            model = registry.resolve(name, version)
-        except HelixError:
+            model = page_model(server, request, name, version)
+        except ModelNotFound:
             return Response("not found", 404, media_type="text/plain")
         if f"plots/{file}" not in model.manifest.files or not file.endswith(".png"):
             return Response("not found", 404, media_type="text/plain")
         data = (model.predictor.bundle_path / "plots" / file).read_bytes()
         return Response(data, media_type="image/png")
 
-    _predict_routes(api, server, page)
-    _job_routes(api, server, page, jobs)
-    _compare_routes(api, server, page)
 
-    @api.get("/dnasequence", include_in_schema=False)
-    async def seed_single() -> Response:
-        return RedirectResponse(f"/models/{server.settings.default_dna_model}/predict", 307)
-
-    @api.get("/dnafile", include_in_schema=False)
-    async def seed_file() -> Response:
-        return RedirectResponse(f"/models/{server.settings.default_dna_model}/predict#upload", 307)
+def _manifest(server: Server, ref: str) -> Manifest:
+    """A version's manifest for the lineage chain: the loaded one, else the store's."""
+    parsed = parse_ref(ref)
+    entry = server.registry.snapshot.models.get(parsed.name)
+    if entry is not None and parsed.version in entry.versions:
+        return entry.versions[parsed.version].manifest
+    return server.store.manifest(parsed)
 
 
-def _predict_routes(api: FastAPI, server: Server, page: Pages) -> None:
-    registry = server.registry
+def _served(server: Server, chain: Chain) -> set[str]:
+    """The ``name@version`` of each link that this server serves (those get a link)."""
+    models = server.registry.snapshot.models
+    return {
+        link.ref
+        for link in chain.links
+        if link.name in models and link.version in models[link.name].versions
+    }
+
+
+def _predict_routes(ui: APIRouter, server: Server, page: Pages) -> None:
     error_page = page.error
 
-    @api.get("/models/{name}/predict", response_class=HTMLResponse, include_in_schema=False)
+    @ui.get("/models/{name}/predict", response_class=HTMLResponse, include_in_schema=False)
     async def predict_page(request: Request, name: str, version: str | None = None) -> Response:
         try:
-            model = registry.resolve(name, version)
-        except HelixError as err:
+            model = page_model(server, request, name, version)
+        except ModelNotFound as err:
             return error_page(request, err, 404)
         return page(request, "predict.html", model=model, values={}, result=None, errors={},
                     preview=None, logo=None)  # fmt: skip
 
-    @api.post("/models/{name}/predict", response_class=HTMLResponse, include_in_schema=False)
+    @ui.post("/models/{name}/predict", response_class=HTMLResponse, include_in_schema=False)
     async def predict_one(request: Request, name: str, version: str | None = None) -> Response:
         try:
-            model = server.model(name, version, None)
-        except HelixError as err:
+            model = page_model(server, request, name, version)
+        except ModelNotFound as err:
             return error_page(request, err, 404)
         try:
             form = await csrf.checked_form(request)
@@ -220,13 +294,16 @@ def _predict_routes(api: FastAPI, server: Server, page: Pages) -> None:
                     errors=errors, preview=preview, **shown)  # fmt: skip
 
 
-def _job_routes(api: FastAPI, server: Server, page: Pages, jobs: Jobs) -> None:
+def _job_routes(ui: APIRouter, server: Server, page: Pages, jobs: Jobs) -> None:
     error_page = page.error
 
-    @api.post("/models/{name}/upload", include_in_schema=False)
+    @ui.post("/models/{name}/upload", include_in_schema=False)
     async def upload(request: Request, name: str, version: str | None = None) -> Response:
         try:
-            model = server.model(name, version, None)
+            model = page_model(server, request, name, version)
+        except ModelNotFound as err:
+            return error_page(request, err, 404)
+        try:
             form = await csrf.checked_form(request)
             file = form.get("file")
             if not isinstance(file, UploadFile) or not file.filename:
@@ -240,7 +317,7 @@ def _job_routes(api: FastAPI, server: Server, page: Pages, jobs: Jobs) -> None:
         jobs.add(job)
         return RedirectResponse(f"/jobs/{job.id}", 303)
 
-    @api.get("/jobs/{job_id}", response_class=HTMLResponse, include_in_schema=False)
+    @ui.get("/jobs/{job_id}", response_class=HTMLResponse, include_in_schema=False)
     async def job_page(request: Request, job_id: str, page_no: int = 1) -> Response:
         job = jobs.get(job_id)
         if job is None:
@@ -255,7 +332,7 @@ def _job_routes(api: FastAPI, server: Server, page: Pages, jobs: Jobs) -> None:
         return page(request, "job.html", job=job, good=good, bad=bad, shown=shown,
                     page_no=page_no, pages=pages)  # fmt: skip
 
-    @api.get("/jobs/{job_id}/{which}.csv", include_in_schema=False)
+    @ui.get("/jobs/{job_id}/{which}.csv", include_in_schema=False)
     async def download(job_id: str, which: str) -> Response:
         job = jobs.get(job_id)
         if job is None or which not in ("results", "errors"):
@@ -333,28 +410,3 @@ def _field_errors(model: LoadedModel, err: HelixError) -> dict[str, str]:
     if isinstance(schema, ImageSchema):
         return {"image": str(err)}
     return {"sequence": str(err), "position": str(getattr(err, "position", "") or "")}
-
-
-def _compare_routes(api: FastAPI, server: Server, page: Pages) -> None:
-    registry = server.registry
-
-    @api.get("/compare", response_class=HTMLResponse, include_in_schema=False)
-    async def compare(request: Request, m: list[str] | None = None) -> Response:
-        chosen: list[LoadedModel] = []
-        missing: list[str] = []
-        for ref in m or registry.names():
-            name, _, version = ref.partition("@")
-            try:
-                chosen.append(registry.resolve(name, version or None))
-            except HelixError:
-                missing.append(ref)
-        metric_names = sorted({k for c in chosen for k, v in c.manifest.metrics.items()
-                               if isinstance(v, int | float)})  # fmt: skip
-        runs = []
-        for c in chosen:
-            path = c.predictor.bundle_path / "plots" / "loss.json"
-            if path.is_file():
-                runs.append((f"{c.name}@{c.version}", json.loads(path.read_text())))
-        curves = charts.loss(runs) if runs else None
-        return page(request, "compare.html", chosen=chosen, metric_names=metric_names,
-                    curves=curves, missing=missing, all_names=registry.names())  # fmt: skip

@@ -15,7 +15,8 @@ Contract:
   line chart and a table (round, change, sequence with the changed base marked, score).
 - Both are plain form posts rendered on the server (``static/app.js`` only adds live checks), every
   error is shown next to its field (status 422), and both answer 404 for models that do not take
-  DNA; the work runs in the model's batch thread, off the event loop.
+  DNA; the work runs in the model's batch thread, off the event loop. Behind API keys both need
+  the UI's key session, like every page (:func:`~helixserve.serving.ui.ui_router`).
 """
 
 from __future__ import annotations
@@ -29,17 +30,17 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
-from helixserve.errors import HelixError, InputError
+from helixserve.errors import InputError, ModelNotFound
 from helixserve.explain.design import Step, design
 from helixserve.explain.ism import Variant, VariantOutcome, dna_schema, screen_variants
 from helixserve.serving import charts, csrf
 from helixserve.serving.registry import LoadedModel
 from helixserve.serving.server import Server
-from helixserve.serving.ui import Pages, _sequence_from_text
+from helixserve.serving.ui import Pages, _sequence_from_text, page_model, ui_router
 
 MAX_ROUNDS = 60
 MAX_VARIANTS = 10_000
@@ -255,8 +256,8 @@ def trajectory_rows(steps: list[Step]) -> list[TrajectoryRow]:
     return rows
 
 
-def _dna_model(server: Server, name: str, version: str | None) -> LoadedModel:
-    model = server.model(name, version, None)
+def _dna_model(server: Server, request: Request, name: str, version: str | None) -> LoadedModel:
+    model = page_model(server, request, name, version)
     dna_schema(model.predictor)  # raises for models that do not take DNA
     return model
 
@@ -288,19 +289,21 @@ async def _listed_variants(form: Any, errors: dict[str, str]) -> list[Listed]:
 
 
 def mount_explain_ui(api: FastAPI, server: Server) -> None:
-    """Add the variant and design pages to ``api``."""
-    page = Pages()
+    """Add the variant and design pages to ``api`` (behind the UI's key guard)."""
+    page = Pages(server)
     page.templates.env.globals.update(score_words=score_words)
-    _variant_routes(api, server, page)
-    _design_routes(api, server, page)
+    ui = ui_router(server)
+    _variant_routes(ui, server, page)
+    _design_routes(ui, server, page)
+    api.include_router(ui)
 
 
-def _variant_routes(api: FastAPI, server: Server, page: Pages) -> None:
+def _variant_routes(api: APIRouter, server: Server, page: Pages) -> None:
     @api.get("/models/{name}/variants", response_class=HTMLResponse, include_in_schema=False)
     async def variants_page(request: Request, name: str, version: str | None = None) -> Response:
         try:
-            model = _dna_model(server, name, version)
-        except HelixError as err:
+            model = _dna_model(server, request, name, version)
+        except (ModelNotFound, InputError) as err:
             return page.error(request, err, 404)
         return page(request, "variants.html", model=model, values={}, errors={}, rows=None)
 
@@ -331,8 +334,8 @@ async def _posted(server: Server, page: Pages, request: Request, name: str,
                   version: str | None) -> tuple[LoadedModel, FormData] | Response:  # fmt: skip
     """The DNA model and the checked form of a post, or the error page to answer instead."""
     try:
-        model = _dna_model(server, name, version)
-    except HelixError as err:
+        model = _dna_model(server, request, name, version)
+    except (ModelNotFound, InputError) as err:
         return page.error(request, err, 404)
     try:
         return model, await csrf.checked_form(request)
@@ -340,12 +343,12 @@ async def _posted(server: Server, page: Pages, request: Request, name: str,
         return page.error(request, err, 403)
 
 
-def _design_routes(api: FastAPI, server: Server, page: Pages) -> None:
+def _design_routes(api: APIRouter, server: Server, page: Pages) -> None:
     @api.get("/models/{name}/design", response_class=HTMLResponse, include_in_schema=False)
     async def design_page(request: Request, name: str, version: str | None = None) -> Response:
         try:
-            model = _dna_model(server, name, version)
-        except HelixError as err:
+            model = _dna_model(server, request, name, version)
+        except (ModelNotFound, InputError) as err:
             return page.error(request, err, 404)
         return page(request, "design.html", model=model, values={}, errors={}, steps=None,
                     max_rounds=MAX_ROUNDS)  # fmt: skip

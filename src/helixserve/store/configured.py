@@ -2,16 +2,38 @@
 
 Contract: the store URI is ``uri`` or ``HELIXSERVE_STORE``; S3 options come from
 ``HELIXSERVE_S3_*`` (unset ones leave the AWS credential chain in charge); the local bundle cache
-is ``HELIXSERVE_CACHE_DIR`` or the default cache folder.
+is ``HELIXSERVE_CACHE_DIR`` or the default cache folder. Unless ``HELIXSERVE_PRETRAINED`` is
+false, the store lies over the pretrained models shipped in the package (:data:`PRETRAINED_STORE`,
+read-only): they are usable by name from every command and from ``serve``, and a model of the same
+name in the user's store wins.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import helixserve
 from helixserve.settings import Settings
 from helixserve.store.fs import S3Options
 from helixserve.store.store import ModelStore
+
+PRETRAINED_STORE = Path(helixserve.__file__).resolve().parent / "zoo" / "store"
+
+
+def pretrained_store(cache_dir: Path | None = None) -> ModelStore:
+    """The read-only store of pretrained models shipped in the package."""
+    return ModelStore.open(str(PRETRAINED_STORE), cache_dir=cache_dir)
+
+
+def open_layered(
+    uri: str, *, s3: S3Options | None, cache_dir: Path | None, pretrained: bool
+) -> ModelStore:
+    """The store at ``uri``, over the pretrained models when ``pretrained`` (and it is not the
+    pretrained store itself)."""
+    store = ModelStore.open(uri, s3=s3, cache_dir=cache_dir)
+    if not pretrained or store.uri == pretrained_store().uri:
+        return store
+    return ModelStore.open(uri, s3=s3, cache_dir=cache_dir, under=pretrained_store(cache_dir))
 
 
 def s3_options(settings: Settings) -> S3Options:
@@ -29,4 +51,9 @@ def s3_options(settings: Settings) -> S3Options:
 def store_from_settings(settings: Settings, uri: str | None = None) -> ModelStore:
     """The store at ``uri`` (default: the configured one); see the module contract."""
     cache = Path(settings.cache_dir) if settings.cache_dir else None
-    return ModelStore.open(uri or settings.store, s3=s3_options(settings), cache_dir=cache)
+    return open_layered(
+        uri or settings.store,
+        s3=s3_options(settings),
+        cache_dir=cache,
+        pretrained=settings.pretrained,
+    )

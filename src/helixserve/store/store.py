@@ -21,6 +21,14 @@ Contract:
 - :meth:`delete` refuses a version an alias points to unless ``force`` (which removes the aliases).
 - Read-only credentials suffice for list / show / resolve / pull; writes with them raise
   :class:`~helixserve.errors.StorePermissionError`. Names are validated before any path is made.
+- A store may lie over a read-only store ``under`` (the pretrained models shipped in the
+  package): reads see both and writes go to this store only. A name's versions are those of both
+  (a number in both is this store's); new versions are numbered after all of them, so a version
+  made from a pretrained one (``--init-from``, ``quantize``) sits beside its parent. Once a name
+  has a version here, its aliases are this store's only and its default is this store's
+  ``production`` alias, else its newest version: a user's model of the same name wins. Moving an
+  alias of a name with no version here, or deleting a version that lives below, raises
+  :class:`~helixserve.errors.StorePermissionError` saying how to copy it up first.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from helixserve.errors import (
     InvalidName,
     ManifestError,
     ModelNotFound,
+    StorePermissionError,
     StoreUnavailable,
     VersionConflict,
 )
@@ -79,16 +88,45 @@ class LocalBundle:
 class ModelStore:
     """Versioned model bundles in one location; see the module contract."""
 
-    def __init__(self, location: Location, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, location: Location, cache_dir: Path | None = None, under: ModelStore | None = None
+    ) -> None:
         self.location = location
         self.cache_dir = cache_dir or default_cache_dir()
+        self.under = under
 
     @classmethod
     def open(
-        cls, uri: str, *, s3: S3Options | None = None, cache_dir: Path | None = None
+        cls,
+        uri: str,
+        *,
+        s3: S3Options | None = None,
+        cache_dir: Path | None = None,
+        under: ModelStore | None = None,
     ) -> ModelStore:
-        """Open the store at a folder path or URI (``file://``, ``s3://bucket/prefix``)."""
-        return cls(open_location(uri, s3), cache_dir)
+        """Open the store at a folder path or URI (``file://``, ``s3://bucket/prefix``), over the
+        read-only store ``under`` if given (see the module contract)."""
+        return cls(open_location(uri, s3), cache_dir, under)
+
+    def _below(self, name: str) -> ModelStore | None:
+        """The store below, when ``name`` lives only there (else ``None``: it is this store's)."""
+        if self.under is None or self._own_versions(name):
+            return None
+        return self.under if self.under.versions(name) else None
+
+    def _holder(self, name: str, version: int) -> ModelStore:
+        """The store that holds ``name@version`` (this one unless only the one below does)."""
+        if self.under is None or version in self._own_versions(name):
+            return self
+        return self.under if version in self.under.versions(name) else self
+
+    def _writable(self, name: str, action: str) -> None:
+        if self._below(name) is not None:
+            raise StorePermissionError(
+                f"{name} is a pretrained model shipped with helixserve and cannot be changed "
+                f"({action}); copy it into your store first: helixserve models push {name} "
+                f"--to {self.uri} (your copy then replaces it)."
+            )
 
     @property
     def uri(self) -> str:
@@ -109,13 +147,25 @@ class ModelStore:
     # --- reading --------------------------------------------------------------------------------
 
     def list_models(self) -> list[str]:
-        """Names of the models that have at least one visible version."""
+        """Names of the models that have at least one visible version (here or below)."""
         with translating("list models", self.location):
             names = self.location.list_names(self.location.root)
-        return [n for n in names if _is_name(n) and self.versions(n)]
+        own = [n for n in names if _is_name(n) and self._own_versions(n)]
+        below = self.under.list_models() if self.under is not None else []
+        return sorted({*own, *below})
+
+    def origin(self, name: str, version: int | None = None) -> str:
+        """The URI of the store that holds ``name@version`` (default: the version ``name``
+        resolves to): this one, or the one below."""
+        number = version if version is not None else self.resolve(Ref(check_name(name)))
+        return self._holder(name, number).uri
 
     def versions(self, name: str) -> list[int]:
-        """Visible versions of ``name``, ascending (``[]`` if none)."""
+        """Visible versions of ``name`` here and below, ascending (``[]`` if none)."""
+        below = self.under.versions(name) if self.under is not None else []
+        return sorted({*self._own_versions(name), *below})
+
+    def _own_versions(self, name: str) -> list[int]:
         check_name(name)
         pattern = self.location.path(name, "versions", "*", "manifest.json")
         with translating(f"list the versions of {name}", self.location):
@@ -125,7 +175,9 @@ class ModelStore:
 
     def aliases(self, name: str) -> dict[str, int]:
         """Aliases of ``name`` and the versions they point to."""
-        check_name(name)
+        below = self._below(check_name(name))
+        if below is not None:
+            return below.aliases(name)
         folder = self.location.path(name, "aliases")
         with translating(f"list the aliases of {name}", self.location):
             files = self.location.list_names(folder)
@@ -160,6 +212,9 @@ class ModelStore:
     def resolve(self, ref: str | Ref) -> int:
         """The version a reference points to; see the module contract."""
         parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        below = self._below(parsed.name)
+        if below is not None:
+            return below.resolve(parsed)
         versions = self.versions(parsed.name)
         if not versions:
             raise ModelNotFound(self._no_model_message(parsed.name))
@@ -190,7 +245,12 @@ class ModelStore:
     def _no_model_message(self, name: str) -> str:
         models = self.list_models()
         known = _join(models) if models else "(the store is empty)"
-        return f"no model named '{name}' in the store {self.uri}; models: {known}."
+        where = f"the store {self.uri}" + (" or the pretrained models" if self.under else "")
+        return (
+            f"no model named '{name}' in {where}; models: {known}. Add one with "
+            "`helixserve train ...`, `helixserve models import MODEL.onnx ...` or "
+            "`helixserve models pull NAME --from URI`."
+        )
 
     def manifest(self, ref: str | Ref) -> Manifest:
         """The manifest of the version ``ref`` resolves to."""
@@ -199,6 +259,9 @@ class ModelStore:
         return self._read_manifest(parsed.name, version)[0]
 
     def _read_manifest(self, name: str, version: int) -> tuple[Manifest, bytes]:
+        holder = self._holder(name, version)
+        if holder is not self:
+            return holder._read_manifest(name, version)
         try:
             with translating(f"read {name}@{version}", self.location):
                 data = self.location.read(self._manifest_path(name, version))
@@ -249,6 +312,7 @@ class ModelStore:
         check_name(name)
         check_alias(alias)
         version = check_version(version)
+        self._writable(name, f"alias {alias}")
         self.resolve(Ref(name, version=version))
         body = json.dumps({"version": version}).encode()
         with translating(f"move alias {name}@{alias}", self.location):
@@ -256,14 +320,21 @@ class ModelStore:
 
     def delete_alias(self, name: str, alias: str) -> None:
         """Remove an alias (the version it pointed to stays)."""
-        if self._read_alias(check_name(name), check_alias(alias)) is None:
+        self._writable(check_name(name), f"alias {alias}")
+        if self._read_alias(name, check_alias(alias)) is None:
             raise ModelNotFound(f"{name} has no alias '{alias}'.")
         with translating(f"delete alias {name}@{alias}", self.location):
             self.location.fs.rm_file(self._alias_path(name, alias))
 
     def delete(self, name: str, version: int, *, force: bool = False) -> None:
         """Delete a version (its number is never reused); see the module contract."""
-        self.resolve(Ref(check_name(name), version=check_version(version)))
+        self._writable(check_name(name), "delete")
+        self.resolve(Ref(name, version=check_version(version)))
+        if self._holder(name, version) is not self:
+            raise StorePermissionError(
+                f"{name}@{version} is a pretrained model shipped with helixserve; it cannot be "
+                "deleted (set HELIXSERVE_PRETRAINED=false to hide every pretrained model)."
+            )
         pointing = sorted(a for a, v in self.aliases(name).items() if v == version)
         if pointing and not force:
             raise VersionConflict(
@@ -281,6 +352,10 @@ class ModelStore:
     def read_files(self, ref: str | Ref) -> tuple[Manifest, dict[str, bytes]]:
         """The manifest and verified file contents of a version."""
         parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        version = self.resolve(parsed)
+        holder = self._holder(parsed.name, version)
+        if holder is not self:
+            return holder.read_files(Ref(parsed.name, version=version))
         manifest = self.manifest(parsed)
         label = f"{manifest.name}@{manifest.version}"
         folder = self._version_dir(manifest.name, manifest.version)

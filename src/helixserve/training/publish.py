@@ -11,6 +11,13 @@ next version of ``name``, then loads it back through the store with a
 :class:`~helixserve.runtime.Predictor` and checks that it predicts the raw test inputs like the
 native model and refuses a bad input. It returns an :class:`Outcome`.
 
+The bundle also carries, from training time: self-test examples (``examples.json``: up to
+:data:`EXAMPLES` raw test inputs, one per class first, with the outputs the exported model gave
+when served), the lineage (``trained`` unless the caller says otherwise) and the headline
+(:func:`choose_headline`: R² for regression, accuracy for classifiers, isolate accuracy for
+multiple-instance recipes, each with the rows it was measured on; the external rows' accuracy
+as the out-of-distribution figure when there are external rows).
+
 Multiple-instance recipes (``pool`` set, :attr:`Dataset.groups` naming each record's bag) are
 given each training and validation row's bag id before fitting; their metrics then also hold the
 isolate-level figures of :func:`isolate_figures` (``isolate_*``: the threshold chosen on the
@@ -40,8 +47,9 @@ from helixserve.inputs.records import BadRecord
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import TabularSchema, rows_to_array, validate_row
 from helixserve.runtime.predictor import ItemError, Predictor
+from helixserve.runtime.selftest import EXAMPLES_FILE, make_examples
 from helixserve.store.bundle import make_manifest
-from helixserve.store.manifest import Lineage, Manifest, OutputSchema
+from helixserve.store.manifest import Headline, Lineage, Manifest, OutputSchema
 from helixserve.store.store import LocalBundle, ModelStore
 from helixserve.training import plots
 from helixserve.training.data import Dataset, Split, encode_targets
@@ -55,6 +63,8 @@ from helixserve.training.isolates import (
 from helixserve.training.loop import History
 from helixserve.training.metrics import classification_metrics, regression_metrics, scalars
 from helixserve.training.recipes.base import Recipe
+
+EXAMPLES = 8
 
 
 @dataclass
@@ -180,9 +190,15 @@ def train_and_publish(
         files |= plots.loss_curves(history.train_loss, history.val_loss, history.best_epoch)
     manifest = _manifest(recipe, name, description, labels, metrics, data, files, card_extra)
     files["card.md"] = _card(recipe, manifest, metrics, data, split, card_extra).encode()
-    manifest = make_manifest(files, **manifest.model_dump(exclude={"files", "version"}))
-    manifest = manifest.model_copy(update={"lineage": lineage or Lineage(how="trained")})
-    _check_served(manifest, files, [data.inputs[i] for i in split.test[:256]], native[:256])
+    fields = manifest.model_dump(exclude={"files", "version"})
+    fields["lineage"] = lineage or Lineage(how="trained")
+    fields["headline"] = choose_headline(manifest.task, manifest.metrics, split, bagged)
+    manifest = make_manifest(files, **fields)
+    examples = [data.inputs[i] for i in _example_rows(y, split.test, labels is not None)]
+    files[EXAMPLES_FILE] = _check_served(
+        manifest, files, [data.inputs[i] for i in split.test[:256]], native[:256], examples
+    )
+    manifest = make_manifest(files, **fields)
     published = store.publish(manifest, files)
     return Outcome(
         published,
@@ -193,6 +209,47 @@ def train_and_publish(
         len(data.refused),
         data.refused[:5],
     )
+
+
+def choose_headline(
+    task: str, metrics: dict[str, float], split: Split, bagged: bool
+) -> Headline | None:
+    """The figure the model is judged by, and what it means; see the module contract."""
+    rows = len(split.test)
+    if bagged and "isolate_accuracy" in metrics:
+        bags = int(metrics.get("isolates", 0))
+        right = int(metrics.get("isolates_correct", 0))
+        metric = "isolate_accuracy"
+        meaning = (
+            f"share of the {bags} test bags (isolates) called right ({right}/{bags}): "
+            "positive iff the highest member score >= isolate_threshold"
+        )
+    elif task == "regression" and "r2" in metrics:
+        metric, meaning = "r2", f"R² on the {rows:,} held-out test rows"
+    elif "accuracy" in metrics:
+        metric, meaning = "accuracy", f"accuracy on the {rows:,} held-out test rows"
+    else:
+        return None
+    if "external_accuracy" in metrics:
+        count = len(split.external)
+        right = round(metrics["external_accuracy"] * count)
+        return Headline(
+            metric=metric,
+            meaning=meaning,
+            ood_metric="external_accuracy",
+            ood_meaning=f"accuracy on the {count} external rows, never trained or "
+            f"tuned on ({right}/{count})",
+        )
+    return Headline(metric=metric, meaning=meaning)
+
+
+def _example_rows(
+    y: npt.NDArray[Any], rows: npt.NDArray[np.intp], classifier: bool
+) -> npt.NDArray[np.intp]:
+    """Up to :data:`EXAMPLES` test rows for the self-test: one of every class first."""
+    first = list(_one_per_class(y, rows)) if classifier else []
+    rest = [int(i) for i in rows if int(i) not in set(first)]
+    return np.array((first + rest)[:EXAMPLES], dtype=np.intp)
 
 
 def _one_per_class(y: npt.NDArray[Any], rows: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
@@ -301,14 +358,17 @@ def _check_served(
     files: dict[str, bytes],
     raw_inputs: list[object],
     expected: npt.NDArray[np.float64],
-) -> None:
-    """Load the bundle as serving will; check predictions on raw inputs, and a refusal."""
+    examples: list[object],
+) -> bytes:
+    """Load the bundle as serving will; check predictions on raw inputs, and a refusal. Returns
+    ``examples.json``: the ``examples`` with the outputs this served model gives."""
     with tempfile.TemporaryDirectory(prefix="helixserve-check-") as scratch:
         for relative, data in files.items():
             (Path(scratch) / relative).parent.mkdir(parents=True, exist_ok=True)
             (Path(scratch) / relative).write_bytes(data)
-        _check_predictor(Predictor(LocalBundle(Path(scratch), manifest)), manifest, raw_inputs,
-                         expected)  # fmt: skip
+        predictor = Predictor(LocalBundle(Path(scratch), manifest))
+        _check_predictor(predictor, manifest, raw_inputs, expected)
+        return make_examples(predictor, examples)
 
 
 def _check_predictor(predictor: Predictor, manifest: Manifest, raw_inputs: list[object],

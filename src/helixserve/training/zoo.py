@@ -24,12 +24,13 @@ import torch
 
 from helixserve.errors import HelixError
 from helixserve.runtime.predictor import Predictor
+from helixserve.store.configured import PRETRAINED_STORE
 from helixserve.store.store import ModelStore
 from helixserve.training.cli_support import TrainOptions, recipe_and_data, run
 from helixserve.training.cv import CVResult, cross_validate, kmer_ridge_cv
 from helixserve.training.isolates import bag_labels, isolate_metrics, isolate_scores
 
-ZOO_STORE = Path(__file__).resolve().parents[1] / "zoo" / "store"
+ZOO_STORE = PRETRAINED_STORE  # the pretrained models shipped in the package
 TUMOUR_COLUMNS = (
     "id,clump_thickness,uniformity_cell_size,uniformity_cell_shape,marginal_adhesion,"
     "single_epithelial_cell_size,bare_nuclei,bland_chromatin,normal_nucleoli,mitoses,class"

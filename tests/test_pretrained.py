@@ -1,0 +1,173 @@
+"""The pretrained models shipped in the package, seen by a fresh install with nothing configured.
+
+Every other test file hides them (tests/conftest.py sets ``HELIXSERVE_PRETRAINED=false``); here the
+commands run as a new user's would: a fresh HOME, no ``HELIXSERVE_*`` variable at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helixserve.errors import StorePermissionError
+from helixserve.store import ModelStore
+from helixserve.store.configured import PRETRAINED_STORE, open_layered
+from tests.support.server import free_port, publish_gc
+
+ZOO = ["amr-resistance", "primer-binding", "rxrx1-celltype", "tumor-wisconsin", "yeast-utr"]
+EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "examples"
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> dict[str, str]:
+    """A new user's environment: an empty HOME, no helixserve settings."""
+    home = tmp_path / "home"
+    home.mkdir()
+    keep = {k: v for k, v in os.environ.items() if not k.startswith("HELIXSERVE_")}
+    return {**keep, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "COLUMNS": "120"}
+
+
+def helixserve(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "helixserve", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+def test_models_list_shows_the_zoo_in_a_fresh_home(fresh: dict[str, str], tmp_path: Path) -> None:
+    listed = helixserve(fresh, tmp_path, "models", "list")
+    assert listed.returncode == 0, listed.stderr
+    rows = [
+        line.split()
+        for line in listed.stdout.splitlines()
+        if line.split()[:1] in ([n] for n in ZOO)
+    ]
+    assert [row[0] for row in rows] == ZOO
+    assert all(row[-1] == "zoo" for row in rows)
+    assert ["yeast-utr", "1", "production→1", "regression", "r2", "0.596", "zoo"] in rows
+
+
+def test_predict_by_name_in_a_fresh_home(fresh: dict[str, str], tmp_path: Path) -> None:
+    done = helixserve(
+        fresh,
+        tmp_path,
+        "predict",
+        "primer-binding",
+        str(EXAMPLES / "primers.fasta"),
+        "-o",
+        "scores.csv",
+    )
+    assert done.returncode == 0, done.stderr
+    with (tmp_path / "scores.csv").open(newline="") as handle:
+        scored = list(csv.DictReader(handle))
+    assert len(scored) == 6  # the 6 valid records of the example file; 4 refused
+    assert (tmp_path / "scores.errors.csv").is_file()
+
+
+def test_missing_model_error_names_the_zoo_and_how_to_add_one(
+    fresh: dict[str, str], tmp_path: Path
+) -> None:
+    done = helixserve(fresh, tmp_path, "models", "show", "my-binder")
+    store = (Path(fresh["HOME"]) / ".helixserve" / "store").resolve().as_uri()
+    assert done.returncode == 1
+    assert done.stderr.replace("\n", "") == (
+        f"Error: no model named 'my-binder' in the store {store} or the pretrained models; "
+        f"models: {', '.join(ZOO)}. Add one with `helixserve train ...`, `helixserve models "
+        "import MODEL.onnx ...` or `helixserve models pull NAME --from URI`."
+    )
+
+
+def test_hidden_when_switched_off(fresh: dict[str, str], tmp_path: Path) -> None:
+    done = helixserve({**fresh, "HELIXSERVE_PRETRAINED": "false"}, tmp_path, "models", "list")
+    assert done.returncode == 0
+    assert "has no models yet" in done.stdout
+
+
+def test_a_user_model_of_the_same_name_wins(tmp_path: Path) -> None:
+    layered = open_layered(
+        str(tmp_path / "store"), s3=None, cache_dir=tmp_path / "cache", pretrained=True
+    )
+    zoo = ModelStore.open(str(PRETRAINED_STORE)).uri
+    assert layered.manifest("primer-binding").task == "binary"
+    assert layered.origin("primer-binding") == zoo
+    publish_gc(layered, name="primer-binding")  # written to the user's store, never the package's
+    assert layered.versions("primer-binding") == [1, 2]  # numbered after the pretrained one
+    assert layered.origin("primer-binding") == layered.uri  # the default is now the user's
+    assert layered.manifest("primer-binding").metrics == {"accuracy": 0.9}
+    assert layered.aliases("primer-binding") == {}  # the pretrained production alias is hidden
+    assert layered.origin("primer-binding", 1) == zoo  # and the pretrained version still there
+    assert layered.manifest("primer-binding@1").metrics["accuracy"] == 1.0
+    assert layered.list_models() == ZOO
+    assert not (PRETRAINED_STORE / "primer-binding" / "versions" / "2").exists()
+
+
+def test_the_zoo_cannot_be_changed_through_the_user_store(tmp_path: Path) -> None:
+    layered = open_layered(
+        str(tmp_path / "store"), s3=None, cache_dir=tmp_path / "cache", pretrained=True
+    )
+    with pytest.raises(StorePermissionError) as info:
+        layered.set_alias("yeast-utr", "staging", 1)
+    assert str(info.value) == (
+        "yeast-utr is a pretrained model shipped with helixserve and cannot be changed (alias "
+        f"staging); copy it into your store first: helixserve models push yeast-utr --to "
+        f"{layered.uri} (your copy then replaces it)."
+    )
+    copied = layered.copy_to(layered, "yeast-utr")  # the documented fix: now the user's
+    assert (copied.version, layered.origin("yeast-utr")) == (2, layered.uri)
+    layered.set_alias("yeast-utr", "staging", 1)  # a pretrained version, by the user's alias
+    assert layered.aliases("yeast-utr") == {"staging": 1}
+    assert layered.resolve("yeast-utr@staging") == 1
+    with pytest.raises(StorePermissionError) as info:
+        layered.delete("yeast-utr", 1, force=True)
+    assert str(info.value) == (
+        "yeast-utr@1 is a pretrained model shipped with helixserve; it cannot be deleted (set "
+        "HELIXSERVE_PRETRAINED=false to hide every pretrained model)."
+    )
+
+
+@pytest.fixture
+def plain_serve(fresh: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """``helixserve serve`` with no option and no setting, as the README says."""
+    port = free_port()
+    env = {**fresh, "HELIXSERVE_PORT": str(port), "HELIXSERVE_GRPC_PORT": "0"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "helixserve", "serve"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_plain_serve_is_ready_with_the_zoo(plain_serve: str) -> None:
+    assert httpx.get(f"{plain_serve}/readyz", timeout=5).status_code == 200
+    served = httpx.get(f"{plain_serve}/api/v1/models", timeout=5).json()
+    names = [m["name"] for m in (served["models"] if isinstance(served, dict) else served)]
+    assert sorted(names) == ZOO
