@@ -37,6 +37,7 @@ Recipe = Literal["dna-binary", "dna-regression", "dna-variable", "tabular", "ima
 Arch = Literal["cnn", "lstm", "bilstm", "rf", "gb"]
 DATA, SPLIT, TRAINING = "Data", "Test split", "Training"
 DNA, TABULAR, IMAGE = "DNA recipes", "Tabular recipe", "Image recipe"
+CARD = "Model card"
 TRAIN_EXAMPLES = examples(
     (
         "A binary DNA classifier from a sequence file and a label file",
@@ -250,7 +251,10 @@ def train(
     ] = "cpu",
     store: StoreOption = None,
     work_dir: Annotated[
-        Path | None, typer.Option(metavar="DIR", help="Folder for the live history.json.")
+        Path | None,
+        typer.Option(
+            metavar="DIR", help="Folder for the live history.json and checkpoint.npz (--resume)."
+        ),
     ] = None,
     label_names: Annotated[
         str | None,
@@ -267,7 +271,10 @@ def train(
     class_weight: Annotated[
         str | None,
         typer.Option(
-            help="dna-binary, tabular: none, balanced, or LABEL=WEIGHT pairs (e.g. 0=1,1=4)."
+            rich_help_panel=TRAINING,
+            metavar="WEIGHTS",
+            help="Class weights: none, balanced, or LABEL=WEIGHT pairs like 0=1,1=4 "
+            "(dna-binary, tabular).",
         ),
     ] = None,
     init_from: Annotated[
@@ -304,21 +311,33 @@ def train(
     resume: Annotated[
         bool,
         typer.Option(
+            "--resume",
+            rich_help_panel=TRAINING,
             help="Continue the interrupted run from the checkpoint in its work dir "
-            "(same data and options)."
+            "(same data and options).",
         ),
     ] = False,
     card: Annotated[
-        Path | None, typer.Option(help="Markdown file appended to the model card.")
+        Path | None,
+        typer.Option(
+            rich_help_panel=CARD, metavar="FILE", help="Markdown file appended to the model card."
+        ),
     ] = None,
     limits: Annotated[
-        str | None, typer.Option(help="Card section '## Limits': where not to use the model.")
+        str | None,
+        typer.Option(
+            rich_help_panel=CARD,
+            metavar="MARKDOWN",
+            help="Card section: where not to use the model.",
+        ),
     ] = None,
     citation: Annotated[
-        str | None, typer.Option(help="Card section '## Citation': what to cite.")
+        str | None,
+        typer.Option(rich_help_panel=CARD, metavar="MARKDOWN", help="Card section: what to cite."),
     ] = None,
     licence: Annotated[
-        str | None, typer.Option(help="Card section '## Licence': the model's licence.")
+        str | None,
+        typer.Option(rich_help_panel=CARD, metavar="MARKDOWN", help="Card section: the licence."),
     ] = None,
 ) -> None:
     """Train a model from a recipe on your data and publish it to the store."""
