@@ -15,6 +15,7 @@ from helixserve.errors import HelixError
 from helixserve.inputs.tabular import Feature
 from helixserve.runtime import ItemError, Prediction, Predictor
 from helixserve.store import ModelStore
+from helixserve.training.checkpoint import read_meta
 from helixserve.training.cli_support import TrainOptions, parse_filter, run
 from helixserve.training.data import Dataset, load_sequences, split
 from helixserve.training.export import TrainingError, check_parity
@@ -99,8 +100,9 @@ def test_recipe_conformance(
         assert "history.json" in manifest.files and "plots/loss.png" in manifest.files
         live = json.loads((tmp_path / "work" / "history.json").read_text())
         assert live["epochs"] == len(outcome.history.train_loss) >= 1
-        with np.load(tmp_path / "work" / "checkpoint.npz") as saved:  # best weights on disk
-            assert int(saved["__epoch__"]) == outcome.history.best_epoch
+        saved = read_meta(tmp_path / "work" / "checkpoint.npz")  # the training state on disk
+        assert saved["best_epoch"] == outcome.history.best_epoch
+        assert saved["epoch"] == len(outcome.history.train_loss)
 
 
 def test_cnn_learns_the_motif(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ Recipe = Literal["dna-binary", "dna-regression", "dna-variable", "tabular", "ima
 Arch = Literal["cnn", "lstm", "bilstm", "rf", "gb"]
 DATA, SPLIT, TRAINING = "Data", "Test split", "Training"
 DNA, TABULAR, IMAGE = "DNA recipes", "Tabular recipe", "Image recipe"
+CARD = "Model card"
 TRAIN_EXAMPLES = examples(
     (
         "A binary DNA classifier from a sequence file and a label file",
@@ -250,7 +251,10 @@ def train(
     ] = "cpu",
     store: StoreOption = None,
     work_dir: Annotated[
-        Path | None, typer.Option(metavar="DIR", help="Folder for the live history.json.")
+        Path | None,
+        typer.Option(
+            metavar="DIR", help="Folder for the live history.json and checkpoint.npz (--resume)."
+        ),
     ] = None,
     label_names: Annotated[
         str | None,
@@ -263,6 +267,15 @@ def train(
     calibrate: Annotated[
         Literal["sigmoid", "isotonic"] | None,
         typer.Option(rich_help_panel=TABULAR, help="Calibrate probabilities."),
+    ] = None,
+    class_weight: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel=TRAINING,
+            metavar="WEIGHTS",
+            help="Class weights: none, balanced, or LABEL=WEIGHT pairs like 0=1,1=4 "
+            "(dna-binary, tabular).",
+        ),
     ] = None,
     init_from: Annotated[
         str | None,
@@ -295,6 +308,37 @@ def train(
             help="Blend the CNN with a k-mer ridge regression (dna-regression).",
         ),
     ] = True,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            rich_help_panel=TRAINING,
+            help="Continue the interrupted run from the checkpoint in its work dir "
+            "(same data and options).",
+        ),
+    ] = False,
+    card: Annotated[
+        Path | None,
+        typer.Option(
+            rich_help_panel=CARD, metavar="FILE", help="Markdown file appended to the model card."
+        ),
+    ] = None,
+    limits: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel=CARD,
+            metavar="MARKDOWN",
+            help="Card section: where not to use the model.",
+        ),
+    ] = None,
+    citation: Annotated[
+        str | None,
+        typer.Option(rich_help_panel=CARD, metavar="MARKDOWN", help="Card section: what to cite."),
+    ] = None,
+    licence: Annotated[
+        str | None,
+        typer.Option(rich_help_panel=CARD, metavar="MARKDOWN", help="Card section: the licence."),
+    ] = None,
 ) -> None:
     """Train a model from a recipe on your data and publish it to the store."""
     from helixserve.cli.models import open_store  # noqa: PLC0415 - keeps --help fast
@@ -333,12 +377,18 @@ def train(
         search=search,
         init_from=init_from,
         calibrate=calibrate,
+        class_weight=class_weight,
         label_names=label_names,
         test_fraction=test_fraction,
         seed=seed,
         device=device,
         work_dir=work_dir,
         kmer_ridge=kmer_ridge,
+        resume=resume,
+        card=card,
+        limits=limits,
+        citation=citation,
+        licence=licence,
     )
     models = open_store(store)
     live = work_dir or models.cache_dir.parent / "runs" / options.name
@@ -353,6 +403,11 @@ def _summary(outcome: Any) -> None:
     for key, value in sorted(manifest.metrics.items()):
         table.add_row(key, f"{value:.4f}")
     console.print(table)
+    lineage = manifest.lineage
+    if lineage is not None and lineage.how == "resume":
+        epoch = lineage.details.get("resumed_from_epoch", "?")
+        shown = f"{epoch:g}" if isinstance(epoch, float) else epoch
+        console.print(f"resumed after epoch {shown} of the interrupted run", highlight=False)
     console.print(
         f"trained and published in {outcome.seconds:.1f} s; ONNX parity {outcome.parity:.2g}; "
         f"{outcome.refused:,} records refused by validation",

@@ -5,16 +5,27 @@ splits it (split column, or random with the seed), trains, publishes, and return
 :class:`~helixserve.training.publish.Outcome` plus the first refused records. Unknown recipes,
 options that do not fit the recipe and unusable data raise
 :class:`~helixserve.errors.HelixError` with the fix.
+
+- ``class_weight`` (dna-binary, tabular): see :mod:`helixserve.training.classweights`.
+- Neural recipes checkpoint every epoch into ``work_dir/checkpoint.npz`` together with the run's
+  :func:`run_fingerprint` (data sha256 and the options that change training); ``resume``
+  continues from it, after checking it (no checkpoint, or one started with other data or options:
+  refused before any training). The published manifest's lineage says how the version was made:
+  ``trained``; ``init-from`` with the parent ``name@version`` (an alias resolved); ``resume`` with
+  ``resumed_from_epoch`` (and the parent, when the run was started ``--init-from``).
+- ``limits``, ``citation``, ``licence`` become ``## Limits``, ``## Citation``, ``## Licence``
+  sections of the card, followed by the Markdown file ``card`` (:func:`card_sections`).
 """
 
 from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import json
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +36,9 @@ from helixserve.errors import HelixError
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import Feature
 from helixserve.inputs.textio import iter_lines, opened
+from helixserve.store.manifest import Lineage
 from helixserve.store.store import ModelStore
+from helixserve.training import checkpoint as checkpoints
 from helixserve.training.cv import cross_validate, kmer_ridge_cv
 from helixserve.training.data import (
     Dataset,
@@ -44,9 +57,13 @@ from helixserve.training.recipes import (
     Recipe,
     TabularForest,
 )
+from helixserve.training.recipes.torch_base import TorchRecipe
 from helixserve.training.search import search, with_params
 
 TRAIN_THREADS = 2
+CLASS_WEIGHTED = ("dna-binary", "tabular")
+CARD_SECTIONS = {"limits": "Limits", "citation": "Citation", "licence": "Licence"}
+CHECKPOINT = "checkpoint.npz"  # in the work dir (where train_and_publish has the loop write it)
 
 
 @dataclass
@@ -90,44 +107,34 @@ class TrainOptions:
     search: int | None = None
     init_from: str | None = None
     calibrate: str | None = None
+    class_weight: str | None = None  # None: the recipe's default; "none", "balanced", "0=1,1=4"
     label_names: str | None = None
     description: str | None = None
     card_text: str = ""
+    card: Path | None = None  # a Markdown file appended to the card
+    limits: str | None = None
+    citation: str | None = None
+    licence: str | None = None
     kmer_ridge: bool = True
     threads: int = TRAIN_THREADS
+    resume: bool = False  # continue from the checkpoint in the work dir
 
 
 def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> Outcome:
     """Train and publish; see the module contract."""
-    torch.set_num_threads(options.threads)  # fixed, so a seed gives the same model anywhere
-    if options.device not in ("cpu", "cuda"):
-        raise HelixError(f"--device must be cpu or cuda, got {options.device!r}.")
-    if options.device == "cuda" and not torch.cuda.is_available():
-        raise HelixError("--device cuda was asked for, but this machine has no CUDA GPU.")
+    _check_device(options)
     recipe, data = recipe_and_data(options)
     data.targets = rename_labels(data.targets, options.label_names)
-    task: Literal["binary", "multiclass", "regression"] = recipe.task
-    classes = sorted(set(data.targets))
-    if task != "regression":
-        task = "binary" if len(classes) == 2 else "multiclass"
-    if recipe.name in ("dna-binary", "dna-variable") and len(classes) != 2:
-        raise HelixError(
-            f"{recipe.name} is a binary recipe, but the targets hold {len(classes)} classes "
-            f"({', '.join(classes[:10])}); use a two-class target."
-        )
+    task = _task(recipe, data)
+    card = options.card_text + "\n" + card_sections(options)  # a bad --card fails before training
+    work_dir = options.work_dir or store.cache_dir.parent / "runs" / options.name
+    fingerprint = run_fingerprint(options, data)
+    resumed = _resumed_epoch(recipe, work_dir, fingerprint) if options.resume else None
+    parent = _start_from(recipe, store, options.init_from) if options.init_from else None
     parts = split(data, task=task, seed=options.seed, test_fraction=options.test_fraction)
-    if options.init_from is not None:
-        _start_from(recipe, store, options.init_from)
-    rows = np.concatenate([parts.train, parts.val])
-    cv_table = ""
-    if options.search is not None:
-        if options.search < 1:
-            raise HelixError(f"--search needs at least 1 trial, got {options.search}.")
-        found = search(recipe, subset(data, rows), trials=options.search,
-                       folds=options.cv or 3, seed=options.seed)  # fmt: skip
-        recipe, cv_table = with_params(recipe, found.best), found.table + "\n"
-    if options.cv is not None:
-        cv_table += _cross_validation(options, recipe, data, rows)
+    recipe, cv_table = _tuned(options, recipe, data, np.concatenate([parts.train, parts.val]))
+    if isinstance(recipe, TorchRecipe):
+        recipe.fingerprint, recipe.resume = fingerprint, options.resume
     outcome = train_and_publish(
         recipe,
         data,
@@ -137,15 +144,119 @@ def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> 
         seed=options.seed,
         progress=progress,
         description=options.description or f"{recipe.name} model trained on {options.data.name}.",
-        work_dir=options.work_dir or store.cache_dir.parent / "runs" / options.name,
-        card_extra=options.card_text + "\n" + cv_table,
+        work_dir=work_dir,
+        card_extra=card + cv_table,
+        lineage=_lineage(parent, resumed),
     )
     outcome.cv_table = cv_table
     return outcome
 
 
-def _start_from(recipe: Recipe, store: ModelStore, ref: str) -> None:
-    """Load an earlier bundle's weights into ``recipe`` (the yeast tutorial's "keep building")."""
+def _check_device(options: TrainOptions) -> None:
+    torch.set_num_threads(options.threads)  # fixed, so a seed gives the same model anywhere
+    if options.device not in ("cpu", "cuda"):
+        raise HelixError(f"--device must be cpu or cuda, got {options.device!r}.")
+    if options.device == "cuda" and not torch.cuda.is_available():
+        raise HelixError("--device cuda was asked for, but this machine has no CUDA GPU.")
+
+
+def _task(recipe: Recipe, data: Dataset) -> Literal["binary", "multiclass", "regression"]:
+    classes = sorted(set(data.targets))
+    if recipe.name in ("dna-binary", "dna-variable") and len(classes) != 2:
+        raise HelixError(
+            f"{recipe.name} is a binary recipe, but the targets hold {len(classes)} classes "
+            f"({', '.join(classes[:10])}); use a two-class target."
+        )
+    if recipe.task == "regression":
+        return "regression"
+    return "binary" if len(classes) == 2 else "multiclass"
+
+
+def _tuned(options: TrainOptions, recipe: Recipe, data: Dataset, rows: Any) -> tuple[Recipe, str]:
+    """``--search`` (the recipe with the best hyper-parameters) and ``--cv``: their tables."""
+    cv_table = ""
+    if options.search is not None:
+        if options.search < 1:
+            raise HelixError(f"--search needs at least 1 trial, got {options.search}.")
+        found = search(recipe, subset(data, rows), trials=options.search,
+                       folds=options.cv or 3, seed=options.seed)  # fmt: skip
+        recipe, cv_table = with_params(recipe, found.best), found.table + "\n"
+    if options.cv is not None:
+        cv_table += _cross_validation(options, recipe, data, rows)
+    return recipe, cv_table
+
+
+# where the files are (their bytes are in the data sha256) and card text: not in the fingerprint
+NOT_FINGERPRINTED = frozenset(
+    {"resume", "work_dir", "data", "labels", "description", "card_text", "card", *CARD_SECTIONS}
+)
+
+
+def run_fingerprint(options: TrainOptions, data: Dataset) -> dict[str, Any]:
+    """What a run is started with, kept in its checkpoint: a resumed run must match it. The
+    options that do not change training (where files are, card text) are left out."""
+    chosen = {k: v for k, v in asdict(options).items() if k not in NOT_FINGERPRINTED}
+    body = json.loads(json.dumps(chosen, sort_keys=True, default=str))
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return {"data_sha256": data.sha256, "options": body, "options_sha256": digest}
+
+
+def _resumed_epoch(recipe: Recipe, work_dir: Path, fingerprint: dict[str, Any]) -> int:
+    """Check the checkpoint ``--resume`` will continue (before any training); its epoch."""
+    if not isinstance(recipe, TorchRecipe):
+        raise HelixError(
+            f"--resume continues the epochs of a neural recipe; the {recipe.name} recipe trains "
+            "in one step, so run it again without --resume."
+        )
+    path = work_dir / CHECKPOINT
+    meta = checkpoints.read_meta(path)
+    checkpoints.check_fingerprint(path, meta, fingerprint)
+    return int(meta["epoch"])
+
+
+def _lineage(parent: str | None, resumed: int | None) -> Lineage:
+    if resumed is not None:
+        return Lineage(how="resume", parent=parent, details={"resumed_from_epoch": resumed})
+    if parent is not None:
+        return Lineage(how="init-from", parent=parent)
+    return Lineage(how="trained")
+
+
+def card_sections(options: TrainOptions) -> str:
+    """``--limits``/``--citation``/``--licence`` as card sections, then the ``--card`` file."""
+    given = {k: getattr(options, k) for k in CARD_SECTIONS if getattr(options, k) is not None}
+    blank = [f"--{k}" for k, v in given.items() if not v.strip()]
+    if blank:
+        raise HelixError(f"{', '.join(blank)} is empty; give the text, or leave the option out.")
+    text = _card_file(options.card) if options.card is not None else ""
+    twice = [f"--{k}" for k in given if f"## {CARD_SECTIONS[k]}" in text.splitlines()]
+    if twice:
+        raise HelixError(
+            f"{', '.join(twice)} and the --card file {options.card} both give the section "
+            f"'## {CARD_SECTIONS[twice[0][2:]]}'; keep one of them."
+        )
+    sections = "".join(f"## {CARD_SECTIONS[k]}\n\n{v.strip()}\n\n" for k, v in given.items())
+    return sections + (text.rstrip() + "\n\n" if text.strip() else "")
+
+
+def _card_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HelixError(
+            f"--card {path}: no such file; give a Markdown file to append to the model card."
+        ) from None
+    except UnicodeDecodeError:
+        raise HelixError(
+            f"--card {path} is not UTF-8 text; save the Markdown file as UTF-8."
+        ) from None
+    except OSError as err:
+        raise HelixError(f"--card {path} cannot be read: {err.strerror}.") from None
+
+
+def _start_from(recipe: Recipe, store: ModelStore, ref: str) -> str:
+    """Load an earlier bundle's weights into ``recipe`` (the yeast tutorial's "keep building");
+    return the bundle's ``name@version`` (an alias resolved)."""
     bundle = store.pull(ref)
     recipe_file, weights = bundle.path / "recipe.json", bundle.path / "weights.npz"
     if not recipe_file.is_file() or not weights.is_file():
@@ -156,6 +267,7 @@ def _start_from(recipe: Recipe, store: ModelStore, ref: str) -> None:
         raise HelixError(f"{bundle.label} was trained with the {earlier.get('recipe')} recipe, "
                          f"not {recipe.name}.")  # fmt: skip
     recipe.start_from(weights.read_bytes())
+    return bundle.label
 
 
 def _cross_validation(options: TrainOptions, recipe: Recipe, data: Dataset, index: Any) -> str:
@@ -192,6 +304,12 @@ def recipe_and_data(options: TrainOptions) -> tuple[Recipe, Dataset]:
         raise HelixError(
             f"unknown recipe {options.recipe!r}; the recipes are {', '.join(builders)}."
         )
+    if options.class_weight is not None and options.recipe not in CLASS_WEIGHTED:
+        raise HelixError(
+            f"--class-weight is for the {' and '.join(CLASS_WEIGHTED)} recipes, not "
+            f"{options.recipe} (dna-variable and image always weight classes balanced; "
+            "dna-regression has no classes); leave it out."
+        )
     return builder(options)
 
 
@@ -210,8 +328,13 @@ def _dna_binary(options: TrainOptions) -> tuple[Recipe, Dataset]:
     arch = options.arch or "cnn"
     if arch not in ("cnn", "lstm"):
         raise HelixError(f"dna-binary --arch must be cnn or lstm, got {arch!r}.")
-    recipe = DnaBinary(length=options.length, arch=arch, epochs=options.epochs,
-                       device=options.device)  # fmt: skip
+    recipe = DnaBinary(
+        length=options.length,
+        arch=arch,
+        epochs=options.epochs,
+        class_weight=options.class_weight,
+        device=options.device,
+    )
     return recipe, _sequences(options, recipe)
 
 
@@ -321,7 +444,9 @@ def _tabular(options: TrainOptions) -> tuple[Recipe, Dataset]:
         raise HelixError(f"tabular --arch must be rf or gb, got {arch!r}.")
     if options.calibrate not in (None, "sigmoid", "isotonic"):
         raise HelixError(f"--calibrate must be sigmoid or isotonic, got {options.calibrate!r}.")
-    recipe = TabularForest(features, model=arch, calibrate=options.calibrate)
+    recipe = TabularForest(
+        features, model=arch, calibrate=options.calibrate, class_weight=options.class_weight
+    )
     data = load_table(
         options.data,
         recipe.input_schema(),

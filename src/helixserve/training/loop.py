@@ -11,8 +11,13 @@ Contract:
 - Determinism: :func:`seed_everything` seeds Python, NumPy and torch; with the same seed, data
   and thread count, a CPU run gives the same weights.
 - A rich progress bar with the live loss is shown when ``progress`` is true.
-- ``checkpoint``: after every improvement the best weights so far are written there as ``.npz``
-  (atomically), so an interrupted run leaves its best model on disk.
+- ``checkpoint``: after every epoch the whole training state is written there
+  (:mod:`helixserve.training.checkpoint`: weights now and best so far, optimiser state, epoch,
+  best validation loss, early-stopping counter, history, RNG states, and ``fingerprint``: what the
+  run was started with), so an interrupted run leaves its best model on disk and can go on.
+- ``resume``: continue from ``checkpoint`` instead of starting afresh; with the same data,
+  hyper-parameters, seed and thread count the result equals an uninterrupted run's. A checkpoint
+  whose ``fingerprint`` differs is refused (:class:`~helixserve.errors.HelixError`).
 - ``resample``: when given, ``resample(epoch)`` returns that epoch's training arrays (e.g. fresh
   random crops of the training images, augmented); the train loss is measured on them.
 """
@@ -20,6 +25,7 @@ Contract:
 from __future__ import annotations
 
 import copy
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +37,9 @@ import numpy.typing as npt
 import torch
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from torch import nn
+
+from helixserve.errors import HelixError
+from helixserve.training import checkpoint as checkpoints
 
 Loss = Literal["bce", "ce", "mse"]
 
@@ -104,6 +113,8 @@ def fit(
     on_epoch: Callable[[History], None] | None = None,
     checkpoint: Path | None = None,
     resample: Callable[[int], tuple[npt.NDArray[Any], npt.NDArray[Any]]] | None = None,
+    fingerprint: dict[str, Any] | None = None,
+    resume: bool = False,
 ) -> History:
     """Train with early stopping; see the module contract."""
     seed_everything(seed)
@@ -113,11 +124,21 @@ def fit(
     criterion = _criterion(loss, class_weights).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
-    history = History()
-    keeper = BestKeeper(model, checkpoint, patience, on_epoch)
+    keeper = BestKeeper(
+        model,
+        optimizer,
+        generator,
+        patience=patience,
+        on_epoch=on_epoch,
+        checkpoint=checkpoint,
+        fingerprint=fingerprint,
+    )
+    if resume:
+        keeper.resume()
+    history = keeper.history
     with progress_bar(progress, epochs) as bar:
-        task = bar.add_task("training", total=epochs, loss="-")
-        for epoch in range(epochs):
+        task = bar.add_task("training", total=epochs, loss="-", completed=keeper.epoch)
+        for epoch in keeper.remaining(epochs):
             if resample is not None:
                 xt, yt = (torch.as_tensor(a).to(device) for a in resample(epoch))
             model.train()
@@ -129,50 +150,97 @@ def fit(
                 optimizer.step()
             history.train_loss.append(_epoch_loss(model, criterion, xt, yt, loss, 1024))
             history.val_loss.append(_epoch_loss(model, criterion, xv, yv, loss, 1024))
-            if keeper.after_epoch(model, history, epoch, bar, task):
+            if keeper.after_epoch(epoch, bar, task):
                 break
-    return keeper.restore(model, history)
-
-
-def save_checkpoint(path: Path, state: dict[str, torch.Tensor], epoch: int) -> None:
-    """The best weights so far as ``.npz`` (plain arrays, no pickle), replaced atomically."""
-    arrays: dict[str, Any] = {k: v.detach().cpu().numpy() for k, v in state.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial.npz")
-    arrays["__epoch__"] = np.array(epoch)
-    with partial.open("wb") as handle:
-        np.savez(handle, *(), **arrays)
-    partial.replace(path)
+    return keeper.restore()
 
 
 class BestKeeper:
-    """Early stopping shared by every training loop: keeps the best validation epoch's weights
-    (checkpointed when asked), updates the progress bar, calls ``on_epoch``, says when to stop."""
+    """Early stopping and checkpoints, shared by every training loop: keeps the best validation
+    epoch's weights, writes the checkpoint after every epoch (when given a path), resumes from
+    it, updates the progress bar, calls ``on_epoch``, says when to stop."""
 
-    def __init__(self, model: torch.nn.Module, checkpoint: Path | None, patience: int,
-                 on_epoch: Callable[[History], None] | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        generator: torch.Generator,
+        *,
+        patience: int,
+        on_epoch: Callable[[History], None] | None,
+        checkpoint: Path | None = None,
+        fingerprint: dict[str, Any] | None = None,
+    ) -> None:
+        self.model, self.optimizer, self.generator = model, optimizer, generator
+        self.patience, self.on_epoch, self.checkpoint = patience, on_epoch, checkpoint
+        self.fingerprint = json.loads(json.dumps(fingerprint or {}, default=str))
+        self.history = History()
         self.best = float("inf")
         self.state = copy.deepcopy(model.state_dict())
-        self.checkpoint, self.patience, self.on_epoch = checkpoint, patience, on_epoch
+        self.epoch, self.stopped = 0, False  # epochs done; whether early stopping ended it
 
-    def after_epoch(self, model: torch.nn.Module, history: History, epoch: int, bar: Progress,
-                    task: TaskID) -> bool:  # fmt: skip
-        """Record epoch ``epoch`` (0-based); True when training should stop."""
+    def remaining(self, epochs: int) -> range:
+        """The 0-based epochs still to train."""
+        return range(self.epoch, self.epoch if self.stopped else epochs)
+
+    def after_epoch(self, epoch: int, bar: Progress, task: TaskID) -> bool:
+        """Record epoch ``epoch`` (0-based) and checkpoint it; True when training should stop."""
+        history = self.history
         if history.val_loss[-1] < self.best - 1e-6:
             self.best, history.best_epoch = history.val_loss[-1], epoch + 1
-            self.state = copy.deepcopy(model.state_dict())
-            if self.checkpoint is not None:
-                save_checkpoint(self.checkpoint, self.state, epoch + 1)
+            self.state = copy.deepcopy(self.model.state_dict())
+        self.epoch = epoch + 1
+        self.stopped = self.epoch - history.best_epoch >= self.patience
+        self._save()
         bar.update(task, advance=1, loss=f"{history.train_loss[-1]:.4f}/{self.best:.4f}")
         if self.on_epoch is not None:
             self.on_epoch(history)
-        return epoch + 1 - history.best_epoch >= self.patience
+        return self.stopped
 
-    def restore(self, model: torch.nn.Module, history: History) -> History:
-        """Put the best weights back and switch to evaluation mode."""
-        model.load_state_dict(self.state)
-        model.eval()
-        return history
+    def _save(self) -> None:
+        if self.checkpoint is None:
+            return
+        history = self.history
+        meta = {
+            "epoch": self.epoch,
+            "stopped": self.stopped,
+            "best_epoch": history.best_epoch,
+            "best_loss": self.best,
+            "epochs_without_improvement": self.epoch - history.best_epoch,
+            "history": {"train_loss": history.train_loss, "val_loss": history.val_loss},
+            "fingerprint": self.fingerprint,
+        }
+        checkpoints.save(
+            self.checkpoint,
+            model=self.model,
+            optimizer=self.optimizer,
+            generator=self.generator,
+            best=self.state,
+            meta=meta,
+        )
+
+    def resume(self) -> None:
+        """Continue from the checkpoint: weights, optimiser, RNGs, best so far, history."""
+        if self.checkpoint is None:
+            raise HelixError("--resume needs the checkpoint of the interrupted run; none given.")
+        meta = checkpoints.read_meta(self.checkpoint)
+        checkpoints.check_fingerprint(self.checkpoint, meta, self.fingerprint)
+        self.state, meta = checkpoints.load(
+            self.checkpoint, model=self.model, optimizer=self.optimizer, generator=self.generator
+        )
+        self.history = History(
+            list(meta["history"]["train_loss"]),
+            list(meta["history"]["val_loss"]),
+            int(meta["best_epoch"]),
+        )
+        self.best, self.epoch = float(meta["best_loss"]), int(meta["epoch"])
+        self.stopped = bool(meta["stopped"])
+
+    def restore(self) -> History:
+        """Put the best weights back, switch to evaluation mode, return the history."""
+        self.model.load_state_dict(self.state)
+        self.model.eval()
+        return self.history
 
 
 def progress_bar(show: bool, epochs: int) -> Progress:

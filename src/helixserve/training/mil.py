@@ -11,8 +11,10 @@ that scores one instance (one logit) so that the **pooled** bag logit fits the b
 
 Loss: binary cross-entropy on bag logits, positive bags weighted ``n_neg / n_pos`` when
 ``balanced``; Adam; early stopping on the validation bags' loss with the best epoch's weights
-restored (and written to ``checkpoint``), the per-epoch :class:`~helixserve.training.loop.History`
-passed to ``on_epoch``. The trained network stays an instance scorer: that is what is exported.
+restored; the whole training state written to ``checkpoint`` after every epoch (and continued
+from it with ``resume``, see :mod:`helixserve.training.loop`); the per-epoch
+:class:`~helixserve.training.loop.History` passed to ``on_epoch``. The trained network stays an
+instance scorer: that is what is exported.
 """
 
 from __future__ import annotations
@@ -104,11 +106,24 @@ def _loss(model: nn.Module, bags: Bags, pool: Pool, criterion: nn.Module) -> flo
         return float(criterion(logits, torch.as_tensor(bags.y)))
 
 
-def fit_bags(model: nn.Module, train: Bags, val: Bags, *, pool: Pool, epochs: int = 30,
-             bag_batch: int = 8, lr: float = 2e-3, patience: int = 5, balanced: bool = True,
-             seed: int = 0, progress: bool = False,
-             on_epoch: Callable[[History], None] | None = None,
-             checkpoint: Path | None = None) -> History:  # fmt: skip
+def fit_bags(
+    model: nn.Module,
+    train: Bags,
+    val: Bags,
+    *,
+    pool: Pool,
+    epochs: int = 30,
+    bag_batch: int = 8,
+    lr: float = 2e-3,
+    patience: int = 5,
+    balanced: bool = True,
+    seed: int = 0,
+    progress: bool = False,
+    on_epoch: Callable[[History], None] | None = None,
+    checkpoint: Path | None = None,
+    fingerprint: dict[str, Any] | None = None,
+    resume: bool = False,
+) -> History:
     """Train ``model`` on bag labels; see the module contract."""
     seed_everything(seed)
     positives = float(train.y.sum())
@@ -116,12 +131,22 @@ def fit_bags(model: nn.Module, train: Bags, val: Bags, *, pool: Pool, epochs: in
     criterion = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
-    history = History()
-    keeper = BestKeeper(model, checkpoint, patience, on_epoch)
+    keeper = BestKeeper(
+        model,
+        optimizer,
+        generator,
+        patience=patience,
+        on_epoch=on_epoch,
+        checkpoint=checkpoint,
+        fingerprint=fingerprint,
+    )
+    if resume:
+        keeper.resume()
+    history = keeper.history
     y = torch.as_tensor(train.y)
     with progress_bar(progress, epochs) as bar:
-        task = bar.add_task("training (bags)", total=epochs, loss="-")
-        for epoch in range(epochs):
+        task = bar.add_task("training (bags)", total=epochs, loss="-", completed=keeper.epoch)
+        for epoch in keeper.remaining(epochs):
             model.train()
             order = torch.randperm(len(train.members), generator=generator).tolist()
             for start in range(0, len(order), bag_batch):
@@ -131,6 +156,6 @@ def fit_bags(model: nn.Module, train: Bags, val: Bags, *, pool: Pool, epochs: in
                 optimizer.step()
             history.train_loss.append(_loss(model, train, pool, criterion))
             history.val_loss.append(_loss(model, val, pool, criterion))
-            if keeper.after_epoch(model, history, epoch, bar, task):
+            if keeper.after_epoch(epoch, bar, task):
                 break
-    return keeper.restore(model, history)
+    return keeper.restore()

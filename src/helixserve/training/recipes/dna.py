@@ -5,12 +5,16 @@ from __future__ import annotations
 import torch
 
 from helixserve.inputs.sequence import SequenceSchema
+from helixserve.training.classweights import check_class_weight
 from helixserve.training.nets import DnaCNN, DnaLSTM
 from helixserve.training.recipes.torch_base import TorchRecipe
 
 
 class DnaBinary(TorchRecipe):
-    """Fixed-length DNA -> class 0/1. ``arch="cnn"`` (default) or ``"lstm"`` (the seed's)."""
+    """Fixed-length DNA -> class 0/1. ``arch="cnn"`` (default) or ``"lstm"`` (the seed's).
+
+    ``class_weight`` (none, ``"balanced"`` or ``"0=1,1=4"``, see
+    :mod:`~helixserve.training.classweights`) weights the binary cross-entropy per class."""
 
     name = "dna-binary"
     task = "binary"
@@ -25,7 +29,7 @@ class DnaBinary(TorchRecipe):
             length=length, arch=arch, alphabet=alphabet, filters=filters, kernel=kernel, pool=pool,
             hidden=hidden, units=units, bidirectional=bidirectional, dropout=dropout,
             epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-            class_weight=class_weight, device=device,
+            class_weight=check_class_weight(class_weight), device=device,
         )  # fmt: skip
 
     def input_schema(self) -> SequenceSchema:

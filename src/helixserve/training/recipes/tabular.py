@@ -2,6 +2,8 @@
 
 Missing values are imputed (median of the training rows) inside the exported pipeline, so the
 served model accepts them too. Exported with skl2onnx; the graph outputs class probabilities.
+``class_weight`` (none, ``"balanced"`` or ``"benign=1,malignant=3"``, see
+:mod:`helixserve.training.classweights`) goes to scikit-learn's ``class_weight=``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sklearn.pipeline import Pipeline
 
 from helixserve.inputs.tabular import Feature, TabularSchema
 from helixserve.store.manifest import Task
+from helixserve.training.classweights import check_class_weight, sklearn_class_weight
 from helixserve.training.loop import History
 from helixserve.training.recipes.base import Recipe
 
@@ -51,7 +54,7 @@ class TabularForest(Recipe):
             max_depth=max_depth,
             min_samples_leaf=min_samples_leaf,
             max_features=max_features,
-            class_weight=class_weight,
+            class_weight=check_class_weight(class_weight),
             calibrate=calibrate,
         )
         self.features = features
@@ -60,26 +63,26 @@ class TabularForest(Recipe):
     def input_schema(self) -> TabularSchema:
         return TabularSchema(features=self.features, allow_missing=True)
 
-    def _classifier(self, seed: int) -> Any:
+    def _classifier(self, seed: int, weights: str | dict[int, float] | None) -> Any:
         """The model, wrapped in 5-fold probability calibration when ``calibrate`` is set."""
-        base = self._base(seed)
+        base = self._base(seed, weights)
         method = self.params.get("calibrate")
         if method is None:
             return base
         return CalibratedClassifierCV(base, method=method, cv=5)
 
-    def _base(self, seed: int) -> Any:
+    def _base(self, seed: int, weights: str | dict[int, float] | None) -> Any:
         p = self.params
         if p["model"] == "gb":
             return HistGradientBoostingClassifier(
-                max_depth=p["max_depth"], random_state=seed, class_weight=p["class_weight"]
+                max_depth=p["max_depth"], random_state=seed, class_weight=weights
             )
         return RandomForestClassifier(
             n_estimators=p["n_estimators"],
             max_depth=p["max_depth"],
             min_samples_leaf=p["min_samples_leaf"],
             max_features=p["max_features"],
-            class_weight=p["class_weight"],
+            class_weight=weights,
             random_state=seed,
             n_jobs=1,
         )
@@ -97,8 +100,12 @@ class TabularForest(Recipe):
         on_epoch: Callable[[History], None] | None = None,
     ) -> None:
         self.task = "binary" if labels is not None and len(labels) == 2 else "multiclass"
+        weights = sklearn_class_weight(self.params["class_weight"], labels or [])
         self.pipeline = Pipeline(
-            [("impute", SimpleImputer(strategy="median")), ("model", self._classifier(seed))]
+            [
+                ("impute", SimpleImputer(strategy="median")),
+                ("model", self._classifier(seed, weights)),
+            ]
         )
         self.pipeline.fit(x_train, y_train)
 

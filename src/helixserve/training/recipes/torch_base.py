@@ -6,6 +6,9 @@ example input looks like (:meth:`TorchRecipe.example`); it may transform the tra
 (:meth:`TorchRecipe.prepare`, e.g. augmentation) or draw fresh ones every epoch
 (:meth:`TorchRecipe.sampler`, e.g. random crops). Predictions and the exported graph go through
 the same wrapper (sigmoid, softmax, or the rescaling of a standardised target), so they agree.
+``checkpoint`` (set by :func:`~helixserve.training.publish.train_and_publish` from its work dir),
+``fingerprint`` and ``resume`` go to the loop: the training state is saved after every epoch and,
+with ``resume``, continued from (see :mod:`helixserve.training.loop`).
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import numpy.typing as npt
 import torch
 
 from helixserve.errors import HelixError
+from helixserve.training.classweights import class_weight_vector
 from helixserve.training.export import torch_to_onnx
-from helixserve.training.loop import History, Loss, balanced_weights, fit
+from helixserve.training.loop import History, Loss, fit
 from helixserve.training.nets import Rescaled, WithSigmoid, WithSoftmax
 from helixserve.training.recipes.base import Recipe
 
@@ -39,7 +43,9 @@ class TorchRecipe(Recipe):
         self.model: torch.nn.Module | None = None
         self.shift, self.scale = 0.0, 1.0
         self.initial: dict[str, npt.NDArray[Any]] | None = None
-        self.checkpoint: Path | None = None  # where fit() keeps the best weights so far
+        self.checkpoint: Path | None = None  # where fit() keeps the training state
+        self.fingerprint: dict[str, Any] = {}  # what the run was started with (in the checkpoint)
+        self.resume = False  # True: fit() continues from the checkpoint
 
     @abstractmethod
     def build(self, classes: int) -> torch.nn.Module:
@@ -77,13 +83,36 @@ class TorchRecipe(Recipe):
             self._load_initial(self.model, self.initial)
         resample = self.sampler(x_train, y_train, seed)
         x_train, y_train = resample(0) if resample is not None else self.prepare(x_train, y_train)
-        balanced = p.get("class_weight") == "balanced" and self.loss != "mse"
-        weights = balanced_weights(y_train, max(classes, 2)) if balanced else None
-        return fit(self.model, x_train, y_train, x_val, y_val, loss=self.loss,
-                   epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
-                   patience=p["patience"], class_weights=weights, seed=seed,
-                   device=p.get("device", "cpu"), progress=progress, on_epoch=on_epoch,
-                   checkpoint=self.checkpoint, resample=resample)  # fmt: skip
+        weights = self._class_weights(labels, y_train)
+        return fit(
+            self.model,
+            x_train,
+            y_train,
+            x_val,
+            y_val,
+            loss=self.loss,
+            epochs=p["epochs"],
+            batch_size=p["batch_size"],
+            lr=p["lr"],
+            patience=p["patience"],
+            class_weights=weights,
+            seed=seed,
+            device=p.get("device", "cpu"),
+            progress=progress,
+            on_epoch=on_epoch,
+            checkpoint=self.checkpoint,
+            resample=resample,
+            fingerprint=self.fingerprint,
+            resume=self.resume,
+        )
+
+    def _class_weights(
+        self, labels: list[str] | None, y: npt.NDArray[Any]
+    ) -> npt.NDArray[np.float32] | None:
+        if self.loss == "mse":
+            return None
+        names = labels if labels and len(labels) >= 2 else ["0", "1"]
+        return class_weight_vector(self.params.get("class_weight"), names, y)
 
     def weights(self) -> bytes | None:
         if self.model is None:

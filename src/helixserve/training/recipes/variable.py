@@ -95,7 +95,20 @@ class DnaVariable(TorchRecipe):
         self.model = self.build(2)
         if self.initial is not None:
             self._load_initial(self.model, self.initial)
-        return fit_bags(self.model, train, val, pool=p["pool"], epochs=p["epochs"],
-                        bag_batch=p["bag_batch"], lr=p["lr"], patience=p["patience"],
-                        balanced=p["class_weight"] == "balanced", seed=seed, progress=progress,
-                        on_epoch=on_epoch, checkpoint=self.checkpoint)  # fmt: skip
+        return fit_bags(
+            self.model,
+            train,
+            val,
+            pool=p["pool"],
+            epochs=p["epochs"],
+            bag_batch=p["bag_batch"],
+            lr=p["lr"],
+            patience=p["patience"],
+            balanced=p["class_weight"] == "balanced",
+            seed=seed,
+            progress=progress,
+            on_epoch=on_epoch,
+            checkpoint=self.checkpoint,
+            fingerprint=self.fingerprint,
+            resume=self.resume,
+        )
