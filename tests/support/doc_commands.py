@@ -71,17 +71,21 @@ def blocks(path: Path) -> list[Block]:
 
 
 def extract(path: Path, name: str) -> list[Command]:
-    """The commands of ``path``'s console / sh / bash blocks, ``name`` being its label."""
+    """The commands of ``path``'s console / sh / bash blocks, ``name`` being its label, and the
+    ``$`` lines of blocks in any other language (a transcript: ``Command.language`` says which)."""
     commands: list[Command] = []
     for block in blocks(path):
-        if block.language not in COMMAND_LANGUAGES:
-            continue
-        prompted = block.language == "console" or any(x.startswith("$ ") for x in block.lines)
-        commands += _prompted(block, name) if prompted else _plain(block, name)
+        prompted = any(x.startswith("$ ") for x in block.lines)
+        if block.language in COMMAND_LANGUAGES:
+            prompted = prompted or block.language == "console"
+            commands += _prompted(block, name) if prompted else _plain(block, name)
+        elif prompted:
+            commands += _prompted(block, name)
     return commands
 
 
 def _prompted(block: Block, name: str) -> list[Command]:
+    language = block.language if block.language not in COMMAND_LANGUAGES else "console"
     commands: list[Command] = []
     text: list[str] = []
     shown: list[str] = []
@@ -92,13 +96,13 @@ def _prompted(block: Block, name: str) -> list[Command]:
             text.append(line)
         elif line.startswith("$ "):
             if text:
-                commands.append(Command(name, start, "\n".join(text), tuple(shown)))
+                commands.append(Command(name, start, "\n".join(text), tuple(shown), language))
             text, shown, start = [line[2:]], [], block.start + offset
         elif text:
             shown.append(line)
         continued = line.endswith("\\")
     if text:
-        commands.append(Command(name, start, "\n".join(text), tuple(shown)))
+        commands.append(Command(name, start, "\n".join(text), tuple(shown), language))
     return commands
 
 
