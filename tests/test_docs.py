@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import json
 import os
 import random
-import re
 import shutil
 import signal
 import socket
@@ -39,7 +37,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -460,71 +457,3 @@ def test_the_shape_check_sees_a_changed_output() -> None:
     assert shape_problems(json_shown, '{"model":"x","predictions":[{"label":"1"}],"errors":[]}', "")
     assert shape_problems(["file:///home/me/.s"], "file:///h/.s", "/h") == []
     assert shape_problems(["key:   hs_1Yb..."], "key:   hs_ZZZ", "") == []
-
-
-# --- names the docs use: settings, commands, options ---------------------------------------------
-
-OTHER_OPTIONS = {"--check": "ruff format --check", "--from-literal": "kubectl create secret"}
-
-
-def cli_names() -> tuple[set[str], set[str]]:
-    """Every ``helixserve`` command path (``models list``) and every ``--option`` of any command."""
-    import typer
-
-    from helixserve.cli.app import app
-
-    paths: set[str] = set()
-    options: set[str] = set()
-
-    def walk(command: Any, path: str) -> None:
-        paths.add(path)
-        for param in command.params:
-            options.update(o for o in [*param.opts, *param.secondary_opts] if o.startswith("--"))
-        for name, sub in getattr(command, "commands", {}).items():
-            walk(sub, f"{path} {name}".strip())
-
-    walk(typer.main.get_command(app), "")
-    return paths, options
-
-
-def test_every_command_and_option_the_docs_name_exists() -> None:
-    paths, options = cli_names()
-    groups = {p.split()[0] for p in paths if " " in p}
-    wrong = []
-    for path in DOCS:
-        text = path.read_text(encoding="utf-8")
-        prose = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
-        code = re.findall(r"`([^`]+)`", prose) + [c.first_line for c in extract(path, "")]
-        for span in code:
-            for first, sub in re.findall(r"\bhelixserve ([a-z][a-z-]*)(?: ([a-z][a-z-]*))?", span):
-                group = first in groups
-                if first not in paths or (group and f"{first} {sub}" not in paths):
-                    wrong.append(f"{path.name}: helixserve {first} {sub}")
-        mentioned = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", text))
-        wrong += [f"{path.name}: {o}" for o in sorted(mentioned - options - set(OTHER_OPTIONS))]
-    assert wrong == []
-
-
-def test_configuration_lists_every_setting_with_its_default() -> None:
-    from helixserve.settings import Settings
-
-    rows = re.findall(
-        r"^\| `HELIXSERVE_([A-Z0-9_]+)`(?: / `HELIXSERVE_([A-Z0-9_]+)`)? \| ([^|]+) \|",
-        (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8"),
-        re.M,
-    )
-    named = {n.lower() for row in rows for n in row[:2] if n}
-    assert named == set(Settings.model_fields)
-    defaults = Settings.model_construct()
-    for name, _, shown in rows:
-        value = getattr(defaults, name.lower())
-        literal = re.fullmatch(r"`([^`]+)`", shown.strip())
-        if literal is None or value is None or literal.group(1).startswith("AWS_"):
-            continue  # a default in words ("16 MiB", "(empty: no auth)") or from AWS_*
-        if isinstance(value, bool):
-            value = str(value).lower()
-        elif isinstance(value, float) and value.is_integer():
-            value = int(value)
-        elif isinstance(value, dict):
-            value = json.dumps(value)
-        assert os.path.expanduser(literal.group(1)) == str(value), name
