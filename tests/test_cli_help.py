@@ -94,6 +94,7 @@ def test_every_parameter_is_described(path: tuple[str, ...], command: Any) -> No
         shown = param.display_type_rich(ctx) or ""
         if isinstance(param, TyperArgument):
             assert METAVAR.fullmatch(param.metavar or ""), f"{where}: argument {param.metavar!r}"
+            assert shown == "", f"{where}: an argument shows the type {shown!r}"
         elif isinstance(param, TyperOption) and param.is_flag:
             assert shown == "", f"{where}: a flag shows {shown!r}"
         else:
@@ -164,11 +165,10 @@ def test_predict_options_read_like_a_cli() -> None:
         " file.",
         "",
         "╭─ Arguments ──────────────────────────────────────────────────────────────────╮",
-        "│ *    MODEL      <str>  The model: NAME, NAME@VERSION or NAME@ALIAS.          │",
-        "│                        [required]                                            │",
-        "│ *    INPUT      <str>  File to score: CSV, TSV, FASTA, text (.gz is fine) or │",
-        "│                        Parquet; path or S3 URI.                              │",
-        "│                        [required]                                            │",
+        "│ *    MODEL        The model: NAME, NAME@VERSION or NAME@ALIAS. [required]    │",
+        "│ *    INPUT        File to score: CSV, TSV, FASTA, text (.gz is fine) or      │",
+        "│                   Parquet; path or S3 URI.                                   │",
+        "│                   [required]                                                 │",
         "╰──────────────────────────────────────────────────────────────────────────────╯",
         "╭─ Options ────────────────────────────────────────────────────────────────────╮",
         "│ --output      -o      FILE         Output .csv/.tsv (.gz) or .parquet        │",

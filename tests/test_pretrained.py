@@ -198,3 +198,12 @@ def test_list_api_and_home_page_agree_on_each_headline(
     for name, meaning in meanings.items():
         assert meaning in listed.replace("\n", " ") or meaning in " ".join(listed.split())
         assert meaning in home, name
+
+
+def test_every_pretrained_model_passes_its_self_test(fresh: dict[str, str], tmp_path: Path) -> None:
+    done = helixserve(fresh, tmp_path, "models", "test")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [["ok", f"{name}@1:"] for name in ZOO]
+    assert all(line.endswith("examples match (tolerance 0.0001)") for line in lines)
+    assert all(int(line.split()[2]) >= 4 for line in lines)  # examples in each bundle

@@ -2,7 +2,8 @@
 
 Contract (checked for every command of the app by ``tests/test_cli_help.py``):
 - Flags show no value: :class:`HelixGroup`, the root group's class, clears the type shown for
-  every boolean flag and for ``--help`` once typer has built the command tree.
+  every boolean flag, for ``--help`` and beside every argument once typer has built the command
+  tree.
 - A value option names its value with a metavar (``--store URI``, ``--port PORT``,
   ``-o, --output FILE``); an option with a fixed set of values is typed as a ``Literal``, so
   ``--help`` lists the values and click refuses any other with its standard usage error (exit 2).
@@ -19,7 +20,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from typer.core import TyperGroup, TyperOption
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 StoreOption = Annotated[
     str | None,
@@ -61,6 +62,11 @@ def _commands(command: typer.core.TyperCommand | TyperGroup) -> list[Any]:
     return found
 
 
+def _no_type(ctx: object) -> None:
+    """An argument's type column in ``--help``: empty (the metavar, e.g. MODEL, names it)."""
+    return None
+
+
 class HelixGroup(TyperGroup):
     """The root group: once typer has built the tree, flags (``--json``, ``--help``) show no
     value in ``--help`` instead of a type such as ``<bool>``."""
@@ -75,3 +81,6 @@ class HelixGroup(TyperGroup):
             for flag in [*flags, *([help_option] if help_option else [])]:
                 if flag.metavar is None:
                     flag.metavar = ""
+            for argument in command.params:
+                if isinstance(argument, TyperArgument):  # its name says it all: no <str> beside it
+                    setattr(argument, "display_type_rich", _no_type)  # noqa: B010
