@@ -226,7 +226,7 @@ def json_problems(shown: list[str], actual: str) -> list[str]:
     for key, value in re.findall(r'"([^"\\]+)"\s*:\s*"((?:[^"\\]|\\.)*)"', text):
         pattern = line_pattern(value)
         values = [" ".join(str(v).split()) for k, v in pairs if k == key and isinstance(v, str)]
-        if keys.issuperset([key]) and not any(pattern.fullmatch(v) for v in values):
+        if key in keys and not any(pattern.fullmatch(v) for v in values):
             problems.append(f"{key!r} is shown as {value!r}, the output has {values}")
     return problems
 
