@@ -40,10 +40,15 @@ QUICKSTART_EXAMPLES = examples(
 
 
 def quickstart(
-    port: Annotated[int, typer.Option(metavar="PORT", help="HTTP port.")] = 8000,
+    port: Annotated[
+        int | None, typer.Option(metavar="PORT", help="HTTP port (default HELIXSERVE_PORT, 8000).")
+    ] = None,
     grpc_port: Annotated[
-        int, typer.Option(metavar="PORT", help="gRPC port (0: no gRPC server).")
-    ] = 8001,
+        int | None,
+        typer.Option(
+            metavar="PORT", help="gRPC port; 0: none (default HELIXSERVE_GRPC_PORT, 8001)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the pretrained models shipped in the package, and yours (no training, no download)."""
     serve(port=port, grpc_port=grpc_port)
