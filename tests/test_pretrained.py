@@ -7,6 +7,7 @@ commands run as a new user's would: a fresh HOME, no ``HELIXSERVE_*`` variable a
 from __future__ import annotations
 
 import csv
+import html
 import os
 import re
 import subprocess
@@ -58,7 +59,16 @@ def test_models_list_shows_the_zoo_in_a_fresh_home(fresh: dict[str, str], tmp_pa
     ]
     assert [row[0] for row in rows] == ZOO
     assert all(row[-1] == "zoo" for row in rows)
-    assert ["yeast-utr", "1", "production→1", "regression", "r2", "0.596", "zoo"] in rows
+    assert ["yeast-utr", "1", "production→1", "regression", "r2", "0.595", "zoo"] in rows
+    assert [
+        "amr-resistance",
+        "1",
+        "production→1",
+        "binary",
+        "isolate_accuracy",
+        "0.867",
+        "zoo",
+    ] in rows
 
 
 def test_predict_by_name_in_a_fresh_home(fresh: dict[str, str], tmp_path: Path) -> None:
@@ -197,7 +207,7 @@ def test_list_api_and_home_page_agree_on_each_headline(
     meanings = {m["name"]: m["headline"]["meaning"] for m in served}
     for name, meaning in meanings.items():
         assert meaning in listed.replace("\n", " ") or meaning in " ".join(listed.split())
-        assert meaning in home, name
+        assert meaning in html.unescape(home), name
 
 
 def test_every_pretrained_model_passes_its_self_test(fresh: dict[str, str], tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from helixserve.serving.api_docs import DOCS_CSP
 from helixserve.serving.app import PAGE_CSP
-from helixserve.serving.auth import hash_key
+from helixserve.serving.auth import KeyRing, hash_key
 from helixserve.serving.sessions import SessionBook
 from helixserve.store import ModelStore
 from tests.conftest import s3_options
@@ -385,22 +385,40 @@ def test_the_session_cookie_is_secure_over_https(keyed: str) -> None:
 
 def test_session_tokens_are_signed_expire_and_are_shared_by_workers() -> None:
     now = [1000.0]
-    book = SessionBook(b"s" * 32, ttl_s=60, clock=lambda: now[0])
-    token = book.open("predict")
+    keys = KeyRing([f"predict:{hash_key(PREDICT_KEY)}", f"admin:{hash_key(ADMIN_KEY)}"])
+    book = SessionBook(keys, b"s" * 32, ttl_s=60, clock=lambda: now[0])
+    token = book.open(PREDICT_KEY)
     assert book.scope(token) == "predict"
-    other_worker = SessionBook(b"s" * 32, clock=lambda: now[0])
+    other_worker = SessionBook(keys, b"s" * 32, clock=lambda: now[0])
     assert other_worker.scope(token) == "predict"  # the same secret: one server's workers
-    assert SessionBook(b"t" * 32, clock=lambda: now[0]).scope(token) is None
-    forged = token.replace("predict.", "admin.", 1)
-    assert book.scope(forged) is None  # the scope is signed
+    assert SessionBook(keys, b"t" * 32, clock=lambda: now[0]).scope(token) is None
+    admin = book.open(ADMIN_KEY)
+    holder = admin.split(".")[0]
+    forged = token.replace(token.split(".")[0], holder, 1)
+    assert book.scope(forged) is None  # the key's fingerprint is signed
     now[0] += 61
     assert book.scope(token) is None  # expired
-    admin = book.open("admin")
+    admin = book.open(ADMIN_KEY)
     book.close(admin)
     assert book.scope(admin) is None  # revoked in this process
-    assert (
-        book.scope("") is None and book.scope("made-up") is None and book.scope("a.b.c.d") is None
-    )
+    assert [book.scope(t) for t in ("", "made-up", "a.b.c.d", "é.1.2.3")] == [None] * 4
+
+
+def test_sessions_follow_the_keys_configured_now() -> None:
+    """A removed key's sessions end; a key moved from admin to predict has predict."""
+    before = KeyRing([f"admin:{hash_key(ADMIN_KEY)}", f"predict:{hash_key(PREDICT_KEY)}"])
+    token = SessionBook(before, b"s" * 32).open(ADMIN_KEY)
+    assert SessionBook(before, b"s" * 32).scope(token) == "admin"
+    removed = KeyRing([f"predict:{hash_key(PREDICT_KEY)}"])
+    assert SessionBook(removed, b"s" * 32).scope(token) is None
+    demoted = KeyRing([f"predict:{hash_key(ADMIN_KEY)}"])
+    assert SessionBook(demoted, b"s" * 32).scope(token) == "predict"
+
+
+def test_a_non_ascii_session_cookie_is_no_session(keyed: str) -> None:
+    for cookie in (b"hs_session=\xc3\xa9t\xc3\xa9", b"hs_session=%C3%A9t%C3%A9"):
+        assert httpx.get(keyed + "/", headers={"cookie": cookie}).status_code == 401  # not 500
+        assert httpx.get(keyed + "/login", headers={"cookie": cookie}).status_code == 200
 
 
 def test_two_workers_honour_one_sign_in(tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def describe_lineage(manifest: Manifest) -> str:
 def headline_cell(manifest: Manifest) -> str:
     """The headline figure as every edge shows it, with the out-of-distribution one if any."""
     figure = headline_of(manifest)
-    return figure.text + (f"\n({figure.ood_text} OOD)" if figure.ood_text else "")
+    return figure.text + (f"\n{figure.ood_text}" if figure.ood_text else "")
 
 
 @models_app.command(
@@ -96,12 +96,11 @@ def list_models(store: StoreOption = None) -> None:
         console.print(f"The store {models.uri} has no models yet.", highlight=False)
         return
     table = Table(
-        *(Column(h, no_wrap=True) for h in LIST_COLUMNS),
+        *(Column(h, no_wrap=h != "headline") for h in LIST_COLUMNS),
         title=models.uri,
         box=box.SIMPLE_HEAD,
         collapse_padding=True,
         pad_edge=False,
-        caption=_caption(models, names),
     )
     for name in names:
         versions = ", ".join(str(v) for v in models.versions(name))
@@ -127,6 +126,8 @@ def list_models(store: StoreOption = None) -> None:
             _origin(models, name),
         )
     console.print(table)
+    for line in _meanings(models, names):
+        console.print(Text(line), highlight=False)
 
 
 def _origin(models: ModelStore, name: str) -> str:
@@ -135,15 +136,17 @@ def _origin(models: ModelStore, name: str) -> str:
     return "yours+zoo" if len(held) == 2 else "yours" if held == {True} else "zoo"
 
 
-def _caption(models: ModelStore, names: list[str]) -> str:
-    meanings = sorted(
-        {
-            f"{headline_of(models.manifest(n)).metric}: {headline_of(models.manifest(n)).meaning}"
-            for n in names
-            if _readable(models, n)
-        }
-    )
-    return "\n".join(meanings)
+def _meanings(models: ModelStore, names: list[str]) -> list[str]:
+    """One line per model: what its headline (and out-of-distribution) figure measures."""
+    lines = []
+    for name in names:
+        if not _readable(models, name):
+            continue
+        figure = headline_of(models.manifest(name))
+        lines.append(f"{name}: {figure.metric} = {figure.meaning}")
+        if figure.ood_metric:
+            lines.append(f"{name}: {figure.ood_metric} = {figure.ood_meaning}")
+    return lines
 
 
 def _readable(models: ModelStore, name: str) -> bool:

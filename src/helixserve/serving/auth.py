@@ -47,6 +47,10 @@ class KeyRing:
         self.predict_open = "predict" not in self._scopes.values()
         self.admin_open = not self._scopes
 
+    def scopes(self) -> dict[str, Scope]:
+        """Each configured key's sha256 and the scope it grants."""
+        return dict(self._scopes)
+
     def is_open(self, scope: Scope) -> bool:
         """Whether ``scope`` needs no key here (see the module contract)."""
         return self.predict_open if scope == "predict" else self.admin_open

@@ -58,7 +58,9 @@ class Server:
         self.metrics = Metrics()
         self.keys = KeyRing(settings.api_keys)
         secret = settings.session_secret
-        self.sessions = SessionBook(secret.get_secret_value().encode() if secret else None)
+        self.sessions = SessionBook(
+            self.keys, secret.get_secret_value().encode() if secret else None
+        )
         self.upload_limits = UploadLimits(settings.max_decompressed_bytes,
                                           settings.max_upload_records)  # fmt: skip
         self.registry = Registry(

@@ -2,10 +2,12 @@
 a session cookie. The API never reads that cookie.
 
 Contract:
-- :class:`SessionBook` issues and checks session tokens: the *scope* the key granted
-  (``predict`` or ``admin``), an expiry :data:`SESSION_TTL_S` after sign-in and a random nonce,
-  signed with HMAC-SHA256 under the server's session secret: never the key, nor its hash. A token
-  that was changed, signed under another secret or has expired is no session.
+- :class:`SessionBook` issues and checks session tokens: a fingerprint of the key entered (an
+  HMAC of its sha256 under the secret: never the key, nor its hash), an expiry
+  :data:`SESSION_TTL_S` after sign-in and a random nonce, signed with HMAC-SHA256 under the
+  server's session secret. The scope comes from the keys configured *now*: a session of a key
+  that was removed is no session, and a key moved from admin to predict has predict. A token that
+  was changed, signed under another secret, is not ASCII or has expired is no session.
 - The secret is ``HELIXSERVE_SESSION_SECRET``; ``helixserve serve --workers N`` makes one for its
   workers when it is unset, so every worker of one server accepts the same sessions. Several
   replicas behind a load balancer need the setting (the same value in each). Unset with one
@@ -36,12 +38,11 @@ from collections.abc import Callable
 from typing import Any
 
 from helixserve.errors import AuthError
-from helixserve.serving.auth import KeyRing, Scope
+from helixserve.serving.auth import KeyRing, Scope, hash_key
 
 COOKIE = "hs_session"
 SESSION_TTL_S = 12 * 3600
 MAX_REVOKED = 10_000
-_SCOPES: tuple[Scope, ...] = ("predict", "admin")
 
 
 class LoginNeeded(AuthError):
@@ -53,34 +54,43 @@ class SessionBook:
 
     def __init__(
         self,
+        keys: KeyRing,
         secret: bytes | None = None,
         ttl_s: float = SESSION_TTL_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.secret = secret or secrets.token_bytes(32)
         self.ttl_s, self.clock = ttl_s, clock
+        self._holders = {self._sign(digest)[:22]: scope for digest, scope in keys.scopes().items()}
         self._revoked: OrderedDict[str, float] = OrderedDict()
 
-    def open(self, scope: Scope) -> str:
-        """A new signed session token for ``scope`` (the browser's cookie value)."""
-        body = f"{scope}.{int(self.clock() + self.ttl_s)}.{secrets.token_urlsafe(16)}"
+    def open(self, key: str) -> str:
+        """A new signed session token for a configured ``key`` (the browser's cookie value)."""
+        body = f"{self._sign(hash_key(key))[:22]}.{int(self.clock() + self.ttl_s)}."
+        body += secrets.token_urlsafe(16)
         return f"{body}.{self._sign(body)}"
 
     def scope(self, token: str | None) -> Scope | None:
-        """The scope of a live session, or ``None`` (no, forged, revoked or expired token)."""
-        parts = (token or "").split(".")
-        if len(parts) != 4 or not hmac.compare_digest(self._sign(".".join(parts[:3])), parts[3]):
+        """The scope of a live session, or ``None`` (no, forged, revoked or expired token, or a
+        key no longer configured)."""
+        if not token or not token.isascii():
             return None
-        scope, expiry, nonce = parts[0], parts[1], parts[2]
+        parts = token.split(".")
+        if len(parts) != 4:
+            return None
+        expected = self._sign(".".join(parts[:3])).encode("ascii")
+        if not hmac.compare_digest(expected, parts[3].encode("ascii")):
+            return None
+        holder, expiry, nonce = parts[0], parts[1], parts[2]
         if not expiry.isdigit() or int(expiry) <= self.clock() or nonce in self._revoked:
             return None
-        return next((s for s in _SCOPES if s == scope), None)
+        return self._holders.get(holder)
 
     def close(self, token: str | None) -> None:
         """Revoke a session in this process (sign-out); unknown tokens are ignored."""
-        parts = (token or "").split(".")
-        if self.scope(token) is None:
+        if self.scope(token) is None or token is None:
             return
+        parts = token.split(".")
         self._revoked[parts[2]] = float(parts[1])
         now = self.clock()
         for nonce, expiry in list(self._revoked.items()):
@@ -88,7 +98,7 @@ class SessionBook:
                 del self._revoked[nonce]
 
     def _sign(self, body: str) -> str:
-        digest = hmac.new(self.secret, body.encode("utf-8", "surrogatepass"), hashlib.sha256)
+        digest = hmac.new(self.secret, body.encode("ascii"), hashlib.sha256)
         return base64.urlsafe_b64encode(digest.digest()).decode("ascii").rstrip("=")
 
 

@@ -68,13 +68,13 @@ def mount_login(api: FastAPI, server: Server, page: Pages) -> None:
         if not key:
             return form(request, 401, "enter an API key first.", next_path)
         try:
-            scope = server.keys.scope_of(key)
+            server.keys.scope_of(key)  # a key that is not configured is refused here
         except AuthError as err:
             return form(request, err.status, str(err), next_path)
         server.sessions.close(request.cookies.get(COOKIE))  # a new sign-in replaces the old one
         reply = RedirectResponse(next_path, 303)
         https = request.url.scheme == "https"
-        reply.set_cookie(COOKIE, server.sessions.open(scope), **cookie_options(https))
+        reply.set_cookie(COOKIE, server.sessions.open(key), **cookie_options(https))
         return reply
 
     _logout_route(api, server, page)
