@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from helixserve.errors import StorePermissionError
-from helixserve.store import ModelStore
+from helixserve.store import Lineage, ModelStore
 from helixserve.store.configured import PRETRAINED_STORE, open_layered
 from tests.support.server import free_port, publish_gc
 
@@ -217,3 +217,49 @@ def test_every_pretrained_model_passes_its_self_test(fresh: dict[str, str], tmp_
     assert [line.split()[:2] for line in lines] == [["ok", f"{name}@1:"] for name in ZOO]
     assert all(line.endswith("examples match (tolerance 0.0001)") for line in lines)
     assert all(int(line.split()[2]) >= 4 for line in lines)  # examples in each bundle
+
+
+def two_layers(tmp_path: Path) -> tuple[ModelStore, ModelStore]:
+    below = ModelStore.open(str(tmp_path / "below"), cache_dir=tmp_path / "cache")
+    mine = ModelStore.open(str(tmp_path / "mine"), cache_dir=tmp_path / "cache", under=below)
+    return below, mine
+
+
+def test_your_newest_version_is_the_default_whatever_lies_below(tmp_path: Path) -> None:
+    below, mine = two_layers(tmp_path)
+    publish_gc(below, name="m")
+    publish_gc(mine, name="m", bias=3.0)  # yours: numbered after the one below
+    publish_gc(below, name="m")  # newer pretrained versions arrive (an upgrade): @2 below is
+    publish_gc(below, name="m")  # hidden by yours, @3 is not
+    assert mine.versions("m") == [1, 2, 3]
+    assert mine.origin("m", 3) == below.uri
+    assert mine.resolve("m") == 2  # still yours
+    assert mine.origin("m") == mine.uri
+
+
+def test_a_version_made_from_a_pretrained_one_does_not_become_the_default(
+    tmp_path: Path,
+) -> None:
+    below, mine = two_layers(tmp_path)
+    publish_gc(below, name="m")
+    below.set_alias("m", "production", 1)
+    manifest, files = mine.read_files("m@1")
+    derived = manifest.model_copy(update={"lineage": Lineage(how="quantize", parent="m@1")})
+    assert mine.publish(derived, files).version == 2
+    assert mine.aliases("m") == {"production": 1}  # copied up before the candidate appeared
+    assert (mine.resolve("m"), mine.resolve("m@production")) == (1, 1)
+    mine.set_alias("m", "production", 2)  # promoting works as in any store
+    assert mine.resolve("m") == 2
+
+
+def test_copies_between_stores_see_only_those_stores(fresh: dict[str, str], tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    pulled = helixserve(fresh, tmp_path, "models", "pull", "primer-binding", "--from", str(empty))
+    assert pulled.returncode == 1
+    assert pulled.stderr.startswith(
+        f"Error: no model named 'primer-binding' in the store {empty.resolve().as_uri()};"
+    )
+    pushed = helixserve(fresh, tmp_path, "models", "push", "yeast-utr", "--to", str(empty))
+    assert pushed.returncode == 0, pushed.stderr
+    assert pushed.stdout.strip().endswith("as yeast-utr@1")  # numbered in that store alone

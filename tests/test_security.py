@@ -417,8 +417,8 @@ def test_sessions_follow_the_keys_configured_now() -> None:
 
 def test_a_non_ascii_session_cookie_is_no_session(keyed: str) -> None:
     for cookie in (b"hs_session=\xc3\xa9t\xc3\xa9", b"hs_session=%C3%A9t%C3%A9"):
-        assert httpx.get(keyed + "/", headers={"cookie": cookie}).status_code == 401  # not 500
-        assert httpx.get(keyed + "/login", headers={"cookie": cookie}).status_code == 200
+        assert httpx.get(keyed + "/", headers={b"cookie": cookie}).status_code == 401  # not 500
+        assert httpx.get(keyed + "/login", headers={b"cookie": cookie}).status_code == 200
 
 
 def test_two_workers_honour_one_sign_in(tmp_path: Path) -> None:

@@ -185,3 +185,100 @@ def test_headline_names_isolates_and_the_external_rows() -> None:
     assert choose_headline("regression", {"r2": 0.5}, parts, bagged=False) == Headline(
         metric="r2", meaning="R² on the 3 held-out test rows"
     )
+
+
+def with_examples(store: ModelStore, version: int, examples: bytes) -> int:
+    """Publish ``gc@version`` again with other ``examples.json`` bytes (hashes all consistent)."""
+    manifest, files = store.read_files(f"gc@{version}")
+    files[EXAMPLES_FILE] = examples
+    fields = manifest.model_dump(exclude={"files", "version"})
+    return store.publish(make_manifest(files, **fields), files).version
+
+
+GOOD_OUTPUT = [0.5, 0.5]
+DAMAGED = {
+    "not json": (b"{", "is damaged (Expecting property name"),
+    "a list": (b"[]", "is damaged (it must be an object with format 1)"),
+    "no format": (b'{"tolerance": 0.0001, "examples": []}', "it must be an object with format 1"),
+    "a string example": (
+        b'{"format": 1, "tolerance": 0.0001, "examples": ["ACGT"]}',
+        "example 0 must hold exactly an input and an output",
+    ),
+    "a scalar output": (
+        b'{"format": 1, "tolerance": 0.0001, "examples": [{"input": "A", "output": 0.5}]}',
+        "the output of example 0 must be a list of finite numbers",
+    ),
+    "an empty output": (
+        b'{"format": 1, "tolerance": 0.0001, "examples": [{"input": "A", "output": []}]}',
+        "the output of example 0 must be a list of finite numbers",
+    ),
+    "a huge tolerance": (
+        b'{"format": 1, "tolerance": 1e9, "examples": [{"input": "A", "output": [1]}]}',
+        "tolerance must be from 0 to 0.01, got 1000000000.0",
+    ),
+    "a boolean tolerance": (
+        b'{"format": 1, "tolerance": true, "examples": [{"input": "A", "output": [1]}]}',
+        "tolerance must be a number",
+    ),
+    "no examples": (b'{"format": 1, "tolerance": 0.0001, "examples": []}', "a list of 1 to 64"),
+    "bad base64": (
+        b'{"format": 1, "tolerance": 0.0001, "examples": [{"input": {"image_base64": "%%"}, '
+        b'"output": [1]}]}',
+        "an image input is not valid base64",
+    ),
+    "a number input": (
+        b'{"format": 1, "tolerance": 0.0001, "examples": [{"input": 7, "output": [1]}]}',
+        "an input must be a string or an object, got int",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED))
+def test_a_damaged_examples_file_is_a_clear_self_test_error(
+    local: ModelStore, tmp_path: Path, case: str
+) -> None:
+    data, message = DAMAGED[case]
+    bad = with_examples(local, imported(local, tmp_path), data)
+    with pytest.raises(SelfTestError) as info:
+        run_selftest(Predictor.from_store(local, f"gc@{bad}"))
+    assert str(info.value).startswith(f"{EXAMPLES_FILE} of gc@{bad} is damaged (")
+    assert message in str(info.value)
+    assert str(info.value).endswith("); publish the model again.")
+
+
+def test_wrong_length_outputs_are_reported_not_raised(local: ModelStore, tmp_path: Path) -> None:
+    body = {"format": 1, "tolerance": 1e-4, "examples": [{"input": GC, "output": [1, 2, 3]}]}
+    bad = with_examples(local, imported(local, tmp_path), json.dumps(body).encode())
+    report = run_selftest(Predictor.from_store(local, f"gc@{bad}"))
+    assert not report.passed
+    assert (
+        report.mismatches[0]
+        .describe()
+        .startswith("example 0: expected 3 numbers [1, 2, 3], got 2:")
+    )
+
+
+def test_a_damaged_bundle_never_stops_the_server(local: ModelStore, tmp_path: Path) -> None:
+    good = imported(local, tmp_path)
+    bad = with_examples(local, good, b'{"format": 1, "tolerance": 0.0001, "examples": [7]}')
+    local.set_alias("gc", "production", good)
+    registry = Registry(local)
+    asyncio.run(registry.load())
+    assert registry.resolve("gc").version == good
+    assert registry.load_errors[f"gc@{bad}"].startswith(f"{EXAMPLES_FILE} of gc@{bad} is damaged")
+    registry.close()
+
+
+def test_after_a_restart_an_alias_on_a_failing_version_serves_the_one_before(
+    local: ModelStore, tmp_path: Path
+) -> None:
+    first = imported(local, tmp_path)
+    failing = swapped(local, first, bias=0.0)
+    candidate = imported(local, tmp_path)  # newer, good, never promoted
+    local.set_alias("gc", "production", failing)
+    registry = Registry(local)  # a fresh server: no earlier snapshot to keep
+    asyncio.run(registry.load())
+    assert sorted(registry.entry("gc").versions) == [first, candidate]
+    assert registry.resolve("gc", "production").version == first
+    assert registry.resolve("gc").version == first
+    registry.close()

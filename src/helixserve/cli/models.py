@@ -42,9 +42,10 @@ console = Console()
 LIST_COLUMNS = ("model", "versions", "aliases", "task", "headline", "from")
 
 
-def open_store(uri: str | None) -> ModelStore:
-    """The store at ``uri`` (default: the configured one), with the configured S3 options."""
-    return store_from_settings(load_settings(), uri)
+def open_store(uri: str | None, *, pretrained: bool = True) -> ModelStore:
+    """The store at ``uri`` (default: the configured one), with the configured S3 options, over
+    the pretrained models unless ``pretrained`` is false (the far end of a push or pull)."""
+    return store_from_settings(load_settings(), uri, pretrained=pretrained)
 
 
 def describe_input(manifest: Manifest) -> str:
@@ -212,7 +213,7 @@ def push(
     store: StoreOption = None,
 ) -> None:
     """Copy a model version from this store to another one (as its next version there)."""
-    source, target = open_store(store), open_store(to)
+    source, target = open_store(store), open_store(to, pretrained=False)
     copied = source.copy_to(target, ref)
     console.print(
         f"pushed {ref} to {target.uri} as {copied.name}@{copied.version}", highlight=False
@@ -240,7 +241,7 @@ def pull(
         bundle = here.pull(ref)
         console.print(f"{bundle.label} verified in {bundle.path}", highlight=False)
         return
-    copied = open_store(source).copy_to(here, ref)
+    copied = open_store(source, pretrained=False).copy_to(here, ref)
     console.print(f"pulled {ref} from {source} as {copied.name}@{copied.version}", highlight=False)
 
 

@@ -25,7 +25,6 @@ Contract:
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -240,7 +239,7 @@ def _test_score(original: Predictor, int8: Predictor, test: TestSet) -> TestScor
 def _example_inputs(predictor: Predictor) -> list[object]:
     path = predictor.bundle_path / EXAMPLES_FILE
     if EXAMPLES_FILE in predictor.manifest.files and path.is_file():
-        return stored_inputs(json.loads(path.read_bytes()))
+        return stored_inputs(path.read_bytes(), predictor.label)
     return sample_inputs(predictor, 8)
 
 

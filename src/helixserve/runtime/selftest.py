@@ -9,6 +9,11 @@ Contract:
 - :func:`make_examples` runs the given raw inputs through a loaded
   :class:`~helixserve.runtime.predictor.Predictor` and returns the file's bytes; an input the
   model refuses raises :class:`~helixserve.errors.SelfTestError` (examples must be valid).
+- A stored file is checked before anything runs: at most :data:`MAX_BYTES`, ``format`` 1,
+  1 to :data:`MAX_EXAMPLES` examples, each an object with an ``input`` (a string, an object, or
+  ``{"image_base64": ...}`` that decodes) and an ``output`` (a non-empty list of finite numbers),
+  and a finite tolerance from 0 to :data:`MAX_TOLERANCE`; anything else raises
+  :class:`SelfTestError` naming what is wrong (a damaged file never escapes as another error).
 - :func:`run_selftest` re-runs a bundle's examples and returns a :class:`SelfTestReport`
   (``passed`` is false when any output differs by more than ``T`` absolute + ``T`` relative, or
   an example is refused); :func:`check_selftest` raises :class:`SelfTestError` with the first
@@ -19,6 +24,7 @@ Contract:
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +37,9 @@ from helixserve.runtime.predictor import Predictor
 
 EXAMPLES_FILE = "examples.json"
 TOLERANCE = 1e-4
+MAX_TOLERANCE = 1e-2
+MAX_EXAMPLES = 64
+MAX_BYTES = 4 * 1024 * 1024
 SHOWN = 5
 
 
@@ -47,6 +56,11 @@ class Mismatch:
         """``example 3: expected [0.12, 0.88], got [0.5, 0.5] (max difference 0.38)``."""
         if self.got is None:
             return f"example {self.index}: expected {_fmt(self.expected)}, refused: {self.reason}"
+        if len(self.got) != len(self.expected):
+            return (
+                f"example {self.index}: expected {len(self.expected)} numbers "
+                f"{_fmt(self.expected)}, got {len(self.got)}: {_fmt(self.got)}"
+            )
         diff = float(np.max(np.abs(np.array(self.expected) - np.array(self.got))))
         return (
             f"example {self.index}: expected {_fmt(self.expected)}, got {_fmt(self.got)} "
@@ -104,9 +118,14 @@ def run_selftest(predictor: Predictor) -> SelfTestReport:
     path = predictor.bundle_path / EXAMPLES_FILE
     if EXAMPLES_FILE not in predictor.manifest.files or not path.is_file():
         return SelfTestReport(predictor.label, 0, TOLERANCE, has_examples=False)
+    if path.stat().st_size > MAX_BYTES:
+        raise SelfTestError(
+            f"{EXAMPLES_FILE} of {predictor.label} is over {MAX_BYTES // 2**20} MiB; a self-test "
+            f"holds at most {MAX_EXAMPLES} examples. Publish the model again."
+        )
     stored = _read(path.read_bytes(), predictor.label)
     tolerance = float(stored["tolerance"])
-    inputs = stored_inputs(stored)
+    inputs = [_from_json(example["input"]) for example in stored["examples"]]
     outputs = _outputs(predictor, inputs)
     mismatches = []
     for index, (example, got) in enumerate(zip(stored["examples"], outputs, strict=True)):
@@ -128,9 +147,9 @@ def check_selftest(predictor: Predictor) -> SelfTestReport:
     return report
 
 
-def stored_inputs(stored: dict[str, Any]) -> list[object]:
-    """The raw inputs of a parsed ``examples.json``."""
-    return [_from_json(example["input"]) for example in stored["examples"]]
+def stored_inputs(data: bytes, label: str) -> list[object]:
+    """The raw inputs of ``examples.json`` bytes (checked; :class:`SelfTestError` if damaged)."""
+    return [_from_json(example["input"]) for example in _read(data, label)["examples"]]
 
 
 def _outputs(predictor: Predictor, inputs: Sequence[object]) -> list[list[float] | str]:
@@ -148,21 +167,41 @@ def _outputs(predictor: Predictor, inputs: Sequence[object]) -> list[list[float]
 
 
 def _read(data: bytes, label: str) -> dict[str, Any]:
+    """The parsed file, checked; see the module contract."""
     try:
         stored = json.loads(data)
-        if not isinstance(stored, dict):
-            raise ValueError("it must hold a JSON object")
-        examples = stored["examples"]
-        float(stored["tolerance"])
-        if not isinstance(examples, list) or not all(
-            "input" in e and "output" in e for e in examples
-        ):
-            raise ValueError("each example needs an input and an output")
-    except (ValueError, TypeError, KeyError) as err:
+        _check_stored(stored)
+    except (ValueError, TypeError, KeyError, RecursionError) as err:
         raise SelfTestError(
-            f"{EXAMPLES_FILE} of {label} is damaged ({err}); publish the model again."
+            f"{EXAMPLES_FILE} of {label} is damaged ({str(err)[:200]}); publish the model again."
         ) from None
-    return stored
+    return dict(stored)
+
+
+def _check_stored(stored: object) -> None:
+    if not isinstance(stored, dict) or stored.get("format") != 1:
+        raise ValueError("it must be an object with format 1")
+    tolerance = stored.get("tolerance")
+    if not isinstance(tolerance, int | float) or isinstance(tolerance, bool):
+        raise ValueError("tolerance must be a number")
+    if not 0 <= tolerance <= MAX_TOLERANCE:  # NaN fails this too
+        raise ValueError(f"tolerance must be from 0 to {MAX_TOLERANCE:g}, got {tolerance!r}")
+    examples = stored.get("examples")
+    if not isinstance(examples, list) or not 1 <= len(examples) <= MAX_EXAMPLES:
+        raise ValueError(f"examples must be a list of 1 to {MAX_EXAMPLES}")
+    for index, example in enumerate(examples):
+        if not isinstance(example, dict) or set(example) != {"input", "output"}:
+            raise ValueError(f"example {index} must hold exactly an input and an output")
+        output = example["output"]
+        if not isinstance(output, list) or not output or not all(_finite(v) for v in output):
+            raise ValueError(f"the output of example {index} must be a list of finite numbers")
+        _from_json(example["input"])  # a base64 image that does not decode raises here
+
+
+def _finite(value: object) -> bool:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
+    )
 
 
 def _to_json(item: object) -> object:
@@ -173,7 +212,12 @@ def _to_json(item: object) -> object:
 
 def _from_json(item: object) -> object:
     if isinstance(item, dict) and set(item) == {"image_base64"}:
-        return base64.b64decode(str(item["image_base64"]))
+        try:
+            return base64.b64decode(str(item["image_base64"]), validate=True)
+        except binascii.Error as err:
+            raise ValueError(f"an image input is not valid base64 ({err})") from None
+    if not isinstance(item, str | dict):
+        raise ValueError(f"an input must be a string or an object, got {type(item).__name__}")
     return item
 
 

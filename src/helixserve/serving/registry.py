@@ -33,6 +33,7 @@ from helixserve.runtime.batcher import BatchPolicy, MicroBatcher, Observer
 from helixserve.runtime.predictor import Predictor
 from helixserve.runtime.selftest import check_selftest
 from helixserve.store.manifest import Manifest
+from helixserve.store.names import Ref
 from helixserve.store.store import DEFAULT_ALIAS, ModelStore
 
 log = logging.getLogger("helixserve.registry")
@@ -63,11 +64,14 @@ class ModelEntry:
     name: str
     versions: dict[int, LoadedModel]
     aliases: dict[str, int]
+    preferred: int | None = None  # the store's own default (it knows the pretrained layer)
 
     @property
     def default(self) -> int:
-        alias = self.aliases.get(DEFAULT_ALIAS)
-        return alias if alias in self.versions else max(self.versions)
+        for choice in (self.aliases.get(DEFAULT_ALIAS), self.preferred):
+            if choice in self.versions and choice is not None:
+                return choice
+        return max(self.versions)
 
 
 @dataclass
@@ -80,9 +84,13 @@ class Registry:
     """Loaded models of one store; see the module contract."""
 
     def __init__(
-        self, store: ModelStore, *, policy: Callable[[str], BatchPolicy] | None = None,
-        observer: ObserverFactory | None = None, intra_op_threads: int = 1,
-    ) -> None:  # fmt: skip
+        self,
+        store: ModelStore,
+        *,
+        policy: Callable[[str], BatchPolicy] | None = None,
+        observer: ObserverFactory | None = None,
+        intra_op_threads: int = 1,
+    ) -> None:
         self.store = store
         self.snapshot = Snapshot()
         self.store_error: str | None = None
@@ -161,12 +169,20 @@ class Registry:
                 except HelixError as err:
                     errors[f"{name}@{version}"] = str(err)
                     log.error("cannot load %s@%d: %s", name, version, err)
+                except Exception:  # one bad bundle must never stop the server or its reloads
+                    errors[f"{name}@{version}"] = "could not be loaded (see the server log)"
+                    log.exception("cannot load %s@%d", name, version)
             if loaded:
-                models[name] = ModelEntry(
-                    name, loaded, _keep_good(aliases, loaded, current.get(name))
-                )
+                kept = _keep_good(aliases, loaded, current.get(name))
+                models[name] = ModelEntry(name, loaded, kept, self._preferred(name))
         self.load_errors = errors
         return Snapshot(models, datetime.now(UTC))
+
+    def _preferred(self, name: str) -> int | None:
+        try:
+            return self.store.resolve(Ref(name))
+        except ModelNotFound:  # e.g. an alias on a deleted version: the entry's rules decide
+            return None
 
     def _load_one(self, name: str, version: int) -> LoadedModel:
         started = time.perf_counter()
@@ -199,18 +215,25 @@ def _keep_good(
     aliases: dict[str, int], loaded: dict[int, LoadedModel], before: ModelEntry | None
 ) -> dict[str, int]:
     """Aliases, with those that point at a version that is not served moved back to where they
-    pointed before (if that version is still served) or to the newest served version."""
+    pointed before (if that version is still served), else to the newest served version older
+    than it; with neither, the alias is not served."""
     kept = dict(aliases)
     for alias, version in aliases.items():
         if version in loaded:
             continue
         earlier = before.aliases.get(alias) if before is not None else None
-        kept[alias] = earlier if earlier in loaded and earlier is not None else max(loaded)
+        older = [v for v in loaded if v < version]
+        fallback = earlier if earlier in loaded else max(older) if older else None
+        if fallback is None:
+            del kept[alias]
+            log.error("alias %s points to version %d, which is not served", alias, version)
+            continue
+        kept[alias] = fallback
         log.error(
-            "alias %s points to version %d, which is not served; it stays at %d",
+            "alias %s points to version %d, which is not served; serving %d for it",
             alias,
             version,
-            kept[alias],
+            fallback,
         )
     return kept
 

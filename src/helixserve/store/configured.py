@@ -48,12 +48,15 @@ def s3_options(settings: Settings) -> S3Options:
     )
 
 
-def store_from_settings(settings: Settings, uri: str | None = None) -> ModelStore:
-    """The store at ``uri`` (default: the configured one); see the module contract."""
+def store_from_settings(
+    settings: Settings, uri: str | None = None, *, pretrained: bool = True
+) -> ModelStore:
+    """The store at ``uri`` (default: the configured one); see the module contract. With
+    ``pretrained=False`` it is the store alone (the other end of a copy between stores)."""
     cache = Path(settings.cache_dir) if settings.cache_dir else None
     return open_layered(
         uri or settings.store,
         s3=s3_options(settings),
         cache_dir=cache,
-        pretrained=settings.pretrained,
+        pretrained=pretrained and settings.pretrained,
     )

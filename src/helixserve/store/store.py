@@ -26,7 +26,9 @@ Contract:
   (a number in both is this store's); new versions are numbered after all of them, so a version
   made from a pretrained one (``--init-from``, ``quantize``) sits beside its parent. Once a name
   has a version here, its aliases are this store's only and its default is this store's
-  ``production`` alias, else its newest version: a user's model of the same name wins. Moving an
+  ``production`` alias, else its newest version here: a user's model of the same name wins. The
+  first version here made *from* a version below (its lineage names it: quantize, init-from)
+  copies the aliases up first, so that such a candidate is not the default until promoted. Moving an
   alias of a name with no version here, or deleting a version that lives below, raises
   :class:`~helixserve.errors.StorePermissionError` saying how to copy it up first.
 """
@@ -227,8 +229,8 @@ class ModelStore:
             return parsed.version
         alias = parsed.alias or DEFAULT_ALIAS
         target = self._read_alias(parsed.name, alias)
-        if target is None and parsed.alias is None:
-            return versions[-1]  # no production alias: the latest version
+        if target is None and parsed.alias is None:  # no production alias: the latest version,
+            return (self._own_versions(parsed.name) or versions)[-1]  # yours before any below
         if target is None:
             known = self.aliases(parsed.name)
             raise ModelNotFound(
@@ -285,6 +287,7 @@ class ModelStore:
         _check_files(manifest, files)
         try:
             with translating(f"publish {name}", self.location):
+                self._keep_aliases_of_parent(manifest)
                 version = self._claim_next(name)
                 final = manifest.model_copy(update={"version": version})
                 folder = self._version_dir(name, version)
@@ -297,6 +300,18 @@ class ModelStore:
                 "bucket exists."
             ) from None
         return final
+
+    def _keep_aliases_of_parent(self, manifest: Manifest) -> None:
+        """Before the first version here of a name that lives below, made from one of its
+        versions (quantize, init-from): copy its aliases up, so that a candidate does not become
+        the default, nor ``NAME@production`` vanish, until it is promoted."""
+        below = self._below(manifest.name)
+        parent = manifest.lineage.parent if manifest.lineage else None
+        if below is None or parent is None or not parent.startswith(f"{manifest.name}@"):
+            return
+        for alias, version in below.aliases(manifest.name).items():
+            body = json.dumps({"version": version}).encode()
+            self.location.write(self._alias_path(manifest.name, alias), body)
 
     def _claim_next(self, name: str) -> int:
         claims = self.location.path(name, "claims")
