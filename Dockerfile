@@ -26,4 +26,4 @@ USER helixserve
 EXPOSE 8000 8001
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('HELIXSERVE_PORT', '8000'); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/readyz', timeout=2).status == 200 else 1)"]
-CMD ["sh", "-c", "exec helixserve serve --store \"${HELIXSERVE_STORE:-$(python -c 'from helixserve.cli.serve import ZOO_STORE; print(ZOO_STORE)')}\""]
+CMD ["sh", "-c", "exec helixserve serve --store \"${HELIXSERVE_STORE:-$(python -c 'from helixserve.store.configured import PRETRAINED_STORE; print(PRETRAINED_STORE)')}\""]

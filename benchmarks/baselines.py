@@ -27,8 +27,9 @@ def _session() -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    return ort.InferenceSession(os.environ["HELIX_BENCH_MODEL"], options,
-                                providers=["CPUExecutionProvider"])  # fmt: skip
+    return ort.InferenceSession(
+        os.environ["HELIX_BENCH_MODEL"], options, providers=["CPUExecutionProvider"]
+    )
 
 
 flask_app = Flask(__name__)
@@ -71,7 +72,14 @@ async def null_app(scope: Scope, receive: Receive, send: Send) -> None:
     while more:
         message = await receive()
         more = message.get("more_body", False)
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(_NULL_BODY)).encode())]})  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(_NULL_BODY)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": _NULL_BODY})

@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bench_store_runtime import CuperusCNN, export, publish, random_sequences
-from helixserve.cli.serve import ZOO_STORE
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.runtime import Predictor
 from helixserve.store import ModelStore, OutputSchema
+from helixserve.store.configured import PRETRAINED_STORE as ZOO_STORE
 
 BIN = Path(sys.executable).parent
 
@@ -62,23 +62,45 @@ def cnn_store(scratch: Path) -> tuple[ModelStore, str]:
         shutil.copytree(ZOO_STORE / "yeast-utr", scratch / "store" / "yeast-utr")
         return store, "yeast-utr"
     store = ModelStore.open(str(scratch / "store"), cache_dir=scratch / "cache")
-    schema = SequenceSchema(min_length=1, max_length=50, pad_to=50, padding="left",
-                            flank_left="ACGTACGTAC", flank_right="GTACGTACGT")  # fmt: skip
-    publish(store, "cuperus", export(CuperusCNN(), 70, "value"), schema, "regression",
-            OutputSchema())  # fmt: skip
+    schema = SequenceSchema(
+        min_length=1,
+        max_length=50,
+        pad_to=50,
+        padding="left",
+        flank_left="ACGTACGTAC",
+        flank_right="GTACGTACGT",
+    )
+    publish(
+        store, "cuperus", export(CuperusCNN(), 70, "value"), schema, "regression", OutputSchema()
+    )
     return store, "cuperus"
 
 
-def run_cli(store: ModelStore, model: str, data: Path, out: Path, batch: int,
-            workers: int) -> tuple[float, int]:  # fmt: skip
+def run_cli(
+    store: ModelStore, model: str, data: Path, out: Path, batch: int, workers: int
+) -> tuple[float, int]:
     """Seconds and peak RSS (kB) of one `helixserve predict` run."""
     env = {**os.environ, "HELIXSERVE_CACHE_DIR": str(store.cache_dir)}
     started = time.perf_counter()
     process = subprocess.Popen(
-        [str(BIN / "helixserve"), "predict", model, str(data), "-o", str(out), "--store",
-         store.uri, "--batch-size", str(batch), "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            str(BIN / "helixserve"),
+            "predict",
+            model,
+            str(data),
+            "-o",
+            str(out),
+            "--store",
+            store.uri,
+            "--batch-size",
+            str(batch),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     peak = 0
     while process.poll() is None:
         try:
@@ -133,8 +155,14 @@ def yeast_test_r2(fp32: Predictor, int8: Predictor) -> str:
         return "yeast-utr test split: not measured (no zoo model or no ../shared/data)"
     schema = fp32.manifest.input
     assert isinstance(schema, SequenceSchema)
-    data = load_sequences(path, schema, target_col="growth_rate", sequence_col="UTR",
-                          id_col="UTR_name", where=parse_filter("t0>100"))  # fmt: skip
+    data = load_sequences(
+        path,
+        schema,
+        target_col="growth_rate",
+        sequence_col="UTR",
+        id_col="UTR_name",
+        where=parse_filter("t0>100"),
+    )
     test = split(data, task="regression", seed=0).test
     seqs = [data.inputs[i] for i in test]
     truth = np.array([float(data.targets[i]) for i in test])
@@ -143,8 +171,10 @@ def yeast_test_r2(fp32: Predictor, int8: Predictor) -> str:
         values = predictor.predict_batch(seqs).decoded.values
         assert values is not None
         scores.append(r2(truth, np.asarray(values, dtype=float)))
-    return (f"yeast-utr test split ({len(seqs):,} UTRs): R2 fp32 {scores[0]:.4f}, int8 "
-            f"{scores[1]:.4f}, change {scores[1] - scores[0]:+.4f}")  # fmt: skip
+    return (
+        f"yeast-utr test split ({len(seqs):,} UTRs): R2 fp32 {scores[0]:.4f}, int8 "
+        f"{scores[1]:.4f}, change {scores[1] - scores[0]:+.4f}"
+    )
 
 
 def main() -> None:
@@ -163,28 +193,35 @@ def main() -> None:
         predictor = Predictor.from_store(store, model, intra_op_threads=args.workers)
         alone = model_only(predictor, args.batch)
         rate = args.rows / seconds
-        print(f"{model}: end to end {rate:,.0f} rows/s ({args.rows:,} rows, {seconds:.1f} s, "
-              f"peak RSS {peak / 1024:.0f} MB); model only {alone:,.0f} rows/s at batch "
-              f"{args.batch} with {args.workers} threads; ratio {rate / alone:.2f}")  # fmt: skip
+        print(
+            f"{model}: end to end {rate:,.0f} rows/s ({args.rows:,} rows, {seconds:.1f} s, "
+            f"peak RSS {peak / 1024:.0f} MB); model only {alone:,.0f} rows/s at batch "
+            f"{args.batch} with {args.workers} threads; ratio {rate / alone:.2f}"
+        )
         int8 = Predictor.from_store(store, quantized(store, model), intra_op_threads=args.workers)
         int8_rate = model_only(int8, args.batch)
         seqs = random_sequences(4096, 50, seed=11)
         fp = predictor.predict_batch(seqs).decoded.values
         q = int8.predict_batch(seqs).decoded.values
         assert fp is not None and q is not None
-        print(f"int8 {int8.label}: model only {int8_rate:,.0f} rows/s = {int8_rate / alone:.2f}x "
-              f"fp32; R2 of int8 against fp32 predictions on 4,096 random UTRs "
-              f"{r2(fp, q):.4f}")  # fmt: skip
+        print(
+            f"int8 {int8.label}: model only {int8_rate:,.0f} rows/s = {int8_rate / alone:.2f}x "
+            f"fp32; R2 of int8 against fp32 predictions on 4,096 random UTRs "
+            f"{r2(fp, q):.4f}"
+        )
         print(yeast_test_r2(predictor, int8))
         small = ModelStore.open(str(ZOO_STORE), cache_dir=scratch / "cache")
         for factor in (1, 10):
             path = scratch / f"mem{factor}.csv.gz"
             write_csv(path, args.memory_rows * factor, seed=factor)
-            seconds, peak = run_cli(small, "primer-binding", path, scratch / f"m{factor}.csv",
-                                    4096, 1)  # fmt: skip
-            print(f"primer-binding, {args.memory_rows * factor:,} rows: {seconds:.1f} s, "
-                  f"{args.memory_rows * factor / seconds:,.0f} rows/s, peak RSS "
-                  f"{peak / 1024:.0f} MB")  # fmt: skip
+            seconds, peak = run_cli(
+                small, "primer-binding", path, scratch / f"m{factor}.csv", 4096, 1
+            )
+            print(
+                f"primer-binding, {args.memory_rows * factor:,} rows: {seconds:.1f} s, "
+                f"{args.memory_rows * factor / seconds:,.0f} rows/s, peak RSS "
+                f"{peak / 1024:.0f} MB"
+            )
             path.unlink()
 
 

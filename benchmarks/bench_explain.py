@@ -29,10 +29,10 @@ import httpx
 import numpy as np
 
 from benchmarks.bench_serving import free_port, helixserve, stop
-from helixserve.cli.serve import ZOO_STORE
 from helixserve.explain.ism import ism
 from helixserve.runtime import Predictor
 from helixserve.store import ModelStore
+from helixserve.store.configured import PRETRAINED_STORE as ZOO_STORE
 
 MODELS = ("yeast-utr", "primer-binding")
 # a native yeast 5' UTR (Cuperus et al. 2017, YAL002W:125:75); a primer holding the motif
@@ -127,8 +127,7 @@ def in_process(name: str, threads: int, repeat: int, cache: Path) -> Latency:
     return summarise(durations, time.perf_counter() - started)
 
 
-def one_config(workers: int, threads: int, args: argparse.Namespace,
-               scratch: Path) -> list[Served]:  # fmt: skip
+def one_config(workers: int, threads: int, args: argparse.Namespace, scratch: Path) -> list[Served]:
     port, grpc_port = free_port(), free_port()
     log = scratch / f"server-{workers}x{threads}.log"
     process = helixserve(ZOO_STORE, port, grpc_port, workers, threads, log)
@@ -140,10 +139,13 @@ def one_config(workers: int, threads: int, args: argparse.Namespace,
             seq = sequential(url, body, args.warmup, args.requests)
             conc = concurrent(url, body, args.clients, args.requests // args.clients)
             rows.append(Served(name, workers, threads, seq, conc))
-            print(f"{name:<15} {workers}x{threads}  sequential p50 {seq.p50_ms:6.2f} p90 "
-                  f"{seq.p90_ms:6.2f} p99 {seq.p99_ms:6.2f} ms | {args.clients} clients p50 "
-                  f"{conc.p50_ms:6.2f} p90 {conc.p90_ms:6.2f} p99 {conc.p99_ms:6.2f} ms, "
-                  f"{conc.per_s:5.0f} req/s", flush=True)  # fmt: skip
+            print(
+                f"{name:<15} {workers}x{threads}  sequential p50 {seq.p50_ms:6.2f} p90 "
+                f"{seq.p90_ms:6.2f} p99 {seq.p99_ms:6.2f} ms | {args.clients} clients p50 "
+                f"{conc.p50_ms:6.2f} p90 {conc.p90_ms:6.2f} p99 {conc.p99_ms:6.2f} ms, "
+                f"{conc.per_s:5.0f} req/s",
+                flush=True,
+            )
     finally:
         stop(process)
     return rows
@@ -160,10 +162,13 @@ def main() -> None:
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
     run: dict[str, object] = {
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(), "load_average_before": os.getloadavg(),
-        "sequence_nt": 50, "variants_per_request": 150, "requests": args.requests,
+        "cpus": os.cpu_count(),
+        "load_average_before": os.getloadavg(),
+        "sequence_nt": 50,
+        "variants_per_request": 150,
+        "requests": args.requests,
         "clients": args.clients,
-    }  # fmt: skip
+    }
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="helixserve-bench-explain-") as tmp:
         scratch = Path(tmp)
@@ -172,8 +177,11 @@ def main() -> None:
             for threads in sorted({t for _, t in configs}):
                 result = in_process(name, threads, args.requests, scratch / "cache")
                 floor[f"{name} {threads} thread(s)"] = asdict(result)
-                print(f"{name:<15} in-process ism(), {threads} ONNX thread(s): p50 "
-                      f"{result.p50_ms:6.2f} p90 {result.p90_ms:6.2f} ms", flush=True)  # fmt: skip
+                print(
+                    f"{name:<15} in-process ism(), {threads} ONNX thread(s): p50 "
+                    f"{result.p50_ms:6.2f} p90 {result.p90_ms:6.2f} ms",
+                    flush=True,
+                )
         served = [row for w, t in configs for row in one_config(w, t, args, scratch)]
     run.update(in_process=floor, served=[asdict(s) for s in served])
     run["load_average_after"] = os.getloadavg()

@@ -41,18 +41,19 @@ from pathlib import Path
 import httpx
 
 from benchmarks.bench_store_runtime import CuperusCNN, export, publish, random_sequences
-from helixserve.cli.serve import ZOO_STORE
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.runtime import Predictor
 from helixserve.serving.grpc_server import MESSAGES
 from helixserve.store import ModelStore, OutputSchema
+from helixserve.store.configured import PRETRAINED_STORE as ZOO_STORE
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SEQ = "CGACCGAACTCCACGTACGTACGTACGTACGTACGTACGTACGTACGTAC"
 DOMAIN_BODY = json.dumps({"inputs": [SEQ]})
-OIP_BODY = json.dumps({"inputs": [{"name": "sequence", "shape": [1], "datatype": "BYTES",
-                                   "data": [SEQ]}]})  # fmt: skip
+OIP_BODY = json.dumps(
+    {"inputs": [{"name": "sequence", "shape": [1], "datatype": "BYTES", "data": [SEQ]}]}
+)
 
 
 @dataclass
@@ -89,9 +90,13 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
-            command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd=ROOT,
-        )  # fmt: skip
+            command,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
+        )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -104,13 +109,35 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def helixserve(store: Path, port: int, grpc_port: int, workers: int, threads: int, log: Path,
-               extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
-    env = {"HELIXSERVE_ACCESS_LOG": "false", "HELIXSERVE_INTRA_OP_THREADS": str(threads),
-           "HELIXSERVE_CACHE_DIR": str(log.parent / "cache"), **(extra or {})}  # fmt: skip
-    command = [str(BIN / "helixserve"), "serve", "--store", str(store), "--port", str(port),
-               "--grpc-port", str(grpc_port), "--workers", str(workers),
-               "--reload-interval", "0"]  # fmt: skip
+def helixserve(
+    store: Path,
+    port: int,
+    grpc_port: int,
+    workers: int,
+    threads: int,
+    log: Path,
+    extra: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    env = {
+        "HELIXSERVE_ACCESS_LOG": "false",
+        "HELIXSERVE_INTRA_OP_THREADS": str(threads),
+        "HELIXSERVE_CACHE_DIR": str(log.parent / "cache"),
+        **(extra or {}),
+    }
+    command = [
+        str(BIN / "helixserve"),
+        "serve",
+        "--store",
+        str(store),
+        "--port",
+        str(port),
+        "--grpc-port",
+        str(grpc_port),
+        "--workers",
+        str(workers),
+        "--reload-interval",
+        "0",
+    ]
     process = start(command, env, log)
     wait_http(f"http://127.0.0.1:{port}/readyz", process)
     return process
@@ -127,16 +154,29 @@ def _ms(text: str) -> float:
     return float(number) * _UNITS[unit]
 
 
-def run_wrk(target: str, url: str, body: str, concurrency: int, seconds: float,
-            scratch: Path) -> Result:  # fmt: skip
+def run_wrk(
+    target: str, url: str, body: str, concurrency: int, seconds: float, scratch: Path
+) -> Result:
     script = scratch / "post.lua"
-    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                      f"wrk.body = {json.dumps(body)}\n")  # fmt: skip
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+    )
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{concurrency}", f"-d{round(seconds)}s", "--latency", "-s", str(script),
-         url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{round(seconds)}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
@@ -155,16 +195,32 @@ def grpc_body() -> bytes:
     return data
 
 
-def run_h2load(target: str, address: str, concurrency: int, seconds: float,
-               scratch: Path) -> Result:  # fmt: skip
+def run_h2load(
+    target: str, address: str, concurrency: int, seconds: float, scratch: Path
+) -> Result:
     body, log = scratch / "grpc.bin", scratch / "h2load.log"
     body.write_bytes(grpc_body())
     out = subprocess.run(
-        ["h2load", "-t1", f"-c{concurrency}", "-m1", f"-D{round(seconds)}", "--log-file", str(log),
-         "-d", str(body), "-H", "content-type: application/grpc", "-H", "te: trailers",
-         f"http://{address}/inference.GRPCInferenceService/ModelInfer"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            "h2load",
+            "-t1",
+            f"-c{concurrency}",
+            "-m1",
+            f"-D{round(seconds)}",
+            "--log-file",
+            str(log),
+            "-d",
+            str(body),
+            "-H",
+            "content-type: application/grpc",
+            "-H",
+            "te: trailers",
+            f"http://{address}/inference.GRPCInferenceService/ModelInfer",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rows = [line.split("\t") for line in log.read_text().splitlines() if line.strip()]
     durations = sorted(int(r[2]) / 1000 for r in rows if r[1] == "200")
     failed = sum(r[1] != "200" for r in rows)
@@ -172,8 +228,14 @@ def run_h2load(target: str, address: str, concurrency: int, seconds: float,
     if found is None:
         raise RuntimeError(f"h2load printed no request rate:\n{out}")
     rps = float(found.group(1))
-    return Result(target, concurrency, rps, statistics.median(durations),
-                  durations[int(len(durations) * 0.99) - 1], failed)  # fmt: skip
+    return Result(
+        target,
+        concurrency,
+        rps,
+        statistics.median(durations),
+        durations[int(len(durations) * 0.99) - 1],
+        failed,
+    )
 
 
 def items_counted(url: str, model: str) -> float:
@@ -186,8 +248,10 @@ def checked(result: Result, url: str, model: str, before: float, seconds: float)
     counted = items_counted(url, model) - before
     expected = result.rps * seconds
     if abs(counted - expected) > max(0.05 * expected, 50):  # wrk rounds its window
-        raise RuntimeError(f"{result.target}: the server predicted {counted:.0f} items but the "
-                           f"load generator reports about {expected:.0f} requests")  # fmt: skip
+        raise RuntimeError(
+            f"{result.target}: the server predicted {counted:.0f} items but the "
+            f"load generator reports about {expected:.0f} requests"
+        )
     return result
 
 
@@ -197,13 +261,36 @@ def light(concurrencies: list[int], seconds: float, scratch: Path) -> list[Resul
     model = ZOO_STORE / "primer-binding" / "versions" / "1" / "model.onnx"
     procs = [
         helixserve(ZOO_STORE, ports["hs"], ports["grpc"], 2, 1, scratch / "hs.log"),
-        start([str(BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{ports['flask']}",
-               "--log-level", "warning", "benchmarks.baselines:flask_app"],
-              {"HELIX_BENCH_MODEL": str(model)}, scratch / "flask.log"),
-        start([str(BIN / "uvicorn"), "benchmarks.baselines:null_app", "--workers", "2",
-               "--port", str(ports["null"]), "--log-level", "warning", "--no-access-log"],
-              {}, scratch / "null.log"),
-    ]  # fmt: skip
+        start(
+            [
+                str(BIN / "gunicorn"),
+                "-w",
+                "2",
+                "-b",
+                f"127.0.0.1:{ports['flask']}",
+                "--log-level",
+                "warning",
+                "benchmarks.baselines:flask_app",
+            ],
+            {"HELIX_BENCH_MODEL": str(model)},
+            scratch / "flask.log",
+        ),
+        start(
+            [
+                str(BIN / "uvicorn"),
+                "benchmarks.baselines:null_app",
+                "--workers",
+                "2",
+                "--port",
+                str(ports["null"]),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            {},
+            scratch / "null.log",
+        ),
+    ]
     hs = f"http://127.0.0.1:{ports['hs']}"
     flask = f"http://127.0.0.1:{ports['flask']}/api/v1/models/primer-binding/predict"
     try:
@@ -212,8 +299,11 @@ def light(concurrencies: list[int], seconds: float, scratch: Path) -> list[Resul
         results = []
         for c in concurrencies:
             for name, run in _light_targets(hs, ports, flask, c, seconds, scratch):
-                before = items_counted(hs, "primer-binding") if name.startswith("(a)") or \
-                    name.startswith(("(b)", "(c)")) else 0.0  # fmt: skip
+                before = (
+                    items_counted(hs, "primer-binding")
+                    if name.startswith("(a)") or name.startswith(("(b)", "(c)"))
+                    else 0.0
+                )
                 result = run()
                 if name.startswith(("(a)", "(b)", "(c)")):
                     result = checked(result, hs, "primer-binding", before, seconds)
@@ -225,36 +315,64 @@ def light(concurrencies: list[int], seconds: float, scratch: Path) -> list[Resul
             stop(p)
 
 
-def _light_targets(hs: str, ports: dict[str, int], flask: str, c: int, seconds: float,
-                   scratch: Path) -> list[tuple[str, Callable[[], Result]]]:  # fmt: skip
+def _light_targets(
+    hs: str, ports: dict[str, int], flask: str, c: int, seconds: float, scratch: Path
+) -> list[tuple[str, Callable[[], Result]]]:
     grpc = f"127.0.0.1:{ports['grpc']}"
     null = f"http://127.0.0.1:{ports['null']}/"
     return [
-        ("(e) null ASGI", lambda: run_wrk("(e) null ASGI (uvicorn, 2 workers)", null,
-                                          DOMAIN_BODY, c, seconds, scratch)),
-        ("(d) flask", lambda: run_wrk("(d) Flask + gunicorn, 2 sync workers", flask,
-                                      DOMAIN_BODY, c, seconds, scratch)),
-        ("(a) domain", lambda: run_wrk("(a) helixserve domain API", hs +
-                                       "/api/v1/models/primer-binding/predict", DOMAIN_BODY, c,
-                                       seconds, scratch)),
-        ("(b) oip rest", lambda: run_wrk("(b) helixserve OIP v2 REST", hs +
-                                         "/v2/models/primer-binding/infer", OIP_BODY, c, seconds,
-                                         scratch)),
+        (
+            "(e) null ASGI",
+            lambda: run_wrk(
+                "(e) null ASGI (uvicorn, 2 workers)", null, DOMAIN_BODY, c, seconds, scratch
+            ),
+        ),
+        (
+            "(d) flask",
+            lambda: run_wrk(
+                "(d) Flask + gunicorn, 2 sync workers", flask, DOMAIN_BODY, c, seconds, scratch
+            ),
+        ),
+        (
+            "(a) domain",
+            lambda: run_wrk(
+                "(a) helixserve domain API",
+                hs + "/api/v1/models/primer-binding/predict",
+                DOMAIN_BODY,
+                c,
+                seconds,
+                scratch,
+            ),
+        ),
+        (
+            "(b) oip rest",
+            lambda: run_wrk(
+                "(b) helixserve OIP v2 REST",
+                hs + "/v2/models/primer-binding/infer",
+                OIP_BODY,
+                c,
+                seconds,
+                scratch,
+            ),
+        ),
         ("(c) grpc", lambda: run_h2load("(c) helixserve OIP v2 gRPC", grpc, c, seconds, scratch)),
-    ]  # fmt: skip
+    ]
 
 
 def _line(r: Result) -> str:
-    return (f"{r.target:<40} c={r.concurrency:<3} {r.rps:>9.0f} req/s  p50 {r.p50_ms:7.2f} ms  "
-            f"p99 {r.p99_ms:7.2f} ms  failed {r.failed}")  # fmt: skip
+    return (
+        f"{r.target:<40} c={r.concurrency:<3} {r.rps:>9.0f} req/s  p50 {r.p50_ms:7.2f} ms  "
+        f"p99 {r.p99_ms:7.2f} ms  failed {r.failed}"
+    )
 
 
 def heavy(seconds: float, scratch: Path) -> dict[str, float]:
     """The Cuperus CNN: served requests/s at c=64 vs model-only throughput (2 threads)."""
     store = ModelStore.open(str(scratch / "heavy-store"), cache_dir=scratch / "heavy-cache")
     schema = SequenceSchema(length=50, flank_left="ACGTACGTAC", flank_right="GTACGTACGT")
-    publish(store, "cuperus", export(CuperusCNN(), 70, "value"), schema, "regression",
-            OutputSchema())  # fmt: skip
+    publish(
+        store, "cuperus", export(CuperusCNN(), 70, "value"), schema, "regression", OutputSchema()
+    )
     predictor = Predictor(store.pull("cuperus"), intra_op_threads=2)
     batch = predictor.encode(random_sequences(64, 50))
     predictor.run(batch)
@@ -266,23 +384,40 @@ def heavy(seconds: float, scratch: Path) -> dict[str, float]:
         runs.append(640 / (time.perf_counter() - started))
     model_only = statistics.median(runs)
     port, grpc_port = free_port(), free_port()
-    proc = helixserve(scratch / "heavy-store", port, grpc_port, 1, 2, scratch / "heavy.log",
-                      {"HELIXSERVE_BATCH_MAX_SIZE": "64"})  # fmt: skip
+    proc = helixserve(
+        scratch / "heavy-store",
+        port,
+        grpc_port,
+        1,
+        2,
+        scratch / "heavy.log",
+        {"HELIXSERVE_BATCH_MAX_SIZE": "64"},
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         body = json.dumps({"inputs": [random_sequences(1, 50, seed=1)[0]]})
         run_wrk("warm-up", url + "/api/v1/models/cuperus/predict", body, 64, 2, scratch)
         before = items_counted(url, "cuperus")
-        served = run_wrk("cuperus CNN, helixserve domain API", url +
-                         "/api/v1/models/cuperus/predict", body, 64, seconds, scratch)  # fmt: skip
+        served = run_wrk(
+            "cuperus CNN, helixserve domain API",
+            url + "/api/v1/models/cuperus/predict",
+            body,
+            64,
+            seconds,
+            scratch,
+        )
         checked(served, url, "cuperus", before, seconds)
         sizes = _mean_batch(url)
     finally:
         stop(proc)
     print(_line(served), flush=True)
-    return {"model_only_seq_per_s": model_only, "served_rps_c64": served.rps,
-            "served_p99_ms": served.p99_ms, "ratio": served.rps / model_only,
-            "mean_batch": sizes}  # fmt: skip
+    return {
+        "model_only_seq_per_s": model_only,
+        "served_rps_c64": served.rps,
+        "served_p99_ms": served.p99_ms,
+        "ratio": served.rps / model_only,
+        "mean_batch": sizes,
+    }
 
 
 def _mean_batch(url: str) -> float:
@@ -300,9 +435,11 @@ def table(results: list[Result]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        lines.append(f"| {r.target} | {r.concurrency} | {r.rps:,.0f} | {r.p50_ms:.2f} | "
-                     f"{r.p99_ms:.2f} | {r.failed} | {r.rps / flask[r.concurrency]:.2f} | "
-                     f"{r.rps / ceiling[r.concurrency]:.0%} |")  # fmt: skip
+        lines.append(
+            f"| {r.target} | {r.concurrency} | {r.rps:,.0f} | {r.p50_ms:.2f} | "
+            f"{r.p99_ms:.2f} | {r.failed} | {r.rps / flask[r.concurrency]:.2f} | "
+            f"{r.rps / ceiling[r.concurrency]:.0%} |"
+        )
     return "\n".join(lines)
 
 
@@ -320,11 +457,14 @@ def main() -> None:
         heavy_result = None if args.skip_heavy else heavy(args.seconds, scratch)
     print("\n" + table(results))
     if heavy_result:
-        print("\nheavy model (Cuperus CNN, 1 worker x 2 ONNX threads): " + ", ".join(
-            f"{k} {v:.3g}" for k, v in heavy_result.items()))  # fmt: skip
+        print(
+            "\nheavy model (Cuperus CNN, 1 worker x 2 ONNX threads): "
+            + ", ".join(f"{k} {v:.3g}" for k, v in heavy_result.items())
+        )
     if args.json:
-        args.json.write_text(json.dumps({"light": [asdict(r) for r in results],
-                                         "heavy": heavy_result}, indent=2))  # fmt: skip
+        args.json.write_text(
+            json.dumps({"light": [asdict(r) for r in results], "heavy": heavy_result}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -51,10 +51,16 @@ class CuperusCNN(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.convs = torch.nn.Sequential(
-            torch.nn.Conv1d(4, 128, 13), torch.nn.ReLU(), torch.nn.Dropout(0.15),
-            torch.nn.Conv1d(128, 128, 13), torch.nn.ReLU(), torch.nn.Dropout(0.15),
-            torch.nn.Conv1d(128, 128, 13), torch.nn.ReLU(), torch.nn.Dropout(0.15),
-        )  # fmt: skip
+            torch.nn.Conv1d(4, 128, 13),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(0.15),
+            torch.nn.Conv1d(128, 128, 13),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(0.15),
+            torch.nn.Conv1d(128, 128, 13),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(0.15),
+        )
         self.dense = torch.nn.Linear(128 * 34, 64)
         self.out = torch.nn.Linear(64, 1)
 
@@ -66,10 +72,15 @@ class CuperusCNN(torch.nn.Module):
 def export(model: torch.nn.Module, length: int, output: str) -> bytes:
     torch.manual_seed(0)
     program = torch.onnx.export(
-        model.eval(), (torch.zeros(2, 4, length),), dynamo=True, input_names=["input"],
-        output_names=[output], dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
-        opset_version=18, verbose=False,
-    )  # fmt: skip
+        model.eval(),
+        (torch.zeros(2, 4, length),),
+        dynamo=True,
+        input_names=["input"],
+        output_names=[output],
+        dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+        opset_version=18,
+        verbose=False,
+    )
     if program is None:
         raise RuntimeError("torch.onnx.export returned no program")
     data: bytes = program.model_proto.SerializeToString()
@@ -123,8 +134,14 @@ def overhead(predictor: Predictor, batch: int, repeat: int) -> dict[str, float]:
     }
 
 
-def publish(store: ModelStore, name: str, model: bytes, schema: SequenceSchema, task: str,
-            output: OutputSchema) -> None:  # fmt: skip
+def publish(
+    store: ModelStore,
+    name: str,
+    model: bytes,
+    schema: SequenceSchema,
+    task: str,
+    output: OutputSchema,
+) -> None:
     files = {"model.onnx": model, "card.md": f"# {name}\n\nbenchmark model\n".encode()}
     store.publish(make_manifest(files, name=name, task=task, input=schema, output=output), files)
 
@@ -140,8 +157,11 @@ def pull_and_load(store: ModelStore, ref: str, scratch: Path, repeat: int) -> di
         pulls.append(middle - start)
         loads.append(time.perf_counter() - middle)
     size = sum((bundle.path / f).stat().st_size for f in bundle.manifest.files)
-    return {"bundle_bytes": size, "pull_ms": statistics.median(pulls) * 1e3,
-            "load_ms": statistics.median(loads) * 1e3}  # fmt: skip
+    return {
+        "bundle_bytes": size,
+        "pull_ms": statistics.median(pulls) * 1e3,
+        "load_ms": statistics.median(loads) * 1e3,
+    }
 
 
 def main() -> None:
@@ -153,21 +173,33 @@ def main() -> None:
     primer = export(PrimerCNN(), 50, "p")
     cuperus = export(CuperusCNN(), 70, "value")
     with tempfile.TemporaryDirectory() as tmp, seaweedfs(Path(tmp) / "s3") as server:
-        options = S3Options(endpoint_url=server.endpoint, region="us-east-1",
-                            key=READ_WRITE[0], secret=READ_WRITE[1])  # fmt: skip
+        options = S3Options(
+            endpoint_url=server.endpoint,
+            region="us-east-1",
+            key=READ_WRITE[0],
+            secret=READ_WRITE[1],
+        )
         store = ModelStore.open("s3://bench/store", s3=options, cache_dir=Path(tmp) / "cache")
         store.location.fs.mkdir("bench")
         yeast = SequenceSchema(length=50, flank_left="A" * 10, flank_right="A" * 10)
-        publish(store, "primer-cnn", primer, SequenceSchema(length=50), "binary",
-                OutputSchema(labels=["0", "1"]))  # fmt: skip
+        publish(
+            store,
+            "primer-cnn",
+            primer,
+            SequenceSchema(length=50),
+            "binary",
+            OutputSchema(labels=["0", "1"]),
+        )
         publish(store, "cuperus-cnn", cuperus, yeast, "regression", OutputSchema(units="growth"))
         results = {
             "pull_load_cuperus_s3": pull_and_load(store, "cuperus-cnn", Path(tmp), 5),
-            "primer_cnn_batch_1024": overhead(store_predictor(store, "primer-cnn"), 1024,
-                                              args.repeat),
-            "cuperus_cnn_batch_1024": overhead(store_predictor(store, "cuperus-cnn"), 1024,
-                                               max(5, args.repeat // 6)),
-        }  # fmt: skip
+            "primer_cnn_batch_1024": overhead(
+                store_predictor(store, "primer-cnn"), 1024, args.repeat
+            ),
+            "cuperus_cnn_batch_1024": overhead(
+                store_predictor(store, "cuperus-cnn"), 1024, max(5, args.repeat // 6)
+            ),
+        }
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

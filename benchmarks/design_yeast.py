@@ -17,12 +17,12 @@ import argparse
 import statistics
 from pathlib import Path
 
-from helixserve.cli.serve import ZOO_STORE
 from helixserve.explain.design import design
 from helixserve.explain.ism import Variant, variant_effects
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.runtime import Predictor
 from helixserve.store import ModelStore
+from helixserve.store.configured import PRETRAINED_STORE as ZOO_STORE
 from helixserve.training.cli_support import parse_filter
 from helixserve.training.data import load_sequences, split
 

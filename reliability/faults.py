@@ -31,7 +31,7 @@ from typing import Any
 
 from benchmarks.bench_batch import write_csv
 
-from helixserve.cli.serve import ZOO_STORE
+from helixserve.store.configured import PRETRAINED_STORE as ZOO_STORE
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent / "helixserve"
@@ -45,10 +45,23 @@ def write_input(path: Path, rows: int, seed: int = 0) -> None:
 def predict(data: Path, output: Path, cache: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "HELIXSERVE_CACHE_DIR": str(cache)}
     return subprocess.Popen(
-        [str(BIN), "predict", "primer-binding", str(data), "-o", str(output), "--store",
-         str(ZOO_STORE), "--batch-size", "4096", *extra],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            str(BIN),
+            "predict",
+            "primer-binding",
+            str(data),
+            "-o",
+            str(output),
+            "--store",
+            str(ZOO_STORE),
+            "--batch-size",
+            "4096",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def finish(process: subprocess.Popen[bytes]) -> tuple[int, str]:
@@ -77,22 +90,35 @@ def kill_and_resume(scratch: Path, rows: int, kills: int, seed: int) -> dict[str
         committed.append(int(state["records"]))
     code, err = finish(predict(data, scratch / "cut.csv", cache, "--resume"))
     out, errors = (scratch / "cut.csv").read_bytes(), (scratch / "cut.errors.csv").read_bytes()
-    identical = out == (scratch / "whole.csv").read_bytes() and errors == (
-        scratch / "whole.errors.csv").read_bytes()  # fmt: skip
+    identical = (
+        out == (scratch / "whole.csv").read_bytes()
+        and errors == (scratch / "whole.errors.csv").read_bytes()
+    )
     seen = [int(line.split(b",", 1)[0]) for line in out.splitlines()[1:]]
     seen += [int(line.split(b",", 1)[0]) for line in errors.splitlines()[1:]]
-    return {"rows": rows, "kills": kills, "kill_after_s": [round(m, 2) for m in moments],
-            "records_committed_at_each_kill": committed, "final_exit_code": code,
-            "identical_to_uninterrupted": identical, "rows_seen": len(seen),
-            "rows_lost": rows - len(set(seen)), "rows_duplicated": len(seen) - len(set(seen)),
-            "uninterrupted_seconds": round(whole_s, 1)}  # fmt: skip
+    return {
+        "rows": rows,
+        "kills": kills,
+        "kill_after_s": [round(m, 2) for m in moments],
+        "records_committed_at_each_kill": committed,
+        "final_exit_code": code,
+        "identical_to_uninterrupted": identical,
+        "rows_seen": len(seen),
+        "rows_lost": rows - len(set(seen)),
+        "rows_duplicated": len(seen) - len(set(seen)),
+        "uninterrupted_seconds": round(whole_s, 1),
+    }
 
 
 def disk_full(scratch: Path) -> dict[str, Any]:
     mount = scratch / "small"
     mount.mkdir()
-    tried = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                           capture_output=True, text=True, check=False)  # fmt: skip
+    tried = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if tried.returncode != 0:
         return {"run": False, "why": f"cannot mount a tmpfs here: {tried.stderr.strip()[:200]}"}
     try:
@@ -106,10 +132,16 @@ def disk_full(scratch: Path) -> dict[str, Any]:
         subprocess.run(["umount", str(mount)], check=False)
     code2, err2 = finish(predict(data, scratch / "out.csv", cache, "--resume"))
     rows = len((scratch / "out.csv").read_text().splitlines()) - 1 if code2 == 0 else 0
-    return {"run": True, "exit_code": code, "message": last, "traceback": "Traceback" in err,
-            "journal_records": journal["records"], "resume_exit_code": code2,
-            "rows_after_resume": rows,
-            "resume_error": err2.strip()[-300:] if code2 else ""}  # fmt: skip
+    return {
+        "run": True,
+        "exit_code": code,
+        "message": last,
+        "traceback": "Traceback" in err,
+        "journal_records": journal["records"],
+        "resume_exit_code": code2,
+        "rows_after_resume": rows,
+        "resume_error": err2.strip()[-300:] if code2 else "",
+    }
 
 
 def main() -> None:
@@ -122,12 +154,20 @@ def main() -> None:
         kill = kill_and_resume(Path(tmp), args.rows, args.kills, args.seed)
     with tempfile.TemporaryDirectory(prefix="helixserve-diskfull-") as tmp:
         full = disk_full(Path(tmp))
-    ok = (kill["identical_to_uninterrupted"] and kill["rows_lost"] == 0
-          and kill["rows_duplicated"] == 0 and kill["final_exit_code"] == 0)  # fmt: skip
+    ok = (
+        kill["identical_to_uninterrupted"]
+        and kill["rows_lost"] == 0
+        and kill["rows_duplicated"] == 0
+        and kill["final_exit_code"] == 0
+    )
     if full["run"]:
-        ok = (ok and full["exit_code"] == 1 and not full["traceback"]
-              and full["message"].startswith("Error: could not write")
-              and full["resume_exit_code"] == 0)  # fmt: skip
+        ok = (
+            ok
+            and full["exit_code"] == 1
+            and not full["traceback"]
+            and full["message"].startswith("Error: could not write")
+            and full["resume_exit_code"] == 0
+        )
     RESULTS.mkdir(exist_ok=True)
     report = {"kill_9": kill, "disk_full": full, "passed": ok}
     (RESULTS / "faults.json").write_text(json.dumps(report, indent=1) + "\n")

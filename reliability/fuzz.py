@@ -82,13 +82,17 @@ def summary(tally: Tally, examples: int, seconds: float, exit_code: int) -> dict
     targets = {n: t for n, t in tally.targets.items() if t["inputs"] or t["outcome"] != "passed"}
     failed = sorted(n for n, t in targets.items() if t["outcome"] == "failed")
     return {
-        "run": "fuzz", "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "examples_per_target": examples, "seconds": round(seconds, 1),
+        "run": "fuzz",
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "examples_per_target": examples,
+        "seconds": round(seconds, 1),
         "targets": len(targets),
         "inputs_tried": sum(t["inputs"] for t in targets.values()),
-        "failures": len(failed), "failed": failed, "pytest_exit_code": exit_code,
+        "failures": len(failed),
+        "failed": failed,
+        "pytest_exit_code": exit_code,
         "per_target": dict(sorted(targets.items())),
-    }  # fmt: skip
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,14 +105,20 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)
     tally = Tally()
     started = time.monotonic()
-    code = int(pytest.main(["-q", "-p", "no:cacheprovider", "--timeout=3600", *TARGETS,
-                            *args.pytest_args], plugins=[tally]))  # fmt: skip
+    code = int(
+        pytest.main(
+            ["-q", "-p", "no:cacheprovider", "--timeout=3600", *TARGETS, *args.pytest_args],
+            plugins=[tally],
+        )
+    )
     result = summary(tally, args.examples, time.monotonic() - started, code)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    sys.stdout.write(f"{result['inputs_tried']:,} inputs over {result['targets']} targets in "
-                     f"{result['seconds']} s; {result['failures']} failure(s). "
-                     f"Summary: {args.out}\n")  # fmt: skip
+    sys.stdout.write(
+        f"{result['inputs_tried']:,} inputs over {result['targets']} targets in "
+        f"{result['seconds']} s; {result['failures']} failure(s). "
+        f"Summary: {args.out}\n"
+    )
     return code
 
 

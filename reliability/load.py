@@ -58,8 +58,11 @@ MODEL = "yeast-utr"
 ITEMS = 8
 QUEUE_ITEMS, TIMEOUT_S = 4096, 30.0
 # the defaults of helixserve.settings.Settings, stated so that the report shows them
-SETTINGS = {"BATCH_MAX_QUEUE": str(QUEUE_ITEMS), "REQUEST_TIMEOUT_S": f"{TIMEOUT_S:g}",
-            "SHUTDOWN_DRAIN_S": "1"}  # fmt: skip
+SETTINGS = {
+    "BATCH_MAX_QUEUE": str(QUEUE_ITEMS),
+    "REQUEST_TIMEOUT_S": f"{TIMEOUT_S:g}",
+    "SHUTDOWN_DRAIN_S": "1",
+}
 RESULTS = Path(__file__).resolve().parent / "results" / "load.json"
 
 
@@ -79,17 +82,24 @@ def predict_target(server: ServerProcess) -> Target:
 # --- capacity, overload, soak --------------------------------------------------------------------
 
 
-def measure_capacity(server: ServerProcess, seconds: float = 8.0, concurrency: int = 32,
-                     warmup: float = 2.0) -> dict[str, Any]:  # fmt: skip
+def measure_capacity(
+    server: ServerProcess, seconds: float = 8.0, concurrency: int = 32, warmup: float = 2.0
+) -> dict[str, Any]:
     """Requests/s the server answers with 200 under a closed loop (after a warm-up)."""
     target = predict_target(server)
     loadgen.run(loadgen.closed_loop(target, concurrency=concurrency, seconds=warmup))
-    result = loadgen.run(loadgen.closed_loop(target, concurrency=concurrency, seconds=seconds,
-                                             pid=server.pid))  # fmt: skip
+    result = loadgen.run(
+        loadgen.closed_loop(target, concurrency=concurrency, seconds=seconds, pid=server.pid)
+    )
     summary = result.summary()
     problems = _not_ok(result)
-    return {"rps": summary["ok_rps"], "items_per_s": summary["ok_rps"] * ITEMS,
-            "items_per_request": ITEMS, "load": summary, "problems": problems}  # fmt: skip
+    return {
+        "rps": summary["ok_rps"],
+        "items_per_s": summary["ok_rps"] * ITEMS,
+        "items_per_request": ITEMS,
+        "load": summary,
+        "problems": problems,
+    }
 
 
 def latency_bound(capacity_rps: float, timeout_s: float = TIMEOUT_S) -> float:
@@ -101,14 +111,25 @@ def latency_bound(capacity_rps: float, timeout_s: float = TIMEOUT_S) -> float:
     return 3 * policy + 0.5
 
 
-def overload(server: ServerProcess, capacity_rps: float, seconds: float,
-             factor: float = 2.0, timeout_s: float = TIMEOUT_S) -> dict[str, Any]:  # fmt: skip
+def overload(
+    server: ServerProcess,
+    capacity_rps: float,
+    seconds: float,
+    factor: float = 2.0,
+    timeout_s: float = TIMEOUT_S,
+) -> dict[str, Any]:
     """Open loop at ``factor`` x capacity (``timeout_s``: the server's request timeout); see the
     module contract."""
-    result = loadgen.run(loadgen.open_loop(
-        predict_target(server), rate=factor * capacity_rps, seconds=seconds, concurrency=4096,
-        timeout=60, pid=server.pid,
-    ))  # fmt: skip
+    result = loadgen.run(
+        loadgen.open_loop(
+            predict_target(server),
+            rate=factor * capacity_rps,
+            seconds=seconds,
+            concurrency=4096,
+            timeout=60,
+            pid=server.pid,
+        )
+    )
     s = result.summary()
     bound = latency_bound(capacity_rps, timeout_s)
     problems = _foreign(result, allowed={200, 503})
@@ -132,22 +153,38 @@ def overload(server: ServerProcess, capacity_rps: float, seconds: float,
         problems.append(f"the admitted requests came to {goodput:.0%} of capacity (collapse)")
     problems += _still_serving(server)
     share = round(shed / max(1, len(result.records)), 3)
-    return {"offered_rps": round(factor * capacity_rps, 1), "seconds": seconds,
-            "admitted": admitted, "shed": shed, "shed_share": share,
-            "admitted_rps": s["ok_rps"], "goodput_of_capacity": round(goodput, 2),
-            "p50_admitted_ms": s["p50_ms"], "p99_admitted_ms": s["p99_ms"],
-            "p99_bound_ms": round(bound * 1000), "rss_growth_pct": round(growth, 1),
-            "load": s, "problems": problems}  # fmt: skip
+    return {
+        "offered_rps": round(factor * capacity_rps, 1),
+        "seconds": seconds,
+        "admitted": admitted,
+        "shed": shed,
+        "shed_share": share,
+        "admitted_rps": s["ok_rps"],
+        "goodput_of_capacity": round(goodput, 2),
+        "p50_admitted_ms": s["p50_ms"],
+        "p99_admitted_ms": s["p99_ms"],
+        "p99_bound_ms": round(bound * 1000),
+        "rss_growth_pct": round(growth, 1),
+        "load": s,
+        "problems": problems,
+    }
 
 
-def soak(server: ServerProcess, seconds: float, warmup: float,
-         fraction: float = 0.8) -> dict[str, Any]:  # fmt: skip
+def soak(
+    server: ServerProcess, seconds: float, warmup: float, fraction: float = 0.8
+) -> dict[str, Any]:
     """Open loop at ``fraction`` x capacity for ``seconds``; see the module contract."""
     capacity_rps = measure_capacity(server, seconds=5, warmup=1)["rps"]
-    result = loadgen.run(loadgen.open_loop(
-        predict_target(server), rate=fraction * capacity_rps, seconds=seconds, concurrency=1024,
-        timeout=60, pid=server.pid,
-    ))  # fmt: skip
+    result = loadgen.run(
+        loadgen.open_loop(
+            predict_target(server),
+            rate=fraction * capacity_rps,
+            seconds=seconds,
+            concurrency=1024,
+            timeout=60,
+            pid=server.pid,
+        )
+    )
     s = result.summary()
     problems = _foreign(result, allowed={200})
     warm = _rss_at(result.rss_kib, warmup)
@@ -156,13 +193,22 @@ def soak(server: ServerProcess, seconds: float, warmup: float,
     if growth >= 10:
         problems.append(f"RSS grew {growth:.1f} % after the warm-up ({warm} -> {end} KiB)")
     errors = len(result.records) - s["statuses"].get("200", 0)
-    return {"capacity_rps": capacity_rps, "rate_rps": round(fraction * capacity_rps, 1),
-            "seconds": seconds,
-            "warmup_s": warmup, "requests": len(result.records), "errors": errors,
-            "p50_ms": s["p50_ms"], "p99_ms": s["p99_ms"],
-            "rss_mib_start": round(result.rss_kib[0][1] / 1024, 1),
-            "rss_mib_after_warmup": round(warm / 1024, 1), "rss_mib_end": round(end / 1024, 1),
-            "rss_growth_pct": round(growth, 1), "load": s, "problems": problems}  # fmt: skip
+    return {
+        "capacity_rps": capacity_rps,
+        "rate_rps": round(fraction * capacity_rps, 1),
+        "seconds": seconds,
+        "warmup_s": warmup,
+        "requests": len(result.records),
+        "errors": errors,
+        "p50_ms": s["p50_ms"],
+        "p99_ms": s["p99_ms"],
+        "rss_mib_start": round(result.rss_kib[0][1] / 1024, 1),
+        "rss_mib_after_warmup": round(warm / 1024, 1),
+        "rss_mib_end": round(end / 1024, 1),
+        "rss_growth_pct": round(growth, 1),
+        "load": s,
+        "problems": problems,
+    }
 
 
 def _rss_at(samples: list[tuple[float, int]], t: float) -> float:
@@ -182,10 +228,14 @@ def _not_ok(result: LoadResult) -> list[str]:
 def _foreign(result: LoadResult, allowed: set[int]) -> list[str]:
     """Problems: answers with a status outside ``allowed``, requests without an answer."""
     s = result.summary()
-    problems = [f"{n} answers with status {code}" for code, n in s["statuses"].items()
-                if int(code) not in allowed]  # fmt: skip
-    problems += [f"{n} requests {outcome}" for outcome, n in s["outcomes"].items()
-                 if outcome != ANSWERED]  # fmt: skip
+    problems = [
+        f"{n} answers with status {code}"
+        for code, n in s["statuses"].items()
+        if int(code) not in allowed
+    ]
+    problems += [
+        f"{n} requests {outcome}" for outcome, n in s["outcomes"].items() if outcome != ANSWERED
+    ]
     return problems
 
 
@@ -200,28 +250,42 @@ def _still_serving(server: ServerProcess) -> list[str]:
 # --- graceful shutdown ---------------------------------------------------------------------------
 
 
-def shutdown_under_load(scratch: Path, *, before_s: float = 3.0, concurrency: int = 32,
-                        bound_s: float = 20.0, workers: int = 1) -> dict[str, Any]:  # fmt: skip
+def shutdown_under_load(
+    scratch: Path,
+    *,
+    before_s: float = 3.0,
+    concurrency: int = 32,
+    bound_s: float = 20.0,
+    workers: int = 1,
+) -> dict[str, Any]:
     """SIGTERM to a fresh server (``workers`` processes) under load; see the module contract."""
     with serve(scratch, SETTINGS, workers=workers) as server:
         report = loadgen.run(_shutdown(server, before_s, concurrency, bound_s))
     return {"workers": workers, **report}
 
 
-async def _shutdown(server: ServerProcess, before_s: float, concurrency: int,
-                    bound_s: float) -> dict[str, Any]:  # fmt: skip
+async def _shutdown(
+    server: ServerProcess, before_s: float, concurrency: int, bound_s: float
+) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     grpc_calls: list[tuple[float, float, str]] = []
     grpc_stop = threading.Event()
-    grpc_threads = [threading.Thread(target=_grpc_worker, args=(server, grpc_calls, grpc_stop))
-                    for _ in range(GRPC_WORKERS)]  # fmt: skip
+    grpc_threads = [
+        threading.Thread(target=_grpc_worker, args=(server, grpc_calls, grpc_stop))
+        for _ in range(GRPC_WORKERS)
+    ]
     for thread in grpc_threads:
         thread.start()
-    load = loop.create_task(loadgen.closed_loop(
-        predict_target(server), concurrency=concurrency, seconds=before_s + bound_s + 5,
-        timeout=bound_s + 5, stop=stop,
-    ))  # fmt: skip
+    load = loop.create_task(
+        loadgen.closed_loop(
+            predict_target(server),
+            concurrency=concurrency,
+            seconds=before_s + bound_s + 5,
+            timeout=bound_s + 5,
+            stop=stop,
+        )
+    )
     ready: list[tuple[float, int | str]] = []
     poller = loop.create_task(_poll_ready(server, ready, stop))
     await asyncio.sleep(before_s)
@@ -246,8 +310,9 @@ async def _shutdown(server: ServerProcess, before_s: float, concurrency: int,
 GRPC_WORKERS = 4
 
 
-def _grpc_worker(server: ServerProcess, into: list[tuple[float, float, str]],
-                 stop: threading.Event) -> None:  # fmt: skip
+def _grpc_worker(
+    server: ServerProcess, into: list[tuple[float, float, str]], stop: threading.Event
+) -> None:
     """ModelInfer calls one after another: (start, end, status code name) per call."""
     client = tgrpc.InferenceServerClient(server.grpc)
     tensor = tgrpc.InferInput("sequence", [ITEMS], "BYTES")
@@ -270,19 +335,29 @@ def _judge_grpc(calls: list[tuple[float, float, str]], sigterm: float) -> dict[s
     in_flight = [code for start, end, code in calls if start < sigterm <= end]
     after = [code for start, _, code in calls if start >= sigterm]
     before = [code for _, end, code in calls if end < sigterm]
-    problems = [f"gRPC {when}: {code}" for when, codes, allowed in (
-        ("before SIGTERM", before, {"OK"}), ("in flight", in_flight, {"OK", "UNAVAILABLE"}),
-        ("after SIGTERM", after, {"OK", "UNAVAILABLE"}),
-    ) for code in sorted(set(codes) - allowed)]  # fmt: skip
+    problems = [
+        f"gRPC {when}: {code}"
+        for when, codes, allowed in (
+            ("before SIGTERM", before, {"OK"}),
+            ("in flight", in_flight, {"OK", "UNAVAILABLE"}),
+            ("after SIGTERM", after, {"OK", "UNAVAILABLE"}),
+        )
+        for code in sorted(set(codes) - allowed)
+    ]
     if not before:
         problems.append("no gRPC call finished before SIGTERM")
-    return {"calls_before": len(before), "in_flight_at_sigterm": len(in_flight),
-            "in_flight_ok": in_flight.count("OK"), "after_sigterm": dict(Counter(after)),
-            "problems": problems}  # fmt: skip
+    return {
+        "calls_before": len(before),
+        "in_flight_at_sigterm": len(in_flight),
+        "in_flight_ok": in_flight.count("OK"),
+        "after_sigterm": dict(Counter(after)),
+        "problems": problems,
+    }
 
 
-async def _poll_ready(server: ServerProcess, into: list[tuple[float, int | str]],
-                      stop: asyncio.Event) -> None:  # fmt: skip
+async def _poll_ready(
+    server: ServerProcess, into: list[tuple[float, int | str]], stop: asyncio.Event
+) -> None:
     """GET /readyz on a new connection every 20 ms: (loop time, status or outcome)."""
     loop = asyncio.get_running_loop()
     target = Target.get(server.url + "/readyz")
@@ -295,9 +370,13 @@ async def _poll_ready(server: ServerProcess, into: list[tuple[float, int | str]]
 
 
 def _judge_shutdown(
-    result: LoadResult, sigterm: float, ready: list[tuple[float, int | str]],
-    exit_code: int | None, drain_s: float, bound_s: float,
-) -> dict[str, Any]:  # fmt: skip
+    result: LoadResult,
+    sigterm: float,
+    ready: list[tuple[float, int | str]],
+    exit_code: int | None,
+    drain_s: float,
+    bound_s: float,
+) -> dict[str, Any]:
     at = sigterm - result.t0
     in_flight = [r for r in result.records if r.start < at <= r.start + r.latency]
     before = [r for r in result.records if r.start + r.latency < at]
@@ -317,11 +396,16 @@ def _judge_shutdown(
     elif 200 in statuses[first_503:]:
         problems.append("/readyz answered 200 again after 503 while draining")
     return {
-        "in_flight_at_sigterm": len(in_flight), "in_flight_finished_200": finished,
+        "in_flight_at_sigterm": len(in_flight),
+        "in_flight_finished_200": finished,
         "in_flight_503": sum(1 for r in in_flight if r.status == 503),
-        "after_sigterm": _tally(after), "exit_code": exit_code, "drain_s": round(drain_s, 2),
-        "bound_s": bound_s, "readyz_after_sigterm": _runs(statuses), "problems": problems,
-    }  # fmt: skip
+        "after_sigterm": _tally(after),
+        "exit_code": exit_code,
+        "drain_s": round(drain_s, 2),
+        "bound_s": bound_s,
+        "readyz_after_sigterm": _runs(statuses),
+        "problems": problems,
+    }
 
 
 def _judge(records: list[loadgen.Record], allowed: set[int], *, refused_ok: bool) -> list[str]:
@@ -366,13 +450,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     started = time.time()
-    report: dict[str, Any] = {"model": MODEL, "items_per_request": ITEMS, "server": SETTINGS,
-                              "cpus": os.cpu_count(), "started": _stamp(started)}  # fmt: skip
+    report: dict[str, Any] = {
+        "model": MODEL,
+        "items_per_request": ITEMS,
+        "server": SETTINGS,
+        "cpus": os.cpu_count(),
+        "started": _stamp(started),
+    }
     with tempfile.TemporaryDirectory(prefix="helixserve-load-") as tmp:
         _long_run(Path(tmp), report, args.overload_seconds, args.soak_minutes)
     report["seconds"] = round(time.time() - started)
-    report["held"] = all(not part["problems"] for part in report.values()
-                         if isinstance(part, dict) and "problems" in part)  # fmt: skip
+    report["held"] = all(
+        not part["problems"]
+        for part in report.values()
+        if isinstance(part, dict) and "problems" in part
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     _say(f"wrote {args.out}; {'all held' if report['held'] else 'PROBLEMS'}")

@@ -50,13 +50,20 @@ class Target:
     requests: tuple[bytes, ...]
 
     @classmethod
-    def post(cls, url: str, bodies: Sequence[bytes], content_type: str = "application/json",
-             headers: dict[str, str] | None = None) -> Target:  # fmt: skip
+    def post(
+        cls,
+        url: str,
+        bodies: Sequence[bytes],
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> Target:
         """POST each body in turn to ``url`` (an ``http://`` loopback URL)."""
         host, port, path = _loopback(url)
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-        head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
-                f"{extra}Content-Length: ")  # fmt: skip
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
+            f"{extra}Content-Length: "
+        )
         return cls(host, port, tuple(f"{head}{len(b)}\r\n\r\n".encode() + b for b in bodies))
 
     @classmethod
@@ -114,21 +121,29 @@ class LoadResult:
         """Counts per status and outcome, latency of the 200s (ms), throughput, memory."""
         ok = np.array([r.latency for r in self.ok()]) * 1000
         statuses = Counter(str(r.status) for r in self.records if r.outcome == ANSWERED)
-        pct = {f"p{q}_ms": round(float(np.percentile(ok, q)), 2) if ok.size else None
-               for q in (50, 90, 99)}  # fmt: skip
+        pct = {
+            f"p{q}_ms": round(float(np.percentile(ok, q)), 2) if ok.size else None
+            for q in (50, 90, 99)
+        }
         return {
-            "mode": self.mode, "concurrency": self.concurrency, "offered_rps": self.rate,
-            "seconds": round(self.seconds, 2), "sent": len(self.records), "skipped": self.skipped,
+            "mode": self.mode,
+            "concurrency": self.concurrency,
+            "offered_rps": self.rate,
+            "seconds": round(self.seconds, 2),
+            "sent": len(self.records),
+            "skipped": self.skipped,
             "statuses": dict(sorted(statuses.items())),
             "outcomes": dict(Counter(r.outcome for r in self.records)),
             "ok_rps": round(len(ok) / self.seconds, 1) if self.seconds else 0.0,
-            **pct, "max_ms": round(float(ok.max()), 2) if ok.size else None,
-            "503_with_retry_after": sum(1 for r in self.records if r.status == 503 and
-                                        r.retry_after),
+            **pct,
+            "max_ms": round(float(ok.max()), 2) if ok.size else None,
+            "503_with_retry_after": sum(
+                1 for r in self.records if r.status == 503 and r.retry_after
+            ),
             "rss_mib_first": _mib(self.rss_kib[0][1]) if self.rss_kib else None,
             "rss_mib_last": _mib(self.rss_kib[-1][1]) if self.rss_kib else None,
             "rss_mib_max": _mib(max(k for _, k in self.rss_kib)) if self.rss_kib else None,
-        }  # fmt: skip
+        }
 
 
 def _mib(kib: int) -> float:
@@ -210,8 +225,9 @@ class _Client:
         self.in_flight += 1
         status, retry_after, outcome = 0, False, ANSWERED
         try:
-            status, retry_after = await asyncio.wait_for(self._send(next(self.bodies)),
-                                                         self.timeout)  # fmt: skip
+            status, retry_after = await asyncio.wait_for(
+                self._send(next(self.bodies)), self.timeout
+            )
         except TimeoutError:
             outcome = TIMEOUT
         except _Failed as err:
@@ -258,10 +274,16 @@ class _Client:
 # --- runs ----------------------------------------------------------------------------------------
 
 
-async def closed_loop(target: Target, *, concurrency: int, seconds: float,
-                      max_requests: int = 10_000_000, timeout: float = 30.0,
-                      pid: int | None = None, stop: asyncio.Event | None = None,
-                      ) -> LoadResult:  # fmt: skip
+async def closed_loop(
+    target: Target,
+    *,
+    concurrency: int,
+    seconds: float,
+    max_requests: int = 10_000_000,
+    timeout: float = 30.0,
+    pid: int | None = None,
+    stop: asyncio.Event | None = None,
+) -> LoadResult:
     """``concurrency`` workers, each sending its next request once the last is answered (until
     ``seconds`` have passed, ``max_requests`` were sent, or ``stop`` is set)."""
     result = LoadResult("closed", concurrency, None)
@@ -280,9 +302,16 @@ async def closed_loop(target: Target, *, concurrency: int, seconds: float,
     return await _run(target, result, timeout, pid, drive)
 
 
-async def open_loop(target: Target, *, rate: float, seconds: float, concurrency: int,
-                    max_requests: int = 10_000_000, timeout: float = 30.0,
-                    pid: int | None = None) -> LoadResult:  # fmt: skip
+async def open_loop(
+    target: Target,
+    *,
+    rate: float,
+    seconds: float,
+    concurrency: int,
+    max_requests: int = 10_000_000,
+    timeout: float = 30.0,
+    pid: int | None = None,
+) -> LoadResult:
     """Requests started at ``rate`` per second on a fixed schedule; see the module contract."""
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}.")
@@ -307,8 +336,13 @@ async def open_loop(target: Target, *, rate: float, seconds: float, concurrency:
     return await _run(target, result, timeout, pid, drive)
 
 
-async def _run(target: Target, result: LoadResult, timeout: float, pid: int | None,
-               drive: Callable[[_Client], Awaitable[None]]) -> LoadResult:  # fmt: skip
+async def _run(
+    target: Target,
+    result: LoadResult,
+    timeout: float,
+    pid: int | None,
+    drive: Callable[[_Client], Awaitable[None]],
+) -> LoadResult:
     client = _Client(target, result, timeout)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -361,8 +395,9 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-async def sample_rss(pid: int, into: list[tuple[float, int]], stop: asyncio.Event,
-                     every: float = 1.0) -> None:  # fmt: skip
+async def sample_rss(
+    pid: int, into: list[tuple[float, int]], stop: asyncio.Event, every: float = 1.0
+) -> None:
     """Append (seconds since start, RSS KiB) every ``every`` s until ``stop`` or the pid ends."""
     loop = asyncio.get_running_loop()
     t0 = loop.time()

@@ -43,10 +43,12 @@ def _section(title: str, name: str, skip: tuple[str, ...] = ()) -> str:
 
 
 def main() -> None:
-    parts = [INTRO.read_text(encoding="utf-8"),
-             _section("Long fuzzing run (`python -m reliability.fuzz`)", "fuzz", ("per_target",)),
-             _section("Load, overload, soak, shutdown (`python -m reliability.load`)", "load"),
-             _section("Faults (`python -m reliability.faults`)", "faults")]  # fmt: skip
+    parts = [
+        INTRO.read_text(encoding="utf-8"),
+        _section("Long fuzzing run (`python -m reliability.fuzz`)", "fuzz", ("per_target",)),
+        _section("Load, overload, soak, shutdown (`python -m reliability.load`)", "load"),
+        _section("Faults (`python -m reliability.faults`)", "faults"),
+    ]
     DOC.write_text("\n".join(parts), encoding="utf-8")
     print(f"wrote {DOC}")
 

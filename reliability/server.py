@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from helixserve.cli.serve import ZOO_STORE
+from helixserve.store.configured import PRETRAINED_STORE as ZOO_STORE
 
 
 @dataclass
@@ -51,21 +51,43 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(scratch: Path, settings: dict[str, str] | None = None, *, store: Path = ZOO_STORE,
-          workers: int = 1, stop_timeout: float = 30.0) -> Iterator[ServerProcess]:  # fmt: skip
+def serve(
+    scratch: Path,
+    settings: dict[str, str] | None = None,
+    *,
+    store: Path = ZOO_STORE,
+    workers: int = 1,
+    stop_timeout: float = 30.0,
+) -> Iterator[ServerProcess]:
     """Run a server until the block ends; see the module contract."""
     scratch.mkdir(parents=True, exist_ok=True)
     port, grpc_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELIXSERVE_")}
     env.update({f"HELIXSERVE_{k}": v for k, v in (settings or {}).items()})
     env["HELIXSERVE_CACHE_DIR"] = str(scratch / "cache")
-    command = [sys.executable, "-m", "helixserve", "serve", "--store", str(store),
-               "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port),
-               "--workers", str(workers), "--reload-interval", "0"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "helixserve",
+        "serve",
+        "--store",
+        str(store),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--grpc-port",
+        str(grpc_port),
+        "--workers",
+        str(workers),
+        "--reload-interval",
+        "0",
+    ]
     log = scratch / "server.log"
     with log.open("wb") as err:
-        process = subprocess.Popen(command, cwd=scratch, env=env, stdout=subprocess.DEVNULL,
-                                   stderr=err)  # fmt: skip
+        process = subprocess.Popen(
+            command, cwd=scratch, env=env, stdout=subprocess.DEVNULL, stderr=err
+        )
     server = ServerProcess(process, f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}", log)
     try:
         _wait_ready(server)

@@ -47,8 +47,7 @@ def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any] | None
         real["version"] = st.sampled_from(["1", "production", "2", "latest"])
     if not real:
         return st.just(path_parameters)
-    served = st.fixed_dictionaries({**{k: st.just(v) for k, v in path_parameters.items()},
-                                    **real})  # fmt: skip
+    served = st.fixed_dictionaries({**{k: st.just(v) for k, v in path_parameters.items()}, **real})
     return st.one_of(st.just(path_parameters), served)
 
 
@@ -70,10 +69,14 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 @schema.parametrize()
 @settings(
-    max_examples=PER_OPERATION, deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                           HealthCheck.filter_too_much],
-)  # fmt: skip
+    max_examples=PER_OPERATION,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+    ],
+)
 def test_whole_api_conforms(case: Any) -> None:
     # Schema-valid is not model-valid: a string is a valid `dnasequence` for the schema, but
     # whether it is a 50-nt DNA sequence depends on the served model, and such inputs are
@@ -90,9 +93,16 @@ def test_whole_api_conforms(case: Any) -> None:
 def test_every_operation_is_covered(api_schema: Any) -> None:
     """The run above reaches the OIP routes and the domain API, not a subset of them."""
     paths = {operation.ok().path for operation in api_schema.get_all_operations()}
-    assert {"/api/v1/models/{name}/predict", "/api/v1/models/{name}/predict-file",
-            "/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer",
-            "/v2/health/ready", "/healthz", "/readyz", "/metrics"} <= paths  # fmt: skip
+    assert {
+        "/api/v1/models/{name}/predict",
+        "/api/v1/models/{name}/predict-file",
+        "/v2/models/{name}/infer",
+        "/v2/models/{name}/versions/{version}/infer",
+        "/v2/health/ready",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    } <= paths
 
 
 @pytest.mark.parametrize(

@@ -64,8 +64,9 @@ def test_scores_and_reports_refused_rows(store: ModelStore, tmp_path: Path) -> N
     assert not (tmp_path / "out.csv.parts").exists()
 
 
-def test_output_matches_the_predictor_and_ignores_chunk_size(store: ModelStore,
-                                                              tmp_path: Path) -> None:  # fmt: skip
+def test_output_matches_the_predictor_and_ignores_chunk_size(
+    store: ModelStore, tmp_path: Path
+) -> None:
     data = tmp_path / "in.fa.gz"
     seqs = random_fasta(data, 500, bad_every=37)
     predictor = Predictor.from_store(store, "gc")
@@ -82,8 +83,9 @@ def test_output_matches_the_predictor_and_ignores_chunk_size(store: ModelStore,
 
 def test_tabular_csv(tmp_path: Path) -> None:
     zoo = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
-    predictor = Predictor.from_store(ModelStore.open(str(zoo), cache_dir=tmp_path / "c"),
-                                     "tumor-wisconsin")  # fmt: skip
+    predictor = Predictor.from_store(
+        ModelStore.open(str(zoo), cache_dir=tmp_path / "c"), "tumor-wisconsin"
+    )
     names = [f.name for f in predictor.manifest.input.features]  # type: ignore[union-attr]
     data = tmp_path / "t.csv"
     data.write_text("id," + ",".join(names) + "\n7,5,1,1,1,2,1,3,1,1\n8,5,1,1,1,2,?,3,1,11\n")
@@ -98,8 +100,16 @@ def test_tabular_csv(tmp_path: Path) -> None:
 def test_image_models_are_refused(tmp_path: Path) -> None:
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     files = {"model.onnx": image_multiclass_model(1, 8, 8, 2), "card.md": b"# x\n"}
-    store.publish(make_manifest(files, name="img", task="multiclass", input=ImageSchema(
-        width=8, height=8), output=OutputSchema(labels=["a", "b"])), files)  # fmt: skip
+    store.publish(
+        make_manifest(
+            files,
+            name="img",
+            task="multiclass",
+            input=ImageSchema(width=8, height=8),
+            output=OutputSchema(labels=["a", "b"]),
+        ),
+        files,
+    )
     (tmp_path / "x.csv").write_text("sequence\nACGT\n")
     with pytest.raises(BatchError) as caught:
         score(Predictor.from_store(store, "img"), str(tmp_path / "x.csv"), str(tmp_path / "o.csv"))
@@ -111,9 +121,23 @@ def test_image_models_are_refused(tmp_path: Path) -> None:
 
 def _cli(store: ModelStore, *args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "HELIXSERVE_CACHE_DIR": str(store.cache_dir)}
-    return subprocess.Popen([sys.executable, "-m", "helixserve", "predict", "gc", *args,
-                             "--store", store.uri, "--batch-size", "2000"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "helixserve",
+            "predict",
+            "gc",
+            *args,
+            "--store",
+            store.uri,
+            "--batch-size",
+            "2000",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_resume_after_kill_9_gives_identical_output(store: ModelStore, tmp_path: Path) -> None:
@@ -151,9 +175,21 @@ def test_resume_refuses_a_changed_input(store: ModelStore, tmp_path: Path) -> No
     random_fasta(data, 50)
     parts = tmp_path / "out.csv.parts"
     parts.mkdir()
-    (parts / "journal.json").write_text(json.dumps({
-        "input": str(data), "input_stamp": "0:0", "model": "gc@1", "model_sha256": "x",
-        "batch_size": 4096, "chunks": 1, "records": 10, "scored": 10, "refused": 0}))  # fmt: skip
+    (parts / "journal.json").write_text(
+        json.dumps(
+            {
+                "input": str(data),
+                "input_stamp": "0:0",
+                "model": "gc@1",
+                "model_sha256": "x",
+                "batch_size": 4096,
+                "chunks": 1,
+                "records": 10,
+                "scored": 10,
+                "refused": 0,
+            }
+        )
+    )
     with pytest.raises(BatchError) as caught:
         score(Predictor.from_store(store, "gc"), str(data), str(tmp_path / "out.csv"), resume=True)
     assert str(caught.value) == (
@@ -175,11 +211,13 @@ def test_parquet_in_parquet_out_matches_csv(store: ModelStore, tmp_path: Path) -
     seqs = random_fasta(tmp_path / "in.fa", 10, seed=5)
     seqs[4] = seqs[4][:7] + "Z" + seqs[4][8:]
     _parquet(tmp_path / "in.parquet", {"name": [f"s{i}" for i in range(10)], "seq": seqs})
-    (tmp_path / "in.csv").write_text("name,seq\n" + "".join(
-        f"s{i},{s}\n" for i, s in enumerate(seqs)))  # fmt: skip
+    (tmp_path / "in.csv").write_text(
+        "name,seq\n" + "".join(f"s{i},{s}\n" for i, s in enumerate(seqs))
+    )
     predictor = Predictor.from_store(store, "gc")
-    summary = score(predictor, str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"),
-                    batch_size=4)  # fmt: skip
+    summary = score(
+        predictor, str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"), batch_size=4
+    )
     score(predictor, str(tmp_path / "in.csv"), str(tmp_path / "ref.csv"), batch_size=4)
     assert (summary.scored, summary.refused, summary.errors) == (
         9,
@@ -188,11 +226,19 @@ def test_parquet_in_parquet_out_matches_csv(store: ModelStore, tmp_path: Path) -
     )
     table = pq.read_table(str(tmp_path / "out.parquet"))
     assert [str(t) for t in table.schema.types] == [
-        "int64", "string", "string", "double", "double", "double"]  # fmt: skip
+        "int64",
+        "string",
+        "string",
+        "double",
+        "double",
+        "double",
+    ]
     expected = (tmp_path / "ref.csv").read_text().splitlines()
     assert table.column_names == expected[0].split(",")
-    got = [",".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in row.values())
-           for row in table.to_pylist()]  # fmt: skip
+    got = [
+        ",".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in row.values())
+        for row in table.to_pylist()
+    ]
     assert got == expected[1:]
     assert (tmp_path / "out.errors.csv").read_text().splitlines()[1] == (
         "5,s4,,sequence,8,\"record 5 (id s4): DNA sequence is not valid DNA: position 8 is 'Z'. "
@@ -202,8 +248,9 @@ def test_parquet_in_parquet_out_matches_csv(store: ModelStore, tmp_path: Path) -
 
 def test_tabular_parquet_and_gzip_output(tmp_path: Path) -> None:
     zoo = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
-    predictor = Predictor.from_store(ModelStore.open(str(zoo), cache_dir=tmp_path / "c"),
-                                     "tumor-wisconsin")  # fmt: skip
+    predictor = Predictor.from_store(
+        ModelStore.open(str(zoo), cache_dir=tmp_path / "c"), "tumor-wisconsin"
+    )
     names = [f.name for f in predictor.manifest.input.features]  # type: ignore[union-attr]
     rows = [
         [5, 1, 1, 1, 2, 1, 3, 1, 1],
@@ -216,7 +263,10 @@ def test_tabular_parquet_and_gzip_output(tmp_path: Path) -> None:
     assert (summary.scored, summary.refused) == (2, 1)
     lines = gzip.decompress((tmp_path / "t.out.csv.gz").read_bytes()).decode().splitlines()
     assert [line.split(",")[:3] for line in lines] == [
-        ["index", "id", "label"], ["1", "a", "benign"], ["2", "b", "malignant"]]  # fmt: skip
+        ["index", "id", "label"],
+        ["1", "a", "benign"],
+        ["2", "b", "malignant"],
+    ]
     errors = gzip.decompress((tmp_path / "t.out.errors.csv.gz").read_bytes()).decode()
     assert "record 3 (id c): mitoses is 11, above the maximum 10" in errors
 
@@ -225,7 +275,14 @@ def test_numbers_are_not_neutralised_but_formulas_are() -> None:
     from helixserve.inputs.table import csv_safe
 
     assert [csv_safe(c) for c in ["-0.25", "+1e-3", "-7", "=1+1", "-1+2", "@SUM(A1)", "x"]] == [
-        "-0.25", "+1e-3", "-7", "'=1+1", "'-1+2", "'@SUM(A1)", "x"]  # fmt: skip
+        "-0.25",
+        "+1e-3",
+        "-7",
+        "'=1+1",
+        "'-1+2",
+        "'@SUM(A1)",
+        "x",
+    ]
 
 
 def test_damaged_parquet_keeps_the_rows_before_the_damage(
@@ -241,8 +298,12 @@ def test_damaged_parquet_keeps_the_rows_before_the_damage(
     data[start : start + 40] = b"\xff" * 40  # the 8th row group's page header and data
     (tmp_path / "bad.parquet").write_bytes(bytes(data))
     with pytest.raises(InvalidFile) as caught:
-        score(Predictor.from_store(store, "gc"), str(tmp_path / "bad.parquet"),
-              str(tmp_path / "out.csv"), batch_size=3)  # fmt: skip
+        score(
+            Predictor.from_store(store, "gc"),
+            str(tmp_path / "bad.parquet"),
+            str(tmp_path / "out.csv"),
+            batch_size=3,
+        )
     assert str(caught.value).startswith("the Parquet file is damaged after row ")
     journal = json.loads((tmp_path / "out.csv.parts" / "journal.json").read_text())
     assert 0 < journal["records"] < 40  # the rows before the damage are committed

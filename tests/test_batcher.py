@@ -25,9 +25,12 @@ GC_50, AT_50 = "GC" * 25, "AT" * 25
 def predictor(tmp_path: Path, variable: bool = False) -> Predictor:
     schema = SequenceSchema(min_length=1, max_length=500) if variable else SequenceSchema(length=50)
     bundle = local_bundle(
-        tmp_path, gc_binary_model("L" if variable else 50), task="binary", input=schema,
+        tmp_path,
+        gc_binary_model("L" if variable else 50),
+        task="binary",
+        input=schema,
         output=OutputSchema(labels=["0", "1"]),
-    )  # fmt: skip
+    )
     return Predictor(bundle)
 
 
@@ -104,8 +107,10 @@ def test_queue_of_more_work_than_the_timeout_allows_is_overloaded(tmp_path: Path
     admitted = 20 - len(refused)
     assert 6 <= admitted <= 13  # 0.5 s of work at about 0.04 s per item, on a noisy machine
     assert results[admitted:] == refused  # the first ones in got in, the rest were refused
-    pattern = (r"m@1 is overloaded: the (\d+) items already waiting need about ([\d.]+) s, over "
-               r"half the request timeout \(1 s\)\. Retry in a moment\.")  # fmt: skip
+    pattern = (
+        r"m@1 is overloaded: the (\d+) items already waiting need about ([\d.]+) s, over "
+        r"half the request timeout \(1 s\)\. Retry in a moment\."
+    )
     match = re.fullmatch(pattern, str(refused[0]))
     assert match is not None, str(refused[0])
     assert int(match.group(1)) == admitted
@@ -151,8 +156,9 @@ def test_model_failure_reaches_every_waiting_request(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("inline_below_ms", "inline"), [(0.0, False), (1000.0, True)])
-def test_fast_batches_run_on_the_event_loop(tmp_path: Path, inline_below_ms: float,
-                                             inline: bool) -> None:  # fmt: skip
+def test_fast_batches_run_on_the_event_loop(
+    tmp_path: Path, inline_below_ms: float, inline: bool
+) -> None:
     model = predictor(tmp_path)
     threads: list[str] = []
     real = model.predict_batch

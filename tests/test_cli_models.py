@@ -287,8 +287,17 @@ def test_quantize_a_pretrained_model_measured_on_a_test_file(
         rows.append(f"s{i},{bases},{i % 2}")
     (tmp_path / "test.csv").write_text("\n".join(rows) + "\n")
     layered = {**env, "HELIXSERVE_PRETRAINED": "true"}
-    done = cli(layered, "quantize", "primer-binding", "--test-file", str(tmp_path / "test.csv"),
-               "--target", "bound", "--samples", "64")  # fmt: skip
+    done = cli(
+        layered,
+        "quantize",
+        "primer-binding",
+        "--test-file",
+        str(tmp_path / "test.csv"),
+        "--target",
+        "bound",
+        "--samples",
+        "64",
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[1] == (
         f"on {tmp_path / 'test.csv'} (40 rows): accuracy int8 1.0000, original 1.0000 (change "

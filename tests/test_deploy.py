@@ -22,8 +22,11 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 def _run_steps() -> list[str]:
     text = DOCKERFILE.replace("\\\n", " ")
-    return [line.removeprefix("RUN ").strip() for line in text.splitlines()
-            if line.startswith("RUN ") and "useradd" not in line]  # fmt: skip
+    return [
+        line.removeprefix("RUN ").strip()
+        for line in text.splitlines()
+        if line.startswith("RUN ") and "useradd" not in line
+    ]
 
 
 def test_dockerfile_is_slim_and_non_root() -> None:
@@ -46,32 +49,48 @@ def test_dockerfile_steps_in_a_clean_venv(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "src", app / "src", ignore=shutil.ignore_patterns("__pycache__"))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    env = {"PATH": f"{venv}/bin:/usr/bin:/bin", "HOME": str(tmp_path), "PIP_NO_CACHE_DIR": "0",
-           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}  # fmt: skip
+    env = {
+        "PATH": f"{venv}/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PIP_NO_CACHE_DIR": "0",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
     for step in _run_steps():
         command = step.replace(" && rm -rf /root/.cache", "")
         subprocess.run(["sh", "-c", command], cwd=app, env=env, check=True, capture_output=True)
     python = venv / "bin" / "python"
-    missing = subprocess.run([str(python), "-c", "import torch"], capture_output=True, text=True,
-                             check=False)  # fmt: skip
+    missing = subprocess.run(
+        [str(python), "-c", "import torch"], capture_output=True, text=True, check=False
+    )
     assert "No module named 'torch'" in missing.stderr
     port = free_port()
     serve_env = {
-        **env, "HELIXSERVE_PORT": str(port), "HELIXSERVE_GRPC_PORT": "0",
-        "HELIXSERVE_HOST": "127.0.0.1", "HELIXSERVE_CACHE_DIR": str(tmp_path / "c"),
-    }  # fmt: skip
+        **env,
+        "HELIXSERVE_PORT": str(port),
+        "HELIXSERVE_GRPC_PORT": "0",
+        "HELIXSERVE_HOST": "127.0.0.1",
+        "HELIXSERVE_CACHE_DIR": str(tmp_path / "c"),
+    }
     cmd = re.search(r'^CMD \["sh", "-c", "(.*)"\]$', DOCKERFILE, re.MULTILINE)
     assert cmd is not None
-    server = subprocess.Popen(["sh", "-c", cmd.group(1).replace('\\"', '"')], cwd=tmp_path,
-                              env=serve_env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        ["sh", "-c", cmd.group(1).replace('\\"', '"')],
+        cwd=tmp_path,
+        env=serve_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         health = re.search(r'CMD \["python", "-c", "(.*)"\]', DOCKERFILE)
         assert health is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            check = subprocess.run([str(python), "-c", health.group(1)], env=serve_env,
-                                   capture_output=True, check=False)  # fmt: skip
+            check = subprocess.run(
+                [str(python), "-c", health.group(1)],
+                env=serve_env,
+                capture_output=True,
+                check=False,
+            )
             if check.returncode == 0:
                 break
             time.sleep(0.5)
@@ -95,8 +114,9 @@ def test_compose_and_kubernetes_files_match_the_server() -> None:
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert [p["containerPort"] for p in container["ports"]] == [8000, 8001]
-    kserve = list(yaml.safe_load_all((ROOT / "deploy" / "kserve" / "inferenceservice.yaml")
-                                     .read_text()))  # fmt: skip
+    kserve = list(
+        yaml.safe_load_all((ROOT / "deploy" / "kserve" / "inferenceservice.yaml").read_text())
+    )
     assert [d["kind"] for d in kserve] == ["ClusterServingRuntime", "InferenceService"]
     assert kserve[0]["spec"]["protocolVersions"] == ["v2", "grpc-v2"]
 

@@ -180,8 +180,14 @@ def test_one_hot_padding_left_keeps_the_3_prime_end_aligned() -> None:
 
 
 def test_yeast_style_schema_pads_on_the_5_prime_side() -> None:
-    schema = SequenceSchema(min_length=2, max_length=50, pad_to=50, padding="left",
-                            flank_left="A" * 10, flank_right="C" * 10)  # fmt: skip
+    schema = SequenceSchema(
+        min_length=2,
+        max_length=50,
+        pad_to=50,
+        padding="left",
+        flank_left="A" * 10,
+        flank_right="C" * 10,
+    )
     x = np.asarray(encode_batch(["GG", "T" * 50], schema), dtype=np.float32)
     assert x.shape == (2, 4, 70)
     assert one_hot_decode(x)[0] == "A" * 10 + "N" * 48 + "GG" + "C" * 10

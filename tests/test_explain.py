@@ -51,8 +51,9 @@ def test_ism_matches_a_hand_computation(gc: Predictor) -> None:
 
 def test_variants_check_the_reference(gc: Predictor) -> None:
     sequence = "A" * 48 + "GC"
-    score, effects = variant_effects(gc, sequence, [Variant(49, "G", "C"), Variant(1, "A", "G"),
-                                                    Variant(49, "GC", "AA")])  # fmt: skip
+    score, effects = variant_effects(
+        gc, sequence, [Variant(49, "G", "C"), Variant(1, "A", "G"), Variant(49, "GC", "AA")]
+    )
     assert effects[0] == pytest.approx(0, abs=1e-7)
     assert effects[1] == pytest.approx(sigmoid(0.5 * 3 - 12.5) - score, abs=1e-6)
     assert effects[2] == pytest.approx(sigmoid(-12.5) - score, abs=1e-6)
@@ -114,8 +115,9 @@ def test_ism_finds_the_implanted_motif(shared_data: Path, tmp_path: Path) -> Non
     from helixserve.training.data import load_sequences, split
 
     folder = shared_data / "zou2019_primer_tf_binding"
-    data = load_sequences(folder / "sequences.txt", SequenceSchema(length=50),
-                          labels_file=folder / "labels.txt")  # fmt: skip
+    data = load_sequences(
+        folder / "sequences.txt", SequenceSchema(length=50), labels_file=folder / "labels.txt"
+    )
     test = split(data, task="binary", seed=42, test_fraction=0.25).test
     positives = [data.inputs[i] for i in test.tolist() if data.targets[i] == "1"]
     predictor = Predictor.from_store(
@@ -145,14 +147,17 @@ def test_explain_routes(server: Running) -> None:
     assert (body["alphabet"], body["target"], len(body["effects"])) == ("ACGT", "1", 50)
     top = max(range(39), key=lambda s: sum(body["importance"][s : s + 12]))
     assert abs(top - 6) < 12
-    bad = httpx.post(url + "/variants", json={"sequence": sequence, "variants": [
-        {"position": 7, "ref": "G", "alt": "T"}]})  # fmt: skip
+    bad = httpx.post(
+        url + "/variants",
+        json={"sequence": sequence, "variants": [{"position": 7, "ref": "G", "alt": "T"}]},
+    )
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "variants[0]"
     steps = httpx.post(url + "/design", json={"start": "ACGT" * 12 + "AC", "rounds": 3}).json()
     assert [s["round"] for s in steps["steps"]] == [0, 1, 2, 3]
-    wrong = httpx.post(server.url + "/api/v1/models/tumor-wisconsin/explain",
-                       json={"sequence": sequence})  # fmt: skip
+    wrong = httpx.post(
+        server.url + "/api/v1/models/tumor-wisconsin/explain", json={"sequence": sequence}
+    )
     assert wrong.status_code == 422
     assert wrong.json()["detail"] == (
         "tumor-wisconsin@1 takes tabular inputs; explanations are for DNA models."

@@ -23,8 +23,11 @@ GC = "GC" * 25
 ROWS, BATCH = 60_000, 2000
 
 
-def _predict(store: ModelStore, *args: str, limit_bytes: int | None = None,
-             ) -> subprocess.Popen[bytes]:  # fmt: skip
+def _predict(
+    store: ModelStore,
+    *args: str,
+    limit_bytes: int | None = None,
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "HELIXSERVE_CACHE_DIR": str(store.cache_dir)}
 
     def limited() -> None:  # in the child: files may not grow past the limit (EFBIG)
@@ -33,10 +36,23 @@ def _predict(store: ModelStore, *args: str, limit_bytes: int | None = None,
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
     return subprocess.Popen(
-        [sys.executable, "-m", "helixserve", "predict", "gc", *args, "--store", store.uri,
-         "--batch-size", str(BATCH)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=limited,  # noqa: PLW1509 - no threads run here yet
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "helixserve",
+            "predict",
+            "gc",
+            *args,
+            "--store",
+            store.uri,
+            "--batch-size",
+            str(BATCH),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=limited,  # noqa: PLW1509 - no threads run here yet
+    )
 
 
 def _finish(process: subprocess.Popen[bytes]) -> tuple[int, str]:
@@ -86,8 +102,9 @@ def test_full_disk_keeps_the_journal_and_resume_finishes(tmp_path: Path) -> None
     data = tmp_path / "in.fa"
     random_fasta(data, ROWS, seed=5)
     assert _finish(_predict(store, str(data), "-o", str(tmp_path / "whole.csv")))[0] == 0
-    code, err = _finish(_predict(store, str(data), "-o", str(tmp_path / "out.csv"),
-                                 limit_bytes=1_000_000))  # fmt: skip
+    code, err = _finish(
+        _predict(store, str(data), "-o", str(tmp_path / "out.csv"), limit_bytes=1_000_000)
+    )
     parts = tmp_path / "out.csv.parts"
     assert code == 1
     assert err.splitlines()[-1] == (

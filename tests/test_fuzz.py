@@ -63,9 +63,10 @@ from helixserve.store.names import parse_ref
 
 EXAMPLES = int(os.environ.get("HELIXSERVE_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(
-    max_examples=EXAMPLES, deadline=None,
+    max_examples=EXAMPLES,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)  # fmt: skip
+)
 T = TypeVar("T")
 
 # --- strategies -----------------------------------------------------------------------------
@@ -73,12 +74,45 @@ T = TypeVar("T")
 # Pieces that real and hostile sequence/table files are made of: more bugs hide in these than in
 # uniformly random bytes, which are almost always refused as binary on the first 8 KiB.
 PIECES = [
-    b">", b">seq1 desc", b"\n", b"\r\n", b"\r", b",", b"\t", b'"', b'""', b";", b"#", b" ",
-    b"ACGT", b"acgu", b"N", b"X", b"ACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTAC",
-    b"sequence", b"id", b"seq,id", b"\x00", b"\xef\xbb\xbf", b"\xff\xfe", b"\xe9", b"\xc3\xa9",
-    b"\xed\xa0\x80", b"=cmd|' /C calc'!A0", b"@SUM(1)", b"-1", b"+1", b"1e309", b"NaN", b"?",
-    b"5", b"10", b"\x1f\x8b", b"GIF89a", b"PK\x03\x04",
-]  # fmt: skip
+    b">",
+    b">seq1 desc",
+    b"\n",
+    b"\r\n",
+    b"\r",
+    b",",
+    b"\t",
+    b'"',
+    b'""',
+    b";",
+    b"#",
+    b" ",
+    b"ACGT",
+    b"acgu",
+    b"N",
+    b"X",
+    b"ACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTAC",
+    b"sequence",
+    b"id",
+    b"seq,id",
+    b"\x00",
+    b"\xef\xbb\xbf",
+    b"\xff\xfe",
+    b"\xe9",
+    b"\xc3\xa9",
+    b"\xed\xa0\x80",
+    b"=cmd|' /C calc'!A0",
+    b"@SUM(1)",
+    b"-1",
+    b"+1",
+    b"1e309",
+    b"NaN",
+    b"?",
+    b"5",
+    b"10",
+    b"\x1f\x8b",
+    b"GIF89a",
+    b"PK\x03\x04",
+]
 file_bytes = st.one_of(
     st.binary(max_size=2000),
     st.lists(st.sampled_from(PIECES) | st.binary(max_size=8), max_size=120).map(b"".join),
@@ -130,8 +164,10 @@ def check_records(items: list[Any]) -> None:
 def test_read_sequences_any_bytes(data: st.DataObject, raw: bytes, fmt: Any, gz: bool) -> None:
     payload = compressed(data, raw) if gz else raw
     limit = data.draw(st.none() | st.integers(1, 4096), label="max_decompressed")
-    result = drain(read_sequences(io.BytesIO(payload), format=fmt, max_length=200,
-                                  max_decompressed=limit), InputError)  # fmt: skip
+    result = drain(
+        read_sequences(io.BytesIO(payload), format=fmt, max_length=200, max_decompressed=limit),
+        InputError,
+    )
     if isinstance(result, list):
         check_records(result)
         schema = SequenceSchema(alphabet="ACGTN", min_length=1, max_length=200)
@@ -142,15 +178,18 @@ def test_read_sequences_any_bytes(data: st.DataObject, raw: bytes, fmt: Any, gz:
                 assert set(item.sequence) <= set("ACGTN")
 
 
-TUMOUR = TabularSchema(features=[Feature(name="a", type="int", min=1, max=10),
-                                 Feature(name="b", type="float")])  # fmt: skip
+TUMOUR = TabularSchema(
+    features=[Feature(name="a", type="int", min=1, max=10), Feature(name="b", type="float")]
+)
 ROW_PIECES = [b"a,b\n", b"id,a,b\n", b"a\tb\n", b"A,B\r\n", b"1,2.5\n", b"?,\n", b"1e400,1\n"]
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
 @FUZZ
-@given(data=st.data(), raw=file_bytes | st.lists(
-    st.sampled_from(ROW_PIECES + PIECES), max_size=60).map(b"".join))  # fmt: skip
+@given(
+    data=st.data(),
+    raw=file_bytes | st.lists(st.sampled_from(ROW_PIECES + PIECES), max_size=60).map(b"".join),
+)
 def test_read_rows_any_bytes(data: st.DataObject, raw: bytes, gz: bool) -> None:
     payload = compressed(data, raw) if gz else raw
     result = drain(read_rows(io.BytesIO(payload), TUMOUR), InputError)
@@ -166,18 +205,29 @@ def test_read_rows_any_bytes(data: st.DataObject, raw: bytes, gz: bool) -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
-)  # fmt: skip
+)
 sequence_schemas = st.one_of(
-    st.builds(SequenceSchema, alphabet=st.sampled_from(["ACGT", "ACGTN"]),
-              length=st.integers(1, 60), rna_to_dna=st.booleans(),
-              flank_left=st.text("ACGTN", max_size=5), flank_right=st.text("ACGTN", max_size=5)),
-    st.builds(SequenceSchema, min_length=st.integers(1, 5), max_length=st.integers(5, 80),
-              encoding=st.just("tokens"), pad_to=st.just(80), padding=st.sampled_from(
-                  ["right", "left"])),
-)  # fmt: skip
+    st.builds(
+        SequenceSchema,
+        alphabet=st.sampled_from(["ACGT", "ACGTN"]),
+        length=st.integers(1, 60),
+        rna_to_dna=st.booleans(),
+        flank_left=st.text("ACGTN", max_size=5),
+        flank_right=st.text("ACGTN", max_size=5),
+    ),
+    st.builds(
+        SequenceSchema,
+        min_length=st.integers(1, 5),
+        max_length=st.integers(5, 80),
+        encoding=st.just("tokens"),
+        pad_to=st.just(80),
+        padding=st.sampled_from(["right", "left"]),
+    ),
+)
 dna_text = st.text(alphabet="ACGTUNacgtunRYX \n\t\u00a0é\x00", max_size=90)
 
 
@@ -197,15 +247,21 @@ def test_validate_and_encode_any_sequence(raw: object, schema: SequenceSchema) -
     else:
         flanks = len(schema.flank_left) + len(schema.flank_right)
         assert encoded.shape == (1, 4, flanks + len(sequence))
-        decoded = one_hot_decode(encoded.astype(np.float32), flank_left=len(schema.flank_left),
-                                 flank_right=len(schema.flank_right))  # fmt: skip
+        decoded = one_hot_decode(
+            encoded.astype(np.float32),
+            flank_left=len(schema.flank_left),
+            flank_right=len(schema.flank_right),
+        )
         assert decoded == [sequence]
 
 
 @FUZZ
-@given(sequences=st.lists(dna_text | st.text(max_size=30), max_size=5),
-       pad_to=st.none() | st.integers(1, 40), n_value=st.sampled_from([0.0, 0.25]),
-       length=st.integers(1, 40))  # fmt: skip
+@given(
+    sequences=st.lists(dna_text | st.text(max_size=30), max_size=5),
+    pad_to=st.none() | st.integers(1, 40),
+    n_value=st.sampled_from([0.0, 0.25]),
+    length=st.integers(1, 40),
+)
 def test_encoders_any_text(
     sequences: list[str], pad_to: int | None, n_value: float, length: int
 ) -> None:
@@ -273,9 +329,16 @@ def _image(mode: str, size: tuple[int, int], fmt: str) -> bytes:
     return out.getvalue()
 
 
-SEEDS = [_image("L", (7, 5), "PNG"), _image("RGBA", (6, 6), "PNG"), _image("P", (5, 4), "PNG"),
-         _image("RGB", (8, 8), "JPEG"), _image("L", (4, 9), "TIFF"), _image("I;16", (5, 5), "PNG"),
-         _image("CMYK", (4, 4), "TIFF"), _image("F", (3, 3), "TIFF")]  # fmt: skip
+SEEDS = [
+    _image("L", (7, 5), "PNG"),
+    _image("RGBA", (6, 6), "PNG"),
+    _image("P", (5, 4), "PNG"),
+    _image("RGB", (8, 8), "JPEG"),
+    _image("L", (4, 9), "TIFF"),
+    _image("I;16", (5, 5), "PNG"),
+    _image("CMYK", (4, 4), "TIFF"),
+    _image("F", (3, 3), "TIFF"),
+]
 
 
 @st.composite
@@ -291,8 +354,11 @@ def mutated_images(draw: st.DrawFn) -> bytes:
 
 
 @FUZZ
-@given(data=st.binary(max_size=600) | mutated_images() | st.sampled_from(SEEDS),
-       channels=st.sampled_from([1, 3]), resize=st.booleans())  # fmt: skip
+@given(
+    data=st.binary(max_size=600) | mutated_images() | st.sampled_from(SEEDS),
+    channels=st.sampled_from([1, 3]),
+    resize=st.booleans(),
+)
 def test_decode_image_any_bytes(data: bytes, channels: Any, resize: bool) -> None:
     schema = ImageSchema(width=6, height=6, channels=channels, resize=resize)
     try:
@@ -307,18 +373,22 @@ def test_decode_image_any_bytes(data: bytes, channels: Any, resize: bool) -> Non
 # --- the manifest reader and the API's own parsers ------------------------------------------
 
 MANIFEST = {
-    "name": "m", "version": 1, "task": "binary",
-    "input": {"kind": "dna", "length": 50}, "output": {"labels": ["0", "1"]},
+    "name": "m",
+    "version": 1,
+    "task": "binary",
+    "input": {"kind": "dna", "length": 50},
+    "output": {"labels": ["0", "1"]},
     "files": {"model.onnx": "0" * 64, "card.md": "1" * 64},
-}  # fmt: skip
+}
 
 
 @st.composite
 def mutated_manifests(draw: st.DrawFn) -> bytes:
     """A valid manifest with keys dropped or replaced by arbitrary JSON values, as JSON."""
     doc: dict[str, Any] = orjson.loads(orjson.dumps(MANIFEST))
-    for key in draw(st.lists(st.sampled_from([*MANIFEST, "format_version", "metrics", "extra"]),
-                             max_size=3)):  # fmt: skip
+    for key in draw(
+        st.lists(st.sampled_from([*MANIFEST, "format_version", "metrics", "extra"]), max_size=3)
+    ):
         if draw(st.booleans()):
             doc.pop(key, None)
         else:
@@ -326,15 +396,27 @@ def mutated_manifests(draw: st.DrawFn) -> bytes:
     return json.dumps(doc).encode()
 
 
-hostile_json = st.sampled_from([
-    b"[" * 100_000, b'{"a":' * 50_000, b"9" * 5000, b'{"format_version": ' + b"9" * 5000 + b"}",
-    b"\xff\xfe{\x00}\x00", b"name: m\nversion: 1\n", b"NaN", b'{"version": 1e999}',
-])  # fmt: skip
+hostile_json = st.sampled_from(
+    [
+        b"[" * 100_000,
+        b'{"a":' * 50_000,
+        b"9" * 5000,
+        b'{"format_version": ' + b"9" * 5000 + b"}",
+        b"\xff\xfe{\x00}\x00",
+        b"name: m\nversion: 1\n",
+        b"NaN",
+        b'{"version": 1e999}',
+    ]
+)
 
 
 @FUZZ
-@given(data=st.binary(max_size=300) | mutated_manifests() | hostile_json
-       | json_values.map(lambda v: json.dumps(v).encode()))  # fmt: skip
+@given(
+    data=st.binary(max_size=300)
+    | mutated_manifests()
+    | hostile_json
+    | json_values.map(lambda v: json.dumps(v).encode())
+)
 def test_parse_manifest_any_bytes(data: bytes) -> None:
     try:
         manifest = parse_manifest(data)
@@ -357,16 +439,24 @@ def test_manifest_format_version_is_a_plain_integer(version: object) -> None:
     )
 
 
-DEEP_BYTES = (b'{"inputs": [{"name": "sequence", "datatype": "BYTES", "shape": [1], "data": '
-              + b"[" * 1000 + b'"x"' + b"]" * 1000 + b"}]}")  # fmt: skip
+DEEP_BYTES = (
+    b'{"inputs": [{"name": "sequence", "datatype": "BYTES", "shape": [1], "data": '
+    + b"[" * 1000
+    + b'"x"'
+    + b"]" * 1000
+    + b"}]}"
+)
 tensors = st.fixed_dictionaries(
-    {"name": st.sampled_from(["sequence", "input", "image"]),
-     "datatype": st.sampled_from(["BYTES", "FP32", "INT64", "INT8", "UINT8", "BOOL", "X"]),
-     "shape": st.lists(st.integers(-1, 3) | st.sampled_from([2**32, 2**63, 2**64]), max_size=3),
-     "data": json_values | st.lists(st.sampled_from([2**70, -(2**70), 1e300, -1, 300]))},
-    optional={"parameters": st.fixed_dictionaries({"binary_data_size": st.integers(-1, 40)})
-              | json_values},
-)  # fmt: skip
+    {
+        "name": st.sampled_from(["sequence", "input", "image"]),
+        "datatype": st.sampled_from(["BYTES", "FP32", "INT64", "INT8", "UINT8", "BOOL", "X"]),
+        "shape": st.lists(st.integers(-1, 3) | st.sampled_from([2**32, 2**63, 2**64]), max_size=3),
+        "data": json_values | st.lists(st.sampled_from([2**70, -(2**70), 1e300, -1, 300])),
+    },
+    optional={
+        "parameters": st.fixed_dictionaries({"binary_data_size": st.integers(-1, 40)}) | json_values
+    },
+)
 outputs = st.lists(
     st.fixed_dictionaries({"name": st.text(max_size=5)}, optional={"parameters": json_values})
     | json_values
@@ -374,15 +464,19 @@ outputs = st.lists(
 infer_bodies = st.builds(
     lambda inputs, extra, tail: json.dumps({"inputs": inputs, **extra}).encode() + tail,
     st.lists(tensors, max_size=2) | json_values,
-    st.fixed_dictionaries({}, optional={"outputs": outputs | json_values, "id": json_values,
-                                        "parameters": json_values}),
+    st.fixed_dictionaries(
+        {},
+        optional={"outputs": outputs | json_values, "id": json_values, "parameters": json_values},
+    ),
     st.binary(max_size=40),
-)  # fmt: skip
+)
 
 
 @FUZZ
-@given(body=st.binary(max_size=200) | infer_bodies | st.just(DEEP_BYTES),
-       header=st.none() | st.text(string.digits + "-x", max_size=4))  # fmt: skip
+@given(
+    body=st.binary(max_size=200) | infer_bodies | st.just(DEEP_BYTES),
+    header=st.none() | st.text(string.digits + "-x", max_size=4),
+)
 def test_parse_infer_request_any_body(body: bytes, header: str | None) -> None:
     try:
         request = parse_infer_request(body, header)

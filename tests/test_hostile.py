@@ -36,24 +36,35 @@ from tests.support.server import Running, running
 ZOO = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
 HOSTILE = hostile.FOLDER
 MiB = 1024 * 1024
-LIMITS = {"max_upload_bytes": 32 * MiB, "max_decompressed_bytes": 4 * MiB,
-          "max_upload_records": 100_000}  # fmt: skip
+LIMITS = {
+    "max_upload_bytes": 32 * MiB,
+    "max_decompressed_bytes": 4 * MiB,
+    "max_upload_records": 100_000,
+}
 PRIMER = SequenceSchema(length=50)
 
-BINARY = ("file looks binary, not text (byte 0x00 at offset {offset}, and {control} of the first "
-          "{head} bytes are control bytes). Expected FASTA, CSV/TSV or plain text, optionally "
-          "gzip-compressed.")  # fmt: skip
+BINARY = (
+    "file looks binary, not text (byte 0x00 at offset {offset}, and {control} of the first "
+    "{head} bytes are control bytes). Expected FASTA, CSV/TSV or plain text, optionally "
+    "gzip-compressed."
+)
 TRUNCATED = (
     "record 3 (id r3), line 5: file is truncated or damaged: the compressed data ends after line "
     "5 (Compressed file ended before the end-of-stream marker was reached). Records read before "
     "that point are kept; upload the complete file to score the rest."
 )
-NUL = ("record 2 (id r2), line 3: line 4: column 21 holds a NUL byte (0x00), which does not "
-       "belong in a text file; the file may be corrupted or not text.")  # fmt: skip
-LATIN1 = ("record 2, line 3: column 4 holds byte 0xE9, which is not valid UTF-8; save the file "
-          "as UTF-8 (in Excel: 'CSV UTF-8') and upload it again.")  # fmt: skip
-QUOTE = ('record 2, line 3: line 3 opens a quote (") that no line within 100 closes; close the '
-         "quote or remove it. The lines after it were read as rows.")  # fmt: skip
+NUL = (
+    "record 2 (id r2), line 3: line 4: column 21 holds a NUL byte (0x00), which does not "
+    "belong in a text file; the file may be corrupted or not text."
+)
+LATIN1 = (
+    "record 2, line 3: column 4 holds byte 0xE9, which is not valid UTF-8; save the file "
+    "as UTF-8 (in Excel: 'CSV UTF-8') and upload it again."
+)
+QUOTE = (
+    'record 2, line 3: line 3 opens a quote (") that no line within 100 closes; close the '
+    "quote or remove it. The lines after it were read as rows."
+)
 NO_SEQUENCE = (
     "record 2 (id r2), line 3: FASTA record has no sequence: its header is followed by another "
     "header or the end of the file. Add the sequence below the header, or delete the header."
@@ -151,9 +162,11 @@ class PeakRss(threading.Thread):
 
 
 def bomb_message(limit: int) -> str:
-    return (f"file decompresses to more than {limit:,} bytes, the limit for a compressed file "
-            "(HELIXSERVE_MAX_DECOMPRESSED_BYTES); it may be a gzip bomb. Split it into smaller "
-            "files, or score it with `helixserve predict`.")  # fmt: skip
+    return (
+        f"file decompresses to more than {limit:,} bytes, the limit for a compressed file "
+        "(HELIXSERVE_MAX_DECOMPRESSED_BYTES); it may be a gzip bomb. Split it into smaller "
+        "files, or score it with `helixserve predict`."
+    )
 
 
 def test_gzip_bomb_stops_at_the_decompression_limit(big: Path) -> None:
@@ -185,9 +198,12 @@ OVER_LIMIT = (
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("png-bomb-20000.png", PILLOW_BOMB), ("png-bomb-complete.png", PILLOW_BOMB),
-     ("png-bomb-9400.png", OVER_LIMIT.format(limit="10,000,000"))],
-)  # fmt: skip
+    [
+        ("png-bomb-20000.png", PILLOW_BOMB),
+        ("png-bomb-complete.png", PILLOW_BOMB),
+        ("png-bomb-9400.png", OVER_LIMIT.format(limit="10,000,000")),
+    ],
+)
 def test_png_bombs_are_refused_before_decoding(name: str, message: str, big: Path) -> None:
     data = (HOSTILE / name if (HOSTILE / name).exists() else big / name).read_bytes()
     with PeakRss() as memory, pytest.raises(InvalidImage) as info:
@@ -238,7 +254,9 @@ def test_api_upload_of_hostile_files(client: httpx.Client, name: str) -> None:
     assert "Traceback" not in reply.text
     if isinstance(expected, str):
         assert (reply.status_code, reply.headers["content-type"]) == (
-            422, "application/problem+json")  # fmt: skip
+            422,
+            "application/problem+json",
+        )
         assert reply.json()["detail"] == expected
         return
     assert reply.status_code == 200
@@ -252,8 +270,11 @@ def test_api_upload_of_hostile_files(client: httpx.Client, name: str) -> None:
 def test_ui_upload_of_hostile_files(client: httpx.Client) -> None:
     for name, expected in DNA_FILES.items():
         data = (HOSTILE / name).read_bytes()
-        reply = client.post("/models/primer-binding/upload", files={"file": (name, data)},
-                            data={"csrf_token": UI_TOKEN})  # fmt: skip
+        reply = client.post(
+            "/models/primer-binding/upload",
+            files={"file": (name, data)},
+            data={"csrf_token": UI_TOKEN},
+        )
         assert "Traceback" not in reply.text
         if isinstance(expected, str):
             assert reply.status_code == 422, name
@@ -263,8 +284,11 @@ def test_ui_upload_of_hostile_files(client: httpx.Client) -> None:
         page = client.get(reply.headers["location"])
         counts = dict(re.findall(r'id="count-(\w+)"[^>]*>(\d+)<', page.text))
         good, bad = expected
-        assert counts == {"records": str(len(good) + len(bad)), "predicted": str(len(good)),
-                          "failed": str(len(bad))}, name  # fmt: skip
+        assert counts == {
+            "records": str(len(good) + len(bad)),
+            "predicted": str(len(good)),
+            "failed": str(len(bad)),
+        }, name
         for message in bad.values():
             assert str(escape(message)) in page.text
 
@@ -284,8 +308,11 @@ def test_ui_downloads_whatever_the_upload_is_named(client: httpx.Client) -> None
     data = (HOSTILE / "bom-crlf.csv").read_bytes()
     names = {"文件.csv": "__-results.csv", 'a"b\\c;.csv': "a_22b_c_-results.csv"}  # httpx: %22
     for name, plain in names.items():
-        reply = client.post("/models/primer-binding/upload", files={"file": (name, data)},
-                            data={"csrf_token": UI_TOKEN})  # fmt: skip
+        reply = client.post(
+            "/models/primer-binding/upload",
+            files={"file": (name, data)},
+            data={"csrf_token": UI_TOKEN},
+        )
         download = client.get(reply.headers["location"] + "/results.csv")
         assert download.status_code == 200  # a non-Latin-1 name was a 500
         disposition = download.headers["content-disposition"]
@@ -309,8 +336,7 @@ def test_negative_values_stay_numbers_in_csv_results(client: httpx.Client) -> No
 
 
 def test_tabular_rows_mixed_with_hostile_ones(client: httpx.Client) -> None:
-    reply = upload(client, "tumor-wisconsin", "t.csv",
-                   (HOSTILE / "tumour-mixed.csv").read_bytes())  # fmt: skip
+    reply = upload(client, "tumor-wisconsin", "t.csv", (HOSTILE / "tumour-mixed.csv").read_bytes())
     body = reply.json()
     assert [p["id"] for p in body["predictions"]] == ["=1+1", "e", "f"]  # NaN: imputed
     assert [(e["index"], e["id"]) for e in body["errors"]] == [(2, "b"), (3, "c"), (4, "d")]
@@ -341,8 +367,11 @@ def test_images_refused_per_record(client: httpx.Client, big: Path) -> None:
 def test_ui_image_form_never_decodes_a_bomb(client: httpx.Client, big: Path) -> None:
     data = (big / "png-bomb-9400.png").read_bytes()  # 88 M pixels in about 90 KB
     with PeakRss() as memory:
-        reply = client.post("/models/rxrx1-celltype/predict", files={"image": ("b.png", data)},
-                            data={"csrf_token": UI_TOKEN})  # fmt: skip
+        reply = client.post(
+            "/models/rxrx1-celltype/predict",
+            files={"image": ("b.png", data)},
+            data={"csrf_token": UI_TOKEN},
+        )
     assert reply.status_code == 422
     refused = OVER_LIMIT.format(limit="67,108,864").replace("64 x 64", "512 x 512")
     assert str(escape(refused)) in reply.text
@@ -369,8 +398,9 @@ def test_upload_limits_once_read(client: httpx.Client, big: Path) -> None:
 
 
 @pytest.mark.parametrize("declared", [False, True], ids=["chunked", "content-length"])
-@pytest.mark.parametrize("path", ["/api/v1/models/primer-binding/predict-file",
-                                  "/models/primer-binding/upload"])  # fmt: skip
+@pytest.mark.parametrize(
+    "path", ["/api/v1/models/primer-binding/predict-file", "/models/primer-binding/upload"]
+)
 def test_two_gigabyte_upload_is_refused_at_the_limit(
     server: Running, path: str, declared: bool
 ) -> None:
@@ -393,8 +423,8 @@ def test_two_gigabyte_upload_is_refused_at_the_limit(
     assert reply.json()["detail"] == (
         f"the upload is {hostile.endless_length(total):,} bytes; the limit is {limit} "
         "(HELIXSERVE_MAX_UPLOAD_BYTES)."
-        if declared else
-        f"the upload is over the limit of {limit} bytes (HELIXSERVE_MAX_UPLOAD_BYTES)."
-    )  # fmt: skip
+        if declared
+        else f"the upload is over the limit of {limit} bytes (HELIXSERVE_MAX_UPLOAD_BYTES)."
+    )
     assert sent < 128 * MiB, f"the server read {sent:,} bytes before refusing"
     assert memory.growth < 300 * MiB, "the server buffered the body"

@@ -105,15 +105,25 @@ def test_random_crops_are_seeded_and_shaped() -> None:
     assert first[0].min() >= 0.0 and first[0].max() <= 1.0
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"crop": 200}, "image --crop must be 0 (whole image) or 1..128 (the image size), got 200."),
-    ({"crop": 64, "tiles": -1},
-     "image --tiles must be 0 (cover the image) or more and --crops-per-image at least 1, got "
-     "-1 and 32."),
-    ({"crop": 64, "normalize": "global"},
-     "image --normalize must be per-image or none, got 'global'."),
-    ({"crop": 64, "depth": 5}, "image --depth must be 2, 3 or 4 conv blocks, got 5."),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"crop": 200},
+            "image --crop must be 0 (whole image) or 1..128 (the image size), got 200.",
+        ),
+        (
+            {"crop": 64, "tiles": -1},
+            "image --tiles must be 0 (cover the image) or more and --crops-per-image at least 1, "
+            "got -1 and 32.",
+        ),
+        (
+            {"crop": 64, "normalize": "global"},
+            "image --normalize must be per-image or none, got 'global'.",
+        ),
+        ({"crop": 64, "depth": 5}, "image --depth must be 2, 3 or 4 conv blocks, got 5."),
+    ],
+)
 def test_crop_options_are_checked(options: dict[str, object], message: str) -> None:
     with pytest.raises(HelixError) as caught:
         ImageCNN(**options)  # type: ignore[arg-type]
@@ -134,8 +144,10 @@ def test_saliency_json_has_one_map_per_class(tmp_path: Path) -> None:
     data = cells(24)
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     recipe = ImageCNN(size=32, crop=16, tiles=2, crops_per_image=2, epochs=1)
-    train_and_publish(recipe, data, split(data, task="binary", seed=0), store, name="c",
-                      description="d")  # fmt: skip
-    saved = json.loads((tmp_path / "store" / "c" / "versions" / "1" / "plots" /
-                        "saliency.json").read_text())  # fmt: skip
+    train_and_publish(
+        recipe, data, split(data, task="binary", seed=0), store, name="c", description="d"
+    )
+    saved = json.loads(
+        (tmp_path / "store" / "c" / "versions" / "1" / "plots" / "saliency.json").read_text()
+    )
     assert len(saved["maps"]) == 2 and len(saved["maps"][0]) == 32

@@ -37,8 +37,7 @@ def utr_data(n: int = 150, seed: int = 0) -> Dataset:
 
 
 def small_recipe(**params: object) -> DnaRegression:
-    return DnaRegression(max_length=20, flank=2, filters=8, kernel=3, dense=8, epochs=3,
-                         **params)  # type: ignore[arg-type]  # fmt: skip
+    return DnaRegression(max_length=20, flank=2, filters=8, kernel=3, dense=8, epochs=3, **params)  # type: ignore[arg-type]
 
 
 def test_counts_and_ridge_head_agree_with_the_baseline_features() -> None:
@@ -77,8 +76,9 @@ def test_blend_is_exported_served_and_continued(tmp_path: Path) -> None:
     data = utr_data()
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     recipe = small_recipe()
-    outcome = train_and_publish(recipe, data, split(data, task="regression", seed=0), store,
-                                name="utr", description="d")  # fmt: skip
+    outcome = train_and_publish(
+        recipe, data, split(data, task="regression", seed=0), store, name="utr", description="d"
+    )
     assert outcome.parity <= 1e-4
     assert isinstance(recipe.model, Blend)
     assert 0.0 <= recipe.fitted["cnn_share"] <= 1.0 and recipe.fitted["ridge_alpha"] > 0

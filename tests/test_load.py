@@ -90,12 +90,21 @@ def test_sigterm_under_load_finishes_in_flight_and_exits_0(tmp_path: Path) -> No
 # --- draining, in process --------------------------------------------------------------------
 
 
-def drain_scenario(tmp_path: Path, body: Callable[[HelixApp, httpx.AsyncClient], Awaitable[None]],
-                   **settings: object) -> None:  # fmt: skip
+def drain_scenario(
+    tmp_path: Path,
+    body: Callable[[HelixApp, httpx.AsyncClient], Awaitable[None]],
+    **settings: object,
+) -> None:
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "pub-cache")
     publish_gc(store)
-    chosen = Settings(store=store.uri, grpc_port=0, reload_interval_s=0, access_log=False,
-                      cache_dir=str(tmp_path / "cache"), **settings)  # type: ignore[arg-type]  # fmt: skip
+    chosen = Settings(
+        store=store.uri,
+        grpc_port=0,
+        reload_interval_s=0,
+        access_log=False,
+        cache_dir=str(tmp_path / "cache"),
+        **settings,  # type: ignore[arg-type]
+    )
     app = create_app(chosen)
     assert isinstance(app, HelixApp)
 
@@ -152,8 +161,7 @@ def test_drain_waits_for_admitted_requests(tmp_path: Path) -> None:
         assert len(stopped) == 1
         assert stopped[0] >= done - 0.03
 
-    drain_scenario(tmp_path, body, shutdown_drain_s=0,
-                   batch_policies={"gc": {"max_wait_ms": 400}})  # fmt: skip
+    drain_scenario(tmp_path, body, shutdown_drain_s=0, batch_policies={"gc": {"max_wait_ms": 400}})
 
 
 # --- the load client ------------------------------------------------------------------------
@@ -182,9 +190,12 @@ def _outcomes(handler: Handler, **run: float) -> loadgen.LoadResult:
         async with server:
             target = Target.post(f"http://127.0.0.1:{port}/x", [b"{}"])
             return await loadgen.open_loop(
-                target, concurrency=int(run.get("concurrency", 4)), rate=run.get("rate", 20),
-                seconds=run.get("seconds", 0.1), timeout=run.get("timeout", 2),
-            )  # fmt: skip
+                target,
+                concurrency=int(run.get("concurrency", 4)),
+                rate=run.get("rate", 20),
+                seconds=run.get("seconds", 0.1),
+                timeout=run.get("timeout", 2),
+            )
 
     return loadgen.run(main())
 
@@ -224,8 +235,10 @@ def test_client_counts_statuses_and_retry_after_on_kept_alive_connections() -> N
 
     result = _outcomes(answer, rate=10, seconds=0.3, concurrency=1)
     assert [(r.status, r.retry_after) for r in result.records] == [
-        (200, False), (503, True), (200, False)
-    ]  # fmt: skip
+        (200, False),
+        (503, True),
+        (200, False),
+    ]
     assert len(connections) == 1
     assert result.summary()["503_with_retry_after"] == 1
 

@@ -18,8 +18,13 @@ FILES = {"model.onnx": b"onnx bytes", "card.md": b"# card\n"}
 
 
 def base(**changes: object) -> dict[str, object]:
-    manifest = make_manifest(FILES, name="m", task="binary", input=SequenceSchema(length=50),
-                             output=OutputSchema(labels=["0", "1"]))  # fmt: skip
+    manifest = make_manifest(
+        FILES,
+        name="m",
+        task="binary",
+        input=SequenceSchema(length=50),
+        output=OutputSchema(labels=["0", "1"]),
+    )
     data: dict[str, object] = json.loads(manifest.to_json())
     data.update(changes)
     return data
@@ -86,21 +91,44 @@ def test_unsafe_model_name_in_a_manifest() -> None:
 
 
 schemas = st.one_of(
-    st.builds(SequenceSchema, alphabet=st.sampled_from(["ACGT", "ACGTN"]),
-              length=st.integers(1, 10_000), flank_left=st.text("ACGT", max_size=12)),
-    st.builds(TabularSchema, features=st.lists(
-        st.builds(Feature, name=st.from_regex(r"[a-z_]{1,12}", fullmatch=True),
-                  type=st.sampled_from(["int", "float"]), min=st.none() | st.floats(-1e6, 0),
-                  max=st.none() | st.floats(1, 1e6)),
-        min_size=1, max_size=5, unique_by=lambda f: f.name)),
-    st.builds(ImageSchema, width=st.integers(1, 4096), height=st.integers(1, 4096),
-              channels=st.sampled_from([1, 3])),
-)  # fmt: skip
+    st.builds(
+        SequenceSchema,
+        alphabet=st.sampled_from(["ACGT", "ACGTN"]),
+        length=st.integers(1, 10_000),
+        flank_left=st.text("ACGT", max_size=12),
+    ),
+    st.builds(
+        TabularSchema,
+        features=st.lists(
+            st.builds(
+                Feature,
+                name=st.from_regex(r"[a-z_]{1,12}", fullmatch=True),
+                type=st.sampled_from(["int", "float"]),
+                min=st.none() | st.floats(-1e6, 0),
+                max=st.none() | st.floats(1, 1e6),
+            ),
+            min_size=1,
+            max_size=5,
+            unique_by=lambda f: f.name,
+        ),
+    ),
+    st.builds(
+        ImageSchema,
+        width=st.integers(1, 4096),
+        height=st.integers(1, 4096),
+        channels=st.sampled_from([1, 3]),
+    ),
+)
 
 
-@given(schema=schemas, metrics=st.dictionaries(st.from_regex(r"[a-z_]{1,10}", fullmatch=True),
-                                               st.floats(-1e9, 1e9), max_size=4),
-       version=st.integers(1, 10**6), description=st.text(max_size=50))  # fmt: skip
+@given(
+    schema=schemas,
+    metrics=st.dictionaries(
+        st.from_regex(r"[a-z_]{1,10}", fullmatch=True), st.floats(-1e9, 1e9), max_size=4
+    ),
+    version=st.integers(1, 10**6),
+    description=st.text(max_size=50),
+)
 def test_manifest_save_load_round_trip(
     schema: SequenceSchema | TabularSchema | ImageSchema,
     metrics: dict[str, float],
@@ -108,7 +136,12 @@ def test_manifest_save_load_round_trip(
     description: str,
 ) -> None:
     manifest = make_manifest(
-        FILES, name="model-1", version=version, task="regression", input=schema,
-        metrics=metrics, description=description,
-    )  # fmt: skip
+        FILES,
+        name="model-1",
+        version=version,
+        task="regression",
+        input=schema,
+        metrics=metrics,
+        description=description,
+    )
     assert parse_manifest(manifest.to_json()) == manifest

@@ -33,8 +33,10 @@ def bag_data(isolates: int = 40, seed: int = 0) -> Dataset:
     inputs: list[object] = []
     targets, ids, groups, splits = [], [], [], []
     for i in range(isolates):
-        genes = ["".join(rng.choice(list("ACGT"), int(rng.integers(20, 60))))
-                 for _ in range(int(rng.integers(3, 6)))]  # fmt: skip
+        genes = [
+            "".join(rng.choice(list("ACGT"), int(rng.integers(20, 60))))
+            for _ in range(int(rng.integers(3, 6)))
+        ]
         if i % 2:
             genes.append("".join(rng.choice(list("ACT"), 10)) + MARKER)
         for j, gene in enumerate(genes):
@@ -54,8 +56,16 @@ def test_mil_fit_export_serve_and_isolate_calls(tmp_path: Path) -> None:
     assert not train_groups & {data.groups[i] for i in parts.val}  # whole isolates carved out
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     recipe = DnaVariable(pad_to=64, units=8, stride=4, pool="max", epochs=3, bag_batch=4)
-    outcome = train_and_publish(recipe, data, parts, store, name="genes", description="d",
-                                seed=0, work_dir=tmp_path / "work")  # fmt: skip
+    outcome = train_and_publish(
+        recipe,
+        data,
+        parts,
+        store,
+        name="genes",
+        description="d",
+        seed=0,
+        work_dir=tmp_path / "work",
+    )
     assert outcome.parity <= 1e-4
     metrics = store.manifest("genes").metrics
     assert metrics["isolates"] == 10 and 0 < metrics["isolate_threshold"] < 1
@@ -67,8 +77,9 @@ def test_mil_fit_export_serve_and_isolate_calls(tmp_path: Path) -> None:
     bags = [data.groups[i] for i in test]
     names, scores = isolate_scores(served[:, 1], bags)
     truth = bag_labels([int(data.targets[i]) for i in test], bags)
-    figures = isolate_metrics(scores, np.array([truth[n] for n in names]),
-                              metrics["isolate_threshold"])  # fmt: skip
+    figures = isolate_metrics(
+        scores, np.array([truth[n] for n in names]), metrics["isolate_threshold"]
+    )
     assert figures["isolates_correct"] == metrics["isolates_correct"]  # served == trained
 
 
@@ -99,27 +110,36 @@ def test_isolate_rule() -> None:
 def test_mil_refusals(tmp_path: Path) -> None:
     with pytest.raises(HelixError) as info:
         bag_labels([1, 0], ["iso7", "iso7"])
-    assert str(info.value) == ("isolate iso7 has genes labelled both 0 and 1; every gene of an "
-                               "isolate must carry the isolate's label.")  # fmt: skip
+    assert str(info.value) == (
+        "isolate iso7 has genes labelled both 0 and 1; every gene of an "
+        "isolate must carry the isolate's label."
+    )
     with pytest.raises(HelixError) as info:
         DnaVariable(pool="mean")
     assert str(info.value) == "--pool must be one of max, noisy-or, lse, got 'mean'."
     with pytest.raises(HelixError) as info:
         DnaVariable(pad_to=100, stride=3)
-    assert str(info.value) == ("--stride must be at least 1 and divide --pad-to; got stride 3 "
-                               "and pad-to 100.")  # fmt: skip
+    assert str(info.value) == (
+        "--stride must be at least 1 and divide --pad-to; got stride 3 and pad-to 100."
+    )
     recipe = DnaVariable(pad_to=64, pool="max")
     x, y = np.ones((2, 64), dtype=np.int64), np.array([0, 1])
     with pytest.raises(HelixError) as info:
         recipe.fit(x, y, x, y, labels=["0", "1"], seed=0)
-    assert str(info.value) == ("--pool max learns from bags: give the column naming each "
-                               "sequence's bag (e.g. --bag-col isolate_id).")  # fmt: skip
+    assert str(info.value) == (
+        "--pool max learns from bags: give the column naming each "
+        "sequence's bag (e.g. --bag-col isolate_id)."
+    )
     path = tmp_path / "genes.csv"
     path.write_text("sequence,label,isolate\nACGT,1,a\nACGA,0,b\n")
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     with pytest.raises(HelixError) as info:
-        run(TrainOptions(recipe="dna-variable", data=path, name="m", target="label",
-                         bag_col="isolate"), store)  # fmt: skip
+        run(
+            TrainOptions(
+                recipe="dna-variable", data=path, name="m", target="label", bag_col="isolate"
+            ),
+            store,
+        )
     assert str(info.value) == (
         "multiple-instance training needs both --bag-col (the column naming each sequence's "
         "bag, e.g. isolate_id) and --pool (max, noisy-or or lse)."

@@ -49,7 +49,11 @@ def test_a_jaspar_matrix_finds_itself_first() -> None:
     matrix_id, name, matrix = jaspar_collection("CORE")[100]
     best = jaspar_matches(matrix, top=3)
     assert (best[0].matrix_id, best[0].name, best[0].strand, best[0].offset) == (
-        matrix_id, name, "+", 0)  # fmt: skip
+        matrix_id,
+        name,
+        "+",
+        0,
+    )
     assert best[0].score == pytest.approx(1.0, abs=1e-4)
     reverse = jaspar_matches(matrix[::-1, ::-1].copy(), top=1)[0]
     assert (reverse.matrix_id, reverse.strand) == (matrix_id, "-")
@@ -65,14 +69,16 @@ def test_first_layer_filters_of_the_primer_model_hold_the_motif(tmp_path: Path) 
 
 
 @pytest.mark.shared_data
-def test_ism_motif_extraction_returns_the_implanted_motif(shared_data: Path,
-                                                          tmp_path: Path) -> None:  # fmt: skip
+def test_ism_motif_extraction_returns_the_implanted_motif(
+    shared_data: Path, tmp_path: Path
+) -> None:
     from helixserve.inputs.sequence import SequenceSchema
     from helixserve.training.data import load_sequences, split
 
     folder = shared_data / "zou2019_primer_tf_binding"
-    data = load_sequences(folder / "sequences.txt", SequenceSchema(length=50),
-                          labels_file=folder / "labels.txt")  # fmt: skip
+    data = load_sequences(
+        folder / "sequences.txt", SequenceSchema(length=50), labels_file=folder / "labels.txt"
+    )
     test = split(data, task="binary", seed=42, test_fraction=0.25).test
     positives = [str(data.inputs[i]) for i in test.tolist() if data.targets[i] == "1"]
     predictor = Predictor.from_store(
@@ -87,14 +93,29 @@ def test_ism_motif_extraction_returns_the_implanted_motif(shared_data: Path,
 def cli(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HELIXSERVE_CACHE_DIR": str(cache)}
     command = [sys.executable, "-m", "helixserve", *args, "--store", str(ZOO)]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120,
-                          check=False)  # fmt: skip
+    return subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def test_design_command_keeps_its_constraints(tmp_path: Path) -> None:
     start = "ATG" + "A" * 20 + "CGACCGAAAAAA" + "T" * 15
-    done = cli("design", "primer-binding", "--start", start, "--rounds", "5", "--fixed", "1-3",
-               "--forbid", "ATG", "--gc", "0:0.6", "--json", cache=tmp_path)  # fmt: skip
+    done = cli(
+        "design",
+        "primer-binding",
+        "--start",
+        start,
+        "--rounds",
+        "5",
+        "--fixed",
+        "1-3",
+        "--forbid",
+        "ATG",
+        "--gc",
+        "0:0.6",
+        "--json",
+        cache=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     steps = json.loads(done.stdout)
     assert steps[0] == {"round": 0, "sequence": start, "score": steps[0]["score"], "change": None}
@@ -109,16 +130,29 @@ def test_design_command_keeps_its_constraints(tmp_path: Path) -> None:
 def test_design_command_errors(tmp_path: Path) -> None:
     bad_goal = cli("design", "primer-binding", "--start", "A" * 50, "--goal", "up", cache=tmp_path)
     assert (bad_goal.returncode, bad_goal.stderr.strip()) == (
-        1, "Error: goal must be max, min or target=<number>, got 'up'.")  # fmt: skip
-    bad_fixed = cli("design", "primer-binding", "--start", "A" * 50, "--fixed", "1-x",
-                    cache=tmp_path)  # fmt: skip
+        1,
+        "Error: goal must be max, min or target=<number>, got 'up'.",
+    )
+    bad_fixed = cli(
+        "design", "primer-binding", "--start", "A" * 50, "--fixed", "1-x", cache=tmp_path
+    )
     assert bad_fixed.stderr.strip() == (
-        "Error: --fixed takes 1-based positions and ranges such as 1,5-8; got '1-x'.")  # fmt: skip
+        "Error: --fixed takes 1-based positions and ranges such as 1,5-8; got '1-x'."
+    )
 
 
 def test_motifs_command(tmp_path: Path) -> None:
-    done = cli("explain", "motifs", "primer-binding", str(EXAMPLES / "primers.fasta"),
-               "--no-jaspar", "--filters", "1", "--json", cache=tmp_path)  # fmt: skip
+    done = cli(
+        "explain",
+        "motifs",
+        "primer-binding",
+        str(EXAMPLES / "primers.fasta"),
+        "--no-jaspar",
+        "--filters",
+        "1",
+        "--json",
+        cache=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     body = json.loads(done.stdout)
     assert (body["sequences"], body["refused"]) == (6, 4)

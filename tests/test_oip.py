@@ -31,17 +31,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 
 def domain_probabilities(server: Running) -> np.ndarray:
-    body = httpx.post(server.url + "/api/v1/models/primer-binding/predict",
-                      json={"inputs": [BINDS, NO_MOTIF]}).json()  # fmt: skip
-    return np.array([[p["probabilities"]["0"], p["probabilities"]["1"]]
-                     for p in body["predictions"]], dtype=np.float32)  # fmt: skip
+    body = httpx.post(
+        server.url + "/api/v1/models/primer-binding/predict", json={"inputs": [BINDS, NO_MOTIF]}
+    ).json()
+    return np.array(
+        [[p["probabilities"]["0"], p["probabilities"]["1"]] for p in body["predictions"]],
+        dtype=np.float32,
+    )
 
 
 def test_http_metadata_and_health(server: Running) -> None:
     client = thttp.InferenceServerClient(server.url.removeprefix("http://"))
     assert client.is_server_live() and client.is_server_ready()
     assert client.get_server_metadata() == {
-        "name": "helixserve", "version": "0.1.0", "extensions": ["binary_tensor_data"]}  # fmt: skip
+        "name": "helixserve",
+        "version": "0.1.0",
+        "extensions": ["binary_tensor_data"],
+    }
     assert client.is_model_ready("primer-binding")
     metadata = client.get_model_metadata("primer-binding")
     assert metadata["inputs"] == [
@@ -60,8 +66,9 @@ def test_http_infer_equals_domain_api(server: Running, binary: bool) -> None:
     client = thttp.InferenceServerClient(server.url.removeprefix("http://"))
     tensor = thttp.InferInput("sequence", [2], "BYTES")
     tensor.set_data_from_numpy(SEQS, binary_data=binary)
-    outputs = [thttp.InferRequestedOutput(n, binary_data=binary)
-               for n in ("probabilities", "label")]  # fmt: skip
+    outputs = [
+        thttp.InferRequestedOutput(n, binary_data=binary) for n in ("probabilities", "label")
+    ]
     result = client.infer("primer-binding", [tensor], outputs=outputs)
     np.testing.assert_array_equal(result.as_numpy("probabilities"), domain_probabilities(server))
     labels = result.as_numpy("label").tolist()  # JSON BYTES come back as str, binary as bytes
@@ -72,7 +79,10 @@ def test_grpc_metadata_and_infer_equal_domain_api(server: Running) -> None:
     client = tgrpc.InferenceServerClient(server.grpc)
     assert client.is_server_live() and client.is_server_ready()
     assert client.get_server_metadata(as_json=True) == {
-        "name": "helixserve", "version": "0.1.0", "extensions": ["binary_tensor_data"]}  # fmt: skip
+        "name": "helixserve",
+        "version": "0.1.0",
+        "extensions": ["binary_tensor_data"],
+    }
     metadata = client.get_model_metadata("primer-binding", as_json=True)
     assert [i["name"] for i in metadata["inputs"]] == ["sequence", "input"]
     tensor = tgrpc.InferInput("sequence", [2], "BYTES")
@@ -91,8 +101,9 @@ def test_grpc_pre_encoded_tensor(server: Running) -> None:
     tensor = tgrpc.InferInput("input", [2, 4, 50], "FP32")
     tensor.set_data_from_numpy(onehot)
     result = client.infer("primer-binding", [tensor], model_version="1")
-    np.testing.assert_allclose(result.as_numpy("probabilities"), domain_probabilities(server),
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        result.as_numpy("probabilities"), domain_probabilities(server), atol=1e-6
+    )
 
 
 def test_invalid_sequence_message_over_both_transports(server: Running) -> None:
@@ -105,7 +116,8 @@ def test_invalid_sequence_message_over_both_transports(server: Running) -> None:
     http_input.set_data_from_numpy(bad)
     with pytest.raises(InferenceServerException) as caught:
         thttp.InferenceServerClient(server.url.removeprefix("http://")).infer(
-            "primer-binding", [http_input])  # fmt: skip
+            "primer-binding", [http_input]
+        )
     assert caught.value.message() == expected
     grpc_input = tgrpc.InferInput("sequence", [2], "BYTES")
     grpc_input.set_data_from_numpy(bad)
@@ -123,21 +135,36 @@ def test_grpc_unknown_model_is_not_found(server: Running) -> None:
 
 
 def test_rest_json_errors_use_the_protocol_shape(server: Running) -> None:
-    reply = httpx.post(server.url + "/v2/models/primer-binding/infer", json={
-        "inputs": [{"name": "seq", "shape": [1], "datatype": "BYTES", "data": ["A"]}]})  # fmt: skip
+    reply = httpx.post(
+        server.url + "/v2/models/primer-binding/infer",
+        json={"inputs": [{"name": "seq", "shape": [1], "datatype": "BYTES", "data": ["A"]}]},
+    )
     assert reply.status_code == 400
-    assert reply.json() == {"error": "model 'primer-binding' has no input named 'seq'; its "
-                                     "inputs are sequence, input."}  # fmt: skip
-    tabular = httpx.post(server.url + "/v2/models/tumor-wisconsin/versions/1/infer", json={
-        "inputs": [{"name": "input", "shape": [1, 9], "datatype": "FP32",
-                    "data": [[5, 1, 1, 1, 2, 1, 3, 1, 1]]}]})  # fmt: skip
+    assert reply.json() == {
+        "error": "model 'primer-binding' has no input named 'seq'; its inputs are sequence, input."
+    }
+    tabular = httpx.post(
+        server.url + "/v2/models/tumor-wisconsin/versions/1/infer",
+        json={
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [1, 9],
+                    "datatype": "FP32",
+                    "data": [[5, 1, 1, 1, 2, 1, 3, 1, 1]],
+                }
+            ]
+        },
+    )
     outputs = {o["name"]: o for o in tabular.json()["outputs"]}
     assert outputs["label"]["data"] == ["benign"]
 
 
 def _fields(descriptor: Any) -> dict[str, tuple[int, int, str]]:
-    return {f.name: (f.number, f.type, f.message_type.full_name if f.message_type else "")
-            for f in descriptor.fields}  # fmt: skip
+    return {
+        f.name: (f.number, f.type, f.message_type.full_name if f.message_type else "")
+        for f in descriptor.fields
+    }
 
 
 @pytest.mark.parametrize("name", sorted(MESSAGES))
@@ -161,6 +188,8 @@ def test_grpc_calls_are_counted_in_metrics(server: Running) -> None:
     with pytest.raises(InferenceServerException):
         client.infer("nope", [tensor])
     text = httpx.get(server.url + "/metrics").text
-    assert ('helixserve_requests_total{code="OK",model="primer-binding",'
-            'route="grpc:ModelInfer",version=""}') in text  # fmt: skip
+    assert (
+        'helixserve_requests_total{code="OK",model="primer-binding",'
+        'route="grpc:ModelInfer",version=""}'
+    ) in text
     assert 'helixserve_requests_total{code="NOT_FOUND",model="nope",route="grpc:ModelInfer"' in text

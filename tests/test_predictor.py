@@ -43,9 +43,12 @@ def local_bundle(tmp_path: Path, model: bytes, **fields: object) -> LocalBundle:
 
 def dna_predictor(tmp_path: Path, **model_options: object) -> Predictor:
     bundle = local_bundle(
-        tmp_path, gc_binary_model(50, **model_options), task="binary",  # type: ignore[arg-type]
-        input=SequenceSchema(length=50), output=OutputSchema(labels=["no-bind", "bind"]),
-    )  # fmt: skip
+        tmp_path,
+        gc_binary_model(50, **model_options),  # type: ignore[arg-type]
+        task="binary",
+        input=SequenceSchema(length=50),
+        output=OutputSchema(labels=["no-bind", "bind"]),
+    )
     return Predictor(bundle)
 
 
@@ -109,9 +112,12 @@ def test_tabular_rows(tmp_path: Path) -> None:
     weights = np.array([[1, -1], [0, 0], [0, 2]], dtype=np.float32)
     schema = TabularSchema(features=[Feature(name=n, type="int", min=1, max=10) for n in names])
     bundle = local_bundle(
-        tmp_path, tabular_softmax_model(weights), task="binary", input=schema,
+        tmp_path,
+        tabular_softmax_model(weights),
+        task="binary",
+        input=schema,
         output=OutputSchema(labels=["benign", "malignant"]),
-    )  # fmt: skip
+    )
     predictor = Predictor(bundle)
     results = predictor.predict([{"f0": 1, "f1": 5, "f2": 9}, {"f0": 11, "f1": 1, "f2": 1}, "x"])
     first = results[0]
@@ -139,9 +145,12 @@ def png(value: int, size: tuple[int, int] = (16, 16)) -> bytes:
 def test_image_multiclass(tmp_path: Path) -> None:
     labels = ["HEPG2", "HUVEC", "RPE", "U2OS"]
     bundle = local_bundle(
-        tmp_path, image_multiclass_model(1, 8, 8, 4), task="multiclass",
-        input=ImageSchema(width=8, height=8, channels=1), output=OutputSchema(labels=labels),
-    )  # fmt: skip
+        tmp_path,
+        image_multiclass_model(1, 8, 8, 4),
+        task="multiclass",
+        input=ImageSchema(width=8, height=8, channels=1),
+        output=OutputSchema(labels=labels),
+    )
     predictor = Predictor(bundle)
     bright, dark, broken, text = predictor.predict([png(255), png(0), b"not an image", "abc"])
     assert isinstance(bright, Prediction) and isinstance(dark, Prediction)
@@ -155,9 +164,12 @@ def test_image_multiclass(tmp_path: Path) -> None:
 def test_token_regression(tmp_path: Path) -> None:
     schema = SequenceSchema(min_length=1, max_length=20, encoding="tokens", pad_to=8)
     bundle = local_bundle(
-        tmp_path, token_regression_model(8), task="regression", input=schema,
+        tmp_path,
+        token_regression_model(8),
+        task="regression",
+        input=schema,
         output=OutputSchema(units="growth rate"),
-    )  # fmt: skip
+    )
     results = Predictor(bundle).predict(["ACGT", "TTTTTTTTTTTT", "A" * 21])
     assert results[:2] == [Prediction(value=10.0), Prediction(value=32.0)]  # 1+2+3+4; 8 x T=4
     assert isinstance(results[2], ItemError)
@@ -169,9 +181,12 @@ def test_empty_batch(tmp_path: Path) -> None:
 
 def test_signature_mismatch_is_refused_at_load(tmp_path: Path) -> None:
     bundle = local_bundle(
-        tmp_path, gc_binary_model(40), task="binary", input=SequenceSchema(length=50),
+        tmp_path,
+        gc_binary_model(40),
+        task="binary",
+        input=SequenceSchema(length=50),
         output=OutputSchema(labels=["0", "1"]),
-    )  # fmt: skip
+    )
     with pytest.raises(ModelLoadError) as info:
         Predictor(bundle)
     assert str(info.value) == (
@@ -182,15 +197,22 @@ def test_signature_mismatch_is_refused_at_load(tmp_path: Path) -> None:
 
 def test_wrong_input_name_and_output_shape(tmp_path: Path) -> None:
     wrong_name = local_bundle(
-        tmp_path / "a", gc_binary_model(50), task="binary", input=SequenceSchema(length=50),
-        output=OutputSchema(labels=["0", "1"]), onnx_input="x",
-    )  # fmt: skip
+        tmp_path / "a",
+        gc_binary_model(50),
+        task="binary",
+        input=SequenceSchema(length=50),
+        output=OutputSchema(labels=["0", "1"]),
+        onnx_input="x",
+    )
     with pytest.raises(ModelLoadError, match=r"has no input named 'x'; its inputs are input\."):
         Predictor(wrong_name)
     wrong_task = local_bundle(
-        tmp_path / "b", gc_binary_model(50, two_columns=True), task="multiclass",
-        input=SequenceSchema(length=50), output=OutputSchema(labels=["a", "b", "c"]),
-    )  # fmt: skip
+        tmp_path / "b",
+        gc_binary_model(50, two_columns=True),
+        task="multiclass",
+        input=SequenceSchema(length=50),
+        output=OutputSchema(labels=["a", "b", "c"]),
+    )
     with pytest.raises(ModelLoadError) as info:
         Predictor(wrong_task)
     assert str(info.value) == (
@@ -201,9 +223,12 @@ def test_wrong_input_name_and_output_shape(tmp_path: Path) -> None:
 
 def test_garbage_model_file(tmp_path: Path) -> None:
     bundle = local_bundle(
-        tmp_path, b"this is not onnx", task="binary", input=SequenceSchema(length=50),
+        tmp_path,
+        b"this is not onnx",
+        task="binary",
+        input=SequenceSchema(length=50),
         output=OutputSchema(labels=["0", "1"]),
-    )  # fmt: skip
+    )
     with pytest.raises(
         ModelLoadError, match=r"^model\.onnx of m@1 cannot be loaded by ONNX Runtime"
     ):
@@ -212,9 +237,12 @@ def test_garbage_model_file(tmp_path: Path) -> None:
 
 def test_load_re_verifies_the_cached_files(tmp_path: Path) -> None:
     bundle = local_bundle(
-        tmp_path, gc_binary_model(50), task="binary", input=SequenceSchema(length=50),
+        tmp_path,
+        gc_binary_model(50),
+        task="binary",
+        input=SequenceSchema(length=50),
         output=OutputSchema(labels=["0", "1"]),
-    )  # fmt: skip
+    )
     data = bytearray((bundle.path / "model.onnx").read_bytes())
     data[-5] ^= 0x01
     (bundle.path / "model.onnx").write_bytes(bytes(data))
@@ -264,9 +292,12 @@ def test_models_helixserve_cannot_feed_are_refused(
     tmp_path: Path, options: dict[str, object], message: str
 ) -> None:
     bundle = local_bundle(
-        tmp_path, gc_binary_model(50, **options), task="binary",  # type: ignore[arg-type]
-        input=SequenceSchema(length=50), output=OutputSchema(labels=["0", "1"]),
-    )  # fmt: skip
+        tmp_path,
+        gc_binary_model(50, **options),  # type: ignore[arg-type]
+        task="binary",
+        input=SequenceSchema(length=50),
+        output=OutputSchema(labels=["0", "1"]),
+    )
     with pytest.raises(ModelLoadError) as info:
         Predictor(bundle)
     assert str(info.value) == message

@@ -24,8 +24,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import ray
     from ray.cluster_utils import Cluster
 
-    head = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "object_store_memory": 150_000_000, "include_dashboard": False})  # fmt: skip
+    head = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1,
+            "object_store_memory": 150_000_000,
+            "include_dashboard": False,
+        },
+    )
     head.add_node(num_cpus=1, object_store_memory=150_000_000)
     head.wait_for_nodes()
     ray.init(address=head.address, include_dashboard=False, log_to_driver=False)
@@ -43,8 +49,16 @@ def test_ray_output_equals_the_local_engine(cluster: str, tmp_path: Path) -> Non
     random_fasta(data, 20_000, seed=5, bad_every=97)
     predictor = Predictor.from_store(store, "gc")
     local = score(predictor, str(data), str(tmp_path / "local.csv"), batch_size=1500)
-    remote = score_ray(predictor, store.uri, "gc", str(data), str(tmp_path / "ray.csv"),
-                       batch_size=1500, address=cluster, actors=2)  # fmt: skip
+    remote = score_ray(
+        predictor,
+        store.uri,
+        "gc",
+        str(data),
+        str(tmp_path / "ray.csv"),
+        batch_size=1500,
+        address=cluster,
+        actors=2,
+    )
     assert (remote.scored, remote.refused) == (local.scored, local.refused)
     assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
     assert (tmp_path / "ray.errors.csv").read_bytes() == (
@@ -62,14 +76,22 @@ def test_ray_serve_answers_the_domain_api(cluster: str, tmp_path: Path) -> None:
 
     zoo = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
     port = free_port()
-    settings = Settings(store=str(zoo), port=port, cache_dir=str(tmp_path / "cache"),
-                        reload_interval_s=0, access_log=False)  # fmt: skip
+    settings = Settings(
+        store=str(zoo),
+        port=port,
+        cache_dir=str(tmp_path / "cache"),
+        reload_interval_s=0,
+        access_log=False,
+    )
     try:
         deploy(settings, replicas=2, cpus_per_replica=0.25)
         url = f"http://127.0.0.1:{port}"
         binds = "CGACCGAACTCC" + "A" * 38
-        reply = httpx.post(url + "/api/v1/models/primer-binding/predict",
-                           json={"inputs": [binds, "ACGF"]}, timeout=30)  # fmt: skip
+        reply = httpx.post(
+            url + "/api/v1/models/primer-binding/predict",
+            json={"inputs": [binds, "ACGF"]},
+            timeout=30,
+        )
         assert reply.status_code == 200, reply.text
         body = reply.json()
         assert body["predictions"][0]["label"] == "1" and body["predictions"][1] is None

@@ -35,8 +35,17 @@ PREDICT_KEY = "hs_predict_" + uuid.uuid4().hex
 ADMIN_KEY = "hs_admin_" + uuid.uuid4().hex
 WRONG_KEY = "hs_wrong_" + uuid.uuid4().hex
 SERVING_PATH = ("serving", "batch", "explain", "runtime", "store", "inputs")
-UNSAFE_MODULES = {"pickle", "_pickle", "cPickle", "joblib", "dill", "cloudpickle", "shelve",
-                  "marshal", "torch"}  # fmt: skip
+UNSAFE_MODULES = {
+    "pickle",
+    "_pickle",
+    "cPickle",
+    "joblib",
+    "dill",
+    "cloudpickle",
+    "shelve",
+    "marshal",
+    "torch",
+}
 
 
 def test_pages_carry_security_headers(tmp_path: Path) -> None:
@@ -106,10 +115,13 @@ def test_no_pickle_or_torch_in_the_serving_path() -> None:
 
 
 def test_names_cannot_escape_the_store_root(tmp_path: Path) -> None:
-    tries = ["/api/v1/models/..%2F..%2Fetc%2Fpasswd", "/api/v1/models/%2e%2e",
-             "/models/primer-binding/plots/..%2F..%2Fmanifest.json",
-             "/models/primer-binding/plots/%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
-             "/v2/models/..%2Fprimer-binding"]  # fmt: skip
+    tries = [
+        "/api/v1/models/..%2F..%2Fetc%2Fpasswd",
+        "/api/v1/models/%2e%2e",
+        "/models/primer-binding/plots/..%2F..%2Fmanifest.json",
+        "/models/primer-binding/plots/%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/v2/models/..%2Fprimer-binding",
+    ]
     with (
         running(ZOO, tmp_path, access_log=False) as server,
         httpx.Client(base_url=server.url) as client,
@@ -140,17 +152,24 @@ def served_s3(s3_server: S3Server, tmp_path: Path) -> Iterator[Served]:
     publish_gc(ModelStore.open(uri, s3=s3_options(s3_server), cache_dir=tmp_path / "pub"))
     port, temp = free_port(), tmp_path / "tmpdir"
     temp.mkdir()
-    env = {**os.environ, "TMPDIR": str(temp), "HELIXSERVE_STORE": uri,
-           "HELIXSERVE_S3_ENDPOINT_URL": s3_server.endpoint, "HELIXSERVE_S3_REGION": "us-east-1",
-           "HELIXSERVE_S3_ACCESS_KEY_ID": SECRET_HOLDER[0],
-           "HELIXSERVE_S3_SECRET_ACCESS_KEY": SECRET_HOLDER[1],
-           "HELIXSERVE_API_KEYS": f"predict:{hash_key(PREDICT_KEY)},admin:{hash_key(ADMIN_KEY)}",
-           "HELIXSERVE_LOG_LEVEL": "debug",
-           "HELIXSERVE_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
+    env = {
+        **os.environ,
+        "TMPDIR": str(temp),
+        "HELIXSERVE_STORE": uri,
+        "HELIXSERVE_S3_ENDPOINT_URL": s3_server.endpoint,
+        "HELIXSERVE_S3_REGION": "us-east-1",
+        "HELIXSERVE_S3_ACCESS_KEY_ID": SECRET_HOLDER[0],
+        "HELIXSERVE_S3_SECRET_ACCESS_KEY": SECRET_HOLDER[1],
+        "HELIXSERVE_API_KEYS": f"predict:{hash_key(PREDICT_KEY)},admin:{hash_key(ADMIN_KEY)}",
+        "HELIXSERVE_LOG_LEVEL": "debug",
+        "HELIXSERVE_CACHE_DIR": str(tmp_path / "cache"),
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "helixserve", "serve", "--port", str(port), "--grpc-port", "0"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -185,7 +204,11 @@ def test_admin_scope_and_no_secret_in_logs_or_bodies(served_s3: Served) -> None:
             "predict scope": client.post(reload, headers=_bearer(PREDICT_KEY)),
         }
         assert {k: r.status_code for k, r in refused.items()} == {
-            "none": 401, "wrong": 401, "wrong x-api-key": 401, "predict scope": 403}  # fmt: skip
+            "none": 401,
+            "wrong": 401,
+            "wrong x-api-key": 401,
+            "predict scope": 403,
+        }
         assert client.post(reload, headers=_bearer(ADMIN_KEY)).json()["models"] == {"gc": [1]}
         predict = "/api/v1/models/gc/predict"
         assert client.post(predict, json={"inputs": [GC]}, headers=_bearer(PREDICT_KEY)).is_success
@@ -217,8 +240,11 @@ def test_uploads_leave_no_files_in_the_temp_area(served_s3: Served) -> None:
     data = ("id,sequence\n" + rows).encode()
     before = sorted(p.name for p in served_s3.tmp.rglob("*"))  # e.g. ONNX Runtime's .ses file
     with httpx.Client(base_url=served_s3.url, timeout=60) as client:
-        reply = client.post("/api/v1/models/gc/predict-file", files={"file": ("a.csv", data)},
-                            headers=_bearer(PREDICT_KEY))  # fmt: skip
+        reply = client.post(
+            "/api/v1/models/gc/predict-file",
+            files={"file": ("a.csv", data)},
+            headers=_bearer(PREDICT_KEY),
+        )
     assert reply.status_code == 200, reply.text
     assert (reply.json()["records"], reply.json()["predicted"]) == (60_000, 60_000)
     assert sorted(p.name for p in served_s3.tmp.rglob("*")) == before
@@ -433,8 +459,20 @@ def test_two_workers_honour_one_sign_in(tmp_path: Path) -> None:
     }
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     publish_gc(store)
-    command = [sys.executable, "-m", "helixserve", "serve", "--store", store.uri, "--port",
-               str(port), "--grpc-port", "0", "--workers", "2"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "helixserve",
+        "serve",
+        "--store",
+        store.uri,
+        "--port",
+        str(port),
+        "--grpc-port",
+        "0",
+        "--workers",
+        "2",
+    ]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:

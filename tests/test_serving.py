@@ -21,9 +21,17 @@ ZOO = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "stor
 SERVED = ", ".join(sorted(p.name for p in ZOO.iterdir() if p.is_dir()))
 BINDS = "CGACCGAACTCC" + "A" * 38  # carries the motif
 NO_MOTIF = "ACGT" * 12 + "AC"
-ROW = {"clump_thickness": 5, "uniformity_cell_size": 1, "uniformity_cell_shape": 1,
-       "marginal_adhesion": 1, "single_epithelial_cell_size": 2, "bare_nuclei": 1,
-       "bland_chromatin": 3, "normal_nucleoli": 1, "mitoses": 1}  # fmt: skip
+ROW = {
+    "clump_thickness": 5,
+    "uniformity_cell_size": 1,
+    "uniformity_cell_shape": 1,
+    "marginal_adhesion": 1,
+    "single_epithelial_cell_size": 2,
+    "bare_nuclei": 1,
+    "bland_chromatin": 3,
+    "normal_nucleoli": 1,
+    "mitoses": 1,
+}
 BAD_F = (
     "DNA sequence is not valid DNA: position 4 is 'F'. Only the letters A, C, G, T are allowed; "
     "remove it or correct the typo."
@@ -52,7 +60,10 @@ def test_health_readiness_and_model_list(client: httpx.Client) -> None:
     assert ", ".join(m["name"] for m in models) == SERVED
     primer = next(m for m in models if m["name"] == "primer-binding")
     assert (primer["task"], primer["default_version"], primer["aliases"]) == (
-        "binary", 1, {"production": 1})  # fmt: skip
+        "binary",
+        1,
+        {"production": 1},
+    )
 
 
 def test_model_detail_has_manifest_and_card(client: httpx.Client) -> None:
@@ -63,8 +74,9 @@ def test_model_detail_has_manifest_and_card(client: httpx.Client) -> None:
 
 
 def test_predict_mixed_batch_keeps_the_good_inputs(client: httpx.Client) -> None:
-    reply = client.post("/api/v1/models/primer-binding/predict",
-                        json={"inputs": [BINDS, "ACGF", NO_MOTIF]})  # fmt: skip
+    reply = client.post(
+        "/api/v1/models/primer-binding/predict", json={"inputs": [BINDS, "ACGF", NO_MOTIF]}
+    )
     assert reply.status_code == 200
     body = reply.json()
     assert (body["model"], body["version"]) == ("primer-binding", 1)
@@ -79,40 +91,61 @@ def test_predict_all_invalid_is_a_422_problem(client: httpx.Client) -> None:
     assert reply.status_code == 422
     assert reply.headers["content-type"] == "application/problem+json"
     assert reply.json() == {
-        "type": "https://helixserve.dev/problems/invalid-input", "title": "Invalid input",
-        "status": 422, "detail": BAD_F,
+        "type": "https://helixserve.dev/problems/invalid-input",
+        "title": "Invalid input",
+        "status": 422,
+        "detail": BAD_F,
         "errors": [{"index": 0, "field": "inputs[0]", "position": 4, "message": BAD_F}],
         "instance": "/api/v1/models/primer-binding/predict",
         "request_id": reply.headers["x-request-id"],
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize(
     ("body", "status", "detail"),
     [
-        (b"{bad", 400, "the request body is not valid JSON (unexpected character, expected a "
-         'string key: line 1 column 2 (char 1)); send JSON like {"inputs": ["ACGT..."]}.'),
-        (b'{"input": []}', 400, 'the request body must be a JSON object with an "inputs" list, '
-         'like {"inputs": ["ACGT..."]}.'),
-        (b'{"inputs": "ACGT"}', 400, '"inputs" must be a list, got str; like '
-         '{"inputs": ["ACGT..."]}.'),
+        (
+            b"{bad",
+            400,
+            "the request body is not valid JSON (unexpected character, expected a "
+            'string key: line 1 column 2 (char 1)); send JSON like {"inputs": ["ACGT..."]}.',
+        ),
+        (
+            b'{"input": []}',
+            400,
+            'the request body must be a JSON object with an "inputs" list, '
+            'like {"inputs": ["ACGT..."]}.',
+        ),
+        (
+            b'{"inputs": "ACGT"}',
+            400,
+            '"inputs" must be a list, got str; like {"inputs": ["ACGT..."]}.',
+        ),
         (b'{"inputs": []}', 400, '"inputs" is empty; send at least one input.'),
-        (b'{"inputs": ["A"], "x": 1}', 400, "unknown field 'x' in the request body; only "
-         '"inputs" is accepted.'),
+        (
+            b'{"inputs": ["A"], "x": 1}',
+            400,
+            "unknown field 'x' in the request body; only \"inputs\" is accepted.",
+        ),
         (b"", 400, 'the request body is empty; send JSON like {"inputs": ["ACGT..."]}.'),
     ],
-)  # fmt: skip
-def test_malformed_requests_get_400(client: httpx.Client, body: bytes, status: int,
-                                    detail: str) -> None:  # fmt: skip
-    reply = client.post("/api/v1/models/primer-binding/predict", content=body,
-                        headers={"x-request-id": "req-42"})  # fmt: skip
+)
+def test_malformed_requests_get_400(
+    client: httpx.Client, body: bytes, status: int, detail: str
+) -> None:
+    reply = client.post(
+        "/api/v1/models/primer-binding/predict", content=body, headers={"x-request-id": "req-42"}
+    )
     assert reply.status_code == status
     assert reply.headers["x-request-id"] == "req-42"
     assert reply.json() == {
-        "type": "https://helixserve.dev/problems/bad-request", "title": "Bad request",
-        "status": status, "detail": detail, "instance": "/api/v1/models/primer-binding/predict",
+        "type": "https://helixserve.dev/problems/bad-request",
+        "title": "Bad request",
+        "status": status,
+        "detail": detail,
+        "instance": "/api/v1/models/primer-binding/predict",
         "request_id": "req-42",
-    }  # fmt: skip
+    }
 
 
 def test_unknown_model_and_version_are_404(client: httpx.Client) -> None:
@@ -120,23 +153,31 @@ def test_unknown_model_and_version_are_404(client: httpx.Client) -> None:
     assert reply.status_code == 404
     assert reply.json()["detail"] == (f"no model named 'nope' is served; served models: {SERVED}.")
     reply = client.post("/api/v1/models/primer-binding/predict?version=7", json={"inputs": ["A"]})
-    assert reply.json()["detail"] == "model 'primer-binding' has no version or alias '7'; " \
-        "served: 1, production."  # fmt: skip
-    ok = client.post("/api/v1/models/primer-binding/predict?version=production",
-                     json={"inputs": [BINDS]})  # fmt: skip
+    assert (
+        reply.json()["detail"] == "model 'primer-binding' has no version or alias '7'; "
+        "served: 1, production."
+    )
+    ok = client.post(
+        "/api/v1/models/primer-binding/predict?version=production", json={"inputs": [BINDS]}
+    )
     assert ok.json()["predictions"][0]["label"] == "1"
 
 
 def test_tabular_rows_name_the_bad_field(client: httpx.Client) -> None:
-    reply = client.post("/api/v1/models/tumor-wisconsin/predict",
-                        json={"inputs": [ROW, {**ROW, "mitoses": 11}]})  # fmt: skip
+    reply = client.post(
+        "/api/v1/models/tumor-wisconsin/predict", json={"inputs": [ROW, {**ROW, "mitoses": 11}]}
+    )
     body = reply.json()
     assert body["predictions"][0]["label"] == "benign"
     assert body["predictions"][1] is None
-    assert body["errors"] == [{
-        "index": 1, "field": "inputs[1].mitoses", "position": None,
-        "message": "mitoses is 11, above the maximum 10; use a whole number from 1 to 10.",
-    }]  # fmt: skip
+    assert body["errors"] == [
+        {
+            "index": 1,
+            "field": "inputs[1].mitoses",
+            "position": None,
+            "message": "mitoses is 11, above the maximum 10; use a whole number from 1 to 10.",
+        }
+    ]
 
 
 def test_seed_client_unchanged(server: Running) -> None:
@@ -157,25 +198,37 @@ def test_seed_client_unchanged(server: Running) -> None:
     )
     response = requests.post(url, json={"sequence": BINDS}, timeout=10)
     assert (response.status_code, response.text) == (
-        400, 'the request body must be JSON with a "dnasequence" field, like '
-        '{"dnasequence": "ACGT..."}.')  # fmt: skip
+        400,
+        'the request body must be JSON with a "dnasequence" field, like '
+        '{"dnasequence": "ACGT..."}.',
+    )
 
 
 FASTA = (f">good1\n{NO_MOTIF}\n>bad\nACGTX\n>good2\n{BINDS}\n").encode()
 
 
 def test_predict_file_reports_bad_records_and_predicts_the_rest(client: httpx.Client) -> None:
-    reply = client.post("/api/v1/models/primer-binding/predict-file",
-                        files={"file": ("primers.fa.gz", gzip.compress(FASTA))})  # fmt: skip
+    reply = client.post(
+        "/api/v1/models/primer-binding/predict-file",
+        files={"file": ("primers.fa.gz", gzip.compress(FASTA))},
+    )
     body = reply.json()
     assert (body["records"], body["predicted"], body["failed"]) == (3, 2, 1)
     assert [(p["index"], p["id"], p["line"], p["label"]) for p in body["predictions"]] == [
-        (1, "good1", 1, "0"), (3, "good2", 5, "1")]  # fmt: skip
-    assert body["errors"] == [{
-        "index": 2, "id": "bad", "line": 3, "field": "sequence", "position": 5,
-        "message": "record 2 (id bad), line 3: DNA sequence is not valid DNA: position 5 is 'X'. "
-        "Only the letters A, C, G, T are allowed; remove it or correct the typo.",
-    }]  # fmt: skip
+        (1, "good1", 1, "0"),
+        (3, "good2", 5, "1"),
+    ]
+    assert body["errors"] == [
+        {
+            "index": 2,
+            "id": "bad",
+            "line": 3,
+            "field": "sequence",
+            "position": 5,
+            "message": "record 2 (id bad), line 3: DNA sequence is not valid DNA: position 5 is "
+            "'X'. Only the letters A, C, G, T are allowed; remove it or correct the typo.",
+        }
+    ]
 
 
 def test_predict_file_as_csv(client: httpx.Client) -> None:
@@ -188,9 +241,11 @@ def test_predict_file_as_csv(client: httpx.Client) -> None:
     lines = reply.text.splitlines()
     assert lines[0] == "index,id,line,label,probability,p_0,p_1,error"
     assert lines[1].startswith("1,good1,1,0,") and lines[1].endswith(",")
-    assert lines[2] == ('2,bad,3,,,,,"record 2 (id bad), line 3: DNA sequence is not valid DNA: '
-                        "position 5 is 'X'. Only the letters A, C, G, T are allowed; remove it "
-                        'or correct the typo."')  # fmt: skip
+    assert lines[2] == (
+        '2,bad,3,,,,,"record 2 (id bad), line 3: DNA sequence is not valid DNA: '
+        "position 5 is 'X'. Only the letters A, C, G, T are allowed; remove it "
+        'or correct the typo."'
+    )
     assert lines[3].startswith("3,good2,5,1,")
 
 
@@ -199,8 +254,9 @@ def test_predict_file_tabular_csv_with_ids(client: httpx.Client) -> None:
     good = "7," + ",".join(str(v) for v in ROW.values())
     bad = "8," + ",".join(str(v) for v in ROW.values()).replace("5", "50", 1)
     data = "\n".join([header, good, bad]).encode()
-    body = client.post("/api/v1/models/tumor-wisconsin/predict-file",
-                       files={"file": ("t.csv", data)}).json()  # fmt: skip
+    body = client.post(
+        "/api/v1/models/tumor-wisconsin/predict-file", files={"file": ("t.csv", data)}
+    ).json()
     assert [(p["id"], p["label"]) for p in body["predictions"]] == [("7", "benign")]
     assert body["errors"][0]["message"] == (
         "record 2 (id 8), line 3: clump_thickness is 50, above the maximum 10; use a whole "
@@ -209,8 +265,9 @@ def test_predict_file_tabular_csv_with_ids(client: httpx.Client) -> None:
 
 
 def test_empty_upload_is_a_422(client: httpx.Client) -> None:
-    reply = client.post("/api/v1/models/primer-binding/predict-file",
-                        files={"file": ("x.fasta", b"")})  # fmt: skip
+    reply = client.post(
+        "/api/v1/models/primer-binding/predict-file", files={"file": ("x.fasta", b"")}
+    )
     assert reply.status_code == 422
     assert reply.json()["detail"] == (
         "file is empty: it has no records. Upload a FASTA, CSV/TSV or one-sequence-per-line "
@@ -219,8 +276,7 @@ def test_empty_upload_is_a_422(client: httpx.Client) -> None:
 
 
 def test_body_over_the_limit_is_413(client: httpx.Client) -> None:
-    reply = client.post("/api/v1/models/primer-binding/predict",
-                        json={"inputs": [NO_MOTIF] * 3000})  # fmt: skip
+    reply = client.post("/api/v1/models/primer-binding/predict", json={"inputs": [NO_MOTIF] * 3000})
     assert reply.status_code == 413
     assert reply.json()["detail"].startswith("the request body is 159,")
     assert reply.json()["detail"].endswith(
@@ -231,7 +287,9 @@ def test_body_over_the_limit_is_413(client: httpx.Client) -> None:
 def test_unknown_route_and_method_are_problems(client: httpx.Client) -> None:
     missing = client.get("/nothing")
     assert (missing.status_code, missing.headers["content-type"]) == (
-        404, "application/problem+json")  # fmt: skip
+        404,
+        "application/problem+json",
+    )
     wrong = client.delete("/api/v1/models")
     assert wrong.status_code == 405
     assert wrong.headers["allow"] == "GET"
@@ -240,26 +298,31 @@ def test_unknown_route_and_method_are_problems(client: httpx.Client) -> None:
 def test_metrics_count_requests_per_model_and_version(client: httpx.Client) -> None:
     client.post("/api/v1/models/primer-binding/predict", json={"inputs": [BINDS, "ACGF"]})
     text = client.get("/metrics").text
-    assert ('helixserve_requests_total{code="200",model="primer-binding",'
-            'route="/api/v1/models/{name}/predict",version="1"}') in text  # fmt: skip
+    assert (
+        'helixserve_requests_total{code="200",model="primer-binding",'
+        'route="/api/v1/models/{name}/predict",version="1"}'
+    ) in text
     assert 'helixserve_batch_size_count{model="primer-binding",version="1"}' in text
-    failures = [line for line in text.splitlines()
-                if line.startswith("helixserve_validation_failures_total{")]  # fmt: skip
+    failures = [
+        line
+        for line in text.splitlines()
+        if line.startswith("helixserve_validation_failures_total{")
+    ]
     assert failures and float(failures[0].split()[-1]) >= 1
 
 
-def test_access_log_is_json_with_request_id(client: httpx.Client,
-                                            caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_access_log_is_json_with_request_id(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.INFO, logger="helixserve.access"):
         headers = {"x-request-id": "abc-1", "authorization": "Bearer secret-xyz"}
-        client.post("/api/v1/models/primer-binding/predict", json={"inputs": [BINDS]},
-                    headers=headers)  # fmt: skip
-    records = [json.loads(r.getMessage()) for r in caplog.records
-               if r.name == "helixserve.access"]  # fmt: skip
+        client.post(
+            "/api/v1/models/primer-binding/predict", json={"inputs": [BINDS]}, headers=headers
+        )
+    records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "helixserve.access"]
     mine = [r for r in records if r["request_id"] == "abc-1"]
     assert len(mine) == 1
-    assert (mine[0]["status"], mine[0]["model"], mine[0]["version"]) == (200, "primer-binding",
-                                                                         "1")  # fmt: skip
+    assert (mine[0]["status"], mine[0]["model"], mine[0]["version"]) == (200, "primer-binding", "1")
     assert "secret-xyz" not in caplog.text
 
 
@@ -278,7 +341,8 @@ def test_upload_over_the_limit_is_refused_before_reading(tmp_path: Path) -> None
         declared = httpx.post(url, files={"file": ("big.fasta", FASTA * 40)})
         assert declared.status_code == 413
         assert declared.json()["detail"].endswith(
-            " bytes; the limit is 1,000 (HELIXSERVE_MAX_UPLOAD_BYTES).")  # fmt: skip
+            " bytes; the limit is 1,000 (HELIXSERVE_MAX_UPLOAD_BYTES)."
+        )
 
         def chunks() -> Iterator[bytes]:  # no Content-Length: streamed, counted as it arrives
             yield b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.fa"\r\n\r\n'

@@ -42,8 +42,9 @@ def test_api_keys_scopes(tmp_path: Path) -> None:
         )
         wrong = httpx.post(url, json={"inputs": [GC]}, headers={"x-api-key": "nope"})
         assert wrong.json()["detail"] == "the API key is not valid; check it, or ask for a new one."
-        ok = httpx.post(url, json={"inputs": [GC]},
-                        headers={"authorization": f"Bearer {PREDICT_KEY}"})  # fmt: skip
+        ok = httpx.post(
+            url, json={"inputs": [GC]}, headers={"authorization": f"Bearer {PREDICT_KEY}"}
+        )
         assert ok.status_code == 200
         reload = server.url + "/api/v1/admin/reload"
         forbidden = httpx.post(reload, headers={"x-api-key": PREDICT_KEY})
@@ -145,16 +146,21 @@ def test_store_outage_keeps_serving_readyz_says_why_and_recovers(tmp_path: Path)
     with seaweedfs(tmp_path / "weed") as s3:
         import s3fs
 
-        s3fs.S3FileSystem(key="RW", secret="RWS", skip_instance_cache=True,
-                          client_kwargs={"endpoint_url": s3.endpoint,
-                                         "region_name": "us-east-1"}).mkdir("models")  # fmt: skip
+        s3fs.S3FileSystem(
+            key="RW",
+            secret="RWS",
+            skip_instance_cache=True,
+            client_kwargs={"endpoint_url": s3.endpoint, "region_name": "us-east-1"},
+        ).mkdir("models")
         options = s3_options(s3)
         store = ModelStore.open("s3://models/outage", s3=options, cache_dir=tmp_path / "c")
         publish_gc(store)
         settings = {
-            "s3_endpoint_url": options.endpoint_url, "s3_region": "us-east-1",
-            "s3_access_key_id": options.key, "s3_secret_access_key": options.secret,
-        }  # fmt: skip
+            "s3_endpoint_url": options.endpoint_url,
+            "s3_region": "us-east-1",
+            "s3_access_key_id": options.key,
+            "s3_secret_access_key": options.secret,
+        }
         with running("s3://models/outage", tmp_path, **settings) as server:
             assert httpx.get(server.url + "/readyz").json()["status"] == "ready"
             s3.stop()
@@ -173,8 +179,12 @@ def test_store_outage_keeps_serving_readyz_says_why_and_recovers(tmp_path: Path)
 
 
 def test_unreachable_store_at_start_is_not_ready(tmp_path: Path) -> None:
-    settings = {"s3_endpoint_url": "http://127.0.0.1:9", "s3_region": "us-east-1",
-                "s3_access_key_id": "a", "s3_secret_access_key": "b"}  # fmt: skip
+    settings = {
+        "s3_endpoint_url": "http://127.0.0.1:9",
+        "s3_region": "us-east-1",
+        "s3_access_key_id": "a",
+        "s3_secret_access_key": "b",
+    }
     with running("s3://models/none", tmp_path, **settings) as server:
         ready = httpx.get(server.url + "/readyz")
         assert ready.status_code == 503
@@ -194,8 +204,9 @@ def test_empty_listing_keeps_loaded_models(tmp_path: Path) -> None:
         (tmp_path / "store").rename(tmp_path / "moved")
         body = httpx.post(server.url + "/api/v1/admin/reload").json()
         assert body["models"] == {"gc": [1]}
-        assert body["store"].startswith(f"the store {store.uri} lists no models now; keeping the "
-                                        "1 loaded")  # fmt: skip
+        assert body["store"].startswith(
+            f"the store {store.uri} lists no models now; keeping the 1 loaded"
+        )
 
 
 def test_cors_when_configured(tmp_path: Path) -> None:
@@ -203,14 +214,23 @@ def test_cors_when_configured(tmp_path: Path) -> None:
     publish_gc(store)
     with running(store.uri, tmp_path, cors_origins=["https://lab.example"]) as server:
         origin = {"origin": "https://lab.example"}
-        preflight = httpx.options(server.url + "/api/v1/models/gc/predict", headers={
-            **origin, "access-control-request-method": "POST",
-            "access-control-request-headers": "content-type"})  # fmt: skip
+        preflight = httpx.options(
+            server.url + "/api/v1/models/gc/predict",
+            headers={
+                **origin,
+                "access-control-request-method": "POST",
+                "access-control-request-headers": "content-type",
+            },
+        )
         assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == "https://lab.example"
-        reply = httpx.post(server.url + "/api/v1/models/gc/predict", json={"inputs": [GC]},
-                           headers=origin)  # fmt: skip
+        reply = httpx.post(
+            server.url + "/api/v1/models/gc/predict", json={"inputs": [GC]}, headers=origin
+        )
         assert reply.headers["access-control-allow-origin"] == "https://lab.example"
-        other = httpx.post(server.url + "/api/v1/models/gc/predict", json={"inputs": [GC]},
-                           headers={"origin": "https://evil.example"})  # fmt: skip
+        other = httpx.post(
+            server.url + "/api/v1/models/gc/predict",
+            json={"inputs": [GC]},
+            headers={"origin": "https://evil.example"},
+        )
         assert "access-control-allow-origin" not in other.headers

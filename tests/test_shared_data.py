@@ -18,10 +18,18 @@ from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import Feature, FeatureRow, TabularSchema, read_rows
 
 TUMOUR_COLUMNS = [
-    "id", "clump_thickness", "uniformity_cell_size", "uniformity_cell_shape", "marginal_adhesion",
-    "single_epithelial_cell_size", "bare_nuclei", "bland_chromatin", "normal_nucleoli", "mitoses",
+    "id",
+    "clump_thickness",
+    "uniformity_cell_size",
+    "uniformity_cell_shape",
+    "marginal_adhesion",
+    "single_epithelial_cell_size",
+    "bare_nuclei",
+    "bland_chromatin",
+    "normal_nucleoli",
+    "mitoses",
     "class",
-]  # fmt: skip
+]
 
 
 def test_primer_sequences_all_valid_and_encode(shared_data: Path) -> None:

@@ -34,9 +34,13 @@ def bundle(
 ) -> tuple[Manifest, dict[str, bytes]]:
     files = {"model.onnx": MODEL, "card.md": card.encode(), "plots/loss.json": b"[1, 0.5]"}
     manifest = make_manifest(
-        files, name=name, task="binary", input=SequenceSchema(length=50),
-        output=OutputSchema(labels=["0", "1"]), metrics={"accuracy": 0.99},
-    )  # fmt: skip
+        files,
+        name=name,
+        task="binary",
+        input=SequenceSchema(length=50),
+        output=OutputSchema(labels=["0", "1"]),
+        metrics={"accuracy": 0.99},
+    )
     return manifest, files
 
 
@@ -285,8 +289,9 @@ def test_aws_environment_conventions(
 def test_damaged_alias_is_an_error_not_a_silent_fallback(store: ModelStore, content: bytes) -> None:
     publish(store)
     publish(store)
-    store.location.write(store.location.path("primer-binding", "aliases", "production.json"),
-                         content)  # fmt: skip
+    store.location.write(
+        store.location.path("primer-binding", "aliases", "production.json"), content
+    )
     for ref in ("primer-binding", "primer-binding@production"):
         with pytest.raises(ManifestError) as info:
             store.resolve(ref)
@@ -313,8 +318,9 @@ def test_dangling_production_alias_is_not_replaced_by_latest(store: ModelStore) 
 def test_manifest_that_describes_another_model(store: ModelStore) -> None:
     publish(store, name="a")
     other = publish(store, name="b")
-    store.location.write(store.location.path("a", "versions", "1", "manifest.json"),
-                         other.to_json())  # fmt: skip
+    store.location.write(
+        store.location.path("a", "versions", "1", "manifest.json"), other.to_json()
+    )
     with pytest.raises(IntegrityError) as info:
         store.manifest("a@1")
     assert str(info.value) == (

@@ -24,9 +24,16 @@ from helixserve.inputs.tabular import (
 from tests.conftest import write
 
 NAMES = [
-    "clump_thickness", "uniformity_cell_size", "uniformity_cell_shape", "marginal_adhesion",
-    "single_epithelial_cell_size", "bare_nuclei", "bland_chromatin", "normal_nucleoli", "mitoses",
-]  # fmt: skip
+    "clump_thickness",
+    "uniformity_cell_size",
+    "uniformity_cell_shape",
+    "marginal_adhesion",
+    "single_epithelial_cell_size",
+    "bare_nuclei",
+    "bland_chromatin",
+    "normal_nucleoli",
+    "mitoses",
+]
 TUMOUR = TabularSchema(features=[Feature(name=n, type="int", min=1, max=10) for n in NAMES])
 GOOD = dict.fromkeys(NAMES, 5)
 

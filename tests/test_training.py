@@ -82,8 +82,16 @@ def test_recipe_conformance(
 ) -> None:
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     parts = split(data, task="binary", seed=1)
-    outcome = train_and_publish(recipe, data, parts, store, name=case, description="test model",
-                                seed=1, work_dir=tmp_path / "work")  # fmt: skip
+    outcome = train_and_publish(
+        recipe,
+        data,
+        parts,
+        store,
+        name=case,
+        description="test model",
+        seed=1,
+        work_dir=tmp_path / "work",
+    )
     assert outcome.parity <= 1e-4
     manifest = store.manifest(case)
     assert manifest.version == 1
@@ -108,9 +116,15 @@ def test_recipe_conformance(
 def test_cnn_learns_the_motif(tmp_path: Path) -> None:
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     data = motif_data(600)
-    outcome = train_and_publish(DnaBinary(length=20, kernel=6, epochs=40), data,
-                                split(data, task="binary", seed=0), store, name="m",
-                                description="d", seed=0)  # fmt: skip
+    outcome = train_and_publish(
+        DnaBinary(length=20, kernel=6, epochs=40),
+        data,
+        split(data, task="binary", seed=0),
+        store,
+        name="m",
+        description="d",
+        seed=0,
+    )
     assert outcome.metrics["accuracy"] >= 0.95
 
 
@@ -136,8 +150,11 @@ def test_split_rules() -> None:
     assert parts.test.tolist() == list(range(80, 100))
     assert len(parts.val) == 8 and not set(parts.val) & set(parts.train)
     data.split_labels = ["train"] * 99 + ["holdout"]
-    with pytest.raises(HelixError, match=r"^split column values must be train/T, val/V, test or "
-                                         r"external; found holdout\.$"):  # fmt: skip
+    with pytest.raises(
+        HelixError,
+        match=r"^split column values must be train/T, val/V, test or "
+        r"external; found holdout\.$",
+    ):
         split(data, task="binary", seed=0)
 
 
@@ -166,22 +183,50 @@ def test_load_sequences_reports_refused_records(tmp_path: Path) -> None:
 def test_train_command(tmp_path: Path) -> None:
     data = motif_data(120)
     path = tmp_path / "train.csv"
-    path.write_text("sequence,label\n" + "".join(f"{s},{t}\n" for s, t in zip(
-        data.inputs, data.targets, strict=True)))  # fmt: skip
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "120",
-           "HELIXSERVE_STORE": str(tmp_path / "store"),
-           "HELIXSERVE_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
+    path.write_text(
+        "sequence,label\n"
+        + "".join(f"{s},{t}\n" for s, t in zip(data.inputs, data.targets, strict=True))
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "COLUMNS": "120",
+        "HELIXSERVE_STORE": str(tmp_path / "store"),
+        "HELIXSERVE_CACHE_DIR": str(tmp_path / "cache"),
+    }
     result = subprocess.run(
-        [sys.executable, "-m", "helixserve", "train", "dna-binary", "--data", str(path),
-         "--target", "label", "--length", "20", "--epochs", "2", "--name", "tiny"],
-        capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "helixserve",
+            "train",
+            "dna-binary",
+            "--data",
+            str(path),
+            "--target",
+            "label",
+            "--length",
+            "20",
+            "--epochs",
+            "2",
+            "--name",
+            "tiny",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "tiny@1" in result.stdout
     assert "0 records refused by validation" in result.stdout
-    unknown = subprocess.run([sys.executable, "-m", "helixserve", "train", "protein-fold",
-                              "--data", str(path)], capture_output=True, text=True, env=env,
-                             check=False)  # fmt: skip
+    unknown = subprocess.run(
+        [sys.executable, "-m", "helixserve", "train", "protein-fold", "--data", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert unknown.returncode == 2  # the recipe is a choice: click's usage error
     assert unknown.stderr.splitlines()[3].startswith(
         "│ Invalid value for 'RECIPE': Value error, 'protein-fold' is not one of 'dna-binary', "
@@ -219,8 +264,9 @@ def variable_data(n: int = 80) -> Dataset:
     for i in range(n):
         seq = "".join(rng.choice(list("ACGT"), int(rng.integers(20, 60))))
         inputs.append(seq + ("GGGGGG" if i % 2 else "") + ("N" if i % 5 == 0 else ""))
-    return Dataset(inputs, [str(i % 2) for i in range(n)], [str(i) for i in range(n)],
-                   sha256="0" * 64)  # fmt: skip
+    return Dataset(
+        inputs, [str(i % 2) for i in range(n)], [str(i) for i in range(n)], sha256="0" * 64
+    )
 
 
 MORE_CASES: list[tuple[str, Recipe, Dataset, object]] = [
@@ -229,8 +275,9 @@ MORE_CASES: list[tuple[str, Recipe, Dataset, object]] = [
 ]
 
 
-@pytest.mark.parametrize(("case", "recipe", "data", "bad"), MORE_CASES,
-                         ids=[c[0] for c in MORE_CASES])  # fmt: skip
+@pytest.mark.parametrize(
+    ("case", "recipe", "data", "bad"), MORE_CASES, ids=[c[0] for c in MORE_CASES]
+)
 def test_more_recipes_conformance(
     tmp_path: Path, case: str, recipe: Recipe, data: Dataset, bad: object
 ) -> None:
@@ -240,12 +287,17 @@ def test_more_recipes_conformance(
 def test_dna_regression_conformance(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     seqs = ["".join(rng.choice(list("ACGT"), int(rng.integers(5, 21)))) for _ in range(150)]
-    data = Dataset(list(seqs), [str(s.count("G") / 5) for s in seqs], [str(i) for i in
-                   range(150)], sha256="0" * 64)  # fmt: skip
+    data = Dataset(
+        list(seqs),
+        [str(s.count("G") / 5) for s in seqs],
+        [str(i) for i in range(150)],
+        sha256="0" * 64,
+    )
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     recipe = DnaRegression(max_length=20, flank=2, filters=8, kernel=3, dense=8, epochs=3)
-    outcome = train_and_publish(recipe, data, split(data, task="regression", seed=0), store,
-                                name="utr", description="d")  # fmt: skip
+    outcome = train_and_publish(
+        recipe, data, split(data, task="regression", seed=0), store, name="utr", description="d"
+    )
     assert outcome.parity <= 1e-4
     manifest = store.manifest("utr")
     assert {"plots/scatter.png", "plots/errors.json", "plots/loss.json"} <= set(manifest.files)
@@ -260,19 +312,47 @@ def test_dna_regression_conformance(tmp_path: Path) -> None:
 def test_train_command_tabular_with_cross_validation(tmp_path: Path) -> None:
     data = table_data(120)
     path = tmp_path / "rows.csv"
-    lines = [f"{i},{row['a']},{'' if row['b'] is None else row['b']},{t}"  # type: ignore[index]
-             for i, (row, t) in enumerate(zip(data.inputs, data.targets, strict=True))]  # fmt: skip
+    lines = [
+        f"{i},{row['a']},{'' if row['b'] is None else row['b']},{t}"  # type: ignore[index]
+        for i, (row, t) in enumerate(zip(data.inputs, data.targets, strict=True))
+    ]
     path.write_text("id,a,b,class\n" + "\n".join(lines) + "\n")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "120",
-           "HELIXSERVE_STORE": str(tmp_path / "store"),
-           "HELIXSERVE_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "COLUMNS": "120",
+        "HELIXSERVE_STORE": str(tmp_path / "store"),
+        "HELIXSERVE_CACHE_DIR": str(tmp_path / "cache"),
+    }
     result = subprocess.run(
-        [sys.executable, "-m", "helixserve", "train", "tabular", "--data", str(path),
-         "--target", "class", "--id-col", "id", "--feature-type", "int",
-         "--feature-range", "1:10", "--cv", "3", "--name", "rows",
-         "--label-names", "benign=B,malignant=M"],
-        capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "helixserve",
+            "train",
+            "tabular",
+            "--data",
+            str(path),
+            "--target",
+            "class",
+            "--id-col",
+            "id",
+            "--feature-type",
+            "int",
+            "--feature-range",
+            "1:10",
+            "--cv",
+            "3",
+            "--name",
+            "rows",
+            "--label-names",
+            "benign=B,malignant=M",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "3-fold cross-validation (train + validation part)" in result.stdout
     card = next((tmp_path / "store" / "rows" / "versions" / "1").glob("card.md")).read_text()
@@ -291,8 +371,9 @@ def test_image_options_reach_the_recipe(tmp_path: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{i}.png").write_bytes(image)  # type: ignore[arg-type]
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
-    options = TrainOptions(recipe="image", data=tmp_path / "images", name="cells",
-                           image_size=16, epochs=1)  # fmt: skip
+    options = TrainOptions(
+        recipe="image", data=tmp_path / "images", name="cells", image_size=16, epochs=1
+    )
     run(options, store)
     schema = store.manifest("cells").input
     assert (schema.kind, schema.width, schema.height) == ("image", 16, 16)  # type: ignore[union-attr]
@@ -301,11 +382,20 @@ def test_image_options_reach_the_recipe(tmp_path: Path) -> None:
 def test_training_refusals_are_clear(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     rows = [f"{s},{t}" for s, t in zip(motif_data(60).inputs, motif_data(60).targets, strict=True)]
-    path.write_text("sequence,label,t0\n" + "\n".join(f"{r},{i}" for i, r in enumerate(rows))
-                    + "\nACGTACGTACGTACGTACGT,,5\n")  # fmt: skip
+    path.write_text(
+        "sequence,label,t0\n"
+        + "\n".join(f"{r},{i}" for i, r in enumerate(rows))
+        + "\nACGTACGTACGTACGTACGT,,5\n"
+    )
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
-    base = {"recipe": "dna-binary", "data": path, "name": "m", "target": "label", "length": 20,
-            "epochs": 1}  # fmt: skip
+    base = {
+        "recipe": "dna-binary",
+        "data": path,
+        "name": "m",
+        "target": "label",
+        "length": 20,
+        "epochs": 1,
+    }
     outcome = run(TrainOptions(**base), store)  # type: ignore[arg-type]
     assert [str(r.error) for r in outcome.refused_examples] == [
         "record 61, line 62: the target is empty; fill it in or remove the record."
@@ -338,8 +428,9 @@ def test_binary_recipe_refuses_three_classes(tmp_path: Path) -> None:
     path.write_text("sequence,label\n" + "".join(f"{'ACGT' * 5},{i % 3}\n" for i in range(30)))
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     with pytest.raises(HelixError) as info:
-        run(TrainOptions(recipe="dna-binary", data=path, name="m", target="label", length=20),
-            store)  # fmt: skip
+        run(
+            TrainOptions(recipe="dna-binary", data=path, name="m", target="label", length=20), store
+        )
     assert str(info.value) == (
         "dna-binary is a binary recipe, but the targets hold 3 classes (0, 1, 2); use a "
         "two-class target."
@@ -349,12 +440,22 @@ def test_binary_recipe_refuses_three_classes(tmp_path: Path) -> None:
 def test_search_picks_from_the_declared_space_and_reports_it(tmp_path: Path) -> None:
     path = tmp_path / "rows.csv"
     data = table_data(90)
-    lines = [f"{row['a']},{'' if row['b'] is None else row['b']},{t}"  # type: ignore[index]
-             for row, t in zip(data.inputs, data.targets, strict=True)]  # fmt: skip
+    lines = [
+        f"{row['a']},{'' if row['b'] is None else row['b']},{t}"  # type: ignore[index]
+        for row, t in zip(data.inputs, data.targets, strict=True)
+    ]
     path.write_text("a,b,class\n" + "\n".join(lines) + "\n")
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
-    options = TrainOptions(recipe="tabular", data=path, name="rows", target="class",
-                           feature_type="int", feature_range="1:10", search=3, cv=2)  # fmt: skip
+    options = TrainOptions(
+        recipe="tabular",
+        data=path,
+        name="rows",
+        target="class",
+        feature_type="int",
+        feature_range="1:10",
+        search=3,
+        cv=2,
+    )
     outcome = run(options, store)
     assert "## Hyper-parameter search (3 trials, 2-fold CV accuracy" in outcome.cv_table
     card = (store.pull("rows").path / "card.md").read_text()
@@ -365,11 +466,14 @@ def test_search_picks_from_the_declared_space_and_reports_it(tmp_path: Path) -> 
 def test_init_from_continues_from_earlier_weights(tmp_path: Path) -> None:
     data = motif_data(120)
     path = tmp_path / "t.csv"
-    path.write_text("sequence,label\n" + "".join(f"{s},{t}\n" for s, t in zip(
-        data.inputs, data.targets, strict=True)))  # fmt: skip
+    path.write_text(
+        "sequence,label\n"
+        + "".join(f"{s},{t}\n" for s, t in zip(data.inputs, data.targets, strict=True))
+    )
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
-    base = TrainOptions(recipe="dna-binary", data=path, name="m", target="label", length=20,
-                        epochs=2)  # fmt: skip
+    base = TrainOptions(
+        recipe="dna-binary", data=path, name="m", target="label", length=20, epochs=2
+    )
     first = run(base, store)
     assert "weights.npz" in first.manifest.files and "recipe.json" in first.manifest.files
     second = run(TrainOptions(**{**base.__dict__, "init_from": "m@1", "epochs": 1}), store)

@@ -28,9 +28,14 @@ ZOO = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "stor
 CANDIDATES = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
 CHROMIUM = next((p for p in CANDIDATES if Path(p).exists()), None)
 ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--no-default-browser-check",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--no-default-browser-check",
+]
 BINDS = "CGACCGAACTCC" + "A" * 38
 CELLS = ["HEPG2", "HUVEC", "RPE", "U2OS"]
 
@@ -45,10 +50,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             "model.onnx": image_multiclass_model(1, 32, 32, 4),
             "card.md": b"# cells demo\n\nA test model: brighter images score later classes.\n",
         }
-        store.publish(make_manifest(
-            files, name="cells-demo", task="multiclass", description="Which cell type is this?",
-            input=ImageSchema(width=32, height=32, channels=1),
-            output=OutputSchema(labels=CELLS)), files)  # fmt: skip
+        store.publish(
+            make_manifest(
+                files,
+                name="cells-demo",
+                task="multiclass",
+                description="Which cell type is this?",
+                input=ImageSchema(width=32, height=32, channels=1),
+                output=OutputSchema(labels=CELLS),
+            ),
+            files,
+        )
     if store.versions("yeast-utr") == [1]:  # a second version, refit from the first
         manifest, files = store.read_files("yeast-utr@1")
         lineage = Lineage(how="refit", parent="yeast-utr@1")
@@ -71,8 +83,9 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, server: Running) -> Iterator[Page]:
-    context = browser.new_context(base_url=server.url, viewport={"width": 1100, "height": 900},
-                                  accept_downloads=True)  # fmt: skip
+    context = browser.new_context(
+        base_url=server.url, viewport={"width": 1100, "height": 900}, accept_downloads=True
+    )
     tab = context.new_page()
     blocked: list[str] = []
     tab.on(
@@ -118,7 +131,8 @@ def test_bad_sequence_points_at_the_character(page: Page) -> None:
     page.get_by_role("button", name="Classify").click()  # the server says the same
     expect(page.locator("#sequence-feedback")).to_have_text(
         "DNA sequence is not valid DNA: position 31 is 'F'. Only the letters A, C, G, T are "
-        "allowed; remove it or correct the typo.")  # fmt: skip
+        "allowed; remove it or correct the typo."
+    )
 
 
 def test_upload_csv_and_download_both_files(page: Page, tmp_path: Path) -> None:
@@ -148,9 +162,17 @@ def test_upload_csv_and_download_both_files(page: Page, tmp_path: Path) -> None:
 
 def test_tumour_form(page: Page) -> None:
     page.goto("/models/tumor-wisconsin/predict")
-    values = {"clump thickness": 5, "uniformity cell size": 1, "uniformity cell shape": 1,
-              "marginal adhesion": 1, "single epithelial cell size": 2, "bare nuclei": 1,
-              "bland chromatin": 3, "normal nucleoli": 1, "mitoses": 1}  # fmt: skip
+    values = {
+        "clump thickness": 5,
+        "uniformity cell size": 1,
+        "uniformity cell shape": 1,
+        "marginal adhesion": 1,
+        "single epithelial cell size": 2,
+        "bare nuclei": 1,
+        "bland chromatin": 3,
+        "normal nucleoli": 1,
+        "mitoses": 1,
+    }
     for label, value in values.items():
         page.get_by_label(label, exact=True).fill(str(value))
     page.get_by_role("button", name="Classify").click()
@@ -159,7 +181,8 @@ def test_tumour_form(page: Page) -> None:
     page.get_by_label("mitoses", exact=True).fill("11")
     page.get_by_role("button", name="Classify").click()
     expect(page.get_by_role("alert")).to_have_text(
-        "mitoses is 11, above the maximum 10; use a whole number from 1 to 10.")  # fmt: skip
+        "mitoses is 11, above the maximum 10; use a whole number from 1 to 10."
+    )
 
 
 def test_image_upload_shows_four_bars(page: Page, tmp_path: Path) -> None:
@@ -281,8 +304,9 @@ def test_design_form_draws_the_trajectory(page: Page) -> None:
     expect(rows.nth(0).locator("td").nth(1)).to_have_text("start")
     sequences = page.locator("#trajectory-table tbody td.seq").all_inner_texts()
     assert all(s.startswith("AAAAA") and s.count("ATG") <= UTR.count("ATG") for s in sequences)
-    scores = [float(s) for s in page.locator("#trajectory-table tbody td:nth-child(4)")
-              .all_inner_texts()]  # fmt: skip
+    scores = [
+        float(s) for s in page.locator("#trajectory-table tbody td:nth-child(4)").all_inner_texts()
+    ]
     assert scores == sorted(scores) and scores[-1] > scores[0]
     shot(page, "design")
 
@@ -296,7 +320,8 @@ def test_variant_form_shows_the_table(page: Page) -> None:
     expect(rows).to_have_count(5)
     expect(rows.nth(4)).to_contain_text(
         "variant 5: the sequence has 'A' at position 40, not 'G' as the variant says; check the "
-        "position (1-based) and the reference base.")  # fmt: skip
+        "position (1-based) and the reference base."
+    )
     expect(page.locator("#variant-summary")).to_contain_text("5 variants: 4 scored, 1 refused")
     shot(page, "variants")
 

@@ -59,17 +59,46 @@ def test_markup_in_a_card_is_escaped() -> None:
 @given(st.text(max_size=300))
 def test_no_raw_angle_bracket_survives(text: str) -> None:
     html = to_html(text)
-    for tag in ("<p>", "</p>", "<h2>", "</h2>", "<h3>", "</h3>", "<h4>", "</h4>", "<ul>", "</ul>",
-                "<li>", "</li>", "<table>", "</table>", "<thead>", "</thead>", "<tbody>",
-                "</tbody>", "<tr>", "</tr>", "<th>", "</th>", "<td>", "</td>", "<code>",
-                "</code>", "<strong>", "</strong>", "<em>", "</em>"):  # fmt: skip
+    for tag in (
+        "<p>",
+        "</p>",
+        "<h2>",
+        "</h2>",
+        "<h3>",
+        "</h3>",
+        "<h4>",
+        "</h4>",
+        "<ul>",
+        "</ul>",
+        "<li>",
+        "</li>",
+        "<table>",
+        "</table>",
+        "<thead>",
+        "</thead>",
+        "<tbody>",
+        "</tbody>",
+        "<tr>",
+        "</tr>",
+        "<th>",
+        "</th>",
+        "<td>",
+        "</td>",
+        "<code>",
+        "</code>",
+        "<strong>",
+        "</strong>",
+        "<em>",
+        "</em>",
+    ):
         html = html.replace(tag, "")
     assert "<" not in html and ">" not in html
 
 
 def test_loss_chart_draws_both_curves_and_the_best_epoch() -> None:
-    svg = charts.loss([("", {"train_loss": [0.7, 0.4, 0.3], "val_loss": [0.8, 0.5, 0.6],
-                             "best_epoch": 2})])  # fmt: skip
+    svg = charts.loss(
+        [("", {"train_loss": [0.7, 0.4, 0.3], "val_loss": [0.8, 0.5, 0.6], "best_epoch": 2})]
+    )
     assert svg.startswith('<svg viewBox="0 0 420 260"')
     assert svg.count("<polyline") == 2
     assert 'class="marker"' in svg and "best epoch 2" in svg
@@ -190,15 +219,24 @@ GC_HALF = "G" * 25 + "A" * 25  # the gc model scores sigmoid(0.5 * (G+C count) -
 
 def test_variant_table_sorted_by_change_with_refused_rows_kept(server: Running) -> None:
     variants = "1 G A\n26 AA CC\n# a comment\n\n1,GGG,AAA\n30 G T\n50 A -\n"
-    reply = ui_post(server.url + "/models/gc/variants", data={
-        "sequence": GC_HALF, "variants": variants})  # fmt: skip
+    reply = ui_post(
+        server.url + "/models/gc/variants", data={"sequence": GC_HALF, "variants": variants}
+    )
     assert reply.status_code == 200
     rows = body_rows(reply.text, "variant-table")
-    assert [r[:2] for r in rows] == [["3", "1 GGG>AAA"], ["2", "26 AA>CC"], ["1", "1 G>A"],
-                                     ["4", "30 G>T"], ["5", "50 A>-"]]  # fmt: skip
+    assert [r[:2] for r in rows] == [
+        ["3", "1 GGG>AAA"],
+        ["2", "26 AA>CC"],
+        ["1", "1 G>A"],
+        ["4", "30 G>T"],
+        ["5", "50 A>-"],
+    ]
     for row, logit in zip(rows, (-1.5, 1.0, -0.5), strict=False):
-        assert row[3:] == ["ref matches", f"0.5 → {sigmoid(logit):.4g}",
-                           f"{sigmoid(logit) - 0.5:+.4g}"]  # fmt: skip
+        assert row[3:] == [
+            "ref matches",
+            f"0.5 → {sigmoid(logit):.4g}",
+            f"{sigmoid(logit) - 0.5:+.4g}",
+        ]
     assert rows[3][3] == (
         "variant 4: the sequence has 'A' at position 30, not 'G' as the variant says; check the "
         "position (1-based) and the reference base."
@@ -215,13 +253,19 @@ def test_variant_table_sorted_by_change_with_refused_rows_kept(server: Running) 
 
 def test_variant_csv_upload_keeps_ids(server: Running) -> None:
     csv_text = "ID,Pos,Ref,Alt\nrs1,1,G,C\nrs2,2,G,A\nrs3,40,C,G\n"
-    reply = ui_post(server.url + "/models/gc/variants", data={"sequence": GC_HALF},
-                       files={"file": ("variants.csv", csv_text, "text/csv")})  # fmt: skip
+    reply = ui_post(
+        server.url + "/models/gc/variants",
+        data={"sequence": GC_HALF},
+        files={"file": ("variants.csv", csv_text, "text/csv")},
+    )
     rows = body_rows(reply.text, "variant-table")
     assert [(r[0], r[2]) for r in rows] == [("2", "rs2"), ("1", "rs1"), ("3", "rs3")]
     assert rows[1][5] == "+0" and rows[2][3].startswith("variant 3: the sequence has 'A' at")
-    bad = ui_post(server.url + "/models/gc/variants", data={"sequence": GC_HALF},
-                     files={"file": ("v.csv", "pos,base\n1,G\n", "text/csv")})  # fmt: skip
+    bad = ui_post(
+        server.url + "/models/gc/variants",
+        data={"sequence": GC_HALF},
+        files={"file": ("v.csv", "pos,base\n1,G\n", "text/csv")},
+    )
     assert bad.status_code == 422
     assert element_text(bad.text, "file-error") == (
         "v.csv needs a header row with columns position, ref, alt (and optionally id); it has: "
@@ -230,23 +274,32 @@ def test_variant_csv_upload_keeps_ids(server: Running) -> None:
 
 
 def test_variant_form_errors_are_next_to_their_fields(server: Running) -> None:
-    reply = ui_post(server.url + "/models/gc/variants", data={
-        "sequence": GC_HALF, "variants": "1 G A\n2 G\n"})  # fmt: skip
+    reply = ui_post(
+        server.url + "/models/gc/variants", data={"sequence": GC_HALF, "variants": "1 G A\n2 G\n"}
+    )
     assert reply.status_code == 422
     assert element_text(reply.text, "variants-error") == (
         "line 2: expected 'position ref alt' (e.g. '12 A G'; '-' for no bases), got '2 G'."
     )
     assert "variant-table" not in reply.text
-    short = ui_post(server.url + "/models/gc/variants", data={
-        "sequence": "ACGT", "variants": "1 A G"})  # fmt: skip
+    short = ui_post(
+        server.url + "/models/gc/variants", data={"sequence": "ACGT", "variants": "1 A G"}
+    )
     assert element_text(short.text, "sequence-feedback") == (
         "DNA sequence length is 4 nt, but this model needs exactly 50 nt; extend it to 50 nt."
     )
 
 
 def test_design_trajectory_respects_and_shows_constraints(server: Running) -> None:
-    form = {"start": "AT" * 25, "goal": "max", "rounds": "8", "fixed": "1, 3",
-            "forbid": "ggg", "gc_min": "0", "gc_max": "0.1"}  # fmt: skip
+    form = {
+        "start": "AT" * 25,
+        "goal": "max",
+        "rounds": "8",
+        "fixed": "1, 3",
+        "forbid": "ggg",
+        "gc_min": "0",
+        "gc_max": "0.1",
+    }
     reply = ui_post(server.url + "/models/gc/design", data=form)
     assert reply.status_code == 200
     rows = body_rows(reply.text, "trajectory-table")
@@ -262,32 +315,49 @@ def test_design_trajectory_respects_and_shows_constraints(server: Running) -> No
     chart = re.search(r'<figure id="trajectory-chart">(.*?)</figure>', reply.text, re.S)
     assert chart is not None and chart.group(1).count("<circle") == 6
     assert list_items(reply.text, "design-constraints") == [
-        "Goal: max", "Fixed positions: 1, 3", "Forbidden motifs: GGG",
+        "Goal: max",
+        "Fixed positions: 1, 3",
+        "Forbidden motifs: GGG",
         "GC range: 0.00 to 0.10 (final sequence: 0.10)",
-    ]  # fmt: skip
+    ]
     assert "stopped early" in element_text(reply.text, "design-summary")
 
 
 @pytest.mark.parametrize(
     ("fields", "where", "message"),
     [
-        ({"rounds": "61"}, "rounds-error",
-         "rounds must be a whole number from 1 to 60, got '61'."),
-        ({"goal": "target"}, "target_value-error",
-         "enter the score to aim for (a number) when the goal is a target."),
+        ({"rounds": "61"}, "rounds-error", "rounds must be a whole number from 1 to 60, got '61'."),
+        (
+            {"goal": "target"},
+            "target_value-error",
+            "enter the score to aim for (a number) when the goal is a target.",
+        ),
         ({"fixed": "51"}, "fixed-error", "fixed position 51 is outside the sequence (1 to 50)."),
-        ({"fixed": "9-3"}, "fixed-error", "fixed positions are 1-based numbers or ranges like "
-         "5-10, separated by commas; '9-3' is neither."),
-        ({"gc_min": "0.2"}, "gc-error", "the start sequence's GC fraction 0.00 is outside the "
-         "gc range [0.2, 1.0]; widen the range or change the start."),
-        ({"start": "AT" * 75, "rounds": "21"}, "rounds-error", "21 rounds of a 150-nt sequence "
-         "is more than this page runs (rounds x length up to 3,000); use at most 20 rounds, or "
-         "the design API."),
+        (
+            {"fixed": "9-3"},
+            "fixed-error",
+            "fixed positions are 1-based numbers or ranges like "
+            "5-10, separated by commas; '9-3' is neither.",
+        ),
+        (
+            {"gc_min": "0.2"},
+            "gc-error",
+            "the start sequence's GC fraction 0.00 is outside the "
+            "gc range [0.2, 1.0]; widen the range or change the start.",
+        ),
+        (
+            {"start": "AT" * 75, "rounds": "21"},
+            "rounds-error",
+            "21 rounds of a 150-nt sequence "
+            "is more than this page runs (rounds x length up to 3,000); use at most 20 rounds, or "
+            "the design API.",
+        ),
         ({"gc_max": "lots"}, "gc-error", "the highest GC fraction must be a number, got 'lots'."),
     ],
-)  # fmt: skip
-def test_design_field_errors(server: Running, fields: dict[str, str], where: str,
-                             message: str) -> None:  # fmt: skip
+)
+def test_design_field_errors(
+    server: Running, fields: dict[str, str], where: str, message: str
+) -> None:
     reply = ui_post(server.url + "/models/gc/design", data={"start": "AT" * 25, **fields})
     assert reply.status_code == 422
     assert element_text(reply.text, where) == message
@@ -298,8 +368,9 @@ def test_explain_pages_are_for_dna_models_only(server: Running) -> None:
     for path in ("variants", "design"):
         reply = httpx.get(f"{server.url}/models/tumor-wisconsin/{path}")
         assert reply.status_code == 404
-        assert ("tumor-wisconsin@1 takes tabular inputs; explanations are for DNA models."
-                in reply.text)  # fmt: skip
+        assert (
+            "tumor-wisconsin@1 takes tabular inputs; explanations are for DNA models." in reply.text
+        )
     tumour = httpx.get(server.url + "/models/tumor-wisconsin").text
     assert "/variants" not in tumour and "/design" not in tumour
     primer = httpx.get(server.url + "/models/primer-binding").text
@@ -313,11 +384,18 @@ def test_every_dna_prediction_shows_the_logo_and_heat_strip(server: Running) -> 
     assert 'id="importance"' in reply.text
     strip = re.search(r'<figure id="heat-strip">(.*?)</figure>', reply.text, re.S)
     assert strip is not None and strip.group(1).count("<rect") == 50
-    names = ("clump_thickness", "uniformity_cell_size", "uniformity_cell_shape",
-             "marginal_adhesion", "single_epithelial_cell_size", "bare_nuclei", "bland_chromatin",
-             "normal_nucleoli", "mitoses")  # fmt: skip
-    tumour = ui_post(server.url + "/models/tumor-wisconsin/predict",
-                        data=dict.fromkeys(names, "1"))  # fmt: skip
+    names = (
+        "clump_thickness",
+        "uniformity_cell_size",
+        "uniformity_cell_shape",
+        "marginal_adhesion",
+        "single_epithelial_cell_size",
+        "bare_nuclei",
+        "bland_chromatin",
+        "normal_nucleoli",
+        "mitoses",
+    )
+    tumour = ui_post(server.url + "/models/tumor-wisconsin/predict", data=dict.fromkeys(names, "1"))
     assert 'id="result"' in tumour.text  # predicted, but no DNA explanation for a tabular model
     assert "heat-strip" not in tumour.text and 'id="importance"' not in tumour.text
 

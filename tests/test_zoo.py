@@ -14,9 +14,17 @@ from helixserve.store import ModelStore
 
 ZOO = Path(helixserve.__file__).parent / "zoo" / "store"
 MOTIF = "CGACCGAACTCC"
-TUMOUR = ["clump_thickness", "uniformity_cell_size", "uniformity_cell_shape",
-          "marginal_adhesion", "single_epithelial_cell_size", "bare_nuclei", "bland_chromatin",
-          "normal_nucleoli", "mitoses"]  # fmt: skip
+TUMOUR = [
+    "clump_thickness",
+    "uniformity_cell_size",
+    "uniformity_cell_shape",
+    "marginal_adhesion",
+    "single_epithelial_cell_size",
+    "bare_nuclei",
+    "bland_chromatin",
+    "normal_nucleoli",
+    "mitoses",
+]
 
 
 @pytest.fixture
@@ -47,10 +55,13 @@ def test_primer_binding(zoo: ModelStore) -> None:
 
 def test_tumor_wisconsin(zoo: ModelStore) -> None:
     predictor = Predictor.from_store(zoo, "tumor-wisconsin")
-    benign, malignant, missing = predictor.predict([
-        dict.fromkeys(TUMOUR, 1), dict.fromkeys(TUMOUR, 10),
-        {**dict.fromkeys(TUMOUR, 1), "bare_nuclei": "?"},
-    ])  # fmt: skip
+    benign, malignant, missing = predictor.predict(
+        [
+            dict.fromkeys(TUMOUR, 1),
+            dict.fromkeys(TUMOUR, 10),
+            {**dict.fromkeys(TUMOUR, 1), "bare_nuclei": "?"},
+        ]
+    )
     assert isinstance(benign, Prediction) and benign.label == "benign"
     assert isinstance(malignant, Prediction) and malignant.label == "malignant"
     assert isinstance(missing, Prediction) and missing.label == "benign"
@@ -91,7 +102,12 @@ def test_rxrx1_celltype_reads_one_native_size_nuclear_image(zoo: ModelStore) -> 
     manifest = zoo.manifest("rxrx1-celltype")
     schema = manifest.input
     assert (schema.kind, schema.width, schema.height, schema.channels, schema.resize) == (  # type: ignore[union-attr]
-        "image", 512, 512, 1, False)  # fmt: skip
+        "image",
+        512,
+        512,
+        1,
+        False,
+    )
     assert manifest.output.labels == ["HEPG2", "HUVEC", "RPE", "U2OS"]
     assert manifest.metrics["external_records"] == 4 and "plots/saliency.json" in manifest.files
     card = (zoo.pull("rxrx1-celltype").path / "card.md").read_text()

@@ -95,8 +95,14 @@ def utf16() -> bytes:
 
 def formula_cells() -> bytes:
     """Ids a spreadsheet would run as formulas, and bad rows whose messages echo them."""
-    rows = ["id,sequence", f"=HYPERLINK(\"http://x\"),{GOOD}", f"+1+1,{OTHER}",
-            f"-2+3,{GOOD}", f"@SUM(A1),{OTHER}", "=cmd|' /C calc'!A0,ACGTX"]  # fmt: skip
+    rows = [
+        "id,sequence",
+        f'=HYPERLINK("http://x"),{GOOD}',
+        f"+1+1,{OTHER}",
+        f"-2+3,{GOOD}",
+        f"@SUM(A1),{OTHER}",
+        "=cmd|' /C calc'!A0,ACGTX",
+    ]
     return ("\n".join(rows) + "\n").encode()
 
 
@@ -125,9 +131,15 @@ def header_only_fasta() -> bytes:
 
 def tumour_mixed() -> bytes:
     """Tabular rows: good ones, and bad ones (out of range, not a number, overflow, NaN)."""
-    rows = [TUMOUR_HEADER, "=1+1,5,1,1,1,2,1,3,1,1", "b,50,1,1,1,2,1,3,1,1",
-            "c,x,1,1,1,2,1,3,1,1", "d,1e400,1,1,1,2,1,3,1,1", "e,NaN,1,1,1,2,1,3,1,1",
-            "f,3,1,1,1,2,1,3,1,1"]  # fmt: skip
+    rows = [
+        TUMOUR_HEADER,
+        "=1+1,5,1,1,1,2,1,3,1,1",
+        "b,50,1,1,1,2,1,3,1,1",
+        "c,x,1,1,1,2,1,3,1,1",
+        "d,1e400,1,1,1,2,1,3,1,1",
+        "e,NaN,1,1,1,2,1,3,1,1",
+        "f,3,1,1,1,2,1,3,1,1",
+    ]
     return ("\n".join(rows) + "\n").encode()
 
 
@@ -139,8 +151,12 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
 def png_header(width: int, height: int, idat: bytes) -> bytes:
     """A greyscale 8-bit PNG of ``width`` x ``height`` with the given IDAT data."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat)
-            + _png_chunk(b"IEND", b""))  # fmt: skip
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def png_bomb_header() -> bytes:

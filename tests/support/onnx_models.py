@@ -17,9 +17,13 @@ from onnx import TensorProto, helper, numpy_helper
 OPSET = [helper.make_opsetid("", 17)]
 
 
-def _model(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto],
-           outputs: list[onnx.ValueInfoProto], inits: Sequence[np.ndarray], names: Sequence[str],
-           ) -> bytes:  # fmt: skip
+def _model(
+    nodes: list[onnx.NodeProto],
+    inputs: list[onnx.ValueInfoProto],
+    outputs: list[onnx.ValueInfoProto],
+    inits: Sequence[np.ndarray],
+    names: Sequence[str],
+) -> bytes:
     initializers = [numpy_helper.from_array(a, n) for a, n in zip(inits, names, strict=True)]
     graph = helper.make_graph(nodes, "g", inputs, outputs, initializers)
     model = helper.make_model(graph, opset_imports=OPSET, producer_name="helixserve-tests")

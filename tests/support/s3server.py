@@ -24,15 +24,23 @@ READ_ONLY = ("RO", "ROS")
 SECRET_HOLDER = ("HSLEAKCHECKKEYID0001", "hs-s3-secret-that-must-never-be-logged-7f3a9c")
 IDENTITIES = {
     "identities": [
-        {"name": "rw", "credentials": [{"accessKey": "RW", "secretKey": "RWS"}],
-         "actions": ["Admin", "Read", "List", "Tagging", "Write"]},
-        {"name": "ro", "credentials": [{"accessKey": "RO", "secretKey": "ROS"}],
-         "actions": ["Read", "List"]},
-        {"name": "leak", "credentials": [{"accessKey": SECRET_HOLDER[0],
-                                          "secretKey": SECRET_HOLDER[1]}],
-         "actions": ["Read", "List"]},
+        {
+            "name": "rw",
+            "credentials": [{"accessKey": "RW", "secretKey": "RWS"}],
+            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+        },
+        {
+            "name": "ro",
+            "credentials": [{"accessKey": "RO", "secretKey": "ROS"}],
+            "actions": ["Read", "List"],
+        },
+        {
+            "name": "leak",
+            "credentials": [{"accessKey": SECRET_HOLDER[0], "secretKey": SECRET_HOLDER[1]}],
+            "actions": ["Read", "List"],
+        },
     ]
-}  # fmt: skip
+}
 PORT_NAMES = (
     "master",
     "master_grpc",
@@ -63,9 +71,12 @@ class S3Server:
         assert self.log is not None and self.command
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                self.command, cwd=self.log.parent, stdout=out, stderr=subprocess.STDOUT,
+                self.command,
+                cwd=self.log.parent,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         _wait_ready(self.endpoint, self.process, self.log)
 
 
@@ -93,14 +104,27 @@ def free_ports(count: int) -> list[int]:
 def _command(folder: Path, ports: dict[str, int]) -> list[str]:
     p = ports
     return [
-        weed_binary(), "server", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-master.port={p['master']}", f"-master.port.grpc={p['master_grpc']}",
-        f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume_grpc']}",
-        f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer_grpc']}",
-        "-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3_grpc']}",
-        "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={folder / 's3.json'}",
-        "-master.volumeSizeLimitMB=64", "-volume.max=16", "-volume.preStopSeconds=0",
-    ]  # fmt: skip
+        weed_binary(),
+        "server",
+        f"-dir={folder / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={p['master']}",
+        f"-master.port.grpc={p['master_grpc']}",
+        f"-volume.port={p['volume']}",
+        f"-volume.port.grpc={p['volume_grpc']}",
+        f"-filer.port={p['filer']}",
+        f"-filer.port.grpc={p['filer_grpc']}",
+        "-s3",
+        f"-s3.port={p['s3']}",
+        f"-s3.port.grpc={p['s3_grpc']}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-s3.config={folder / 's3.json'}",
+        "-master.volumeSizeLimitMB=64",
+        "-volume.max=16",
+        "-volume.preStopSeconds=0",
+    ]
 
 
 def _wait_ready(endpoint: str, process: subprocess.Popen[bytes], log: Path) -> None:

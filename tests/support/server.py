@@ -39,8 +39,14 @@ class Running:
 def running(store: str | Path, tmp: Path, **settings: Any) -> Iterator[Running]:
     """Serve ``store`` until the block ends; settings override the defaults (no polling)."""
     port, grpc_port = free_port(), free_port()
-    values = {"store": str(store), "port": port, "grpc_port": grpc_port,
-              "cache_dir": str(tmp / "cache"), "reload_interval_s": 0, **settings}  # fmt: skip
+    values = {
+        "store": str(store),
+        "port": port,
+        "grpc_port": grpc_port,
+        "cache_dir": str(tmp / "cache"),
+        "reload_interval_s": 0,
+        **settings,
+    }
     chosen = Settings(**values)
     app = create_app(chosen)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -59,12 +65,22 @@ def running(store: str | Path, tmp: Path, **settings: Any) -> Iterator[Running]:
         thread.join(timeout=15)
 
 
-def publish_gc(store: ModelStore, name: str = "gc", card: str = "# GC model\n", *,
-               bias: float = 12.5, length: int = 50) -> int:  # fmt: skip
+def publish_gc(
+    store: ModelStore,
+    name: str = "gc",
+    card: str = "# GC model\n",
+    *,
+    bias: float = 12.5,
+    length: int = 50,
+) -> int:
     """Publish the G+C binary test model (exactly ``length`` nt); returns its version."""
     files = {"model.onnx": gc_binary_model(length, bias=bias), "card.md": card.encode()}
     manifest = make_manifest(
-        files, name=name, task="binary", input=SequenceSchema(length=length),
-        output=OutputSchema(labels=["0", "1"]), metrics={"accuracy": 0.9},
-    )  # fmt: skip
+        files,
+        name=name,
+        task="binary",
+        input=SequenceSchema(length=length),
+        output=OutputSchema(labels=["0", "1"]),
+        metrics={"accuracy": 0.9},
+    )
     return store.publish(manifest, files).version

@@ -103,8 +103,10 @@ def _records(predictor: Predictor, stream: IO[bytes]) -> Iterator[Record | Featu
     if isinstance(schema, TabularSchema):
         return read_rows(stream, schema)
     if schema.kind != "dna":
-        raise BatchError("`helixserve predict` scores sequence and table files; image models "
-                         "take one image per request (use the API or the web page).")  # fmt: skip
+        raise BatchError(
+            "`helixserve predict` scores sequence and table files; image models "
+            "take one image per request (use the API or the web page)."
+        )
     return read_sequences(stream)
 
 
@@ -121,8 +123,9 @@ def _prepare(predictor: Predictor, number: int, records: list[Any]) -> _Chunk:
     return _Chunk(number, records, predictor.prepare([_item(r, predictor) for r in good]))
 
 
-def record_chunks(predictor: Predictor, stream: IO[bytes], batch_size: int, skip: int,
-                  first_chunk: int) -> Iterator[tuple[int, list[Any]]]:  # fmt: skip
+def record_chunks(
+    predictor: Predictor, stream: IO[bytes], batch_size: int, skip: int, first_chunk: int
+) -> Iterator[tuple[int, list[Any]]]:
     """``(chunk number, records)`` in file order, after skipping ``skip`` records (resume)."""
     records: list[Any] = []
     number = first_chunk
@@ -137,8 +140,9 @@ def record_chunks(predictor: Predictor, stream: IO[bytes], batch_size: int, skip
         yield number, records
 
 
-def score_chunk(predictor: Predictor, number: int, records: list[Any],
-                delimiter: str) -> tuple[bytes, bytes, tuple[int, int]]:  # fmt: skip
+def score_chunk(
+    predictor: Predictor, number: int, records: list[Any], delimiter: str
+) -> tuple[bytes, bytes, tuple[int, int]]:
     """A chunk's output and errors CSV bytes and its (scored, refused) counts (any engine)."""
     chunk = _prepare(predictor, number, records)
     scored, refused = _rows(chunk, predictor.finish(chunk.prepared))
@@ -146,8 +150,14 @@ def score_chunk(predictor: Predictor, number: int, records: list[Any],
     return _csv_bytes(scored, delimiter), _csv_bytes(refused, delimiter), counts
 
 
-def _reader(predictor: Predictor, stream: IO[bytes], batch_size: int, skip: int, first_chunk: int,
-            out: queue.Queue[_Chunk | BaseException | None]) -> None:  # fmt: skip
+def _reader(
+    predictor: Predictor,
+    stream: IO[bytes],
+    batch_size: int,
+    skip: int,
+    first_chunk: int,
+    out: queue.Queue[_Chunk | BaseException | None],
+) -> None:
     """Thread body: chunks of records, validated and encoded, onto ``out`` (``None`` = end)."""
     try:
         for number, records in record_chunks(predictor, stream, batch_size, skip, first_chunk):
@@ -184,8 +194,9 @@ def _rows(chunk: _Chunk, result: BatchPrediction) -> tuple[list[list[str]], list
             scored.append([*head, f"{values[k]:.6g}"])
         else:
             row = probabilities[k]
-            scored.append([*head, names[chosen[k]], f"{row[chosen[k]]:.6f}",
-                           *[f"{p:.6f}" for p in row]])  # fmt: skip
+            scored.append(
+                [*head, names[chosen[k]], f"{row[chosen[k]]:.6f}", *[f"{p:.6f}" for p in row]]
+            )
     refused = []
     good_index = {id(r): i for i, r in enumerate(good)}
     for record in chunk.records:
@@ -225,23 +236,28 @@ class _Parts:
 
     def start(self, resume: bool) -> None:
         if self.journal.exists() and not resume:
-            raise BatchError(f"an unfinished run of this output is in {self.folder}: add --resume "
-                             "to continue it, or delete that folder to start again.")  # fmt: skip
+            raise BatchError(
+                f"an unfinished run of this output is in {self.folder}: add --resume "
+                "to continue it, or delete that folder to start again."
+            )
         if resume and self.journal.exists():
             saved = json.loads(self.journal.read_text(encoding="utf-8"))
             different = [k for k, v in self.identity.items() if saved.get(k) != v]
             if different:
-                raise BatchError(f"cannot resume: the {', '.join(different)} changed since the "
-                                 f"interrupted run (journal {self.journal}). Delete "
-                                 f"{self.folder} to start again.")  # fmt: skip
+                raise BatchError(
+                    f"cannot resume: the {', '.join(different)} changed since the "
+                    f"interrupted run (journal {self.journal}). Delete "
+                    f"{self.folder} to start again."
+                )
             self.state = {k: int(saved[k]) for k in self.state}
             return
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True)
         self._save()
 
-    def commit(self, number: int, scored: bytes, refused: bytes, records: int,
-               counts: tuple[int, int]) -> None:  # fmt: skip
+    def commit(
+        self, number: int, scored: bytes, refused: bytes, records: int, counts: tuple[int, int]
+    ) -> None:
         with self.writing(self.folder):
             for suffix, data in ((".out", scored), (".err", refused)):
                 _atomic_write(self.folder / f"chunk-{number:08d}{suffix}", data)
@@ -278,8 +294,9 @@ class _Parts:
             self._write(partial, header, delimiter, chunks)
             os.replace(partial, target)
 
-    def _write(self, partial: Path, header: list[str], delimiter: str,
-               chunks: Iterator[Path]) -> None:  # fmt: skip
+    def _write(
+        self, partial: Path, header: list[str], delimiter: str, chunks: Iterator[Path]
+    ) -> None:
         if partial.name.endswith(".parquet.partial"):
             write_parquet(partial, header, delimiter, chunks)
         else:
@@ -319,9 +336,13 @@ def _parts_folder(output: str) -> Path:
 
 
 def _identity(predictor: Predictor, source: _Source, batch_size: int) -> dict[str, Any]:
-    return {"input": source.uri, "input_stamp": source.stamp, "model": predictor.label,
-            "model_sha256": predictor.manifest.files.get("model.onnx", ""),
-            "batch_size": batch_size}  # fmt: skip
+    return {
+        "input": source.uri,
+        "input_stamp": source.stamp,
+        "model": predictor.label,
+        "model_sha256": predictor.manifest.files.get("model.onnx", ""),
+        "batch_size": batch_size,
+    }
 
 
 @dataclass
@@ -338,8 +359,16 @@ class Run:
     resumed_from: int
 
 
-def begin(predictor: Predictor, input_uri: str, output: str, *, errors: str | None,
-          batch_size: int, resume: bool, s3: S3Options | None) -> Run:  # fmt: skip
+def begin(
+    predictor: Predictor,
+    input_uri: str,
+    output: str,
+    *,
+    errors: str | None,
+    batch_size: int,
+    resume: bool,
+    s3: S3Options | None,
+) -> Run:
     """Open the input and the parts folder (checking a resume); see the module contract."""
     if batch_size < 1:
         raise BatchError(f"the batch size must be 1 or more, got {batch_size}.")
@@ -348,8 +377,16 @@ def begin(predictor: Predictor, input_uri: str, output: str, *, errors: str | No
     parts = _Parts(_parts_folder(output), _identity(predictor, source, batch_size))
     parts.start(resume)
     delimiter = "\t" if output.removesuffix(".gz").endswith(".tsv") else ","
-    return Run(source, parts, output, errors or _default_errors(output), delimiter, s3, started,
-               parts.state["records"])  # fmt: skip
+    return Run(
+        source,
+        parts,
+        output,
+        errors or _default_errors(output),
+        delimiter,
+        s3,
+        started,
+        parts.state["records"],
+    )
 
 
 def end(predictor: Predictor, run: Run) -> Summary:
@@ -357,29 +394,51 @@ def end(predictor: Predictor, run: Run) -> Summary:
     run.source.raw.close()
     _finish(predictor, run.parts, run.output, run.errors, run.delimiter, run.s3)
     state = run.parts.state
-    return Summary(state["scored"], state["refused"], time.perf_counter() - run.started,
-                   run.output, run.errors, run.resumed_from)  # fmt: skip
+    return Summary(
+        state["scored"],
+        state["refused"],
+        time.perf_counter() - run.started,
+        run.output,
+        run.errors,
+        run.resumed_from,
+    )
 
 
 def score(
-    predictor: Predictor, input_uri: str, output: str, *, errors: str | None = None,
-    batch_size: int = 4096, resume: bool = False, s3: S3Options | None = None,
+    predictor: Predictor,
+    input_uri: str,
+    output: str,
+    *,
+    errors: str | None = None,
+    batch_size: int = 4096,
+    resume: bool = False,
+    s3: S3Options | None = None,
     progress: Progress | None = None,
-) -> Summary:  # fmt: skip
+) -> Summary:
     """Score a whole file on this machine; see the module contract."""
-    run = begin(predictor, input_uri, output, errors=errors, batch_size=batch_size, resume=resume,
-                s3=s3)  # fmt: skip
+    run = begin(
+        predictor, input_uri, output, errors=errors, batch_size=batch_size, resume=resume, s3=s3
+    )
     parts = run.parts
     chunks: queue.Queue[_Chunk | BaseException | None] = queue.Queue(maxsize=2)
     reader = threading.Thread(
-        target=_reader, name="helixserve-reader", daemon=True,
-        args=(predictor, run.source.raw, batch_size, run.resumed_from, parts.state["chunks"],
-              chunks),
-    )  # fmt: skip
+        target=_reader,
+        name="helixserve-reader",
+        daemon=True,
+        args=(
+            predictor,
+            run.source.raw,
+            batch_size,
+            run.resumed_from,
+            parts.state["chunks"],
+            chunks,
+        ),
+    )
     reader.start()
     try:
-        _consume(predictor, chunks, parts, run.delimiter,
-                 lambda: report(progress, run.source, parts))  # fmt: skip
+        _consume(
+            predictor, chunks, parts, run.delimiter, lambda: report(progress, run.source, parts)
+        )
     except BaseException:
         run.source.raw.close()
         raise
@@ -397,14 +456,24 @@ def _default_errors(output: str) -> str:
     return f"{stem}.errors.{suffix}{gz}"
 
 
-def _consume(predictor: Predictor, chunks: queue.Queue[_Chunk | BaseException | None],
-             parts: _Parts, delimiter: str, report: Callable[[], None]) -> None:  # fmt: skip
+def _consume(
+    predictor: Predictor,
+    chunks: queue.Queue[_Chunk | BaseException | None],
+    parts: _Parts,
+    delimiter: str,
+    report: Callable[[], None],
+) -> None:
     while (item := chunks.get()) is not None:
         if isinstance(item, BaseException):
             raise item
         scored, refused = _rows(item, predictor.finish(item.prepared))
-        parts.commit(item.number, _csv_bytes(scored, delimiter), _csv_bytes(refused, delimiter),
-                     len(item.records), (len(scored), len(refused)))  # fmt: skip
+        parts.commit(
+            item.number,
+            _csv_bytes(scored, delimiter),
+            _csv_bytes(refused, delimiter),
+            len(item.records),
+            (len(scored), len(refused)),
+        )
         report()
 
 
@@ -413,8 +482,14 @@ def report(progress: Progress | None, source: _Source, parts: _Parts) -> None:
         progress(source.position(), parts.state["scored"], parts.state["refused"])
 
 
-def _finish(predictor: Predictor, parts: _Parts, output: str, errors: str, delimiter: str,
-            s3: S3Options | None) -> None:  # fmt: skip
+def _finish(
+    predictor: Predictor,
+    parts: _Parts,
+    output: str,
+    errors: str,
+    delimiter: str,
+    s3: S3Options | None,
+) -> None:
     targets = {".out": (output, _header(predictor)), ".err": (errors, ERROR_HEADER)}
     for suffix, (target, header) in targets.items():
         if target.startswith("s3://"):

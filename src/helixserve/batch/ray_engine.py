@@ -56,20 +56,32 @@ def _ray() -> Any:
 
 
 def score_ray(
-    predictor: Predictor, store_uri: str, ref: str, input_uri: str, output: str, *,
-    errors: str | None = None, batch_size: int = 4096, resume: bool = False,
-    s3: S3Options | None = None, address: str | None = None, actors: int = 2, threads: int = 1,
+    predictor: Predictor,
+    store_uri: str,
+    ref: str,
+    input_uri: str,
+    output: str,
+    *,
+    errors: str | None = None,
+    batch_size: int = 4096,
+    resume: bool = False,
+    s3: S3Options | None = None,
+    address: str | None = None,
+    actors: int = 2,
+    threads: int = 1,
     progress: Progress | None = None,
-) -> Summary:  # fmt: skip
+) -> Summary:
     """Score a file with a pool of Ray actors; see the module contract."""
     ray = _ray()
     if actors < 1:
         raise BatchError(f"--actors must be 1 or more, got {actors}.")
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)  # fmt: skip
-    run = begin(predictor, input_uri, output, errors=errors, batch_size=batch_size, resume=resume,
-                s3=s3)  # fmt: skip
+        ray.init(
+            address=address, include_dashboard=False, log_to_driver=False, configure_logging=False
+        )
+    run = begin(
+        predictor, input_uri, output, errors=errors, batch_size=batch_size, resume=resume, s3=s3
+    )
     remote = ray.remote(num_cpus=threads)(ChunkScorer)
     pool = [remote.remote(store_uri, ref, s3, threads) for _ in range(actors)]
     try:
@@ -80,12 +92,19 @@ def score_ray(
     return end(predictor, run)
 
 
-def _drive(ray: Any, pool: list[Any], predictor: Predictor, run: Run, batch_size: int,
-           progress: Progress | None) -> None:  # fmt: skip
+def _drive(
+    ray: Any,
+    pool: list[Any],
+    predictor: Predictor,
+    run: Run,
+    batch_size: int,
+    progress: Progress | None,
+) -> None:
     """Keep two chunks per actor in flight; commit results in chunk order."""
     pending: list[Any] = []
-    chunks = record_chunks(predictor, run.source.raw, batch_size, run.resumed_from,
-                           run.parts.state["chunks"])  # fmt: skip
+    chunks = record_chunks(
+        predictor, run.source.raw, batch_size, run.resumed_from, run.parts.state["chunks"]
+    )
     for i, (number, records) in enumerate(chunks):
         pending.append(pool[i % len(pool)].score.remote(number, records, run.delimiter))
         if len(pending) >= 2 * len(pool):

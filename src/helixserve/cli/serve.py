@@ -31,9 +31,8 @@ from helixserve.cli.options import StoreOption, examples
 from helixserve.errors import HelixError
 from helixserve.serving.auth import Scope, new_key
 from helixserve.settings import Settings, load_settings
-from helixserve.store.configured import PRETRAINED_STORE, store_from_settings
+from helixserve.store.configured import store_from_settings
 
-ZOO_STORE = PRETRAINED_STORE  # the pretrained models shipped in the package
 keys_app = typer.Typer(help="Make API keys (stored hashed in HELIXSERVE_API_KEYS).")
 
 

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from helixserve.cli.options import examples
 from helixserve.errors import HelixError
+from helixserve.store.configured import PRETRAINED_STORE
 
 zoo_app = typer.Typer(
     help="The pretrained zoo: rebuild it from the datasets.", no_args_is_help=True
@@ -52,6 +53,6 @@ def build(
         ) from None
     from helixserve.cli.models import open_store  # noqa: PLC0415
 
-    target = open_store(store or str(zoo.ZOO_STORE))
+    target = open_store(store or str(PRETRAINED_STORE))
     for line in zoo.build(data, target, only.split(",") if only else None, cv=cv):
         console.print(line, highlight=False)

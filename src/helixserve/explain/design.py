@@ -69,31 +69,43 @@ def _allowed(candidate: str, start: str, forbid: Sequence[str], gc: tuple[float,
     return gc[0] <= _gc(candidate) <= gc[1]
 
 
-def _check(start: str, fixed: Sequence[int], forbid: Sequence[str], gc: tuple[float, float],
-           rounds: int) -> None:  # fmt: skip
+def _check(
+    start: str, fixed: Sequence[int], forbid: Sequence[str], gc: tuple[float, float], rounds: int
+) -> None:
     if not 1 <= rounds <= 500:
         raise InputError(f"rounds must be from 1 to 500, got {rounds}.", field="rounds")
     outside = [p for p in fixed if not 1 <= p <= len(start)]
     if outside:
-        raise InputError(f"fixed position {outside[0]} is outside the sequence (1 to "
-                         f"{len(start)}).", field="fixed")  # fmt: skip
+        raise InputError(
+            f"fixed position {outside[0]} is outside the sequence (1 to {len(start)}).",
+            field="fixed",
+        )
     bad = [m for m in forbid if not m or set(m.upper()) - set(BASES)]
     if bad:
         raise InputError(f"forbidden motif {bad[0]!r} must be letters A, C, G, T.", field="forbid")
     if not 0 <= gc[0] <= gc[1] <= 1:
-        raise InputError(f"gc range must be two fractions low <= high within 0..1, got "
-                         f"{list(gc)}.", field="gc")  # fmt: skip
+        raise InputError(
+            f"gc range must be two fractions low <= high within 0..1, got {list(gc)}.", field="gc"
+        )
     if not gc[0] <= _gc(start) <= gc[1]:
-        raise InputError(f"the start sequence's GC fraction {_gc(start):.2f} is outside the gc "
-                         f"range {list(gc)}; widen the range or change the start.",
-                         field="gc")  # fmt: skip
+        raise InputError(
+            f"the start sequence's GC fraction {_gc(start):.2f} is outside the gc "
+            f"range {list(gc)}; widen the range or change the start.",
+            field="gc",
+        )
 
 
 def design(
-    predictor: Predictor, start: str, *, goal: str = "max", rounds: int = 10,
-    fixed: Sequence[int] = (), forbid: Sequence[str] = (), gc: tuple[float, float] = (0.0, 1.0),
+    predictor: Predictor,
+    start: str,
+    *,
+    goal: str = "max",
+    rounds: int = 10,
+    fixed: Sequence[int] = (),
+    forbid: Sequence[str] = (),
+    gc: tuple[float, float] = (0.0, 1.0),
     target: str | None = None,
-) -> list[Step]:  # fmt: skip
+) -> list[Step]:
     """The design trajectory; see the module contract."""
     wanted = Goal.parse(goal)
     first = ism(predictor, start, target)

@@ -57,8 +57,9 @@ class Variant:
 def dna_schema(predictor: Predictor) -> SequenceSchema:
     schema = predictor.manifest.input
     if not isinstance(schema, SequenceSchema):
-        raise InputError(f"{predictor.label} takes {schema.kind} inputs; explanations are for DNA "
-                         "models.")  # fmt: skip
+        raise InputError(
+            f"{predictor.label} takes {schema.kind} inputs; explanations are for DNA models."
+        )
     return schema
 
 
@@ -117,23 +118,30 @@ def _apply(sequence: str, variant: Variant, number: int) -> str:
     start = variant.position - 1
     found = sequence[start : start + len(variant.ref)]
     if start < 0 or start + len(variant.ref) > len(sequence):
-        raise InvalidVariant(f"variant {number}: position {variant.position} is outside the "
-                             f"sequence (1 to {len(sequence)}); positions are 1-based.",
-                             field=f"variants[{number - 1}]")  # fmt: skip
+        raise InvalidVariant(
+            f"variant {number}: position {variant.position} is outside the "
+            f"sequence (1 to {len(sequence)}); positions are 1-based.",
+            field=f"variants[{number - 1}]",
+        )
     if found != variant.ref.upper():
-        raise InvalidVariant(f"variant {number}: the sequence has {found!r} at position "
-                             f"{variant.position}, not {variant.ref!r} as the variant says; check "
-                             "the position (1-based) and the reference base.",
-                             field=f"variants[{number - 1}]")  # fmt: skip
+        raise InvalidVariant(
+            f"variant {number}: the sequence has {found!r} at position "
+            f"{variant.position}, not {variant.ref!r} as the variant says; check "
+            "the position (1-based) and the reference base.",
+            field=f"variants[{number - 1}]",
+        )
     bad = sorted(set(variant.alt.upper()) - set(BASES))
     if bad:
-        raise InvalidVariant(f"variant {number}: alt {variant.alt!r} has {bad[0]!r}; use A, C, G "
-                             "or T.", field=f"variants[{number - 1}]")  # fmt: skip
+        raise InvalidVariant(
+            f"variant {number}: alt {variant.alt!r} has {bad[0]!r}; use A, C, G or T.",
+            field=f"variants[{number - 1}]",
+        )
     return sequence[:start] + variant.alt.upper() + sequence[start + len(variant.ref) :]
 
 
-def variant_effects(predictor: Predictor, raw: str, variants: Sequence[Variant],
-                    target: str | None = None) -> tuple[float, list[float]]:  # fmt: skip
+def variant_effects(
+    predictor: Predictor, raw: str, variants: Sequence[Variant], target: str | None = None
+) -> tuple[float, list[float]]:
     """The reference score and each variant's score change; see the module contract."""
     sequence = validate_sequence(raw, dna_schema(predictor))
     chosen = _target(predictor, sequence, target)
@@ -152,8 +160,9 @@ class VariantOutcome:
     error: InputError | None
 
 
-def screen_variants(predictor: Predictor, raw: str, variants: Sequence[Variant],
-                    target: str | None = None) -> tuple[float, list[VariantOutcome]]:  # fmt: skip
+def screen_variants(
+    predictor: Predictor, raw: str, variants: Sequence[Variant], target: str | None = None
+) -> tuple[float, list[VariantOutcome]]:
     """The reference score and one outcome per variant; see the module contract."""
     sequence = validate_sequence(raw, dna_schema(predictor))
     chosen = _target(predictor, sequence, target)
@@ -172,11 +181,15 @@ def screen_variants(predictor: Predictor, raw: str, variants: Sequence[Variant],
         number = scored[failed.index - 1]
         errors[number] = InvalidVariant(
             f"variant {number}: the changed sequence does not fit the model: "
-            f"{failed.error.problem}", field=f"variants[{number - 1}]")  # fmt: skip
-    values = dict(zip(batch.positions.tolist(), _values(predictor, batch.decoded, chosen),
-                      strict=True))  # fmt: skip
+            f"{failed.error.problem}",
+            field=f"variants[{number - 1}]",
+        )
+    values = dict(
+        zip(batch.positions.tolist(), _values(predictor, batch.decoded, chosen), strict=True)
+    )
     reference = values[0]
     changes = {n: values[i] - reference for i, n in enumerate(scored, start=1) if i in values}
-    outcomes = [VariantOutcome(n, v, changes.get(n), errors.get(n))
-                for n, v in enumerate(variants, start=1)]  # fmt: skip
+    outcomes = [
+        VariantOutcome(n, v, changes.get(n), errors.get(n)) for n, v in enumerate(variants, start=1)
+    ]
     return reference, outcomes

@@ -99,8 +99,9 @@ def _distance(seed: str, window: str, shift: int) -> int:
     return sum(a != b for a, b in overlap) + abs(shift)
 
 
-def cluster_windows(windows: Sequence[str], max_mismatches: int = 3,
-                    max_shift: int = 2) -> list[tuple[str, list[tuple[str, int]]]]:  # fmt: skip
+def cluster_windows(
+    windows: Sequence[str], max_mismatches: int = 3, max_shift: int = 2
+) -> list[tuple[str, list[tuple[str, int]]]]:
     """Groups of (window, shift) aligned to a seed, largest first; see the module contract."""
     left = Counter(windows)
     groups = []
@@ -127,8 +128,15 @@ def frequencies(aligned: Sequence[tuple[str, int]], width: int) -> Matrix:
     return np.asarray(counts / counts.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
-def ism_motifs(predictor: Predictor, sequences: Sequence[str], *, width: int = 12, top: int = 3,
-               target: str | None = None, max_mismatches: int = 3) -> list[Motif]:  # fmt: skip
+def ism_motifs(
+    predictor: Predictor,
+    sequences: Sequence[str],
+    *,
+    width: int = 12,
+    top: int = 3,
+    target: str | None = None,
+    max_mismatches: int = 3,
+) -> list[Motif]:
     """Motifs from the most important window of each sequence (see the module contract)."""
     results = [ism(predictor, sequence, target) for sequence in sequences]
     groups = cluster_windows(top_windows(results, width), max_mismatches=max_mismatches)
@@ -157,8 +165,9 @@ def _first_conv_weights(model_path: Path) -> Matrix:
         import onnx  # noqa: PLC0415 - the train extra
         from onnx import numpy_helper  # noqa: PLC0415
     except ImportError:
-        raise HelixError("reading first-layer filters needs the onnx package: pip install "
-                         "'helixserve[train]'.") from None  # fmt: skip
+        raise HelixError(
+            "reading first-layer filters needs the onnx package: pip install 'helixserve[train]'."
+        ) from None
     graph = onnx.load(str(model_path)).graph
     weights = {i.name: i for i in graph.initializer}
     for node in graph.node:
@@ -170,8 +179,10 @@ def _first_conv_weights(model_path: Path) -> Matrix:
         values = numpy_helper.to_array(init).astype(np.float64)
         if values.ndim == 3 and values.shape[1] == 4 and not np.all(values == np.round(values)):
             return values
-    raise HelixError(f"{model_path} has no convolution over the 4 bases with learned weights; "
-                     "first-layer filters are for CNNs on one-hot DNA.")  # fmt: skip
+    raise HelixError(
+        f"{model_path} has no convolution over the 4 bases with learned weights; "
+        "first-layer filters are for CNNs on one-hot DNA."
+    )
 
 
 @lru_cache(maxsize=4)
@@ -180,8 +191,9 @@ def jaspar_collection(collection: str = "CORE") -> tuple[tuple[str, str, Matrix]
     try:
         from pyjaspar import jaspardb  # noqa: PLC0415 - optional dependency (explain extra)
     except ImportError:
-        raise HelixError("matching motifs against JASPAR needs pyjaspar: pip install "
-                         "'helixserve[explain]'.") from None  # fmt: skip
+        raise HelixError(
+            "matching motifs against JASPAR needs pyjaspar: pip install 'helixserve[explain]'."
+        ) from None
     found = []
     for motif in jaspardb().fetch_motifs(collection=collection, all_versions=False):
         counts = np.array([list(motif.counts[b]) for b in BASES], dtype=np.float64).T
@@ -209,8 +221,9 @@ def _best_alignment(query: Matrix, other: Matrix, min_overlap: int) -> tuple[flo
     return best, where
 
 
-def jaspar_matches(query: Matrix, top: int = 5, collection: str = "CORE",
-                   min_overlap: int = 5) -> list[JasparMatch]:  # fmt: skip
+def jaspar_matches(
+    query: Matrix, top: int = 5, collection: str = "CORE", min_overlap: int = 5
+) -> list[JasparMatch]:
     """The ``top`` JASPAR matrices most like ``query`` (see the module contract)."""
     scored = []
     for matrix_id, name, matrix in jaspar_collection(collection):
@@ -222,7 +235,11 @@ def jaspar_matches(query: Matrix, top: int = 5, collection: str = "CORE",
 
 def describe(motif: Motif) -> dict[str, Any]:
     """A JSON-ready view of a motif."""
-    return {"source": motif.source, "consensus": motif.consensus, "support": motif.support,
-            "information_bits": round(motif.information, 3),
-            "frequencies": np.round(motif.frequencies, 4).tolist(),
-            "jaspar": [m.__dict__ for m in motif.matches]}  # fmt: skip
+    return {
+        "source": motif.source,
+        "consensus": motif.consensus,
+        "support": motif.support,
+        "information_bits": round(motif.information, 3),
+        "frequencies": np.round(motif.frequencies, 4).tolist(),
+        "jaspar": [m.__dict__ for m in motif.matches],
+    }

@@ -61,15 +61,17 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def parquet_table(stream: IO[bytes], columns: Callable[[list[str]], ColumnSpec],
-                  batch_rows: int = 8192) -> Iterator[TableRow]:  # fmt: skip
+def parquet_table(
+    stream: IO[bytes], columns: Callable[[list[str]], ColumnSpec], batch_rows: int = 8192
+) -> Iterator[TableRow]:
     """Stream the rows of a Parquet file as text cells; see the module contract."""
     pq = _pyarrow_parquet()
     try:
         parquet = pq.ParquetFile(stream)
     except Exception as err:  # pyarrow raises several types for a damaged file
-        raise InvalidFile(f"not a readable Parquet file ({err}). Check that it is complete, "
-                          "or export it again.") from None  # fmt: skip
+        raise InvalidFile(
+            f"not a readable Parquet file ({err}). Check that it is complete, or export it again."
+        ) from None
     names = [str(n) for n in parquet.schema_arrow.names]
     spec = columns(names)
     index = 0
@@ -78,8 +80,9 @@ def parquet_table(stream: IO[bytes], columns: Callable[[list[str]], ColumnSpec],
             index += 1
             yield TableRow(index, 0, {n: _cell(v) for n, v in zip(names, row, strict=True)}, spec)
     if index == 0:
-        raise InvalidFile("file has no rows: the Parquet file holds a schema but no data. "
-                          "Add at least one row.")  # fmt: skip
+        raise InvalidFile(
+            "file has no rows: the Parquet file holds a schema but no data. Add at least one row."
+        )
 
 
 def _batches(parquet: Any, batch_rows: int, names: list[str]) -> Iterator[dict[str, list[Any]]]:

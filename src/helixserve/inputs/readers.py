@@ -70,8 +70,9 @@ def read_sequences(
     """Stream the records of a sequence file; see the module contract."""
     with opened(source, max_decompressed) as stream:
         if is_parquet(stream):
-            yield from _counted(map(_row_to_item, parquet_table(stream, sequence_columns(
-                sequence_col, id_col))))  # fmt: skip
+            yield from _counted(
+                map(_row_to_item, parquet_table(stream, sequence_columns(sequence_col, id_col)))
+            )
             return
         head = check_head(stream)
         chosen = format if format != "auto" else detect_format(source_name(source), head)

@@ -68,9 +68,12 @@ class MicroBatcher:
     """Merges concurrent requests for one model; see the module contract."""
 
     def __init__(
-        self, predictor: Predictor, policy: BatchPolicy | None = None, *,
+        self,
+        predictor: Predictor,
+        policy: BatchPolicy | None = None,
+        *,
         observer: Observer | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.predictor = predictor
         self.policy = policy or BatchPolicy()
         self.observer = observer
@@ -125,10 +128,12 @@ class MicroBatcher:
 
     def _expire(self, future: asyncio.Future[BatchPrediction]) -> None:
         if not future.done():
-            future.set_exception(RequestTimeout(
-                f"{self.predictor.label} did not answer within {self.policy.timeout_s:g} s; "
-                "the server is busy. Retry later or send smaller batches."
-            ))  # fmt: skip
+            future.set_exception(
+                RequestTimeout(
+                    f"{self.predictor.label} did not answer within {self.policy.timeout_s:g} s; "
+                    "the server is busy. Retry later or send smaller batches."
+                )
+            )
 
     def _ensure_worker(self) -> None:
         if self._worker is None or self._worker.done():
@@ -230,9 +235,12 @@ def _merge(size: int, parts: list[tuple[list[int], BatchPrediction]]) -> BatchPr
     decoded = [p.decoded for _, p in parts]
     order = np.argsort(positions, kind="stable")
     return BatchPrediction(
-        size, positions[order], sorted(errors, key=lambda e: e.index), parts[0][1].label_names,
+        size,
+        positions[order],
+        sorted(errors, key=lambda e: e.index),
+        parts[0][1].label_names,
         _concat(decoded, order),
-    )  # fmt: skip
+    )
 
 
 def _concat(parts: list[Decoded], order: np.ndarray) -> Decoded:

@@ -72,10 +72,13 @@ def build_bundle(
         manifest = make_manifest(
             files,
             name=name,
-            library_versions={"helixserve": __version__, "onnxruntime": ort.__version__,
-                              "python": platform.python_version()},
+            library_versions={
+                "helixserve": __version__,
+                "onnxruntime": ort.__version__,
+                "python": platform.python_version(),
+            },
             **fields,
-        )  # fmt: skip
+        )
     except ValueError as err:  # pydantic's ValidationError is a ValueError
         raise ManifestError(
             f"schema file {schema_path} is not valid: {_first_error(err)}"

@@ -69,13 +69,15 @@ def _encoded(predictor: Predictor, inputs: Sequence[object], batch: int) -> list
         if prepared.tensor is not None and len(prepared.tensor):
             tensors.append(prepared.tensor)
     if not tensors:
-        raise ModelLoadError("none of the calibration inputs is valid for this model; give "
-                             "inputs the model accepts.")  # fmt: skip
+        raise ModelLoadError(
+            "none of the calibration inputs is valid for this model; give inputs the model accepts."
+        )
     return tensors
 
 
-def quantize_bundle(predictor: Predictor, calibration: Sequence[object],
-                    batch: int = 64) -> tuple[bytes, Check]:  # fmt: skip
+def quantize_bundle(
+    predictor: Predictor, calibration: Sequence[object], batch: int = 64
+) -> tuple[bytes, Check]:
     """The int8 model and how far it is from the original; see the module contract."""
     try:
         from onnxruntime.quantization import (  # noqa: PLC0415 - needs onnx (train extra)
@@ -85,8 +87,9 @@ def quantize_bundle(predictor: Predictor, calibration: Sequence[object],
             quantize_static,
         )
     except ImportError:
-        raise ModelLoadError("quantisation needs the onnx package: pip install "
-                             "'helixserve[train]'.") from None  # fmt: skip
+        raise ModelLoadError(
+            "quantisation needs the onnx package: pip install 'helixserve[train]'."
+        ) from None
     tensors = _encoded(predictor, calibration, batch)
     source = predictor.bundle_path / "model.onnx"
     with tempfile.TemporaryDirectory(prefix="helixserve-quant-") as tmp:
@@ -96,11 +99,16 @@ def quantize_bundle(predictor: Predictor, calibration: Sequence[object],
             # with dynamic axes); the plain ONNX shape inference and optimisation suffice.
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
             quantize_static(
-                str(prepared), str(output), _Calibration(predictor.manifest.onnx_input, tensors),
-                quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["Conv"],
+                str(prepared),
+                str(output),
+                _Calibration(predictor.manifest.onnx_input, tensors),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=["Conv"],
                 nodes_to_exclude=exact_nodes(prepared),
-            )  # fmt: skip
+            )
         except Exception as err:  # ONNX Runtime's quantiser raises assorted exception types
             raise ModelLoadError(
                 f"{predictor.label} cannot be quantised: {str(err)[:300]}"

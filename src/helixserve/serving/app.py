@@ -111,9 +111,13 @@ class HelixApp:
             _log_access(scope, status, elapsed, labels, request_id, route)
 
     async def _dispatch(
-        self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes],
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[bytes, bytes],
         request_id: str,
-    ) -> tuple[str, int, tuple[str, str]]:  # fmt: skip
+    ) -> tuple[str, int, tuple[str, str]]:
         path: str = scope["path"]
         if scope["method"] == "POST":
             fast = _fast_route(path)
@@ -124,8 +128,9 @@ class HelixApp:
                     _locate(reply, path, request_id)
                 await _send(send, reply, request_id)
                 if reply.failures:
-                    self.server.metrics.validation_failures.labels(
-                        reply.model, reply.version).inc(reply.failures)  # fmt: skip
+                    self.server.metrics.validation_failures.labels(reply.model, reply.version).inc(
+                        reply.failures
+                    )
                 return route, reply.status, _labels(name, version, reply)
         upload = UPLOAD.match(path) is not None
         limit = self.server.settings.max_upload_bytes if upload else self.limit
@@ -148,14 +153,21 @@ class HelixApp:
         return route, status, (name, "")
 
     async def _fast(
-        self, scope: Scope, receive: Receive, headers: dict[bytes, bytes], route: str,
-        name: str, version: str | None, request_id: str,
-    ) -> Reply:  # fmt: skip
+        self,
+        scope: Scope,
+        receive: Receive,
+        headers: dict[bytes, bytes],
+        route: str,
+        name: str,
+        version: str | None,
+        request_id: str,
+    ) -> Reply:
         server = self.server
         try:
             body = await read_body(receive, headers, self.limit)
-            key = key_from_headers(_text(headers.get(b"authorization")),
-                                   _text(headers.get(b"x-api-key")))  # fmt: skip
+            key = key_from_headers(
+                _text(headers.get(b"authorization")), _text(headers.get(b"x-api-key"))
+            )
             if route == SEED:
                 return await server.seed(body, key)
             if route.startswith("/v2"):
@@ -171,8 +183,11 @@ class HelixApp:
 async def _refuse(scope: Scope, send: Send, request_id: str) -> tuple[str, int, tuple[str, str]]:
     """While draining: 503 + Retry-After, and the connection closes after the answer."""
     path: str = scope["path"]
-    err = ShuttingDown("the server is shutting down; retry the request (another instance, or "
-                       "this one once restarted, will answer).", retry_after=1)  # fmt: skip
+    err = ShuttingDown(
+        "the server is shutting down; retry the request (another instance, or "
+        "this one once restarted, will answer).",
+        retry_after=1,
+    )
     oip_reply = oip_error_reply(err) if path.startswith("/v2") else None
     reply = oip_reply or problem_for(err, instance=path, request_id=request_id)
     reply.headers.append((b"connection", b"close"))
@@ -232,8 +247,11 @@ def _too_large(headers: dict[bytes, bytes], limit: int, upload: bool) -> Request
     declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         what, setting = ("upload", "UPLOAD") if upload else ("request body", "REQUEST")
-        return RequestError(f"the {what} is {int(declared):,} bytes; the limit is {limit:,} "
-                            f"(HELIXSERVE_MAX_{setting}_BYTES).", status=413)  # fmt: skip
+        return RequestError(
+            f"the {what} is {int(declared):,} bytes; the limit is {limit:,} "
+            f"(HELIXSERVE_MAX_{setting}_BYTES).",
+            status=413,
+        )
     return None
 
 
@@ -253,8 +271,11 @@ class _Capped:
         self.seen += len(message.get("body", b""))
         if self.seen > self.limit:
             what, setting = ("upload", "UPLOAD") if self.upload else ("request body", "REQUEST")
-            self.error = RequestError(f"the {what} is over the limit of {self.limit:,} bytes "
-                                      f"(HELIXSERVE_MAX_{setting}_BYTES).", status=413)  # fmt: skip
+            self.error = RequestError(
+                f"the {what} is over the limit of {self.limit:,} bytes "
+                f"(HELIXSERVE_MAX_{setting}_BYTES).",
+                status=413,
+            )
             return {"type": "http.disconnect"}
         return message
 
@@ -273,8 +294,11 @@ async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise RequestError(f"the request body is over the limit of {limit:,} bytes "
-                               "(HELIXSERVE_MAX_REQUEST_BYTES).", status=413)  # fmt: skip
+            raise RequestError(
+                f"the request body is over the limit of {limit:,} bytes "
+                "(HELIXSERVE_MAX_REQUEST_BYTES).",
+                status=413,
+            )
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks) if len(chunks) != 1 else chunks[0]
@@ -309,8 +333,12 @@ async def _forward(api: ASGIApp, scope: Scope, receive: Receive, send: Send, rid
         if message["type"] == "http.response.start":
             status = message["status"]
             given = list(message.get("headers", []))
-            message["headers"] = [*given, (b"x-request-id", rid.encode()), *COMMON_HEADERS,
-                                  *_page_headers(scope["path"], given)]  # fmt: skip
+            message["headers"] = [
+                *given,
+                (b"x-request-id", rid.encode()),
+                *COMMON_HEADERS,
+                *_page_headers(scope["path"], given),
+            ]
         await send(message)
 
     try:
@@ -333,11 +361,17 @@ def _log_access(
 ) -> None:
     client = scope.get("client")
     record = {
-        "ts": time.time(), "request_id": rid, "method": scope["method"], "path": scope["path"],
-        "route": route, "status": status, "ms": round(elapsed * 1000, 3),
-        "model": labels[0] or None, "version": labels[1] or None,
+        "ts": time.time(),
+        "request_id": rid,
+        "method": scope["method"],
+        "path": scope["path"],
+        "route": route,
+        "status": status,
+        "ms": round(elapsed * 1000, 3),
+        "model": labels[0] or None,
+        "version": labels[1] or None,
         "client": f"{client[0]}:{client[1]}" if client else None,
-    }  # fmt: skip
+    }
     access_log.info(orjson.dumps(record).decode())
 
 
@@ -346,7 +380,11 @@ def create_app(settings: Settings | None = None, store: ModelStore | None = None
     settings = settings or load_settings()
     app: ASGIApp = HelixApp(Server(settings, store))
     if settings.cors_origins:
-        app = CORSMiddleware(app, allow_origins=settings.cors_origins,
-                             allow_methods=["GET", "POST"], allow_headers=["*"],
-                             expose_headers=["X-Request-ID", "Retry-After"])  # fmt: skip
+        app = CORSMiddleware(
+            app,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
     return app

@@ -72,8 +72,10 @@ class KeyRing:
             )
         granted = self.scope_of(key)
         if scope == "admin" and granted != "admin":
-            raise AuthError("this route needs an API key with the 'admin' scope; this key "
-                            "has only 'predict'.", status=403)  # fmt: skip
+            raise AuthError(
+                "this route needs an API key with the 'admin' scope; this key has only 'predict'.",
+                status=403,
+            )
 
 
 def key_from_headers(authorization: str | None, x_api_key: str | None) -> str | None:

@@ -20,24 +20,34 @@ W, H, PAD = 420, 260, 42
 COLOURS = ("#1f6fb2", "#d9730d", "#2e7d32", "#8e24aa", "#c62828", "#00838f")
 
 
-def _scale(values: Sequence[float], low: float, high: float, out_low: float,
-           out_high: float) -> list[float]:  # fmt: skip
+def _scale(
+    values: Sequence[float], low: float, high: float, out_low: float, out_high: float
+) -> list[float]:
     span = (high - low) or 1.0
     return [out_low + (v - low) / span * (out_high - out_low) for v in values]
 
 
-def _frame(title: str, x_label: str, y_label: str, body: str, x_range: tuple[float, float],
-           y_range: tuple[float, float]) -> str:  # fmt: skip
+def _frame(
+    title: str,
+    x_label: str,
+    y_label: str,
+    body: str,
+    x_range: tuple[float, float],
+    y_range: tuple[float, float],
+) -> str:
     ticks = []
     for i in range(5):
         fx = x_range[0] + (x_range[1] - x_range[0]) * i / 4
         fy = y_range[0] + (y_range[1] - y_range[0]) * i / 4
         x = PAD + (W - 2 * PAD) * i / 4
         y = H - PAD - (H - 2 * PAD) * i / 4
-        ticks.append(f'<text x="{x:.1f}" y="{H - PAD + 14}" class="tick" '
-                     f'text-anchor="middle">{fx:.3g}</text>')  # fmt: skip
-        ticks.append(f'<text x="{PAD - 4}" y="{y + 3:.1f}" class="tick" '
-                     f'text-anchor="end">{fy:.3g}</text>')  # fmt: skip
+        ticks.append(
+            f'<text x="{x:.1f}" y="{H - PAD + 14}" class="tick" '
+            f'text-anchor="middle">{fx:.3g}</text>'
+        )
+        ticks.append(
+            f'<text x="{PAD - 4}" y="{y + 3:.1f}" class="tick" text-anchor="end">{fy:.3g}</text>'
+        )
     return (
         f'<svg viewBox="0 0 {W} {H}" class="chart" role="img" aria-label="{escape(title)}">'
         f"<title>{escape(title)}</title>"
@@ -63,17 +73,25 @@ def _legend(entries: list[tuple[str, str, str]], top: float = PAD + 12) -> str:
     for i, (label, colour, dash) in enumerate(entries):
         y = top + 14 * i
         extra = f' stroke-dasharray="{dash}"' if dash else ""
-        parts.append(f'<line x1="{left}" x2="{left + 20}" y1="{y}" y2="{y}" '
-                     f'stroke="{colour}" stroke-width="2"{extra}/><text x="{left + 24}" '
-                     f'y="{y + 4}" class="tick">{escape(label)}</text>')  # fmt: skip
+        parts.append(
+            f'<line x1="{left}" x2="{left + 20}" y1="{y}" y2="{y}" '
+            f'stroke="{colour}" stroke-width="2"{extra}/><text x="{left + 24}" '
+            f'y="{y + 4}" class="tick">{escape(label)}</text>'
+        )
     return "".join(parts)
 
 
 def loss(runs: Sequence[tuple[str, dict[str, Any]]]) -> str:
     """Train (solid) and validation (dashed) loss per epoch for one or more labelled runs."""
-    curves = [(label, [float(v) for v in data["train_loss"]],
-               [float(v) for v in data.get("val_loss") or []], int(data.get("best_epoch") or 0))
-              for label, data in runs]  # fmt: skip
+    curves = [
+        (
+            label,
+            [float(v) for v in data["train_loss"]],
+            [float(v) for v in data.get("val_loss") or []],
+            int(data.get("best_epoch") or 0),
+        )
+        for label, data in runs
+    ]
     values = [v for _, t, val, _ in curves for v in (*t, *val)]
     if not values:
         raise ValueError("no loss values")
@@ -92,11 +110,18 @@ def loss(runs: Sequence[tuple[str, dict[str, Any]]]) -> str:
                 legend.append((f"{label} {name}".strip(), colour, dash))
         if best and len(runs) == 1:
             (x,) = _scale([best], 1, max(epochs, 2), PAD, W - PAD)
-            body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{PAD}" y2="{H - PAD}" '
-                        'class="marker"/>')  # fmt: skip
+            body.append(
+                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{PAD}" y2="{H - PAD}" class="marker"/>'
+            )
             legend.append((f"best epoch {best}", "#777", "2,3"))
-    return _frame("Training curves", "epoch", "loss", "".join(body) + _legend(legend),
-                  (1, max(epochs, 2)), (low, high))  # fmt: skip
+    return _frame(
+        "Training curves",
+        "epoch",
+        "loss",
+        "".join(body) + _legend(legend),
+        (1, max(epochs, 2)),
+        (low, high),
+    )
 
 
 def roc(data: dict[str, Any]) -> str:
@@ -105,8 +130,9 @@ def roc(data: dict[str, Any]) -> str:
     diagonal = _polyline([PAD, W - PAD], [H - PAD, PAD], "#999", "3,3")
     body = diagonal + _polyline(xs, ys, COLOURS[0])
     legend = _legend([(f"AUC {float(data['auc']):.3f}", COLOURS[0], "")])
-    return _frame("ROC (test)", "false positive rate", "true positive rate", body + legend,
-                  (0, 1), (0, 1))  # fmt: skip
+    return _frame(
+        "ROC (test)", "false positive rate", "true positive rate", body + legend, (0, 1), (0, 1)
+    )
 
 
 def scatter(data: dict[str, Any]) -> str:
@@ -115,11 +141,14 @@ def scatter(data: dict[str, Any]) -> str:
     true, pred = true[::step], pred[::step]
     low, high = min(true + pred), max(true + pred)
     xs, ys = _scale(true, low, high, PAD, W - PAD), _scale(pred, low, high, H - PAD, PAD)
-    dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="1.8" class="dot"/>'
-                   for x, y in zip(xs, ys, strict=True))  # fmt: skip
+    dots = "".join(
+        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="1.8" class="dot"/>'
+        for x, y in zip(xs, ys, strict=True)
+    )
     body = _polyline([PAD, W - PAD], [H - PAD, PAD], "#999", "3,3") + dots
-    return _frame("Predicted vs measured (test)", "measured", "predicted", body, (low, high),
-                  (low, high))  # fmt: skip
+    return _frame(
+        "Predicted vs measured (test)", "measured", "predicted", body, (low, high), (low, high)
+    )
 
 
 def errors(data: dict[str, Any]) -> str:
@@ -132,8 +161,14 @@ def errors(data: dict[str, Any]) -> str:
         'class="bar"/>'
         for i, c in enumerate(counts)
     )
-    return _frame("Error distribution (test)", "predicted - measured", "count", bars,
-                  (edges[0], edges[-1]), (0, top))  # fmt: skip
+    return _frame(
+        "Error distribution (test)",
+        "predicted - measured",
+        "count",
+        bars,
+        (edges[0], edges[-1]),
+        (0, top),
+    )
 
 
 def confusion_rows(data: dict[str, Any]) -> tuple[list[str], list[list[tuple[int, float]]]]:
@@ -164,15 +199,21 @@ def ism_logo(sequence: str, effects: Sequence[Sequence[float]]) -> str:
         if height >= 0.5:
             scale = height / 11  # the glyph is about 11 px tall at font-size 14
             y = mid if value > 0 else mid + height
-            parts.append(f'<text x="{x:.1f}" y="0" font-size="14" font-family="monospace" '
-                         f'font-weight="700" fill="{colour}" transform="translate(0 {y:.1f}) '
-                         f'scale(1 {scale:.3f})">{escape(base)}</text>')  # fmt: skip
-        parts.append(f'<text x="{x + step / 2:.1f}" y="{mid + half + 16}" class="tick" '
-                     f'text-anchor="middle" fill="{colour}">{escape(base)}</text>')  # fmt: skip
+            parts.append(
+                f'<text x="{x:.1f}" y="0" font-size="14" font-family="monospace" '
+                f'font-weight="700" fill="{colour}" transform="translate(0 {y:.1f}) '
+                f'scale(1 {scale:.3f})">{escape(base)}</text>'
+            )
+        parts.append(
+            f'<text x="{x + step / 2:.1f}" y="{mid + half + 16}" class="tick" '
+            f'text-anchor="middle" fill="{colour}">{escape(base)}</text>'
+        )
     title = "Per-base contribution (in-silico mutagenesis): up supports the prediction"
     parts.append(f'<text x="{PAD}" y="14" class="title">{title}</text>')
-    return (f'<svg viewBox="0 0 {width} {mid + half + 24}" class="chart logo" role="img" '
-            f'aria-label="per-base importance">{"".join(parts)}</svg>')  # fmt: skip
+    return (
+        f'<svg viewBox="0 0 {width} {mid + half + 24}" class="chart logo" role="img" '
+        f'aria-label="per-base importance">{"".join(parts)}</svg>'
+    )
 
 
 def importance_strip(sequence: str, importance: Sequence[float]) -> str:
@@ -186,26 +227,33 @@ def importance_strip(sequence: str, importance: Sequence[float]) -> str:
         shade = min(max(value / top, 0.0), 1.0)
         x = PAD + cell * i
         tip = f"position {i + 1} {escape(base)}: importance {value:.4g}"
-        cells.append(f'<rect x="{x:.1f}" y="22" width="{cell:.2f}" height="22" '
-                     f'fill="#b3261e" fill-opacity="{shade:.3f}" stroke="#d6dde6" '
-                     f'stroke-width="0.3"><title>{tip}</title></rect>')  # fmt: skip
+        cells.append(
+            f'<rect x="{x:.1f}" y="22" width="{cell:.2f}" height="22" '
+            f'fill="#b3261e" fill-opacity="{shade:.3f}" stroke="#d6dde6" '
+            f'stroke-width="0.3"><title>{tip}</title></rect>'
+        )
         if cell >= 10:
             ink = "#fff" if shade > 0.55 else "#1b2430"
-            cells.append(f'<text x="{x + cell / 2:.1f}" y="37" font-size="10" text-anchor="middle" '
-                         f'font-family="monospace" fill="{ink}">{escape(base)}</text>')  # fmt: skip
+            cells.append(
+                f'<text x="{x + cell / 2:.1f}" y="37" font-size="10" text-anchor="middle" '
+                f'font-family="monospace" fill="{ink}">{escape(base)}</text>'
+            )
     for position in range(10, len(sequence) + 1, 10 if cell >= 10 else 100):
         x = PAD + cell * (position - 0.5)
         cells.append(
             f'<text x="{x:.1f}" y="58" class="tick" text-anchor="middle">{position}</text>'
         )
     title = "Per-base importance (mean |score change| of the 3 substitutions): darker = more"
-    return (f'<svg viewBox="0 0 {width:.0f} 64" class="chart strip" role="img" '
-            f'aria-label="per-base importance heat strip"><text x="{PAD}" y="14" class="title">'
-            f"{title}</text>{''.join(cells)}</svg>")  # fmt: skip
+    return (
+        f'<svg viewBox="0 0 {width:.0f} 64" class="chart strip" role="img" '
+        f'aria-label="per-base importance heat strip"><text x="{PAD}" y="14" class="title">'
+        f"{title}</text>{''.join(cells)}</svg>"
+    )
 
 
-def trajectory(rounds: Sequence[int], scores: Sequence[float], label: str,
-               target: float | None = None) -> str:  # fmt: skip
+def trajectory(
+    rounds: Sequence[int], scores: Sequence[float], label: str, target: float | None = None
+) -> str:
     """A design's predicted score per round (round 0 is the start), with the target if any."""
     if not scores or len(rounds) != len(scores):
         raise ValueError("a trajectory needs one score per round")
@@ -216,9 +264,11 @@ def trajectory(rounds: Sequence[int], scores: Sequence[float], label: str,
     last = max(*rounds, 1)
     xs, ys = _scale(rounds, 0, last, PAD, W - PAD), _scale(scores, low, high, H - PAD, PAD)
     body = [_polyline(xs, ys, COLOURS[0])]
-    body += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{COLOURS[0]}"><title>round {r}: '
-             f"{s:.4g}</title></circle>"
-             for x, y, r, s in zip(xs, ys, rounds, scores, strict=True)]  # fmt: skip
+    body += [
+        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{COLOURS[0]}"><title>round {r}: '
+        f"{s:.4g}</title></circle>"
+        for x, y, r, s in zip(xs, ys, rounds, scores, strict=True)
+    ]
     legend = [("predicted score", COLOURS[0], "")]
     if target is not None:
         (y,) = _scale([target], low, high, H - PAD, PAD)
@@ -226,5 +276,11 @@ def trajectory(rounds: Sequence[int], scores: Sequence[float], label: str,
         legend.append((f"target {target:.4g}", COLOURS[1], "5,4"))
     ends_high = ys[-1] < H / 2  # keep the legend clear of where the line ends
     top = H - PAD - 14 * len(legend) if ends_high else PAD + 12
-    return _frame("Design: predicted score per round", "round", label,
-                  "".join(body) + _legend(legend, top), (0, last), (low, high))  # fmt: skip
+    return _frame(
+        "Design: predicted score per round",
+        "round",
+        label,
+        "".join(body) + _legend(legend, top),
+        (0, last),
+        (low, high),
+    )

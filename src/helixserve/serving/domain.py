@@ -54,12 +54,12 @@ def request_items(body: bytes) -> list[object]:
     """The ``inputs`` list of a predict request, checked for shape and size."""
     data = parse_body(body)
     if not isinstance(data, dict) or "inputs" not in data:
-        raise RequestError(f'the request body must be a JSON object with an "inputs" list, '
-                           f"like {_EXAMPLE}.")  # fmt: skip
+        raise RequestError(
+            f'the request body must be a JSON object with an "inputs" list, like {_EXAMPLE}.'
+        )
     items = data["inputs"]
     if not isinstance(items, list):
-        raise RequestError(f'"inputs" must be a list, got {type(items).__name__}; '
-                           f"like {_EXAMPLE}.")  # fmt: skip
+        raise RequestError(f'"inputs" must be a list, got {type(items).__name__}; like {_EXAMPLE}.')
     if not items:
         raise RequestError('"inputs" is empty; send at least one input.')
     if len(items) > MAX_ITEMS:
@@ -70,8 +70,9 @@ def request_items(body: bytes) -> list[object]:
         )
     extra = sorted(set(data) - {"inputs"})
     if extra:
-        raise RequestError(f'unknown field {extra[0]!r} in the request body; only "inputs" '
-                           "is accepted.")  # fmt: skip
+        raise RequestError(
+            f'unknown field {extra[0]!r} in the request body; only "inputs" is accepted.'
+        )
     return items
 
 
@@ -95,9 +96,16 @@ def decode_images(items: list[object]) -> tuple[list[object], list[ItemError]]:
         try:
             decoded.append(base64.b64decode(item.split(",", 1)[-1], validate=True))
         except (binascii.Error, ValueError):
-            errors.append(ItemError(i, InvalidImage(
-                "an image must be base64-encoded file bytes (PNG, JPEG or TIFF); this one is "
-                "not valid base64.", field="image")))  # fmt: skip
+            errors.append(
+                ItemError(
+                    i,
+                    InvalidImage(
+                        "an image must be base64-encoded file bytes (PNG, JPEG or TIFF); this "
+                        "one is not valid base64.",
+                        field="image",
+                    ),
+                )
+            )
             decoded.append(b"")
     return decoded, errors
 
@@ -121,20 +129,32 @@ async def predict_json(model: LoadedModel, body: bytes) -> Reply:
 def _answer(model: LoadedModel, predictions: list[Any], errors: list[ItemError]) -> Reply:
     listed = item_errors(errors)
     if len(errors) == len(predictions):
-        detail = listed[0]["message"] if len(errors) == 1 else (
-            f"none of the {len(errors)} inputs is valid; see errors.")  # fmt: skip
+        detail = (
+            listed[0]["message"]
+            if len(errors) == 1
+            else (f"none of the {len(errors)} inputs is valid; see errors.")
+        )
         reply = problem(422, "invalid-input", "Invalid input", detail, errors=listed)
     else:
-        reply = json_reply({"model": model.name, "version": model.version,
-                            "predictions": predictions, "errors": listed})  # fmt: skip
+        reply = json_reply(
+            {
+                "model": model.name,
+                "version": model.version,
+                "predictions": predictions,
+                "errors": listed,
+            }
+        )
     reply.failures = len(errors)
     return reply
 
 
 def _reinsert(
-    size: int, bad: set[int], predictions: list[Any], errors: list[ItemError],
+    size: int,
+    bad: set[int],
+    predictions: list[Any],
+    errors: list[ItemError],
     early: list[ItemError],
-) -> tuple[list[Any], list[ItemError]]:  # fmt: skip
+) -> tuple[list[Any], list[ItemError]]:
     """Map results of the good subset back to the full request's indices."""
     good = [i for i in range(size) if i not in bad]
     full: list[Any] = [None] * size
@@ -157,8 +177,11 @@ def prediction_list(result: BatchPrediction) -> list[dict[str, Any] | None]:
         return out
     rows, chosen = decoded.probabilities.tolist(), decoded.label_index.tolist()
     for p, row, c in zip(positions, rows, chosen, strict=True):
-        out[p] = {"label": names[c], "probability": row[c],
-                  "probabilities": dict(zip(names, row, strict=True))}  # fmt: skip
+        out[p] = {
+            "label": names[c],
+            "probability": row[c],
+            "probabilities": dict(zip(names, row, strict=True)),
+        }
     return out
 
 

@@ -68,8 +68,7 @@ class Drain:
         if self.draining:
             return
         self.draining = True
-        log.info("SIGTERM: draining, %d request(s) in flight; new requests get 503",
-                 self.in_flight)  # fmt: skip
+        log.info("SIGTERM: draining, %d request(s) in flight; new requests get 503", self.in_flight)
         for callback in self.on_start:
             callback()
         self._task = asyncio.get_running_loop().create_task(self._wait(then))
@@ -82,6 +81,9 @@ class Drain:
             if waited >= self.max_s or (waited >= self.min_s and not self.in_flight):
                 break
             await asyncio.sleep(0.02)
-        log.info("drained in %.2f s (%d request(s) still in flight); stopping",
-                 loop.time() - started, self.in_flight)  # fmt: skip
+        log.info(
+            "drained in %.2f s (%d request(s) still in flight); stopping",
+            loop.time() - started,
+            self.in_flight,
+        )
         then()

@@ -64,10 +64,15 @@ def _read(model: LoadedModel, stream: IO[bytes], filename: str, limits: UploadLi
     if isinstance(schema, ImageSchema):
         return [Row(1, 1, filename or None, stream.read())]
     inflate = limits.max_decompressed
-    source: Any = (read_rows(stream, schema, max_decompressed=inflate)
-                   if isinstance(schema, TabularSchema)
-                   else read_sequences(stream, format=_sequence_format(stream, filename),  # type: ignore[arg-type]
-                                       max_decompressed=inflate))  # fmt: skip
+    source: Any = (
+        read_rows(stream, schema, max_decompressed=inflate)
+        if isinstance(schema, TabularSchema)
+        else read_sequences(
+            stream,
+            format=_sequence_format(stream, filename),  # type: ignore[arg-type]
+            max_decompressed=inflate,
+        )
+    )
     for record in source:
         if len(rows) >= limits.max_records:
             raise FileTooLarge(
@@ -102,10 +107,19 @@ def _sequence_format(stream: IO[bytes], filename: str) -> str:
 
 
 def _error(err: InputError, row: Row | BadRecord) -> dict[str, Any]:
-    located = err if err.index is not None else err.at(index=row.index, record_id=row.id,
-                                                       line=row.line or None)  # fmt: skip
-    return {"index": row.index, "id": row.id, "line": row.line or None, "field": err.field,
-            "position": err.position, "message": str(located)}  # fmt: skip
+    located = (
+        err
+        if err.index is not None
+        else err.at(index=row.index, record_id=row.id, line=row.line or None)
+    )
+    return {
+        "index": row.index,
+        "id": row.id,
+        "line": row.line or None,
+        "field": err.field,
+        "position": err.position,
+        "message": str(located),
+    }
 
 
 async def score_file(
@@ -140,21 +154,34 @@ def _item_error(failed: ItemError) -> InputError:
 
 
 def _json_reply(model: LoadedModel, rows: list[Row], filename: str) -> Reply:
-    predicted = [{"index": r.index, "id": r.id, "line": r.line, **r.prediction}
-                 for r in rows if r.prediction is not None]  # fmt: skip
+    predicted = [
+        {"index": r.index, "id": r.id, "line": r.line, **r.prediction}
+        for r in rows
+        if r.prediction is not None
+    ]
     errors = [r.error for r in rows if r.error is not None]
-    return json_reply({
-        "model": model.name, "version": model.version, "file": filename, "records": len(rows),
-        "predicted": len(predicted), "failed": len(errors), "predictions": predicted,
-        "errors": errors,
-    })  # fmt: skip
+    return json_reply(
+        {
+            "model": model.name,
+            "version": model.version,
+            "file": filename,
+            "records": len(rows),
+            "predicted": len(predicted),
+            "failed": len(errors),
+            "predictions": predicted,
+            "errors": errors,
+        }
+    )
 
 
 def results_csv(model: LoadedModel, rows: list[Row]) -> bytes:
     """One CSV row per record, predictions and errors together (formula cells neutralised)."""
     labels = model.manifest.output.labels
-    value_cols = ["value"] if labels is None else (
-        ["label", "probability"] + [f"p_{label}" for label in labels])  # fmt: skip
+    value_cols = (
+        ["value"]
+        if labels is None
+        else (["label", "probability"] + [f"p_{label}" for label in labels])
+    )
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["index", "id", "line", *value_cols, "error"])
@@ -182,7 +209,13 @@ def errors_csv(rows: list[Row]) -> bytes:
         if r.error is not None:
             e = r.error
             position = "" if e.get("position") is None else str(e["position"])
-            cells = [str(r.index), r.id or "", str(r.line), e.get("field") or "", position,
-                     e["message"]]  # fmt: skip
+            cells = [
+                str(r.index),
+                r.id or "",
+                str(r.line),
+                e.get("field") or "",
+                position,
+                e["message"],
+            ]
             writer.writerow([csv_safe(c) for c in cells])
     return out.getvalue().encode()

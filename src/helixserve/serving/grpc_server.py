@@ -50,11 +50,20 @@ from helixserve.serving.registry import Registry
 log = logging.getLogger("helixserve.grpc")
 SERVICE = "inference.GRPCInferenceService"
 DESCRIPTOR = Path(__file__).parent / "proto" / "grpc_predict_v2.pb"
-_CONTENTS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents",
-             "INT32": "int_contents", "INT64": "int64_contents", "UINT8": "uint_contents",
-             "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
-             "FP32": "fp32_contents", "FP64": "fp64_contents",
-             "BYTES": "bytes_contents"}  # fmt: skip
+_CONTENTS = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
 MAX_MESSAGE = 64 * 1024 * 1024
 
 
@@ -68,8 +77,10 @@ def load_messages() -> dict[str, Any]:
     names = {m.input_type.name for m in service.methods} | {
         m.output_type.name for m in service.methods
     }
-    return {n: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"inference.{n}"))
-            for n in names}  # fmt: skip
+    return {
+        n: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"inference.{n}"))
+        for n in names
+    }
 
 
 MESSAGES = load_messages()
@@ -99,9 +110,10 @@ class Servicer:
         model = self.registry.resolve(request.name, request.version or None)
         entry = self.registry.entry(request.name)
         response = MESSAGES["ModelMetadataResponse"](
-            name=model.name, versions=[str(v) for v in sorted(entry.versions)],
+            name=model.name,
+            versions=[str(v) for v in sorted(entry.versions)],
             platform="onnxruntime_onnx",
-        )  # fmt: skip
+        )
         for name, datatype, shape in input_specs(model):
             response.inputs.add(name=name, datatype=datatype, shape=shape)
         for name, datatype, shape in output_specs(model):
@@ -135,15 +147,20 @@ def _key(metadata: dict[str, Any]) -> str | None:
 def _inputs(request: Any) -> list[Tensor]:
     raw = list(request.raw_input_contents)
     if raw and len(raw) != len(request.inputs):
-        raise OipError(f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs; send "
-                       "one per input, or use contents.")  # fmt: skip
+        raise OipError(
+            f"{len(raw)} raw_input_contents for {len(request.inputs)} inputs; send "
+            "one per input, or use contents."
+        )
     tensors = []
     for i, spec in enumerate(request.inputs):
         check_datatype(spec.datatype, spec.name)
         shape = list(spec.shape)
         if raw:
-            data = (unpack_bytes(raw[i], spec.name) if spec.datatype == "BYTES"
-                    else fixed_array(raw[i], spec.datatype, shape, spec.name))  # fmt: skip
+            data = (
+                unpack_bytes(raw[i], spec.name)
+                if spec.datatype == "BYTES"
+                else fixed_array(raw[i], spec.datatype, shape, spec.name)
+            )
         else:
             values = list(getattr(spec.contents, _CONTENTS[spec.datatype]))
             if spec.datatype == "BYTES":
@@ -214,8 +231,14 @@ def build_server(
     """A gRPC server with the inference service bound to ``host:port`` (not started)."""
     servicer = Servicer(registry, keys)
     handlers = {}
-    for rpc in ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata",
-                "ModelInfer"):  # fmt: skip
+    for rpc in (
+        "ServerLive",
+        "ServerReady",
+        "ModelReady",
+        "ServerMetadata",
+        "ModelMetadata",
+        "ModelInfer",
+    ):
         request_type = MESSAGES[rpc + "Request"]
         response_type = MESSAGES[rpc + "Response"]
         handlers[rpc] = grpc.unary_unary_rpc_method_handler(
@@ -223,10 +246,13 @@ def build_server(
             request_deserializer=request_type.FromString,
             response_serializer=response_type.SerializeToString,
         )
-    server = grpc.aio.server(options=[
-        ("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", MAX_MESSAGE),
-        ("grpc.max_send_message_length", MAX_MESSAGE),
-    ])  # fmt: skip
+    server = grpc.aio.server(
+        options=[
+            ("grpc.so_reuseport", 1),
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+        ]
+    )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_insecure_port(f"{host}:{port}")
     return server

@@ -72,8 +72,9 @@ def to_html(markdown: str) -> str:
             blocks.append("<ul>" + "".join(items) + "</ul>")
         else:
             para = []
-            while i < len(lines) and lines[i].strip() and not re.match(r"^(#|\s*[-*]\s|\|)",
-                                                                      lines[i]):  # fmt: skip
+            while (
+                i < len(lines) and lines[i].strip() and not re.match(r"^(#|\s*[-*]\s|\|)", lines[i])
+            ):
                 para.append(lines[i].strip())
                 i += 1
             if not para:  # a line that starts like a block but is not one

@@ -33,32 +33,48 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.request_seconds = Histogram(
-            "helixserve_request_seconds", "Time to answer a request", ["route", "model", "version"],
-            buckets=LATENCY, registry=r,
-        )  # fmt: skip
-        self.requests = Counter(
-            "helixserve_requests", "Requests answered", ["route", "model", "version", "code"],
+            "helixserve_request_seconds",
+            "Time to answer a request",
+            ["route", "model", "version"],
+            buckets=LATENCY,
             registry=r,
-        )  # fmt: skip
+        )
+        self.requests = Counter(
+            "helixserve_requests",
+            "Requests answered",
+            ["route", "model", "version", "code"],
+            registry=r,
+        )
         self.queue_seconds = Histogram(
-            "helixserve_queue_seconds", "Time a request waited for its batch", ["model", "version"],
-            buckets=LATENCY, registry=r,
-        )  # fmt: skip
+            "helixserve_queue_seconds",
+            "Time a request waited for its batch",
+            ["model", "version"],
+            buckets=LATENCY,
+            registry=r,
+        )
         self.run_seconds = Histogram(
-            "helixserve_batch_run_seconds", "Validate+encode+model time per batch",
-            ["model", "version"], buckets=LATENCY, registry=r,
-        )  # fmt: skip
+            "helixserve_batch_run_seconds",
+            "Validate+encode+model time per batch",
+            ["model", "version"],
+            buckets=LATENCY,
+            registry=r,
+        )
         self.batch_size = Histogram(
-            "helixserve_batch_size", "Items per model call", ["model", "version"],
-            buckets=BATCHES, registry=r,
-        )  # fmt: skip
+            "helixserve_batch_size",
+            "Items per model call",
+            ["model", "version"],
+            buckets=BATCHES,
+            registry=r,
+        )
         self.items = Counter(
             "helixserve_items", "Items sent to a model", ["model", "version"], registry=r
         )
         self.validation_failures = Counter(
-            "helixserve_validation_failures", "Inputs rejected by validation",
-            ["model", "version"], registry=r,
-        )  # fmt: skip
+            "helixserve_validation_failures",
+            "Inputs rejected by validation",
+            ["model", "version"],
+            registry=r,
+        )
 
     def observer(self, name: str, version: int) -> object:
         """A batch observer for one model version (see :mod:`helixserve.runtime.batcher`)."""

@@ -39,10 +39,19 @@ from helixserve.runtime.signature import expected_input
 from helixserve.serving.registry import LoadedModel, ModelEntry
 
 NUMPY_TYPES: dict[str, Any] = {
-    "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
-    "UINT64": np.uint64, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32,
-    "INT64": np.int64, "FP16": np.float16, "FP32": np.float32, "FP64": np.float64,
-}  # fmt: skip
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+}
 EXTENSIONS = ["binary_tensor_data"]
 
 
@@ -95,30 +104,39 @@ def model_metadata(entry: ModelEntry, model: LoadedModel) -> dict[str, Any]:
 
     labels = model.manifest.output.labels
     return {
-        "name": model.name, "versions": [str(v) for v in sorted(entry.versions)],
+        "name": model.name,
+        "versions": [str(v) for v in sorted(entry.versions)],
         "platform": "onnxruntime_onnx",
         "inputs": [spec(*s) for s in input_specs(model)],
         "outputs": [spec(*s) for s in output_specs(model)],
-        "parameters": {"task": model.manifest.task, "version": str(model.version),
-                       **({"labels": ",".join(labels)} if labels else {})},
-    }  # fmt: skip
+        "parameters": {
+            "task": model.manifest.task,
+            "version": str(model.version),
+            **({"labels": ",".join(labels)} if labels else {}),
+        },
+    }
 
 
 async def infer(model: LoadedModel, inputs: list[Tensor], wanted: list[str]) -> list[Tensor]:
     """Run one inference request; see the module contract."""
     if len(inputs) != 1:
         names = ", ".join(s[0] for s in input_specs(model))
-        raise OipError(f"model '{model.name}' takes exactly one input tensor (one of: {names}); "
-                       f"got {len(inputs)}.")  # fmt: skip
+        raise OipError(
+            f"model '{model.name}' takes exactly one input tensor (one of: {names}); "
+            f"got {len(inputs)}."
+        )
     tensor = inputs[0]
     specs = {s[0]: s for s in input_specs(model)}
     spec = specs.get(tensor.name)
     if spec is None:
-        raise OipError(f"model '{model.name}' has no input named '{tensor.name}'; its inputs "
-                       f"are {', '.join(specs)}.")  # fmt: skip
+        raise OipError(
+            f"model '{model.name}' has no input named '{tensor.name}'; its inputs "
+            f"are {', '.join(specs)}."
+        )
     if tensor.datatype != spec[1]:
-        raise OipError(f"input '{tensor.name}' must have datatype {spec[1]}, got "
-                       f"{tensor.datatype}.")  # fmt: skip
+        raise OipError(
+            f"input '{tensor.name}' must have datatype {spec[1]}, got {tensor.datatype}."
+        )
     if spec[1] == "BYTES":
         result = await _infer_items(model, tensor)
     else:
@@ -128,8 +146,9 @@ async def infer(model: LoadedModel, inputs: list[Tensor], wanted: list[str]) -> 
 
 async def _infer_items(model: LoadedModel, tensor: Tensor) -> BatchPrediction:
     if len(tensor.shape) != 1:
-        raise OipError(f"input '{tensor.name}' must have shape [N] (one element per item), got "
-                       f"{tensor.shape}.")  # fmt: skip
+        raise OipError(
+            f"input '{tensor.name}' must have shape [N] (one element per item), got {tensor.shape}."
+        )
     raw = tensor.data.reshape(-1).tolist()
     items: list[object] = raw
     if tensor.name == "sequence":
@@ -162,13 +181,17 @@ async def _infer_tensor(model: LoadedModel, tensor: Tensor, dims: list[int]) -> 
         raise OipError(f"input '{tensor.name}' must have shape {dims} (-1 = any), got {shape}.")
     check_shape(shape, tensor.name)
     if math.prod(shape) != tensor.data.size:
-        raise OipError(f"input '{tensor.name}': shape {shape} needs {math.prod(shape)} elements, "
-                       f"data has {tensor.data.size}.")  # fmt: skip
+        raise OipError(
+            f"input '{tensor.name}': shape {shape} needs {math.prod(shape)} elements, "
+            f"data has {tensor.data.size}."
+        )
     array = tensor.data.reshape(shape)
     schema = model.manifest.input
     if isinstance(schema, TabularSchema):
-        rows = [dict(zip(schema.names(), (None if np.isnan(v) else v for v in row), strict=True))
-                for row in array.tolist()]  # fmt: skip
+        rows = [
+            dict(zip(schema.names(), (None if np.isnan(v) else v for v in row), strict=True))
+            for row in array.tolist()
+        ]
         result = await model.batcher.submit(rows)
         _raise_first(result, tensor.name)
         return result
@@ -191,14 +214,17 @@ def _outputs(model: LoadedModel, result: BatchPrediction, wanted: list[str]) -> 
         labels = np.array([s.encode() for s in result.labels()], dtype=object)
         probabilities = d.probabilities.astype(np.float32)
         available = {
-            "probabilities": Tensor("probabilities", "FP32", list(probabilities.shape),
-                                    probabilities),
+            "probabilities": Tensor(
+                "probabilities", "FP32", list(probabilities.shape), probabilities
+            ),
             "label": Tensor("label", "BYTES", [n], labels),
-        }  # fmt: skip
+        }
     unknown = [w for w in wanted if w not in available]
     if unknown:
-        raise OipError(f"model '{model.name}' has no output named '{unknown[0]}'; its outputs "
-                       f"are {', '.join(available)}.")  # fmt: skip
+        raise OipError(
+            f"model '{model.name}' has no output named '{unknown[0]}'; its outputs "
+            f"are {', '.join(available)}."
+        )
     return [available[w] for w in wanted] if wanted else list(available.values())
 
 
@@ -221,8 +247,10 @@ def unpack_bytes(raw: bytes, name: str) -> npt.NDArray[Any]:
         (size,) = struct.unpack_from("<I", raw, offset)
         offset += 4
         if offset + size > len(raw):
-            raise OipError(f"input '{name}': BYTES element at byte {offset - 4} claims {size} "
-                           "bytes but the data ends first.")  # fmt: skip
+            raise OipError(
+                f"input '{name}': BYTES element at byte {offset - 4} claims {size} "
+                "bytes but the data ends first."
+            )
         out.append(raw[offset : offset + size])
         offset += size
     array = np.empty(len(out), dtype=object)
@@ -236,8 +264,9 @@ MAX_DIMENSION = 2**31 - 1
 def check_shape(shape: list[int], name: str) -> None:
     """Refuse a shape with a negative or absurd dimension (numpy cannot even describe some)."""
     if any(d < 0 or d > MAX_DIMENSION for d in shape):
-        raise OipError(f"input '{name}': shape {shape} has a dimension outside "
-                       f"0..{MAX_DIMENSION:,}.")  # fmt: skip
+        raise OipError(
+            f"input '{name}': shape {shape} has a dimension outside 0..{MAX_DIMENSION:,}."
+        )
 
 
 def fixed_array(raw: bytes, datatype: str, shape: list[int], name: str) -> npt.NDArray[Any]:
@@ -246,12 +275,16 @@ def fixed_array(raw: bytes, datatype: str, shape: list[int], name: str) -> npt.N
     dtype = np.dtype(NUMPY_TYPES[datatype]).newbyteorder("<")
     count = math.prod(shape)  # Python ints: a huge shape cannot wrap around to a small count
     if len(raw) != count * dtype.itemsize:
-        raise OipError(f"input '{name}': {len(raw)} bytes of data, but {datatype} {shape} needs "
-                       f"{count * dtype.itemsize}.")  # fmt: skip
+        raise OipError(
+            f"input '{name}': {len(raw)} bytes of data, but {datatype} {shape} needs "
+            f"{count * dtype.itemsize}."
+        )
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
 
 def check_datatype(datatype: str, name: str) -> None:
     if datatype != "BYTES" and datatype not in NUMPY_TYPES:
-        raise OipError(f"input '{name}' has unknown datatype '{datatype}'; use one of BYTES, "
-                       f"{', '.join(NUMPY_TYPES)}.")  # fmt: skip
+        raise OipError(
+            f"input '{name}' has unknown datatype '{datatype}'; use one of BYTES, "
+            f"{', '.join(NUMPY_TYPES)}."
+        )

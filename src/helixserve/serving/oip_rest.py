@@ -54,11 +54,13 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
         try:
             n = int(header_length)
         except ValueError:
-            raise OipError(f"Inference-Header-Content-Length must be an integer, got "
-                           f"{header_length!r}.") from None  # fmt: skip
+            raise OipError(
+                f"Inference-Header-Content-Length must be an integer, got {header_length!r}."
+            ) from None
         if not 0 < n <= len(body):
-            raise OipError(f"Inference-Header-Content-Length is {n}, but the body has "
-                           f"{len(body)} bytes.")  # fmt: skip
+            raise OipError(
+                f"Inference-Header-Content-Length is {n}, but the body has {len(body)} bytes."
+            )
         json_part, binary = body[:n], body[n:]
     try:
         data = orjson.loads(json_part)
@@ -105,11 +107,16 @@ def _input(spec: object, i: int, binary: bytes, offset: int) -> tuple[Tensor, in
     size = _parameters(spec, f"input '{name}'").get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size < 0 or offset + size > len(binary):
-            raise OipError(f"input '{name}': binary_data_size {size!r} does not fit the "
-                           f"{len(binary) - offset} bytes of binary data left.")  # fmt: skip
+            raise OipError(
+                f"input '{name}': binary_data_size {size!r} does not fit the "
+                f"{len(binary) - offset} bytes of binary data left."
+            )
         raw = binary[offset : offset + size]
-        array = unpack_bytes(raw, name) if datatype == "BYTES" else (
-            fixed_array(raw, datatype, shape, name))  # fmt: skip
+        array = (
+            unpack_bytes(raw, name)
+            if datatype == "BYTES"
+            else (fixed_array(raw, datatype, shape, name))
+        )
         return Tensor(name, datatype, shape, array), offset + size
     if "data" not in spec:
         raise OipError(f"input '{name}' has no 'data' (and no binary_data_size).")
@@ -143,8 +150,9 @@ def _json_data(data: object, datatype: str, shape: list[int], name: str) -> Any:
         except (ValueError, TypeError, OverflowError):  # OverflowError: out of the type's range
             raise OipError(f"input '{name}': data must be numbers of type {datatype}.") from None
     if array.size != count:
-        raise OipError(f"input '{name}': shape {shape} needs {count} elements, data has "
-                       f"{array.size}.")  # fmt: skip
+        raise OipError(
+            f"input '{name}': shape {shape} needs {count} elements, data has {array.size}."
+        )
     return array
 
 
@@ -176,12 +184,21 @@ def render_infer_response(
     """Response bytes and the JSON header length (``None`` when nothing is binary)."""
     listed, blobs = [], []
     for tensor in outputs:
-        entry: dict[str, Any] = {"name": tensor.name, "datatype": tensor.datatype,
-                                 "shape": tensor.shape}  # fmt: skip
+        entry: dict[str, Any] = {
+            "name": tensor.name,
+            "datatype": tensor.datatype,
+            "shape": tensor.shape,
+        }
         if request.binary_all or tensor.name in request.binary_outputs:
-            blob = pack_bytes(tensor.data) if tensor.datatype == "BYTES" else (
-                np.ascontiguousarray(tensor.data).astype(tensor.data.dtype.newbyteorder("<"))
-                .tobytes())  # fmt: skip
+            blob = (
+                pack_bytes(tensor.data)
+                if tensor.datatype == "BYTES"
+                else (
+                    np.ascontiguousarray(tensor.data)
+                    .astype(tensor.data.dtype.newbyteorder("<"))
+                    .tobytes()
+                )
+            )
             entry["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         elif tensor.datatype == "BYTES":
@@ -189,8 +206,11 @@ def render_infer_response(
         else:
             entry["data"] = tensor.data.reshape(-1).tolist()
         listed.append(entry)
-    head: dict[str, Any] = {"model_name": model_name, "model_version": str(version),
-                            "outputs": listed}  # fmt: skip
+    head: dict[str, Any] = {
+        "model_name": model_name,
+        "model_version": str(version),
+        "outputs": listed,
+    }
     if request.id is not None:
         head["id"] = request.id
     header = orjson.dumps(head)

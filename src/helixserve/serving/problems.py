@@ -57,11 +57,21 @@ def json_reply(data: Any, status: int = 200) -> Reply:
 
 
 def problem(
-    status: int, kind: str, title: str, detail: str, *, instance: str = "",
-    request_id: str = "", errors: list[dict[str, Any]] | None = None,
-) -> Reply:  # fmt: skip
-    body: dict[str, Any] = {"type": _TYPE + kind, "title": title, "status": status,
-                            "detail": detail}  # fmt: skip
+    status: int,
+    kind: str,
+    title: str,
+    detail: str,
+    *,
+    instance: str = "",
+    request_id: str = "",
+    errors: list[dict[str, Any]] | None = None,
+) -> Reply:
+    body: dict[str, Any] = {
+        "type": _TYPE + kind,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     if instance:
         body["instance"] = instance
     if request_id:
@@ -79,17 +89,24 @@ def problem_for(  # noqa: PLR0911 - one return per error family
     if isinstance(err, FileTooLarge):
         return problem(413, "too-large", "Content too large", str(err), **where)
     if isinstance(err, InputError):
-        errors = [{"index": err.index, "field": err.field, "position": err.position,
-                   "message": str(err)}]  # fmt: skip
+        errors = [
+            {"index": err.index, "field": err.field, "position": err.position, "message": str(err)}
+        ]
         return problem(422, "invalid-input", "Invalid input", str(err), errors=errors, **where)
     if isinstance(err, RequestError):
-        return problem(err.status, "bad-request", _TITLES.get(err.status, "Bad request"),
-                       str(err), **where)  # fmt: skip
+        return problem(
+            err.status, "bad-request", _TITLES.get(err.status, "Bad request"), str(err), **where
+        )
     if isinstance(err, ModelNotFound):
         return problem(404, "model-not-found", "Model not found", str(err), **where)
     if isinstance(err, AuthError):
-        reply = problem(err.status, "unauthorized" if err.status == 401 else "forbidden",
-                        _TITLES[err.status], str(err), **where)  # fmt: skip
+        reply = problem(
+            err.status,
+            "unauthorized" if err.status == 401 else "forbidden",
+            _TITLES[err.status],
+            str(err),
+            **where,
+        )
         if err.status == 401:
             reply.headers.append((b"www-authenticate", b'Bearer realm="helixserve"'))
         return reply
@@ -101,14 +118,26 @@ def problem_for(  # noqa: PLR0911 - one return per error family
         log.error("store error [request %s]: %s", request_id, err)
         return problem(503, "store-unavailable", "Store unavailable", str(err), **where)
     log.error("internal error [request %s]", request_id, exc_info=err)
-    return problem(500, "internal", "Internal server error",
-                   f"The server failed while handling this request (request id {request_id}). "
-                   "It has been logged; please report the request id.", **where)  # fmt: skip
+    return problem(
+        500,
+        "internal",
+        "Internal server error",
+        f"The server failed while handling this request (request id {request_id}). "
+        "It has been logged; please report the request id.",
+        **where,
+    )
 
 
-_TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-           405: "Method not allowed", 413: "Content too large", 415: "Unsupported media type",
-           422: "Invalid input"}  # fmt: skip
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Invalid input",
+}
 
 
 def item_errors(errors: Iterable[ItemError], prefix: str = "inputs") -> list[dict[str, Any]]:
@@ -120,6 +149,12 @@ def item_errors(errors: Iterable[ItemError], prefix: str = "inputs") -> list[dic
         parts = err.field_errors if isinstance(err, InvalidRow) and err.field_errors else [err]
         for part in parts:
             field = base if part.field in (None, "sequence", "image") else f"{base}.{part.field}"
-            out.append({"index": item.index, "field": field, "position": part.position,
-                        "message": part.problem if part is not err else str(err)})  # fmt: skip
+            out.append(
+                {
+                    "index": item.index,
+                    "field": field,
+                    "position": part.position,
+                    "message": part.problem if part is not err else str(err),
+                }
+            )
     return out

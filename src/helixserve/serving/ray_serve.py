@@ -26,9 +26,13 @@ def build_replica_app(values: dict[str, Any]) -> ASGIApp:
 
 
 def deploy(
-    settings: Settings, *, replicas: int = 2, autoscale: tuple[int, int] | None = None,
-    address: str | None = None, cpus_per_replica: float = 0.5,
-) -> Any:  # fmt: skip
+    settings: Settings,
+    *,
+    replicas: int = 2,
+    autoscale: tuple[int, int] | None = None,
+    address: str | None = None,
+    cpus_per_replica: float = 0.5,
+) -> Any:
     """Deploy helixserve on Ray Serve; returns the deployment handle."""
     try:
         import ray  # noqa: PLC0415 - optional extra
@@ -38,15 +42,19 @@ def deploy(
             "--engine ray needs the ray extra: pip install 'helixserve[ray]'."
         ) from None
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)  # fmt: skip
+        ray.init(
+            address=address, include_dashboard=False, log_to_driver=False, configure_logging=False
+        )
     serve.start(http_options={"host": settings.host, "port": settings.port})
     values = settings.model_dump()  # python mode: secrets stay real (pickled to replicas)
     options: dict[str, Any] = {"ray_actor_options": {"num_cpus": cpus_per_replica}}
     if autoscale is not None:
         low, high = autoscale
-        options["autoscaling_config"] = {"min_replicas": low, "max_replicas": high,
-                                         "target_ongoing_requests": 32}  # fmt: skip
+        options["autoscaling_config"] = {
+            "min_replicas": low,
+            "max_replicas": high,
+            "target_ongoing_requests": 32,
+        }
     else:
         options["num_replicas"] = replicas
     ingress = serve.ingress(lambda: build_replica_app(values))

@@ -63,8 +63,10 @@ from helixserve.serving.server import Server, oip_error_reply
 from helixserve.serving.ui import mount_ui
 from helixserve.serving.ui_explain import mount_explain_ui
 
-VersionQuery = Annotated[str | None, Query(description="version number or alias; default: "
-                                             "the production alias, else the latest")]  # fmt: skip
+VersionQuery = Annotated[
+    str | None,
+    Query(description="version number or alias; default: the production alias, else the latest"),
+]
 
 
 def respond(reply: Reply, request: Request | None = None) -> Response:
@@ -93,10 +95,13 @@ def build_api(server: Server) -> FastAPI:
             await server.stop()
 
     api = FastAPI(
-        title="helixserve", version=helixserve.__version__, lifespan=lifespan,
+        title="helixserve",
+        version=helixserve.__version__,
+        lifespan=lifespan,
         description="Predictions from life-science models: DNA, tabular lab values, images.",
-        docs_url=None, redoc_url=None,
-    )  # fmt: skip
+        docs_url=None,
+        redoc_url=None,
+    )
     _errors(api)
     mount_docs(api)
     _operations(api, server)
@@ -112,8 +117,14 @@ def _errors(api: FastAPI) -> None:
     @api.exception_handler(HTTPException)
     async def http_error(request: Request, err: HTTPException) -> Response:
         title = {404: "Not found", 405: "Method not allowed"}.get(err.status_code, "Error")
-        reply = problem(err.status_code, "http", title, str(err.detail),
-                        instance=request.url.path, request_id=_rid(request))  # fmt: skip
+        reply = problem(
+            err.status_code,
+            "http",
+            title,
+            str(err.detail),
+            instance=request.url.path,
+            request_id=_rid(request),
+        )
         if request.url.path.startswith("/v2"):
             reply = json_reply({"error": str(err.detail)}, err.status_code)
         reply.headers += [(k.encode(), v.encode()) for k, v in (err.headers or {}).items()]
@@ -124,8 +135,16 @@ def _errors(api: FastAPI) -> None:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
-        return respond(problem(400, "bad-request", "Bad request", message,
-                               instance=request.url.path, request_id=_rid(request)))  # fmt: skip
+        return respond(
+            problem(
+                400,
+                "bad-request",
+                "Bad request",
+                message,
+                instance=request.url.path,
+                request_id=_rid(request),
+            )
+        )
 
     @api.exception_handler(HelixError)
     async def domain_error(request: Request, err: HelixError) -> Response:
@@ -135,9 +154,16 @@ def _errors(api: FastAPI) -> None:
     async def gone(request: Request, err: ClientDisconnect) -> Response:
         """The body stopped short (the client left, or the app refused it at its size limit):
         not a server fault, so nothing is logged as one."""
-        return respond(problem(400, "bad-request", "Bad request", "the client disconnected "
-                               "before sending the whole body.", instance=request.url.path,
-                               request_id=_rid(request)))  # fmt: skip
+        return respond(
+            problem(
+                400,
+                "bad-request",
+                "Bad request",
+                "the client disconnected before sending the whole body.",
+                instance=request.url.path,
+                request_id=_rid(request),
+            )
+        )
 
     @api.exception_handler(Exception)
     async def any_error(request: Request, err: Exception) -> Response:
@@ -154,14 +180,22 @@ def _operations(api: FastAPI, server: Server) -> None:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
-    @api.get("/readyz", response_model=ReadyResponse, tags=["operations"],
-             responses={503: {"model": ReadyResponse}})  # fmt: skip
+    @api.get(
+        "/readyz",
+        response_model=ReadyResponse,
+        tags=["operations"],
+        responses={503: {"model": ReadyResponse}},
+    )
     async def readyz() -> Response:
         """Readiness: models are loaded; says why not, and whether the store is reachable."""
         return respond(server.readiness())
 
-    @api.get("/metrics", tags=["operations"], response_class=Response,
-             responses={200: {"content": {"text/plain": {}}}})  # fmt: skip
+    @api.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}}},
+    )
     async def metrics() -> Response:
         """Prometheus metrics (text exposition format)."""
         return Response(server.metrics.render(), media_type=CONTENT_TYPE)
@@ -185,29 +219,46 @@ def _domain(api: FastAPI, server: Server) -> None:
         """One model: manifest (input schema, labels, metrics), versions, aliases and card."""
         return respond(domain.model_detail(server.registry, name, version))
 
-    @api.post("/api/v1/models/{name}/predict", response_model=PredictResponse, tags=tags,
-              responses=ERRORS)  # fmt: skip
-    async def predict(name: str, body: PredictRequest, request: Request,
-                      version: VersionQuery = None) -> Response:  # fmt: skip
+    @api.post(
+        "/api/v1/models/{name}/predict", response_model=PredictResponse, tags=tags, responses=ERRORS
+    )
+    async def predict(
+        name: str, body: PredictRequest, request: Request, version: VersionQuery = None
+    ) -> Response:
         """Predict a list of inputs (DNA strings, tabular rows as objects, base64 images)."""
         raw = await request.body()
         return respond(await server.predict(name, version, raw, _key(request)))
 
-    @api.post("/api/v1/models/{name}/predict-file", response_model=FileResponse, tags=tags,
-              responses={**ERRORS, 200: {"content": {"text/csv": {}}}})  # fmt: skip
+    @api.post(
+        "/api/v1/models/{name}/predict-file",
+        response_model=FileResponse,
+        tags=tags,
+        responses={**ERRORS, 200: {"content": {"text/csv": {}}}},
+    )
     async def predict_upload(
-        name: str, request: Request, file: Annotated[UploadFile, File()],
-        version: VersionQuery = None, accept: Annotated[str | None, Header()] = None,
-    ) -> Response:  # fmt: skip
+        name: str,
+        request: Request,
+        file: Annotated[UploadFile, File()],
+        version: VersionQuery = None,
+        accept: Annotated[str | None, Header()] = None,
+    ) -> Response:
         """Score a FASTA/CSV/TSV/text file (gzip too) or one image; bad rows are reported."""
         model = server.model(name, version, _key(request))
         as_csv = "text/csv" in (accept or "")
-        return respond(await predict_file(model, file.file, file.filename or "", as_csv,
-                                          server.upload_limits))  # fmt: skip
+        return respond(
+            await predict_file(model, file.file, file.filename or "", as_csv, server.upload_limits)
+        )
 
-    @api.post("/api/v1/getdnaclassapi", tags=tags, response_class=Response,
-              responses={200: {"content": {"text/plain": {}}}, 422: {"content": {"text/plain": {}}},
-                         400: {"content": {"text/plain": {}}}})  # fmt: skip
+    @api.post(
+        "/api/v1/getdnaclassapi",
+        tags=tags,
+        response_class=Response,
+        responses={
+            200: {"content": {"text/plain": {}}},
+            422: {"content": {"text/plain": {}}},
+            400: {"content": {"text/plain": {}}},
+        },
+    )
     async def seed(body: SeedRequest, request: Request) -> Response:
         """The seed article's route: the class (0/1) of one DNA sequence, as plain text."""
         return respond(await server.seed(await request.body(), _key(request)))
@@ -236,8 +287,9 @@ def _oip(api: FastAPI, server: Server) -> None:
         model = registry.resolve(name, version)
         return {"name": model.name, "version": str(model.version), "ready": True}
 
-    async def infer(name: str, body: InferRequestBody, request: Request,
-                    version: str | None = None) -> Response:  # fmt: skip
+    async def infer(
+        name: str, body: InferRequestBody, request: Request, version: str | None = None
+    ) -> Response:
         raw = await request.body()
         length = request.headers.get("inference-header-content-length")
         return respond(await server.infer(name, version, raw, length, _key(request)))
@@ -245,8 +297,9 @@ def _oip(api: FastAPI, server: Server) -> None:
     for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
         api.get(prefix, response_model=ModelMetadata, tags=tags, responses=OIP_ERRORS)(metadata)
         api.get(prefix + "/ready", tags=tags, responses=OIP_ERRORS)(model_ready)
-        api.post(prefix + "/infer", response_model=InferResponse, tags=tags,
-                 responses=OIP_ERRORS)(infer)  # fmt: skip
+        api.post(prefix + "/infer", response_model=InferResponse, tags=tags, responses=OIP_ERRORS)(
+            infer
+        )
 
 
 def _explain(api: FastAPI, server: Server) -> None:
@@ -257,35 +310,61 @@ def _explain(api: FastAPI, server: Server) -> None:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(model.batcher.executor, partial(fn, *args, **kwargs))
 
-    @api.post("/api/v1/models/{name}/explain", response_model=ExplainResponse, tags=tags,
-              responses=ERRORS)  # fmt: skip
-    async def explain(name: str, body: ExplainRequest, request: Request,
-                      version: VersionQuery = None) -> dict[str, Any]:  # fmt: skip
+    @api.post(
+        "/api/v1/models/{name}/explain", response_model=ExplainResponse, tags=tags, responses=ERRORS
+    )
+    async def explain(
+        name: str, body: ExplainRequest, request: Request, version: VersionQuery = None
+    ) -> dict[str, Any]:
         """In-silico mutagenesis: the score change of every single-base substitution."""
         model = server.model(name, version, _key(request))
         result = await off_loop(model, ism, model.predictor, body.sequence, body.target)
-        return {"model": model.name, "version": model.version, "alphabet": BASES,
-                **dataclasses.asdict(result)}  # fmt: skip
+        return {
+            "model": model.name,
+            "version": model.version,
+            "alphabet": BASES,
+            **dataclasses.asdict(result),
+        }
 
-    @api.post("/api/v1/models/{name}/variants", response_model=VariantsResponse, tags=tags,
-              responses=ERRORS)  # fmt: skip
-    async def variants(name: str, body: VariantsRequest, request: Request,
-                       version: VersionQuery = None) -> dict[str, Any]:  # fmt: skip
+    @api.post(
+        "/api/v1/models/{name}/variants",
+        response_model=VariantsResponse,
+        tags=tags,
+        responses=ERRORS,
+    )
+    async def variants(
+        name: str, body: VariantsRequest, request: Request, version: VersionQuery = None
+    ) -> dict[str, Any]:
         """Predicted change for each variant (position, ref, alt) of one sequence."""
         model = server.model(name, version, _key(request))
         listed = [Variant(v.position, v.ref, v.alt) for v in body.variants]
-        score, effects = await off_loop(model, variant_effects, model.predictor, body.sequence,
-                                        listed, body.target)  # fmt: skip
+        score, effects = await off_loop(
+            model, variant_effects, model.predictor, body.sequence, listed, body.target
+        )
         return {"model": model.name, "version": model.version, "score": score, "effects": effects}
 
-    @api.post("/api/v1/models/{name}/design", response_model=DesignResponse, tags=tags,
-              responses=ERRORS)  # fmt: skip
-    async def design_route(name: str, body: DesignRequest, request: Request,
-                           version: VersionQuery = None) -> dict[str, Any]:  # fmt: skip
+    @api.post(
+        "/api/v1/models/{name}/design", response_model=DesignResponse, tags=tags, responses=ERRORS
+    )
+    async def design_route(
+        name: str, body: DesignRequest, request: Request, version: VersionQuery = None
+    ) -> dict[str, Any]:
         """Greedy design: the best allowed single-base change per round, with its trajectory."""
         model = server.model(name, version, _key(request))
-        steps = await off_loop(model, design, model.predictor, body.start, goal=body.goal,
-                               rounds=body.rounds, fixed=body.fixed, forbid=body.forbid,
-                               gc=body.gc, target=body.target)  # fmt: skip
-        return {"model": model.name, "version": model.version,
-                "steps": [dataclasses.asdict(s) for s in steps]}  # fmt: skip
+        steps = await off_loop(
+            model,
+            design,
+            model.predictor,
+            body.start,
+            goal=body.goal,
+            rounds=body.rounds,
+            fixed=body.fixed,
+            forbid=body.forbid,
+            gc=body.gc,
+            target=body.target,
+        )
+        return {
+            "model": model.name,
+            "version": model.version,
+            "steps": [dataclasses.asdict(s) for s in steps],
+        }

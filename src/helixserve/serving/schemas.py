@@ -63,11 +63,12 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     inputs: list[str | dict[str, Number | str | None]] = Field(
-        min_length=1, max_length=10_000,
+        min_length=1,
+        max_length=10_000,
         description="DNA/RNA sequences as strings, tabular rows as objects (feature -> value), "
         "or images as base64 strings",
         examples=[["ACGTACGTAC"]],
-    )  # fmt: skip
+    )
 
 
 class Prediction(BaseModel):

@@ -61,12 +61,15 @@ class Server:
         self.sessions = SessionBook(
             self.keys, secret.get_secret_value().encode() if secret else None
         )
-        self.upload_limits = UploadLimits(settings.max_decompressed_bytes,
-                                          settings.max_upload_records)  # fmt: skip
+        self.upload_limits = UploadLimits(
+            settings.max_decompressed_bytes, settings.max_upload_records
+        )
         self.registry = Registry(
-            self.store, policy=self.policy_for, observer=self.metrics.observer,  # type: ignore[arg-type]
+            self.store,
+            policy=self.policy_for,
+            observer=self.metrics.observer,  # type: ignore[arg-type]
             intra_op_threads=settings.intra_op_threads,
-        )  # fmt: skip
+        )
         self.grpc: grpc.aio.Server | None = None
         self._poller: asyncio.Task[None] | None = None
         self.drain = Drain(settings.shutdown_drain_s, settings.request_timeout_s + 1)
@@ -76,8 +79,9 @@ class Server:
     def policy_for(self, name: str) -> BatchPolicy:
         s = self.settings
         override = s.batch_policies.get(name)
-        base = BatchPolicy(s.batch_max_size, s.batch_max_wait_ms, s.batch_max_queue,
-                           s.request_timeout_s)  # fmt: skip
+        base = BatchPolicy(
+            s.batch_max_size, s.batch_max_wait_ms, s.batch_max_queue, s.request_timeout_s
+        )
         if override is None:
             return base
         return BatchPolicy(**{**base.__dict__, **override.model_dump(exclude_none=True)})
@@ -89,8 +93,9 @@ class Server:
         if self.settings.reload_interval_s > 0:
             self._poller = asyncio.create_task(self._poll(self.settings.reload_interval_s))
         if self.settings.grpc_port:
-            self.grpc = build_server(self.registry, self.keys, self.settings.host,
-                                     self.settings.grpc_port, self.metrics)  # fmt: skip
+            self.grpc = build_server(
+                self.registry, self.keys, self.settings.host, self.settings.grpc_port, self.metrics
+            )
             await self.grpc.start()
         self.drain.hook_sigterm()
         log.info("serving %d model(s) from %s", len(self.registry.names()), self.store.uri)
@@ -130,9 +135,10 @@ class Server:
     def readiness(self) -> Reply:
         r = self.registry
         body: dict[str, Any] = {
-            "models": len(r.names()), "store": r.store_error or "ok",
+            "models": len(r.names()),
+            "store": r.store_error or "ok",
             "loaded_at": r.snapshot.loaded_at.isoformat() if r.snapshot.loaded_at else None,
-        }  # fmt: skip
+        }
         if r.load_errors:
             body["load_errors"] = r.load_errors
         if self.drain.draining:
@@ -176,9 +182,13 @@ class Server:
         return _stamp(await domain.seed_dna_class(model, body), model)
 
     async def infer(
-        self, name: str, version: str | None, body: bytes, header_length: str | None,
+        self,
+        name: str,
+        version: str | None,
+        body: bytes,
+        header_length: str | None,
         key: str | None,
-    ) -> Reply:  # fmt: skip
+    ) -> Reply:
         model = self.model(name, version, key)
         request = oip_rest.parse_infer_request(body, header_length)
         outputs = await oip.infer(model, request.inputs, request.outputs)
@@ -212,6 +222,10 @@ def oip_error_reply(err: BaseException) -> Reply | None:
 
 
 _OIP_STATUS: dict[type[BaseException], int] = {
-    oip.OipError: 400, RequestError: 400, ModelNotFound: 404, AuthError: 401,
-    ServiceUnavailable: 503, InputError: 400,
-}  # fmt: skip
+    oip.OipError: 400,
+    RequestError: 400,
+    ModelNotFound: 404,
+    AuthError: 401,
+    ServiceUnavailable: 503,
+    InputError: 400,
+}

@@ -130,8 +130,9 @@ class Pages:
         self.templates.env.globals.update(headline=headline_of, kind_words=kind_words)
         self.templates.env.filters["figure"] = figure
 
-    def __call__(self, request: Request, template: str, status: int = 200,
-                 **context: Any) -> Response:  # fmt: skip
+    def __call__(
+        self, request: Request, template: str, status: int = 200, **context: Any
+    ) -> Response:
         keys_on = not self.server.keys.predict_open
         signed_in = keys_on and self.server.sessions.scope(request.cookies.get(COOKIE)) is not None
         shared = {"csrf_token": csrf.token(request), "keys_on": keys_on, "signed_in": signed_in}
@@ -203,9 +204,13 @@ def _model_routes(ui: APIRouter, server: Server, page: Pages) -> None:
         entry = registry.entry(name)
         card = (model.predictor.bundle_path / "card.md").read_text(encoding="utf-8")
         drawn = plots(model)
-        images = sorted(f.removeprefix("plots/") for f in model.manifest.files
-                        if f.startswith("plots/") and f.endswith(".png")
-                        and f.removeprefix("plots/").removesuffix(".png") not in drawn)  # fmt: skip
+        images = sorted(
+            f.removeprefix("plots/")
+            for f in model.manifest.files
+            if f.startswith("plots/")
+            and f.endswith(".png")
+            and f.removeprefix("plots/").removesuffix(".png") not in drawn
+        )
         chain = await asyncio.to_thread(lineage_chain, model.manifest, partial(_manifest, server))
         return page(
             request,
@@ -262,8 +267,16 @@ def _predict_routes(ui: APIRouter, server: Server, page: Pages) -> None:
             model = page_model(server, request, name, version)
         except ModelNotFound as err:
             return error_page(request, err, 404)
-        return page(request, "predict.html", model=model, values={}, result=None, errors={},
-                    preview=None, logo=None)  # fmt: skip
+        return page(
+            request,
+            "predict.html",
+            model=model,
+            values={},
+            result=None,
+            errors={},
+            preview=None,
+            logo=None,
+        )
 
     @ui.post("/models/{name}/predict", response_class=HTMLResponse, include_in_schema=False)
     async def predict_one(request: Request, name: str, version: str | None = None) -> Response:
@@ -290,8 +303,17 @@ def _predict_routes(ui: APIRouter, server: Server, page: Pages) -> None:
                 result = prediction_list(batch)[0]
         shown = await _explained(model, item) if result is not None else {}
         status = 422 if errors else 200
-        return page(request, "predict.html", status, model=model, values=values, result=result,
-                    errors=errors, preview=preview, **shown)  # fmt: skip
+        return page(
+            request,
+            "predict.html",
+            status,
+            model=model,
+            values=values,
+            result=result,
+            errors=errors,
+            preview=preview,
+            **shown,
+        )
 
 
 def _job_routes(ui: APIRouter, server: Server, page: Pages, jobs: Jobs) -> None:
@@ -321,16 +343,26 @@ def _job_routes(ui: APIRouter, server: Server, page: Pages, jobs: Jobs) -> None:
     async def job_page(request: Request, job_id: str, page_no: int = 1) -> Response:
         job = jobs.get(job_id)
         if job is None:
-            gone = HelixError("this result is no longer kept (the server keeps the last 16 "
-                              "uploads); upload the file again.")  # fmt: skip
+            gone = HelixError(
+                "this result is no longer kept (the server keeps the last 16 "
+                "uploads); upload the file again."
+            )
             return error_page(request, gone, 404)
         good = [r for r in job.rows if r.prediction is not None]
         bad = [r for r in job.rows if r.error is not None]
         pages = max(1, -(-len(good) // PAGE))
         page_no = min(max(page_no, 1), pages)
         shown = good[(page_no - 1) * PAGE : page_no * PAGE]
-        return page(request, "job.html", job=job, good=good, bad=bad, shown=shown,
-                    page_no=page_no, pages=pages)  # fmt: skip
+        return page(
+            request,
+            "job.html",
+            job=job,
+            good=good,
+            bad=bad,
+            shown=shown,
+            page_no=page_no,
+            pages=pages,
+        )
 
     @ui.get("/jobs/{job_id}/{which}.csv", include_in_schema=False)
     async def download(job_id: str, which: str) -> Response:
@@ -372,8 +404,10 @@ async def _explained(model: LoadedModel, item: object) -> dict[str, str]:
         return {}
     loop = asyncio.get_running_loop()
     result = await loop.run_in_executor(model.batcher.executor, ism, model.predictor, item)
-    return {"logo": charts.ism_logo(result.sequence, result.effects),
-            "strip": charts.importance_strip(result.sequence, result.importance)}  # fmt: skip
+    return {
+        "logo": charts.ism_logo(result.sequence, result.effects),
+        "strip": charts.importance_strip(result.sequence, result.importance),
+    }
 
 
 def _preview(data: bytes, max_pixels: int) -> str | None:

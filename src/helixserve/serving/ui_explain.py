@@ -86,8 +86,10 @@ def score_words(model: LoadedModel) -> str:
 
 def _position(text: str, where: str, field: str) -> int:
     if not text.isdigit() or int(text) < 1:
-        raise InputError(f"{where}: position {text!r} is not a whole number from 1; positions "
-                         "are 1-based.", field=field)  # fmt: skip
+        raise InputError(
+            f"{where}: position {text!r} is not a whole number from 1; positions are 1-based.",
+            field=field,
+        )
     return int(text)
 
 
@@ -104,8 +106,11 @@ def parse_variant_text(text: str) -> list[Listed]:
             continue
         parts = [p for p in re.split(r"[\s,]+", line) if p]
         if len(parts) != 3:
-            raise InputError(f"line {number}: expected 'position ref alt' (e.g. '12 A G'; '-' "
-                             f"for no bases), got {line!r}.", field="variants")  # fmt: skip
+            raise InputError(
+                f"line {number}: expected 'position ref alt' (e.g. '12 A G'; '-' "
+                f"for no bases), got {line!r}.",
+                field="variants",
+            )
         position = _position(parts[0], f"line {number}", "variants")
         listed.append(Listed(Variant(position, _bases(parts[1]), _bases(parts[2]))))
     return listed
@@ -116,20 +121,29 @@ def parse_variant_csv(data: bytes, filename: str) -> list[Listed]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise InputError(f"{filename} is not UTF-8 text; upload a CSV with columns position, "
-                         "ref, alt (and optionally id).", field="file") from None  # fmt: skip
+        raise InputError(
+            f"{filename} is not UTF-8 text; upload a CSV with columns position, "
+            "ref, alt (and optionally id).",
+            field="file",
+        ) from None
     lines = text.splitlines()
-    tab = filename.lower().endswith(".tsv") or (bool(lines) and "\t" in lines[0]
-                                               and "," not in lines[0])  # fmt: skip
+    tab = filename.lower().endswith(".tsv") or (
+        bool(lines) and "\t" in lines[0] and "," not in lines[0]
+    )
     reader = csv.reader(lines, delimiter="\t" if tab else ",")
     header = [h.strip().lower() for h in next(reader, [])]
-    columns = {name: header.index(name) for name in ("pos", "position", "ref", "alt", "id")
-               if name in header}  # fmt: skip
+    columns = {
+        name: header.index(name)
+        for name in ("pos", "position", "ref", "alt", "id")
+        if name in header
+    }
     at = columns.get("position", columns.get("pos"))
     if at is None or "ref" not in columns or "alt" not in columns:
-        raise InputError(f"{filename} needs a header row with columns position, ref, alt (and "
-                         f"optionally id); it has: {', '.join(header) or 'nothing'}.",
-                         field="file")  # fmt: skip
+        raise InputError(
+            f"{filename} needs a header row with columns position, ref, alt (and "
+            f"optionally id); it has: {', '.join(header) or 'nothing'}.",
+            field="file",
+        )
     listed = []
     for number, row in enumerate(reader, start=2):
         if not any(cell.strip() for cell in row):
@@ -142,12 +156,21 @@ def parse_variant_csv(data: bytes, filename: str) -> list[Listed]:
     return listed
 
 
-def variant_rows(reference: float, outcomes: list[VariantOutcome],
-                 listed: list[Listed]) -> list[VariantRow]:  # fmt: skip
+def variant_rows(
+    reference: float, outcomes: list[VariantOutcome], listed: list[Listed]
+) -> list[VariantRow]:
     """Scored rows by decreasing ``|change|``, then the refused ones in the order listed."""
-    rows = [VariantRow(o.number, item, None if o.error is None else str(o.error), reference,
-                       None if o.change is None else reference + o.change, o.change)
-            for o, item in zip(outcomes, listed, strict=True)]  # fmt: skip
+    rows = [
+        VariantRow(
+            o.number,
+            item,
+            None if o.error is None else str(o.error),
+            reference,
+            None if o.change is None else reference + o.change,
+            o.change,
+        )
+        for o, item in zip(outcomes, listed, strict=True)
+    ]
     scored = sorted((r for r in rows if r.change is not None), key=lambda r: -abs(r.change or 0))
     return scored + [r for r in rows if r.change is None]
 
@@ -167,9 +190,11 @@ def _fixed(text: str) -> list[int]:
     for part in (p for p in re.split(r"[\s,]+", text.strip()) if p):
         match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if match is None or (match.group(2) and int(match.group(2)) < int(match.group(1))):
-            raise InputError(f"fixed positions are 1-based numbers or ranges like 5-10, "
-                             f"separated by commas; {part!r} is neither.",
-                             field="fixed")  # fmt: skip
+            raise InputError(
+                f"fixed positions are 1-based numbers or ranges like 5-10, "
+                f"separated by commas; {part!r} is neither.",
+                field="fixed",
+            )
         low, high = int(match.group(1)), int(match.group(2) or match.group(1))
         positions.extend(range(low, high + 1))
     return positions
@@ -186,8 +211,10 @@ def _guarded(errors: dict[str, str], make: Callable[[], _T], default: _T) -> _T:
 
 def _rounds(text: str) -> int:
     if not text.strip().isdigit() or not 1 <= int(text) <= MAX_ROUNDS:
-        raise InputError(f"rounds must be a whole number from 1 to {MAX_ROUNDS}, got "
-                         f"{text.strip()!r}.", field="rounds")  # fmt: skip
+        raise InputError(
+            f"rounds must be a whole number from 1 to {MAX_ROUNDS}, got {text.strip()!r}.",
+            field="rounds",
+        )
     return int(text)
 
 
@@ -197,8 +224,9 @@ def _goal(goal: str, target: str) -> str:
     if goal != "target":
         raise InputError(f"goal must be max, min or target, got {goal!r}.", field="goal")
     if not target.strip():
-        raise InputError("enter the score to aim for (a number) when the goal is a target.",
-                         field="target_value")  # fmt: skip
+        raise InputError(
+            "enter the score to aim for (a number) when the goal is a target.", field="target_value"
+        )
     return f"target={_float(target, 'target_value', 'the target score')}"
 
 
@@ -211,8 +239,9 @@ def design_arguments(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, 
             f"the design page takes sequences up to {MAX_DESIGN_NT} nt (this "
             f"one is {len(start):,} nt); use the design API for longer ones."
         )
-    goal = _guarded(errors, lambda: _goal(values.get("goal", "max"),
-                                          values.get("target_value", "")), "max")  # fmt: skip
+    goal = _guarded(
+        errors, lambda: _goal(values.get("goal", "max"), values.get("target_value", "")), "max"
+    )
     rounds = _guarded(errors, lambda: _rounds(values.get("rounds", "10")), 1)
     if "rounds" not in errors and "start" not in errors and rounds * len(start) > MAX_DESIGN_WORK:
         errors["rounds"] = (
@@ -222,12 +251,24 @@ def design_arguments(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, 
         )
     fixed: list[int] = _guarded(errors, lambda: _fixed(values.get("fixed", "")), [])
     forbid = [m.upper() for m in re.split(r"[\s,]+", values.get("forbid", "")) if m]
-    low = _guarded(errors, lambda: _float(values.get("gc_min", "0") or "0", "gc",
-                                          "the lowest GC fraction"), 0.0)  # fmt: skip
-    high = _guarded(errors, lambda: _float(values.get("gc_max", "1") or "1", "gc",
-                                           "the highest GC fraction"), 1.0)  # fmt: skip
-    kwargs = {"start": start, "goal": goal, "rounds": rounds, "fixed": fixed, "forbid": forbid,
-              "gc": (low, high)}  # fmt: skip
+    low = _guarded(
+        errors,
+        lambda: _float(values.get("gc_min", "0") or "0", "gc", "the lowest GC fraction"),
+        0.0,
+    )
+    high = _guarded(
+        errors,
+        lambda: _float(values.get("gc_max", "1") or "1", "gc", "the highest GC fraction"),
+        1.0,
+    )
+    kwargs = {
+        "start": start,
+        "goal": goal,
+        "rounds": rounds,
+        "fixed": fixed,
+        "forbid": forbid,
+        "gc": (low, high),
+    }
     return kwargs, errors
 
 
@@ -250,9 +291,18 @@ def trajectory_rows(steps: list[Step]) -> list[TrajectoryRow]:
         seq = step.sequence
         at = int(step.change[1:-1]) - 1 if step.change else len(seq)
         gain = step.score - rows[-1].score if rows else None
-        rows.append(TrajectoryRow(step.round, step.change, step.score, gain, seq[:at],
-                                  seq[at : at + 1], seq[at + 1 :],
-                                  sum(c in "GC" for c in seq) / max(len(seq), 1)))  # fmt: skip
+        rows.append(
+            TrajectoryRow(
+                step.round,
+                step.change,
+                step.score,
+                gain,
+                seq[:at],
+                seq[at : at + 1],
+                seq[at + 1 :],
+                sum(c in "GC" for c in seq) / max(len(seq), 1),
+            )
+        )
     return rows
 
 
@@ -262,8 +312,9 @@ def _dna_model(server: Server, request: Request, name: str, version: str | None)
     return model
 
 
-async def _in_batch_thread(model: LoadedModel, fn: Callable[..., _T], *args: Any,
-                           **kwargs: Any) -> _T:  # fmt: skip
+async def _in_batch_thread(
+    model: LoadedModel, fn: Callable[..., _T], *args: Any, **kwargs: Any
+) -> _T:
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(model.batcher.executor, partial(fn, *args, **kwargs))
 
@@ -283,8 +334,9 @@ async def _listed_variants(form: Any, errors: dict[str, str]) -> list[Listed]:
             "e.g. '12 A G'), or upload a CSV with columns position, ref, alt."
         )
     elif len(listed) > MAX_VARIANTS:
-        errors["variants"] = (f"at most {MAX_VARIANTS:,} variants per request, got "
-                              f"{len(listed):,}; split the list.")  # fmt: skip
+        errors["variants"] = (
+            f"at most {MAX_VARIANTS:,} variants per request, got {len(listed):,}; split the list."
+        )
     return listed
 
 
@@ -321,17 +373,29 @@ def _variant_routes(api: APIRouter, server: Server, page: Pages) -> None:
         if not errors:
             try:
                 reference, outcomes = await _in_batch_thread(
-                    model, screen_variants, model.predictor, sequence,
-                    [item.variant for item in listed])  # fmt: skip
+                    model,
+                    screen_variants,
+                    model.predictor,
+                    sequence,
+                    [item.variant for item in listed],
+                )
                 rows = variant_rows(reference, outcomes, listed)
             except InputError as err:
                 errors["sequence"] = str(err)
-        return page(request, "variants.html", 422 if errors else 200, model=model, values=values,
-                    errors=errors, rows=rows)  # fmt: skip
+        return page(
+            request,
+            "variants.html",
+            422 if errors else 200,
+            model=model,
+            values=values,
+            errors=errors,
+            rows=rows,
+        )
 
 
-async def _posted(server: Server, page: Pages, request: Request, name: str,
-                  version: str | None) -> tuple[LoadedModel, FormData] | Response:  # fmt: skip
+async def _posted(
+    server: Server, page: Pages, request: Request, name: str, version: str | None
+) -> tuple[LoadedModel, FormData] | Response:
     """The DNA model and the checked form of a post, or the error page to answer instead."""
     try:
         model = _dna_model(server, request, name, version)
@@ -350,8 +414,15 @@ def _design_routes(api: APIRouter, server: Server, page: Pages) -> None:
             model = _dna_model(server, request, name, version)
         except (ModelNotFound, InputError) as err:
             return page.error(request, err, 404)
-        return page(request, "design.html", model=model, values={}, errors={}, steps=None,
-                    max_rounds=MAX_ROUNDS)  # fmt: skip
+        return page(
+            request,
+            "design.html",
+            model=model,
+            values={},
+            errors={},
+            steps=None,
+            max_rounds=MAX_ROUNDS,
+        )
 
     @api.post("/models/{name}/design", response_class=HTMLResponse, include_in_schema=False)
     async def design_post(request: Request, name: str, version: str | None = None) -> Response:
@@ -362,12 +433,22 @@ def _design_routes(api: APIRouter, server: Server, page: Pages) -> None:
         values = {k: v for k, v in form.items() if isinstance(v, str)}
         kwargs, errors = design_arguments(values)
         context = await _designed(model, kwargs, errors) if not errors else {}
-        return page(request, "design.html", 422 if errors else 200, model=model, values=values,
-                    errors=errors, max_rounds=MAX_ROUNDS, asked=kwargs, **context)  # fmt: skip
+        return page(
+            request,
+            "design.html",
+            422 if errors else 200,
+            model=model,
+            values=values,
+            errors=errors,
+            max_rounds=MAX_ROUNDS,
+            asked=kwargs,
+            **context,
+        )
 
 
-async def _designed(model: LoadedModel, kwargs: dict[str, Any],
-                    errors: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+async def _designed(
+    model: LoadedModel, kwargs: dict[str, Any], errors: dict[str, str]
+) -> dict[str, Any]:
     """The design's trajectory (steps, table rows, chart), or {} with the error recorded."""
     try:
         steps = await _in_batch_thread(model, design, model.predictor, **kwargs)
@@ -376,6 +457,7 @@ async def _designed(model: LoadedModel, kwargs: dict[str, Any],
         return {}
     goal = str(kwargs["goal"])
     target = float(goal.removeprefix("target=")) if goal.startswith("target=") else None
-    chart = charts.trajectory([s.round for s in steps], [s.score for s in steps],
-                              score_words(model), target)  # fmt: skip
+    chart = charts.trajectory(
+        [s.round for s in steps], [s.score for s in steps], score_words(model), target
+    )
     return {"steps": steps, "rows": trajectory_rows(steps), "chart": chart}

@@ -178,8 +178,13 @@ def _tuned(options: TrainOptions, recipe: Recipe, data: Dataset, rows: Any) -> t
     if options.search is not None:
         if options.search < 1:
             raise HelixError(f"--search needs at least 1 trial, got {options.search}.")
-        found = search(recipe, subset(data, rows), trials=options.search,
-                       folds=options.cv or 3, seed=options.seed)  # fmt: skip
+        found = search(
+            recipe,
+            subset(data, rows),
+            trials=options.search,
+            folds=options.cv or 3,
+            seed=options.seed,
+        )
         recipe, cv_table = with_params(recipe, found.best), found.table + "\n"
     if options.cv is not None:
         cv_table += _cross_validation(options, recipe, data, rows)
@@ -260,12 +265,16 @@ def _start_from(recipe: Recipe, store: ModelStore, ref: str) -> str:
     bundle = store.pull(ref)
     recipe_file, weights = bundle.path / "recipe.json", bundle.path / "weights.npz"
     if not recipe_file.is_file() or not weights.is_file():
-        raise HelixError(f"{bundle.label} holds no training weights (it was imported or trained "
-                         "by a recipe that cannot continue); train from scratch.")  # fmt: skip
+        raise HelixError(
+            f"{bundle.label} holds no training weights (it was imported or trained "
+            "by a recipe that cannot continue); train from scratch."
+        )
     earlier = json.loads(recipe_file.read_text())
     if earlier.get("recipe") != recipe.name:
-        raise HelixError(f"{bundle.label} was trained with the {earlier.get('recipe')} recipe, "
-                         f"not {recipe.name}.")  # fmt: skip
+        raise HelixError(
+            f"{bundle.label} was trained with the {earlier.get('recipe')} recipe, "
+            f"not {recipe.name}."
+        )
     recipe.start_from(weights.read_bytes())
     return bundle.label
 
@@ -275,8 +284,9 @@ def _cross_validation(options: TrainOptions, recipe: Recipe, data: Dataset, inde
     if options.cv is None or options.cv < 2:
         raise HelixError(f"--cv needs at least 2 folds, got {options.cv}.")
     try:
-        result = cross_validate(lambda: copy.deepcopy(recipe), subset(data, index),
-                                folds=options.cv, seed=options.seed)  # fmt: skip
+        result = cross_validate(
+            lambda: copy.deepcopy(recipe), subset(data, index), folds=options.cv, seed=options.seed
+        )
     except ValueError as err:  # e.g. more folds than members of a class
         raise HelixError(
             f"{options.cv}-fold cross-validation is not possible here: {err}."
@@ -288,8 +298,10 @@ def _cross_validation(options: TrainOptions, recipe: Recipe, data: Dataset, inde
     )
     if recipe.name == "dna-regression":
         baseline = kmer_ridge_cv(subset(data, index), folds=options.cv, seed=options.seed)
-        rows += (f"\n| r2 of the k-mer (k=1..6) ridge baseline, same folds | "
-                 f"{baseline.mean('r2'):.4f} | {baseline.std('r2'):.4f} |")  # fmt: skip
+        rows += (
+            f"\n| r2 of the k-mer (k=1..6) ridge baseline, same folds | "
+            f"{baseline.mean('r2'):.4f} | {baseline.std('r2'):.4f} |"
+        )
     return (
         f"## {options.cv}-fold cross-validation (train + validation part)\n\n"
         f"| metric | mean | sd |\n|---|---|---|\n{rows}\n"
@@ -297,8 +309,13 @@ def _cross_validation(options: TrainOptions, recipe: Recipe, data: Dataset, inde
 
 
 def recipe_and_data(options: TrainOptions) -> tuple[Recipe, Dataset]:
-    builders = {"dna-binary": _dna_binary, "dna-regression": _dna_regression,
-                "dna-variable": _dna_variable, "tabular": _tabular, "image": _image}  # fmt: skip
+    builders = {
+        "dna-binary": _dna_binary,
+        "dna-regression": _dna_regression,
+        "dna-variable": _dna_variable,
+        "tabular": _tabular,
+        "image": _image,
+    }
     builder = builders.get(options.recipe)
     if builder is None:
         raise HelixError(
@@ -318,10 +335,16 @@ def _sequences(options: TrainOptions, recipe: Recipe) -> Dataset:
     if not isinstance(schema, SequenceSchema):
         raise HelixError(f"recipe {recipe.name} does not read sequences.")
     return load_sequences(
-        options.data, schema, target_col=options.target, labels_file=options.labels,
-        sequence_col=options.sequence_col, id_col=options.id_col, split_col=options.split_col,
-        where=parse_filter(options.filter), group_col=options.bag_col or options.group_col,
-    )  # fmt: skip
+        options.data,
+        schema,
+        target_col=options.target,
+        labels_file=options.labels,
+        sequence_col=options.sequence_col,
+        id_col=options.id_col,
+        split_col=options.split_col,
+        where=parse_filter(options.filter),
+        group_col=options.bag_col or options.group_col,
+    )
 
 
 def _dna_binary(options: TrainOptions) -> tuple[Recipe, Dataset]:
@@ -339,8 +362,12 @@ def _dna_binary(options: TrainOptions) -> tuple[Recipe, Dataset]:
 
 
 def _dna_regression(options: TrainOptions) -> tuple[Recipe, Dataset]:
-    recipe = DnaRegression(max_length=options.length, epochs=options.epochs,
-                           device=options.device, kmer_ridge=options.kmer_ridge)  # fmt: skip
+    recipe = DnaRegression(
+        max_length=options.length,
+        epochs=options.epochs,
+        device=options.device,
+        kmer_ridge=options.kmer_ridge,
+    )
     return recipe, _sequences(options, recipe)
 
 
@@ -350,22 +377,42 @@ def _dna_variable(options: TrainOptions) -> tuple[Recipe, Dataset]:
             "multiple-instance training needs both --bag-col (the column naming each sequence's "
             "bag, e.g. isolate_id) and --pool (max, noisy-or or lse)."
         )
-    recipe = DnaVariable(pad_to=options.pad_to, stride=options.stride, pool=options.pool,
-                         arch=options.arch or "bilstm", epochs=options.epochs,
-                         lr=options.lr or 2e-3, patience=options.patience or 5,
-                         device=options.device)  # fmt: skip
+    recipe = DnaVariable(
+        pad_to=options.pad_to,
+        stride=options.stride,
+        pool=options.pool,
+        arch=options.arch or "bilstm",
+        epochs=options.epochs,
+        lr=options.lr or 2e-3,
+        patience=options.patience or 5,
+        device=options.device,
+    )
     return recipe, _sequences(options, recipe)
 
 
 def _image(options: TrainOptions) -> tuple[Recipe, Dataset]:
-    recipe = ImageCNN(size=options.image_size, channels=options.channels, epochs=options.epochs,
-                      device=options.device, crop=options.crop, tiles=options.tiles,
-                      crops_per_image=options.crops_per_image, normalize=options.normalize,
-                      depth=options.depth, patience=options.patience or 8,
-                      lr=options.lr or 1e-3)  # fmt: skip
-    data = load_images(options.data, recipe.input_schema(), target_col=options.target,
-                       path_col=options.path_col, split_col=options.split_col,
-                       group_col=options.group_col, where=parse_filter(options.filter))  # fmt: skip
+    recipe = ImageCNN(
+        size=options.image_size,
+        channels=options.channels,
+        epochs=options.epochs,
+        device=options.device,
+        crop=options.crop,
+        tiles=options.tiles,
+        crops_per_image=options.crops_per_image,
+        normalize=options.normalize,
+        depth=options.depth,
+        patience=options.patience or 8,
+        lr=options.lr or 1e-3,
+    )
+    data = load_images(
+        options.data,
+        recipe.input_schema(),
+        target_col=options.target,
+        path_col=options.path_col,
+        split_col=options.split_col,
+        group_col=options.group_col,
+        where=parse_filter(options.filter),
+    )
     return recipe, data
 
 
@@ -386,8 +433,14 @@ def rename_labels(targets: list[str], mapping: str | None) -> list[str]:
     return [names.get(t, t) for t in targets]
 
 
-_COMPARE = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
-            ">": operator.gt, "<": operator.lt}  # fmt: skip
+_COMPARE = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    "<": operator.lt,
+}
 
 
 def parse_filter(text: str | None) -> Callable[[dict[str, str]], bool] | None:
@@ -401,8 +454,9 @@ def parse_filter(text: str | None) -> Callable[[dict[str, str]], bool] | None:
     raise HelixError(f"--filter must look like COLUMN>VALUE (or >=, <, <=, ==, !=), got {text!r}.")
 
 
-def _row_test(column: str, compare: Callable[[Any, Any], bool], value: str
-              ) -> Callable[[dict[str, str]], bool]:  # fmt: skip
+def _row_test(
+    column: str, compare: Callable[[Any, Any], bool], value: str
+) -> Callable[[dict[str, str]], bool]:
     try:
         number: float | None = float(value)
     except ValueError:
@@ -426,8 +480,11 @@ def _row_test(column: str, compare: Callable[[Any, Any], bool], value: str
 def _tabular(options: TrainOptions) -> tuple[Recipe, Dataset]:
     if options.target is None:
         raise HelixError("the tabular recipe needs --target COLUMN (the class column).")
-    given = {"--split-col": options.split_col, "--filter": options.filter,
-             "--labels": options.labels}  # fmt: skip
+    given = {
+        "--split-col": options.split_col,
+        "--filter": options.filter,
+        "--labels": options.labels,
+    }
     unsupported = [flag for flag, value in given.items() if value]
     if unsupported:
         raise HelixError(f"the tabular recipe does not take {', '.join(unsupported)} yet.")

@@ -43,8 +43,9 @@ class CVResult:
         return float(np.std([f[metric] for f in self.folds]))
 
 
-def fold_indices(n: int, y: npt.NDArray[Any] | None, folds: int, seed: int,
-                 groups: list[str] | None = None) -> list[Any]:  # fmt: skip
+def fold_indices(
+    n: int, y: npt.NDArray[Any] | None, folds: int, seed: int, groups: list[str] | None = None
+) -> list[Any]:
     """Fold (train, test) index pairs: stratified for classes; groups never split."""
     x = np.zeros(n)
     if groups is not None and y is not None:
@@ -55,12 +56,16 @@ def fold_indices(n: int, y: npt.NDArray[Any] | None, folds: int, seed: int,
     return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y))
 
 
-def cross_validate(make: Callable[[], Recipe], data: Dataset, *, folds: int = 5,
-                   seed: int = 0) -> CVResult:  # fmt: skip
+def cross_validate(
+    make: Callable[[], Recipe], data: Dataset, *, folds: int = 5, seed: int = 0
+) -> CVResult:
     first = make()
     x = encode_inputs(first, data.inputs)
-    task = first.task if first.task == "regression" else (
-        "binary" if len(set(data.targets)) == 2 else "multiclass")  # fmt: skip
+    task = (
+        first.task
+        if first.task == "regression"
+        else ("binary" if len(set(data.targets)) == 2 else "multiclass")
+    )
     y, labels = encode_targets(data.targets, task)
     scores = []
     targets = None if labels is None else y

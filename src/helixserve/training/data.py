@@ -75,10 +75,15 @@ def subset(data: Dataset, index: npt.NDArray[np.intp]) -> Dataset:
     """The records at ``index`` (for cross-validation inside the non-test part)."""
     pick = index.tolist()
     return Dataset(
-        [data.inputs[i] for i in pick], [data.targets[i] for i in pick],
-        [data.ids[i] for i in pick], None, [], data.sha256, 0,
+        [data.inputs[i] for i in pick],
+        [data.targets[i] for i in pick],
+        [data.ids[i] for i in pick],
+        None,
+        [],
+        data.sha256,
+        0,
         None if data.groups is None else [data.groups[i] for i in pick],
-    )  # fmt: skip
+    )
 
 
 def file_sha256(*paths: Path) -> str:
@@ -265,8 +270,9 @@ def _images_sha256(path: Path, data: Dataset) -> str:
 
 
 def _no_target(index: int, line: int, record_id: str | None) -> BadRecord:
-    return bad_record(InputError("the target is empty; fill it in or remove the record."),
-                      index, line, record_id)  # fmt: skip
+    return bad_record(
+        InputError("the target is empty; fill it in or remove the record."), index, line, record_id
+    )
 
 
 def _non_empty(data: Dataset, path: Path) -> Dataset:
@@ -347,8 +353,9 @@ def split(
     return _checked(parts)
 
 
-def _random_split(data: Dataset, task: Task, seed: int, test_fraction: float,
-                  val_fraction: float) -> Split:  # fmt: skip
+def _random_split(
+    data: Dataset, task: Task, seed: int, test_fraction: float, val_fraction: float
+) -> Split:
     indices = np.arange(len(data))
     stratify = data.targets if task != "regression" else None
     rest, test = train_test_split(
@@ -371,8 +378,9 @@ def _checked(parts: Split) -> Split:
     return parts
 
 
-def _split_by_group(groups: list[str], seed: int, test_fraction: float,
-                    val_fraction: float) -> Split:  # fmt: skip
+def _split_by_group(
+    groups: list[str], seed: int, test_fraction: float, val_fraction: float
+) -> Split:
     """Whole groups (plates, sites, isolates) go to one part: no group is split across parts."""
     names = np.array(groups)
     unique = np.unique(names)
@@ -388,9 +396,13 @@ def _split_by_group(groups: list[str], seed: int, test_fraction: float,
     return Split(index[~in_test & ~in_val], index[in_val], index[in_test])
 
 
-def _split_from_labels(labels: list[str], seed: int, val_fraction: float,
-                       groups: list[str] | None = None,
-                       targets: list[str] | None = None) -> Split:  # fmt: skip
+def _split_from_labels(
+    labels: list[str],
+    seed: int,
+    val_fraction: float,
+    groups: list[str] | None = None,
+    targets: list[str] | None = None,
+) -> Split:
     names = [SPLIT_NAMES.get(label.lower()) for label in labels]
     unknown = sorted({labels[i] for i, n in enumerate(names) if n is None})
     if unknown:
@@ -414,8 +426,9 @@ def _split_from_labels(labels: list[str], seed: int, val_fraction: float,
 Rows = npt.NDArray[np.intp]
 
 
-def _carve(train: Rows, seed: int, fraction: float, groups: list[str] | None,
-           targets: list[str] | None) -> tuple[Rows, Rows]:  # fmt: skip
+def _carve(
+    train: Rows, seed: int, fraction: float, groups: list[str] | None, targets: list[str] | None
+) -> tuple[Rows, Rows]:
     """(rest, validation) from the train rows: a random share of rows, or of whole groups
     (for classes: that share of each class's groups, so every class is validated on)."""
     rng = np.random.default_rng(seed)

@@ -74,8 +74,9 @@ class RidgeHead(nn.Module):
     Memory stays ``O(N * L)`` per k instead of ``O(N * 4**k * L)``.
     """
 
-    def __init__(self, features: KmerFeatures, weights: npt.NDArray[np.float64],
-                 bias: float) -> None:  # fmt: skip
+    def __init__(
+        self, features: KmerFeatures, weights: npt.NDArray[np.float64], bias: float
+    ) -> None:
         super().__init__()
         self.k_max, self.positional = features.k_max, features.positional
         start = 0
@@ -121,8 +122,9 @@ def features_of(features: KmerFeatures, x: npt.NDArray[np.generic]) -> npt.NDArr
     return torch.cat(parts).numpy().astype(np.float64)
 
 
-def fit_ridge(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64],
-              alphas: tuple[float, ...] = ALPHAS) -> RidgeFit:  # fmt: skip
+def fit_ridge(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], alphas: tuple[float, ...] = ALPHAS
+) -> RidgeFit:
     """Closed-form ridge with leave-one-out choice of alpha; see the module contract."""
     x_mean, y_mean = x.mean(axis=0), float(np.mean(y))
     xc, yc = x - x_mean, y - y_mean
@@ -144,8 +146,9 @@ def fit_ridge(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64],
     return RidgeFit(weights, y_mean - float(x_mean @ weights), alpha, loo + y_mean)
 
 
-def _left_basis(xc: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64],
-                                                      npt.NDArray[np.float64]]:  # fmt: skip
+def _left_basis(
+    xc: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Orthonormal ``U`` (n x r) and eigenvalues ``s`` with ``xc @ xc.T = U diag(s) U.T``,
     from whichever Gram matrix is smaller."""
     rows, cols = xc.shape
@@ -175,8 +178,12 @@ class Blend(nn.Module):
         return out
 
 
-def best_share(ridge: npt.NDArray[np.float64], network: npt.NDArray[np.float64],
-               y: npt.NDArray[np.float64], steps: int = 10) -> float:  # fmt: skip
+def best_share(
+    ridge: npt.NDArray[np.float64],
+    network: npt.NDArray[np.float64],
+    y: npt.NDArray[np.float64],
+    steps: int = 10,
+) -> float:
     """The network's share in ``0, 1/steps, ..., 1`` with the lowest squared error on ``y``
     (ties go to the smaller share: the ridge part is the safer one)."""
     shares = np.linspace(0.0, 1.0, steps + 1)

@@ -62,8 +62,9 @@ def make_bags(x: npt.NDArray[Any], y: npt.NDArray[Any], bags: Sequence[str]) -> 
     return Bags(unique, members, np.array([labels[n] for n in names], dtype=np.float32))
 
 
-def pool_logits(logits: torch.Tensor, index: torch.Tensor, mask: torch.Tensor,
-                pool: Pool) -> torch.Tensor:  # fmt: skip
+def pool_logits(
+    logits: torch.Tensor, index: torch.Tensor, mask: torch.Tensor, pool: Pool
+) -> torch.Tensor:
     """Bag logits ``(B,)`` from instance logits ``(U,)``, a member index ``(B, M)`` into them,
     and a mask ``(B, M)`` (true for real members)."""
     z = logits[index]
@@ -77,8 +78,9 @@ def pool_logits(logits: torch.Tensor, index: torch.Tensor, mask: torch.Tensor,
     return torch.log(-torch.expm1(log_none)) - log_none  # logit of 1 - prod(1 - p)
 
 
-def _batch(members: list[npt.NDArray[np.intp]]) -> tuple[npt.NDArray[np.intp], torch.Tensor,
-                                                          torch.Tensor]:  # fmt: skip
+def _batch(
+    members: list[npt.NDArray[np.intp]],
+) -> tuple[npt.NDArray[np.intp], torch.Tensor, torch.Tensor]:
     """The distinct rows a batch of bags needs, and the padded member index into them."""
     rows, inverse = np.unique(np.concatenate(members), return_inverse=True)
     width = max(len(m) for m in members)
@@ -91,8 +93,9 @@ def _batch(members: list[npt.NDArray[np.intp]]) -> tuple[npt.NDArray[np.intp], t
     return rows, torch.as_tensor(index), torch.as_tensor(mask)
 
 
-def _bag_logits(model: nn.Module, bags: Bags, chosen: Sequence[int], pool: Pool,
-                chunk: int = 256) -> torch.Tensor:  # fmt: skip
+def _bag_logits(
+    model: nn.Module, bags: Bags, chosen: Sequence[int], pool: Pool, chunk: int = 256
+) -> torch.Tensor:
     rows, index, mask = _batch([bags.members[i] for i in chosen])
     x = torch.as_tensor(bags.x[rows])
     logits = torch.cat([model(x[s : s + chunk]).squeeze(1) for s in range(0, len(x), chunk)])

@@ -87,8 +87,14 @@ class UtrCNN(nn.Module):
     """The Cuperus et al. 2017 regressor: three conv layers (128 filters, width 13, ReLU,
     dropout 0.15) on one-hot ``(N, 4, length)``, dense 64, linear output."""
 
-    def __init__(self, length: int = 70, filters: int = 128, kernel: int = 13,
-                 dropout: float = 0.15, dense: int = 64) -> None:  # fmt: skip
+    def __init__(
+        self,
+        length: int = 70,
+        filters: int = 128,
+        kernel: int = 13,
+        dropout: float = 0.15,
+        dense: int = 64,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         channels = 4
@@ -97,8 +103,13 @@ class UtrCNN(nn.Module):
             channels = filters
         self.convs = nn.Sequential(*layers)
         width = length - 3 * (kernel - 1)
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(filters * width, dense), nn.ReLU(),
-                                  nn.Dropout(dropout), nn.Linear(dense, 1))  # fmt: skip
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(filters * width, dense),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(dense, 1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.head(self.convs(x))
@@ -189,12 +200,20 @@ class SmallImageCNN(nn.Module):
     def __init__(self, channels: int, size: int, classes: int, dropout: float = 0.3) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        )  # fmt: skip
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout),
-                                  nn.Linear(64 * (size // 4) ** 2, 128), nn.ReLU(),
-                                  nn.Linear(128, classes))  # fmt: skip
+            nn.Conv2d(channels, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(64 * (size // 4) ** 2, 128),
+            nn.ReLU(),
+            nn.Linear(128, classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
@@ -227,8 +246,16 @@ class TiledImageCNN(nn.Module):
     probabilities, so softmax of it is the averaged probability (test-time tiling inside the
     graph)."""
 
-    def __init__(self, channels: int, classes: int, crop: int, tiles: int = 4,
-                 dropout: float = 0.3, normalize: bool = True, depth: int = 2) -> None:  # fmt: skip
+    def __init__(
+        self,
+        channels: int,
+        classes: int,
+        crop: int,
+        tiles: int = 4,
+        dropout: float = 0.3,
+        normalize: bool = True,
+        depth: int = 2,
+    ) -> None:
         super().__init__()
         self.crop, self.tiles, self.normalize = crop, tiles, normalize
         layers: list[nn.Module] = []
@@ -237,8 +264,9 @@ class TiledImageCNN(nn.Module):
             layers += [nn.Conv2d(width, out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
             width = out
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, 128), nn.ReLU(),
-                                  nn.Linear(128, classes))  # fmt: skip
+        self.head = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(width, 128), nn.ReLU(), nn.Linear(128, classes)
+        )
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.head(self.features(standardise(x) if self.normalize else x))

@@ -180,8 +180,12 @@ def train_and_publish(
     exported = run_onnx(model, x[split.test], recipe.onnx_output)
     native = _expected_onnx(recipe.predict_proba(x[split.test]), exported)
     parity = check_parity(native, exported, name)
-    files = {"model.onnx": model, **plot_files, "metrics.json": _json(metrics),
-             "recipe.json": _json({"recipe": recipe.name, "params": recipe.params})}  # fmt: skip
+    files = {
+        "model.onnx": model,
+        **plot_files,
+        "metrics.json": _json(metrics),
+        "recipe.json": _json({"recipe": recipe.name, "params": recipe.params}),
+    }
     weights = recipe.weights()
     if weights is not None:
         files["weights.npz"] = weights
@@ -258,25 +262,34 @@ def _one_per_class(y: npt.NDArray[Any], rows: npt.NDArray[np.intp]) -> npt.NDArr
     return np.array([first[k] for k in sorted(first)], dtype=np.intp)
 
 
-def _external(recipe: Recipe, x: npt.NDArray[Any], y: npt.NDArray[Any], labels: list[str],
-              ids: list[str], rows: npt.NDArray[np.intp]
-              ) -> tuple[dict[str, float], str]:  # fmt: skip
+def _external(
+    recipe: Recipe,
+    x: npt.NDArray[Any],
+    y: npt.NDArray[Any],
+    labels: list[str],
+    ids: list[str],
+    rows: npt.NDArray[np.intp],
+) -> tuple[dict[str, float], str]:
     """Accuracy on the external rows (never trained on), and a table of each one's call."""
     probabilities = recipe.predict_proba(x[rows])
     if probabilities.ndim == 1:
         probabilities = np.stack([1.0 - probabilities, probabilities], axis=1)
     called = probabilities.argmax(axis=1)
-    lines = [f"| {ids[i]} | {labels[int(y[i])]} | {labels[int(c)]} | {p.max():.3f} |"
-             for i, c, p in zip(rows, called, probabilities, strict=True)]  # fmt: skip
-    table = ("\n## External test set (never trained or tuned on)\n\n| record | true | called "
-             "| probability of the call |\n|---|---|---|---|\n"
-             + "\n".join(lines) + "\n")  # fmt: skip
+    lines = [
+        f"| {ids[i]} | {labels[int(y[i])]} | {labels[int(c)]} | {p.max():.3f} |"
+        for i, c, p in zip(rows, called, probabilities, strict=True)
+    ]
+    table = (
+        "\n## External test set (never trained or tuned on)\n\n| record | true | called "
+        "| probability of the call |\n|---|---|---|---|\n" + "\n".join(lines) + "\n"
+    )
     accuracy = float(np.mean(called == y[rows]))
     return {"external_accuracy": accuracy, "external_records": float(len(rows))}, table
 
 
-def isolate_figures(recipe: Recipe, x: npt.NDArray[Any], y: npt.NDArray[Any],
-                    groups: list[str], split: Split) -> dict[str, float]:  # fmt: skip
+def isolate_figures(
+    recipe: Recipe, x: npt.NDArray[Any], y: npt.NDArray[Any], groups: list[str], split: Split
+) -> dict[str, float]:
     """Isolate calls (highest gene probability >= threshold): the threshold is chosen on the
     training and validation bags only, then applied to the test bags."""
 
@@ -289,9 +302,11 @@ def isolate_figures(recipe: Recipe, x: npt.NDArray[Any], y: npt.NDArray[Any],
     fitted, truth = scored(np.concatenate([split.train, split.val]))
     threshold = choose_threshold(fitted, truth)
     train = isolate_metrics(fitted, truth, threshold)
-    return {"isolate_threshold": threshold,
-            "train_isolate_balanced_accuracy": train["isolate_balanced_accuracy"],
-            **isolate_metrics(*scored(split.test), threshold)}  # fmt: skip
+    return {
+        "isolate_threshold": threshold,
+        "train_isolate_balanced_accuracy": train["isolate_balanced_accuracy"],
+        **isolate_metrics(*scored(split.test), threshold),
+    }
 
 
 def _json(value: object) -> bytes:
@@ -371,8 +386,12 @@ def _check_served(
         return make_examples(predictor, examples)
 
 
-def _check_predictor(predictor: Predictor, manifest: Manifest, raw_inputs: list[object],
-                     expected: npt.NDArray[np.float64]) -> None:  # fmt: skip
+def _check_predictor(
+    predictor: Predictor,
+    manifest: Manifest,
+    raw_inputs: list[object],
+    expected: npt.NDArray[np.float64],
+) -> None:
     label = f"{manifest.name} (before publishing)"
     batch = predictor.predict_batch(raw_inputs)
     if batch.errors:

@@ -29,8 +29,9 @@ from helixserve.training.plots import Files, _save
 MAP_SIDE = 64
 
 
-def gradient_saliency(model: torch.nn.Module, x: npt.NDArray[Any],
-                      y: npt.NDArray[Any]) -> npt.NDArray[np.float32]:  # fmt: skip
+def gradient_saliency(
+    model: torch.nn.Module, x: npt.NDArray[Any], y: npt.NDArray[Any]
+) -> npt.NDArray[np.float32]:
     """``|d log p(true class) / d pixel|`` per image, summed over channels."""
     model.eval()
     maps = []
@@ -42,8 +43,9 @@ def gradient_saliency(model: torch.nn.Module, x: npt.NDArray[Any],
     return np.stack(maps).astype(np.float32)
 
 
-def gradient_x_input(model: torch.nn.Module, x: npt.NDArray[Any],
-                     output: int = 0) -> npt.NDArray[np.float32]:  # fmt: skip
+def gradient_x_input(
+    model: torch.nn.Module, x: npt.NDArray[Any], output: int = 0
+) -> npt.NDArray[np.float32]:
     """``sum_b x[i, b] * d score / d x[i, b]`` per position, for one-hot ``x`` of shape
     ``(N, L, 4)`` in the model's layout; the score is the model's raw output ``output`` (the
     logit of a binary model, the value of a regression model)."""
@@ -62,8 +64,9 @@ def bright_share(image: npt.NDArray[Any], saliency: npt.NDArray[Any]) -> tuple[f
     return float(saliency[bright].sum()) / total, float(bright.mean())
 
 
-def rim_share(image: npt.NDArray[Any], saliency: npt.NDArray[Any],
-              width: int = 3) -> tuple[float, float]:  # fmt: skip
+def rim_share(
+    image: npt.NDArray[Any], saliency: npt.NDArray[Any], width: int = 3
+) -> tuple[float, float]:
     """(share of saliency on the outlines of bright objects, share of pixels on them): pixels
     within ``width`` pixels of the edge of the bright mask (above mean + 1 sd), either side."""
     grey = image.mean(axis=0)
@@ -109,7 +112,10 @@ def saliency_plot(x: npt.NDArray[Any], maps: npt.NDArray[Any], titles: list[str]
         for axis in axes[:, i]:
             axis.axis("off")
     figure.suptitle("Gradient saliency: where the true class's probability is most sensitive")
-    data = {"titles": titles, "maps": [pooled(m).round(4).tolist() for m in maps],
-            "saliency_share_on_bright": [s[0] for s in shares],
-            "bright_pixel_share": [s[1] for s in shares]}  # fmt: skip
+    data = {
+        "titles": titles,
+        "maps": [pooled(m).round(4).tolist() for m in maps],
+        "saliency_share_on_bright": [s[0] for s in shares],
+        "bright_pixel_share": [s[1] for s in shares],
+    }
     return _save("saliency", figure, data)

@@ -24,13 +24,11 @@ import torch
 
 from helixserve.errors import HelixError
 from helixserve.runtime.predictor import Predictor
-from helixserve.store.configured import PRETRAINED_STORE
 from helixserve.store.store import ModelStore
 from helixserve.training.cli_support import TrainOptions, recipe_and_data, run
 from helixserve.training.cv import CVResult, cross_validate, kmer_ridge_cv
 from helixserve.training.isolates import bag_labels, isolate_metrics, isolate_scores
 
-ZOO_STORE = PRETRAINED_STORE  # the pretrained models shipped in the package
 TUMOUR_COLUMNS = (
     "id,clump_thickness,uniformity_cell_size,uniformity_cell_shape,marginal_adhesion,"
     "single_epithelial_cell_size,bare_nuclei,bland_chromatin,normal_nucleoli,mitoses,class"
@@ -194,73 +192,147 @@ def rxrx1_manifest(folder: Path, out: Path) -> Path:
 def _rxrx1(folder: Path) -> TrainOptions:
     table = rxrx1_manifest(folder, Path(tempfile.gettempdir()) / "helixserve-zoo" / "rxrx1.csv")
     return TrainOptions(
-        recipe="image", data=table, name="rxrx1-celltype", target="cell_type",
-        split_col="split", group_col="site", image_size=512, channels=1, crop=RXRX1_CROP, tiles=0,
-        crops_per_image=32, normalize="per-image", depth=RXRX1_DEPTH, epochs=RXRX1_EPOCHS,
-        patience=RXRX1_PATIENCE, seed=0, threads=1, card_text=RXRX1_CARD.format(
-            crop=RXRX1_CROP, depth=RXRX1_DEPTH, tiles=-(-512 // RXRX1_CROP), epochs=RXRX1_EPOCHS,
-            patience=RXRX1_PATIENCE),
+        recipe="image",
+        data=table,
+        name="rxrx1-celltype",
+        target="cell_type",
+        split_col="split",
+        group_col="site",
+        image_size=512,
+        channels=1,
+        crop=RXRX1_CROP,
+        tiles=0,
+        crops_per_image=32,
+        normalize="per-image",
+        depth=RXRX1_DEPTH,
+        epochs=RXRX1_EPOCHS,
+        patience=RXRX1_PATIENCE,
+        seed=0,
+        threads=1,
+        card_text=RXRX1_CARD.format(
+            crop=RXRX1_CROP,
+            depth=RXRX1_DEPTH,
+            tiles=-(-512 // RXRX1_CROP),
+            epochs=RXRX1_EPOCHS,
+            patience=RXRX1_PATIENCE,
+        ),
         description="Which cell type is this? (RxRx1 nuclear-stain w1 channel, 512 x 512 PNG)",
-    )  # fmt: skip
+    )
 
 
 def _primer(folder: Path) -> TrainOptions:
     return TrainOptions(
-        recipe="dna-binary", data=folder / "sequences.txt", name="primer-binding",
-        labels=folder / "labels.txt", test_fraction=0.25, seed=42, cv=5,
-        description="Does the protein bind this 50-nt DNA sequence?", card_text=PRIMER_CARD,
-    )  # fmt: skip
+        recipe="dna-binary",
+        data=folder / "sequences.txt",
+        name="primer-binding",
+        labels=folder / "labels.txt",
+        test_fraction=0.25,
+        seed=42,
+        cv=5,
+        description="Does the protein bind this 50-nt DNA sequence?",
+        card_text=PRIMER_CARD,
+    )
 
 
 def _yeast(folder: Path) -> TrainOptions:
     return TrainOptions(
-        recipe="dna-regression", data=folder / "Native_UTRs.csv.gz", name="yeast-utr",
-        sequence_col="UTR", id_col="UTR_name", target="growth_rate", filter="t0>100",
-        epochs=40, seed=0, card_text=YEAST_CARD, kmer_ridge=True, threads=1,
+        recipe="dna-regression",
+        data=folder / "Native_UTRs.csv.gz",
+        name="yeast-utr",
+        sequence_col="UTR",
+        id_col="UTR_name",
+        target="growth_rate",
+        filter="t0>100",
+        epochs=40,
+        seed=0,
+        card_text=YEAST_CARD,
+        kmer_ridge=True,
+        threads=1,
         description="How much protein will this yeast 5' UTR give (growth rate)?",
-    )  # fmt: skip
+    )
 
 
 def _tumour(folder: Path) -> TrainOptions:
     return TrainOptions(
-        recipe="tabular", data=folder / "breast-cancer-wisconsin.data", name="tumor-wisconsin",
-        header=TUMOUR_COLUMNS.split(","), target="class", id_col="id", feature_type="int",
-        feature_range="1:10", label_names="2=benign,4=malignant", seed=0, cv=10,
+        recipe="tabular",
+        data=folder / "breast-cancer-wisconsin.data",
+        name="tumor-wisconsin",
+        header=TUMOUR_COLUMNS.split(","),
+        target="class",
+        id_col="id",
+        feature_type="int",
+        feature_range="1:10",
+        label_names="2=benign,4=malignant",
+        seed=0,
+        cv=10,
         calibrate="sigmoid",
-        description="Is this tumour sample benign or malignant?", card_text=TUMOUR_CARD,
-    )  # fmt: skip
+        description="Is this tumour sample benign or malignant?",
+        card_text=TUMOUR_CARD,
+    )
 
 
 def _amr(folder: Path) -> TrainOptions:
     return TrainOptions(
-        recipe="dna-variable", data=folder / "genes_long.csv.gz", name="amr-resistance",
-        sequence_col="sequence", id_col="header", target="label", split_col="split",
-        bag_col="isolate_id", pool=AMR_POOL, arch="cnn", pad_to=2048, epochs=40, lr=3e-3,
-        patience=10, seed=0, threads=1, card_text=AMR_CARD,
+        recipe="dna-variable",
+        data=folder / "genes_long.csv.gz",
+        name="amr-resistance",
+        sequence_col="sequence",
+        id_col="header",
+        target="label",
+        split_col="split",
+        bag_col="isolate_id",
+        pool=AMR_POOL,
+        arch="cnn",
+        pad_to=2048,
+        epochs=40,
+        lr=3e-3,
+        patience=10,
+        seed=0,
+        threads=1,
+        card_text=AMR_CARD,
         description="Does this gene confer resistance (S. aureus cefoxitin, K. pneumoniae "
         "aztreonam)? Isolates: resistant iff their highest gene score >= isolate_threshold.",
-    )  # fmt: skip
+    )
 
 
 AMR_POOL = "max"
 RXRX1_CROP, RXRX1_DEPTH, RXRX1_EPOCHS, RXRX1_PATIENCE = 96, 2, 60, 12
-_OPTIONS = {"primer-binding": _primer, "yeast-utr": _yeast, "tumor-wisconsin": _tumour,
-            "amr-resistance": _amr, "rxrx1-celltype": _rxrx1}  # fmt: skip
+_OPTIONS = {
+    "primer-binding": _primer,
+    "yeast-utr": _yeast,
+    "tumor-wisconsin": _tumour,
+    "amr-resistance": _amr,
+    "rxrx1-celltype": _rxrx1,
+}
 ZOO = [
-    ZooModel("primer-binding", "zou2019_primer_tf_binding",
-             "random 75/25 split, seed 42 (the primer tutorial's); 5-fold CV on the rest"),
-    ZooModel("yeast-utr", "cuperus2017_yeast_utr",
-             "native UTRs with t0 > 100 (6,710 rows), random 70/10/20 split, seed 0"),
-    ZooModel("tumor-wisconsin", "uci_breast_cancer_wisconsin_original",
-             "stratified random 70/10/20 split, seed 0; 10-fold CV on the rest"),
-    ZooModel("amr-resistance", "amr_gene_resistance_hzi",
-             "the dataset's train/test split by isolate (270 / 30); validation isolates from "
-             "train"),
-    ZooModel("rxrx1-celltype", "rxrx1_sample_images",
-             "by plate: test = plate 4 of each training experiment (8 sites, w1 images), "
-             "validation = 1 site per cell type of plates 1-3; external = unseen experiment "
-             "HEPG2-08 (4 sites)"),
-]  # fmt: skip
+    ZooModel(
+        "primer-binding",
+        "zou2019_primer_tf_binding",
+        "random 75/25 split, seed 42 (the primer tutorial's); 5-fold CV on the rest",
+    ),
+    ZooModel(
+        "yeast-utr",
+        "cuperus2017_yeast_utr",
+        "native UTRs with t0 > 100 (6,710 rows), random 70/10/20 split, seed 0",
+    ),
+    ZooModel(
+        "tumor-wisconsin",
+        "uci_breast_cancer_wisconsin_original",
+        "stratified random 70/10/20 split, seed 0; 10-fold CV on the rest",
+    ),
+    ZooModel(
+        "amr-resistance",
+        "amr_gene_resistance_hzi",
+        "the dataset's train/test split by isolate (270 / 30); validation isolates from train",
+    ),
+    ZooModel(
+        "rxrx1-celltype",
+        "rxrx1_sample_images",
+        "by plate: test = plate 4 of each training experiment (8 sites, w1 images), "
+        "validation = 1 site per cell type of plates 1-3; external = unseen experiment "
+        "HEPG2-08 (4 sites)",
+    ),
+]
 
 
 def tumour_repeated_cv(root: Path, repeats: int = 5) -> str:
@@ -268,20 +340,27 @@ def tumour_repeated_cv(root: Path, repeats: int = 5) -> str:
     shuffles; again with identical rows kept within one fold; Brier score."""
     options = _tumour(root / "uci_breast_cancer_wisconsin_original")
     recipe, data = recipe_and_data(options)
-    plain = [cross_validate(lambda: copy.deepcopy(recipe), data, folds=10, seed=s)
-             for s in range(repeats)]  # fmt: skip
-    data.groups = [repr((row, target)) for row, target in zip(data.inputs, data.targets,
-                                                                strict=True)]  # fmt: skip
-    grouped = [cross_validate(lambda: copy.deepcopy(recipe), data, folds=10, seed=s)
-               for s in range(repeats)]  # fmt: skip
+    plain = [
+        cross_validate(lambda: copy.deepcopy(recipe), data, folds=10, seed=s)
+        for s in range(repeats)
+    ]
+    data.groups = [
+        repr((row, target)) for row, target in zip(data.inputs, data.targets, strict=True)
+    ]
+    grouped = [
+        cross_validate(lambda: copy.deepcopy(recipe), data, folds=10, seed=s)
+        for s in range(repeats)
+    ]
 
     def mean(runs: list[CVResult], metric: str) -> float:
         return sum(r.mean(metric) for r in runs) / len(runs)
 
-    return (f"tumor-wisconsin, 10-fold stratified CV x {repeats} shuffles on all {len(data)} "
-            f"rows ({recipe.describe()}): accuracy {mean(plain, 'accuracy'):.4f}, Brier "
-            f"{mean(plain, 'brier'):.4f}; with identical rows kept in one fold: accuracy "
-            f"{mean(grouped, 'accuracy'):.4f}")  # fmt: skip
+    return (
+        f"tumor-wisconsin, 10-fold stratified CV x {repeats} shuffles on all {len(data)} "
+        f"rows ({recipe.describe()}): accuracy {mean(plain, 'accuracy'):.4f}, Brier "
+        f"{mean(plain, 'brier'):.4f}; with identical rows kept in one fold: accuracy "
+        f"{mean(grouped, 'accuracy'):.4f}"
+    )
 
 
 def amr_species_report(folder: Path, store: ModelStore, version: int) -> list[str]:
@@ -303,10 +382,12 @@ def amr_species_report(folder: Path, store: ModelStore, version: int) -> list[st
         y = np.array([truth[n] for n in names])
         ours = isolate_metrics(scores, y, threshold)
         theirs = isolate_metrics(np.array([resfinder[n] for n in names], dtype=float), y, 0.5)
-        lines.append(f"  {species} test isolates: model {ours['isolates_correct']:.0f}/{len(y)} "
-                     f"correct, balanced accuracy {ours['isolate_balanced_accuracy']:.4f}; "
-                     f"ResFinder {theirs['isolates_correct']:.0f}/{len(y)}, balanced accuracy "
-                     f"{theirs['isolate_balanced_accuracy']:.4f}")  # fmt: skip
+        lines.append(
+            f"  {species} test isolates: model {ours['isolates_correct']:.0f}/{len(y)} "
+            f"correct, balanced accuracy {ours['isolate_balanced_accuracy']:.4f}; "
+            f"ResFinder {theirs['isolates_correct']:.0f}/{len(y)}, balanced accuracy "
+            f"{theirs['isolate_balanced_accuracy']:.4f}"
+        )
     return lines
 
 
@@ -318,10 +399,12 @@ def yeast_cv(root: Path, folds: int = 5) -> str:
     torch.set_num_threads(options.threads)
     model = cross_validate(lambda: copy.deepcopy(recipe), data, folds=folds, seed=options.seed)
     baseline = kmer_ridge_cv(data, folds=folds, seed=options.seed)
-    return (f"yeast-utr, {folds}-fold CV on all {len(data)} rows: R2 {model.mean('r2'):.4f} "
-            f"+/- {model.std('r2'):.4f} (folds {_r2s(model)}); k-mer ridge baseline, same "
-            f"folds: {baseline.mean('r2'):.4f} +/- {baseline.std('r2'):.4f} "
-            f"(folds {_r2s(baseline)})")  # fmt: skip
+    return (
+        f"yeast-utr, {folds}-fold CV on all {len(data)} rows: R2 {model.mean('r2'):.4f} "
+        f"+/- {model.std('r2'):.4f} (folds {_r2s(model)}); k-mer ridge baseline, same "
+        f"folds: {baseline.mean('r2'):.4f} +/- {baseline.std('r2'):.4f} "
+        f"(folds {_r2s(baseline)})"
+    )
 
 
 def _r2s(result: CVResult) -> str:
@@ -337,28 +420,35 @@ def rxrx1_report(folder: Path, store: ModelStore, version: int) -> list[str]:
     probabilities, labels = batch.decoded.probabilities, predictor.manifest.output.labels
     if probabilities is None or labels is None:
         raise HelixError("rxrx1-celltype returned no probabilities.")
-    calls = [(r, labels[int(p.argmax())], float(p.max())) for r, p in zip(rows, probabilities,
-                                                                         strict=True)]  # fmt: skip
+    calls = [
+        (r, labels[int(p.argmax())], float(p.max()))
+        for r, p in zip(rows, probabilities, strict=True)
+    ]
     right = sum(call == r["cell_type"] for r, call, _ in calls)
-    return [f"  HEPG2-08 (served, from the PNG bytes): {right}/{len(calls)} sites called "
-            "HEPG2"] + [f"    Plate{r['plate']} s{r['site']}: {call} ({p:.3f})"
-                        for r, call, p in calls]  # fmt: skip
+    return [f"  HEPG2-08 (served, from the PNG bytes): {right}/{len(calls)} sites called HEPG2"] + [
+        f"    Plate{r['plate']} s{r['site']}: {call} ({p:.3f})" for r, call, p in calls
+    ]
 
 
-def build(root: Path, store: ModelStore, only: list[str] | None = None,
-          cv: bool = True) -> list[str]:  # fmt: skip
+def build(
+    root: Path, store: ModelStore, only: list[str] | None = None, cv: bool = True
+) -> list[str]:
     """Train, publish and promote the chosen zoo models; see the module contract."""
     chosen = [m for m in ZOO if not only or m.name in only]
     unknown = sorted(set(only or []) - {m.name for m in ZOO})
     if unknown:
-        raise HelixError(f"no zoo model named {', '.join(unknown)}; the zoo has "
-                         f"{', '.join(m.name for m in ZOO)}.")  # fmt: skip
+        raise HelixError(
+            f"no zoo model named {', '.join(unknown)}; the zoo has "
+            f"{', '.join(m.name for m in ZOO)}."
+        )
     lines = []
     for model in chosen:
         folder = root / model.folder
         if not folder.is_dir():
-            raise HelixError(f"dataset folder {folder} is missing; pass --data with the folder "
-                             "that holds the project's datasets (shared/data).")  # fmt: skip
+            raise HelixError(
+                f"dataset folder {folder} is missing; pass --data with the folder "
+                "that holds the project's datasets (shared/data)."
+            )
         started = time.perf_counter()
         outcome = run(model.options(root), store)
         store.set_alias(model.name, "production", outcome.manifest.version)

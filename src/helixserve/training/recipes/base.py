@@ -61,8 +61,9 @@ class Recipe(ABC):
         """Start the next :meth:`fit` from these weights (``--init-from``)."""
         raise HelixError(f"the {self.name} recipe cannot continue from earlier weights.")
 
-    def explain(self, x: npt.NDArray[Any], y: npt.NDArray[Any],
-                titles: list[str]) -> tuple[dict[str, bytes], str]:  # fmt: skip
+    def explain(
+        self, x: npt.NDArray[Any], y: npt.NDArray[Any], titles: list[str]
+    ) -> tuple[dict[str, bytes], str]:
         """Plots of what the trained model looks at for a few inputs (``plots/...`` files) and
         one sentence for the card; default: none."""
         return {}, ""

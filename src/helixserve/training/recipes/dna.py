@@ -20,17 +20,43 @@ class DnaBinary(TorchRecipe):
     task = "binary"
     loss = "bce"
 
-    def __init__(self, length: int = 50, arch: str = "cnn", alphabet: str = "ACGT",
-                 filters: int = 64, kernel: int = 12, pool: int = 0, hidden: int = 32,
-                 units: int = 32, bidirectional: bool = True, dropout: float = 0.2,
-                 epochs: int = 60, batch_size: int = 32, lr: float = 1e-3, patience: int = 8,
-                 class_weight: str | None = None, device: str = "cpu") -> None:  # fmt: skip
+    def __init__(
+        self,
+        length: int = 50,
+        arch: str = "cnn",
+        alphabet: str = "ACGT",
+        filters: int = 64,
+        kernel: int = 12,
+        pool: int = 0,
+        hidden: int = 32,
+        units: int = 32,
+        bidirectional: bool = True,
+        dropout: float = 0.2,
+        epochs: int = 60,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        patience: int = 8,
+        class_weight: str | None = None,
+        device: str = "cpu",
+    ) -> None:
         super().__init__(
-            length=length, arch=arch, alphabet=alphabet, filters=filters, kernel=kernel, pool=pool,
-            hidden=hidden, units=units, bidirectional=bidirectional, dropout=dropout,
-            epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-            class_weight=check_class_weight(class_weight), device=device,
-        )  # fmt: skip
+            length=length,
+            arch=arch,
+            alphabet=alphabet,
+            filters=filters,
+            kernel=kernel,
+            pool=pool,
+            hidden=hidden,
+            units=units,
+            bidirectional=bidirectional,
+            dropout=dropout,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            patience=patience,
+            class_weight=check_class_weight(class_weight),
+            device=device,
+        )
 
     def input_schema(self) -> SequenceSchema:
         return SequenceSchema(length=self.params["length"], alphabet=self.params["alphabet"])

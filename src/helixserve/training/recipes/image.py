@@ -47,8 +47,15 @@ def dihedral(x: npt.NDArray[Any], y: npt.NDArray[Any]) -> Arrays:
     return np.ascontiguousarray(np.concatenate(views)), np.tile(y, 8)
 
 
-def random_crops(x: npt.NDArray[Any], y: npt.NDArray[Any], *, crop: int, per_image: int,
-                 rng: np.random.Generator, jitter: bool) -> Arrays:  # fmt: skip
+def random_crops(
+    x: npt.NDArray[Any],
+    y: npt.NDArray[Any],
+    *,
+    crop: int,
+    per_image: int,
+    rng: np.random.Generator,
+    jitter: bool,
+) -> Arrays:
     """``per_image`` random crops of every image, each randomly flipped/rotated and (``jitter``)
     scaled in intensity (x0.5-2, clipped to 1) and gamma-corrected (0.7-1.4)."""
     n, _, height, width = x.shape
@@ -73,30 +80,63 @@ class ImageCNN(TorchRecipe):
     task: Task = "multiclass"
     loss = "ce"
 
-    def __init__(self, size: int = 128, channels: int = 1, augment: bool = True,
-                 dropout: float = 0.3, epochs: int = 40, batch_size: int = 32, lr: float = 1e-3,
-                 patience: int = 8, class_weight: str | None = "balanced",
-                 device: str = "cpu", crop: int = 0, tiles: int = 0, crops_per_image: int = 32,
-                 normalize: str = "per-image", depth: int = 2) -> None:  # fmt: skip
+    def __init__(
+        self,
+        size: int = 128,
+        channels: int = 1,
+        augment: bool = True,
+        dropout: float = 0.3,
+        epochs: int = 40,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        patience: int = 8,
+        class_weight: str | None = "balanced",
+        device: str = "cpu",
+        crop: int = 0,
+        tiles: int = 0,
+        crops_per_image: int = 32,
+        normalize: str = "per-image",
+        depth: int = 2,
+    ) -> None:
         check_options(size, crop, tiles, crops_per_image, normalize, depth)
         tiles = tiles or (-(-size // crop) if crop else 1)
-        super().__init__(size=size, channels=channels, augment=augment, dropout=dropout,
-                         epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-                         class_weight=class_weight, device=device, crop=crop, tiles=tiles,
-                         crops_per_image=crops_per_image, normalize=normalize,
-                         depth=depth)  # fmt: skip
+        super().__init__(
+            size=size,
+            channels=channels,
+            augment=augment,
+            dropout=dropout,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            patience=patience,
+            class_weight=class_weight,
+            device=device,
+            crop=crop,
+            tiles=tiles,
+            crops_per_image=crops_per_image,
+            normalize=normalize,
+            depth=depth,
+        )
 
     def input_schema(self) -> ImageSchema:
         p = self.params
-        return ImageSchema(width=p["size"], height=p["size"], channels=p["channels"],
-                           resize=not p["crop"])  # fmt: skip
+        return ImageSchema(
+            width=p["size"], height=p["size"], channels=p["channels"], resize=not p["crop"]
+        )
 
     def build(self, classes: int) -> torch.nn.Module:
         self.task = "binary" if classes == 2 else "multiclass"
         p = self.params
         if p["crop"]:
-            return TiledImageCNN(p["channels"], classes, p["crop"], p["tiles"], p["dropout"],
-                                 p["normalize"] == "per-image", p["depth"])  # fmt: skip
+            return TiledImageCNN(
+                p["channels"],
+                classes,
+                p["crop"],
+                p["tiles"],
+                p["dropout"],
+                p["normalize"] == "per-image",
+                p["depth"],
+            )
         return SmallImageCNN(p["channels"], p["size"], classes, p["dropout"])
 
     def prepare(self, x: npt.NDArray[Any], y: npt.NDArray[Any]) -> Arrays:
@@ -111,13 +151,15 @@ class ImageCNN(TorchRecipe):
 
         def draw(epoch: int) -> Arrays:
             rng = np.random.default_rng([seed, epoch])
-            return random_crops(x, y, crop=p["crop"], per_image=p["crops_per_image"], rng=rng,
-                                jitter=p["augment"])  # fmt: skip
+            return random_crops(
+                x, y, crop=p["crop"], per_image=p["crops_per_image"], rng=rng, jitter=p["augment"]
+            )
 
         return draw
 
-    def explain(self, x: npt.NDArray[Any], y: npt.NDArray[Any],
-                titles: list[str]) -> tuple[dict[str, bytes], str]:  # fmt: skip
+    def explain(
+        self, x: npt.NDArray[Any], y: npt.NDArray[Any], titles: list[str]
+    ) -> tuple[dict[str, bytes], str]:
         """Gradient saliency of the whole served model (normalisation and tiling included)."""
         if self.model is None or not len(x):
             return {}, ""
@@ -139,15 +181,19 @@ class ImageCNN(TorchRecipe):
         return torch.zeros(2, p["channels"], p["size"], p["size"])
 
 
-def check_options(size: int, crop: int, tiles: int, per_image: int, normalize: str,
-                  depth: int) -> None:  # fmt: skip
+def check_options(
+    size: int, crop: int, tiles: int, per_image: int, normalize: str, depth: int
+) -> None:
     """Refuse option values the image recipe cannot train with."""
     if crop < 0 or crop > size:
-        raise HelixError(f"image --crop must be 0 (whole image) or 1..{size} (the image size), "
-                         f"got {crop}.")  # fmt: skip
+        raise HelixError(
+            f"image --crop must be 0 (whole image) or 1..{size} (the image size), got {crop}."
+        )
     if tiles < 0 or per_image < 1:
-        raise HelixError(f"image --tiles must be 0 (cover the image) or more and "
-                         f"--crops-per-image at least 1, got {tiles} and {per_image}.")  # fmt: skip
+        raise HelixError(
+            f"image --tiles must be 0 (cover the image) or more and "
+            f"--crops-per-image at least 1, got {tiles} and {per_image}."
+        )
     if normalize not in NORMALIZE:
         raise HelixError(f"image --normalize must be per-image or none, got {normalize!r}.")
     if depth not in (2, 3, 4):

@@ -67,10 +67,18 @@ class TorchRecipe(Recipe):
         """Per-epoch training arrays drawn from ``(x, y)`` (default: none, train on them)."""
         return None
 
-    def fit(self, x_train: npt.NDArray[Any], y_train: npt.NDArray[Any], x_val: npt.NDArray[Any],
-            y_val: npt.NDArray[Any], *, labels: list[str] | None, seed: int,
-            progress: bool = False, on_epoch: Callable[[History], None] | None = None,
-            ) -> History:  # fmt: skip
+    def fit(
+        self,
+        x_train: npt.NDArray[Any],
+        y_train: npt.NDArray[Any],
+        x_val: npt.NDArray[Any],
+        y_val: npt.NDArray[Any],
+        *,
+        labels: list[str] | None,
+        seed: int,
+        progress: bool = False,
+        on_epoch: Callable[[History], None] | None = None,
+    ) -> History:
         p = self.params
         classes = len(labels or [])
         if self.loss == "mse":

@@ -45,15 +45,39 @@ class DnaRegression(TorchRecipe):
     task: Task = "regression"
     loss = "mse"
 
-    def __init__(self, max_length: int = 50, flank: int = 10, filters: int = 128,
-                 kernel: int = 13, dropout: float = 0.15, dense: int = 64, epochs: int = 60,
-                 batch_size: int = 32, lr: float = 1e-3, patience: int = 8,
-                 device: str = "cpu", kmer_ridge: bool = True, k_max: int = 6,
-                 positional: bool = True) -> None:  # fmt: skip
-        super().__init__(max_length=max_length, flank=flank, filters=filters, kernel=kernel,
-                         dropout=dropout, dense=dense, epochs=epochs, batch_size=batch_size,
-                         lr=lr, patience=patience, device=device, kmer_ridge=kmer_ridge,
-                         k_max=k_max, positional=positional)  # fmt: skip
+    def __init__(
+        self,
+        max_length: int = 50,
+        flank: int = 10,
+        filters: int = 128,
+        kernel: int = 13,
+        dropout: float = 0.15,
+        dense: int = 64,
+        epochs: int = 60,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        patience: int = 8,
+        device: str = "cpu",
+        kmer_ridge: bool = True,
+        k_max: int = 6,
+        positional: bool = True,
+    ) -> None:
+        super().__init__(
+            max_length=max_length,
+            flank=flank,
+            filters=filters,
+            kernel=kernel,
+            dropout=dropout,
+            dense=dense,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            patience=patience,
+            device=device,
+            kmer_ridge=kmer_ridge,
+            k_max=k_max,
+            positional=positional,
+        )
         self.fitted: dict[str, float] = {}  # ridge alpha and CNN share, once fitted
 
     def _width(self) -> int:
@@ -61,9 +85,14 @@ class DnaRegression(TorchRecipe):
 
     def input_schema(self) -> SequenceSchema:
         p = self.params
-        return SequenceSchema(min_length=1, max_length=p["max_length"], pad_to=p["max_length"],
-                              padding="left", flank_left="N" * p["flank"],
-                              flank_right="N" * p["flank"])  # fmt: skip
+        return SequenceSchema(
+            min_length=1,
+            max_length=p["max_length"],
+            pad_to=p["max_length"],
+            padding="left",
+            flank_left="N" * p["flank"],
+            flank_right="N" * p["flank"],
+        )
 
     def build(self, classes: int) -> torch.nn.Module:
         p = self.params
@@ -72,23 +101,46 @@ class DnaRegression(TorchRecipe):
     def example(self) -> torch.Tensor:
         return torch.zeros(2, 4, self._width())
 
-    def fit(self, x_train: npt.NDArray[Any], y_train: npt.NDArray[Any], x_val: npt.NDArray[Any],
-            y_val: npt.NDArray[Any], *, labels: list[str] | None, seed: int,
-            progress: bool = False, on_epoch: Callable[[History], None] | None = None,
-            ) -> History:  # fmt: skip
-        history = super().fit(x_train, y_train, x_val, y_val, labels=labels, seed=seed,
-                              progress=progress, on_epoch=on_epoch)  # fmt: skip
+    def fit(
+        self,
+        x_train: npt.NDArray[Any],
+        y_train: npt.NDArray[Any],
+        x_val: npt.NDArray[Any],
+        y_val: npt.NDArray[Any],
+        *,
+        labels: list[str] | None,
+        seed: int,
+        progress: bool = False,
+        on_epoch: Callable[[History], None] | None = None,
+    ) -> History:
+        history = super().fit(
+            x_train,
+            y_train,
+            x_val,
+            y_val,
+            labels=labels,
+            seed=seed,
+            progress=progress,
+            on_epoch=on_epoch,
+        )
         if self.params.get("kmer_ridge") and self.model is not None:
             self.model = self._blend(self.model, x_train, y_train, x_val, y_val)
         return history
 
-    def _blend(self, cnn: torch.nn.Module, x_train: npt.NDArray[Any], y_train: npt.NDArray[Any],
-               x_val: npt.NDArray[Any], y_val: npt.NDArray[Any]) -> Blend:  # fmt: skip
+    def _blend(
+        self,
+        cnn: torch.nn.Module,
+        x_train: npt.NDArray[Any],
+        y_train: npt.NDArray[Any],
+        x_val: npt.NDArray[Any],
+        y_val: npt.NDArray[Any],
+    ) -> Blend:
         """The CNN blended with a k-mer ridge fitted on the training rows (standardised units)."""
         p = self.params
         features = KmerFeatures(self._width(), p["k_max"], p["positional"])
-        scaled = [(np.asarray(y, dtype=np.float64) - self.shift) / self.scale
-                  for y in (y_train, y_val)]  # fmt: skip
+        scaled = [
+            (np.asarray(y, dtype=np.float64) - self.shift) / self.scale for y in (y_train, y_val)
+        ]
         ridge = fit_ridge(features_of(features, x_train), scaled[0])
         head = RidgeHead(features, ridge.weights, ridge.bias).eval()
         cnn = cnn.cpu().eval()

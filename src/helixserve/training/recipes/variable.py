@@ -40,11 +40,25 @@ class DnaVariable(TorchRecipe):
     task = "binary"
     loss = "bce"
 
-    def __init__(self, pad_to: int = 1024, embed: int = 8, units: int = 32,
-                 dropout: float = 0.18, epochs: int = 30, batch_size: int = 32, lr: float = 2e-3,
-                 patience: int = 5, class_weight: str | None = "balanced", stride: int = 1,
-                 pool: str = "", bag_batch: int = 8, arch: str = "bilstm", filters: int = 64,
-                 kernel: int = 12, device: str = "cpu") -> None:  # fmt: skip
+    def __init__(
+        self,
+        pad_to: int = 1024,
+        embed: int = 8,
+        units: int = 32,
+        dropout: float = 0.18,
+        epochs: int = 30,
+        batch_size: int = 32,
+        lr: float = 2e-3,
+        patience: int = 5,
+        class_weight: str | None = "balanced",
+        stride: int = 1,
+        pool: str = "",
+        bag_batch: int = 8,
+        arch: str = "bilstm",
+        filters: int = 64,
+        kernel: int = 12,
+        device: str = "cpu",
+    ) -> None:
         if arch not in ("bilstm", "cnn"):
             raise HelixError(f"dna-variable --arch must be bilstm or cnn, got {arch!r}.")
         if pool and pool not in POOLS:
@@ -54,16 +68,30 @@ class DnaVariable(TorchRecipe):
                 f"--stride must be at least 1 and divide --pad-to; got stride {stride} and "
                 f"pad-to {pad_to}."
             )
-        super().__init__(pad_to=pad_to, embed=embed, units=units, dropout=dropout, epochs=epochs,
-                         batch_size=batch_size, lr=lr, patience=patience,
-                         class_weight=class_weight, stride=stride, pool=pool,
-                         bag_batch=bag_batch, arch=arch, filters=filters, kernel=kernel,
-                         device=device)  # fmt: skip
+        super().__init__(
+            pad_to=pad_to,
+            embed=embed,
+            units=units,
+            dropout=dropout,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            patience=patience,
+            class_weight=class_weight,
+            stride=stride,
+            pool=pool,
+            bag_batch=bag_batch,
+            arch=arch,
+            filters=filters,
+            kernel=kernel,
+            device=device,
+        )
         self.bags: tuple[list[str], list[str]] | None = None  # (train, val) bag id of each row
 
     def input_schema(self) -> SequenceSchema:
-        return SequenceSchema(alphabet="ACGTN", min_length=1, encoding="tokens",
-                              pad_to=self.params["pad_to"])  # fmt: skip
+        return SequenceSchema(
+            alphabet="ACGTN", min_length=1, encoding="tokens", pad_to=self.params["pad_to"]
+        )
 
     def build(self, classes: int) -> torch.nn.Module:
         p = self.params
@@ -74,14 +102,30 @@ class DnaVariable(TorchRecipe):
     def example(self) -> torch.Tensor:
         return torch.ones(2, self.params["pad_to"], dtype=torch.int64)
 
-    def fit(self, x_train: npt.NDArray[Any], y_train: npt.NDArray[Any], x_val: npt.NDArray[Any],
-            y_val: npt.NDArray[Any], *, labels: list[str] | None, seed: int,
-            progress: bool = False, on_epoch: Callable[[History], None] | None = None,
-            ) -> History:  # fmt: skip
+    def fit(
+        self,
+        x_train: npt.NDArray[Any],
+        y_train: npt.NDArray[Any],
+        x_val: npt.NDArray[Any],
+        y_val: npt.NDArray[Any],
+        *,
+        labels: list[str] | None,
+        seed: int,
+        progress: bool = False,
+        on_epoch: Callable[[History], None] | None = None,
+    ) -> History:
         p = self.params
         if not p["pool"]:
-            return super().fit(x_train, y_train, x_val, y_val, labels=labels, seed=seed,
-                               progress=progress, on_epoch=on_epoch)  # fmt: skip
+            return super().fit(
+                x_train,
+                y_train,
+                x_val,
+                y_val,
+                labels=labels,
+                seed=seed,
+                progress=progress,
+                on_epoch=on_epoch,
+            )
         if self.bags is None:
             raise HelixError(
                 f"--pool {p['pool']} learns from bags: give the column naming each sequence's "
