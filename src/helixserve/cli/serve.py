@@ -129,7 +129,7 @@ def serve(
     typer.echo(
         f"helixserve: http://{settings.host}:{settings.port} (docs /docs), gRPC "
         f"{settings.host}:{settings.grpc_port if settings.grpc_port else 'off'}, "
-        f"store {settings.store}",
+        f"store {settings.store}" + (" over the pretrained models" if settings.pretrained else ""),
         err=True,
     )
     signal.signal(signal.SIGTERM, _stopped)
