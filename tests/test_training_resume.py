@@ -137,7 +137,7 @@ def fit_bag_model(work: Path, *, resume: bool = False, stop_after: int = 0) -> n
     x = encode_inputs(recipe, data.inputs)
     y = np.array([int(t) for t in data.targets])
     bags = [f"bag{i % 2}-{i // 8}" for i in range(len(x))]  # 4 genes of one label per isolate
-    recipe.bags = (bags[:120], bags[120:])
+    recipe.use_bags(bags[:120], bags[120:])
     recipe.checkpoint, recipe.resume = work / "checkpoint.npz", resume
 
     def crash(history: History) -> None:
