@@ -155,7 +155,7 @@ TINY: dict[str, dict[str, Tiny]] = {
 CONFORMANCE = [
     pytest.param(name, variant, id=f"{name}-{variant}")
     for name in RECIPES
-    for variant in TINY.get(name) or {"no-tiny-dataset": None}
+    for variant in TINY.get(name) or ["no-tiny-dataset"]
 ]
 
 

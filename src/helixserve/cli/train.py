@@ -449,6 +449,7 @@ def train(
         citation=citation,
         licence=licence,
     )
+    support.checked_params(options)  # a bad hyper-parameter is refused before anything else
     models = open_store(store)
     live = work_dir or models.cache_dir.parent / "runs" / options.name
     console.print(f"per-epoch history (live): {live / 'history.json'}", highlight=False)

@@ -2,11 +2,11 @@
 
 Contract: :func:`run` builds the recipe named in :class:`TrainOptions` from the registry
 (:data:`~helixserve.training.recipes.RECIPES`) with the hyper-parameters the options give
-(:func:`recipe_params`: ``--param NAME=VALUE`` and the shortcut options, checked against the
-recipe's declarations before any data is read), loads and validates the data,
-splits it (split column, or random with the seed), trains, publishes, and returns the
-:class:`~helixserve.training.publish.Outcome` plus the first refused records. Unknown recipes,
-options that do not fit the recipe and unusable data raise
+(:func:`~helixserve.training.train_options.checked_params`: ``--param NAME=VALUE`` and the
+shortcut options, checked against the recipe's declarations before any data is read), loads
+and validates the data, splits it (split column, or random with the seed), trains, publishes,
+and returns the :class:`~helixserve.training.publish.Outcome` plus the first refused records.
+Unknown recipes, options that do not fit the recipe and unusable data raise
 :class:`~helixserve.errors.HelixError` with the fix.
 
 - ``class_weight`` (the classifier recipes): see :mod:`helixserve.training.classweights`.
@@ -28,7 +28,7 @@ import hashlib
 import json
 import operator
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,131 +52,22 @@ from helixserve.training.data import (
     split,
     subset,
 )
-from helixserve.training.params import declarations
 from helixserve.training.publish import Outcome, train_and_publish
-from helixserve.training.recipe_params import DECLARED
 from helixserve.training.recipes import RECIPES, Recipe, TabularForest
 from helixserve.training.recipes.torch_base import TorchRecipe
 from helixserve.training.search import search, with_params
+from helixserve.training.train_options import TRAIN_THREADS, TrainOptions, checked_params
 
-TRAIN_THREADS = 2
 CARD_SECTIONS = {"limits": "Limits", "citation": "Citation", "licence": "Licence"}
 CHECKPOINT = "checkpoint.npz"  # in the work dir (where train_and_publish has the loop write it)
-
-
-@dataclass
-class TrainOptions:
-    """What ``helixserve train`` was given. The recipe's hyper-parameters are :attr:`params`
-    (by their declared names) plus the :data:`SHORTCUTS` that are not ``None``."""
-
-    recipe: str
-    data: Path
-    name: str
-    target: str | None = None
-    labels: Path | None = None
-    sequence_col: str | None = None
-    id_col: str | None = None
-    split_col: str | None = None
-    header: list[str] | None = None
-    features: list[str] | None = None
-    feature_type: str = "float"
-    feature_range: str | None = None
-    path_col: str = "path"
-    group_col: str | None = None
-    bag_col: str | None = None
-    filter: str | None = None
-    test_fraction: float = 0.2
-    seed: int = 0
-    work_dir: Path | None = None
-    cv: int | None = None
-    search: int | None = None
-    init_from: str | None = None
-    label_names: str | None = None
-    description: str | None = None
-    card_text: str = ""
-    card: Path | None = None  # a Markdown file appended to the card
-    limits: str | None = None
-    citation: str | None = None
-    licence: str | None = None
-    threads: int = TRAIN_THREADS
-    resume: bool = False  # continue from the checkpoint in the work dir
-    params: dict[str, Any] = field(default_factory=dict)  # --param NAME=VALUE, parsed
-    # shortcuts for hyper-parameters (None: the recipe's default); see SHORTCUTS
-    length: int | None = None
-    pad_to: int | None = None
-    image_size: int | None = None
-    channels: int | None = None
-    crop: int | None = None
-    tiles: int | None = None
-    crops_per_image: int | None = None
-    normalize: str | None = None
-    depth: int | None = None
-    pool: str | None = None
-    stride: int | None = None
-    arch: str | None = None
-    epochs: int | None = None
-    lr: float | None = None
-    patience: int | None = None
-    device: str | None = None
-    calibrate: str | None = None
-    class_weight: str | None = None
-    kmer_ridge: bool | None = None
-
-
-# option -> hyper-parameter of the same name, except where RENAMED says otherwise
-SHORTCUTS = (
-    "length",
-    "pad_to",
-    "image_size",
-    "channels",
-    "crop",
-    "tiles",
-    "crops_per_image",
-    "normalize",
-    "depth",
-    "pool",
-    "stride",
-    "arch",
-    "epochs",
-    "lr",
-    "patience",
-    "device",
-    "calibrate",
-    "class_weight",
-    "kmer_ridge",
-)
-RENAMED = {
-    ("dna-regression", "length"): "max_length",
-    ("image", "image_size"): "size",
-    ("tabular", "arch"): "model",
-}
-
-
-def recipe_params(options: TrainOptions) -> dict[str, Any]:
-    """The hyper-parameters ``options`` give its recipe: :attr:`TrainOptions.params` and the
-    shortcut options set; a shortcut the recipe does not take, or one given twice, is refused."""
-    declared = DECLARED.get(options.recipe)
-    if declared is None:
-        raise HelixError(
-            f"unknown recipe {options.recipe!r}; the recipes are {', '.join(RECIPES)}."
-        )
-    names = [d.name for d in declarations(declared)]
-    chosen: dict[str, Any] = {}
-    for option in SHORTCUTS:
-        value = getattr(options, option)
-        if value is None:
-            continue
-        name = RENAMED.get((options.recipe, option), option)
-        flag = "--" + option.replace("_", "-")
-        if name not in names:
-            raise HelixError(
-                f"{flag} is not an option of the {options.recipe} recipe; leave it out (its "
-                f"parameters are {', '.join(names)}: set them with --param NAME=VALUE)."
-            )
-        if name in options.params:
-            raise HelixError(f"{flag} and --param {name}=... both set {name}; keep one of them.")
-        chosen[name] = value
-    return chosen | options.params
+__all__ = [
+    "TRAIN_THREADS",
+    "TrainOptions",
+    "checked_params",
+    "parse_filter",
+    "recipe_and_data",
+    "run",
+]
 
 
 def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> Outcome:
@@ -367,9 +258,8 @@ def _cross_validation(options: TrainOptions, recipe: Recipe, data: Dataset, inde
 
 def recipe_and_data(options: TrainOptions) -> tuple[Recipe, Dataset]:
     """The recipe ``options`` name, with its hyper-parameters (checked first), and its data."""
-    params = recipe_params(options)
+    params = checked_params(options)  # bad values are refused before any data is read
     recipe_class = RECIPES[options.recipe]
-    recipe_class.params_class.build(params)  # refuse bad values before reading any data
     if issubclass(recipe_class, TabularForest):
         tabular = TabularForest(_features(options), **params)
         return tabular, _table(options, tabular)
