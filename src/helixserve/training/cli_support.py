@@ -53,7 +53,7 @@ from helixserve.training.data import (
     subset,
 )
 from helixserve.training.publish import Outcome, train_and_publish
-from helixserve.training.recipes import RECIPES, Recipe, TabularForest
+from helixserve.training.recipes import RECIPES, DnaRegression, Recipe, TabularForest
 from helixserve.training.recipes.torch_base import TorchRecipe
 from helixserve.training.search import search, with_params
 from helixserve.training.train_options import TRAIN_THREADS, TrainOptions, checked_params
@@ -244,7 +244,7 @@ def _cross_validation(options: TrainOptions, recipe: Recipe, data: Dataset, inde
         f"| {metric} | {result.mean(metric):.4f} | {result.std(metric):.4f} |"
         for metric in sorted(common)
     )
-    if recipe.name == "dna-regression":
+    if isinstance(recipe, DnaRegression):
         baseline = kmer_ridge_cv(subset(data, index), folds=options.cv, seed=options.seed)
         rows += (
             f"\n| r2 of the k-mer (k=1..6) ridge baseline, same folds | "

@@ -28,6 +28,13 @@ from helixserve.store.store import ModelStore
 from helixserve.training.cli_support import TrainOptions, recipe_and_data, run
 from helixserve.training.cv import CVResult, cross_validate, kmer_ridge_cv
 from helixserve.training.isolates import bag_labels, isolate_metrics, isolate_scores
+from helixserve.training.recipes import (
+    DnaBinary,
+    DnaRegression,
+    DnaVariable,
+    ImageCNN,
+    TabularForest,
+)
 
 TUMOUR_COLUMNS = (
     "id,clump_thickness,uniformity_cell_size,uniformity_cell_shape,marginal_adhesion,"
@@ -192,7 +199,7 @@ def rxrx1_manifest(folder: Path, out: Path) -> Path:
 def _rxrx1(folder: Path) -> TrainOptions:
     table = rxrx1_manifest(folder, Path(tempfile.gettempdir()) / "helixserve-zoo" / "rxrx1.csv")
     return TrainOptions(
-        recipe="image",
+        recipe=ImageCNN.name,
         data=table,
         name="rxrx1-celltype",
         target="cell_type",
@@ -222,7 +229,7 @@ def _rxrx1(folder: Path) -> TrainOptions:
 
 def _primer(folder: Path) -> TrainOptions:
     return TrainOptions(
-        recipe="dna-binary",
+        recipe=DnaBinary.name,
         data=folder / "sequences.txt",
         name="primer-binding",
         labels=folder / "labels.txt",
@@ -236,7 +243,7 @@ def _primer(folder: Path) -> TrainOptions:
 
 def _yeast(folder: Path) -> TrainOptions:
     return TrainOptions(
-        recipe="dna-regression",
+        recipe=DnaRegression.name,
         data=folder / "Native_UTRs.csv.gz",
         name="yeast-utr",
         sequence_col="UTR",
@@ -254,7 +261,7 @@ def _yeast(folder: Path) -> TrainOptions:
 
 def _tumour(folder: Path) -> TrainOptions:
     return TrainOptions(
-        recipe="tabular",
+        recipe=TabularForest.name,
         data=folder / "breast-cancer-wisconsin.data",
         name="tumor-wisconsin",
         header=TUMOUR_COLUMNS.split(","),
@@ -273,7 +280,7 @@ def _tumour(folder: Path) -> TrainOptions:
 
 def _amr(folder: Path) -> TrainOptions:
     return TrainOptions(
-        recipe="dna-variable",
+        recipe=DnaVariable.name,
         data=folder / "genes_long.csv.gz",
         name="amr-resistance",
         sequence_col="sequence",
