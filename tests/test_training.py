@@ -386,7 +386,7 @@ def test_image_options_reach_the_recipe(tmp_path: Path) -> None:
         (folder / f"{i}.png").write_bytes(image)  # type: ignore[arg-type]
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     options = TrainOptions(
-        recipe="image", data=tmp_path / "images", name="cells", image_size=16, epochs=1
+        recipe="image", data=tmp_path / "images", name="cells", params={"size": 16, "epochs": 1}
     )
     run(options, store)
     schema = store.manifest("cells").input
@@ -407,8 +407,7 @@ def test_training_refusals_are_clear(tmp_path: Path) -> None:
         "data": path,
         "name": "m",
         "target": "label",
-        "length": 20,
-        "epochs": 1,
+        "params": {"length": 20, "epochs": 1},
     }
     outcome = run(TrainOptions(**base), store)  # type: ignore[arg-type]
     assert [str(r.error) for r in outcome.refused_examples] == [
@@ -443,7 +442,10 @@ def test_binary_recipe_refuses_three_classes(tmp_path: Path) -> None:
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     with pytest.raises(HelixError) as info:
         run(
-            TrainOptions(recipe="dna-binary", data=path, name="m", target="label", length=20), store
+            TrainOptions(
+                recipe="dna-binary", data=path, name="m", target="label", params={"length": 20}
+            ),
+            store,
         )
     assert str(info.value) == (
         "dna-binary is a binary recipe, but the targets hold 3 classes (0, 1, 2); use a "
@@ -486,13 +488,16 @@ def test_init_from_continues_from_earlier_weights(tmp_path: Path) -> None:
     )
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     base = TrainOptions(
-        recipe="dna-binary", data=path, name="m", target="label", length=20, epochs=2
+        recipe="dna-binary", data=path, name="m", target="label", params={"length": 20, "epochs": 2}
     )
     first = run(base, store)
     assert "weights.npz" in first.manifest.files and "recipe.json" in first.manifest.files
-    second = run(TrainOptions(**{**base.__dict__, "init_from": "m@1", "epochs": 1}), store)
+    again = {"init_from": "m@1", "params": {**base.params, "epochs": 1}}
+    second = run(TrainOptions(**{**base.__dict__, **again}), store)
     assert second.manifest.version == 2
-    lstm = TrainOptions(**{**base.__dict__, "arch": "lstm", "init_from": "m@1"})
+    lstm = TrainOptions(
+        **{**base.__dict__, "params": {**base.params, "arch": "lstm"}, "init_from": "m@1"}
+    )
     with pytest.raises(
         HelixError, match=r"^the earlier model's weights do not fit this architecture"
     ):

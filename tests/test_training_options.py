@@ -93,7 +93,9 @@ def test_explicit_class_weights_by_label_name_reach_the_model_and_the_card(
         label_names="0=benign,1=malignant",
     )
     plain = run(base, store)
-    weighted = run(TrainOptions(**{**base.__dict__, "class_weight": "malignant=8"}), store)
+    weighted = run(
+        TrainOptions(**{**base.__dict__, "params": {"class_weight": "malignant=8"}}), store
+    )
     assert weighted.metrics["recall"] > plain.metrics["recall"] + 0.3
     bundle = store.pull("rows@2").path
     params = json.loads((bundle / "recipe.json").read_text())["params"]
@@ -123,8 +125,8 @@ REGRESSION_PARAMETERS = ", ".join(d.name for d in DnaRegression.declared())
         (
             "dna-regression",
             "balanced",
-            "--class-weight is not an option of the dna-regression recipe; leave it out (its "
-            f"parameters are {REGRESSION_PARAMETERS}: set them with --param NAME=VALUE).",
+            "dna-regression has no parameter 'class_weight'; its parameters are "
+            f"{REGRESSION_PARAMETERS}.",
         ),
     ],
 )
@@ -143,7 +145,7 @@ def test_bad_class_weights_are_refused_with_the_fix(
         target="class",
         feature_type="int",
         label_names="0=benign,1=malignant",
-        class_weight=weight,
+        params={"class_weight": weight},
     )
     with pytest.raises(HelixError) as info:
         run(options, store)
@@ -228,7 +230,7 @@ def test_init_from_records_the_resolved_parent_in_the_lineage(tmp_path: Path) ->
     )
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     base = TrainOptions(
-        recipe="dna-binary", data=path, name="m", target="label", length=20, epochs=1
+        recipe="dna-binary", data=path, name="m", target="label", params={"length": 20, "epochs": 1}
     )
     assert run(base, store).manifest.lineage == Lineage(how="trained")
     run(base, store)

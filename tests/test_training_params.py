@@ -20,7 +20,7 @@ from helixserve.training.params import InvalidParameter, Param
 from helixserve.training.recipe_params import DECLARED, RECIPE_NAMES, parse_params
 from helixserve.training.recipes import RECIPES, DnaBinary, ImageCNN, Recipe, TabularForest
 from helixserve.training.search import SPACES
-from helixserve.training.train_options import TrainOptions, recipe_params
+from helixserve.training.train_options import TrainOptions, checked_params, shortcut_params
 from tests.test_cli_help import run_cli
 from tests.test_training import FEATURES
 
@@ -159,14 +159,18 @@ def test_param_assignments_are_read_as_the_declared_types() -> None:
 
 
 def test_shortcut_options_map_onto_parameters() -> None:
-    options = TrainOptions(recipe="dna-regression", data=Path("x"), name="m", length=30, epochs=2)
-    assert recipe_params(options) == {"max_length": 30, "epochs": 2}
-    twice = TrainOptions(recipe="dna-binary", data=Path("x"), name="m", length=20)
-    twice.params = {"length": 30}
+    given = {"length": 30, "epochs": 2, "arch": None}
+    assert shortcut_params("dna-regression", given, {"lr": 0.01}) == {
+        "max_length": 30,
+        "epochs": 2,
+        "lr": 0.01,
+    }
     with pytest.raises(HelixError, match=r"^--length and --param length=\.\.\. both set length"):
-        recipe_params(twice)
+        shortcut_params("dna-binary", {"length": 20}, {"length": 30})
     with pytest.raises(HelixError, match=r"^--epochs is not an option of the tabular recipe"):
-        recipe_params(TrainOptions(recipe="tabular", data=Path("x"), name="m", epochs=5))
+        shortcut_params("tabular", {"epochs": 5}, {})
+    with pytest.raises(HelixError, match=r"^unknown recipe 'protein'; the recipes are dna-binary"):
+        checked_params(TrainOptions(recipe="protein", data=Path("x"), name="m"))
 
 
 @pytest.mark.parametrize(
@@ -199,8 +203,8 @@ def test_the_zoo_options_give_the_shipped_models_parameters(
     monkeypatch.setattr(zoo, "rxrx1_manifest", lambda folder, out: out)
     for model in zoo.ZOO:
         options = model.options(Path("/nowhere"))
-        params = DECLARED[options.recipe].build(recipe_params(options)).values()
+        params = DECLARED[options.recipe].build(checked_params(options)).values()
         if options.recipe == "image":  # tiles=0 is kept as given; the shipped file has the tiles
-            params["tiles"] = ImageCNN(**recipe_params(options)).tiles()
+            params["tiles"] = ImageCNN(**options.params).tiles()
         shipped = sorted((ZOO_STORE / model.name / "versions").glob("*/recipe.json"))[-1]
         assert json.loads(shipped.read_text()) == {"recipe": options.recipe, "params": params}

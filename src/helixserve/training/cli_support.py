@@ -147,8 +147,10 @@ NOT_FINGERPRINTED = frozenset(
 
 def run_fingerprint(options: TrainOptions, data: Dataset) -> dict[str, Any]:
     """What a run is started with, kept in its checkpoint: a resumed run must match it. The
-    options that do not change training (where files are, card text) are left out."""
+    options that do not change training (where files are, card text) are left out; each
+    hyper-parameter given is one entry, ``param NAME`` (shown as ``--param NAME`` if it differs)."""
     chosen = {k: v for k, v in asdict(options).items() if k not in NOT_FINGERPRINTED}
+    chosen |= {f"param {k}": v for k, v in chosen.pop("params").items()}
     body = json.loads(json.dumps(chosen, sort_keys=True, default=str))
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     return {"data_sha256": data.sha256, "options": body, "options_sha256": digest}

@@ -1,14 +1,13 @@
-"""What ``helixserve train`` is given, and the hyper-parameters that makes for its recipe.
+"""What ``helixserve train`` is given, and how its options become the recipe's parameters.
 
 Contract: :class:`TrainOptions` holds the data, split, run and card options of one training run
-and the recipe's hyper-parameters: :attr:`TrainOptions.params` (by their declared names, e.g.
-from ``--param NAME=VALUE``) and the shortcut options of :data:`SHORTCUTS` (``--length``,
-``--epochs``, ``--arch`` ...; ``None``: not given, the recipe's default holds), each meaning the
-recipe's parameter of the same name or the one :data:`RENAMED` names. :func:`recipe_params`
-merges them; a shortcut the recipe does not take, one set twice, or an unknown recipe raises
-:class:`~helixserve.errors.HelixError`. The values are checked when the recipe is built
-(:mod:`helixserve.training.recipe_params`), or at once with :func:`checked_params`.
-Plain Python: no torch, numpy or scikit-learn.
+and the recipe's hyper-parameters, :attr:`TrainOptions.params`, by their declared names
+(:mod:`helixserve.training.recipe_params`). :func:`checked_params` checks them (unknown recipe,
+unknown name or bad value: :class:`~helixserve.errors.HelixError`). The CLI's shortcut options
+(:data:`SHORTCUTS`: ``--length``, ``--epochs``, ``--arch`` ...) each set the recipe's parameter
+of the same name, or the one :data:`RENAMED` names; :func:`shortcut_params` maps them and
+refuses a shortcut the recipe does not take or one that ``--param`` sets too. Plain Python: no
+torch, numpy or scikit-learn.
 """
 
 from __future__ import annotations
@@ -60,27 +59,7 @@ class TrainOptions:
     licence: str | None = None
     threads: int = TRAIN_THREADS
     resume: bool = False  # continue from the checkpoint in the work dir
-    params: dict[str, Any] = field(default_factory=dict)  # --param NAME=VALUE, parsed
-    # shortcuts for hyper-parameters (None: the recipe's default); see SHORTCUTS
-    length: int | None = None
-    pad_to: int | None = None
-    image_size: int | None = None
-    channels: int | None = None
-    crop: int | None = None
-    tiles: int | None = None
-    crops_per_image: int | None = None
-    normalize: str | None = None
-    depth: int | None = None
-    pool: str | None = None
-    stride: int | None = None
-    arch: str | None = None
-    epochs: int | None = None
-    lr: float | None = None
-    patience: int | None = None
-    device: str | None = None
-    calibrate: str | None = None
-    class_weight: str | None = None
-    kmer_ridge: bool | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # by their declared names
 
 
 # option -> hyper-parameter of the same name, except where RENAMED says otherwise
@@ -112,35 +91,39 @@ RENAMED = {
 }
 
 
-def recipe_params(options: TrainOptions) -> dict[str, Any]:
-    """The hyper-parameters ``options`` give its recipe: :attr:`TrainOptions.params` and the
-    shortcut options set; a shortcut the recipe does not take, or one given twice, is refused."""
-    declared = DECLARED.get(options.recipe)
+def _declared_names(recipe: str) -> list[str]:
+    declared = DECLARED.get(recipe)
     if declared is None:
-        raise HelixError(
-            f"unknown recipe {options.recipe!r}; the recipes are {', '.join(DECLARED)}."
-        )
-    names = [d.name for d in declarations(declared)]
+        raise HelixError(f"unknown recipe {recipe!r}; the recipes are {', '.join(DECLARED)}.")
+    return [d.name for d in declarations(declared)]
+
+
+def shortcut_params(recipe: str, given: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The shortcut options in ``given`` (by option name; ``None``: not given) as ``recipe``'s
+    hyper-parameters, with ``params`` (``--param``); a shortcut the recipe does not take, or one
+    that ``params`` sets too, is refused."""
+    names = _declared_names(recipe)
     chosen: dict[str, Any] = {}
-    for option in SHORTCUTS:
-        value = getattr(options, option)
+    for option, value in given.items():
+        if option not in SHORTCUTS:
+            raise ValueError(f"{option} is not a shortcut option")
         if value is None:
             continue
-        name = RENAMED.get((options.recipe, option), option)
+        name = RENAMED.get((recipe, option), option)
         flag = "--" + option.replace("_", "-")
         if name not in names:
             raise HelixError(
-                f"{flag} is not an option of the {options.recipe} recipe; leave it out (its "
+                f"{flag} is not an option of the {recipe} recipe; leave it out (its "
                 f"parameters are {', '.join(names)}: set them with --param NAME=VALUE)."
             )
-        if name in options.params:
+        if name in params:
             raise HelixError(f"{flag} and --param {name}=... both set {name}; keep one of them.")
         chosen[name] = value
-    return chosen | options.params
+    return chosen | params
 
 
 def checked_params(options: TrainOptions) -> dict[str, Any]:
-    """:func:`recipe_params`, each value checked against the recipe's declarations."""
-    params = recipe_params(options)
-    DECLARED[options.recipe].build(params)
-    return params
+    """:attr:`TrainOptions.params`, each checked against the recipe's declarations."""
+    _declared_names(options.recipe)
+    DECLARED[options.recipe].build(options.params)
+    return options.params
