@@ -31,6 +31,7 @@ from helixserve.training.recipes import (
     Recipe,
     TabularForest,
 )
+from tests.test_kmers import utr_data
 
 MOTIF = "CGACCG"
 
@@ -101,13 +102,6 @@ def variable_data(n: int = 80) -> Dataset:
     return Dataset(
         inputs, [str(i % 2) for i in range(n)], [str(i) for i in range(n)], sha256="0" * 64
     )
-
-
-def utr_data(n: int = 150) -> Dataset:
-    rng = np.random.default_rng(0)
-    seqs = ["".join(rng.choice(list("ACGT"), int(rng.integers(5, 21)))) for _ in range(n)]
-    targets = [str(s.count("G") / 5) for s in seqs]
-    return Dataset(list(seqs), targets, [str(i) for i in range(n)], sha256="0" * 64)
 
 
 @dataclass(frozen=True)
