@@ -23,7 +23,7 @@ from helixserve.cli.app import app
 
 runner = CliRunner()
 BARE_TYPE = re.compile(r"<[a-z ]+>|\b(BOOLEAN|TEXT|INTEGER|FLOAT|PATH|FILENAME)\b")
-METAVAR = re.compile(r"[A-Z][A-Z0-9_]*(:[A-Z][A-Z0-9_]*)?")
+METAVAR = re.compile(r"[A-Z][A-Z0-9_]*([:=][A-Z][A-Z0-9_]*)?")
 
 
 def walk(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -134,6 +134,10 @@ def test_examples_render_indented_under_their_heading() -> None:
         "   # An image classifier from a folder of class sub-folders",
         "   $ helixserve train image --data images/ --image-size 128 --name my-cells",
         "",
+        "   # An LSTM classifier with a lower learning rate and more patience",
+        "   $ helixserve train dna-binary --data sequences.txt --labels labels.txt \\",
+        "       --param arch=lstm --param lr=0.0005 --param patience=12",
+        "",
         "",
     ]
 
@@ -238,11 +242,6 @@ def panel(text: str) -> str:
         (
             ["keys", "new", "--scope", "root"],
             "Invalid value for '--scope': Value error, 'root' is not one of 'predict', 'admin'.",
-        ),
-        (
-            ["train", "dna-binary", "--data", "x.txt", "--arch", "gru"],
-            "Invalid value for '--arch': Value error, 'gru' is not one of 'cnn', 'lstm', 'bilstm', "
-            "'rf', 'gb'.",
         ),
         (
             ["train", "dna-bin", "--data", "x.txt"],

@@ -147,6 +147,9 @@ def runnable(command: Command) -> bool:
 
 
 def expected(command: Command) -> list[Expect]:
+    shown = [line for line in command.shown if line.strip()]
+    if shown and shown[0].startswith("Error:"):  # a refusal: its message is all it prints
+        return []
     return [e for p, e in EXPECT.items() if command.first_line.startswith(p)]
 
 

@@ -90,9 +90,9 @@ def test_tiled_output_is_the_mean_of_the_crops() -> None:
 
 
 def test_default_tiles_cover_the_image() -> None:
-    assert ImageCNN(size=512, crop=96).params["tiles"] == 6
-    assert ImageCNN(size=512, crop=128).params["tiles"] == 4
-    assert ImageCNN(size=512, crop=96, tiles=2).params["tiles"] == 2
+    assert ImageCNN(size=512, crop=96).tiles() == 6
+    assert ImageCNN(size=512, crop=128).tiles() == 4
+    assert ImageCNN(size=512, crop=96, tiles=2).tiles() == 2
 
 
 def test_random_crops_are_seeded_and_shaped() -> None:
@@ -110,23 +110,27 @@ def test_random_crops_are_seeded_and_shaped() -> None:
     [
         (
             {"crop": 200},
-            "image --crop must be 0 (whole image) or 1..128 (the image size), got 200.",
+            "The 'crop' parameter of image must be 0 (the whole image) or at most 'size' (128). "
+            "Got 200 instead.",
         ),
         (
             {"crop": 64, "tiles": -1},
-            "image --tiles must be 0 (cover the image) or more and --crops-per-image at least 1, "
-            "got -1 and 32.",
+            "The 'tiles' parameter of image must be an int in the range [0, 1000]. Got -1 instead.",
         ),
         (
             {"crop": 64, "normalize": "global"},
-            "image --normalize must be per-image or none, got 'global'.",
+            "The 'normalize' parameter of image must be one of 'per-image', 'none'. "
+            "Got 'global' instead.",
         ),
-        ({"crop": 64, "depth": 5}, "image --depth must be 2, 3 or 4 conv blocks, got 5."),
+        (
+            {"crop": 64, "depth": 5},
+            "The 'depth' parameter of image must be one of 2, 3, 4. Got 5 instead.",
+        ),
     ],
 )
 def test_crop_options_are_checked(options: dict[str, object], message: str) -> None:
     with pytest.raises(HelixError) as caught:
-        ImageCNN(**options)  # type: ignore[arg-type]
+        ImageCNN(**options)
     assert str(caught.value) == message
 
 
@@ -151,3 +155,21 @@ def test_saliency_json_has_one_map_per_class(tmp_path: Path) -> None:
         (tmp_path / "store" / "c" / "versions" / "1" / "plots" / "saliency.json").read_text()
     )
     assert len(saved["maps"]) == 2 and len(saved["maps"][0]) == 32
+
+
+def test_gradient_x_input_of_a_linear_model_is_the_weight_of_each_present_base() -> None:
+    import torch
+
+    from helixserve.training.saliency import gradient_x_input
+
+    weights = torch.arange(12, dtype=torch.float32).reshape(3, 4) / 10  # position x base
+    linear = torch.nn.Linear(12, 1, bias=True)
+    with torch.no_grad():
+        linear.weight.copy_(weights.reshape(1, 12))
+        linear.bias.fill_(5.0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), linear)
+    x = np.zeros((1, 3, 4), dtype=np.float32)
+    x[0, [0, 1, 2], [2, 0, 3]] = 1  # G, A, T
+    got = gradient_x_input(model, x)
+    assert got.shape == (1, 3)
+    assert np.allclose(got[0], [0.2, 0.4, 1.1])  # weights[0, G], weights[1, A], weights[2, T]

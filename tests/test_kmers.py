@@ -37,7 +37,7 @@ def utr_data(n: int = 150, seed: int = 0) -> Dataset:
 
 
 def small_recipe(**params: object) -> DnaRegression:
-    return DnaRegression(max_length=20, flank=2, filters=8, kernel=3, dense=8, epochs=3, **params)  # type: ignore[arg-type]
+    return DnaRegression(max_length=20, flank=2, filters=8, kernel=3, dense=8, epochs=3, **params)
 
 
 def test_counts_and_ridge_head_agree_with_the_baseline_features() -> None:

@@ -116,19 +116,22 @@ def test_mil_refusals(tmp_path: Path) -> None:
     )
     with pytest.raises(HelixError) as info:
         DnaVariable(pool="mean")
-    assert str(info.value) == "--pool must be one of max, noisy-or, lse, got 'mean'."
+    assert str(info.value) == (
+        "The 'pool' parameter of dna-variable must be one of '', 'max', 'noisy-or', 'lse'. "
+        "Got 'mean' instead."
+    )
     with pytest.raises(HelixError) as info:
         DnaVariable(pad_to=100, stride=3)
     assert str(info.value) == (
-        "--stride must be at least 1 and divide --pad-to; got stride 3 and pad-to 100."
+        "The 'stride' parameter of dna-variable must be a divisor of 'pad_to' (100). Got 3 instead."
     )
     recipe = DnaVariable(pad_to=64, pool="max")
     x, y = np.ones((2, 64), dtype=np.int64), np.array([0, 1])
     with pytest.raises(HelixError) as info:
         recipe.fit(x, y, x, y, labels=["0", "1"], seed=0)
     assert str(info.value) == (
-        "--pool max learns from bags: give the column naming each "
-        "sequence's bag (e.g. --bag-col isolate_id)."
+        "pool='max' learns from bags: give the bag id of each training and validation row "
+        "(use_bags) before fitting."
     )
     path = tmp_path / "genes.csv"
     path.write_text("sequence,label,isolate\nACGT,1,a\nACGA,0,b\n")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from helixserve.training.data import Dataset, load_sequences, split
 from helixserve.training.export import TrainingError, check_parity
 from helixserve.training.publish import train_and_publish
 from helixserve.training.recipes import (
+    RECIPES,
     DnaBinary,
     DnaRegression,
     DnaVariable,
@@ -28,6 +31,7 @@ from helixserve.training.recipes import (
     Recipe,
     TabularForest,
 )
+from tests.test_kmers import utr_data
 
 MOTIF = "CGACCG"
 
@@ -62,48 +66,128 @@ FEATURES = [
     Feature(name="a", type="int", min=1, max=10),
     Feature(name="b", type="int", min=1, max=10),
 ]
-CASES: list[tuple[str, Recipe, Dataset, object]] = [
-    ("dna-cnn", DnaBinary(length=20, epochs=4, kernel=6), motif_data(), "ACGT" * 5 + "A"),
-    ("dna-lstm", DnaBinary(length=20, arch="lstm", units=8, epochs=2), motif_data(), "ACGF" * 5),
-    ("tabular-rf", TabularForest(FEATURES, n_estimators=20), table_data(), {"a": 11, "b": 1}),
-    ("tabular-gb", TabularForest(FEATURES, model="gb"), table_data(), {"a": "x", "b": 1}),
-    (
-        "tabular-calibrated",
-        TabularForest(FEATURES, n_estimators=20, calibrate="sigmoid"),
-        table_data(),
-        {"a": 0, "b": 1},
-    ),
+
+
+def png_bytes(value: int, size: int = 16, spot: tuple[int, int] | None = None) -> bytes:
+    import io
+
+    from PIL import Image
+
+    pixels = np.full((size, size), value, dtype=np.uint8)
+    if spot is not None:
+        pixels[spot[0] : spot[0] + 4, spot[1] : spot[1] + 4] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def image_data(n: int = 60) -> Dataset:
+    rng = np.random.default_rng(0)
+    inputs: list[object] = []
+    targets = []
+    for i in range(n):
+        label = ["spots", "plain", "dim"][i % 3]
+        spot = (int(rng.integers(0, 12)), int(rng.integers(0, 12))) if label == "spots" else None
+        inputs.append(png_bytes(40 if label == "dim" else 90, spot=spot))
+        targets.append(label)
+    return Dataset(inputs, targets, [str(i) for i in range(n)], sha256="0" * 64)
+
+
+def variable_data(n: int = 80) -> Dataset:
+    rng = np.random.default_rng(0)
+    inputs: list[object] = []
+    for i in range(n):
+        seq = "".join(rng.choice(list("ACGT"), int(rng.integers(20, 60))))
+        inputs.append(seq + ("GGGGGG" if i % 2 else "") + ("N" if i % 5 == 0 else ""))
+    return Dataset(
+        inputs, [str(i % 2) for i in range(n)], [str(i) for i in range(n)], sha256="0" * 64
+    )
+
+
+@dataclass(frozen=True)
+class Tiny:
+    """A small recipe, tiny data it trains on in seconds, and an input it must refuse."""
+
+    make: Callable[[], Recipe]
+    data: Callable[[], Dataset]
+    bad: object
+
+
+# every recipe in the registry needs at least one entry: the conformance test fails without
+TINY: dict[str, dict[str, Tiny]] = {
+    "dna-binary": {
+        "cnn": Tiny(lambda: DnaBinary(length=20, epochs=4, kernel=6), motif_data, "ACGT" * 5 + "A"),
+        "lstm": Tiny(
+            lambda: DnaBinary(length=20, arch="lstm", units=8, epochs=2), motif_data, "ACGF" * 5
+        ),
+    },
+    "dna-regression": {
+        "blend": Tiny(
+            lambda: DnaRegression(max_length=20, flank=2, filters=8, kernel=3, dense=8, epochs=3),
+            utr_data,
+            "A" * 21,
+        ),
+    },
+    "dna-variable": {
+        "bilstm": Tiny(lambda: DnaVariable(pad_to=64, units=8, epochs=2), variable_data, "ACGZ")
+    },
+    "tabular": {
+        "rf": Tiny(lambda: TabularForest(FEATURES, n_estimators=20), table_data, {"a": 11, "b": 1}),
+        "gb": Tiny(
+            lambda: TabularForest(FEATURES, model="gb", n_estimators=50),
+            table_data,
+            {"a": "x", "b": 1},
+        ),
+        "calibrated": Tiny(
+            lambda: TabularForest(FEATURES, n_estimators=20, calibrate="sigmoid"),
+            table_data,
+            {"a": 0, "b": 1},
+        ),
+    },
+    "image": {"cnn": Tiny(lambda: ImageCNN(size=16, epochs=2), image_data, b"not an image")},
+}
+CONFORMANCE = [
+    pytest.param(name, variant, id=f"{name}-{variant}")
+    for name in RECIPES
+    for variant in TINY.get(name) or ["no-tiny-dataset"]
 ]
 
 
-@pytest.mark.parametrize(("case", "recipe", "data", "bad"), CASES, ids=[c[0] for c in CASES])
-def test_recipe_conformance(
-    tmp_path: Path, case: str, recipe: Recipe, data: Dataset, bad: object
-) -> None:
+@pytest.mark.parametrize(("name", "variant"), CONFORMANCE)
+def test_recipe_conformance(tmp_path: Path, name: str, variant: str) -> None:
+    """Every registered recipe: fit -> export -> bundle -> served predictions -> bad input."""
+    case = TINY.get(name, {}).get(variant)
+    if case is None:
+        pytest.fail(f"the registered recipe {name} has no tiny dataset in TINY; add one.")
+    recipe, data = case.make(), case.data()
+    assert recipe.name == name and isinstance(recipe, RECIPES[name])
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
-    parts = split(data, task="binary", seed=1)
+    regression = recipe.task == "regression"
+    parts = split(data, task="regression" if regression else "binary", seed=1)
     outcome = train_and_publish(
         recipe,
         data,
         parts,
         store,
-        name=case,
+        name=variant,
         description="test model",
         seed=1,
         work_dir=tmp_path / "work",
     )
     assert outcome.parity <= 1e-4
-    manifest = store.manifest(case)
-    assert manifest.version == 1
-    assert manifest.training_data_sha256 == "0" * 64
-    assert {"model.onnx", "card.md", "metrics.json", "plots/confusion.png"} <= set(manifest.files)
-    assert ("plots/roc.json" in manifest.files) == (manifest.task == "binary")
-    assert 0.0 <= manifest.metrics["accuracy"] <= 1.0
-    predictor = Predictor.from_store(store, case)
+    manifest = store.manifest(variant)
+    assert manifest.version == 1 and manifest.training_data_sha256 == "0" * 64
+    assert {"model.onnx", "card.md", "metrics.json", "recipe.json"} <= set(manifest.files)
+    if regression:
+        assert {"plots/scatter.png", "plots/errors.json"} <= set(manifest.files)
+    else:
+        assert "plots/confusion.png" in manifest.files
+        assert ("plots/roc.json" in manifest.files) == (manifest.task == "binary")
+        assert 0.0 <= manifest.metrics["accuracy"] <= 1.0
     good = data.inputs[int(parts.test[0])]
-    results = predictor.predict([good, bad])
-    assert isinstance(results[0], Prediction) and results[0].label in set(data.targets)
-    assert isinstance(results[1], ItemError)
+    results = Predictor.from_store(store, variant).predict([good, case.bad])
+    assert isinstance(results[0], Prediction) and isinstance(results[1], ItemError)
+    assert results[0].value is not None if regression else results[0].label in set(data.targets)
     if outcome.history is not None:  # neural recipes: curves in the bundle and live on disk
         assert "history.json" in manifest.files and "plots/loss.png" in manifest.files
         live = json.loads((tmp_path / "work" / "history.json").read_text())
@@ -233,82 +317,6 @@ def test_train_command(tmp_path: Path) -> None:
     )
 
 
-def png_bytes(value: int, size: int = 16, spot: tuple[int, int] | None = None) -> bytes:
-    import io
-
-    from PIL import Image
-
-    pixels = np.full((size, size), value, dtype=np.uint8)
-    if spot is not None:
-        pixels[spot[0] : spot[0] + 4, spot[1] : spot[1] + 4] = 255
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def image_data(n: int = 60) -> Dataset:
-    rng = np.random.default_rng(0)
-    inputs: list[object] = []
-    targets = []
-    for i in range(n):
-        label = ["spots", "plain", "dim"][i % 3]
-        spot = (int(rng.integers(0, 12)), int(rng.integers(0, 12))) if label == "spots" else None
-        inputs.append(png_bytes(40 if label == "dim" else 90, spot=spot))
-        targets.append(label)
-    return Dataset(inputs, targets, [str(i) for i in range(n)], sha256="0" * 64)
-
-
-def variable_data(n: int = 80) -> Dataset:
-    rng = np.random.default_rng(0)
-    inputs: list[object] = []
-    for i in range(n):
-        seq = "".join(rng.choice(list("ACGT"), int(rng.integers(20, 60))))
-        inputs.append(seq + ("GGGGGG" if i % 2 else "") + ("N" if i % 5 == 0 else ""))
-    return Dataset(
-        inputs, [str(i % 2) for i in range(n)], [str(i) for i in range(n)], sha256="0" * 64
-    )
-
-
-MORE_CASES: list[tuple[str, Recipe, Dataset, object]] = [
-    ("dna-variable", DnaVariable(pad_to=64, units=8, epochs=2), variable_data(), "ACGZ"),
-    ("image", ImageCNN(size=16, epochs=2), image_data(), b"not an image"),
-]
-
-
-@pytest.mark.parametrize(
-    ("case", "recipe", "data", "bad"), MORE_CASES, ids=[c[0] for c in MORE_CASES]
-)
-def test_more_recipes_conformance(
-    tmp_path: Path, case: str, recipe: Recipe, data: Dataset, bad: object
-) -> None:
-    test_recipe_conformance(tmp_path, case, recipe, data, bad)
-
-
-def test_dna_regression_conformance(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    seqs = ["".join(rng.choice(list("ACGT"), int(rng.integers(5, 21)))) for _ in range(150)]
-    data = Dataset(
-        list(seqs),
-        [str(s.count("G") / 5) for s in seqs],
-        [str(i) for i in range(150)],
-        sha256="0" * 64,
-    )
-    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
-    recipe = DnaRegression(max_length=20, flank=2, filters=8, kernel=3, dense=8, epochs=3)
-    outcome = train_and_publish(
-        recipe, data, split(data, task="regression", seed=0), store, name="utr", description="d"
-    )
-    assert outcome.parity <= 1e-4
-    manifest = store.manifest("utr")
-    assert {"plots/scatter.png", "plots/errors.json", "plots/loss.json"} <= set(manifest.files)
-    schema = manifest.input
-    assert schema.kind == "dna" and schema.padding == "left"
-    predictor = Predictor.from_store(store, "utr")
-    good, bad = predictor.predict(["GG", "A" * 21])
-    assert isinstance(good, Prediction) and good.value is not None
-    assert isinstance(bad, ItemError)
-
-
 def test_train_command_tabular_with_cross_validation(tmp_path: Path) -> None:
     data = table_data(120)
     path = tmp_path / "rows.csv"
@@ -372,7 +380,7 @@ def test_image_options_reach_the_recipe(tmp_path: Path) -> None:
         (folder / f"{i}.png").write_bytes(image)  # type: ignore[arg-type]
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     options = TrainOptions(
-        recipe="image", data=tmp_path / "images", name="cells", image_size=16, epochs=1
+        recipe="image", data=tmp_path / "images", name="cells", params={"size": 16, "epochs": 1}
     )
     run(options, store)
     schema = store.manifest("cells").input
@@ -393,8 +401,7 @@ def test_training_refusals_are_clear(tmp_path: Path) -> None:
         "data": path,
         "name": "m",
         "target": "label",
-        "length": 20,
-        "epochs": 1,
+        "params": {"length": 20, "epochs": 1},
     }
     outcome = run(TrainOptions(**base), store)  # type: ignore[arg-type]
     assert [str(r.error) for r in outcome.refused_examples] == [
@@ -429,7 +436,10 @@ def test_binary_recipe_refuses_three_classes(tmp_path: Path) -> None:
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     with pytest.raises(HelixError) as info:
         run(
-            TrainOptions(recipe="dna-binary", data=path, name="m", target="label", length=20), store
+            TrainOptions(
+                recipe="dna-binary", data=path, name="m", target="label", params={"length": 20}
+            ),
+            store,
         )
     assert str(info.value) == (
         "dna-binary is a binary recipe, but the targets hold 3 classes (0, 1, 2); use a "
@@ -472,32 +482,17 @@ def test_init_from_continues_from_earlier_weights(tmp_path: Path) -> None:
     )
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     base = TrainOptions(
-        recipe="dna-binary", data=path, name="m", target="label", length=20, epochs=2
+        recipe="dna-binary", data=path, name="m", target="label", params={"length": 20, "epochs": 2}
     )
     first = run(base, store)
     assert "weights.npz" in first.manifest.files and "recipe.json" in first.manifest.files
-    second = run(TrainOptions(**{**base.__dict__, "init_from": "m@1", "epochs": 1}), store)
+    again = {"init_from": "m@1", "params": {**base.params, "epochs": 1}}
+    second = run(TrainOptions(**{**base.__dict__, **again}), store)
     assert second.manifest.version == 2
-    lstm = TrainOptions(**{**base.__dict__, "arch": "lstm", "init_from": "m@1"})
+    lstm = TrainOptions(
+        **{**base.__dict__, "params": {**base.params, "arch": "lstm"}, "init_from": "m@1"}
+    )
     with pytest.raises(
         HelixError, match=r"^the earlier model's weights do not fit this architecture"
     ):
         run(lstm, store)
-
-
-def test_gradient_x_input_of_a_linear_model_is_the_weight_of_each_present_base() -> None:
-    import torch
-
-    from helixserve.training.saliency import gradient_x_input
-
-    weights = torch.arange(12, dtype=torch.float32).reshape(3, 4) / 10  # position x base
-    linear = torch.nn.Linear(12, 1, bias=True)
-    with torch.no_grad():
-        linear.weight.copy_(weights.reshape(1, 12))
-        linear.bias.fill_(5.0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), linear)
-    x = np.zeros((1, 3, 4), dtype=np.float32)
-    x[0, [0, 1, 2], [2, 0, 3]] = 1  # G, A, T
-    got = gradient_x_input(model, x)
-    assert got.shape == (1, 3)
-    assert np.allclose(got[0], [0.2, 0.4, 1.1])  # weights[0, G], weights[1, A], weights[2, T]

@@ -13,7 +13,7 @@ from helixserve.errors import HelixError
 from helixserve.store import ModelStore
 from helixserve.training.cli_support import TrainOptions, run
 from helixserve.training.publish import encode_inputs
-from helixserve.training.recipes import DnaBinary, Recipe, TabularForest
+from helixserve.training.recipes import DnaBinary, DnaRegression, Recipe, TabularForest
 from tests.test_training import FEATURES, MOTIF
 
 
@@ -93,7 +93,9 @@ def test_explicit_class_weights_by_label_name_reach_the_model_and_the_card(
         label_names="0=benign,1=malignant",
     )
     plain = run(base, store)
-    weighted = run(TrainOptions(**{**base.__dict__, "class_weight": "malignant=8"}), store)
+    weighted = run(
+        TrainOptions(**{**base.__dict__, "params": {"class_weight": "malignant=8"}}), store
+    )
     assert weighted.metrics["recall"] > plain.metrics["recall"] + 0.3
     bundle = store.pull("rows@2").path
     params = json.loads((bundle / "recipe.json").read_text())["params"]
@@ -101,34 +103,30 @@ def test_explicit_class_weights_by_label_name_reach_the_model_and_the_card(
     assert "class_weight=malignant=8" in (bundle / "card.md").read_text()
 
 
+CLASS_WEIGHT = (
+    "The 'class_weight' parameter of tabular must be 'none', 'balanced' or LABEL=WEIGHT pairs "
+    "with positive weights like '0=1,1=4' or None. Got {!r} instead."
+)
+REGRESSION_PARAMETERS = ", ".join(d.name for d in DnaRegression.declared())
+
+
 @pytest.mark.parametrize(
     ("recipe", "weight", "message"),
     [
-        (
-            "tabular",
-            "heavy",
-            "--class-weight must be none, balanced, or LABEL=WEIGHT pairs such "
-            "as 0=1,1=4; got 'heavy'.",
-        ),
-        (
-            "tabular",
-            "benign=1,malignant=-2",
-            "--class-weight: the weight of class 'malignant' "
-            "must be a positive number, got '-2' (in 'benign=1,malignant=-2'); write e.g. 0=1,1=4.",
-        ),
-        ("tabular", "0=1,0=2", "--class-weight names class '0' twice (in '0=1,0=2')."),
+        ("tabular", "heavy", CLASS_WEIGHT.format("heavy")),
+        ("tabular", "benign=1,malignant=-2", CLASS_WEIGHT.format("benign=1,malignant=-2")),
+        ("tabular", "0=1,0=2", CLASS_WEIGHT.format("0=1,0=2")),
         (
             "tabular",
             "benign=1,2=3",
-            "--class-weight names class '2', which the targets do not "
-            "hold; they hold benign, malignant.",
+            "The 'class_weight' parameter names class '2', which the targets do not hold; they "
+            "hold benign, malignant.",
         ),
         (
             "dna-regression",
             "balanced",
-            "--class-weight is for the dna-binary and tabular "
-            "recipes, not dna-regression (dna-variable and image always weight classes balanced; "
-            "dna-regression has no classes); leave it out.",
+            "dna-regression has no parameter 'class_weight'; its parameters are "
+            f"{REGRESSION_PARAMETERS}.",
         ),
     ],
 )
@@ -147,7 +145,7 @@ def test_bad_class_weights_are_refused_with_the_fix(
         target="class",
         feature_type="int",
         label_names="0=benign,1=malignant",
-        class_weight=weight,
+        params={"class_weight": weight},
     )
     with pytest.raises(HelixError) as info:
         run(options, store)
@@ -232,7 +230,7 @@ def test_init_from_records_the_resolved_parent_in_the_lineage(tmp_path: Path) ->
     )
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     base = TrainOptions(
-        recipe="dna-binary", data=path, name="m", target="label", length=20, epochs=1
+        recipe="dna-binary", data=path, name="m", target="label", params={"length": 20, "epochs": 1}
     )
     assert run(base, store).manifest.lineage == Lineage(how="trained")
     run(base, store)

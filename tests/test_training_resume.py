@@ -137,7 +137,7 @@ def fit_bag_model(work: Path, *, resume: bool = False, stop_after: int = 0) -> n
     x = encode_inputs(recipe, data.inputs)
     y = np.array([int(t) for t in data.targets])
     bags = [f"bag{i % 2}-{i // 8}" for i in range(len(x))]  # 4 genes of one label per isolate
-    recipe.bags = (bags[:120], bags[120:])
+    recipe.use_bags(bags[:120], bags[120:])
     recipe.checkpoint, recipe.resume = work / "checkpoint.npz", resume
 
     def crash(history: History) -> None:
@@ -179,8 +179,7 @@ def test_resume_refuses_other_data_other_options_and_no_checkpoint(tmp_path: Pat
         data=sequences_file(tmp_path),
         name="m",
         target="label",
-        length=20,
-        epochs=1,
+        params={"length": 20, "epochs": 1},
         work_dir=work,
     )
     path = work / "checkpoint.npz"
@@ -192,11 +191,12 @@ def test_resume_refuses_other_data_other_options_and_no_checkpoint(tmp_path: Pat
         f"--work-dir the folder of the interrupted run, {restart}"
     )
     run(base, store)
+    changed = {"resume": True, "params": {**base.params, "epochs": 3}, "seed": 4}
     with pytest.raises(HelixError) as info:
-        run(TrainOptions(**{**base.__dict__, "resume": True, "epochs": 3, "seed": 4}), store)
+        run(TrainOptions(**{**base.__dict__, **changed}), store)
     assert str(info.value) == (
-        f"--resume: the run in {path} was started with other options (--epochs 1 then, 3 now; "
-        f"--seed 0 then, 4 now); resume with the same options, {restart}"
+        f"--resume: the run in {path} was started with other options (--param epochs 1 then, "
+        f"3 now; --seed 0 then, 4 now); resume with the same options, {restart}"
     )
     then = read_meta(path)["fingerprint"]["data_sha256"]
     other = TrainOptions(**{**base.__dict__, "resume": True, "data": sequences_file(tmp_path, 62)})

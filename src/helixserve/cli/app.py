@@ -26,7 +26,7 @@ from helixserve.cli.models import models_app
 from helixserve.cli.options import HelixGroup, examples
 from helixserve.cli.predict import PREDICT_EXAMPLES, predict
 from helixserve.cli.serve import SERVE_EXAMPLES, keys_app, serve
-from helixserve.cli.train import TRAIN_EXAMPLES, train
+from helixserve.cli.train import TRAIN_EXAMPLES, TRAIN_HELP, train
 from helixserve.cli.validate import VALIDATE_EXAMPLES, validate
 from helixserve.cli.zoo import zoo_app
 from helixserve.errors import HelixError
@@ -72,7 +72,7 @@ app = typer.Typer(
 app.command(epilog=QUICKSTART_EXAMPLES)(quickstart)
 app.command(epilog=SERVE_EXAMPLES)(serve)
 app.command(epilog=PREDICT_EXAMPLES)(predict)
-app.command(epilog=TRAIN_EXAMPLES)(train)
+app.command(epilog=TRAIN_EXAMPLES, help=TRAIN_HELP)(train)
 app.command(epilog=VALIDATE_EXAMPLES)(validate)
 app.command(epilog=DESIGN_EXAMPLES)(design)
 app.command(epilog=BENCH_EXAMPLES)(bench)

@@ -9,15 +9,19 @@ version of ``--name`` and summarised (metrics on the test split, time, parity of
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 import typer
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.table import Table
 
 from helixserve.cli.options import StoreOption, examples
 from helixserve.errors import HelixError
+from helixserve.training.params import declarations
+from helixserve.training.recipe_params import DECLARED, RECIPE_NAMES, parse_params
+from helixserve.training.train_options import shortcut_params
 
 console = Console()
 
@@ -33,8 +37,43 @@ def _training() -> Any:
     return support
 
 
-Recipe = Literal["dna-binary", "dna-regression", "dna-variable", "tabular", "image"]
-Arch = Literal["cnn", "lstm", "bilstm", "rf", "gb"]
+def _choices(recipe: str, name: str) -> Any:
+    """The declared choices of a recipe's parameter, as a ``Literal`` for typer ('' left out)."""
+    declared = {d.name: d for d in declarations(DECLARED[recipe])}[name]
+    return Literal[tuple(c for c in declared.spec.choices if c != "")]
+
+
+if TYPE_CHECKING:
+    Recipe: TypeAlias = str
+    Pool: TypeAlias = str
+    Normalize: TypeAlias = str
+    Device: TypeAlias = str
+    Calibrate: TypeAlias = str
+else:  # the choices come from the declarations (training.recipe_params), not a copy of them
+    Recipe = Literal[RECIPE_NAMES]
+    Pool = _choices("dna-variable", "pool")
+    Normalize = _choices("image", "normalize")
+    Device = _choices("dna-binary", "device")
+    Calibrate = _choices("tabular", "calibrate")
+
+
+def parameters_help() -> str:
+    """Every recipe's declared hyper-parameters, one line each, for ``train --help``."""
+    lines = ["Hyper-parameters of each recipe, set with --param NAME=VALUE:"]
+    for recipe, params in DECLARED.items():
+        lines.append(f"\n{recipe}:")
+        for d in declarations(params):
+            allowed = d.allowed()
+            lines.append(
+                f"  {d.name}: {d.spec.help} {allowed[0].upper()}{allowed[1:]}; "
+                f"default {d.default!r}."
+            )
+    return escape("\n".join(lines))
+
+
+TRAIN_HELP = (
+    "Train a model from a recipe on your data and publish it to the store.\n\n" + parameters_help()
+)
 DATA, SPLIT, TRAINING = "Data", "Test split", "Training"
 DNA, TABULAR, IMAGE = "DNA recipes", "Tabular recipe", "Image recipe"
 CARD = "Model card"
@@ -56,6 +95,11 @@ TRAIN_EXAMPLES = examples(
         "An image classifier from a folder of class sub-folders",
         "train image --data images/ --image-size 128 --name my-cells",
     ),
+    (
+        "An LSTM classifier with a lower learning rate and more patience",
+        "train dna-binary --data sequences.txt --labels labels.txt --param arch=lstm "
+        "--param lr=0.0005 --param patience=12",
+    ),
 )
 
 
@@ -65,7 +109,7 @@ def train(
         typer.Argument(
             metavar="RECIPE",
             show_choices=False,
-            help=f"What to train: {', '.join(get_args(Recipe))}.",
+            help=f"What to train: {', '.join(RECIPE_NAMES)}.",
         ),
     ],
     data: Annotated[
@@ -127,28 +171,29 @@ def train(
         typer.Option(rich_help_panel=TABULAR, metavar="MIN:MAX", help="Range of every feature."),
     ] = None,
     length: Annotated[
-        int,
+        int | None,
         typer.Option(
             rich_help_panel=DNA,
             metavar="NT",
             help="Sequence length (dna-binary: exact; dna-regression: longest).",
         ),
-    ] = 50,
+    ] = None,
     pad_to: Annotated[
-        int,
+        int | None,
         typer.Option(
             rich_help_panel=DNA, metavar="NT", help="Pad or truncate to this length (dna-variable)."
         ),
-    ] = 1024,
+    ] = None,
     image_size: Annotated[
-        int, typer.Option(rich_help_panel=IMAGE, metavar="PIXELS", help="Side after resizing.")
-    ] = 128,
+        int | None,
+        typer.Option(rich_help_panel=IMAGE, metavar="PIXELS", help="Side after resizing (image)."),
+    ] = None,
     channels: Annotated[
-        int,
+        int | None,
         typer.Option(
             rich_help_panel=IMAGE, metavar="N", help="Colour channels: 1 (grey) or 3 (RGB)."
         ),
-    ] = 1,
+    ] = None,
     path_col: Annotated[
         str,
         typer.Option(
@@ -156,33 +201,33 @@ def train(
         ),
     ] = "path",
     crop: Annotated[
-        int,
+        int | None,
         typer.Option(
             rich_help_panel=IMAGE,
             metavar="PIXELS",
             help="Train on random crops of this side at native size (0: off).",
         ),
-    ] = 0,
+    ] = None,
     tiles: Annotated[
-        int,
+        int | None,
         typer.Option(
             rich_help_panel=IMAGE,
             metavar="N",
             help="N x N crops per image (with --crop; 0: cover the image).",
         ),
-    ] = 0,
+    ] = None,
     crops_per_image: Annotated[
-        int,
+        int | None,
         typer.Option(
             rich_help_panel=IMAGE,
             metavar="N",
             help="Random crops per image per epoch (with --crop).",
         ),
-    ] = 32,
+    ] = None,
     normalize: Annotated[
-        Literal["per-image", "none"],
+        Normalize | None,
         typer.Option(rich_help_panel=IMAGE, help="Z-score each crop, or not (with --crop)."),
-    ] = "per-image",
+    ] = None,
     group_col: Annotated[
         str | None,
         typer.Option(
@@ -200,20 +245,20 @@ def train(
         ),
     ] = None,
     pool: Annotated[
-        Literal["max", "noisy-or", "lse"] | None,
+        Pool | None,
         typer.Option(
             rich_help_panel=DNA, help="How a bag's sequences combine (dna-variable with --bag-col)."
         ),
     ] = None,
     stride: Annotated[
-        int,
+        int | None,
         typer.Option(
             rich_help_panel=DNA,
             metavar="N",
             min=1,
             help="Stride of a k-mer conv stem (dna-variable; 1: none).",
         ),
-    ] = 1,
+    ] = None,
     filter: Annotated[
         str | None,
         typer.Option(
@@ -221,19 +266,23 @@ def train(
         ),
     ] = None,
     arch: Annotated[
-        Arch | None,
+        str | None,
         typer.Option(
             rich_help_panel=TRAINING,
+            metavar="ARCH",
             help="Architecture (dna-binary: cnn or lstm; dna-variable: bilstm or cnn; "
             "tabular: rf or gb; default: the first).",
         ),
     ] = None,
     epochs: Annotated[
-        int,
+        int | None,
         typer.Option(
-            rich_help_panel=TRAINING, metavar="N", min=1, help="Maximum epochs (neural recipes)."
+            rich_help_panel=TRAINING,
+            metavar="N",
+            min=1,
+            help="Maximum epochs (neural recipes; default: the recipe's, 60).",
         ),
-    ] = 60,
+    ] = None,
     test_fraction: Annotated[
         float,
         typer.Option(
@@ -247,8 +296,8 @@ def train(
         ),
     ] = 0,
     device: Annotated[
-        Literal["cpu", "cuda"], typer.Option(rich_help_panel=TRAINING, help="Where to train.")
-    ] = "cpu",
+        Device | None, typer.Option(rich_help_panel=TRAINING, help="Where to train.")
+    ] = None,
     store: StoreOption = None,
     work_dir: Annotated[
         Path | None,
@@ -265,7 +314,7 @@ def train(
         ),
     ] = None,
     calibrate: Annotated[
-        Literal["sigmoid", "isotonic"] | None,
+        Calibrate | None,
         typer.Option(rich_help_panel=TABULAR, help="Calibrate probabilities."),
     ] = None,
     class_weight: Annotated[
@@ -274,7 +323,7 @@ def train(
             rich_help_panel=TRAINING,
             metavar="WEIGHTS",
             help="Class weights: none, balanced, or LABEL=WEIGHT pairs like 0=1,1=4 "
-            "(dna-binary, tabular).",
+            "(classifier recipes).",
         ),
     ] = None,
     init_from: Annotated[
@@ -302,12 +351,22 @@ def train(
         ),
     ] = None,
     kmer_ridge: Annotated[
-        bool,
+        bool | None,
         typer.Option(
+            "--kmer-ridge/--no-kmer-ridge",
             rich_help_panel=DNA,
-            help="Blend the CNN with a k-mer ridge regression (dna-regression).",
+            help="Blend the CNN with a k-mer ridge regression (dna-regression; default: on).",
         ),
-    ] = True,
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            rich_help_panel=TRAINING,
+            metavar="NAME=VALUE",
+            help="Set one of the recipe's hyper-parameters (listed above); repeatable.",
+        ),
+    ] = None,
     resume: Annotated[
         bool,
         typer.Option(
@@ -340,7 +399,7 @@ def train(
         typer.Option(rich_help_panel=CARD, metavar="MARKDOWN", help="Card section: the licence."),
     ] = None,
 ) -> None:
-    """Train a model from a recipe on your data and publish it to the store."""
+    """Train a model from a recipe on your data and publish it to the store (see TRAIN_HELP)."""
     from helixserve.cli.models import open_store  # noqa: PLC0415 - keeps --help fast
 
     support = _training()
@@ -357,39 +416,46 @@ def train(
         features=features.split(",") if features else None,
         feature_type=feature_type,
         feature_range=feature_range,
-        length=length,
-        pad_to=pad_to,
-        image_size=image_size,
-        channels=channels,
         path_col=path_col,
-        crop=crop,
-        tiles=tiles,
-        crops_per_image=crops_per_image,
-        normalize=normalize,
         group_col=group_col,
         bag_col=bag_col,
-        pool=pool or "",
-        stride=stride,
         filter=filter,
-        arch=arch or "",
-        epochs=epochs,
         cv=cv,
         search=search,
         init_from=init_from,
-        calibrate=calibrate,
-        class_weight=class_weight,
         label_names=label_names,
         test_fraction=test_fraction,
         seed=seed,
-        device=device,
         work_dir=work_dir,
-        kmer_ridge=kmer_ridge,
+        params=shortcut_params(
+            recipe,
+            {
+                "length": length,
+                "pad_to": pad_to,
+                "image_size": image_size,
+                "channels": channels,
+                "crop": crop,
+                "tiles": tiles,
+                "crops_per_image": crops_per_image,
+                "normalize": normalize,
+                "pool": pool,
+                "stride": stride,
+                "arch": arch,
+                "epochs": epochs,
+                "calibrate": calibrate,
+                "class_weight": class_weight,
+                "device": device,
+                "kmer_ridge": kmer_ridge,
+            },
+            parse_params(recipe, param or []),
+        ),
         resume=resume,
         card=card,
         limits=limits,
         citation=citation,
         licence=licence,
     )
+    support.checked_params(options)  # a bad hyper-parameter is refused before anything else
     models = open_store(store)
     live = work_dir or models.cache_dir.parent / "runs" / options.name
     console.print(f"per-epoch history (live): {live / 'history.json'}", highlight=False)

@@ -4,7 +4,8 @@ Contract: a ``class_weight`` is ``None`` (every example counts once), ``"balance
 (scikit-learn's rule: ``n_samples / (n_classes * count of the class)``) or explicit weights as
 text, ``"LABEL=WEIGHT,LABEL=WEIGHT"`` (e.g. ``"0=1,1=4"``; labels as the targets name them after
 ``--label-names``; classes not named weigh 1). Recipes store it as given, so it shows as-is in
-``recipe.json`` and the card.
+``recipe.json`` and the card (its form is checked when the recipe is built, see
+:mod:`helixserve.training.recipe_params`; the labels it names, when fitting).
 
 - :func:`check_class_weight` validates the text (``"none"`` becomes ``None``) and returns it;
 - :func:`class_weight_vector` gives one weight per class (in the order of ``labels``) for the
@@ -43,18 +44,23 @@ def _pairs(spec: str) -> dict[str, float]:
     for item in spec.split(","):
         label, sep, text = (part.strip() for part in item.partition("="))
         if not sep or not label or not text:
-            raise HelixError(f"--class-weight must be {FORMAT}; got {spec!r}.")
+            raise HelixError(
+                f"The 'class_weight' parameter must be {FORMAT}. Got {spec!r} instead."
+            )
         try:
             weight = float(text)
         except ValueError:
             weight = math.nan
         if not math.isfinite(weight) or weight <= 0:
             raise HelixError(
-                f"--class-weight: the weight of class {label!r} must be a positive number, got "
-                f"{text!r} (in {spec!r}); write e.g. 0=1,1=4."
+                f"The 'class_weight' parameter must give class {label!r} a positive weight. "
+                f"Got {spec!r} instead."
             )
         if label in weights:
-            raise HelixError(f"--class-weight names class {label!r} twice (in {spec!r}).")
+            raise HelixError(
+                f"The 'class_weight' parameter must name class {label!r} once. "
+                f"Got {spec!r} instead."
+            )
         weights[label] = weight
     return weights
 
@@ -64,8 +70,8 @@ def _explicit(spec: str, labels: list[str]) -> list[float]:
     unknown = [label for label in weights if label not in labels]
     if unknown:
         raise HelixError(
-            f"--class-weight names class {', '.join(map(repr, unknown))}, which the targets do "
-            f"not hold; they hold {', '.join(labels)}."
+            f"The 'class_weight' parameter names class {', '.join(map(repr, unknown))}, which "
+            f"the targets do not hold; they hold {', '.join(labels)}."
         )
     return [weights.get(label, 1.0) for label in labels]
 

@@ -1,12 +1,15 @@
 """What ``helixserve train`` does, as a function the CLI and the zoo build call.
 
-Contract: :func:`run` builds the recipe from :class:`TrainOptions`, loads and validates the data,
-splits it (split column, or random with the seed), trains, publishes, and returns the
-:class:`~helixserve.training.publish.Outcome` plus the first refused records. Unknown recipes,
-options that do not fit the recipe and unusable data raise
+Contract: :func:`run` builds the recipe named in :class:`TrainOptions` from the registry
+(:data:`~helixserve.training.recipes.RECIPES`) with the hyper-parameters the options give
+(:func:`~helixserve.training.train_options.checked_params`: ``--param NAME=VALUE`` and the
+shortcut options, checked against the recipe's declarations before any data is read), loads
+and validates the data, splits it (split column, or random with the seed), trains, publishes,
+and returns the :class:`~helixserve.training.publish.Outcome` plus the first refused records.
+Unknown recipes, options that do not fit the recipe and unusable data raise
 :class:`~helixserve.errors.HelixError` with the fix.
 
-- ``class_weight`` (dna-binary, tabular): see :mod:`helixserve.training.classweights`.
+- ``class_weight`` (the classifier recipes): see :mod:`helixserve.training.classweights`.
 - Neural recipes checkpoint every epoch into ``work_dir/checkpoint.npz`` together with the run's
   :func:`run_fingerprint` (data sha256 and the options that change training); ``resume``
   continues from it, after checking it (no checkpoint, or one started with other data or options:
@@ -25,7 +28,7 @@ import hashlib
 import json
 import operator
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +36,7 @@ import numpy as np
 import torch
 
 from helixserve.errors import HelixError
+from helixserve.inputs.images import ImageSchema
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import Feature
 from helixserve.inputs.textio import iter_lines, opened
@@ -49,81 +53,28 @@ from helixserve.training.data import (
     subset,
 )
 from helixserve.training.publish import Outcome, train_and_publish
-from helixserve.training.recipes import (
-    DnaBinary,
-    DnaRegression,
-    DnaVariable,
-    ImageCNN,
-    Recipe,
-    TabularForest,
-)
+from helixserve.training.recipes import RECIPES, DnaRegression, Recipe, TabularForest
 from helixserve.training.recipes.torch_base import TorchRecipe
 from helixserve.training.search import search, with_params
+from helixserve.training.train_options import TRAIN_THREADS, TrainOptions, checked_params
 
-TRAIN_THREADS = 2
-CLASS_WEIGHTED = ("dna-binary", "tabular")
 CARD_SECTIONS = {"limits": "Limits", "citation": "Citation", "licence": "Licence"}
 CHECKPOINT = "checkpoint.npz"  # in the work dir (where train_and_publish has the loop write it)
-
-
-@dataclass
-class TrainOptions:
-    recipe: str
-    data: Path
-    name: str
-    target: str | None = None
-    labels: Path | None = None
-    sequence_col: str | None = None
-    id_col: str | None = None
-    split_col: str | None = None
-    header: list[str] | None = None
-    features: list[str] | None = None
-    feature_type: str = "float"
-    feature_range: str | None = None
-    length: int = 50
-    pad_to: int = 1024
-    image_size: int = 128
-    channels: int = 1
-    path_col: str = "path"
-    crop: int = 0
-    tiles: int = 0
-    crops_per_image: int = 32
-    normalize: str = "per-image"
-    depth: int = 2
-    group_col: str | None = None
-    bag_col: str | None = None
-    pool: str = ""
-    stride: int = 1
-    lr: float | None = None
-    patience: int | None = None
-    filter: str | None = None
-    arch: str = ""
-    epochs: int = 60
-    test_fraction: float = 0.2
-    seed: int = 0
-    device: str = "cpu"
-    work_dir: Path | None = None
-    cv: int | None = None
-    search: int | None = None
-    init_from: str | None = None
-    calibrate: str | None = None
-    class_weight: str | None = None  # None: the recipe's default; "none", "balanced", "0=1,1=4"
-    label_names: str | None = None
-    description: str | None = None
-    card_text: str = ""
-    card: Path | None = None  # a Markdown file appended to the card
-    limits: str | None = None
-    citation: str | None = None
-    licence: str | None = None
-    kmer_ridge: bool = True
-    threads: int = TRAIN_THREADS
-    resume: bool = False  # continue from the checkpoint in the work dir
+__all__ = [
+    "TRAIN_THREADS",
+    "TrainOptions",
+    "checked_params",
+    "parse_filter",
+    "recipe_and_data",
+    "run",
+]
 
 
 def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> Outcome:
     """Train and publish; see the module contract."""
-    _check_device(options)
+    torch.set_num_threads(options.threads)  # fixed, so a seed gives the same model anywhere
     recipe, data = recipe_and_data(options)
+    _check_device(recipe)
     data.targets = rename_labels(data.targets, options.label_names)
     task = _task(recipe, data)
     card = options.card_text + "\n" + card_sections(options)  # a bad --card fails before training
@@ -152,17 +103,14 @@ def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> 
     return outcome
 
 
-def _check_device(options: TrainOptions) -> None:
-    torch.set_num_threads(options.threads)  # fixed, so a seed gives the same model anywhere
-    if options.device not in ("cpu", "cuda"):
-        raise HelixError(f"--device must be cpu or cuda, got {options.device!r}.")
-    if options.device == "cuda" and not torch.cuda.is_available():
+def _check_device(recipe: Recipe) -> None:
+    if recipe.get_params().get("device") == "cuda" and not torch.cuda.is_available():
         raise HelixError("--device cuda was asked for, but this machine has no CUDA GPU.")
 
 
 def _task(recipe: Recipe, data: Dataset) -> Literal["binary", "multiclass", "regression"]:
     classes = sorted(set(data.targets))
-    if recipe.name in ("dna-binary", "dna-variable") and len(classes) != 2:
+    if recipe.binary_only and len(classes) != 2:
         raise HelixError(
             f"{recipe.name} is a binary recipe, but the targets hold {len(classes)} classes "
             f"({', '.join(classes[:10])}); use a two-class target."
@@ -199,8 +147,10 @@ NOT_FINGERPRINTED = frozenset(
 
 def run_fingerprint(options: TrainOptions, data: Dataset) -> dict[str, Any]:
     """What a run is started with, kept in its checkpoint: a resumed run must match it. The
-    options that do not change training (where files are, card text) are left out."""
+    options that do not change training (where files are, card text) are left out; each
+    hyper-parameter given is one entry, ``param NAME`` (shown as ``--param NAME`` if it differs)."""
     chosen = {k: v for k, v in asdict(options).items() if k not in NOT_FINGERPRINTED}
+    chosen |= {f"param {k}": v for k, v in chosen.pop("params").items()}
     body = json.loads(json.dumps(chosen, sort_keys=True, default=str))
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     return {"data_sha256": data.sha256, "options": body, "options_sha256": digest}
@@ -296,7 +246,7 @@ def _cross_validation(options: TrainOptions, recipe: Recipe, data: Dataset, inde
         f"| {metric} | {result.mean(metric):.4f} | {result.std(metric):.4f} |"
         for metric in sorted(common)
     )
-    if recipe.name == "dna-regression":
+    if isinstance(recipe, DnaRegression):
         baseline = kmer_ridge_cv(subset(data, index), folds=options.cv, seed=options.seed)
         rows += (
             f"\n| r2 of the k-mer (k=1..6) ridge baseline, same folds | "
@@ -309,25 +259,21 @@ def _cross_validation(options: TrainOptions, recipe: Recipe, data: Dataset, inde
 
 
 def recipe_and_data(options: TrainOptions) -> tuple[Recipe, Dataset]:
-    builders = {
-        "dna-binary": _dna_binary,
-        "dna-regression": _dna_regression,
-        "dna-variable": _dna_variable,
-        "tabular": _tabular,
-        "image": _image,
-    }
-    builder = builders.get(options.recipe)
-    if builder is None:
+    """The recipe ``options`` name, with its hyper-parameters (checked first), and its data."""
+    params = checked_params(options)  # bad values are refused before any data is read
+    recipe_class = RECIPES[options.recipe]
+    if issubclass(recipe_class, TabularForest):
+        tabular = TabularForest(_features(options), **params)
+        return tabular, _table(options, tabular)
+    recipe = recipe_class(**params)
+    if recipe.learns_from_bags() != bool(options.bag_col):
         raise HelixError(
-            f"unknown recipe {options.recipe!r}; the recipes are {', '.join(builders)}."
+            "multiple-instance training needs both --bag-col (the column naming each sequence's "
+            "bag, e.g. isolate_id) and --pool (max, noisy-or or lse)."
         )
-    if options.class_weight is not None and options.recipe not in CLASS_WEIGHTED:
-        raise HelixError(
-            f"--class-weight is for the {' and '.join(CLASS_WEIGHTED)} recipes, not "
-            f"{options.recipe} (dna-variable and image always weight classes balanced; "
-            "dna-regression has no classes); leave it out."
-        )
-    return builder(options)
+    if isinstance(recipe.input_schema(), SequenceSchema):
+        return recipe, _sequences(options, recipe)
+    return recipe, _images(options, recipe)
 
 
 def _sequences(options: TrainOptions, recipe: Recipe) -> Dataset:
@@ -347,73 +293,19 @@ def _sequences(options: TrainOptions, recipe: Recipe) -> Dataset:
     )
 
 
-def _dna_binary(options: TrainOptions) -> tuple[Recipe, Dataset]:
-    arch = options.arch or "cnn"
-    if arch not in ("cnn", "lstm"):
-        raise HelixError(f"dna-binary --arch must be cnn or lstm, got {arch!r}.")
-    recipe = DnaBinary(
-        length=options.length,
-        arch=arch,
-        epochs=options.epochs,
-        class_weight=options.class_weight,
-        device=options.device,
-    )
-    return recipe, _sequences(options, recipe)
-
-
-def _dna_regression(options: TrainOptions) -> tuple[Recipe, Dataset]:
-    recipe = DnaRegression(
-        max_length=options.length,
-        epochs=options.epochs,
-        device=options.device,
-        kmer_ridge=options.kmer_ridge,
-    )
-    return recipe, _sequences(options, recipe)
-
-
-def _dna_variable(options: TrainOptions) -> tuple[Recipe, Dataset]:
-    if bool(options.pool) != bool(options.bag_col):
-        raise HelixError(
-            "multiple-instance training needs both --bag-col (the column naming each sequence's "
-            "bag, e.g. isolate_id) and --pool (max, noisy-or or lse)."
-        )
-    recipe = DnaVariable(
-        pad_to=options.pad_to,
-        stride=options.stride,
-        pool=options.pool,
-        arch=options.arch or "bilstm",
-        epochs=options.epochs,
-        lr=options.lr or 2e-3,
-        patience=options.patience or 5,
-        device=options.device,
-    )
-    return recipe, _sequences(options, recipe)
-
-
-def _image(options: TrainOptions) -> tuple[Recipe, Dataset]:
-    recipe = ImageCNN(
-        size=options.image_size,
-        channels=options.channels,
-        epochs=options.epochs,
-        device=options.device,
-        crop=options.crop,
-        tiles=options.tiles,
-        crops_per_image=options.crops_per_image,
-        normalize=options.normalize,
-        depth=options.depth,
-        patience=options.patience or 8,
-        lr=options.lr or 1e-3,
-    )
-    data = load_images(
+def _images(options: TrainOptions, recipe: Recipe) -> Dataset:
+    schema = recipe.input_schema()
+    if not isinstance(schema, ImageSchema):
+        raise HelixError(f"recipe {recipe.name} does not read images.")
+    return load_images(
         options.data,
-        recipe.input_schema(),
+        schema,
         target_col=options.target,
         path_col=options.path_col,
         split_col=options.split_col,
         group_col=options.group_col,
         where=parse_filter(options.filter),
     )
-    return recipe, data
 
 
 def rename_labels(targets: list[str], mapping: str | None) -> list[str]:
@@ -477,7 +369,8 @@ def _row_test(
     return test
 
 
-def _tabular(options: TrainOptions) -> tuple[Recipe, Dataset]:
+def _features(options: TrainOptions) -> list[Feature]:
+    """The tabular recipe's features: the columns named, or all but the target and id."""
     if options.target is None:
         raise HelixError("the tabular recipe needs --target COLUMN (the class column).")
     given = {
@@ -492,26 +385,20 @@ def _tabular(options: TrainOptions) -> tuple[Recipe, Dataset]:
     low, high = _range(options.feature_range)
     if options.feature_type not in ("int", "float"):
         raise HelixError(f"--feature-type must be int or float, got {options.feature_type!r}.")
-    features = [
+    return [
         Feature(name=n, type=options.feature_type, min=low, max=high)  # type: ignore[arg-type]
         for n in names
     ]
-    arch = options.arch or "rf"
-    if arch not in ("rf", "gb"):
-        raise HelixError(f"tabular --arch must be rf or gb, got {arch!r}.")
-    if options.calibrate not in (None, "sigmoid", "isotonic"):
-        raise HelixError(f"--calibrate must be sigmoid or isotonic, got {options.calibrate!r}.")
-    recipe = TabularForest(
-        features, model=arch, calibrate=options.calibrate, class_weight=options.class_weight
-    )
-    data = load_table(
+
+
+def _table(options: TrainOptions, recipe: TabularForest) -> Dataset:
+    return load_table(
         options.data,
         recipe.input_schema(),
-        target_col=options.target,
+        target_col=options.target or "",  # _features refused a missing --target
         header=options.header,
         id_col=options.id_col,
     )
-    return recipe, data
 
 
 def _columns(options: TrainOptions, exclude: set[str | None]) -> list[str]:

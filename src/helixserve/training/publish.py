@@ -18,8 +18,10 @@ when served), the lineage (``trained`` unless the caller says otherwise) and the
 multiple-instance recipes, each with the rows it was measured on; the external rows' accuracy
 as the out-of-distribution figure when there are external rows).
 
-Multiple-instance recipes (``pool`` set, :attr:`Dataset.groups` naming each record's bag) are
-given each training and validation row's bag id before fitting; their metrics then also hold the
+Recipe-specific steps go through the hooks of :class:`~helixserve.training.recipes.base.Recipe`:
+``use_work_dir`` (checkpoints), and for a recipe that ``learns_from_bags()`` (multiple-instance,
+:attr:`Dataset.groups` naming each record's bag) ``use_bags`` with each training and validation
+row's bag id before fitting; their metrics then also hold the
 isolate-level figures of :func:`isolate_figures` (``isolate_*``: the threshold chosen on the
 training and validation bags, and the test bags' calls).
 """
@@ -150,12 +152,12 @@ def train_and_publish(
         if recipe.task == "regression"
         else ("binary" if len(set(data.targets)) == 2 else "multiclass"),
     )
-    if work_dir is not None and hasattr(recipe, "checkpoint"):
-        recipe.checkpoint = work_dir / "checkpoint.npz"
+    if work_dir is not None:
+        recipe.use_work_dir(work_dir)
     fit_rows = split.train if recipe.uses_validation else np.concatenate([split.train, split.val])
-    bagged = bool(recipe.params.get("pool")) and data.groups is not None
-    if bagged and data.groups is not None and hasattr(recipe, "bags"):
-        recipe.bags = ([data.groups[i] for i in fit_rows], [data.groups[i] for i in split.val])
+    bagged = recipe.learns_from_bags() and data.groups is not None
+    if bagged and data.groups is not None:
+        recipe.use_bags([data.groups[i] for i in fit_rows], [data.groups[i] for i in split.val])
     history = recipe.fit(
         x[fit_rows],
         y[fit_rows],
@@ -184,7 +186,7 @@ def train_and_publish(
         "model.onnx": model,
         **plot_files,
         "metrics.json": _json(metrics),
-        "recipe.json": _json({"recipe": recipe.name, "params": recipe.params}),
+        "recipe.json": _json({"recipe": recipe.name, "params": recipe.get_params()}),
     }
     weights = recipe.weights()
     if weights is not None:

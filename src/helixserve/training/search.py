@@ -82,9 +82,7 @@ SPACES: dict[type[Recipe], Space] = {
 
 def with_params(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
     """A fresh, unfitted recipe like ``recipe`` with some hyper-parameters changed."""
-    clone = copy.deepcopy(recipe)
-    clone.params = {**clone.params, **overrides}
-    return clone
+    return copy.deepcopy(recipe).set_params(**overrides)
 
 
 @dataclass

@@ -28,6 +28,13 @@ from helixserve.store.store import ModelStore
 from helixserve.training.cli_support import TrainOptions, recipe_and_data, run
 from helixserve.training.cv import CVResult, cross_validate, kmer_ridge_cv
 from helixserve.training.isolates import bag_labels, isolate_metrics, isolate_scores
+from helixserve.training.recipes import (
+    DnaBinary,
+    DnaRegression,
+    DnaVariable,
+    ImageCNN,
+    TabularForest,
+)
 
 TUMOUR_COLUMNS = (
     "id,clump_thickness,uniformity_cell_size,uniformity_cell_shape,marginal_adhesion,"
@@ -192,21 +199,23 @@ def rxrx1_manifest(folder: Path, out: Path) -> Path:
 def _rxrx1(folder: Path) -> TrainOptions:
     table = rxrx1_manifest(folder, Path(tempfile.gettempdir()) / "helixserve-zoo" / "rxrx1.csv")
     return TrainOptions(
-        recipe="image",
+        recipe=ImageCNN.name,
         data=table,
         name="rxrx1-celltype",
         target="cell_type",
         split_col="split",
         group_col="site",
-        image_size=512,
-        channels=1,
-        crop=RXRX1_CROP,
-        tiles=0,
-        crops_per_image=32,
-        normalize="per-image",
-        depth=RXRX1_DEPTH,
-        epochs=RXRX1_EPOCHS,
-        patience=RXRX1_PATIENCE,
+        params={
+            "size": 512,
+            "channels": 1,
+            "crop": RXRX1_CROP,
+            "tiles": 0,
+            "crops_per_image": 32,
+            "normalize": "per-image",
+            "depth": RXRX1_DEPTH,
+            "epochs": RXRX1_EPOCHS,
+            "patience": RXRX1_PATIENCE,
+        },
         seed=0,
         threads=1,
         card_text=RXRX1_CARD.format(
@@ -222,7 +231,7 @@ def _rxrx1(folder: Path) -> TrainOptions:
 
 def _primer(folder: Path) -> TrainOptions:
     return TrainOptions(
-        recipe="dna-binary",
+        recipe=DnaBinary.name,
         data=folder / "sequences.txt",
         name="primer-binding",
         labels=folder / "labels.txt",
@@ -236,17 +245,16 @@ def _primer(folder: Path) -> TrainOptions:
 
 def _yeast(folder: Path) -> TrainOptions:
     return TrainOptions(
-        recipe="dna-regression",
+        recipe=DnaRegression.name,
         data=folder / "Native_UTRs.csv.gz",
         name="yeast-utr",
         sequence_col="UTR",
         id_col="UTR_name",
         target="growth_rate",
         filter="t0>100",
-        epochs=40,
+        params={"epochs": 40, "kmer_ridge": True},
         seed=0,
         card_text=YEAST_CARD,
-        kmer_ridge=True,
         threads=1,
         description="How much protein will this yeast 5' UTR give (growth rate)?",
     )
@@ -254,7 +262,7 @@ def _yeast(folder: Path) -> TrainOptions:
 
 def _tumour(folder: Path) -> TrainOptions:
     return TrainOptions(
-        recipe="tabular",
+        recipe=TabularForest.name,
         data=folder / "breast-cancer-wisconsin.data",
         name="tumor-wisconsin",
         header=TUMOUR_COLUMNS.split(","),
@@ -265,7 +273,7 @@ def _tumour(folder: Path) -> TrainOptions:
         label_names="2=benign,4=malignant",
         seed=0,
         cv=10,
-        calibrate="sigmoid",
+        params={"calibrate": "sigmoid"},
         description="Is this tumour sample benign or malignant?",
         card_text=TUMOUR_CARD,
     )
@@ -273,7 +281,7 @@ def _tumour(folder: Path) -> TrainOptions:
 
 def _amr(folder: Path) -> TrainOptions:
     return TrainOptions(
-        recipe="dna-variable",
+        recipe=DnaVariable.name,
         data=folder / "genes_long.csv.gz",
         name="amr-resistance",
         sequence_col="sequence",
@@ -281,12 +289,14 @@ def _amr(folder: Path) -> TrainOptions:
         target="label",
         split_col="split",
         bag_col="isolate_id",
-        pool=AMR_POOL,
-        arch="cnn",
-        pad_to=2048,
-        epochs=40,
-        lr=3e-3,
-        patience=10,
+        params={
+            "pool": AMR_POOL,
+            "arch": "cnn",
+            "pad_to": 2048,
+            "epochs": 40,
+            "lr": 3e-3,
+            "patience": 10,
+        },
         seed=0,
         threads=1,
         card_text=AMR_CARD,

@@ -1,10 +1,21 @@
-"""The recipe interface every training recipe implements."""
+"""The recipe interface every training recipe implements.
+
+Contract: a recipe is built from keyword hyper-parameters, which its :attr:`Recipe.params_class`
+declares (:mod:`helixserve.training.recipe_params`) and checks at once (a bad value or an
+unknown name raises :class:`~helixserve.training.params.InvalidParameter`); they are kept as
+given, read back with :meth:`Recipe.get_params` and changed with :meth:`Recipe.set_params`
+(scikit-learn's manner). What :func:`~helixserve.training.publish.train_and_publish` may need
+beyond fit / predict / export goes through explicit hooks with a default here:
+:meth:`Recipe.use_work_dir` (where to keep training state), :meth:`Recipe.learns_from_bags`
+and :meth:`Recipe.use_bags` (multiple-instance learning).
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -12,18 +23,48 @@ import numpy.typing as npt
 from helixserve.errors import HelixError
 from helixserve.store.manifest import InputSchema, Task
 from helixserve.training.loop import History
+from helixserve.training.params import Param, Params, declarations
 
 
 class Recipe(ABC):
     """A model family: fit on encoded arrays, predict, export to ONNX."""
 
-    name: str = ""
+    name: ClassVar[str] = ""
+    params_class: ClassVar[type[Params]] = Params
     task: Task = "binary"
     onnx_output: str | None = None  # None: the graph's first output
     uses_validation: bool = True  # False: nothing to stop early; train on the validation rows too
+    binary_only: ClassVar[bool] = False  # True: refuses targets of other than two classes
+    hp: Params  # the hyper-parameters, as given (subclasses narrow the type)
 
     def __init__(self, **params: Any) -> None:
-        self.params = params
+        self.hp = self.params_class.build(params)
+
+    @classmethod
+    def declared(cls) -> list[Param]:
+        """The hyper-parameters this recipe takes (name, type, default, choices or range, help)."""
+        return declarations(cls.params_class)
+
+    def get_params(self) -> dict[str, Any]:
+        """Every hyper-parameter's value, as given."""
+        return self.hp.values()
+
+    def set_params(self, **params: Any) -> Self:
+        """Change some hyper-parameters (checked like new ones); returns the recipe."""
+        self.hp = self.hp.replaced(params)
+        return self
+
+    def use_work_dir(self, work_dir: Path) -> None:
+        """Keep training state (a checkpoint) in ``work_dir``; default: nothing to keep."""
+        return None
+
+    def learns_from_bags(self) -> bool:
+        """Whether :meth:`fit` learns from bags of rows (multiple-instance); default: no."""
+        return False
+
+    def use_bags(self, train: list[str], val: list[str]) -> None:
+        """The bag id of each training and validation row, before :meth:`fit`."""
+        raise HelixError(f"the {self.name} recipe does not learn from bags.")
 
     @abstractmethod
     def input_schema(self) -> InputSchema:
@@ -74,5 +115,5 @@ class Recipe(ABC):
 
     def describe(self) -> str:
         """One line on the architecture and hyper-parameters, for the model card."""
-        shown = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(self.get_params().items()))
         return f"{type(self).__name__}({shown})"

@@ -1,12 +1,14 @@
-"""The ``dna-binary`` recipe: fixed-length DNA -> class 0/1, CNN (default) or (Bi)LSTM."""
+"""The ``dna-binary`` recipe: fixed-length DNA -> class 0/1, CNN (default) or (Bi)LSTM.
+
+Hyper-parameters: :class:`~helixserve.training.recipe_params.DnaBinaryParams`."""
 
 from __future__ import annotations
 
 import torch
 
 from helixserve.inputs.sequence import SequenceSchema
-from helixserve.training.classweights import check_class_weight
 from helixserve.training.nets import DnaCNN, DnaLSTM
+from helixserve.training.recipe_params import DnaBinaryParams
 from helixserve.training.recipes.torch_base import TorchRecipe
 
 
@@ -16,56 +18,25 @@ class DnaBinary(TorchRecipe):
     ``class_weight`` (none, ``"balanced"`` or ``"0=1,1=4"``, see
     :mod:`~helixserve.training.classweights`) weights the binary cross-entropy per class."""
 
-    name = "dna-binary"
+    name = DnaBinaryParams.recipe
+    params_class = DnaBinaryParams
+    binary_only = True
     task = "binary"
     loss = "bce"
 
-    def __init__(
-        self,
-        length: int = 50,
-        arch: str = "cnn",
-        alphabet: str = "ACGT",
-        filters: int = 64,
-        kernel: int = 12,
-        pool: int = 0,
-        hidden: int = 32,
-        units: int = 32,
-        bidirectional: bool = True,
-        dropout: float = 0.2,
-        epochs: int = 60,
-        batch_size: int = 32,
-        lr: float = 1e-3,
-        patience: int = 8,
-        class_weight: str | None = None,
-        device: str = "cpu",
-    ) -> None:
-        super().__init__(
-            length=length,
-            arch=arch,
-            alphabet=alphabet,
-            filters=filters,
-            kernel=kernel,
-            pool=pool,
-            hidden=hidden,
-            units=units,
-            bidirectional=bidirectional,
-            dropout=dropout,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            patience=patience,
-            class_weight=check_class_weight(class_weight),
-            device=device,
-        )
+    hp: DnaBinaryParams
 
     def input_schema(self) -> SequenceSchema:
-        return SequenceSchema(length=self.params["length"], alphabet=self.params["alphabet"])
+        return SequenceSchema(length=self.hp.length, alphabet=self.hp.alphabet)
+
+    def class_weight(self) -> str | None:
+        return self.hp.class_weight
 
     def build(self, classes: int) -> torch.nn.Module:
-        p = self.params
-        if p["arch"] == "lstm":
-            return DnaLSTM(p["units"], p["bidirectional"], p["dropout"])
-        return DnaCNN(p["length"], p["filters"], p["kernel"], p["pool"], p["hidden"], p["dropout"])
+        hp = self.hp
+        if hp.arch == "lstm":
+            return DnaLSTM(hp.units, hp.bidirectional, hp.dropout)
+        return DnaCNN(hp.length, hp.filters, hp.kernel, hp.pool, hp.hidden, hp.dropout)
 
     def example(self) -> torch.Tensor:
-        return torch.zeros(2, 4, self.params["length"])
+        return torch.zeros(2, 4, self.hp.length)

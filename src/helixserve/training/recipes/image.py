@@ -16,6 +16,8 @@ as serving does). Two modes:
   (:class:`~helixserve.training.nets.TiledImageCNN`) classifies crops; for a whole image it
   averages the probabilities of a ``tiles x tiles`` grid of crops inside the exported graph, so
   a served upload of one image is scored exactly as evaluated.
+
+Hyper-parameters: :class:`~helixserve.training.recipe_params.ImageParams`.
 """
 
 from __future__ import annotations
@@ -27,15 +29,14 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from helixserve.errors import HelixError
 from helixserve.inputs.images import ImageSchema
 from helixserve.store.manifest import Task
 from helixserve.training.nets import SmallImageCNN, TiledImageCNN
+from helixserve.training.recipe_params import ImageParams
 from helixserve.training.recipes.torch_base import TorchRecipe
 from helixserve.training.saliency import bright_share, gradient_saliency, rim_share, saliency_plot
 
 Arrays = tuple[npt.NDArray[Any], npt.NDArray[Any]]
-NORMALIZE = ("per-image", "none")
 
 
 def dihedral(x: npt.NDArray[Any], y: npt.NDArray[Any]) -> Arrays:
@@ -76,83 +77,54 @@ def random_crops(
 class ImageCNN(TorchRecipe):
     """Image -> one of K classes."""
 
-    name = "image"
+    name = ImageParams.recipe
+    params_class = ImageParams
     task: Task = "multiclass"
     loss = "ce"
 
-    def __init__(
-        self,
-        size: int = 128,
-        channels: int = 1,
-        augment: bool = True,
-        dropout: float = 0.3,
-        epochs: int = 40,
-        batch_size: int = 32,
-        lr: float = 1e-3,
-        patience: int = 8,
-        class_weight: str | None = "balanced",
-        device: str = "cpu",
-        crop: int = 0,
-        tiles: int = 0,
-        crops_per_image: int = 32,
-        normalize: str = "per-image",
-        depth: int = 2,
-    ) -> None:
-        check_options(size, crop, tiles, crops_per_image, normalize, depth)
-        tiles = tiles or (-(-size // crop) if crop else 1)
-        super().__init__(
-            size=size,
-            channels=channels,
-            augment=augment,
-            dropout=dropout,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            patience=patience,
-            class_weight=class_weight,
-            device=device,
-            crop=crop,
-            tiles=tiles,
-            crops_per_image=crops_per_image,
-            normalize=normalize,
-            depth=depth,
-        )
+    hp: ImageParams
+
+    def tiles(self) -> int:
+        """Crops per side of a served image: ``tiles``, or (0) the fewest that cover it."""
+        hp = self.hp
+        return hp.tiles or (-(-hp.size // hp.crop) if hp.crop else 1)
+
+    def class_weight(self) -> str | None:
+        return self.hp.class_weight
 
     def input_schema(self) -> ImageSchema:
-        p = self.params
-        return ImageSchema(
-            width=p["size"], height=p["size"], channels=p["channels"], resize=not p["crop"]
-        )
+        hp = self.hp
+        return ImageSchema(width=hp.size, height=hp.size, channels=hp.channels, resize=not hp.crop)
 
     def build(self, classes: int) -> torch.nn.Module:
         self.task = "binary" if classes == 2 else "multiclass"
-        p = self.params
-        if p["crop"]:
+        hp = self.hp
+        if hp.crop:
             return TiledImageCNN(
-                p["channels"],
+                hp.channels,
                 classes,
-                p["crop"],
-                p["tiles"],
-                p["dropout"],
-                p["normalize"] == "per-image",
-                p["depth"],
+                hp.crop,
+                self.tiles(),
+                hp.dropout,
+                hp.normalize == "per-image",
+                hp.depth,
             )
-        return SmallImageCNN(p["channels"], p["size"], classes, p["dropout"])
+        return SmallImageCNN(hp.channels, hp.size, classes, hp.dropout)
 
     def prepare(self, x: npt.NDArray[Any], y: npt.NDArray[Any]) -> Arrays:
-        return dihedral(x, y) if self.params["augment"] else (x, y)
+        return dihedral(x, y) if self.hp.augment else (x, y)
 
     def sampler(
         self, x: npt.NDArray[Any], y: npt.NDArray[Any], seed: int
     ) -> Callable[[int], Arrays] | None:
-        p = self.params
-        if not p["crop"]:
+        hp = self.hp
+        if not hp.crop:
             return None
 
         def draw(epoch: int) -> Arrays:
             rng = np.random.default_rng([seed, epoch])
             return random_crops(
-                x, y, crop=p["crop"], per_image=p["crops_per_image"], rng=rng, jitter=p["augment"]
+                x, y, crop=hp.crop, per_image=hp.crops_per_image, rng=rng, jitter=hp.augment
             )
 
         return draw
@@ -177,24 +149,5 @@ class ImageCNN(TorchRecipe):
         return saliency_plot(x, maps, titles), sentence
 
     def example(self) -> torch.Tensor:
-        p = self.params
-        return torch.zeros(2, p["channels"], p["size"], p["size"])
-
-
-def check_options(
-    size: int, crop: int, tiles: int, per_image: int, normalize: str, depth: int
-) -> None:
-    """Refuse option values the image recipe cannot train with."""
-    if crop < 0 or crop > size:
-        raise HelixError(
-            f"image --crop must be 0 (whole image) or 1..{size} (the image size), got {crop}."
-        )
-    if tiles < 0 or per_image < 1:
-        raise HelixError(
-            f"image --tiles must be 0 (cover the image) or more and "
-            f"--crops-per-image at least 1, got {tiles} and {per_image}."
-        )
-    if normalize not in NORMALIZE:
-        raise HelixError(f"image --normalize must be per-image or none, got {normalize!r}.")
-    if depth not in (2, 3, 4):
-        raise HelixError(f"image --depth must be 2, 3 or 4 conv blocks, got {depth}.")
+        hp = self.hp
+        return torch.zeros(2, hp.channels, hp.size, hp.size)

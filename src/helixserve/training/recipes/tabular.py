@@ -3,7 +3,9 @@
 Missing values are imputed (median of the training rows) inside the exported pipeline, so the
 served model accepts them too. Exported with skl2onnx; the graph outputs class probabilities.
 ``class_weight`` (none, ``"balanced"`` or ``"benign=1,malignant=3"``, see
-:mod:`helixserve.training.classweights`) goes to scikit-learn's ``class_weight=``.
+:mod:`helixserve.training.classweights`) goes to scikit-learn's ``class_weight=``; with
+``model="gb"``, ``n_estimators`` is the number of boosting iterations (``max_iter``).
+Hyper-parameters: :class:`~helixserve.training.recipe_params.TabularParams`.
 """
 
 from __future__ import annotations
@@ -24,39 +26,25 @@ from sklearn.pipeline import Pipeline
 
 from helixserve.inputs.tabular import Feature, TabularSchema
 from helixserve.store.manifest import Task
-from helixserve.training.classweights import check_class_weight, sklearn_class_weight
+from helixserve.training.classweights import sklearn_class_weight
 from helixserve.training.loop import History
+from helixserve.training.recipe_params import TabularParams
 from helixserve.training.recipes.base import Recipe
 
 
 class TabularForest(Recipe):
     """Rows of numeric features -> class. ``model="rf"`` (default) or ``"gb"``."""
 
-    name = "tabular"
+    name = TabularParams.recipe
+    params_class = TabularParams
     task: Task = "binary"
     onnx_output = "probabilities"
     uses_validation = False
 
-    def __init__(
-        self,
-        features: list[Feature],
-        model: str = "rf",
-        n_estimators: int = 500,
-        max_depth: int | None = None,
-        min_samples_leaf: int = 1,
-        max_features: str | float = "sqrt",
-        class_weight: str | None = None,
-        calibrate: str | None = None,
-    ) -> None:
-        super().__init__(
-            model=model,
-            n_estimators=n_estimators,
-            max_depth=max_depth,
-            min_samples_leaf=min_samples_leaf,
-            max_features=max_features,
-            class_weight=check_class_weight(class_weight),
-            calibrate=calibrate,
-        )
+    hp: TabularParams
+
+    def __init__(self, features: list[Feature], **params: Any) -> None:
+        super().__init__(**params)
         self.features = features
         self.pipeline: Pipeline | None = None
 
@@ -66,22 +54,25 @@ class TabularForest(Recipe):
     def _classifier(self, seed: int, weights: str | dict[int, float] | None) -> Any:
         """The model, wrapped in 5-fold probability calibration when ``calibrate`` is set."""
         base = self._base(seed, weights)
-        method = self.params.get("calibrate")
+        method = self.hp.calibrate
         if method is None:
             return base
         return CalibratedClassifierCV(base, method=method, cv=5)
 
     def _base(self, seed: int, weights: str | dict[int, float] | None) -> Any:
-        p = self.params
-        if p["model"] == "gb":
+        hp = self.hp
+        if hp.model == "gb":
             return HistGradientBoostingClassifier(
-                max_depth=p["max_depth"], random_state=seed, class_weight=weights
+                max_iter=hp.n_estimators,
+                max_depth=hp.max_depth,
+                random_state=seed,
+                class_weight=weights,
             )
         return RandomForestClassifier(
-            n_estimators=p["n_estimators"],
-            max_depth=p["max_depth"],
-            min_samples_leaf=p["min_samples_leaf"],
-            max_features=p["max_features"],
+            n_estimators=hp.n_estimators,
+            max_depth=hp.max_depth,
+            min_samples_leaf=hp.min_samples_leaf,
+            max_features=hp.max_features,
             class_weight=weights,
             random_state=seed,
             n_jobs=1,
@@ -100,7 +91,7 @@ class TabularForest(Recipe):
         on_epoch: Callable[[History], None] | None = None,
     ) -> None:
         self.task = "binary" if labels is not None and len(labels) == 2 else "multiclass"
-        weights = sklearn_class_weight(self.params["class_weight"], labels or [])
+        weights = sklearn_class_weight(self.hp.class_weight, labels or [])
         self.pipeline = Pipeline(
             [
                 ("impute", SimpleImputer(strategy="median")),

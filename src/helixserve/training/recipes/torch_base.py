@@ -6,7 +6,7 @@ example input looks like (:meth:`TorchRecipe.example`); it may transform the tra
 (:meth:`TorchRecipe.prepare`, e.g. augmentation) or draw fresh ones every epoch
 (:meth:`TorchRecipe.sampler`, e.g. random crops). Predictions and the exported graph go through
 the same wrapper (sigmoid, softmax, or the rescaling of a standardised target), so they agree.
-``checkpoint`` (set by :func:`~helixserve.training.publish.train_and_publish` from its work dir),
+``checkpoint`` (set through :meth:`TorchRecipe.use_work_dir` from the caller's work dir),
 ``fingerprint`` and ``resume`` go to the loop: the training state is saved after every epoch and,
 with ``resume``, continued from (see :mod:`helixserve.training.loop`).
 """
@@ -28,6 +28,7 @@ from helixserve.training.classweights import class_weight_vector
 from helixserve.training.export import torch_to_onnx
 from helixserve.training.loop import History, Loss, fit
 from helixserve.training.nets import Rescaled, WithSigmoid, WithSoftmax
+from helixserve.training.recipe_params import TorchParams
 from helixserve.training.recipes.base import Recipe
 
 CHUNK = 512
@@ -37,6 +38,7 @@ class TorchRecipe(Recipe):
     """A recipe whose model is a PyTorch module; see the module contract."""
 
     loss: Loss = "bce"
+    hp: TorchParams
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -46,6 +48,13 @@ class TorchRecipe(Recipe):
         self.checkpoint: Path | None = None  # where fit() keeps the training state
         self.fingerprint: dict[str, Any] = {}  # what the run was started with (in the checkpoint)
         self.resume = False  # True: fit() continues from the checkpoint
+
+    def use_work_dir(self, work_dir: Path) -> None:
+        self.checkpoint = work_dir / "checkpoint.npz"
+
+    def class_weight(self) -> str | None:
+        """The ``class_weight`` hyper-parameter of a classifier (default: none)."""
+        return None
 
     @abstractmethod
     def build(self, classes: int) -> torch.nn.Module:
@@ -79,7 +88,7 @@ class TorchRecipe(Recipe):
         progress: bool = False,
         on_epoch: Callable[[History], None] | None = None,
     ) -> History:
-        p = self.params
+        hp = self.hp
         classes = len(labels or [])
         if self.loss == "mse":
             self.shift, self.scale = float(np.mean(y_train)), float(np.std(y_train)) or 1.0
@@ -99,13 +108,13 @@ class TorchRecipe(Recipe):
             x_val,
             y_val,
             loss=self.loss,
-            epochs=p["epochs"],
-            batch_size=p["batch_size"],
-            lr=p["lr"],
-            patience=p["patience"],
+            epochs=hp.epochs,
+            batch_size=hp.batch_size,
+            lr=hp.lr,
+            patience=hp.patience,
             class_weights=weights,
             seed=seed,
-            device=p.get("device", "cpu"),
+            device=hp.device,
             progress=progress,
             on_epoch=on_epoch,
             checkpoint=self.checkpoint,
@@ -120,7 +129,7 @@ class TorchRecipe(Recipe):
         if self.loss == "mse":
             return None
         names = labels if labels and len(labels) >= 2 else ["0", "1"]
-        return class_weight_vector(self.params.get("class_weight"), names, y)
+        return class_weight_vector(self.class_weight(), names, y)
 
     def weights(self) -> bytes | None:
         if self.model is None:

@@ -12,6 +12,7 @@ rows) a ridge regression is fitted in closed form on the training rows' k-mer co
 :mod:`helixserve.training.kmers`); the model is then ``(1 - share) * ridge + share * CNN`` with
 the share (0, 0.1, ..., 1) that fits the validation rows best. The features are computed inside
 the network from the one-hot input, so the exported graph, its input and serving are unchanged.
+Hyper-parameters: :class:`~helixserve.training.recipe_params.DnaRegressionParams`.
 """
 
 from __future__ import annotations
@@ -35,68 +36,41 @@ from helixserve.training.kmers import (
 )
 from helixserve.training.loop import History
 from helixserve.training.nets import UtrCNN
+from helixserve.training.recipe_params import DnaRegressionParams
 from helixserve.training.recipes.torch_base import CHUNK, TorchRecipe
 
 
 class DnaRegression(TorchRecipe):
     """DNA (up to ``max_length`` nt, 5'-padded) -> a value."""
 
-    name = "dna-regression"
+    name = DnaRegressionParams.recipe
+    params_class = DnaRegressionParams
     task: Task = "regression"
     loss = "mse"
 
-    def __init__(
-        self,
-        max_length: int = 50,
-        flank: int = 10,
-        filters: int = 128,
-        kernel: int = 13,
-        dropout: float = 0.15,
-        dense: int = 64,
-        epochs: int = 60,
-        batch_size: int = 32,
-        lr: float = 1e-3,
-        patience: int = 8,
-        device: str = "cpu",
-        kmer_ridge: bool = True,
-        k_max: int = 6,
-        positional: bool = True,
-    ) -> None:
-        super().__init__(
-            max_length=max_length,
-            flank=flank,
-            filters=filters,
-            kernel=kernel,
-            dropout=dropout,
-            dense=dense,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            patience=patience,
-            device=device,
-            kmer_ridge=kmer_ridge,
-            k_max=k_max,
-            positional=positional,
-        )
+    hp: DnaRegressionParams
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
         self.fitted: dict[str, float] = {}  # ridge alpha and CNN share, once fitted
 
     def _width(self) -> int:
-        return int(self.params["max_length"] + 2 * self.params["flank"])
+        return self.hp.max_length + 2 * self.hp.flank
 
     def input_schema(self) -> SequenceSchema:
-        p = self.params
+        hp = self.hp
         return SequenceSchema(
             min_length=1,
-            max_length=p["max_length"],
-            pad_to=p["max_length"],
+            max_length=hp.max_length,
+            pad_to=hp.max_length,
             padding="left",
-            flank_left="N" * p["flank"],
-            flank_right="N" * p["flank"],
+            flank_left="N" * hp.flank,
+            flank_right="N" * hp.flank,
         )
 
     def build(self, classes: int) -> torch.nn.Module:
-        p = self.params
-        return UtrCNN(self._width(), p["filters"], p["kernel"], p["dropout"], p["dense"])
+        hp = self.hp
+        return UtrCNN(self._width(), hp.filters, hp.kernel, hp.dropout, hp.dense)
 
     def example(self) -> torch.Tensor:
         return torch.zeros(2, 4, self._width())
@@ -123,7 +97,7 @@ class DnaRegression(TorchRecipe):
             progress=progress,
             on_epoch=on_epoch,
         )
-        if self.params.get("kmer_ridge") and self.model is not None:
+        if self.hp.kmer_ridge and self.model is not None:
             self.model = self._blend(self.model, x_train, y_train, x_val, y_val)
         return history
 
@@ -136,8 +110,7 @@ class DnaRegression(TorchRecipe):
         y_val: npt.NDArray[Any],
     ) -> Blend:
         """The CNN blended with a k-mer ridge fitted on the training rows (standardised units)."""
-        p = self.params
-        features = KmerFeatures(self._width(), p["k_max"], p["positional"])
+        features = KmerFeatures(self._width(), self.hp.k_max, self.hp.positional)
         scaled = [
             (np.asarray(y, dtype=np.float64) - self.shift) / self.scale for y in (y_train, y_val)
         ]

@@ -15,6 +15,8 @@ Two ways to learn from labels:
   sequences make a bag positive. The model still scores one sequence: what is served is
   P(this gene confers resistance); isolate calls come from
   :mod:`helixserve.training.isolates` (an isolate's highest gene probability vs a threshold).
+
+Hyper-parameters: :class:`~helixserve.training.recipe_params.DnaVariableParams`.
 """
 
 from __future__ import annotations
@@ -27,80 +29,51 @@ import torch
 
 from helixserve.errors import HelixError
 from helixserve.inputs.sequence import SequenceSchema
+from helixserve.training.classweights import check_class_weight
 from helixserve.training.loop import History
-from helixserve.training.mil import POOLS, fit_bags, make_bags
+from helixserve.training.mil import fit_bags, make_bags
 from helixserve.training.nets import GeneBiLSTM, GeneCNN
+from helixserve.training.recipe_params import DnaVariableParams
 from helixserve.training.recipes.torch_base import TorchRecipe
 
 
 class DnaVariable(TorchRecipe):
     """Variable-length DNA -> class 0/1, per sequence or through bags (see the module)."""
 
-    name = "dna-variable"
+    name = DnaVariableParams.recipe
+    params_class = DnaVariableParams
+    binary_only = True
     task = "binary"
     loss = "bce"
 
-    def __init__(
-        self,
-        pad_to: int = 1024,
-        embed: int = 8,
-        units: int = 32,
-        dropout: float = 0.18,
-        epochs: int = 30,
-        batch_size: int = 32,
-        lr: float = 2e-3,
-        patience: int = 5,
-        class_weight: str | None = "balanced",
-        stride: int = 1,
-        pool: str = "",
-        bag_batch: int = 8,
-        arch: str = "bilstm",
-        filters: int = 64,
-        kernel: int = 12,
-        device: str = "cpu",
-    ) -> None:
-        if arch not in ("bilstm", "cnn"):
-            raise HelixError(f"dna-variable --arch must be bilstm or cnn, got {arch!r}.")
-        if pool and pool not in POOLS:
-            raise HelixError(f"--pool must be one of {', '.join(POOLS)}, got {pool!r}.")
-        if stride < 1 or pad_to % stride:
-            raise HelixError(
-                f"--stride must be at least 1 and divide --pad-to; got stride {stride} and "
-                f"pad-to {pad_to}."
-            )
-        super().__init__(
-            pad_to=pad_to,
-            embed=embed,
-            units=units,
-            dropout=dropout,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            patience=patience,
-            class_weight=class_weight,
-            stride=stride,
-            pool=pool,
-            bag_batch=bag_batch,
-            arch=arch,
-            filters=filters,
-            kernel=kernel,
-            device=device,
-        )
+    hp: DnaVariableParams
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
         self.bags: tuple[list[str], list[str]] | None = None  # (train, val) bag id of each row
+
+    def learns_from_bags(self) -> bool:
+        return bool(self.hp.pool)
+
+    def use_bags(self, train: list[str], val: list[str]) -> None:
+        self.bags = (train, val)
+
+    def class_weight(self) -> str | None:
+        return self.hp.class_weight
 
     def input_schema(self) -> SequenceSchema:
         return SequenceSchema(
-            alphabet="ACGTN", min_length=1, encoding="tokens", pad_to=self.params["pad_to"]
+            alphabet="ACGTN", min_length=1, encoding="tokens", pad_to=self.hp.pad_to
         )
 
     def build(self, classes: int) -> torch.nn.Module:
-        p = self.params
-        if p["arch"] == "cnn":
-            return GeneCNN(p["embed"], p["filters"], p["kernel"], p["dropout"])
-        return GeneBiLSTM(p["embed"], p["units"], p["dropout"], p["stride"])
+        hp = self.hp
+        if hp.arch == "cnn":
+            return GeneCNN(hp.embed, hp.filters, hp.kernel, hp.dropout)
+        return GeneBiLSTM(hp.embed, hp.units, hp.dropout, hp.stride)
 
     def example(self) -> torch.Tensor:
-        return torch.ones(2, self.params["pad_to"], dtype=torch.int64)
+        return torch.ones(2, self.hp.pad_to, dtype=torch.int64)
 
     def fit(
         self,
@@ -114,8 +87,8 @@ class DnaVariable(TorchRecipe):
         progress: bool = False,
         on_epoch: Callable[[History], None] | None = None,
     ) -> History:
-        p = self.params
-        if not p["pool"]:
+        hp = self.hp
+        if not hp.pool:
             return super().fit(
                 x_train,
                 y_train,
@@ -128,8 +101,8 @@ class DnaVariable(TorchRecipe):
             )
         if self.bags is None:
             raise HelixError(
-                f"--pool {p['pool']} learns from bags: give the column naming each sequence's "
-                "bag (e.g. --bag-col isolate_id)."
+                f"pool={hp.pool!r} learns from bags: give the bag id of each training and "
+                "validation row (use_bags) before fitting."
             )
         train, val = (
             make_bags(x_train, y_train, self.bags[0]),
@@ -143,12 +116,12 @@ class DnaVariable(TorchRecipe):
             self.model,
             train,
             val,
-            pool=p["pool"],
-            epochs=p["epochs"],
-            bag_batch=p["bag_batch"],
-            lr=p["lr"],
-            patience=p["patience"],
-            balanced=p["class_weight"] == "balanced",
+            pool=hp.pool,
+            epochs=hp.epochs,
+            bag_batch=hp.bag_batch,
+            lr=hp.lr,
+            patience=hp.patience,
+            balanced=check_class_weight(hp.class_weight) == "balanced",
             seed=seed,
             progress=progress,
             on_epoch=on_epoch,
