@@ -27,10 +27,11 @@ from typing import Any
 
 import orjson
 
-from helixserve.errors import InvalidImage, RequestError
+from helixserve.error_table import TABLE
+from helixserve.errors import InputError, InvalidImage, RequestError, RequestTooLarge
 from helixserve.inputs.images import ImageSchema
 from helixserve.runtime.predictor import BatchPrediction, ItemError
-from helixserve.serving.problems import Reply, item_errors, json_reply, problem
+from helixserve.serving.problems import Reply, item_errors, json_reply, problem_from
 from helixserve.serving.registry import LoadedModel, Registry
 from helixserve.store.manifest import Manifest, headline_of
 
@@ -63,10 +64,9 @@ def request_items(body: bytes) -> list[object]:
     if not items:
         raise RequestError('"inputs" is empty; send at least one input.')
     if len(items) > MAX_ITEMS:
-        raise RequestError(
+        raise RequestTooLarge(
             f'"inputs" has {len(items):,} items; the limit is {MAX_ITEMS:,} per request. '
-            "Split the request, or use predict-file or `helixserve predict` for big files.",
-            status=413,
+            "Split the request, or use predict-file or `helixserve predict` for big files."
         )
     extra = sorted(set(data) - {"inputs"})
     if extra:
@@ -134,7 +134,7 @@ def _answer(model: LoadedModel, predictions: list[Any], errors: list[ItemError])
             if len(errors) == 1
             else (f"none of the {len(errors)} inputs is valid; see errors.")
         )
-        reply = problem(422, "invalid-input", "Invalid input", detail, errors=listed)
+        reply = problem_from(TABLE[InputError], detail, errors=listed)
     else:
         reply = json_reply(
             {

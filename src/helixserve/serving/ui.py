@@ -46,7 +46,8 @@ from fastapi.templating import Jinja2Templates
 from PIL import Image
 from starlette.datastructures import UploadFile
 
-from helixserve.errors import HelixError, InvalidImage, ModelNotFound
+from helixserve.error_table import status_of
+from helixserve.errors import HelixError, InvalidImage, ModelNotFound, NotFound
 from helixserve.explain.ism import ism
 from helixserve.inputs.images import ImageSchema
 from helixserve.inputs.sequence import SequenceSchema
@@ -142,8 +143,17 @@ class Pages:
         csrf.remember(request, response)
         return response
 
-    def error(self, request: Request, err: HelixError, status: int) -> Response:
-        return self(request, "error.html", status, message=str(err))
+    def error(self, request: Request, err: HelixError) -> Response:
+        """The error page for ``err``, with the status of :mod:`helixserve.error_table`."""
+        return self(request, "error.html", status_of(err), message=str(err))
+
+
+_NOT_PAGES = ("/api/", "/v2", "/healthz", "/readyz", "/metrics", "/docs", "/openapi", "/static/")
+
+
+def is_page(path: str) -> bool:
+    """Whether ``path`` is a web UI page (answered with HTML error pages), not an API route."""
+    return not path.startswith(_NOT_PAGES)
 
 
 def page_guard(server: Server) -> Callable[[Request], Awaitable[None]]:
@@ -169,6 +179,7 @@ def mount_ui(api: FastAPI, server: Server) -> None:
     """Add the UI's pages and static files to ``api``."""
     api.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     page = Pages(server)
+    api.state.pages = page  # the app's error handler renders uncaught page errors with it
     ui = ui_router(server)
     _model_routes(ui, server, page)
     _predict_routes(ui, server, page)
@@ -200,7 +211,7 @@ def _model_routes(ui: APIRouter, server: Server, page: Pages) -> None:
         try:
             model = page_model(server, request, name, version)
         except ModelNotFound as err:
-            return page.error(request, err, 404)
+            return page.error(request, err)
         entry = registry.entry(name)
         card = (model.predictor.bundle_path / "card.md").read_text(encoding="utf-8")
         drawn = plots(model)
@@ -266,7 +277,7 @@ def _predict_routes(ui: APIRouter, server: Server, page: Pages) -> None:
         try:
             model = page_model(server, request, name, version)
         except ModelNotFound as err:
-            return error_page(request, err, 404)
+            return error_page(request, err)
         return page(
             request,
             "predict.html",
@@ -283,11 +294,11 @@ def _predict_routes(ui: APIRouter, server: Server, page: Pages) -> None:
         try:
             model = page_model(server, request, name, version)
         except ModelNotFound as err:
-            return error_page(request, err, 404)
+            return error_page(request, err)
         try:
             form = await csrf.checked_form(request)
         except csrf.FormRefused as err:
-            return error_page(request, err, 403)
+            return error_page(request, err)
         values = {k: v for k, v in form.items() if isinstance(v, str)}
         item, problem = await _form_item(model, form)
         limit = server.settings.max_image_pixels
@@ -324,7 +335,7 @@ def _job_routes(ui: APIRouter, server: Server, page: Pages, jobs: Jobs) -> None:
         try:
             model = page_model(server, request, name, version)
         except ModelNotFound as err:
-            return error_page(request, err, 404)
+            return error_page(request, err)
         try:
             form = await csrf.checked_form(request)
             file = form.get("file")
@@ -332,9 +343,9 @@ def _job_routes(ui: APIRouter, server: Server, page: Pages, jobs: Jobs) -> None:
                 raise InvalidImage("choose a file to upload first.")
             rows = await score_file(model, file.file, file.filename, server.upload_limits)
         except csrf.FormRefused as err:
-            return error_page(request, err, 403)
+            return error_page(request, err)
         except HelixError as err:
-            return error_page(request, err, 422)
+            return error_page(request, err)
         job = Job(secrets.token_urlsafe(12), model, file.filename, rows)
         jobs.add(job)
         return RedirectResponse(f"/jobs/{job.id}", 303)
@@ -343,11 +354,11 @@ def _job_routes(ui: APIRouter, server: Server, page: Pages, jobs: Jobs) -> None:
     async def job_page(request: Request, job_id: str, page_no: int = 1) -> Response:
         job = jobs.get(job_id)
         if job is None:
-            gone = HelixError(
+            gone = NotFound(
                 "this result is no longer kept (the server keeps the last 16 "
                 "uploads); upload the file again."
             )
-            return error_page(request, gone, 404)
+            return error_page(request, gone)
         good = [r for r in job.rows if r.prediction is not None]
         bad = [r for r in job.rows if r.error is not None]
         pages = max(1, -(-len(good) // PAGE))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from helixserve.error_table import status_of
 from helixserve.errors import AuthError
 from helixserve.serving import csrf
 from helixserve.serving.server import Server
@@ -62,7 +63,7 @@ def mount_login(api: FastAPI, server: Server, page: Pages) -> None:
         try:
             posted = await csrf.checked_form(request)
         except csrf.FormRefused as err:
-            return page.error(request, err, 403)
+            return page.error(request, err)
         next_path = local_path(str(posted.get("next") or "/"))
         key = str(posted.get("key") or "").strip()
         if not key:
@@ -70,7 +71,7 @@ def mount_login(api: FastAPI, server: Server, page: Pages) -> None:
         try:
             server.keys.scope_of(key)  # a key that is not configured is refused here
         except AuthError as err:
-            return form(request, err.status, str(err), next_path)
+            return form(request, status_of(err), str(err), next_path)
         server.sessions.close(request.cookies.get(COOKIE))  # a new sign-in replaces the old one
         reply = RedirectResponse(next_path, 303)
         https = request.url.scheme == "https"
@@ -86,7 +87,7 @@ def _logout_route(api: FastAPI, server: Server, page: Pages) -> None:
         try:
             await csrf.checked_form(request)
         except csrf.FormRefused as err:
-            return page.error(request, err, 403)
+            return page.error(request, err)
         server.sessions.close(request.cookies.get(COOKIE))
         reply = RedirectResponse("/login", 303)
         https = request.url.scheme == "https"
