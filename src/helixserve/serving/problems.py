@@ -5,7 +5,9 @@ Contract:
   nothing here decides them. :func:`problem_for` answers any exception as problem+json (the
   domain API ``/api/v1`` and every non-OIP route); :func:`oip_error_for` answers it as the Open
   Inference Protocol's ``{"error": "<message>"}`` with the table's ``oip`` status (``/v2``);
-  :func:`error_reply` picks one of the two by path. The message is ``str(err)``.
+  :func:`error_reply` picks one of the two by path. A web UI page (:func:`is_page`: any path
+  outside the API prefixes) shows the message on its HTML error page instead. The message is
+  ``str(err)``.
 - Input errors add ``errors: [{index, field, position, message}]``; an ``AuthError`` row with
   status 401 adds ``WWW-Authenticate``; a :class:`~helixserve.errors.ServiceUnavailable` adds
   ``Retry-After``. Any other 5xx ``HelixError`` is logged (message only). Anything that is not a
@@ -81,15 +83,21 @@ def problem_from(row: Row, detail: str, **extra: Any) -> Reply:
     return problem(row.status, row.kind, row.title, detail, **extra)
 
 
+def public_answer(err: BaseException, request_id: str = "") -> tuple[Row, str]:
+    """The table's row for ``err`` and the message a client may see: ``str(err)`` for a
+    ``HelixError``, else an opaque one naming ``request_id`` (and ``err`` is logged)."""
+    row, message = answer_for(err)
+    return row, message if message is not None else _logged(err, request_id)
+
+
 def problem_for(err: BaseException, *, instance: str = "", request_id: str = "") -> Reply:
     """The problem+json reply for ``err``; see the module contract."""
-    row, message = answer_for(err)
+    row, detail = public_answer(err, request_id)
     errors = None
     if isinstance(err, InputError):
         errors = [
-            {"index": err.index, "field": err.field, "position": err.position, "message": message}
+            {"index": err.index, "field": err.field, "position": err.position, "message": detail}
         ]
-    detail = message if message is not None else _logged(err, request_id)
     reply = problem_from(row, detail, instance=instance, request_id=request_id, errors=errors)
     _finish(reply, err, row)
     return reply
@@ -97,8 +105,7 @@ def problem_for(err: BaseException, *, instance: str = "", request_id: str = "")
 
 def oip_error_for(err: BaseException, *, request_id: str = "") -> Reply:
     """The Open Inference Protocol's ``{"error": ...}`` reply for ``err``; see the contract."""
-    row, message = answer_for(err)
-    text = message if message is not None else _logged(err, request_id)
+    row, text = public_answer(err, request_id)
     reply = json_reply({"error": text}, status=row.oip)
     _finish(reply, err, row)
     return reply
@@ -109,6 +116,14 @@ def error_reply(err: BaseException, *, path: str, request_id: str = "") -> Reply
     if path.startswith("/v2"):
         return oip_error_for(err, request_id=request_id)
     return problem_for(err, instance=path, request_id=request_id)
+
+
+_NOT_PAGES = ("/api/", "/v2", "/healthz", "/readyz", "/metrics", "/docs", "/openapi", "/static/")
+
+
+def is_page(path: str) -> bool:
+    """Whether ``path`` is a web UI page (answered with HTML error pages), not an API route."""
+    return not path.startswith(_NOT_PAGES)
 
 
 def _logged(err: BaseException, request_id: str) -> str:

@@ -36,7 +36,14 @@ from helixserve.serving.api_docs import mount_docs
 from helixserve.serving.auth import key_from_headers
 from helixserve.serving.files import predict_file
 from helixserve.serving.metrics import CONTENT_TYPE
-from helixserve.serving.problems import Reply, error_reply, json_reply, problem
+from helixserve.serving.problems import (
+    Reply,
+    error_reply,
+    is_page,
+    json_reply,
+    problem,
+    public_answer,
+)
 from helixserve.serving.schemas import (
     ERRORS,
     OIP_ERRORS,
@@ -60,7 +67,7 @@ from helixserve.serving.schemas import (
     VariantsResponse,
 )
 from helixserve.serving.server import Server
-from helixserve.serving.ui import Pages, is_page, mount_ui
+from helixserve.serving.ui import Pages, mount_ui
 from helixserve.serving.ui_explain import mount_explain_ui
 
 VersionQuery = Annotated[
@@ -152,8 +159,8 @@ def _errors(api: FastAPI) -> None:
     async def any_error(request: Request, err: Exception) -> Response:
         path = request.url.path
         pages: Pages | None = getattr(request.app.state, "pages", None)
-        if pages is not None and isinstance(err, HelixError) and is_page(path):
-            return pages.error(request, err)  # a web UI page: the HTML error page
+        if pages is not None and is_page(path):  # a web UI page: the HTML error page
+            return pages.error(request, err, public_answer(err, _rid(request))[1])
         return respond(error_reply(err, path=path, request_id=_rid(request)))
 
 

@@ -143,17 +143,11 @@ class Pages:
         csrf.remember(request, response)
         return response
 
-    def error(self, request: Request, err: HelixError) -> Response:
-        """The error page for ``err``, with the status of :mod:`helixserve.error_table`."""
-        return self(request, "error.html", status_of(err), message=str(err))
-
-
-_NOT_PAGES = ("/api/", "/v2", "/healthz", "/readyz", "/metrics", "/docs", "/openapi", "/static/")
-
-
-def is_page(path: str) -> bool:
-    """Whether ``path`` is a web UI page (answered with HTML error pages), not an API route."""
-    return not path.startswith(_NOT_PAGES)
+    def error(self, request: Request, err: BaseException, message: str | None = None) -> Response:
+        """The error page for ``err`` with the status of :mod:`helixserve.error_table`, showing
+        ``message`` (default ``str(err)``)."""
+        message = str(err) if message is None else message
+        return self(request, "error.html", status_of(err), message=message)
 
 
 def page_guard(server: Server) -> Callable[[Request], Awaitable[None]]:
