@@ -17,7 +17,6 @@ errors from outside, with real inputs, and check their exact messages.
 
 from __future__ import annotations
 
-import html
 import importlib
 import inspect
 import logging
@@ -30,12 +29,14 @@ from typing import Any, NoReturn
 import grpc
 import httpx
 import pytest
+from markupsafe import escape
 
 import helixserve
 from helixserve.cli.app import main
 from helixserve.error_table import INTERNAL, TABLE, Row, row_for
 from helixserve.errors import HelixError, InputError, ServiceUnavailable
 from helixserve.serving.app import HelixApp
+from helixserve.serving.auth import hash_key
 from helixserve.serving.grpc_server import MESSAGES, SERVICE
 from helixserve.store import ModelStore
 from tests.support.server import Running, publish_gc, running
@@ -201,7 +202,7 @@ def test_ui_page(
         response = client.get(path)
         assert response.status_code == row.status, path
         assert response.headers["content-type"].startswith("text/html")
-        assert html.escape(str(err), quote=False) in response.text
+        assert str(escape(str(err))) in response.text
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
@@ -264,3 +265,127 @@ def test_an_unexpected_error_in_the_cli_is_not_dressed_as_a_domain_error(
     with pytest.raises(RuntimeError, match="a bug"):
         main()
     assert "Error:" not in capsys.readouterr().err
+
+
+# --- the common errors from outside, with real inputs: exact messages, every edge ----------------
+
+BAD = GOOD[:3] + "F" + GOOD[4:]
+BAD_MESSAGE = (
+    "DNA sequence is not valid DNA: position 4 is 'F'. Only the letters A, C, G, T are allowed; "
+    "remove it or correct the typo."
+)
+NOT_SERVED = "no model named 'nope' is served; served models: gc."
+
+
+def test_a_bad_sequence_is_invalid_input_at_every_edge(
+    server: Running, client: httpx.Client
+) -> None:
+    api = client.post("/api/v1/models/gc/predict", json={"inputs": [BAD]})
+    assert (api.status_code, api.json()["type"], api.json()["detail"]) == (
+        422,
+        PROBLEM_TYPE + "invalid-input",
+        BAD_MESSAGE,
+    )
+    tensor = {"name": "sequence", "shape": [1], "datatype": "BYTES", "data": [BAD]}
+    oip = client.post("/v2/models/gc/infer", json={"inputs": [tensor]})
+    assert (oip.status_code, oip.json()) == (
+        400,
+        {"error": f"input 'sequence' item 0: {BAD_MESSAGE}"},
+    )
+    token = "walk-form-token-0123"
+    with httpx.Client(base_url=server.url, cookies={"hs_csrf": token}) as browser:
+        page = browser.post("/models/gc/predict", data={"csrf_token": token, "sequence": BAD})
+    assert page.status_code == 422
+    assert str(escape(BAD_MESSAGE)) in page.text
+
+
+def test_an_unknown_model_is_not_found_at_every_edge(server: Running, client: httpx.Client) -> None:
+    api = client.get("/api/v1/models/nope")
+    assert (api.status_code, api.json()["type"], api.json()["detail"]) == (
+        404,
+        PROBLEM_TYPE + "model-not-found",
+        NOT_SERVED,
+    )
+    oip = client.get("/v2/models/nope")
+    assert (oip.status_code, oip.json()) == (404, {"error": NOT_SERVED})
+    failed = _grpc_call(server, "ModelMetadata", name="nope")
+    assert (failed.code(), failed.details()) == (grpc.StatusCode.NOT_FOUND, NOT_SERVED)
+    page = client.get("/models/nope")
+    assert page.status_code == 404
+    assert str(escape(NOT_SERVED)) in page.text
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    tmp = tmp_path_factory.mktemp("limited")
+    publish_gc(ModelStore.open(str(tmp / "store"), cache_dir=tmp / "cache"))
+    with running(tmp / "store", tmp, max_request_bytes=1000, max_upload_records=2) as live:
+        yield live
+
+
+def test_every_size_limit_is_too_large_at_every_edge(limited: Running) -> None:
+    body = b'{"inputs": [' + b",".join([b'"' + GOOD.encode() + b'"'] * 30) + b"]}"
+    over = (
+        f"the request body is {len(body):,} bytes; the limit is 1,000 "
+        "(HELIXSERVE_MAX_REQUEST_BYTES)."
+    )
+    records = (
+        "the file has more than 2 records, the limit for one upload "
+        "(HELIXSERVE_MAX_UPLOAD_RECORDS); split it, or score it with `helixserve predict`."
+    )
+    file = ("three.txt", ("sequence\n" + (GOOD + "\n") * 3).encode())
+    token = "walk-form-token-0123"
+    with httpx.Client(base_url=limited.url, cookies={"hs_csrf": token}, timeout=30) as c:
+        api = c.post("/api/v1/models/gc/predict", content=body)
+        oip = c.post("/v2/models/gc/infer", content=body)
+        upload = c.post("/api/v1/models/gc/predict-file", files={"file": file})
+        page = c.post("/models/gc/upload", files={"file": file}, data={"csrf_token": token})
+    for reply, detail in ((api, over), (upload, records)):
+        assert (reply.status_code, reply.json()["type"], reply.json()["detail"]) == (
+            413,
+            PROBLEM_TYPE + "too-large",
+            detail,
+        )
+    assert (oip.status_code, oip.json()) == (413, {"error": over})
+    assert page.status_code == 413  # the page said 422 before the one table
+    assert str(escape(records)) in page.text
+
+
+PREDICT_KEY = "hs_predict_walk_0123456789abcdef"
+ADMIN_KEY = "hs_admin_walk_0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    tmp = tmp_path_factory.mktemp("keyed")
+    publish_gc(ModelStore.open(str(tmp / "store"), cache_dir=tmp / "cache"))
+    keys = [f"predict:{hash_key(PREDICT_KEY)}", f"admin:{hash_key(ADMIN_KEY)}"]
+    with running(tmp / "store", tmp, api_keys=keys) as live:
+        yield live
+
+
+def test_a_missing_key_is_unauthorized_and_a_weak_key_forbidden(keyed: Running) -> None:
+    missing = (
+        "this route needs an API key with the 'predict' scope: send it as "
+        "'Authorization: Bearer <key>' or 'X-API-Key: <key>'."
+    )
+    weak = "this route needs an API key with the 'admin' scope; this key has only 'predict'."
+    tensor = {"name": "sequence", "shape": [1], "datatype": "BYTES", "data": [GOOD]}
+    with httpx.Client(base_url=keyed.url, timeout=30) as c:
+        api = c.post("/api/v1/models/gc/predict", json={"inputs": [GOOD]})
+        oip = c.post("/v2/models/gc/infer", json={"inputs": [tensor]})
+        admin = c.post("/api/v1/admin/reload", headers={"x-api-key": PREDICT_KEY})
+    assert (api.status_code, api.json()["type"], api.json()["detail"]) == (
+        401,
+        PROBLEM_TYPE + "unauthorized",
+        missing,
+    )
+    assert api.headers["www-authenticate"] == 'Bearer realm="helixserve"'
+    assert (oip.status_code, oip.json()) == (401, {"error": missing})
+    assert (admin.status_code, admin.json()["type"], admin.json()["detail"]) == (
+        403,
+        PROBLEM_TYPE + "forbidden",
+        weak,
+    )
+    failed = _grpc_call(keyed, "ModelInfer", model_name="gc")
+    assert (failed.code(), failed.details()) == (grpc.StatusCode.UNAUTHENTICATED, missing)
