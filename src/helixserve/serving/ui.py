@@ -46,8 +46,8 @@ from fastapi.templating import Jinja2Templates
 from PIL import Image
 from starlette.datastructures import UploadFile
 
-from helixserve.error_table import status_of
-from helixserve.errors import HelixError, InvalidImage, ModelNotFound, NotFound
+from helixserve.error_table import TABLE, status_of
+from helixserve.errors import HelixError, InputError, InvalidImage, ModelNotFound, NotFound
 from helixserve.explain.ism import ism
 from helixserve.inputs.images import ImageSchema
 from helixserve.inputs.sequence import SequenceSchema
@@ -68,6 +68,7 @@ from helixserve.store.names import parse_ref
 HERE = Path(__file__).parent
 MAX_JOBS = 16
 PAGE = 50
+INVALID = TABLE[InputError].status  # a form shown again with its field errors
 
 
 @dataclass
@@ -307,7 +308,7 @@ def _predict_routes(ui: APIRouter, server: Server, page: Pages) -> None:
             else:
                 result = prediction_list(batch)[0]
         shown = await _explained(model, item) if result is not None else {}
-        status = 422 if errors else 200
+        status = INVALID if errors else 200
         return page(
             request,
             "predict.html",

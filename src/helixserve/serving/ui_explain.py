@@ -40,7 +40,7 @@ from helixserve.explain.ism import Variant, VariantOutcome, dna_schema, screen_v
 from helixserve.serving import charts, csrf
 from helixserve.serving.registry import LoadedModel
 from helixserve.serving.server import Server
-from helixserve.serving.ui import Pages, _sequence_from_text, page_model, ui_router
+from helixserve.serving.ui import INVALID, Pages, _sequence_from_text, page_model, ui_router
 
 MAX_ROUNDS = 60
 MAX_VARIANTS = 10_000
@@ -388,7 +388,7 @@ def _variant_routes(api: APIRouter, server: Server, page: Pages) -> None:
         return page(
             request,
             "variants.html",
-            422 if errors else 200,
+            INVALID if errors else 200,
             model=model,
             values=values,
             errors=errors,
@@ -439,7 +439,7 @@ def _design_routes(api: APIRouter, server: Server, page: Pages) -> None:
         return page(
             request,
             "design.html",
-            422 if errors else 200,
+            INVALID if errors else 200,
             model=model,
             values=values,
             errors=errors,
