@@ -21,6 +21,7 @@ import importlib
 import inspect
 import logging
 import pkgutil
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -125,6 +126,40 @@ def test_the_most_specific_row_wins() -> None:
     assert row_for(StoreUnavailable) == Row(
         503, "store-unavailable", "Store unavailable", "UNAVAILABLE"
     )
+
+
+def test_the_settled_disagreements() -> None:
+    """The issue's examples: a store outage and a bad input were answered differently per edge."""
+    from helixserve.errors import StoreUnavailable
+
+    assert (TABLE[InputError].status, TABLE[InputError].oip, TABLE[InputError].grpc) == (
+        422,
+        400,
+        "INVALID_ARGUMENT",
+    )
+    store = row_for(StoreUnavailable)
+    assert store is not None
+    assert (store.status, store.oip, store.grpc) == (503, 503, "UNAVAILABLE")
+    assert all(row.oip == row.status for cls, row in TABLE.items() if cls is not InputError)
+
+
+def test_the_docs_table_is_the_table() -> None:
+    """docs/serving.md's "what error Y becomes" rows give each class's row (none left out)."""
+    doc = (Path(__file__).parents[1] / "docs" / "serving.md").read_text(encoding="utf-8")
+    section = doc.split("### Errors: what error Y becomes", 1)[1].split("\n## ", 1)[0]
+    by_name = {c.__name__: c for c in CLASSES}
+    documented = set()
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if not line.startswith("| ") or len(cells) != 5 or not cells[1].isdigit():
+            continue
+        named = re.search(r"`(\w+)`", cells[0])
+        row = row_for(by_name[named.group(1)]) if named else INTERNAL
+        assert row is not None
+        expected = [str(row.status), str(row.oip), f"`{row.kind}`", f"`{row.grpc}`"]
+        assert cells[1:] == expected, line
+        documented.add(by_name[named.group(1)] if named else None)
+    assert set(TABLE) <= documented
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
