@@ -109,6 +109,14 @@ def check_headers(response: httpx.Response, err: BaseException, row: Row) -> Non
         assert "retry-after" not in response.headers
 
 
+def check_logged(
+    caplog: pytest.LogCaptureFixture, err: BaseException, row: Row, times: int
+) -> None:
+    """The server's own faults (``logged`` rows) are logged once per answer; nothing else is."""
+    logged = [r for r in caplog.records if str(err) in r.getMessage()]
+    assert len(logged) == (times if row.logged else 0)
+
+
 def test_the_walk_covers_every_class_and_every_class_has_a_row() -> None:
     names = {c.__name__ for c in CLASSES}
     assert {"OipError", "FormRefused", "LoginNeeded", "TrainingError", "BatchError"} <= names
@@ -118,14 +126,18 @@ def test_the_walk_covers_every_class_and_every_class_has_a_row() -> None:
 
 
 def test_the_most_specific_row_wins() -> None:
-    from helixserve.errors import FileTooLarge, InvalidFile, ModelNotFound, StoreUnavailable
+    from helixserve.errors import (
+        FileTooLarge,
+        InvalidFile,
+        ModelNotFound,
+        StoreError,
+        StoreUnavailable,
+    )
 
     assert row_for(FileTooLarge) == TABLE[FileTooLarge] != row_for(InvalidFile)
     assert row_for(InvalidFile) == TABLE[InputError]
     assert row_for(ModelNotFound) == Row(404, "model-not-found", "Model not found", "NOT_FOUND")
-    assert row_for(StoreUnavailable) == Row(
-        503, "store-unavailable", "Store unavailable", "UNAVAILABLE"
-    )
+    assert row_for(StoreUnavailable) == TABLE[StoreError]
 
 
 def test_the_settled_disagreements() -> None:
@@ -164,14 +176,20 @@ def test_the_docs_table_is_the_table() -> None:
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
 def test_domain_api(
-    cls: type[HelixError], server: Running, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+    cls: type[HelixError],
+    server: Running,
+    client: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     err = instance_of(cls)
     row = row_for(err)
     assert row is not None
     fail_resolve(monkeypatch, server, err)
-    fast = client.post("/api/v1/models/gc/predict", json={"inputs": [GOOD]})
-    routed = client.get("/api/v1/models/gc")
+    with caplog.at_level(logging.ERROR):
+        fast = client.post("/api/v1/models/gc/predict", json={"inputs": [GOOD]})
+        routed = client.get("/api/v1/models/gc")
+    check_logged(caplog, err, row, times=2)
     for response, path in ((fast, "/api/v1/models/gc/predict"), (routed, "/api/v1/models/gc")):
         assert response.status_code == row.status
         assert response.headers["content-type"] == "application/problem+json"
@@ -213,15 +231,22 @@ def _grpc_call(server: Running, rpc: str, **fields: Any) -> grpc.RpcError:
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
-def test_grpc(cls: type[HelixError], server: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_grpc(
+    cls: type[HelixError],
+    server: Running,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     err = instance_of(cls)
     row = row_for(err)
     assert row is not None
     fail_resolve(monkeypatch, server, err)
     for rpc, fields in (("ModelMetadata", {"name": "gc"}), ("ModelInfer", {"model_name": "gc"})):
-        failed = _grpc_call(server, rpc, **fields)
+        with caplog.at_level(logging.ERROR):
+            failed = _grpc_call(server, rpc, **fields)
         assert failed.code().name == row.grpc
         assert failed.details() == str(err)
+    check_logged(caplog, err, row, times=2)
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)

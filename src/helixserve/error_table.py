@@ -4,7 +4,8 @@ Contract:
 - :data:`TABLE` maps a :class:`~helixserve.errors.HelixError` class to a :class:`Row`: HTTP
   status, RFC 9457 problem ``type`` (the last part of ``https://helixserve.dev/problems/<type>``),
   ``title``, gRPC status code (the ``grpc.StatusCode`` *name*, so this module needs no grpc), and
-  ``oip_status``, the one per-protocol difference (see below). It is pure data next to the
+  ``oip_status``, the one per-protocol difference (see below); ``logged`` marks the server's
+  own faults, which every edge logs (message only) besides answering. It is pure data next to the
   exceptions and imports only :mod:`helixserve.errors`, so every layer may read it.
 - :func:`row_for` looks an exception up by its MRO: the most specific listed class wins, so a
   subclass defined anywhere (``OipError``, ``FormRefused``, ``LoginNeeded``, ``InvalidVariant``,
@@ -72,6 +73,7 @@ class Row:
     title: str
     grpc: str
     oip_status: int | None = None
+    logged: bool = False
 
     @property
     def oip(self) -> int:
@@ -80,7 +82,7 @@ class Row:
 
 
 TABLE: dict[type[HelixError], Row] = {
-    HelixError: Row(500, "server-error", "Server error", "INTERNAL"),
+    HelixError: Row(500, "server-error", "Server error", "INTERNAL", logged=True),
     InputError: Row(422, "invalid-input", "Invalid input", "INVALID_ARGUMENT", oip_status=400),
     FileTooLarge: Row(413, "too-large", "Content too large", "RESOURCE_EXHAUSTED"),
     RequestError: Row(400, "bad-request", "Bad request", "INVALID_ARGUMENT"),
@@ -89,18 +91,19 @@ TABLE: dict[type[HelixError], Row] = {
     Forbidden: Row(403, "forbidden", "Forbidden", "PERMISSION_DENIED"),
     NotFound: Row(404, "not-found", "Not found", "NOT_FOUND"),
     ModelNotFound: Row(404, "model-not-found", "Model not found", "NOT_FOUND"),
-    StoreError: Row(503, "store-unavailable", "Store unavailable", "UNAVAILABLE"),
+    StoreError: Row(503, "store-unavailable", "Store unavailable", "UNAVAILABLE", logged=True),
     InvalidName: Row(400, "invalid-name", "Invalid name", "INVALID_ARGUMENT"),
-    IntegrityError: Row(500, "damaged-bundle", "Damaged model bundle", "DATA_LOSS"),
-    ManifestError: Row(500, "invalid-bundle", "Invalid model bundle", "INTERNAL"),
+    IntegrityError: Row(500, "damaged-bundle", "Damaged model bundle", "DATA_LOSS", logged=True),
+    ManifestError: Row(500, "invalid-bundle", "Invalid model bundle", "INTERNAL", logged=True),
     VersionConflict: Row(409, "conflict", "Conflict", "FAILED_PRECONDITION"),
-    ModelLoadError: Row(500, "model-error", "Model error", "INTERNAL"),
-    ModelRunError: Row(500, "model-error", "Model error", "INTERNAL"),
+    ModelLoadError: Row(500, "model-error", "Model error", "INTERNAL", logged=True),
+    ModelRunError: Row(500, "model-error", "Model error", "INTERNAL", logged=True),
     ServiceUnavailable: Row(503, "unavailable", "Service unavailable", "UNAVAILABLE"),
 }
 
-INTERNAL = Row(500, "internal", "Internal server error", "INTERNAL")
-"""The answer to an exception that is not a ``HelixError`` (a bug): its message is never shown."""
+INTERNAL = Row(500, "internal", "Internal server error", "INTERNAL", logged=True)
+"""The answer to an exception that is not a ``HelixError`` (a bug): its message is never shown;
+the edges log it with its traceback."""
 
 
 def row_for(err: BaseException | type[BaseException]) -> Row | None:

@@ -32,7 +32,6 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from helixserve.error_table import answer_for
-from helixserve.errors import ServiceUnavailable
 from helixserve.serving.auth import KeyRing
 from helixserve.serving.metrics import Metrics
 from helixserve.serving.oip import (
@@ -213,7 +212,7 @@ def _status_for(err: Exception, route: str) -> tuple[grpc.StatusCode, str]:
     """The gRPC code of :mod:`helixserve.error_table` and the message; see the module contract."""
     row, message = answer_for(err)
     if message is not None:
-        if row.status >= 500 and not isinstance(err, ServiceUnavailable):
+        if row.logged:
             log.error("%s in %s [%s]: %s", row.title, route, type(err).__name__, message)
         return grpc.StatusCode[row.grpc], message
     request_id = uuid.uuid4().hex[:16]

@@ -10,7 +10,8 @@ Contract:
   ``str(err)``.
 - Input errors add ``errors: [{index, field, position, message}]``; an ``AuthError`` row with
   status 401 adds ``WWW-Authenticate``; a :class:`~helixserve.errors.ServiceUnavailable` adds
-  ``Retry-After``. Any other 5xx ``HelixError`` is logged (message only). Anything that is not a
+  ``Retry-After``. A ``HelixError`` whose row is ``logged`` (the server's fault) is logged,
+  message only. Anything that is not a
   ``HelixError`` is a bug or an infrastructure failure: it is logged with the request id and
   the traceback, and the client gets an opaque 500 that names only the request id — never a
   traceback.
@@ -27,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from helixserve.error_table import Row, answer_for
+from helixserve.error_table import INTERNAL, Row, answer_for
 from helixserve.errors import InputError, InvalidRow, ServiceUnavailable
 from helixserve.runtime.predictor import ItemError
 
@@ -136,13 +137,13 @@ def _logged(err: BaseException, request_id: str) -> str:
 
 
 def _finish(reply: Reply, err: BaseException, row: Row) -> None:
-    """Add the headers a row asks for; log a server-side ``HelixError``
-    (5xx, not an overload) by its message."""
+    """Add the headers a row asks for; log a ``HelixError`` whose row
+    is ``logged`` (a server fault) by its message."""
     if row.status == 401:
         reply.headers.append((b"www-authenticate", b'Bearer realm="helixserve"'))
-    if isinstance(err, ServiceUnavailable):  # load, not a fault: not logged
+    if isinstance(err, ServiceUnavailable):
         reply.headers.append((b"retry-after", str(err.retry_after).encode()))
-    elif row.status >= 500 and row.kind != "internal":
+    if row.logged and row is not INTERNAL:  # INTERNAL: logged with its traceback already
         log.error("%s [%s]: %s", row.title, type(err).__name__, err)
 
 
