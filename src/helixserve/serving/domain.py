@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from helixserve.error_table import TABLE
+from helixserve.error_table import TABLE, status_of
 from helixserve.errors import InputError, InvalidImage, RequestError, RequestTooLarge
 from helixserve.inputs.images import ImageSchema
 from helixserve.runtime.predictor import BatchPrediction, ItemError
@@ -195,14 +195,14 @@ async def seed_dna_class(model: LoadedModel, body: bytes) -> Reply:
     try:
         data = parse_body(body, SEED_EXAMPLE)
     except RequestError as err:
-        return Reply(400, str(err).encode(), b"text/plain; charset=utf-8")
+        return Reply(status_of(err), str(err).encode(), b"text/plain; charset=utf-8")
     if not isinstance(data, dict) or "dnasequence" not in data:
         message = f'the request body must be JSON with a "dnasequence" field, like {SEED_EXAMPLE}.'
-        return Reply(400, message.encode(), b"text/plain; charset=utf-8")
+        return Reply(TABLE[RequestError].status, message.encode(), b"text/plain; charset=utf-8")
     result = await model.batcher.submit([data["dnasequence"]])
     if result.errors:
         text = str(result.errors[0].error).encode()
-        return Reply(422, text, b"text/plain; charset=utf-8", failures=1)
+        return Reply(TABLE[InputError].status, text, b"text/plain; charset=utf-8", failures=1)
     labels = result.labels()
     answer = labels[0] if labels else f"{result.decoded.values[0]:.6g}"  # type: ignore[index]
     return Reply(200, answer.encode(), b"text/plain; charset=utf-8")
