@@ -197,6 +197,7 @@ def test_domain_api(
         assert body["type"] == PROBLEM_TYPE + row.kind
         assert (body["title"], body["status"], body["detail"]) == (row.title, row.status, str(err))
         assert body["instance"] == path
+        assert ("errors" in body) is (row is TABLE[InputError])
         check_headers(response, err, row)
 
 

@@ -8,13 +8,12 @@ Contract:
   :func:`error_reply` picks one of the two by path. A web UI page (:func:`is_page`: any path
   outside the API prefixes) shows the message on its HTML error page instead. The message is
   ``str(err)``.
-- Input errors add ``errors: [{index, field, position, message}]``; an ``AuthError`` row with
-  status 401 adds ``WWW-Authenticate``; a :class:`~helixserve.errors.ServiceUnavailable` adds
+- Invalid inputs (the ``InputError`` row) add ``errors: [{index, field, position, message}]``;
+  a 401 adds ``WWW-Authenticate``; a :class:`~helixserve.errors.ServiceUnavailable` adds
   ``Retry-After``. A ``HelixError`` whose row is ``logged`` (the server's fault) is logged,
-  message only. Anything that is not a
-  ``HelixError`` is a bug or an infrastructure failure: it is logged with the request id and
-  the traceback, and the client gets an opaque 500 that names only the request id — never a
-  traceback.
+  message only. Anything that is not a ``HelixError`` is a bug or an infrastructure failure: it
+  is logged with the request id and the traceback, and the client gets an opaque 500 that names
+  only the request id — never a traceback.
 - :func:`item_errors` turns per-item input errors into the ``errors`` list (``index`` is the
   0-based position in the request; ``field`` names the JSON path; ``position`` is 1-based).
 """
@@ -28,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from helixserve.error_table import INTERNAL, Row, answer_for
+from helixserve.error_table import INTERNAL, TABLE, Row, answer_for
 from helixserve.errors import InputError, InvalidRow, ServiceUnavailable
 from helixserve.runtime.predictor import ItemError
 
@@ -95,7 +94,7 @@ def problem_for(err: BaseException, *, instance: str = "", request_id: str = "")
     """The problem+json reply for ``err``; see the module contract."""
     row, detail = public_answer(err, request_id)
     errors = None
-    if isinstance(err, InputError):
+    if isinstance(err, InputError) and row is TABLE[InputError]:  # not a file over a limit
         errors = [
             {"index": err.index, "field": err.field, "position": err.position, "message": detail}
         ]
