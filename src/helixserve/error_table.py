@@ -35,6 +35,9 @@ Decisions where the edges used to disagree (docs/serving.md has the same table):
 - A model that cannot load or run (``ModelLoadError``, ``ModelRunError``) and any other
   deliberate ``HelixError`` is 500 / INTERNAL *with its message* (REST and gRPC hid it behind a
   request id like a bug; ``OipError`` on ``/api/v1`` was an opaque 500 too).
+- The web UI's pages answer with the same statuses (an upload's every error was 422, a store
+  outage included; an uncaught error on a page was problem+json, now the HTML error page). A
+  variant or design page of a model that takes no DNA stays 404 (it raises ``NotFound``).
 - 401 vs 403 and 400 vs 413 are classes now (``Forbidden``, ``RequestTooLarge``), not a
   ``status`` attribute that each edge read differently.
 """
