@@ -8,7 +8,9 @@ Contract:
   number), ``record_id`` and ``line`` (1-based line number)), so an API can return them as
   structured problem details and a CLI can print them.
 - These classes are raised deep (``inputs``, ``store``, ``runtime``) and translated only at the
-  edges: the API maps them to 4xx ``application/problem+json``, the CLI to ``Error: ...`` + exit 1.
+  edges, every edge through the one table :mod:`helixserve.error_table` (HTTP status, problem
+  type, title, gRPC code per class); the CLI prints ``Error: ...`` and exits 1. A class needs
+  no edge code of its own: it takes the row of its nearest listed base class.
 """
 
 from __future__ import annotations
@@ -133,6 +135,10 @@ def describe_location(index: int | None, record_id: str | None, line: int | None
     return ", ".join(parts)
 
 
+class NotFound(HelixError):
+    """Something asked for by name or id does not exist (a model: :class:`ModelNotFound`)."""
+
+
 class StoreError(HelixError):
     """A model store operation failed (base class)."""
 
@@ -141,8 +147,8 @@ class InvalidName(StoreError):
     """A model name, version or alias is not allowed (e.g. ``..``, ``/`` or control characters)."""
 
 
-class ModelNotFound(StoreError):
-    """No model, version or alias of that name in the store."""
+class ModelNotFound(StoreError, NotFound):
+    """No model, version or alias of that name in the store (or served)."""
 
 
 class IntegrityError(StoreError):
@@ -202,19 +208,16 @@ class ShuttingDown(ServiceUnavailable):
 
 
 class RequestError(HelixError):
-    """A request to the API is malformed (not JSON, wrong fields, too large), not the items in it.
+    """A request to the API is malformed (not JSON, wrong fields), not the items in it."""
 
-    ``status`` is the HTTP status the API answers with (400, 413, 415, ...).
-    """
 
-    def __init__(self, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+class RequestTooLarge(RequestError):
+    """A request body (or one upload) is over its size limit, or holds too many items."""
 
 
 class AuthError(HelixError):
-    """Missing or wrong API key (401), or a key without the scope the route needs (403)."""
+    """Missing or wrong API key: the caller is not known (HTTP 401)."""
 
-    def __init__(self, message: str, *, status: int = 401) -> None:
-        super().__init__(message)
-        self.status = status
+
+class Forbidden(AuthError):
+    """The caller is known but may not do this: a key without the route's scope (HTTP 403)."""

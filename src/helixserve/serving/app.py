@@ -41,12 +41,12 @@ from typing import Any
 import orjson
 from starlette.middleware.cors import CORSMiddleware
 
-from helixserve.errors import RequestError, ShuttingDown
+from helixserve.errors import RequestError, RequestTooLarge, ShuttingDown
 from helixserve.serving.api_docs import DOCS_CSP
 from helixserve.serving.auth import key_from_headers
-from helixserve.serving.problems import PROBLEM_JSON, Reply, problem_for
+from helixserve.serving.problems import PROBLEM_JSON, Reply, error_reply
 from helixserve.serving.routes import build_api
-from helixserve.serving.server import Server, oip_error_reply
+from helixserve.serving.server import Server
 from helixserve.settings import Settings, load_settings
 from helixserve.store.store import ModelStore
 
@@ -136,7 +136,7 @@ class HelixApp:
         limit = self.server.settings.max_upload_bytes if upload else self.limit
         early = _too_large(headers, limit, upload)
         if early is not None:
-            reply = problem_for(early, instance=path, request_id=request_id)
+            reply = error_reply(early, path=path, request_id=request_id)
             await _send(send, reply, request_id)
             return "body too large", reply.status, ("", "")
         capped = None
@@ -144,7 +144,7 @@ class HelixApp:
             capped = _Capped(receive, limit, upload)  # a streamed body: counted as it arrives
         status = await _forward(self.api, scope, capped or receive, send, request_id)
         if capped is not None and capped.error is not None and status == 0:
-            reply = problem_for(capped.error, instance=path, request_id=request_id)
+            reply = error_reply(capped.error, path=path, request_id=request_id)
             await _send(send, reply, request_id)
             return "body too large", reply.status, ("", "")
         route_obj = scope.get("route")
@@ -176,8 +176,7 @@ class HelixApp:
             version = _query_version(scope)
             return await server.predict(name, version, body, key)
         except Exception as err:
-            oip_reply = oip_error_reply(err) if route.startswith("/v2") else None
-            return oip_reply or problem_for(err, instance=scope["path"], request_id=request_id)
+            return error_reply(err, path=scope["path"], request_id=request_id)
 
 
 async def _refuse(scope: Scope, send: Send, request_id: str) -> tuple[str, int, tuple[str, str]]:
@@ -188,8 +187,7 @@ async def _refuse(scope: Scope, send: Send, request_id: str) -> tuple[str, int, 
         "this one once restarted, will answer).",
         retry_after=1,
     )
-    oip_reply = oip_error_reply(err) if path.startswith("/v2") else None
-    reply = oip_reply or problem_for(err, instance=path, request_id=request_id)
+    reply = error_reply(err, path=path, request_id=request_id)
     reply.headers.append((b"connection", b"close"))
     await _send(send, reply, request_id)
     return "draining", reply.status, ("", "")
@@ -247,10 +245,9 @@ def _too_large(headers: dict[bytes, bytes], limit: int, upload: bool) -> Request
     declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         what, setting = ("upload", "UPLOAD") if upload else ("request body", "REQUEST")
-        return RequestError(
+        return RequestTooLarge(
             f"the {what} is {int(declared):,} bytes; the limit is {limit:,} "
             f"(HELIXSERVE_MAX_{setting}_BYTES).",
-            status=413,
         )
     return None
 
@@ -271,10 +268,9 @@ class _Capped:
         self.seen += len(message.get("body", b""))
         if self.seen > self.limit:
             what, setting = ("upload", "UPLOAD") if self.upload else ("request body", "REQUEST")
-            self.error = RequestError(
+            self.error = RequestTooLarge(
                 f"the {what} is over the limit of {self.limit:,} bytes "
                 f"(HELIXSERVE_MAX_{setting}_BYTES).",
-                status=413,
             )
             return {"type": "http.disconnect"}
         return message
@@ -294,10 +290,9 @@ async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise RequestError(
+            raise RequestTooLarge(
                 f"the request body is over the limit of {limit:,} bytes "
                 "(HELIXSERVE_MAX_REQUEST_BYTES).",
-                status=413,
             )
         chunks.append(chunk)
         if not message.get("more_body", False):

@@ -6,9 +6,10 @@ Contract:
   The plain key is never stored.
 - Clients send ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` (gRPC: the same names as
   metadata, lower-case).
-- :meth:`KeyRing.check` raises :class:`~helixserve.errors.AuthError`: 401 for a missing or unknown
-  key, 403 for a ``predict`` key on an admin route. ``predict`` routes are open when no ``predict``
-  key is configured (the local quickstart); ``admin`` routes are open only when no key at all is
+- :meth:`KeyRing.check` raises :class:`~helixserve.errors.AuthError` (401) for a missing or
+  unknown key, :class:`~helixserve.errors.Forbidden` (403) for a ``predict`` key on an admin
+  route. ``predict`` routes are open when no ``predict`` key is configured (the local
+  quickstart); ``admin`` routes are open only when no key at all is
   configured. An ``admin`` key may also predict.
 """
 
@@ -19,7 +20,7 @@ import secrets
 from collections.abc import Iterable
 from typing import Literal
 
-from helixserve.errors import AuthError
+from helixserve.errors import AuthError, Forbidden
 from helixserve.settings import check_key_entry
 
 Scope = Literal["predict", "admin"]
@@ -72,9 +73,8 @@ class KeyRing:
             )
         granted = self.scope_of(key)
         if scope == "admin" and granted != "admin":
-            raise AuthError(
-                "this route needs an API key with the 'admin' scope; this key has only 'predict'.",
-                status=403,
+            raise Forbidden(
+                "this route needs an API key with the 'admin' scope; this key has only 'predict'."
             )
 
 

@@ -22,14 +22,14 @@ import secrets
 from fastapi import Request, Response
 from starlette.datastructures import FormData
 
-from helixserve.errors import HelixError
+from helixserve.errors import Forbidden
 
 COOKIE = "hs_csrf"
 FIELD = "csrf_token"
 _WELL_FORMED = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
 
-class FormRefused(HelixError):
+class FormRefused(Forbidden):
     """A UI form post without a matching CSRF token, or sent from another site."""
 
 

@@ -27,10 +27,11 @@ from typing import Any
 
 import orjson
 
-from helixserve.errors import InvalidImage, RequestError
+from helixserve.error_table import TABLE, status_of
+from helixserve.errors import InputError, InvalidImage, RequestError, RequestTooLarge
 from helixserve.inputs.images import ImageSchema
 from helixserve.runtime.predictor import BatchPrediction, ItemError
-from helixserve.serving.problems import Reply, item_errors, json_reply, problem
+from helixserve.serving.problems import Reply, item_errors, json_reply, problem_from
 from helixserve.serving.registry import LoadedModel, Registry
 from helixserve.store.manifest import Manifest, headline_of
 
@@ -63,10 +64,9 @@ def request_items(body: bytes) -> list[object]:
     if not items:
         raise RequestError('"inputs" is empty; send at least one input.')
     if len(items) > MAX_ITEMS:
-        raise RequestError(
+        raise RequestTooLarge(
             f'"inputs" has {len(items):,} items; the limit is {MAX_ITEMS:,} per request. '
-            "Split the request, or use predict-file or `helixserve predict` for big files.",
-            status=413,
+            "Split the request, or use predict-file or `helixserve predict` for big files."
         )
     extra = sorted(set(data) - {"inputs"})
     if extra:
@@ -134,7 +134,7 @@ def _answer(model: LoadedModel, predictions: list[Any], errors: list[ItemError])
             if len(errors) == 1
             else (f"none of the {len(errors)} inputs is valid; see errors.")
         )
-        reply = problem(422, "invalid-input", "Invalid input", detail, errors=listed)
+        reply = problem_from(TABLE[InputError], detail, errors=listed)
     else:
         reply = json_reply(
             {
@@ -195,14 +195,14 @@ async def seed_dna_class(model: LoadedModel, body: bytes) -> Reply:
     try:
         data = parse_body(body, SEED_EXAMPLE)
     except RequestError as err:
-        return Reply(400, str(err).encode(), b"text/plain; charset=utf-8")
+        return Reply(status_of(err), str(err).encode(), b"text/plain; charset=utf-8")
     if not isinstance(data, dict) or "dnasequence" not in data:
         message = f'the request body must be JSON with a "dnasequence" field, like {SEED_EXAMPLE}.'
-        return Reply(400, message.encode(), b"text/plain; charset=utf-8")
+        return Reply(TABLE[RequestError].status, message.encode(), b"text/plain; charset=utf-8")
     result = await model.batcher.submit([data["dnasequence"]])
     if result.errors:
         text = str(result.errors[0].error).encode()
-        return Reply(422, text, b"text/plain; charset=utf-8", failures=1)
+        return Reply(TABLE[InputError].status, text, b"text/plain; charset=utf-8", failures=1)
     labels = result.labels()
     answer = labels[0] if labels else f"{result.decoded.values[0]:.6g}"  # type: ignore[index]
     return Reply(200, answer.encode(), b"text/plain; charset=utf-8")

@@ -11,9 +11,11 @@ Contract:
   logic as REST (:mod:`helixserve.serving.oip`). Inputs may come as typed ``contents`` or
   ``raw_input_contents``; outputs are always sent as ``raw_output_contents`` (what tritonclient
   reads).
-- Errors map to status codes: invalid request -> INVALID_ARGUMENT, unknown model -> NOT_FOUND,
-  overload/timeout -> UNAVAILABLE, missing/wrong key -> UNAUTHENTICATED / PERMISSION_DENIED,
-  anything else -> INTERNAL with only a request id (the error is logged).
+- Errors map to status codes by :mod:`helixserve.error_table` (the same table as REST: invalid
+  request or input -> INVALID_ARGUMENT, unknown model -> NOT_FOUND, store outage, overload or
+  timeout -> UNAVAILABLE, missing/wrong key -> UNAUTHENTICATED / PERMISSION_DENIED, ...) with the
+  error's message; anything that is not a ``HelixError`` -> INTERNAL with only a request id (the
+  error is logged with its traceback).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import grpc
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from helixserve.errors import AuthError, ModelNotFound, RequestError, ServiceUnavailable
+from helixserve.error_table import answer_for
 from helixserve.serving.auth import KeyRing
 from helixserve.serving.metrics import Metrics
 from helixserve.serving.oip import (
@@ -207,16 +209,12 @@ def _guarded(method: Handler, metrics: Metrics | None) -> Handler:
 
 
 def _status_for(err: Exception, route: str) -> tuple[grpc.StatusCode, str]:
-    if isinstance(err, OipError | RequestError):
-        return grpc.StatusCode.INVALID_ARGUMENT, str(err)
-    if isinstance(err, ModelNotFound):
-        return grpc.StatusCode.NOT_FOUND, str(err)
-    if isinstance(err, ServiceUnavailable):
-        return grpc.StatusCode.UNAVAILABLE, str(err)
-    if isinstance(err, AuthError):
-        if err.status == 401:
-            return grpc.StatusCode.UNAUTHENTICATED, str(err)
-        return grpc.StatusCode.PERMISSION_DENIED, str(err)
+    """The gRPC code of :mod:`helixserve.error_table` and the message; see the module contract."""
+    row, message = answer_for(err)
+    if message is not None:
+        if row.logged:
+            log.error("%s in %s [%s]: %s", row.title, route, type(err).__name__, message)
+        return grpc.StatusCode[row.grpc], message
     request_id = uuid.uuid4().hex[:16]
     log.error("internal error in %s [request %s]", route, request_id, exc_info=err)
     return (

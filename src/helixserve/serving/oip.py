@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 import helixserve
-from helixserve.errors import HelixError
+from helixserve.errors import RequestError
 from helixserve.inputs.images import ImageSchema
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import TabularSchema
@@ -55,12 +55,9 @@ NUMPY_TYPES: dict[str, Any] = {
 EXTENSIONS = ["binary_tensor_data"]
 
 
-class OipError(HelixError):
-    """A request the protocol layer refuses; ``status`` is the HTTP status (gRPC maps it)."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+class OipError(RequestError):
+    """A request the protocol layer refuses (a :class:`~helixserve.errors.RequestError`: 400,
+    gRPC INVALID_ARGUMENT, per :mod:`helixserve.error_table`)."""
 
 
 @dataclass

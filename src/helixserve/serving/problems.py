@@ -1,14 +1,19 @@
 """Errors at the HTTP edge: RFC 9457 ``application/problem+json`` bodies and status codes.
 
 Contract:
-- :func:`problem_for` maps any exception to a :class:`Reply`: input errors -> 422 with
-  ``errors: [{index, field, position, message}]``, except a file over a size limit
-  (:class:`~helixserve.errors.FileTooLarge`) -> 413; :class:`~helixserve.errors.RequestError` -> its
-  status (400/413/415); :class:`~helixserve.errors.ModelNotFound` -> 404;
-  :class:`~helixserve.errors.AuthError` -> 401 (with ``WWW-Authenticate``) or 403;
-  :class:`~helixserve.errors.ServiceUnavailable` -> 503 with ``Retry-After``. Anything else is a
-  bug or an infrastructure failure: it is logged with the request id and the traceback, and the
-  client gets an opaque 500 that names only the request id — never a traceback.
+- Status, problem type and title come from the one error table, :mod:`helixserve.error_table`;
+  nothing here decides them. :func:`problem_for` answers any exception as problem+json (the
+  domain API ``/api/v1`` and every non-OIP route); :func:`oip_error_for` answers it as the Open
+  Inference Protocol's ``{"error": "<message>"}`` with the table's ``oip`` status (``/v2``);
+  :func:`error_reply` picks one of the two by path. A web UI page (:func:`is_page`: any path
+  outside the API prefixes) shows the message on its HTML error page instead. The message is
+  ``str(err)``.
+- Invalid inputs (the ``InputError`` row) add ``errors: [{index, field, position, message}]``;
+  a 401 adds ``WWW-Authenticate``; a :class:`~helixserve.errors.ServiceUnavailable` adds
+  ``Retry-After``. A ``HelixError`` whose row is ``logged`` (the server's fault) is logged,
+  message only. Anything that is not a ``HelixError`` is a bug or an infrastructure failure: it
+  is logged with the request id and the traceback, and the client gets an opaque 500 that names
+  only the request id — never a traceback.
 - :func:`item_errors` turns per-item input errors into the ``errors`` list (``index`` is the
   0-based position in the request; ``field`` names the JSON path; ``position`` is 1-based).
 """
@@ -22,16 +27,8 @@ from typing import Any
 
 import orjson
 
-from helixserve.errors import (
-    AuthError,
-    FileTooLarge,
-    InputError,
-    InvalidRow,
-    ModelNotFound,
-    RequestError,
-    ServiceUnavailable,
-    StoreError,
-)
+from helixserve.error_table import INTERNAL, TABLE, Row, answer_for
+from helixserve.errors import InputError, InvalidRow, ServiceUnavailable
 from helixserve.runtime.predictor import ItemError
 
 log = logging.getLogger("helixserve.server")
@@ -81,63 +78,72 @@ def problem(
     return Reply(status, orjson.dumps(body), PROBLEM_JSON)
 
 
-def problem_for(  # noqa: PLR0911 - one return per error family
-    err: BaseException, *, instance: str = "", request_id: str = ""
-) -> Reply:
+def problem_from(row: Row, detail: str, **extra: Any) -> Reply:
+    """A problem+json reply with the status, type and title of ``row``."""
+    return problem(row.status, row.kind, row.title, detail, **extra)
+
+
+def public_answer(err: BaseException, request_id: str = "") -> tuple[Row, str]:
+    """The table's row for ``err`` and the message a client may see: ``str(err)`` for a
+    ``HelixError``, else an opaque one naming ``request_id`` (and ``err`` is logged)."""
+    row, message = answer_for(err)
+    return row, message if message is not None else _logged(err, request_id)
+
+
+def problem_for(err: BaseException, *, instance: str = "", request_id: str = "") -> Reply:
     """The problem+json reply for ``err``; see the module contract."""
-    where: dict[str, Any] = {"instance": instance, "request_id": request_id}
-    if isinstance(err, FileTooLarge):
-        return problem(413, "too-large", "Content too large", str(err), **where)
-    if isinstance(err, InputError):
+    row, detail = public_answer(err, request_id)
+    errors = None
+    if isinstance(err, InputError) and row is TABLE[InputError]:  # not a file over a limit
         errors = [
-            {"index": err.index, "field": err.field, "position": err.position, "message": str(err)}
+            {"index": err.index, "field": err.field, "position": err.position, "message": detail}
         ]
-        return problem(422, "invalid-input", "Invalid input", str(err), errors=errors, **where)
-    if isinstance(err, RequestError):
-        return problem(
-            err.status, "bad-request", _TITLES.get(err.status, "Bad request"), str(err), **where
-        )
-    if isinstance(err, ModelNotFound):
-        return problem(404, "model-not-found", "Model not found", str(err), **where)
-    if isinstance(err, AuthError):
-        reply = problem(
-            err.status,
-            "unauthorized" if err.status == 401 else "forbidden",
-            _TITLES[err.status],
-            str(err),
-            **where,
-        )
-        if err.status == 401:
-            reply.headers.append((b"www-authenticate", b'Bearer realm="helixserve"'))
-        return reply
-    if isinstance(err, ServiceUnavailable):
-        reply = problem(503, "unavailable", "Service unavailable", str(err), **where)
-        reply.headers.append((b"retry-after", str(err.retry_after).encode()))
-        return reply
-    if isinstance(err, StoreError):
-        log.error("store error [request %s]: %s", request_id, err)
-        return problem(503, "store-unavailable", "Store unavailable", str(err), **where)
+    reply = problem_from(row, detail, instance=instance, request_id=request_id, errors=errors)
+    _finish(reply, err, row)
+    return reply
+
+
+def oip_error_for(err: BaseException, *, request_id: str = "") -> Reply:
+    """The Open Inference Protocol's ``{"error": ...}`` reply for ``err``; see the contract."""
+    row, text = public_answer(err, request_id)
+    reply = json_reply({"error": text}, status=row.oip)
+    _finish(reply, err, row)
+    return reply
+
+
+def error_reply(err: BaseException, *, path: str, request_id: str = "") -> Reply:
+    """:func:`oip_error_for` on the OIP routes (``/v2``), else :func:`problem_for`."""
+    if path.startswith("/v2"):
+        return oip_error_for(err, request_id=request_id)
+    return problem_for(err, instance=path, request_id=request_id)
+
+
+_NOT_PAGES = ("/api/", "/v2", "/healthz", "/readyz", "/metrics", "/docs", "/openapi", "/static/")
+
+
+def is_page(path: str) -> bool:
+    """Whether ``path`` is a web UI page (answered with HTML error pages), not an API route."""
+    return not path.startswith(_NOT_PAGES)
+
+
+def _logged(err: BaseException, request_id: str) -> str:
+    """Log an unexpected error with its traceback; the opaque message the client gets."""
     log.error("internal error [request %s]", request_id, exc_info=err)
-    return problem(
-        500,
-        "internal",
-        "Internal server error",
+    return (
         f"The server failed while handling this request (request id {request_id}). "
-        "It has been logged; please report the request id.",
-        **where,
+        "It has been logged; please report the request id."
     )
 
 
-_TITLES = {
-    400: "Bad request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    413: "Content too large",
-    415: "Unsupported media type",
-    422: "Invalid input",
-}
+def _finish(reply: Reply, err: BaseException, row: Row) -> None:
+    """Add the headers a row asks for; log a ``HelixError`` whose row
+    is ``logged`` (a server fault) by its message."""
+    if row.status == 401:
+        reply.headers.append((b"www-authenticate", b'Bearer realm="helixserve"'))
+    if isinstance(err, ServiceUnavailable):
+        reply.headers.append((b"retry-after", str(err.retry_after).encode()))
+    if row.logged and row is not INTERNAL:  # INTERNAL: logged with its traceback already
+        log.error("%s [%s]: %s", row.title, type(err).__name__, err)
 
 
 def item_errors(errors: Iterable[ItemError], prefix: str = "inputs") -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 import helixserve
-from helixserve.errors import HelixError
+from helixserve.errors import HelixError, RequestError
 from helixserve.explain.design import design
 from helixserve.explain.ism import BASES, Variant, ism, variant_effects
 from helixserve.serving import domain, oip
@@ -36,7 +36,14 @@ from helixserve.serving.api_docs import mount_docs
 from helixserve.serving.auth import key_from_headers
 from helixserve.serving.files import predict_file
 from helixserve.serving.metrics import CONTENT_TYPE
-from helixserve.serving.problems import Reply, json_reply, problem, problem_for
+from helixserve.serving.problems import (
+    Reply,
+    error_reply,
+    is_page,
+    json_reply,
+    problem,
+    public_answer,
+)
 from helixserve.serving.schemas import (
     ERRORS,
     OIP_ERRORS,
@@ -59,8 +66,8 @@ from helixserve.serving.schemas import (
     VariantsRequest,
     VariantsResponse,
 )
-from helixserve.serving.server import Server, oip_error_reply
-from helixserve.serving.ui import mount_ui
+from helixserve.serving.server import Server
+from helixserve.serving.ui import Pages, mount_ui
 from helixserve.serving.ui_explain import mount_explain_ui
 
 VersionQuery = Annotated[
@@ -135,16 +142,7 @@ def _errors(api: FastAPI) -> None:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
-        return respond(
-            problem(
-                400,
-                "bad-request",
-                "Bad request",
-                message,
-                instance=request.url.path,
-                request_id=_rid(request),
-            )
-        )
+        return await any_error(request, RequestError(message))
 
     @api.exception_handler(HelixError)
     async def domain_error(request: Request, err: HelixError) -> Response:
@@ -154,24 +152,16 @@ def _errors(api: FastAPI) -> None:
     async def gone(request: Request, err: ClientDisconnect) -> Response:
         """The body stopped short (the client left, or the app refused it at its size limit):
         not a server fault, so nothing is logged as one."""
-        return respond(
-            problem(
-                400,
-                "bad-request",
-                "Bad request",
-                "the client disconnected before sending the whole body.",
-                instance=request.url.path,
-                request_id=_rid(request),
-            )
-        )
+        message = "the client disconnected before sending the whole body."
+        return await any_error(request, RequestError(message))
 
     @api.exception_handler(Exception)
     async def any_error(request: Request, err: Exception) -> Response:
-        if request.url.path.startswith("/v2"):
-            reply = oip_error_reply(err)
-            if reply is not None:
-                return respond(reply)
-        return respond(problem_for(err, instance=request.url.path, request_id=_rid(request)))
+        path = request.url.path
+        pages: Pages | None = getattr(request.app.state, "pages", None)
+        if pages is not None and is_page(path):  # a web UI page: the HTML error page
+            return pages.error(request, err, public_answer(err, _rid(request))[1])
+        return respond(error_reply(err, path=path, request_id=_rid(request)))
 
 
 def _operations(api: FastAPI, server: Server) -> None:

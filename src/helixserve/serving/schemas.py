@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from helixserve.error_table import TABLE
+
 Number = float | int
 
 
@@ -51,11 +53,11 @@ class OipError(BaseModel):
 
 
 _PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: _PROBLEM for code in (400, 401, 403, 404, 413, 422, 503)
+ERRORS: dict[int | str, dict[str, Any]] = {  # every status of the error table
+    code: _PROBLEM for code in sorted({row.status for row in TABLE.values()})
 }
 OIP_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": OipError} for code in (400, 401, 403, 404, 503)
+    code: {"model": OipError} for code in sorted({row.oip for row in TABLE.values()})
 }
 
 

@@ -25,13 +25,6 @@ from typing import Any
 
 import grpc
 
-from helixserve.errors import (
-    AuthError,
-    InputError,
-    ModelNotFound,
-    RequestError,
-    ServiceUnavailable,
-)
 from helixserve.runtime.batcher import BatchPolicy
 from helixserve.serving import domain, oip, oip_rest
 from helixserve.serving.auth import KeyRing, Scope
@@ -205,27 +198,3 @@ class Server:
 def _stamp(reply: Reply, model: LoadedModel) -> Reply:
     reply.model, reply.version = model.name, str(model.version)
     return reply
-
-
-def oip_error_reply(err: BaseException) -> Reply | None:
-    """OIP routes answer ``{"error": ...}`` for 4xx/503; ``None`` for anything else."""
-    status = _OIP_STATUS.get(type(err)) or next(
-        (code for kind, code in _OIP_STATUS.items() if isinstance(err, kind)), None
-    )
-    if status is None:
-        return None
-    status = getattr(err, "status", status)
-    reply = json_reply({"error": str(err)}, status=status)
-    if isinstance(err, ServiceUnavailable):
-        reply.headers.append((b"retry-after", str(err.retry_after).encode()))
-    return reply
-
-
-_OIP_STATUS: dict[type[BaseException], int] = {
-    oip.OipError: 400,
-    RequestError: 400,
-    ModelNotFound: 404,
-    AuthError: 401,
-    ServiceUnavailable: 503,
-    InputError: 400,
-}

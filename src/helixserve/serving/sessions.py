@@ -17,7 +17,7 @@ Contract:
   of the cookie until it expires.
 - :func:`check_page` guards a UI page: nothing to do when the scope needs no key (see
   :class:`~helixserve.serving.auth.KeyRing`); else it raises :class:`LoginNeeded` (shown as the
-  key form, status 401) without a live session, or :class:`~helixserve.errors.AuthError` (403)
+  key form, status 401) without a live session, or :class:`~helixserve.errors.Forbidden` (403)
   for an ``admin`` page and a ``predict`` session.
 - :func:`cookie_options` are the session cookie's attributes: ``HttpOnly``, ``SameSite=Strict``,
   ``Path=/``, ``Max-Age`` the TTL, and ``Secure`` when the request came over https.
@@ -37,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from helixserve.errors import AuthError
+from helixserve.errors import AuthError, Forbidden
 from helixserve.serving.auth import KeyRing, Scope, hash_key
 
 COOKIE = "hs_session"
@@ -113,10 +113,9 @@ def check_page(keys: KeyRing, book: SessionBook, session_id: str | None, scope: 
             f"for {SESSION_TTL_S // 3600} hours (or until you choose Forget key)."
         )
     if scope == "admin" and granted != "admin":
-        raise AuthError(
+        raise Forbidden(
             "this page needs a key with the 'admin' scope; the key entered has only 'predict'. "
-            "Choose Forget key and enter an admin key.",
-            status=403,
+            "Choose Forget key and enter an admin key."
         )
 
 

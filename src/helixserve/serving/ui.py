@@ -46,7 +46,8 @@ from fastapi.templating import Jinja2Templates
 from PIL import Image
 from starlette.datastructures import UploadFile
 
-from helixserve.errors import HelixError, InvalidImage, ModelNotFound
+from helixserve.error_table import TABLE, status_of
+from helixserve.errors import HelixError, InputError, InvalidImage, ModelNotFound, NotFound
 from helixserve.explain.ism import ism
 from helixserve.inputs.images import ImageSchema
 from helixserve.inputs.sequence import SequenceSchema
@@ -67,6 +68,7 @@ from helixserve.store.names import parse_ref
 HERE = Path(__file__).parent
 MAX_JOBS = 16
 PAGE = 50
+INVALID = TABLE[InputError].status  # a form shown again with its field errors
 
 
 @dataclass
@@ -142,8 +144,11 @@ class Pages:
         csrf.remember(request, response)
         return response
 
-    def error(self, request: Request, err: HelixError, status: int) -> Response:
-        return self(request, "error.html", status, message=str(err))
+    def error(self, request: Request, err: BaseException, message: str | None = None) -> Response:
+        """The error page for ``err`` with the status of :mod:`helixserve.error_table`, showing
+        ``message`` (default ``str(err)``)."""
+        message = str(err) if message is None else message
+        return self(request, "error.html", status_of(err), message=message)
 
 
 def page_guard(server: Server) -> Callable[[Request], Awaitable[None]]:
@@ -169,6 +174,7 @@ def mount_ui(api: FastAPI, server: Server) -> None:
     """Add the UI's pages and static files to ``api``."""
     api.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     page = Pages(server)
+    api.state.pages = page  # the app's error handler renders uncaught page errors with it
     ui = ui_router(server)
     _model_routes(ui, server, page)
     _predict_routes(ui, server, page)
@@ -200,7 +206,7 @@ def _model_routes(ui: APIRouter, server: Server, page: Pages) -> None:
         try:
             model = page_model(server, request, name, version)
         except ModelNotFound as err:
-            return page.error(request, err, 404)
+            return page.error(request, err)
         entry = registry.entry(name)
         card = (model.predictor.bundle_path / "card.md").read_text(encoding="utf-8")
         drawn = plots(model)
@@ -266,7 +272,7 @@ def _predict_routes(ui: APIRouter, server: Server, page: Pages) -> None:
         try:
             model = page_model(server, request, name, version)
         except ModelNotFound as err:
-            return error_page(request, err, 404)
+            return error_page(request, err)
         return page(
             request,
             "predict.html",
@@ -283,11 +289,11 @@ def _predict_routes(ui: APIRouter, server: Server, page: Pages) -> None:
         try:
             model = page_model(server, request, name, version)
         except ModelNotFound as err:
-            return error_page(request, err, 404)
+            return error_page(request, err)
         try:
             form = await csrf.checked_form(request)
         except csrf.FormRefused as err:
-            return error_page(request, err, 403)
+            return error_page(request, err)
         values = {k: v for k, v in form.items() if isinstance(v, str)}
         item, problem = await _form_item(model, form)
         limit = server.settings.max_image_pixels
@@ -302,7 +308,7 @@ def _predict_routes(ui: APIRouter, server: Server, page: Pages) -> None:
             else:
                 result = prediction_list(batch)[0]
         shown = await _explained(model, item) if result is not None else {}
-        status = 422 if errors else 200
+        status = INVALID if errors else 200
         return page(
             request,
             "predict.html",
@@ -324,7 +330,7 @@ def _job_routes(ui: APIRouter, server: Server, page: Pages, jobs: Jobs) -> None:
         try:
             model = page_model(server, request, name, version)
         except ModelNotFound as err:
-            return error_page(request, err, 404)
+            return error_page(request, err)
         try:
             form = await csrf.checked_form(request)
             file = form.get("file")
@@ -332,9 +338,9 @@ def _job_routes(ui: APIRouter, server: Server, page: Pages, jobs: Jobs) -> None:
                 raise InvalidImage("choose a file to upload first.")
             rows = await score_file(model, file.file, file.filename, server.upload_limits)
         except csrf.FormRefused as err:
-            return error_page(request, err, 403)
+            return error_page(request, err)
         except HelixError as err:
-            return error_page(request, err, 422)
+            return error_page(request, err)
         job = Job(secrets.token_urlsafe(12), model, file.filename, rows)
         jobs.add(job)
         return RedirectResponse(f"/jobs/{job.id}", 303)
@@ -343,11 +349,11 @@ def _job_routes(ui: APIRouter, server: Server, page: Pages, jobs: Jobs) -> None:
     async def job_page(request: Request, job_id: str, page_no: int = 1) -> Response:
         job = jobs.get(job_id)
         if job is None:
-            gone = HelixError(
+            gone = NotFound(
                 "this result is no longer kept (the server keeps the last 16 "
                 "uploads); upload the file again."
             )
-            return error_page(request, gone, 404)
+            return error_page(request, gone)
         good = [r for r in job.rows if r.prediction is not None]
         bad = [r for r in job.rows if r.error is not None]
         pages = max(1, -(-len(good) // PAGE))

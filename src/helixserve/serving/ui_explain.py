@@ -34,13 +34,13 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
-from helixserve.errors import InputError, ModelNotFound
+from helixserve.errors import InputError, NotFound
 from helixserve.explain.design import Step, design
 from helixserve.explain.ism import Variant, VariantOutcome, dna_schema, screen_variants
 from helixserve.serving import charts, csrf
 from helixserve.serving.registry import LoadedModel
 from helixserve.serving.server import Server
-from helixserve.serving.ui import Pages, _sequence_from_text, page_model, ui_router
+from helixserve.serving.ui import INVALID, Pages, _sequence_from_text, page_model, ui_router
 
 MAX_ROUNDS = 60
 MAX_VARIANTS = 10_000
@@ -308,7 +308,10 @@ def trajectory_rows(steps: list[Step]) -> list[TrajectoryRow]:
 
 def _dna_model(server: Server, request: Request, name: str, version: str | None) -> LoadedModel:
     model = page_model(server, request, name, version)
-    dna_schema(model.predictor)  # raises for models that do not take DNA
+    try:
+        dna_schema(model.predictor)
+    except InputError as err:  # a model that does not take DNA has no such page
+        raise NotFound(str(err)) from None
     return model
 
 
@@ -355,8 +358,8 @@ def _variant_routes(api: APIRouter, server: Server, page: Pages) -> None:
     async def variants_page(request: Request, name: str, version: str | None = None) -> Response:
         try:
             model = _dna_model(server, request, name, version)
-        except (ModelNotFound, InputError) as err:
-            return page.error(request, err, 404)
+        except NotFound as err:
+            return page.error(request, err)
         return page(request, "variants.html", model=model, values={}, errors={}, rows=None)
 
     @api.post("/models/{name}/variants", response_class=HTMLResponse, include_in_schema=False)
@@ -385,7 +388,7 @@ def _variant_routes(api: APIRouter, server: Server, page: Pages) -> None:
         return page(
             request,
             "variants.html",
-            422 if errors else 200,
+            INVALID if errors else 200,
             model=model,
             values=values,
             errors=errors,
@@ -399,12 +402,12 @@ async def _posted(
     """The DNA model and the checked form of a post, or the error page to answer instead."""
     try:
         model = _dna_model(server, request, name, version)
-    except (ModelNotFound, InputError) as err:
-        return page.error(request, err, 404)
+    except NotFound as err:
+        return page.error(request, err)
     try:
         return model, await csrf.checked_form(request)
     except csrf.FormRefused as err:
-        return page.error(request, err, 403)
+        return page.error(request, err)
 
 
 def _design_routes(api: APIRouter, server: Server, page: Pages) -> None:
@@ -412,8 +415,8 @@ def _design_routes(api: APIRouter, server: Server, page: Pages) -> None:
     async def design_page(request: Request, name: str, version: str | None = None) -> Response:
         try:
             model = _dna_model(server, request, name, version)
-        except (ModelNotFound, InputError) as err:
-            return page.error(request, err, 404)
+        except NotFound as err:
+            return page.error(request, err)
         return page(
             request,
             "design.html",
@@ -436,7 +439,7 @@ def _design_routes(api: APIRouter, server: Server, page: Pages) -> None:
         return page(
             request,
             "design.html",
-            422 if errors else 200,
+            INVALID if errors else 200,
             model=model,
             values=values,
             errors=errors,

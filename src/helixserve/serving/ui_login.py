@@ -4,6 +4,8 @@ Contract:
 - A UI page asked for without a key session (:class:`~helixserve.serving.sessions.LoginNeeded`)
   is answered with the key form (``login.html``, status 401) in its place; the form's ``next``
   field brings the person back to that page (for a form post: to the page that holds the form).
+  Raised on an API route (not a page, see :func:`~helixserve.serving.problems.is_page`), it is
+  answered like every error there (401 problem+json or ``{"error": ...}``).
 - ``GET /login`` shows the form (or says that this server needs no key). ``POST /login`` (fields
   ``key``, ``next``, ``csrf_token``; the CSRF check of :mod:`helixserve.serving.csrf`) checks the
   key: a valid one opens a session and sets its cookie (see
@@ -17,13 +19,16 @@ Contract:
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from helixserve.error_table import status_of
 from helixserve.errors import AuthError
 from helixserve.serving import csrf
+from helixserve.serving.problems import is_page
 from helixserve.serving.server import Server
 from helixserve.serving.sessions import COOKIE, LoginNeeded, cookie_options, local_path
 
@@ -47,7 +52,10 @@ def mount_login(api: FastAPI, server: Server, page: Pages) -> None:
         return page(request, "login.html", status, message=message, next=next_path)
 
     async def needs_key(request: Request, err: Exception) -> Response:
-        return form(request, 401, str(err), back_to(request))
+        if not is_page(request.url.path):  # an API route: the app's one error handler answers
+            answer = api.exception_handlers[Exception](request, err)
+            return await answer if inspect.isawaitable(answer) else answer
+        return form(request, status_of(err), str(err), back_to(request))
 
     api.add_exception_handler(LoginNeeded, needs_key)
 
@@ -62,7 +70,7 @@ def mount_login(api: FastAPI, server: Server, page: Pages) -> None:
         try:
             posted = await csrf.checked_form(request)
         except csrf.FormRefused as err:
-            return page.error(request, err, 403)
+            return page.error(request, err)
         next_path = local_path(str(posted.get("next") or "/"))
         key = str(posted.get("key") or "").strip()
         if not key:
@@ -70,7 +78,7 @@ def mount_login(api: FastAPI, server: Server, page: Pages) -> None:
         try:
             server.keys.scope_of(key)  # a key that is not configured is refused here
         except AuthError as err:
-            return form(request, err.status, str(err), next_path)
+            return form(request, status_of(err), str(err), next_path)
         server.sessions.close(request.cookies.get(COOKIE))  # a new sign-in replaces the old one
         reply = RedirectResponse(next_path, 303)
         https = request.url.scheme == "https"
@@ -86,7 +94,7 @@ def _logout_route(api: FastAPI, server: Server, page: Pages) -> None:
         try:
             await csrf.checked_form(request)
         except csrf.FormRefused as err:
-            return page.error(request, err, 403)
+            return page.error(request, err)
         server.sessions.close(request.cookies.get(COOKIE))
         reply = RedirectResponse("/login", 303)
         https = request.url.scheme == "https"
