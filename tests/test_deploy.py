@@ -125,7 +125,7 @@ def test_compose_and_kubernetes_files_match_the_server() -> None:
     "path", ["/healthz", "/readyz", "/metrics", "/v2/models/primer-binding/ready"]
 )
 def test_probe_paths_exist(path: str) -> None:
-    from helixserve.serving.routes import build_api
+    from helixserve.serving.api import build_api
     from helixserve.serving.server import Server
     from helixserve.settings import Settings
 
