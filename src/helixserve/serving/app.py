@@ -66,6 +66,7 @@ access_log = logging.getLogger("helixserve.access")
 PROBES = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _ids = itertools.count(1)
+MAX_CACHED_LABELS = 4096
 _PREFIX = f"{os.getpid():x}-"
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -89,6 +90,7 @@ class HelixApp:
         self.uploads = [r for r in table if is_upload(r.endpoint)]
         self.limit = server.settings.max_request_bytes
         self.log = server.settings.access_log
+        self._children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,10 +112,24 @@ class HelixApp:
             finally:
                 drain.done()
         elapsed = time.perf_counter() - started
-        self.server.metrics.request_seconds.labels(route, *labels).observe(elapsed)
-        self.server.metrics.requests.labels(route, *labels, str(status)).inc()
+        self._count(route, labels, status, elapsed)
         if self.log:
             _log_access(scope, status, elapsed, labels, request_id, route)
+
+    def _count(self, route: str, labels: tuple[str, str], status: int, elapsed: float) -> None:
+        """Time and count the request (the metric children are looked up once per label set)."""
+        key = (route, *labels, status)
+        children = self._children.get(key)
+        if children is None:
+            metrics = self.server.metrics
+            children = (
+                metrics.request_seconds.labels(route, *labels),
+                metrics.requests.labels(route, *labels, str(status)),
+            )
+            if len(self._children) < MAX_CACHED_LABELS:
+                self._children[key] = children
+        children[0].observe(elapsed)
+        children[1].inc()
 
     async def _dispatch(
         self,
@@ -124,7 +140,8 @@ class HelixApp:
         request_id: str,
     ) -> tuple[str, int, tuple[str, str]]:
         path: str = scope["path"]
-        upload = self._is_upload(scope)
+        found = self.fast.match(scope) if self.fast is not None else None
+        upload = found is None and self._is_upload(scope)
         limit = self.server.settings.max_upload_bytes if upload else self.limit
         early = _too_large(headers, limit, upload)
         if early is not None:
@@ -134,7 +151,6 @@ class HelixApp:
         capped = None
         if b"content-length" not in headers and scope["method"] in ("POST", "PUT", "PATCH"):
             capped = _Capped(receive, limit, upload)  # a streamed body: counted as it arrives
-        found = self.fast.match(scope) if self.fast is not None else None
         if found is not None:
             return await self._fast(scope, capped or receive, send, request_id, *found)
         status = await _forward(self.api, scope, capped or receive, send, request_id)

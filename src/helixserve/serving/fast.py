@@ -18,16 +18,60 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from starlette.datastructures import QueryParams
-from starlette.requests import Request
-from starlette.routing import Match
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope
 
 from helixserve.serving.responses import ReplyResponse, is_hot
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to call one handler or dependency: what FastAPI's ``Dependant`` says, read once."""
+
+    call: Callable[..., Any]
+    subs: tuple[tuple[str, _Plan], ...]
+    path: tuple[tuple[str, str], ...]  # (argument, path parameter)
+    query: tuple[tuple[str, str, Any], ...]  # (argument, query parameter, default)
+    request: str | None
+    is_async: bool
+
+    @classmethod
+    def of(cls, dependant: Dependant, call: Callable[..., Any]) -> _Plan:
+        subs = tuple(
+            (sub.name, cls.of(sub, sub.call))
+            for sub in dependant.dependencies
+            if sub.name is not None and sub.call is not None
+        )
+        return cls(
+            call,
+            subs,
+            tuple((f.name, f.alias) for f in dependant.path_params),
+            tuple((f.name, f.alias, f.default) for f in dependant.query_params),
+            dependant.request_param_name,
+            inspect.iscoroutinefunction(call),
+        )
+
+    async def run(self, request: Request, params: dict[str, str], cache: dict[Any, Any]) -> Any:
+        kwargs: dict[str, Any] = {}
+        for name, sub in self.subs:
+            if sub.call not in cache:  # each dependency once per request, as FastAPI does
+                value = await sub.run(request, params, cache)
+                cache[sub.call] = value
+            kwargs[name] = cache[sub.call]
+        for name, alias in self.path:
+            kwargs[name] = params[alias]
+        if self.query:  # parsed only when there is a query string (the common case has none)
+            query = request.query_params if request.scope.get("query_string") else {}
+            for name, alias, default in self.query:
+                kwargs[name] = query.get(alias, default)
+        if self.request is not None:
+            kwargs[self.request] = request
+        return await self.call(**kwargs) if self.is_async else self.call(**kwargs)
 
 
 class FastRoute:
@@ -37,56 +81,47 @@ class FastRoute:
         _check(route.dependant, route.path)
         self.route = route
         self.path: str = route.path
+        self.plan = _Plan.of(route.dependant, route.endpoint)
 
     async def call(self, scope: Scope, receive: Receive, params: dict[str, str]) -> ReplyResponse:
         request = Request(scope, receive)
-        query = QueryParams(scope.get("query_string", b""))
-        cache: dict[Callable[..., Any], Any] = {}
-        kwargs = await _solve(self.route.dependant, request, params, query, cache)
-        response = await self.route.endpoint(**kwargs)
+        request._body = await read_body(receive)
+        response = await self.plan.run(request, params, {})
         if not isinstance(response, ReplyResponse):
             raise TypeError(f"hot route {self.path} must answer with respond(reply)")
         return response
 
 
 class FastRoutes:
-    """Every hot route of an app, matched in the app's order."""
+    """Every hot route of the route table, matched in its order."""
 
     def __init__(self, routes: Iterable[APIRoute]) -> None:
         self.routes = [FastRoute(r) for r in routes if is_hot(r.endpoint)]
 
     def match(self, scope: Scope) -> tuple[FastRoute, dict[str, str]] | None:
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
         for fast in self.routes:
-            found, child = fast.route.matches(scope)
-            if found is Match.FULL:
-                return fast, child["path_params"]
+            route = fast.route  # the route's own compiled pattern, converters and methods
+            found = route.path_regex.match(path)
+            if found is not None and route.methods and scope["method"] in route.methods:
+                convert = route.param_convertors
+                return fast, {k: convert[k].convert(v) for k, v in found.groupdict().items()}
         return None
 
 
-async def _solve(
-    dependant: Dependant,
-    request: Request,
-    params: dict[str, str],
-    query: QueryParams,
-    cache: dict[Callable[..., Any], Any],
-) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
-    for sub in dependant.dependencies:
-        call = sub.call
-        if call is None or sub.name is None:
-            continue
-        if call not in cache:
-            sub_kwargs = await _solve(sub, request, params, query, cache)
-            value = call(**sub_kwargs)
-            cache[call] = await value if inspect.isawaitable(value) else value
-        kwargs[sub.name] = cache[call]
-    for field in dependant.path_params:
-        kwargs[field.name] = params[field.alias]
-    for field in dependant.query_params:
-        kwargs[field.name] = query.get(field.alias, field.default)
-    if dependant.request_param_name:
-        kwargs[dependant.request_param_name] = request
-    return kwargs
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body (its size is capped by the app's ``receive``)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _check(dependant: Dependant, path: str) -> None:
