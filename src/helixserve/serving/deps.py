@@ -50,8 +50,15 @@ async def get_server(request: Request) -> Server:
 
 
 async def api_key(request: Request) -> str | None:
-    h = request.headers
-    return key_from_headers(h.get("authorization"), h.get("x-api-key"))
+    """The key of ``X-API-Key`` or ``Authorization: Bearer`` (ASGI header names are lower case;
+    read straight from the scope: this runs on every prediction)."""
+    authorization = x_api_key = None
+    for name, value in request.scope["headers"]:
+        if name == b"authorization":
+            authorization = value.decode("latin-1")
+        elif name == b"x-api-key":
+            x_api_key = value.decode("latin-1")
+    return key_from_headers(authorization, x_api_key)
 
 
 def request_id(request: Request) -> str:

@@ -28,50 +28,63 @@ from starlette.types import Receive, Scope
 
 from helixserve.serving.responses import ReplyResponse, is_hot
 
+_STEP, _PATH, _QUERY, _REQUEST = range(4)
+_Arg = tuple[str, int, Any, Any]  # (argument, source kind, key, default)
+
 
 @dataclass(frozen=True)
-class _Plan:
-    """How to call one handler or dependency: what FastAPI's ``Dependant`` says, read once."""
+class _Step:
+    """One call (a dependency, or the handler last) and where each of its arguments comes from."""
 
     call: Callable[..., Any]
-    subs: tuple[tuple[str, _Plan], ...]
-    path: tuple[tuple[str, str], ...]  # (argument, path parameter)
-    query: tuple[tuple[str, str, Any], ...]  # (argument, query parameter, default)
-    request: str | None
     is_async: bool
+    args: tuple[_Arg, ...]
 
-    @classmethod
-    def of(cls, dependant: Dependant, call: Callable[..., Any]) -> _Plan:
-        subs = tuple(
-            (sub.name, cls.of(sub, sub.call))
-            for sub in dependant.dependencies
-            if sub.name is not None and sub.call is not None
-        )
-        return cls(
-            call,
-            subs,
-            tuple((f.name, f.alias) for f in dependant.path_params),
-            tuple((f.name, f.alias, f.default) for f in dependant.query_params),
-            dependant.request_param_name,
-            inspect.iscoroutinefunction(call),
-        )
 
-    async def run(self, request: Request, params: dict[str, str], cache: dict[Any, Any]) -> Any:
-        kwargs: dict[str, Any] = {}
-        for name, sub in self.subs:
-            if sub.call not in cache:  # each dependency once per request, as FastAPI does
-                value = await sub.run(request, params, cache)
-                cache[sub.call] = value
-            kwargs[name] = cache[sub.call]
-        for name, alias in self.path:
-            kwargs[name] = params[alias]
-        if self.query:  # parsed only when there is a query string (the common case has none)
-            query = request.query_params if request.scope.get("query_string") else {}
-            for name, alias, default in self.query:
-                kwargs[name] = query.get(alias, default)
-        if self.request is not None:
-            kwargs[self.request] = request
-        return await self.call(**kwargs) if self.is_async else self.call(**kwargs)
+class _Plan:
+    """A handler's dependency graph, read once from FastAPI's ``Dependant`` and flattened into
+    steps (dependencies first, each call once per request, as FastAPI does)."""
+
+    def __init__(self, dependant: Dependant, handler: Callable[..., Any]) -> None:
+        self.steps: list[_Step] = []
+        self._index: dict[Any, int] = {}
+        self._add(dependant, handler)
+
+    def _add(self, dependant: Dependant, call: Callable[..., Any]) -> int:
+        if call in self._index:
+            return self._index[call]
+        args: list[_Arg] = []
+        for sub in dependant.dependencies:
+            if sub.name is not None and sub.call is not None:
+                args.append((sub.name, _STEP, self._add(sub, sub.call), None))
+        args += [(f.name, _PATH, f.alias, None) for f in dependant.path_params]
+        args += [(f.name, _QUERY, f.alias, f.default) for f in dependant.query_params]
+        if dependant.request_param_name:
+            args.append((dependant.request_param_name, _REQUEST, None, None))
+        self.steps.append(_Step(call, inspect.iscoroutinefunction(call), tuple(args)))
+        self._index[call] = len(self.steps) - 1
+        return len(self.steps) - 1
+
+    async def run(self, request: Request, params: dict[str, str]) -> Any:
+        """Call every step; the handler's answer is the last value."""
+        values: list[Any] = []
+        query: Any = None
+        for step in self.steps:
+            kwargs: dict[str, Any] = {}
+            for name, kind, key, default in step.args:
+                if kind == _STEP:
+                    kwargs[name] = values[key]
+                elif kind == _PATH:
+                    kwargs[name] = params[key]
+                elif kind == _REQUEST:
+                    kwargs[name] = request
+                else:  # parsed only when there is a query string (the common case has none)
+                    if query is None:
+                        query = request.query_params if request.scope["query_string"] else {}
+                    kwargs[name] = query.get(key, default)
+            value = step.call(**kwargs)
+            values.append(await value if step.is_async else value)
+        return values[-1]
 
 
 class FastRoute:
@@ -81,12 +94,12 @@ class FastRoute:
         _check(route.dependant, route.path)
         self.route = route
         self.path: str = route.path
-        self.plan = _Plan.of(route.dependant, route.endpoint)
+        self.plan = _Plan(route.dependant, route.endpoint)
 
     async def call(self, scope: Scope, receive: Receive, params: dict[str, str]) -> ReplyResponse:
         request = Request(scope, receive)
         request._body = await read_body(receive)
-        response = await self.plan.run(request, params, {})
+        response = await self.plan.run(request, params)
         if not isinstance(response, ReplyResponse):
             raise TypeError(f"hot route {self.path} must answer with respond(reply)")
         return response

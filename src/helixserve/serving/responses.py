@@ -31,7 +31,12 @@ class ReplyResponse(Response):
         self.status_code = reply.status
         self.body = reply.body
         self.background = None
-        self.raw_headers = [
+
+    @property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:  # type: ignore[override]
+        """Built when Starlette sends the response (the fast path sends ``reply`` itself)."""
+        reply = self.reply
+        return [
             (b"content-length", str(len(reply.body)).encode()),
             (b"content-type", reply.content_type),
             *reply.headers,
