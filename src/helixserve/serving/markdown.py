@@ -4,8 +4,8 @@ Contract: :func:`to_html` renders CommonMark with GFM tables. Raw HTML in a card
 through: it is shown as escaped text, so a card cannot inject markup or script. Links keep
 only ``http``/``https`` targets, relative paths and ``#`` anchors; any other target
 (``javascript:``, ``data:``, ``file:``, ...) is left as plain text. Images are not embedded
-(an image's Markdown becomes ``!`` and a link to it). Headings move one level down (``#`` is ``<h2>``): the page
-title is the ``<h1>``.
+(an image's Markdown becomes ``!`` and a link to it). Headings move one level down
+(``#`` is ``<h2>``): the page title is the ``<h1>``.
 """
 
 from __future__ import annotations
@@ -44,4 +44,5 @@ _MD = _renderer()
 
 def to_html(markdown: str) -> str:
     """Render a card; see the module contract."""
-    return _MD.render(markdown)
+    html: str = _MD.render(markdown)
+    return html
