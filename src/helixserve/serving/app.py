@@ -50,7 +50,7 @@ from helixserve.errors import RequestError, ShuttingDown
 from helixserve.serving.api import build_api, route_table
 from helixserve.serving.api_docs import DOCS_CSP
 from helixserve.serving.fast import FastRoute, FastRoutes
-from helixserve.serving.problems import PROBLEM_JSON, Reply, problem_for
+from helixserve.serving.problems import Reply, problem_for
 from helixserve.serving.responses import is_upload
 from helixserve.serving.server import Server, oip_error_reply
 from helixserve.settings import Settings, load_settings
@@ -188,8 +188,6 @@ class HelixApp:
             reply = _error_reply(error or _gone(), path, request_id)
         except Exception as err:
             reply = _error_reply(err, path, request_id)
-        if reply.content_type == PROBLEM_JSON and b'"request_id"' not in reply.body:
-            _locate(reply, path, request_id)
         await _send(send, reply, request_id)
         if reply.failures:
             self.server.metrics.validation_failures.labels(reply.model, reply.version).inc(
@@ -226,13 +224,6 @@ async def _refuse(scope: Scope, send: Send, request_id: str) -> tuple[str, int, 
     reply.headers.append((b"connection", b"close"))
     await _send(send, reply, request_id)
     return "draining", reply.status, ("", "")
-
-
-def _locate(reply: Reply, path: str, request_id: str) -> None:
-    """Add ``instance`` and ``request_id`` to a problem built below the HTTP layer."""
-    body = orjson.loads(reply.body)
-    body.update(instance=path, request_id=request_id)
-    reply.body = orjson.dumps(body)
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:

@@ -15,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+import orjson
+from starlette.requests import Request
 from starlette.responses import Response
 
-from helixserve.serving.problems import Reply
+from helixserve.serving.problems import PROBLEM_JSON, Reply
 
 _F = TypeVar("_F", bound=Callable[..., object])
 HOT = "__helixserve_hot__"
@@ -43,7 +45,16 @@ class ReplyResponse(Response):
         ]
 
 
-def respond(reply: Reply) -> ReplyResponse:
+def respond(reply: Reply, request: Request | None = None) -> ReplyResponse:
+    """``reply`` as a response; with ``request``, a problem built below the HTTP layer (e.g. the
+    422 of a predict request whose every input is invalid) gets its ``instance`` and
+    ``request_id``."""
+    if request is not None and reply.content_type == PROBLEM_JSON:
+        body = orjson.loads(reply.body)
+        if "request_id" not in body:
+            rid = str(request.scope.get("state", {}).get("request_id", ""))
+            body.update(instance=request.url.path, request_id=rid)
+            reply.body = orjson.dumps(body)
     return ReplyResponse(reply)
 
 

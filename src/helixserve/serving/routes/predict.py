@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Header, UploadFile
+from fastapi import APIRouter, Depends, File, Header, Request, UploadFile
 from fastapi.responses import Response
 
 from helixserve.errors import RequestError
@@ -47,9 +47,9 @@ SeedBody = Annotated[SeedRequest | RequestError, Depends(SeedRequest.or_refusal)
     openapi_extra={"x-helixserve-body": "PredictRequest"},
 )
 @hot
-async def predict(model: ModelDep, body: PredictBody) -> Response:
+async def predict(request: Request, model: ModelDep, body: PredictBody) -> Response:
     """Predict a list of inputs (DNA strings, tabular rows as objects, base64 images)."""
-    return respond(stamp(await domain.predict_json(model, body.inputs), model))
+    return respond(stamp(await domain.predict_json(model, body.inputs), model), request)
 
 
 @router.post(
