@@ -8,14 +8,16 @@ Contract:
   by a fast path (:class:`~helixserve.serving.fast.FastRoutes`) generated from those same route
   declarations: the route's own path pattern, parameters, dependencies and body contract, the
   handler called as it is, without FastAPI's middleware and per-request machinery. It answers
-  byte for byte as the FastAPI route does; ``HELIXSERVE_FAST_PATH=false`` turns it off (the
-  benchmark measures both).
+  as the FastAPI route does (status, headers, body; ``tests/test_routes.py``), except that every
+  413 it sends closes the connection; ``HELIXSERVE_FAST_PATH=false`` turns it off (the benchmark
+  measures both). Metrics label a request with its route's path template.
 - Every response carries ``X-Request-ID`` (the client's, if it sent a sane one, else a new one).
   Each request is counted and timed in the metrics and, when ``access_log`` is on, written as one
   JSON line to the ``helixserve.access`` logger (method, path, status, duration, model, version,
   request id, client; never headers, so never keys).
-- Request bodies above ``max_request_bytes`` (JSON) or ``max_upload_bytes`` (uploads: the API's
-  ``predict-file`` and the web UI's ``/models/{name}/upload``) are refused with 413: at once when
+- Request bodies above ``max_request_bytes`` (JSON) or ``max_upload_bytes`` (uploads: routes
+  marked :func:`~helixserve.serving.responses.upload`, the API's ``predict-file`` and the web
+  UI's ``/models/{name}/upload``) are refused with 413: at once when
   ``Content-Length`` declares too much, else as soon as the streamed (chunked) body passes the
   limit — a body is never buffered to be measured. A 413 carries ``Connection: close``, so the
   server stops reading and a client streaming gigabytes is cut off at the limit. CORS is applied
