@@ -11,7 +11,9 @@ alike; single-sequence requests to the U1 model (``primer-binding`` from the zoo
 (c) helixserve OIP v2 gRPC ``ModelInfer`` (same server),
 (d) a Flask app that validates, one-hot encodes and calls the same ONNX model once per request,
     under gunicorn with 2 sync workers (:mod:`benchmarks.baselines`),
-(e) a null ASGI app on uvicorn with 2 workers answering a constant JSON (the ceiling).
+(e) a null ASGI app on uvicorn with 2 workers answering a constant JSON (the ceiling),
+(f) the domain API of (a) on a second helixserve server with ``HELIXSERVE_FAST_PATH=false``: the
+    plain FastAPI route, beside the fast path generated from it (the reason the fast path exists).
 
 Every helixserve run is checked: the items the server's metrics counted must equal the requests
 the load generator saw succeed (a gRPC error would otherwise hide behind HTTP 200).
@@ -256,11 +258,20 @@ def checked(result: Result, url: str, model: str, before: float, seconds: float)
 
 
 def light(concurrencies: list[int], seconds: float, scratch: Path) -> list[Result]:
-    """Targets (a)-(e), interleaved per concurrency level."""
-    ports = {name: free_port() for name in ("hs", "grpc", "flask", "null")}
+    """Targets (a)-(f), interleaved per concurrency level."""
+    ports = {name: free_port() for name in ("hs", "grpc", "flask", "null", "plain", "grpc2")}
     model = ZOO_STORE / "primer-binding" / "versions" / "1" / "model.onnx"
     procs = [
         helixserve(ZOO_STORE, ports["hs"], ports["grpc"], 2, 1, scratch / "hs.log"),
+        helixserve(
+            ZOO_STORE,
+            ports["plain"],
+            ports["grpc2"],
+            2,
+            1,
+            scratch / "plain.log",
+            {"HELIXSERVE_FAST_PATH": "false"},
+        ),
         start(
             [
                 str(BIN / "gunicorn"),
@@ -292,21 +303,20 @@ def light(concurrencies: list[int], seconds: float, scratch: Path) -> list[Resul
         ),
     ]
     hs = f"http://127.0.0.1:{ports['hs']}"
+    plain = f"http://127.0.0.1:{ports['plain']}"
+    served = {"(a)": hs, "(b)": hs, "(c)": hs, "(f)": plain}  # where each target is counted
     flask = f"http://127.0.0.1:{ports['flask']}/api/v1/models/primer-binding/predict"
     try:
-        wait_http(flask.replace("/predict", ""), procs[1])
-        wait_http(f"http://127.0.0.1:{ports['null']}/", procs[2])
+        wait_http(flask.replace("/predict", ""), procs[2])
+        wait_http(f"http://127.0.0.1:{ports['null']}/", procs[3])
         results = []
         for c in concurrencies:
-            for name, run in _light_targets(hs, ports, flask, c, seconds, scratch):
-                before = (
-                    items_counted(hs, "primer-binding")
-                    if name.startswith("(a)") or name.startswith(("(b)", "(c)"))
-                    else 0.0
-                )
+            for name, run in _light_targets(hs, plain, ports, flask, c, seconds, scratch):
+                url = served.get(name[:3])
+                before = items_counted(url, "primer-binding") if url else 0.0
                 result = run()
-                if name.startswith(("(a)", "(b)", "(c)")):
-                    result = checked(result, hs, "primer-binding", before, seconds)
+                if url:
+                    result = checked(result, url, "primer-binding", before, seconds)
                 print(_line(result), flush=True)
                 results.append(result)
         return results
@@ -316,7 +326,7 @@ def light(concurrencies: list[int], seconds: float, scratch: Path) -> list[Resul
 
 
 def _light_targets(
-    hs: str, ports: dict[str, int], flask: str, c: int, seconds: float, scratch: Path
+    hs: str, plain: str, ports: dict[str, int], flask: str, c: int, seconds: float, scratch: Path
 ) -> list[tuple[str, Callable[[], Result]]]:
     grpc = f"127.0.0.1:{ports['grpc']}"
     null = f"http://127.0.0.1:{ports['null']}/"
@@ -356,6 +366,17 @@ def _light_targets(
             ),
         ),
         ("(c) grpc", lambda: run_h2load("(c) helixserve OIP v2 gRPC", grpc, c, seconds, scratch)),
+        (
+            "(f) domain, FastAPI route",
+            lambda: run_wrk(
+                "(f) domain API, FastAPI route only",
+                plain + "/api/v1/models/primer-binding/predict",
+                DOMAIN_BODY,
+                c,
+                seconds,
+                scratch,
+            ),
+        ),
     ]
 
 

@@ -44,10 +44,19 @@ def test_card_subset() -> None:
         "<p>Predicts <strong>benign</strong> or <em>malignant</em> from <code>9</code> "
         "scores.</p>\n"
         "<h3>Metrics</h3>\n"
-        "<table><thead><tr><th>metric</th><th>value</th></tr></thead>"
-        "<tbody><tr><td>accuracy</td><td>0.96</td></tr></tbody></table>\n"
-        "<ul><li>one</li><li>two</li></ul>"
+        "<table>\n<thead>\n<tr>\n<th>metric</th>\n<th>value</th>\n</tr>\n</thead>\n"
+        "<tbody>\n<tr>\n<td>accuracy</td>\n<td>0.96</td>\n</tr>\n</tbody>\n</table>\n"
+        "<ul>\n<li>one</li>\n<li>two</li>\n</ul>\n"
     )
+
+
+def test_card_links_are_http_or_relative_only() -> None:
+    html = to_html(
+        "[a](https://example.org/x) [b](docs/card.md) [c](javascript:alert(1)) "
+        "[d](data:text/html,x) [e](JaVaScRiPt&#58;alert(1)) [f](file:///etc/passwd)"
+    )
+    assert re.findall(r'href="([^"]*)"', html) == ["https://example.org/x", "docs/card.md"]
+    assert "[c](javascript:alert(1))" in html
 
 
 def test_markup_in_a_card_is_escaped() -> None:
@@ -59,40 +68,15 @@ def test_markup_in_a_card_is_escaped() -> None:
 @given(st.text(max_size=300))
 def test_no_raw_angle_bracket_survives(text: str) -> None:
     html = to_html(text)
-    for tag in (
-        "<p>",
-        "</p>",
-        "<h2>",
-        "</h2>",
-        "<h3>",
-        "</h3>",
-        "<h4>",
-        "</h4>",
-        "<ul>",
-        "</ul>",
-        "<li>",
-        "</li>",
-        "<table>",
-        "</table>",
-        "<thead>",
-        "</thead>",
-        "<tbody>",
-        "</tbody>",
-        "<tr>",
-        "</tr>",
-        "<th>",
-        "</th>",
-        "<td>",
-        "</td>",
-        "<code>",
-        "</code>",
-        "<strong>",
-        "</strong>",
-        "<em>",
-        "</em>",
-    ):
-        html = html.replace(tag, "")
-    assert "<" not in html and ">" not in html
+    allowed = (
+        r"</?(?:p|h[2-6]|ul|ol|li|table|thead|tbody|tr|th|td|code|pre|strong|em|blockquote)>"
+        r'|<hr />|<br />|<ol start="\d+">|<code class="language-[^"<>]*">'
+        r'|<t[hd] style="text-align:(?:left|right|center)">|<a href="[^"<>]*">|</a>'
+    )
+    stripped = re.sub(allowed, "", html)
+    assert "<" not in stripped and ">" not in stripped
+    for href in re.findall(r'<a href="([^"]*)"', html):
+        assert re.match(r"^(?:https?://|[^:/?#]*(?:[/?#]|$))", href, re.IGNORECASE), href
 
 
 def test_loss_chart_draws_both_curves_and_the_best_epoch() -> None:

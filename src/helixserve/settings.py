@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         default=None, min_length=16, description="signs the web UI's key sessions"
     )
     access_log: bool = True
+    fast_path: bool = Field(
+        default=True,
+        description="serve the hot routes (predict, seed, OIP infer) on the fast path generated "
+        "from the route table; false: through FastAPI only (same answers, slower)",
+    )
     s3_endpoint_url: str | None = Field(default=None, description="custom S3 endpoint")
     s3_region: str | None = Field(default=None, description="S3 region (else AWS_REGION)")
     s3_profile: str | None = Field(default=None, description="AWS profile (else AWS_PROFILE)")

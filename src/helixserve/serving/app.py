@@ -1,18 +1,23 @@
-"""The HTTP application: a lean raw-ASGI front for the hot routes, FastAPI for everything else.
+"""The HTTP application: the FastAPI app of :mod:`helixserve.serving.api` behind a thin raw-ASGI
+front that adds request ids, metrics, the access log, body limits, security headers and draining.
 
 Contract:
-- :func:`create_app` returns an ASGI app. ``POST /api/v1/models/{name}/predict``,
-  ``POST /api/v1/getdnaclassapi`` and ``POST /v2/models/{name}[/versions/{v}]/infer`` are answered
-  by :class:`HelixApp` directly (no routing tables, no per-request models): they are the
-  throughput-critical paths. Every other path goes to the FastAPI app of
-  :mod:`helixserve.serving.routes`, which also declares the hot routes (same handlers) so that
-  ``/openapi.json`` and ``/docs`` describe the whole API.
+- :func:`create_app` returns an ASGI app. The route table is
+  :mod:`helixserve.serving.routes`, and only there. Its hot routes (handlers marked
+  :func:`~helixserve.serving.responses.hot`: predict, the seed route, OIP infer) are also served
+  by a fast path (:class:`~helixserve.serving.fast.FastRoutes`) generated from those same route
+  declarations: the route's own path pattern, parameters, dependencies and body contract, the
+  handler called as it is, without FastAPI's middleware and per-request machinery. It answers
+  as the FastAPI route does (status, headers, body; ``tests/test_routes.py``), except that every
+  413 it sends closes the connection; ``HELIXSERVE_FAST_PATH=false`` turns it off (the benchmark
+  measures both). Metrics label a request with its route's path template.
 - Every response carries ``X-Request-ID`` (the client's, if it sent a sane one, else a new one).
   Each request is counted and timed in the metrics and, when ``access_log`` is on, written as one
   JSON line to the ``helixserve.access`` logger (method, path, status, duration, model, version,
   request id, client; never headers, so never keys).
-- Request bodies above ``max_request_bytes`` (JSON) or ``max_upload_bytes`` (uploads: the API's
-  ``predict-file`` and the web UI's ``/models/{name}/upload``) are refused with 413: at once when
+- Request bodies above ``max_request_bytes`` (JSON) or ``max_upload_bytes`` (uploads: routes
+  marked :func:`~helixserve.serving.responses.upload`, the API's ``predict-file`` and the web
+  UI's ``/models/{name}/upload``) are refused with 413: at once when
   ``Content-Length`` declares too much, else as soon as the streamed (chunked) body passes the
   limit — a body is never buffered to be measured. A 413 carries ``Connection: close``, so the
   server stops reading and a client streaming gigabytes is cut off at the limit. CORS is applied
@@ -40,12 +45,15 @@ from typing import Any
 
 import orjson
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from helixserve.errors import RequestError, RequestTooLarge, ShuttingDown
+from helixserve.serving.api import build_api, route_table
 from helixserve.serving.api_docs import DOCS_CSP
-from helixserve.serving.auth import key_from_headers
-from helixserve.serving.problems import PROBLEM_JSON, Reply, error_reply
-from helixserve.serving.routes import build_api
+from helixserve.serving.fast import FastRoute, FastRoutes
+from helixserve.serving.problems import Reply, error_reply
+from helixserve.serving.responses import is_upload
 from helixserve.serving.server import Server
 from helixserve.settings import Settings, load_settings
 from helixserve.store.store import ModelStore
@@ -57,13 +65,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 access_log = logging.getLogger("helixserve.access")
-PREDICT = re.compile(r"^/api/v1/models/([^/]+)/predict$")
-INFER = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?/infer$")
-SEED = "/api/v1/getdnaclassapi"
-UPLOAD = re.compile(r"^(?:/api/v1/models/[^/]+/predict-file|/models/[^/]+/upload)$")
 PROBES = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _ids = itertools.count(1)
+MAX_CACHED_LABELS = 4096
 _PREFIX = f"{os.getpid():x}-"
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -82,8 +87,12 @@ class HelixApp:
     def __init__(self, server: Server) -> None:
         self.server = server
         self.api = build_api(server)
+        table = route_table()
+        self.fast = FastRoutes(table) if server.settings.fast_path else None
+        self.uploads = [r for r in table if is_upload(r.endpoint)]
         self.limit = server.settings.max_request_bytes
         self.log = server.settings.access_log
+        self._children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,10 +114,24 @@ class HelixApp:
             finally:
                 drain.done()
         elapsed = time.perf_counter() - started
-        self.server.metrics.request_seconds.labels(route, *labels).observe(elapsed)
-        self.server.metrics.requests.labels(route, *labels, str(status)).inc()
+        self._count(route, labels, status, elapsed)
         if self.log:
             _log_access(scope, status, elapsed, labels, request_id, route)
+
+    def _count(self, route: str, labels: tuple[str, str], status: int, elapsed: float) -> None:
+        """Time and count the request (the metric children are looked up once per label set)."""
+        key = (route, *labels, status)
+        children = self._children.get(key)
+        if children is None:
+            metrics = self.server.metrics
+            children = (
+                metrics.request_seconds.labels(route, *labels),
+                metrics.requests.labels(route, *labels, str(status)),
+            )
+            if len(self._children) < MAX_CACHED_LABELS:
+                self._children[key] = children
+        children[0].observe(elapsed)
+        children[1].inc()
 
     async def _dispatch(
         self,
@@ -119,20 +142,8 @@ class HelixApp:
         request_id: str,
     ) -> tuple[str, int, tuple[str, str]]:
         path: str = scope["path"]
-        if scope["method"] == "POST":
-            fast = _fast_route(path)
-            if fast is not None:
-                route, name, version = fast
-                reply = await self._fast(scope, receive, headers, route, name, version, request_id)
-                if reply.content_type == PROBLEM_JSON and b'"request_id"' not in reply.body:
-                    _locate(reply, path, request_id)
-                await _send(send, reply, request_id)
-                if reply.failures:
-                    self.server.metrics.validation_failures.labels(reply.model, reply.version).inc(
-                        reply.failures
-                    )
-                return route, reply.status, _labels(name, version, reply)
-        upload = UPLOAD.match(path) is not None
+        found = self.fast.match(scope) if self.fast is not None else None
+        upload = found is None and self._is_upload(scope)
         limit = self.server.settings.max_upload_bytes if upload else self.limit
         early = _too_large(headers, limit, upload)
         if early is not None:
@@ -142,6 +153,8 @@ class HelixApp:
         capped = None
         if b"content-length" not in headers and scope["method"] in ("POST", "PUT", "PATCH"):
             capped = _Capped(receive, limit, upload)  # a streamed body: counted as it arrives
+        if found is not None:
+            return await self._fast(scope, capped or receive, send, request_id, *found)
         status = await _forward(self.api, scope, capped or receive, send, request_id)
         if capped is not None and capped.error is not None and status == 0:
             reply = error_reply(capped.error, path=path, request_id=request_id)
@@ -152,31 +165,46 @@ class HelixApp:
         name = (scope.get("path_params") or {}).get("name", "")
         return route, status, (name, "")
 
+    def _is_upload(self, scope: Scope) -> bool:
+        """The request goes to a route that takes a file upload (the upload size limit)."""
+        if scope["method"] != "POST":
+            return False
+        return any(r.matches(scope)[0] is Match.FULL for r in self.uploads)
+
     async def _fast(
         self,
         scope: Scope,
         receive: Receive,
-        headers: dict[bytes, bytes],
-        route: str,
-        name: str,
-        version: str | None,
+        send: Send,
         request_id: str,
-    ) -> Reply:
-        server = self.server
+        fast: FastRoute,
+        params: dict[str, str],
+    ) -> tuple[str, int, tuple[str, str]]:
+        """Answer a hot route on the fast path, as its FastAPI route and error handlers would."""
+        path: str = scope["path"]
+        scope["app"] = self.api
         try:
-            body = await read_body(receive, headers, self.limit)
-            key = key_from_headers(
-                _text(headers.get(b"authorization")), _text(headers.get(b"x-api-key"))
-            )
-            if route == SEED:
-                return await server.seed(body, key)
-            if route.startswith("/v2"):
-                length = _text(headers.get(b"inference-header-content-length"))
-                return await server.infer(name, version, body, length, key)
-            version = _query_version(scope)
-            return await server.predict(name, version, body, key)
+            reply = (await fast.call(scope, receive, params)).reply
+        except ClientDisconnect:
+            error = getattr(receive, "error", None)
+            reply = error_reply(error or _gone(), path=path, request_id=request_id)
         except Exception as err:
-            return error_reply(err, path=scope["path"], request_id=request_id)
+            reply = error_reply(err, path=path, request_id=request_id)
+        await _send(send, reply, request_id)
+        if reply.failures:
+            self.server.metrics.validation_failures.labels(reply.model, reply.version).inc(
+                reply.failures
+            )
+        name = params.get("name", "")
+        return (
+            fast.path,
+            reply.status,
+            (reply.model or name, reply.version or params.get("version", "")),
+        )
+
+
+def _gone() -> RequestError:
+    return RequestError("the client disconnected before sending the whole body.")
 
 
 async def _refuse(scope: Scope, send: Send, request_id: str) -> tuple[str, int, tuple[str, str]]:
@@ -193,35 +221,8 @@ async def _refuse(scope: Scope, send: Send, request_id: str) -> tuple[str, int, 
     return "draining", reply.status, ("", "")
 
 
-def _locate(reply: Reply, path: str, request_id: str) -> None:
-    """Add ``instance`` and ``request_id`` to a problem built below the HTTP layer."""
-    body = orjson.loads(reply.body)
-    body.update(instance=path, request_id=request_id)
-    reply.body = orjson.dumps(body)
-
-
-def _fast_route(path: str) -> tuple[str, str, str | None] | None:
-    if path == SEED:
-        return SEED, "", None
-    match = PREDICT.match(path)
-    if match:
-        return "/api/v1/models/{name}/predict", match.group(1), None
-    match = INFER.match(path)
-    if match:
-        return "/v2/models/{name}/infer", match.group(1), match.group(2)
-    return None
-
-
-def _labels(name: str, version: str | None, reply: Reply) -> tuple[str, str]:
-    return reply.model or name, reply.version or version or ""
-
-
 def _headers(scope: Scope) -> dict[bytes, bytes]:
     return {k.lower(): v for k, v in scope["headers"]}
-
-
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("latin-1")
 
 
 def _request_id(headers: dict[bytes, bytes]) -> str:
@@ -231,14 +232,6 @@ def _request_id(headers: dict[bytes, bytes]) -> str:
         if _REQUEST_ID.fullmatch(text):
             return text
     return f"{_PREFIX}{next(_ids):x}"
-
-
-def _query_version(scope: Scope) -> str | None:
-    query: bytes = scope.get("query_string") or b""
-    for part in query.split(b"&"):
-        if part.startswith(b"version="):
-            return part[8:].decode("latin-1") or None
-    return None
 
 
 def _too_large(headers: dict[bytes, bytes], limit: int, upload: bool) -> RequestError | None:
@@ -274,29 +267,6 @@ class _Capped:
             )
             return {"type": "http.disconnect"}
         return message
-
-
-async def read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
-    """The whole request body, refusing (413) one larger than ``limit`` before reading it all."""
-    early = _too_large(headers, limit, upload=False)
-    if early is not None:
-        raise early
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise RequestError("the client disconnected before sending the whole body.")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLarge(
-                f"the request body is over the limit of {limit:,} bytes "
-                "(HELIXSERVE_MAX_REQUEST_BYTES).",
-            )
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks) if len(chunks) != 1 else chunks[0]
 
 
 async def _send(send: Send, reply: Reply, request_id: str) -> None:

@@ -1,15 +1,16 @@
 """The domain API's logic (``/api/v1``), independent of the web framework.
 
 Contract:
-- :func:`predict_json` takes the raw body of ``POST /api/v1/models/{name}/predict``
-  (``{"inputs": [...]}``: DNA as strings, tabular rows as objects, images as base64 strings) and
-  answers ``{"model", "version", "predictions", "errors"}``: one entry per input, in order —
+- :func:`predict_json` takes the ``inputs`` of ``POST /api/v1/models/{name}/predict`` (the
+  :class:`~helixserve.serving.schemas.PredictRequest` contract: DNA as strings, tabular rows as
+  objects, images as base64 strings) and answers
+  ``{"model", "version", "predictions", "errors"}``: one entry per input, in order —
   ``{"label", "probability", "probabilities"}`` for classifiers, ``{"value"}`` for regression,
   ``null`` for an input that failed, which is then listed in ``errors`` with its index, field,
   position and message. If every input fails the answer is a 422 problem with the same list.
-  A body that is not JSON of that shape is a 400 naming what is wrong.
-- :func:`seed_dna_class` is the seed article's route: ``{"dnasequence": "..."}`` in, the class
-  as plain text out, or the validation message as plain text with status 422.
+- :func:`seed_dna_class` is the seed article's route: the ``dnasequence`` in, the class
+  as plain text out, or the validation message as plain text with status 422
+  (:func:`refused_as_text`: a body that breaks the contract, as plain text with its status).
 - :func:`model_list` / :func:`model_detail` describe what is served (manifest, versions, aliases,
   card), each version with its headline from :func:`~helixserve.store.manifest.headline_of` (the
   same figure the web pages and ``helixserve models list`` show). The detail of
@@ -25,55 +26,15 @@ import binascii
 import dataclasses
 from typing import Any
 
-import orjson
-
 from helixserve.error_table import TABLE, status_of
-from helixserve.errors import InputError, InvalidImage, RequestError, RequestTooLarge
+from helixserve.errors import InputError, InvalidImage, RequestError
 from helixserve.inputs.images import ImageSchema
 from helixserve.runtime.predictor import BatchPrediction, ItemError
 from helixserve.serving.problems import Reply, item_errors, json_reply, problem_from
 from helixserve.serving.registry import LoadedModel, Registry
 from helixserve.store.manifest import Manifest, headline_of
 
-MAX_ITEMS = 10_000
-_EXAMPLE = '{"inputs": ["ACGT..."]}'
-
-
-def parse_body(body: bytes, what: str = _EXAMPLE) -> Any:
-    """JSON-decode a request body, or raise a 400 that says so."""
-    if not body:
-        raise RequestError(f"the request body is empty; send JSON like {what}.")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as err:
-        raise RequestError(
-            f"the request body is not valid JSON ({err}); send JSON like {what}."
-        ) from None
-
-
-def request_items(body: bytes) -> list[object]:
-    """The ``inputs`` list of a predict request, checked for shape and size."""
-    data = parse_body(body)
-    if not isinstance(data, dict) or "inputs" not in data:
-        raise RequestError(
-            f'the request body must be a JSON object with an "inputs" list, like {_EXAMPLE}.'
-        )
-    items = data["inputs"]
-    if not isinstance(items, list):
-        raise RequestError(f'"inputs" must be a list, got {type(items).__name__}; like {_EXAMPLE}.')
-    if not items:
-        raise RequestError('"inputs" is empty; send at least one input.')
-    if len(items) > MAX_ITEMS:
-        raise RequestTooLarge(
-            f'"inputs" has {len(items):,} items; the limit is {MAX_ITEMS:,} per request. '
-            "Split the request, or use predict-file or `helixserve predict` for big files."
-        )
-    extra = sorted(set(data) - {"inputs"})
-    if extra:
-        raise RequestError(
-            f'unknown field {extra[0]!r} in the request body; only "inputs" is accepted.'
-        )
-    return items
+TEXT = b"text/plain; charset=utf-8"
 
 
 def decode_images(items: list[object]) -> tuple[list[object], list[ItemError]]:
@@ -110,9 +71,8 @@ def decode_images(items: list[object]) -> tuple[list[object], list[ItemError]]:
     return decoded, errors
 
 
-async def predict_json(model: LoadedModel, body: bytes) -> Reply:
+async def predict_json(model: LoadedModel, items: list[object]) -> Reply:
     """``POST /api/v1/models/{name}/predict``; see the module contract."""
-    items = request_items(body)
     early: list[ItemError] = []
     if isinstance(model.manifest.input, ImageSchema):
         items, early = decode_images(items)
@@ -187,25 +147,21 @@ def prediction_list(result: BatchPrediction) -> list[dict[str, Any] | None]:
 
 # --- the seed article's route --------------------------------------------------------------------
 
-SEED_EXAMPLE = '{"dnasequence": "ACGT..."}'
 
-
-async def seed_dna_class(model: LoadedModel, body: bytes) -> Reply:
+async def seed_dna_class(model: LoadedModel, sequence: object) -> Reply:
     """``POST /api/v1/getdnaclassapi``: plain-text class or plain-text validation message."""
-    try:
-        data = parse_body(body, SEED_EXAMPLE)
-    except RequestError as err:
-        return Reply(status_of(err), str(err).encode(), b"text/plain; charset=utf-8")
-    if not isinstance(data, dict) or "dnasequence" not in data:
-        message = f'the request body must be JSON with a "dnasequence" field, like {SEED_EXAMPLE}.'
-        return Reply(TABLE[RequestError].status, message.encode(), b"text/plain; charset=utf-8")
-    result = await model.batcher.submit([data["dnasequence"]])
+    result = await model.batcher.submit([sequence])
     if result.errors:
         text = str(result.errors[0].error).encode()
-        return Reply(TABLE[InputError].status, text, b"text/plain; charset=utf-8", failures=1)
+        return Reply(TABLE[InputError].status, text, TEXT, failures=1)
     labels = result.labels()
     answer = labels[0] if labels else f"{result.decoded.values[0]:.6g}"  # type: ignore[index]
-    return Reply(200, answer.encode(), b"text/plain; charset=utf-8")
+    return Reply(200, answer.encode(), TEXT)
+
+
+def refused_as_text(err: RequestError) -> Reply:
+    """The seed route's answer to a body that breaks its contract: the message as plain text."""
+    return Reply(status_of(err), str(err).encode(), TEXT)
 
 
 # --- describing models ----------------------------------------------------------------------

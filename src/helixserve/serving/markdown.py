@@ -1,84 +1,48 @@
-"""A small, safe Markdown-to-HTML converter for model cards (``card.md``).
+"""Model cards (``card.md``) as safe HTML, rendered by markdown-it-py (CommonMark + tables).
 
-Contract: :func:`to_html` escapes every character of the input first (a card can never inject
-markup or script), then renders the subset cards use: ``#``-``###`` headings, paragraphs,
-``-`` / ``*`` bullet lists, pipe tables with a header separator row, inline ``code``,
-``**bold**`` and ``*italic*``. Anything else stays as escaped text. Links are shown as text.
+Contract: :func:`to_html` renders CommonMark with GFM tables. Raw HTML in a card is never passed
+through: it is shown as escaped text, so a card cannot inject markup or script. Links keep
+only ``http``/``https`` targets, relative paths and ``#`` anchors; any other target
+(``javascript:``, ``data:``, ``file:``, ...) is left as plain text. Images are not embedded
+(an image's Markdown becomes ``!`` and a link to it). Headings move one level down
+(``#`` is ``<h2>``): the page title is the ``<h1>``.
 """
 
 from __future__ import annotations
 
 import re
-from html import escape
+from typing import Any
 
-_INLINE = [
-    (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
-    (re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
-    (re.compile(r"(?<![*\w])\*([^*\s][^*]*)\*(?!\w)"), r"<em>\1</em>"),
-]
-_BULLET = re.compile(r"^\s*[-*]\s+")
-_SEPARATOR = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?$")
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+_SAFE_LINK = re.compile(r"^(?:https?://|/|#|\.{0,2}/|[^:/?#]*(?:[/?#]|$))", re.IGNORECASE)
 
 
-def _inline(text: str) -> str:
-    out = escape(text, quote=True)
-    for pattern, replacement in _INLINE:
-        out = pattern.sub(replacement, out)
-    return out
+def _safe_link(url: str) -> bool:
+    """http(s), or a relative reference (no scheme at all)."""
+    return _SAFE_LINK.match(url.strip()) is not None
 
 
-def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
+def _heading_down(_renderer: Any, tokens: list[Token], idx: int, _options: Any, _env: Any) -> str:
+    token = tokens[idx]
+    level = min(int(token.tag[1]) + 1, 6)
+    return f"<h{level}>" if token.nesting == 1 else f"</h{level}>\n"
 
 
-def _table(lines: list[str]) -> str:
-    head = "".join(f"<th>{_inline(c)}</th>" for c in _cells(lines[0]))
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in _cells(line)) + "</tr>"
-        for line in lines[2:]
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+def _renderer() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.enable("table").disable("image")
+    md.validateLink = _safe_link  # type: ignore[method-assign]
+    md.add_render_rule("heading_open", _heading_down)
+    md.add_render_rule("heading_close", _heading_down)
+    return md
+
+
+_MD = _renderer()
 
 
 def to_html(markdown: str) -> str:
     """Render a card; see the module contract."""
-    blocks: list[str] = []
-    lines = markdown.replace("\r\n", "\n").split("\n")
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if not line.strip():
-            i += 1
-        elif heading := re.match(r"^(#{1,3})\s+(.*)$", line):
-            level = len(heading.group(1)) + 1  # the page title is h1
-            blocks.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
-            i += 1
-        elif (
-            line.lstrip().startswith("|")
-            and i + 1 < len(lines)
-            and _SEPARATOR.match(lines[i + 1].strip())
-        ):
-            end = i + 2
-            while end < len(lines) and lines[end].lstrip().startswith("|"):
-                end += 1
-            blocks.append(_table(lines[i:end]))
-            i = end
-        elif re.match(r"^\s*[-*]\s+", line):
-            items = []
-            while i < len(lines) and re.match(r"^\s*[-*]\s+", lines[i]):
-                text = _BULLET.sub("", lines[i])
-                items.append(f"<li>{_inline(text)}</li>")
-                i += 1
-            blocks.append("<ul>" + "".join(items) + "</ul>")
-        else:
-            para = []
-            while (
-                i < len(lines) and lines[i].strip() and not re.match(r"^(#|\s*[-*]\s|\|)", lines[i])
-            ):
-                para.append(lines[i].strip())
-                i += 1
-            if not para:  # a line that starts like a block but is not one
-                para.append(lines[i].strip())
-                i += 1
-            blocks.append(f"<p>{_inline(' '.join(para))}</p>")
-    return "\n".join(blocks)
+    html: str = _MD.render(markdown)
+    return html

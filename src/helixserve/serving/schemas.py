@@ -1,19 +1,38 @@
-"""Pydantic models of request and response bodies, for ``/openapi.json`` and ``/docs``.
+"""Pydantic models of request and response bodies: the contract of every route, declared once.
 
-Contract: these describe what the routes accept and answer; the hot routes parse bodies with
-orjson and check them by hand (the same rules, with messages that name the field), so these
-models are documentation and the schemathesis contract, not the hot path.
+Contract:
+- Request bodies of the domain API are :class:`Contract` models: :meth:`Contract.read` decodes
+  the raw bytes once (orjson) and validates them once; a body that breaks the contract raises
+  :class:`~helixserve.errors.RequestError` with helixserve's own message (what was wrong, an
+  example of a right body), e.g. ``"inputs" is empty; send at least one input.`` (400) or
+  ``"inputs" has 10,001 items; the limit is 10,000 ...`` (413). The routes (FastAPI and the
+  generated fast path of :mod:`helixserve.serving.app`) get the parsed model through
+  :meth:`Contract.from_request`; nothing re-reads the raw bytes.
+- A predict request's items are checked here only for the envelope (a list of 1 to
+  :data:`MAX_ITEMS`); whether each item is a valid sequence, row or image is the inputs layer's
+  business (per-item errors, as everywhere else). Their documented schema is
+  ``str | dict[str, number | str | null]``.
+- Results reuse the runtime's :class:`~helixserve.runtime.predictor.Prediction`; the other
+  models describe responses for ``/openapi.json``, ``/docs`` and the schemathesis contract.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, WithJsonSchema
+from pydantic_core import ErrorDetails
+from starlette.requests import Request
 
 from helixserve.error_table import TABLE
+from helixserve.errors import RequestError, RequestTooLarge
+from helixserve.runtime.predictor import Prediction
 
 Number = float | int
+MAX_ITEMS = 10_000
+MAX_VARIANTS = 10_000  # variants per request (API and the variants page)
 
 
 class Status(BaseModel):
@@ -61,23 +80,87 @@ OIP_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def parse_json(body: bytes, example: str) -> Any:
+    """JSON-decode a request body, or raise a 400 that says so."""
+    if not body:
+        raise RequestError(f"the request body is empty; send JSON like {example}.")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as err:
+        raise RequestError(
+            f"the request body is not valid JSON ({err}); send JSON like {example}."
+        ) from None
 
-    inputs: list[str | dict[str, Number | str | None]] = Field(
+
+class Contract(BaseModel):
+    """A JSON request body; see the module contract."""
+
+    example: ClassVar[str] = "{}"
+
+    @classmethod
+    def read(cls, body: bytes) -> Self:
+        """The body parsed and validated, or :class:`RequestError` with helixserve's message."""
+        data = parse_json(body, cls.example)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise cls.refusal(err.errors()) from None
+
+    @classmethod
+    async def from_request(cls, request: Request) -> Self:
+        """The route dependency: the request's body as this contract."""
+        return cls.read(await request.body())
+
+    @classmethod
+    def refusal(cls, errors: list[ErrorDetails]) -> RequestError:
+        """The message for a body that breaks the contract (the first error, with its place)."""
+        first = errors[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return RequestError(f"{where}: {first['msg']}" if where else first["msg"])
+
+
+Item = Annotated[
+    Any, WithJsonSchema(TypeAdapter(str | dict[str, Number | str | None]).json_schema())
+]
+
+
+class PredictRequest(Contract):
+    model_config = ConfigDict(extra="forbid")
+    example: ClassVar[str] = '{"inputs": ["ACGT..."]}'
+
+    inputs: list[Item] = Field(
         min_length=1,
-        max_length=10_000,
+        max_length=MAX_ITEMS,
         description="DNA/RNA sequences as strings, tabular rows as objects (feature -> value), "
         "or images as base64 strings",
         examples=[["ACGTACGTAC"]],
     )
 
-
-class Prediction(BaseModel):
-    label: str | None = None
-    probability: float | None = None
-    probabilities: dict[str, float] | None = None
-    value: float | None = None
+    @classmethod
+    def refusal(cls, errors: list[ErrorDetails]) -> RequestError:
+        kinds = {e["type"]: e for e in errors}
+        ex = cls.example
+        if "model_type" in kinds or "missing" in kinds:
+            return RequestError(
+                f'the request body must be a JSON object with an "inputs" list, like {ex}.'
+            )
+        if "list_type" in kinds:
+            got = type(kinds["list_type"]["input"]).__name__
+            return RequestError(f'"inputs" must be a list, got {got}; like {ex}.')
+        if "too_short" in kinds:
+            return RequestError('"inputs" is empty; send at least one input.')
+        if "too_long" in kinds:
+            return RequestTooLarge(
+                f'"inputs" has {len(kinds["too_long"]["input"]):,} items; the limit is '
+                f"{MAX_ITEMS:,} per request. Split the request, or use predict-file or "
+                "`helixserve predict` for big files."
+            )
+        extra = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+        if extra:
+            return RequestError(
+                f'unknown field {extra[0]!r} in the request body; only "inputs" is accepted.'
+            )
+        return super().refusal(errors)
 
 
 class PredictResponse(BaseModel):
@@ -87,6 +170,7 @@ class PredictResponse(BaseModel):
     errors: list[ItemErrorOut]
 
 
+@dataclass(frozen=True, kw_only=True)
 class FilePrediction(Prediction):
     index: int
     id: str | None
@@ -109,8 +193,28 @@ class FileResponse(BaseModel):
     errors: list[FileError]
 
 
-class SeedRequest(BaseModel):
-    dnasequence: str = Field(examples=["ACGT" * 12 + "AC"])
+class SeedRequest(Contract):
+    """The seed article's body. Its refusals are answered as plain text (see the seed route)."""
+
+    example: ClassVar[str] = '{"dnasequence": "ACGT..."}'
+
+    dnasequence: Annotated[Any, WithJsonSchema({"type": "string"})] = Field(
+        examples=["ACGT" * 12 + "AC"]
+    )
+
+    @classmethod
+    def refusal(cls, errors: list[ErrorDetails]) -> RequestError:
+        return RequestError(
+            f'the request body must be JSON with a "dnasequence" field, like {cls.example}.'
+        )
+
+    @classmethod
+    async def or_refusal(cls, request: Request) -> SeedRequest | RequestError:
+        """The body, or the refusal to answer as text (the seed client reads text)."""
+        try:
+            return cls.read(await request.body())
+        except RequestError as err:
+            return err
 
 
 class HeadlineOut(BaseModel):
@@ -235,7 +339,7 @@ class VariantsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sequence: str
-    variants: list[VariantIn] = Field(min_length=1, max_length=10_000)
+    variants: list[VariantIn] = Field(min_length=1, max_length=MAX_VARIANTS)
     target: str | None = None
 
 

@@ -10,10 +10,9 @@ Contract:
 - Graceful shutdown: :attr:`Server.drain` (:mod:`helixserve.serving.drain`) hooks SIGTERM; while
   it drains, ``/readyz`` answers 503 ``draining`` and the gRPC server takes no new calls (calls
   in flight get ``request_timeout_s`` + 1 s to finish).
-- The route methods (``predict``, ``seed``, ``infer``, ...) take raw request parts (body bytes,
-  key) and return a :class:`~helixserve.serving.problems.Reply`, raising typed errors that the
-  caller turns into problem+json. The raw-ASGI fast path and the FastAPI routes call the same
-  methods, so both answer byte for byte alike.
+- Routes (:mod:`helixserve.serving.routes`) reach the server through
+  :mod:`helixserve.serving.deps`; the methods here return a
+  :class:`~helixserve.serving.problems.Reply` or raise typed errors that the edge maps.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from typing import Any
 import grpc
 
 from helixserve.runtime.batcher import BatchPolicy
-from helixserve.serving import domain, oip, oip_rest
+from helixserve.serving import oip, oip_rest
 from helixserve.serving.auth import KeyRing, Scope
 from helixserve.serving.drain import Drain
 from helixserve.serving.files import UploadLimits
@@ -142,8 +141,8 @@ class Server:
             return json_reply({"status": "not ready", "reason": reason, **body}, status=503)
         return json_reply({"status": "degraded" if r.store_error else "ready", **body})
 
-    async def reload(self, key: str | None) -> Reply:
-        self.keys.check(key, "admin")
+    async def reload(self) -> Reply:
+        """Re-read the store now (the route checks the ``admin`` scope first)."""
         await self.registry.load()
         r = self.registry
         models = {n: sorted(r.entry(n).versions) for n in r.names()}
@@ -166,24 +165,8 @@ class Server:
         self.check_page(session_id, "predict")
         return self.registry.resolve(name, version)
 
-    async def predict(self, name: str, version: str | None, body: bytes, key: str | None) -> Reply:
-        model = self.model(name, version, key)
-        return _stamp(await domain.predict_json(model, body), model)
-
-    async def seed(self, body: bytes, key: str | None) -> Reply:
-        model = self.model(self.settings.default_dna_model, None, key)
-        return _stamp(await domain.seed_dna_class(model, body), model)
-
-    async def infer(
-        self,
-        name: str,
-        version: str | None,
-        body: bytes,
-        header_length: str | None,
-        key: str | None,
-    ) -> Reply:
-        model = self.model(name, version, key)
-        request = oip_rest.parse_infer_request(body, header_length)
+    async def infer(self, model: LoadedModel, request: oip_rest.InferRequest) -> Reply:
+        """An OIP infer request (already parsed) answered by ``model``."""
         outputs = await oip.infer(model, request.inputs, request.outputs)
         data, json_length = oip_rest.render_infer_response(
             model.name, model.version, request, outputs
@@ -192,9 +175,10 @@ class Server:
         if json_length is not None:
             reply.content_type = b"application/octet-stream"
             reply.headers.append((b"inference-header-content-length", str(json_length).encode()))
-        return _stamp(reply, model)
+        return stamp(reply, model)
 
 
-def _stamp(reply: Reply, model: LoadedModel) -> Reply:
+def stamp(reply: Reply, model: LoadedModel) -> Reply:
+    """Note the model and version that answered (metrics, access log)."""
     reply.model, reply.version = model.name, str(model.version)
     return reply

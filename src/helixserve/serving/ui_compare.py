@@ -1,4 +1,5 @@
-"""The UI's compare page: ``/compare?m=REF&m=REF...`` puts the chosen model versions side by side.
+"""What the UI's compare page (``/compare?m=REF&m=REF...``, route in
+:mod:`helixserve.serving.routes.ui_pages`) shows: it puts the chosen model versions side by side.
 
 Contract:
 - Each ``m`` is ``name``, ``name@version`` or ``name@alias`` (as everywhere else: a bare name is
@@ -17,18 +18,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated
-
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
 
 from helixserve.errors import HelixError
 from helixserve.serving import charts
 from helixserve.serving.registry import LoadedModel, Registry
 from helixserve.store.names import parse_ref
-
-if TYPE_CHECKING:
-    from helixserve.serving.ui import Pages
 
 MAX_COMPARED = 12
 
@@ -76,7 +70,7 @@ def version_refs(registry: Registry) -> list[str]:
     return [f"{n}@{v}" for n in registry.names() for v in sorted(registry.entry(n).versions)]
 
 
-def _curves(chosen: list[LoadedModel]) -> str | None:
+def curves(chosen: list[LoadedModel]) -> str | None:
     runs = []
     for model in chosen:
         path = model.predictor.bundle_path / "plots" / "loss.json"
@@ -89,28 +83,3 @@ def _curves(chosen: list[LoadedModel]) -> str | None:
         return charts.loss(runs) if runs else None
     except (ValueError, KeyError, TypeError):
         return None
-
-
-def compare_router(registry: Registry, page: Pages) -> APIRouter:
-    """The ``/compare`` route."""
-    router = APIRouter()
-
-    @router.get("/compare", response_class=HTMLResponse, include_in_schema=False)
-    async def compare(request: Request, m: Annotated[list[str] | None, Query()] = None) -> Response:
-        picked = select(registry, m or [])
-        metric_names = sorted({k for c in picked.chosen for k in c.manifest.metrics})
-        status = 404 if not picked.chosen and m else 200
-        return page(
-            request,
-            "compare.html",
-            status,
-            chosen=picked.chosen,
-            metric_names=metric_names,
-            curves=_curves(picked.chosen),
-            problems=picked.problems,
-            default=picked.default,
-            all_refs=version_refs(registry),
-            selected={f"{c.name}@{c.version}" for c in picked.chosen},
-        )
-
-    return router

@@ -16,7 +16,8 @@ Contract:
 - Both are plain form posts rendered on the server (``static/app.js`` only adds live checks), every
   error is shown next to its field (status 422), and both answer 404 for models that do not take
   DNA; the work runs in the model's batch thread, off the event loop. Behind API keys both need
-  the UI's key session, like every page (:func:`~helixserve.serving.ui.ui_router`).
+  the UI's key session, like every page. The routes are in
+  :mod:`helixserve.serving.routes.ui_explain`; this module reads the forms and shapes the answers.
 """
 
 from __future__ import annotations
@@ -30,20 +31,17 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, Response
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import UploadFile
 
-from helixserve.errors import InputError, NotFound
+from helixserve.errors import InputError
 from helixserve.explain.design import Step, design
-from helixserve.explain.ism import Variant, VariantOutcome, dna_schema, screen_variants
-from helixserve.serving import charts, csrf
+from helixserve.explain.ism import Variant, VariantOutcome
+from helixserve.serving import charts
 from helixserve.serving.registry import LoadedModel
-from helixserve.serving.server import Server
-from helixserve.serving.ui import INVALID, Pages, _sequence_from_text, page_model, ui_router
+from helixserve.serving.schemas import MAX_VARIANTS
+from helixserve.serving.ui import sequence_from_text
 
 MAX_ROUNDS = 60
-MAX_VARIANTS = 10_000
 MAX_DESIGN_NT = 200
 MAX_DESIGN_WORK = 3_000  # rounds x sequence length: 60 rounds of a 50-nt UTR
 DESIGN_FIELDS = ("goal", "target_value", "rounds", "fixed", "forbid", "gc")
@@ -233,7 +231,7 @@ def _goal(goal: str, target: str) -> str:
 def design_arguments(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     """The keyword arguments of :func:`design` from the form, and the errors per field."""
     errors: dict[str, str] = {}
-    start = _sequence_from_text(values.get("start", ""))
+    start = sequence_from_text(values.get("start", ""))
     if len(start) > MAX_DESIGN_NT:
         errors["start"] = (
             f"the design page takes sequences up to {MAX_DESIGN_NT} nt (this "
@@ -306,23 +304,14 @@ def trajectory_rows(steps: list[Step]) -> list[TrajectoryRow]:
     return rows
 
 
-def _dna_model(server: Server, request: Request, name: str, version: str | None) -> LoadedModel:
-    model = page_model(server, request, name, version)
-    try:
-        dna_schema(model.predictor)
-    except InputError as err:  # a model that does not take DNA has no such page
-        raise NotFound(str(err)) from None
-    return model
-
-
-async def _in_batch_thread(
+async def in_batch_thread(
     model: LoadedModel, fn: Callable[..., _T], *args: Any, **kwargs: Any
 ) -> _T:
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(model.batcher.executor, partial(fn, *args, **kwargs))
 
 
-async def _listed_variants(form: Any, errors: dict[str, str]) -> list[Listed]:
+async def listed_variants(form: Any, errors: dict[str, str]) -> list[Listed]:
     text = str(form.get("variants") or "")
     listed: list[Listed] = _guarded(errors, lambda: parse_variant_text(text), [])
     upload = form.get("file")
@@ -343,118 +332,12 @@ async def _listed_variants(form: Any, errors: dict[str, str]) -> list[Listed]:
     return listed
 
 
-def mount_explain_ui(api: FastAPI, server: Server) -> None:
-    """Add the variant and design pages to ``api`` (behind the UI's key guard)."""
-    page = Pages(server)
-    page.templates.env.globals.update(score_words=score_words)
-    ui = ui_router(server)
-    _variant_routes(ui, server, page)
-    _design_routes(ui, server, page)
-    api.include_router(ui)
-
-
-def _variant_routes(api: APIRouter, server: Server, page: Pages) -> None:
-    @api.get("/models/{name}/variants", response_class=HTMLResponse, include_in_schema=False)
-    async def variants_page(request: Request, name: str, version: str | None = None) -> Response:
-        try:
-            model = _dna_model(server, request, name, version)
-        except NotFound as err:
-            return page.error(request, err)
-        return page(request, "variants.html", model=model, values={}, errors={}, rows=None)
-
-    @api.post("/models/{name}/variants", response_class=HTMLResponse, include_in_schema=False)
-    async def variants_post(request: Request, name: str, version: str | None = None) -> Response:
-        posted = await _posted(server, page, request, name, version)
-        if isinstance(posted, Response):
-            return posted
-        model, form = posted
-        values = {k: v for k, v in form.items() if isinstance(v, str)}
-        errors: dict[str, str] = {}
-        listed = await _listed_variants(form, errors)
-        sequence = _sequence_from_text(values.get("sequence", ""))
-        rows = None
-        if not errors:
-            try:
-                reference, outcomes = await _in_batch_thread(
-                    model,
-                    screen_variants,
-                    model.predictor,
-                    sequence,
-                    [item.variant for item in listed],
-                )
-                rows = variant_rows(reference, outcomes, listed)
-            except InputError as err:
-                errors["sequence"] = str(err)
-        return page(
-            request,
-            "variants.html",
-            INVALID if errors else 200,
-            model=model,
-            values=values,
-            errors=errors,
-            rows=rows,
-        )
-
-
-async def _posted(
-    server: Server, page: Pages, request: Request, name: str, version: str | None
-) -> tuple[LoadedModel, FormData] | Response:
-    """The DNA model and the checked form of a post, or the error page to answer instead."""
-    try:
-        model = _dna_model(server, request, name, version)
-    except NotFound as err:
-        return page.error(request, err)
-    try:
-        return model, await csrf.checked_form(request)
-    except csrf.FormRefused as err:
-        return page.error(request, err)
-
-
-def _design_routes(api: APIRouter, server: Server, page: Pages) -> None:
-    @api.get("/models/{name}/design", response_class=HTMLResponse, include_in_schema=False)
-    async def design_page(request: Request, name: str, version: str | None = None) -> Response:
-        try:
-            model = _dna_model(server, request, name, version)
-        except NotFound as err:
-            return page.error(request, err)
-        return page(
-            request,
-            "design.html",
-            model=model,
-            values={},
-            errors={},
-            steps=None,
-            max_rounds=MAX_ROUNDS,
-        )
-
-    @api.post("/models/{name}/design", response_class=HTMLResponse, include_in_schema=False)
-    async def design_post(request: Request, name: str, version: str | None = None) -> Response:
-        posted = await _posted(server, page, request, name, version)
-        if isinstance(posted, Response):
-            return posted
-        model, form = posted
-        values = {k: v for k, v in form.items() if isinstance(v, str)}
-        kwargs, errors = design_arguments(values)
-        context = await _designed(model, kwargs, errors) if not errors else {}
-        return page(
-            request,
-            "design.html",
-            INVALID if errors else 200,
-            model=model,
-            values=values,
-            errors=errors,
-            max_rounds=MAX_ROUNDS,
-            asked=kwargs,
-            **context,
-        )
-
-
-async def _designed(
+async def designed(
     model: LoadedModel, kwargs: dict[str, Any], errors: dict[str, str]
 ) -> dict[str, Any]:
     """The design's trajectory (steps, table rows, chart), or {} with the error recorded."""
     try:
-        steps = await _in_batch_thread(model, design, model.predictor, **kwargs)
+        steps = await in_batch_thread(model, design, model.predictor, **kwargs)
     except InputError as err:
         errors[err.field if err.field in DESIGN_FIELDS else "start"] = str(err)
         return {}

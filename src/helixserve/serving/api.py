@@ -1,0 +1,171 @@
+"""The FastAPI app: the route table of :mod:`helixserve.serving.routes` bound to one server.
+
+Contract:
+- :func:`build_api` makes the app, puts the server, the page renderer and the job list in
+  ``app.state`` (where :mod:`helixserve.serving.deps` finds them), mounts ``/static`` and
+  ``/docs`` with its assets (:mod:`helixserve.serving.api_docs`; no ``/redoc``) and includes
+  every router of :data:`~helixserve.serving.routes.ROUTERS`. Its lifespan starts and stops the
+  server.
+- Every error is problem+json (OIP routes: ``{"error": ...}``; UI pages: the error page or the
+  key form), including FastAPI's own validation errors and unknown paths; nothing answers with
+  a traceback. Exceptions are mapped by :mod:`helixserve.serving.problems` through the one
+  error table, :mod:`helixserve.error_table`.
+- ``/openapi.json`` documents the bodies that routes read through a contract dependency
+  (``openapi_extra={"x-helixserve-body": "<schema name>"}``) with that schema, as if FastAPI had
+  read them itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+
+import helixserve
+from helixserve.error_table import status_of
+from helixserve.errors import HelixError, RequestError
+from helixserve.serving import schemas
+from helixserve.serving.api_docs import mount_docs
+from helixserve.serving.deps import request_id
+from helixserve.serving.problems import error_reply, is_page, json_reply, problem, public_answer
+from helixserve.serving.responses import respond
+from helixserve.serving.routes import ROUTERS
+from helixserve.serving.server import Server
+from helixserve.serving.sessions import LoginNeeded
+from helixserve.serving.ui import HERE, Jobs, Pages
+from helixserve.serving.ui_explain import score_words
+from helixserve.serving.ui_login import back_to, login_form
+
+BODY = "x-helixserve-body"
+
+
+class HelixAPI(FastAPI):
+    """FastAPI with the contract bodies documented (see the module contract)."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            schema = super().openapi()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    name = operation.pop(BODY, None)
+                    if name is not None:
+                        _document_body(operation, name, components)
+        return self.openapi_schema  # type: ignore[return-value]
+
+
+def _document_body(operation: dict[str, Any], name: str, components: dict[str, Any]) -> None:
+    ref = "#/components/schemas/{model}"
+    model = getattr(schemas, name)
+    found = model.model_json_schema(ref_template=ref)
+    for sub, sub_schema in found.pop("$defs", {}).items():
+        components.setdefault(sub, sub_schema)
+    components.setdefault(name, found)
+    content = {"application/json": {"schema": {"$ref": ref.format(model=name)}}}
+    operation["requestBody"] = {"required": True, "content": content}
+
+
+@asynccontextmanager
+async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+    server: Server = api.state.server
+    await server.start()
+    try:
+        yield
+    finally:
+        await server.stop()
+
+
+def route_table() -> list[APIRoute]:
+    """Every route of :data:`~helixserve.serving.routes.ROUTERS`, in the app's order."""
+    return [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
+
+
+def build_api(server: Server) -> FastAPI:
+    """The FastAPI app bound to ``server``; see the module contract."""
+    api = HelixAPI(
+        title="helixserve",
+        version=helixserve.__version__,
+        lifespan=lifespan,
+        description="Predictions from life-science models: DNA, tabular lab values, images.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    pages = Pages(server)
+    pages.templates.env.globals.update(score_words=score_words)
+    api.state.server, api.state.pages, api.state.jobs = server, pages, Jobs()
+    for kind, handler in HANDLERS:
+        api.add_exception_handler(kind, handler)
+    mount_docs(api)
+    api.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    for router in ROUTERS:
+        api.include_router(router)
+    return api
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    err = cast(HTTPException, exc)  # registered for HTTPException only
+    title = {404: "Not found", 405: "Method not allowed"}.get(err.status_code, "Error")
+    reply = problem(
+        err.status_code,
+        "http",
+        title,
+        str(err.detail),
+        instance=request.url.path,
+        request_id=request_id(request),
+    )
+    if request.url.path.startswith("/v2"):
+        reply = json_reply({"error": str(err.detail)}, err.status_code)
+    reply.headers += [(k.encode(), v.encode()) for k, v in (err.headers or {}).items()]
+    return respond(reply)
+
+
+async def invalid_request(request: Request, exc: Exception) -> Response:
+    err = cast(RequestValidationError, exc)  # registered for it only
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+    return await any_error(request, RequestError(message))
+
+
+async def gone(request: Request, _err: Exception) -> Response:
+    """The body stopped short (the client left, or the app refused it at its size limit):
+    not a server fault, so nothing is logged as one."""
+    message = "the client disconnected before sending the whole body."
+    return await any_error(request, RequestError(message))
+
+
+async def any_error(request: Request, err: Exception) -> Response:
+    """Every error: the HTML error page on a UI page, else the edge's error reply; the status,
+    type and title from :mod:`helixserve.error_table`."""
+    path, rid = request.url.path, request_id(request)
+    if is_page(path):
+        pages: Pages = request.app.state.pages
+        return pages.error(request, err, public_answer(err, rid)[1])
+    return respond(error_reply(err, path=path, request_id=rid))
+
+
+async def needs_key(request: Request, err: Exception) -> Response:
+    """A UI page without a key session: the key form in its place (401); on an API route it is
+    answered like every error there."""
+    if not is_page(request.url.path):
+        return await any_error(request, err)
+    pages: Pages = request.app.state.pages
+    return login_form(pages, request, status_of(err), str(err), back_to(request))
+
+
+HANDLERS: tuple[tuple[type[Exception], Any], ...] = (
+    (HTTPException, http_error),
+    (RequestValidationError, invalid_request),
+    (LoginNeeded, needs_key),
+    (HelixError, any_error),
+    (ClientDisconnect, gone),
+    (Exception, any_error),
+)

@@ -1,0 +1,137 @@
+"""The route table's shared dependencies (FastAPI ``Depends``): the one place a route gets its
+server, key, model, limits, page renderer or checked form from.
+
+Contract:
+- :func:`get_server` is the :class:`~helixserve.serving.server.Server` the app was built for
+  (``app.state.server``); route handlers are module-level functions and reach state only
+  through these dependencies.
+- :func:`api_key` is the caller's key (``Authorization: Bearer`` or ``X-API-Key``);
+  :func:`predict_model` resolves ``{name}`` at ``?version=`` (number or alias; default: the
+  production alias, else the latest) after checking the key's ``predict`` scope, raising
+  :class:`~helixserve.errors.AuthError` / :class:`~helixserve.errors.ModelNotFound`;
+  :func:`admin_scope` checks the ``admin`` scope.
+- :func:`upload_limits` are the decompressed-size and record limits of uploaded files.
+- Web UI: every page route is guarded by :func:`page_guard` (a key session while API keys are
+  on, else :class:`~helixserve.serving.sessions.LoginNeeded`, answered with the key form).
+  :func:`page_model` / :func:`dna_page_model` find the page's model or raise
+  :class:`~helixserve.errors.NotFound`; :func:`posted_form` is the CSRF-checked form, or raises
+  :class:`~helixserve.serving.csrf.FormRefused`. The app answers any error on a page with
+  ``error.html`` at the status of :mod:`helixserve.error_table`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from starlette.datastructures import FormData
+
+from helixserve.errors import InputError, NotFound
+from helixserve.explain.ism import dna_schema
+from helixserve.serving import csrf
+from helixserve.serving.auth import key_from_headers
+from helixserve.serving.files import UploadLimits
+from helixserve.serving.registry import LoadedModel
+from helixserve.serving.server import Server
+from helixserve.serving.sessions import COOKIE
+from helixserve.serving.ui import Jobs, Pages
+
+
+async def get_server(request: Request) -> Server:
+    server: Server = request.app.state.server
+    return server
+
+
+async def api_key(request: Request) -> str | None:
+    """The key of ``X-API-Key`` or ``Authorization: Bearer`` (ASGI header names are lower case;
+    read straight from the scope: this runs on every prediction)."""
+    authorization = x_api_key = None
+    for name, value in request.scope["headers"]:
+        if name == b"authorization":
+            authorization = value.decode("latin-1")
+        elif name == b"x-api-key":
+            x_api_key = value.decode("latin-1")
+    return key_from_headers(authorization, x_api_key)
+
+
+def request_id(request: Request) -> str:
+    """The id :mod:`helixserve.serving.app` gave this request ("" outside it)."""
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+ServerDep = Annotated[Server, Depends(get_server)]
+KeyDep = Annotated[str | None, Depends(api_key)]
+VersionQuery = Annotated[
+    str | None,
+    Query(description="version number or alias; default: the production alias, else the latest"),
+]
+
+
+async def predict_model(
+    name: str, server: ServerDep, key: KeyDep, version: VersionQuery = None
+) -> LoadedModel:
+    """``name`` at ``version``, for a key with the ``predict`` scope."""
+    return server.model(name, version, key)
+
+
+async def admin_scope(server: ServerDep, key: KeyDep) -> None:
+    server.keys.check(key, "admin")
+
+
+async def upload_limits(server: ServerDep) -> UploadLimits:
+    return server.upload_limits
+
+
+ModelDep = Annotated[LoadedModel, Depends(predict_model)]
+LimitsDep = Annotated[UploadLimits, Depends(upload_limits)]
+
+
+# --- web UI ---------------------------------------------------------------------------------
+
+
+async def get_pages(request: Request) -> Pages:
+    pages: Pages = request.app.state.pages
+    return pages
+
+
+async def get_jobs(request: Request) -> Jobs:
+    jobs: Jobs = request.app.state.jobs
+    return jobs
+
+
+PagesDep = Annotated[Pages, Depends(get_pages)]
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
+
+
+async def page_guard(request: Request, server: ServerDep) -> None:
+    """Every UI route: the page needs a key session while API keys are on."""
+    server.check_page(request.cookies.get(COOKIE))
+
+
+async def page_model(
+    request: Request, name: str, server: ServerDep, version: str | None = None
+) -> LoadedModel:
+    """The model a page shows (the session is checked again); an unknown one raises
+    :class:`~helixserve.errors.ModelNotFound`, shown as the 404 error page."""
+    return server.page_model(name, version, request.cookies.get(COOKIE))
+
+
+async def dna_page_model(model: Annotated[LoadedModel, Depends(page_model)]) -> LoadedModel:
+    """The model of a DNA-only page (variants, design); a model that does not take DNA has no
+    such page (:class:`~helixserve.errors.NotFound`)."""
+    try:
+        dna_schema(model.predictor)
+    except InputError as err:
+        raise NotFound(str(err)) from None
+    return model
+
+
+async def posted_form(request: Request) -> FormData:
+    """The form of a UI post, CSRF-checked (:class:`~helixserve.serving.csrf.FormRefused`, a
+    :class:`~helixserve.errors.Forbidden`: the 403 error page)."""
+    return await csrf.checked_form(request)
+
+
+PageModel = Annotated[LoadedModel, Depends(page_model)]
+DnaPageModel = Annotated[LoadedModel, Depends(dna_page_model)]
+PostedForm = Annotated[FormData, Depends(posted_form)]

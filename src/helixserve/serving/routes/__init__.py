@@ -1,0 +1,48 @@
+"""The route table: one ``APIRouter`` per resource, included by
+:func:`~helixserve.serving.api.build_api` in this order.
+
+========================  ==================================================================
+module                    routes
+========================  ==================================================================
+:mod:`.admin`             ``/healthz``, ``/readyz``, ``/metrics``, ``POST /api/v1/admin/reload``
+:mod:`.models`            ``GET /api/v1/models``, ``GET /api/v1/models/{name}``
+:mod:`.predict`           ``POST /api/v1/models/{name}/predict`` (hot), ``.../predict-file``,
+                          ``POST /api/v1/getdnaclassapi`` (hot)
+:mod:`.explain`           ``POST /api/v1/models/{name}/explain``, ``.../variants``, ``.../design``
+:mod:`.oip`               ``/v2`` ... (Open Inference Protocol v2; ``.../infer`` is hot)
+:mod:`.ui_pages`          ``/``, ``/models/{name}[/predict|/upload|/plots/..]``, ``/jobs/..``,
+                          ``/compare``, ``/dnasequence``, ``/dnafile``
+:mod:`.ui_explain`        ``/models/{name}/variants``, ``/models/{name}/design`` (pages)
+:mod:`.ui_login`          ``/login``, ``/logout``
+========================  ==================================================================
+
+Shared dependencies (server, key, model@version, scopes, limits, pages) are in
+:mod:`helixserve.serving.deps`; hot routes are also served by the fast path that
+:mod:`helixserve.serving.app` generates from these declarations.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from helixserve.serving.routes import (
+    admin,
+    explain,
+    models,
+    oip,
+    predict,
+    ui_explain,
+    ui_login,
+    ui_pages,
+)
+
+ROUTERS: tuple[APIRouter, ...] = (
+    admin.router,
+    models.router,
+    predict.router,
+    explain.router,
+    oip.router,
+    ui_pages.router,
+    ui_explain.router,
+    ui_login.router,
+)

@@ -1,0 +1,84 @@
+"""Explain and design routes of the domain API (DNA models).
+
+Contract: ``POST /api/v1/models/{name}/explain`` (in-silico mutagenesis of one sequence),
+``.../variants`` (the predicted change of each listed variant) and ``.../design`` (greedy
+sequence design, with its trajectory); bodies are the pydantic contracts of
+:mod:`helixserve.serving.schemas`. The work runs in the model's batch thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
+
+from fastapi import APIRouter
+
+from helixserve.explain.design import design
+from helixserve.explain.ism import BASES, Variant, ism, variant_effects
+from helixserve.serving.deps import ModelDep
+from helixserve.serving.registry import LoadedModel
+from helixserve.serving.schemas import (
+    ERRORS,
+    DesignRequest,
+    DesignResponse,
+    ExplainRequest,
+    ExplainResponse,
+    VariantsRequest,
+    VariantsResponse,
+)
+
+router = APIRouter(prefix="/api/v1/models/{name}", tags=["explain and design"], responses=ERRORS)
+_T = TypeVar("_T")
+
+
+async def off_loop(model: LoadedModel, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """Run an explanation in the model's batch thread (many rows per call)."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(model.batcher.executor, partial(fn, *args, **kwargs))
+
+
+@router.post("/explain", response_model=ExplainResponse)
+async def explain(model: ModelDep, body: ExplainRequest) -> dict[str, Any]:
+    """In-silico mutagenesis: the score change of every single-base substitution."""
+    result = await off_loop(model, ism, model.predictor, body.sequence, body.target)
+    return {
+        "model": model.name,
+        "version": model.version,
+        "alphabet": BASES,
+        **dataclasses.asdict(result),
+    }
+
+
+@router.post("/variants", response_model=VariantsResponse)
+async def variants(model: ModelDep, body: VariantsRequest) -> dict[str, Any]:
+    """Predicted change for each variant (position, ref, alt) of one sequence."""
+    listed = [Variant(v.position, v.ref, v.alt) for v in body.variants]
+    score, effects = await off_loop(
+        model, variant_effects, model.predictor, body.sequence, listed, body.target
+    )
+    return {"model": model.name, "version": model.version, "score": score, "effects": effects}
+
+
+@router.post("/design", response_model=DesignResponse)
+async def design_route(model: ModelDep, body: DesignRequest) -> dict[str, Any]:
+    """Greedy design: the best allowed single-base change per round, with its trajectory."""
+    steps = await off_loop(
+        model,
+        design,
+        model.predictor,
+        body.start,
+        goal=body.goal,
+        rounds=body.rounds,
+        fixed=body.fixed,
+        forbid=body.forbid,
+        gc=body.gc,
+        target=body.target,
+    )
+    return {
+        "model": model.name,
+        "version": model.version,
+        "steps": [dataclasses.asdict(s) for s in steps],
+    }
