@@ -19,6 +19,15 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 OTHER_OPTIONS = {"--check": "ruff format --check", "--from-literal": "kubectl create secret"}
 
 
+def benchmark_options() -> set[str]:
+    """Every ``--option`` the benchmark scripts (``python -m benchmarks.X``) declare."""
+    found: set[str] = set()
+    for path in (ROOT / "benchmarks").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        found |= set(re.findall(r"add_argument\(\s*\"(--[a-z][a-z0-9-]*)\"", text))
+    return found
+
+
 def cli_names() -> tuple[set[str], set[str]]:
     """Every ``helixserve`` command path (``models list``) and every ``--option`` of any command."""
     import typer
@@ -53,7 +62,8 @@ def test_every_command_and_option_the_docs_name_exists() -> None:
                 if first not in paths or (group and f"{first} {sub}" not in paths):
                     wrong.append(f"{path.name}: helixserve {first} {sub}")
         mentioned = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", text))
-        wrong += [f"{path.name}: {o}" for o in sorted(mentioned - options - set(OTHER_OPTIONS))]
+        known = options | benchmark_options() | set(OTHER_OPTIONS)
+        wrong += [f"{path.name}: {o}" for o in sorted(mentioned - known)]
     assert wrong == []
 
 
