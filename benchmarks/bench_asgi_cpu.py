@@ -1,0 +1,117 @@
+"""CPU time per request through the whole ASGI app, in-process: no sockets, no HTTP parsing.
+
+Contract: builds the app as ``helixserve serve`` does (``create_app()`` with the default
+settings a user gets: pretrained models on, the access log on), starts its lifespan, then sends
+``POST /api/v1/models/primer-binding/predict`` with one sequence ``--requests`` times per round,
+one request at a time, and reports the process CPU time (every thread: the event loop and the
+model's batch thread) per request, best of ``--rounds``. It runs against whichever helixserve
+``PYTHONPATH`` selects, so two commits can be compared on the same machine back to back; being
+CPU time, it is far less sensitive to other jobs on a shared machine than requests per second.
+``--no-fast-path`` sets ``HELIXSERVE_FAST_PATH=false`` first (the plain FastAPI route).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from typing import Any
+
+from helixserve.serving.app import create_app
+
+BODY = b'{"inputs": ["ACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTAC"]}'
+PATH = "/api/v1/models/primer-binding/predict"
+
+
+def _scope() -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": PATH,
+        "raw_path": PATH.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(BODY)).encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+
+
+async def _one(app: Any) -> int:
+    sent = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)
+        sent = True
+        return {"type": "http.request", "body": BODY, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(_scope(), receive, send)
+    return status
+
+
+async def _lifespan(app: Any) -> tuple[Any, Any]:
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await inbox.put({"type": "lifespan.startup"})
+    asyncio.get_running_loop().create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, outbox.put)
+    )
+    started = await outbox.get()
+    if started["type"] != "lifespan.startup.complete":
+        raise SystemExit(f"the app did not start: {started}")
+    return inbox.put, outbox.get
+
+
+async def _measure(requests: int, rounds: int) -> list[float]:
+    app = create_app()
+    tell, hear = await _lifespan(app)
+    for _ in range(200):  # warm up
+        assert await _one(app) == 200
+    best: list[float] = []
+    for _ in range(rounds):
+        start = time.process_time()
+        for _ in range(requests):
+            await _one(app)
+        best.append((time.process_time() - start) / requests * 1e6)
+    await tell({"type": "lifespan.shutdown"})
+    await hear()
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--no-fast-path", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("HELIXSERVE_STORE", tempfile.mkdtemp(prefix="hs-bench-store-"))
+    os.environ["HELIXSERVE_RELOAD_INTERVAL_S"] = "0"
+    if args.no_fast_path:
+        os.environ["HELIXSERVE_FAST_PATH"] = "false"
+    rounds = asyncio.run(_measure(args.requests, args.rounds))
+    print(
+        f"CPU time per predict request (us), best of {args.rounds} x {args.requests}: "
+        f"{min(rounds):.1f} (median {sorted(rounds)[len(rounds) // 2]:.1f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
