@@ -54,6 +54,7 @@ from helixserve.workspace.projects import (
     list_projects,
     rename_project,
 )
+from tests.support import postgres as postgres_support
 
 TABLES = {
     "projects",
@@ -191,6 +192,18 @@ def test_a_server_that_cannot_be_reached_is_unavailable() -> None:
         "Check that the database server is running and reachable, or fix the URL. " + FIX
     )
     assert "s3cret" not in message
+
+
+def test_a_missing_postgresql_is_skipped_here_but_fails_in_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(postgres_support, "binaries", lambda: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must test the workspace on PostgreSQL"):
+        postgres_support.required_binaries()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="apt-get install postgresql"):
+        postgres_support.required_binaries()
 
 
 def test_default_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -441,16 +454,24 @@ def test_sweep_interrupts_runs_without_heartbeats(db: Database, experiment_id: s
     with pytest.raises(RunStateConflict) as late, db.session() as session:
         runs.heartbeat(session, silent.id, worker="w2")
     assert str(late.value) == (
-        f"run {silent.id!r} is interrupted (worker 'w2'), not running for 'w2': stop training "
-        "it; it was swept or taken over."
+        f"run {silent.id!r} is interrupted (worker 'w2'), not running for worker 'w2': stop "
+        "training it; it was swept, stopped or taken over."
     )
     with pytest.raises(RunStateConflict) as epoch, db.session() as session:
         runs.record_epoch(session, silent.id, 1, train_loss=0.5, val_loss=0.6)
     assert str(epoch.value) == (
         f"run {silent.id!r} is interrupted; recording an epoch needs a run that is running."
     )
-    with pytest.raises(RunStateConflict), db.session() as session:
+    with pytest.raises(RunStateConflict) as other, db.session() as session:
         runs.heartbeat(session, alive.id, worker="w2")  # not w2's run
+    assert str(other.value).startswith(
+        f"run {alive.id!r} is running (worker 'w1'), not running for worker 'w2': stop"
+    )
+    with pytest.raises(RunStateConflict) as anyone, db.session() as session:
+        runs.heartbeat(session, silent.id)
+    assert str(anyone.value) == (
+        f"run {silent.id!r} is interrupted: stop training it; it was swept, stopped or taken over."
+    )
 
 
 def test_resume_keeps_epochs_and_checkpoint(db: Database, experiment_id: str) -> None:

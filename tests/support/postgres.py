@@ -117,16 +117,21 @@ def postgres(bin_dir: Path) -> Iterator[PostgresServer]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One PostgreSQL server for the session (skipped without binaries, failed in CI)."""
+def required_binaries() -> Path:
+    """The binaries; without them: skip the test, or fail it in CI (``CI=true``)."""
     bin_dir = binaries()
     if bin_dir is None:
         message = "PostgreSQL not found in /usr/lib/postgresql (apt-get install postgresql)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message + "; CI must test the workspace on PostgreSQL")
         pytest.skip(message)
-    with postgres(bin_dir) as server:
+    return bin_dir
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (skipped without binaries, failed in CI)."""
+    with postgres(required_binaries()) as server:
         yield server
 
 

@@ -198,9 +198,10 @@ def heartbeat(
     answered = session.execute(statement).scalars().all()
     if not answered:
         run = get_run(session, run_id)
+        owner = f" (worker {run.worker!r}), not running for worker {worker!r}" if worker else ""
         raise RunStateConflict(
-            f"run {run_id!r} is {run.status.value} (worker {run.worker!r}), not running for "
-            f"{worker or 'any worker'!r}: stop training it; it was swept or taken over."
+            f"run {run_id!r} is {run.status.value}{owner}: stop training it; it was swept, "
+            "stopped or taken over."
         )
     return bool(answered[0])
 
