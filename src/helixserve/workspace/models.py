@@ -44,9 +44,6 @@ ID_LENGTH = 16
 NAME_LENGTH = 64
 SHA256_LENGTH = 64
 
-JsonValue = Any
-"""A value ``json.dumps`` accepts (dicts, lists, str, int, float, bool, None)."""
-
 
 def new_id() -> str:
     """A short random id: ``secrets.token_urlsafe(8)`` (11 characters)."""
@@ -274,7 +271,6 @@ __all__ = [
     "DatasetVersion",
     "Deployment",
     "Experiment",
-    "JsonValue",
     "Project",
     "Run",
     "RunEpoch",
