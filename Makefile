@@ -26,7 +26,7 @@ $(VENV)/.base-installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	touch $@
 
 $(VENV)/.all-installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
-	$(PIP_INSTALL) -e ".[train,s3,parquet,explain,ray,dev]"
+	$(PIP_INSTALL) -e ".[train,s3,parquet,explain,ray,postgres,dev]"
 	touch $@ $(VENV)/.base-installed
 
 install-base: $(VENV)/.base-installed
@@ -56,7 +56,7 @@ lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --disable-pip-version-check -q --upgrade pip
-	.venv-lock/bin/python -m pip install --disable-pip-version-check -q -e ".[train,s3,parquet,explain,ray,dev]"
+	.venv-lock/bin/python -m pip install --disable-pip-version-check -q -e ".[train,s3,parquet,explain,ray,postgres,dev]"
 	( echo "# Exact versions that make test and make run install (regenerate with make lock)."; \
 	  .venv-lock/bin/python -m pip freeze --all --exclude-editable | sed 's/+cpu$$//' ) > $(CONSTRAINTS)
 	rm -rf .venv-lock

@@ -10,16 +10,28 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "helixserve"
-ORDER = ["inputs", "store", "runtime", "training", "explain", "batch", "serving", "cli"]
+ORDER = [
+    "inputs",
+    "store",
+    "runtime",
+    "training",
+    "workspace",
+    "explain",
+    "batch",
+    "serving",
+    "cli",
+]
 # Each layer may import itself and these (plus helixserve.errors / settings / the root package).
 ALLOWED = {
     "inputs": set(),
     "store": {"inputs"},
     "runtime": {"inputs", "store"},
     "training": {"inputs", "store", "runtime"},
+    # torch-free: never training (nor worker, runtime, serving); see docs/design/workspace.md
+    "workspace": {"inputs", "store"},
     "explain": {"inputs", "store", "runtime"},
     "batch": {"inputs", "store", "runtime"},
-    "serving": {"inputs", "store", "runtime", "explain", "batch"},
+    "serving": {"inputs", "store", "runtime", "workspace", "explain", "batch"},
     "cli": set(ORDER) - {"cli"},
 }
 SHARED = {"errors", "error_table", "settings", ""}
@@ -57,6 +69,18 @@ def test_inputs_and_cli_import_without_torch_or_sklearn() -> None:
     code = (
         "import sys, helixserve.inputs, helixserve.cli.app; "
         "print(sorted(m for m in ('torch', 'sklearn', 'optuna', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_workspace_imports_without_torch_or_sklearn() -> None:
+    code = (
+        "import sys, helixserve.workspace.db, helixserve.workspace.models, "
+        "helixserve.workspace.projects, helixserve.workspace.experiments, "
+        "helixserve.workspace.runs; "
+        "print(sorted(m for m in ('torch', 'sklearn', 'optuna', 'matplotlib', "
+        "'helixserve.training', 'helixserve.runtime', 'onnxruntime') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

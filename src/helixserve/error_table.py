@@ -28,7 +28,11 @@ Decisions where the edges used to disagree (docs/serving.md has the same table):
 - A damaged bundle is not an outage: ``IntegrityError`` is 500 / DATA_LOSS and ``ManifestError``
   500 / INTERNAL (REST said 503, which invites retries that cannot help).
 - A bad model name (``InvalidName``) is the caller's: 400 / INVALID_ARGUMENT (REST said 503).
-- ``VersionConflict`` is 409 / FAILED_PRECONDITION (REST said 503).
+- ``VersionConflict`` is 409 / FAILED_PRECONDITION (REST said 503), like every workspace
+  ``Conflict`` (a name taken, a run in the wrong state).
+- The workspace database: unreachable or failing (``DatabaseError``) is 503 / UNAVAILABLE like a
+  store outage; a bad ``HELIXSERVE_DATABASE_URL`` (``InvalidDatabaseUrl``) is the server's
+  configuration, 500 / INTERNAL with its message. Both are logged.
 - Every size limit (``RequestTooLarge``, ``FileTooLarge``) is 413, problem type ``too-large``,
   gRPC RESOURCE_EXHAUSTED, as gRPC itself answers an oversized message (REST typed a request
   over the limit ``bad-request``; the UI answered an upload over the limit 422).
@@ -48,11 +52,14 @@ from dataclasses import dataclass
 
 from helixserve.errors import (
     AuthError,
+    Conflict,
+    DatabaseError,
     FileTooLarge,
     Forbidden,
     HelixError,
     InputError,
     IntegrityError,
+    InvalidDatabaseUrl,
     InvalidName,
     ManifestError,
     ModelLoadError,
@@ -102,6 +109,13 @@ TABLE: dict[type[HelixError], Row] = {
     ModelLoadError: Row(500, "model-error", "Model error", "INTERNAL", logged=True),
     ModelRunError: Row(500, "model-error", "Model error", "INTERNAL", logged=True),
     ServiceUnavailable: Row(503, "unavailable", "Service unavailable", "UNAVAILABLE"),
+    Conflict: Row(409, "conflict", "Conflict", "FAILED_PRECONDITION"),
+    DatabaseError: Row(
+        503, "database-unavailable", "Database unavailable", "UNAVAILABLE", logged=True
+    ),
+    InvalidDatabaseUrl: Row(
+        500, "database-misconfigured", "Database misconfigured", "INTERNAL", logged=True
+    ),
 }
 
 INTERNAL = Row(500, "internal", "Internal server error", "INTERNAL", logged=True)

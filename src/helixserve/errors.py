@@ -221,3 +221,40 @@ class AuthError(HelixError):
 
 class Forbidden(AuthError):
     """The caller is known but may not do this: a key without the route's scope (HTTP 403)."""
+
+
+class Conflict(HelixError):
+    """The request conflicts with the current state: a name already taken, a run that is not in
+    a state the operation needs (HTTP 409)."""
+
+
+class NameTaken(Conflict):
+    """A name that must be unique (a project, an experiment in a project) is already used."""
+
+
+class RunStateConflict(Conflict):
+    """A run is not in a state that allows the operation (e.g. resuming a finished run)."""
+
+
+class ProjectNotFound(NotFound):
+    """No workspace project of that name."""
+
+
+class ExperimentNotFound(NotFound):
+    """No experiment of that id or name (in that project)."""
+
+
+class RunNotFound(NotFound):
+    """No run of that id."""
+
+
+class DatabaseError(HelixError):
+    """The workspace database cannot be used (base class): unreachable, locked, misconfigured."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The workspace database cannot be reached or answered with an error (HTTP 503)."""
+
+
+class InvalidDatabaseUrl(DatabaseError):
+    """``HELIXSERVE_DATABASE_URL`` (or a URL given in code) is not a usable database URL."""

@@ -12,6 +12,9 @@ Contract:
   ``{"yeast-utr": {"max_batch_size": 256, "max_wait_ms": 1}}``; others use the ``batch_*`` values.
 - ``HELIXSERVE_STORE`` is a local folder or a ``file://`` / ``s3://bucket/prefix`` URI;
   ``HELIXSERVE_PRETRAINED=false`` hides the pretrained models shipped in the package.
+- ``HELIXSERVE_DATABASE_URL`` is the workspace database, a SQLAlchemy URL: ``sqlite:///<path>``
+  (default ``~/.helixserve/workspace.db``) or ``postgresql+psycopg://user:password@host:port/db``;
+  :mod:`helixserve.workspace.db` checks it when it opens the database.
 """
 
 from __future__ import annotations
@@ -53,8 +56,18 @@ class BatchOverride(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0)
 
 
+def helixserve_home() -> Path:
+    """The folder that holds the default store and workspace database (``~/.helixserve``)."""
+    return Path.home() / ".helixserve"
+
+
 def default_store() -> str:
-    return str(Path.home() / ".helixserve" / "store")
+    return str(helixserve_home() / "store")
+
+
+def default_database_url() -> str:
+    """SQLite file next to the default store: ``sqlite:///~/.helixserve/workspace.db``."""
+    return "sqlite:///" + str(helixserve_home() / "workspace.db")
 
 
 class Settings(BaseSettings):
@@ -65,6 +78,11 @@ class Settings(BaseSettings):
     )
 
     store: str = Field(default_factory=default_store, description="model store folder or URI")
+    database_url: str = Field(
+        default_factory=default_database_url,
+        min_length=1,
+        description="workspace database: sqlite:///path or postgresql+psycopg://user@host/db",
+    )
     pretrained: bool = Field(
         default=True, description="also serve the pretrained models shipped in the package"
     )
@@ -137,6 +155,7 @@ def load_settings() -> Settings:
         name = "HELIXSERVE_" + str(first["loc"][0]).upper() if first["loc"] else "HELIXSERVE_*"
         secret = name in (
             "HELIXSERVE_API_KEYS",
+            "HELIXSERVE_DATABASE_URL",
             "HELIXSERVE_S3_SECRET_ACCESS_KEY",
             "HELIXSERVE_SESSION_SECRET",
         )
