@@ -86,6 +86,7 @@ class DatasetRows:
     format: TableFormat
     header: list[str] = field(default_factory=list)
     image_column: str | None = None
+    sequence_column: str | None = None
     items: Iterator[Item] = field(default_factory=lambda: iter(()))
 
 
@@ -126,7 +127,8 @@ def _open(path: Path, filename: str, limits: ProfileLimits) -> Iterator[DatasetR
             return
         chosen = detect_format(filename, check_head(stream))
         if chosen in ("fasta", "text"):
-            rows = DatasetRows(chosen, header=FASTA_COLUMNS if chosen == "fasta" else ["sequence"])
+            header = FASTA_COLUMNS if chosen == "fasta" else ["sequence"]
+            rows = DatasetRows(chosen, header=header, sequence_column="sequence")
             rows.items = _sequence_rows(path, chosen, limits)
         else:
             rows = DatasetRows(chosen)

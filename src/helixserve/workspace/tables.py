@@ -12,13 +12,15 @@ Contract:
   says when it is reached), five examples and min/max. Statistics cover every row the reader
   read (rows refused only for a bad cell included).
 - Detected roles (:data:`~helixserve.workspace.rows.Role`), first match wins: ``image`` (the image
-  column of a zip); ``text`` (no value at all); ``split`` (every value one of
-  :data:`SPLIT_VALUES`, any case: ``T``, ``V``, ``train``, ``val``, ``test``...); ``number``
-  (at least :data:`ROLE_SHARE` of the values are numbers by the inputs layer's rule);
-  ``sequence`` (as many are valid DNA/RNA by :func:`~helixserve.inputs.sequence.validate_sequence`,
-  and the column is named like one, or some value is at least 8 nt long); ``category`` (at most
-  :data:`CATEGORY_MAX` distinct values, some repeated); ``id`` (no repeated value seen, no
-  spaces); else ``text``. The person can correct roles; the caller stores its choice.
+  column of a zip); ``sequence`` (the sequence of a FASTA or one-per-line file); ``text`` (no
+  value at all); ``split`` (every value one of :data:`SPLIT_VALUES`, any case: ``T``, ``V``,
+  ``train``, ``val``, ``test``...); ``number`` (at least :data:`ROLE_SHARE` of the values are
+  numbers by the inputs layer's rule); ``sequence`` (valid DNA/RNA by
+  :func:`~helixserve.inputs.sequence.validate_sequence`: half of the values of a column named
+  like one (:data:`~helixserve.inputs.readers.SEQUENCE_COLUMNS`), else :data:`ROLE_SHARE` of
+  them with some value at least 8 nt long); ``category`` (at most :data:`CATEGORY_MAX` distinct
+  values, some repeated); ``id`` (no repeated value seen, no spaces); else ``text``. The person
+  can correct roles; the caller stores its choice.
 - A row is refused when the reader refuses it (wrong field count, bad bytes, bad image...) or when
   a cell of a ``sequence`` or ``number`` column is not valid
   (:class:`~helixserve.workspace.rows.RowChecker`); a refused row never loses the others. When a
@@ -185,17 +187,19 @@ def _cut(text: str, limit: int = MAX_CELL) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def detect_role(column: _Column, image_column: str | None) -> Role:
+def detect_role(column: _Column, rows: DatasetRows) -> Role:
     """The role of a column from its counters; see the module contract."""
     named = column.name.strip().lower() in SEQUENCE_COLUMNS
     share = ROLE_SHARE * column.values
+    sequences = column.sequences >= (0.5 if named else ROLE_SHARE) * column.values
     few = not column.capped and len(column.hashes) <= CATEGORY_MAX
     rules: list[tuple[bool, Role]] = [
-        (column.name == image_column, "image"),
+        (column.name == rows.image_column, "image"),
+        (column.name == rows.sequence_column, "sequence"),
         (column.values == 0, "text"),
         (column.split, "split"),
         (column.numbers >= share, "number"),
-        (column.sequences >= share and (named or column.long >= 8), "sequence"),
+        (sequences and (named or column.long >= 8), "sequence"),
         (few and column.repeated, "category"),
         (not column.repeated and not column.spaces, "id"),
     ]
@@ -261,9 +265,8 @@ def profile(path: Path, filename: str, limits: ProfileLimits | None = None) -> P
             for name, text in item.values.items():
                 column = columns.get(name) or columns.setdefault(name, _Column(name, schema))
                 column.add(text)
-        header, image_column, table_format = rows.header, rows.image_column, rows.format
-    ordered = [columns.get(name) or _Column(name, schema) for name in header]
-    roles = {c.name: detect_role(c, image_column) for c in ordered}
+    ordered = [columns.get(name) or _Column(name, schema) for name in rows.header]
+    roles = {c.name: detect_role(c, rows) for c in ordered}
     if _needs_second_pass(ordered, roles):
         tally = _second_pass(path, filename, limits, RowChecker(roles, limits), roles)
     if tally.rows == 0:
@@ -278,7 +281,7 @@ def profile(path: Path, filename: str, limits: ProfileLimits | None = None) -> P
         )
     return Profile(
         filename=filename,
-        format=table_format,
+        format=rows.format,
         rows=tally.rows,
         good_rows=tally.rows - tally.refused_rows,
         refused_rows=tally.refused_rows,
