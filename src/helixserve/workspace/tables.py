@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -65,6 +66,7 @@ EXAMPLES = 5
 SPLIT_VALUES = frozenset(
     {"t", "v", "train", "training", "val", "valid", "validation", "test", "testing", "dev"}
 )
+MEMO_CAP = 256  # cell texts whose check results a column remembers (categories, splits)
 _GIVE_UP_AFTER = 100  # values seen before a column that fails most checks stops being checked
 
 
@@ -116,6 +118,15 @@ class Profile(BaseModel):
         return {c.name: c.role for c in self.columns}
 
 
+class _Cell(NamedTuple):
+    """What the checks found in one cell text (remembered for repeated texts)."""
+
+    missing: bool
+    number: float | None
+    sequence: bool
+    split: bool
+
+
 class _Column:
     """Counters for one column (constant memory)."""
 
@@ -124,6 +135,7 @@ class _Column:
         self.feature = Feature(name=display_name(name))
         self.values = self.missing = 0
         self.hashes: set[int] = set()
+        self.memo: dict[str, _Cell] = {}
         self.capped = self.repeated = self.spaces = False
         self.examples: list[str] = []
         self.numbers = self.sequences = 0
@@ -132,20 +144,41 @@ class _Column:
         self.short = self.long = -1
 
     def add(self, text: str) -> None:
-        if text.strip() in MISSING.missing_tokens:
+        cell = self.memo.get(text) or self._classify(text)
+        if cell.missing:
             self.missing += 1
             return
         self.values += 1
         self._distinct(text)
-        if self.split and text.strip().lower() not in SPLIT_VALUES:
-            self.split = False
+        self.split = self.split and cell.split
         if self.check_numbers:
-            self._number(text)
+            if cell.number is None:
+                self.check_numbers = _worth_checking(self.numbers, self.values)
+            else:
+                self.numbers += 1
+                self.low, self.high = min(self.low, cell.number), max(self.high, cell.number)
         if self.check_sequences:
-            self._sequence(text)
+            if cell.sequence:
+                self.sequences += 1
+            else:
+                self.check_sequences = _worth_checking(self.sequences, self.values)
         if self.short < 0 or len(text) < self.short:
             self.short = len(text)
         self.long = max(self.long, len(text))
+
+    def _classify(self, text: str) -> _Cell:
+        stripped = text.strip()
+        if stripped in MISSING.missing_tokens:
+            return _Cell(True, None, False, False)
+        cell = _Cell(
+            False,
+            self._number(text) if self.check_numbers else None,
+            self.check_sequences and self._sequence(text),
+            stripped.lower() in SPLIT_VALUES,
+        )
+        if len(self.memo) < MEMO_CAP:
+            self.memo[text] = cell
+        return cell
 
     def _distinct(self, text: str) -> None:
         key = hash(text)
@@ -159,23 +192,18 @@ class _Column:
         else:
             self.capped = True
 
-    def _number(self, text: str) -> None:
+    def _number(self, text: str) -> float | None:
         try:
-            value = parse_value(text, self.feature, MISSING)
+            return parse_value(text, self.feature, MISSING)
         except InputError:
-            self.check_numbers = _worth_checking(self.numbers, self.values)
-            return
-        if value is not None:
-            self.numbers += 1
-            self.low, self.high = min(self.low, value), max(self.high, value)
+            return None
 
-    def _sequence(self, text: str) -> None:
+    def _sequence(self, text: str) -> bool:
         try:
             validate_sequence(text, self.schema, field=self.name)
         except InvalidSequence:
-            self.check_sequences = _worth_checking(self.sequences, self.values)
-            return
-        self.sequences += 1
+            return False
+        return True
 
 
 def _worth_checking(passed: int, seen: int) -> bool:
