@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -313,6 +313,19 @@ def test_bad_rows_are_refused_and_never_lose_good_ones(tmp_path: Path) -> None:
     assert result.roles() == {"name": "id", "sequence": "sequence", "score": "number"}
 
 
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kinds=st.lists(st.sampled_from(["good", "good", "dna", "fields", "blank"]), min_size=1))
+def test_refused_rows_are_exactly_the_bad_ones(tmp_path: Path, kinds: list[str]) -> None:
+    assume(kinds.count("good") > max(kinds.count("dna"), 0))
+    cells = {"good": f"{SEQ},1", "dna": "ACGTJ,2", "fields": f"{SEQ},3,4", "blank": ""}
+    text = "sequence,n\n" + "".join(cells[k] + "\n" for k in kinds)
+    result = profile(write(tmp_path / f"{uuid.uuid4().hex}.csv", text), "d.csv")
+    numbered = [k for k in kinds if k != "blank"]  # blank lines are not rows
+    bad = [i for i, k in enumerate(numbered, start=1) if k != "good"]
+    assert (result.rows, result.good_rows) == (len(numbered), numbered.count("good"))
+    assert [r.row for r in result.refused] == bad
+
+
 def test_refusals_keep_the_first_thousand_and_count_all(tmp_path: Path) -> None:
     body = "".join(f"{SEQ}\nACGTQ\n" for _ in range(1_500))
     result = profile(write(tmp_path / "d.csv", "sequence\n" + body), "d.csv")
@@ -412,6 +425,24 @@ def test_shared_yeast_utrs_profile_and_split_round_trip(shared_data: Path, tmp_p
     ]
     split_file = write(tmp_path / "with_split.csv", "\n".join(written) + "\n")
     assert profile(split_file, "with_split.csv").roles()["__subset"] == "split"
+
+
+def test_shared_cell_images_zipped_profile(shared_data: Path, tmp_path: Path) -> None:
+    folder = shared_data / "rxrx1_sample_images"
+    path = tmp_path / "rxrx1.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.write(folder / "manifest.csv", "manifest.csv")
+        for image in sorted((folder / "images").rglob("*.png")):
+            archive.write(image, image.relative_to(folder).as_posix())
+    result = profile(path, "rxrx1.zip")
+    assert (result.format, result.rows, result.good_rows) == ("images", 180, 180)
+    roles = result.roles()
+    assert (roles["path"], roles["split"], roles["cell_type"], roles["plate"]) == (
+        "image",
+        "split",
+        "category",
+        "number",
+    )
 
 
 # --- layering and errors -------------------------------------------------------------------------

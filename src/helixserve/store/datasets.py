@@ -16,7 +16,7 @@ Contract:
   :class:`~helixserve.errors.RequestTooLarge` (413). The same bytes give the same sha256 and are
   stored once: a second put of them (under any file name) keeps the first copy and its name.
 - File names are checked before anything is written (:func:`check_filename`): 1-255 bytes, no
-  ``/`` or ``\\``, no ``..``, no control characters; else
+  space at either end, no ``/`` or ``\\``, no ``..``, no control characters; else
   :class:`~helixserve.errors.InvalidFilename` (400).
 - :meth:`exists`, :meth:`blob`, :meth:`open` (a binary stream to read) and :meth:`local_copy` (a
   path on this machine: the file itself for a local store; for S3 a copy in ``cache_dir``,

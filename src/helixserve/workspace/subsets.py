@@ -16,8 +16,8 @@ Contract:
 - :func:`rows` gives a spec's rows as a sorted ``int64`` array of good-row numbers. Text values
   compare with the cell as written; numbers compare numerically (``1`` equals ``1.0``), and a
   missing cell matches no comparison but ``!=``. ``fraction`` is deterministic: the same seed and
-  rows give the same selection (numpy's PCG64 permutation); it takes ``round(fraction * n)`` rows,
-  or with ``group`` that share of the groups with all their rows. Errors
+  rows give the same selection (numpy's PCG64 permutation); it takes ``fraction * n`` rows rounded
+  half up, or with ``group`` that share of the groups with all their rows. Errors
   (:class:`~helixserve.errors.InvalidSubset`): an unknown column (the columns are listed), an
   unknown subset name (the subsets are listed), subsets that refer to each other in a cycle, a
   comparison with a column that holds text; a selection with no row raises
