@@ -123,6 +123,24 @@ class InvalidTensor(InputError):
     """An array given to an encoder/decoder has the wrong shape, dtype or values."""
 
 
+class EmptyDataset(InvalidFile):
+    """A dataset file was read but none of its rows is valid; the message names the file and
+    the first refused row."""
+
+
+class InvalidSubset(InputError):
+    """A dataset subset cannot be made: an unknown column or subset, an operator that does not
+    fit the column's values, a fraction outside (0, 1), or subsets that refer to each other."""
+
+
+class EmptySubset(InvalidSubset):
+    """A dataset subset is valid but selects no row; the message names the subset."""
+
+
+class SplitOverlap(InvalidSubset):
+    """Training, validation and test subsets share rows; the message names the subsets."""
+
+
 def describe_location(index: int | None, record_id: str | None, line: int | None) -> str:
     """``record 1,203 (id chr2_77), line 2,407`` — the parts that are known, or ``""``."""
     parts: list[str] = []
@@ -149,6 +167,16 @@ class InvalidName(StoreError):
 
 class ModelNotFound(StoreError, NotFound):
     """No model, version or alias of that name in the store (or served)."""
+
+
+class DatasetNotFound(NotFound, StoreError):
+    """No dataset file with that sha256 in the store (listed before ``StoreError`` so that it
+    answers 404, not the store outage's 503)."""
+
+
+class InvalidFilename(InvalidName):
+    """A dataset file name is not allowed: empty, too long, a path (``/``, ``\\``, ``..``) or
+    control characters."""
 
 
 class IntegrityError(StoreError):

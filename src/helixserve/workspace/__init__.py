@@ -1,1 +1,4 @@
-"""The lab workspace: projects, datasets, experiments, runs (torch-free; see docs/design/workspace.md)."""
+"""The lab workspace: projects, datasets, experiments, runs.
+
+Torch-free; see docs/design/workspace.md.
+"""
