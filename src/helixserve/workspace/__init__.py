@@ -1,0 +1,1 @@
+"""The lab workspace: projects, datasets, experiments, runs (torch-free; see docs/design/workspace.md)."""
