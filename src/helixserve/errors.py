@@ -221,3 +221,9 @@ class AuthError(HelixError):
 
 class Forbidden(AuthError):
     """The caller is known but may not do this: a key without the route's scope (HTTP 403)."""
+
+
+class InvalidBlocks(InputError):
+    """A block stack (a network written as a list of layers) cannot be built: an unknown block
+    type or field, a value out of its range, a shape a block cannot take, an output that does not
+    fit the task, or too many parameters. The message names the block (``block 3 (dense): ...``)."""
