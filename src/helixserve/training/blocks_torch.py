@@ -169,6 +169,13 @@ def shape_text(shape: Shape) -> str:
     return " x ".join(str(size) for size in shape)
 
 
+def outputs_text(shape: Shape) -> str:
+    """What a last block outputs, in words: ``1 value``, ``64 values``, ``128 x 38``."""
+    if len(shape) == 1:
+        return f"{shape[0]} value" + ("" if shape[0] == 1 else "s")
+    return shape_text(shape)
+
+
 def _fields(number: int, block: Any) -> tuple[str, dict[str, Any]]:
     """A block's type and its fields, defaults filled in; unknown or missing ones refused."""
     if not isinstance(block, Mapping) or block.get("type") not in FIELDS:
@@ -248,7 +255,7 @@ def check_outputs(net: BlockNet, loss: str, classes: int, recipe: str) -> None:
         return
     values = "value" if need == 1 else "values"
     raise InvalidBlocks(
-        f"block {len(net.shapes)} (the last) outputs {shape_text(last)}; the {recipe} recipe "
+        f"block {len(net.shapes)} (the last) outputs {outputs_text(last)}; the {recipe} recipe "
         f"needs {need} {values} per example; end with a dense block of {need} "
         f"unit{'' if need == 1 else 's'}."
     )

@@ -61,6 +61,13 @@ def shape_text(shape: Shape) -> str:
     return " x ".join(str(size) for size in shape)
 
 
+def outputs_text(shape: Shape) -> str:
+    """What a last block outputs, in words: ``1 value``, ``64 values``, ``128 x 38``."""
+    if len(shape) == 1:
+        return f"{shape[0]} value" + ("" if shape[0] == 1 else "s")
+    return shape_text(shape)
+
+
 def _needs(shape: Shape, dims: int, what: str, hint: str = "") -> None:
     if len(shape) != dims:
         plural = "dimension" if dims == 1 else "dimensions"
@@ -278,22 +285,7 @@ Block = Annotated[
     Field(discriminator="type"),
 ]
 BLOCK_TYPES: dict[str, type[_Block]] = {
-    cls.model_fields["type"].default: cls
-    for cls in (
-        Embedding,
-        Conv1d,
-        Conv2d,
-        MaxPool,
-        AvgPool,
-        GlobalPool,
-        Dropout,
-        Flatten,
-        Dense,
-        Lstm,
-        Activation,
-        BatchNorm,
-        Standardize,
-    )
+    cls.model_fields["type"].default: cls for cls in get_args(get_args(Block)[0])
 }
 
 
@@ -469,7 +461,7 @@ def check_output(shapes: Sequence[Shape], task: Task, classes: int = 2) -> None:
     values = "value" if need == 1 else "values"
     flat = "" if len(last) == 1 else "a flatten (or globalpool) block and "
     raise InvalidBlocks(
-        f"block {len(shapes)} (the last) outputs {shape_text(last)}; a {task} model needs "
+        f"block {len(shapes)} (the last) outputs {outputs_text(last)}; a {task} model needs "
         f"{need} {values} per example ({why}); end with {flat}a dense block of {need} "
         f"unit{'' if need == 1 else 's'}."
     )
