@@ -52,6 +52,7 @@ from helixserve.workspace.blocks import (
     count_parameters,
     infer_shapes,
     shape_text,
+    stack_table,
 )
 from helixserve.workspace.presets import (
     DEFAULTS,
@@ -203,6 +204,12 @@ def test_the_cuperus_preset_is_the_papers_cnn() -> None:
     expected = sum(p.numel() for p in UtrCNN().parameters())
     assert count_parameters(shape, blocks) == parameters(build(blocks, shape)) == expected
     assert expected == 711_681
+
+
+def test_the_docs_show_the_cuperus_preset_as_the_code_prints_it() -> None:
+    table = stack_table(recipe_input("dna-regression"), presets("dna-regression"))
+    assert table.splitlines()[-1].endswith("711,681")
+    assert f"```text\n{table}\n```" in (PACKAGE.parents[1] / "docs" / "training.md").read_text()
 
 
 def test_tabular_and_unknown_recipes_have_no_preset() -> None:

@@ -15,21 +15,15 @@ Contract:
   block's output shape, :func:`count_parameters` the trainable parameters torch creates,
   :func:`check_output` checks the last shape against the task (regression and binary: 1 value,
   multiclass: one per class; the recipe adds the sigmoid or softmax), :func:`check_blocks` does
-  all of it plus :data:`MAX_PARAMETERS`; :func:`shape_text` writes a shape as ``128 x 38``.
+  all of it plus :data:`MAX_PARAMETERS`; :func:`shape_text` writes a shape as ``128 x 38``,
+  :func:`stack_table` a whole stack with its shapes and parameters.
 - Every refusal raises :class:`~helixserve.errors.InvalidBlocks` (an ``InputError``: 422 at the
   API) whose message names the block, 1-based, and its type:
   ``block 3 (dense): needs a flat input (1 dimension), got 128 x 38; add a flatten block before
   it.``
-- What each block does (the torch side builds exactly this): ``embedding`` integer tokens
-  ``(L,)`` -> ``(dim, L)``, token 0 pads (must be the first block); ``conv1d`` ``(C, L)`` ->
-  ``(filters, (L + 2 padding - kernel) // stride + 1)``; ``conv2d`` the same on both sides of
-  ``(C, H, W)`` (square kernel); ``maxpool`` / ``avgpool`` windows of ``size`` (step ``stride``,
-  default ``size``) over the positions of ``(C, L)`` or ``(C, H, W)``; ``globalpool`` the max or
-  mean over all positions, ``(C, ...)`` -> ``(C,)``; ``flatten`` -> ``(C * L ...,)``; ``dense``
-  ``(F,)`` -> ``(units,)``; ``lstm`` ``(C, L)`` -> ``(units x directions, L)``, the hidden state
-  at every position; ``activation``, ``dropout``, ``batchnorm`` and ``standardize`` (z-score of
-  each example over all its values, sd floored at 0.01) keep the shape (softmax runs over the
-  first, channel, axis).
+- What each block does is its class's docstring (the torch side builds exactly that); a
+  window of ``kernel`` or ``size`` over ``L`` positions gives ``(L + 2 padding - kernel) //
+  stride + 1``; an embedding reads integer tokens, so only the first block may be one.
 
 The recipes' architectures as block stacks are in :mod:`helixserve.workspace.presets`. This
 module imports neither torch nor :mod:`helixserve.training`.
@@ -284,6 +278,7 @@ Block = Annotated[
     | Standardize,
     Field(discriminator="type"),
 ]
+Stack = Sequence[Block | Mapping[str, Any]]  # JSON data, or blocks already parsed
 BLOCK_TYPES: dict[str, type[_Block]] = {
     cls.model_fields["type"].default: cls for cls in get_args(get_args(Block)[0])
 }
@@ -376,7 +371,7 @@ def parse_block(number: int, data: Block | Mapping[str, Any]) -> Block:
     return block
 
 
-def parse_blocks(blocks: Sequence[Block | Mapping[str, Any]]) -> list[Block]:
+def parse_blocks(blocks: Stack) -> list[Block]:
     """A block stack from JSON data (or blocks); an empty stack is refused."""
     if not isinstance(blocks, list | tuple):
         raise InvalidBlocks(f"a block stack is a list of blocks, got {type(blocks).__name__}.")
@@ -399,7 +394,7 @@ def _check_input(shape: Sequence[int]) -> Shape:
     return sizes
 
 
-def _walk(input_shape: Sequence[int], blocks: Sequence[Block | Mapping[str, Any]]) -> list[Shape]:
+def _walk(input_shape: Sequence[int], blocks: Stack) -> list[Shape]:
     """The shape before the first block, then after each (refusals name the block)."""
     shapes = [_check_input(input_shape)]
     for number, block in enumerate(parse_blocks(blocks), 1):
@@ -415,27 +410,35 @@ def _walk(input_shape: Sequence[int], blocks: Sequence[Block | Mapping[str, Any]
     return shapes
 
 
-def infer_shapes(
-    input_shape: Sequence[int], blocks: Sequence[Block | Mapping[str, Any]]
-) -> list[Shape]:
+def infer_shapes(input_shape: Sequence[int], blocks: Stack) -> list[Shape]:
     """Each block's output shape (channels-first, no batch axis), or :class:`InvalidBlocks`."""
     return _walk(input_shape, blocks)[1:]
 
 
-def block_parameters(
-    input_shape: Sequence[int], blocks: Sequence[Block | Mapping[str, Any]]
-) -> list[int]:
+def block_parameters(input_shape: Sequence[int], blocks: Stack) -> list[int]:
     """The trainable parameters of each block."""
     parsed = parse_blocks(blocks)
     shapes = _walk(input_shape, parsed)
     return [block.parameters(shape) for block, shape in zip(parsed, shapes, strict=False)]
 
 
-def count_parameters(
-    input_shape: Sequence[int], blocks: Sequence[Block | Mapping[str, Any]]
-) -> int:
+def count_parameters(input_shape: Sequence[int], blocks: Stack) -> int:
     """The trainable parameters torch creates for the stack (weights and biases)."""
     return sum(block_parameters(input_shape, blocks))
+
+
+def stack_table(input_shape: Sequence[int], blocks: Stack) -> str:
+    """The stack as text: one line per block (number, type, fields, output shape, parameters)."""
+    parsed = parse_blocks(blocks)
+    shapes, counts = _walk(input_shape, parsed), block_parameters(input_shape, parsed)
+    lines = [f" #  {'block':<11} {'fields':<44} {'output':<10} {'parameters':>10}"]
+    lines.append(f"    {'input':<11} {'':<44} {shape_text(shapes[0])}")
+    for number, (block, shape, count) in enumerate(zip(parsed, shapes[1:], counts, strict=True)):
+        fields = ", ".join(f"{k}={v}" for k, v in block.model_dump().items() if k != "type")
+        row = f"{number + 1:>2}  {block.type:<11} {fields:<44} {shape_text(shape):<10} "
+        lines.append((row + (f"{count:>10,}" if count else "")).rstrip())
+    lines.append(f"    {'total':<11} {'':<44} {'':<10} {sum(counts):>10,}")
+    return "\n".join(lines)
 
 
 def outputs_needed(task: Task, classes: int) -> int:
@@ -469,7 +472,7 @@ def check_output(shapes: Sequence[Shape], task: Task, classes: int = 2) -> None:
 
 def check_blocks(
     input_shape: Sequence[int],
-    blocks: Sequence[Block | Mapping[str, Any]],
+    blocks: Stack,
     *,
     task: Task,
     classes: int = 2,
