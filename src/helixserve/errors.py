@@ -286,3 +286,9 @@ class DatabaseUnavailable(DatabaseError):
 
 class InvalidDatabaseUrl(DatabaseError):
     """``HELIXSERVE_DATABASE_URL`` (or a URL given in code) is not a usable database URL."""
+
+
+class InvalidBlocks(InputError):
+    """A block stack (a network written as a list of layers) cannot be built: an unknown block
+    type or field, a value out of its range, a shape a block cannot take, an output that does not
+    fit the task, or too many parameters. The message names the block (``block 3 (dense): ...``)."""

@@ -16,6 +16,8 @@ Unknown recipes, options that do not fit the recipe and unusable data raise
   refused before any training). The published manifest's lineage says how the version was made:
   ``trained``; ``init-from`` with the parent ``name@version`` (an alias resolved); ``resume`` with
   ``resumed_from_epoch`` (and the parent, when the run was started ``--init-from``).
+- ``blocks`` (a block stack) replaces a neural recipe's network (checked before any data is
+  read; the ``tabular`` recipe refuses it); it is part of the fingerprint.
 - ``limits``, ``citation``, ``licence`` become ``## Limits``, ``## Citation``, ``## Licence``
   sections of the card, followed by the Markdown file ``card`` (:func:`card_sections`).
 """
@@ -150,6 +152,8 @@ def run_fingerprint(options: TrainOptions, data: Dataset) -> dict[str, Any]:
     options that do not change training (where files are, card text) are left out; each
     hyper-parameter given is one entry, ``param NAME`` (shown as ``--param NAME`` if it differs)."""
     chosen = {k: v for k, v in asdict(options).items() if k not in NOT_FINGERPRINTED}
+    if chosen.get("blocks") is None:
+        chosen.pop("blocks", None)  # runs without blocks keep the fingerprint they had
     chosen |= {f"param {k}": v for k, v in chosen.pop("params").items()}
     body = json.loads(json.dumps(chosen, sort_keys=True, default=str))
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
@@ -264,8 +268,12 @@ def recipe_and_data(options: TrainOptions) -> tuple[Recipe, Dataset]:
     recipe_class = RECIPES[options.recipe]
     if issubclass(recipe_class, TabularForest):
         tabular = TabularForest(_features(options), **params)
+        if options.blocks is not None:
+            tabular.use_blocks(options.blocks)  # refused, before the table is read
         return tabular, _table(options, tabular)
     recipe = recipe_class(**params)
+    if options.blocks is not None:
+        recipe.use_blocks(options.blocks)  # checked before any data is read
     if recipe.learns_from_bags() != bool(options.bag_col):
         raise HelixError(
             "multiple-instance training needs both --bag-col (the column naming each sequence's "

@@ -5,6 +5,8 @@ softmax so that served models output probabilities)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -273,13 +275,33 @@ class TiledImageCNN(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        channels, height, width = x.shape[1], x.shape[2], x.shape[3]
-        if height == self.crop and width == self.crop:
-            return self.logits(x)
-        rows = tile_starts(height, self.crop, self.tiles)
-        cols = tile_starts(width, self.crop, self.tiles)
-        crops = [x[:, :, r : r + self.crop, c : c + self.crop] for r in rows for c in cols]
-        stacked = torch.stack(crops, dim=1).reshape(-1, channels, self.crop, self.crop)
-        probs = torch.softmax(self.logits(stacked), dim=1)
-        mean = probs.reshape(-1, len(crops), probs.shape[1]).mean(dim=1)
-        return torch.log(mean.clamp_min(1e-12))
+        return tiled(self.logits, x, self.crop, self.tiles)
+
+
+def tiled(
+    logits: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, crop: int, tiles: int
+) -> torch.Tensor:
+    """``logits`` of a crop-sized batch; for larger images, the log of the mean probabilities of
+    a ``tiles x tiles`` grid of crops (softmax of it is the averaged probability)."""
+    channels, height, width = x.shape[1], x.shape[2], x.shape[3]
+    if height == crop and width == crop:
+        return logits(x)
+    rows = tile_starts(height, crop, tiles)
+    cols = tile_starts(width, crop, tiles)
+    crops = [x[:, :, r : r + crop, c : c + crop] for r in rows for c in cols]
+    stacked = torch.stack(crops, dim=1).reshape(-1, channels, crop, crop)
+    probs = torch.softmax(logits(stacked), dim=1)
+    mean = probs.reshape(-1, len(crops), probs.shape[1]).mean(dim=1)
+    return torch.log(mean.clamp_min(1e-12))
+
+
+class Tiled(nn.Module):
+    """Any crop classifier (a block stack's network) run over a grid of crops, as
+    :class:`TiledImageCNN` runs its own (see :func:`tiled`)."""
+
+    def __init__(self, model: nn.Module, crop: int, tiles: int) -> None:
+        super().__init__()
+        self.model, self.crop, self.tiles = model, crop, tiles
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return tiled(self.model, x, self.crop, self.tiles)

@@ -186,7 +186,7 @@ def train_and_publish(
         "model.onnx": model,
         **plot_files,
         "metrics.json": _json(metrics),
-        "recipe.json": _json({"recipe": recipe.name, "params": recipe.get_params()}),
+        "recipe.json": _json(_recipe_record(recipe)),
     }
     weights = recipe.weights()
     if weights is not None:
@@ -309,6 +309,14 @@ def isolate_figures(
         "train_isolate_balanced_accuracy": train["isolate_balanced_accuracy"],
         **isolate_metrics(*scored(split.test), threshold),
     }
+
+
+def _recipe_record(recipe: Recipe) -> dict[str, object]:
+    """``recipe.json``: the recipe, its hyper-parameters and its block stack (if any)."""
+    record: dict[str, object] = {"recipe": recipe.name, "params": recipe.get_params()}
+    if recipe.blocks is not None:
+        record["blocks"] = recipe.blocks
+    return record
 
 
 def _json(value: object) -> bytes:

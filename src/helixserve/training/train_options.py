@@ -2,7 +2,9 @@
 
 Contract: :class:`TrainOptions` holds the data, split, run and card options of one training run
 and the recipe's hyper-parameters, :attr:`TrainOptions.params`, by their declared names
-(:mod:`helixserve.training.recipe_params`). :func:`checked_params` checks them (unknown recipe,
+(:mod:`helixserve.training.recipe_params`), and optionally :attr:`TrainOptions.blocks`, a block
+stack (plain dicts, :mod:`helixserve.training.blocks_torch`) that replaces the network of a
+neural recipe. :func:`checked_params` checks them (unknown recipe,
 unknown name or bad value: :class:`~helixserve.errors.HelixError`). The CLI's shortcut options
 (:data:`SHORTCUTS`: ``--length``, ``--epochs``, ``--arch`` ...) each set the recipe's parameter
 of the same name, or the one :data:`RENAMED` names; :func:`shortcut_params` maps them and
@@ -60,6 +62,7 @@ class TrainOptions:
     threads: int = TRAIN_THREADS
     resume: bool = False  # continue from the checkpoint in the work dir
     params: dict[str, Any] = field(default_factory=dict)  # by their declared names
+    blocks: list[dict[str, Any]] | None = None  # a block stack replacing the recipe's network
 
 
 # option -> hyper-parameter of the same name, except where RENAMED says otherwise

@@ -7,7 +7,8 @@ given, read back with :meth:`Recipe.get_params` and changed with :meth:`Recipe.s
 (scikit-learn's manner). What :func:`~helixserve.training.publish.train_and_publish` may need
 beyond fit / predict / export goes through explicit hooks with a default here:
 :meth:`Recipe.use_work_dir` (where to keep training state), :meth:`Recipe.learns_from_bags`
-and :meth:`Recipe.use_bags` (multiple-instance learning).
+and :meth:`Recipe.use_bags` (multiple-instance learning), :meth:`Recipe.use_blocks` (a block
+stack instead of the recipe's network; the neural recipes only).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import numpy.typing as npt
 
-from helixserve.errors import HelixError
+from helixserve.errors import HelixError, InvalidBlocks
 from helixserve.store.manifest import InputSchema, Task
 from helixserve.training.loop import History
 from helixserve.training.params import Param, Params, declarations
@@ -36,6 +37,7 @@ class Recipe(ABC):
     uses_validation: bool = True  # False: nothing to stop early; train on the validation rows too
     binary_only: ClassVar[bool] = False  # True: refuses targets of other than two classes
     hp: Params  # the hyper-parameters, as given (subclasses narrow the type)
+    blocks: list[dict[str, Any]] | None = None  # a block stack replacing the network (use_blocks)
 
     def __init__(self, **params: Any) -> None:
         self.hp = self.params_class.build(params)
@@ -57,6 +59,13 @@ class Recipe(ABC):
     def use_work_dir(self, work_dir: Path) -> None:
         """Keep training state (a checkpoint) in ``work_dir``; default: nothing to keep."""
         return None
+
+    def use_blocks(self, blocks: list[dict[str, Any]]) -> None:
+        """Train the network of this block stack (plain dicts) instead of the recipe's own."""
+        raise InvalidBlocks(
+            f"the {self.name} recipe takes no block stack (it trains no neural network); leave "
+            "the blocks out, or choose a neural recipe."
+        )
 
     def learns_from_bags(self) -> bool:
         """Whether :meth:`fit` learns from bags of rows (multiple-instance); default: no."""

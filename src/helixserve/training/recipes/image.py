@@ -31,7 +31,7 @@ import torch
 
 from helixserve.inputs.images import ImageSchema
 from helixserve.store.manifest import Task
-from helixserve.training.nets import SmallImageCNN, TiledImageCNN
+from helixserve.training.nets import SmallImageCNN, Tiled, TiledImageCNN
 from helixserve.training.recipe_params import ImageParams
 from helixserve.training.recipes.torch_base import TorchRecipe
 from helixserve.training.saliency import bright_share, gradient_saliency, rim_share, saliency_plot
@@ -96,8 +96,20 @@ class ImageCNN(TorchRecipe):
         hp = self.hp
         return ImageSchema(width=hp.size, height=hp.size, channels=hp.channels, resize=not hp.crop)
 
-    def build(self, classes: int) -> torch.nn.Module:
+    def network(self, classes: int) -> torch.nn.Module:
         self.task = "binary" if classes == 2 else "multiclass"
+        return super().network(classes)
+
+    def block_input(self) -> tuple[int, ...]:
+        """With ``crop`` the network sees crops (a served image: a grid of them)."""
+        hp = self.hp
+        side = hp.crop or hp.size
+        return (hp.channels, side, side)
+
+    def around_blocks(self, net: torch.nn.Module) -> torch.nn.Module:
+        return Tiled(net, self.hp.crop, self.tiles()) if self.hp.crop else net
+
+    def build(self, classes: int) -> torch.nn.Module:
         hp = self.hp
         if hp.crop:
             return TiledImageCNN(

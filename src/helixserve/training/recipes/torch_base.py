@@ -6,6 +6,11 @@ example input looks like (:meth:`TorchRecipe.example`); it may transform the tra
 (:meth:`TorchRecipe.prepare`, e.g. augmentation) or draw fresh ones every epoch
 (:meth:`TorchRecipe.sampler`, e.g. random crops). Predictions and the exported graph go through
 the same wrapper (sigmoid, softmax, or the rescaling of a standardised target), so they agree.
+A block stack (:meth:`TorchRecipe.use_blocks`: plain dicts, see
+:mod:`helixserve.training.blocks_torch`) replaces the recipe's own network; it is built for
+:meth:`TorchRecipe.block_input` (one input's shape) and wrapped by
+:meth:`TorchRecipe.around_blocks`, and its last shape must be the loss's (1 value, or one per
+class for ``ce``). The output wrappers, the loss and the training are the recipe's, unchanged.
 ``checkpoint`` (set through :meth:`TorchRecipe.use_work_dir` from the caller's work dir),
 ``fingerprint`` and ``resume`` go to the loop: the training state is saved after every epoch and,
 with ``resume``, continued from (see :mod:`helixserve.training.loop`).
@@ -24,6 +29,8 @@ import numpy.typing as npt
 import torch
 
 from helixserve.errors import HelixError
+from helixserve.training.blocks_torch import build as build_blocks
+from helixserve.training.blocks_torch import check_outputs
 from helixserve.training.classweights import class_weight_vector
 from helixserve.training.export import torch_to_onnx
 from helixserve.training.loop import History, Loss, fit
@@ -48,9 +55,36 @@ class TorchRecipe(Recipe):
         self.checkpoint: Path | None = None  # where fit() keeps the training state
         self.fingerprint: dict[str, Any] = {}  # what the run was started with (in the checkpoint)
         self.resume = False  # True: fit() continues from the checkpoint
+        self.blocks: list[dict[str, Any]] | None = None  # a block stack replacing build()
 
     def use_work_dir(self, work_dir: Path) -> None:
         self.checkpoint = work_dir / "checkpoint.npz"
+
+    def use_blocks(self, blocks: list[dict[str, Any]]) -> None:
+        """Train the network of ``blocks`` instead of :meth:`build`'s; checked now (a
+        classifier's count of outputs once the classes are known), so a bad stack is refused
+        before any data is read."""
+        net = build_blocks(blocks, self.block_input())
+        if self.loss != "ce":
+            check_outputs(net, self.loss, 1, self.name)
+        self.blocks = [dict(block) for block in blocks]
+
+    def block_input(self) -> tuple[int, ...]:
+        """The shape of one input the network sees (default: the export example's)."""
+        return tuple(self.example().shape[1:])
+
+    def around_blocks(self, net: torch.nn.Module) -> torch.nn.Module:
+        """What the recipe puts around a block stack's network (default: nothing)."""
+        return net
+
+    def network(self, classes: int) -> torch.nn.Module:
+        """A fresh, untrained network: the block stack's (:meth:`use_blocks`), else
+        :meth:`build`'s."""
+        if self.blocks is None:
+            return self.build(classes)
+        net = build_blocks(self.blocks, self.block_input())
+        check_outputs(net, self.loss, classes, self.name)
+        return self.around_blocks(net)
 
     def class_weight(self) -> str | None:
         """The ``class_weight`` hyper-parameter of a classifier (default: none)."""
@@ -95,7 +129,7 @@ class TorchRecipe(Recipe):
             y_train, y_val = ((y - self.shift) / self.scale for y in (y_train, y_val))
             y_train, y_val = y_train.astype(np.float32), y_val.astype(np.float32)
         torch.manual_seed(seed)
-        self.model = self.build(classes)
+        self.model = self.network(classes)
         if self.initial is not None:
             self._load_initial(self.model, self.initial)
         resample = self.sampler(x_train, y_train, seed)
@@ -178,3 +212,15 @@ class TorchRecipe(Recipe):
 
     def library_versions(self) -> dict[str, str]:
         return {"torch": torch.__version__}
+
+    def describe(self) -> str:
+        if self.blocks is None:
+            return super().describe()
+        shown = ", ".join(
+            block["type"]
+            + "("
+            + ", ".join(f"{k}={v}" for k, v in block.items() if k != "type")
+            + ")"
+            for block in self.blocks
+        )
+        return f"{super().describe()}; network: the block stack {shown}"

@@ -109,7 +109,7 @@ class DnaVariable(TorchRecipe):
             make_bags(x_val, y_val, self.bags[1]),
         )
         torch.manual_seed(seed)
-        self.model = self.build(2)
+        self.model = self.network(2)
         if self.initial is not None:
             self._load_initial(self.model, self.initial)
         return fit_bags(
