@@ -34,7 +34,7 @@ ALLOWED = {
     "serving": {"inputs", "store", "runtime", "workspace", "explain", "batch"},
     "cli": set(ORDER) - {"cli"},
 }
-SHARED = {"errors", "error_table", "settings", ""}
+SHARED = {"errors", "error_table", "params", "settings", ""}
 
 
 def helixserve_imports(path: Path) -> set[str]:
@@ -62,6 +62,8 @@ def test_layer_imports_point_down(layer: str) -> None:
 def test_shared_modules_import_no_layer() -> None:
     assert helixserve_imports(PACKAGE / "errors.py") == set()
     assert helixserve_imports(PACKAGE / "error_table.py") == {"errors"}
+    for path in (PACKAGE / "params").glob("*.py"):
+        assert helixserve_imports(path) <= {"errors", "params"}, path.name
     assert helixserve_imports(PACKAGE / "settings.py") <= {"errors", "inputs"}  # for defaults
 
 

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 import helixserve
 from helixserve.cli.app import app
 from helixserve.errors import HelixError
+from helixserve.params.declare import InvalidParameter, Param
+from helixserve.params.recipes import DECLARED, RECIPE_NAMES, parse_params
 from helixserve.training import zoo
-from helixserve.training.params import InvalidParameter, Param
-from helixserve.training.recipe_params import DECLARED, RECIPE_NAMES, parse_params
 from helixserve.training.recipes import RECIPES, DnaBinary, ImageCNN, Recipe, TabularForest
 from helixserve.training.search import SPACES
 from helixserve.training.train_options import TrainOptions, checked_params, shortcut_params

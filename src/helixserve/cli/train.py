@@ -19,8 +19,8 @@ from rich.table import Table
 
 from helixserve.cli.options import StoreOption, examples
 from helixserve.errors import HelixError
-from helixserve.training.params import declarations
-from helixserve.training.recipe_params import DECLARED, RECIPE_NAMES, parse_params
+from helixserve.params.declare import declarations
+from helixserve.params.recipes import DECLARED, RECIPE_NAMES, parse_params
 from helixserve.training.train_options import shortcut_params
 
 console = Console()
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     Normalize: TypeAlias = str
     Device: TypeAlias = str
     Calibrate: TypeAlias = str
-else:  # the choices come from the declarations (training.recipe_params), not a copy of them
+else:  # the choices come from the declarations (params.recipes), not a copy of them
     Recipe = Literal[RECIPE_NAMES]
     Pool = _choices("dna-variable", "pool")
     Normalize = _choices("image", "normalize")

@@ -5,7 +5,7 @@ Contract: a ``class_weight`` is ``None`` (every example counts once), ``"balance
 text, ``"LABEL=WEIGHT,LABEL=WEIGHT"`` (e.g. ``"0=1,1=4"``; labels as the targets name them after
 ``--label-names``; classes not named weigh 1). Recipes store it as given, so it shows as-is in
 ``recipe.json`` and the card (its form is checked when the recipe is built, see
-:mod:`helixserve.training.recipe_params`; the labels it names, when fitting).
+:mod:`helixserve.params.recipes`; the labels it names, when fitting).
 
 - :func:`check_class_weight` validates the text (``"none"`` becomes ``None``) and returns it;
 - :func:`class_weight_vector` gives one weight per class (in the order of ``labels``) for the

@@ -2,7 +2,7 @@
 
 Contract: :class:`TrainOptions` holds the data, split, run and card options of one training run
 and the recipe's hyper-parameters, :attr:`TrainOptions.params`, by their declared names
-(:mod:`helixserve.training.recipe_params`), and optionally :attr:`TrainOptions.blocks`, a block
+(:mod:`helixserve.params.recipes`), and optionally :attr:`TrainOptions.blocks`, a block
 stack (plain dicts, :mod:`helixserve.training.blocks_torch`) that replaces the network of a
 neural recipe. :func:`checked_params` checks them (unknown recipe,
 unknown name or bad value: :class:`~helixserve.errors.HelixError`). The CLI's shortcut options
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from helixserve.errors import HelixError
-from helixserve.training.params import declarations
-from helixserve.training.recipe_params import DECLARED
+from helixserve.params.declare import declarations
+from helixserve.params.recipes import DECLARED
 
 TRAIN_THREADS = 2
 

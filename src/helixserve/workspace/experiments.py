@@ -3,7 +3,7 @@
 Contract:
 - Every function takes an open :class:`~sqlalchemy.orm.Session`, which commits; they only flush.
 - :class:`ExperimentSpec` holds an experiment's settings; they are stored as given. Callers check
-  them first: the recipe's parameters (``training.recipe_params``), the block stack
+  them first: the recipe's parameters (``params.recipes``), the block stack
   (``workspace.blocks``), that the dataset version and subsets exist (``workspace.datasets`` /
   ``workspace.subsets``). ``params`` and ``blocks`` must be JSON (``json.dumps`` accepts them).
 - An experiment name follows the model-name rules (else :class:`~helixserve.errors.InvalidName`)

@@ -1,9 +1,8 @@
 """Each neural recipe's architecture as a block stack (the starting point of a block experiment).
 
 Contract: :func:`presets` gives the block stack a recipe's own network has for its
-hyper-parameters (``params``, by the recipe's declared names; missing ones take the declared
-defaults, which :data:`DEFAULTS` repeats: the workspace cannot import the training layer, so
-tests/test_blocks.py checks them against the declarations); the stack has the same layers, in
+hyper-parameters (``params``, by the recipe's declared names; missing ones take the defaults
+declared in :mod:`helixserve.params.recipes`); the stack has the same layers, in
 the same order, with the same parameter count as the recipe's torch module. :func:`recipe_input`
 gives the input shape the recipe feeds its network, :func:`recipe_task` the task its output is
 checked for, and :func:`check_recipe_blocks` checks a stack for a recipe (input, tokens, output,
@@ -26,50 +25,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from helixserve.errors import InvalidBlocks
+from helixserve.params.declare import declarations
+from helixserve.params.recipes import DECLARED
 from helixserve.workspace.blocks import Block, Shape, Task, check_blocks, parse_blocks
 
 Spec = dict[str, Any]
 
-# the declared defaults of the hyper-parameters that shape each recipe's network
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "dna-binary": {
-        "length": 50,
-        "arch": "cnn",
-        "filters": 64,
-        "kernel": 12,
-        "pool": 0,
-        "hidden": 32,
-        "units": 32,
-        "bidirectional": True,
-        "dropout": 0.2,
-    },
-    "dna-regression": {
-        "max_length": 50,
-        "flank": 10,
-        "filters": 128,
-        "kernel": 13,
-        "dropout": 0.15,
-        "dense": 64,
-    },
-    "dna-variable": {
-        "pad_to": 1024,
-        "arch": "bilstm",
-        "embed": 8,
-        "units": 32,
-        "filters": 64,
-        "kernel": 12,
-        "stride": 1,
-        "dropout": 0.18,
-    },
-    "image": {
-        "size": 128,
-        "channels": 1,
-        "dropout": 0.3,
-        "crop": 0,
-        "normalize": "per-image",
-        "depth": 2,
-    },
-}
 TASKS: dict[str, Task] = {
     "dna-binary": "binary",
     "dna-regression": "regression",
@@ -158,7 +119,8 @@ def _values(recipe: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
             f"the {recipe} recipe takes no block stack (only the neural recipes do: "
             f"{', '.join(PRESETS)})."
         )
-    return {**DEFAULTS[recipe], **(params or {})}
+    defaults = {p.name: p.default for p in declarations(DECLARED[recipe])}
+    return {**defaults, **(params or {})}
 
 
 def presets(

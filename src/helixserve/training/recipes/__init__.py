@@ -1,7 +1,7 @@
 """Estimator-like training recipes: ``fit`` / ``predict_proba`` / ``export_onnx``.
 
 Each recipe keeps its hyper-parameters as the keyword arguments it was built with (scikit-learn
-style; declared and checked by :mod:`helixserve.training.recipe_params`), declares the input
+style; declared and checked by :mod:`helixserve.params.recipes`), declares the input
 schema served models will validate against, and exports an ONNX graph that outputs
 probabilities (classifiers) or values (regression). :data:`RECIPES` (name -> class) is the
 registry the CLI, the zoo and the conformance test read; its names are the declared ones.
@@ -9,7 +9,7 @@ registry the CLI, the zoo and the conformance test read; its names are the decla
 
 from __future__ import annotations
 
-from helixserve.training.recipe_params import RECIPE_NAMES
+from helixserve.params.recipes import RECIPE_NAMES
 from helixserve.training.recipes.base import Recipe
 from helixserve.training.recipes.dna import DnaBinary
 from helixserve.training.recipes.image import ImageCNN
@@ -21,7 +21,7 @@ RECIPES: dict[str, type[Recipe]] = {
     recipe.name: recipe
     for recipe in (DnaBinary, DnaRegression, DnaVariable, TabularForest, ImageCNN)
 }
-if tuple(RECIPES) != RECIPE_NAMES:  # the names (and their order) are declared in recipe_params
+if tuple(RECIPES) != RECIPE_NAMES:  # names and order: helixserve.params.recipes
     raise ImportError(f"RECIPES {tuple(RECIPES)} do not match the declared {RECIPE_NAMES}")
 
 __all__ = [

@@ -1,8 +1,8 @@
 """The recipe interface every training recipe implements.
 
 Contract: a recipe is built from keyword hyper-parameters, which its :attr:`Recipe.params_class`
-declares (:mod:`helixserve.training.recipe_params`) and checks at once (a bad value or an
-unknown name raises :class:`~helixserve.training.params.InvalidParameter`); they are kept as
+declares (:mod:`helixserve.params.recipes`) and checks at once (a bad value or an
+unknown name raises :class:`~helixserve.params.declare.InvalidParameter`); they are kept as
 given, read back with :meth:`Recipe.get_params` and changed with :meth:`Recipe.set_params`
 (scikit-learn's manner). What :func:`~helixserve.training.publish.train_and_publish` may need
 beyond fit / predict / export goes through explicit hooks with a default here:
@@ -22,9 +22,9 @@ import numpy as np
 import numpy.typing as npt
 
 from helixserve.errors import HelixError, InvalidBlocks
+from helixserve.params.declare import Param, Params, declarations
 from helixserve.store.manifest import InputSchema, Task
 from helixserve.training.loop import History
-from helixserve.training.params import Param, Params, declarations
 
 
 class Recipe(ABC):

@@ -1,14 +1,14 @@
 """The ``dna-binary`` recipe: fixed-length DNA -> class 0/1, CNN (default) or (Bi)LSTM.
 
-Hyper-parameters: :class:`~helixserve.training.recipe_params.DnaBinaryParams`."""
+Hyper-parameters: :class:`~helixserve.params.recipes.DnaBinaryParams`."""
 
 from __future__ import annotations
 
 import torch
 
 from helixserve.inputs.sequence import SequenceSchema
+from helixserve.params.recipes import DnaBinaryParams
 from helixserve.training.nets import DnaCNN, DnaLSTM
-from helixserve.training.recipe_params import DnaBinaryParams
 from helixserve.training.recipes.torch_base import TorchRecipe
 
 

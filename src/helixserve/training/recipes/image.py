@@ -17,7 +17,7 @@ as serving does). Two modes:
   averages the probabilities of a ``tiles x tiles`` grid of crops inside the exported graph, so
   a served upload of one image is scored exactly as evaluated.
 
-Hyper-parameters: :class:`~helixserve.training.recipe_params.ImageParams`.
+Hyper-parameters: :class:`~helixserve.params.recipes.ImageParams`.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import numpy.typing as npt
 import torch
 
 from helixserve.inputs.images import ImageSchema
+from helixserve.params.recipes import ImageParams
 from helixserve.store.manifest import Task
 from helixserve.training.nets import SmallImageCNN, Tiled, TiledImageCNN
-from helixserve.training.recipe_params import ImageParams
 from helixserve.training.recipes.torch_base import TorchRecipe
 from helixserve.training.saliency import bright_share, gradient_saliency, rim_share, saliency_plot
 

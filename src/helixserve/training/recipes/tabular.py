@@ -5,7 +5,7 @@ served model accepts them too. Exported with skl2onnx; the graph outputs class p
 ``class_weight`` (none, ``"balanced"`` or ``"benign=1,malignant=3"``, see
 :mod:`helixserve.training.classweights`) goes to scikit-learn's ``class_weight=``; with
 ``model="gb"``, ``n_estimators`` is the number of boosting iterations (``max_iter``).
-Hyper-parameters: :class:`~helixserve.training.recipe_params.TabularParams`.
+Hyper-parameters: :class:`~helixserve.params.recipes.TabularParams`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
 from helixserve.inputs.tabular import Feature, TabularSchema
+from helixserve.params.recipes import TabularParams
 from helixserve.store.manifest import Task
 from helixserve.training.classweights import sklearn_class_weight
 from helixserve.training.loop import History
-from helixserve.training.recipe_params import TabularParams
 from helixserve.training.recipes.base import Recipe
 
 

@@ -29,13 +29,13 @@ import numpy.typing as npt
 import torch
 
 from helixserve.errors import HelixError
+from helixserve.params.recipes import TorchParams
 from helixserve.training.blocks_torch import build as build_blocks
 from helixserve.training.blocks_torch import check_outputs
 from helixserve.training.classweights import class_weight_vector
 from helixserve.training.export import torch_to_onnx
 from helixserve.training.loop import History, Loss, fit
 from helixserve.training.nets import Rescaled, WithSigmoid, WithSoftmax
-from helixserve.training.recipe_params import TorchParams
 from helixserve.training.recipes.base import Recipe
 
 CHUNK = 512

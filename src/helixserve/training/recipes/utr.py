@@ -12,7 +12,7 @@ rows) a ridge regression is fitted in closed form on the training rows' k-mer co
 :mod:`helixserve.training.kmers`); the model is then ``(1 - share) * ridge + share * CNN`` with
 the share (0, 0.1, ..., 1) that fits the validation rows best. The features are computed inside
 the network from the one-hot input, so the exported graph, its input and serving are unchanged.
-Hyper-parameters: :class:`~helixserve.training.recipe_params.DnaRegressionParams`.
+Hyper-parameters: :class:`~helixserve.params.recipes.DnaRegressionParams`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy.typing as npt
 import torch
 
 from helixserve.inputs.sequence import SequenceSchema
+from helixserve.params.recipes import DnaRegressionParams
 from helixserve.store.manifest import Task
 from helixserve.training.kmers import (
     Blend,
@@ -36,7 +37,6 @@ from helixserve.training.kmers import (
 )
 from helixserve.training.loop import History
 from helixserve.training.nets import UtrCNN
-from helixserve.training.recipe_params import DnaRegressionParams
 from helixserve.training.recipes.torch_base import CHUNK, TorchRecipe
 
 

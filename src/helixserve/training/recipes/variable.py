@@ -16,7 +16,7 @@ Two ways to learn from labels:
   P(this gene confers resistance); isolate calls come from
   :mod:`helixserve.training.isolates` (an isolate's highest gene probability vs a threshold).
 
-Hyper-parameters: :class:`~helixserve.training.recipe_params.DnaVariableParams`.
+Hyper-parameters: :class:`~helixserve.params.recipes.DnaVariableParams`.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ import torch
 
 from helixserve.errors import HelixError
 from helixserve.inputs.sequence import SequenceSchema
+from helixserve.params.recipes import DnaVariableParams
 from helixserve.training.classweights import check_class_weight
 from helixserve.training.loop import History
 from helixserve.training.mil import fit_bags, make_bags
 from helixserve.training.nets import GeneBiLSTM, GeneCNN
-from helixserve.training.recipe_params import DnaVariableParams
 from helixserve.training.recipes.torch_base import TorchRecipe
 
 

@@ -1,7 +1,7 @@
 """Declared hyper-parameters: how a recipe states, checks and reads its parameters.
 
 Contract: a recipe's hyper-parameters are the fields of one frozen dataclass that subclasses
-:class:`Params` (see :mod:`helixserve.training.recipe_params`). Each field is made by
+:class:`Params` (see :mod:`helixserve.params.recipes`). Each field is made by
 :func:`param`: its name and type come from the annotation (``int``, ``float``, ``str``,
 ``bool``, unions of them, ``| None`` for "may be None", ``Literal[...]`` for a fixed set of
 choices), the default, a one-line help, and a numeric range (``low``/``high``, closed;

@@ -1,12 +1,12 @@
 """Which hyper-parameters each recipe takes: the one place recipe names and parameters are declared.
 
-Contract: one frozen :class:`~helixserve.training.params.Params` dataclass per recipe, whose
-:attr:`~helixserve.training.params.Params.recipe` is the recipe's registered name, and
+Contract: one frozen :class:`~helixserve.params.declare.Params` dataclass per recipe, whose
+:attr:`~helixserve.params.declare.Params.recipe` is the recipe's registered name, and
 :data:`DECLARED` (name -> parameters, in the order ``helixserve train`` lists them). The
 estimator classes (:data:`helixserve.training.recipes.RECIPES`) take their names and
 parameters from here; this module is plain Python (no torch, numpy or scikit-learn), so the
 CLI's ``--help`` and a web form can read it without the ``train`` extra. Values are checked
-when a recipe is built; see :mod:`helixserve.training.params` for the format and the messages.
+when a recipe is built; see :mod:`helixserve.params.declare` for the format and the messages.
 :func:`parse_params` reads ``--param NAME=VALUE`` assignments into values of the declared types.
 """
 
@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from helixserve.training.params import InvalidParameter, Params, Rule, declarations, param
+from helixserve.params.declare import InvalidParameter, Params, Rule, declarations, param
 
 BIG = 1_000_000
 
