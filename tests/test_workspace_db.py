@@ -23,6 +23,7 @@ from alembic.migration import MigrationContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import inspect, select, text, update
+from sqlalchemy.orm import Session
 
 from helixserve.errors import (
     DatabaseUnavailable,
@@ -46,7 +47,7 @@ from helixserve.workspace.experiments import (
     list_experiments,
     spec_of,
 )
-from helixserve.workspace.models import Base, Run, RunStatus
+from helixserve.workspace.models import Base, Dataset, Run, RunStatus
 from helixserve.workspace.projects import (
     archive_project,
     create_project,
@@ -71,7 +72,9 @@ FIX = (
     "Set HELIXSERVE_DATABASE_URL to sqlite:////path/to/workspace.db or "
     "postgresql+psycopg://user:password@host:5432/dbname."
 )
+DATASET_ID = "dataset-0001"
 SPEC = ExperimentSpec(
+    dataset_id=DATASET_ID,
     dataset_version="ab" * 32,
     target="expression",
     train_subset="train",
@@ -98,8 +101,15 @@ def db(database_url: str) -> Iterator[Database]:
 @pytest.fixture
 def experiment_id(db: Database) -> str:
     with db.session() as session:
-        create_project(session, "lab", "The lab")
+        lab(session, "The lab")
         return create_experiment(session, "lab", "utr", SPEC).id
+
+
+def lab(session: Session, title: str = "") -> None:
+    """Project ``lab`` with the dataset :data:`SPEC` names."""
+    project = create_project(session, "lab", title)
+    session.add(Dataset(id=DATASET_ID, project_id=project.id, name="utrs"))
+    session.flush()
 
 
 def submitted(db: Database, experiment_id: str, count: int) -> list[str]:
@@ -288,7 +298,7 @@ def test_a_failed_session_rolls_back(db: Database) -> None:
 def test_experiments_are_stored_as_given_and_cloned(db: Database) -> None:
     blocks = [{"type": "conv1d", "filters": 128, "kernel": 13}, {"type": "dense", "units": 1}]
     with db.session() as session:
-        create_project(session, "lab")
+        lab(session)
         first = create_experiment(session, "lab", "utr", SPEC)
         custom = create_experiment(
             session, "lab", "utr-blocks", dataclasses.replace(SPEC, blocks=blocks, recipe="blocks")

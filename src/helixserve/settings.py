@@ -65,6 +65,10 @@ def default_store() -> str:
     return str(helixserve_home() / "store")
 
 
+def default_workspace_store() -> str:
+    return str(helixserve_home() / "workspace")
+
+
 def default_database_url() -> str:
     """SQLite file next to the default store: ``sqlite:///~/.helixserve/workspace.db``."""
     return "sqlite:///" + str(helixserve_home() / "workspace.db")
@@ -82,6 +86,10 @@ class Settings(BaseSettings):
         default_factory=default_database_url,
         min_length=1,
         description="workspace database: sqlite:///path or postgresql+psycopg://user@host/db",
+    )
+    workspace_store: str = Field(
+        default_factory=default_workspace_store,
+        description="folder or URI for the workspace's dataset files and trained runs",
     )
     pretrained: bool = Field(
         default=True, description="also serve the pretrained models shipped in the package"

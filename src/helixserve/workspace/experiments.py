@@ -35,12 +35,16 @@ class ExperimentSpec:
     """An experiment's settings (see the module contract); ``blocks=None``: the recipe's own
     architecture."""
 
+    dataset_id: str
     dataset_version: str
     target: str
     train_subset: str
     val_subset: str
     recipe: str
+    inputs: Mapping[str, Any] = field(default_factory=dict)  # role -> column(s) the recipe reads
     test_subset: str | None = None
+    normalise_on: str | None = None
+    seed: int = 0
     params: Mapping[str, Any] = field(default_factory=dict)
     blocks: Sequence[Mapping[str, Any]] | None = None
 
@@ -48,12 +52,16 @@ class ExperimentSpec:
 def spec_of(experiment: Experiment) -> ExperimentSpec:
     """The settings of a stored experiment (to change with :func:`dataclasses.replace`)."""
     return ExperimentSpec(
+        dataset_id=experiment.dataset_id,
         dataset_version=experiment.dataset_version,
         target=experiment.target,
         train_subset=experiment.train_subset,
         val_subset=experiment.val_subset,
         recipe=experiment.recipe,
+        inputs=dict(experiment.inputs),
         test_subset=experiment.test_subset,
+        normalise_on=experiment.normalise_on,
+        seed=experiment.seed,
         params=dict(experiment.params),
         blocks=None if experiment.blocks is None else [dict(b) for b in experiment.blocks],
     )
@@ -82,8 +90,12 @@ def create_experiment(
     experiment = Experiment(
         project_id=owner.id,
         name=name,
+        dataset_id=spec.dataset_id,
         dataset_version=spec.dataset_version,
         target=spec.target,
+        inputs=dict(spec.inputs),
+        normalise_on=spec.normalise_on,
+        seed=spec.seed,
         train_subset=spec.train_subset,
         val_subset=spec.val_subset,
         test_subset=spec.test_subset,

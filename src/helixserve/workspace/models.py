@@ -180,8 +180,12 @@ class Experiment(Base):
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
     name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
     dataset_version: Mapped[str] = mapped_column(String(SHA256_LENGTH))
     target: Mapped[str] = mapped_column(Text)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)  # columns the recipe reads, by role
+    normalise_on: Mapped[str | None] = mapped_column(Text)  # a subset name
+    seed: Mapped[int] = mapped_column(Integer, default=0)
     train_subset: Mapped[str] = mapped_column(Text)
     val_subset: Mapped[str] = mapped_column(Text)
     test_subset: Mapped[str | None] = mapped_column(Text)

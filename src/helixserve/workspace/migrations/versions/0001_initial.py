@@ -52,8 +52,12 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=16), nullable=False),
         sa.Column("project_id", sa.String(length=16), nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("dataset_id", sa.String(length=16), nullable=False),
         sa.Column("dataset_version", sa.String(length=64), nullable=False),
         sa.Column("target", sa.Text(), nullable=False),
+        sa.Column("inputs", sa.JSON(), nullable=False),
+        sa.Column("normalise_on", sa.Text(), nullable=True),
+        sa.Column("seed", sa.Integer(), nullable=False),
         sa.Column("train_subset", sa.Text(), nullable=False),
         sa.Column("val_subset", sa.Text(), nullable=False),
         sa.Column("test_subset", sa.Text(), nullable=True),
@@ -69,12 +73,16 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
+            ["dataset_id"], ["datasets.id"], name=op.f("fk_experiments_dataset_id_datasets")
+        ),
+        sa.ForeignKeyConstraint(
             ["project_id"], ["projects.id"], name=op.f("fk_experiments_project_id_projects")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_experiments")),
         sa.UniqueConstraint("project_id", "name", name=op.f("uq_experiments_project_id_name")),
     )
     op.create_index(op.f("ix_experiments_project_id"), "experiments", ["project_id"], unique=False)
+    op.create_index(op.f("ix_experiments_dataset_id"), "experiments", ["dataset_id"], unique=False)
     op.create_table(
         "dataset_versions",
         sa.Column("dataset_id", sa.String(length=16), nullable=False),
@@ -220,6 +228,7 @@ def downgrade() -> None:
     op.drop_table("runs")
     op.drop_index(op.f("ix_dataset_versions_id"), table_name="dataset_versions")
     op.drop_table("dataset_versions")
+    op.drop_index(op.f("ix_experiments_dataset_id"), table_name="experiments")
     op.drop_index(op.f("ix_experiments_project_id"), table_name="experiments")
     op.drop_table("experiments")
     op.drop_index(op.f("ix_datasets_project_id"), table_name="datasets")

@@ -1,0 +1,221 @@
+"""An experiment's settings, checked before anything is stored or queued.
+
+Contract:
+- :class:`ExperimentRequest` is what a person chooses (by name: dataset, version, subsets,
+  recipe, target, the columns the recipe reads, hyper-parameters, an optional block stack);
+  :func:`check_experiment` checks it against the workspace and returns the
+  :class:`~helixserve.workspace.experiments.ExperimentSpec` to store. Every refusal is a typed
+  error whose message names the field and the fix, raised before a run could start:
+  unknown dataset, version or subset (:class:`~helixserve.errors.DatasetNotFound`,
+  :class:`~helixserve.errors.InvalidSubset`); a subset that selects no row
+  (:class:`~helixserve.errors.EmptySubset`); training and validation subsets that share rows
+  (:class:`~helixserve.errors.SplitOverlap`); a target column that is missing, not a number for a
+  regression, or has fewer than two classes for a classifier; an input column of the wrong role;
+  a hyper-parameter out of its declaration
+  (:class:`~helixserve.params.declare.InvalidParameter`); a block stack whose shapes do not fit
+  (:class:`~helixserve.errors.InvalidBlocks`).
+- :data:`READS` says which column role each recipe reads; when the request names no input
+  column, the only column of that role is taken (tabular: every number column but the target).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy.orm import Session
+
+from helixserve.errors import InputError, InvalidSubset
+from helixserve.params.recipes import DECLARED
+from helixserve.workspace.datasets import get_dataset, get_version, list_subsets
+from helixserve.workspace.experiments import ExperimentSpec
+from helixserve.workspace.models import DatasetVersion, Subset
+from helixserve.workspace.presets import check_recipe_blocks
+from helixserve.workspace.projects import listed
+from helixserve.workspace.space import Workspace
+from helixserve.workspace.subsets import columns_of, parse_subset, rows, split_labels, subset_table
+
+Reads = Literal["sequence", "features", "image"]
+READS: dict[str, Reads] = {
+    "dna-binary": "sequence",
+    "dna-regression": "sequence",
+    "dna-variable": "sequence",
+    "tabular": "features",
+    "image": "image",
+}
+REGRESSION = frozenset({"dna-regression"})
+
+
+@dataclass(frozen=True)
+class ExperimentRequest:
+    """An experiment as a person asks for it (see the module contract)."""
+
+    dataset: str
+    target: str
+    train_subset: str
+    val_subset: str
+    recipe: str
+    version: str = "latest"
+    test_subset: str | None = None
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    normalise_on: str | None = None
+    seed: int = 0
+    params: Mapping[str, Any] = field(default_factory=dict)
+    blocks: Sequence[Mapping[str, Any]] | None = None
+
+
+def check_experiment(
+    session: Session, space: Workspace, project: str, request: ExperimentRequest
+) -> ExperimentSpec:
+    """The checked settings of ``request`` in ``project``; see the module contract."""
+    if request.recipe not in DECLARED:
+        raise InputError(
+            f"unknown recipe {request.recipe!r}; choose one of {listed(list(DECLARED))}.",
+            field="recipe",
+        )
+    DECLARED[request.recipe].build(dict(request.params))
+    dataset = get_dataset(session, project, request.dataset)
+    version = get_version(session, project, request.dataset, request.version)
+    named = {s.name: s for s in list_subsets(session, dataset)}
+    chosen = _chosen_subsets(request, named, request.dataset)
+    roles: dict[str, str] = dict(version.profile.get("roles", {}))
+    classes = _check_target(request, version, roles)
+    inputs = _inputs(request, roles)
+    if request.blocks is not None:
+        check_recipe_blocks(request.recipe, request.params, request.blocks, classes=classes)
+    _check_subset_rows(space, version, named, chosen, request)
+    return ExperimentSpec(
+        dataset_id=dataset.id,
+        dataset_version=version.id,
+        target=request.target,
+        train_subset=request.train_subset,
+        val_subset=request.val_subset,
+        recipe=request.recipe,
+        inputs=inputs,
+        test_subset=request.test_subset,
+        normalise_on=request.normalise_on,
+        seed=request.seed,
+        params=dict(request.params),
+        blocks=None if request.blocks is None else [dict(b) for b in request.blocks],
+    )
+
+
+def _chosen_subsets(
+    request: ExperimentRequest, named: Mapping[str, Subset], dataset: str
+) -> dict[str, str]:
+    """Role -> subset name for the subsets the request uses, each checked to exist."""
+    wanted = {
+        "train_subset": request.train_subset,
+        "val_subset": request.val_subset,
+        "test_subset": request.test_subset,
+        "normalise_on": request.normalise_on,
+    }
+    chosen = {role: name for role, name in wanted.items() if name}
+    for role, name in chosen.items():
+        if name not in named:
+            have = listed(list(named)) if named else "none yet; define one first"
+            raise InvalidSubset(
+                f"dataset {dataset!r} has no subset named {name!r}; its subsets: {have}.",
+                field=role,
+            )
+    return chosen
+
+
+def _check_target(
+    request: ExperimentRequest, version: DatasetVersion, roles: Mapping[str, str]
+) -> int:
+    """The number of classes of the target (1 for a regression), after checking it."""
+    if request.target not in roles:
+        raise InputError(
+            f"the dataset has no column {request.target!r}; its columns are: "
+            f"{listed(list(roles))}.",
+            field="target",
+        )
+    column = next(c for c in version.profile["columns"] if c["name"] == request.target)
+    regression = request.recipe in REGRESSION or (
+        request.recipe == "tabular" and roles[request.target] == "number"
+    )
+    if regression:
+        if roles[request.target] != "number":
+            raise InputError(
+                f"the {request.recipe} recipe predicts a number, but target column "
+                f"{request.target!r} holds {roles[request.target]} values; choose a number "
+                "column, or a classification recipe.",
+                field="target",
+            )
+        return 1
+    distinct = int(column.get("distinct", 0))
+    if distinct < 2:
+        raise InputError(
+            f"target column {request.target!r} has {distinct} distinct value(s); a classifier "
+            "needs at least two classes. Choose another column, or a regression recipe.",
+            field="target",
+        )
+    return distinct
+
+
+def _inputs(request: ExperimentRequest, roles: Mapping[str, str]) -> dict[str, Any]:
+    """Role -> column(s) the recipe reads: the request's, else the dataset's only candidate."""
+    reads = READS[request.recipe]
+    given = dict(request.inputs)
+    if reads == "features":
+        features = given.get("features") or [
+            name for name, role in roles.items() if role == "number" and name != request.target
+        ]
+        unknown = [f for f in features if f not in roles]
+        if not features or unknown:
+            raise InputError(
+                "the tabular recipe needs number columns as features; "
+                + (f"{unknown[0]!r} is not a column." if unknown else "the dataset has none."),
+                field="inputs.features",
+            )
+        return {**given, "features": list(features)}
+    column = given.get(reads) or _only(roles, reads, request.recipe)
+    if roles.get(column) != reads:
+        raise InputError(
+            f"the {request.recipe} recipe reads a {reads} column; {column!r} is "
+            + (f"a {roles[column]} column." if column in roles else "not a column.")
+            + " Choose another, or correct the column's role.",
+            field=f"inputs.{reads}",
+        )
+    return {**given, reads: column}
+
+
+def _only(roles: Mapping[str, str], role: str, recipe: str) -> str:
+    found = [name for name, kind in roles.items() if kind == role]
+    if len(found) != 1:
+        raise InputError(
+            f"the {recipe} recipe reads one {role} column; the dataset has "
+            + (f"several ({listed(found)}): choose one." if found else "none.")
+            + "",
+            field=f"inputs.{role}",
+        )
+    return found[0]
+
+
+def _check_subset_rows(
+    space: Workspace,
+    version: DatasetVersion,
+    named: Mapping[str, Subset],
+    chosen: Mapping[str, str],
+    request: ExperimentRequest,
+) -> None:
+    """Every chosen subset selects rows of this version, and the parts do not overlap."""
+    specs = {name: parse_subset(subset.spec, name) for name, subset in named.items()}
+    path = space.blobs.local_copy(version.id, space.cache_dir)
+    table = subset_table(
+        path,
+        version.filename,
+        columns_of(specs.values()),
+        roles=version.profile.get("roles"),
+        limits=space.limits,
+    )
+    picked = {name: rows(specs[name], table, specs, name=name) for name in set(chosen.values())}
+    test = request.test_subset
+    split_labels(
+        table.n_rows,
+        (request.train_subset, picked[request.train_subset]),
+        (request.val_subset, picked[request.val_subset]),
+        (test, picked[test]) if test else None,
+    )

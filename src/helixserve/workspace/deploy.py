@@ -1,0 +1,77 @@
+"""Deploy: a finished run's bundle becomes a version of a served model.
+
+Contract:
+- :func:`project_run` is run ``run_id`` of ``project``; a run of another project is
+  :class:`~helixserve.errors.RunNotFound` as if it did not exist (nothing leaks across projects).
+- :func:`deploy` copies the run's bundle from the runs store (``run.bundle``, ``run-<id>@1``)
+  into the model store as the next version of ``model`` (a new model or a new version of an
+  existing one, pretrained names included: the copy lies in the person's store), with the model
+  card's title renamed, lineage ``trained`` from ``workspace run <id>`` (project, experiment,
+  run number in its details) and the alias moved to it when one is given, then records the
+  :class:`~helixserve.workspace.models.Deployment`. Only a finished run can be deployed
+  (:class:`~helixserve.errors.RunStateConflict`). A server polling the model store
+  (``HELIXSERVE_RELOAD_INTERVAL_S``) serves it at its next look; the web app that deploys reloads
+  at once.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from helixserve.errors import RunNotFound, RunStateConflict
+from helixserve.store.bundle import make_manifest
+from helixserve.store.manifest import Lineage, Manifest
+from helixserve.store.names import check_alias, check_name
+from helixserve.workspace.experiments import get_experiment
+from helixserve.workspace.models import Deployment, Run, RunStatus
+from helixserve.workspace.projects import get_project
+from helixserve.workspace.runs import get_run, record_deployment
+from helixserve.workspace.space import Workspace
+
+
+def project_run(session: Session, project: str, run_id: str) -> Run:
+    """Run ``run_id`` if it belongs to ``project``, else :class:`RunNotFound`."""
+    owner = get_project(session, project)
+    try:
+        run = get_run(session, run_id)
+    except RunNotFound:
+        run = None
+    if run is None or run.project_id != owner.id:
+        raise RunNotFound(f"project {project!r} has no run {run_id!r}.")
+    return run
+
+
+def deploy(
+    session: Session,
+    space: Workspace,
+    project: str,
+    run_id: str,
+    model: str,
+    alias: str | None = None,
+) -> tuple[Deployment, Manifest]:
+    """Publish run ``run_id``'s bundle as the next version of ``model``; see the contract."""
+    check_name(model)
+    if alias is not None:
+        check_alias(alias)
+    run = project_run(session, project, run_id)
+    if run.status is not RunStatus.FINISHED or run.bundle is None:
+        raise RunStateConflict(
+            f"run {run_id!r} is {run.status.value}; only a finished run can be deployed."
+        )
+    manifest, files = space.runs.read_files(run.bundle)
+    experiment = get_experiment(session, run.experiment_id)
+    card = files["card.md"].decode("utf-8").replace(manifest.name, model)
+    files = {**files, "card.md": card.encode("utf-8")}
+    lineage = Lineage(
+        how="trained",
+        source=f"workspace run {run.id}",
+        details={"project": project, "experiment": experiment.name, "run": run.number},
+    )
+    fields = manifest.model_dump(exclude={"files", "version", "name", "lineage"})
+    published = space.models.publish(
+        make_manifest(files, name=model, lineage=lineage, **fields), files
+    )
+    if alias is not None:
+        space.models.set_alias(model, alias, published.version)
+    deployment = record_deployment(session, run.id, model, published.version, alias)
+    return deployment, published
