@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,11 @@ settings.load_profile("helixserve")
 # shipped in the package stay out of them (and out of the subprocesses that inherit this), except
 # in tests/test_pretrained.py, which checks that a fresh install sees them everywhere.
 os.environ["HELIXSERVE_PRETRAINED"] = "false"
+# Nor do tests touch the person's own workspace (~/.helixserve): one throw-away workspace for the
+# session, unless a test names its own.
+_WORKSPACE = Path(tempfile.mkdtemp(prefix="helixserve-tests-"))
+os.environ.setdefault("HELIXSERVE_DATABASE_URL", f"sqlite:///{_WORKSPACE / 'workspace.db'}")
+os.environ.setdefault("HELIXSERVE_WORKSPACE_STORE", str(_WORKSPACE / "workspace"))
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = Path(__file__).resolve().parent / "files"

@@ -45,6 +45,8 @@ def running(store: str | Path, tmp: Path, **settings: Any) -> Iterator[Running]:
         "grpc_port": grpc_port,
         "cache_dir": str(tmp / "cache"),
         "reload_interval_s": 0,
+        "database_url": f"sqlite:///{tmp / 'workspace.db'}",
+        "workspace_store": str(tmp / "workspace"),
         **settings,
     }
     chosen = Settings(**values)

@@ -10,6 +10,9 @@ Contract:
   production alias, else the latest) after checking the key's ``predict`` scope, raising
   :class:`~helixserve.errors.AuthError` / :class:`~helixserve.errors.ModelNotFound`;
   :func:`admin_scope` checks the ``admin`` scope.
+- :func:`get_workspace` (``WorkspaceDep``) is the server's workspace, or 503 when its database
+  is not available; routes open their own ``with workspace.db.session()`` so that a failed
+  commit is the route's error, never an error after the answer was sent.
 - :func:`upload_limits` are the decompressed-size and record limits of uploaded files.
 - Web UI: every page route is guarded by :func:`page_guard` (a key session while API keys are
   on, else :class:`~helixserve.serving.sessions.LoginNeeded`, answered with the key form).
@@ -35,6 +38,7 @@ from helixserve.serving.registry import LoadedModel
 from helixserve.serving.server import Server
 from helixserve.serving.sessions import COOKIE
 from helixserve.serving.ui import Jobs, Pages
+from helixserve.workspace.space import Workspace
 
 
 async def get_server(request: Request) -> Server:
@@ -72,6 +76,14 @@ async def predict_model(
 ) -> LoadedModel:
     """``name`` at ``version``, for a key with the ``predict`` scope."""
     return server.model(name, version, key)
+
+
+async def get_workspace(server: ServerDep) -> Workspace:
+    """The server's workspace, or 503 saying why it is not available."""
+    return server.workspace_ready()
+
+
+WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
 
 
 async def admin_scope(server: ServerDep, key: KeyDep) -> None:

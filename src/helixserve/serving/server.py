@@ -10,6 +10,11 @@ Contract:
 - Graceful shutdown: :attr:`Server.drain` (:mod:`helixserve.serving.drain`) hooks SIGTERM; while
   it drains, ``/readyz`` answers 503 ``draining`` and the gRPC server takes no new calls (calls
   in flight get ``request_timeout_s`` + 1 s to finish).
+- The workspace (:class:`~helixserve.workspace.space.Workspace`: projects, datasets,
+  experiments, runs) is opened (migrated) by :meth:`Server.start` in a thread; a database that
+  cannot be opened leaves model serving up and every workspace route answering 503 with the
+  reason (:meth:`Server.workspace_ready`). While it is open, runs whose worker stopped beating
+  are marked interrupted every :data:`SWEEP_EVERY_S` seconds.
 - Routes (:mod:`helixserve.serving.routes`) reach the server through
   :mod:`helixserve.serving.deps`; the methods here return a
   :class:`~helixserve.serving.problems.Reply` or raise typed errors that the edge maps.
@@ -24,6 +29,7 @@ from typing import Any
 
 import grpc
 
+from helixserve.errors import DatabaseError, DatabaseUnavailable
 from helixserve.runtime.batcher import BatchPolicy
 from helixserve.serving import oip, oip_rest
 from helixserve.serving.auth import KeyRing, Scope
@@ -37,8 +43,11 @@ from helixserve.serving.sessions import SessionBook, check_page
 from helixserve.settings import Settings
 from helixserve.store.configured import store_from_settings
 from helixserve.store.store import ModelStore
+from helixserve.workspace import runs
+from helixserve.workspace.space import Workspace
 
 log = logging.getLogger("helixserve.server")
+SWEEP_EVERY_S = 10.0
 
 
 class Server:
@@ -62,6 +71,11 @@ class Server:
             observer=self.metrics.observer,  # type: ignore[arg-type]
             intra_op_threads=settings.intra_op_threads,
         )
+        self.workspace = Workspace.from_settings(settings)
+        self._workspace_error: DatabaseError | None = DatabaseUnavailable(
+            "the workspace is still opening; try again in a moment."
+        )
+        self._sweeper: asyncio.Task[None] | None = None
         self.grpc: grpc.aio.Server | None = None
         self._poller: asyncio.Task[None] | None = None
         self.drain = Drain(settings.shutdown_drain_s, settings.request_timeout_s + 1)
@@ -82,6 +96,7 @@ class Server:
 
     async def start(self) -> None:
         await self.registry.load()
+        await self._open_workspace()
         if self.settings.reload_interval_s > 0:
             self._poller = asyncio.create_task(self._poll(self.settings.reload_interval_s))
         if self.settings.grpc_port:
@@ -93,15 +108,46 @@ class Server:
         log.info("serving %d model(s) from %s", len(self.registry.names()), self.store.uri)
 
     async def stop(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        for task in (self._poller, self._sweeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._stop_grpc()
         if self._grpc_stopping is not None:
             await self._grpc_stopping
         self.registry.close()
+        self.workspace.db.close()
         log.info("stopped")
+
+    async def _open_workspace(self) -> None:
+        try:
+            await asyncio.to_thread(self.workspace.open)
+        except DatabaseError as err:
+            self._workspace_error = err
+            log.error("the workspace is not available: %s", err)
+            return
+        self._workspace_error = None
+        self._sweeper = asyncio.create_task(self._sweep(SWEEP_EVERY_S))
+
+    def workspace_ready(self) -> Workspace:
+        """The workspace, or the :class:`~helixserve.errors.DatabaseError` saying why not."""
+        if self._workspace_error is not None:
+            raise self._workspace_error
+        return self.workspace
+
+    async def _sweep(self, interval: float) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self._sweep_once)
+            except Exception:  # keep sweeping whatever happens; the error is logged
+                log.exception("marking dead runs interrupted failed")
+            await asyncio.sleep(interval)
+
+    def _sweep_once(self) -> None:
+        with self.workspace.db.session() as session:
+            for run_id in runs.sweep(session):
+                log.warning("run %s: its worker stopped (no heartbeat); marked interrupted", run_id)
 
     def _stop_grpc(self) -> None:
         """Refuse new gRPC calls now; calls in flight get the request timeout to finish."""
