@@ -1,4 +1,4 @@
-"""Deploy: a finished run's bundle becomes a version of a served model.
+"""Deploy: a finished run's bundle becomes a version of a served model; or it is trained further.
 
 Contract:
 - :func:`project_run` is run ``run_id`` of ``project``; a run of another project is
@@ -12,20 +12,26 @@ Contract:
   (:class:`~helixserve.errors.RunStateConflict`). A server polling the model store
   (``HELIXSERVE_RELOAD_INTERVAL_S``) serves it at its next look; the web app that deploys reloads
   at once.
+- :func:`continue_from` queues a run that starts from a finished run's weights (the tutorial's
+  "clone a trained model and continue"): a run of the same experiment, or of another experiment of
+  the same project and recipe (typically a clone with changed parameters), whose
+  ``init_from_run`` is the finished run. An unfinished run is a
+  :class:`~helixserve.errors.RunStateConflict`; an experiment of another recipe an
+  :class:`~helixserve.errors.InputError` (field ``experiment``).
 """
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from helixserve.errors import RunNotFound, RunStateConflict
+from helixserve.errors import InputError, RunNotFound, RunStateConflict
 from helixserve.store.bundle import make_manifest
 from helixserve.store.manifest import Lineage, Manifest
 from helixserve.store.names import check_alias, check_name
-from helixserve.workspace.experiments import get_experiment
+from helixserve.workspace.experiments import get_experiment, project_experiment
 from helixserve.workspace.models import Deployment, Run, RunStatus
 from helixserve.workspace.projects import get_project
-from helixserve.workspace.runs import get_run, record_deployment
+from helixserve.workspace.runs import get_run, record_deployment, submit
 from helixserve.workspace.space import Workspace
 
 
@@ -75,3 +81,34 @@ def deploy(
         space.models.set_alias(model, alias, published.version)
     deployment = record_deployment(session, run.id, model, published.version, alias)
     return deployment, published
+
+
+def continue_from(
+    session: Session,
+    project: str,
+    run_id: str,
+    experiment: str | None = None,
+    engine: str = "local",
+    *,
+    epochs_planned: int | None = None,
+) -> Run:
+    """Queue a run of ``experiment`` (a name or id; default: the run's own) that starts from
+    finished run ``run_id``'s weights; see the module contract."""
+    source = project_run(session, project, run_id)
+    if source.status is not RunStatus.FINISHED or source.bundle is None:
+        raise RunStateConflict(
+            f"run {run_id!r} is {source.status.value}; only a finished run's weights can be "
+            "trained further."
+        )
+    original = get_experiment(session, source.experiment_id)
+    chosen = original if experiment is None else project_experiment(session, project, experiment)
+    if chosen.recipe != original.recipe:
+        raise InputError(
+            f"run {run_id!r} trained the {original.recipe} recipe, but experiment "
+            f"{chosen.name!r} uses {chosen.recipe}; continue with an experiment of the same "
+            f"recipe (clone {original.name!r} and change its parameters).",
+            field="experiment",
+        )
+    return submit(
+        session, chosen.id, engine, epochs_planned=epochs_planned, init_from_run=source.id
+    )
