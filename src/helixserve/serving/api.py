@@ -137,7 +137,7 @@ def _methods(request: Request) -> list[str]:
     found: set[str] = set()
     for route in request.app.router.routes:
         if isinstance(route, APIRoute) and route.matches(request.scope)[0] is Match.PARTIAL:
-            found |= route.methods
+            found |= route.methods or set()
     return sorted(found)
 
 
