@@ -5,8 +5,11 @@ refusals (404 across projects, 422 naming the field, 413 before the body is read
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from helixserve.serving.auth import new_key
+from helixserve.serving.calls import model_calls
 from helixserve.store import ModelStore
 from helixserve.workspace import runs
 from helixserve.workspace.space import Workspace, run_model_name
@@ -186,7 +191,8 @@ def continue_with_a_clone(client: httpx.Client, run_id: str) -> None:
         "cuperus-slow",
         "queued",
     )
-    compared = call(client, "GET", f"/projects/lab/compare?run={run_id}&run={more['id']}", 200)
+    compared = call(client, "GET", "/projects/lab/compare?run=cuperus:1&run=cuperus-slow:1", 200)
+    assert [r["id"] for r in compared["runs"]] == [run_id, more["id"]]
     assert compared["differs"] == ["init_from_run", "params.lr"]
     assert compared["runs"][0]["metrics"] == {"r2": 0.5}
     stopped = call(client, "POST", f"/projects/lab/runs/{more['id']}/stop", 200)
@@ -202,9 +208,21 @@ def deploy_and_predict(client: httpx.Client, run_id: str) -> None:
         f"curl -s {predict} \\\n  -H 'Content-Type: application/json' -d "
         f'\'{{"inputs":["{SEQ}"]}}\''
     )
-    assert "tritonclient" in deployed["calls"]["grpc_python"]
     answer = call(client, "POST", "/models/my-utr/predict", 200, json={"inputs": [SEQ]})
     assert (answer["model"], answer["version"], answer["errors"]) == ("my-utr", 1, [])
+    run_the_calls(deployed["calls"])
+
+
+def run_the_calls(calls: dict[str, str]) -> None:
+    """Each call as a person pastes it: curl in a shell, the Python snippets in Python."""
+    for command in (calls["curl"], calls["oip_curl"]):
+        done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True)
+        assert '"my-utr"' in done.stdout, done.stdout
+    for snippet in (calls["python"], calls["grpc_python"]):
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(snippet, {})  # the snippet, exactly as the answer gives it
+        assert printed.getvalue().strip(), snippet
 
 
 # --- refusals -----------------------------------------------------------------------------------
@@ -269,6 +287,8 @@ def test_refusals_name_what_was_wrong(client: httpx.Client, lab: str) -> None:
         ),
         ("GET", "/projects/lab/runs/nope", 404, {}, "project 'lab' has no run 'nope'."),
         ("GET", f"/projects/other/runs/{lab}", 404, {}, f"project 'other' has no run {lab!r}."),
+        ("GET", "/projects/other/runs/first:1", 404, {}, "project 'other' has no run 'first:1'."),
+        ("GET", "/projects/lab/runs/first:9", 404, {}, "project 'lab' has no run 'first:9'."),
         (
             "POST",
             f"/projects/other/runs/{lab}/stop",
@@ -298,6 +318,14 @@ def test_refusals_name_what_was_wrong(client: httpx.Client, lab: str) -> None:
             "a project named 'lab' already exists; choose another name.",
         ),
         ("POST", "/projects", 400, {"json": {}}, "body.name: Field required"),
+        (
+            "POST",
+            "/projects",
+            400,
+            {"content": b'{"name": "x"}', "headers": {"content-type": "text/plain"}},
+            "body: Input should be a valid dictionary or object to extract fields from; send a "
+            'JSON object with Content-Type: application/json (curl --json \'{"name": "..."}\')',
+        ),
     ]
     for method, path, status, kw, message in cases:
         assert refusal(client, method, path, status, **kw) == message, path
@@ -395,3 +423,40 @@ def test_an_upload_over_the_limit_is_refused_before_its_body(
     )
     versions = call(client, "GET", "/projects/lab/datasets/small/versions", 200)["versions"]
     assert len(versions) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_with_api_keys_the_workspace_needs_an_admin_key(tmp_path: Path, database_url: str) -> None:
+    admin, admin_entry = new_key("admin")
+    user, user_entry = new_key("predict")
+    store = ModelStore.open(str(tmp_path / "store"))
+    keys = [admin_entry, user_entry]
+    with (
+        running(store.uri, tmp_path, database_url=database_url, api_keys=keys) as live,
+        httpx.Client(base_url=live.url + "/api/v1", timeout=30) as client,
+    ):
+        assert problem(client, "GET", "/projects", 401)["detail"].startswith(
+            "this route needs an API key with the 'admin' scope"
+        )
+        as_user = {"Authorization": f"Bearer {user}"}
+        assert problem(client, "POST", "/projects", 403, headers=as_user, json={"name": "x"})
+        as_admin = {"X-API-Key": admin}
+        call(client, "POST", "/projects", 201, headers=as_admin, json={"name": "x"})
+        assert call(client, "GET", "/recipes", 200, headers=as_admin)["recipes"]
+
+
+def test_the_calls_send_the_key_when_keys_are_on(tmp_path: Path) -> None:
+    store = ModelStore.open(str(tmp_path / "store"))
+    publish_gc(store, "gc")
+    calls = model_calls(store.manifest("gc"), "http://lab:8000/", "lab:8001", keyed=True)
+    assert calls.curl == (
+        "curl -s http://lab:8000/api/v1/models/gc/predict?version=1 \\\n"
+        '  -H "Authorization: Bearer $HELIXSERVE_API_KEY" \\\n'
+        f"  -H 'Content-Type: application/json' -d '{{\"inputs\":[\"{SEQ}\"]}}'"
+    )
+    assert 'headers={"Authorization": "Bearer " + os.environ["HELIXSERVE_API_KEY"]}' in calls.python
+    assert calls.oip_curl.startswith("curl -s http://lab:8000/v2/models/gc/versions/1/infer \\\n")
+    assert '"datatype":"BYTES"' in calls.oip_curl
+    assert calls.grpc_python is not None
+    assert "InferenceServerClient('lab:8001')" in calls.grpc_python
+    assert "model_version='1', headers=" in calls.grpc_python

@@ -95,14 +95,15 @@ def test_the_tutorial_through_the_cli(env: dict[str, str], shared_data: Path) ->
     assert made.startswith("created experiment cuperus: dna-regression on utrs@")
     assert "14 blocks" in cli(env, "experiments", "show", "cuperus", *p)
     queued = cli(env, "runs", "start", "cuperus", *p)
-    first = re.fullmatch(r"queued run (\S+) \(number 1 of cuperus, engine local\)\n", queued)
+    first = re.fullmatch(r"queued run cuperus:1 \(id (\S+), engine local\)\n", queued)
     assert first is not None
     run_id = first.group(1)
     finish_by_hand(env, run_id)
     assert re.search(r"r2\s+0.5", cli(env, "runs", "show", run_id, *p))
     cli(env, "experiments", "clone", "cuperus", "cuperus-slow", *p, "--param", "lr=0.0005")
-    more = cli(env, "runs", "start", "cuperus-slow", *p, "--from", run_id).split()[2]
-    compared = cli(env, "runs", "compare", run_id, more, *p)
+    started = cli(env, "runs", "start", "cuperus-slow", *p, "--from", "cuperus:1")
+    more = started.split()[4].rstrip(",")
+    compared = cli(env, "runs", "compare", "cuperus:1", "cuperus-slow:1", *p)
     assert "≠ params.lr" in compared and "≠ init_from_run" in compared
     assert cli(env, "runs", "stop", more, *p) == f"run {more} is stopped (stop requested)\n"
     assert cli(env, "runs", "resume", more, *p) == f"run {more} is queued again\n"

@@ -3,7 +3,8 @@
 Contract: the commands work on the configured workspace (:func:`helixserve.cli.workspace.opened`)
 through :mod:`helixserve.workspace.runs`, :mod:`~helixserve.workspace.compare` and
 :mod:`~helixserve.workspace.deploy`, as ``/api/v1/projects/{project}/runs`` does; runs are
-addressed by id within the project (another project's run is not found). ``start`` queues a run
+addressed by id or as ``EXPERIMENT:NUMBER`` (``cuperus:1``) within the project (another
+project's run is not found). ``start`` queues a run
 (``helixserve worker`` trains it; ``--from RUN`` starts from a finished run's weights);
 ``deploy`` publishes a finished run as the next version of a model in the store and prints the
 calls that use it (a running server serves it at its next look at the store,
@@ -32,7 +33,9 @@ runs_app = typer.Typer(
     help="Runs: queue trainings, follow, stop, resume, compare and deploy them.",
     no_args_is_help=True,
 )
-RunArgument = Annotated[str, typer.Argument(metavar="RUN", help="The run's id.")]
+RunArgument = Annotated[
+    str, typer.Argument(metavar="RUN", help="The run: its id, or EXPERIMENT:NUMBER (cuperus:1).")
+]
 
 
 @runs_app.command(
@@ -42,7 +45,7 @@ RunArgument = Annotated[str, typer.Argument(metavar="RUN", help="The run's id.")
         ("On a Ray cluster", "runs start cuperus -p yeast --engine ray"),
         (
             "Train a clone further from a finished run's weights",
-            "runs start cuperus-slow -p yeast --from dZ3kq8Rw-0Q",
+            "runs start cuperus-slow -p yeast --from cuperus:1",
         ),
     ),
 )
@@ -58,7 +61,9 @@ def start(
     epochs: Annotated[int | None, typer.Option(metavar="N", help="Epochs planned (ETA).")] = None,
     start_from: Annotated[
         str | None,
-        typer.Option("--from", metavar="RUN", help="Start from this finished run's weights."),
+        typer.Option(
+            "--from", metavar="RUN", help="Start from this finished run's weights (id or NAME:N)."
+        ),
     ] = None,
 ) -> None:
     """Queue a run of an experiment; helixserve worker trains it."""
@@ -70,7 +75,7 @@ def start(
             )
         else:
             run = runs.submit(session, chosen.id, engine, epochs_planned=epochs)
-    say(f"queued run {run.id} (number {run.number} of {chosen.name}, engine {engine})")
+    say(f"queued run {chosen.name}:{run.number} (id {run.id}, engine {engine})")
 
 
 @runs_app.command(
@@ -123,7 +128,7 @@ def list_runs(
 
 
 @runs_app.command(
-    "show", epilog=examples(("A run's state, epochs and metrics", "runs show dZ3kq8Rw-0Q -p yeast"))
+    "show", epilog=examples(("A run's state, epochs and metrics", "runs show cuperus:1 -p yeast"))
 )
 def show(run_id: RunArgument, project: ProjectOption) -> None:
     """Show a run: its state, its epochs (losses) and its test metrics."""
@@ -149,7 +154,7 @@ def show(run_id: RunArgument, project: ProjectOption) -> None:
         console.print(metrics)
 
 
-@runs_app.command("logs", epilog=examples(("A run's log", "runs logs dZ3kq8Rw-0Q -p yeast")))
+@runs_app.command("logs", epilog=examples(("A run's log", "runs logs cuperus:1 -p yeast")))
 def logs(
     run_id: RunArgument,
     project: ProjectOption,
@@ -163,7 +168,7 @@ def logs(
         say(f"{line.seq:>5} {when(line.at)} {line.line}")
 
 
-@runs_app.command("stop", epilog=examples(("Stop a run", "runs stop dZ3kq8Rw-0Q -p yeast")))
+@runs_app.command("stop", epilog=examples(("Stop a run", "runs stop cuperus:1 -p yeast")))
 def stop(run_id: RunArgument, project: ProjectOption) -> None:
     """Stop a run: a queued one at once, a running one after its current epoch."""
     with opened() as (_, session):
@@ -172,7 +177,7 @@ def stop(run_id: RunArgument, project: ProjectOption) -> None:
 
 
 @runs_app.command(
-    "resume", epilog=examples(("Resume a stopped run", "runs resume dZ3kq8Rw-0Q -p yeast"))
+    "resume", epilog=examples(("Resume a stopped run", "runs resume cuperus:1 -p yeast"))
 )
 def resume(run_id: RunArgument, project: ProjectOption) -> None:
     """Queue a stopped or interrupted run again; it goes on from its last checkpoint."""
@@ -186,7 +191,7 @@ def resume(run_id: RunArgument, project: ProjectOption) -> None:
     epilog=examples(
         (
             "Serve a finished run as my-utr, alias production",
-            "runs deploy dZ3kq8Rw-0Q my-utr -p yeast --alias production",
+            "runs deploy cuperus:1 my-utr -p yeast --alias production",
         ),
     ),
 )
@@ -216,10 +221,13 @@ def deploy_run(
 
 @runs_app.command(
     "compare",
-    epilog=examples(("Two runs side by side", "runs compare dZ3kq8Rw-0Q Xb2Lq9Mm1aA -p yeast")),
+    epilog=examples(("Two runs side by side", "runs compare cuperus:1 cuperus-slow:1 -p yeast")),
 )
 def compare(
-    run_ids: Annotated[list[str], typer.Argument(metavar="RUN", help="Run ids (2 or more).")],
+    run_ids: Annotated[
+        list[str],
+        typer.Argument(metavar="RUN", help="Runs: ids, or EXPERIMENT:NUMBER (2 or more)."),
+    ],
     project: ProjectOption,
 ) -> None:
     """Compare runs of a project: metrics side by side and the settings that differ."""

@@ -146,6 +146,11 @@ async def invalid_request(request: Request, exc: Exception) -> Response:
     first = err.errors()[0]
     where = ".".join(str(p) for p in first.get("loc", ()))
     message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+    if tuple(first.get("loc", ())) == ("body",) and isinstance(first.get("input"), bytes):
+        message += (  # FastAPI reads a body as JSON only when it says it is JSON
+            "; send a JSON object with Content-Type: application/json "
+            """(curl --json '{"name": "..."}')"""
+        )
     return await any_error(request, RequestError(message))
 
 

@@ -1,8 +1,10 @@
 """Deploy: a finished run's bundle becomes a version of a served model; or it is trained further.
 
 Contract:
-- :func:`project_run` is run ``run_id`` of ``project``; a run of another project is
-  :class:`~helixserve.errors.RunNotFound` as if it did not exist (nothing leaks across projects).
+- :func:`project_run` is run ``run_id`` of ``project``: its id, or ``EXPERIMENT:NUMBER`` (run 2
+  of experiment ``cuperus`` is ``cuperus:2``; ids and names never hold ``:``); a run of another
+  project is :class:`~helixserve.errors.RunNotFound` as if it did not exist (nothing leaks across
+  projects).
 - :func:`deploy` copies the run's bundle from the runs store (``run.bundle``, ``run-<id>@1``)
   into the model store as the next version of ``model`` (a new model or a new version of an
   existing one, pretrained names included: the copy lies in the person's store), with the model
@@ -22,6 +24,9 @@ Contract:
 
 from __future__ import annotations
 
+import re
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from helixserve.errors import InputError, RunNotFound, RunStateConflict
@@ -29,19 +34,34 @@ from helixserve.store.bundle import make_manifest
 from helixserve.store.manifest import Lineage, Manifest
 from helixserve.store.names import check_alias, check_name
 from helixserve.workspace.experiments import get_experiment, project_experiment
-from helixserve.workspace.models import Deployment, Run, RunStatus
+from helixserve.workspace.models import Deployment, Experiment, Run, RunStatus
 from helixserve.workspace.projects import get_project
 from helixserve.workspace.runs import get_run, record_deployment, submit
 from helixserve.workspace.space import Workspace
 
+NUMBER = re.compile(r"[0-9]{1,9}")
+
 
 def project_run(session: Session, project: str, run_id: str) -> Run:
-    """Run ``run_id`` if it belongs to ``project``, else :class:`RunNotFound`."""
+    """Run ``run_id`` (an id or ``EXPERIMENT:NUMBER``) if it belongs to ``project``, else
+    :class:`RunNotFound`."""
     owner = get_project(session, project)
-    try:
-        run = get_run(session, run_id)
-    except RunNotFound:
-        run = None
+    name, numbered, number = run_id.rpartition(":")
+    run: Run | None = None
+    if numbered and NUMBER.fullmatch(number):
+        query = (
+            select(Run)
+            .join(Experiment, Run.experiment_id == Experiment.id)
+            .where(Experiment.project_id == owner.id, Experiment.name == name)
+            .where(Run.number == int(number))
+        )
+        found = session.scalar(query)
+        run = None if found is None else get_run(session, found.id)
+    elif not numbered:
+        try:
+            run = get_run(session, run_id)
+        except RunNotFound:
+            run = None
     if run is None or run.project_id != owner.id:
         raise RunNotFound(f"project {project!r} has no run {run_id!r}.")
     return run
