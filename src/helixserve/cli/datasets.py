@@ -55,6 +55,10 @@ def _version_line(version: DatasetVersion) -> str:
     )
 
 
+def _cut(text: str, width: int = 20) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _columns(version: DatasetVersion) -> None:
     roles = version.profile.get("roles", {})
     shown_table = table("column", "role", "values", "missing", "distinct", "examples")
@@ -65,7 +69,7 @@ def _columns(version: DatasetVersion) -> None:
             f"{column['values']:,}",
             f"{column['missing']:,}",
             f"{column['distinct']:,}" + ("+" if column["distinct_capped"] else ""),
-            ", ".join(column["examples"][:3]),
+            ", ".join(_cut(e) for e in column["examples"][:3]),
         )
     console.print(shown_table)
 
@@ -165,7 +169,10 @@ def roles(
     with opened() as (_, session):
         found = datasets.get_version(session, project, name, version)
         now = datasets.set_roles(found, pairs(changes, "COLUMN=ROLE"))
-    say(", ".join(f"{column}: {role}" for column, role in now.items()))
+    listing = table("column", "role")
+    for column, role in now.items():
+        listing.add_row(column or "(no name)", role)
+    console.print(listing)
 
 
 def _value(text: str) -> Any:

@@ -186,7 +186,7 @@ def _settings(session: Session, item: Experiment) -> list[tuple[str, str]]:
         ("inputs", json.dumps(item.inputs)),
         (
             "subsets",
-            f"train {item.train_subset}, val {item.val_subset}, test {shown(item.test_subset)}",
+            f"train: {item.train_subset}, val: {item.val_subset}, test: {shown(item.test_subset)}",
         ),
         ("recipe", item.recipe),
         ("params", json.dumps(item.params) if item.params else "defaults"),

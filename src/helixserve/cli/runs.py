@@ -108,17 +108,17 @@ def list_runs(
             experiment_id=chosen.id if chosen else None,
             statuses=status or [],
         )
-        listing = table("run", "experiment", "number", "status", "engine", "metric", "created")
+        listing = table("run", "id", "status", "engine", "metric", "from", "created")
         for run in found:
             metric = str((run.headline or {}).get("metric", ""))
             value = (run.metrics or {}).get(metric)
             listing.add_row(
+                f"{get_experiment(session, run.experiment_id).name}:{run.number}",
                 run.id,
-                get_experiment(session, run.experiment_id).name,
-                str(run.number),
                 run.status.value,
                 run.engine,
                 f"{metric} {shown(value)}" if metric else "-",
+                run.init_from_run or "-",
                 when(run.created_at),
             )
     if not found:
@@ -136,7 +136,7 @@ def show(run_id: RunArgument, project: ProjectOption) -> None:
         run = project_run(session, project, run_id)
         name = get_experiment(session, run.experiment_id).name
         epochs = runs.epochs_since(session, run.id)
-    say(f"run {run.id}: {name} #{run.number}, {run.status.value} (engine {run.engine})")
+    say(f"run {name}:{run.number} (id {run.id}): {run.status.value}, engine {run.engine}")
     if run.init_from_run:
         say(f"started from run {run.init_from_run}")
     if run.error:
@@ -173,7 +173,9 @@ def stop(run_id: RunArgument, project: ProjectOption) -> None:
     """Stop a run: a queued one at once, a running one after its current epoch."""
     with opened() as (_, session):
         run = runs.request_stop(session, project_run(session, project, run_id).id)
-    say(f"run {run.id} is {run.status.value}" + (" (stop requested)" if run.stop_requested else ""))
+        name = f"{get_experiment(session, run.experiment_id).name}:{run.number}"
+    asked = " (stop requested)" if run.status is RunStatus.RUNNING else ""
+    say(f"run {name} is {run.status.value}{asked}")
 
 
 @runs_app.command(
@@ -183,7 +185,8 @@ def resume(run_id: RunArgument, project: ProjectOption) -> None:
     """Queue a stopped or interrupted run again; it goes on from its last checkpoint."""
     with opened() as (_, session):
         run = runs.resume(session, project_run(session, project, run_id).id)
-    say(f"run {run.id} is {run.status.value} again")
+        name = f"{get_experiment(session, run.experiment_id).name}:{run.number}"
+    say(f"run {name} is {run.status.value} again")
 
 
 @runs_app.command(
@@ -233,9 +236,9 @@ def compare(
     """Compare runs of a project: metrics side by side and the settings that differ."""
     with opened() as (_, session):
         found = compare_runs(session, project, run_ids)
-    columns = [f"{r.experiment} #{r.number}" for r in found.runs]
+    columns = [f"{r.experiment}:{r.number}" for r in found.runs]
     listing = table("", *columns)
-    listing.add_row("run", *[r.id for r in found.runs])
+    listing.add_row("id", *[r.id for r in found.runs])
     listing.add_row("status", *[r.status for r in found.runs])
     for name in found.metric_names:
         listing.add_row(name, *[shown(r.metrics.get(name)) for r in found.runs])
