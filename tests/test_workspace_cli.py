@@ -138,6 +138,10 @@ def test_refusals_are_errors_with_exit_1(env: dict[str, str], tmp_path: Path) ->
     small.write_text("id,seq\nr1,ACGT\n")
     cases = [
         (
+            ("datasets", "upload", "utrs", "nope.csv", "-p", "yeast"),
+            "cannot read nope.csv: No such file or directory.",
+        ),
+        (
             ("datasets", "upload", "utrs", str(small), "-p", "other"),
             "no project named 'other'; projects: yeast.",
         ),

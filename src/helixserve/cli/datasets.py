@@ -20,7 +20,7 @@ import typer
 
 from helixserve.cli.options import examples
 from helixserve.cli.workspace import ProjectOption, console, opened, pairs, say, shown, table
-from helixserve.errors import InputError
+from helixserve.errors import InputError, InvalidFile
 from helixserve.workspace import datasets
 from helixserve.workspace.models import DatasetVersion
 
@@ -84,15 +84,17 @@ def upload(
         Path,
         typer.Argument(
             metavar="FILE",
-            exists=True,
-            dir_okay=False,
             help="CSV, TSV, FASTA or Parquet (.gz too), or a zip of images with a labels CSV.",
         ),
     ],
     project: ProjectOption,
 ) -> None:
     """Upload a file as a new version of a dataset (the same bytes give the same version)."""
-    with opened() as (space, session), file.open("rb") as stream:
+    try:
+        stream = file.open("rb")
+    except OSError as err:
+        raise InvalidFile(f"cannot read {file}: {err.strerror or err}.") from None
+    with stream, opened() as (space, session):
         version = datasets.add_version(session, space, project, name, stream, file.name)
         say(_version_line(version))
         _columns(version)
