@@ -21,10 +21,14 @@ from rich.markup import escape
 
 from helixserve import __version__
 from helixserve.cli.bench import BENCH_EXAMPLES, bench
+from helixserve.cli.datasets import datasets_app
+from helixserve.cli.experiments import experiments_app
 from helixserve.cli.explain import DESIGN_EXAMPLES, design, explain_app
 from helixserve.cli.models import models_app
 from helixserve.cli.options import HelixGroup, examples
 from helixserve.cli.predict import PREDICT_EXAMPLES, predict
+from helixserve.cli.projects import projects_app
+from helixserve.cli.runs import runs_app
 from helixserve.cli.serve import SERVE_EXAMPLES, keys_app, serve
 from helixserve.cli.train import TRAIN_EXAMPLES, TRAIN_HELP, train
 from helixserve.cli.validate import VALIDATE_EXAMPLES, validate
@@ -80,6 +84,10 @@ app.add_typer(models_app, name="models")
 app.add_typer(explain_app, name="explain")
 app.add_typer(keys_app, name="keys")
 app.add_typer(zoo_app, name="zoo")
+app.add_typer(projects_app, name="projects")
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(experiments_app, name="experiments")
+app.add_typer(runs_app, name="runs")
 
 
 def _version(value: bool) -> None:

@@ -7,8 +7,8 @@ Contract: a recipe's hyper-parameters are the fields of one frozen dataclass tha
 choices), the default, a one-line help, and a numeric range (``low``/``high``, closed;
 ``open_low`` for ``(low, ...``) or a ``rule`` (a test plus the words that describe it).
 Values are stored exactly as given; building the dataclass checks every value and raises
-:class:`InvalidParameter` (a :class:`~helixserve.errors.HelixError`) in one format,
-scikit-learn's:
+:class:`InvalidParameter` (an :class:`~helixserve.errors.InputError`: the caller's value, 422 on
+the API, whose ``field`` is ``params.<name>``) in one format, scikit-learn's:
 
     The 'arch' parameter of dna-binary must be one of 'cnn', 'lstm'. Got 'gru' instead.
     The 'epochs' parameter of dna-binary must be an int in the range [1, 1000000]. Got 0 instead.
@@ -38,15 +38,19 @@ from typing import (
     get_type_hints,
 )
 
-from helixserve.errors import HelixError
+from helixserve.errors import InputError
 
 T = TypeVar("T")
 KINDS = {int: "int", float: "float", str: "str", bool: "bool"}
 TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
-class InvalidParameter(HelixError):
-    """A hyper-parameter value (or name) a recipe does not take."""
+class InvalidParameter(InputError):
+    """A hyper-parameter value (or name) a recipe does not take; ``field`` is
+    ``params.<name>`` (``params`` when no one parameter is to blame)."""
+
+    def __init__(self, problem: str, *, name: str | None = None) -> None:
+        super().__init__(problem, field=f"params.{name}" if name else "params")
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,8 @@ class Param:
         if not self.valid(value):
             raise InvalidParameter(
                 f"The {self.name!r} parameter of {self.recipe} must be {self.allowed()}. "
-                f"Got {value!r} instead."
+                f"Got {value!r} instead.",
+                name=self.name,
             )
 
     def parse(self, text: str) -> Any:
@@ -229,7 +234,8 @@ class Params:
         if unknown:
             raise InvalidParameter(
                 f"{cls.recipe} has no parameter {unknown[0]!r}; its parameters are "
-                f"{', '.join(names)}."
+                f"{', '.join(names)}.",
+                name=unknown[0],
             )
         return cls(**values)
 
@@ -237,7 +243,8 @@ class Params:
         """The module's message for ``name``'s value, which ``must`` be something else."""
         value = getattr(self, name)
         return InvalidParameter(
-            f"The {name!r} parameter of {self.recipe} must be {must}. Got {value!r} instead."
+            f"The {name!r} parameter of {self.recipe} must be {must}. Got {value!r} instead.",
+            name=name,
         )
 
     def values(self) -> dict[str, Any]:

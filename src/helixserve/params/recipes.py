@@ -191,9 +191,10 @@ def parse_params(recipe: str, assignments: list[str]) -> dict[str, Any]:
             raise InvalidParameter(f"--param must look like NAME=VALUE, got {text!r}.")
         if name not in declared:
             raise InvalidParameter(
-                f"{recipe} has no parameter {name!r}; its parameters are {', '.join(declared)}."
+                f"{recipe} has no parameter {name!r}; its parameters are {', '.join(declared)}.",
+                name=name,
             )
         if name in values:
-            raise InvalidParameter(f"--param {name} is given twice; keep one of them.")
+            raise InvalidParameter(f"--param {name} is given twice; keep one of them.", name=name)
         values[name] = declared[name].parse(value)
     return values

@@ -9,7 +9,8 @@ Contract:
 - Every error is problem+json (OIP routes: ``{"error": ...}``; UI pages: the error page or the
   key form), including FastAPI's own validation errors and unknown paths; nothing answers with
   a traceback. Exceptions are mapped by :mod:`helixserve.serving.problems` through the one
-  error table, :mod:`helixserve.error_table`.
+  error table, :mod:`helixserve.error_table`. A 405 lists in ``Allow`` the methods of every
+  route of that path (a path may have one route per method).
 - ``/openapi.json`` documents the bodies that routes read through a contract dependency
   (``openapi_extra={"x-helixserve-body": "<schema name>"}``) with that schema, as if FastAPI had
   read them itself.
@@ -28,6 +29,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 import helixserve
 from helixserve.error_table import status_of
@@ -123,8 +125,20 @@ async def http_error(request: Request, exc: Exception) -> Response:
     )
     if request.url.path.startswith("/v2"):
         reply = json_reply({"error": str(err.detail)}, err.status_code)
-    reply.headers += [(k.encode(), v.encode()) for k, v in (err.headers or {}).items()]
+    headers = dict(err.headers or {})
+    if err.status_code == 405:  # every method of the path, not only the first route's
+        headers["Allow"] = ", ".join(_methods(request))
+    reply.headers += [(k.encode(), v.encode()) for k, v in headers.items()]
     return respond(reply)
+
+
+def _methods(request: Request) -> list[str]:
+    """The methods of every route whose path matches the request's (one route per method)."""
+    found: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, APIRoute) and route.matches(request.scope)[0] is Match.PARTIAL:
+            found |= route.methods or set()
+    return sorted(found)
 
 
 async def invalid_request(request: Request, exc: Exception) -> Response:
@@ -132,6 +146,11 @@ async def invalid_request(request: Request, exc: Exception) -> Response:
     first = err.errors()[0]
     where = ".".join(str(p) for p in first.get("loc", ()))
     message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+    if tuple(first.get("loc", ())) == ("body",) and isinstance(first.get("input"), bytes):
+        message += (  # FastAPI reads a body as JSON only when it says it is JSON
+            "; send a JSON object with Content-Type: application/json "
+            """(curl --json '{"name": "..."}')"""
+        )
     return await any_error(request, RequestError(message))
 
 

@@ -14,6 +14,11 @@ Contract:
   a hyper-parameter out of its declaration
   (:class:`~helixserve.params.declare.InvalidParameter`); a block stack whose shapes do not fit
   (:class:`~helixserve.errors.InvalidBlocks`).
+- :func:`request_of` is the request that gives a stored experiment's settings again (its dataset
+  by name, its version by sha256), and :func:`with_changes` changes some of its fields (``params``
+  are merged: the named parameters change, the others keep theirs; another recipe starts from
+  no parameters and no block stack); checked again, they make a clone with changes. An unknown
+  field raises :class:`~helixserve.errors.InputError`.
 - :data:`READS` says which column role each recipe reads; when the request names no input
   column, the only column of that role is taken (tabular: every number column but the target).
 """
@@ -21,7 +26,7 @@ Contract:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
@@ -30,7 +35,7 @@ from helixserve.errors import InputError, InvalidSubset
 from helixserve.params.recipes import DECLARED
 from helixserve.workspace.datasets import get_dataset, get_version, list_subsets
 from helixserve.workspace.experiments import ExperimentSpec
-from helixserve.workspace.models import DatasetVersion, Subset
+from helixserve.workspace.models import Dataset, DatasetVersion, Experiment, Subset
 from helixserve.workspace.presets import check_recipe_blocks
 from helixserve.workspace.projects import listed
 from helixserve.workspace.space import Workspace
@@ -63,6 +68,42 @@ class ExperimentRequest:
     seed: int = 0
     params: Mapping[str, Any] = field(default_factory=dict)
     blocks: Sequence[Mapping[str, Any]] | None = None
+
+
+def request_of(session: Session, experiment: Experiment) -> ExperimentRequest:
+    """The request that gives ``experiment``'s settings (see the module contract)."""
+    dataset = session.get_one(Dataset, experiment.dataset_id)
+    return ExperimentRequest(
+        dataset=dataset.name,
+        version=experiment.dataset_version,
+        target=experiment.target,
+        train_subset=experiment.train_subset,
+        val_subset=experiment.val_subset,
+        test_subset=experiment.test_subset,
+        recipe=experiment.recipe,
+        inputs=dict(experiment.inputs),
+        normalise_on=experiment.normalise_on,
+        seed=experiment.seed,
+        params=dict(experiment.params),
+        blocks=None if experiment.blocks is None else [dict(b) for b in experiment.blocks],
+    )
+
+
+def with_changes(request: ExperimentRequest, changes: Mapping[str, Any]) -> ExperimentRequest:
+    """``request`` with ``changes`` (see the module contract)."""
+    names = [f.name for f in fields(ExperimentRequest)]
+    unknown = [name for name in changes if name not in names]
+    if unknown:
+        raise InputError(
+            f"an experiment has no setting {unknown[0]!r}; its settings are: {listed(names)}.",
+            field=unknown[0],
+        )
+    merged = dict(changes)
+    if merged.get("recipe", request.recipe) != request.recipe:  # another recipe: start afresh
+        request = replace(request, params={}, blocks=None)
+    if "params" in merged:
+        merged["params"] = {**request.params, **dict(merged["params"] or {})}
+    return replace(request, **merged)
 
 
 def check_experiment(

@@ -17,7 +17,9 @@ Contract:
   characters, or ``latest``.
 - :func:`add_subset` checks a subset spec (:func:`~helixserve.workspace.subsets.parse_subset`),
   that the columns it reads exist in the dataset's latest version and that the subsets it names
-  exist; :func:`subset_sizes` counts the rows each subset selects in one version.
+  exist; :func:`subset_sizes` counts the rows each subset selects in one version;
+  :func:`subset_counts` does too, but answers a subset that cannot be counted in that version
+  (empty, or a column that version lacks) with the error's message instead of raising.
 """
 
 from __future__ import annotations
@@ -225,3 +227,25 @@ def subset_sizes(
         path, version.filename, columns_of(specs.values()), roles=roles, limits=space.limits
     )
     return {name: int(rows(spec, table, specs, name=name).size) for name, spec in specs.items()}
+
+
+def subset_counts(
+    space: Workspace, version: DatasetVersion, subsets: list[Subset]
+) -> dict[str, int | str]:
+    """Subset name -> its row count in ``version``, or the message saying why it has none."""
+    specs = {s.name: parse_subset(s.spec, s.name) for s in subsets}
+    path = space.blobs.local_copy(version.id, space.cache_dir)
+    roles = version.profile.get("roles")
+    counts: dict[str, int | str] = {}
+    try:
+        table = subset_table(
+            path, version.filename, columns_of(specs.values()), roles=roles, limits=space.limits
+        )
+    except InvalidSubset as err:
+        return dict.fromkeys(specs, str(err))
+    for name, spec in specs.items():
+        try:
+            counts[name] = int(rows(spec, table, specs, name=name).size)
+        except InvalidSubset as err:
+            counts[name] = str(err)
+    return counts

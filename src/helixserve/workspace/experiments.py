@@ -9,7 +9,9 @@ Contract:
 - An experiment name follows the model-name rules (else :class:`~helixserve.errors.InvalidName`)
   and is unique in its project (else :class:`~helixserve.errors.NameTaken`). The project is
   given by name (:class:`~helixserve.errors.ProjectNotFound` if unknown); an unknown experiment
-  raises :class:`~helixserve.errors.ExperimentNotFound`.
+  raises :class:`~helixserve.errors.ExperimentNotFound`. :func:`project_experiment` finds one by
+  name or id within a project: an experiment of another project is not found (nothing leaks
+  across projects).
 - :func:`clone_experiment` copies an experiment's settings (optionally changed) into a new one
   whose ``cloned_from`` is the original's id; runs are never copied.
 """
@@ -137,6 +139,18 @@ def find_experiment(session: Session, project: str, name: str) -> Experiment:
             + (f"its experiments: {listed(names)}." if names else "it has no experiments yet.")
         )
     return experiment
+
+
+def project_experiment(session: Session, project: str, ref: str) -> Experiment:
+    """Experiment ``ref`` of ``project``: its name, else its id; one of another project raises
+    :class:`ExperimentNotFound` as if it did not exist."""
+    try:
+        return find_experiment(session, project, ref)
+    except ExperimentNotFound as missing:
+        found = session.get(Experiment, ref)
+        if found is None or found.project_id != get_project(session, project).id:
+            raise missing from None
+        return found
 
 
 def list_experiments(session: Session, project: str) -> list[Experiment]:

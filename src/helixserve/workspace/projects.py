@@ -9,19 +9,22 @@ Contract:
   :class:`~helixserve.errors.NameTaken`. An unknown name raises
   :class:`~helixserve.errors.ProjectNotFound` listing the project names there are.
 - Archived projects keep their rows; :func:`list_projects` leaves them out unless asked.
+- :func:`project_counts` counts what a project holds (datasets, experiments, runs per state,
+  deployments), for its page and ``GET /api/v1/projects/{name}``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from helixserve.errors import NameTaken, ProjectNotFound
 from helixserve.store.names import check_name
-from helixserve.workspace.models import Project
+from helixserve.workspace.models import Dataset, Deployment, Experiment, Project, Run
 
 SHOWN_NAMES = 20
 
@@ -93,3 +96,21 @@ def list_projects(session: Session, include_archived: bool = False) -> list[Proj
     if not include_archived:
         query = query.where(Project.archived.is_(False))
     return list(session.scalars(query))
+
+
+def project_counts(session: Session, name: str) -> dict[str, Any]:
+    """``{"datasets", "experiments", "deployments": int, "runs": {state: int}}`` of a project."""
+    owner = get_project(session, name)
+    counts: dict[str, Any] = {}
+    for key, table in (
+        ("datasets", Dataset),
+        ("experiments", Experiment),
+        ("deployments", Deployment),
+    ):
+        query = select(func.count()).select_from(table).where(table.project_id == owner.id)
+        counts[key] = int(session.scalar(query) or 0)
+    by_state = (
+        select(Run.status, func.count()).where(Run.project_id == owner.id).group_by(Run.status)
+    )
+    counts["runs"] = {status.value: int(n) for status, n in session.execute(by_state).all()}
+    return counts

@@ -10,6 +10,11 @@ module                    routes
                           ``POST /api/v1/getdnaclassapi`` (hot)
 :mod:`.explain`           ``POST /api/v1/models/{name}/explain``, ``.../variants``, ``.../design``
 :mod:`.oip`               ``/v2`` ... (Open Inference Protocol v2; ``.../infer`` is hot)
+:mod:`.projects`          ``/api/v1/projects[/{project}]`` (the workspace: create, list, rename)
+:mod:`.datasets`          ``/api/v1/projects/{project}/datasets/...`` (versions, profiles, subsets)
+:mod:`.experiments`       ``GET /api/v1/recipes``, ``/api/v1/projects/{project}/experiments/...``
+:mod:`.runs`              ``/api/v1/projects/{project}/runs/...`` (queue, stop, resume, continue,
+                          deploy), ``.../experiments/{experiment}/runs``, ``.../compare``
 :mod:`.ui_pages`          ``/``, ``/models/{name}[/predict|/upload|/plots/..]``, ``/jobs/..``,
                           ``/compare``, ``/dnasequence``, ``/dnafile``
 :mod:`.ui_explain`        ``/models/{name}/variants``, ``/models/{name}/design`` (pages)
@@ -27,10 +32,14 @@ from fastapi import APIRouter
 
 from helixserve.serving.routes import (
     admin,
+    datasets,
+    experiments,
     explain,
     models,
     oip,
     predict,
+    projects,
+    runs,
     ui_explain,
     ui_login,
     ui_pages,
@@ -42,6 +51,10 @@ ROUTERS: tuple[APIRouter, ...] = (
     predict.router,
     explain.router,
     oip.router,
+    projects.router,
+    datasets.router,
+    experiments.router,
+    runs.router,
     ui_pages.router,
     ui_explain.router,
     ui_login.router,

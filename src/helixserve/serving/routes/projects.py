@@ -1,0 +1,80 @@
+"""Project routes of the workspace API: ``/api/v1/projects``.
+
+Contract:
+- ``POST /api/v1/projects`` (201; 400 a bad name, 409 a name taken), ``GET /api/v1/projects``
+  (``?archived=true`` includes archived ones), ``GET /api/v1/projects/{project}`` (with counts
+  of datasets, experiments, runs per state and deployments; 404 unknown), ``PATCH
+  /api/v1/projects/{project}`` (``name``: rename; ``archived``: archive or restore).
+- Every workspace route (these, and those of :mod:`.datasets`, :mod:`.experiments`,
+  :mod:`.runs`) needs a key with the ``admin`` scope while API keys are configured (open
+  otherwise, like ``/api/v1/admin/reload``; accounts and roles per project come later) and
+  answers 503 while the workspace database is not available. Handlers are plain ``def``
+  (FastAPI runs them in its thread pool) and open their own session, so a failed commit is
+  the route's error; errors are the workspace's typed errors, mapped by the error table.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from helixserve.serving.deps import WorkspaceDep, admin_scope
+from helixserve.serving.schemas import ERRORS
+from helixserve.serving.workspace_schemas import (
+    ProjectChange,
+    ProjectCounts,
+    ProjectDetail,
+    ProjectIn,
+    ProjectList,
+    ProjectOut,
+)
+from helixserve.workspace import projects
+
+PREFIX = "/api/v1/projects"
+GUARD = [Depends(admin_scope)]
+
+router = APIRouter(prefix=PREFIX, tags=["workspace"], dependencies=GUARD, responses=ERRORS)
+
+
+@router.post("", status_code=201)
+def create_project(workspace: WorkspaceDep, body: ProjectIn) -> ProjectOut:
+    """Create a project."""
+    with workspace.db.session() as session:
+        return ProjectOut.of(projects.create_project(session, body.name, body.title))
+
+
+@router.get("")
+def list_projects(
+    workspace: WorkspaceDep,
+    archived: Annotated[bool, Query(description="include archived projects")] = False,
+) -> ProjectList:
+    """The projects, by name."""
+    with workspace.db.session() as session:
+        found = projects.list_projects(session, include_archived=archived)
+        return ProjectList(projects=[ProjectOut.of(p) for p in found])
+
+
+def _detail(workspace: WorkspaceDep, name: str) -> ProjectDetail:
+    with workspace.db.session() as session:
+        project = projects.get_project(session, name)
+        counts = ProjectCounts.model_validate(projects.project_counts(session, name))
+        return ProjectDetail(**ProjectOut.of(project).model_dump(), counts=counts)
+
+
+@router.get("/{project}")
+def get_project(workspace: WorkspaceDep, project: str) -> ProjectDetail:
+    """One project, with what it holds."""
+    return _detail(workspace, project)
+
+
+@router.patch("/{project}")
+def change_project(workspace: WorkspaceDep, project: str, body: ProjectChange) -> ProjectDetail:
+    """Rename, archive or restore a project."""
+    name = project
+    with workspace.db.session() as session:
+        if body.name is not None:
+            name = projects.rename_project(session, project, body.name).name
+        if body.archived is not None:
+            projects.archive_project(session, name, body.archived)
+    return _detail(workspace, name)

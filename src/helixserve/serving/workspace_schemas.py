@@ -1,0 +1,466 @@
+"""Request and response bodies of the workspace API (``/api/v1/projects/...``, ``/api/v1/recipes``),
+declared once.
+
+Contract:
+- Request bodies (``...In``) refuse unknown fields; a body that breaks its model is a 400
+  (``body.name: Field required``), answered by the app's validation handler. What a body names
+  is checked by the workspace operations, whose typed errors carry the field: a subset spec
+  (``spec`` is taken as JSON and parsed by :func:`~helixserve.workspace.subsets.parse_subset`,
+  so its refusal is the workspace's 422 naming the field, documented with the
+  :data:`~helixserve.workspace.subsets.SubsetSpec` schema), hyper-parameters, block stacks.
+- Response bodies (``...Out``, lists, details) are made from the ORM rows by their ``of``
+  class methods, so every route answers one object the same way. Timestamps are ISO 8601 UTC.
+  Comparisons reuse :class:`~helixserve.workspace.compare.Comparison`; profile columns and
+  refused rows reuse :mod:`helixserve.workspace.tables`' models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema
+
+from helixserve.workspace.models import (
+    Dataset,
+    DatasetVersion,
+    Deployment,
+    Experiment,
+    Project,
+    Run,
+    RunEpoch,
+    RunLog,
+    Subset,
+)
+from helixserve.workspace.subsets import SubsetSpec
+from helixserve.workspace.tables import ColumnProfile, RefusedRow
+
+Engine = Literal["local", "ray"]
+SpecJson = Annotated[dict[str, Any], WithJsonSchema(TypeAdapter(SubsetSpec).json_schema())]
+REFUSED_PAGE = 100
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- projects ----------------------------------------------------------------------------------
+
+
+class ProjectIn(_In):
+    name: str = Field(description="1-64 of A-Z a-z 0-9 . _ -", examples=["yeast-utr"])
+    title: str = Field(default="", max_length=200, description="a title for people")
+
+
+class ProjectChange(_In):
+    name: str | None = Field(default=None, description="a new name")
+    archived: bool | None = Field(default=None, description="archive (true) or restore (false)")
+
+
+class ProjectOut(BaseModel):
+    id: str
+    name: str
+    title: str
+    archived: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Project) -> Self:
+        return cls(
+            id=row.id,
+            name=row.name,
+            title=row.title,
+            archived=row.archived,
+            created_at=row.created_at,
+        )
+
+
+class ProjectCounts(BaseModel):
+    datasets: int
+    experiments: int
+    deployments: int
+    runs: dict[str, int] = Field(description="runs per state (queued, running, finished, ...)")
+
+
+class ProjectDetail(ProjectOut):
+    counts: ProjectCounts
+
+
+class ProjectList(BaseModel):
+    projects: list[ProjectOut]
+
+
+# --- datasets ----------------------------------------------------------------------------------
+
+
+class DatasetIn(_In):
+    name: str = Field(examples=["utrs"])
+
+
+class VersionOut(BaseModel):
+    id: str = Field(description="sha256 of the file's bytes")
+    filename: str
+    format: str
+    size_bytes: int
+    rows: int
+    good_rows: int
+    refused_rows: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: DatasetVersion) -> Self:
+        return cls(
+            id=row.id,
+            filename=row.filename,
+            format=row.format,
+            size_bytes=row.size_bytes,
+            rows=row.rows,
+            good_rows=row.good_rows,
+            refused_rows=row.refused_rows,
+            created_at=row.created_at,
+        )
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    created_at: datetime
+    versions: int
+    latest: VersionOut | None
+
+    @classmethod
+    def of(cls, row: Dataset, versions: list[DatasetVersion]) -> Self:
+        latest = VersionOut.of(versions[-1]) if versions else None
+        return cls(
+            id=row.id,
+            name=row.name,
+            created_at=row.created_at,
+            versions=len(versions),
+            latest=latest,
+        )
+
+
+class DatasetList(BaseModel):
+    datasets: list[DatasetOut]
+
+
+class VersionList(BaseModel):
+    dataset: str
+    versions: list[VersionOut] = Field(description="oldest first")
+
+
+class ProfileOut(VersionOut):
+    columns: list[ColumnProfile] = Field(description="each column's detected role and values")
+    roles: dict[str, str] = Field(description="the roles in use (detected, or as corrected)")
+    preview: list[dict[str, str]] = Field(description="the first rows, as text")
+
+    @classmethod
+    def of(cls, row: DatasetVersion) -> Self:
+        base = VersionOut.of(row).model_dump()
+        found = row.profile
+        return cls(
+            **base,
+            columns=[ColumnProfile.model_validate(c) for c in found.get("columns", [])],
+            roles=dict(found.get("roles", {})),
+            preview=list(found.get("preview", [])),
+        )
+
+
+class RefusedPage(BaseModel):
+    total: int = Field(description="refused rows in the file")
+    kept: int = Field(description="refused rows whose report is kept (the first 1,000)")
+    offset: int
+    limit: int
+    rows: list[RefusedRow]
+
+    @classmethod
+    def of(cls, row: DatasetVersion, offset: int, limit: int) -> Self:
+        kept = list(row.report.get("refused", []))
+        page = [RefusedRow.model_validate(r) for r in kept[offset : offset + limit]]
+        return cls(total=row.refused_rows, kept=len(kept), offset=offset, limit=limit, rows=page)
+
+
+class RolesIn(_In):
+    roles: dict[str, str] = Field(
+        description="column -> role (sequence, number, category, split, id, image, text)",
+        examples=[{"t0": "number"}],
+    )
+
+
+class RolesOut(BaseModel):
+    roles: dict[str, str]
+
+
+class SubsetIn(_In):
+    name: str = Field(examples=["measured"])
+    spec: SpecJson = Field(examples=[{"kind": "where", "column": "t0", "op": ">", "value": 100}])
+
+
+class SubsetOut(BaseModel):
+    name: str
+    spec: dict[str, Any]
+    created_at: datetime
+    rows: int | None = Field(description="rows it selects in the version; null: see error")
+    error: str | None = Field(description="why it selects no row in that version")
+
+    @classmethod
+    def of(cls, row: Subset, count: int | str) -> Self:
+        return cls(
+            name=row.name,
+            spec=dict(row.spec),
+            created_at=row.created_at,
+            rows=count if isinstance(count, int) else None,
+            error=count if isinstance(count, str) else None,
+        )
+
+
+class SubsetList(BaseModel):
+    dataset: str
+    version: str | None = Field(description="the version counted (null: no version yet)")
+    subsets: list[SubsetOut]
+
+
+# --- recipes and experiments --------------------------------------------------------------------
+
+
+class RecipeOut(BaseModel):
+    name: str
+    reads: str = Field(description="the column role it reads: sequence, features or image")
+    params: list[dict[str, Any]] = Field(description="declared hyper-parameters (Param.as_dict)")
+    preset: list[dict[str, Any]] | None = Field(description="its network as a block stack")
+    input_shape: list[int] | None = Field(description="what the block stack takes")
+
+
+class RecipeList(BaseModel):
+    recipes: list[RecipeOut]
+
+
+class ExperimentSettings(BaseModel):
+    """What an experiment trains; the fields of :class:`~helixserve.workspace.checks.
+    ExperimentRequest`."""
+
+    dataset: str
+    version: str = Field(default="latest", description="sha256, a prefix of 8+, or latest")
+    target: str
+    train_subset: str
+    val_subset: str
+    test_subset: str | None = None
+    recipe: str = Field(examples=["dna-regression"])
+    inputs: dict[str, Any] = Field(default_factory=dict, description="role -> column(s)")
+    normalise_on: str | None = Field(default=None, description="a subset name")
+    seed: int = 0
+    params: dict[str, Any] = Field(default_factory=dict, description="hyper-parameters by name")
+    blocks: list[dict[str, Any]] | None = Field(
+        default=None, description="a block stack instead of the recipe's network"
+    )
+
+
+class ExperimentIn(ExperimentSettings):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(examples=["cuperus-cnn"])
+
+
+class ExperimentChanges(_In):
+    """Settings to change in a clone (``params`` are merged into the original's)."""
+
+    dataset: str | None = None
+    version: str | None = None
+    target: str | None = None
+    train_subset: str | None = None
+    val_subset: str | None = None
+    test_subset: str | None = None
+    recipe: str | None = None
+    inputs: dict[str, Any] | None = None
+    normalise_on: str | None = None
+    seed: int | None = None
+    params: dict[str, Any] | None = None
+    blocks: list[dict[str, Any]] | None = None
+
+
+class CloneIn(_In):
+    name: str = Field(examples=["cuperus-cnn-lr"])
+    changes: ExperimentChanges = Field(default_factory=ExperimentChanges)
+
+
+class ExperimentOut(BaseModel):
+    id: str
+    name: str
+    dataset: str
+    dataset_version: str
+    target: str
+    inputs: dict[str, Any]
+    train_subset: str
+    val_subset: str
+    test_subset: str | None
+    normalise_on: str | None
+    seed: int
+    recipe: str
+    params: dict[str, Any]
+    blocks: list[dict[str, Any]] | None
+    cloned_from: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Experiment, dataset: str) -> Self:
+        return cls(
+            id=row.id,
+            name=row.name,
+            dataset=dataset,
+            dataset_version=row.dataset_version,
+            target=row.target,
+            inputs=dict(row.inputs),
+            train_subset=row.train_subset,
+            val_subset=row.val_subset,
+            test_subset=row.test_subset,
+            normalise_on=row.normalise_on,
+            seed=row.seed,
+            recipe=row.recipe,
+            params=dict(row.params),
+            blocks=row.blocks,
+            cloned_from=row.cloned_from,
+            created_at=row.created_at,
+        )
+
+
+class ExperimentList(BaseModel):
+    experiments: list[ExperimentOut]
+
+
+# --- runs --------------------------------------------------------------------------------------
+
+
+class RunIn(_In):
+    engine: Engine = Field(default="local", description="local: a worker here; ray: a cluster")
+    epochs: int | None = Field(default=None, ge=1, description="epochs planned (for the ETA)")
+    init_from_run: str | None = Field(
+        default=None, description="a finished run of this project whose weights to start from"
+    )
+
+
+class ContinueIn(_In):
+    experiment: str | None = Field(
+        default=None, description="name or id of the experiment to run (default: the run's own)"
+    )
+    engine: Engine = "local"
+    epochs: int | None = Field(default=None, ge=1)
+
+
+class RunOut(BaseModel):
+    id: str
+    experiment_id: str
+    experiment: str
+    number: int
+    status: str
+    engine: str
+    init_from_run: str | None
+    worker: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    stop_requested: bool
+    error: str | None
+    epochs_planned: int | None
+    best_epoch: int | None
+    metrics: dict[str, Any] | None
+    headline: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, row: Run, experiment: str) -> Self:
+        return cls(
+            id=row.id,
+            experiment_id=row.experiment_id,
+            experiment=experiment,
+            number=row.number,
+            status=row.status.value,
+            engine=row.engine,
+            init_from_run=row.init_from_run,
+            worker=row.worker,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            stop_requested=row.stop_requested,
+            error=row.error,
+            epochs_planned=row.epochs_planned,
+            best_epoch=row.best_epoch,
+            metrics=row.metrics,
+            headline=row.headline,
+        )
+
+
+class EpochOut(BaseModel):
+    epoch: int
+    train_loss: float | None
+    val_loss: float | None
+    metrics: dict[str, Any]
+    at: datetime
+
+    @classmethod
+    def of(cls, row: RunEpoch) -> Self:
+        return cls(
+            epoch=row.epoch,
+            train_loss=row.train_loss,
+            val_loss=row.val_loss,
+            metrics=dict(row.metrics),
+            at=row.at,
+        )
+
+
+class LogOut(BaseModel):
+    seq: int
+    at: datetime
+    line: str
+
+    @classmethod
+    def of(cls, row: RunLog) -> Self:
+        return cls(seq=row.seq, at=row.at, line=row.line)
+
+
+class RunDetail(RunOut):
+    epochs: list[EpochOut]
+    logs: list[LogOut] = Field(description="log lines after ?after_log= (default: all)")
+
+
+class RunList(BaseModel):
+    runs: list[RunOut]
+
+
+class DeployIn(_In):
+    model: str = Field(description="the served model's name", examples=["my-utr"])
+    alias: str | None = Field(default=None, examples=["production"])
+
+
+class Calls(BaseModel):
+    """How to call a deployed model, as commands to paste."""
+
+    curl: str = Field(description="REST domain API")
+    python: str = Field(description="Python with requests, the same call")
+    oip_curl: str = Field(description="Open Inference Protocol v2 over REST")
+    grpc_python: str | None = Field(description="OIP over gRPC with tritonclient (null: no gRPC)")
+
+
+class DeployOut(BaseModel):
+    project: str
+    run: str
+    model: str
+    version: int
+    alias: str | None
+    at: datetime
+    served: bool = Field(description="the server serves it now")
+    load_error: str | None = Field(description="why the server could not load it")
+    calls: Calls
+
+    @classmethod
+    def of(
+        cls, row: Deployment, project: str, served: bool, error: str | None, calls: Calls
+    ) -> Self:
+        return cls(
+            project=project,
+            run=row.run_id,
+            model=row.model,
+            version=row.version,
+            alias=row.alias,
+            at=row.at,
+            served=served,
+            load_error=error,
+            calls=calls,
+        )

@@ -1,0 +1,177 @@
+"""The workspace from the command line: the yeast tutorial end to end (projects, datasets,
+subsets, an experiment with the Cuperus block preset, runs, clone-and-continue, compare, deploy),
+on the same workspace the server uses, and the refusals as ``Error: ...`` with exit 1."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from helixserve.cli.app import app
+from helixserve.settings import Settings
+from helixserve.workspace import runs
+from helixserve.workspace.space import Workspace, run_model_name
+from tests.support.server import publish_gc
+
+runner = CliRunner()
+UTRS = "cuperus2017_yeast_utr/Native_UTRs.csv.gz"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A workspace of the test's own (the variables the server reads too)."""
+    return {
+        "HELIXSERVE_DATABASE_URL": f"sqlite:///{tmp_path / 'workspace.db'}",
+        "HELIXSERVE_WORKSPACE_STORE": str(tmp_path / "workspace"),
+        "HELIXSERVE_STORE": str(tmp_path / "store"),
+        "HELIXSERVE_CACHE_DIR": str(tmp_path / "cache"),
+        "COLUMNS": "200",
+    }
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    result = runner.invoke(app, list(args), env=env)
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.output
+
+
+def space_of(env: dict[str, str]) -> Workspace:
+    return Workspace.from_settings(
+        Settings(
+            database_url=env["HELIXSERVE_DATABASE_URL"],
+            workspace_store=env["HELIXSERVE_WORKSPACE_STORE"],
+            store=env["HELIXSERVE_STORE"],
+            cache_dir=env["HELIXSERVE_CACHE_DIR"],
+        )
+    ).open()
+
+
+def finish_by_hand(env: dict[str, str], run_id: str) -> None:
+    """What a worker would do: publish a (tiny, real) bundle and finish the run."""
+    space = space_of(env)
+    try:
+        publish_gc(space.runs, name=run_model_name(run_id))
+        assert runs.claim(space.db, "test-worker") is not None
+        with space.db.session() as session:
+            runs.record_epoch(session, run_id, 1, train_loss=0.9, val_loss=0.8)
+            bundle = f"{run_model_name(run_id)}@1"
+            runs.finish(session, run_id, bundle, {"r2": 0.5}, {"metric": "r2"}, best_epoch=1)
+    finally:
+        space.db.close()
+
+
+def upload_and_split(env: dict[str, str], path: Path) -> None:
+    assert cli(env, "projects", "create", "yeast") == "created project yeast\n"
+    cli(env, "datasets", "create", "utrs", "-p", "yeast")
+    uploaded = cli(env, "datasets", "upload", "utrs", str(path), "-p", "yeast")
+    assert re.match(
+        r"version [0-9a-f]{12} \(Native_UTRs.csv.gz, csv\): 11,856 rows, 11,856 good, 0 refused",
+        uploaded,
+    )
+    assert re.search(r"UTR\s+sequence", uploaded)
+    assert re.search(
+        r"UTR_name\s+id", cli(env, "datasets", "roles", "utrs", "UTR_name=id", "-p", "yeast")
+    )
+    p = ("-p", "yeast")
+    cli(env, "datasets", "subset", "utrs", "measured", "--where", "t0>100", *p)
+    cli(env, "datasets", "subset", "utrs", "train", "--fraction", "0.8", "--of", "measured", *p)
+    val = cli(env, "datasets", "subset", "utrs", "val", "--rest", "--of", "measured",
+              "--minus", "train", *p)  # fmt: skip
+    assert re.fullmatch(r"subset val of utrs: [\d,]+ rows\n", val)
+    listed = cli(env, "datasets", "subsets", "utrs", *p)
+    assert all(name in listed for name in ("measured", "train", "val"))
+
+
+def test_the_tutorial_through_the_cli(env: dict[str, str], shared_data: Path) -> None:
+    upload_and_split(env, shared_data / UTRS)
+    p = ("-p", "yeast")
+    made = cli(env, "experiments", "create", "cuperus", *p, "--dataset", "utrs", "--target",
+               "growth_rate", "--train", "train", "--val", "val", "--recipe", "dna-regression",
+               "--blocks", "preset", "--param", "epochs=3")  # fmt: skip
+    assert made.startswith("created experiment cuperus: dna-regression on utrs@")
+    assert "14 blocks" in cli(env, "experiments", "show", "cuperus", *p)
+    queued = cli(env, "runs", "start", "cuperus", *p)
+    first = re.fullmatch(r"queued run cuperus:1 \(id (\S+), engine local\)\n", queued)
+    assert first is not None
+    run_id = first.group(1)
+    finish_by_hand(env, run_id)
+    assert re.search(r"r2\s+0.5", cli(env, "runs", "show", "cuperus:1", *p))
+    cli(env, "experiments", "clone", "cuperus", "cuperus-slow", *p, "--param", "lr=0.0005")
+    started = cli(env, "runs", "start", "cuperus-slow", *p, "--from", "cuperus:1")
+    assert started.startswith("queued run cuperus-slow:1 (id ")
+    compared = cli(env, "runs", "compare", "cuperus:1", "cuperus-slow:1", *p)
+    assert "≠ params.lr" in compared and "≠ init_from_run" in compared
+    assert cli(env, "runs", "stop", "cuperus-slow:1", *p) == "run cuperus-slow:1 is stopped\n"
+    assert (
+        cli(env, "runs", "resume", "cuperus-slow:1", *p) == "run cuperus-slow:1 is queued again\n"
+    )
+    deployed = cli(env, "runs", "deploy", "cuperus:1", "my-utr", *p, "--alias", "production")
+    assert deployed.startswith("deployed run cuperus:1 as my-utr@1 (production)\n")
+    assert "curl -s http://127.0.0.1:8000/api/v1/models/my-utr/predict?version=1" in deployed
+    listed = cli(env, "projects", "list")
+    assert re.search(r"yeast\s+1\s+2\s+1 finished, 1 queued", listed)
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The real entry point (``Error: ...`` and the exit status come from it)."""
+    tree = {k: v for k, v in os.environ.items() if k == "PYTHONPATH"}
+    return subprocess.run(
+        [sys.executable, "-m", "helixserve", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**env, "PATH": "/usr/bin:/bin", "HELIXSERVE_PRETRAINED": "false", **tree},
+    )
+
+
+def test_refusals_are_errors_with_exit_1(env: dict[str, str], tmp_path: Path) -> None:
+    cli(env, "projects", "create", "yeast")
+    result = run_cli(env, "runs", "show", "nope", "-p", "yeast")
+    assert (result.returncode, result.stderr) == (1, "Error: project 'yeast' has no run 'nope'.\n")
+    small = tmp_path / "x.csv"
+    small.write_text("id,seq\nr1,ACGT\n")
+    cases = [
+        (
+            ("datasets", "upload", "utrs", "nope.csv", "-p", "yeast"),
+            "cannot read nope.csv: No such file or directory.",
+        ),
+        (
+            ("datasets", "upload", "utrs", str(small), "-p", "other"),
+            "no project named 'other'; projects: yeast.",
+        ),
+        (
+            ("datasets", "subset", "utrs", "x", "-p", "yeast"),
+            "give one of --where, --fraction, --rest, --all or --spec.",
+        ),
+        (
+            (
+                "experiments",
+                "create",
+                "e",
+                "-p",
+                "yeast",
+                "--dataset",
+                "utrs",
+                "--target",
+                "t",
+                "--train",
+                "a",
+                "--val",
+                "b",
+                "--recipe",
+                "tabular",
+                "--param",
+                "model=svm",
+            ),
+            "The 'model' parameter of tabular must be one of 'rf', 'gb'. Got 'svm' instead.",
+        ),
+    ]
+    for args, message in cases:  # the HelixError that main() prints as "Error: ..."
+        refused = runner.invoke(app, list(args), env=env)
+        assert (refused.exit_code, str(refused.exception)) == (1, message), args
