@@ -43,7 +43,6 @@ from helixserve.workspace.subsets import (
 from helixserve.workspace.tables import MAX_REFUSED, PREVIEW_ROWS, profile
 from tests.conftest import s3_options, write
 from tests.support.s3server import S3Server
-from tests.test_layers import PACKAGE, helixserve_imports
 
 SEQ = "ACGTACGTAC"
 MIXED = (
@@ -446,19 +445,6 @@ def test_shared_cell_images_zipped_profile(shared_data: Path, tmp_path: Path) ->
 
 
 # --- layering and errors -------------------------------------------------------------------------
-
-
-def test_workspace_imports_only_inputs_store_errors_settings() -> None:
-    for path in (PACKAGE / "workspace").rglob("*.py"):
-        wrong = helixserve_imports(path) - {
-            "inputs",
-            "store",
-            "errors",
-            "settings",
-            "workspace",
-            "",
-        }
-        assert not wrong, f"{path.name} imports {sorted(wrong)}"
 
 
 def test_new_errors_answer_from_their_bases_rows() -> None:
