@@ -10,10 +10,16 @@ module                    routes
                           ``POST /api/v1/getdnaclassapi`` (hot)
 :mod:`.explain`           ``POST /api/v1/models/{name}/explain``, ``.../variants``, ``.../design``
 :mod:`.oip`               ``/v2`` ... (Open Inference Protocol v2; ``.../infer`` is hot)
+:mod:`.live`              ``GET /api/v1/projects/{project}/runs/{id}/events`` (server-sent
+                          events), ``POST /api/v1/blocks/shapes``
 :mod:`.ui_pages`          ``/``, ``/models/{name}[/predict|/upload|/plots/..]``, ``/jobs/..``,
                           ``/compare``, ``/dnasequence``, ``/dnafile``
 :mod:`.ui_explain`        ``/models/{name}/variants``, ``/models/{name}/design`` (pages)
 :mod:`.ui_login`          ``/login``, ``/logout``
+:mod:`.ui_workspace`      ``/projects``, ``/projects/{p}``, datasets (upload, roles, subsets)
+:mod:`.ui_workspace_experiments`  ``/projects/{p}/experiments/...`` (wizard, clone, Run)
+:mod:`.ui_workspace_runs` ``/projects/{p}/runs/{id}`` (live, stop, resume, continue, deploy),
+                          ``/projects/{p}/compare``
 ========================  ==================================================================
 
 Shared dependencies (server, key, model@version, scopes, limits, pages) are in
@@ -28,12 +34,16 @@ from fastapi import APIRouter
 from helixserve.serving.routes import (
     admin,
     explain,
+    live,
     models,
     oip,
     predict,
     ui_explain,
     ui_login,
     ui_pages,
+    ui_workspace,
+    ui_workspace_experiments,
+    ui_workspace_runs,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -42,7 +52,11 @@ ROUTERS: tuple[APIRouter, ...] = (
     predict.router,
     explain.router,
     oip.router,
+    live.router,
     ui_pages.router,
     ui_explain.router,
     ui_login.router,
+    ui_workspace.router,
+    ui_workspace_experiments.router,
+    ui_workspace_runs.router,
 )
