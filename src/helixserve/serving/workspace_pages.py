@@ -23,7 +23,9 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
+
+from starlette.datastructures import ImmutableMultiDict
 
 from helixserve.errors import HelixError, InputError, InvalidBlocks, InvalidName, NameTaken
 from helixserve.params.declare import InvalidParameter, Param, declarations
@@ -35,12 +37,8 @@ NEURAL = tuple(PRESETS)
 _BLOCK_NO = re.compile(r"^block (\d+)")
 
 
-class Form(Protocol):
-    """What a posted form and query parameters both offer."""
-
-    def get(self, key: str, default: Any = None) -> Any: ...
-
-    def getlist(self, key: str) -> list[Any]: ...
+Form = ImmutableMultiDict[str, Any]
+"""What a posted form (``FormData``) and query parameters (``QueryParams``) both are."""
 
 
 def text(form: Form, name: str, default: str = "") -> str:
@@ -109,9 +107,7 @@ def _field(declared: Param, value: str) -> ParamField:
     if data["range"] is not None and kinds in (("int",), ("float",)):
         low, high = data["range"]
         step = "1" if kinds == ("int",) else "any"
-        return ParamField(
-            widget="number", low=low, high=high, step=step, allowed=allowed, **common
-        )
+        return ParamField(widget="number", low=low, high=high, step=step, allowed=allowed, **common)
     return ParamField(widget="text", allowed=allowed, **common)
 
 
@@ -245,7 +241,7 @@ def _scalar(raw: str) -> str | int | float:
     """A value as typed: an int or a number when it reads as one, else the text."""
     for read in (int, float):
         try:
-            return read(raw)  # type: ignore[no-any-return]
+            return read(raw)
         except ValueError:
             pass
     return raw

@@ -20,6 +20,7 @@ Contract:
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def eta_seconds(run: Run, shown: Sequence[dict[str, Any]]) -> float | None:
     times = [datetime.fromisoformat(p["at"]) for p in shown]
     if run.started_at is not None:
         times.insert(0, run.started_at)
-    steps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+    steps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     if not steps:
         return None
     recent = steps[-RECENT_EPOCHS:]
@@ -175,7 +176,11 @@ def _oip_input(manifest: Manifest, example: Any) -> dict[str, Any]:
 
 
 def usage(
-    base_url: str, grpc_target: str | None, model: str, version: int, bundle: BundleView,
+    base_url: str,
+    grpc_target: str | None,
+    model: str,
+    version: int,
+    bundle: BundleView,
     keys_on: bool,
 ) -> list[Snippet]:
     """The calls for ``model@version`` (see the module contract)."""
@@ -191,22 +196,40 @@ def usage(
     oip_url = f"{base_url.rstrip('/')}/v2/models/{model}/versions/{version}/infer"
     output = "value" if manifest.task == "regression" else "probabilities"
     snippets = [
-        Snippet("curl (REST API)", f"curl -s '{url}' \\\n  -H 'Content-Type: application/json'"
-                f"{key_curl} \\\n  -d '{body}'"),
-        Snippet("Python (REST API)", "import os, httpx\n\n"
-                f"answer = httpx.post(\n    \"{url}\",\n    json={body}{key_py},\n)\n"
-                "print(answer.json()[\"predictions\"])"),
-        Snippet("Open Inference Protocol (REST)", f"curl -s '{oip_url}' \\\n  -H "
-                f"'Content-Type: application/json'{key_curl} \\\n  -d '{oip}'"),
+        Snippet(
+            "curl (REST API)",
+            f"curl -s '{url}' \\\n  -H 'Content-Type: application/json'"
+            f"{key_curl} \\\n  -d '{body}'",
+        ),
+        Snippet(
+            "Python (REST API)",
+            "import os, httpx\n\n"
+            f'answer = httpx.post(\n    "{url}",\n    json={body}{key_py},\n)\n'
+            'print(answer.json()["predictions"])',
+        ),
+        Snippet(
+            "Open Inference Protocol (REST)",
+            f"curl -s '{oip_url}' \\\n  -H "
+            f"'Content-Type: application/json'{key_curl} \\\n  -d '{oip}'",
+        ),
     ]
     if grpc_target is not None:
-        snippets.append(Snippet("gRPC (tritonclient)", _grpc(grpc_target, model, version,
-                                                              manifest, example, output, keys_on)))
+        snippets.append(
+            Snippet(
+                "gRPC (tritonclient)",
+                _grpc(grpc_target, model, version, manifest, example, output, keys_on),
+            )
+        )
     return snippets
 
 
 def _grpc(
-    target: str, model: str, version: int, manifest: Manifest, example: Any, output: str,
+    target: str,
+    model: str,
+    version: int,
+    manifest: Manifest,
+    example: Any,
+    output: str,
     keys_on: bool,
 ) -> str:
     tensor = _oip_input(manifest, example)
@@ -266,6 +289,10 @@ def compare_view(comparison: Comparison) -> CompareView:
         (name, [figure(r.metrics[name]) if name in r.metrics else "—" for r in runs])
         for name in comparison.metric_names
     ]
-    keys = sorted({k for r in runs for k in r.settings}, key=lambda k: (k not in comparison.differs, k))
-    settings = [(k, [_shown(r.settings.get(k)) for r in runs], k in comparison.differs) for k in keys]
+    keys = sorted(
+        {k for r in runs for k in r.settings}, key=lambda k: (k not in comparison.differs, k)
+    )
+    settings = [
+        (k, [_shown(r.settings.get(k)) for r in runs], k in comparison.differs) for k in keys
+    ]
     return CompareView(labels, curves, metrics, settings)

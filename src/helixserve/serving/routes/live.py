@@ -52,9 +52,7 @@ from helixserve.workspace.space import Workspace
 router = APIRouter(tags=["workspace"])
 POLL_S = 0.25
 PING_S = 15
-FINAL = frozenset(
-    {RunStatus.FINISHED, RunStatus.FAILED, RunStatus.STOPPED, RunStatus.INTERRUPTED}
-)
+FINAL = frozenset({RunStatus.FINISHED, RunStatus.FAILED, RunStatus.STOPPED, RunStatus.INTERRUPTED})
 _CURSOR = re.compile(r"^(\d{1,9})-(\d{1,9})$")
 
 
@@ -66,7 +64,9 @@ async def live_access(request: Request, server: ServerDep, key: KeyDep) -> None:
         server.check_page(request.cookies.get(COOKIE))
 
 
-async def live_workspace(server: ServerDep, _access: Annotated[None, Depends(live_access)]) -> Workspace:
+async def live_workspace(
+    server: ServerDep, _access: Annotated[None, Depends(live_access)]
+) -> Workspace:
     """The workspace, once :func:`live_access` let the caller in."""
     return server.workspace_ready()
 
@@ -157,7 +157,7 @@ def _check_run(space: Workspace, project: str, run_id: str) -> None:
         project_run(session, project, run_id)
 
 
-EVENTS_DOC = {
+EVENTS_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "description": (
             "Server-sent events. `epoch`: {epoch, train_loss, val_loss, metrics, at}; `log`: "

@@ -135,7 +135,7 @@ def project_context(space: Workspace, project: str) -> dict[str, Any]:
     with space.db.session() as session:
         owner = pj.get_project(session, project)
         sets = ds.list_datasets(session, project)
-        latest = {d.id: (ds.versions(session, d) or [None])[-1] for d in sets}
+        latest = {d.id: next(reversed(ds.versions(session, d)), None) for d in sets}
         experiments = list_experiments(session, project)
         names = {e.id: e.name for e in experiments}
         runs = list_runs(session, project)
@@ -271,7 +271,9 @@ def add_version(
             sha = added.id
     except HelixError as err:
         errors = errors_of(err, "file")
-        return _dataset_page(request, page, space, project, name, status=status_of(err), errors=errors)
+        return _dataset_page(
+            request, page, space, project, name, status=status_of(err), errors=errors
+        )
     return see(f"/projects/{project}/datasets/{name}?version={sha}")
 
 
@@ -304,8 +306,18 @@ def set_roles(
 
 
 def _subset_values(form: Any) -> dict[str, Any]:
-    keys = ("subset", "kind", "column", "op", "value", "fraction_of", "rest_of", "fraction", "seed")
-    keys += ("group",)
+    keys = [
+        "subset",
+        "kind",
+        "column",
+        "op",
+        "value",
+        "fraction_of",
+        "rest_of",
+        "fraction",
+        "seed",
+        "group",
+    ]
     return {k: text(form, k) for k in keys} | {"minus": form.getlist("minus")}
 
 

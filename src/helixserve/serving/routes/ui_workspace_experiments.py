@@ -27,7 +27,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from helixserve.error_table import status_of
 from helixserve.errors import HelixError, InvalidBlocks
 from helixserve.params.declare import InvalidParameter, declarations
 from helixserve.params.recipes import DECLARED, RECIPE_NAMES
@@ -296,4 +295,3 @@ def run_experiment(project: str, name: str, form: PostedForm, space: WorkspaceDe
         run = runs.submit(session, experiment.id, engine, epochs_planned=epochs_planned(experiment))
         run_id = run.id
     return see(f"/projects/{project}/runs/{run_id}")
-

@@ -37,7 +37,7 @@ from helixserve.serving.deps import PagesDep, PostedForm, ServerDep, WorkspaceDe
 from helixserve.serving.routes.ui_workspace import REPORT_ROWS, see
 from helixserve.serving.routes.ui_workspace_experiments import epochs_planned
 from helixserve.serving.server import Server
-from helixserve.serving.workspace_pages import errors_of, stack_view, text
+from helixserve.serving.workspace_pages import stack_view, text
 from helixserve.workspace import runs
 from helixserve.workspace.compare import compare_runs
 from helixserve.workspace.deploy import deploy, project_run
@@ -176,7 +176,7 @@ async def deploy_run(
     except HelixError as err:
         base = str(request.base_url)
         context = await asyncio.to_thread(run_context, server, project, run_id, base)
-        context |= {"values": {"model": model, "alias": alias}, "errors": errors_of(err, "model")}
+        context |= {"values": {"model": model, "alias": alias}, "errors": {"model": str(err)}}
         return page(request, "workspace/run.html", status_of(err), **context)
     await server.registry.load()
     return see(f"/projects/{project}/runs/{run_id}#deployments")
