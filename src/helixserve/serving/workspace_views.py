@@ -203,8 +203,8 @@ def usage(
         ),
         Snippet(
             "Python (REST API)",
-            "import os, httpx\n\n"
-            f'answer = httpx.post(\n    "{url}",\n    json={body}{key_py},\n)\n'
+            ("import os, httpx" if keys_on else "import httpx")
+            + f'\n\nanswer = httpx.post(\n    "{url}",\n    json={body}{key_py},\n)\n'
             'print(answer.json()["predictions"])',
         ),
         Snippet(
@@ -239,7 +239,8 @@ def _grpc(
         data = f"np.array([{json.dumps(example)}.encode()], dtype=object)"
     headers = f', headers={{"x-api-key": os.environ["{KEY_ENV}"]}}' if keys_on else ""
     return (
-        "import os\nimport numpy as np\nimport tritonclient.grpc as grpcclient\n\n"
+        ("import os\n" if keys_on else "")
+        + "import numpy as np\nimport tritonclient.grpc as grpcclient\n\n"
         f'client = grpcclient.InferenceServerClient("{target}")\n'
         f'x = grpcclient.InferInput("{tensor["name"]}", {tensor["shape"]}, '
         f'"{tensor["datatype"]}")\n'

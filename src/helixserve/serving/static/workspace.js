@@ -88,21 +88,21 @@ class BlockEditor {
     this.form.addEventListener("change", (event) => { if (event.target.name && event.target.name.startsWith("params.")) this.check(); });
   }
 
-  render() {
+  render(edited = false) {
     this.root.textContent = "";
     this.inputLine = el("p", { class: "block-input" }, "input");
     this.list = el("ol", { class: "blocks", id: "block-list" });
     this.blocks.forEach((block, i) => this.list.append(this.blockItem(block, i)));
     this.message = el("p", { class: "error", id: "blocks-live-error", role: "alert" });
     this.root.append(this.inputLine, this.list, this.message, this.footer());
-    this.changed(false);
+    this.changed(edited);
   }
 
   footer() {
     const kinds = el("select", { "aria-label": "type of the block to add", id: "add-type" });
     Object.keys(this.types).forEach((t) => kinds.append(el("option", { value: t }, t)));
     const add = el("button", { type: "button", class: "button secondary", id: "add-block" }, "Add block");
-    add.addEventListener("click", () => { this.blocks.push(this.fresh(kinds.value)); this.render(); });
+    add.addEventListener("click", () => { this.blocks.push(this.fresh(kinds.value)); this.render(true); });
     const preset = el("button", { type: "button", class: "button secondary" }, "Reset to the recipe's preset");
     preset.addEventListener("click", () => this.form.querySelector("button[name=preset]").click());
     return el("div", { class: "editor-foot" }, kinds, add, preset);
@@ -118,7 +118,7 @@ class BlockEditor {
     const item = el("li", { class: "block", "data-block": String(i + 1) });
     const kind = el("select", { "aria-label": `type of block ${i + 1}` });
     Object.keys(this.types).forEach((t) => kind.append(el("option", t === block.type ? { value: t, selected: "" } : { value: t }, t)));
-    kind.addEventListener("change", () => { this.blocks[i] = this.fresh(kind.value); this.render(); });
+    kind.addEventListener("change", () => { this.blocks[i] = this.fresh(kind.value); this.render(true); });
     const tools = el("span", { class: "tools" });
     [["↑", "move up", -1], ["↓", "move down", 1]].forEach(([label, words, step]) => {
       const button = el("button", { type: "button", "aria-label": `${words}: block ${i + 1}` }, label);
@@ -126,7 +126,7 @@ class BlockEditor {
       tools.append(button);
     });
     const remove = el("button", { type: "button", "aria-label": `remove block ${i + 1}` }, "✕");
-    remove.addEventListener("click", () => { this.blocks.splice(i, 1); this.render(); });
+    remove.addEventListener("click", () => { this.blocks.splice(i, 1); this.render(true); });
     tools.append(remove);
     const head = el("div", { class: "block-head" }, el("span", { class: "no" }, `${i + 1}`), kind, tools);
     const fields = el("div", { class: "block-fields" });
@@ -170,7 +170,7 @@ class BlockEditor {
     const j = i + step;
     if (j < 0 || j >= this.blocks.length) return;
     [this.blocks[i], this.blocks[j]] = [this.blocks[j], this.blocks[i]];
-    this.render();
+    this.render(true);
   }
 
   changed(edited) {
