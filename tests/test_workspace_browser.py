@@ -191,7 +191,6 @@ def second_run(page: Page, space: Workspace) -> str:
 
 def compare(page: Page, first: str, second: str) -> None:
     page.goto(P)
-    shot(page, "project")
     page.get_by_role("link", name="Compare runs").click()
     page.locator(f"input[value='{first}']").check()
     page.locator(f"input[value='{second}']").check()
@@ -241,5 +240,8 @@ def test_the_yeast_tutorial_in_the_browser(
         assert '"model":"yeast-utr-lab"' in shown.stdout.replace(" ", ""), shown
     page.goto("/")
     expect(page.get_by_role("link", name="yeast-utr-lab", exact=True)).to_be_visible()
+    page.goto(P)
+    expect(page.locator("#deployments")).to_contain_text("yeast-utr-lab@1")
+    shot(page, "project")
     page.goto("/projects")
     shot(page, "projects")

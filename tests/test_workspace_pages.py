@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from html import unescape
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -140,7 +141,7 @@ def test_the_refused_row_and_the_roles_are_shown_and_corrected(
     client: httpx.Client, lab: str
 ) -> None:
     page = client.get("/projects/lab/datasets/small").text
-    report = re.search(r'<table class="report" id="refused-rows">.*?</table>', page, re.S)
+    report = re.search(r'<table class="report ws" id="refused-rows">.*?</table>', page, re.S)
     assert report and "61" in report[0] and "bad" in report[0]
     assert re.search(r'name="role.part" data-detected="split">', page)
     version = re.search(r'name="version" value="([0-9a-f]{64})"', page)
@@ -355,3 +356,38 @@ def test_projects_are_archived_and_restored(client: httpx.Client) -> None:
     assert post(client, "/projects/old/archive", archived="false").status_code == 303
     renamed = post(client, "/projects/old/rename", name="older")
     assert renamed.headers["location"] == "/projects/older"
+
+
+def test_a_block_stack_without_javascript(client: httpx.Client, lab: str) -> None:
+    """The wizard's textarea holds the preset; posted as it is, it makes a block experiment."""
+    query = "dataset=small&recipe=dna-binary&params.length=26"
+    wizard = client.get(f"/projects/lab/experiments/new?{query}").text
+    preset = unescape(re.search(r'<textarea id="blocks"[^>]*>(.*?)</textarea>', wizard, re.S)[1])
+    assert json.loads(preset)[0] == {
+        "type": "conv1d",
+        "filters": 64,
+        "kernel": 12,
+        "stride": 1,
+        "padding": 0,
+    }
+    assert re.search(r'<td class="shape">64 x 15</td>', wizard)  # 26 nt, kernel 12
+    form = experiment_form(name="blocky", network="blocks", blocks=preset)
+    made = post(client, "/projects/lab/experiments", **form)
+    assert made.status_code == 303, field_error(made.text, "blocks")
+    shown = client.get("/projects/lab/experiments/blocky").text
+    assert re.search(r'<td class="shape">64 x 15</td>', shown)
+
+
+def test_with_api_keys_the_pages_and_events_need_one(tmp_path: Path) -> None:
+    from helixserve.serving.auth import hash_key
+
+    (tmp_path / "store").mkdir()
+    keys = [f"predict:{hash_key('workspace-key-0123456789')}"]
+    with running(tmp_path / "store", tmp_path, access_log=False, api_keys=keys) as keyed:
+        with httpx.Client(base_url=keyed.url, timeout=30) as c:
+            assert c.get("/projects").status_code == 401
+            events_reply = c.get("/api/v1/projects/lab/runs/x/events")
+            assert events_reply.status_code == 401
+            assert events_reply.headers["content-type"].startswith("application/problem+json")
+            headers = {"X-API-Key": "workspace-key-0123456789"}
+            assert c.get("/api/v1/projects/lab/runs/x/events", headers=headers).status_code == 404

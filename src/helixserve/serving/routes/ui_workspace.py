@@ -149,6 +149,7 @@ def project_context(space: Workspace, project: str) -> dict[str, Any]:
         "experiments": [(e, runs_of[e.id]) for e in experiments],
         "runs": [(r, names.get(r.experiment_id, "?")) for r in reversed(runs)],
         "deployments": list(reversed(deployed)),
+        "run_labels": {r.id: f"{names.get(r.experiment_id, '?')} #{r.number}" for r in runs},
         "values": {},
     }
 
