@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from helixserve.serving.auth import hash_key
 from helixserve.serving.routes import ui_workspace_runs
 from helixserve.workspace import runs
 from helixserve.workspace.space import Workspace
@@ -362,7 +363,9 @@ def test_a_block_stack_without_javascript(client: httpx.Client, lab: str) -> Non
     """The wizard's textarea holds the preset; posted as it is, it makes a block experiment."""
     query = "dataset=small&recipe=dna-binary&params.length=26"
     wizard = client.get(f"/projects/lab/experiments/new?{query}").text
-    preset = unescape(re.search(r'<textarea id="blocks"[^>]*>(.*?)</textarea>', wizard, re.S)[1])
+    area = re.search(r'<textarea id="blocks"[^>]*>(.*?)</textarea>', wizard, re.S)
+    assert area
+    preset = unescape(area[1])
     assert json.loads(preset)[0] == {
         "type": "conv1d",
         "filters": 64,
@@ -379,15 +382,15 @@ def test_a_block_stack_without_javascript(client: httpx.Client, lab: str) -> Non
 
 
 def test_with_api_keys_the_pages_and_events_need_one(tmp_path: Path) -> None:
-    from helixserve.serving.auth import hash_key
-
     (tmp_path / "store").mkdir()
     keys = [f"predict:{hash_key('workspace-key-0123456789')}"]
-    with running(tmp_path / "store", tmp_path, access_log=False, api_keys=keys) as keyed:
-        with httpx.Client(base_url=keyed.url, timeout=30) as c:
-            assert c.get("/projects").status_code == 401
-            events_reply = c.get("/api/v1/projects/lab/runs/x/events")
-            assert events_reply.status_code == 401
-            assert events_reply.headers["content-type"].startswith("application/problem+json")
-            headers = {"X-API-Key": "workspace-key-0123456789"}
-            assert c.get("/api/v1/projects/lab/runs/x/events", headers=headers).status_code == 404
+    with (
+        running(tmp_path / "store", tmp_path, access_log=False, api_keys=keys) as keyed,
+        httpx.Client(base_url=keyed.url, timeout=30) as c,
+    ):
+        assert c.get("/projects").status_code == 401
+        events_reply = c.get("/api/v1/projects/lab/runs/x/events")
+        assert events_reply.status_code == 401
+        assert events_reply.headers["content-type"].startswith("application/problem+json")
+        headers = {"X-API-Key": "workspace-key-0123456789"}
+        assert c.get("/api/v1/projects/lab/runs/x/events", headers=headers).status_code == 404
