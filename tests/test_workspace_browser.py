@@ -21,43 +21,32 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from helixserve.workspace import runs
 from helixserve.workspace.space import Workspace
-from tests.support.server import Running, running
-from tests.support.training import train_simulated
-from tests.test_ui_browser import ARGS, CHROMIUM
+from tests.support.chromium import launch_browser  # noqa: F401 (the browser fixture)
+from tests.support.server import Running
+from tests.support.training import serving_workspace, train_simulated
 
 P = "/projects/yeast"
 LIVE_WITHIN_S = 1.0
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    tmp = tmp_path_factory.mktemp("workspace-browser")
-    (tmp / "store").mkdir()
-    with running(tmp / "store", tmp, access_log=False) as s:
-        yield s
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running, Workspace]]:
+    with serving_workspace(tmp_path_factory.mktemp("workspace-browser")) as both:
+        yield both
 
 
 @pytest.fixture(scope="module")
-def space(server: Running) -> Iterator[Workspace]:
-    opened = Workspace.from_settings(server.settings).open()
-    yield opened
-    opened.db.close()
+def server(served: tuple[Running, Workspace]) -> Running:
+    return served[0]
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if CHROMIUM is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("Chromium is missing: .ci/run installs it with apt-get install chromium")
-        pytest.skip("Chromium is not installed here (apt-get install chromium)")
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield launched
-        launched.close()
+def space(served: tuple[Running, Workspace]) -> Workspace:
+    return served[1]
 
 
 @pytest.fixture

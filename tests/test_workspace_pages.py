@@ -21,7 +21,7 @@ from helixserve.serving.routes import ui_workspace_runs
 from helixserve.workspace import runs
 from helixserve.workspace.space import Workspace
 from tests.support.server import Running, running
-from tests.support.training import train_simulated
+from tests.support.training import serving_workspace, train_simulated
 
 TOKEN = "workspace-pages-token-0123456789"
 CSV = (
@@ -36,18 +36,19 @@ CSV = (
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    tmp = tmp_path_factory.mktemp("workspace-pages")
-    (tmp / "store").mkdir()
-    with running(tmp / "store", tmp, access_log=False) as s:
-        yield s
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running, Workspace]]:
+    with serving_workspace(tmp_path_factory.mktemp("workspace-pages")) as both:
+        yield both
 
 
 @pytest.fixture(scope="module")
-def space(server: Running) -> Iterator[Workspace]:
-    opened = Workspace.from_settings(server.settings).open()
-    yield opened
-    opened.db.close()
+def server(served: tuple[Running, Workspace]) -> Running:
+    return served[0]
+
+
+@pytest.fixture(scope="module")
+def space(served: tuple[Running, Workspace]) -> Workspace:
+    return served[1]
 
 
 @pytest.fixture(scope="module")

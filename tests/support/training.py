@@ -10,13 +10,16 @@ UTRs, with its loss, scatter and error plots), published into the workspace's ru
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from helixserve.store import ModelStore, make_manifest
 from helixserve.workspace import runs
 from helixserve.workspace.models import Run
 from helixserve.workspace.space import Workspace, run_model_name
+from tests.support.server import Running, running
 
 ZOO = Path(__file__).resolve().parents[2] / "src" / "helixserve" / "zoo" / "store"
 BUNDLE = "yeast-utr@1"
@@ -68,3 +71,16 @@ def train_simulated(
     with space.db.session() as session:
         runs.log(session, claimed.id, f"finished: best epoch {best}")
         return runs.finish(session, claimed.id, bundle, metrics, {"metric": "r2"}, best_epoch=best)
+
+
+@contextmanager
+def serving_workspace(tmp: Path, **settings: Any) -> Iterator[tuple[Running, Workspace]]:
+    """A server with an empty model store and its workspace, and that workspace opened here (the
+    test's side: it trains runs as a worker would)."""
+    (tmp / "store").mkdir()
+    with running(tmp / "store", tmp, access_log=False, **settings) as server:
+        space = Workspace.from_settings(server.settings).open()
+        try:
+            yield server, space
+        finally:
+            space.db.close()

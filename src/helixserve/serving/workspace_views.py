@@ -188,51 +188,47 @@ def usage(
     if manifest is None:
         return []
     example = _example(manifest, bundle.examples)
-    body = json.dumps({"inputs": [example]})
-    key_curl = f' \\\n  -H "X-API-Key: ${KEY_ENV}"' if keys_on else ""
-    key_py = f', headers={{"X-API-Key": os.environ["{KEY_ENV}"]}}' if keys_on else ""
-    url = f"{base_url.rstrip('/')}/api/v1/models/{model}/predict?version={version}"
-    oip = json.dumps({"inputs": [_oip_input(manifest, example)]})
-    oip_url = f"{base_url.rstrip('/')}/v2/models/{model}/versions/{version}/infer"
-    output = "value" if manifest.task == "regression" else "probabilities"
-    snippets = [
-        Snippet(
-            "curl (REST API)",
-            f"curl -s '{url}' \\\n  -H 'Content-Type: application/json'"
-            f"{key_curl} \\\n  -d '{body}'",
-        ),
-        Snippet(
-            "Python (REST API)",
-            ("import os, httpx" if keys_on else "import httpx")
-            + f'\n\nanswer = httpx.post(\n    "{url}",\n    json={body}{key_py},\n)\n'
-            'print(answer.json()["predictions"])',
-        ),
-        Snippet(
-            "Open Inference Protocol (REST)",
-            f"curl -s '{oip_url}' \\\n  -H "
-            f"'Content-Type: application/json'{key_curl} \\\n  -d '{oip}'",
-        ),
-    ]
+    snippets = _rest(base_url.rstrip("/"), model, version, manifest, example, keys_on)
     if grpc_target is not None:
-        snippets.append(
-            Snippet(
-                "gRPC (tritonclient)",
-                _grpc(grpc_target, model, version, manifest, example, output, keys_on),
-            )
-        )
+        code = _grpc(grpc_target, model, version, manifest, example, keys_on)
+        snippets.append(Snippet("gRPC (tritonclient)", code))
     return snippets
 
 
+def _rest(
+    base: str, model: str, version: int, manifest: Manifest, example: Any, keys_on: bool
+) -> list[Snippet]:
+    """curl and Python on the domain API, curl on the Open Inference Protocol's REST route."""
+    body = json.dumps({"inputs": [example]})
+    key_curl = f' \\\n  -H "X-API-Key: ${KEY_ENV}"' if keys_on else ""
+    key_py = f', headers={{"X-API-Key": os.environ["{KEY_ENV}"]}}' if keys_on else ""
+    url = f"{base}/api/v1/models/{model}/predict?version={version}"
+    oip = json.dumps({"inputs": [_oip_input(manifest, example)]})
+    oip_url = f"{base}/v2/models/{model}/versions/{version}/infer"
+    json_header = "-H 'Content-Type: application/json'"
+    inputs = {"inputs": [example]}
+    python = (
+        ("import os, httpx" if keys_on else "import httpx")
+        + f'\n\nanswer = httpx.post(\n    "{url}",\n    json={inputs!r}{key_py},\n)\n'
+        + 'print(answer.json()["predictions"])'
+    )
+    return [
+        Snippet(
+            "curl (REST API)", f"curl -s '{url}' \\\n  {json_header}{key_curl} \\\n  -d '{body}'"
+        ),
+        Snippet("Python (REST API)", python),
+        Snippet(
+            "Open Inference Protocol (REST)",
+            f"curl -s '{oip_url}' \\\n  {json_header}{key_curl} \\\n  -d '{oip}'",
+        ),
+    ]
+
+
 def _grpc(
-    target: str,
-    model: str,
-    version: int,
-    manifest: Manifest,
-    example: Any,
-    output: str,
-    keys_on: bool,
+    target: str, model: str, version: int, manifest: Manifest, example: Any, keys_on: bool
 ) -> str:
     tensor = _oip_input(manifest, example)
+    output = "value" if manifest.task == "regression" else "probabilities"
     if tensor["datatype"] == "FP32":
         data = f"np.array([{tensor['data']}], dtype=np.float32)"
     else:
