@@ -16,26 +16,16 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 
 from helixserve.inputs.images import ImageSchema
 from helixserve.serving.auth import hash_key
 from helixserve.store import Lineage, ModelStore, OutputSchema, make_manifest
+from tests.support.chromium import launch_browser  # noqa: F401 (the browser fixture)
 from tests.support.onnx_models import image_multiclass_model
 from tests.support.server import Running, running
 
 ZOO = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
-CANDIDATES = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
-CHROMIUM = next((p for p in CANDIDATES if Path(p).exists()), None)
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--no-default-browser-check",
-]
 BINDS = "CGACCGAACTCC" + "A" * 38
 CELLS = ["HEPG2", "HUVEC", "RPE", "U2OS"]
 
@@ -67,18 +57,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         store.publish(manifest.model_copy(update={"lineage": lineage}), files)
     with running(tmp / "store", tmp, access_log=False) as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if CHROMIUM is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("Chromium is missing: .ci/run installs it with apt-get install chromium")
-        pytest.skip("Chromium is not installed here (apt-get install chromium)")
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ import io
 import json
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,16 +95,30 @@ def kind_words(model: LoadedModel) -> str:
     return f"image, {schema.width}x{schema.height}, {schema.channels} channel(s)"
 
 
+PLOTS = ("loss", "roc", "scatter", "errors", "confusion")
+
+
 def plots(model: LoadedModel) -> dict[str, Any]:
     """The model's plot data (JSON files in the bundle), as SVG / table data for templates."""
-    folder = model.predictor.bundle_path / "plots"
+    folder = model.predictor.bundle_path
+
+    def read(name: str) -> bytes | None:
+        path = folder / name
+        return path.read_bytes() if path.is_file() else None
+
+    return draw_plots(read)
+
+
+def draw_plots(read: Callable[[str], bytes | None]) -> dict[str, Any]:
+    """A bundle's plots from its ``plots/<name>.json`` files (``read`` gives a file's bytes, or
+    None when the bundle has none): SVG, or the confusion matrix's rows; bad data is left out."""
     out: dict[str, Any] = {}
-    for name in ("loss", "roc", "scatter", "errors", "confusion"):
-        path = folder / f"{name}.json"
-        if not path.is_file():
+    for name in PLOTS:
+        raw = read(f"plots/{name}.json")
+        if raw is None:
             continue
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(raw)
             if name == "loss":
                 out[name] = charts.loss([("", data)])
             elif name == "confusion":

@@ -15,10 +15,16 @@ module                    routes
 :mod:`.experiments`       ``GET /api/v1/recipes``, ``/api/v1/projects/{project}/experiments/...``
 :mod:`.runs`              ``/api/v1/projects/{project}/runs/...`` (queue, stop, resume, continue,
                           deploy), ``.../experiments/{experiment}/runs``, ``.../compare``
+:mod:`.live`              ``GET /api/v1/projects/{project}/runs/{id}/events`` (server-sent
+                          events), ``POST /api/v1/blocks/shapes``
 :mod:`.ui_pages`          ``/``, ``/models/{name}[/predict|/upload|/plots/..]``, ``/jobs/..``,
                           ``/compare``, ``/dnasequence``, ``/dnafile``
 :mod:`.ui_explain`        ``/models/{name}/variants``, ``/models/{name}/design`` (pages)
 :mod:`.ui_login`          ``/login``, ``/logout``
+:mod:`.ui_workspace`      ``/projects``, ``/projects/{p}``, datasets (upload, roles, subsets)
+:mod:`.ui_workspace_experiments`  ``/projects/{p}/experiments/...`` (wizard, clone, Run)
+:mod:`.ui_workspace_runs` ``/projects/{p}/runs/{id}`` (live, stop, resume, continue, deploy),
+                          ``/projects/{p}/compare``
 ========================  ==================================================================
 
 Shared dependencies (server, key, model@version, scopes, limits, pages) are in
@@ -35,6 +41,7 @@ from helixserve.serving.routes import (
     datasets,
     experiments,
     explain,
+    live,
     models,
     oip,
     predict,
@@ -43,6 +50,9 @@ from helixserve.serving.routes import (
     ui_explain,
     ui_login,
     ui_pages,
+    ui_workspace,
+    ui_workspace_experiments,
+    ui_workspace_runs,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -55,7 +65,11 @@ ROUTERS: tuple[APIRouter, ...] = (
     datasets.router,
     experiments.router,
     runs.router,
+    live.router,
     ui_pages.router,
     ui_explain.router,
     ui_login.router,
+    ui_workspace.router,
+    ui_workspace_experiments.router,
+    ui_workspace_runs.router,
 )

@@ -102,7 +102,7 @@ function uploadWithProgress(form) {
     bar.hidden = false;
     form.querySelector("button").disabled = true;
     request.upload.onprogress = (e) => { if (e.lengthComputable) bar.value = (100 * e.loaded) / e.total; };
-    request.upload.onload = () => { bar.removeAttribute("value"); status.textContent = "Uploaded; scoring every row…"; };
+    request.upload.onload = () => { bar.removeAttribute("value"); status.textContent = form.dataset.busy || "Uploaded; scoring every row…"; };
     request.onload = () => {
       if (request.responseURL && request.status < 400) { window.location.assign(request.responseURL); return; }
       document.open(); document.write(request.responseText); document.close();
