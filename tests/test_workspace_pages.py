@@ -384,7 +384,10 @@ def test_a_block_stack_without_javascript(client: httpx.Client, lab: str) -> Non
 
 def test_with_api_keys_the_pages_and_events_need_one(tmp_path: Path) -> None:
     (tmp_path / "store").mkdir()
-    keys = [f"predict:{hash_key('workspace-key-0123456789')}"]
+    keys = [
+        f"predict:{hash_key('predict-key-0123456789')}",
+        f"admin:{hash_key('workspace-key-0123456789')}",
+    ]
     with (
         running(tmp_path / "store", tmp_path, access_log=False, api_keys=keys) as keyed,
         httpx.Client(base_url=keyed.url, timeout=30) as c,
@@ -393,5 +396,8 @@ def test_with_api_keys_the_pages_and_events_need_one(tmp_path: Path) -> None:
         events_reply = c.get("/api/v1/projects/lab/runs/x/events")
         assert events_reply.status_code == 401
         assert events_reply.headers["content-type"].startswith("application/problem+json")
+        predict_only = {"X-API-Key": "predict-key-0123456789"}
+        refused = c.get("/api/v1/projects/lab/runs/x/events", headers=predict_only)
+        assert refused.status_code == 403  # the workspace needs the admin scope, as its REST API
         headers = {"X-API-Key": "workspace-key-0123456789"}
         assert c.get("/api/v1/projects/lab/runs/x/events", headers=headers).status_code == 404

@@ -120,6 +120,12 @@ async def page_guard(request: Request, server: ServerDep) -> None:
     server.check_page(request.cookies.get(COOKIE))
 
 
+async def workspace_page_guard(request: Request, server: ServerDep) -> None:
+    """Every workspace page: while API keys are on, a key session with the ``admin`` scope (the
+    workspace REST routes' scope; accounts with per-project roles replace it)."""
+    server.check_page(request.cookies.get(COOKIE), "admin")
+
+
 async def page_model(
     request: Request, name: str, server: ServerDep, version: str | None = None
 ) -> LoadedModel:

@@ -18,7 +18,7 @@ Contract:
   a stack that does not fit the recipe is a 422 whose message names the block
   (:func:`~helixserve.workspace.presets.check_recipe_blocks`), as are an unknown recipe and a
   hyper-parameter outside its declaration.
-- Both take an API key (``predict`` scope) in a header, or the web UI's key session (the
+- Both take an API key (``admin`` scope) in a header, or the web UI's key session (the
   browser's ``EventSource`` sends cookies, not headers); with keys off they are open.
 """
 
@@ -57,11 +57,12 @@ _CURSOR = re.compile(r"^(\d{1,9})-(\d{1,9})$")
 
 
 async def live_access(request: Request, server: ServerDep, key: KeyDep) -> None:
-    """A key with the ``predict`` scope, or a UI key session (nothing while keys are off)."""
+    """A key with the ``admin`` scope, or a UI key session of one (nothing while keys are
+    off): the workspace's scope, as on its REST routes and pages."""
     if key is not None:
-        server.keys.check(key, "predict")
+        server.keys.check(key, "admin")
     else:
-        server.check_page(request.cookies.get(COOKIE))
+        server.check_page(request.cookies.get(COOKIE), "admin")
 
 
 async def live_workspace(

@@ -12,7 +12,8 @@ Contract:
   ``role.<column>`` fields), ``POST .../subsets`` (the subset form) and ``POST
   .../subsets/preview`` (the subset form -> JSON ``{"rows", "of"}`` or ``{"error", "field"}``
   with 422: the form's live size).
-- Every route is behind :func:`~helixserve.serving.deps.page_guard`, every POST is CSRF-checked
+- Every route is behind :func:`~helixserve.serving.deps.workspace_page_guard` (an ``admin`` key
+  session while keys are on), every POST is CSRF-checked
   (:data:`~helixserve.serving.deps.PostedForm`), uploads are marked
   :func:`~helixserve.serving.responses.upload` (the upload size limit) and stream to the store.
   Handlers are synchronous (FastAPI runs them in its thread pool): the database work never
@@ -32,7 +33,7 @@ from starlette.datastructures import UploadFile
 
 from helixserve.error_table import status_of
 from helixserve.errors import HelixError, InputError
-from helixserve.serving.deps import PagesDep, PostedForm, WorkspaceDep, page_guard
+from helixserve.serving.deps import PagesDep, PostedForm, WorkspaceDep, workspace_page_guard
 from helixserve.serving.responses import upload as takes_upload
 from helixserve.serving.workspace_pages import errors_of, field_of, spec_text, subset_spec, text
 from helixserve.workspace import datasets as ds
@@ -44,7 +45,7 @@ from helixserve.workspace.runs import list_runs
 from helixserve.workspace.space import Workspace
 from helixserve.workspace.subsets import columns_of, parse_subset, rows, subset_table
 
-router = APIRouter(dependencies=[Depends(page_guard)], include_in_schema=False)
+router = APIRouter(dependencies=[Depends(workspace_page_guard)], include_in_schema=False)
 REPORT_ROWS = 200
 OPS = ("==", "!=", "<", "<=", ">", ">=", "in")
 

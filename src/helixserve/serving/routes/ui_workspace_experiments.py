@@ -16,7 +16,8 @@ Contract:
   form (engine ``local`` or ``ray``) and the clone link. ``POST .../runs`` queues a run
   (:func:`~helixserve.workspace.runs.submit`, epochs planned from the ``epochs`` parameter) and
   redirects to the run's page.
-- As in :mod:`.ui_workspace`: behind ``page_guard``, CSRF-checked posts, synchronous handlers.
+- As in :mod:`.ui_workspace`: behind ``workspace_page_guard``, CSRF-checked posts, synchronous
+  handlers.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from fastapi.responses import HTMLResponse, Response
 from helixserve.errors import HelixError, InvalidBlocks
 from helixserve.params.declare import InvalidParameter, declarations
 from helixserve.params.recipes import DECLARED, RECIPE_NAMES
-from helixserve.serving.deps import PagesDep, PostedForm, WorkspaceDep, page_guard
+from helixserve.serving.deps import PagesDep, PostedForm, WorkspaceDep, workspace_page_guard
 from helixserve.serving.routes.ui_workspace import see
 from helixserve.serving.workspace_pages import (
     NEURAL,
@@ -57,7 +58,7 @@ from helixserve.workspace.models import Dataset, Experiment
 from helixserve.workspace.projects import get_project
 from helixserve.workspace.space import Workspace
 
-router = APIRouter(dependencies=[Depends(page_guard)], include_in_schema=False)
+router = APIRouter(dependencies=[Depends(workspace_page_guard)], include_in_schema=False)
 DRAFT = (
     "name", "dataset", "version", "recipe", "train_subset", "val_subset", "test_subset",
     "normalise_on", "target", "input", "seed", "network", "blocks", "blocks_recipe",

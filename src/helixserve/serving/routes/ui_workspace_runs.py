@@ -33,7 +33,13 @@ from sqlalchemy import select
 from helixserve.error_table import status_of
 from helixserve.errors import HelixError, RequestError, RunStateConflict
 from helixserve.serving import workspace_views as views
-from helixserve.serving.deps import PagesDep, PostedForm, ServerDep, WorkspaceDep, page_guard
+from helixserve.serving.deps import (
+    PagesDep,
+    PostedForm,
+    ServerDep,
+    WorkspaceDep,
+    workspace_page_guard,
+)
 from helixserve.serving.routes.ui_workspace import REPORT_ROWS, see
 from helixserve.serving.routes.ui_workspace_experiments import epochs_planned
 from helixserve.serving.server import Server
@@ -45,7 +51,7 @@ from helixserve.workspace.experiments import get_experiment
 from helixserve.workspace.models import DatasetVersion, Deployment, Run, RunStatus
 from helixserve.workspace.space import Workspace
 
-router = APIRouter(dependencies=[Depends(page_guard)], include_in_schema=False)
+router = APIRouter(dependencies=[Depends(workspace_page_guard)], include_in_schema=False)
 LOG_LINES = 500
 ALIASES = ("", "production", "staging")
 
