@@ -115,7 +115,7 @@ class HelixApp:
                 drain.done()
         elapsed = time.perf_counter() - started
         self._count(route, labels, status, elapsed)
-        if self.log:
+        if self.log and access_log.isEnabledFor(logging.INFO):  # no record built to be dropped
             _log_access(scope, status, elapsed, labels, request_id, route)
 
     def _count(self, route: str, labels: tuple[str, str], status: int, elapsed: float) -> None:
@@ -145,13 +145,14 @@ class HelixApp:
         found = self.fast.match(scope) if self.fast is not None else None
         upload = found is None and self._is_upload(scope)
         limit = self.server.settings.max_upload_bytes if upload else self.limit
-        early = _too_large(headers, limit, upload)
+        declared = headers.get(b"content-length")
+        early = None if declared is None else _too_large(declared, limit, upload)
         if early is not None:
             reply = error_reply(early, path=path, request_id=request_id)
             await _send(send, reply, request_id)
             return "body too large", reply.status, ("", "")
         capped = None
-        if b"content-length" not in headers and scope["method"] in ("POST", "PUT", "PATCH"):
+        if declared is None and scope["method"] in ("POST", "PUT", "PATCH"):
             capped = _Capped(receive, limit, upload)  # a streamed body: counted as it arrives
         if found is not None:
             return await self._fast(scope, capped or receive, send, request_id, *found)
@@ -234,9 +235,9 @@ def _request_id(headers: dict[bytes, bytes]) -> str:
     return f"{_PREFIX}{next(_ids):x}"
 
 
-def _too_large(headers: dict[bytes, bytes], limit: int, upload: bool) -> RequestError | None:
-    declared = headers.get(b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+def _too_large(declared: bytes, limit: int, upload: bool) -> RequestError | None:
+    """The 413 for a body whose ``Content-Length`` (``declared``) is over ``limit``, if it is."""
+    if declared.isdigit() and int(declared) > limit:
         what, setting = ("upload", "UPLOAD") if upload else ("request body", "REQUEST")
         return RequestTooLarge(
             f"the {what} is {int(declared):,} bytes; the limit is {limit:,} "

@@ -9,20 +9,27 @@ Contract:
   body contracts are dependencies, e.g. :meth:`~helixserve.serving.schemas.Contract.
   from_request`). A hot route that declares anything else is refused when the app is built
   (``TypeError``), so the fast path cannot silently differ from the route.
+- Each hot route's dependency graph is read once, when the app is built, and compiled into one
+  async function (Python source generated from the route's ``Dependant``, never written per
+  route): the same calls in the same order with the same arguments as the interpretation
+  above, without a per-request walk over the graph.
 - :meth:`FastRoutes.match` returns the route and its path parameters for a request, or ``None``;
-  :meth:`FastRoute.call` runs the handler and returns its
-  :class:`~helixserve.serving.responses.ReplyResponse`, raising what the handler raises.
+  :attr:`FastRoute.call` reads the body, runs the dependencies and the handler, and returns
+  the handler's :class:`~helixserve.serving.responses.ReplyResponse`, raising what they raise.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from starlette.convertors import StringConvertor
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope
 
@@ -30,6 +37,19 @@ from helixserve.serving.responses import ReplyResponse, is_hot
 
 _STEP, _PATH, _QUERY, _REQUEST = range(4)
 _Arg = tuple[str, int, Any, Any]  # (argument, source kind, key, default)
+_Call = Callable[[Scope, Receive, dict[str, str]], Awaitable[ReplyResponse]]
+_NO_QUERY: Mapping[str, str] = MappingProxyType({})
+# The frame of every generated call; ``{query}`` and ``{steps}`` are filled in per route.
+_SOURCE = """\
+async def call(scope, receive, params):
+    request = Request(scope, receive)
+    request._body = await read_body(receive)
+{query}{steps}
+    if not isinstance(answer, ReplyResponse):
+        raise TypeError(refused)
+    return answer
+"""
+_QUERY_SOURCE = "    query = request.query_params if scope['query_string'] else _NO_QUERY\n"
 
 
 @dataclass(frozen=True)
@@ -65,26 +85,48 @@ class _Plan:
         self._index[call] = len(self.steps) - 1
         return len(self.steps) - 1
 
-    async def run(self, request: Request, params: dict[str, str]) -> Any:
-        """Call every step; the handler's answer is the last value."""
-        values: list[Any] = []
-        query: Any = None
-        for step in self.steps:
-            kwargs: dict[str, Any] = {}
-            for name, kind, key, default in step.args:
-                if kind == _STEP:
-                    kwargs[name] = values[key]
-                elif kind == _PATH:
-                    kwargs[name] = params[key]
-                elif kind == _REQUEST:
-                    kwargs[name] = request
-                else:  # parsed only when there is a query string (the common case has none)
-                    if query is None:
-                        query = request.query_params if request.scope["query_string"] else {}
-                    kwargs[name] = query.get(key, default)
-            value = step.call(**kwargs)
-            values.append(await value if step.is_async else value)
-        return values[-1]
+    def compile(self, path: str) -> _Call:
+        """The plan as one async function ``call(scope, receive, params)``, generated as Python
+        source and compiled once: the body read, each step a direct call with keyword arguments
+        and its value a local (the handler's is ``answer``), the query string parsed only when a
+        step reads it and the request has one (the common case has none)."""
+        names: dict[str, Any] = {
+            "Request": Request,
+            "ReplyResponse": ReplyResponse,
+            "read_body": read_body,
+            "_NO_QUERY": _NO_QUERY,
+            "refused": f"hot route {path} must answer with respond(reply)",
+        }
+        last = len(self.steps) - 1
+        steps = "\n".join(_line(i, step, i == last, names) for i, step in enumerate(self.steps))
+        reads_query = any(kind == _QUERY for step in self.steps for _, kind, _, _ in step.args)
+        source = _SOURCE.format(query=_QUERY_SOURCE if reads_query else "", steps=steps)
+        exec(compile(source, f"<fast path {path}>", "exec"), names)
+        call: _Call = names["call"]
+        return call
+
+
+def _line(i: int, step: _Step, last: bool, names: dict[str, Any]) -> str:
+    """The source line of step ``i`` (its callable and query defaults go into ``names``)."""
+    names[f"call{i}"] = step.call
+    args = []
+    for j, (name, kind, key, default) in enumerate(step.args):
+        if kind == _QUERY:
+            names[f"default{i}_{j}"] = default
+        args.append(f"{name}={_argument(kind, key, f'default{i}_{j}')}")
+    awaited = "await " if step.is_async else ""
+    return f"    {'answer' if last else f'value{i}'} = {awaited}call{i}({', '.join(args)})"
+
+
+def _argument(kind: int, key: Any, default: str) -> str:
+    """The expression of one argument in the generated source (see :meth:`_Plan.compile`)."""
+    if kind == _STEP:
+        return f"value{int(key)}"
+    if kind == _PATH:
+        return f"params[{str(key)!r}]"
+    if kind == _REQUEST:
+        return "request"
+    return f"query.get({str(key)!r}, {default})"
 
 
 class FastRoute:
@@ -94,15 +136,22 @@ class FastRoute:
         _check(route.dependant, route.path)
         self.route = route
         self.path: str = route.path
+        self.methods = frozenset(route.methods or ())
+        self.pattern = route.path_regex.match
+        self.converters = route.param_convertors
+        # a plain ``str`` parameter needs no conversion: the match's groups are the parameters
+        self.plain = all(type(c) is StringConvertor for c in self.converters.values())
         self.plan = _Plan(route.dependant, route.endpoint)
+        self.call: _Call = self.plan.compile(route.path)
+        """``call(scope, receive, params)``: see the module contract."""
 
-    async def call(self, scope: Scope, receive: Receive, params: dict[str, str]) -> ReplyResponse:
-        request = Request(scope, receive)
-        request._body = await read_body(receive)
-        response = await self.plan.run(request, params)
-        if not isinstance(response, ReplyResponse):
-            raise TypeError(f"hot route {self.path} must answer with respond(reply)")
-        return response
+    def params(self, found: re.Match[str]) -> dict[str, str]:
+        """The path parameters of a request whose path ``found`` matched."""
+        groups = found.groupdict()
+        if self.plain:
+            return groups
+        convert = self.converters
+        return {k: convert[k].convert(v) for k, v in groups.items()}
 
 
 class FastRoutes:
@@ -112,16 +161,17 @@ class FastRoutes:
         self.routes = [FastRoute(r) for r in routes if is_hot(r.endpoint)]
 
     def match(self, scope: Scope) -> tuple[FastRoute, dict[str, str]] | None:
+        """The route's own compiled pattern and methods decide; see the module contract."""
         path: str = scope["path"]
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
+        method: str = scope["method"]
         for fast in self.routes:
-            route = fast.route  # the route's own compiled pattern, converters and methods
-            found = route.path_regex.match(path)
-            if found is not None and route.methods and scope["method"] in route.methods:
-                convert = route.param_convertors
-                return fast, {k: convert[k].convert(v) for k, v in found.groupdict().items()}
+            if method in fast.methods:
+                found = fast.pattern(path)
+                if found is not None:
+                    return fast, fast.params(found)
         return None
 
 
@@ -154,4 +204,6 @@ def _check(dependant: Dependant, path: str) -> None:
         if field.field_info.is_required() or field.field_info.annotation not in (str | None, str):
             raise TypeError(f"hot route {path}: query parameter {field.name} must be str | None")
     for sub in dependant.dependencies:
+        if not sub.use_cache:  # FastAPI would call it at every use, the plan once
+            raise TypeError(f"hot route {path}: dependency {sub.name} has use_cache=False")
         _check(sub, path)
