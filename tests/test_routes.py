@@ -3,18 +3,25 @@ path generated from it answers exactly as the plain FastAPI route does."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import inspect
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Annotated, Any
 
 import httpx
+import orjson
 import pytest
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
 
 from helixserve.serving.api import build_api, route_table
 from helixserve.serving.fast import FastRoutes
-from helixserve.serving.responses import is_hot
+from helixserve.serving.problems import Reply
+from helixserve.serving.responses import ReplyResponse, hot, is_hot, respond
 from helixserve.serving.routes import ROUTERS
 from helixserve.serving.server import Server
 from helixserve.settings import Settings
@@ -138,3 +145,102 @@ def test_the_handlers_take_their_state_through_dependencies() -> None:
     for route in route_table():
         source = inspect.getsource(route.endpoint)
         assert "request.app.state" not in source, route.path
+
+
+# --- the generated plan on a route of its own: every kind of parameter a hot route may declare -
+
+CALLS: list[str] = []
+
+
+async def shared(request: Request) -> str:
+    CALLS.append("shared")
+    return str(request.scope["path"])
+
+
+def numbered(path: Annotated[str, Depends(shared)], n: str, q: str | None = None) -> str:
+    return f"{path} {n!r} {q!r}"
+
+
+@hot
+async def probe(
+    request: Request,
+    first: Annotated[str, Depends(numbered)],
+    again: Annotated[str, Depends(shared)],
+    tag: str,
+    q: str | None = "none",
+) -> Response:
+    body = await request.body()
+    return respond(Reply(200, orjson.dumps([first, again, tag, q, body.decode()])))
+
+
+def uncached(request: Request) -> str:
+    return ""
+
+
+@hot
+async def refused(value: Annotated[str, Depends(uncached, use_cache=False)]) -> Response:
+    return respond(Reply(200, b""))
+
+
+@hot
+async def typed(n: int) -> Response:
+    return respond(Reply(200, b""))
+
+
+def _hot(router: APIRouter) -> FastRoutes:
+    return FastRoutes(r for r in router.routes if isinstance(r, APIRoute))
+
+
+def _fast_answer(fast: FastRoutes, path: str, query: bytes) -> tuple[int, bytes]:
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "query_string": query,
+        "headers": [],
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"hi", "more_body": False}
+
+    found = fast.match(scope)
+    assert found is not None
+    fast_route, params = found
+
+    async def call() -> ReplyResponse:
+        return await fast_route.call(scope, receive, params)
+
+    reply = asyncio.run(call()).reply
+    return reply.status, reply.body
+
+
+async def _plain_answer(app: FastAPI, url: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.post(url, content=b"hi")
+
+
+@pytest.mark.parametrize("query", [b"", b"q=x", b"q=x&q=y", b"q="])
+def test_the_generated_plan_solves_parameters_as_fastapi(query: bytes) -> None:
+    router = APIRouter()
+    router.post("/probe/{n}/{tag:path}")(probe)
+    app = FastAPI()
+    app.include_router(router)
+    path = "/probe/7/t%20x/y"
+    expected = asyncio.run(_plain_answer(app, path + "?" + query.decode()))
+    CALLS.clear()
+    status, body = _fast_answer(_hot(router), "/probe/7/t x/y", query)
+    assert (status, body) == (expected.status_code, expected.content)
+    assert CALLS == ["shared"]  # once per request, as FastAPI does
+
+
+@pytest.mark.parametrize(
+    ("handler", "why"), [(refused, "use_cache=False"), (typed, "path parameter n must be str")]
+)
+def test_a_hot_route_the_plan_would_solve_differently_is_refused(
+    handler: Callable[..., Any], why: str
+) -> None:
+    router = APIRouter()
+    router.post("/refused/{n}")(handler)
+    with pytest.raises(TypeError, match=why):
+        _hot(router)

@@ -196,12 +196,8 @@ class HelixApp:
             self.server.metrics.validation_failures.labels(reply.model, reply.version).inc(
                 reply.failures
             )
-        name = params.get("name", "")
-        return (
-            fast.path,
-            reply.status,
-            (reply.model or name, reply.version or params.get("version", "")),
-        )
+        model = reply.model or params.get("name", "")  # the path's, when no model answered
+        return fast.path, reply.status, (model, reply.version or params.get("version", ""))
 
 
 def _gone() -> RequestError:

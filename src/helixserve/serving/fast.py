@@ -3,16 +3,17 @@
 Contract:
 - :class:`FastRoutes` is generated from the route table's routes whose handler is marked
   :func:`~helixserve.serving.responses.hot`; nothing here names a path. For each it uses the
-  route's own matcher (path pattern and method), and solves the handler's parameters the way
-  FastAPI does for the kinds a hot route may declare: path parameters, optional ``str`` query
-  parameters, the ``Request``, and dependencies built of those (each called once per request;
-  body contracts are dependencies, e.g. :meth:`~helixserve.serving.schemas.Contract.
-  from_request`). A hot route that declares anything else is refused when the app is built
-  (``TypeError``), so the fast path cannot silently differ from the route.
+  route's own matcher (path pattern, converters and method), and solves the handler's
+  parameters the way FastAPI does for the kinds a hot route may declare: ``str`` path
+  parameters, optional ``str`` query parameters, the ``Request``, and dependencies built of
+  those (each called once per request, so none may say ``use_cache=False``; body contracts are
+  dependencies, e.g. :meth:`~helixserve.serving.schemas.Contract.from_request`). A hot route
+  that declares anything else is refused when the app is built (``TypeError``), so the fast
+  path cannot silently differ from the route.
 - Each hot route's dependency graph is read once, when the app is built, and compiled into one
   async function (Python source generated from the route's ``Dependant``, never written per
-  route): the same calls in the same order with the same arguments as the interpretation
-  above, without a per-request walk over the graph.
+  route): the same calls in the same order with the same arguments as FastAPI's, without a
+  per-request walk over the graph.
 - :meth:`FastRoutes.match` returns the route and its path parameters for a request, or ``None``;
   :attr:`FastRoute.call` reads the body, runs the dependencies and the handler, and returns
   the handler's :class:`~helixserve.serving.responses.ReplyResponse`, raising what they raise.
@@ -200,6 +201,9 @@ def _check(dependant: Dependant, path: str) -> None:
     )
     if unsupported:
         raise TypeError(f"hot route {path}: only path/query/Request/dependency parameters")
+    for field in dependant.path_params:  # FastAPI would validate the text as another type
+        if field.field_info.annotation not in (str, str | None):
+            raise TypeError(f"hot route {path}: path parameter {field.name} must be str")
     for field in dependant.query_params:
         if field.field_info.is_required() or field.field_info.annotation not in (str | None, str):
             raise TypeError(f"hot route {path}: query parameter {field.name} must be str | None")
