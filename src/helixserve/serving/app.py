@@ -219,6 +219,10 @@ async def _refuse(scope: Scope, send: Send, request_id: str) -> tuple[str, int, 
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
+    """The request's headers by lower-case name (the last of a repeated one)."""
+    headers = dict(scope["headers"])
+    if all(map(bytes.islower, headers)):  # as ASGI servers send them: nothing to lower
+        return headers
     return {k.lower(): v for k, v in scope["headers"]}
 
 

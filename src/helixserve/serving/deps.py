@@ -48,14 +48,14 @@ async def get_server(request: Request) -> Server:
 
 async def api_key(request: Request) -> str | None:
     """The key of ``X-API-Key`` or ``Authorization: Bearer`` (ASGI header names are lower case;
-    read straight from the scope: this runs on every prediction)."""
-    authorization = x_api_key = None
-    for name, value in request.scope["headers"]:
-        if name == b"authorization":
-            authorization = value.decode("latin-1")
-        elif name == b"x-api-key":
-            x_api_key = value.decode("latin-1")
-    return key_from_headers(authorization, x_api_key)
+    read straight from the scope, the last of a repeated header: this runs on every
+    prediction)."""
+    headers = dict(request.scope["headers"])
+    authorization, x_api_key = headers.get(b"authorization"), headers.get(b"x-api-key")
+    return key_from_headers(
+        None if authorization is None else authorization.decode("latin-1"),
+        None if x_api_key is None else x_api_key.decode("latin-1"),
+    )
 
 
 def request_id(request: Request) -> str:

@@ -148,11 +148,8 @@ class FastRoute:
 
     def params(self, found: re.Match[str]) -> dict[str, str]:
         """The path parameters of a request whose path ``found`` matched."""
-        groups = found.groupdict()
-        if self.plain:
-            return groups
         convert = self.converters
-        return {k: convert[k].convert(v) for k, v in groups.items()}
+        return {k: convert[k].convert(v) for k, v in found.groupdict().items()}
 
 
 class FastRoutes:
@@ -160,6 +157,10 @@ class FastRoutes:
 
     def __init__(self, routes: Iterable[APIRoute]) -> None:
         self.routes = [FastRoute(r) for r in routes if is_hot(r.endpoint)]
+        self._by_method: dict[str, list[FastRoute]] = {}  # each method's routes, in order
+        for fast in self.routes:
+            for method in sorted(fast.methods):
+                self._by_method.setdefault(method, []).append(fast)
 
     def match(self, scope: Scope) -> tuple[FastRoute, dict[str, str]] | None:
         """The route's own compiled pattern and methods decide; see the module contract."""
@@ -167,12 +168,10 @@ class FastRoutes:
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
-        method: str = scope["method"]
-        for fast in self.routes:
-            if method in fast.methods:
-                found = fast.pattern(path)
-                if found is not None:
-                    return fast, fast.params(found)
+        for fast in self._by_method.get(scope["method"], ()):
+            found = fast.pattern(path)
+            if found is not None:
+                return fast, found.groupdict() if fast.plain else fast.params(found)
         return None
 
 
