@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
@@ -47,6 +48,19 @@ from helixserve.serving.ui_explain import score_words
 from helixserve.serving.ui_login import back_to, login_form
 
 BODY = "x-helixserve-body"
+
+
+class AppState(State):
+    """``app.state`` whose values are also plain attributes, so that reading one (the server, on
+    every request) does not go through :class:`State`'s ``__getattr__`` after a failed lookup."""
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        super().__setattr__(key, value)
+        object.__setattr__(self, key, value)
+
+    def __delattr__(self, key: str) -> None:
+        super().__delattr__(key)
+        object.__delattr__(self, key)
 
 
 class HelixAPI(FastAPI):
@@ -102,6 +116,7 @@ def build_api(server: Server) -> FastAPI:
     )
     pages = Pages(server)
     pages.templates.env.globals.update(score_words=score_words)
+    api.state = AppState()
     api.state.server, api.state.pages, api.state.jobs = server, pages, Jobs()
     for kind, handler in HANDLERS:
         api.add_exception_handler(kind, handler)

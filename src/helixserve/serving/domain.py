@@ -76,18 +76,19 @@ async def predict_json(model: LoadedModel, items: list[object]) -> Reply:
     early: list[ItemError] = []
     if isinstance(model.manifest.input, ImageSchema):
         items, early = decode_images(items)
+    if not early:  # the common case: every item goes to the model
+        result = await model.batcher.submit(items)
+        return _answer(model, prediction_list(result), list(result.errors))
     bad = {e.index for e in early}
-    todo = [it for i, it in enumerate(items) if i not in bad] if bad else items
-    result = await model.batcher.submit(todo)
-    predictions = prediction_list(result)
-    errors = list(result.errors)
-    if bad:
-        predictions, errors = _reinsert(len(items), bad, predictions, errors, early)
+    result = await model.batcher.submit([it for i, it in enumerate(items) if i not in bad])
+    predictions, errors = _reinsert(
+        len(items), bad, prediction_list(result), list(result.errors), early
+    )
     return _answer(model, predictions, errors)
 
 
 def _answer(model: LoadedModel, predictions: list[Any], errors: list[ItemError]) -> Reply:
-    listed = item_errors(errors)
+    listed = item_errors(errors) if errors else []
     if len(errors) == len(predictions):
         detail = (
             listed[0]["message"]

@@ -177,14 +177,20 @@ class FastRoutes:
 
 async def read_body(receive: Receive) -> bytes:
     """The whole request body (its size is capped by the app's ``receive``)."""
-    chunks: list[bytes] = []
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientDisconnect
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):  # the common case: the body in one message
+        return body
+    chunks = [body]
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return b"".join(chunks)
 
 
 def _check(dependant: Dependant, path: str) -> None:
