@@ -150,8 +150,8 @@ async def http_error(request: Request, exc: Exception) -> Response:
 def _methods(request: Request) -> list[str]:
     """The methods of every route whose path matches the request's (one route per method)."""
     found: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, APIRoute) and route.matches(request.scope)[0] is Match.PARTIAL:
+    for route in route_table():  # the app's own list wraps included routers (FastAPI 0.165)
+        if route.matches(request.scope)[0] is Match.PARTIAL:
             found |= route.methods or set()
     return sorted(found)
 
