@@ -311,6 +311,20 @@ def test_metrics_count_requests_per_model_and_version(client: httpx.Client) -> N
     assert failures and float(failures[0].split()[-1]) >= 1
 
 
+def test_metrics_name_the_version_without_the_fast_path(tmp_path: Path) -> None:
+    with (
+        running(ZOO, tmp_path, fast_path=False) as plain,
+        httpx.Client(base_url=plain.url, timeout=30) as c,
+    ):
+        c.post("/api/v1/models/primer-binding/predict", json={"inputs": [BINDS, "ACGF"]})
+        text = c.get("/metrics").text
+    assert (
+        'helixserve_requests_total{code="200",model="primer-binding",'
+        'route="/api/v1/models/{name}/predict",version="1"}'
+    ) in text
+    assert 'helixserve_validation_failures_total{model="primer-binding",version="1"} 1.0' in text
+
+
 def test_access_log_is_json_with_request_id(
     client: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:

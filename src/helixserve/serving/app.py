@@ -53,7 +53,7 @@ from helixserve.serving.api import build_api, route_table
 from helixserve.serving.api_docs import DOCS_CSP
 from helixserve.serving.fast import FastRoute, FastRoutes
 from helixserve.serving.problems import Reply, error_reply
-from helixserve.serving.responses import is_upload
+from helixserve.serving.responses import REPLY, is_upload
 from helixserve.serving.server import Server
 from helixserve.settings import Settings, load_settings
 from helixserve.store.store import ModelStore
@@ -164,7 +164,17 @@ class HelixApp:
         route_obj = scope.get("route")
         route = getattr(route_obj, "path", None) or "unmatched"
         name = (scope.get("path_params") or {}).get("name", "")
-        return route, status, (name, "")
+        answered: Reply | None = scope.get("state", {}).get(REPLY)
+        if answered is None:
+            return route, status, (name, "")
+        self._count_failures(answered)
+        return route, status, (answered.model or name, answered.version)
+
+    def _count_failures(self, reply: Reply) -> None:
+        if reply.failures:
+            self.server.metrics.validation_failures.labels(reply.model, reply.version).inc(
+                reply.failures
+            )
 
     def _is_upload(self, scope: Scope) -> bool:
         """The request goes to a route that takes a file upload (the upload size limit)."""
@@ -192,10 +202,7 @@ class HelixApp:
         except Exception as err:
             reply = error_reply(err, path=path, request_id=request_id)
         await _send(send, reply, request_id)
-        if reply.failures:
-            self.server.metrics.validation_failures.labels(reply.model, reply.version).inc(
-                reply.failures
-            )
+        self._count_failures(reply)
         model = reply.model or params.get("name", "")  # the path's, when no model answered
         return fast.path, reply.status, (model, reply.version or params.get("version", ""))
 

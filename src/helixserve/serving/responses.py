@@ -4,7 +4,8 @@ mark of a hot route.
 Contract:
 - :func:`respond` wraps a ``Reply`` (status, body, content type, headers) in a
   :class:`ReplyResponse` that keeps the ``Reply`` (``.reply``): the app's fast path sends it
-  as it is and counts its model, version and validation failures.
+  as it is; through FastAPI it leaves it in the request state (:data:`REPLY`); either way the
+  app counts its model, version and validation failures.
 - :func:`hot` marks a route handler whose route the app also serves on its fast path
   (:mod:`helixserve.serving.app`), generated from the route itself (path, parameters, body
   contract, dependencies); a hot handler must answer with :func:`respond`.
@@ -18,11 +19,13 @@ from typing import TypeVar
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from helixserve.serving.problems import PROBLEM_JSON, Reply
 
 _F = TypeVar("_F", bound=Callable[..., object])
 HOT = "__helixserve_hot__"
+REPLY = "helixserve_reply"  # the request state's key for the Reply a route answered with
 
 
 class ReplyResponse(Response):
@@ -33,6 +36,12 @@ class ReplyResponse(Response):
         self.status_code = reply.status
         self.body = reply.body
         self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send it, leaving the ``Reply`` in the request's state for the app's metrics and access
+        log (the model and version that answered, validation failures)."""
+        scope.setdefault("state", {})[REPLY] = self.reply
+        await super().__call__(scope, receive, send)
 
     @property
     def raw_headers(self) -> list[tuple[bytes, bytes]]:  # type: ignore[override]
