@@ -83,8 +83,7 @@ def worker(
         logging.getLogger("helixserve.worker").info("stopping (signal %d)", signum)
         trainer.shut_down()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     typer.echo(
         f"helixserve worker {trainer.name} ({engine}), workspace "
         f"{shown_url(settings.database_url)}",
@@ -94,5 +93,7 @@ def worker(
         ended = trainer.run(once=once)
     finally:
         space.db.close()
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
     shown = ", ".join(f"{count} {ending}" for ending, count in sorted(ended.items()))
     typer.echo(f"helixserve worker {trainer.name}: {shown or 'no run trained'}", err=True)
