@@ -109,7 +109,7 @@ def test_an_empty_queue_ends_worker_once_at_once(space: Workspace) -> None:
 
 
 def test_a_block_stack_experiment_trains_its_own_network(space: Workspace) -> None:
-    blocks = [
+    blocks: list[dict[str, object]] = [
         {"type": "conv1d", "filters": 6, "kernel": 7},
         {"type": "activation", "function": "relu"},
         {"type": "globalpool", "op": "max"},
