@@ -83,6 +83,7 @@ bench: install-all
 	$(BIN)/python -m benchmarks.bench_asgi_cpu
 	$(BIN)/python -m benchmarks.bench_batch
 	$(BIN)/python -m benchmarks.bench_dataset_upload
+	$(BIN)/python -m benchmarks.bench_worker
 
 # Only the serving benchmark (needs wrk and h2load: apt-get install wrk nghttp2-client).
 bench-serving: install-all

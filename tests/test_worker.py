@@ -6,14 +6,17 @@ are in tests/test_worker_processes.py; Ray in tests/test_worker_ray.py."""
 
 from __future__ import annotations
 
+import io
 import json
 import threading
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from helixserve.cli.app import app
@@ -23,6 +26,7 @@ from helixserve.training.loop import History
 from helixserve.worker import ray_engine
 from helixserve.worker import run as worker_run
 from helixserve.worker.local import LocalWorker
+from helixserve.worker.prepare import prepare
 from helixserve.worker.progress import Checkpoints, EpochReporter, Heartbeat, TrainingDiverged
 from helixserve.workspace import runs
 from helixserve.workspace.models import RunStatus
@@ -288,6 +292,48 @@ def test_the_tabular_recipe_trains_on_the_subsets_with_normalise_on(space: Works
     assert lines[2].startswith("normalise_on 't': feature mean ± std on its rows: a ")
     manifest = space.runs.manifest(run.bundle or "")
     assert [f.name for f in manifest.input.features] == ["a", "b", "c"]  # type: ignore[union-attr]
+
+
+def cells_zip(n: int = 48) -> bytes:
+    """``n`` 16x16 grey images, bright (``hi``) or dark (``lo``), named in a labels table that
+    also names an image the zip lacks and one outside it (both refused rows)."""
+    rng = np.random.default_rng(5)
+    rows = ["image,cell,split", "img/missing.png,hi,T", "../../etc/passwd.png,lo,T"]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(n):
+            bright = i % 2 == 0
+            pixels = rng.integers(150, 255, (16, 16)) if bright else rng.integers(0, 100, (16, 16))
+            png = io.BytesIO()
+            Image.fromarray(pixels.astype(np.uint8), "L").save(png, "PNG")
+            archive.writestr(f"set/img/{i}.png", png.getvalue())
+            rows.append(f"img/{i}.png,{'hi' if bright else 'lo'},{SPLIT_OF[i // 2 % 4]}")
+        archive.writestr("set/labels.csv", "\n".join(rows) + "\n")
+    return buffer.getvalue()
+
+
+SPLIT_OF = ("T", "T", "V", "test")
+
+
+def test_an_image_zip_is_extracted_under_names_of_its_own_and_trains(
+    space: Workspace, tmp_path: Path
+) -> None:
+    add_dataset(space, "cells", cells_zip())
+    params = {"epochs": 2, "size": 16, "augment": False}
+    run_id = queue(space, "images", dataset="cells", recipe="image", target="cell", params=params)
+    with space.db.session() as session:
+        prepared = prepare(session, space, runs.get_run(session, run_id), tmp_path / "work")
+    assert prepared.sizes == {"T": 24, "V": 12, "test": 12, "left out": 0}
+    labels = (tmp_path / "work" / "labels.csv").read_text().splitlines()
+    assert labels[:2] == ["image,cell,split,__subset", "images/00000000.png,hi,T,T"]
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["images", "labels.csv"]
+    assert len(list((tmp_path / "work" / "images").iterdir())) == 48
+    assert (prepared.options.path_col, prepared.options.split_col) == ("image", "__subset")
+    assert train_one(space) == "finished"
+    run = get(space, run_id)
+    assert run.metrics is not None and 0 <= run.metrics["accuracy"] <= 1
+    assert epochs(space, run_id) == [1, 2]
+    assert run.headline is not None and run.headline["meaning"].endswith("12 held-out test rows")
 
 
 def test_without_a_test_subset_the_validation_subset_is_held_out(space: Workspace) -> None:

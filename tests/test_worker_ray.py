@@ -66,8 +66,9 @@ def test_a_ray_run_trains_in_a_ray_task_and_finishes(
     assert get(space, local).status is RunStatus.QUEUED  # a local worker's, not Ray's
     assert epochs(space, run_id) == [1, 2]
     lines = log_lines(space, run_id)
-    assert lines[0] == "claimed by Ray worker ray-driver"
+    assert lines[0] == "submitted to Ray by worker ray-driver: asks for 1 CPU, 0 GPU"
     found = re.fullmatch(r"on Ray, process (\d+) of .+", lines[1])
+    assert lines[2] == "claimed by worker ray-driver"
     assert found is not None and int(found.group(1)) != os.getpid()
     assert lines[-1].startswith(f"published {run.bundle} in ")
     answer = Predictor.from_store(space.runs, run.bundle or "").predict(["ACGT" * 12 + "AC"])[0]

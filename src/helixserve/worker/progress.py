@@ -12,7 +12,8 @@ Contract:
 - :class:`EpochReporter` is the ``on_epoch`` callback handed to the training layer. At the end of
   epoch N (1-based, after the loop wrote that epoch's checkpoint locally) it, in one transaction,
   beats, records the epoch (train and validation loss, ``at`` = when the epoch ended; metrics
-  ``best_epoch`` and ``seconds``, the epoch's wall time) and logs a line; then it uploads the
+  ``best_epoch`` and ``seconds``, the epoch's wall time, for the first epoch of an attempt
+  including loading the data) and logs a line; then it uploads the
   checkpoint. So the live curve has the point as soon as the transaction commits, and a crash
   before the upload resumes from epoch N - 1 and records epoch N again. Then it ends training by
   raising: :class:`TrainingDiverged` for a loss that is not finite (before recording it),
@@ -135,15 +136,11 @@ class EpochReporter:
         self.beat, self.checkpoints, self.local = beat, checkpoints, local_checkpoint
         self.planned, self.shutdown = planned, shutdown
         self.last = time.monotonic()
-        self.first_epoch: int | None = None  # the first epoch this attempt trained
-        self.ends: dict[int, datetime] = {}  # epoch -> when it ended (for benchmarks)
 
     def __call__(self, history: History) -> None:
         ended, now = utcnow(), time.monotonic()
         seconds, self.last = now - self.last, now
         epoch = len(history.train_loss)
-        self.first_epoch = self.first_epoch or epoch
-        self.ends[epoch] = ended
         train, val = history.train_loss[-1], history.val_loss[-1]
         if not (math.isfinite(train) and math.isfinite(val)):
             bad = train if not math.isfinite(train) else val

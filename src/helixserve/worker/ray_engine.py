@@ -138,7 +138,12 @@ class RayWorker:
                 with self.space.db.session() as session:
                     experiment = get_experiment(session, claimed.experiment_id)
                     cpus, gpu = resources(experiment.recipe, experiment.params, gpus)
-                    runs.log(session, claimed.id, f"claimed by Ray worker {self.name}")
+                    runs.log(
+                        session,
+                        claimed.id,
+                        f"submitted to Ray by worker {self.name}: asks for {cpus:g} CPU, "
+                        f"{gpu:g} GPU",
+                    )
             except DatabaseUnavailable as err:
                 log.warning("worker %s: the database cannot be reached (%s)", self.name, err)
                 break
