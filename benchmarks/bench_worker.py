@@ -6,9 +6,10 @@ Run with ``make bench`` (or ``python -m benchmarks.bench_worker``). Three figure
     ``Native_UTRs.csv.gz`` of ../shared/data: sequence ``UTR``, target ``growth_rate``, subsets
     ``train`` = a seeded 80 % and ``val`` = the rest, the ``dna-regression`` recipe with the
     Cuperus block preset, ``--epochs`` epochs with early stopping off), trained ``--repeats``
-    times each way, alternating: through the worker (:class:`~helixserve.worker.local.LocalWorker`:
-    claim, write the training file from the dataset version, train, an epoch row, log line and
-    checkpoint upload per epoch, publish, finish) and through ``helixserve train``'s function
+    times each way, in ABBA order after a one-epoch warm-up run: through the worker
+    (:class:`~helixserve.worker.local.LocalWorker`: claim, write the training file from the
+    dataset version, train, an epoch row, log line and checkpoint upload per epoch, publish,
+    finish) and through ``helixserve train``'s function
     (:func:`helixserve.training.cli_support.run`) on the same training file with the same
     :class:`~helixserve.training.train_options.TrainOptions`. A run's seconds per epoch are the
     median of its epochs 2..N (the first includes loading the data); end to end is the wall time
@@ -147,15 +148,22 @@ def through_train(space: Workspace, experiment: str, folder: Path, number: int) 
 def throughput(folder: Path, data: Path, epochs: int, repeats: int) -> None:
     space = open_space(folder, f"sqlite:///{folder / 'a.db'}")
     experiment = cuperus_experiment(space, data, epochs)
+    with space.db.session() as session:  # warm-up: one-time imports and caches, not measured
+        runs.submit(session, experiment, epochs_planned=1)
+    LocalWorker(space, "warm-up").run(once=True)
     worker: list[Timing] = []
     trained: list[Timing] = []
-    for number in range(repeats):
-        trained.append(through_train(space, experiment, folder, number))
+    for number in range(repeats):  # ABBA: neither way always goes first
+        if number % 2 == 0:
+            trained.append(through_train(space, experiment, folder, number))
         worker.append(through_worker(space, experiment))
+        if number % 2 == 1:
+            trained.append(through_train(space, experiment, folder, number))
     space.db.close()
     print(
         f"\n(a) throughput: {data.name}, dna-regression + Cuperus block preset, {epochs} epochs, "
-        f"{repeats} runs each way (alternating), {torch.get_num_threads()} torch threads"
+        f"{repeats} runs each way (ABBA order, after a 1-epoch warm-up run), "
+        f"{torch.get_num_threads()} torch threads"
     )
     print(f"{'':>22} {'s/epoch':>9} {'end to end s':>13} {'CPU s':>8}  each run: s/epoch, s, CPU s")
     for label, timings in (("helixserve train", trained), ("worker", worker)):
