@@ -1,5 +1,5 @@
 # helixserve — the two commands first:
-#   make run    create .venv, install the base (serving) package, start helixserve
+#   make run    create .venv, install helixserve with the train extra, start it (server + worker)
 #   make test   create .venv with every extra, run ruff, mypy and the whole pytest suite
 # Exact versions of every package come from requirements/constraints.txt.
 
@@ -10,10 +10,10 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(BIN)/python -m pip
 PIP_INSTALL := $(PIP) install --disable-pip-version-check -q -c $(CONSTRAINTS)
 
-.PHONY: audit reliability run test lint typecheck pytest install-base install-all lock clean help bench bench-serving zoo proto
+.PHONY: audit reliability run test lint typecheck pytest install-base install-run install-all lock clean help bench bench-serving zoo proto
 
 help:
-	@echo "make run   - install the serving package into .venv and start helixserve"
+	@echo "make run   - install helixserve (serving + training) into .venv and start it"
 	@echo "make test  - install everything into .venv; ruff, mypy, pytest"
 	@echo "make lock  - re-resolve requirements/constraints.txt from pyproject.toml"
 
@@ -27,15 +27,23 @@ $(VENV)/.base-installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 
 $(VENV)/.all-installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(PIP_INSTALL) -e ".[train,s3,parquet,explain,ray,postgres,dev]"
+	touch $@ $(VENV)/.base-installed $(VENV)/.run-installed
+
+# make run: the whole workspace, worker included, so the train extra (torch==2.13.0, the CPU wheel
+# pinned in the constraints); `pip install helixserve` (the serving install) stays torch-free.
+$(VENV)/.run-installed: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP_INSTALL) -e ".[train]"
 	touch $@ $(VENV)/.base-installed
 
 install-base: $(VENV)/.base-installed
+install-run: $(VENV)/.run-installed
 install-all: $(VENV)/.all-installed
 
 # Serve the pretrained models shipped in the package, and yours from HELIXSERVE_STORE (default
-# ~/.helixserve/store): http://127.0.0.1:8000 (API docs at /docs), gRPC on 127.0.0.1:8001.
-# No training, no torch, nothing downloaded. Ctrl+C stops it.
-run: install-base
+# ~/.helixserve/store): http://127.0.0.1:8000 (API docs at /docs), gRPC on 127.0.0.1:8001, with
+# the workspace and one worker process that trains its queued runs. Nothing downloaded. Ctrl+C
+# stops both.
+run: install-run
 	$(BIN)/helixserve models list
 	$(BIN)/helixserve quickstart
 
@@ -75,6 +83,7 @@ bench: install-all
 	$(BIN)/python -m benchmarks.bench_asgi_cpu
 	$(BIN)/python -m benchmarks.bench_batch
 	$(BIN)/python -m benchmarks.bench_dataset_upload
+	$(BIN)/python -m benchmarks.bench_worker
 
 # Only the serving benchmark (needs wrk and h2load: apt-get install wrk nghttp2-client).
 bench-serving: install-all

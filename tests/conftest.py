@@ -25,6 +25,9 @@ settings.load_profile("helixserve")
 # shipped in the package stay out of them (and out of the subprocesses that inherit this), except
 # in tests/test_pretrained.py, which checks that a fresh install sees them everywhere.
 os.environ["HELIXSERVE_PRETRAINED"] = "false"
+# Servers the tests start train nothing: no worker process beside them (tests/test_worker.py
+# starts workers itself, and checks that `helixserve serve` starts one when asked).
+os.environ["HELIXSERVE_WORKER"] = "false"
 # Nor do tests touch the person's own workspace (~/.helixserve): one throw-away workspace for the
 # session, unless a test names its own.
 _WORKSPACE = Path(tempfile.mkdtemp(prefix="helixserve-tests-"))

@@ -186,6 +186,7 @@ def prepare(work: Path) -> None:
     (work / ".venv").mkdir()
     (work / ".venv" / "bin").symlink_to(Path(sys.executable).parent)
     (work / ".venv" / ".base-installed").touch()
+    (work / ".venv" / ".run-installed").touch()
     rng = random.Random(14)
     examples = (ROOT / "src" / "helixserve" / "examples" / "primers.fasta").read_text()
     (work / "primers.fasta.gz").write_bytes(gzip.compress(examples.encode()))

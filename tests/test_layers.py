@@ -16,6 +16,7 @@ ORDER = [
     "runtime",
     "training",
     "workspace",
+    "worker",
     "explain",
     "batch",
     "serving",
@@ -29,6 +30,8 @@ ALLOWED = {
     "training": {"inputs", "store", "runtime"},
     # torch-free: never training (nor worker, runtime, serving); see docs/design/workspace.md
     "workspace": {"inputs", "store"},
+    # trains runs: the only layer beside cli that may import both workspace and training
+    "worker": {"inputs", "store", "runtime", "training", "workspace"},
     "explain": {"inputs", "store", "runtime"},
     "batch": {"inputs", "store", "runtime"},
     "serving": {"inputs", "store", "runtime", "workspace", "explain", "batch"},

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     pretrained: bool = Field(
         default=True, description="also serve the pretrained models shipped in the package"
     )
+    worker: bool = Field(
+        default=True,
+        description="helixserve serve also starts one worker process that trains queued runs "
+        "(when the train extra is installed)",
+    )
     host: str = Field(default="127.0.0.1", description="address the server binds to")
     port: int = Field(default=8000, ge=1, le=65535)
     grpc_port: int = Field(default=8001, ge=0, le=65535, description="gRPC port; 0: no gRPC")

@@ -32,6 +32,7 @@ from helixserve.cli.runs import runs_app
 from helixserve.cli.serve import SERVE_EXAMPLES, keys_app, serve
 from helixserve.cli.train import TRAIN_EXAMPLES, TRAIN_HELP, train
 from helixserve.cli.validate import VALIDATE_EXAMPLES, validate
+from helixserve.cli.worker import WORKER_EXAMPLES, worker
 from helixserve.cli.zoo import zoo_app
 from helixserve.errors import HelixError
 
@@ -77,6 +78,7 @@ app.command(epilog=QUICKSTART_EXAMPLES)(quickstart)
 app.command(epilog=SERVE_EXAMPLES)(serve)
 app.command(epilog=PREDICT_EXAMPLES)(predict)
 app.command(epilog=TRAIN_EXAMPLES, help=TRAIN_HELP)(train)
+app.command(epilog=WORKER_EXAMPLES)(worker)
 app.command(epilog=VALIDATE_EXAMPLES)(validate)
 app.command(epilog=DESIGN_EXAMPLES)(design)
 app.command(epilog=BENCH_EXAMPLES)(bench)

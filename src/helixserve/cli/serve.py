@@ -8,6 +8,11 @@ Contract:
   store (``--reload-interval``), so a moved alias reaches all of them.
 - SIGTERM stops a server gracefully (:mod:`helixserve.serving.drain`: 503 while draining,
   requests in flight finish) and the command then exits with code 0.
+- Unless ``--no-worker`` or ``HELIXSERVE_WORKER=false``, ``serve`` also starts one worker process
+  (``helixserve worker``, :mod:`helixserve.cli.worker`) that trains the workspace's queued runs;
+  it is sent SIGTERM when the server stops (and, on Linux, when the server dies) and killed if it
+  has not ended 10 s later. Without the ``train`` extra no worker starts: one line on stderr says
+  how to get one.
 - Logs: JSON access lines (one per request) on stdout, everything else on stderr.
 - ``keys new --scope predict|admin`` prints a new random API key and the hashed entry to add to
   ``HELIXSERVE_API_KEYS``; the key itself is shown once and stored nowhere.
@@ -15,10 +20,14 @@ Contract:
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
 import math
 import os
 import secrets
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from types import FrameType
@@ -104,6 +113,10 @@ def serve(
     address: Annotated[
         str | None, typer.Option(metavar="ADDRESS", help="Ray cluster address (engine ray).")
     ] = None,
+    no_worker: Annotated[
+        bool,
+        typer.Option("--no-worker", help="Start no worker process (runs wait for one)."),
+    ] = False,
 ) -> None:
     """Serve every model in the store: REST API, Open Inference Protocol v2 (REST + gRPC)."""
     given = {
@@ -119,6 +132,16 @@ def serve(
             os.environ[f"HELIXSERVE_{name}"] = str(value)
     settings = load_settings()
     store_from_settings(settings)  # a bad store URI fails here, with a clear message
+    worker = None if no_worker else start_worker(settings)
+    try:
+        _serve(settings, engine, replicas, autoscale, address)
+    finally:
+        stop_worker(worker)
+
+
+def _serve(
+    settings: Settings, engine: str, replicas: int, autoscale: str | None, address: str | None
+) -> None:
     if engine == "ray":
         _serve_on_ray(settings, replicas, autoscale, address)
         return
@@ -149,6 +172,45 @@ def serve(
         )
     except OSError as err:
         raise HelixError(f"cannot serve on {settings.host}:{settings.port}: {err}") from None
+
+
+NO_WORKER = (
+    "helixserve: no worker started, so queued runs wait: training needs the train extra "
+    "(pip install 'helixserve[train]'); or run `helixserve worker` where it is installed."
+)
+WORKER_GRACE_S = 10.0
+
+
+def start_worker(settings: Settings) -> subprocess.Popen[bytes] | None:
+    """The worker process ``serve`` starts (see the module contract), or ``None``."""
+    if not settings.worker:
+        return None
+    if any(importlib.util.find_spec(name) is None for name in ("torch", "sklearn")):
+        typer.echo(NO_WORKER, err=True)
+        return None
+    linux = sys.platform.startswith("linux")
+    return subprocess.Popen(
+        [sys.executable, "-m", "helixserve", "worker"],
+        preexec_fn=_end_with_parent if linux else None,  # noqa: PLW1509 - before any thread
+    )
+
+
+def _end_with_parent() -> None:
+    """In the worker, before it runs (Linux): SIGTERM when the server process dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def stop_worker(worker: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM the worker (its run stops after the epoch); kill it after the grace period."""
+    if worker is None or worker.poll() is not None:
+        return
+    worker.terminate()
+    try:
+        worker.wait(WORKER_GRACE_S)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
 
 
 def _stopped(signum: int, frame: FrameType | None) -> None:

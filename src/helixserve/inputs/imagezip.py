@@ -18,6 +18,8 @@ Contract:
   image. An image path is looked up relative to the labels table's folder, then to the zip's
   root; ``\\`` is read as ``/``. One image is held in memory at a time (at most
   ``max_image_bytes``).
+- :func:`labels_table` names a zip's labels table and :func:`read_image` reads the image a row
+  names, by the same rules (for callers that extract the images of rows they kept).
 - ``max_decompressed`` caps the bytes read from the archive (the table plus every image, by the
   sizes the zip declares, checked before reading): past it,
   :class:`~helixserve.errors.FileTooLarge` stops the file (a zip bomb costs nothing).
@@ -112,6 +114,19 @@ def open_image_zip(
             table = read_table(iter_lines(stream), delimiter, _header_into(found, image_col))
             found.rows = _checked(archive, found, table, budget, limits)
             yield found
+
+
+def labels_table(archive: zipfile.ZipFile) -> str:
+    """The member name of the zip's labels table (see the module contract)."""
+    return _labels_member(archive).filename
+
+
+def read_image(archive: zipfile.ZipFile, labels: str, value: str) -> tuple[str, bytes]:
+    """The member name and bytes of the image that a row of the labels table ``labels`` names
+    (``value``: relative to the table's folder, then to the zip's root);
+    :class:`~helixserve.errors.InvalidImage` if the zip has no such image."""
+    info = _member(archive, posixpath.dirname(labels), value)
+    return info.filename, archive.read(info)
 
 
 def _labels_member(archive: zipfile.ZipFile) -> zipfile.ZipInfo:

@@ -16,6 +16,10 @@ Unknown recipes, options that do not fit the recipe and unusable data raise
   refused before any training). The published manifest's lineage says how the version was made:
   ``trained``; ``init-from`` with the parent ``name@version`` (an alias resolved); ``resume`` with
   ``resumed_from_epoch`` (and the parent, when the run was started ``--init-from``).
+- ``on_epoch`` is called after every epoch of a neural recipe with the history so far, once that
+  epoch's checkpoint is written (an exception it raises stops training there, nothing published);
+  ``device`` overrides the recipe's ``device`` (where it trains, not what: it is not part of the
+  fingerprint, so a run started on a GPU can be resumed on a CPU and back).
 - ``blocks`` (a block stack) replaces a neural recipe's network (checked before any data is
   read; the ``tabular`` recipe refuses it); it is part of the fingerprint.
 - ``limits``, ``citation``, ``licence`` become ``## Limits``, ``## Citation``, ``## Licence``
@@ -54,6 +58,7 @@ from helixserve.training.data import (
     split,
     subset,
 )
+from helixserve.training.loop import History
 from helixserve.training.publish import Outcome, train_and_publish
 from helixserve.training.recipes import RECIPES, DnaRegression, Recipe, TabularForest
 from helixserve.training.recipes.torch_base import TorchRecipe
@@ -72,10 +77,19 @@ __all__ = [
 ]
 
 
-def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> Outcome:
+def run(
+    options: TrainOptions,
+    store: ModelStore,
+    *,
+    progress: bool = False,
+    on_epoch: Callable[[History], None] | None = None,
+    device: str | None = None,
+) -> Outcome:
     """Train and publish; see the module contract."""
     torch.set_num_threads(options.threads)  # fixed, so a seed gives the same model anywhere
     recipe, data = recipe_and_data(options)
+    if device is not None and "device" in recipe.get_params():
+        recipe.set_params(device=device)  # where it trains: not in the fingerprint
     _check_device(recipe)
     data.targets = rename_labels(data.targets, options.label_names)
     task = _task(recipe, data)
@@ -100,6 +114,7 @@ def run(options: TrainOptions, store: ModelStore, *, progress: bool = False) -> 
         work_dir=work_dir,
         card_extra=card + cv_table,
         lineage=_lineage(parent, resumed),
+        on_epoch=on_epoch,
     )
     outcome.cv_table = cv_table
     return outcome
@@ -382,14 +397,15 @@ def _features(options: TrainOptions) -> list[Feature]:
     if options.target is None:
         raise HelixError("the tabular recipe needs --target COLUMN (the class column).")
     given = {
-        "--split-col": options.split_col,
         "--filter": options.filter,
         "--labels": options.labels,
     }
     unsupported = [flag for flag, value in given.items() if value]
     if unsupported:
         raise HelixError(f"the tabular recipe does not take {', '.join(unsupported)} yet.")
-    names = options.features or _columns(options, exclude={options.target, options.id_col})
+    names = options.features or _columns(
+        options, exclude={options.target, options.id_col, options.split_col}
+    )
     low, high = _range(options.feature_range)
     if options.feature_type not in ("int", "float"):
         raise HelixError(f"--feature-type must be int or float, got {options.feature_type!r}.")
@@ -406,6 +422,7 @@ def _table(options: TrainOptions, recipe: TabularForest) -> Dataset:
         target_col=options.target or "",  # _features refused a missing --target
         header=options.header,
         id_col=options.id_col,
+        split_col=options.split_col,
     )
 
 

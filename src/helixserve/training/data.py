@@ -8,7 +8,7 @@ Contract:
   usable target are *reported* (:attr:`Dataset.refused`, with their located messages) and left
   out; they never stop the others, and they are never dropped silently.
 - :func:`load_table` does the same for tabular feature files with a
-  :class:`~helixserve.inputs.tabular.TabularSchema`.
+  :class:`~helixserve.inputs.tabular.TabularSchema` (and an optional split column).
 - :func:`split` gives train / validation / test index arrays: from a split column (values
   ``train``/``T``, ``val``/``valid``/``V``, ``test``; with only T and V, V is the held-out test
   set and validation rows are drawn from T; ``external`` marks a second, out-of-distribution
@@ -180,9 +180,10 @@ def load_table(
     target_col: str,
     header: list[str] | None = None,
     id_col: str | None = None,
+    split_col: str | None = None,
 ) -> Dataset:
     """Read, validate and label a tabular file; see the module contract."""
-    data = Dataset([], [], [])
+    data = Dataset([], [], [], [] if split_col else None)
     for item in read_rows(path, schema, header=header, id_col=id_col):
         if isinstance(item, BadRecord):
             data.refused.append(item)
@@ -194,6 +195,8 @@ def load_table(
         data.inputs.append(dict(zip(schema.names(), item.values, strict=True)))
         data.targets.append(target)
         data.ids.append(item.id or str(item.index))
+        if data.split_labels is not None and split_col is not None:
+            data.split_labels.append(_field(item.fields, split_col, path))
     data.sha256 = file_sha256(path)
     return _non_empty(data, path)
 

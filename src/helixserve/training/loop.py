@@ -5,7 +5,9 @@ Contract:
   validation loss after every epoch, stops early after ``patience`` epochs without improvement,
   and restores the weights of the best epoch. It returns the :class:`History` (per-epoch train and
   validation loss, best epoch); ``on_epoch`` is called after every epoch with the history so far
-  (the recipes write ``history.json`` from it as training goes, so a watcher can draw live curves).
+  (the recipes write ``history.json`` from it as training goes, so a watcher can draw live curves),
+  after that epoch's checkpoint is written: an exception it raises ends training at once and
+  propagates, leaving the checkpoint to resume from (how a worker stops a run).
 - Losses: ``bce`` (one logit, binary; ``class_weights`` weight the two classes), ``ce`` (K
   logits; weighted cross-entropy), ``mse`` (regression).
 - Determinism: :func:`seed_everything` seeds Python, NumPy and torch; with the same seed, data

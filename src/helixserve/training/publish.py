@@ -6,10 +6,12 @@ split), evaluates on the test split, exports ONNX and checks parity with the nat
 test set (max abs difference <= 1e-4, else :class:`~helixserve.training.export.TrainingError`
 and nothing is published), writes the card, ``history.json`` (rewritten after every epoch into
 ``work_dir`` too, for live curves; ``helixserve train`` uses ``<cache>/../runs/<name>`` unless
-``--work-dir`` says otherwise), ``metrics.json`` and the plots, publishes the bundle as the
-next version of ``name``, then loads it back through the store with a
-:class:`~helixserve.runtime.Predictor` and checks that it predicts the raw test inputs like the
-native model and refuses a bad input. It returns an :class:`Outcome`.
+``--work-dir`` says otherwise; ``on_epoch``, when given, is called with the history after every
+epoch of a neural recipe, once the checkpoint of that epoch is written: an exception it raises
+ends training there, nothing is published, and the checkpoint stays), ``metrics.json`` and the
+plots, publishes the bundle as the next version of ``name``, then loads it back through the
+store with a :class:`~helixserve.runtime.Predictor` and checks that it predicts the raw test
+inputs like the native model and refuses a bad input. It returns an :class:`Outcome`.
 
 The bundle also carries, from training time: self-test examples (``examples.json``: up to
 :data:`EXAMPLES` raw test inputs, one per class first, with the outputs the exported model gave
@@ -95,13 +97,18 @@ def encode_inputs(recipe: Recipe, inputs: list[object]) -> npt.NDArray[Any]:
     return np.stack([decode_image(image, schema) for image in images])
 
 
-def _history_writer(work_dir: Path | None) -> Callable[[History], None] | None:
+def _history_writer(
+    work_dir: Path | None, then: Callable[[History], None] | None = None
+) -> Callable[[History], None] | None:
+    """Write ``history.json`` into ``work_dir`` after every epoch, then call ``then``."""
     if work_dir is None:
-        return None
+        return then
     work_dir.mkdir(parents=True, exist_ok=True)
 
     def write(history: History) -> None:
         (work_dir / "history.json").write_text(json.dumps(history.to_json()))
+        if then is not None:
+            then(history)
 
     return write
 
@@ -142,6 +149,7 @@ def train_and_publish(
     progress: bool = False,
     work_dir: Path | None = None,
     lineage: Lineage | None = None,
+    on_epoch: Callable[[History], None] | None = None,
 ) -> Outcome:
     """Fit, evaluate, export, check, publish, reload; see the module contract."""
     started = time.perf_counter()
@@ -166,7 +174,7 @@ def train_and_publish(
         labels=labels,
         seed=seed,
         progress=progress,
-        on_epoch=_history_writer(work_dir),
+        on_epoch=_history_writer(work_dir, on_epoch),
     )
     metrics, plot_files = _evaluate(recipe, x[split.test], y[split.test], labels)
     if len(split.external) and labels is not None:

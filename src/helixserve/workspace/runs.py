@@ -7,7 +7,8 @@ Contract (docs/design/workspace.md, "The queue"):
   two processes never both move the same run; an operation on a run in the wrong state raises
   :class:`~helixserve.errors.RunStateConflict` naming the state, an unknown id
   :class:`~helixserve.errors.RunNotFound`.
-- :func:`claim` moves the oldest queued run (by submission, then id) to ``running`` in one
+- :func:`claim` moves the oldest queued run (by submission, then id; optionally only runs of one
+  ``engine``, so local workers and the Ray worker each take their own) to ``running`` in one
   statement, ``UPDATE runs ... WHERE id = (SELECT id ... LIMIT 1) AND status = 'queued'
   RETURNING id``: on PostgreSQL the inner select is ``FOR UPDATE SKIP LOCKED`` (claimers skip
   each other's rows instead of waiting); SQLite runs the statement under its single write lock.
@@ -127,13 +128,17 @@ def submit(
     return run
 
 
-def claim(db: Database, worker: str, *, now: datetime | None = None) -> Run | None:
-    """Move the oldest queued run to ``running`` for ``worker``; ``None`` if none is queued."""
+def claim(
+    db: Database, worker: str, *, engine: str | None = None, now: datetime | None = None
+) -> Run | None:
+    """Move the oldest queued run (of ``engine``, when given) to ``running`` for ``worker``;
+    ``None`` if none is queued."""
     moment = now or utcnow()
+    queued = select(Run.id).where(Run.status == RunStatus.QUEUED)
+    if engine is not None:
+        queued = queued.where(Run.engine == _engine(engine))
     oldest = (
-        select(Run.id)
-        .where(Run.status == RunStatus.QUEUED)
-        .order_by(Run.created_at, Run.id)
+        queued.order_by(Run.created_at, Run.id)
         .limit(1)
         .with_for_update(skip_locked=True)  # PostgreSQL; SQLite compiles it away
         .scalar_subquery()
