@@ -53,7 +53,11 @@ class Workspace:
         return cls(
             db=Database(settings.database_url),
             blobs=DatasetBlobs(root, s3),
-            runs=ModelStore.open(f"{root}/runs", s3=s3),
+            runs=ModelStore.open(
+                f"{root}/runs",
+                s3=s3,
+                cache_dir=Path(settings.cache_dir) if settings.cache_dir else None,
+            ),
             models=store_from_settings(settings),
             cache_dir=cache / "workspace",
             limits=ProfileLimits.from_settings(settings),
