@@ -1,14 +1,18 @@
-"""A run's life without a worker: claim it, record epochs, finish it with a real bundle.
+"""A run's life in tests: trained by the real worker, or driven through the database.
 
-The worker (``helixserve worker``) is built elsewhere; until it lands, tests of the pages drive a
-run through :mod:`helixserve.workspace.runs` exactly as a worker would, in
-:func:`train_simulated`. The bundle is the shipped ``yeast-utr`` model (a real CNN on 50-nt
-UTRs, with its loss, scatter and error plots), published into the workspace's runs store as
-``run-<id>``; swap this one function for the real worker when it exists.
+:func:`worker_once` starts ``helixserve worker --once`` as its own process on a server's
+workspace: the real training, as a person gets it. The page tests that only need a run's states
+and epochs in the database (fast, exact losses) use :func:`train_simulated`, which claims the run
+and records epochs through :mod:`helixserve.workspace.runs` as a worker does, then finishes it
+with the shipped ``yeast-utr`` bundle (a real CNN on 50-nt UTRs with its plots) published into
+the runs store as ``run-<id>``.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +28,21 @@ from tests.support.server import Running, running
 ZOO = Path(__file__).resolve().parents[2] / "src" / "helixserve" / "zoo" / "store"
 BUNDLE = "yeast-utr@1"
 WORKER = "test-worker"
+
+
+def worker_once(server: Running) -> subprocess.Popen[bytes]:
+    """``helixserve worker --once`` on ``server``'s workspace and store (the real worker): it
+    trains the oldest queued run, then exits."""
+    chosen = server.settings
+    env = {
+        **os.environ,
+        "HELIXSERVE_DATABASE_URL": chosen.database_url,
+        "HELIXSERVE_WORKSPACE_STORE": chosen.workspace_store,
+        "HELIXSERVE_STORE": chosen.store,
+        "HELIXSERVE_CACHE_DIR": chosen.cache_dir or "",
+    }
+    command = [sys.executable, "-m", "helixserve", "worker", "--once", "--poll", "0.2"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def losses(epoch: int, scale: float = 1.0) -> tuple[float, float]:
