@@ -21,6 +21,7 @@ Contract:
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -170,6 +171,9 @@ class Database:
         """Alembic ``upgrade head``, serialised between processes; see the module contract."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
+        quiet = logging.getLogger("alembic")
+        if quiet.level == logging.NOTSET:  # its INFO lines are noise in a server's or worker's log
+            quiet.setLevel(logging.WARNING)
         with self.connect() as connection:
             if self.dialect == "sqlite":
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
