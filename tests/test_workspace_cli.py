@@ -81,8 +81,19 @@ def upload_and_split(env: dict[str, str], path: Path) -> None:
     p = ("-p", "yeast")
     cli(env, "datasets", "subset", "utrs", "measured", "--where", "t0>100", *p)
     cli(env, "datasets", "subset", "utrs", "train", "--fraction", "0.8", "--of", "measured", *p)
-    val = cli(env, "datasets", "subset", "utrs", "val", "--rest", "--of", "measured",
-              "--minus", "train", *p)  # fmt: skip
+    val = cli(
+        env,
+        "datasets",
+        "subset",
+        "utrs",
+        "val",
+        "--rest",
+        "--of",
+        "measured",
+        "--minus",
+        "train",
+        *p,
+    )
     assert re.fullmatch(r"subset val of utrs: [\d,]+ rows\n", val)
     listed = cli(env, "datasets", "subsets", "utrs", *p)
     assert all(name in listed for name in ("measured", "train", "val"))
@@ -91,9 +102,27 @@ def upload_and_split(env: dict[str, str], path: Path) -> None:
 def test_the_tutorial_through_the_cli(env: dict[str, str], shared_data: Path) -> None:
     upload_and_split(env, shared_data / UTRS)
     p = ("-p", "yeast")
-    made = cli(env, "experiments", "create", "cuperus", *p, "--dataset", "utrs", "--target",
-               "growth_rate", "--train", "train", "--val", "val", "--recipe", "dna-regression",
-               "--blocks", "preset", "--param", "epochs=3")  # fmt: skip
+    made = cli(
+        env,
+        "experiments",
+        "create",
+        "cuperus",
+        *p,
+        "--dataset",
+        "utrs",
+        "--target",
+        "growth_rate",
+        "--train",
+        "train",
+        "--val",
+        "val",
+        "--recipe",
+        "dna-regression",
+        "--blocks",
+        "preset",
+        "--param",
+        "epochs=3",
+    )
     assert made.startswith("created experiment cuperus: dna-regression on utrs@")
     assert "14 blocks" in cli(env, "experiments", "show", "cuperus", *p)
     queued = cli(env, "runs", "start", "cuperus", *p)

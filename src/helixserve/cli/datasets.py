@@ -199,8 +199,12 @@ def where_spec(text: str) -> dict[str, Any]:
     op = "==" if found["op"] == "=" else found["op"].strip()
     value = found["v"].strip("'\"")
     if op == "in":
-        return {"kind": "where", "column": found["column"], "op": op,
-                "value": [_value(v.strip()) for v in value.split(",")]}  # fmt: skip
+        return {
+            "kind": "where",
+            "column": found["column"],
+            "op": op,
+            "value": [_value(v.strip()) for v in value.split(",")],
+        }
     return {"kind": "where", "column": found["column"], "op": op, "value": _value(value)}
 
 

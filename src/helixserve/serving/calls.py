@@ -11,8 +11,8 @@ gRPC server):
 With ``keyed`` (the server needs a ``predict`` key), every call sends ``Authorization: Bearer``
 with ``$HELIXSERVE_API_KEY`` (the server keeps only hashes of keys: the person fills in theirs).
 The example input follows the input schema: DNA, ``ACGT`` repeated to the exact length (else
-the minimum, else 50 nt); tabular, one row of each feature's lowest value (0 when unbounded);
-images, the base64 text of a PNG file the person names (``cell.png``).
+50 nt, kept within the minimum and maximum); tabular, one row of each feature's lowest value (0
+when unbounded); images, the base64 text of a PNG file the person names (``cell.png``).
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ def example_input(manifest: Manifest) -> Any:
     """One valid input for the model (see the module contract)."""
     schema = manifest.input
     if isinstance(schema, SequenceSchema):
-        length = schema.length or schema.min_length or DNA_LENGTH
+        length = schema.length or max(
+            schema.min_length or 1, min(DNA_LENGTH, schema.max_length or DNA_LENGTH)
+        )
         return ("ACGT" * length)[:length]
     if isinstance(schema, TabularSchema):
         return {f.name: (f.min if f.min is not None else 0) for f in schema.features}
@@ -45,8 +47,12 @@ def example_input(manifest: Manifest) -> Any:
 def _oip_tensor(manifest: Manifest, item: Any) -> dict[str, Any]:
     if isinstance(item, dict):
         values = list(item.values())
-        return {"name": manifest.onnx_input, "shape": [1, len(values)], "datatype": "FP32",
-                "data": values}  # fmt: skip
+        return {
+            "name": manifest.onnx_input,
+            "shape": [1, len(values)],
+            "datatype": "FP32",
+            "data": values,
+        }
     name = "sequence" if isinstance(manifest.input, SequenceSchema) else "image"
     return {"name": name, "shape": [1], "datatype": "BYTES", "data": [item]}
 

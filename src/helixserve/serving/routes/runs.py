@@ -70,9 +70,13 @@ def submit_run(workspace: WorkspaceDep, project: str, experiment: str, body: Run
         chosen = project_experiment(session, project, experiment)
         if body.init_from_run is not None:
             run = continue_from(
-                session, project, body.init_from_run, chosen.id, body.engine,
+                session,
+                project,
+                body.init_from_run,
+                chosen.id,
+                body.engine,
                 epochs_planned=body.epochs,
-            )  # fmt: skip
+            )
         else:
             run = runs.submit(session, chosen.id, body.engine, epochs_planned=body.epochs)
         return run_out(session, run)

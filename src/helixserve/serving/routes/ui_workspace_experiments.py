@@ -60,10 +60,22 @@ from helixserve.workspace.space import Workspace
 
 router = APIRouter(dependencies=[Depends(workspace_page_guard)], include_in_schema=False)
 DRAFT = (
-    "name", "dataset", "version", "recipe", "train_subset", "val_subset", "test_subset",
-    "normalise_on", "target", "input", "seed", "network", "blocks", "blocks_recipe",
+    "name",
+    "dataset",
+    "version",
+    "recipe",
+    "train_subset",
+    "val_subset",
+    "test_subset",
+    "normalise_on",
+    "target",
+    "input",
+    "seed",
+    "network",
+    "blocks",
+    "blocks_recipe",
     "cloned_from",
-)  # fmt: skip
+)
 
 
 def draft_of(form: Form) -> dict[str, Any]:
