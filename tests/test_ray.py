@@ -13,6 +13,7 @@ from helixserve.batch.predict import score
 from helixserve.batch.ray_engine import score_ray
 from helixserve.runtime.predictor import Predictor
 from helixserve.store import ModelStore
+from tests.support.ray_cluster import two_node_cluster
 from tests.support.server import publish_gc
 from tests.test_batch import random_fasta
 
@@ -20,26 +21,9 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import ray
-    from ray.cluster_utils import Cluster
-
-    head = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 1,
-            "object_store_memory": 150_000_000,
-            "include_dashboard": False,
-        },
-    )
-    head.add_node(num_cpus=1, object_store_memory=150_000_000)
-    head.wait_for_nodes()
-    ray.init(address=head.address, include_dashboard=False, log_to_driver=False)
-    try:
-        yield head.address
-    finally:
-        ray.shutdown()
-        head.shutdown()
+def cluster() -> Iterator[str]:
+    with two_node_cluster() as address:
+        yield address
 
 
 def test_ray_output_equals_the_local_engine(cluster: str, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 from helixserve.runtime import Prediction, Predictor
 from helixserve.worker.ray_engine import RayWorker
 from helixserve.workspace.models import RunStatus
+from tests.support.ray_cluster import two_node_cluster
 from tests.support.worker_runs import (
     add_dataset,
     epochs,
@@ -29,25 +30,8 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
-    import ray
-    from ray.cluster_utils import Cluster
-
-    head = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 1,
-            "object_store_memory": 150_000_000,
-            "include_dashboard": False,
-        },
-    )
-    head.add_node(num_cpus=1, object_store_memory=150_000_000)
-    head.wait_for_nodes()
-    ray.init(address=head.address, include_dashboard=False, log_to_driver=False)
-    try:
-        yield head.address
-    finally:
-        ray.shutdown()
-        head.shutdown()
+    with two_node_cluster() as address:
+        yield address
 
 
 def test_a_ray_run_trains_in_a_ray_task_and_finishes(
