@@ -1,7 +1,8 @@
 """The workspace REST API against a real server: the yeast tutorial end to end on SQLite and on a
 real PostgreSQL (upload, profile, roles, subsets, recipes, an experiment with the Cuperus block
-preset, a queued run, compare, clone-and-continue, deploy and predict at once), and the exact
-refusals (404 across projects, 422 naming the field, 413 before the body is read, 409)."""
+preset, a run trained by the real worker, clone-and-continue trained from its weights, compare,
+stop and resume, deploy and predict at once), and the exact refusals (404 across projects, 422
+naming the field, 413 before the body is read, 409)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,13 @@ import pytest
 from helixserve.serving.auth import new_key
 from helixserve.serving.calls import model_calls
 from helixserve.store import ModelStore
-from helixserve.workspace import runs
-from helixserve.workspace.space import Workspace, run_model_name
 from tests.support.server import Running, publish_gc, running
+from tests.support.training import worker_once
 
 LIMIT = 1_000_000  # bytes an upload may have here (the tutorial file has 379 kB)
 UTRS = "cuperus2017_yeast_utr/Native_UTRs.csv.gz"
 SEQ = "ACGT" * 12 + "AC"
+FAST = {"epochs": 1, "kmer_ridge": False}  # the CNN alone: the ridge blend costs ~20 s a run here
 
 
 def call(client: httpx.Client, method: str, path: str, status: int, **kw: Any) -> Any:
@@ -120,7 +121,7 @@ def cuperus_experiment(client: httpx.Client) -> dict[str, Any]:
         "train_subset": "train",
         "val_subset": "val",
         "recipe": "dna-regression",
-        "params": {"epochs": 3},
+        "params": FAST,
         "blocks": regression["preset"],
     }
     made: dict[str, Any] = call(client, "POST", "/projects/lab/experiments", 201, json=body)
@@ -128,19 +129,21 @@ def cuperus_experiment(client: httpx.Client) -> dict[str, Any]:
     return made
 
 
-def finish_by_hand(server: Running, run_id: str) -> None:
-    """What a worker would do: publish a (tiny, real) bundle and finish the run."""
-    space = Workspace.from_settings(server.settings).open()
-    try:
-        publish_gc(space.runs, name=run_model_name(run_id))
-        claimed = runs.claim(space.db, "test-worker")
-        assert claimed is not None and claimed.id == run_id
-        with space.db.session() as session:
-            runs.record_epoch(session, run_id, 1, train_loss=0.9, val_loss=0.8)
-            bundle = f"{run_model_name(run_id)}@1"
-            runs.finish(session, run_id, bundle, {"r2": 0.5}, {"metric": "r2"}, best_epoch=1)
-    finally:
-        space.db.close()
+def train(server: Running) -> None:
+    """The real worker (``helixserve worker --once``) trains the oldest queued run."""
+    worker = worker_once(server)
+    _, errors = worker.communicate(timeout=300)
+    assert worker.returncode == 0, errors.decode()
+
+
+def trained(client: httpx.Client, run_id: str) -> dict[str, Any]:
+    """A finished run's detail: one epoch recorded, a bundle, test metrics that beat the mean."""
+    detail: dict[str, Any] = call(client, "GET", f"/projects/lab/runs/{run_id}", 200)
+    assert detail["status"] == "finished", detail
+    assert [e["epoch"] for e in detail["epochs"]] == [1]
+    assert detail["best_epoch"] == 1 and detail["bundle"].startswith("run-")
+    assert detail["metrics"]["r2"] > 0, detail["metrics"]
+    return detail
 
 
 def test_the_tutorial_through_the_api(
@@ -155,21 +158,24 @@ def test_the_tutorial_through_the_api(
     assert (run["status"], run["number"], run["experiment"]) == ("queued", 1, "cuperus")
     listed = call(client, "GET", "/projects/lab/runs?status=queued", 200)["runs"]
     assert [r["id"] for r in listed] == [run["id"]]
-    finish_by_hand(server, run["id"])
-    detail = call(client, "GET", f"/projects/lab/runs/{run['id']}", 200)
-    assert detail["status"] == "finished" and [e["epoch"] for e in detail["epochs"]] == [1]
-    continue_with_a_clone(client, run["id"])
-    deploy_and_predict(client, run["id"])
+    train(server)
+    first = trained(client, run["id"])
+    more = continue_with_a_clone(server, client, first)
+    stop_and_resume(client)
+    deploy_and_predict(client, more)
     counts = call(client, "GET", "/projects/lab", 200)["counts"]
     assert counts == {
         "datasets": 1,
         "experiments": 2,
         "deployments": 1,
-        "runs": {"finished": 1, "stopped": 1},
+        "runs": {"finished": 2, "queued": 1},
     }
 
 
-def continue_with_a_clone(client: httpx.Client, run_id: str) -> None:
+def continue_with_a_clone(server: Running, client: httpx.Client, first: dict[str, Any]) -> str:
+    """Clone the experiment with another learning rate and keep training the first run's weights
+    under it; compare the two trained runs. The continued run's id."""
+    run_id = first["id"]
     changes = {"params": {"lr": 0.0005}}
     clone = call(
         client,
@@ -178,7 +184,7 @@ def continue_with_a_clone(client: httpx.Client, run_id: str) -> None:
         201,
         json={"name": "cuperus-slow", "changes": changes},
     )
-    assert clone["params"] == {"epochs": 3, "lr": 0.0005} and clone["cloned_from"] is not None
+    assert clone["params"] == {**FAST, "lr": 0.0005} and clone["cloned_from"] is not None
     more = call(
         client,
         "POST",
@@ -191,12 +197,23 @@ def continue_with_a_clone(client: httpx.Client, run_id: str) -> None:
         "cuperus-slow",
         "queued",
     )
+    train(server)
+    trained(client, more["id"])
     compared = call(client, "GET", "/projects/lab/compare?run=cuperus:1&run=cuperus-slow:1", 200)
     assert [r["id"] for r in compared["runs"]] == [run_id, more["id"]]
     assert compared["differs"] == ["init_from_run", "params.lr"]
-    assert compared["runs"][0]["metrics"] == {"r2": 0.5}
-    stopped = call(client, "POST", f"/projects/lab/runs/{more['id']}/stop", 200)
+    assert compared["runs"][0]["metrics"] == first["metrics"]
+    return str(more["id"])
+
+
+def stop_and_resume(client: httpx.Client) -> None:
+    """A second run of the first experiment: stopped while queued, then queued again."""
+    queued = call(client, "POST", "/projects/lab/experiments/cuperus/runs", 201, json={})
+    assert queued["number"] == 2
+    stopped = call(client, "POST", f"/projects/lab/runs/{queued['id']}/stop", 200)
     assert stopped["status"] == "stopped"
+    resumed = call(client, "POST", f"/projects/lab/runs/{queued['id']}/resume", 200)
+    assert resumed["status"] == "queued"
 
 
 def deploy_and_predict(client: httpx.Client, run_id: str) -> None:

@@ -1,6 +1,8 @@
-"""The workspace from the command line: the yeast tutorial end to end (projects, datasets,
-subsets, an experiment with the Cuperus block preset, runs, clone-and-continue, compare, deploy),
-on the same workspace the server uses, and the refusals as ``Error: ...`` with exit 1."""
+"""The workspace from the command line: the yeast tutorial end to end on SQLite and on a real
+PostgreSQL (projects, datasets, subsets, an experiment with the Cuperus block preset, a run
+trained by ``helixserve worker`` and followed with ``runs wait``, clone-and-continue from its
+weights, compare, stop and resume, deploy), on the same workspace the server uses, and the
+refusals as ``Error: ...`` with exit 1."""
 
 from __future__ import annotations
 
@@ -14,20 +16,17 @@ import pytest
 from typer.testing import CliRunner
 
 from helixserve.cli.app import app
-from helixserve.settings import Settings
-from helixserve.workspace import runs
-from helixserve.workspace.space import Workspace, run_model_name
-from tests.support.server import publish_gc
 
 runner = CliRunner()
 UTRS = "cuperus2017_yeast_utr/Native_UTRs.csv.gz"
+FAST = ("--param", "epochs=1", "--param", "kmer_ridge=false")  # the CNN alone: ~20 s less a run
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
+def env(tmp_path: Path, database_url: str) -> dict[str, str]:
     """A workspace of the test's own (the variables the server reads too)."""
     return {
-        "HELIXSERVE_DATABASE_URL": f"sqlite:///{tmp_path / 'workspace.db'}",
+        "HELIXSERVE_DATABASE_URL": database_url,
         "HELIXSERVE_WORKSPACE_STORE": str(tmp_path / "workspace"),
         "HELIXSERVE_STORE": str(tmp_path / "store"),
         "HELIXSERVE_CACHE_DIR": str(tmp_path / "cache"),
@@ -41,29 +40,24 @@ def cli(env: dict[str, str], *args: str) -> str:
     return result.output
 
 
-def space_of(env: dict[str, str]) -> Workspace:
-    return Workspace.from_settings(
-        Settings(
-            database_url=env["HELIXSERVE_DATABASE_URL"],
-            workspace_store=env["HELIXSERVE_WORKSPACE_STORE"],
-            store=env["HELIXSERVE_STORE"],
-            cache_dir=env["HELIXSERVE_CACHE_DIR"],
-        )
-    ).open()
-
-
-def finish_by_hand(env: dict[str, str], run_id: str) -> None:
-    """What a worker would do: publish a (tiny, real) bundle and finish the run."""
-    space = space_of(env)
+def train(env: dict[str, str], run: str) -> str:
+    """``helixserve worker --once`` (the real entry point, its own process) trains the oldest
+    queued run while ``runs wait`` follows ``run``; what ``runs wait`` printed."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "helixserve", "worker", "--once", "--poll", "0.2"],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
-        publish_gc(space.runs, name=run_model_name(run_id))
-        assert runs.claim(space.db, "test-worker") is not None
-        with space.db.session() as session:
-            runs.record_epoch(session, run_id, 1, train_loss=0.9, val_loss=0.8)
-            bundle = f"{run_model_name(run_id)}@1"
-            runs.finish(session, run_id, bundle, {"r2": 0.5}, {"metric": "r2"}, best_epoch=1)
+        followed = cli(env, "runs", "wait", run, "-p", "yeast", "--poll", "0.2", "--timeout", "300")
     finally:
-        space.db.close()
+        _, errors = worker.communicate(timeout=60)
+    assert worker.returncode == 0, errors.decode()
+    assert re.match(r"epoch 1: train loss [\d.]+, validation loss [\d.]+\n", followed), followed
+    found = re.search(rf"run {run} finished: best epoch 1; test .*r2 (-?[\d.]+)", followed)
+    assert found is not None and float(found.group(1)) > 0, followed
+    return followed
 
 
 def upload_and_split(env: dict[str, str], path: Path) -> None:
@@ -99,7 +93,9 @@ def upload_and_split(env: dict[str, str], path: Path) -> None:
     assert all(name in listed for name in ("measured", "train", "val"))
 
 
-def test_the_tutorial_through_the_cli(env: dict[str, str], shared_data: Path) -> None:
+def test_the_tutorial_through_the_cli(
+    env: dict[str, str], shared_data: Path, tmp_path: Path
+) -> None:
     upload_and_split(env, shared_data / UTRS)
     p = ("-p", "yeast")
     made = cli(
@@ -120,31 +116,46 @@ def test_the_tutorial_through_the_cli(env: dict[str, str], shared_data: Path) ->
         "dna-regression",
         "--blocks",
         "preset",
-        "--param",
-        "epochs=3",
+        *FAST,
     )
     assert made.startswith("created experiment cuperus: dna-regression on utrs@")
     assert "14 blocks" in cli(env, "experiments", "show", "cuperus", *p)
     queued = cli(env, "runs", "start", "cuperus", *p)
-    first = re.fullmatch(r"queued run cuperus:1 \(id (\S+), engine local\)\n", queued)
-    assert first is not None
-    run_id = first.group(1)
-    finish_by_hand(env, run_id)
-    assert re.search(r"r2\s+0.5", cli(env, "runs", "show", "cuperus:1", *p))
+    assert re.fullmatch(r"queued run cuperus:1 \(id \S+, engine local\)\n", queued)
+    train(env, "cuperus:1")
+    assert re.search(r"r2\s+0\.\d+", cli(env, "runs", "show", "cuperus:1", *p))
     cli(env, "experiments", "clone", "cuperus", "cuperus-slow", *p, "--param", "lr=0.0005")
     started = cli(env, "runs", "start", "cuperus-slow", *p, "--from", "cuperus:1")
     assert started.startswith("queued run cuperus-slow:1 (id ")
+    train(env, "cuperus-slow:1")
     compared = cli(env, "runs", "compare", "cuperus:1", "cuperus-slow:1", *p)
     assert "≠ params.lr" in compared and "≠ init_from_run" in compared
-    assert cli(env, "runs", "stop", "cuperus-slow:1", *p) == "run cuperus-slow:1 is stopped\n"
-    assert (
-        cli(env, "runs", "resume", "cuperus-slow:1", *p) == "run cuperus-slow:1 is queued again\n"
-    )
-    deployed = cli(env, "runs", "deploy", "cuperus:1", "my-utr", *p, "--alias", "production")
-    assert deployed.startswith("deployed run cuperus:1 as my-utr@1 (production)\n")
+    assert re.search(r"r2\s+0\.\d+\s+0\.\d+", compared), compared
+    stop_and_resume(env)
+    deployed = cli(env, "runs", "deploy", "cuperus-slow:1", "my-utr", *p, "--alias", "production")
+    assert deployed.startswith("deployed run cuperus-slow:1 as my-utr@1 (production)\n")
     assert "curl -s http://127.0.0.1:8000/api/v1/models/my-utr/predict?version=1" in deployed
     listed = cli(env, "projects", "list")
-    assert re.search(r"yeast\s+1\s+2\s+1 finished, 1 queued", listed)
+    assert re.search(r"yeast\s+1\s+2\s+2 finished, 1 queued", listed), listed
+    utrs, scored = tmp_path / "utrs.txt", tmp_path / "scored.csv"
+    utrs.write_text("ACGT" * 12 + "AC\n")
+    cli(env, "predict", "my-utr@production", str(utrs), "-o", str(scored))
+    row = scored.read_text().splitlines()[1]
+    assert re.fullmatch(r"1,,-?\d+\.\d+(e-?\d+)?", row), row  # index, id (none), value
+
+
+def stop_and_resume(env: dict[str, str]) -> None:
+    """A second run of the first experiment: stopped while queued, then queued again; waiting
+    on the stopped run is an error."""
+    p = ("-p", "yeast")
+    assert cli(env, "runs", "start", "cuperus", *p).startswith("queued run cuperus:2 ")
+    assert cli(env, "runs", "stop", "cuperus:2", *p) == "run cuperus:2 is stopped\n"
+    waited = runner.invoke(app, ["runs", "wait", "cuperus:2", *p], env=env)
+    assert (waited.exit_code, str(waited.exception)) == (
+        1,
+        "run cuperus:2 ended stopped; see helixserve runs logs cuperus:2 -p yeast.",
+    )
+    assert cli(env, "runs", "resume", "cuperus:2", *p) == "run cuperus:2 is queued again\n"
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,6 +6,8 @@ through :mod:`helixserve.workspace.runs`, :mod:`~helixserve.workspace.compare` a
 addressed by id or as ``EXPERIMENT:NUMBER`` (``cuperus:1``) within the project (another
 project's run is not found). ``start`` queues a run
 (``helixserve worker`` trains it; ``--from RUN`` starts from a finished run's weights);
+``wait`` follows a run until it ends, printing each epoch as it is recorded (exit 1 unless it
+finished: failed, stopped, interrupted, or still going after ``--timeout``);
 ``deploy`` publishes a finished run as the next version of a model in the store and prints the
 calls that use it (a running server serves it at its next look at the store,
 ``HELIXSERVE_RELOAD_INTERVAL_S``, or at once after ``POST /api/v1/admin/reload``). Errors (a run
@@ -14,12 +16,14 @@ in the wrong state, an unknown run) are ``Error: ...`` with exit 1.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Literal
 
 import typer
 
 from helixserve.cli.options import examples
 from helixserve.cli.workspace import ProjectOption, console, opened, say, shown, table, when
+from helixserve.errors import RunStateConflict
 from helixserve.serving.auth import KeyRing
 from helixserve.serving.calls import model_calls
 from helixserve.settings import load_settings
@@ -152,6 +156,54 @@ def show(run_id: RunArgument, project: ProjectOption) -> None:
         metrics.add_row(key, shown(value))
     if run.metrics:
         console.print(metrics)
+
+
+@runs_app.command(
+    "wait",
+    epilog=examples(
+        ("Follow a run until it ends", "runs wait cuperus:1 -p yeast"),
+        ("Give up after ten minutes", "runs wait cuperus:1 -p yeast --timeout 600"),
+    ),
+)
+def wait(
+    run_id: RunArgument,
+    project: ProjectOption,
+    timeout: Annotated[
+        float | None, typer.Option(metavar="SECONDS", help="Give up (exit 1) after this long.")
+    ] = None,
+    poll: Annotated[float, typer.Option(metavar="SECONDS", help="Look this often.")] = 1.0,
+) -> None:
+    """Follow a run until it ends: each epoch as it is recorded, then its test metrics; exit 1
+    unless it finished."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with opened() as (space, session):
+        run = project_run(session, project, run_id)
+        name = f"{get_experiment(session, run.experiment_id).name}:{run.number}"
+        seen = 0
+        while True:
+            with space.db.session() as looking:
+                run = runs.get_run(looking, run.id)
+                for epoch in runs.epochs_since(looking, run.id, seen):
+                    say(
+                        f"epoch {epoch.epoch}: train loss {shown(epoch.train_loss)}, "
+                        f"validation loss {shown(epoch.val_loss)}"
+                    )
+                    seen = epoch.epoch
+            if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise RunStateConflict(
+                    f"run {name} is still {run.status.value} after {timeout:g} s."
+                )
+            time.sleep(poll)
+    if run.status is not RunStatus.FINISHED:
+        why = f": {run.error}" if run.error else ""
+        raise RunStateConflict(
+            f"run {name} ended {run.status.value}{why}; see helixserve runs logs {name} -p "
+            f"{project}."
+        )
+    metrics = ", ".join(f"{k} {shown(v)}" for k, v in sorted((run.metrics or {}).items()))
+    say(f"run {name} finished: best epoch {run.best_epoch}; test {metrics}")
 
 
 @runs_app.command("logs", epilog=examples(("A run's log", "runs logs cuperus:1 -p yeast")))

@@ -361,6 +361,7 @@ class RunOut(BaseModel):
     error: str | None
     epochs_planned: int | None
     best_epoch: int | None
+    bundle: str | None = Field(description="the trained bundle in the runs store, once finished")
     metrics: dict[str, Any] | None
     headline: dict[str, Any] | None
 
@@ -382,6 +383,7 @@ class RunOut(BaseModel):
             error=row.error,
             epochs_planned=row.epochs_planned,
             best_epoch=row.best_epoch,
+            bundle=row.bundle,
             metrics=row.metrics,
             headline=row.headline,
         )
