@@ -2,7 +2,7 @@
 mid-run is swept ``interrupted`` within 30 s and a new worker finishes the run from its last
 checkpoint; two workers on one queue never train the same run; ``helixserve serve`` starts a
 worker that trains queued runs and ends with the server (or none, when told or without the
-train extra)."""
+train extra); a server restart loses no queued, running or finished run."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from helixserve.cli import serve as serve_cli
@@ -26,7 +27,7 @@ from helixserve.worker.local import LocalWorker
 from helixserve.worker.progress import Checkpoints
 from helixserve.workspace import runs
 from helixserve.workspace.models import RunStatus
-from helixserve.workspace.space import Workspace
+from helixserve.workspace.space import Workspace, run_model_name
 from tests.support.worker_runs import (
     add_dataset,
     epochs,
@@ -171,3 +172,67 @@ def test_serve_starts_no_worker_when_told_or_without_the_train_extra(
     monkeypatch.setattr(importlib.util, "find_spec", no_torch)
     assert serve_cli.start_worker(Settings(worker=True)) is None
     assert capsys.readouterr().err == serve_cli.NO_WORKER + "\n"
+
+
+def start_serving(tmp_path: Path, database: str, port: int) -> subprocess.Popen[bytes]:
+    """``helixserve serve`` with its worker on the test's workspace; ready to answer."""
+    env = {**worker_env(tmp_path, database), "HELIXSERVE_WORKER": "true"}
+    command = ["serve", "--port", str(port), "--grpc-port", "0"]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "helixserve", *command],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    assert wait_until(ready, 60, 0.1)
+    return server
+
+
+def test_a_server_restart_loses_no_run(tmp_path: Path, database: str, space: Workspace) -> None:
+    """SIGTERM while its worker trains: the run stops at an epoch's end with its checkpoint, the
+    queued run stays queued, the finished run and its bundle stay; after the restart the new
+    worker trains the queued run and, resumed through the API, the stopped one from its
+    checkpoint."""
+    done = queue(space, "done", params={**SMALL_CNN, "epochs": 2})
+    assert LocalWorker(space, "before", poll_s=0.1).run(once=True) == {"finished": 1}
+    planned = 200
+    long = queue(space, "long", params={**SMALL_CNN, "epochs": planned, "patience": planned})
+    waiting = queue(space, "waiting", params={**SMALL_CNN, "epochs": 2})
+    port = free_port()
+    server = start_serving(tmp_path, database, port)
+    try:
+        assert wait_until(lambda: len(epochs(space, long)) >= 2, 180, every=0.02)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(60) == 0
+    stopped, trained = get(space, long), len(epochs(space, long))
+    assert stopped.status is RunStatus.STOPPED and 2 <= trained < planned
+    assert get(space, waiting).status is RunStatus.QUEUED
+    assert get(space, done).status is RunStatus.FINISHED
+    server = start_serving(tmp_path, database, port)
+    api = f"http://127.0.0.1:{port}/api/v1/projects/lab/runs"
+    try:
+        assert wait_until(lambda: get(space, waiting).status is RunStatus.FINISHED, 180, 0.2)
+        assert httpx.post(f"{api}/{long}/resume").json()["status"] == "queued"
+        assert wait_until(lambda: get(space, long).status is RunStatus.FINISHED, 300, 0.2)
+        listed = httpx.get(api).json()["runs"]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+    assert {r["id"]: r["status"] for r in listed} == dict.fromkeys(
+        [done, long, waiting], "finished"
+    )
+    assert epochs(space, long) == list(range(1, planned + 1))
+    assert f"training on cpu; resuming from the checkpoint of epoch {trained}" in log_lines(
+        space, long
+    )
+    for run_id in (done, long, waiting):
+        bundle = get(space, run_id).bundle
+        assert bundle is not None and space.runs.manifest(bundle).name == run_model_name(run_id)
