@@ -67,6 +67,11 @@ TABLES = {
     "run_epochs",
     "run_logs",
     "deployments",
+    "users",
+    "login_sessions",
+    "memberships",
+    "user_keys",
+    "audit_events",
 }
 FIX = (
     "Set HELIXSERVE_DATABASE_URL to sqlite:////path/to/workspace.db or "
@@ -127,7 +132,7 @@ def test_migrations_run_twice_and_create_every_table(database_url: str) -> None:
     with database.connect() as connection:
         assert set(inspect(connection).get_table_names()) == TABLES | {"alembic_version"}
         version = connection.execute(text("SELECT version_num FROM alembic_version")).all()
-    assert version == [("0001",)]
+    assert version == [("0002",)]
     database.close()
 
 

@@ -31,6 +31,7 @@ from helixserve.cli.projects import projects_app
 from helixserve.cli.runs import runs_app
 from helixserve.cli.serve import SERVE_EXAMPLES, keys_app, serve
 from helixserve.cli.train import TRAIN_EXAMPLES, TRAIN_HELP, train
+from helixserve.cli.users import users_app
 from helixserve.cli.validate import VALIDATE_EXAMPLES, validate
 from helixserve.cli.worker import WORKER_EXAMPLES, worker
 from helixserve.cli.zoo import zoo_app
@@ -90,6 +91,7 @@ app.add_typer(projects_app, name="projects")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(runs_app, name="runs")
+app.add_typer(users_app, name="users")
 
 
 def _version(value: bool) -> None:

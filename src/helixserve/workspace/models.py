@@ -2,8 +2,10 @@
 
 Contract:
 - Exactly the tables of the map: ``projects``, ``datasets``, ``dataset_versions``, ``subsets``,
-  ``experiments``, ``runs``, ``run_epochs``, ``run_logs``, ``deployments``. The first Alembic
-  revision (``migrations/versions/``) creates the same schema; a test compares the two.
+  ``experiments``, ``runs``, ``run_epochs``, ``run_logs``, ``deployments``; and for teams
+  (issue 17, docs/security.md) ``users``, ``login_sessions``, ``memberships``, ``user_keys``,
+  ``audit_events``. The Alembic revisions (``migrations/versions/``) create the same schema; a
+  test compares the two.
 - Ids are short random strings (:func:`new_id`, ``secrets.token_urlsafe(8)``: 11 characters of
   ``A-Z a-z 0-9 - _``), except a dataset version's id, the sha256 hex of its bytes (unique within
   its dataset: the same bytes may be a version of two datasets).
@@ -268,19 +270,120 @@ class Deployment(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Role(StrEnum):
+    """A member's role in a project, each including the ones before it: ``viewer`` (read,
+    predict), ``editor`` (upload, run, deploy to staging), ``owner`` (members, production,
+    delete)."""
+
+    VIEWER = "viewer"
+    EDITOR = "editor"
+    OWNER = "owner"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+
+class User(Base):
+    """A person who signs in; ``admin`` manages users and sees every project."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)  # argon2id, with its own salt and cost
+    admin: Mapped[bool] = mapped_column(default=False)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoginSession(Base):
+    """A signed-in browser: the sha256 of its cookie's token (never the token itself)."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[str] = mapped_column(String(SHA256_LENGTH), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class Membership(Base):
+    """A user's role in a project."""
+
+    __tablename__ = "memberships"
+
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[Role] = mapped_column(
+        Enum(
+            Role,
+            name="role",
+            native_enum=False,
+            length=16,
+            values_callable=lambda kinds: [kind.value for kind in kinds],
+            validate_strings=True,
+        )
+    )
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserKey(Base):
+    """A user's API key: its sha256, scope, optional project and expiry, last use."""
+
+    __tablename__ = "user_keys"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(Text, default="")
+    digest: Mapped[str] = mapped_column(String(SHA256_LENGTH), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))  # predict | write | admin
+    project_id: Mapped[str | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """Who did what, when, where: kept when the project or user it names is deleted."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(Text)  # a user's name, "key <id>", "local" or "admin key"
+    action: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), index=True)
+    target: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    address: Mapped[str | None] = mapped_column(Text)
+
+
 __all__ = [
     "ENGINES",
+    "AuditEvent",
     "Base",
     "Dataset",
     "DatasetVersion",
     "Deployment",
     "Experiment",
+    "LoginSession",
+    "Membership",
     "Project",
+    "Role",
     "Run",
     "RunEpoch",
     "RunLog",
     "RunStatus",
     "Subset",
+    "User",
+    "UserKey",
     "UtcDateTime",
     "new_id",
     "utcnow",

@@ -1,0 +1,213 @@
+"""Accounts, roles, users' keys and the audit log in the workspace layer (issue 17), on SQLite and
+on a real PostgreSQL: password rules and argon2id hashes, one message for every failed sign-in,
+sessions that expire and close, the access rule (404 outside a project, 403 below the role),
+keys capped by scope and project, revoked and expired keys, and an audit log without secrets."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.orm import Session
+
+from helixserve.errors import (
+    Conflict,
+    Forbidden,
+    InputError,
+    InvalidName,
+    NameTaken,
+    ProjectNotFound,
+)
+from helixserve.workspace import accounts, audit
+from helixserve.workspace.db import Database
+from helixserve.workspace.keys import create_key, key_principal, new_expiry, revoke_key
+from helixserve.workspace.members import (
+    LOCAL,
+    Principal,
+    members,
+    require,
+    role_in,
+    share,
+    unshare,
+    visible_projects,
+)
+from helixserve.workspace.models import Role, User, utcnow
+from helixserve.workspace.projects import create_project, get_project
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    database.upgrade()
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def session(db: Database) -> Iterator[Session]:
+    with db.session() as opened:
+        yield opened
+
+
+def message(kind: type[Exception], call: Callable[[], object]) -> str:
+    """What ``call`` raised (of ``kind``), as a person reads it."""
+    with pytest.raises(kind) as raised:
+        call()
+    return str(raised.value)
+
+
+def person(user: User) -> Principal:
+    return Principal("user", user.name, user.id, admin=user.admin)
+
+
+def test_users_need_a_good_name_and_password_and_are_hashed_with_argon2id(
+    session: Session,
+) -> None:
+    with pytest.raises(InputError) as short:
+        accounts.add_user(session, "ana", "short")
+    assert str(short.value) == (
+        "the password has 5 characters; use at least 10 (a few words are easier to remember "
+        "than symbols)."
+    )
+    same = message(InputError, lambda: accounts.add_user(session, "anabelle12", "AnaBelle12"))
+    assert same == "the password is the user name; choose another."
+    bad = message(InvalidName, lambda: accounts.add_user(session, "../x", PASSWORD))
+    assert bad.startswith("user name '../x' is not allowed: use 1-64 letters")
+    ana = accounts.add_user(session, "ana", PASSWORD)
+    assert ana.password_hash.startswith("$argon2id$") and PASSWORD not in ana.password_hash
+    taken = message(NameTaken, lambda: accounts.add_user(session, "ana", PASSWORD))
+    assert taken == "a user named 'ana' already exists; choose another name."
+    assert accounts.has_users(session)
+
+
+def test_every_failed_sign_in_says_the_same(session: Session) -> None:
+    ana = accounts.add_user(session, "ana", PASSWORD)
+    accounts.add_user(session, "bo", PASSWORD)
+    accounts.set_disabled(session, accounts.get_user(session, "bo"), True)
+    failures = [("nobody", PASSWORD), ("ana", PASSWORD + "!"), ("bo", PASSWORD), ("ana", "")]
+    for name, password in failures:
+        with pytest.raises(accounts.SignInFailed) as failed:
+            accounts.authenticate(session, name, password)
+        assert str(failed.value) == "wrong user name or password."
+    assert accounts.authenticate(session, "ana", PASSWORD).id == ana.id
+
+
+def test_sessions_expire_close_and_end_with_a_password_change(session: Session) -> None:
+    ana = accounts.add_user(session, "ana", PASSWORD)
+    token = accounts.open_session(session, ana)
+    assert len(token) >= 43 and accounts.session_user(session, token) is ana
+    assert accounts.session_user(session, token + "x") is None
+    later = utcnow() + timedelta(seconds=accounts.SESSION_TTL_S + 1)
+    assert accounts.session_user(session, token, now=later) is None
+    assert accounts.session_user(session, token) is None  # the expired row is gone
+    first, second = accounts.open_session(session, ana), accounts.open_session(session, ana)
+    accounts.close_session(session, first)
+    assert accounts.session_user(session, first) is None
+    assert accounts.session_user(session, second) is ana
+    with pytest.raises(accounts.SignInFailed):
+        accounts.change_password(session, ana, "not the old one", "a brand new password")
+    accounts.change_password(session, ana, PASSWORD, "a brand new password")
+    assert accounts.session_user(session, second) is None
+    assert accounts.authenticate(session, "ana", "a brand new password") is ana
+    third = accounts.open_session(session, ana)
+    accounts.set_disabled(session, ana, True)
+    assert accounts.session_user(session, third) is None
+
+
+def test_roles_decide_and_outsiders_cannot_tell_a_project_exists(session: Session) -> None:
+    owner, viewer, outsider = (accounts.add_user(session, n, PASSWORD) for n in ("o", "v", "x"))
+    create_project(session, "lab")
+    share(session, "lab", "o", Role.OWNER)
+    share(session, "lab", "v", Role.VIEWER)
+    lab = get_project(session, "lab")
+    assert role_in(session, person(owner), lab) is Role.OWNER
+    assert role_in(session, LOCAL, lab) is Role.OWNER
+    assert require(session, person(viewer), "lab", Role.VIEWER) is lab
+    with pytest.raises(Forbidden) as low:
+        require(session, person(viewer), "lab", Role.EDITOR)
+    assert str(low.value) == (
+        "v is a viewer of project 'lab'; this needs editor (a project owner can change your role)."
+    )
+    for who, name in ((person(outsider), "lab"), (person(outsider), "nope")):
+        with pytest.raises(ProjectNotFound) as hidden:
+            require(session, who, name, Role.VIEWER)
+        assert str(hidden.value) == f"no project named {name!r}."
+    assert [p.name for p in visible_projects(session, person(outsider))] == []
+    assert [(u.name, r) for u, r in members(session, "lab")] == [
+        ("o", Role.OWNER),
+        ("v", Role.VIEWER),
+    ]
+
+
+def test_a_project_keeps_an_owner(session: Session) -> None:
+    accounts.add_user(session, "o", PASSWORD)
+    accounts.add_user(session, "p", PASSWORD)
+    create_project(session, "lab")
+    share(session, "lab", "o", Role.OWNER)
+    message = "o is the only owner of project 'lab'; make someone else an owner first."
+    for change in (
+        lambda: unshare(session, "lab", "o"),
+        lambda: share(session, "lab", "o", Role.EDITOR),
+    ):
+        with pytest.raises(Conflict) as refused:
+            change()
+        assert str(refused.value) == message
+    share(session, "lab", "p", Role.OWNER)
+    unshare(session, "lab", "o")
+    assert [u.name for u, _ in members(session, "lab")] == ["p"]
+
+
+def test_keys_are_capped_by_scope_and_project_and_stop_when_revoked_or_expired(
+    session: Session,
+) -> None:
+    ana = accounts.add_user(session, "ana", PASSWORD)
+    for name in ("lab", "other"):
+        create_project(session, name)
+        share(session, name, "ana", Role.OWNER)
+    key, row = create_key(session, ana, "predict", label="notebook", project="lab")
+    assert key.startswith("hsu_") and row.digest == accounts.token_digest(key)
+    assert key not in {row.digest, row.label, row.id}
+    who = key_principal(session, key)
+    assert who is not None and who.scope == "predict" and row.last_used_at is not None
+    lab, other = get_project(session, "lab"), get_project(session, "other")
+    assert (role_in(session, who, lab), role_in(session, who, other)) == (Role.VIEWER, None)
+    assert message(Forbidden, lambda: create_key(session, ana, "admin")) == (
+        "only an admin user can make an admin key; use predict or write."
+    )
+    assert message(InputError, lambda: create_key(session, ana, "root")) == (
+        "scope 'root' is not one of predict, write, admin."
+    )
+    revoke_key(session, ana, row.id)
+    assert key_principal(session, key) is None
+    soon, _ = create_key(session, ana, "write", expires_at=new_expiry(1))
+    assert key_principal(session, soon) is not None
+    assert key_principal(session, soon, now=utcnow() + timedelta(days=2)) is None
+    assert key_principal(session, "hsu_made-up") is None
+
+
+def test_the_audit_log_refuses_secrets_and_exports(session: Session) -> None:
+    create_project(session, "lab")
+    lab = get_project(session, "lab")
+    audit.record(session, LOCAL, "dataset.upload", project_id=lab.id, target="dataset utrs")
+    audit.record(session, LOCAL, "user.add", target="user ana", details={"admin": True})
+    secret = {"new_password": "x"}
+    assert message(
+        ValueError, lambda: audit.record(session, LOCAL, "user.reset", details=secret)
+    ) == ("audit details must not hold secrets ('new_password')")
+    assert message(ValueError, lambda: audit.record(session, LOCAL, "user.hack")) == (
+        "unknown audit action 'user.hack'"
+    )
+    session.flush()
+    assert [e.target for e in audit.events(session, lab.id)] == ["dataset utrs"]
+    every = audit.events(session, None)
+    assert [e.action for e in every] == ["user.add", "dataset.upload"]
+    rows = list(csv.DictReader(io.StringIO(audit.as_csv(every))))
+    assert [(r["actor"], r["action"], r["details"]) for r in rows] == [
+        ("local", "user.add", '{"admin": true}'),
+        ("local", "dataset.upload", "{}"),
+    ]
