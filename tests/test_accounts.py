@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
+from click.testing import Result
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
+from helixserve.cli.app import app
 from helixserve.errors import (
     Conflict,
     Forbidden,
@@ -38,6 +42,7 @@ from helixserve.workspace.models import Role, User, utcnow
 from helixserve.workspace.projects import create_project, get_project
 
 PASSWORD = "correct horse battery"
+runner = CliRunner()
 
 
 @pytest.fixture
@@ -210,4 +215,41 @@ def test_the_audit_log_refuses_secrets_and_exports(session: Session) -> None:
     assert [(r["actor"], r["action"], r["details"]) for r in rows] == [
         ("local", "user.add", '{"admin": true}'),
         ("local", "dataset.upload", "{}"),
+    ]
+
+
+def test_the_users_commands(database_url: str) -> None:
+    """``helixserve users ...`` as an administrator types them: passwords from standard input,
+    each change in the audit log, refusals as ``Error: ...`` with exit 1."""
+    env = {"HELIXSERVE_DATABASE_URL": database_url, "COLUMNS": "200"}
+
+    def cli(*args: str, password: str | None = None) -> Result:
+        return runner.invoke(app, list(args), env=env, input=password)
+
+    assert cli("users", "list").output.startswith("No users yet: the workspace has one local")
+    added = cli("users", "add", "ana", "--admin", "--password-stdin", password=PASSWORD + "\n")
+    assert (added.exit_code, added.output) == (0, "added admin user ana\n")
+    short = cli("users", "add", "bo", "--password-stdin", password="short\n")
+    assert (short.exit_code, str(short.exception)) == (
+        1,
+        "the password has 5 characters; use at least 10 (a few words are easier to remember "
+        "than symbols).",
+    )
+    assert cli("users", "add", "bo", "--password-stdin", password=PASSWORD + "\n").exit_code == 0
+    assert cli("users", "disable", "bo").output == "disabled user bo; their sessions are closed\n"
+    assert re.search(r"ana\s+yes\s+active.*\n\s*bo\s+-\s+disabled", cli("users", "list").output)
+    reset = cli("users", "reset", "ana", "--password-stdin", password="another good one\n")
+    assert reset.output == "set a new password for ana; their sessions are closed\n"
+    missing = cli("users", "enable", "cy")
+    assert str(missing.exception) == "no user named 'cy'; helixserve users list shows them."
+    database = Database(database_url)
+    with database.session() as session:
+        assert accounts.authenticate(session, "ana", "another good one").admin
+        logged = [(e.action, e.target) for e in audit.events(session, None)]
+    database.close()
+    assert logged == [
+        ("user.reset", "user ana"),
+        ("user.disable", "user bo"),
+        ("user.add", "user bo"),
+        ("user.add", "user ana"),
     ]

@@ -42,10 +42,7 @@ def _password(from_stdin: bool) -> str:
     "add",
     epilog=examples(
         ("The first admin", "users add ana --admin"),
-        (
-            "From a script",
-            "printf '%s\\n' \"$PASSWORD\" | helixserve users add bo --password-stdin",
-        ),
+        ("From a script (the password on standard input)", "users add bo --password-stdin"),
     ),
 )
 def add(
