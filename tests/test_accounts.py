@@ -12,9 +12,8 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
-from click.testing import Result
 from sqlalchemy.orm import Session
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from helixserve.cli.app import app
 from helixserve.errors import (
