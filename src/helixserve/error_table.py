@@ -70,6 +70,7 @@ from helixserve.errors import (
     RequestTooLarge,
     ServiceUnavailable,
     StoreError,
+    TooManyAttempts,
     VersionConflict,
 )
 
@@ -109,6 +110,7 @@ TABLE: dict[type[HelixError], Row] = {
     ModelLoadError: Row(500, "model-error", "Model error", "INTERNAL", logged=True),
     ModelRunError: Row(500, "model-error", "Model error", "INTERNAL", logged=True),
     ServiceUnavailable: Row(503, "unavailable", "Service unavailable", "UNAVAILABLE"),
+    TooManyAttempts: Row(429, "too-many-attempts", "Too many attempts", "RESOURCE_EXHAUSTED"),
     Conflict: Row(409, "conflict", "Conflict", "FAILED_PRECONDITION"),
     DatabaseError: Row(
         503, "database-unavailable", "Database unavailable", "UNAVAILABLE", logged=True

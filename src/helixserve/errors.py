@@ -223,6 +223,11 @@ class ServiceUnavailable(HelixError):
         self.retry_after = retry_after
 
 
+class TooManyAttempts(ServiceUnavailable):
+    """Too many failed sign-ins for one account or from one address: wait ``retry_after``
+    seconds (HTTP 429)."""
+
+
 class Overloaded(ServiceUnavailable):
     """A model's request queue is full (back-pressure instead of queueing without limit)."""
 
