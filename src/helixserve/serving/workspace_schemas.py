@@ -8,6 +8,10 @@ Contract:
   (``spec`` is taken as JSON and parsed by :func:`~helixserve.workspace.subsets.parse_subset`,
   so its refusal is the workspace's 422 naming the field, documented with the
   :data:`~helixserve.workspace.subsets.SubsetSpec` schema), hyper-parameters, block stacks.
+- An experiment's body is the workspace's
+  :class:`~helixserve.workspace.checks.ExperimentRequest` (whose settings are declared once, in
+  :class:`~helixserve.workspace.experiments.ExperimentSettings`) and a name; a clone's
+  ``changes`` are the same fields, each optional.
 - Response bodies (``...Out``, lists, details) are made from the ORM rows by their ``of``
   class methods, so every route answers one object the same way. Timestamps are ISO 8601 UTC.
   Comparisons reuse :class:`~helixserve.workspace.compare.Comparison`; profile columns and
@@ -17,10 +21,11 @@ Contract:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema, create_model
 
+from helixserve.workspace.checks import ExperimentRequest
 from helixserve.workspace.models import (
     Dataset,
     DatasetVersion,
@@ -235,46 +240,30 @@ class RecipeList(BaseModel):
     recipes: list[RecipeOut]
 
 
-class ExperimentSettings(BaseModel):
-    """What an experiment trains; the fields of :class:`~helixserve.workspace.checks.
-    ExperimentRequest`."""
-
-    dataset: str
-    version: str = Field(default="latest", description="sha256, a prefix of 8+, or latest")
-    target: str
-    train_subset: str
-    val_subset: str
-    test_subset: str | None = None
-    recipe: str = Field(examples=["dna-regression"])
-    inputs: dict[str, Any] = Field(default_factory=dict, description="role -> column(s)")
-    normalise_on: str | None = Field(default=None, description="a subset name")
-    seed: int = 0
-    params: dict[str, Any] = Field(default_factory=dict, description="hyper-parameters by name")
-    blocks: list[dict[str, Any]] | None = Field(
-        default=None, description="a block stack instead of the recipe's network"
-    )
-
-
-class ExperimentIn(ExperimentSettings):
+class ExperimentIn(ExperimentRequest):  # the workspace's request, and a name
     model_config = ConfigDict(extra="forbid")
     name: str = Field(examples=["cuperus-cnn"])
 
 
-class ExperimentChanges(_In):
-    """Settings to change in a clone (``params`` are merged into the original's)."""
+def _all_optional(model: type[BaseModel], name: str, doc: str) -> type[_In]:
+    """A request body ``name`` of ``model``'s fields, each optional (default null), with their
+    descriptions and examples."""
+    fields: dict[str, Any] = {}
+    for field, info in model.model_fields.items():
+        annotation: Any = info.annotation
+        optional = Field(default=None, description=info.description, examples=info.examples)
+        fields[field] = (annotation | None, optional)
+    return create_model(name, __doc__=doc, __base__=_In, __module__=__name__, **fields)
 
-    dataset: str | None = None
-    version: str | None = None
-    target: str | None = None
-    train_subset: str | None = None
-    val_subset: str | None = None
-    test_subset: str | None = None
-    recipe: str | None = None
-    inputs: dict[str, Any] | None = None
-    normalise_on: str | None = None
-    seed: int | None = None
-    params: dict[str, Any] | None = None
-    blocks: list[dict[str, Any]] | None = None
+
+if TYPE_CHECKING:  # to mypy, a request body; its fields are made at import
+    ExperimentChanges = _In
+else:
+    ExperimentChanges = _all_optional(
+        ExperimentRequest,
+        "ExperimentChanges",
+        "Settings to change in a clone (``params`` are merged into the original's).",
+    )
 
 
 class CloneIn(_In):
