@@ -28,27 +28,16 @@ from helixserve.workspace import runs
 from helixserve.workspace.space import Workspace
 from tests.support.chromium import launch_browser  # noqa: F401 (the browser fixture)
 from tests.support.server import Running
-from tests.support.training import serving_workspace, worker_once
+from tests.support.training import (  # noqa: F401 (served_*: the server and space fixtures)
+    served_server,
+    served_space,
+    served_workspace,
+    worker_once,
+)
 
 P = "/projects/yeast"
 LIVE_WITHIN_S = 1.0
 EPOCHS = 3
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running, Workspace]]:
-    with serving_workspace(tmp_path_factory.mktemp("workspace-browser")) as both:
-        yield both
-
-
-@pytest.fixture(scope="module")
-def server(served: tuple[Running, Workspace]) -> Running:
-    return served[0]
-
-
-@pytest.fixture(scope="module")
-def space(served: tuple[Running, Workspace]) -> Workspace:
-    return served[1]
 
 
 @pytest.fixture

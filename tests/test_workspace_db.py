@@ -7,7 +7,6 @@ checked word for word; the queue is checked with real threads claiming at once.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import threading
 from collections.abc import Iterator
@@ -306,14 +305,17 @@ def test_experiments_are_stored_as_given_and_cloned(db: Database) -> None:
         lab(session)
         first = create_experiment(session, "lab", "utr", SPEC)
         custom = create_experiment(
-            session, "lab", "utr-blocks", dataclasses.replace(SPEC, blocks=blocks, recipe="blocks")
+            session,
+            "lab",
+            "utr-blocks",
+            SPEC.model_copy(update={"blocks": blocks, "recipe": "blocks"}),
         )
     with db.session() as session:
         assert spec_of(get_experiment(session, first.id)) == SPEC
         assert get_experiment(session, custom.id).blocks == blocks
         clone = clone_experiment(session, first.id, "utr-2")
         changed = clone_experiment(
-            session, first.id, "utr-3", dataclasses.replace(SPEC, params={"epochs": 9})
+            session, first.id, "utr-3", SPEC.model_copy(update={"params": {"epochs": 9}})
         )
     with db.session() as session:
         assert spec_of(get_experiment(session, clone.id)) == SPEC
@@ -364,7 +366,7 @@ def test_json_params_round_trip(db: Database, experiment_id: str, params: dict[s
             session,
             experiment_id,
             f"utr-{next(NUMBERS)}",
-            dataclasses.replace(SPEC, params=params),
+            SPEC.model_copy(update={"params": params}),
         )
     with db.session() as session:
         assert get_experiment(session, clone.id).params == params

@@ -3,7 +3,6 @@ deploy — on SQLite and on a real PostgreSQL, with the real yeast UTR file of t
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,7 +92,7 @@ def request(**changes: object) -> ExperimentRequest:
         recipe="dna-binary",
         params={"length": 26, "epochs": 2},
     )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    return base.model_copy(update=changes)
 
 
 def test_versions_are_content_addressed_and_profiled(lab: Workspace) -> None:

@@ -21,7 +21,12 @@ from helixserve.serving.routes import ui_workspace_runs
 from helixserve.workspace import runs
 from helixserve.workspace.space import Workspace
 from tests.support.server import Running, running
-from tests.support.training import serving_workspace, train_simulated
+from tests.support.training import (  # noqa: F401 (served_*: the server and space fixtures)
+    served_server,
+    served_space,
+    served_workspace,
+    train_simulated,
+)
 
 TOKEN = "workspace-pages-token-0123456789"
 CSV = (
@@ -33,22 +38,6 @@ CSV = (
     )
     + "bad,ACGTNNX,yes,1.0,T\n"
 )
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running, Workspace]]:
-    with serving_workspace(tmp_path_factory.mktemp("workspace-pages")) as both:
-        yield both
-
-
-@pytest.fixture(scope="module")
-def server(served: tuple[Running, Workspace]) -> Running:
-    return served[0]
-
-
-@pytest.fixture(scope="module")
-def space(served: tuple[Running, Workspace]) -> Workspace:
-    return served[1]
 
 
 @pytest.fixture(scope="module")

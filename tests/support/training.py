@@ -6,6 +6,10 @@ and epochs in the database (fast, exact losses) use :func:`train_simulated`, whi
 and records epochs through :mod:`helixserve.workspace.runs` as a worker does, then finishes it
 with the shipped ``yeast-utr`` bundle (a real CNN on 50-nt UTRs with its plots) published into
 the runs store as ``run-<id>``.
+
+:func:`serving_workspace` is a server with its workspace opened on the test's side too; a page
+test module gets one as the module-scoped ``server`` and ``space`` fixtures by importing
+:func:`served_server` and :func:`served_space` (and :func:`served_workspace`, which they share).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from helixserve.store import ModelStore, make_manifest
 from helixserve.workspace import runs
@@ -103,3 +109,22 @@ def serving_workspace(tmp: Path, **settings: Any) -> Iterator[tuple[Running, Wor
             yield server, space
         finally:
             space.db.close()
+
+
+@pytest.fixture(scope="module", name="served")
+def served_workspace(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Running, Workspace]]:
+    """:func:`serving_workspace` for a test module, in a folder named after it."""
+    with serving_workspace(tmp_path_factory.mktemp(request.module.__name__)) as both:
+        yield both
+
+
+@pytest.fixture(scope="module", name="server")
+def served_server(served: tuple[Running, Workspace]) -> Running:
+    return served[0]
+
+
+@pytest.fixture(scope="module", name="space")
+def served_space(served: tuple[Running, Workspace]) -> Workspace:
+    return served[1]

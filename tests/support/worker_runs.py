@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,7 @@ def queue(
     recipe: str = "dna-binary",
     target: str = "label",
     params: Mapping[str, Any] | None = None,
-    blocks: Sequence[Mapping[str, Any]] | None = None,
+    blocks: list[dict[str, Any]] | None = None,
     engine: str = "local",
     init_from_run: str | None = None,
     test_subset: str | None = "test",

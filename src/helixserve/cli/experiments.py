@@ -6,10 +6,11 @@ through :mod:`helixserve.workspace.checks` and :mod:`helixserve.workspace.experi
 target, recipe, hyper-parameters (``--param NAME=VALUE``, read as the declared type:
 :func:`~helixserve.params.recipes.parse_params`), the columns the recipe reads (``--input
 ROLE=COLUMN``; ``features=a,b,c`` for a list) and optionally a block stack (``--blocks FILE.json``,
-a JSON list of blocks, or ``--blocks preset``: the recipe's own network as blocks). Every refusal
-(an unknown subset, a column of the wrong role, a parameter out of range, blocks whose shapes do
-not fit) is ``Error: ...`` with exit 1, before anything is stored. ``clone`` copies an
-experiment's settings with some changed (``--param`` values are merged into the original's).
+a JSON list of blocks, each block checked as the file is read, or ``--blocks preset``: the
+recipe's own network as blocks). Every refusal (an unknown subset, a column of the wrong role, a
+parameter out of range, blocks whose shapes do not fit) is ``Error: ...`` with exit 1, before
+anything is stored. ``clone`` copies an experiment's settings with some changed (``--param``
+values are merged into the original's).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from helixserve.cli.workspace import ProjectOption, console, opened, pairs, say,
 from helixserve.errors import InputError
 from helixserve.params.recipes import DECLARED, parse_params
 from helixserve.workspace import checks, experiments, runs
+from helixserve.workspace.blocks import parse_block
 from helixserve.workspace.models import Dataset, Experiment
 from helixserve.workspace.presets import presets
 
@@ -81,6 +83,8 @@ def _blocks(given: str | None, recipe: str, params: dict[str, Any]) -> list[Any]
         raise InputError(f"cannot read the block stack {given}: {err}.", field="--blocks") from None
     if not isinstance(stack, list):
         raise InputError(f"{given} must hold a JSON list of blocks.", field="--blocks")
+    for number, block in enumerate(stack, 1):
+        parse_block(number, block)  # each an object of a known type (shapes: checked later)
     return stack
 
 

@@ -8,8 +8,13 @@ Contract:
   (``spec`` is taken as JSON and parsed by :func:`~helixserve.workspace.subsets.parse_subset`,
   so its refusal is the workspace's 422 naming the field, documented with the
   :data:`~helixserve.workspace.subsets.SubsetSpec` schema), hyper-parameters, block stacks.
+- An experiment's body is the workspace's
+  :class:`~helixserve.workspace.checks.ExperimentRequest` (whose settings are declared once, in
+  :class:`~helixserve.workspace.experiments.ExperimentSettings`) and a name; a clone's
+  ``changes`` are the same fields, each optional.
 - Response bodies (``...Out``, lists, details) are made from the ORM rows by their ``of``
-  class methods, so every route answers one object the same way. Timestamps are ISO 8601 UTC.
+  class methods, so every route answers one object the same way: each field is the row's
+  attribute of its name unless ``of`` gives it. Timestamps are ISO 8601 UTC.
   Comparisons reuse :class:`~helixserve.workspace.compare.Comparison`; profile columns and
   refused rows reuse :mod:`helixserve.workspace.tables`' models.
 """
@@ -17,10 +22,11 @@ Contract:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema, create_model
 
+from helixserve.workspace.checks import ExperimentRequest
 from helixserve.workspace.models import (
     Dataset,
     DatasetVersion,
@@ -44,6 +50,14 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _Out(BaseModel):
+    @classmethod
+    def _of_row(cls, row: object, **given: Any) -> Self:
+        """This body from ``row``: each field not ``given`` is the row's attribute of its name."""
+        found = {name: getattr(row, name) for name in cls.model_fields if name not in given}
+        return cls.model_validate(found | given)
+
+
 # --- projects ----------------------------------------------------------------------------------
 
 
@@ -57,7 +71,7 @@ class ProjectChange(_In):
     archived: bool | None = Field(default=None, description="archive (true) or restore (false)")
 
 
-class ProjectOut(BaseModel):
+class ProjectOut(_Out):
     id: str
     name: str
     title: str
@@ -66,13 +80,7 @@ class ProjectOut(BaseModel):
 
     @classmethod
     def of(cls, row: Project) -> Self:
-        return cls(
-            id=row.id,
-            name=row.name,
-            title=row.title,
-            archived=row.archived,
-            created_at=row.created_at,
-        )
+        return cls._of_row(row)
 
 
 class ProjectCounts(BaseModel):
@@ -97,7 +105,7 @@ class DatasetIn(_In):
     name: str = Field(examples=["utrs"])
 
 
-class VersionOut(BaseModel):
+class VersionOut(_Out):
     id: str = Field(description="sha256 of the file's bytes")
     filename: str
     format: str
@@ -109,19 +117,10 @@ class VersionOut(BaseModel):
 
     @classmethod
     def of(cls, row: DatasetVersion) -> Self:
-        return cls(
-            id=row.id,
-            filename=row.filename,
-            format=row.format,
-            size_bytes=row.size_bytes,
-            rows=row.rows,
-            good_rows=row.good_rows,
-            refused_rows=row.refused_rows,
-            created_at=row.created_at,
-        )
+        return cls._of_row(row)
 
 
-class DatasetOut(BaseModel):
+class DatasetOut(_Out):
     id: str
     name: str
     created_at: datetime
@@ -131,13 +130,7 @@ class DatasetOut(BaseModel):
     @classmethod
     def of(cls, row: Dataset, versions: list[DatasetVersion]) -> Self:
         latest = VersionOut.of(versions[-1]) if versions else None
-        return cls(
-            id=row.id,
-            name=row.name,
-            created_at=row.created_at,
-            versions=len(versions),
-            latest=latest,
-        )
+        return cls._of_row(row, versions=len(versions), latest=latest)
 
 
 class DatasetList(BaseModel):
@@ -156,10 +149,9 @@ class ProfileOut(VersionOut):
 
     @classmethod
     def of(cls, row: DatasetVersion) -> Self:
-        base = VersionOut.of(row).model_dump()
         found = row.profile
-        return cls(
-            **base,
+        return cls._of_row(
+            row,
             columns=[ColumnProfile.model_validate(c) for c in found.get("columns", [])],
             roles=dict(found.get("roles", {})),
             preview=list(found.get("preview", [])),
@@ -196,7 +188,7 @@ class SubsetIn(_In):
     spec: SpecJson = Field(examples=[{"kind": "where", "column": "t0", "op": ">", "value": 100}])
 
 
-class SubsetOut(BaseModel):
+class SubsetOut(_Out):
     name: str
     spec: dict[str, Any]
     created_at: datetime
@@ -205,13 +197,8 @@ class SubsetOut(BaseModel):
 
     @classmethod
     def of(cls, row: Subset, count: int | str) -> Self:
-        return cls(
-            name=row.name,
-            spec=dict(row.spec),
-            created_at=row.created_at,
-            rows=count if isinstance(count, int) else None,
-            error=count if isinstance(count, str) else None,
-        )
+        counted = isinstance(count, int)
+        return cls._of_row(row, rows=count if counted else None, error=None if counted else count)
 
 
 class SubsetList(BaseModel):
@@ -235,46 +222,30 @@ class RecipeList(BaseModel):
     recipes: list[RecipeOut]
 
 
-class ExperimentSettings(BaseModel):
-    """What an experiment trains; the fields of :class:`~helixserve.workspace.checks.
-    ExperimentRequest`."""
-
-    dataset: str
-    version: str = Field(default="latest", description="sha256, a prefix of 8+, or latest")
-    target: str
-    train_subset: str
-    val_subset: str
-    test_subset: str | None = None
-    recipe: str = Field(examples=["dna-regression"])
-    inputs: dict[str, Any] = Field(default_factory=dict, description="role -> column(s)")
-    normalise_on: str | None = Field(default=None, description="a subset name")
-    seed: int = 0
-    params: dict[str, Any] = Field(default_factory=dict, description="hyper-parameters by name")
-    blocks: list[dict[str, Any]] | None = Field(
-        default=None, description="a block stack instead of the recipe's network"
-    )
-
-
-class ExperimentIn(ExperimentSettings):
+class ExperimentIn(ExperimentRequest):  # the workspace's request, and a name
     model_config = ConfigDict(extra="forbid")
     name: str = Field(examples=["cuperus-cnn"])
 
 
-class ExperimentChanges(_In):
-    """Settings to change in a clone (``params`` are merged into the original's)."""
+def _all_optional(model: type[BaseModel], name: str, doc: str) -> type[_In]:
+    """A request body ``name`` of ``model``'s fields, each optional (default null), with their
+    descriptions and examples."""
+    fields: dict[str, Any] = {}
+    for field, info in model.model_fields.items():
+        annotation: Any = info.annotation
+        optional = Field(default=None, description=info.description, examples=info.examples)
+        fields[field] = (annotation | None, optional)
+    return create_model(name, __doc__=doc, __base__=_In, __module__=__name__, **fields)
 
-    dataset: str | None = None
-    version: str | None = None
-    target: str | None = None
-    train_subset: str | None = None
-    val_subset: str | None = None
-    test_subset: str | None = None
-    recipe: str | None = None
-    inputs: dict[str, Any] | None = None
-    normalise_on: str | None = None
-    seed: int | None = None
-    params: dict[str, Any] | None = None
-    blocks: list[dict[str, Any]] | None = None
+
+if TYPE_CHECKING:  # to mypy, a request body; its fields are made at import
+    ExperimentChanges = _In
+else:
+    ExperimentChanges = _all_optional(
+        ExperimentRequest,
+        "ExperimentChanges",
+        "Settings to change in a clone (``params`` are merged into the original's).",
+    )
 
 
 class CloneIn(_In):
@@ -282,7 +253,7 @@ class CloneIn(_In):
     changes: ExperimentChanges = Field(default_factory=ExperimentChanges)
 
 
-class ExperimentOut(BaseModel):
+class ExperimentOut(_Out):
     id: str
     name: str
     dataset: str
@@ -302,24 +273,7 @@ class ExperimentOut(BaseModel):
 
     @classmethod
     def of(cls, row: Experiment, dataset: str) -> Self:
-        return cls(
-            id=row.id,
-            name=row.name,
-            dataset=dataset,
-            dataset_version=row.dataset_version,
-            target=row.target,
-            inputs=dict(row.inputs),
-            train_subset=row.train_subset,
-            val_subset=row.val_subset,
-            test_subset=row.test_subset,
-            normalise_on=row.normalise_on,
-            seed=row.seed,
-            recipe=row.recipe,
-            params=dict(row.params),
-            blocks=row.blocks,
-            cloned_from=row.cloned_from,
-            created_at=row.created_at,
-        )
+        return cls._of_row(row, dataset=dataset)
 
 
 class ExperimentList(BaseModel):
@@ -345,7 +299,7 @@ class ContinueIn(_In):
     epochs: int | None = Field(default=None, ge=1)
 
 
-class RunOut(BaseModel):
+class RunOut(_Out):
     id: str
     experiment_id: str
     experiment: str
@@ -367,29 +321,10 @@ class RunOut(BaseModel):
 
     @classmethod
     def of(cls, row: Run, experiment: str) -> Self:
-        return cls(
-            id=row.id,
-            experiment_id=row.experiment_id,
-            experiment=experiment,
-            number=row.number,
-            status=row.status.value,
-            engine=row.engine,
-            init_from_run=row.init_from_run,
-            worker=row.worker,
-            created_at=row.created_at,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            stop_requested=row.stop_requested,
-            error=row.error,
-            epochs_planned=row.epochs_planned,
-            best_epoch=row.best_epoch,
-            bundle=row.bundle,
-            metrics=row.metrics,
-            headline=row.headline,
-        )
+        return cls._of_row(row, experiment=experiment, status=row.status.value)
 
 
-class EpochOut(BaseModel):
+class EpochOut(_Out):
     epoch: int
     train_loss: float | None
     val_loss: float | None
@@ -398,23 +333,17 @@ class EpochOut(BaseModel):
 
     @classmethod
     def of(cls, row: RunEpoch) -> Self:
-        return cls(
-            epoch=row.epoch,
-            train_loss=row.train_loss,
-            val_loss=row.val_loss,
-            metrics=dict(row.metrics),
-            at=row.at,
-        )
+        return cls._of_row(row)
 
 
-class LogOut(BaseModel):
+class LogOut(_Out):
     seq: int
     at: datetime
     line: str
 
     @classmethod
     def of(cls, row: RunLog) -> Self:
-        return cls(seq=row.seq, at=row.at, line=row.line)
+        return cls._of_row(row)
 
 
 class RunDetail(RunOut):
@@ -440,7 +369,7 @@ class Calls(BaseModel):
     grpc_python: str | None = Field(description="OIP over gRPC with tritonclient (null: no gRPC)")
 
 
-class DeployOut(BaseModel):
+class DeployOut(_Out):
     project: str
     run: str
     model: str
@@ -455,14 +384,6 @@ class DeployOut(BaseModel):
     def of(
         cls, row: Deployment, project: str, served: bool, error: str | None, calls: Calls
     ) -> Self:
-        return cls(
-            project=project,
-            run=row.run_id,
-            model=row.model,
-            version=row.version,
-            alias=row.alias,
-            at=row.at,
-            served=served,
-            load_error=error,
-            calls=calls,
+        return cls._of_row(
+            row, project=project, run=row.run_id, served=served, load_error=error, calls=calls
         )

@@ -2,7 +2,9 @@
 
 Contract:
 - :class:`ExperimentRequest` is what a person chooses (by name: dataset, version, subsets,
-  recipe, target, the columns the recipe reads, hyper-parameters, an optional block stack);
+  recipe, target, the columns the recipe reads, hyper-parameters, an optional block stack): the
+  dataset's fields (:class:`DatasetChoice`), then the
+  :class:`~helixserve.workspace.experiments.ExperimentSettings`;
   :func:`check_experiment` checks it against the workspace and returns the
   :class:`~helixserve.workspace.experiments.ExperimentSpec` to store. Every refusal is a typed
   error whose message names the field and the fix, raised before a run could start:
@@ -25,16 +27,16 @@ Contract:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping
 from typing import Any, Literal
 
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from helixserve.errors import InputError, InvalidSubset
 from helixserve.params.recipes import DECLARED
 from helixserve.workspace.datasets import get_dataset, get_version, list_subsets
-from helixserve.workspace.experiments import ExperimentSpec
+from helixserve.workspace.experiments import ExperimentSettings, ExperimentSpec, settings_of
 from helixserve.workspace.models import Dataset, DatasetVersion, Experiment, Subset
 from helixserve.workspace.presets import check_recipe_blocks
 from helixserve.workspace.projects import listed
@@ -52,46 +54,28 @@ READS: dict[str, Reads] = {
 REGRESSION = frozenset({"dna-regression"})
 
 
-@dataclass(frozen=True)
-class ExperimentRequest:
-    """An experiment as a person asks for it (see the module contract)."""
+class DatasetChoice(BaseModel):
+    """The dataset version an experiment trains on, by name."""
 
     dataset: str
-    target: str
-    train_subset: str
-    val_subset: str
-    recipe: str
-    version: str = "latest"
-    test_subset: str | None = None
-    inputs: Mapping[str, Any] = field(default_factory=dict)
-    normalise_on: str | None = None
-    seed: int = 0
-    params: Mapping[str, Any] = field(default_factory=dict)
-    blocks: Sequence[Mapping[str, Any]] | None = None
+    version: str = Field(default="latest", description="sha256, a prefix of 8+, or latest")
+
+
+class ExperimentRequest(ExperimentSettings, DatasetChoice):
+    """An experiment as a person asks for it (see the module contract); the base named last
+    comes first in its fields (``dataset``, ``version``, then the settings)."""
 
 
 def request_of(session: Session, experiment: Experiment) -> ExperimentRequest:
     """The request that gives ``experiment``'s settings (see the module contract)."""
-    dataset = session.get_one(Dataset, experiment.dataset_id)
-    return ExperimentRequest(
-        dataset=dataset.name,
-        version=experiment.dataset_version,
-        target=experiment.target,
-        train_subset=experiment.train_subset,
-        val_subset=experiment.val_subset,
-        test_subset=experiment.test_subset,
-        recipe=experiment.recipe,
-        inputs=dict(experiment.inputs),
-        normalise_on=experiment.normalise_on,
-        seed=experiment.seed,
-        params=dict(experiment.params),
-        blocks=None if experiment.blocks is None else [dict(b) for b in experiment.blocks],
-    )
+    dataset = session.get_one(Dataset, experiment.dataset_id).name
+    version = experiment.dataset_version
+    return ExperimentRequest(dataset=dataset, version=version, **settings_of(experiment))
 
 
 def with_changes(request: ExperimentRequest, changes: Mapping[str, Any]) -> ExperimentRequest:
     """``request`` with ``changes`` (see the module contract)."""
-    names = [f.name for f in fields(ExperimentRequest)]
+    names = list(ExperimentRequest.model_fields)
     unknown = [name for name in changes if name not in names]
     if unknown:
         raise InputError(
@@ -100,10 +84,10 @@ def with_changes(request: ExperimentRequest, changes: Mapping[str, Any]) -> Expe
         )
     merged = dict(changes)
     if merged.get("recipe", request.recipe) != request.recipe:  # another recipe: start afresh
-        request = replace(request, params={}, blocks=None)
+        request = request.model_copy(update={"params": {}, "blocks": None})
     if "params" in merged:
         merged["params"] = {**request.params, **dict(merged["params"] or {})}
-    return replace(request, **merged)
+    return request.model_copy(update=merged)
 
 
 def check_experiment(
@@ -126,20 +110,8 @@ def check_experiment(
     if request.blocks is not None:
         check_recipe_blocks(request.recipe, request.params, request.blocks, classes=classes)
     _check_subset_rows(space, version, named, chosen, request)
-    return ExperimentSpec(
-        dataset_id=dataset.id,
-        dataset_version=version.id,
-        target=request.target,
-        train_subset=request.train_subset,
-        val_subset=request.val_subset,
-        recipe=request.recipe,
-        inputs=inputs,
-        test_subset=request.test_subset,
-        normalise_on=request.normalise_on,
-        seed=request.seed,
-        params=dict(request.params),
-        blocks=None if request.blocks is None else [dict(b) for b in request.blocks],
-    )
+    settings = settings_of(request) | {"inputs": inputs}
+    return ExperimentSpec(dataset_id=dataset.id, dataset_version=version.id, **settings)
 
 
 def _chosen_subsets(

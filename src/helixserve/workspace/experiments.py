@@ -2,6 +2,12 @@
 
 Contract:
 - Every function takes an open :class:`~sqlalchemy.orm.Session`, which commits; they only flush.
+- :class:`ExperimentSettings` declares, once, what an experiment trains on its dataset version
+  (target, subsets, recipe, input columns, normalisation, seed, hyper-parameters, block stack),
+  with each field's description: the stored :class:`ExperimentSpec` (+ dataset id and version
+  sha256), the workspace's request (:class:`~helixserve.workspace.checks.ExperimentRequest`)
+  and the API's request body are made of it. :func:`settings_of` reads those fields from a
+  stored experiment or any of these models.
 - :class:`ExperimentSpec` holds an experiment's settings; they are stored as given. Callers check
   them first: the recipe's parameters (``params.recipes``), the block stack
   (``workspace.blocks``), that the dataset version and subsets exist (``workspace.datasets`` /
@@ -18,10 +24,9 @@ Contract:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -32,41 +37,42 @@ from helixserve.workspace.models import Experiment, Project
 from helixserve.workspace.projects import get_project, listed
 
 
-@dataclass(frozen=True)
-class ExperimentSpec:
-    """An experiment's settings (see the module contract); ``blocks=None``: the recipe's own
-    architecture."""
+class ExperimentSettings(BaseModel):
+    """What an experiment trains on its dataset version (see the module contract);
+    ``blocks=None``: the recipe's own architecture."""
 
-    dataset_id: str
-    dataset_version: str
+    model_config = ConfigDict(frozen=True)
+
     target: str
     train_subset: str
     val_subset: str
-    recipe: str
-    inputs: Mapping[str, Any] = field(default_factory=dict)  # role -> column(s) the recipe reads
     test_subset: str | None = None
-    normalise_on: str | None = None
+    recipe: str = Field(examples=["dna-regression"])
+    inputs: dict[str, Any] = Field(default_factory=dict, description="role -> column(s)")
+    normalise_on: str | None = Field(default=None, description="a subset name")
     seed: int = 0
-    params: Mapping[str, Any] = field(default_factory=dict)
-    blocks: Sequence[Mapping[str, Any]] | None = None
+    params: dict[str, Any] = Field(default_factory=dict, description="hyper-parameters by name")
+    blocks: list[dict[str, Any]] | None = Field(
+        default=None, description="a block stack instead of the recipe's network"
+    )
+
+
+class ExperimentSpec(ExperimentSettings):
+    """An experiment's settings as stored (see the module contract)."""
+
+    dataset_id: str
+    dataset_version: str
+
+
+def settings_of(source: Experiment | ExperimentSettings) -> dict[str, Any]:
+    """The :class:`ExperimentSettings` fields of ``source`` by name, as they are there (a model
+    made of them holds copies)."""
+    return {name: getattr(source, name) for name in ExperimentSettings.model_fields}
 
 
 def spec_of(experiment: Experiment) -> ExperimentSpec:
-    """The settings of a stored experiment (to change with :func:`dataclasses.replace`)."""
-    return ExperimentSpec(
-        dataset_id=experiment.dataset_id,
-        dataset_version=experiment.dataset_version,
-        target=experiment.target,
-        train_subset=experiment.train_subset,
-        val_subset=experiment.val_subset,
-        recipe=experiment.recipe,
-        inputs=dict(experiment.inputs),
-        test_subset=experiment.test_subset,
-        normalise_on=experiment.normalise_on,
-        seed=experiment.seed,
-        params=dict(experiment.params),
-        blocks=None if experiment.blocks is None else [dict(b) for b in experiment.blocks],
-    )
+    """The settings of a stored experiment (to change with ``model_copy(update=...)``)."""
+    return ExperimentSpec.model_validate(experiment, from_attributes=True)
 
 
 def _taken(name: str, project: str) -> NameTaken:
@@ -92,19 +98,8 @@ def create_experiment(
     experiment = Experiment(
         project_id=owner.id,
         name=name,
-        dataset_id=spec.dataset_id,
-        dataset_version=spec.dataset_version,
-        target=spec.target,
-        inputs=dict(spec.inputs),
-        normalise_on=spec.normalise_on,
-        seed=spec.seed,
-        train_subset=spec.train_subset,
-        val_subset=spec.val_subset,
-        test_subset=spec.test_subset,
-        recipe=spec.recipe,
-        params=dict(spec.params),
-        blocks=None if spec.blocks is None else [dict(block) for block in spec.blocks],
         cloned_from=cloned_from,
+        **spec.model_dump(),
     )
     session.add(experiment)
     try:
@@ -168,7 +163,7 @@ def clone_experiment(
     session: Session, experiment_id: str, name: str, spec: ExperimentSpec | None = None
 ) -> Experiment:
     """A new experiment ``name`` in the same project with the settings of ``experiment_id``
-    (or ``spec``, e.g. ``dataclasses.replace(spec_of(original), params=...)``)."""
+    (or ``spec``, e.g. ``spec_of(original).model_copy(update={"params": ...})``)."""
     original = get_experiment(session, experiment_id)
     project = session.get_one(Project, original.project_id).name
     return create_experiment(

@@ -186,6 +186,19 @@ def _move(
     return get_run(session, run_id)
 
 
+def _end(
+    session: Session,
+    run_id: str,
+    status: RunStatus,
+    doing: str,
+    now: datetime | None,
+    **values: Any,
+) -> Run:
+    """A running run ends in ``status`` at ``now`` (default: now), with ``values`` set."""
+    ended = {"status": status, "finished_at": now or utcnow(), **values}
+    return _move(session, run_id, (RunStatus.RUNNING,), doing, **ended)
+
+
 def heartbeat(
     session: Session, run_id: str, *, worker: str | None = None, now: datetime | None = None
 ) -> bool:
@@ -292,13 +305,12 @@ def finish(
     now: datetime | None = None,
 ) -> Run:
     """A running run trained to the end: its bundle's location, test metrics and headline."""
-    return _move(
+    return _end(
         session,
         run_id,
-        (RunStatus.RUNNING,),
+        RunStatus.FINISHED,
         "finishing",
-        status=RunStatus.FINISHED,
-        finished_at=now or utcnow(),
+        now,
         bundle=bundle,
         metrics=dict(metrics),
         headline=dict(headline),
@@ -309,15 +321,7 @@ def finish(
 
 def fail(session: Session, run_id: str, message: str, *, now: datetime | None = None) -> Run:
     """A running run failed; ``message`` says why (shown to the person)."""
-    return _move(
-        session,
-        run_id,
-        (RunStatus.RUNNING,),
-        "failing",
-        status=RunStatus.FAILED,
-        finished_at=now or utcnow(),
-        error=message,
-    )
+    return _end(session, run_id, RunStatus.FAILED, "failing", now, error=message)
 
 
 def request_stop(session: Session, run_id: str, *, now: datetime | None = None) -> Run:
@@ -339,10 +343,8 @@ def mark_stopped(
     session: Session, run_id: str, *, checkpoint: str | None = None, now: datetime | None = None
 ) -> Run:
     """The worker stopped a running run (asked to, or shutting down); it can be resumed."""
-    values: dict[str, Any] = {"status": RunStatus.STOPPED, "finished_at": now or utcnow()}
-    if checkpoint is not None:
-        values["checkpoint"] = checkpoint
-    return _move(session, run_id, (RunStatus.RUNNING,), "marking stopped", **values)
+    kept: dict[str, str] = {} if checkpoint is None else {"checkpoint": checkpoint}
+    return _end(session, run_id, RunStatus.STOPPED, "marking stopped", now, **kept)
 
 
 def resume(session: Session, run_id: str) -> Run:

@@ -125,9 +125,8 @@ def rename_project(
     except HelixError as err:
         if field_of(err, "name") != "name":
             raise
-        context = project_context(space, project)
         errors = {"rename": str(err)}
-        return page(request, "workspace/project.html", status_of(err), errors=errors, **context)
+        return _project_page(request, page, space, project, status=status_of(err), errors=errors)
     return see(f"/projects/{new}")
 
 
@@ -151,14 +150,31 @@ def project_context(space: Workspace, project: str) -> dict[str, Any]:
         "runs": [(r, names.get(r.experiment_id, "?")) for r in reversed(runs)],
         "deployments": list(reversed(deployed)),
         "run_labels": {r.id: f"{names.get(r.experiment_id, '?')} #{r.number}" for r in runs},
-        "values": {},
     }
+
+
+def _project_page(
+    request: Request,
+    page: PagesDep,
+    space: Workspace,
+    project: str,
+    *,
+    status: int = 200,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+) -> Response:
+    """The project's page; after a refused form, at the error's status with its values and
+    message."""
+    context = project_context(space, project)
+    shown = values or {}
+    return page(
+        request, "workspace/project.html", status, values=shown, errors=errors or {}, **context
+    )
 
 
 @router.get("/projects/{project}", response_class=HTMLResponse)
 def project_page(request: Request, project: str, space: WorkspaceDep, page: PagesDep) -> Response:
-    context = project_context(space, project)
-    return page(request, "workspace/project.html", errors={}, **context)
+    return _project_page(request, page, space, project)
 
 
 # --- datasets -----------------------------------------------------------------------------------
@@ -187,10 +203,10 @@ def create_dataset(
             file = _upload(form)
             ds.add_version(session, space, project, name, file.file, file.filename or "")
     except HelixError as err:
-        context = project_context(space, project)
-        context["values"] = {"name": name}
-        errors = errors_of(err, "file")
-        return page(request, "workspace/project.html", status_of(err), errors=errors, **context)
+        values, errors = {"name": name}, errors_of(err, "file")
+        return _project_page(
+            request, page, space, project, status=status_of(err), values=values, errors=errors
+        )
     return see(f"/projects/{project}/datasets/{name}")
 
 

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from helixserve.error_table import status_of
 from helixserve.errors import HelixError, RequestError, RunStateConflict
@@ -124,20 +126,24 @@ def run_page(
     return page(request, "workspace/run.html", **context)
 
 
-@router.post("/projects/{project}/runs/{run_id}/stop")
-def stop_run(project: str, run_id: str, _form: PostedForm, space: WorkspaceDep) -> Response:
+def _change_run(
+    space: Workspace, project: str, run_id: str, change: Callable[[Session, str], Run]
+) -> Response:
+    """``change`` run ``run_id`` of ``project`` (another project's is 404), then show its page."""
     with space.db.session() as session:
         project_run(session, project, run_id)
-        runs.request_stop(session, run_id)
+        change(session, run_id)
     return see(f"/projects/{project}/runs/{run_id}")
+
+
+@router.post("/projects/{project}/runs/{run_id}/stop")
+def stop_run(project: str, run_id: str, _form: PostedForm, space: WorkspaceDep) -> Response:
+    return _change_run(space, project, run_id, runs.request_stop)
 
 
 @router.post("/projects/{project}/runs/{run_id}/resume")
 def resume_run(project: str, run_id: str, _form: PostedForm, space: WorkspaceDep) -> Response:
-    with space.db.session() as session:
-        project_run(session, project, run_id)
-        runs.resume(session, run_id)
-    return see(f"/projects/{project}/runs/{run_id}")
+    return _change_run(space, project, run_id, runs.resume)
 
 
 @router.post("/projects/{project}/runs/{run_id}/continue")
