@@ -10,6 +10,10 @@ Contract:
   production alias, else the latest) after checking the key's ``predict`` scope, raising
   :class:`~helixserve.errors.AuthError` / :class:`~helixserve.errors.ModelNotFound`;
   :func:`admin_scope` checks the ``admin`` scope.
+- Workspace API: :func:`caller` (``CallerDep``) is the principal calling
+  (:class:`~helixserve.serving.access.Access`); :func:`project_caller`, the guard of every
+  workspace route, also checks the role the route needs in its ``{project}``
+  (:func:`~helixserve.serving.access.needed_role`).
 - :func:`get_workspace` (``WorkspaceDep``) is the server's workspace, or 503 when its database
   is not available; routes open their own ``with workspace.db.session()`` so that a failed
   commit is the route's error, never an error after the answer was sent.
@@ -32,12 +36,14 @@ from starlette.datastructures import FormData
 from helixserve.errors import InputError, NotFound
 from helixserve.explain.ism import dna_schema
 from helixserve.serving import csrf
+from helixserve.serving.access import needed_role
 from helixserve.serving.auth import key_from_headers
 from helixserve.serving.files import UploadLimits
 from helixserve.serving.registry import LoadedModel
 from helixserve.serving.server import Server
 from helixserve.serving.sessions import COOKIE
 from helixserve.serving.ui import Jobs, Pages
+from helixserve.workspace.members import Principal, require
 from helixserve.workspace.space import Workspace
 
 
@@ -88,6 +94,25 @@ WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
 
 async def admin_scope(server: ServerDep, key: KeyDep) -> None:
     server.keys.check(key, "admin")
+
+
+def caller(server: ServerDep, key: KeyDep) -> Principal:
+    """Whoever calls a workspace API route (:meth:`~helixserve.serving.access.Access.
+    workspace_caller`; a plain ``def``: a user's key may need the database)."""
+    return server.access.workspace_caller(key)
+
+
+CallerDep = Annotated[Principal, Depends(caller)]
+
+
+def project_caller(request: Request, who: CallerDep, workspace: WorkspaceDep) -> Principal:
+    """The caller, checked for the role the route needs in its ``{project}`` (every workspace
+    API route's guard; :func:`~helixserve.workspace.members.require`)."""
+    project = request.path_params.get("project")
+    if project is not None:
+        with workspace.db.session() as session:
+            require(session, who, project, needed_role(request.scope["route"]))
+    return who
 
 
 async def upload_limits(server: ServerDep) -> UploadLimits:

@@ -32,6 +32,7 @@ import grpc
 from helixserve.errors import DatabaseError, DatabaseUnavailable
 from helixserve.runtime.batcher import BatchPolicy
 from helixserve.serving import oip, oip_rest
+from helixserve.serving.access import Access
 from helixserve.serving.auth import KeyRing, Scope
 from helixserve.serving.drain import Drain
 from helixserve.serving.files import UploadLimits
@@ -72,6 +73,7 @@ class Server:
             intra_op_threads=settings.intra_op_threads,
         )
         self.workspace = Workspace.from_settings(settings)
+        self.access = Access(self.keys, self.workspace)
         self._workspace_error: DatabaseError | None = DatabaseUnavailable(
             "the workspace is still opening; try again in a moment."
         )
@@ -123,6 +125,7 @@ class Server:
     async def _open_workspace(self) -> None:
         try:
             await asyncio.to_thread(self.workspace.open)
+            await asyncio.to_thread(self.access.refresh)
         except DatabaseError as err:
             self._workspace_error = err
             log.error("the workspace is not available: %s", err)
@@ -148,6 +151,7 @@ class Server:
         with self.workspace.db.session() as session:
             for run_id in runs.sweep(session):
                 log.warning("run %s: its worker stopped (no heartbeat); marked interrupted", run_id)
+        self.access.refresh()  # users added by ``helixserve users add`` switch accounts on
 
     def _stop_grpc(self) -> None:
         """Refuse new gRPC calls now; calls in flight get the request timeout to finish."""

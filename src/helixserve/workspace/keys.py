@@ -2,7 +2,8 @@
 
 Contract:
 - :func:`create_key` makes a random key (``hsu_`` + 32 random bytes, URL-safe) for a user with a
-  scope (``predict``, ``write``, ``admin``; ``admin`` only for an admin user), an optional
+  scope (``predict``: read and predict; ``write``: up to editor; ``admin``: everything the user
+  may do, owner included; never more than the user's own roles), an optional
   project (the key reaches only that project, where the user is a member) and an optional
   expiry; it returns the plain key once and stores only its sha256.
 - :func:`key_principal` resolves a presented key: the :class:`~.members.Principal` of its user,
@@ -22,7 +23,7 @@ from typing import cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from helixserve.errors import Forbidden, InputError, NotFound
+from helixserve.errors import InputError, NotFound
 from helixserve.workspace.accounts import token_digest
 from helixserve.workspace.members import SCOPE_ROLE, KeyScope, Principal
 from helixserve.workspace.models import Membership, User, UserKey, utcnow
@@ -44,8 +45,6 @@ def create_key(
     """A new key of ``user`` (see the module contract): the plain key, shown once, and its row."""
     if scope not in SCOPE_ROLE:
         raise InputError(f"scope {scope!r} is not one of predict, write, admin.")
-    if scope == "admin" and not user.admin:
-        raise Forbidden("only an admin user can make an admin key; use predict or write.")
     project_id = None
     if project is not None:
         found = get_project(session, project)

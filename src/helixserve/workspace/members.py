@@ -12,7 +12,8 @@ Contract:
   outside the key's project; ``None`` for anyone else.
 - :func:`require` is the check every project route makes: a project the principal has no role in
   is :class:`~helixserve.errors.ProjectNotFound`, worded exactly as for a project that does not
-  exist (nobody learns which projects exist); a role below the one needed is
+  exist (nobody learns which projects exist; only the local owner and admins, who see every
+  project, get the list of names); a role below the one needed is
   :class:`~helixserve.errors.Forbidden` naming both roles.
 - Memberships: :func:`share` adds a user or changes their role; :func:`unshare` removes one; a
   project always keeps an owner (removing or demoting its last owner is a
@@ -84,12 +85,15 @@ def require(session: Session, who: Principal, project: str, needed: Role) -> Pro
     """The project ``project`` if ``who`` has ``needed`` there (see the module contract)."""
     found = session.scalar(select(Project).where(Project.name == project))
     role = None if found is None else role_in(session, who, found)
+    if found is None and (who.kind == "local" or who.admin):
+        get_project(session, project)  # raises, listing the projects (they may see them all)
     if found is None or role is None:
         raise ProjectNotFound(f"no project named {project!r}.")
     if role.rank < needed.rank:
+        article = "an" if role is Role.EDITOR or role is Role.OWNER else "a"
         raise Forbidden(
-            f"{who.actor} is a {role.value} of project {project!r}; this needs {needed.value} "
-            "(a project owner can change your role)."
+            f"{who.actor} is {article} {role.value} of project {project!r}; this needs "
+            f"{needed.value} (a project owner can change your role)."
         )
     return found
 

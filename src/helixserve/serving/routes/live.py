@@ -18,8 +18,9 @@ Contract:
   a stack that does not fit the recipe is a 422 whose message names the block
   (:func:`~helixserve.workspace.presets.check_recipe_blocks`), as are an unknown recipe and a
   hyper-parameter outside its declaration.
-- Both take an API key (``admin`` scope) in a header, or the web UI's key session (the
-  browser's ``EventSource`` sends cookies, not headers); with keys off they are open.
+- Both need a workspace caller (:func:`live_access`): an API key in a header, or the browser's
+  sign-in (the ``EventSource`` sends cookies, not headers); the events need a role in the
+  run's project (none: 404, as for a project that does not exist).
 """
 
 from __future__ import annotations
@@ -38,13 +39,15 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from helixserve.errors import InputError
 from helixserve.params.declare import InvalidParameter
 from helixserve.params.recipes import DECLARED
+from helixserve.serving.access import USER_COOKIE
 from helixserve.serving.deps import KeyDep, ServerDep
 from helixserve.serving.schemas import ERRORS
 from helixserve.serving.sessions import COOKIE
 from helixserve.workspace import runs
 from helixserve.workspace.blocks import block_parameters, shape_text
 from helixserve.workspace.deploy import project_run
-from helixserve.workspace.models import Run, RunStatus
+from helixserve.workspace.members import LOCAL, Principal, require
+from helixserve.workspace.models import Role, Run, RunStatus
 from helixserve.workspace.presets import check_recipe_blocks, recipe_input
 from helixserve.workspace.projects import listed
 from helixserve.workspace.space import Workspace
@@ -54,20 +57,25 @@ POLL_S = 0.25
 PING_S = 15
 FINAL = frozenset({RunStatus.FINISHED, RunStatus.FAILED, RunStatus.STOPPED, RunStatus.INTERRUPTED})
 _CURSOR = re.compile(r"^(\d{1,9})-(\d{1,9})$")
+ADMIN_KEY = Principal("service", "admin key", admin=True, scope="admin")
 
 
-async def live_access(request: Request, server: ServerDep, key: KeyDep) -> None:
-    """A key with the ``admin`` scope, or a UI key session of one (nothing while keys are
-    off): the workspace's scope, as on its REST routes and pages."""
-    if key is not None:
-        server.keys.check(key, "admin")
-    else:
+def live_access(request: Request, server: ServerDep, key: KeyDep) -> Principal:
+    """Whoever may use the workspace (:meth:`~helixserve.serving.access.Access.workspace_caller`:
+    a key in a header, or the browser's signed-in user, whose ``EventSource`` sends cookies, not
+    headers). While no user exists, a UI key session of an ``admin`` key (nothing while keys
+    are off), as on the pages."""
+    access = server.access
+    if key is None and not access.accounts_on:
         server.check_page(request.cookies.get(COOKIE), "admin")
+        return LOCAL if access.keys.admin_open else ADMIN_KEY
+    return access.workspace_caller(key, request.cookies.get(USER_COOKIE))
 
 
-async def live_workspace(
-    server: ServerDep, _access: Annotated[None, Depends(live_access)]
-) -> Workspace:
+LiveCaller = Annotated[Principal, Depends(live_access)]
+
+
+async def live_workspace(server: ServerDep, _who: LiveCaller) -> Workspace:
     """The workspace, once :func:`live_access` let the caller in."""
     return server.workspace_ready()
 
@@ -153,8 +161,9 @@ async def run_events(
         await asyncio.sleep(POLL_S)
 
 
-def _check_run(space: Workspace, project: str, run_id: str) -> None:
+def _check_run(space: Workspace, who: Principal, project: str, run_id: str) -> None:
     with space.db.session() as session:
+        require(session, who, project, Role.VIEWER)
         project_run(session, project, run_id)
 
 
@@ -180,10 +189,11 @@ async def events(
     run_id: str,
     space: LiveWorkspace,
     server: ServerDep,
+    who: LiveCaller,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventSourceResponse:
     """A run's live epochs, log lines and status (see the module contract)."""
-    await asyncio.to_thread(_check_run, space, project, run_id)
+    await asyncio.to_thread(_check_run, space, who, project, run_id)
     cursor = Cursor.parse(last_event_id)
     stream = run_events(space, project, run_id, cursor, lambda: server.drain.draining)
     return EventSourceResponse(stream, ping=PING_S, headers={"Cache-Control": "no-store"})

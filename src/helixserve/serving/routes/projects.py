@@ -6,11 +6,13 @@ Contract:
   of datasets, experiments, runs per state and deployments; 404 unknown), ``PATCH
   /api/v1/projects/{project}`` (``name``: rename; ``archived``: archive or restore).
 - Every workspace route (these, and those of :mod:`.datasets`, :mod:`.experiments`,
-  :mod:`.runs`) needs a key with the ``admin`` scope while API keys are configured (open
-  otherwise, like ``/api/v1/admin/reload``; accounts and roles per project come later) and
-  answers 503 while the workspace database is not available. Handlers are plain ``def``
-  (FastAPI runs them in its thread pool) and open their own session, so a failed commit is
-  the route's error; errors are the workspace's typed errors, mapped by the error table.
+  :mod:`.runs`) is behind :func:`~helixserve.serving.deps.project_caller`: a caller
+  (nobody: 401; a ``predict`` service key: 403) with the role the route needs in its
+  ``{project}`` (a project they have no role in: 404, as one that does not exist; a lower role:
+  403); renaming or archiving needs ``owner``. Each route answers 503 while the workspace
+  database is not available. Handlers are plain ``def`` (FastAPI runs them in its thread pool)
+  and open their own session, so a failed commit is the route's error; errors are the workspace's
+  typed errors, mapped by the error table.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from helixserve.serving.deps import WorkspaceDep, admin_scope
+from helixserve.serving.access import ROLE
+from helixserve.serving.deps import CallerDep, WorkspaceDep, project_caller
 from helixserve.serving.schemas import ERRORS
 from helixserve.serving.workspace_schemas import (
     ProjectChange,
@@ -29,30 +32,38 @@ from helixserve.serving.workspace_schemas import (
     ProjectList,
     ProjectOut,
 )
-from helixserve.workspace import projects
+from helixserve.workspace import audit, members, projects
+from helixserve.workspace.models import Role
 
 PREFIX = "/api/v1/projects"
-GUARD = [Depends(admin_scope)]
+GUARD = [Depends(project_caller)]
 
 router = APIRouter(prefix=PREFIX, tags=["workspace"], dependencies=GUARD, responses=ERRORS)
 
 
 @router.post("", status_code=201)
-def create_project(workspace: WorkspaceDep, body: ProjectIn) -> ProjectOut:
-    """Create a project."""
+def create_project(workspace: WorkspaceDep, body: ProjectIn, who: CallerDep) -> ProjectOut:
+    """Create a project (a user who creates one is its owner)."""
     with workspace.db.session() as session:
-        return ProjectOut.of(projects.create_project(session, body.name, body.title))
+        made = projects.create_project(session, body.name, body.title)
+        if who.kind == "user":
+            members.share(session, made.name, who.name, Role.OWNER)
+        audit.record(session, who, "project.create", project_id=made.id, target=made.name)
+        return ProjectOut.of(made)
 
 
 @router.get("")
 def list_projects(
     workspace: WorkspaceDep,
+    who: CallerDep,
     archived: Annotated[bool, Query(description="include archived projects")] = False,
 ) -> ProjectList:
-    """The projects, by name."""
+    """The projects the caller is a member of (all of them for the local owner and admins), by
+    name."""
     with workspace.db.session() as session:
         found = projects.list_projects(session, include_archived=archived)
-        return ProjectList(projects=[ProjectOut.of(p) for p in found])
+        seen = {p.id for p in members.visible_projects(session, who)}
+        return ProjectList(projects=[ProjectOut.of(p) for p in found if p.id in seen])
 
 
 def _detail(workspace: WorkspaceDep, name: str) -> ProjectDetail:
@@ -68,7 +79,7 @@ def get_project(workspace: WorkspaceDep, project: str) -> ProjectDetail:
     return _detail(workspace, project)
 
 
-@router.patch("/{project}")
+@router.patch("/{project}", openapi_extra={ROLE: "owner"})
 def change_project(workspace: WorkspaceDep, project: str, body: ProjectChange) -> ProjectDetail:
     """Rename, archive or restore a project."""
     name = project

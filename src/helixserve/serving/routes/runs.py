@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from helixserve.errors import HelixError
 from helixserve.serving.calls import model_calls
-from helixserve.serving.deps import ServerDep, WorkspaceDep
+from helixserve.serving.deps import CallerDep, ServerDep, WorkspaceDep
 from helixserve.serving.routes.projects import GUARD, PREFIX
 from helixserve.serving.schemas import ERRORS
 from helixserve.serving.server import Server
@@ -46,13 +46,15 @@ from helixserve.serving.workspace_schemas import (
     RunOut,
 )
 from helixserve.store.manifest import Manifest
-from helixserve.workspace import runs
+from helixserve.workspace import audit, runs
 from helixserve.workspace.compare import Comparison, compare_runs
 from helixserve.workspace.deploy import continue_from, deploy, project_run
 from helixserve.workspace.experiments import get_experiment, project_experiment
-from helixserve.workspace.models import Deployment, Run, RunStatus
+from helixserve.workspace.members import Principal, require
+from helixserve.workspace.models import Deployment, Role, Run, RunStatus
 from helixserve.workspace.space import Workspace
 
+PRODUCTION = "production"
 router = APIRouter(
     prefix=PREFIX + "/{project}", tags=["workspace"], dependencies=GUARD, responses=ERRORS
 )
@@ -154,10 +156,24 @@ def compare(
 
 
 def _deploy(
-    workspace: Workspace, project: str, run: str, body: DeployIn
+    workspace: Workspace, who: Principal, project: str, run: str, body: DeployIn
 ) -> tuple[Deployment, Manifest]:
+    """Deploy; an editor may deploy, only an owner may point ``production`` at it."""
     with workspace.db.session() as session:
-        return deploy(session, workspace, project, run, body.model, body.alias)
+        if body.alias == PRODUCTION:
+            require(session, who, project, Role.OWNER)
+        deployment, manifest = deploy(session, workspace, project, run, body.model, body.alias)
+        target = f"{manifest.name}@{manifest.version}"
+        details = {"run": run, "alias": body.alias}
+        audit.record(
+            session,
+            who,
+            "run.deploy",
+            project_id=deployment.project_id,
+            target=target,
+            details=details,
+        )
+        return deployment, manifest
 
 
 def _served(server: Server, manifest: Manifest) -> tuple[bool, str | None]:
@@ -178,9 +194,13 @@ async def deploy_run(
     project: str,
     run: str,
     body: DeployIn,
+    who: CallerDep,
 ) -> DeployOut:
-    """Publish a finished run as the next version of a model; served at once."""
-    deployment, manifest = await anyio.to_thread.run_sync(_deploy, workspace, project, run, body)
+    """Publish a finished run as the next version of a model; served at once (an editor may
+    deploy; the ``production`` alias needs an owner)."""
+    deployment, manifest = await anyio.to_thread.run_sync(
+        _deploy, workspace, who, project, run, body
+    )
     await server.registry.load()
     served, error = _served(server, manifest)
     port = server.settings.grpc_port

@@ -1,0 +1,188 @@
+"""Nobody reaches a project they are not a member of (issue 17), on every workspace route of the
+route table (parametrised from :data:`helixserve.serving.routes.ROUTERS`, never hand-listed),
+against a real server with accounts on: an anonymous caller and a revoked key get 401, a
+``predict`` service key 403, a non-member 404 worded as for a project that does not exist, a
+member below the route's role 403 naming both roles; none of those answers carries project data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from helixserve.serving.access import needed_role
+from helixserve.serving.auth import new_key
+from helixserve.serving.deps import project_caller
+from helixserve.serving.routes import ROUTERS
+from helixserve.serving.routes.live import live_access
+from helixserve.workspace import accounts
+from helixserve.workspace.db import Database
+from helixserve.workspace.keys import create_key, revoke_key
+from helixserve.workspace.members import share
+from helixserve.workspace.models import Role
+from helixserve.workspace.projects import create_project
+from tests.support.server import running
+
+PASSWORD = "correct horse battery"
+GUARDS = (project_caller, live_access)
+PARAMS = {"dataset": "d", "version": "v", "experiment": "e", "run": "r", "run_id": "r"}
+PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
+
+
+def workspace_routes() -> list[tuple[str, str, APIRoute]]:
+    """(method, path, route) of every route behind a workspace guard."""
+    found = []
+    for router in ROUTERS:
+        for route in router.routes:
+            if not isinstance(route, APIRoute):
+                continue
+            calls = {d.call for d in route.dependant.dependencies}
+            calls |= {d.call for sub in route.dependant.dependencies for d in sub.dependencies}
+            if calls & set(GUARDS):
+                found += [(method, route.path, route) for method in sorted(route.methods or ())]
+    return found
+
+
+ROUTES = workspace_routes()
+IDS = [f"{method} {path}" for method, path, _ in ROUTES]
+
+
+@dataclass
+class Lab:
+    url: str
+    keys: dict[str, str]  # who -> their key
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A server with accounts on: project ``lab`` with an owner, an editor and a viewer, an
+    outsider with a project of their own, a revoked key and a predict service key."""
+    tmp = tmp_path_factory.mktemp("security")
+    url = f"sqlite:///{tmp / 'workspace.db'}"
+    database = Database(url)
+    database.upgrade()
+    keys: dict[str, str] = {}
+    with database.session() as session:
+        create_project(session, "lab")
+        create_project(session, "mine")
+        for name, role in (("olga", Role.OWNER), ("ed", Role.EDITOR), ("vic", Role.VIEWER)):
+            user = accounts.add_user(session, name, PASSWORD)
+            share(session, "lab", name, role)
+            keys[name] = create_key(session, user, "admin")[0]  # capped by the role only
+        outsider = accounts.add_user(session, "out", PASSWORD)
+        share(session, "mine", "out", Role.OWNER)
+        keys["out"] = create_key(session, outsider, "write")[0]
+        keys["revoked"], row = create_key(session, outsider, "write")
+        revoke_key(session, outsider, row.id)
+    database.close()
+    keys["service"], entry = new_key("predict")
+    (tmp / "store").mkdir()
+    with running(tmp / "store", tmp, database_url=url, api_keys=[entry]) as server:
+        yield Lab(server.url, keys)
+
+
+def path_of(route_path: str, project: str = "lab") -> str:
+    return route_path.format(project=project, **PARAMS)
+
+
+def ask(lab: Lab, method: str, path: str, who: str | None) -> httpx.Response:
+    headers = {} if who is None else {"Authorization": f"Bearer {lab.keys[who]}"}
+    return httpx.request(method, lab.url + path, headers=headers, timeout=30)
+
+
+def refusal(answer: httpx.Response, status: int) -> str:
+    """A refusal with ``status``: problem+json with nothing but the problem; its detail."""
+    assert answer.status_code == status, answer.text
+    body: dict[str, Any] = answer.json()
+    assert set(body) <= PROBLEM_KEYS, body
+    detail: str = body["detail"]
+    return detail
+
+
+@pytest.mark.parametrize(("method", "path", "route"), ROUTES, ids=IDS)
+def test_anonymous_and_revoked_keys_get_401(lab: Lab, method: str, path: str, route: Any) -> None:
+    for who in (None, "revoked"):
+        detail = refusal(ask(lab, method, path_of(path), who), 401)
+        assert detail == (
+            "this route needs you to sign in, or an API key: send it as 'Authorization: Bearer "
+            "<key>' or 'X-API-Key: <key>'."
+            if who is None
+            else "the API key is not valid; check it, or ask for a new one."
+        )
+
+
+@pytest.mark.parametrize(("method", "path", "route"), ROUTES, ids=IDS)
+def test_a_predict_service_key_gets_403(lab: Lab, method: str, path: str, route: Any) -> None:
+    detail = refusal(ask(lab, method, path_of(path), "service"), 403)
+    assert detail == (
+        "this route needs an API key with the 'admin' scope; this key has only 'predict'."
+    )
+
+
+PROJECT_ROUTES = [(m, p, r) for m, p, r in ROUTES if "{project}" in p]
+PROJECT_IDS = [f"{m} {p}" for m, p, _ in PROJECT_ROUTES]
+
+
+@pytest.mark.parametrize(("method", "path", "route"), PROJECT_ROUTES, ids=PROJECT_IDS)
+def test_a_non_member_cannot_tell_the_project_exists(
+    lab: Lab, method: str, path: str, route: Any
+) -> None:
+    here = refusal(ask(lab, method, path_of(path), "out"), 404)
+    nowhere = refusal(ask(lab, method, path_of(path, "no-such-project"), "out"), 404)
+    assert (here, nowhere) == ("no project named 'lab'.", "no project named 'no-such-project'.")
+
+
+@pytest.mark.parametrize(("method", "path", "route"), PROJECT_ROUTES, ids=PROJECT_IDS)
+def test_a_member_below_the_routes_role_gets_403(
+    lab: Lab, method: str, path: str, route: APIRoute
+) -> None:
+    needed = needed_role(route)
+    below = {Role.VIEWER: [], Role.EDITOR: ["vic"], Role.OWNER: ["vic", "ed"]}[needed]
+    roles = {"vic": "a viewer", "ed": "an editor"}
+    for who in below:
+        assert refusal(ask(lab, method, path_of(path), who), 403) == (
+            f"{who} (key) is {roles[who]} of project 'lab'; this needs {needed.value} (a "
+            "project owner can change your role)."
+        )
+    allowed = ask(lab, method, path_of(path), "olga")
+    assert allowed.status_code not in (401, 403), allowed.text
+
+
+def test_project_lists_show_only_the_callers_projects(lab: Lab) -> None:
+    listed = {
+        who: [p["name"] for p in ask(lab, "GET", "/api/v1/projects", who).json()["projects"]]
+        for who in ("olga", "vic", "out")
+    }
+    assert listed == {"olga": ["lab"], "vic": ["lab"], "out": ["mine"]}
+
+
+def test_a_user_who_creates_a_project_owns_it(lab: Lab) -> None:
+    made = httpx.post(
+        lab.url + "/api/v1/projects",
+        json={"name": "eds"},
+        headers={"Authorization": f"Bearer {lab.keys['ed']}"},
+    )
+    assert made.status_code == 201, made.text
+    renamed = httpx.patch(
+        lab.url + "/api/v1/projects/eds",
+        json={"archived": False},
+        headers={"Authorization": f"Bearer {lab.keys['ed']}"},
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert refusal(ask(lab, "GET", "/api/v1/projects/eds", "vic"), 404) == (
+        "no project named 'eds'."
+    )
+
+
+def test_the_route_table_declares_owner_routes(tmp_path: Path) -> None:
+    """Renaming or archiving a project needs its owner; reading a viewer; changing an editor."""
+    roles = {f"{m} {p}": needed_role(r).value for m, p, r in PROJECT_ROUTES}
+    assert roles["PATCH /api/v1/projects/{project}"] == "owner"
+    assert roles["GET /api/v1/projects/{project}"] == "viewer"
+    assert roles["POST /api/v1/projects/{project}/datasets"] == "editor"
