@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 
 from helixserve.serving.access import needed_role
 from helixserve.serving.auth import new_key
-from helixserve.serving.deps import project_caller
+from helixserve.serving.deps import caller, project_caller
 from helixserve.serving.routes import ROUTERS
 from helixserve.serving.routes.live import live_access
 from helixserve.workspace import accounts
@@ -30,8 +30,16 @@ from helixserve.workspace.projects import create_project
 from tests.support.server import running
 
 PASSWORD = "correct horse battery"
-GUARDS = (project_caller, live_access)
-PARAMS = {"dataset": "d", "version": "v", "experiment": "e", "run": "r", "run_id": "r"}
+GUARDS = (caller, project_caller, live_access)
+PARAMS = {
+    "dataset": "d",
+    "version": "v",
+    "experiment": "e",
+    "run": "r",
+    "run_id": "r",
+    "user": "u",
+    "key_id": "k",
+}
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
 
 
@@ -77,7 +85,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             keys[name] = create_key(session, user, "admin")[0]  # capped by the role only
         outsider = accounts.add_user(session, "out", PASSWORD)
         share(session, "mine", "out", Role.OWNER)
-        keys["out"] = create_key(session, outsider, "write")[0]
+        keys["out"] = create_key(session, outsider, "admin")[0]
         keys["revoked"], row = create_key(session, outsider, "write")
         revoke_key(session, outsider, row.id)
     database.close()
@@ -186,3 +194,58 @@ def test_the_route_table_declares_owner_routes(tmp_path: Path) -> None:
     assert roles["PATCH /api/v1/projects/{project}"] == "owner"
     assert roles["GET /api/v1/projects/{project}"] == "viewer"
     assert roles["POST /api/v1/projects/{project}/datasets"] == "editor"
+
+
+def as_user(lab: Lab, who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {lab.keys[who]}"}
+
+
+def test_an_owner_shares_and_a_member_manages_their_keys(lab: Lab) -> None:
+    base = lab.url + "/api/v1"
+    shared = httpx.put(
+        f"{base}/projects/lab/members/out", json={"role": "viewer"}, headers=as_user(lab, "olga")
+    )
+    assert shared.status_code == 200, shared.text
+    assert {"user": "out", "role": "viewer"} in shared.json()["members"]
+    assert httpx.get(f"{base}/projects/lab", headers=as_user(lab, "out")).status_code == 200
+    me = httpx.get(f"{base}/me", headers=as_user(lab, "out")).json()
+    assert me == {
+        "name": "out",
+        "admin": False,
+        "kind": "user",
+        "projects": {"lab": "viewer", "mine": "owner"},
+    }
+    made = httpx.post(
+        f"{base}/me/keys",
+        json={"scope": "predict", "label": "nb", "project": "lab"},
+        headers=as_user(lab, "out"),
+    )
+    assert made.status_code == 201, made.text
+    key = made.json()["key"]
+    listed = httpx.get(f"{base}/me/keys", headers=as_user(lab, "out")).json()["keys"]
+    assert key not in str(listed) and made.json()["id"] in {k["id"] for k in listed}
+    by_key = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(f"{base}/projects/lab", headers=by_key).status_code == 200
+    assert (
+        httpx.get(f"{base}/projects/mine", headers=by_key).status_code == 404
+    )  # key's project only
+    weaker = httpx.post(f"{base}/me/keys", json={"scope": "admin"}, headers=by_key)
+    assert refusal(weaker, 403) == "a key with the 'predict' scope cannot manage keys or passwords."
+    gone = httpx.delete(f"{base}/me/keys/{made.json()['id']}", headers=as_user(lab, "out"))
+    assert gone.status_code == 200 and gone.json()["revoked_at"] is not None
+    assert refusal(httpx.get(f"{base}/projects/lab", headers=by_key), 401) == (
+        "the API key is not valid; check it, or ask for a new one."
+    )
+    left = httpx.delete(f"{base}/projects/lab/members/out", headers=as_user(lab, "olga"))
+    assert [m["user"] for m in left.json()["members"]] == ["olga", "ed", "vic"]
+    events = httpx.get(f"{base}/projects/lab/audit?format=csv", headers=as_user(lab, "olga"))
+    assert events.headers["content-type"].startswith("text/csv")
+    lines = events.text.splitlines()
+    assert lines[0] == "id,at,actor,action,project_id,target,details,address"
+    actions = [line.split(",")[2:4] for line in lines[1:4]]
+    assert actions == [
+        ["olga (key)", "member.unshare"],
+        ["out (key)", "key.revoke"],
+        ["out (key)", "key.create"],
+    ]
+    assert key not in events.text

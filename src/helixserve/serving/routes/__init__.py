@@ -15,6 +15,8 @@ module                    routes
 :mod:`.experiments`       ``GET /api/v1/recipes``, ``/api/v1/projects/{project}/experiments/...``
 :mod:`.runs`              ``/api/v1/projects/{project}/runs/...`` (queue, stop, resume, continue,
                           deploy), ``.../experiments/{experiment}/runs``, ``.../compare``
+:mod:`.members`           ``/api/v1/projects/{project}/members[/{user}]``, ``.../audit`` (teams)
+:mod:`.account`           ``/api/v1/me``, ``/api/v1/me/keys[/{id}]``, ``/api/v1/me/password``
 :mod:`.live`              ``GET /api/v1/projects/{project}/runs/{id}/events`` (server-sent
                           events), ``POST /api/v1/blocks/shapes``
 :mod:`.ui_pages`          ``/``, ``/models/{name}[/predict|/upload|/plots/..]``, ``/jobs/..``,
@@ -37,11 +39,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from helixserve.serving.routes import (
+    account,
     admin,
     datasets,
     experiments,
     explain,
     live,
+    members,
     models,
     oip,
     predict,
@@ -65,6 +69,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     datasets.router,
     experiments.router,
     runs.router,
+    members.router,
+    account.router,
     live.router,
     ui_pages.router,
     ui_explain.router,
