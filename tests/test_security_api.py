@@ -22,12 +22,12 @@ from helixserve.serving.deps import caller, project_caller
 from helixserve.serving.routes import ROUTERS
 from helixserve.serving.routes.live import live_access
 from helixserve.workspace import accounts
-from helixserve.workspace.db import Database
 from helixserve.workspace.keys import create_key, revoke_key
 from helixserve.workspace.members import share
-from helixserve.workspace.models import Role
-from helixserve.workspace.projects import create_project
-from tests.support.server import running
+from helixserve.workspace.models import Deployment, Role
+from helixserve.workspace.projects import create_project, get_project
+from tests.support.server import publish_gc, running
+from tests.support.worker_runs import add_dataset, open_space, queue
 
 PASSWORD = "correct horse battery"
 GUARDS = (caller, project_caller, live_access)
@@ -73,11 +73,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     outsider with a project of their own, a revoked key and a predict service key."""
     tmp = tmp_path_factory.mktemp("security")
     url = f"sqlite:///{tmp / 'workspace.db'}"
-    database = Database(url)
-    database.upgrade()
+    space = open_space(tmp, url)
+    add_dataset(space)  # project lab, dataset dna
+    run_id = queue(space)
+    publish_gc(space.models, "labmodel")
+    publish_gc(space.models, "shared")  # of no project: every caller may use it
+    database = space.db
     keys: dict[str, str] = {}
     with database.session() as session:
-        create_project(session, "lab")
+        lab = get_project(session, "lab")
+        session.add(Deployment(run_id=run_id, project_id=lab.id, model="labmodel", version=1))
         create_project(session, "mine")
         for name, role in (("olga", Role.OWNER), ("ed", Role.EDITOR), ("vic", Role.VIEWER)):
             user = accounts.add_user(session, name, PASSWORD)
@@ -90,7 +95,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         revoke_key(session, outsider, row.id)
     database.close()
     keys["service"], entry = new_key("predict")
-    (tmp / "store").mkdir()
     with running(tmp / "store", tmp, database_url=url, api_keys=[entry]) as server:
         yield Lab(server.url, keys)
 
@@ -249,3 +253,33 @@ def test_an_owner_shares_and_a_member_manages_their_keys(lab: Lab) -> None:
         ["out (key)", "key.create"],
     ]
     assert key not in events.text
+
+
+SEQ = "ACGT" * 12 + "AC"
+
+
+def test_a_projects_model_is_for_its_members(lab: Lab) -> None:
+    """Members and service keys predict with the project's model; to anyone else it does not
+    exist (the listing leaves it out, the answer names no other model); a model of no project is
+    every caller's."""
+    base = lab.url + "/api/v1/models"
+    body = {"inputs": [SEQ]}
+    for who in ("vic", "service"):
+        answer = httpx.post(f"{base}/labmodel/predict", json=body, headers=as_user(lab, who))
+        assert answer.status_code == 200, (who, answer.text)
+    for path in ("/labmodel/predict", "/labmodel"):
+        method = "POST" if path.endswith("predict") else "GET"
+        hidden = httpx.request(method, base + path, json=body, headers=as_user(lab, "out"))
+        assert refusal(hidden, 404) == "no model named 'labmodel' is served."
+    assert (
+        httpx.post(f"{base}/shared/predict", json=body, headers=as_user(lab, "out")).status_code
+        == 200
+    )
+    names = {
+        who: sorted(m["name"] for m in httpx.get(base, headers=as_user(lab, who)).json()["models"])
+        for who in ("vic", "out")
+    }
+    assert names == {"vic": ["labmodel", "shared"], "out": ["shared"]}
+    assert refusal(httpx.post(f"{base}/shared/predict", json=body), 401).startswith(
+        "this route needs you to sign in, or an API key"
+    )

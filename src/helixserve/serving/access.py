@@ -17,6 +17,14 @@ Contract:
 - :meth:`Access.workspace_caller` is whoever may use the workspace at all: a key's principal, else
   the browser's signed-in user, else the anonymous one; nobody is 401 (worded for keys while no
   user exists, as before accounts), and a service key of the ``predict`` scope is 403.
+- Models: a model deployed from a project (its ``deployments`` rows; :attr:`Access.model_projects`,
+  refreshed with :attr:`accounts_on` and at each deploy here) belongs to that project. While
+  accounts are on, :meth:`Access.model_caller` is whoever calls a model (a key, else the signed-in
+  user; nobody: 401) and :meth:`Access.check_model` lets a principal use a project's model only
+  with a role in the project (else the model is not found, worded as for an unknown one: no
+  listing of names); models of no project (the pretrained zoo, ``helixserve models push``) are
+  open to every principal, and service keys use every model (the operator made them). A user's
+  role in a project is cached :data:`KEY_CACHE_S` seconds per user and project.
 - :func:`needed_role` is the role a workspace route needs in its ``{project}``: declared in the
   route table as ``openapi_extra={ROLE: "owner"}`` (shown in the OpenAPI document), else
   ``viewer`` to read (``GET``) and ``editor`` to change anything.
@@ -28,13 +36,14 @@ import time
 from collections.abc import Callable
 
 from fastapi.routing import APIRoute
+from sqlalchemy import select
 
-from helixserve.errors import AuthError, Forbidden
+from helixserve.errors import AuthError, Forbidden, ModelNotFound
 from helixserve.serving.auth import KeyRing
 from helixserve.workspace import accounts
 from helixserve.workspace.keys import PREFIX, key_principal
-from helixserve.workspace.members import LOCAL, Principal
-from helixserve.workspace.models import Role
+from helixserve.workspace.members import LOCAL, Principal, role_in
+from helixserve.workspace.models import Deployment, Project, Role
 from helixserve.workspace.space import Workspace
 
 KEY_CACHE_S = 5.0
@@ -64,17 +73,48 @@ class Access:
         self.keys = keys
         self.workspace = workspace
         self.accounts_on = False
+        self.model_projects: dict[str, str] = {}
         self._clock = clock
         self._user_keys: dict[str, tuple[float, Principal | None]] = {}
+        self._roles: dict[tuple[str, str, str], tuple[float, Role | None]] = {}
 
     def refresh(self) -> None:
-        """Read whether any user exists (the workspace must be open)."""
+        """Read whether any user exists and which project each deployed model belongs to (the
+        workspace must be open)."""
         with self.workspace.db.session() as session:
             self.accounts_on = accounts.has_users(session)
+            deployed = session.execute(select(Deployment.model, Deployment.project_id))
+            self.model_projects = {model: project for model, project in deployed}
+
+    def model_caller(self, key: str | None, user_token: str | None = None) -> Principal:
+        """Whoever calls a model while accounts are on (see the module contract)."""
+        who = self.for_key(key) if key else self.for_session(user_token) or self.anonymous()
+        if who is None:
+            raise AuthError(SIGN_IN)
+        return who
+
+    def may_use_model(self, who: Principal, name: str) -> bool:
+        project_id = self.model_projects.get(name)
+        if project_id is None or who.kind != "user" or who.user_id is None:
+            return True
+        cache_key, now = (who.user_id, who.key_project or "", project_id), self._clock()
+        cached = self._roles.get(cache_key)
+        if cached is None or now - cached[0] > KEY_CACHE_S:
+            with self.workspace.db.session() as session:
+                project = session.get(Project, project_id)
+                cached = (now, None if project is None else role_in(session, who, project))
+            self._roles[cache_key] = cached
+        return cached[1] is not None
+
+    def check_model(self, who: Principal, name: str) -> None:
+        if not self.may_use_model(who, name):
+            raise ModelNotFound(f"no model named {name!r} is served.")
 
     def forget_keys(self) -> None:
-        """Drop the cache of users' keys (after a key was revoked or a user disabled here)."""
+        """Drop the caches of users' keys and roles (after a key was revoked, a member removed or
+        a user disabled here)."""
         self._user_keys.clear()
+        self._roles.clear()
 
     def anonymous(self) -> Principal | None:
         return LOCAL if not self.accounts_on and self.keys.admin_open else None

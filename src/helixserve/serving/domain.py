@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from helixserve.error_table import TABLE, status_of
@@ -198,8 +199,10 @@ def model_summary(registry: Registry, name: str) -> dict[str, Any]:
     }
 
 
-def model_list(registry: Registry) -> Reply:
-    return json_reply({"models": [model_summary(registry, n) for n in registry.names()]})
+def model_list(registry: Registry, shown: Callable[[str], bool] = lambda _: True) -> Reply:
+    """Every served model that ``shown`` lets the caller see."""
+    names = [n for n in registry.names() if shown(n)]
+    return json_reply({"models": [model_summary(registry, n) for n in names]})
 
 
 def model_detail(registry: Registry, name: str, version: str | None) -> Reply:

@@ -203,7 +203,12 @@ class Server:
     # --- prediction routes ----------------------------------------------------------------------
 
     def model(self, name: str, version: str | None, key: str | None) -> LoadedModel:
-        self.keys.check(key, "predict")
+        """``name`` at ``version`` for the caller of ``key`` (while accounts are on, their access
+        to the model's project is checked: :class:`~helixserve.serving.access.Access`)."""
+        if self.access.accounts_on:
+            self.access.check_model(self.access.model_caller(key), name)
+        else:
+            self.keys.check(key, "predict")
         return self.registry.resolve(name, version)
 
     def check_page(self, session_id: str | None, scope: Scope = "predict") -> None:

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from helixserve.serving.access import ROLE
-from helixserve.serving.deps import CallerDep, WorkspaceDep
+from helixserve.serving.deps import CallerDep, ServerDep, WorkspaceDep
 from helixserve.serving.routes.projects import GUARD, PREFIX
 from helixserve.serving.schemas import ERRORS
 from helixserve.serving.team_schemas import AuditList, AuditOut, MemberIn, MemberList, MemberOut
@@ -46,6 +46,7 @@ def list_members(workspace: WorkspaceDep, project: str) -> MemberList:
 @router.put("/members/{user}", openapi_extra=OWNER)
 def share_project(
     request: Request,
+    server: ServerDep,
     workspace: WorkspaceDep,
     who: CallerDep,
     project: str,
@@ -53,6 +54,7 @@ def share_project(
     body: MemberIn,
 ) -> MemberList:
     """Add a member, or change their role."""
+    server.access.forget_keys()
     with workspace.db.session() as session:
         members.share(session, project, user, body.role)
         audit.record(
@@ -69,9 +71,15 @@ def share_project(
 
 @router.delete("/members/{user}", openapi_extra=OWNER)
 def unshare_project(
-    request: Request, workspace: WorkspaceDep, who: CallerDep, project: str, user: str
+    request: Request,
+    server: ServerDep,
+    workspace: WorkspaceDep,
+    who: CallerDep,
+    project: str,
+    user: str,
 ) -> MemberList:
     """Remove a member."""
+    server.access.forget_keys()
     with workspace.db.session() as session:
         members.unshare(session, project, user)
         audit.record(

@@ -201,6 +201,7 @@ async def deploy_run(
     deployment, manifest = await anyio.to_thread.run_sync(
         _deploy, workspace, who, project, run, body
     )
+    server.access.model_projects[manifest.name] = deployment.project_id
     await server.registry.load()
     served, error = _served(server, manifest)
     port = server.settings.grpc_port
