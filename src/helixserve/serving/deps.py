@@ -33,17 +33,17 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from starlette.datastructures import FormData
 
-from helixserve.errors import InputError, NotFound
+from helixserve.errors import Forbidden, InputError, NotFound
 from helixserve.explain.ism import dna_schema
 from helixserve.serving import csrf
-from helixserve.serving.access import needed_role
+from helixserve.serving.access import USER_COOKIE, needed_role
 from helixserve.serving.auth import key_from_headers
 from helixserve.serving.files import UploadLimits
 from helixserve.serving.registry import LoadedModel
 from helixserve.serving.server import Server
-from helixserve.serving.sessions import COOKIE
+from helixserve.serving.sessions import COOKIE, LoginNeeded
 from helixserve.serving.ui import Jobs, Pages
-from helixserve.workspace.members import Principal, require
+from helixserve.workspace.members import LOCAL, Principal, require
 from helixserve.workspace.space import Workspace
 
 
@@ -140,23 +140,64 @@ PagesDep = Annotated[Pages, Depends(get_pages)]
 JobsDep = Annotated[Jobs, Depends(get_jobs)]
 
 
-async def page_guard(request: Request, server: ServerDep) -> None:
-    """Every UI route: the page needs a key session while API keys are on."""
-    server.check_page(request.cookies.get(COOKIE))
+def page_caller(request: Request, server: ServerDep) -> Principal:
+    """Whoever looks at a UI page (kept on ``request.state.who`` for the page's header): while
+    accounts are on, the signed-in user, else a key session, else
+    :class:`~helixserve.serving.sessions.LoginNeeded` (the sign-in form); before accounts, the
+    key session while API keys are on (:meth:`Server.check_page`), else the local owner."""
+    who = _page_caller(request, server)
+    request.state.who = who
+    return who
 
 
-async def workspace_page_guard(request: Request, server: ServerDep) -> None:
-    """Every workspace page: while API keys are on, a key session with the ``admin`` scope (the
-    workspace REST routes' scope; accounts with per-project roles replace it)."""
-    server.check_page(request.cookies.get(COOKIE), "admin")
+def _page_caller(request: Request, server: Server) -> Principal:
+    access = server.access
+    if access.accounts_on:
+        user = access.for_session(request.cookies.get(USER_COOKIE))
+        if user is not None:
+            return user
+    scope = server.sessions.scope(request.cookies.get(COOKIE))
+    if scope is not None:
+        return Principal("service", f"{scope} key", admin=scope == "admin", scope=scope)
+    if access.accounts_on:
+        raise LoginNeeded("sign in to use this server.")
+    server.check_page(None)  # raises the key form while predict keys are on
+    return LOCAL if server.keys.admin_open else Principal("service", "anyone")
 
 
-async def page_model(
-    request: Request, name: str, server: ServerDep, version: str | None = None
+PageCaller = Annotated[Principal, Depends(page_caller)]
+
+
+def page_guard(who: PageCaller) -> None:
+    """Every UI route: someone may look (:func:`page_caller`)."""
+
+
+def workspace_page_guard(
+    request: Request, who: PageCaller, server: ServerDep, space: WorkspaceDep
+) -> None:
+    """Every workspace page: a caller who may use the workspace (a key session needs the
+    ``admin`` scope), with the role the route needs in its ``{project}``."""
+    if who.kind == "service" and who.scope is None:  # no session, and admin keys are on
+        server.check_page(None, "admin")
+    if who.kind == "service" and not who.admin:
+        raise Forbidden(
+            "this page needs a key with the 'admin' scope; the key entered has only 'predict'. "
+            "Choose Forget key and enter an admin key."
+        )
+    project = request.path_params.get("project")
+    if project is not None:
+        with space.db.session() as session:
+            require(session, who, project, needed_role(request.scope["route"]))
+
+
+def page_model(
+    name: str, server: ServerDep, who: PageCaller, version: str | None = None
 ) -> LoadedModel:
-    """The model a page shows (the session is checked again); an unknown one raises
+    """The model a page shows, if the caller may use it; an unknown one raises
     :class:`~helixserve.errors.ModelNotFound`, shown as the 404 error page."""
-    return server.page_model(name, version, request.cookies.get(COOKIE))
+    if server.access.accounts_on:
+        server.access.check_model(who, name)
+    return server.registry.resolve(name, version)
 
 
 async def dna_page_model(model: Annotated[LoadedModel, Depends(page_model)]) -> LoadedModel:

@@ -3,7 +3,7 @@
 Contract:
 - :class:`Server` holds the settings, the store, the :class:`~helixserve.serving.registry.Registry`
   of loaded models, the metrics, the API keys and the web UI's key sessions
-  (:mod:`helixserve.serving.sessions`; :meth:`Server.page_model` checks a session where the API
+  (:mod:`helixserve.serving.sessions`; the page guards check a session where the API
   checks a header key). :meth:`Server.start` loads every model (a store
   that cannot be read leaves the server up but not ready; ``/readyz`` says why), starts store
   polling every ``reload_interval_s`` and the gRPC server; :meth:`Server.stop` undoes that.
@@ -41,6 +41,7 @@ from helixserve.serving.metrics import Metrics
 from helixserve.serving.problems import Reply, json_reply
 from helixserve.serving.registry import LoadedModel, Registry
 from helixserve.serving.sessions import SessionBook, check_page
+from helixserve.serving.throttle import Throttle
 from helixserve.settings import Settings
 from helixserve.store.configured import store_from_settings
 from helixserve.store.store import ModelStore
@@ -74,6 +75,7 @@ class Server:
         )
         self.workspace = Workspace.from_settings(settings)
         self.access = Access(self.keys, self.workspace)
+        self.throttle = Throttle()
         self._workspace_error: DatabaseError | None = DatabaseUnavailable(
             "the workspace is still opening; try again in a moment."
         )
@@ -214,11 +216,6 @@ class Server:
     def check_page(self, session_id: str | None, scope: Scope = "predict") -> None:
         """Raise unless the web UI's session (cookie value) may see a page of ``scope``."""
         check_page(self.keys, self.sessions, session_id, scope)
-
-    def page_model(self, name: str, version: str | None, session_id: str | None) -> LoadedModel:
-        """A model for a web UI page: the session is checked instead of a header key."""
-        self.check_page(session_id, "predict")
-        return self.registry.resolve(name, version)
 
     async def infer(self, model: LoadedModel, request: oip_rest.InferRequest) -> Reply:
         """An OIP infer request (already parsed) answered by ``model``."""

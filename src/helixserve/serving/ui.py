@@ -44,7 +44,7 @@ from PIL import Image
 from starlette.datastructures import UploadFile
 
 from helixserve.error_table import TABLE, status_of
-from helixserve.errors import HelixError, InputError
+from helixserve.errors import HelixError, InputError, ModelNotFound
 from helixserve.explain.ism import ism
 from helixserve.inputs.images import ImageSchema
 from helixserve.inputs.sequence import SequenceSchema
@@ -143,8 +143,17 @@ class Pages:
         self, request: Request, template: str, status: int = 200, **context: Any
     ) -> Response:
         keys_on = not self.server.keys.predict_open
-        signed_in = keys_on and self.server.sessions.scope(request.cookies.get(COOKIE)) is not None
-        shared = {"csrf_token": csrf.token(request), "keys_on": keys_on, "signed_in": signed_in}
+        accounts_on = self.server.access.accounts_on
+        who = getattr(request.state, "who", None)
+        user = who.name if who is not None and who.kind == "user" else None
+        key_session = self.server.sessions.scope(request.cookies.get(COOKIE)) is not None
+        shared = {
+            "csrf_token": csrf.token(request),
+            "keys_on": keys_on,
+            "accounts_on": accounts_on,
+            "user": user,
+            "signed_in": user is not None or (keys_on and key_session),
+        }
         response: Response = self.templates.TemplateResponse(
             request, template, {**context, **shared}, status_code=status
         )
@@ -159,8 +168,14 @@ class Pages:
 
 
 def page_model(server: Server, request: Request, name: str, version: str | None) -> LoadedModel:
-    """The model a page shows (the session is checked again, whatever the route's guard)."""
-    return server.page_model(name, version, request.cookies.get(COOKIE))
+    """The model a page shows, if the page's caller (``request.state.who``, set by the page
+    guard) may use it."""
+    who = getattr(request.state, "who", None)
+    if server.access.accounts_on:
+        if who is None:
+            raise ModelNotFound(f"no model named {name!r} is served.")
+        server.access.check_model(who, name)
+    return server.registry.resolve(name, version)
 
 
 def lineage_manifest(server: Server, ref: str) -> Manifest:

@@ -41,7 +41,13 @@ def back_to(request: Request) -> str:
 
 
 def login_form(
-    page: Pages, request: Request, status: int, message: str | None, next_path: str
+    page: Pages,
+    request: Request,
+    status: int,
+    message: str | None,
+    next_path: str,
+    user: str = "",
 ) -> Response:
-    """The key form (``login.html``) with ``message`` and the page to return to."""
-    return page(request, "login.html", status, message=message, next=next_path)
+    """The sign-in form (``login.html``) with ``message``, the page to return to and the user
+    name typed (never the password)."""
+    return page(request, "login.html", status, message=message, next=next_path, user=user)

@@ -1,9 +1,15 @@
-"""``/login`` and ``/logout``: the web UI's key sessions (see :mod:`helixserve.serving.ui_login`).
+"""``/login`` and ``/logout``: signing in to the web UI (see :mod:`helixserve.serving.ui_login`).
 
-Contract: ``GET /login`` shows the key form; ``POST /login`` (``key``, ``next``, CSRF token)
-opens a session for a configured key and redirects (303) to ``next`` when it is a local path,
-else shows the form again (401); ``POST /logout`` forgets the session and redirects to
-``/login``. These routes are not behind the page guard.
+Contract: ``GET /login`` shows the sign-in form (user name and password while accounts are on;
+the key form while API keys are on). ``POST /login`` with ``user`` and ``password`` (and
+``next``, CSRF token) checks the throttle (:mod:`helixserve.serving.throttle`: 429 while the
+name or address is blocked), then the password (:func:`~helixserve.workspace.accounts.
+authenticate`: one message for every failure, 401); a success closes the browser's previous
+session, opens a new one (a new token: no session fixation), sets its cookie
+(:data:`~helixserve.serving.access.USER_COOKIE`, ``HttpOnly``, ``SameSite=Strict``, ``Secure``
+over https) and redirects (303) to ``next`` when it is a local path. ``POST /login`` with
+``key`` opens a key session as before. ``POST /logout`` deletes the session server-side, clears
+both cookies and redirects to ``/login``. These routes are not behind the page guard.
 """
 
 from __future__ import annotations
@@ -12,12 +18,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
 
 from helixserve.error_table import status_of
-from helixserve.errors import AuthError
+from helixserve.errors import AuthError, HelixError
+from helixserve.serving.access import USER_COOKIE
 from helixserve.serving.deps import PagesDep, PostedForm, ServerDep
+from helixserve.serving.server import Server
 from helixserve.serving.sessions import COOKIE, cookie_options, local_path
+from helixserve.serving.ui import Pages
 from helixserve.serving.ui_login import login_form
+from helixserve.workspace import accounts, audit
+from helixserve.workspace.accounts import SESSION_TTL_S
+from helixserve.workspace.members import Principal
 
 router = APIRouter(include_in_schema=False)
 
@@ -30,10 +43,10 @@ async def login_page(
 
 
 @router.post("/login", response_class=HTMLResponse)
-async def login(
-    request: Request, posted: PostedForm, server: ServerDep, page: PagesDep
-) -> Response:
+def login(request: Request, posted: PostedForm, server: ServerDep, page: PagesDep) -> Response:
     next_path = local_path(str(posted.get("next") or "/"))
+    if "user" in posted:
+        return _sign_in(request, posted, server, page, next_path)
     key = str(posted.get("key") or "").strip()
     if not key:
         return login_form(page, request, 401, "enter an API key first.", next_path)
@@ -48,10 +61,43 @@ async def login(
     return reply
 
 
+def _sign_in(
+    request: Request, posted: FormData, server: Server, page: Pages, next_path: str
+) -> Response:
+    name, password = str(posted.get("user") or "").strip(), str(posted.get("password") or "")
+    address = request.client.host if request.client else None
+    try:
+        server.throttle.check(name, address)
+        with server.workspace_ready().db.session() as session:
+            try:
+                user = accounts.authenticate(session, name, password)
+            except accounts.SignInFailed:
+                server.throttle.failed(name, address)
+                raise
+            old = request.cookies.get(USER_COOKIE)
+            if old:
+                accounts.close_session(session, old)
+            token = accounts.open_session(session, user)
+            who = Principal("user", user.name, user.id, admin=user.admin)
+            audit.record(session, who, "user.signin", target=f"user {user.name}", address=address)
+    except HelixError as err:
+        return login_form(page, request, status_of(err), str(err), next_path, name)
+    server.throttle.succeeded(name)
+    reply = RedirectResponse(next_path, 303)
+    options = {**cookie_options(request.url.scheme == "https"), "max_age": SESSION_TTL_S}
+    reply.set_cookie(USER_COOKIE, token, **options)
+    return reply
+
+
 @router.post("/logout")
-async def logout(request: Request, _form: PostedForm, server: ServerDep) -> Response:
+def logout(request: Request, _form: PostedForm, server: ServerDep) -> Response:
     server.sessions.close(request.cookies.get(COOKIE))
+    token = request.cookies.get(USER_COOKIE)
+    if token:
+        with server.workspace_ready().db.session() as session:
+            accounts.close_session(session, token)
     reply = RedirectResponse("/login", 303)
     https = request.url.scheme == "https"
-    reply.delete_cookie(COOKIE, path="/", secure=https, httponly=True, samesite="strict")
+    for cookie in (COOKIE, USER_COOKIE):
+        reply.delete_cookie(cookie, path="/", secure=https, httponly=True, samesite="strict")
     return reply

@@ -25,6 +25,7 @@ from helixserve.errors import InvalidImage, ModelNotFound, NotFound
 from helixserve.serving import ui
 from helixserve.serving.deps import (
     JobsDep,
+    PageCaller,
     PageModel,
     PagesDep,
     PostedForm,
@@ -46,10 +47,11 @@ def not_found() -> Response:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def home(request: Request, server: ServerDep, page: PagesDep) -> Response:
-    registry = server.registry
-    models = [registry.resolve(n) for n in registry.names()]
-    return page(request, "home.html", models=models)
+def home(request: Request, server: ServerDep, page: PagesDep, who: PageCaller) -> Response:
+    """The models the caller may use (every model while no user exists)."""
+    registry, access = server.registry, server.access
+    names = [n for n in registry.names() if not access.accounts_on or access.may_use_model(who, n)]
+    return page(request, "home.html", models=[registry.resolve(n) for n in names])
 
 
 @router.get("/models/{name}", response_class=HTMLResponse)

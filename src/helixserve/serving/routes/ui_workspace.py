@@ -33,14 +33,29 @@ from starlette.datastructures import UploadFile
 
 from helixserve.error_table import status_of
 from helixserve.errors import HelixError, InputError
-from helixserve.serving.deps import PagesDep, PostedForm, WorkspaceDep, workspace_page_guard
+from helixserve.serving.deps import (
+    PageCaller,
+    PagesDep,
+    PostedForm,
+    WorkspaceDep,
+    workspace_page_guard,
+)
 from helixserve.serving.responses import upload as takes_upload
 from helixserve.serving.workspace_pages import errors_of, field_of, spec_text, subset_spec, text
+from helixserve.workspace import audit, members
 from helixserve.workspace import datasets as ds
 from helixserve.workspace import projects as pj
 from helixserve.workspace.datasets import ROLES
 from helixserve.workspace.experiments import list_experiments
-from helixserve.workspace.models import Dataset, DatasetVersion, Deployment, Experiment, Run
+from helixserve.workspace.members import Principal
+from helixserve.workspace.models import (
+    Dataset,
+    DatasetVersion,
+    Deployment,
+    Experiment,
+    Role,
+    Run,
+)
 from helixserve.workspace.runs import list_runs
 from helixserve.workspace.space import Workspace
 from helixserve.workspace.subsets import columns_of, parse_subset, rows, subset_table
@@ -62,9 +77,11 @@ def _count(session: Any, table: type[Any], project_id: str) -> int:
     return int(session.scalar(query) or 0)
 
 
-def projects_context(space: Workspace, archived: bool) -> dict[str, Any]:
+def projects_context(space: Workspace, archived: bool, who: Principal) -> dict[str, Any]:
+    """The projects ``who`` may see, with what each holds."""
     with space.db.session() as session:
-        listed = pj.list_projects(session, include_archived=archived)
+        seen = {p.id for p in members.visible_projects(session, who)}
+        listed = [p for p in pj.list_projects(session, include_archived=archived) if p.id in seen]
         rows = [
             {
                 "project": p,
@@ -79,22 +96,25 @@ def projects_context(space: Workspace, archived: bool) -> dict[str, Any]:
 
 @router.get("/projects", response_class=HTMLResponse)
 def projects_page(
-    request: Request, space: WorkspaceDep, page: PagesDep, archived: bool = False
+    request: Request, space: WorkspaceDep, page: PagesDep, who: PageCaller, archived: bool = False
 ) -> Response:
-    context = projects_context(space, archived)
+    context = projects_context(space, archived, who)
     return page(request, "workspace/projects.html", values={}, errors={}, **context)
 
 
 @router.post("/projects", response_class=HTMLResponse)
 def create_project(
-    request: Request, form: PostedForm, space: WorkspaceDep, page: PagesDep
+    request: Request, form: PostedForm, space: WorkspaceDep, page: PagesDep, who: PageCaller
 ) -> Response:
     values = {"name": text(form, "name"), "title": text(form, "title")}
     try:
         with space.db.session() as session:
-            pj.create_project(session, values["name"], values["title"])
+            made = pj.create_project(session, values["name"], values["title"])
+            if who.kind == "user":
+                members.share(session, made.name, who.name, Role.OWNER)
+            audit.record(session, who, "project.create", project_id=made.id, target=made.name)
     except HelixError as err:
-        context = projects_context(space, False)
+        context = projects_context(space, False, who)
         return page(
             request,
             "workspace/projects.html",

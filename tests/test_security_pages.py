@@ -1,0 +1,111 @@
+"""Signing in to the web UI with accounts on (issue 17), against a real server: every page asks
+for a sign-in, one message for every failed one, a new session token at each sign-in (no
+fixation) in an HttpOnly SameSite cookie, logout ends the session on the server, guessing is
+slowed (429 with Retry-After), no password reaches an answer or the log, and each person sees
+and changes only what their role in a project allows."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helixserve.serving import throttle
+from helixserve.workspace import accounts
+from helixserve.workspace.members import share
+from helixserve.workspace.models import Role
+from helixserve.workspace.projects import create_project
+from tests.support.server import Running, running
+from tests.support.worker_runs import open_space
+
+PASSWORD = "correct horse battery"
+TOKEN = "t" * 32  # the CSRF double-submit value the tests' browser holds
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Running]:
+    url = f"sqlite:///{tmp_path / 'workspace.db'}"
+    space = open_space(tmp_path, url)
+    with space.db.session() as session:
+        for name in ("lab", "mine"):
+            create_project(session, name)
+        for name, project, role in (("vic", "lab", Role.VIEWER), ("out", "mine", Role.OWNER)):
+            accounts.add_user(session, name, PASSWORD)
+            share(session, project, name, role)
+    space.db.close()
+    with running(tmp_path / "store", tmp_path, database_url=url) as live:
+        yield live
+
+
+def browser(server: Running) -> httpx.Client:
+    return httpx.Client(base_url=server.url, cookies={"hs_csrf": TOKEN}, timeout=30)
+
+
+def sign_in(client: httpx.Client, user: str, password: str = PASSWORD) -> httpx.Response:
+    form = {"csrf_token": TOKEN, "user": user, "password": password, "next": "/projects"}
+    return client.post("/login", data=form)
+
+
+def test_pages_ask_for_a_sign_in_and_failures_all_read_the_same(server: Running) -> None:
+    with browser(server) as client:
+        for path in ("/", "/projects", "/projects/lab"):
+            page = client.get(path)
+            assert page.status_code == 401 and 'id="signin-form"' in page.text, path
+        for user, password in (("vic", "wrong password!"), ("nobody", PASSWORD)):
+            failed = sign_in(client, user, password)
+            assert failed.status_code == 401
+            assert (
+                '<p class="error" role="alert" id="login-message">wrong user name or password.'
+                in failed.text
+            )
+            assert password not in failed.text
+        forged = client.post("/login", data={"user": "vic", "password": PASSWORD})
+        assert forged.status_code == 403  # no CSRF token
+
+
+def test_a_sign_in_gets_a_fresh_session_that_logout_ends(
+    server: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with browser(server) as client:
+        client.cookies.set("hs_user", "planted-by-an-attacker")
+        signed = sign_in(client, "vic")
+        assert (signed.status_code, signed.headers["location"]) == (303, "/projects")
+        cookie = signed.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+        token = signed.cookies["hs_user"]
+        assert token != "planted-by-an-attacker" and len(token) >= 43
+        listing = client.get("/projects")
+        assert listing.status_code == 200 and 'id="signed-in-as">vic<' in listing.text
+        assert "/projects/lab" in listing.text and "/projects/mine" not in listing.text
+        assert client.get("/projects/mine").status_code == 404
+        out = client.post("/logout", data={"csrf_token": TOKEN})
+        assert out.status_code == 303
+    with httpx.Client(base_url=server.url, cookies={"hs_user": token}, timeout=30) as stolen:
+        assert stolen.get("/projects").status_code == 401  # the session is gone on the server
+    served = "\n".join(  # the server's log (the test's own HTTP client logs what it sends)
+        r.getMessage() for r in caplog.records if r.name.startswith(("helixserve", "uvicorn"))
+    )
+    assert "/login" in served and PASSWORD not in served and token not in served
+
+
+def test_a_viewer_cannot_change_the_project(server: Running) -> None:
+    with browser(server) as client:
+        sign_in(client, "vic")
+        refused = client.post("/projects/lab/datasets", data={"csrf_token": TOKEN, "name": "x"})
+        assert refused.status_code == 403
+        assert "vic is a viewer of project &#39;lab&#39;; this needs editor" in refused.text
+
+
+def test_guessing_is_slowed(server: Running) -> None:
+    with browser(server) as client:
+        for _ in range(throttle.FREE_FAILURES - 1):
+            assert sign_in(client, "vic", "not it at all").status_code == 401
+        blocked = sign_in(client, "vic", "not it at all")
+        assert blocked.status_code == 401  # the fifth failure is answered, then blocks
+        now = sign_in(client, "vic")  # even the right password waits
+        assert now.status_code == 429
+        assert "too many failed sign-ins; wait 2 s and try again." in now.text
