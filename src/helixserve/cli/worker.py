@@ -19,6 +19,7 @@ Contract:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import signal
 from types import FrameType
@@ -43,6 +44,8 @@ WORKER_EXAMPLES = examples(
 def _modules(engine: str) -> Any:
     module = "helixserve.worker.ray_engine" if engine == "ray" else "helixserve.worker.local"
     try:
+        if importlib.util.find_spec("torch") is None:  # the local worker imports it per run
+            raise ModuleNotFoundError("no torch", name="torch")
         return importlib.import_module(module)  # the train (and ray) extras: imported only here
     except ImportError as err:
         raise HelixError(

@@ -8,6 +8,8 @@ Contract:
   ``poll_s`` seconds. :meth:`LocalWorker.run` returns how many runs ended each way
   (``finished``, ``failed``, ``stopped``, ``lost``).
 - ``once``: claim at most one run, train it, return (at once when nothing is queued).
+- The training layer (torch) is imported when the first run is claimed: an idle worker (the one
+  ``helixserve serve`` starts) starts in a fraction of a second and stays small.
 - :meth:`LocalWorker.shut_down` (the CLI calls it on SIGTERM and Ctrl+C) stops claiming; a run in
   training stops after its current epoch and is marked ``stopped`` with its checkpoint, so Resume
   goes on from there; then :meth:`run` returns.
@@ -24,7 +26,6 @@ import threading
 from collections import Counter
 
 from helixserve.errors import DatabaseUnavailable
-from helixserve.worker.run import train_run
 from helixserve.workspace import runs
 from helixserve.workspace.space import Workspace
 
@@ -69,6 +70,8 @@ class LocalWorker:
                 self.shutdown.wait(self.poll_s)
                 continue
             log.info("worker %s: training run %s", self.name, run_id)
+            from helixserve.worker.run import train_run  # noqa: PLC0415 - torch loads with a run
+
             ending = train_run(
                 self.space,
                 run_id,
