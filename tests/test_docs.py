@@ -70,6 +70,8 @@ SKIPPED = {
     "helixserve train image": "long training: 16 images of 128 px take about 150 s on 2 cores",
     "helixserve train dna-binary --data sequences.txt --labels labels.txt --name primer-binding "
     "--resume": "needs a run killed mid-training: tests/test_training_resume.py kills and resumes",
+    "helixserve users add ana --admin": "asks for the password twice without echo; "
+    "tests/test_accounts.py runs `users add` with --password-stdin",
     "helixserve runs wait cuperus:1": "follows a run a worker trains (minutes on the full table): "
     "tests/test_workspace_cli.py runs `runs wait` with `helixserve worker` on it",
 }
