@@ -13,7 +13,7 @@ import pytest
 from hypothesis import settings
 
 from helixserve.store import ModelStore, S3Options
-from tests.support.postgres import database_url, postgres_server  # noqa: F401 (fixtures)
+from tests.support.postgres import database_url, db, postgres_server  # noqa: F401 (fixtures)
 from tests.support.s3server import READ_WRITE, S3Server, seaweedfs
 
 # Property tests check behaviour, not speed (speed lives in benchmarks/): on a shared 2-core

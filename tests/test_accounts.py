@@ -45,14 +45,6 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def session(db: Database) -> Iterator[Session]:
     with db.session() as opened:
         yield opened

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -92,14 +91,6 @@ T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 def seconds(n: float) -> timedelta:
     return timedelta(seconds=n)
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
-    yield database
-    database.close()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@
 - Without the binaries the PostgreSQL tests are skipped with the reason, except in CI
   (``CI=true``), where a missing PostgreSQL fails them (``.ci/run`` installs it).
 - ``database_url`` runs a test twice: on a SQLite file in ``tmp_path`` and on a fresh PostgreSQL
-  database.
+  database; ``db`` is that database as a migrated :class:`~helixserve.workspace.db.Database`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+
+from helixserve.workspace.db import Database
 
 USER = "helix"
 
@@ -142,3 +144,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'workspace.db'}"
     server: PostgresServer = request.getfixturevalue("postgres_server")
     return server.new_database()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """That database, migrated to the newest schema (closed at the end)."""
+    database = Database(database_url)
+    database.upgrade()
+    yield database
+    database.close()

@@ -90,14 +90,19 @@ class RunStatus(StrEnum):
     INTERRUPTED = "interrupted"
 
 
-RUN_STATUS = Enum(
-    RunStatus,
-    name="run_status",
-    native_enum=False,
-    length=16,
-    values_callable=lambda kinds: [kind.value for kind in kinds],
-    validate_strings=True,
-)
+def text_enum(kind: type[StrEnum], name: str) -> Enum:
+    """A column of ``kind``'s values stored as text (no database enum type to migrate)."""
+    return Enum(
+        kind,
+        name=name,
+        native_enum=False,
+        length=16,
+        values_callable=lambda kinds: [k.value for k in kinds],
+        validate_strings=True,
+    )
+
+
+RUN_STATUS = text_enum(RunStatus, "run_status")
 ENGINES = ("local", "ray")
 
 
@@ -320,16 +325,7 @@ class Membership(Base):
     user_id: Mapped[str] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
-    role: Mapped[Role] = mapped_column(
-        Enum(
-            Role,
-            name="role",
-            native_enum=False,
-            length=16,
-            values_callable=lambda kinds: [kind.value for kind in kinds],
-            validate_strings=True,
-        )
-    )
+    role: Mapped[Role] = mapped_column(text_enum(Role, "role"))
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

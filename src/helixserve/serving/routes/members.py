@@ -12,18 +12,24 @@ Contract:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from helixserve.serving.access import ROLE
 from helixserve.serving.deps import CallerDep, ServerDep, WorkspaceDep
 from helixserve.serving.routes.projects import GUARD, PREFIX
 from helixserve.serving.schemas import ERRORS
+from helixserve.serving.server import Server
 from helixserve.serving.team_schemas import AuditList, AuditOut, MemberIn, MemberList, MemberOut
 from helixserve.workspace import audit, members
+from helixserve.workspace.members import Principal
 from helixserve.workspace.projects import get_project
+from helixserve.workspace.space import Workspace
 
 router = APIRouter(
     prefix=PREFIX + "/{project}", tags=["teams"], dependencies=GUARD, responses=ERRORS
@@ -54,19 +60,10 @@ def share_project(
     body: MemberIn,
 ) -> MemberList:
     """Add a member, or change their role."""
-    server.access.forget_keys()
-    with workspace.db.session() as session:
-        members.share(session, project, user, body.role)
-        audit.record(
-            session,
-            who,
-            "member.share",
-            project_id=get_project(session, project).id,
-            target=f"user {user}",
-            details={"role": body.role.value},
-            address=_address(request),
-        )
-    return _listed(workspace, project)
+    change = _Change(request, server, workspace, who, project, user)
+    return change.made(
+        "member.share", lambda s: members.share(s, project, user, body.role), role=body.role.value
+    )
 
 
 @router.delete("/members/{user}", openapi_extra=OWNER)
@@ -79,18 +76,35 @@ def unshare_project(
     user: str,
 ) -> MemberList:
     """Remove a member."""
-    server.access.forget_keys()
-    with workspace.db.session() as session:
-        members.unshare(session, project, user)
-        audit.record(
-            session,
-            who,
-            "member.unshare",
-            project_id=get_project(session, project).id,
-            target=f"user {user}",
-            address=_address(request),
-        )
-    return _listed(workspace, project)
+    change = _Change(request, server, workspace, who, project, user)
+    return change.made("member.unshare", lambda s: members.unshare(s, project, user))
+
+
+@dataclass
+class _Change:
+    """One change of a project's members: made, audited, the role caches dropped."""
+
+    request: Request
+    server: Server
+    workspace: Workspace
+    who: Principal
+    project: str
+    user: str
+
+    def made(self, action: str, change: Callable[[Session], object], **details: str) -> MemberList:
+        self.server.access.forget_keys()
+        with self.workspace.db.session() as session:
+            change(session)
+            audit.record(
+                session,
+                self.who,
+                action,
+                project_id=get_project(session, self.project).id,
+                target=f"user {self.user}",
+                details=details,
+                address=_address(self.request),
+            )
+        return _listed(self.workspace, self.project)
 
 
 @router.get("/audit", openapi_extra=OWNER, response_model=AuditList)
