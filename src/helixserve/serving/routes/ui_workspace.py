@@ -33,10 +33,12 @@ from starlette.datastructures import UploadFile
 
 from helixserve.error_table import status_of
 from helixserve.errors import HelixError, InputError
+from helixserve.serving.access import ROLE
 from helixserve.serving.deps import (
     PageCaller,
     PagesDep,
     PostedForm,
+    ServerDep,
     WorkspaceDep,
     workspace_page_guard,
 )
@@ -61,6 +63,7 @@ from helixserve.workspace.space import Workspace
 from helixserve.workspace.subsets import columns_of, parse_subset, rows, subset_table
 
 router = APIRouter(dependencies=[Depends(workspace_page_guard)], include_in_schema=False)
+OWNER = {ROLE: "owner"}  # the role these page routes need (see serving.access.needed_role)
 REPORT_ROWS = 200
 OPS = ("==", "!=", "<", "<=", ">", ">=", "in")
 
@@ -126,7 +129,7 @@ def create_project(
     return see(f"/projects/{values['name']}")
 
 
-@router.post("/projects/{project}/archive")
+@router.post("/projects/{project}/archive", openapi_extra=OWNER)
 def archive_project(project: str, form: PostedForm, space: WorkspaceDep) -> Response:
     archived = text(form, "archived", "true") != "false"
     with space.db.session() as session:
@@ -134,7 +137,7 @@ def archive_project(project: str, form: PostedForm, space: WorkspaceDep) -> Resp
     return see("/projects" + ("" if archived else f"/{project}"))
 
 
-@router.post("/projects/{project}/rename", response_class=HTMLResponse)
+@router.post("/projects/{project}/rename", response_class=HTMLResponse, openapi_extra=OWNER)
 def rename_project(
     request: Request, project: str, form: PostedForm, space: WorkspaceDep, page: PagesDep
 ) -> Response:
@@ -162,6 +165,7 @@ def project_context(space: Workspace, project: str) -> dict[str, Any]:
         deployed = session.scalars(
             select(Deployment).where(Deployment.project_id == owner.id).order_by(Deployment.at)
         ).all()
+        people = [(u.name, r.value) for u, r in members.members(session, project)]
     runs_of = {e.id: sum(1 for r in runs if r.experiment_id == e.id) for e in experiments}
     return {
         "project": owner,
@@ -170,6 +174,8 @@ def project_context(space: Workspace, project: str) -> dict[str, Any]:
         "runs": [(r, names.get(r.experiment_id, "?")) for r in reversed(runs)],
         "deployments": list(reversed(deployed)),
         "run_labels": {r.id: f"{names.get(r.experiment_id, '?')} #{r.number}" for r in runs},
+        "members": people,
+        "roles": [r.value for r in Role],
     }
 
 
@@ -195,6 +201,40 @@ def _project_page(
 @router.get("/projects/{project}", response_class=HTMLResponse)
 def project_page(request: Request, project: str, space: WorkspaceDep, page: PagesDep) -> Response:
     return _project_page(request, page, space, project)
+
+
+@router.post("/projects/{project}/members", response_class=HTMLResponse, openapi_extra=OWNER)
+def share_project(
+    request: Request,
+    project: str,
+    form: PostedForm,
+    server: ServerDep,
+    space: WorkspaceDep,
+    page: PagesDep,
+    who: PageCaller,
+) -> Response:
+    """Share the project with a user (or change their role): the project page's Members form."""
+    user, role = text(form, "user"), text(form, "role")
+    try:
+        with space.db.session() as session:
+            if role not in {r.value for r in Role}:
+                raise InputError(f"role {role!r}: choose viewer, editor or owner.", field="user")
+            members.share(session, project, user, Role(role))
+            audit.record(
+                session,
+                who,
+                "member.share",
+                project_id=pj.get_project(session, project).id,
+                target=f"user {user}",
+                details={"role": role},
+            )
+    except HelixError as err:
+        values, errors = {"user": user}, {"user": str(err)}
+        return _project_page(
+            request, page, space, project, status=status_of(err), values=values, errors=errors
+        )
+    server.access.forget_keys()
+    return see(f"/projects/{project}#members")
 
 
 # --- datasets -----------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from helixserve.error_table import status_of
 from helixserve.errors import HelixError, RequestError, RunStateConflict
 from helixserve.serving import workspace_views as views
 from helixserve.serving.deps import (
+    PageCaller,
     PagesDep,
     PostedForm,
     ServerDep,
@@ -46,11 +47,12 @@ from helixserve.serving.routes.ui_workspace import REPORT_ROWS, see
 from helixserve.serving.routes.ui_workspace_experiments import epochs_planned
 from helixserve.serving.server import Server
 from helixserve.serving.workspace_pages import stack_view, text
-from helixserve.workspace import runs
+from helixserve.workspace import audit, runs
 from helixserve.workspace.compare import compare_runs
 from helixserve.workspace.deploy import deploy, project_run
 from helixserve.workspace.experiments import get_experiment
-from helixserve.workspace.models import DatasetVersion, Deployment, Run, RunStatus
+from helixserve.workspace.members import Principal, require
+from helixserve.workspace.models import DatasetVersion, Deployment, Role, Run, RunStatus
 from helixserve.workspace.space import Workspace
 
 router = APIRouter(dependencies=[Depends(workspace_page_guard)], include_in_schema=False)
@@ -165,9 +167,22 @@ def continue_run(project: str, run_id: str, _form: PostedForm, space: WorkspaceD
     return see(f"/projects/{project}/runs/{new_id}")
 
 
-def _deploy(space: Workspace, project: str, run_id: str, model: str, alias: str) -> None:
+def _deploy(
+    space: Workspace, who: Principal, project: str, run_id: str, model: str, alias: str
+) -> None:
+    """Deploy; only an owner may point ``production`` at it (as on the REST route)."""
     with space.db.session() as session:
-        deploy(session, space, project, run_id, model, alias or None)
+        if alias == "production":
+            require(session, who, project, Role.OWNER)
+        deployment, manifest = deploy(session, space, project, run_id, model, alias or None)
+        audit.record(
+            session,
+            who,
+            "run.deploy",
+            project_id=deployment.project_id,
+            target=f"{manifest.name}@{manifest.version}",
+            details={"run": run_id, "alias": alias or None},
+        )
 
 
 @router.post("/projects/{project}/runs/{run_id}/deploy", response_class=HTMLResponse)
@@ -179,17 +194,19 @@ async def deploy_run(
     server: ServerDep,
     space: WorkspaceDep,
     page: PagesDep,
+    who: PageCaller,
 ) -> Response:
     model, alias = text(form, "model"), text(form, "alias")
     try:
         if alias not in ALIASES:
             raise RequestError(f"alias {alias!r}: choose production, staging or none.")
-        await asyncio.to_thread(_deploy, space, project, run_id, model, alias)
+        await asyncio.to_thread(_deploy, space, who, project, run_id, model, alias)
     except HelixError as err:
         base = str(request.base_url)
         context = await asyncio.to_thread(run_context, server, project, run_id, base)
         context |= {"values": {"model": model, "alias": alias}, "errors": {"model": str(err)}}
         return page(request, "workspace/run.html", status_of(err), **context)
+    await asyncio.to_thread(server.access.refresh)
     await server.registry.load()
     return see(f"/projects/{project}/runs/{run_id}#deployments")
 
