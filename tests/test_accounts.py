@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner, Result
 
 from helixserve.cli.app import app
+from helixserve.cli.serve import OPEN_REFUSED, check_exposure
 from helixserve.errors import (
     Conflict,
     Forbidden,
@@ -24,6 +29,8 @@ from helixserve.errors import (
     NameTaken,
     ProjectNotFound,
 )
+from helixserve.serving.auth import new_key
+from helixserve.settings import Settings
 from helixserve.workspace import accounts, audit
 from helixserve.workspace.db import Database
 from helixserve.workspace.keys import create_key, key_principal, new_expiry, revoke_key
@@ -241,3 +248,30 @@ def test_the_users_commands(database_url: str) -> None:
         ("user.add", "user bo"),
         ("user.add", "user ana"),
     ]
+
+
+def test_serve_refuses_an_open_server_beyond_loopback(database_url: str, tmp_path: Path) -> None:
+    """No user and no key: ``serve --host 0.0.0.0`` exits 1 saying how to make the first admin;
+    a user, a key or a loopback address lets it start."""
+    refused = subprocess.run(
+        [sys.executable, "-m", "helixserve", "serve", "--host", "0.0.0.0", "--no-worker"],
+        env={**os.environ, "HELIXSERVE_DATABASE_URL": database_url, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (refused.returncode, refused.stderr) == (
+        1,
+        f"Error: {OPEN_REFUSED.format(host='0.0.0.0')}\n",
+    )
+    for host in ("127.0.0.1", "::1", "localhost"):
+        check_exposure(Settings(host=host, database_url=database_url))
+    check_exposure(
+        Settings(host="0.0.0.0", database_url=database_url, api_keys=[new_key("admin")[1]])
+    )
+    database = Database(database_url)
+    with database.session() as session:
+        accounts.add_user(session, "ana", PASSWORD, admin=True)
+    database.close()
+    check_exposure(Settings(host="0.0.0.0", database_url=database_url))

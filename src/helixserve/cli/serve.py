@@ -13,6 +13,9 @@ Contract:
   it is sent SIGTERM when the server stops (and, on Linux, when the server dies) and killed if it
   has not ended 10 s later. Without the ``train`` extra no worker starts: one line on stderr says
   how to get one.
+- Secure by default: ``serve`` refuses to listen on an address beyond loopback while nobody can
+  sign in (no user in the workspace) and no API key is configured, and says how to create the
+  first admin (docs/security.md).
 - Logs: JSON access lines (one per request) on stdout, everything else on stderr.
 - ``keys new --scope predict|admin`` prints a new random API key and the hashed entry to add to
   ``HELIXSERVE_API_KEYS``; the key itself is shown once and stored nowhere.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import ipaddress
 import math
 import os
 import secrets
@@ -37,10 +41,12 @@ import typer
 import uvicorn
 
 from helixserve.cli.options import StoreOption, examples
-from helixserve.errors import HelixError
+from helixserve.errors import DatabaseError, HelixError
 from helixserve.serving.auth import Scope, new_key
 from helixserve.settings import Settings, load_settings
 from helixserve.store.configured import store_from_settings
+from helixserve.workspace.accounts import has_users
+from helixserve.workspace.db import Database
 
 keys_app = typer.Typer(help="Make API keys (stored hashed in HELIXSERVE_API_KEYS).")
 
@@ -132,6 +138,7 @@ def serve(
             os.environ[f"HELIXSERVE_{name}"] = str(value)
     settings = load_settings()
     store_from_settings(settings)  # a bad store URI fails here, with a clear message
+    check_exposure(settings)
     worker = None if no_worker else start_worker(settings)
     try:
         _serve(settings, engine, replicas, autoscale, address)
@@ -172,6 +179,40 @@ def _serve(
         )
     except OSError as err:
         raise HelixError(f"cannot serve on {settings.host}:{settings.port}: {err}") from None
+
+
+OPEN_REFUSED = (
+    "helixserve will not listen on {host}: nobody can sign in (no user) and no API key is "
+    "configured, so anyone who reaches it could use and change everything. Create the first "
+    "admin with `helixserve users add NAME --admin` (or set HELIXSERVE_API_KEYS: `helixserve "
+    "keys new --scope admin`) and start again, or listen on 127.0.0.1."
+)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse an open server beyond loopback (see the module contract)."""
+    if is_loopback(settings.host) or settings.api_keys:
+        return
+    database = Database(settings.database_url)
+    try:
+        database.upgrade()
+        with database.session() as session:
+            if has_users(session):
+                return
+    except DatabaseError:
+        pass  # no workspace to sign in to: as open as no user
+    finally:
+        database.close()
+    raise HelixError(OPEN_REFUSED.format(host=settings.host))
 
 
 NO_WORKER = (
