@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+import tritonclient.grpc as tgrpc
 from fastapi.routing import APIRoute
+from tritonclient.utils import InferenceServerException
 
-from helixserve.serving.access import needed_role
+from helixserve.serving.access import SIGN_IN, needed_role
 from helixserve.serving.auth import new_key
 from helixserve.serving.deps import caller, project_caller
 from helixserve.serving.routes import ROUTERS
@@ -65,6 +68,7 @@ IDS = [f"{method} {path}" for method, path, _ in ROUTES]
 class Lab:
     url: str
     keys: dict[str, str]  # who -> their key
+    grpc: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +100,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     database.close()
     keys["service"], entry = new_key("predict")
     with running(tmp / "store", tmp, database_url=url, api_keys=[entry]) as server:
-        yield Lab(server.url, keys)
+        yield Lab(server.url, keys, server.grpc)
 
 
 def path_of(route_path: str, project: str = "lab") -> str:
@@ -283,3 +287,29 @@ def test_a_projects_model_is_for_its_members(lab: Lab) -> None:
     assert refusal(httpx.post(f"{base}/shared/predict", json=body), 401).startswith(
         "this route needs you to sign in, or an API key"
     )
+
+
+def grpc_user(lab: Lab, who: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {lab.keys[who]}"}  # gRPC metadata names are lower case
+
+
+def test_grpc_takes_users_keys_and_the_same_rule(lab: Lab) -> None:
+    """gRPC (tritonclient): a member's key infers with the project's model; to an outsider the
+    model does not exist; no key is UNAUTHENTICATED."""
+    client = tgrpc.InferenceServerClient(lab.grpc)
+    tensor = tgrpc.InferInput("sequence", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([SEQ.encode()], dtype=object))
+    answer = client.infer("labmodel", [tensor], headers=grpc_user(lab, "vic"))
+    assert answer.as_numpy("probabilities").shape == (1, 2)
+    cases = [
+        (grpc_user(lab, "out"), "StatusCode.NOT_FOUND", "no model named 'labmodel' is served."),
+        ({}, "StatusCode.UNAUTHENTICATED", SIGN_IN),
+    ]
+    for headers, status, message in cases:
+        for call in (
+            lambda h=headers: client.infer("labmodel", [tensor], headers=h),
+            lambda h=headers: client.get_model_metadata("labmodel", headers=h),
+        ):
+            with pytest.raises(InferenceServerException) as caught:
+                call()
+            assert (caught.value.status(), caught.value.message()) == (status, message)

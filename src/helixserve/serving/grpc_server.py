@@ -32,6 +32,7 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from helixserve.error_table import answer_for
+from helixserve.serving.access import Access
 from helixserve.serving.auth import KeyRing
 from helixserve.serving.metrics import Metrics
 from helixserve.serving.oip import (
@@ -91,9 +92,20 @@ MESSAGES = load_messages()
 class Servicer:
     """The six RPCs, over a :class:`Registry`."""
 
-    def __init__(self, registry: Registry, keys: KeyRing) -> None:
+    def __init__(self, registry: Registry, keys: KeyRing, access: Access | None = None) -> None:
         self.registry = registry
         self.keys = keys
+        self.access = access
+
+    def _check(self, context: Any, name: str, *, infer: bool) -> None:
+        """While accounts are on, the caller's access to model ``name`` (a project's model is its
+        members'; :class:`~helixserve.serving.access.Access`); before, the key's ``predict``
+        scope for an inference."""
+        metadata = dict(context.invocation_metadata() or ())
+        if self.access is not None and self.access.accounts_on:
+            self.access.check_model(self.access.model_caller(_key(metadata)), name)
+        elif infer:
+            self.keys.check(_key(metadata), "predict")
 
     async def ServerLive(self, request: Any, context: Any) -> Any:
         return MESSAGES["ServerLiveResponse"](live=True)
@@ -102,6 +114,7 @@ class Servicer:
         return MESSAGES["ServerReadyResponse"](ready=self.registry.ready)
 
     async def ModelReady(self, request: Any, context: Any) -> Any:
+        self._check(context, request.name, infer=False)
         self.registry.resolve(request.name, request.version or None)
         return MESSAGES["ModelReadyResponse"](ready=True)
 
@@ -109,6 +122,7 @@ class Servicer:
         return MESSAGES["ServerMetadataResponse"](**server_metadata())
 
     async def ModelMetadata(self, request: Any, context: Any) -> Any:
+        self._check(context, request.name, infer=False)
         model = self.registry.resolve(request.name, request.version or None)
         entry = self.registry.entry(request.name)
         response = MESSAGES["ModelMetadataResponse"](
@@ -123,8 +137,7 @@ class Servicer:
         return response
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:
-        metadata = dict(context.invocation_metadata() or ())
-        self.keys.check(_key(metadata), "predict")
+        self._check(context, request.model_name, infer=True)
         model = self.registry.resolve(request.model_name, request.model_version or None)
         inputs = _inputs(request)
         wanted = [o.name for o in request.outputs]
@@ -224,10 +237,15 @@ def _status_for(err: Exception, route: str) -> tuple[grpc.StatusCode, str]:
 
 
 def build_server(
-    registry: Registry, keys: KeyRing, host: str, port: int, metrics: Metrics | None = None
+    registry: Registry,
+    keys: KeyRing,
+    host: str,
+    port: int,
+    metrics: Metrics | None = None,
+    access: Access | None = None,
 ) -> grpc.aio.Server:
     """A gRPC server with the inference service bound to ``host:port`` (not started)."""
-    servicer = Servicer(registry, keys)
+    servicer = Servicer(registry, keys, access)
     handlers = {}
     for rpc in (
         "ServerLive",

@@ -105,7 +105,12 @@ class Server:
             self._poller = asyncio.create_task(self._poll(self.settings.reload_interval_s))
         if self.settings.grpc_port:
             self.grpc = build_server(
-                self.registry, self.keys, self.settings.host, self.settings.grpc_port, self.metrics
+                self.registry,
+                self.keys,
+                self.settings.host,
+                self.settings.grpc_port,
+                self.metrics,
+                self.access,
             )
             await self.grpc.start()
         self.drain.hook_sigterm()
