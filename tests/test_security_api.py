@@ -19,6 +19,7 @@ import tritonclient.grpc as tgrpc
 from fastapi.routing import APIRoute
 from tritonclient.utils import InferenceServerException
 
+from helixserve.serving import route_roles
 from helixserve.serving.access import SIGN_IN, needed_role
 from helixserve.serving.auth import new_key
 from helixserve.serving.deps import caller, project_caller
@@ -313,3 +314,12 @@ def test_grpc_takes_users_keys_and_the_same_rule(lab: Lab) -> None:
             with pytest.raises(InferenceServerException) as caught:
                 call()
             assert (caught.value.status(), caught.value.message()) == (status, message)
+
+
+def test_the_docs_route_table_is_the_route_table() -> None:
+    """docs/security.md's "Every route and who may call it" is what the routes declare now."""
+    doc = (Path(__file__).parents[1] / "docs" / "security.md").read_text(encoding="utf-8")
+    section = doc.split("## Every route and who may call it", 1)[1].split("\n## ", 1)[0]
+    assert route_roles.markdown() in section
+    every = {(m, p) for m, p, _ in route_roles.rows()}
+    assert {(m, p) for m, p, _ in ROUTES} <= every and len(every) == len(route_roles.rows())

@@ -12,8 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 
 from helixserve.serving import throttle
+from helixserve.serving.access import needed_role
+from helixserve.serving.deps import workspace_page_guard
+from helixserve.serving.routes import ROUTERS
 from helixserve.workspace import accounts
 from helixserve.workspace.members import share
 from helixserve.workspace.models import Role
@@ -109,3 +113,66 @@ def test_guessing_is_slowed(server: Running) -> None:
         now = sign_in(client, "vic")  # even the right password waits
         assert now.status_code == 429
         assert "too many failed sign-ins; wait 2 s and try again." in now.text
+
+
+def page_routes() -> list[tuple[str, str, APIRoute]]:
+    """(method, path, route) of every workspace page with a ``{project}``."""
+    found = []
+    for router in ROUTERS:
+        for route in router.routes:
+            guarded = any(
+                d.dependency is workspace_page_guard for d in getattr(route, "dependencies", [])
+            )
+            if isinstance(route, APIRoute) and guarded and "{project}" in route.path:
+                found += [(m, route.path, route) for m in sorted(route.methods or ())]
+    return found
+
+
+PAGES = page_routes()
+FILL = {"name": "n", "run_id": "r", "dataset": "d"}
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running, dict[str, str]]]:
+    """A server with accounts on and the session cookies of vic (viewer of lab) and out (no role
+    in lab)."""
+    tmp = tmp_path_factory.mktemp("pages")
+    url = f"sqlite:///{tmp / 'workspace.db'}"
+    space = open_space(tmp, url)
+    with space.db.session() as session:
+        for name in ("lab", "mine"):
+            create_project(session, name)
+        for name, project, role in (("vic", "lab", Role.VIEWER), ("out", "mine", Role.OWNER)):
+            accounts.add_user(session, name, PASSWORD)
+            share(session, project, name, role)
+    space.db.close()
+    with running(tmp / "store", tmp, database_url=url) as live:
+        cookies = {}
+        for name in ("vic", "out"):
+            with browser(live) as client:
+                cookies[name] = sign_in(client, name).cookies["hs_user"]
+        yield live, cookies
+
+
+@pytest.mark.parametrize(("method", "path", "route"), PAGES, ids=[f"{m} {p}" for m, p, _ in PAGES])
+def test_every_project_page_keeps_out_whoever_has_no_role(
+    people: tuple[Running, dict[str, str]], method: str, path: str, route: APIRoute
+) -> None:
+    live, cookies = people
+    url = path.format(project="lab", **FILL)
+    form = {"csrf_token": TOKEN} if method == "POST" else None
+    jar = {"hs_csrf": TOKEN}
+    with httpx.Client(base_url=live.url, cookies=jar, timeout=30) as anonymous:
+        nobody = anonymous.request(method, url, data=form)
+        assert nobody.status_code == 401 and 'id="signin-form"' in nobody.text
+    with httpx.Client(base_url=live.url, cookies={**jar, "hs_user": cookies["out"]}) as out:
+        hidden = out.request(method, url, data=form)
+        assert hidden.status_code == 404 and "no project named &#39;lab&#39;." in hidden.text
+    needed = needed_role(route)
+    if needed is not Role.VIEWER:
+        with httpx.Client(base_url=live.url, cookies={**jar, "hs_user": cookies["vic"]}) as vic:
+            low = vic.request(method, url, data=form)
+            assert low.status_code == 403
+            assert (
+                f"vic is a viewer of project &#39;lab&#39;; this needs {needed.value}" in low.text
+            )

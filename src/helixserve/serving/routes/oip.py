@@ -43,6 +43,17 @@ async def ready(server: ServerDep) -> Response:
     return respond(json_reply({"ready": server.ready}, 200 if server.ready else 503))
 
 
+def visible_model(server: ServerDep, key: KeyDep, name: str) -> None:
+    """While accounts are on, the caller may see model ``name`` (its project's members; every
+    caller for a model of no project); a plain ``def``: a user's key may need the database."""
+    access = server.access
+    if access.accounts_on:
+        access.check_model(access.model_caller(key), name)
+
+
+VISIBLE = [Depends(visible_model)]
+
+
 async def metadata(server: ServerDep, name: str, version: str | None = None) -> dict[str, Any]:
     registry = server.registry
     return oip.model_metadata(registry.entry(name), registry.resolve(name, version))
@@ -77,9 +88,16 @@ async def infer(
 
 for _prefix in PREFIXES:
     router.add_api_route(
-        _prefix, metadata, methods=["GET"], response_model=ModelMetadata, responses=OIP_ERRORS
+        _prefix,
+        metadata,
+        methods=["GET"],
+        response_model=ModelMetadata,
+        responses=OIP_ERRORS,
+        dependencies=VISIBLE,
     )
-    router.add_api_route(_prefix + "/ready", model_ready, methods=["GET"], responses=OIP_ERRORS)
+    router.add_api_route(
+        _prefix + "/ready", model_ready, methods=["GET"], responses=OIP_ERRORS, dependencies=VISIBLE
+    )
     router.add_api_route(
         _prefix + "/infer",
         infer,
