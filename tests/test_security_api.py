@@ -323,3 +323,25 @@ def test_the_docs_route_table_is_the_route_table() -> None:
     assert route_roles.markdown() in section
     every = {(m, p) for m, p, _ in route_roles.rows()}
     assert {(m, p) for m, p, _ in ROUTES} <= every and len(every) == len(route_roles.rows())
+
+
+def test_changes_are_in_the_audit_log_with_who_made_them(lab: Lab) -> None:
+    base = lab.url + "/api/v1/projects/lab"
+    ed = as_user(lab, "ed")
+    assert httpx.post(f"{base}/datasets", json={"name": "tiny"}, headers=ed).status_code == 201
+    csv_text = "id,sequence,label\n" + "".join(f"s{i},{'ACGT' * 5},{i % 2}\n" for i in range(8))
+    uploaded = httpx.post(
+        f"{base}/datasets/tiny/versions?filename=tiny.csv", content=csv_text, headers=ed
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    spec = {"kind": "fraction", "fraction": 0.5, "seed": 0}
+    made = httpx.post(
+        f"{base}/datasets/tiny/subsets", json={"name": "half", "spec": spec}, headers=ed
+    )
+    assert made.status_code == 201, made.text
+    events = httpx.get(f"{base}/audit", headers=as_user(lab, "olga")).json()["events"]
+    mine = [(e["actor"], e["action"], e["target"], e["details"]) for e in events[:2]]
+    assert mine == [
+        ("ed (key)", "subset.create", "subset tiny/half", {}),
+        ("ed (key)", "dataset.upload", f"dataset tiny@{uploaded.json()['id'][:12]}", {"rows": 8}),
+    ]

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from helixserve.workspace.members import Principal
-from helixserve.workspace.models import AuditEvent
+from helixserve.workspace.models import AuditEvent, Project
 
 ACTIONS = frozenset(
     {
@@ -79,6 +79,19 @@ def record(
     )
     session.add(event)
     return event
+
+
+def record_in(
+    session: Session,
+    who: Principal,
+    action: str,
+    project: str,
+    target: str,
+    **details: Any,
+) -> AuditEvent:
+    """:func:`record` for project ``project`` named (its id looked up)."""
+    found = session.scalar(select(Project.id).where(Project.name == project))
+    return record(session, who, action, project_id=found, target=target, details=details)
 
 
 def events(

@@ -28,7 +28,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request
 
 from helixserve.serving.body_stream import Upload, blocking_file, open_upload
-from helixserve.serving.deps import WorkspaceDep
+from helixserve.serving.deps import CallerDep, WorkspaceDep
 from helixserve.serving.responses import upload
 from helixserve.serving.routes.projects import GUARD, PREFIX
 from helixserve.serving.schemas import ERRORS
@@ -47,7 +47,8 @@ from helixserve.serving.workspace_schemas import (
     VersionList,
     VersionOut,
 )
-from helixserve.workspace import datasets
+from helixserve.workspace import audit, datasets
+from helixserve.workspace.members import Principal
 from helixserve.workspace.space import Workspace
 
 router = APIRouter(
@@ -97,11 +98,15 @@ def list_versions(workspace: WorkspaceDep, project: str, dataset: str) -> Versio
         return VersionList(dataset=dataset, versions=[VersionOut.of(v) for v in found])
 
 
-def _add_version(workspace: Workspace, project: str, dataset: str, body: Upload) -> VersionOut:
+def _add_version(
+    workspace: Workspace, who: Principal, project: str, dataset: str, body: Upload
+) -> VersionOut:
     """In a worker thread: stream the upload into a new version (see the module contract)."""
     with workspace.db.session() as session:
         stream = blocking_file(body.chunks)
         version = datasets.add_version(session, workspace, project, dataset, stream, body.filename)
+        target = f"dataset {dataset}@{version.id[:12]}"
+        audit.record_in(session, who, "dataset.upload", project, target, rows=version.rows)
         return VersionOut.of(version)
 
 
@@ -115,6 +120,7 @@ def _check_dataset(workspace: Workspace, project: str, dataset: str) -> None:
 async def upload_version(
     request: Request,
     workspace: WorkspaceDep,
+    who: CallerDep,
     project: str,
     dataset: str,
     filename: Annotated[str | None, Query(description="the file's name (raw body)")] = None,
@@ -122,7 +128,7 @@ async def upload_version(
     """Upload a file (CSV/TSV/FASTA/Parquet, gzip too, or a zip of images) as a new version."""
     await anyio.to_thread.run_sync(_check_dataset, workspace, project, dataset)
     body = await open_upload(request, filename)
-    return await anyio.to_thread.run_sync(_add_version, workspace, project, dataset, body)
+    return await anyio.to_thread.run_sync(_add_version, workspace, who, project, dataset, body)
 
 
 @router.get("/{dataset}/versions/{version}/profile")
@@ -160,10 +166,14 @@ def set_roles(
 
 
 @router.post("/{dataset}/subsets", status_code=201)
-def create_subset(workspace: WorkspaceDep, project: str, dataset: str, body: SubsetIn) -> SubsetOut:
+def create_subset(
+    workspace: WorkspaceDep, who: CallerDep, project: str, dataset: str, body: SubsetIn
+) -> SubsetOut:
     """Define a subset: a condition on a column, a random fraction, or the rest of others."""
     with workspace.db.session() as session:
         subset = datasets.add_subset(session, project, dataset, body.name, body.spec)
+        target = f"subset {dataset}/{body.name}"
+        audit.record_in(session, who, "subset.create", project, target)
         found = datasets.get_dataset(session, project, dataset)
         known = datasets.versions(session, found)
     if not known:

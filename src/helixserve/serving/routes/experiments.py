@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from helixserve.params.declare import declarations
 from helixserve.params.recipes import DECLARED
-from helixserve.serving.deps import WorkspaceDep
+from helixserve.serving.deps import CallerDep, WorkspaceDep
 from helixserve.serving.routes.projects import GUARD, PREFIX
 from helixserve.serving.schemas import ERRORS
 from helixserve.serving.workspace_schemas import (
@@ -34,7 +34,7 @@ from helixserve.serving.workspace_schemas import (
     RecipeList,
     RecipeOut,
 )
-from helixserve.workspace import checks, experiments
+from helixserve.workspace import audit, checks, experiments
 from helixserve.workspace.models import Dataset, Experiment
 from helixserve.workspace.presets import PRESETS, presets, recipe_input
 
@@ -66,11 +66,14 @@ def experiment_out(session: Session, experiment: Experiment) -> ExperimentOut:
 
 
 @router.post(EXPERIMENTS, status_code=201)
-def create_experiment(workspace: WorkspaceDep, project: str, body: ExperimentIn) -> ExperimentOut:
+def create_experiment(
+    workspace: WorkspaceDep, who: CallerDep, project: str, body: ExperimentIn
+) -> ExperimentOut:
     """Create an experiment; its settings are checked first."""
     with workspace.db.session() as session:
         spec = checks.check_experiment(session, workspace, project, body)
         made = experiments.create_experiment(session, project, body.name, spec)
+        audit.record_in(session, who, "experiment.create", project, f"experiment {made.name}")
         return experiment_out(session, made)
 
 

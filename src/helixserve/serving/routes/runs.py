@@ -66,7 +66,9 @@ def run_out(session: Session, run: Run) -> RunOut:
 
 
 @router.post("/experiments/{experiment}/runs", status_code=201)
-def submit_run(workspace: WorkspaceDep, project: str, experiment: str, body: RunIn) -> RunOut:
+def submit_run(
+    workspace: WorkspaceDep, who: CallerDep, project: str, experiment: str, body: RunIn
+) -> RunOut:
     """Queue a run of an experiment (a worker trains it)."""
     with workspace.db.session() as session:
         chosen = project_experiment(session, project, experiment)
@@ -81,6 +83,7 @@ def submit_run(workspace: WorkspaceDep, project: str, experiment: str, body: Run
             )
         else:
             run = runs.submit(session, chosen.id, body.engine, epochs_planned=body.epochs)
+        audit.record_in(session, who, "run.start", project, f"run {chosen.name}:{run.number}")
         return run_out(session, run)
 
 
@@ -120,17 +123,21 @@ def get_run(
 
 
 @router.post("/runs/{run}/stop")
-def stop_run(workspace: WorkspaceDep, project: str, run: str) -> RunOut:
+def stop_run(workspace: WorkspaceDep, who: CallerDep, project: str, run: str) -> RunOut:
     """Stop a run: a queued one at once, a running one after its current epoch."""
     with workspace.db.session() as session:
-        return run_out(session, runs.request_stop(session, project_run(session, project, run).id))
+        stopped = runs.request_stop(session, project_run(session, project, run).id)
+        audit.record_in(session, who, "run.stop", project, f"run {stopped.id}")
+        return run_out(session, stopped)
 
 
 @router.post("/runs/{run}/resume")
-def resume_run(workspace: WorkspaceDep, project: str, run: str) -> RunOut:
+def resume_run(workspace: WorkspaceDep, who: CallerDep, project: str, run: str) -> RunOut:
     """Queue a stopped or interrupted run again, from its last checkpoint."""
     with workspace.db.session() as session:
-        return run_out(session, runs.resume(session, project_run(session, project, run).id))
+        resumed = runs.resume(session, project_run(session, project, run).id)
+        audit.record_in(session, who, "run.resume", project, f"run {resumed.id}")
+        return run_out(session, resumed)
 
 
 @router.post("/runs/{run}/continue", status_code=201)
