@@ -7,6 +7,7 @@ and changes only what their role in a project allows."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,3 +177,47 @@ def test_every_project_page_keeps_out_whoever_has_no_role(
             assert (
                 f"vic is a viewer of project &#39;lab&#39;; this needs {needed.value}" in low.text
             )
+
+
+def test_the_first_admin_from_the_browser_then_keys_and_password(tmp_path: Path) -> None:
+    """A one-person server: its local owner adds the first admin on /admin/users, and from then
+    on everyone signs in; the admin makes a key on /account (shown once), revokes it, changes
+    the password (every session ends); a user who is not an admin may not manage users."""
+    url = f"sqlite:///{tmp_path / 'workspace.db'}"
+    with running(tmp_path / "store", tmp_path, database_url=url) as live, browser(live) as client:
+        assert "Nobody has an account yet" in client.get("/admin/users").text
+        added = client.post(
+            "/admin/users",
+            data={"csrf_token": TOKEN, "name": "ana", "password": PASSWORD, "admin": "true"},
+        )
+        assert added.status_code == 303
+        assert client.get("/admin/users").status_code == 401  # accounts are on now
+        sign_in(client, "ana")
+        made = client.post(
+            "/admin/users", data={"csrf_token": TOKEN, "name": "bo", "password": PASSWORD}
+        )
+        assert made.status_code == 303
+        page = client.post(
+            "/account/keys", data={"csrf_token": TOKEN, "scope": "predict", "label": "nb"}
+        )
+        assert page.status_code == 201
+        key = re.search(r'id="new-key-value">(hsu_[\w-]+)<', page.text)
+        assert key is not None
+        listed = client.get("/account").text
+        assert "nb" in listed and key.group(1) not in listed
+        models = httpx.get(f"{live.url}/api/v1/models", headers={"X-API-Key": key.group(1)})
+        assert models.status_code == 200
+        key_id = re.search(r'action="/account/keys/([\w-]+)/revoke"', listed)
+        assert key_id is not None
+        client.post(f"/account/keys/{key_id.group(1)}/revoke", data={"csrf_token": TOKEN})
+        gone = httpx.get(f"{live.url}/api/v1/models", headers={"X-API-Key": key.group(1)})
+        assert gone.status_code == 401
+        changed = client.post(
+            "/account/password",
+            data={"csrf_token": TOKEN, "old": PASSWORD, "new": "another good one"},
+        )
+        assert (changed.status_code, changed.headers["location"]) == (303, "/login")
+        assert client.get("/account").status_code == 401
+        sign_in(client, "bo")
+        refused = client.get("/admin/users")
+        assert refused.status_code == 403 and "only an admin manages users" in refused.text

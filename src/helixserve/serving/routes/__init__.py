@@ -23,6 +23,7 @@ module                    routes
                           ``/compare``, ``/dnasequence``, ``/dnafile``
 :mod:`.ui_explain`        ``/models/{name}/variants``, ``/models/{name}/design`` (pages)
 :mod:`.ui_login`          ``/login``, ``/logout``
+:mod:`.ui_account`        ``/account`` (keys, password), ``/admin/users`` (users)
 :mod:`.ui_workspace`      ``/projects``, ``/projects/{p}``, datasets (upload, roles, subsets)
 :mod:`.ui_workspace_experiments`  ``/projects/{p}/experiments/...`` (wizard, clone, Run)
 :mod:`.ui_workspace_runs` ``/projects/{p}/runs/{id}`` (live, stop, resume, continue, deploy),
@@ -51,6 +52,7 @@ from helixserve.serving.routes import (
     predict,
     projects,
     runs,
+    ui_account,
     ui_explain,
     ui_login,
     ui_pages,
@@ -75,6 +77,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     ui_pages.router,
     ui_explain.router,
     ui_login.router,
+    ui_account.router,
     ui_workspace.router,
     ui_workspace_experiments.router,
     ui_workspace_runs.router,
