@@ -30,10 +30,11 @@ PASSWORD = "correct horse battery"
 TOKEN = "t" * 32  # the CSRF double-submit value the tests' browser holds
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Running]:
-    url = f"sqlite:///{tmp_path / 'workspace.db'}"
-    space = open_space(tmp_path, url)
+def lab_and_people(tmp: Path) -> str:
+    """Projects lab and mine; vic views lab, out owns mine (and has no role in lab). The
+    workspace's URL."""
+    url = f"sqlite:///{tmp / 'workspace.db'}"
+    space = open_space(tmp, url)
     with space.db.session() as session:
         for name in ("lab", "mine"):
             create_project(session, name)
@@ -41,6 +42,12 @@ def server(tmp_path: Path) -> Iterator[Running]:
             accounts.add_user(session, name, PASSWORD)
             share(session, project, name, role)
     space.db.close()
+    return url
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Running]:
+    url = lab_and_people(tmp_path)
     with running(tmp_path / "store", tmp_path, database_url=url) as live:
         yield live
 
@@ -138,15 +145,7 @@ def people(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running, 
     """A server with accounts on and the session cookies of vic (viewer of lab) and out (no role
     in lab)."""
     tmp = tmp_path_factory.mktemp("pages")
-    url = f"sqlite:///{tmp / 'workspace.db'}"
-    space = open_space(tmp, url)
-    with space.db.session() as session:
-        for name in ("lab", "mine"):
-            create_project(session, name)
-        for name, project, role in (("vic", "lab", Role.VIEWER), ("out", "mine", Role.OWNER)):
-            accounts.add_user(session, name, PASSWORD)
-            share(session, project, name, role)
-    space.db.close()
+    url = lab_and_people(tmp)
     with running(tmp / "store", tmp, database_url=url) as live:
         cookies = {}
         for name in ("vic", "out"):
