@@ -18,7 +18,8 @@ import pytest
 
 from helixserve.serving.auth import hash_key
 from helixserve.serving.routes import ui_workspace_runs
-from helixserve.workspace import runs
+from helixserve.workspace import audit, runs
+from helixserve.workspace.projects import get_project
 from helixserve.workspace.space import Workspace
 from tests.support.server import Running, running
 from tests.support.training import (  # noqa: F401 (served_*: the server and space fixtures)
@@ -337,6 +338,15 @@ def test_compare_clone_continue_and_deploy(
     served = client.post("/api/v1/models/lab-utr/predict", json={"inputs": ["ACGT" * 12 + "AC"]})
     assert served.status_code == 200 and "value" in served.json()["predictions"][0]
     assert "lab-utr@1" in text(client.get("/projects/lab").text)
+    with space.db.session() as session:  # what the pages did, in the audit log, newest first
+        project = get_project(session, "lab")
+        done = [(e.actor, e.action) for e in audit.events(session, project.id)][:4]
+    assert done == [
+        ("local", "run.deploy"),
+        ("local", "run.start"),  # the clone that continues
+        ("local", "run.start"),
+        ("local", "experiment.create"),
+    ]
 
 
 def test_projects_are_archived_and_restored(client: httpx.Client) -> None:

@@ -254,14 +254,21 @@ def _upload(form: Any) -> UploadFile:
 @router.post("/projects/{project}/datasets", response_class=HTMLResponse)
 @takes_upload
 def create_dataset(
-    request: Request, project: str, form: PostedForm, space: WorkspaceDep, page: PagesDep
+    request: Request,
+    project: str,
+    form: PostedForm,
+    space: WorkspaceDep,
+    page: PagesDep,
+    who: PageCaller,
 ) -> Response:
     name = text(form, "name")
     try:
         with space.db.session() as session:
             ds.create_dataset(session, project, name)
             file = _upload(form)
-            ds.add_version(session, space, project, name, file.file, file.filename or "")
+            made = ds.add_version(session, space, project, name, file.file, file.filename or "")
+            target = f"dataset {name}@{made.id[:12]}"
+            audit.record_in(session, who, "dataset.upload", project, target, rows=made.rows)
     except HelixError as err:
         values, errors = {"name": name}, errors_of(err, "file")
         return _project_page(
@@ -341,12 +348,15 @@ def add_version(
     form: PostedForm,
     space: WorkspaceDep,
     page: PagesDep,
+    who: PageCaller,
 ) -> Response:
     try:
         file = _upload(form)
         with space.db.session() as session:
             added = ds.add_version(session, space, project, name, file.file, file.filename or "")
             sha = added.id
+            target = f"dataset {name}@{sha[:12]}"
+            audit.record_in(session, who, "dataset.upload", project, target, rows=added.rows)
     except HelixError as err:
         errors = errors_of(err, "file")
         return _dataset_page(
@@ -407,12 +417,14 @@ def add_subset(
     form: PostedForm,
     space: WorkspaceDep,
     page: PagesDep,
+    who: PageCaller,
 ) -> Response:
     subset = text(form, "subset")
     try:
         spec = subset_spec(form)
         with space.db.session() as session:
             ds.add_subset(session, project, name, subset, spec)
+            audit.record_in(session, who, "subset.create", project, f"subset {name}/{subset}")
     except HelixError as err:
         errors = {_subset_field(err): str(err)}
         return _dataset_page(

@@ -31,7 +31,13 @@ from fastapi.responses import HTMLResponse, Response
 from helixserve.errors import HelixError, InvalidBlocks
 from helixserve.params.declare import InvalidParameter, declarations
 from helixserve.params.recipes import DECLARED, RECIPE_NAMES
-from helixserve.serving.deps import PagesDep, PostedForm, WorkspaceDep, workspace_page_guard
+from helixserve.serving.deps import (
+    PageCaller,
+    PagesDep,
+    PostedForm,
+    WorkspaceDep,
+    workspace_page_guard,
+)
 from helixserve.serving.routes.ui_workspace import see
 from helixserve.serving.workspace_pages import (
     NEURAL,
@@ -49,8 +55,8 @@ from helixserve.serving.workspace_pages import (
     texts,
 )
 from helixserve.store.names import check_name
+from helixserve.workspace import audit, runs
 from helixserve.workspace import datasets as ds
-from helixserve.workspace import runs
 from helixserve.workspace.blocks import block_form_fields
 from helixserve.workspace.checks import READS, ExperimentRequest, check_experiment
 from helixserve.workspace.experiments import create_experiment, find_experiment
@@ -247,11 +253,20 @@ def _create(space: Workspace, project: str, draft: dict[str, Any]) -> dict[str, 
 
 @router.post("/projects/{project}/experiments", response_class=HTMLResponse)
 def create(
-    request: Request, project: str, form: PostedForm, space: WorkspaceDep, page: PagesDep
+    request: Request,
+    project: str,
+    form: PostedForm,
+    space: WorkspaceDep,
+    page: PagesDep,
+    who: PageCaller,
 ) -> Response:
     draft = draft_of(form)
     errors = _create(space, project, draft)
     if not errors:
+        with space.db.session() as session:
+            audit.record_in(
+                session, who, "experiment.create", project, f"experiment {draft['name']}"
+            )
         return see(f"/projects/{project}/experiments/{draft['name']}")
     context = wizard_context(space, project, draft)
     status = 409 if "already has an experiment" in errors.get("name", "") else 422
@@ -301,10 +316,13 @@ def epochs_planned(experiment: Experiment) -> int | None:
 
 
 @router.post("/projects/{project}/experiments/{name}/runs")
-def run_experiment(project: str, name: str, form: PostedForm, space: WorkspaceDep) -> Response:
+def run_experiment(
+    project: str, name: str, form: PostedForm, space: WorkspaceDep, who: PageCaller
+) -> Response:
     engine = text(form, "engine", "local") or "local"
     with space.db.session() as session:
         experiment = find_experiment(session, project, name)
         run = runs.submit(session, experiment.id, engine, epochs_planned=epochs_planned(experiment))
         run_id = run.id
+        audit.record_in(session, who, "run.start", project, f"run {name}:{run.number}")
     return see(f"/projects/{project}/runs/{run_id}")

@@ -129,27 +129,40 @@ def run_page(
 
 
 def _change_run(
-    space: Workspace, project: str, run_id: str, change: Callable[[Session, str], Run]
+    space: Workspace,
+    who: Principal,
+    project: str,
+    run_id: str,
+    change: Callable[[Session, str], Run],
+    action: str,
 ) -> Response:
-    """``change`` run ``run_id`` of ``project`` (another project's is 404), then show its page."""
+    """``change`` run ``run_id`` of ``project`` (another project's is 404), audit it as
+    ``action``, then show its page."""
     with space.db.session() as session:
         project_run(session, project, run_id)
         change(session, run_id)
+        audit.record_in(session, who, action, project, f"run {run_id}")
     return see(f"/projects/{project}/runs/{run_id}")
 
 
 @router.post("/projects/{project}/runs/{run_id}/stop")
-def stop_run(project: str, run_id: str, _form: PostedForm, space: WorkspaceDep) -> Response:
-    return _change_run(space, project, run_id, runs.request_stop)
+def stop_run(
+    project: str, run_id: str, _form: PostedForm, space: WorkspaceDep, who: PageCaller
+) -> Response:
+    return _change_run(space, who, project, run_id, runs.request_stop, "run.stop")
 
 
 @router.post("/projects/{project}/runs/{run_id}/resume")
-def resume_run(project: str, run_id: str, _form: PostedForm, space: WorkspaceDep) -> Response:
-    return _change_run(space, project, run_id, runs.resume)
+def resume_run(
+    project: str, run_id: str, _form: PostedForm, space: WorkspaceDep, who: PageCaller
+) -> Response:
+    return _change_run(space, who, project, run_id, runs.resume, "run.resume")
 
 
 @router.post("/projects/{project}/runs/{run_id}/continue")
-def continue_run(project: str, run_id: str, _form: PostedForm, space: WorkspaceDep) -> Response:
+def continue_run(
+    project: str, run_id: str, _form: PostedForm, space: WorkspaceDep, who: PageCaller
+) -> Response:
     """Clone and continue: a new run of the experiment, starting from this run's weights."""
     with space.db.session() as session:
         run = project_run(session, project, run_id)
@@ -164,6 +177,8 @@ def continue_run(project: str, run_id: str, _form: PostedForm, space: WorkspaceD
             session, experiment.id, run.engine, epochs_planned=planned, init_from_run=run.id
         )
         new_id = new.id
+        target = f"run {experiment.name}:{new.number}"
+        audit.record_in(session, who, "run.start", project, target, init_from_run=run.id)
     return see(f"/projects/{project}/runs/{new_id}")
 
 
