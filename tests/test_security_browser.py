@@ -67,6 +67,9 @@ def test_an_owner_shares_with_a_viewer_who_may_predict_but_not_run_or_deploy(
     expect(vic.locator("main")).not_to_contain_text("lab")
     hidden = vic.goto("/projects/lab")
     assert hidden is not None and hidden.status == 404
+    unseen = vic.goto("/compare?m=labmodel@1")  # another project's model: not served, to vic
+    assert unseen is not None and unseen.status == 404
+    expect(vic.locator("main")).to_contain_text("no model named 'labmodel' is served.")
 
     olga.goto("/projects/lab")
     olga.get_by_label("User", exact=True).fill("vic")
@@ -78,6 +81,8 @@ def test_an_owner_shares_with_a_viewer_who_may_predict_but_not_run_or_deploy(
     vic.goto("/projects")
     expect(vic.locator("main")).to_contain_text("lab")
     expect(vic.locator("main")).not_to_contain_text("secret")
+    vic.goto("/compare")
+    expect(vic.locator("main")).to_contain_text("labmodel")
     vic.goto("/models/labmodel/predict")
     vic.locator("#sequence").fill(SEQ)
     vic.get_by_role("button", name="Classify").click()

@@ -23,7 +23,7 @@ from helixserve.workspace import accounts
 from helixserve.workspace.members import share
 from helixserve.workspace.models import Role
 from helixserve.workspace.projects import create_project
-from tests.support.server import Running, running
+from tests.support.server import Running, publish_gc, running
 from tests.support.worker_runs import open_space
 
 PASSWORD = "correct horse battery"
@@ -42,6 +42,7 @@ def lab_and_people(tmp: Path) -> str:
             accounts.add_user(session, name, PASSWORD)
             share(session, project, name, role)
     space.db.close()
+    publish_gc(space.models, "gc")  # a model of no project: everyone signed in may use it
     return url
 
 
@@ -220,3 +221,18 @@ def test_the_first_admin_from_the_browser_then_keys_and_password(tmp_path: Path)
         sign_in(client, "bo")
         refused = client.get("/admin/users")
         assert refused.status_code == 403 and "only an admin manages users" in refused.text
+
+
+def test_an_uploaded_files_result_is_its_uploaders(server: Running) -> None:
+    """A scored file's result page and downloads answer only the person who uploaded it."""
+    with browser(server) as vic, browser(server) as out:
+        sign_in(vic, "vic")
+        sign_in(out, "out")
+        files = {"file": ("seqs.txt", ("ACGT" * 12 + "AC\n").encode())}
+        done = vic.post("/models/gc/upload", data={"csrf_token": TOKEN}, files=files)
+        assert done.status_code == 303
+        job = done.headers["location"]
+        assert vic.get(job).status_code == 200
+        assert vic.get(job + "/results.csv").status_code == 200
+        assert out.get(job).status_code == 404
+        assert out.get(job + "/results.csv").status_code == 404

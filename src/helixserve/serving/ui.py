@@ -57,6 +57,7 @@ from helixserve.serving.server import Server
 from helixserve.serving.sessions import COOKIE
 from helixserve.store.manifest import Manifest, headline_of
 from helixserve.store.names import parse_ref
+from helixserve.workspace.members import Principal
 
 HERE = Path(__file__).parent
 MAX_JOBS = 16
@@ -70,6 +71,14 @@ class Job:
     model: LoadedModel
     filename: str
     rows: list[Row]
+    owner: str = ""  # who uploaded (a user's id, or the principal's name)
+
+
+def owner_of(who: Principal | None) -> str:
+    """Whose a job is: a user's id, else the principal's name ("local", "admin key")."""
+    if who is None:
+        return ""
+    return who.user_id or who.name
 
 
 class Jobs(OrderedDict[str, Job]):
@@ -77,6 +86,12 @@ class Jobs(OrderedDict[str, Job]):
         self[job.id] = job
         while len(self) > MAX_JOBS:
             self.popitem(last=False)
+
+    def of(self, job_id: str, who: Principal | None) -> Job | None:
+        """The job, if ``who`` uploaded it (a result is its uploader's, not whoever has the
+        URL); else ``None``, as for a job that is no longer kept."""
+        job = self.get(job_id)
+        return job if job is not None and job.owner == owner_of(who) else None
 
 
 def figure(value: float) -> str:

@@ -17,9 +17,10 @@ Contract:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from helixserve.errors import HelixError
+from helixserve.errors import HelixError, ModelNotFound
 from helixserve.serving import charts
 from helixserve.serving.registry import LoadedModel, Registry
 from helixserve.store.names import parse_ref
@@ -36,10 +37,14 @@ class Selection:
     default: bool = False
 
 
-def select(registry: Registry, refs: list[str]) -> Selection:
-    """The served versions ``refs`` name (see the module contract)."""
+def select(
+    registry: Registry, refs: list[str], visible: Callable[[str], bool] = lambda _: True
+) -> Selection:
+    """The served versions ``refs`` name (see the module contract); a model ``visible`` hides
+    from the caller is not served as far as they can tell."""
     if not refs:
-        return Selection([registry.resolve(n) for n in registry.names()], default=True)
+        names = [n for n in registry.names() if visible(n)]
+        return Selection([registry.resolve(n) for n in names], default=True)
     picked = Selection()
     if len(refs) > MAX_COMPARED:
         picked.problems.append(
@@ -50,6 +55,8 @@ def select(registry: Registry, refs: list[str]) -> Selection:
     for text in refs[:MAX_COMPARED]:
         try:
             ref = parse_ref(text)
+            if not visible(ref.name):
+                raise ModelNotFound(f"no model named {ref.name!r} is served.")
             version = ref.version if ref.version is not None else ref.alias
             model = registry.resolve(ref.name, version)
         except HelixError as err:
@@ -65,9 +72,10 @@ def _shown(text: str) -> str:
     return text if len(text) <= 80 else text[:80] + "..."
 
 
-def version_refs(registry: Registry) -> list[str]:
-    """Every served ``name@version``, for the page's picker."""
-    return [f"{n}@{v}" for n in registry.names() for v in sorted(registry.entry(n).versions)]
+def version_refs(registry: Registry, visible: Callable[[str], bool] = lambda _: True) -> list[str]:
+    """Every served ``name@version`` the caller may see, for the page's picker."""
+    names = [n for n in registry.names() if visible(n)]
+    return [f"{n}@{v}" for n in names for v in sorted(registry.entry(n).versions)]
 
 
 def curves(chosen: list[LoadedModel]) -> str | None:

@@ -136,21 +136,28 @@ async def predict_one(
 
 @router.post("/models/{name}/upload")
 @takes_upload
-async def upload(model: PageModel, form: PostedForm, server: ServerDep, jobs: JobsDep) -> Response:
+async def upload(
+    model: PageModel, form: PostedForm, server: ServerDep, jobs: JobsDep, who: PageCaller
+) -> Response:
     file = form.get("file")
     if not isinstance(file, UploadFile) or not file.filename:
         raise InvalidImage("choose a file to upload first.")
     rows = await score_file(model, file.file, file.filename, server.upload_limits)
-    job = ui.Job(secrets.token_urlsafe(12), model, file.filename, rows)
+    job = ui.Job(secrets.token_urlsafe(12), model, file.filename, rows, ui.owner_of(who))
     jobs.add(job)
     return RedirectResponse(f"/jobs/{job.id}", 303)
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
 async def job_page(
-    request: Request, job_id: str, jobs: JobsDep, page: PagesDep, page_no: int = 1
+    request: Request,
+    job_id: str,
+    jobs: JobsDep,
+    page: PagesDep,
+    who: PageCaller,
+    page_no: int = 1,
 ) -> Response:
-    job = jobs.get(job_id)
+    job = jobs.of(job_id, who)
     if job is None:
         raise NotFound(
             "this result is no longer kept (the server keeps the last 16 "
@@ -160,8 +167,8 @@ async def job_page(
 
 
 @router.get("/jobs/{job_id}/{which}.csv")
-async def download(job_id: str, which: str, jobs: JobsDep) -> Response:
-    job = jobs.get(job_id)
+async def download(job_id: str, which: str, jobs: JobsDep, who: PageCaller) -> Response:
+    job = jobs.of(job_id, who)
     if job is None or which not in ("results", "errors"):
         return not_found()
     data = results_csv(job.model, job.rows) if which == "results" else errors_csv(job.rows)
@@ -171,14 +178,19 @@ async def download(job_id: str, which: str, jobs: JobsDep) -> Response:
 
 
 @router.get("/compare", response_class=HTMLResponse)
-async def compare(
+def compare(
     request: Request,
     server: ServerDep,
     page: PagesDep,
+    who: PageCaller,
     m: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
-    registry = server.registry
-    picked = select(registry, m or [])
+    registry, access = server.registry, server.access
+
+    def visible(name: str) -> bool:
+        return not access.accounts_on or access.may_use_model(who, name)
+
+    picked = select(registry, m or [], visible)
     return page(
         request,
         "compare.html",
@@ -188,7 +200,7 @@ async def compare(
         curves=curves(picked.chosen),
         problems=picked.problems,
         default=picked.default,
-        all_refs=version_refs(registry),
+        all_refs=version_refs(registry, visible),
         selected={f"{c.name}@{c.version}" for c in picked.chosen},
     )
 
