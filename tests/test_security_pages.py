@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from helixserve.serving import throttle
-from helixserve.serving.access import needed_role
+from helixserve.serving.access import RECHECK_S, needed_role
 from helixserve.serving.deps import workspace_page_guard
 from helixserve.serving.routes import ROUTERS
 from helixserve.workspace import accounts
@@ -236,3 +237,19 @@ def test_an_uploaded_files_result_is_its_uploaders(server: Running) -> None:
         assert vic.get(job + "/results.csv").status_code == 200
         assert out.get(job).status_code == 404
         assert out.get(job + "/results.csv").status_code == 404
+
+
+def test_a_user_added_by_another_process_closes_the_open_server_within_a_second(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'workspace.db'}"
+    with running(tmp_path / "store", tmp_path, database_url=url) as live, browser(live) as client:
+        assert client.get("/projects").status_code == 200  # the one-person workspace
+        space = open_space(tmp_path, url)  # as `helixserve users add` would, from outside
+        with space.db.session() as session:
+            accounts.add_user(session, "ana", PASSWORD, admin=True)
+        space.db.close()
+        time.sleep(RECHECK_S + 0.2)
+        assert client.get("/projects").status_code == 401
+        api = httpx.get(f"{live.url}/api/v1/projects")
+        assert api.status_code == 401

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from fastapi.routing import APIRoute
 from sqlalchemy import select
 
-from helixserve.errors import AuthError, Forbidden, ModelNotFound
+from helixserve.errors import AuthError, DatabaseError, Forbidden, ModelNotFound
 from helixserve.serving.auth import KeyRing
 from helixserve.workspace import accounts
 from helixserve.workspace.keys import PREFIX, key_principal
@@ -47,6 +47,7 @@ from helixserve.workspace.models import Deployment, Project, Role
 from helixserve.workspace.space import Workspace
 
 KEY_CACHE_S = 5.0
+RECHECK_S = 1.0
 BAD_KEY = "the API key is not valid; check it, or ask for a new one."
 SIGN_IN = (
     "this route needs you to sign in, or an API key: send it as 'Authorization: Bearer <key>' "
@@ -77,10 +78,12 @@ class Access:
         self._clock = clock
         self._user_keys: dict[str, tuple[float, Principal | None]] = {}
         self._roles: dict[tuple[str, str, str], tuple[float, Role | None]] = {}
+        self._refreshed = float("-inf")
 
     def refresh(self) -> None:
         """Read whether any user exists and which project each deployed model belongs to (the
         workspace must be open)."""
+        self._refreshed = self._clock()
         with self.workspace.db.session() as session:
             self.accounts_on = accounts.has_users(session)
             deployed = session.execute(select(Deployment.model, Deployment.project_id))
@@ -116,7 +119,21 @@ class Access:
         self._user_keys.clear()
         self._roles.clear()
 
+    def recheck(self) -> None:
+        """While accounts are off, read them again when the last look is over
+        :data:`RECHECK_S` old: a user added by another process (``helixserve users add``) ends
+        the open server within a second, not at the next sweep. A database that cannot be read
+        leaves things as they were (the workspace routes answer 503 on their own)."""
+        if self.accounts_on or self._clock() - self._refreshed <= RECHECK_S:
+            return
+        try:
+            self.refresh()
+        except DatabaseError:
+            self._refreshed = self._clock()
+
     def anonymous(self) -> Principal | None:
+        """The local owner while accounts are off and no key is configured."""
+        self.recheck()
         return LOCAL if not self.accounts_on and self.keys.admin_open else None
 
     def for_key(self, key: str) -> Principal:

@@ -152,6 +152,7 @@ def page_caller(request: Request, server: ServerDep) -> Principal:
 
 def _page_caller(request: Request, server: Server) -> Principal:
     access = server.access
+    access.recheck()
     if access.accounts_on:
         user = access.for_session(request.cookies.get(USER_COOKIE))
         if user is not None:
