@@ -191,7 +191,10 @@ def start_serving(tmp_path: Path, database: str, port: int) -> subprocess.Popen[
         except httpx.TransportError:
             return False
 
-    assert wait_until(ready, 60, 0.1)
+    if not wait_until(ready, 60, 0.1):
+        server.kill()  # never leave a server (and its worker) behind a failed test
+        server.wait()
+        raise AssertionError("helixserve serve did not answer /healthz within 60 s")
     return server
 
 
