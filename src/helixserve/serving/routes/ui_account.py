@@ -21,7 +21,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from helixserve.error_table import status_of
@@ -30,8 +29,8 @@ from helixserve.serving.deps import PageCaller, PagesDep, PostedForm, ServerDep,
 from helixserve.serving.routes.ui_workspace import see
 from helixserve.serving.workspace_pages import text
 from helixserve.workspace import accounts, audit, keys
-from helixserve.workspace.members import Principal
-from helixserve.workspace.models import Membership, Project, User
+from helixserve.workspace.members import Principal, visible_projects
+from helixserve.workspace.models import User
 
 router = APIRouter(dependencies=[Depends(page_guard)], include_in_schema=False)
 
@@ -49,9 +48,7 @@ def _account(
     status = extra.pop("status", 200)
     with server.workspace_ready().db.session() as session:
         user = _user(session, who)
-        mine = select(Project).join(Membership).where(Membership.user_id == user.id)
-        everything = select(Project) if user.admin else mine
-        projects = {p.id: p.name for p in session.scalars(everything.order_by(Project.name))}
+        projects = {p.id: p.name for p in visible_projects(session, who)}
         found = keys.user_keys(session, user)
     context = {"keys": found, "projects": projects, "errors": {}, **extra}
     return page(request, "account/account.html", status, **context)
