@@ -16,11 +16,10 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from helixserve.serving import throttle
 from helixserve.serving.access import RECHECK_S, needed_role
 from helixserve.serving.deps import workspace_page_guard
 from helixserve.serving.routes import ROUTERS
-from helixserve.workspace import accounts
+from helixserve.workspace import accounts, throttle
 from helixserve.workspace.members import share
 from helixserve.workspace.models import Role
 from helixserve.workspace.projects import create_project

@@ -70,6 +70,7 @@ TABLES = {
     "memberships",
     "user_keys",
     "audit_events",
+    "sign_in_failures",
 }
 FIX = (
     "Set HELIXSERVE_DATABASE_URL to sqlite:////path/to/workspace.db or "
@@ -122,7 +123,7 @@ def test_migrations_run_twice_and_create_every_table(database_url: str) -> None:
     with database.connect() as connection:
         assert set(inspect(connection).get_table_names()) == TABLES | {"alembic_version"}
         version = connection.execute(text("SELECT version_num FROM alembic_version")).all()
-    assert version == [("0002",)]
+    assert version == [("0003",)]
     database.close()
 
 

@@ -41,7 +41,6 @@ from helixserve.serving.metrics import Metrics
 from helixserve.serving.problems import Reply, json_reply
 from helixserve.serving.registry import LoadedModel, Registry
 from helixserve.serving.sessions import SessionBook, check_page
-from helixserve.serving.throttle import Throttle
 from helixserve.settings import Settings
 from helixserve.store.configured import store_from_settings
 from helixserve.store.store import ModelStore
@@ -75,7 +74,6 @@ class Server:
         )
         self.workspace = Workspace.from_settings(settings)
         self.access = Access(self.keys, self.workspace)
-        self.throttle = Throttle()
         self._workspace_error: DatabaseError | None = DatabaseUnavailable(
             "the workspace is still opening; try again in a moment."
         )

@@ -11,7 +11,7 @@ Contract:
   account — with the same :class:`SignInFailed` message, and spends about the same time on an
   unknown name as on a known one (it verifies against a dummy hash), so neither the message nor
   the timing tells whether a user exists. Rate limits live where the requests arrive
-  (:mod:`helixserve.serving.throttle`).
+  (:mod:`helixserve.workspace.throttle`).
 - Sessions: :func:`open_session` makes a random token (32 bytes, URL-safe) for the browser's
   cookie and stores only its sha256, with an expiry ``ttl_s`` from now; :func:`session_user` is
   the signed-in user of a token, or ``None`` when the token is unknown, expired (its row is

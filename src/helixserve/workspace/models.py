@@ -44,6 +44,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID_LENGTH = 16
 NAME_LENGTH = 64
+THROTTLE_KEY_LENGTH = 80  # 'name:' + a sha256 in hex, or 'address:' + an IP address
 SHA256_LENGTH = 64
 
 
@@ -361,6 +362,19 @@ class AuditEvent(Base):
     address: Mapped[str | None] = mapped_column(Text)
 
 
+class SignInFailures(Base):
+    """Failed sign-ins of one account name or address (``name:<sha256>`` / ``address:<ip>``),
+    shared by every server process (:mod:`helixserve.workspace.throttle`); times are Unix
+    seconds."""
+
+    __tablename__ = "sign_in_failures"
+
+    key: Mapped[str] = mapped_column(String(THROTTLE_KEY_LENGTH), primary_key=True)
+    window_start: Mapped[float] = mapped_column(Float)
+    failures: Mapped[int] = mapped_column(Integer)
+    blocked_until: Mapped[float] = mapped_column(Float, index=True)
+
+
 __all__ = [
     "ENGINES",
     "AuditEvent",
@@ -377,6 +391,7 @@ __all__ = [
     "RunEpoch",
     "RunLog",
     "RunStatus",
+    "SignInFailures",
     "Subset",
     "User",
     "UserKey",

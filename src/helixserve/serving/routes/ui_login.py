@@ -2,10 +2,11 @@
 
 Contract: ``GET /login`` shows the sign-in form (user name and password while accounts are on;
 the key form while API keys are on). ``POST /login`` with ``user`` and ``password`` (and
-``next``, CSRF token) checks the throttle (:mod:`helixserve.serving.throttle`: 429 while the
-name or address is blocked), then the password (:func:`~helixserve.workspace.accounts.
-authenticate`: one message for every failure, 401); a success closes the browser's previous
-session, opens a new one (a new token: no session fixation), sets its cookie
+``next``, CSRF token) checks the throttle (:mod:`helixserve.workspace.throttle`, shared by
+every server process: 429 while the name or address is blocked), then the password
+(:func:`~helixserve.workspace.accounts.authenticate`: one message for every failure, 401; the
+failure counted in its own transaction). A success closes the browser's previous session, opens
+a new one (a new token: no session fixation), sets its cookie
 (:data:`~helixserve.serving.access.USER_COOKIE`, ``HttpOnly``, ``SameSite=Strict``, ``Secure``
 over https) and redirects (303) to ``next`` when it is a local path. ``POST /login`` with
 ``key`` opens a key session as before. ``POST /logout`` deletes the session server-side, clears
@@ -14,6 +15,7 @@ both cookies and redirects to ``/login``. These routes are not behind the page g
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -28,7 +30,7 @@ from helixserve.serving.server import Server
 from helixserve.serving.sessions import COOKIE, cookie_options, local_path
 from helixserve.serving.ui import Pages
 from helixserve.serving.ui_login import login_form
-from helixserve.workspace import accounts, audit
+from helixserve.workspace import accounts, audit, throttle
 from helixserve.workspace.accounts import SESSION_TTL_S
 from helixserve.workspace.members import Principal
 
@@ -66,23 +68,27 @@ def _sign_in(
 ) -> Response:
     name, password = str(posted.get("user") or "").strip(), str(posted.get("password") or "")
     address = request.client.host if request.client else None
+    db = server.workspace_ready().db
     try:
-        server.throttle.check(name, address)
-        with server.workspace_ready().db.session() as session:
-            try:
+        with db.session() as session:
+            throttle.check(session, name, address, time.time())
+        try:
+            with db.session() as session:
                 user = accounts.authenticate(session, name, password)
-            except accounts.SignInFailed:
-                server.throttle.failed(name, address)
-                raise
-            old = request.cookies.get(USER_COOKIE)
-            if old:
-                accounts.close_session(session, old)
-            token = accounts.open_session(session, user)
-            who = Principal("user", user.name, user.id, admin=user.admin)
-            audit.record(session, who, "user.signin", target=f"user {user.name}", address=address)
+                throttle.succeeded(session, name)
+                old = request.cookies.get(USER_COOKIE)
+                if old:
+                    accounts.close_session(session, old)
+                token = accounts.open_session(session, user)
+                who = Principal("user", user.name, user.id, admin=user.admin)
+                target = f"user {user.name}"
+                audit.record(session, who, "user.signin", target=target, address=address)
+        except accounts.SignInFailed:
+            with db.session() as session:  # its own transaction: the failure must be kept
+                throttle.failed(session, name, address, time.time())
+            raise
     except HelixError as err:
         return login_form(page, request, status_of(err), str(err), next_path, name)
-    server.throttle.succeeded(name)
     reply = RedirectResponse(next_path, 303)
     options = {**cookie_options(request.url.scheme == "https"), "max_age": SESSION_TTL_S}
     reply.set_cookie(USER_COOKIE, token, **options)
