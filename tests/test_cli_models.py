@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import subprocess
@@ -13,8 +14,12 @@ import pytest
 
 from helixserve.runtime.predictor import Predictor
 from helixserve.store import ModelStore
+from helixserve.workspace.audit import events
+from helixserve.workspace.models import Deployment
+from helixserve.workspace.projects import get_project
 from tests.support.onnx_models import gc_binary_model
 from tests.support.s3server import S3Server
+from tests.support.worker_runs import add_dataset, open_space, queue
 
 SCHEMA = """\
 task: binary
@@ -335,3 +340,57 @@ def test_quantize_a_pretrained_model_measured_on_a_test_file(
         f"Error: --test-file {tmp_path / 'test.csv'} has no column 'label'; its other columns are "
         "bound. Name the label column with --target."
     )
+
+
+def test_store_changes_are_in_the_audit_log(imported: Path, env: dict[str, str]) -> None:
+    """With a workspace database, push/promote/delete are recorded as ``local`` with the OS
+    user; a model deployed from a project is recorded in that project (its owners see it)."""
+    url = f"sqlite:///{imported / 'workspace.db'}"
+    space = open_space(imported, url)
+    add_dataset(space)
+    run_id = queue(space)
+    with space.db.session() as session:
+        lab = get_project(session, "lab")
+        deployed = Deployment(run_id=run_id, project_id=lab.id, model="primer-binding", version=1)
+        session.add(deployed)
+    with_db = {**env, "HELIXSERVE_DATABASE_URL": url}
+    other = str(imported / "other-store")
+    assert cli(with_db, "push", "primer-binding", "--to", other).returncode == 0
+    assert cli(with_db, "promote", "primer-binding@1", "staging").returncode == 0
+    assert cli(with_db, "delete", "primer-binding@1", "--force").returncode == 0
+    with space.db.session() as session:
+        found = [
+            (e.actor, e.action, e.project_id, e.target, e.details) for e in events(session, None)
+        ]
+    space.db.close()
+    me, store = getpass.getuser(), (imported / "store").as_uri()
+    assert found == [
+        (
+            "local",
+            "model.delete",
+            lab.id,
+            "model primer-binding@1",
+            {"os_user": me, "force": True, "store": store},
+        ),
+        (
+            "local",
+            "model.promote",
+            lab.id,
+            "model primer-binding@1",
+            {"os_user": me, "alias": "staging", "store": store},
+        ),
+        (
+            "local",
+            "model.push",
+            lab.id,
+            "model primer-binding@1",
+            {"os_user": me, "source": store, "store": Path(other).resolve().as_uri()},
+        ),
+    ]
+
+
+def test_no_workspace_database_is_made_for_the_audit_log(
+    imported: Path, env: dict[str, str]
+) -> None:
+    assert cli(env, "promote", "primer-binding@1", "staging").returncode == 0
+    assert not (Path(env["HOME"]) / ".helixserve" / "workspace.db").exists()

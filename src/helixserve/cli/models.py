@@ -8,6 +8,7 @@ folder, ``file://`` or ``s3://bucket/prefix``; S3 settings from ``HELIXSERVE_S3_
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 from typing import Annotated
 
@@ -33,12 +34,16 @@ from helixserve.settings import load_settings
 from helixserve.store import Manifest, ModelStore, headline_of, parse_ref
 from helixserve.store.configured import store_from_settings
 from helixserve.store.names import check_alias
+from helixserve.workspace import audit
+from helixserve.workspace.db import Database
+from helixserve.workspace.members import LOCAL
 
 models_app = typer.Typer(
     help="Manage the models in a store: list, show, test, import, copy, promote, quantize, delete.",
     no_args_is_help=True,
 )
 console = Console()
+err_console = Console(stderr=True)
 LIST_COLUMNS = ("model", "versions", "aliases", "task", "headline", "from")
 
 
@@ -46,6 +51,24 @@ def open_store(uri: str | None, *, pretrained: bool = True) -> ModelStore:
     """The store at ``uri`` (default: the configured one), with the configured S3 options, over
     the pretrained models unless ``pretrained`` is false (the far end of a push or pull)."""
     return store_from_settings(load_settings(), uri, pretrained=pretrained)
+
+
+def audited(action: str, model: str, version: int, **details: object) -> None:
+    """Record a change to the store in the workspace's audit log, when there is a workspace
+    database (a SQLite file already made, or a configured server), as ``local`` with the OS
+    user's name. The change is made already: a database that fails is a warning, not an error."""
+    db = Database(load_settings().database_url)
+    try:
+        if db.exists():
+            db.upgrade()
+            with db.session() as session:
+                who = {"os_user": getpass.getuser(), **details}
+                audit.record_model(session, LOCAL, action, model, version, **who)
+    except HelixError as err:
+        said = f"Warning: {model}@{version} changed, but the audit log did not record it: {err}"
+        err_console.print(said, highlight=False)
+    finally:
+        db.close()
 
 
 def describe_input(manifest: Manifest) -> str:
@@ -218,6 +241,7 @@ def push(
     console.print(
         f"pushed {ref} to {target.uri} as {copied.name}@{copied.version}", highlight=False
     )
+    audited("model.push", copied.name, copied.version, source=source.uri, store=target.uri)
 
 
 @models_app.command(
@@ -267,6 +291,7 @@ def promote(
     version = models.resolve(parsed)
     models.set_alias(parsed.name, alias, version)
     console.print(f"{parsed.name}@{alias} → version {version}", highlight=False)
+    audited("model.promote", parsed.name, version, alias=alias, store=models.uri)
 
 
 @models_app.command(
@@ -289,8 +314,10 @@ def delete(
     parsed = parse_ref(ref)
     if parsed.version is None:
         raise HelixError(f"say which version to delete, e.g. {parsed.name}@3; got {ref!r}.")
-    open_store(store).delete(parsed.name, parsed.version, force=force)
+    models = open_store(store)
+    models.delete(parsed.name, parsed.version, force=force)
     console.print(f"deleted {parsed.name}@{parsed.version}", highlight=False)
+    audited("model.delete", parsed.name, parsed.version, force=force, store=models.uri)
 
 
 @models_app.command(

@@ -6,6 +6,9 @@ Contract:
   project (its id, kept when the project is gone), a target (``dataset utrs``, ``run cuperus:1``)
   and details (JSON; never a password, key or token: :func:`record` refuses details whose names
   look like one), and the client's address when there is one.
+- :func:`record_model` records a change made to the model store outside the server
+  (``helixserve models push|promote|delete``): its project is the one the model was last
+  deployed from (none for a model that never came from a project: only admins see those).
 - :func:`events` lists a project's events (or every event, for an admin), newest first, with
   paging by ``before`` (an event id); :func:`as_csv` writes them as CSV with a header.
 """
@@ -22,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from helixserve.workspace.members import Principal
-from helixserve.workspace.models import AuditEvent, Project
+from helixserve.workspace.models import AuditEvent, Deployment, Project
 
 ACTIONS = frozenset(
     {
@@ -35,6 +38,7 @@ ACTIONS = frozenset(
         "run.stop",
         "run.resume",
         "run.deploy",
+        "model.push",
         "model.promote",
         "model.delete",
         "member.share",
@@ -92,6 +96,20 @@ def record_in(
     """:func:`record` for project ``project`` named (its id looked up)."""
     found = session.scalar(select(Project.id).where(Project.name == project))
     return record(session, who, action, project_id=found, target=target, details=details)
+
+
+def record_model(
+    session: Session, who: Principal, action: str, model: str, version: int, **details: Any
+) -> AuditEvent:
+    """:func:`record` a change to ``model@version`` in the store (see the module contract)."""
+    project_id = session.scalar(
+        select(Deployment.project_id)
+        .where(Deployment.model == model)
+        .order_by(Deployment.at.desc())
+        .limit(1)
+    )
+    target = f"model {model}@{version}"
+    return record(session, who, action, project_id=project_id, target=target, details=details)
 
 
 def events(

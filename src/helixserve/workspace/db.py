@@ -9,6 +9,7 @@ Contract:
   connect; a SQLite file's folder is created when missing.
 - :meth:`Database.session` is a context manager: it commits when the block ends, rolls back when
   it raises. Loaded rows stay readable after the block (``expire_on_commit=False``).
+  :meth:`Database.exists` says, without connecting, whether a SQLite file is there yet.
 - :meth:`Database.upgrade` brings the schema to the newest Alembic revision (the migrations ship
   in this package, ``workspace/migrations/``). Every process that opens the database calls it;
   it is safe to run twice and from several processes at once (PostgreSQL: an advisory lock;
@@ -156,6 +157,14 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({shown(self.url)!r})"
+
+    def exists(self) -> bool:
+        """Whether there is a database to use: a SQLite file on disk, or any server database
+        (created by its administrator). Does not connect."""
+        name = self.url.database or ""
+        if self.dialect != "sqlite" or name == ":memory:" or name.startswith("file:"):
+            return True
+        return Path(name).is_file()
 
     def unavailable(self, err: DBAPIError) -> DatabaseUnavailable:
         """The :class:`DatabaseUnavailable` for a driver error, naming the URL and a fix."""
