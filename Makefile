@@ -85,6 +85,7 @@ bench: install-all
 	$(BIN)/python -m benchmarks.bench_dataset_upload
 	$(BIN)/python -m benchmarks.bench_worker
 	$(BIN)/python -m benchmarks.bench_live
+	$(BIN)/python -m benchmarks.bench_accounts
 
 # Only the serving benchmark (needs wrk and h2load: apt-get install wrk nghttp2-client).
 bench-serving: install-all

@@ -157,12 +157,21 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(
-    target: str, url: str, body: str, concurrency: int, seconds: float, scratch: Path
+    target: str,
+    url: str,
+    body: str,
+    concurrency: int,
+    seconds: float,
+    scratch: Path,
+    headers: dict[str, str] | None = None,
 ) -> Result:
     script = scratch / "post.lua"
+    more = "".join(
+        f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in (headers or {}).items()
+    )
     script.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(body)}\n"
+        f"{more}wrk.body = {json.dumps(body)}\n"
     )
     out = subprocess.run(
         [
