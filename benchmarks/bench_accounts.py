@@ -40,7 +40,7 @@ from helixserve.store import ModelStore
 from helixserve.workspace import accounts
 from helixserve.workspace.keys import create_key, key_principal
 from helixserve.workspace.members import share
-from helixserve.workspace.models import Deployment, Role
+from helixserve.workspace.models import Deployment, Role, Run, RunStatus
 from helixserve.workspace.projects import get_project
 
 PASSWORD = "correct horse battery"
@@ -105,6 +105,9 @@ def accounts_workspace(scratch: Path) -> tuple[str, str]:
     with space.db.session() as session:
         lab = get_project(session, "lab")
         session.add(Deployment(run_id=run_id, project_id=lab.id, model="labmodel", version=1))
+        run = session.get(Run, run_id)
+        assert run is not None
+        run.status = RunStatus.FINISHED  # not queued: the server's worker must stay idle
         accounts.add_user(session, "olga", PASSWORD, admin=True)
         vic = accounts.add_user(session, "vic", PASSWORD)
         share(session, "lab", "vic", Role.VIEWER)
