@@ -9,7 +9,9 @@ Run with ``python -m benchmarks.bench_accounts`` (part of ``make bench``). Two p
    :func:`~helixserve.workspace.keys.key_principal` for a valid key, a random wrong key and a
    wrong key sharing all but its last character with the valid one (keys are looked up by their
    sha256, so a near miss must cost what a far miss costs).
-2. **The predict hot path with accounts on**, over HTTP with ``wrk`` at concurrency 32, against
+2. **The predict hot path with accounts on**, as CPU time per request in one process (two apps,
+   the calls interleaved; little disturbed by other jobs on a shared machine), then over HTTP
+   with ``wrk`` at concurrency 32, against
    two ``helixserve serve`` processes started with the README's defaults (workers, access log),
    measured interleaved: the open single-person server (no users, no keys) and a server with
    users, where a viewer's user key predicts with a model of their project, a user key predicts
@@ -19,6 +21,7 @@ Run with ``python -m benchmarks.bench_accounts`` (part of ``make bench``). Two p
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import secrets
@@ -29,13 +32,17 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from tests.support.server import publish_gc
 from tests.support.worker_runs import add_dataset, open_space, queue
 
+from benchmarks.bench_asgi_cpu import _lifespan, cpu_per_request
 from benchmarks.bench_serving import BIN, DOMAIN_BODY, free_port, run_wrk, start, stop, wait_http
 from helixserve.errors import HelixError
+from helixserve.serving.app import create_app
 from helixserve.serving.auth import new_key
+from helixserve.settings import Settings
 from helixserve.store import ModelStore
 from helixserve.workspace import accounts
 from helixserve.workspace.keys import create_key, key_principal
@@ -129,58 +136,58 @@ def serve(
     return url, process
 
 
-def hot_path(scratch: Path, seconds: float, rounds: int) -> None:
+Target = tuple[str, str, str | None]  # (server, model, key)
+
+
+def prepared(scratch: Path) -> tuple[Path, str, str, str, str]:
+    """A store with ``labmodel`` and ``shared``, the team workspace (:func:`accounts_workspace`)
+    and a service key: the store, the workspace URL, vic's key, the service key and its entry."""
     store = scratch / "store"
     models = ModelStore.open(str(store))
     publish_gc(models, "labmodel")
     publish_gc(models, "shared")
     url, user_key = accounts_workspace(scratch)
     service_key, service_entry = new_key("predict")
-    open_url, open_process = serve(
-        store,
-        scratch,
-        "open",
-        {
-            "HELIXSERVE_DATABASE_URL": f"sqlite:///{scratch / 'open.db'}",
-            "HELIXSERVE_WORKSPACE_STORE": str(scratch / "open"),
-        },
-    )
-    team_url, team_process = serve(
-        store,
-        scratch,
-        "team",
-        {
-            "HELIXSERVE_DATABASE_URL": url,
-            "HELIXSERVE_WORKSPACE_STORE": str(scratch / "accounts"),
-            "HELIXSERVE_API_KEYS": service_entry,
-        },
-    )
-    targets = {
-        "open server, no key": (open_url, "labmodel", None),
-        "user key, project model": (team_url, "labmodel", user_key),
-        "user key, no-project model": (team_url, "shared", user_key),
-        "service key, project model": (team_url, "labmodel", service_key),
+    return store, url, user_key, service_key, service_entry
+
+
+def callers(user_key: str, service_key: str) -> dict[str, Target]:
+    """The four callers compared, the open server's first."""
+    return {
+        "open server, no key": ("open", "labmodel", None),
+        "user key, project model": ("team", "labmodel", user_key),
+        "user key, no-project model": ("team", "shared", user_key),
+        "service key, project model": ("team", "labmodel", service_key),
     }
+
+
+def hot_path(scratch: Path, seconds: float, rounds: int) -> None:
+    store, url, user_key, service_key, service_entry = prepared(scratch)
+    open_db = {
+        "HELIXSERVE_DATABASE_URL": f"sqlite:///{scratch / 'open.db'}",
+        "HELIXSERVE_WORKSPACE_STORE": str(scratch / "open"),
+    }
+    team_db = {
+        "HELIXSERVE_DATABASE_URL": url,
+        "HELIXSERVE_WORKSPACE_STORE": str(scratch / "accounts"),
+        "HELIXSERVE_API_KEYS": service_entry,
+    }
+    servers = {"open": serve(store, scratch, "open", open_db)}
+    servers["team"] = serve(store, scratch, "team", team_db)
+    targets = callers(user_key, service_key)
     found: dict[str, list[tuple[float, float]]] = {t: [] for t in targets}
     try:
         for _ in range(rounds):
-            for target, (base, model, key) in targets.items():
+            for target, (server, model, key) in targets.items():
                 headers = {"Authorization": f"Bearer {key}"} if key else {}
-                result = run_wrk(
-                    target,
-                    f"{base}/api/v1/models/{model}/predict",
-                    DOMAIN_BODY,
-                    32,
-                    seconds,
-                    scratch,
-                    headers=headers,
-                )
+                path = f"{servers[server][0]}/api/v1/models/{model}/predict"
+                result = run_wrk(target, path, DOMAIN_BODY, 32, seconds, scratch, headers)
                 if result.failed:
                     raise RuntimeError(f"{target}: {result.failed} requests failed")
                 found[target].append((result.rps, result.p99_ms))
     finally:
-        stop(open_process)
-        stop(team_process)
+        for _, process in servers.values():
+            stop(process)
     baseline = statistics.mean(r for r, _ in found["open server, no key"])
     print(f"\npredict at c=32, serve defaults, {rounds} interleaved rounds of {seconds:g} s:")
     for target, runs in found.items():
@@ -189,15 +196,60 @@ def hot_path(scratch: Path, seconds: float, rounds: int) -> None:
         print(f"  {target:<28} {rps:9.0f} req/s  p99 {p99:6.1f} ms  {rps / baseline:5.2f}x open")
 
 
+async def _cpu(
+    apps: dict[str, Any], targets: dict[str, Target], requests: int, rounds: int
+) -> None:
+    stops = [await _lifespan(app) for app in apps.values()]
+    found: dict[str, list[float]] = {t: [] for t in targets}
+    for _ in range(rounds):
+        for target, (server, model, key) in targets.items():
+            headers = ((b"authorization", f"Bearer {key}".encode()),) if key else ()
+            path = f"/api/v1/models/{model}/predict"
+            found[target] += await cpu_per_request(apps[server], requests, 1, path, headers)
+    for tell, hear in stops:
+        await tell({"type": "lifespan.shutdown"})
+        await hear()
+    base = min(found[next(iter(targets))])
+    print(f"\nCPU time per predict request, in-process, best of {rounds} x {requests}:")
+    for target, times in found.items():
+        print(f"  {target:<28} {min(times):7.1f} µs  {min(times) / base:5.2f}x open")
+
+
+def cpu_part(scratch: Path, requests: int, rounds: int) -> None:
+    """The same four callers as :func:`hot_path`, in one process, as CPU time per request."""
+    store, url, user_key, service_key, service_entry = prepared(scratch / "cpu")
+    cache = str(scratch / "cpu-cache")
+
+    def app(database_url: str, workspace: Path, keys: list[str]) -> Any:
+        return create_app(
+            Settings(
+                store=str(store),
+                reload_interval_s=0,
+                cache_dir=cache,
+                database_url=database_url,
+                workspace_store=str(workspace),
+                api_keys=keys,
+            )
+        )
+
+    apps = {
+        "open": app(f"sqlite:///{scratch / 'cpu-open.db'}", scratch / "cpu-open", []),
+        "team": app(url, scratch / "cpu" / "accounts", [service_entry]),
+    }
+    asyncio.run(_cpu(apps, callers(user_key, service_key), requests, rounds))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--timing-rounds", type=int, default=40)
+    parser.add_argument("--requests", type=int, default=1000, help="per CPU-time round")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs; {os.uname().sysname} {os.uname().release}")
     with tempfile.TemporaryDirectory(prefix="helixserve-bench-accounts-") as tmp:
         secret_timing(Path(tmp), args.timing_rounds)
+        cpu_part(Path(tmp), args.requests, args.rounds * 2)
         hot_path(Path(tmp), args.seconds, args.rounds)
 
 

@@ -25,21 +25,22 @@ BODY = b'{"inputs": ["ACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTAC"]}'
 PATH = "/api/v1/models/primer-binding/predict"
 
 
-def _scope() -> dict[str, Any]:
+def _scope(path: str = PATH, headers: tuple[tuple[bytes, bytes], ...] = ()) -> dict[str, Any]:
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": PATH,
-        "raw_path": PATH.encode(),
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": [
             (b"host", b"127.0.0.1"),
             (b"content-type", b"application/json"),
             (b"content-length", str(len(BODY)).encode()),
+            *headers,
         ],
         "client": ("127.0.0.1", 5000),
         "server": ("127.0.0.1", 8000),
@@ -47,7 +48,7 @@ def _scope() -> dict[str, Any]:
     }
 
 
-async def _one(app: Any) -> int:
+async def _one(app: Any, path: str = PATH, headers: tuple[tuple[bytes, bytes], ...] = ()) -> int:
     sent = False
     status = 0
 
@@ -63,7 +64,7 @@ async def _one(app: Any) -> int:
         if message["type"] == "http.response.start":
             status = message["status"]
 
-    await app(_scope(), receive, send)
+    await app(_scope(path, headers), receive, send)
     return status
 
 
@@ -80,17 +81,31 @@ async def _lifespan(app: Any) -> tuple[Any, Any]:
     return inbox.put, outbox.get
 
 
-async def _measure(requests: int, rounds: int) -> list[float]:
-    app = create_app()
-    tell, hear = await _lifespan(app)
+async def cpu_per_request(
+    app: Any,
+    requests: int,
+    rounds: int,
+    path: str = PATH,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> list[float]:
+    """CPU µs per request of ``app`` (its lifespan started), one list entry per round."""
     for _ in range(200):  # warm up
-        assert await _one(app) == 200
-    best: list[float] = []
+        status = await _one(app, path, headers)
+        if status != 200:
+            raise SystemExit(f"POST {path} answered {status}")
+    found: list[float] = []
     for _ in range(rounds):
         start = time.process_time()
         for _ in range(requests):
-            await _one(app)
-        best.append((time.process_time() - start) / requests * 1e6)
+            await _one(app, path, headers)
+        found.append((time.process_time() - start) / requests * 1e6)
+    return found
+
+
+async def _measure(requests: int, rounds: int) -> list[float]:
+    app = create_app()
+    tell, hear = await _lifespan(app)
+    best = await cpu_per_request(app, requests, rounds)
     await tell({"type": "lifespan.shutdown"})
     await hear()
     return best
