@@ -267,6 +267,17 @@ class BatchPrediction:
         ]
 
 
+def prediction_columns(manifest: Manifest) -> list[str]:
+    """The columns a prediction fills in a table (CSV, Parquet): ``value`` (regression);
+    ``label``, ``probability`` and ``p_<label>`` per label (binary, multiclass); ``labels`` (the
+    labels at or above the threshold; in CSV joined by ``;``) and ``p_<label>`` (multilabel)."""
+    labels = manifest.output.labels
+    if labels is None:
+        return ["value"]
+    head = ["labels"] if manifest.task == "multilabel" else ["label", "probability"]
+    return [*head, *(f"p_{label}" for label in labels)]
+
+
 def _open_session(path: Path, threads: int, label: str) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
