@@ -16,6 +16,7 @@ from helixserve.explain.ism import Variant, ism, variant_effects
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.runtime import ItemError, Prediction, Predictor
 from helixserve.runtime.batcher import MicroBatcher
+from helixserve.runtime.importer import import_onnx
 from helixserve.runtime.predictor import BatchPrediction
 from helixserve.runtime.quantize import TestSet as LabelledSet
 from helixserve.runtime.quantize import int8_version
@@ -285,3 +286,25 @@ def test_decoded_positive_is_bool(predictor: Predictor) -> None:
     positive = predictor.decode(np.array([[0.5, 0.49]], dtype=np.float32)).positive
     assert positive is not None and positive.dtype == np.bool_
     assert positive.tolist() == [[True, False]]
+
+
+def test_import_of_a_multilabel_onnx_model(store: ModelStore, tmp_path: Path) -> None:
+    (tmp_path / "model.onnx").write_bytes(model_bytes())
+    (tmp_path / "small.onnx").write_bytes(model_bytes(labels=2))
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(
+        "task: multilabel\ninput: {kind: dna, length: 20}\n"
+        "output: {labels: [enhancer, promoter, insulator], threshold: 0.6}\n"
+    )
+    manifest = import_onnx(store, tmp_path / "model.onnx", schema, "imported")
+    assert (manifest.task, manifest.output.labels) == ("multilabel", LABELS)
+    imported = Predictor.from_store(store, "imported")
+    assert run_selftest(imported).passed and run_selftest(imported).checked == 8
+    assert imported.predict_batch(SEQUENCES).label_sets() == [["enhancer"], [], ["insulator"], []]
+    with pytest.raises(ModelLoadError) as info:
+        import_onnx(store, tmp_path / "small.onnx", schema, "small")
+    assert str(info.value).endswith(
+        "but a multilabel model must output (?, 3) (one probability per label: enhancer, "
+        "promoter, insulator)."
+    )
+    assert store.list_models() == ["imported"]  # the refused one was never published
