@@ -190,7 +190,7 @@ def _rows(chunk: _Chunk, result: BatchPrediction) -> tuple[list[list[str]], list
     values = d.values.tolist() if d.values is not None else None
     probabilities = d.probabilities.tolist() if d.probabilities is not None else []
     chosen = d.label_index.tolist() if d.label_index is not None else []
-    sets = result.label_sets()
+    sets, multilabel = result.label_sets(), d.positive is not None
     names = result.label_names or []
     for k, position in enumerate(result.positions.tolist()):
         record = good[position]
@@ -200,7 +200,9 @@ def _rows(chunk: _Chunk, result: BatchPrediction) -> tuple[list[list[str]], list
             continue
         row = probabilities[k]
         answer = (
-            [LABEL_SEPARATOR.join(sets[k])] if sets else [names[chosen[k]], f"{row[chosen[k]]:.6f}"]
+            [LABEL_SEPARATOR.join(sets[k])]
+            if multilabel
+            else [names[chosen[k]], f"{row[chosen[k]]:.6f}"]
         )
         scored.append([*head, *answer, *[f"{p:.6f}" for p in row]])
     refused = []
