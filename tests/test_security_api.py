@@ -19,17 +19,22 @@ import tritonclient.grpc as tgrpc
 from fastapi.routing import APIRoute
 from tritonclient.utils import InferenceServerException
 
+from helixserve.inputs.sequence import SequenceSchema
 from helixserve.serving import route_roles
 from helixserve.serving.access import SIGN_IN, needed_role
 from helixserve.serving.auth import new_key
 from helixserve.serving.deps import caller, project_caller
 from helixserve.serving.routes import ROUTERS
 from helixserve.serving.routes.live import live_access
+from helixserve.store import OutputSchema
+from helixserve.store.bundle import make_manifest
+from helixserve.store.manifest import Lineage
 from helixserve.workspace import accounts
 from helixserve.workspace.keys import create_key, revoke_key
 from helixserve.workspace.members import share
 from helixserve.workspace.models import Deployment, Role
 from helixserve.workspace.projects import create_project, get_project
+from tests.support.onnx_models import gc_binary_model
 from tests.support.server import publish_gc, running
 from tests.support.worker_runs import add_dataset, open_space, queue
 
@@ -345,3 +350,37 @@ def test_changes_are_in_the_audit_log_with_who_made_them(lab: Lab) -> None:
         ("ed (key)", "subset.create", "subset tiny/half", {}),
         ("ed (key)", "dataset.upload", f"dataset tiny@{uploaded.json()['id'][:12]}", {"rows": 8}),
     ]
+
+
+def test_a_model_is_its_projects_before_the_deployment_is_read(tmp_path: Path) -> None:
+    """Another process deployed it: the bundle is in the store, this server has not read the
+    deployment row (there is none here), yet the lineage's project keeps it for the members."""
+    space = open_space(tmp_path, f"sqlite:///{tmp_path / 'workspace.db'}")
+    keys: dict[str, str] = {}
+    with space.db.session() as session:
+        lab = create_project(session, "lab")
+        for name in ("vic", "out"):
+            keys[name] = create_key(session, accounts.add_user(session, name, PASSWORD), "predict")[
+                0
+            ]
+        share(session, "lab", "vic", Role.VIEWER)
+    files = {"model.onnx": gc_binary_model(50), "card.md": b"# deployed elsewhere\n"}
+    lineage = Lineage(how="trained", source="workspace run r1", details={"project_id": lab.id})
+    manifest = make_manifest(
+        files,
+        name="fresh",
+        task="binary",
+        input=SequenceSchema(length=50),
+        output=OutputSchema(labels=["0", "1"]),
+        lineage=lineage,
+    )
+    space.models.publish(manifest, files)
+    space.db.close()
+    with running(tmp_path / "store", tmp_path) as server:
+        url = server.url + "/api/v1/models/fresh/predict"
+        answers = {
+            who: httpx.post(url, json={"inputs": [SEQ]}, headers={"Authorization": f"Bearer {key}"})
+            for who, key in keys.items()
+        }
+    assert answers["vic"].status_code == 200, answers["vic"].text
+    assert refusal(answers["out"], 404) == "no model named 'fresh' is served."

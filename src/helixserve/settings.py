@@ -15,10 +15,17 @@ Contract:
 - ``HELIXSERVE_DATABASE_URL`` is the workspace database, a SQLAlchemy URL: ``sqlite:///<path>``
   (default ``~/.helixserve/workspace.db``) or ``postgresql+psycopg://user:password@host:port/db``;
   :mod:`helixserve.workspace.db` checks it when it opens the database.
+- ``HELIXSERVE_WORKERS`` and ``HELIXSERVE_INTRA_OP_THREADS`` default to ``auto``:
+  :meth:`Settings.server_workers` is one server process per CPU this process may use
+  (:func:`usable_cpus`: the affinity mask, capped by a cgroup CPU quota) up to
+  :data:`MAX_AUTO_WORKERS`, and :meth:`Settings.onnx_threads` shares those CPUs among the workers
+  (at least one thread each). A number overrides either.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -31,6 +38,8 @@ from helixserve.inputs.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_
 from helixserve.inputs.sequence import DEFAULT_MAX_SEQUENCE_LENGTH
 
 MiB = 1024 * 1024
+MAX_AUTO_WORKERS = 8  # each server process holds every model: past this, memory before speed
+CGROUP = Path("/sys/fs/cgroup")
 KEY_ENTRY = re.compile(r"^(predict|admin):([0-9a-f]{64})$")
 
 
@@ -54,6 +63,47 @@ class BatchOverride(BaseModel):
     max_wait_ms: float | None = Field(default=None, ge=0, le=1000)
     max_queue_items: int | None = Field(default=None, ge=1)
     timeout_s: float | None = Field(default=None, gt=0)
+
+
+def usable_cpus(cgroup: Path = CGROUP) -> int:
+    """The CPUs this process may run on: its affinity mask, capped by the CPU quota of its
+    cgroup (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``), rounded up."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    quota = cgroup_quota(cgroup)
+    if quota is not None:
+        cpus = min(cpus, math.ceil(quota))
+    return max(1, cpus)
+
+
+def cgroup_quota(root: Path = CGROUP) -> float | None:
+    """CPUs' worth of time the cgroup allows (e.g. 1.5), or ``None`` when unlimited or unknown."""
+    try:
+        own = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        own = []
+    v2 = [line.split("::", 1)[1] for line in own if line.startswith("0::")]
+    for folder in [root / v2[0].lstrip("/")] if v2 else []:
+        if (folder / "cpu.max").is_file():
+            return _ratio((folder / "cpu.max").read_text().split())
+    if (root / "cpu.max").is_file():
+        return _ratio((root / "cpu.max").read_text().split())
+    v1 = root / "cpu"
+    if (v1 / "cpu.cfs_quota_us").is_file() and (v1 / "cpu.cfs_period_us").is_file():
+        quota = (v1 / "cpu.cfs_quota_us").read_text().strip()
+        return _ratio([quota, (v1 / "cpu.cfs_period_us").read_text().strip()])
+    return None
+
+
+def _ratio(fields: list[str]) -> float | None:
+    """``quota period`` as CPUs; ``max`` or a negative quota (no limit), or junk: ``None``."""
+    try:
+        quota, period = float(fields[0]), float(fields[1])
+    except (IndexError, ValueError):  # "max 100000" lands here too
+        return None
+    return quota / period if quota > 0 and period > 0 else None
 
 
 def helixserve_home() -> Path:
@@ -102,7 +152,9 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="address the server binds to")
     port: int = Field(default=8000, ge=1, le=65535)
     grpc_port: int = Field(default=8001, ge=0, le=65535, description="gRPC port; 0: no gRPC")
-    workers: int = Field(default=1, ge=1, le=64, description="server processes")
+    workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
+        default="auto", description="server processes; auto: one per usable CPU, at most 8"
+    )
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="hashed API key entries; empty: no authentication"
     )
@@ -114,7 +166,11 @@ class Settings(BaseSettings):
         default=1.0, ge=0, le=600, description="after SIGTERM, answer 503 this long at least"
     )
     batch_policies: dict[str, BatchOverride] = Field(default_factory=dict)
-    intra_op_threads: int = Field(default=1, ge=1, le=256, description="ONNX Runtime threads")
+    intra_op_threads: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = Field(
+        default="auto",
+        description="ONNX Runtime threads per model session; auto: the usable CPUs shared "
+        "among the server processes",
+    )
     reload_interval_s: float = Field(default=30.0, ge=0, description="store polling; 0: off")
     max_request_bytes: int = Field(default=16 * MiB, ge=1, description="largest JSON body")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -133,6 +189,11 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = Field(default=None, description="else AWS_ACCESS_KEY_ID")
     s3_secret_access_key: SecretStr | None = Field(default=None, description="else AWS_SECRET_...")
     cache_dir: str | None = Field(default=None, description="local bundle cache folder")
+    jobs_dir: str | None = Field(
+        default=None,
+        description="where the web UI keeps scored files, shared by the server processes "
+        "(serve sets a temporary folder)",
+    )
     max_upload_bytes: int = Field(default=200 * MiB, ge=1, description="largest accepted upload")
     max_decompressed_bytes: int = Field(
         default=200 * MiB, ge=1, description="most a gzip upload may inflate to (gzip bombs)"
@@ -145,6 +206,18 @@ class Settings(BaseSettings):
     max_sequence_length: int = Field(default=DEFAULT_MAX_SEQUENCE_LENGTH, ge=1)
     default_dna_model: str = Field(default="primer-binding", min_length=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def server_workers(self) -> int:
+        """Server processes: the setting, or for ``auto`` one per usable CPU (at most 8)."""
+        if self.workers == "auto":
+            return min(usable_cpus(), MAX_AUTO_WORKERS)
+        return self.workers
+
+    def onnx_threads(self) -> int:
+        """ONNX Runtime threads per session: the setting, or the CPUs per server process."""
+        if self.intra_op_threads == "auto":
+            return max(1, usable_cpus() // self.server_workers())
+        return self.intra_op_threads
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod

@@ -29,6 +29,7 @@ import ipaddress
 import math
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,7 +102,8 @@ def serve(
         int | None, typer.Option(metavar="PORT", help="gRPC port (default: 8001; 0: off).")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(metavar="N", help="Server processes (default: 1).")
+        str | None,
+        typer.Option(metavar="N", help="Server processes (default: auto, one per usable CPU)."),
     ] = None,
     reload_interval: Annotated[
         float | None, typer.Option(metavar="SECONDS", help="Seconds between store polls (0: off).")
@@ -152,10 +154,15 @@ def _serve(
     if engine == "ray":
         _serve_on_ray(settings, replicas, autoscale, address)
         return
-    if settings.workers > 1 and settings.session_secret is None:  # one secret for all workers
+    workers = settings.server_workers()
+    if workers > 1 and settings.session_secret is None:  # one secret for all workers
         os.environ["HELIXSERVE_SESSION_SECRET"] = secrets.token_urlsafe(32)
-    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="helixserve-metrics-")
+    jobs = None
+    if settings.jobs_dir is None:  # one folder of scored files for every server process
+        jobs = tempfile.mkdtemp(prefix="helixserve-jobs-")
+        os.environ["HELIXSERVE_JOBS_DIR"] = jobs
     typer.echo(
         f"helixserve: http://{settings.host}:{settings.port} (docs /docs), gRPC "
         f"{settings.host}:{settings.grpc_port if settings.grpc_port else 'off'}, "
@@ -169,7 +176,7 @@ def _serve(
             factory=True,
             host=settings.host,
             port=settings.port,
-            workers=settings.workers,
+            workers=workers,
             log_config=log_config(settings.log_level),
             access_log=False,
             server_header=False,
@@ -179,6 +186,9 @@ def _serve(
         )
     except OSError as err:
         raise HelixError(f"cannot serve on {settings.host}:{settings.port}: {err}") from None
+    finally:
+        if jobs is not None:
+            shutil.rmtree(jobs, ignore_errors=True)
 
 
 OPEN_REFUSED = (

@@ -17,8 +17,10 @@ Contract:
 - :meth:`Access.workspace_caller` is whoever may use the workspace at all: a key's principal, else
   the browser's signed-in user, else the anonymous one; nobody is 401 (worded for keys while no
   user exists, as before accounts), and a service key of the ``predict`` scope is 403.
-- Models: a model deployed from a project (its ``deployments`` rows; :attr:`Access.model_projects`,
-  refreshed with :attr:`accounts_on` and at each deploy here) belongs to that project. While
+- Models: a model deployed from a project belongs to that project: its last ``deployments`` row
+  (:attr:`Access.model_projects`, refreshed with :attr:`accounts_on` and at each deploy here),
+  else the ``project_id`` in its served bundles' lineage (``served_project``: known the moment
+  another process's deploy is served here, before this process reads the deployment). While
   accounts are on, :meth:`Access.model_caller` is whoever calls a model (a key, else the signed-in
   user; nobody: 401) and :meth:`Access.check_model` lets a principal use a project's model only
   with a role in the project (else the model is not found, worded as for an unknown one: no
@@ -69,10 +71,15 @@ class Access:
     """See the module contract."""
 
     def __init__(
-        self, keys: KeyRing, workspace: Workspace, clock: Callable[[], float] = time.monotonic
+        self,
+        keys: KeyRing,
+        workspace: Workspace,
+        clock: Callable[[], float] = time.monotonic,
+        served_project: Callable[[str], str | None] = lambda _name: None,
     ) -> None:
         self.keys = keys
         self.workspace = workspace
+        self._served_project = served_project
         self.accounts_on = False
         self.model_projects: dict[str, str] = {}
         self._clock = clock
@@ -96,8 +103,12 @@ class Access:
             raise AuthError(SIGN_IN)
         return who
 
+    def project_of(self, name: str) -> str | None:
+        """The project a model belongs to: its last deployment, else its served bundles'."""
+        return self.model_projects.get(name) or self._served_project(name)
+
     def may_use_model(self, who: Principal, name: str) -> bool:
-        project_id = self.model_projects.get(name)
+        project_id = self.project_of(name)
         if project_id is None or who.kind != "user" or who.user_id is None:
             return True
         cache_key, now = (who.user_id, who.key_project or "", project_id), self._clock()

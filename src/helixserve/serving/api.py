@@ -38,12 +38,13 @@ from helixserve.errors import HelixError, RequestError
 from helixserve.serving import schemas
 from helixserve.serving.api_docs import mount_docs
 from helixserve.serving.deps import request_id
+from helixserve.serving.jobs import JobStore
 from helixserve.serving.problems import error_reply, is_page, json_reply, problem, public_answer
 from helixserve.serving.responses import respond
 from helixserve.serving.routes import ROUTERS
 from helixserve.serving.server import Server
 from helixserve.serving.sessions import LoginNeeded
-from helixserve.serving.ui import HERE, Jobs, Pages
+from helixserve.serving.ui import HERE, Pages
 from helixserve.serving.ui_explain import score_words
 from helixserve.serving.ui_login import back_to, login_form
 
@@ -117,7 +118,8 @@ def build_api(server: Server) -> FastAPI:
     pages = Pages(server)
     pages.templates.env.globals.update(score_words=score_words)
     api.state = AppState()
-    api.state.server, api.state.pages, api.state.jobs = server, pages, Jobs()
+    api.state.server, api.state.pages = server, pages
+    api.state.jobs = JobStore(server.settings.jobs_dir)
     for kind, handler in HANDLERS:
         api.add_exception_handler(kind, handler)
     mount_docs(api)

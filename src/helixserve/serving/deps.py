@@ -39,10 +39,11 @@ from helixserve.serving import csrf
 from helixserve.serving.access import USER_COOKIE, needed_role
 from helixserve.serving.auth import key_from_headers
 from helixserve.serving.files import UploadLimits
+from helixserve.serving.jobs import JobStore
 from helixserve.serving.registry import LoadedModel
 from helixserve.serving.server import Server
 from helixserve.serving.sessions import COOKIE, LoginNeeded
-from helixserve.serving.ui import Jobs, Pages
+from helixserve.serving.ui import Pages
 from helixserve.workspace.members import LOCAL, Principal, require
 from helixserve.workspace.space import Workspace
 
@@ -131,13 +132,13 @@ async def get_pages(request: Request) -> Pages:
     return pages
 
 
-async def get_jobs(request: Request) -> Jobs:
-    jobs: Jobs = request.app.state.jobs
+async def get_jobs(request: Request) -> JobStore:
+    jobs: JobStore = request.app.state.jobs
     return jobs
 
 
 PagesDep = Annotated[Pages, Depends(get_pages)]
-JobsDep = Annotated[Jobs, Depends(get_jobs)]
+JobsDep = Annotated[JobStore, Depends(get_jobs)]
 
 
 def page_caller(request: Request, server: ServerDep) -> Principal:

@@ -14,6 +14,8 @@ Contract:
   :mod:`helixserve.runtime.selftest`) no longer give the stored outputs — is not served and is
   reported in :attr:`Registry.load_errors`; the others are. An alias pointing at such a version
   keeps pointing where it pointed before (the last good version), else at the newest good one.
+- :meth:`Registry.project_of` is the workspace project a served model was deployed from, read from
+  its bundles' lineage (see :attr:`ModelEntry.project_id`), or ``None``.
 - :meth:`Registry.resolve` maps ``(name, version)`` to a loaded model: ``version`` may be ``None``
   (the ``production`` alias if set, else the latest version), a number, or an alias name; unknown
   ones raise :class:`~helixserve.errors.ModelNotFound` listing what is served.
@@ -73,6 +75,18 @@ class ModelEntry:
                 return choice
         return max(self.versions)
 
+    @property
+    def project_id(self) -> str | None:
+        """The workspace project the newest version deployed from a project came from (its
+        lineage's ``project_id``), or ``None``: known as soon as the version is served, before
+        any database read (:class:`~helixserve.serving.access.Access` uses it)."""
+        for version in sorted(self.versions, reverse=True):
+            lineage = self.versions[version].manifest.lineage
+            found = lineage.details.get("project_id") if lineage is not None else None
+            if isinstance(found, str):
+                return found
+        return None
+
 
 @dataclass
 class Snapshot:
@@ -121,6 +135,10 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self.snapshot.models)
+
+    def project_of(self, name: str) -> str | None:
+        entry = self.snapshot.models.get(name)
+        return None if entry is None else entry.project_id
 
     def entry(self, name: str) -> ModelEntry:
         self.resolve(name)

@@ -70,10 +70,10 @@ class Server:
             self.store,
             policy=self.policy_for,
             observer=self.metrics.observer,  # type: ignore[arg-type]
-            intra_op_threads=settings.intra_op_threads,
+            intra_op_threads=settings.onnx_threads(),
         )
         self.workspace = Workspace.from_settings(settings)
-        self.access = Access(self.keys, self.workspace)
+        self.access = Access(self.keys, self.workspace, served_project=self.registry.project_of)
         self._workspace_error: DatabaseError | None = DatabaseUnavailable(
             "the workspace is still opening; try again in a moment."
         )

@@ -22,7 +22,7 @@ Contract:
   The variant and design pages of DNA models are in :mod:`helixserve.serving.ui_explain`.
   Every asset is in the package: no CDN, no network.
 - Predictions go through the same micro-batcher and validation as the API, so the messages are
-  the API's. Scored files are kept in memory for the last :data:`MAX_JOBS` uploads.
+  the API's. Scored files are kept by :mod:`helixserve.serving.jobs` (the last 16 uploads).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import base64
 import io
 import json
 import re
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +62,6 @@ from helixserve.store.names import parse_ref
 from helixserve.workspace.members import Principal
 
 HERE = Path(__file__).parent
-MAX_JOBS = 16
 PAGE = 50
 INVALID = TABLE[InputError].status  # a form shown again with its field errors
 
@@ -82,19 +80,6 @@ def owner_of(who: Principal | None) -> str:
     if who is None:
         return ""
     return who.user_id or who.name
-
-
-class Jobs(OrderedDict[str, Job]):
-    def add(self, job: Job) -> None:
-        self[job.id] = job
-        while len(self) > MAX_JOBS:
-            self.popitem(last=False)
-
-    def of(self, job_id: str, who: Principal | None) -> Job | None:
-        """The job, if ``who`` uploaded it (a result is its uploader's, not whoever has the
-        URL); else ``None``, as for a job that is no longer kept."""
-        job = self.get(job_id)
-        return job if job is not None and job.owner == owner_of(who) else None
 
 
 def figure(value: float) -> str:

@@ -8,8 +8,10 @@ Contract:
 - :func:`deploy` copies the run's bundle from the runs store (``run.bundle``, ``run-<id>@1``)
   into the model store as the next version of ``model`` (a new model or a new version of an
   existing one, pretrained names included: the copy lies in the person's store), with the model
-  card's title renamed, lineage ``trained`` from ``workspace run <id>`` (project, experiment,
-  run number in its details) and the alias moved to it when one is given, then records the
+  card's title renamed, lineage ``trained`` from ``workspace run <id>`` (project name and id,
+  experiment, run number in its details: a server knows the model's project from the bundle
+  itself, before it reads the deployment) and the alias moved to it when one is given, then
+  records the
   :class:`~helixserve.workspace.models.Deployment`. Only a finished run can be deployed
   (:class:`~helixserve.errors.RunStateConflict`). A server polling the model store
   (``HELIXSERVE_RELOAD_INTERVAL_S``) serves it at its next look; the web app that deploys reloads
@@ -91,7 +93,12 @@ def deploy(
     lineage = Lineage(
         how="trained",
         source=f"workspace run {run.id}",
-        details={"project": project, "experiment": experiment.name, "run": run.number},
+        details={
+            "project": project,
+            "project_id": run.project_id,
+            "experiment": experiment.name,
+            "run": run.number,
+        },
     )
     fields = manifest.model_dump(exclude={"files", "version", "name", "lineage"})
     published = space.models.publish(

@@ -144,7 +144,7 @@ async def upload(
         raise InvalidImage("choose a file to upload first.")
     rows = await score_file(model, file.file, file.filename, server.upload_limits)
     job = ui.Job(secrets.token_urlsafe(12), model, file.filename, rows, ui.owner_of(who))
-    jobs.add(job)
+    await asyncio.to_thread(jobs.add, job)
     return RedirectResponse(f"/jobs/{job.id}", 303)
 
 
@@ -153,11 +153,12 @@ async def job_page(
     request: Request,
     job_id: str,
     jobs: JobsDep,
+    server: ServerDep,
     page: PagesDep,
     who: PageCaller,
     page_no: int = 1,
 ) -> Response:
-    job = jobs.of(job_id, who)
+    job = await asyncio.to_thread(jobs.of, job_id, who, server.registry)
     if job is None:
         raise NotFound(
             "this result is no longer kept (the server keeps the last 16 "
@@ -167,8 +168,10 @@ async def job_page(
 
 
 @router.get("/jobs/{job_id}/{which}.csv")
-async def download(job_id: str, which: str, jobs: JobsDep, who: PageCaller) -> Response:
-    job = jobs.of(job_id, who)
+async def download(
+    job_id: str, which: str, jobs: JobsDep, server: ServerDep, who: PageCaller
+) -> Response:
+    job = await asyncio.to_thread(jobs.of, job_id, who, server.registry)
     if job is None or which not in ("results", "errors"):
         return not_found()
     data = results_csv(job.model, job.rows) if which == "results" else errors_csv(job.rows)
