@@ -8,17 +8,23 @@ model's batch thread) per request, best of ``--rounds``. It runs against whichev
 ``PYTHONPATH`` selects, so two commits can be compared on the same machine back to back; being
 CPU time, it is far less sensitive to other jobs on a shared machine than requests per second.
 ``--no-fast-path`` sets ``HELIXSERVE_FAST_PATH=false`` first (the plain FastAPI route).
+``--access-log on|off`` configures logging as ``helixserve serve`` does (one JSON line per request
+on standard output, here redirected to a file on disk) with the access log on or off, so the two
+can be compared: run both, alternated, and compare the CPU time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging.config
 import os
+import sys
 import tempfile
 import time
 from typing import Any
 
+from helixserve.cli.serve import log_config
 from helixserve.serving.app import create_app
 
 BODY = b'{"inputs": ["ACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTAC"]}'
@@ -111,20 +117,37 @@ async def _measure(requests: int, rounds: int) -> list[float]:
     return best
 
 
+def as_served(access_log: bool) -> None:
+    """Logging as ``helixserve serve`` sets it up, standard output going to a scratch file."""
+    os.environ["HELIXSERVE_ACCESS_LOG"] = "true" if access_log else "false"
+    with tempfile.NamedTemporaryFile(prefix="hs-bench-access-", suffix=".log") as out:
+        os.dup2(out.fileno(), sys.stdout.fileno())  # stdout now writes to the (unlinked) file
+    logging.config.dictConfig(log_config("info"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--no-fast-path", action="store_true")
+    parser.add_argument("--access-log", choices=["on", "off"])
     args = parser.parse_args()
+    if args.access_log:
+        as_served(args.access_log == "on")
     os.environ.setdefault("HELIXSERVE_STORE", tempfile.mkdtemp(prefix="hs-bench-store-"))
     os.environ["HELIXSERVE_RELOAD_INTERVAL_S"] = "0"
     if args.no_fast_path:
         os.environ["HELIXSERVE_FAST_PATH"] = "false"
     rounds = asyncio.run(_measure(args.requests, args.rounds))
     print(
+        f"access log: {args.access_log or 'as the settings say'}; "
+        f"fast path: {'off' if args.no_fast_path else 'on'}",
+        file=sys.stderr,
+    )
+    print(
         f"CPU time per predict request (us), best of {args.rounds} x {args.requests}: "
-        f"{min(rounds):.1f} (median {sorted(rounds)[len(rounds) // 2]:.1f})"
+        f"{min(rounds):.1f} (median {sorted(rounds)[len(rounds) // 2]:.1f})",
+        file=sys.stderr if args.access_log else sys.stdout,  # stdout is the access log then
     )
 
 

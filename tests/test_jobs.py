@@ -4,6 +4,7 @@ else's result opens; only the newest 16 are kept; the files hold data, not pickl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def browser(server: Running) -> httpx.Client:
 
 
 @pytest.fixture
-def two_processes(tmp_path: Path) -> list[Running]:
+def two_processes(tmp_path: Path) -> Iterator[list[Running]]:
     """Two apps on one store and one jobs folder, as two worker processes of one server."""
     publish_gc(ModelStore.open(str(tmp_path / "store")), "gc")
     stack = ExitStack()
@@ -36,7 +37,7 @@ def two_processes(tmp_path: Path) -> list[Running]:
         stack.enter_context(running(tmp_path / "store", tmp_path / name, **shared))
         for name in ("a", "b")
     ]
-    yield servers  # type: ignore[misc]
+    yield servers
     stack.close()
 
 
