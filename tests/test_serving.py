@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from helixserve.serving.access_log import FLUSH_S
 from tests.support.server import Running, running
 
 ZOO = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
@@ -326,18 +327,33 @@ def test_metrics_name_the_version_without_the_fast_path(tmp_path: Path) -> None:
 
 
 def test_access_log_is_json_with_request_id(
-    client: httpx.Client, caplog: pytest.LogCaptureFixture
+    client: httpx.Client, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="helixserve.access"):
-        headers = {"x-request-id": "abc-1", "authorization": "Bearer secret-xyz"}
-        client.post(
-            "/api/v1/models/primer-binding/predict", json={"inputs": [BINDS]}, headers=headers
-        )
-    records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "helixserve.access"]
+    """One JSON line per request on standard output, written within the flush interval."""
+    headers = {"x-request-id": "abc-1", "authorization": "Bearer secret-xyz"}
+    client.post("/api/v1/models/primer-binding/predict", json={"inputs": [BINDS]}, headers=headers)
+    out = ""
+    deadline = time.monotonic() + 10 * FLUSH_S
+    while '"abc-1"' not in out and time.monotonic() < deadline:
+        time.sleep(FLUSH_S / 5)
+        out += capfd.readouterr().out
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     mine = [r for r in records if r["request_id"] == "abc-1"]
     assert len(mine) == 1
     assert (mine[0]["status"], mine[0]["model"], mine[0]["version"]) == (200, "primer-binding", "1")
-    assert "secret-xyz" not in caplog.text
+    assert set(mine[0]) == {
+        "ts",
+        "request_id",
+        "method",
+        "path",
+        "route",
+        "status",
+        "ms",
+        "model",
+        "version",
+        "client",
+    }
+    assert "secret-xyz" not in out
 
 
 def test_gene_model_takes_variable_lengths(client: httpx.Client) -> None:

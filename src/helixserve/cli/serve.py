@@ -53,27 +53,22 @@ keys_app = typer.Typer(help="Make API keys (stored hashed in HELIXSERVE_API_KEYS
 
 
 def log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging: our JSON access lines to stdout, other logs to stderr."""
+    """uvicorn's logging: logs to stderr (the JSON access lines go to stdout on their own,
+    :mod:`helixserve.serving.access_log`)."""
     plain = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": plain, "raw": {"format": "%(message)s"}},
+        "formatters": {"plain": plain},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "plain",
                 "stream": "ext://sys.stderr",
             },
-            "access": {
-                "class": "logging.StreamHandler",
-                "formatter": "raw",
-                "stream": "ext://sys.stdout",
-            },
         },
         "loggers": {
             "helixserve": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
-            "helixserve.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
             "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
         },

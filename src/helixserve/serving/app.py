@@ -13,8 +13,8 @@ Contract:
   measures both). Metrics label a request with its route's path template.
 - Every response carries ``X-Request-ID`` (the client's, if it sent a sane one, else a new one).
   Each request is counted and timed in the metrics and, when ``access_log`` is on, written as one
-  JSON line to the ``helixserve.access`` logger (method, path, status, duration, model, version,
-  request id, client; never headers, so never keys).
+  JSON line on standard output by :class:`~helixserve.serving.access_log.AccessLog` (method,
+  path, status, duration, model, version, request id, client; never headers, so never keys).
 - Request bodies above ``max_request_bytes`` (JSON) or ``max_upload_bytes`` (uploads: routes
   marked :func:`~helixserve.serving.responses.upload`, the API's ``predict-file`` and the web
   UI's ``/models/{name}/upload``) are refused with 413: at once when
@@ -36,14 +36,12 @@ Contract:
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import orjson
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
@@ -64,7 +62,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-access_log = logging.getLogger("helixserve.access")
 PROBES = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _ids = itertools.count(1)
@@ -115,8 +112,10 @@ class HelixApp:
                 drain.done()
         elapsed = time.perf_counter() - started
         self._count(route, labels, status, elapsed)
-        if self.log and access_log.isEnabledFor(logging.INFO):  # no record built to be dropped
-            _log_access(scope, status, elapsed, labels, request_id, route)
+        if self.log:
+            self.server.access_log.write(
+                _access_record(scope, status, elapsed, labels, request_id, route)
+            )
 
     def _count(self, route: str, labels: tuple[str, str], status: int, elapsed: float) -> None:
         """Time and count the request (the metric children are looked up once per label set)."""
@@ -329,11 +328,11 @@ def _page_headers(path: str, given: list[tuple[bytes, bytes]]) -> list[tuple[byt
     return DOCS_HEADERS if path in DOCS_PAGES else PAGE_HEADERS
 
 
-def _log_access(
+def _access_record(
     scope: Scope, status: int, elapsed: float, labels: tuple[str, str], rid: str, route: str
-) -> None:
+) -> dict[str, Any]:
     client = scope.get("client")
-    record = {
+    return {
         "ts": time.time(),
         "request_id": rid,
         "method": scope["method"],
@@ -345,7 +344,6 @@ def _log_access(
         "version": labels[1] or None,
         "client": f"{client[0]}:{client[1]}" if client else None,
     }
-    access_log.info(orjson.dumps(record).decode())
 
 
 def create_app(settings: Settings | None = None, store: ModelStore | None = None) -> ASGIApp:

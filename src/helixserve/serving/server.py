@@ -33,6 +33,7 @@ from helixserve.errors import DatabaseError, DatabaseUnavailable
 from helixserve.runtime.batcher import BatchPolicy
 from helixserve.serving import oip, oip_rest
 from helixserve.serving.access import Access
+from helixserve.serving.access_log import FLUSH_S, AccessLog
 from helixserve.serving.auth import KeyRing, Scope
 from helixserve.serving.drain import Drain
 from helixserve.serving.files import UploadLimits
@@ -80,6 +81,8 @@ class Server:
         self._sweeper: asyncio.Task[None] | None = None
         self.grpc: grpc.aio.Server | None = None
         self._poller: asyncio.Task[None] | None = None
+        self.access_log = AccessLog()
+        self._log_flusher: asyncio.Task[None] | None = None
         self.drain = Drain(settings.shutdown_drain_s, settings.request_timeout_s + 1)
         self.drain.on_start.append(self._stop_grpc)
         self._grpc_stopping: asyncio.Task[None] | None = None
@@ -101,6 +104,8 @@ class Server:
         await self._open_workspace()
         if self.settings.reload_interval_s > 0:
             self._poller = asyncio.create_task(self._poll(self.settings.reload_interval_s))
+        if self.settings.access_log:
+            self._log_flusher = asyncio.create_task(self._flush_log(FLUSH_S))
         if self.settings.grpc_port:
             self.grpc = build_server(
                 self.registry,
@@ -115,11 +120,12 @@ class Server:
         log.info("serving %d model(s) from %s", len(self.registry.names()), self.store.uri)
 
     async def stop(self) -> None:
-        for task in (self._poller, self._sweeper):
+        for task in (self._poller, self._sweeper, self._log_flusher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        self.access_log.flush()
         self._stop_grpc()
         if self._grpc_stopping is not None:
             await self._grpc_stopping
@@ -163,6 +169,11 @@ class Server:
         if self.grpc is not None and self._grpc_stopping is None:
             grace = self.settings.request_timeout_s + 1
             self._grpc_stopping = asyncio.get_running_loop().create_task(self.grpc.stop(grace))
+
+    async def _flush_log(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.access_log.flush()
 
     async def _poll(self, interval: float) -> None:
         while True:
