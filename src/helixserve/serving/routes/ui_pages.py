@@ -167,11 +167,16 @@ async def job_page(
 
 
 @router.get("/jobs/{job_id}/{which}.csv")
-async def download(job_id: str, which: str, jobs: JobsDep, who: PageCaller) -> Response:
+async def download(
+    job_id: str, which: str, jobs: JobsDep, who: PageCaller, spreadsheet_safe: bool = False
+) -> Response:
     job = jobs.of(job_id, who)
     if job is None or which not in ("results", "errors"):
         return not_found()
-    data = results_csv(job.model, job.rows) if which == "results" else errors_csv(job.rows)
+    safe = spreadsheet_safe
+    data = (
+        results_csv(job.model, job.rows, safe) if which == "results" else errors_csv(job.rows, safe)
+    )
     stem = Path(job.filename).name.split(".")[0] or "upload"
     headers = {"content-disposition": ui.attachment(f"{stem}-{which}.csv")}
     return Response(data, media_type="text/csv; charset=utf-8", headers=headers)
