@@ -313,6 +313,14 @@ def train(
             help="Rename classes, e.g. 2=benign,4=malignant.",
         ),
     ] = None,
+    positive: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel=DATA,
+            metavar="LABEL",
+            help="The positive class of a binary target (default: 1, true, yes, + ...).",
+        ),
+    ] = None,
     calibrate: Annotated[
         Calibrate | None,
         typer.Option(rich_help_panel=TABULAR, help="Calibrate probabilities."),
@@ -424,6 +432,7 @@ def train(
         search=search,
         init_from=init_from,
         label_names=label_names,
+        positive=positive,
         test_fraction=test_fraction,
         seed=seed,
         work_dir=work_dir,

@@ -159,6 +159,7 @@ def train_and_publish(
         recipe.task
         if recipe.task == "regression"
         else ("binary" if len(set(data.targets)) == 2 else "multiclass"),
+        data.positive,
     )
     if work_dir is not None:
         recipe.use_work_dir(work_dir)
