@@ -53,6 +53,7 @@ from helixserve.training import checkpoint as checkpoints
 from helixserve.training.cv import cross_validate, kmer_ridge_cv
 from helixserve.training.data import (
     Dataset,
+    Split,
     load_images,
     load_sequences,
     load_table,
@@ -119,7 +120,28 @@ def run(
         on_epoch=on_epoch,
     )
     outcome.cv_table = cv_table
+    outcome.held_out = held_out(options, data, parts, task)
     return outcome
+
+
+def held_out(options: TrainOptions, data: Dataset, parts: Split, task: str) -> str:
+    """Which rows the published metrics are computed on, in words (for the summary)."""
+    rows, total = len(parts.test), len(data)
+    if data.split_labels is not None:
+        how = f"the rows that column {options.split_col!r} holds out"
+    elif data.groups is not None:
+        grouped = options.group_col or options.bag_col
+        how = f"whole groups of {grouped!r}, drawn at random with seed {options.seed}"
+    else:
+        stratified = "" if task == "regression" else ", stratified by class"
+        how = f"{rows / max(total, 1):.0%}, drawn at random with seed {options.seed}{stratified}"
+    said = (
+        f"the internal test split: {rows:,} of the {total:,} rows ({how}), never used to train "
+        "the model or to stop its training"
+    )
+    if len(parts.external):
+        said += f"; external_* metrics: the {len(parts.external):,} external rows"
+    return said
 
 
 def _check_device(recipe: Recipe) -> None:
