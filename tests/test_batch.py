@@ -178,6 +178,7 @@ def test_resume_refuses_a_changed_input(store: ModelStore, tmp_path: Path) -> No
     (parts / "journal.json").write_text(
         json.dumps(
             {
+                "version": 2,
                 "input": str(data),
                 "input_stamp": "0:0",
                 "model": "gc@1",

@@ -319,9 +319,17 @@ def test_ui_downloads_whatever_the_upload_is_named(client: httpx.Client) -> None
         assert disposition.startswith(f"attachment; filename=\"{plain}\"; filename*=UTF-8''")
 
 
-def test_formula_cells_are_neutralised_in_csv_results(client: httpx.Client) -> None:
+def test_formula_cells_are_neutralised_in_spreadsheet_safe_csv_results(
+    client: httpx.Client,
+) -> None:
     data = (HOSTILE / "formula-cells.csv").read_bytes()
-    reply = upload(client, "primer-binding", "f.csv", data, headers={"accept": "text/csv"})
+    csv_ = {"accept": "text/csv"}
+    reply = upload(client, "primer-binding", "f.csv", data, headers=csv_)
+    ids = [line.split(",")[1] for line in reply.text.splitlines()[1:5]]
+    assert ids == ['"=HYPERLINK(""http://x"")"', "+1+1", "-2+3", "@SUM(A1)"]  # exact by default
+    assert reply.text.splitlines()[5] == f"5,=cmd|' /C calc'!A0,6,,,,,\"{NOT_DNA}\""
+    params = {"spreadsheet_safe": "true"}
+    reply = upload(client, "primer-binding", "f.csv", data, headers=csv_, params=params)
     ids = [line.split(",")[1] for line in reply.text.splitlines()[1:5]]
     assert ids == ['"\'=HYPERLINK(""http://x"")"', "'+1+1", "'-2+3", "'@SUM(A1)"]
     assert reply.text.splitlines()[5] == f"5,'=cmd|' /C calc'!A0,6,,,,,\"{NOT_DNA}\""

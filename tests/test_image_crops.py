@@ -45,7 +45,8 @@ def cells(n: int = 36) -> Dataset:
         inputs.append(cell_png(30 if i % 2 else 4, 30 if external else 100, rng))
         targets.append(label)
         parts.append("external" if external else "test" if i >= n - 10 else "train")
-    return Dataset(inputs, targets, [f"img{i}" for i in range(n)], parts, sha256="0" * 64)
+    ids = [f"img{i}" for i in range(n)]
+    return Dataset(inputs, targets, ids, parts, sha256="0" * 64, positive="sparse")
 
 
 def test_crop_mode_conformance(tmp_path: Path) -> None:

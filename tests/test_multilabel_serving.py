@@ -334,7 +334,7 @@ def test_uploaded_file_results_have_a_column_per_label(server: Running) -> None:
         f"4 s3 7 insulator {p[2][0]:.4f} {p[2][1]:.4f} {p[2][2]:.4f}",
         f"5 s4 9 none {p[3][0]:.4f} {p[3][1]:.4f} {p[3][2]:.4f}",
     ]
-    download = re.search(r'id="download-results" href="([^"]+)"', job.text)
+    download = re.search(r'action="(/jobs/[^"]+/results\.csv)"', job.text)
     assert download is not None
     with httpx.Client(cookies={"hs_csrf": FORM_TOKEN}) as client:
         results = client.get(server.url + download.group(1)).text.splitlines()

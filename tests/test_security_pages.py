@@ -17,6 +17,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from helixserve.serving.access import RECHECK_S, needed_role
+from helixserve.serving.access_log import FLUSH_S
 from helixserve.serving.deps import workspace_page_guard
 from helixserve.serving.routes import ROUTERS
 from helixserve.workspace import accounts, throttle
@@ -80,7 +81,7 @@ def test_pages_ask_for_a_sign_in_and_failures_all_read_the_same(server: Running)
 
 
 def test_a_sign_in_gets_a_fresh_session_that_logout_ends(
-    server: Running, caplog: pytest.LogCaptureFixture
+    server: Running, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with browser(server) as client:
@@ -99,8 +100,11 @@ def test_a_sign_in_gets_a_fresh_session_that_logout_ends(
         assert out.status_code == 303
     with httpx.Client(base_url=server.url, cookies={"hs_user": token}, timeout=30) as stolen:
         assert stolen.get("/projects").status_code == 401  # the session is gone on the server
-    served = "\n".join(  # the server's log (the test's own HTTP client logs what it sends)
-        r.getMessage() for r in caplog.records if r.name.startswith(("helixserve", "uvicorn"))
+    time.sleep(3 * FLUSH_S)  # the access log's lines are written at least every FLUSH_S
+    captured = capfd.readouterr()
+    served = "\n".join(  # the server's logs (the test's own HTTP client logs what it sends)
+        [r.getMessage() for r in caplog.records if r.name.startswith(("helixserve", "uvicorn"))]
+        + [captured.out, captured.err]
     )
     assert "/login" in served and PASSWORD not in served and token not in served
 

@@ -4,6 +4,7 @@ splits, determinism, live history and the ``train`` command, on tiny data made h
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -277,6 +278,7 @@ def test_train_command(tmp_path: Path) -> None:
         "COLUMNS": "120",
         "HELIXSERVE_STORE": str(tmp_path / "store"),
         "HELIXSERVE_CACHE_DIR": str(tmp_path / "cache"),
+        **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},  # the tree under test
     }
     result = subprocess.run(
         [
@@ -331,6 +333,7 @@ def test_train_command_tabular_with_cross_validation(tmp_path: Path) -> None:
         "COLUMNS": "120",
         "HELIXSERVE_STORE": str(tmp_path / "store"),
         "HELIXSERVE_CACHE_DIR": str(tmp_path / "cache"),
+        **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},  # the tree under test
     }
     result = subprocess.run(
         [
@@ -355,6 +358,8 @@ def test_train_command_tabular_with_cross_validation(tmp_path: Path) -> None:
             "rows",
             "--label-names",
             "benign=B,malignant=M",
+            "--positive",
+            "M",
         ],
         capture_output=True,
         text=True,

@@ -130,11 +130,12 @@ def test_upload_csv_and_download_both_files(page: Page, tmp_path: Path) -> None:
         page.locator("#download-results").click()
     rows = list(csv.reader(io.StringIO(Path(results.value.path()).read_text())))
     assert rows[0] == ["index", "id", "line", "label", "probability", "p_0", "p_1", "error"]
-    assert [r[1] for r in rows[1:]] == ["good1", "bad1", "'=cmd", "good2"]  # formula neutralised
+    assert [r[1] for r in rows[1:]] == ["good1", "bad1", "=cmd", "good2"]  # exact by default
+    page.locator("#spreadsheet-safe").check()
     with page.expect_download() as errors:
         page.locator("#download-errors").click()
     bad = list(csv.reader(io.StringIO(Path(errors.value.path()).read_text())))
-    assert [r[1] for r in bad[1:]] == ["bad1", "'=cmd"]
+    assert [r[1] for r in bad[1:]] == ["bad1", "'=cmd"]  # formula neutralised when asked
     assert bad[2][5].startswith("record 3 (id =cmd), line 4: DNA sequence is not valid DNA")
 
 

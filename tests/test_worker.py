@@ -320,7 +320,15 @@ def test_an_image_zip_is_extracted_under_names_of_its_own_and_trains(
 ) -> None:
     add_dataset(space, "cells", cells_zip())
     params = {"epochs": 2, "size": 16, "augment": False}
-    run_id = queue(space, "images", dataset="cells", recipe="image", target="cell", params=params)
+    run_id = queue(
+        space,
+        "images",
+        dataset="cells",
+        recipe="image",
+        target="cell",
+        params=params,
+        positive="hi",  # hi/lo: no convention says which
+    )
     with space.db.session() as session:
         prepared = prepare(session, space, runs.get_run(session, run_id), tmp_path / "work")
     assert prepared.sizes == {"T": 24, "V": 12, "test": 12, "left out": 0}

@@ -123,7 +123,7 @@ def test_migrations_run_twice_and_create_every_table(database_url: str) -> None:
     with database.connect() as connection:
         assert set(inspect(connection).get_table_names()) == TABLES | {"alembic_version"}
         version = connection.execute(text("SELECT version_num FROM alembic_version")).all()
-    assert version == [("0003",)]
+    assert version == [("0004",)]
     database.close()
 
 

@@ -174,7 +174,27 @@ def refusals() -> list[tuple[ExperimentRequest, type[Exception], str | None]]:
             "the dna-regression recipe predicts a number, but target column 'label' holds "
             "category values; choose a number column, or a classification recipe.",
         ),
-        (request(target="part", train_subset="all"), SplitOverlap, overlap),
+        (request(target="part", positive="V", train_subset="all"), SplitOverlap, overlap),
+        (
+            request(target="part"),
+            InputError,
+            "which class is the positive one? The target's two classes are 'T' and 'V', and "
+            "neither is positive by convention (as 1, true, yes, positive or + are). Name it "
+            "with positive=V or positive=T: the model's probability is that of the positive "
+            "class.",
+        ),
+        (
+            request(positive="maybe"),
+            InputError,
+            "positive=maybe names no class of the target; its two classes are 'no' and 'yes'. "
+            "Name one of them.",
+        ),
+        (
+            request(recipe="dna-regression", target="score", params={}, positive="1"),
+            InputError,
+            "a positive class is for a binary target, but target column 'score' holds a number; "
+            "leave it out.",
+        ),
         (request(val_subset="none"), EmptySubset, None),
         (
             request(val_subset="test"),
@@ -231,6 +251,18 @@ def test_experiments_are_checked_before_they_are_stored(lab: Workspace) -> None:
                 assert str(refused.value) == message
         blocks = [b.model_dump() for b in presets("dna-binary", {"length": 26})]
         assert check_experiment(session, lab, "lab", request(blocks=blocks)).blocks == blocks
+
+
+def test_the_positive_class_is_checked_with_the_target(lab: Workspace) -> None:
+    with lab.db.session() as session:
+        assert check_experiment(session, lab, "lab", request()).positive is None  # yes/no
+        assert check_experiment(session, lab, "lab", request(positive="no")).positive == "no"
+        chosen = check_experiment(session, lab, "lab", request(target="part", positive="T"))
+        assert chosen.positive == "T"
+        for asked in (request(target="part"), request(positive="maybe")):
+            with pytest.raises(InputError) as refused:
+                check_experiment(session, lab, "lab", asked)
+            assert refused.value.field == "positive"
 
 
 def test_compare_and_deploy_stay_in_their_project(lab: Workspace) -> None:

@@ -189,6 +189,13 @@ def test_bad_forms_show_the_exact_message_next_to_the_field(client: httpx.Client
     assert field_error(target.text, "target") == (
         "the dataset has no column 'nope'; its columns are: id, seq, label, score, part."
     )
+    form = experiment_form(name="p", positive="maybe")
+    positive = post(client, "/projects/lab/experiments", **form)
+    assert positive.status_code == 422
+    assert field_error(positive.text, "positive") == (
+        "positive=maybe names no class of the target; its two classes are 'no' and 'yes'. "
+        "Name one of them."
+    )
 
 
 def test_a_run_of_another_project_is_404(client: httpx.Client, finished: str) -> None:

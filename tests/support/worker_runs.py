@@ -104,6 +104,7 @@ def queue(
     init_from_run: str | None = None,
     test_subset: str | None = "test",
     normalise_on: str | None = None,
+    positive: str | None = None,
 ) -> str:
     """Check and create experiment ``name`` (unless it exists) and submit a run; its id."""
     request = ExperimentRequest(
@@ -116,6 +117,7 @@ def queue(
         params=dict(params if params is not None else {"epochs": 3}),
         blocks=blocks,
         normalise_on=normalise_on,
+        positive=positive,
     )
     with space.db.session() as session:
         try:

@@ -4,8 +4,9 @@ Contract:
 - :func:`score` reads INPUT (FASTA / CSV / TSV / one-per-line text for DNA models, CSV / TSV for
   tabular models; gzip or not; a local path or ``s3://bucket/key``) in chunks of ``batch_size``
   records, so memory does not grow with the file; Parquet input too (by its magic bytes, read a
-  row-group batch at a time). OUTPUT (CSV; TSV for ``.tsv``; gzip-compressed for ``.gz``; typed
-  Parquet for ``.parquet``) gets one row per scored record, in input order: ``index`` (1-based
+  row-group batch at a time). OUTPUT (CSV; TSV for ``.tsv``; JSON Lines for ``.jsonl``;
+  gzip-compressed for ``.gz``; typed Parquet for ``.parquet``) gets one row per scored record, in
+  input order: ``index`` (1-based
   record number), ``id``, then ``label``, ``probability`` and ``p_<label>`` per class, or
   ``value``, or for multilabel models ``labels`` (the labels at or above the threshold, joined
   by ``;``; a list of strings in Parquet) and ``p_<label>`` per label. Records that fail
@@ -18,15 +19,18 @@ Contract:
   same, skips the recorded records and goes on. The final files are joined from the parts and
   moved into place at the end, so a resumed run's output is byte for byte the output of an
   uninterrupted one.
-- Cells that a spreadsheet would run as a formula are neutralised. A whole-file problem raises
-  :class:`~helixserve.errors.InvalidFile`; a bad resume raises :class:`BatchError`.
+- Every cell is written exactly as the model and the input give it (a label ``+`` stays ``+``),
+  so the files round-trip. With ``spreadsheet_safe=True`` the CSV/TSV cells that a spreadsheet
+  would run as a formula are neutralised (a leading ``'``, see
+  :func:`~helixserve.inputs.table.csv_safe`); Parquet and JSON Lines are never changed. The
+  committed chunks are always exact; the choice is made when the final files are assembled.
+  A whole-file problem raises :class:`~helixserve.errors.InvalidFile`; a bad resume raises
+  :class:`BatchError`.
 """
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
 import json
 import os
 import queue
@@ -39,11 +43,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from helixserve.batch.parquet_out import write_parquet
+from helixserve.batch.parquet_out import chunk_rows, write_jsonl, write_parquet
 from helixserve.errors import HelixError
 from helixserve.inputs.readers import read_sequences
 from helixserve.inputs.records import BadRecord, Record
-from helixserve.inputs.table import csv_safe
+from helixserve.inputs.table import csv_text
 from helixserve.inputs.tabular import FeatureRow, TabularSchema, read_rows
 from helixserve.runtime.predictor import (
     BatchPrediction,
@@ -54,7 +58,7 @@ from helixserve.runtime.predictor import (
 from helixserve.store.fs import S3Options, open_location
 from helixserve.store.manifest import LABEL_SEPARATOR
 
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2  # 2: chunks hold exact cells (1: neutralised)
 Progress = Callable[[int, int, int], None]  # (bytes read, records scored, records refused)
 
 
@@ -223,11 +227,8 @@ def _error_cells(index: int, record_id: str | None, line: int, err: Any) -> list
     return [str(index), record_id or "", where, err.field or "", position, str(err)]
 
 
-def _csv_bytes(rows: list[list[str]], delimiter: str) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
-    writer.writerows([[csv_safe(c) for c in row] for row in rows])
-    return out.getvalue().encode("utf-8")
+def _csv_bytes(rows: list[list[str]], delimiter: str, spreadsheet_safe: bool = False) -> bytes:
+    return csv_text(rows, delimiter, spreadsheet_safe).encode("utf-8")
 
 
 class _Parts:
@@ -250,6 +251,12 @@ class _Parts:
             )
         if resume and self.journal.exists():
             saved = json.loads(self.journal.read_text(encoding="utf-8"))
+            if saved.get("version") != JOURNAL_VERSION:
+                raise BatchError(
+                    f"cannot resume: the journal {self.journal} was written by another "
+                    f"helixserve version (journal format {saved.get('version')}, this one "
+                    f"writes {JOURNAL_VERSION}). Delete {self.folder} to start again."
+                )
             different = [k for k, v in self.identity.items() if saved.get(k) != v]
             if different:
                 raise BatchError(
@@ -294,25 +301,32 @@ class _Parts:
                 "permissions) and run the same command again with --resume."
             ) from None
 
-    def join(self, suffix: str, header: list[str], delimiter: str, target: Path) -> None:
-        """Write the chunks' rows under ``header`` to ``target`` (CSV/TSV, ``.gz``, Parquet)."""
+    def join(self, suffix: str, header: list[str], run: Run, target: Path) -> None:
+        """Write the chunks' rows under ``header`` to ``target`` (CSV/TSV, JSON Lines, ``.gz``,
+        Parquet)."""
         partial = target.with_name(target.name + ".partial")
         chunks = (self.folder / f"chunk-{n:08d}{suffix}" for n in range(self.state["chunks"]))
         with self.writing(partial):
-            self._write(partial, header, delimiter, chunks)
+            self._write(partial, header, run, chunks)
             os.replace(partial, target)
 
-    def _write(
-        self, partial: Path, header: list[str], delimiter: str, chunks: Iterator[Path]
-    ) -> None:
-        if partial.name.endswith(".parquet.partial"):
-            write_parquet(partial, header, delimiter, chunks)
-        else:
-            with partial.open("wb") as raw, _maybe_gzip(raw, partial.name[:-8]) as out:
-                out.write(_csv_bytes([header], delimiter))
-                for chunk in chunks:
-                    with chunk.open("rb") as part:
-                        shutil.copyfileobj(part, out)
+    def _write(self, partial: Path, header: list[str], run: Run, chunks: Iterator[Path]) -> None:
+        name = partial.name.removesuffix(".partial")
+        if name.endswith(".parquet"):
+            write_parquet(partial, header, run.delimiter, chunks)
+            return
+        with partial.open("wb") as raw, _maybe_gzip(raw, name) as out:
+            if name.removesuffix(".gz").endswith(".jsonl"):
+                write_jsonl(out, header, run.delimiter, chunks)
+                return
+            out.write(_csv_bytes([header], run.delimiter, run.spreadsheet_safe))
+            for chunk in chunks:
+                if run.spreadsheet_safe:
+                    rows = chunk_rows(chunk, run.delimiter)
+                    out.write(_csv_bytes(rows, run.delimiter, spreadsheet_safe=True))
+                    continue
+                with chunk.open("rb") as part:
+                    shutil.copyfileobj(part, out)
 
 
 @contextmanager
@@ -365,6 +379,7 @@ class Run:
     s3: S3Options | None
     started: float
     resumed_from: int
+    spreadsheet_safe: bool = False
 
 
 def begin(
@@ -376,6 +391,7 @@ def begin(
     batch_size: int,
     resume: bool,
     s3: S3Options | None,
+    spreadsheet_safe: bool = False,
 ) -> Run:
     """Open the input and the parts folder (checking a resume); see the module contract."""
     if batch_size < 1:
@@ -394,13 +410,14 @@ def begin(
         s3,
         started,
         parts.state["records"],
+        spreadsheet_safe,
     )
 
 
 def end(predictor: Predictor, run: Run) -> Summary:
     """Assemble the final files from the parts and summarise."""
     run.source.raw.close()
-    _finish(predictor, run.parts, run.output, run.errors, run.delimiter, run.s3)
+    _finish(predictor, run)
     state = run.parts.state
     return Summary(
         state["scored"],
@@ -422,10 +439,18 @@ def score(
     resume: bool = False,
     s3: S3Options | None = None,
     progress: Progress | None = None,
+    spreadsheet_safe: bool = False,
 ) -> Summary:
     """Score a whole file on this machine; see the module contract."""
     run = begin(
-        predictor, input_uri, output, errors=errors, batch_size=batch_size, resume=resume, s3=s3
+        predictor,
+        input_uri,
+        output,
+        errors=errors,
+        batch_size=batch_size,
+        resume=resume,
+        s3=s3,
+        spreadsheet_safe=spreadsheet_safe,
     )
     parts = run.parts
     chunks: queue.Queue[_Chunk | BaseException | None] = queue.Queue(maxsize=2)
@@ -454,7 +479,8 @@ def score(
 
 
 def _default_errors(output: str) -> str:
-    """``out.csv`` -> ``out.errors.csv`` (``.tsv``, ``.gz`` kept; Parquet output: CSV errors)."""
+    """``out.csv`` -> ``out.errors.csv`` (``.tsv``, ``.jsonl``, ``.gz`` kept; Parquet output: CSV
+    errors)."""
     base, gz = (output[:-3], ".gz") if output.endswith(".gz") else (output, "")
     stem, dot, suffix = base.rpartition(".")
     if not dot or "/" in suffix:
@@ -490,26 +516,24 @@ def report(progress: Progress | None, source: _Source, parts: _Parts) -> None:
         progress(source.position(), parts.state["scored"], parts.state["refused"])
 
 
-def _finish(
-    predictor: Predictor,
-    parts: _Parts,
-    output: str,
-    errors: str,
-    delimiter: str,
-    s3: S3Options | None,
-) -> None:
-    targets = {".out": (output, _header(predictor)), ".err": (errors, ERROR_HEADER)}
+def _finish(predictor: Predictor, run: Run) -> None:
+    parts = run.parts
+    targets = {".out": (run.output, _header(predictor)), ".err": (run.errors, ERROR_HEADER)}
     for suffix, (target, header) in targets.items():
         if target.startswith("s3://"):
             local = parts.folder / f"final{suffix}{_extension(target)}"
-            parts.join(suffix, header, delimiter, local)
+            parts.join(suffix, header, run, local)
             bucket, _, key = target.removeprefix("s3://").partition("/")
-            open_location(f"s3://{bucket}", s3).fs.put_file(str(local), f"{bucket}/{key}")
+            open_location(f"s3://{bucket}", run.s3).fs.put_file(str(local), f"{bucket}/{key}")
         else:
-            parts.join(suffix, header, delimiter, Path(target))
+            parts.join(suffix, header, run, Path(target))
     shutil.rmtree(parts.folder, ignore_errors=True)
 
 
 def _extension(target: str) -> str:
+    """The suffixes of ``target`` that decide the format (``.parquet``, ``.jsonl``, ``.gz``)."""
     name = target.rsplit("/", 1)[-1]
-    return ".parquet" if name.endswith(".parquet") else ".gz" if name.endswith(".gz") else ""
+    if name.endswith(".parquet"):
+        return ".parquet"
+    jsonl = ".jsonl" if name.removesuffix(".gz").endswith(".jsonl") else ""
+    return jsonl + (".gz" if name.endswith(".gz") else "")

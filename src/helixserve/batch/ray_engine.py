@@ -70,6 +70,7 @@ def score_ray(
     actors: int = 2,
     threads: int = 1,
     progress: Progress | None = None,
+    spreadsheet_safe: bool = False,
 ) -> Summary:
     """Score a file with a pool of Ray actors; see the module contract."""
     ray = _ray()
@@ -80,7 +81,14 @@ def score_ray(
             address=address, include_dashboard=False, log_to_driver=False, configure_logging=False
         )
     run = begin(
-        predictor, input_uri, output, errors=errors, batch_size=batch_size, resume=resume, s3=s3
+        predictor,
+        input_uri,
+        output,
+        errors=errors,
+        batch_size=batch_size,
+        resume=resume,
+        s3=s3,
+        spreadsheet_safe=spreadsheet_safe,
     )
     remote = ray.remote(num_cpus=threads)(ChunkScorer)
     pool = [remote.remote(store_uri, ref, s3, threads) for _ in range(actors)]

@@ -129,6 +129,13 @@ def create(
         ),
     ] = None,
     normalise_on: NormaliseOption = None,
+    positive: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LABEL",
+            help="The positive class of a binary target (default: 1, true, yes, + ...).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(metavar="N", help="The seed of the run.")] = 0,
 ) -> None:
     """Create an experiment; its settings are checked against the dataset first."""
@@ -143,6 +150,7 @@ def create(
         recipe=recipe,
         inputs=_inputs(input_column),
         normalise_on=normalise_on,
+        positive=positive,
         seed=seed,
         params=params,
         blocks=_blocks(blocks, recipe, params),

@@ -69,7 +69,7 @@ def predict(
             "-o",
             "--output",
             metavar="FILE",
-            help="Output .csv/.tsv (.gz) or .parquet (default: INPUT.predictions.csv here).",
+            help="Output .csv/.tsv/.jsonl (.gz) or .parquet (default: INPUT.predictions.csv).",
         ),
     ] = None,
     errors: Annotated[
@@ -92,6 +92,13 @@ def predict(
         ),
     ] = None,
     actors: Annotated[int, typer.Option(metavar="N", help="Ray actors (engine ray).")] = 2,
+    spreadsheet_safe: Annotated[
+        bool,
+        typer.Option(
+            "--spreadsheet-safe",
+            help="Prefix ' to CSV/TSV cells a spreadsheet would run as formulas (=, +, -, @).",
+        ),
+    ] = False,
 ) -> None:
     """Score a big file, resumably, in constant memory; bad rows go to the errors file."""
     settings = load_settings()
@@ -103,6 +110,7 @@ def predict(
         "batch_size": batch_size,
         "resume": resume,
         "s3": s3_options(settings),
+        "spreadsheet_safe": spreadsheet_safe,
     }
     holder = models.origin(predictor.manifest.name, predictor.manifest.version)
     with ProgressReporter() as report:

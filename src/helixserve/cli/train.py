@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 import typer
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.markup import escape
-from rich.table import Table
 
 from helixserve.cli.options import StoreOption, examples
+from helixserve.cli.train_summary import print_summary
 from helixserve.errors import HelixError
 from helixserve.params.declare import declarations
 from helixserve.params.recipes import DECLARED, RECIPE_NAMES, parse_params
@@ -313,6 +312,14 @@ def train(
             help="Rename classes, e.g. 2=benign,4=malignant.",
         ),
     ] = None,
+    positive: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel=DATA,
+            metavar="LABEL",
+            help="The positive class of a binary target (default: 1, true, yes, + ...).",
+        ),
+    ] = None,
     calibrate: Annotated[
         Calibrate | None,
         typer.Option(rich_help_panel=TABULAR, help="Calibrate probabilities."),
@@ -424,6 +431,7 @@ def train(
         search=search,
         init_from=init_from,
         label_names=label_names,
+        positive=positive,
         test_fraction=test_fraction,
         seed=seed,
         work_dir=work_dir,
@@ -459,27 +467,5 @@ def train(
     models = open_store(store)
     live = work_dir or models.cache_dir.parent / "runs" / options.name
     console.print(f"per-epoch history (live): {live / 'history.json'}", highlight=False)
-    outcome = support.run(options, models, progress=console.is_terminal)
-    _summary(outcome)
-
-
-def _summary(outcome: Any) -> None:
-    manifest = outcome.manifest
-    table = Table("metric (test split)", "value", title=f"{manifest.name}@{manifest.version}")
-    for key, value in sorted(manifest.metrics.items()):
-        table.add_row(key, f"{value:.4f}")
-    console.print(table)
-    lineage = manifest.lineage
-    if lineage is not None and lineage.how == "resume":
-        epoch = lineage.details.get("resumed_from_epoch", "?")
-        shown = f"{epoch:g}" if isinstance(epoch, float) else epoch
-        console.print(f"resumed after epoch {shown} of the interrupted run", highlight=False)
-    console.print(
-        f"trained and published in {outcome.seconds:.1f} s; ONNX parity {outcome.parity:.2g}; "
-        f"{outcome.refused:,} records refused by validation",
-        highlight=False,
-    )
-    if outcome.cv_table:
-        console.print(Markdown(outcome.cv_table))
-    for item in outcome.refused_examples:
-        console.print(f"  refused: {item.error}", highlight=False, markup=False)
+    outcome = support.run(options, models, progress=True)  # a bar, or lines without a terminal
+    print_summary(console, outcome, models.uri)

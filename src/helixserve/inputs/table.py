@@ -18,15 +18,19 @@ Contract:
   whose first cell is data be read as headerless, with the column named ``sequence``.
 - :func:`csv_safe` prefixes ``'`` to a cell a spreadsheet would run as a formula (one starting
   with ``= + - @``, a tab or a carriage return), except a plain number such as ``-0.25``.
+- :func:`csv_text` writes rows as CSV/TSV text (``\n`` line ends) that an RFC 4180 reader gives
+  back cell for cell, carriage returns included; ``spreadsheet_safe=True`` passes every cell
+  through :func:`csv_safe` first.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import re
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from helixserve.errors import FileTooLarge, InputError, InvalidFile, InvalidSequence
@@ -216,3 +220,19 @@ def csv_safe(cell: str) -> str:
     if not cell.startswith(FORMULA_PREFIXES) or _PLAIN_NUMBER.fullmatch(cell):
         return cell
     return "'" + cell
+
+
+def csv_text(
+    rows: Iterable[Sequence[str]], delimiter: str = ",", spreadsheet_safe: bool = False
+) -> str:
+    """Rows as CSV text; see the module contract.
+
+    Python's writer quotes a cell only for the line terminator's characters, so with ``\n``
+    line ends a cell holding ``\r`` would come back cut: such a row is written fully quoted."""
+    out = io.StringIO()
+    plain = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+    quoted = csv.writer(out, delimiter=delimiter, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for row in rows:
+        cells = [csv_safe(c) for c in row] if spreadsheet_safe else row
+        (quoted if any("\r" in c for c in cells) else plain).writerow(cells)
+    return out.getvalue()

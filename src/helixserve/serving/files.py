@@ -10,8 +10,10 @@ Contract:
 - JSON by default; with ``Accept: text/csv`` a CSV with one row per record in file order
   (``index,id,line,<prediction columns>,error``; the prediction columns of
   :func:`~helixserve.runtime.predictor.prediction_columns`, a multilabel model's labels joined
-  by ``;``), cells that a spreadsheet would run as a formula neutralised. A whole-file problem
-  (empty, binary, no records) raises :class:`~helixserve.errors.InvalidFile` (422).
+  by ``;``), every cell exact (a label ``+`` stays ``+``); with ``spreadsheet_safe`` the cells
+  that a spreadsheet would run as a formula are neutralised
+  (:func:`~helixserve.inputs.table.csv_safe`). A whole-file problem (empty, binary, no
+  records) raises :class:`~helixserve.errors.InvalidFile` (422).
 - :class:`UploadLimits` bounds what one upload may cost once read: a gzip file that inflates past
   ``max_decompressed`` bytes (a gzip bomb), or a file of more than ``max_records`` records, raises
   :class:`~helixserve.errors.FileTooLarge` (413) as soon as the limit is passed.
@@ -20,8 +22,6 @@ Contract:
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import zlib
 from dataclasses import dataclass
 from typing import IO, Any
@@ -30,7 +30,7 @@ from helixserve.errors import FileTooLarge, InputError
 from helixserve.inputs.images import ImageSchema
 from helixserve.inputs.readers import detect_format, read_sequences
 from helixserve.inputs.records import BadRecord, Record
-from helixserve.inputs.table import csv_safe
+from helixserve.inputs.table import csv_text
 from helixserve.inputs.tabular import FeatureRow, TabularSchema, read_rows
 from helixserve.inputs.textio import GZIP_MAGIC
 from helixserve.runtime.predictor import ItemError, prediction_columns
@@ -40,6 +40,10 @@ from helixserve.serving.registry import LoadedModel
 from helixserve.store.manifest import LABEL_SEPARATOR
 
 CHUNK = 512
+SPREADSHEET_SAFE = (
+    "CSV only: put a ' before each cell that a spreadsheet would run as a formula (starting with "
+    "=, +, -, @, a tab or a carriage return; plain numbers stay). Off: every cell exact."
+)
 
 
 @dataclass(frozen=True)
@@ -142,12 +146,18 @@ async def score_file(
 
 
 async def predict_file(
-    model: LoadedModel, stream: IO[bytes], filename: str, as_csv: bool, limits: UploadLimits
+    model: LoadedModel,
+    stream: IO[bytes],
+    filename: str,
+    as_csv: bool,
+    limits: UploadLimits,
+    spreadsheet_safe: bool = False,
 ) -> Reply:
     """Score an uploaded file; see the module contract."""
     rows = await score_file(model, stream, filename, limits)
     if as_csv:
-        return Reply(200, results_csv(model, rows), b"text/csv; charset=utf-8")
+        data = results_csv(model, rows, spreadsheet_safe)
+        return Reply(200, data, b"text/csv; charset=utf-8")
     return _json_reply(model, rows, filename)
 
 
@@ -176,13 +186,11 @@ def _json_reply(model: LoadedModel, rows: list[Row], filename: str) -> Reply:
     )
 
 
-def results_csv(model: LoadedModel, rows: list[Row]) -> bytes:
-    """One CSV row per record, predictions and errors together (formula cells neutralised)."""
+def results_csv(model: LoadedModel, rows: list[Row], spreadsheet_safe: bool = False) -> bytes:
+    """One CSV row per record, predictions and errors together (exact, or spreadsheet-safe)."""
     labels = model.manifest.output.labels
     value_cols = prediction_columns(model.manifest)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["index", "id", "line", *value_cols, "error"])
+    table = [["index", "id", "line", *value_cols, "error"]]
     for r in rows:
         cells = [str(r.index), r.id or "", str(r.line)]
         p = r.prediction
@@ -198,15 +206,13 @@ def results_csv(model: LoadedModel, rows: list[Row]) -> bytes:
                 cells.append(LABEL_SEPARATOR.join(chosen))
             cells += [f"{p['probabilities'][label]:.6f}" for label in labels]
         cells.append("" if r.error is None else r.error["message"])
-        writer.writerow([csv_safe(c) for c in cells])
-    return out.getvalue().encode()
+        table.append(cells)
+    return csv_text(table, spreadsheet_safe=spreadsheet_safe).encode()
 
 
-def errors_csv(rows: list[Row]) -> bytes:
+def errors_csv(rows: list[Row], spreadsheet_safe: bool = False) -> bytes:
     """The bad records only: ``index,id,line,field,position,message``."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["index", "id", "line", "field", "position", "message"])
+    table = [["index", "id", "line", "field", "position", "message"]]
     for r in rows:
         if r.error is not None:
             e = r.error
@@ -219,5 +225,5 @@ def errors_csv(rows: list[Row]) -> bytes:
                 position,
                 e["message"],
             ]
-            writer.writerow([csv_safe(c) for c in cells])
-    return out.getvalue().encode()
+            table.append(cells)
+    return csv_text(table, spreadsheet_safe=spreadsheet_safe).encode()

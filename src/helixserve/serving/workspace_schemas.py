@@ -264,6 +264,7 @@ class ExperimentOut(_Out):
     val_subset: str
     test_subset: str | None
     normalise_on: str | None
+    positive: str | None
     seed: int
     recipe: str
     params: dict[str, Any]

@@ -46,12 +46,14 @@ from helixserve.inputs.images import ImageSchema
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import Feature
 from helixserve.inputs.textio import iter_lines, opened
+from helixserve.params.positive import binary_classes
 from helixserve.store.manifest import Lineage
 from helixserve.store.store import ModelStore
 from helixserve.training import checkpoint as checkpoints
 from helixserve.training.cv import cross_validate, kmer_ridge_cv
 from helixserve.training.data import (
     Dataset,
+    Split,
     load_images,
     load_sequences,
     load_table,
@@ -93,6 +95,7 @@ def run(
     _check_device(recipe)
     data.targets = rename_labels(data.targets, options.label_names)
     task = _task(recipe, data)
+    data.positive = positive_class(recipe, task, data, options.positive)
     card = options.card_text + "\n" + card_sections(options)  # a bad --card fails before training
     work_dir = options.work_dir or store.cache_dir.parent / "runs" / options.name
     fingerprint = run_fingerprint(options, data)
@@ -117,7 +120,28 @@ def run(
         on_epoch=on_epoch,
     )
     outcome.cv_table = cv_table
+    outcome.held_out = held_out(options, data, parts, task)
     return outcome
+
+
+def held_out(options: TrainOptions, data: Dataset, parts: Split, task: str) -> str:
+    """Which rows the published metrics are computed on, in words (for the summary)."""
+    rows, total = len(parts.test), len(data)
+    if data.split_labels is not None:
+        how = f"the rows that column {options.split_col!r} holds out"
+    elif data.groups is not None:
+        grouped = options.group_col or options.bag_col
+        how = f"whole groups of {grouped!r}, drawn at random with seed {options.seed}"
+    else:
+        stratified = "" if task == "regression" else ", stratified by class"
+        how = f"{rows / max(total, 1):.0%}, drawn at random with seed {options.seed}{stratified}"
+    said = (
+        f"the internal test split: {rows:,} of the {total:,} rows ({how}), never used to train "
+        "the model or to stop its training"
+    )
+    if len(parts.external):
+        said += f"; external_* metrics: the {len(parts.external):,} external rows"
+    return said
 
 
 def _check_device(recipe: Recipe) -> None:
@@ -135,6 +159,23 @@ def _task(recipe: Recipe, data: Dataset) -> Literal["binary", "multiclass", "reg
     if recipe.task == "regression":
         return "regression"
     return "binary" if len(classes) == 2 else "multiclass"
+
+
+def positive_class(recipe: Recipe, task: str, data: Dataset, positive: str | None) -> str | None:
+    """The positive class of a binary target (named, or by convention; else refused, see
+    :mod:`helixserve.params.positive`); ``None`` for other tasks, which take no ``positive``."""
+    if task == "binary":
+        return binary_classes(set(data.targets), positive)[1]
+    if positive is not None:
+        what = (
+            f"the {recipe.name} recipe predicts a number"
+            if task == "regression"
+            else f"these targets hold {len(set(data.targets))} classes"
+        )
+        raise HelixError(
+            f"--positive names the positive class of a binary target, but {what}; leave it out."
+        )
+    return None
 
 
 def _tuned(options: TrainOptions, recipe: Recipe, data: Dataset, rows: Any) -> tuple[Recipe, str]:
@@ -167,8 +208,9 @@ def run_fingerprint(options: TrainOptions, data: Dataset) -> dict[str, Any]:
     options that do not change training (where files are, card text) are left out; each
     hyper-parameter given is one entry, ``param NAME`` (shown as ``--param NAME`` if it differs)."""
     chosen = {k: v for k, v in asdict(options).items() if k not in NOT_FINGERPRINTED}
-    if chosen.get("blocks") is None:
-        chosen.pop("blocks", None)  # runs without blocks keep the fingerprint they had
+    for name in ("blocks", "positive"):
+        if chosen.get(name) is None:
+            chosen.pop(name, None)  # runs without them keep the fingerprint they had
     chosen |= {f"param {k}": v for k, v in chosen.pop("params").items()}
     body = json.loads(json.dumps(chosen, sort_keys=True, default=str))
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

@@ -66,7 +66,7 @@ def cross_validate(
         if first.task == "regression"
         else ("binary" if len(set(data.targets)) == 2 else "multiclass")
     )
-    y, labels = encode_targets(data.targets, task)
+    y, labels = encode_targets(data.targets, task, data.positive)
     scores = []
     targets = None if labels is None else y
     for train, test in fold_indices(len(x), targets, folds, seed, data.groups):

@@ -40,6 +40,7 @@ from helixserve.inputs.readers import Format, read_sequences, validate_records
 from helixserve.inputs.records import BadRecord, Record, bad_record
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import TabularSchema, read_rows
+from helixserve.params.positive import binary_classes
 
 Task = Literal["binary", "multiclass", "regression"]
 SPLIT_NAMES = {
@@ -66,6 +67,7 @@ class Dataset:
     sha256: str = ""
     filtered_out: int = 0
     groups: list[str] | None = None
+    positive: str | None = None  # of a binary target (None: by convention; params.positive)
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -83,6 +85,7 @@ def subset(data: Dataset, index: npt.NDArray[np.intp]) -> Dataset:
         data.sha256,
         0,
         None if data.groups is None else [data.groups[i] for i in pick],
+        positive=data.positive,
     )
 
 
@@ -286,9 +289,11 @@ def _non_empty(data: Dataset, path: Path) -> Dataset:
 
 
 def encode_targets(
-    targets: Sequence[str], task: Task
+    targets: Sequence[str], task: Task, positive: str | None = None
 ) -> tuple[npt.NDArray[np.float32] | npt.NDArray[np.int64], list[str] | None]:
-    """Class indices and sorted labels (classification), or float values (regression)."""
+    """Class indices and sorted labels (classification), or float values (regression); a binary
+    target's labels are ``[negative, positive]`` (:func:`~helixserve.params.positive.
+    binary_classes`: ``positive``, else a convention, else refused)."""
     if task == "regression":
         try:
             values = np.array([float(t) for t in targets], dtype=np.float32)
@@ -303,12 +308,14 @@ def encode_targets(
         raise HelixError(f"classification needs at least 2 classes; the targets are {labels}.")
     if task == "binary" and len(labels) != 2:
         raise HelixError(f"a binary model needs exactly 2 classes; the targets hold {labels}.")
+    if task == "binary":
+        labels = binary_classes(labels, positive)
     index = {label: i for i, label in enumerate(labels)}
     return np.array([index[t] for t in targets], dtype=np.int64), labels
 
 
 def _label_key(label: str) -> tuple[int, float | str, str]:
-    """Numbers first, ascending, then text; for binary tasks the second label is positive."""
+    """Numbers first, ascending, then text (the order of multiclass labels)."""
     try:
         return (0, float(label), label)
     except ValueError:

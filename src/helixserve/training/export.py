@@ -4,12 +4,15 @@ Contract: :func:`torch_to_onnx` exports with the dynamo exporter, one input name
 dynamic batch axis, opset 18, and returns the serialised model. :func:`check_parity` runs the
 graph with ONNX Runtime on held-out inputs and raises :class:`TrainingError` when any output
 differs from the native model's by more than ``tolerance`` (1e-4), naming the largest difference.
+The exporter's "torchvision is not installed" notices are dropped (:class:`NoTorchvisionNotice`);
+every other message of it is kept.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import warnings
 from typing import Any
 
@@ -25,6 +28,22 @@ PARITY_TOLERANCE = 1e-4
 
 class TrainingError(HelixError):
     """Training could not produce a model that is safe to publish."""
+
+
+class NoTorchvisionNotice(logging.Filter):
+    """Drops the dynamo exporter's "torchvision is not installed. Skipping torchvision::nms"
+    notices (four, one per op, on every first export of a process). Their cause is inside
+    PyTorch: its ONNX op registry lists torchvision's detection ops (nms, roi_align, roi_pool,
+    deform_conv2d) and warns when torchvision is absent. No helixserve network uses them, and
+    torchvision is not a dependency; only these records are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("torchvision is not installed.")
+
+
+_REGISTRY_LOG = logging.getLogger("torch.onnx._internal.exporter._registration")
+if not any(isinstance(f, NoTorchvisionNotice) for f in _REGISTRY_LOG.filters):
+    _REGISTRY_LOG.addFilter(NoTorchvisionNotice())
 
 
 def torch_to_onnx(module: torch.nn.Module, example: torch.Tensor) -> bytes:

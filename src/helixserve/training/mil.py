@@ -31,7 +31,13 @@ from torch import nn
 
 from helixserve.errors import HelixError
 from helixserve.training.isolates import bag_labels
-from helixserve.training.loop import BestKeeper, History, progress_bar, seed_everything
+from helixserve.training.loop import (
+    BestKeeper,
+    EpochLines,
+    History,
+    progress_bar,
+    seed_everything,
+)
 
 Pool = Literal["max", "noisy-or", "lse"]
 POOLS: tuple[str, ...] = ("max", "noisy-or", "lse")
@@ -145,6 +151,7 @@ def fit_bags(
     )
     if resume:
         keeper.resume()
+    keeper.lines = EpochLines(progress, epochs)
     history = keeper.history
     y = torch.as_tensor(train.y)
     with progress_bar(progress, epochs) as bar:

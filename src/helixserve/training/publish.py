@@ -64,7 +64,7 @@ from helixserve.training.isolates import (
     isolate_metrics,
     isolate_scores,
 )
-from helixserve.training.loop import History
+from helixserve.training.loop import History, stage
 from helixserve.training.metrics import classification_metrics, regression_metrics, scalars
 from helixserve.training.recipes.base import Recipe
 
@@ -81,6 +81,7 @@ class Outcome:
     refused: int
     refused_examples: list[BadRecord]
     cv_table: str = ""
+    held_out: str = ""  # which rows the metrics are on, in words (cli_support.run says)
 
 
 def encode_inputs(recipe: Recipe, inputs: list[object]) -> npt.NDArray[Any]:
@@ -159,6 +160,7 @@ def train_and_publish(
         recipe.task
         if recipe.task == "regression"
         else ("binary" if len(set(data.targets)) == 2 else "multiclass"),
+        data.positive,
     )
     if work_dir is not None:
         recipe.use_work_dir(work_dir)
@@ -186,10 +188,11 @@ def train_and_publish(
     card_extra += f"\n## What the model looks at\n\n{sentence}\n" if sentence else ""
     if bagged and data.groups is not None:
         metrics |= isolate_figures(recipe, x, y, data.groups, split)
-    model = recipe.export_onnx()
-    exported = run_onnx(model, x[split.test], recipe.onnx_output)
-    native = _expected_onnx(recipe.predict_proba(x[split.test]), exported)
-    parity = check_parity(native, exported, name)
+    with stage("exporting to ONNX and checking it against the trained model", progress):
+        model = recipe.export_onnx()
+        exported = run_onnx(model, x[split.test], recipe.onnx_output)
+        native = _expected_onnx(recipe.predict_proba(x[split.test]), exported)
+        parity = check_parity(native, exported, name)
     files = {
         "model.onnx": model,
         **plot_files,

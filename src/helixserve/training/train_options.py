@@ -53,6 +53,7 @@ class TrainOptions:
     search: int | None = None
     init_from: str | None = None
     label_names: str | None = None
+    positive: str | None = None  # the positive class of a binary target
     description: str | None = None
     card_text: str = ""
     card: Path | None = None  # a Markdown file appended to the card

@@ -25,7 +25,7 @@ import torch
 from helixserve.errors import HelixError
 from helixserve.runtime.predictor import Predictor
 from helixserve.store.store import ModelStore
-from helixserve.training.cli_support import TrainOptions, recipe_and_data, run
+from helixserve.training.cli_support import TrainOptions, recipe_and_data, rename_labels, run
 from helixserve.training.cv import CVResult, cross_validate, kmer_ridge_cv
 from helixserve.training.isolates import bag_labels, isolate_metrics, isolate_scores
 from helixserve.training.recipes import (
@@ -271,6 +271,7 @@ def _tumour(folder: Path) -> TrainOptions:
         feature_type="int",
         feature_range="1:10",
         label_names="2=benign,4=malignant",
+        positive="malignant",
         seed=0,
         cv=10,
         params={"calibrate": "sigmoid"},
@@ -350,6 +351,8 @@ def tumour_repeated_cv(root: Path, repeats: int = 5) -> str:
     shuffles; again with identical rows kept within one fold; Brier score."""
     options = _tumour(root / "uci_breast_cancer_wisconsin_original")
     recipe, data = recipe_and_data(options)
+    data.targets = rename_labels(data.targets, options.label_names)
+    data.positive = options.positive
     plain = [
         cross_validate(lambda: copy.deepcopy(recipe), data, folds=10, seed=s)
         for s in range(repeats)

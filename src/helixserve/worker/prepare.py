@@ -265,6 +265,7 @@ def _options(
         data=data,
         name=run_model_name(run.id),
         target=spec.target,
+        positive=spec.positive,
         sequence_col=spec.inputs.get("sequence") if reads == "sequence" else None,
         id_col=ids[0] if ids and reads != "image" else None,
         split_col=SPLIT_COLUMN,

@@ -12,7 +12,10 @@ Contract:
   :class:`~helixserve.errors.InvalidSubset`); a subset that selects no row
   (:class:`~helixserve.errors.EmptySubset`); training and validation subsets that share rows
   (:class:`~helixserve.errors.SplitOverlap`); a target column that is missing, not a number for a
-  regression, or has fewer than two classes for a classifier; an input column of the wrong role;
+  regression, or has fewer than two classes for a classifier; a positive class that is not one
+  of a binary target's two, or that a target of another kind was given, or none for two classes
+  that no convention orders (:func:`~helixserve.params.positive.binary_classes`); an input
+  column of the wrong role;
   a hyper-parameter out of its declaration
   (:class:`~helixserve.params.declare.InvalidParameter`); a block stack whose shapes do not fit
   (:class:`~helixserve.errors.InvalidBlocks`).
@@ -33,7 +36,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from helixserve.errors import InputError, InvalidSubset
+from helixserve.errors import HelixError, InputError, InvalidSubset
+from helixserve.params.positive import binary_classes
 from helixserve.params.recipes import DECLARED
 from helixserve.workspace.datasets import get_dataset, get_version, list_subsets
 from helixserve.workspace.experiments import ExperimentSettings, ExperimentSpec, settings_of
@@ -106,6 +110,7 @@ def check_experiment(
     chosen = _chosen_subsets(request, named, request.dataset)
     roles: dict[str, str] = dict(version.profile.get("roles", {}))
     classes = _check_target(request, version, roles)
+    _check_positive(request, version, classes)
     inputs = _inputs(request, roles)
     if request.blocks is not None:
         check_recipe_blocks(request.recipe, request.params, request.blocks, classes=classes)
@@ -166,6 +171,27 @@ def _check_target(
             field="target",
         )
     return distinct
+
+
+def _check_positive(request: ExperimentRequest, version: DatasetVersion, classes: int) -> None:
+    """The positive class fits the target (see the module contract)."""
+    if classes != 2:
+        if request.positive is not None:
+            what = "a number" if classes == 1 else f"{classes} classes"
+            raise InputError(
+                f"a positive class is for a binary target, but target column "
+                f"{request.target!r} holds {what}; leave it out.",
+                field="positive",
+            )
+        return
+    column = next(c for c in version.profile["columns"] if c["name"] == request.target)
+    values = set(column.get("examples", []))  # the first distinct values, cut at 80 characters
+    if len(values) != 2 or any(v.endswith("…") for v in values):
+        return  # not known for sure here: the training checks it on the rows themselves
+    try:
+        binary_classes(values, request.positive, how="positive={}")
+    except HelixError as err:
+        raise InputError(str(err), field="positive") from None
 
 
 def _inputs(request: ExperimentRequest, roles: Mapping[str, str]) -> dict[str, Any]:

@@ -69,6 +69,7 @@ def _summary(session: Session, project: str, run_id: str) -> RunSummary:
         "recipe": experiment.recipe,
         "dataset_version": experiment.dataset_version[:12],
         "target": experiment.target,
+        "positive": experiment.positive,
         "train_subset": experiment.train_subset,
         "val_subset": experiment.val_subset,
         "test_subset": experiment.test_subset,

@@ -3,7 +3,8 @@
 Contract:
 - Every function takes an open :class:`~sqlalchemy.orm.Session`, which commits; they only flush.
 - :class:`ExperimentSettings` declares, once, what an experiment trains on its dataset version
-  (target, subsets, recipe, input columns, normalisation, seed, hyper-parameters, block stack),
+  (target, subsets, recipe, input columns, normalisation, positive class, seed,
+  hyper-parameters, block stack),
   with each field's description: the stored :class:`ExperimentSpec` (+ dataset id and version
   sha256), the workspace's request (:class:`~helixserve.workspace.checks.ExperimentRequest`)
   and the API's request body are made of it. :func:`settings_of` reads those fields from a
@@ -50,6 +51,10 @@ class ExperimentSettings(BaseModel):
     recipe: str = Field(examples=["dna-regression"])
     inputs: dict[str, Any] = Field(default_factory=dict, description="role -> column(s)")
     normalise_on: str | None = Field(default=None, description="a subset name")
+    positive: str | None = Field(
+        default=None,
+        description="the positive class of a binary target (default: 1, true, yes, + ...)",
+    )
     seed: int = 0
     params: dict[str, Any] = Field(default_factory=dict, description="hyper-parameters by name")
     blocks: list[dict[str, Any]] | None = Field(

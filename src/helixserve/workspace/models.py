@@ -193,6 +193,7 @@ class Experiment(Base):
     target: Mapped[str] = mapped_column(Text)
     inputs: Mapped[dict[str, Any]] = mapped_column(JSON)  # columns the recipe reads, by role
     normalise_on: Mapped[str | None] = mapped_column(Text)  # a subset name
+    positive: Mapped[str | None] = mapped_column(Text)  # a binary target's positive class
     seed: Mapped[int] = mapped_column(Integer, default=0)
     train_subset: Mapped[str] = mapped_column(Text)
     val_subset: Mapped[str] = mapped_column(Text)

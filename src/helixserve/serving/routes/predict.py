@@ -5,7 +5,8 @@ Contract:
   PredictRequest`; answer :class:`~helixserve.serving.schemas.PredictResponse` (one prediction
   per input, ``null`` + an ``errors`` entry for each bad one; 422 when all are bad).
 - ``POST /api/v1/models/{name}/predict-file``: a multipart ``file`` (FASTA/CSV/TSV/text, gzip
-  too, or one image); JSON, or CSV when ``Accept: text/csv``.
+  too, or one image); JSON, or CSV when ``Accept: text/csv`` (cells exact; formula-like cells
+  quoted with ``?spreadsheet_safe=true``).
 - ``POST /api/v1/getdnaclassapi``: the seed article's route, ``{"dnasequence": ...}`` in, the
   class as plain text out (the default DNA model); a body that breaks the contract is a plain-text
   400, an invalid sequence a plain-text 422.
@@ -17,13 +18,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Header, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Header, Query, Request, UploadFile
 from fastapi.responses import Response
 
 from helixserve.errors import RequestError
 from helixserve.serving import domain
 from helixserve.serving.deps import KeyDep, LimitsDep, ModelDep, ServerDep
-from helixserve.serving.files import predict_file
+from helixserve.serving.files import SPREADSHEET_SAFE, predict_file
 from helixserve.serving.registry import LoadedModel
 from helixserve.serving.responses import hot, respond, upload
 from helixserve.serving.schemas import (
@@ -63,10 +64,12 @@ async def predict_upload(
     limits: LimitsDep,
     file: Annotated[UploadFile, File()],
     accept: Annotated[str | None, Header()] = None,
+    spreadsheet_safe: Annotated[bool, Query(description=SPREADSHEET_SAFE)] = False,
 ) -> Response:
     """Score a FASTA/CSV/TSV/text file (gzip too) or one image; bad rows are reported."""
     as_csv = "text/csv" in (accept or "")
-    return respond(await predict_file(model, file.file, file.filename or "", as_csv, limits))
+    name = file.filename or ""
+    return respond(await predict_file(model, file.file, name, as_csv, limits, spreadsheet_safe))
 
 
 async def seed_model(server: ServerDep, key: KeyDep) -> LoadedModel:

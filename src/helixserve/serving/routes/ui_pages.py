@@ -169,12 +169,20 @@ async def job_page(
 
 @router.get("/jobs/{job_id}/{which}.csv")
 async def download(
-    job_id: str, which: str, jobs: JobsDep, server: ServerDep, who: PageCaller
+    job_id: str,
+    which: str,
+    jobs: JobsDep,
+    server: ServerDep,
+    who: PageCaller,
+    spreadsheet_safe: bool = False,
 ) -> Response:
     job = await asyncio.to_thread(jobs.of, job_id, who, server.registry)
     if job is None or which not in ("results", "errors"):
         return not_found()
-    data = results_csv(job.model, job.rows) if which == "results" else errors_csv(job.rows)
+    safe = spreadsheet_safe
+    data = (
+        results_csv(job.model, job.rows, safe) if which == "results" else errors_csv(job.rows, safe)
+    )
     stem = Path(job.filename).name.split(".")[0] or "upload"
     headers = {"content-disposition": ui.attachment(f"{stem}-{which}.csv")}
     return Response(data, media_type="text/csv; charset=utf-8", headers=headers)

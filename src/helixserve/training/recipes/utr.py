@@ -35,7 +35,7 @@ from helixserve.training.kmers import (
     features_of,
     fit_ridge,
 )
-from helixserve.training.loop import History
+from helixserve.training.loop import History, stage
 from helixserve.training.nets import UtrCNN
 from helixserve.training.recipes.torch_base import CHUNK, TorchRecipe
 
@@ -98,7 +98,9 @@ class DnaRegression(TorchRecipe):
             on_epoch=on_epoch,
         )
         if self.hp.kmer_ridge and self.model is not None:
-            self.model = self._blend(self.model, x_train, y_train, x_val, y_val)
+            blending = f"blending the CNN with a k-mer (k = 1..{self.hp.k_max}) ridge regression"
+            with stage(blending, progress):
+                self.model = self._blend(self.model, x_train, y_train, x_val, y_val)
         return history
 
     def _blend(
