@@ -1,0 +1,373 @@
+"""The HTTP/2 gRPC server (serving/grpc_h2.py) and its HPACK decoder, spoken to frame by frame.
+
+Most tests use a real server over the zoo and a bare HTTP/2 client (tests/support/h2client.py)
+that sends exactly the frames a test names; the shutdown and reset tests run an
+:class:`~helixserve.serving.grpc_h2.H2Server` in the test's own event loop with a handler that
+waits until the test lets it answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import hpack
+import numpy as np
+import pytest
+import tritonclient.grpc as tgrpc
+from hypothesis import given
+from hypothesis import strategies as st
+
+from helixserve.serving.grpc_h2 import Answer, H2Server
+from helixserve.serving.grpc_server import MESSAGES
+from helixserve.serving.h2_headers import HeaderDecoder, HeaderError
+from helixserve.serving.oip import pack_bytes, unpack_bytes
+from tests.support.h2client import (
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    GOAWAY,
+    HEADERS,
+    PING,
+    RST_STREAM,
+    SETTINGS,
+    WINDOW_UPDATE,
+    H2Client,
+    grpc_message,
+)
+from tests.support.server import Running, free_port, running
+
+ZOO = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
+REFUSED_STREAM, CANCEL, PROTOCOL_ERROR = 0x7, 0x8, 0x1
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    with running(ZOO, tmp_path_factory.mktemp("h2"), grpc_engine="h2") as s:
+        yield s
+
+
+def talk(address: str, steps: object, settings: dict[int, int] | None = None) -> object:
+    """Run ``steps(client)`` (a coroutine function) on a new connection to ``address``."""
+
+    async def go() -> object:
+        client = await H2Client.connect(address, settings)
+        try:
+            return await steps(client)  # type: ignore[operator]
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
+def test_a_call_on_a_bare_connection(server: Running) -> None:
+    async def steps(client: H2Client) -> object:
+        client.request(1, "ServerMetadata", b"")
+        return await client.reply(1)
+
+    reply = talk(server.grpc, steps)
+    assert reply.headers == {":status": "200", "content-type": "application/grpc"}  # type: ignore[attr-defined]
+    assert reply.status == "0"  # type: ignore[attr-defined]
+    answer = MESSAGES["ServerMetadataResponse"].FromString(reply.payload())  # type: ignore[attr-defined]
+    assert answer.name == "helixserve"
+
+
+@pytest.mark.parametrize("huffman", [True, False])
+def test_header_blocks_in_pieces_plain_or_huffman_and_repeated(
+    server: Running, huffman: bool
+) -> None:
+    """A header block split over HEADERS + 2 CONTINUATION frames, then the same call again
+    (its block now all indexed from the dynamic table)."""
+    request = MESSAGES["ModelReadyRequest"](name="primer-binding").SerializeToString()
+    headers = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/inference.GRPCInferenceService/ModelReady"),
+        (":authority", "test"),
+        ("content-type", "application/grpc"),
+        ("x-custom-metadata", "a value long enough to be worth huffman coding"),
+    ]
+
+    async def steps(client: H2Client) -> list[object]:
+        replies = []
+        for stream in (1, 3):
+            block = client.block(headers, huffman=huffman)
+            third = max(1, len(block) // 3)
+            client.send(HEADERS, 0, stream, block[:third])
+            client.send(CONTINUATION, 0, stream, block[third : 2 * third])
+            client.send(CONTINUATION, END_HEADERS, stream, block[2 * third :])
+            client.send(DATA, END_STREAM, stream, grpc_message(request))
+            replies.append(await client.reply(stream))
+        return replies
+
+    for reply in talk(server.grpc, steps):  # type: ignore[attr-defined]
+        assert reply.status == "0"
+        assert MESSAGES["ModelReadyResponse"].FromString(reply.payload()).ready
+
+
+INFER = "/inference.GRPCInferenceService/ModelInfer"
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "content_type", "expected"),
+    [
+        ("Nope", b"", "application/grpc", ("12", f"no method {INFER[:-10]}Nope here.")),
+        (
+            "ModelInfer",
+            b"\x07\x07\x07",
+            "application/grpc",
+            ("3", "the request is not a valid inference.ModelInferRequest message."),
+        ),
+        ("ModelInfer", b"", "text/plain", ("415", "")),
+    ],
+)
+def test_refused_calls(
+    server: Running, method: str, body: bytes, content_type: str, expected: tuple[str, str]
+) -> None:
+    async def steps(client: H2Client) -> object:
+        client.request(1, method, body, content_type=content_type)
+        return await client.reply(1)
+
+    reply = talk(server.grpc, steps)
+    found = reply.status or reply.headers[":status"]  # type: ignore[attr-defined]
+    assert (found, reply.message) == expected  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            b"\x01" + struct.pack(">I", 2) + b"ab",
+            ("12", "compressed messages are not supported; send them uncompressed."),
+        ),
+        (
+            b"\x00" + struct.pack(">I", 9) + b"ab",
+            ("13", "the request is not one length-prefixed message."),
+        ),
+        (b"\x00\x00", ("13", "the request is not one length-prefixed message.")),
+    ],
+)
+def test_bodies_that_are_not_one_plain_message(
+    server: Running, data: bytes, expected: tuple[str, str]
+) -> None:
+    async def steps(client: H2Client) -> object:
+        client.send(HEADERS, END_HEADERS, 1, client.block(_headers("ServerLive")))
+        client.send(DATA, END_STREAM, 1, data)
+        return await client.reply(1)
+
+    reply = talk(server.grpc, steps)
+    assert (reply.status, reply.message) == expected  # type: ignore[attr-defined]
+
+
+def _headers(method: str) -> list[tuple[str, str]]:
+    return [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/inference.GRPCInferenceService/" + method),
+        (":authority", "test"),
+        ("content-type", "application/grpc"),
+    ]
+
+
+def test_ping_is_acknowledged_with_its_payload(server: Running) -> None:
+    async def steps(client: H2Client) -> object:
+        client.send(PING, 0, 0, b"12345678")
+        while True:
+            kind, flags, _, payload = await client.frame()
+            if kind == PING:
+                return flags, payload
+
+    assert talk(server.grpc, steps) == (0x1, b"12345678")
+
+
+def test_an_answer_waits_for_the_clients_window(server: Running) -> None:
+    """The client allows 16 bytes per stream: the answer stops there until WINDOW_UPDATE."""
+    request = MESSAGES["ModelMetadataRequest"](name="primer-binding").SerializeToString()
+
+    async def steps(client: H2Client) -> tuple[bytes, object]:
+        client.request(1, "ModelMetadata", request)
+        while True:
+            kind, _, stream, payload = await client.frame()
+            if kind == DATA and stream == 1:
+                break
+        client.send(WINDOW_UPDATE, 0, 1, struct.pack(">I", 100_000))
+        return payload, await client.reply(1)
+
+    first, rest = talk(server.grpc, steps, settings={0x4: 16})  # type: ignore[misc]
+    assert len(first) == 16
+    message = first + rest.data  # type: ignore[attr-defined]
+    answer = MESSAGES["ModelMetadataResponse"].FromString(message[5:])
+    assert (rest.status, answer.name) == ("0", "primer-binding")  # type: ignore[attr-defined]
+
+
+def test_a_request_and_answer_larger_than_the_windows(server: Running) -> None:
+    """4,000 pre-encoded sequences (3.2 MB, past the 1 MiB stream window) through
+    tritonclient; 4,000 labels and probabilities back."""
+    rng = np.random.default_rng(0)
+    onehot = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (4000, 50))].transpose(0, 2, 1)
+    tensor = tgrpc.InferInput("input", list(onehot.shape), "FP32")
+    tensor.set_data_from_numpy(np.ascontiguousarray(onehot))
+    result = tgrpc.InferenceServerClient(server.grpc).infer("primer-binding", [tensor])
+    probabilities = result.as_numpy("probabilities")
+    assert probabilities.shape == (4000, 2)
+    assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+    assert result.as_numpy("label").shape == (4000,)
+
+
+def test_a_protocol_error_ends_the_connection_with_goaway(server: Running) -> None:
+    async def steps(client: H2Client) -> object:
+        client.send(DATA, 0, 0, b"x")  # DATA on stream 0
+        while True:
+            kind, _, _, payload = await client.frame()
+            if kind == GOAWAY:
+                break
+        rest = await asyncio.wait_for(client.reader.read(), 10)
+        return struct.unpack(">II", payload[:8]), payload[8:], rest
+
+    assert talk(server.grpc, steps) == ((0, PROTOCOL_ERROR), b"DATA on idle stream 0", b"")
+
+
+def test_http1_is_not_answered(server: Running) -> None:
+    """The connection closes after the server's own preface (SETTINGS, WINDOW_UPDATE)."""
+
+    async def go() -> bytes:
+        host, port = server.grpc.rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        return answer
+
+    answer, kinds = asyncio.run(go()), []
+    while answer:
+        kinds.append(answer[3])
+        answer = answer[9 + int.from_bytes(answer[:3], "big") :]
+    assert kinds == [SETTINGS, WINDOW_UPDATE]
+
+
+class Waiting:
+    """A handler that answers ``ok`` once the test releases it, noting calls and cancels."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.cancelled = 0
+
+    async def __call__(self, path: str, metadata: dict[str, str], message: bytes) -> Answer:
+        self.entered.set()
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        return Answer(0, "", b"ok")
+
+
+def test_stop_answers_calls_in_flight_and_refuses_new_streams() -> None:
+    async def go() -> None:
+        handler, port = Waiting(), free_port()
+        server = H2Server(handler, "127.0.0.1", port, 1 << 20)
+        await server.start()
+        client = await H2Client.connect(f"127.0.0.1:{port}")
+        client.request(1, "ServerLive", b"")
+        await asyncio.wait_for(handler.entered.wait(), 10)
+        stopping = asyncio.create_task(server.stop(5))
+        while (found := await client.frame())[0] != GOAWAY:
+            pass
+        assert struct.unpack(">II", found[3]) == (1, 0)  # last stream 1, NO_ERROR
+        client.request(3, "ServerLive", b"")
+        assert (await client.reply(3)).reset == REFUSED_STREAM
+        handler.release.set()
+        answered = await client.reply(1)
+        assert (answered.status, answered.payload()) == ("0", b"ok")
+        await stopping
+        assert await asyncio.wait_for(client.reader.read(), 10) == b""  # closed
+
+    asyncio.run(go())
+
+
+def test_reset_stream_cancels_the_call() -> None:
+    async def go() -> None:
+        handler, port = Waiting(), free_port()
+        server = H2Server(handler, "127.0.0.1", port, 1 << 20)
+        await server.start()
+        client = await H2Client.connect(f"127.0.0.1:{port}")
+        client.request(1, "ServerLive", b"")
+        await asyncio.wait_for(handler.entered.wait(), 10)
+        client.send(RST_STREAM, 0, 1, struct.pack(">I", CANCEL))
+        for _ in range(100):
+            if handler.cancelled:
+                break
+            await asyncio.sleep(0.02)
+        assert handler.cancelled == 1
+        await client.close()
+        await server.stop(0)
+
+    asyncio.run(go())
+
+
+# --- HPACK -------------------------------------------------------------------------------------
+
+NAMES = st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12)
+VALUES = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
+BLOCKS = st.lists(st.lists(st.tuples(NAMES, VALUES), max_size=8), min_size=1, max_size=6)
+
+
+@given(blocks=BLOCKS, huffman=st.booleans(), table=st.sampled_from([4096, 256, 0]))
+def test_hpack_decoding_matches_the_reference_encoder(
+    blocks: list[list[tuple[str, str]]], huffman: bool, table: int
+) -> None:
+    """Blocks encoded one after another by the ``hpack`` package (dynamic table, Huffman or
+    not, a table size update first) decode to what was encoded, in order."""
+    encoder, decoder = hpack.Encoder(), HeaderDecoder()
+    encoder.header_table_size = table
+    for headers in blocks:
+        block = encoder.encode(headers, huffman=huffman)
+        expected = [(n.encode(), v.encode()) for n, v in headers]
+        assert decoder.decode(block) == expected
+        assert decoder.decode(encoder.encode(headers, huffman=huffman)) == expected
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        (b"\xff\x00", "header index 127 is in neither table"),
+        (b"\x00\x05ab", "string runs past the end of the header block"),
+        (b"\xff\xff\xff\xff\xff\xff", "integer too long in a header block"),
+        (b"\x3f\xe1\x1f", "table size update to 4096 above 1000"),
+        (b"\x00\x01a\x78" + b"v" * 120, "header list above 100 bytes"),
+    ],
+)
+def test_malformed_header_blocks_are_refused(block: bytes, message: str) -> None:
+    with pytest.raises(HeaderError) as caught:
+        HeaderDecoder(table_size=1000, max_list_size=100).decode(block)
+    assert str(caught.value) == message
+
+
+# --- BYTES tensors -------------------------------------------------------------------------------
+
+ELEMENTS = st.lists(st.binary(max_size=12), max_size=20)
+
+
+@given(values=ELEMENTS)
+def test_bytes_packing_round_trips(values: list[bytes]) -> None:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    assert unpack_bytes(pack_bytes(array), "x").tolist() == values
+
+
+@given(size=st.integers(1, 8), count=st.integers(1, 10), data=st.data())
+def test_bytes_of_one_length_round_trip_as_a_fixed_width_array(
+    size: int, count: int, data: st.DataObject
+) -> None:
+    values = data.draw(
+        st.lists(st.binary(min_size=size, max_size=size), min_size=count, max_size=count)
+    )
+    array = np.empty(count, dtype=object)
+    array[:] = values
+    unpacked = unpack_bytes(pack_bytes(array), "x")
+    assert unpacked.tolist() == values
+    assert unpacked.dtype.kind == ("O" if any(v.endswith(b"\x00") for v in values) else "S")
