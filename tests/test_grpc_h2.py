@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import hpack
 import numpy as np
@@ -36,12 +37,14 @@ from tests.support.h2client import (
     SETTINGS,
     WINDOW_UPDATE,
     H2Client,
+    Reply,
     grpc_message,
 )
 from tests.support.server import Running, free_port, running
 
 ZOO = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
 REFUSED_STREAM, CANCEL, PROTOCOL_ERROR = 0x7, 0x8, 0x1
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +53,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         yield s
 
 
-def talk(address: str, steps: object, settings: dict[int, int] | None = None) -> object:
-    """Run ``steps(client)`` (a coroutine function) on a new connection to ``address``."""
+def talk(
+    address: str,
+    steps: Callable[[H2Client], Awaitable[T]],
+    settings: dict[int, int] | None = None,
+) -> T:
+    """Run ``steps(client)`` on a new connection to ``address``."""
 
-    async def go() -> object:
+    async def go() -> T:
         client = await H2Client.connect(address, settings)
         try:
-            return await steps(client)  # type: ignore[operator]
+            return await steps(client)
         finally:
             await client.close()
 
@@ -64,14 +71,14 @@ def talk(address: str, steps: object, settings: dict[int, int] | None = None) ->
 
 
 def test_a_call_on_a_bare_connection(server: Running) -> None:
-    async def steps(client: H2Client) -> object:
+    async def steps(client: H2Client) -> Reply:
         client.request(1, "ServerMetadata", b"")
         return await client.reply(1)
 
     reply = talk(server.grpc, steps)
-    assert reply.headers == {":status": "200", "content-type": "application/grpc"}  # type: ignore[attr-defined]
-    assert reply.status == "0"  # type: ignore[attr-defined]
-    answer = MESSAGES["ServerMetadataResponse"].FromString(reply.payload())  # type: ignore[attr-defined]
+    assert reply.headers == {":status": "200", "content-type": "application/grpc"}
+    assert reply.status == "0"
+    answer = MESSAGES["ServerMetadataResponse"].FromString(reply.payload())
     assert answer.name == "helixserve"
 
 
@@ -91,7 +98,7 @@ def test_header_blocks_in_pieces_plain_or_huffman_and_repeated(
         ("x-custom-metadata", "a value long enough to be worth huffman coding"),
     ]
 
-    async def steps(client: H2Client) -> list[object]:
+    async def steps(client: H2Client) -> list[Reply]:
         replies = []
         for stream in (1, 3):
             block = client.block(headers, huffman=huffman)
@@ -103,7 +110,7 @@ def test_header_blocks_in_pieces_plain_or_huffman_and_repeated(
             replies.append(await client.reply(stream))
         return replies
 
-    for reply in talk(server.grpc, steps):  # type: ignore[attr-defined]
+    for reply in talk(server.grpc, steps):
         assert reply.status == "0"
         assert MESSAGES["ModelReadyResponse"].FromString(reply.payload()).ready
 
@@ -127,13 +134,13 @@ INFER = "/inference.GRPCInferenceService/ModelInfer"
 def test_refused_calls(
     server: Running, method: str, body: bytes, content_type: str, expected: tuple[str, str]
 ) -> None:
-    async def steps(client: H2Client) -> object:
+    async def steps(client: H2Client) -> Reply:
         client.request(1, method, body, content_type=content_type)
         return await client.reply(1)
 
     reply = talk(server.grpc, steps)
-    found = reply.status or reply.headers[":status"]  # type: ignore[attr-defined]
-    assert (found, reply.message) == expected  # type: ignore[attr-defined]
+    found = reply.status or reply.headers[":status"]
+    assert (found, reply.message) == expected
 
 
 @pytest.mark.parametrize(
@@ -153,13 +160,13 @@ def test_refused_calls(
 def test_bodies_that_are_not_one_plain_message(
     server: Running, data: bytes, expected: tuple[str, str]
 ) -> None:
-    async def steps(client: H2Client) -> object:
+    async def steps(client: H2Client) -> Reply:
         client.send(HEADERS, END_HEADERS, 1, client.block(_headers("ServerLive")))
         client.send(DATA, END_STREAM, 1, data)
         return await client.reply(1)
 
     reply = talk(server.grpc, steps)
-    assert (reply.status, reply.message) == expected  # type: ignore[attr-defined]
+    assert (reply.status, reply.message) == expected
 
 
 def _headers(method: str) -> list[tuple[str, str]]:
@@ -173,7 +180,7 @@ def _headers(method: str) -> list[tuple[str, str]]:
 
 
 def test_ping_is_acknowledged_with_its_payload(server: Running) -> None:
-    async def steps(client: H2Client) -> object:
+    async def steps(client: H2Client) -> tuple[int, bytes]:
         client.send(PING, 0, 0, b"12345678")
         while True:
             kind, flags, _, payload = await client.frame()
@@ -187,7 +194,7 @@ def test_an_answer_waits_for_the_clients_window(server: Running) -> None:
     """The client allows 16 bytes per stream: the answer stops there until WINDOW_UPDATE."""
     request = MESSAGES["ModelMetadataRequest"](name="primer-binding").SerializeToString()
 
-    async def steps(client: H2Client) -> tuple[bytes, object]:
+    async def steps(client: H2Client) -> tuple[bytes, Reply]:
         client.request(1, "ModelMetadata", request)
         while True:
             kind, _, stream, payload = await client.frame()
@@ -196,11 +203,11 @@ def test_an_answer_waits_for_the_clients_window(server: Running) -> None:
         client.send(WINDOW_UPDATE, 0, 1, struct.pack(">I", 100_000))
         return payload, await client.reply(1)
 
-    first, rest = talk(server.grpc, steps, settings={0x4: 16})  # type: ignore[misc]
+    first, rest = talk(server.grpc, steps, settings={0x4: 16})
     assert len(first) == 16
-    message = first + rest.data  # type: ignore[attr-defined]
+    message = first + rest.data
     answer = MESSAGES["ModelMetadataResponse"].FromString(message[5:])
-    assert (rest.status, answer.name) == ("0", "primer-binding")  # type: ignore[attr-defined]
+    assert (rest.status, answer.name) == ("0", "primer-binding")
 
 
 def test_a_request_and_answer_larger_than_the_windows(server: Running) -> None:
@@ -218,7 +225,7 @@ def test_a_request_and_answer_larger_than_the_windows(server: Running) -> None:
 
 
 def test_a_protocol_error_ends_the_connection_with_goaway(server: Running) -> None:
-    async def steps(client: H2Client) -> object:
+    async def steps(client: H2Client) -> tuple[tuple[int, ...], bytes, bytes]:
         client.send(DATA, 0, 0, b"x")  # DATA on stream 0
         while True:
             kind, _, _, payload = await client.frame()

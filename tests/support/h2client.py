@@ -124,7 +124,7 @@ class H2Client:
                 reply.reset = struct.unpack(">I", payload)[0]
                 return reply
             if kind == HEADERS:
-                decoded = {n: v for n, v in self.decoder.decode(payload)}
+                decoded = {str(n): str(v) for n, v in self.decoder.decode(payload)}
                 if reply.headers:
                     reply.trailers = decoded
                 else:
