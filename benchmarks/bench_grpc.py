@@ -33,6 +33,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -118,89 +120,135 @@ def wait_port(port: int, timeout: float = 60) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
-Point = Callable[[], Result]
+@dataclass
+class Point:
+    """One measured point: the run, the server whose metrics must count it (URL; ``None``:
+    not helixserve), items per request, and the processes whose CPU time it costs."""
+
+    run: Callable[[], Result]
+    url: str | None
+    items: int
+    processes: list[int]
+
+
+@dataclass
+class Measured:
+    result: Result
+    cpu_us: float  # server CPU time per request (every process of the target's server)
 
 
 def points(
-    servers: dict[str, tuple[str, str]], null: str, seconds: float, scratch: Path
-) -> dict[tuple[str, int], tuple[Point, str | None, int]]:
-    """Each measured point: (target, concurrency; c=0 stands for the 1,000-sequence request)
-    -> (the run, the server URL whose metrics must count it, items per request)."""
-    url, grpc = servers["h2"]
-    grpcio = servers["grpcio"][1]
+    servers: dict[str, tuple[str, str, int]],
+    null: tuple[str, list[int]],
+    seconds: float,
+    scratch: Path,
+) -> dict[tuple[str, int], Point]:
+    """Each point by (target, concurrency); c=0 stands for the 1,000-sequence request."""
+    url, grpc, pid = servers["h2"]
+    grpcio_url, grpcio, grpcio_pid = servers["grpcio"]
     infer = f"{url}/v2/models/{MODEL}/infer"
     one, big = oip_json([SEQ]), oip_json(random_sequences(BIG, 50, seed=3))
     big_grpc = grpc_body(random_sequences(BIG, 50, seed=3))
-    found: dict[tuple[str, int], tuple[Point, str | None, int]] = {}
+    found: dict[tuple[str, int], Point] = {}
     for c in (1, 8, 32):
-        found["rest", c] = (lambda c=c: run_wrk("rest", infer, one, c, seconds, scratch), url, 1)
-        found["grpc", c] = (lambda c=c: run_h2load("grpc", grpc, c, seconds, scratch), url, 1)
-        found["grpcio", c] = (
-            lambda c=c: run_h2load("grpcio", grpcio, c, seconds, scratch),
-            servers["grpcio"][0],
-            1,
+        found["rest", c] = Point(
+            partial(run_wrk, "rest", infer, one, c, seconds, scratch), url, 1, [pid]
         )
-        found["aio-null", c] = (
-            lambda c=c: run_h2load("aio-null", null, c, seconds, scratch),
-            None,
-            1,
+        found["grpc", c] = Point(
+            partial(run_h2load, "grpc", grpc, c, seconds, scratch), url, 1, [pid]
         )
-    found["rest", 0] = (lambda: run_wrk("rest", infer, big, 1, seconds, scratch), url, BIG)
-    found["grpc", 0] = (
-        lambda: run_h2load("grpc", grpc, 1, seconds, scratch, big_grpc),
-        url,
-        BIG,
+        found["grpcio", c] = Point(
+            partial(run_h2load, "grpcio", grpcio, c, seconds, scratch),
+            grpcio_url,
+            1,
+            [grpcio_pid],
+        )
+        found["aio-null", c] = Point(
+            partial(run_h2load, "aio-null", null[0], c, seconds, scratch), None, 1, null[1]
+        )
+    found["rest", 0] = Point(
+        partial(run_wrk, "rest", infer, big, 1, seconds, scratch), url, BIG, [pid]
+    )
+    found["grpc", 0] = Point(
+        partial(run_h2load, "grpc", grpc, 1, seconds, scratch, big_grpc), url, BIG, [pid]
     )
     return found
 
 
+def cpu_seconds(roots: list[int]) -> float:
+    """User + system CPU time of ``roots`` and all their descendants (from /proc)."""
+    pids, total = list(roots), 0
+    while pids:
+        pid = pids.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+        pids += [int(c) for c in children]
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
-    found: dict[tuple[str, int], tuple[Point, str | None, int]], rounds: int, seconds: float
-) -> dict[tuple[str, int], list[Result]]:
-    results: dict[tuple[str, int], list[Result]] = {key: [] for key in found}
+    found: dict[tuple[str, int], Point], rounds: int, seconds: float
+) -> dict[tuple[str, int], list[Measured]]:
+    results: dict[tuple[str, int], list[Measured]] = {key: [] for key in found}
     for round_no in range(rounds):
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"round {round_no + 1}/{rounds}: load average {load}", flush=True)
-        for key, (run, url, items) in found.items():
-            before = items_counted(url, MODEL) if url else 0.0
-            result = run()
-            if url:
-                counted = (items_counted(url, MODEL) - before) / items
-                expected = result.rps * seconds
-                if abs(counted - expected) > max(0.05 * expected, 20):
-                    raise RuntimeError(
-                        f"{key}: the server answered {counted:.0f} requests but the load "
-                        f"generator reports about {expected:.0f}"
-                    )
+        for key, point in found.items():
+            before = items_counted(point.url, MODEL) if point.url else 0.0
+            cpu_before = cpu_seconds(point.processes)
+            result = point.run()
+            cpu = cpu_seconds(point.processes) - cpu_before
+            if point.url:
+                counted = (items_counted(point.url, MODEL) - before) / point.items
+                check(key, result, counted, seconds)
             if result.failed:
                 raise RuntimeError(f"{key}: {result.failed} requests failed")
-            results[key].append(result)
+            results[key].append(Measured(result, cpu / (result.rps * seconds) * 1e6))
             where = f"c={key[1]}" if key[1] else "1,000 seq"
             print(
                 f"  {key[0]:<9} {where:<9} {result.rps:9.0f} req/s  p50 {result.p50_ms:7.3f} ms"
-                f"  p99 {result.p99_ms:7.2f} ms",
+                f"  p99 {result.p99_ms:7.2f} ms  server CPU {results[key][-1].cpu_us:6.0f} us/req",
                 flush=True,
             )
     return results
 
 
-def report(results: dict[tuple[str, int], list[Result]]) -> str:
+def check(key: tuple[str, int], result: Result, counted: float, seconds: float) -> None:
+    """The requests the server counted match what the load generator reports."""
+    expected = result.rps * seconds
+    if abs(counted - expected) > max(0.05 * expected, 20):
+        raise RuntimeError(
+            f"{key}: the server answered {counted:.0f} requests but the load "
+            f"generator reports about {expected:.0f}"
+        )
+
+
+TARGETS = ("rest", "grpc", "grpcio", "aio-null")
+
+
+def report(results: dict[tuple[str, int], list[Measured]]) -> str:
     def med(key: tuple[str, int], field: str) -> float:
-        return statistics.median(getattr(r, field) for r in results[key])
+        if field == "cpu_us":
+            return statistics.median(m.cpu_us for m in results[key])
+        return float(statistics.median(getattr(m.result, field) for m in results[key]))
 
     lines = [
-        "| requests | conc. | target | req/s | p50 ms | p99 ms | p50 / REST | req/s / REST |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
+        "| requests | conc. | target | req/s | p50 ms | p99 ms | server CPU µs/req "
+        "| p50 / REST | req/s / REST |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for c in (1, 8, 32, 0):
         rest_p50, rest_rps = med(("rest", c), "p50_ms"), med(("rest", c), "rps")
-        for target in ("rest", "grpc", "grpcio", "aio-null"):
-            if (target, c) not in results:
-                continue
-            p50, rps = med((target, c), "p50_ms"), med((target, c), "rps")
+        for target in (t for t in TARGETS if (t, c) in results):
+            key = (target, c)
+            p50, rps = med(key, "p50_ms"), med(key, "rps")
             lines.append(
                 f"| {'1 sequence' if c else '1,000 sequences'} | {c or 1} | {target} | "
-                f"{rps:,.0f} | {p50:.3f} | {med((target, c), 'p99_ms'):.2f} | "
+                f"{rps:,.0f} | {p50:.3f} | {med(key, 'p99_ms'):.2f} | {med(key, 'cpu_us'):,.0f} | "
                 f"{p50 / rest_p50:.2f} | {rps / rest_rps:.2f} |"
             )
     return "\n".join(lines)
@@ -229,12 +277,14 @@ def main() -> None:
                 chosen = {**env, "HELIXSERVE_GRPC_ENGINE": engine}
                 url, address, process = serve(scratch, engine, chosen)
                 processes.append(process)
-                servers[engine] = (url, address)
+                servers[engine] = (url, address, process.pid)
             null_port = free_port()
-            processes += null_servers(null_port, scratch)
+            nulls = null_servers(null_port, scratch)
+            processes += nulls
             wait_port(null_port)
             time.sleep(1)  # the other null processes
-            found = points(servers, f"127.0.0.1:{null_port}", args.seconds, scratch)
+            null = (f"127.0.0.1:{null_port}", [p.pid for p in nulls])
+            found = points(servers, null, args.seconds, scratch)
             results = measure(found, args.rounds, args.seconds)
         finally:
             for process in processes:

@@ -9,7 +9,9 @@ waits until the test lets it answer.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import struct
+import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -143,30 +145,64 @@ def test_refused_calls(
     assert (found, reply.message) == expected
 
 
+def _framed(flag: int, message: bytes, length: int | None = None) -> bytes:
+    return bytes((flag,)) + struct.pack(">I", len(message) if length is None else length) + message
+
+
+MODEL_READY = MESSAGES["ModelReadyRequest"](name="primer-binding").SerializeToString()
+NOT_ONE = ("13", "the request is not one length-prefixed message.")
+
+
 @pytest.mark.parametrize(
-    ("data", "expected"),
+    ("encoding", "data", "expected"),
     [
+        (None, _framed(0, b"ab", length=9), NOT_ONE),
+        (None, b"\x00\x00", NOT_ONE),
         (
-            b"\x01" + struct.pack(">I", 2) + b"ab",
-            ("12", "compressed messages are not supported; send them uncompressed."),
+            "snappy",
+            _framed(1, b"ab"),
+            (
+                "12",
+                "messages compressed with 'snappy' are not supported; send them "
+                "uncompressed, gzip or deflate.",
+            ),
         ),
+        ("gzip", _framed(1, b"not gzip"), ("13", "the message is not valid gzip data.")),
         (
-            b"\x00" + struct.pack(">I", 9) + b"ab",
-            ("13", "the request is not one length-prefixed message."),
+            "gzip",
+            _framed(1, gzip.compress(MODEL_READY)[:-9]),
+            ("13", "the message is not valid gzip data."),
         ),
-        (b"\x00\x00", ("13", "the request is not one length-prefixed message.")),
+        ("gzip", _framed(1, gzip.compress(MODEL_READY)), ("0", "")),
+        ("deflate", _framed(1, zlib.compress(MODEL_READY)), ("0", "")),
+        (
+            "gzip",
+            _framed(1, gzip.compress(b"\x00" * (2 << 20))),
+            ("8", "the request is larger than 1,048,576 bytes."),
+        ),
     ],
 )
-def test_bodies_that_are_not_one_plain_message(
-    server: Running, data: bytes, expected: tuple[str, str]
+def test_message_framing_and_compression(
+    encoding: str | None, data: bytes, expected: tuple[str, str]
 ) -> None:
-    async def steps(client: H2Client) -> Reply:
-        client.send(HEADERS, END_HEADERS, 1, client.block(_headers("ServerLive")))
-        client.send(DATA, END_STREAM, 1, data)
-        return await client.reply(1)
+    """Framed messages, plain or compressed, against a server taking at most 1 MiB."""
 
-    reply = talk(server.grpc, steps)
+    async def go() -> Reply:
+        server = H2Server(Waiting(released=True), "127.0.0.1", port := free_port(), 1 << 20)
+        await server.start()
+        client = await H2Client.connect(f"127.0.0.1:{port}")
+        extra = [("grpc-encoding", encoding)] if encoding else []
+        client.send(HEADERS, END_HEADERS, 1, client.block(_headers("ModelReady") + extra))
+        client.send(DATA, END_STREAM, 1, data)
+        reply = await client.reply(1)
+        await client.close()
+        await server.stop(0)
+        return reply
+
+    reply = asyncio.run(go())
     assert (reply.status, reply.message) == expected
+    if expected[0] == "0":
+        assert reply.payload() == MODEL_READY  # the handler saw the inflated message
 
 
 def _headers(method: str) -> list[tuple[str, str]]:
@@ -256,11 +292,14 @@ def test_http1_is_not_answered(server: Running) -> None:
 
 
 class Waiting:
-    """A handler that answers ``ok`` once the test releases it, noting calls and cancels."""
+    """A handler that answers once the test releases it (``ok``; a ModelReady call gets its
+    own message back), noting cancels."""
 
-    def __init__(self) -> None:
+    def __init__(self, released: bool = False) -> None:
         self.entered = asyncio.Event()
         self.release = asyncio.Event()
+        if released:
+            self.release.set()
         self.cancelled = 0
 
     async def __call__(self, path: str, metadata: dict[str, str], message: bytes) -> Answer:
@@ -270,7 +309,7 @@ class Waiting:
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
-        return Answer(0, "", b"ok")
+        return Answer(0, "", message if path.endswith("/ModelReady") else b"ok")
 
 
 def test_stop_answers_calls_in_flight_and_refuses_new_streams() -> None:
@@ -378,3 +417,15 @@ def test_bytes_of_one_length_round_trip_as_a_fixed_width_array(
     unpacked = unpack_bytes(pack_bytes(array), "x")
     assert unpacked.tolist() == values
     assert unpacked.dtype.kind == ("O" if any(v.endswith(b"\x00") for v in values) else "S")
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_tritonclient_compressed_requests_get_the_same_answer(
+    server: Running, algorithm: str
+) -> None:
+    tensor = tgrpc.InferInput("sequence", [2], "BYTES")
+    tensor.set_data_from_numpy(np.array([b"CGACCGAACTCC" + b"A" * 38, b"ACGT" * 12 + b"AC"]))
+    client = tgrpc.InferenceServerClient(server.grpc)
+    plain = client.infer("primer-binding", [tensor]).as_numpy("probabilities")
+    packed = client.infer("primer-binding", [tensor], compression_algorithm=algorithm)
+    np.testing.assert_array_equal(packed.as_numpy("probabilities"), plain)

@@ -6,15 +6,17 @@ Contract:
   (what gRPC clients speak without TLS) and answers each stream as one unary gRPC call:
   ``POST /<service>/<method>``, ``content-type: application/grpc[+proto]``, one
   length-prefixed message. It calls ``handler(method, metadata, message)``, where ``method`` is
-  the path, ``metadata`` the request's non-pseudo headers (names lower case, values text) and
-  ``message`` the message bytes; the handler returns :class:`Answer`. Everything happens on the
-  event loop: no thread takes part in a call.
+  the path, ``metadata`` the request's headers (pseudo-headers too; names lower case, values
+  text) and ``message`` the message bytes; the handler returns :class:`Answer`. Everything
+  happens on the event loop: no thread takes part in a call.
 - What a client gets: ``:status 200`` and ``content-type: application/grpc``, the answer's
   message, then trailers ``grpc-status`` / ``grpc-message`` (percent-encoded); an answer with
   no message goes as one trailers-only HEADERS frame. A request that is not gRPC gets HTTP 415
-  (wrong content type) or 405 (not POST); a compressed message gets UNIMPLEMENTED; a message
-  larger than ``max_message`` gets RESOURCE_EXHAUSTED; a body that is not one length-prefixed
-  message gets INTERNAL.
+  (wrong content type) or 405 (not POST). A compressed message (``grpc-encoding`` gzip or
+  deflate) is inflated, at most ``max_message`` bytes of it; another encoding gets
+  UNIMPLEMENTED. Answers go uncompressed. A message larger than ``max_message`` gets
+  RESOURCE_EXHAUSTED; a body that is not one length-prefixed message, or compressed data that
+  does not inflate, gets INTERNAL.
 - HTTP/2 as RFC 9113 asks of a server: SETTINGS (ours: at most ``max_streams`` concurrent
   streams, 1 MiB stream windows, a 16 MiB connection window) and their ACKs, PING ACKs, flow
   control both ways (receive windows are replenished as data arrives; answers wait for the
@@ -32,11 +34,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
-from helixserve.serving.h2_headers import HeaderDecoder, HeaderError, literal
+from helixserve.serving.h2_headers import RESPONSE_HEADERS, HeaderDecoder, HeaderError, trailers
 
 log = logging.getLogger("helixserve.grpc")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -52,8 +55,6 @@ CONNECTION_WINDOW = 16 << 20
 MAX_HEADER_BLOCK = 64 * 1024
 MAX_WINDOW = (1 << 31) - 1
 _HEAD = struct.Struct(">I")  # a frame header is 3 bytes length, type, flags, 4 bytes stream id
-# The response headers: ``:status 200`` (static index 8) and the content type.
-RESPONSE_HEADERS = b"\x88" + literal(b"content-type", b"application/grpc")
 
 
 @dataclass(frozen=True)
@@ -72,20 +73,28 @@ def frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
     return _HEAD.pack(len(payload))[1:] + bytes((kind, flags)) + _HEAD.pack(stream) + payload
 
 
-def trailers(status: int, message: str) -> bytes:
-    """The header block of ``grpc-status`` and ``grpc-message`` (percent-encoded)."""
-    block = literal(b"grpc-status", str(status).encode())
-    if message:
-        block += literal(b"grpc-message", _percent(message))
-    return block
+WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}  # as gRPC's core packs them
 
 
-def _percent(text: str) -> bytes:
-    """gRPC's percent-encoding: bytes outside printable ASCII, and ``%``, as ``%XX``."""
-    raw = text.encode("utf-8", "replace")
-    if all(0x20 <= b <= 0x7E and b != 0x25 for b in raw):
-        return raw
-    return b"".join(bytes((b,)) if 0x20 <= b <= 0x7E and b != 0x25 else b"%%%02X" % b for b in raw)
+def inflate(data: bytes, encoding: str, limit: int) -> bytes | Answer:
+    """A compressed message's bytes, or the answer refusing it (see the module contract)."""
+    wbits = WBITS.get(encoding)
+    if wbits is None:
+        return Answer(
+            12,
+            f"messages compressed with {encoding!r} are not supported; send them "
+            "uncompressed, gzip or deflate.",
+        )
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error:
+        return Answer(13, f"the message is not valid {encoding} data.")
+    if len(out) > limit:
+        return Answer(8, f"the request is larger than {limit:,} bytes.")
+    if not inflater.eof:
+        return Answer(13, f"the message is not valid {encoding} data.")
+    return out
 
 
 class _Stream:
@@ -344,12 +353,17 @@ class _Connection(asyncio.Protocol):
         stream.body = []
         if len(body) < 5 or int.from_bytes(body[1:5], "big") != len(body) - 5:
             self._respond(stream, Answer(13, "the request is not one length-prefixed message."))
-        elif body[0]:
-            message = "compressed messages are not supported; send them uncompressed."
-            self._respond(stream, Answer(12, message))
-        else:
-            call = self.server.handler(headers.get(":path", ""), headers, body[5:])
-            stream.task = asyncio.get_running_loop().create_task(self._answer(stream, call))
+            return
+        message = body[5:]
+        if body[0]:
+            encoding = headers.get("grpc-encoding", "identity")
+            inflated = inflate(message, encoding, self.server.max_message)
+            if isinstance(inflated, Answer):
+                self._respond(stream, inflated)
+                return
+            message = inflated
+        call = self.server.handler(headers.get(":path", ""), headers, message)
+        stream.task = asyncio.get_running_loop().create_task(self._answer(stream, call))
 
     async def _answer(self, stream: _Stream, call: Awaitable[Answer]) -> None:
         try:
