@@ -9,6 +9,7 @@ waits until the test lets it answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import struct
 import zlib
@@ -353,6 +354,45 @@ def test_reset_stream_cancels_the_call() -> None:
         await server.stop(0)
 
     asyncio.run(go())
+
+
+def test_unfinished_requests_hold_back_the_connection_window() -> None:
+    """Requests not yet complete holding over twice the largest message (here 1,000 bytes):
+    the connection window is not given back until they go (here: reset by the client)."""
+
+    async def go() -> tuple[list[int], list[int]]:
+        server = H2Server(Waiting(released=True), "127.0.0.1", port := free_port(), 1000)
+        await server.start()
+        client = await H2Client.connect(f"127.0.0.1:{port}")
+        for stream in (1, 3, 5):  # 2,700 bytes held
+            client.send(HEADERS, END_HEADERS, stream, client.block(_headers("ServerLive")))
+            client.send(DATA, 0, stream, b"x" * 900)
+        client.send(HEADERS, END_HEADERS, 7, client.block(_headers("ServerLive")))
+        for _ in range(520):  # 8.5 MB on a stream refused at once as too large: dropped
+            client.send(DATA, 0, 7, b"y" * 16384)
+        held = await _connection_updates(client, 1.0)
+        for stream in (1, 3, 5):
+            client.send(RST_STREAM, 0, stream, struct.pack(">I", CANCEL))
+        released = await _connection_updates(client, 1.0)
+        await client.close()
+        await server.stop(0)
+        return held, released
+
+    held, released = asyncio.run(go())
+    assert held == [(16 << 20) - 65535]  # only the one sent when the connection opened
+    assert len(released) == 1 and released[0] >= 8 << 20
+
+
+async def _connection_updates(client: H2Client, seconds: float) -> list[int]:
+    """The increments of the connection WINDOW_UPDATE frames read within ``seconds``."""
+    found = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            while True:
+                kind, _, stream, payload = await client.frame()
+                if kind == WINDOW_UPDATE and stream == 0:
+                    found.append(struct.unpack(">I", payload)[0])
+    return found
 
 
 # --- HPACK -------------------------------------------------------------------------------------

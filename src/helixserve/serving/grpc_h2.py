@@ -19,7 +19,8 @@ Contract:
   does not inflate, gets INTERNAL.
 - HTTP/2 as RFC 9113 asks of a server: SETTINGS (ours: at most ``max_streams`` concurrent
   streams, 1 MiB stream windows, a 16 MiB connection window) and their ACKs, PING ACKs, flow
-  control both ways (receive windows are replenished as data arrives; answers wait for the
+  control both ways (receive windows are replenished as data arrives, the connection's only
+  while its unfinished requests hold at most twice ``max_message``; answers wait for the
   client's windows and are cut to its largest frame size), RST_STREAM (the call's task is
   cancelled), CONTINUATION, padding, and GOAWAY. A frame that breaks the protocol or a header
   block that cannot be decoded (:mod:`helixserve.serving.h2_headers`) ends the connection with
@@ -141,7 +142,8 @@ class _Connection(asyncio.Protocol):
         self.window = 65535  # what we may send on the connection
         self.peer_window = 65535  # the client's initial stream window
         self.peer_frame = 16384  # the client's largest frame
-        self.unacked = 0
+        self.unacked = 0  # data received and not yet given back in a WINDOW_UPDATE
+        self.buffered = 0  # bytes held in the bodies of requests not yet complete
         self.continued = 0  # the stream whose header block goes on in CONTINUATION frames
         self.fragment = bytearray()
         self.fragment_flags = 0
@@ -269,20 +271,21 @@ class _Connection(asyncio.Protocol):
         if sid == 0 or sid > self.last_id:
             raise H2Error(PROTOCOL_ERROR, f"DATA on idle stream {sid}")
         self.unacked += len(payload)
-        if self.unacked >= CONNECTION_WINDOW // 2:
-            self._write(frame(WINDOW_UPDATE, 0, 0, _HEAD.pack(self.unacked)))
-            self.unacked = 0
         stream = self.streams.get(sid)
         if stream is None or stream.complete:
+            self._replenish()
             return  # a stream we refused, reset or answered: its data is dropped
         data = _unpadded(flags, payload)
         stream.size += len(data)
         if stream.size > self.server.max_message + 5:
             limit = self.server.max_message
+            self._release(stream)
             self._respond(stream, Answer(8, f"the request is larger than {limit:,} bytes."))
             self._write(frame(RST_STREAM, 0, sid, _HEAD.pack(NO_ERROR)))
             return
         stream.body.append(data)
+        self.buffered += len(data)
+        self._replenish()
         if flags & END_STREAM:
             self._end(stream)
             return
@@ -290,6 +293,19 @@ class _Connection(asyncio.Protocol):
         if stream.unacked >= STREAM_WINDOW // 2:
             self._write(frame(WINDOW_UPDATE, 0, sid, _HEAD.pack(stream.unacked)))
             stream.unacked = 0
+
+    def _replenish(self) -> None:
+        """Give the connection window back once half of it is used, unless the requests not
+        yet complete hold over twice the largest message (then the client waits)."""
+        if self.unacked >= CONNECTION_WINDOW // 2 and self.buffered <= 2 * self.server.max_message:
+            self._write(frame(WINDOW_UPDATE, 0, 0, _HEAD.pack(self.unacked)))
+            self.unacked = 0
+
+    def _release(self, stream: _Stream) -> None:
+        """Forget the body received so far (the request is handed on, refused or reset)."""
+        self.buffered -= sum(map(len, stream.body))
+        stream.body = []
+        self._replenish()
 
     def _window_update(self, sid: int, payload: bytes) -> None:
         if len(payload) != 4:
@@ -334,6 +350,7 @@ class _Connection(asyncio.Protocol):
             raise H2Error(PROTOCOL_ERROR, f"RST_STREAM on idle stream {sid}")
         stream = self.streams.pop(sid, None)
         if stream is not None:
+            self._release(stream)
             if stream.task is not None:
                 stream.task.cancel()
             self.pending = [p for p in self.pending if p[0] is not stream]
@@ -342,6 +359,8 @@ class _Connection(asyncio.Protocol):
     def _end(self, stream: _Stream) -> None:
         """The request is complete: check it is a gRPC call and start answering it."""
         stream.complete = True
+        body = stream.body[0] if len(stream.body) == 1 else b"".join(stream.body)
+        self._release(stream)
         headers = stream.headers
         if headers.get(":method") != "POST":
             self._http_error(stream, b"405")
@@ -349,8 +368,6 @@ class _Connection(asyncio.Protocol):
         if not headers.get("content-type", "").startswith("application/grpc"):
             self._http_error(stream, b"415")
             return
-        body = stream.body[0] if len(stream.body) == 1 else b"".join(stream.body)
-        stream.body = []
         if len(body) < 5 or int.from_bytes(body[1:5], "big") != len(body) - 5:
             self._respond(stream, Answer(13, "the request is not one length-prefixed message."))
             return
