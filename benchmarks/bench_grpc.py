@@ -13,12 +13,15 @@ beside it, the alternatives it is compared with:
 - ``aio-null``: ``grpc.aio`` servers (one process per CPU, ``SO_REUSEPORT``) whose handler
   answers an empty message at once: what ``grpc.aio`` costs with no work at all.
 
-Single-sequence requests at concurrency 1, 8 and 32, then one request of 1,000 sequences at
-concurrency 1; every point is measured ``--rounds`` times, the targets interleaved within each
-round so the machine's drift hits all alike, and the medians over rounds are reported with the
-ratios gRPC/REST. Each helixserve point is checked: the items the server's metrics counted must
-match the requests the load generator saw (gRPC errors travel in trailers, behind HTTP 200).
-The load average is printed before each round: the machine is shared.
+Single-sequence requests at concurrency 1, 8 and 32, then requests of 1,000 sequences at
+concurrency 1; every point is measured ``--rounds`` times (the 1,000-sequence pair
+``--big-pairs`` times per round), the targets interleaved within each round so the machine's
+drift hits all alike. Reported: medians over the runs, the server's CPU time per request (all
+its processes, from /proc: the figure least moved by other jobs on a shared machine), and the
+ratios to REST as medians of the ratios within each round. Each helixserve point is checked: the
+items the server's metrics counted must match the requests the load generator saw (gRPC errors
+travel in trailers, behind HTTP 200). The load average is printed before each round. Last, the
+protocol work of a 1,000-sequence request both ways, in-process (the model's work is the same).
 """
 
 from __future__ import annotations
@@ -32,12 +35,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import grpc
+import numpy as np
 import uvloop
 
 from benchmarks.bench_serving import (
@@ -54,6 +60,9 @@ from benchmarks.bench_serving import (
     wait_http,
 )
 from benchmarks.bench_store_runtime import random_sequences
+from helixserve.serving.grpc_server import MESSAGES, _inputs, _raw
+from helixserve.serving.oip import Tensor
+from helixserve.serving.oip_rest import parse_infer_request, render_infer_response
 from helixserve.settings import usable_cpus
 from helixserve.store.configured import PRETRAINED_STORE as ZOO_STORE
 
@@ -191,13 +200,17 @@ def cpu_seconds(roots: list[int]) -> float:
 
 
 def measure(
-    found: dict[tuple[str, int], Point], rounds: int, seconds: float
+    found: dict[tuple[str, int], Point], rounds: int, seconds: float, big_pairs: int
 ) -> dict[tuple[str, int], list[Measured]]:
+    """Every point once per round (the 1,000-sequence pair ``big_pairs`` times), in order."""
     results: dict[tuple[str, int], list[Measured]] = {key: [] for key in found}
+    single = [key for key in found if key[1]]
+    big = [key for key in found if not key[1]] * big_pairs
     for round_no in range(rounds):
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"round {round_no + 1}/{rounds}: load average {load}", flush=True)
-        for key, point in found.items():
+        for key in single + big:
+            point = found[key]
             before = items_counted(point.url, MODEL) if point.url else 0.0
             cpu_before = cpu_seconds(point.processes)
             result = point.run()
@@ -231,10 +244,11 @@ TARGETS = ("rest", "grpc", "grpcio", "aio-null")
 
 
 def report(results: dict[tuple[str, int], list[Measured]]) -> str:
-    def med(key: tuple[str, int], field: str) -> float:
-        if field == "cpu_us":
-            return statistics.median(m.cpu_us for m in results[key])
-        return float(statistics.median(getattr(m.result, field) for m in results[key]))
+    """Medians over the runs; the ratios are medians of the ratios within each round (a target
+    against the REST run just before it), so drift between rounds cancels out."""
+
+    def med(values: list[float]) -> float:
+        return float(statistics.median(values))
 
     lines = [
         "| requests | conc. | target | req/s | p50 ms | p99 ms | server CPU µs/req "
@@ -242,22 +256,73 @@ def report(results: dict[tuple[str, int], list[Measured]]) -> str:
         "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for c in (1, 8, 32, 0):
-        rest_p50, rest_rps = med(("rest", c), "p50_ms"), med(("rest", c), "rps")
+        rest = results["rest", c]
         for target in (t for t in TARGETS if (t, c) in results):
-            key = (target, c)
-            p50, rps = med(key, "p50_ms"), med(key, "rps")
+            runs = results[target, c]
+            p50 = med([m.result.p50_ms / r.result.p50_ms for m, r in zip(runs, rest, strict=True)])
+            rps = med([m.result.rps / r.result.rps for m, r in zip(runs, rest, strict=True)])
             lines.append(
                 f"| {'1 sequence' if c else '1,000 sequences'} | {c or 1} | {target} | "
-                f"{rps:,.0f} | {p50:.3f} | {med(key, 'p99_ms'):.2f} | {med(key, 'cpu_us'):,.0f} | "
-                f"{p50 / rest_p50:.2f} | {rps / rest_rps:.2f} |"
+                f"{med([m.result.rps for m in runs]):,.0f} | "
+                f"{med([m.result.p50_ms for m in runs]):.3f} | "
+                f"{med([m.result.p99_ms for m in runs]):.2f} | "
+                f"{med([m.cpu_us for m in runs]):,.0f} | {p50:.2f} | {rps:.2f} |"
             )
     return "\n".join(lines)
+
+
+def protocol_costs(repeat: int = 7, number: int = 50) -> dict[str, float]:
+    """In-process µs (best of ``repeat`` x ``number``) of the protocol work on a 1,000-sequence
+    request, both ways: reading the request into tensors, the items handed to the batcher, and
+    writing the answer (1,000 probability pairs and labels). The model's work is the same."""
+    sequences = random_sequences(BIG, 50, seed=3)
+    body = oip_json(sequences).encode()
+    message = grpc_body(sequences)[5:]
+    parse = MESSAGES["ModelInferRequest"].FromString
+    outputs = [
+        Tensor("probabilities", "FP32", [BIG, 2], np.full((BIG, 2), 0.5, dtype=np.float32)),
+        Tensor("label", "BYTES", [BIG], np.array([b"1", b"0"] * (BIG // 2), dtype=object)),
+    ]
+    request = parse_infer_request(body, None)
+    steps: dict[str, list[Callable[[], object]]] = {
+        "rest": [
+            partial(parse_infer_request, body, None),
+            partial(_items, request.inputs[0].data),
+            partial(render_infer_response, MODEL, 1, request, outputs),
+        ],
+        "grpc": [
+            lambda: _inputs(parse(message)),
+            partial(_items, _inputs(parse(message))[0].data),
+            partial(_grpc_answer, outputs),
+        ],
+    }
+    return {
+        name: sum(min(timeit.repeat(step, number=number, repeat=repeat)) for step in found)
+        / number
+        * 1e6
+        for name, found in steps.items()
+    }
+
+
+def _items(data: Any) -> list[str]:
+    """What :func:`helixserve.serving.oip.infer` hands the batcher for a sequence tensor."""
+    return [v if type(v) is str else v.decode() for v in data.reshape(-1).tolist()]
+
+
+def _grpc_answer(outputs: list[Tensor]) -> bytes:
+    response = MESSAGES["ModelInferResponse"](model_name=MODEL, model_version="1")
+    for tensor in outputs:
+        response.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
+        response.raw_output_contents.append(_raw(tensor))
+    data: bytes = response.SerializeToString()
+    return data
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--big-pairs", type=int, default=3)
     parser.add_argument("--null-aio", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for both servers")
     args = parser.parse_args()
@@ -285,12 +350,20 @@ def main() -> None:
             time.sleep(1)  # the other null processes
             null = (f"127.0.0.1:{null_port}", [p.pid for p in nulls])
             found = points(servers, null, args.seconds, scratch)
-            results = measure(found, args.rounds, args.seconds)
+            results = measure(found, args.rounds, args.seconds, args.big_pairs)
         finally:
             for process in processes:
                 stop(process)
-    print(f"\nmedians of {args.rounds} rounds of {args.seconds:g} s per point:\n")
+    print(
+        f"\nmedians of {args.rounds} rounds of {args.seconds:g} s per point (the 1,000-sequence "
+        f"pair {args.big_pairs} times per round):\n"
+    )
     print(report(results))
+    costs = protocol_costs()
+    print(
+        "\nprotocol work per 1,000-sequence request, in-process: "
+        + ", ".join(f"{name} {us:,.0f} µs" for name, us in costs.items())
+    )
 
 
 if __name__ == "__main__":
