@@ -205,6 +205,7 @@ RPCS = (
     "ModelInfer",
 )
 Method = Callable[[Any, Mapping[str, str]], Awaitable[Any]]
+MAX_CACHED_LABELS = 1024
 
 
 class Service:
@@ -215,6 +216,7 @@ class Service:
 
     def __init__(self, servicer: Servicer, metrics: Metrics | None) -> None:
         self.metrics = metrics
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self.methods: dict[str, tuple[str, Any, Method]] = {
             f"/{SERVICE}/{rpc}": (rpc, MESSAGES[rpc + "Request"], getattr(servicer, rpc))
             for rpc in RPCS
@@ -240,9 +242,22 @@ class Service:
             return Answer(status.value[0], text)
         finally:
             if self.metrics is not None:
-                elapsed = time.perf_counter() - started
-                self.metrics.request_seconds.labels(route, name, "").observe(elapsed)
-                self.metrics.requests.labels(route, name, "", code).inc()
+                self._count(route, name, code, time.perf_counter() - started)
+
+    def _count(self, route: str, name: str, code: str, elapsed: float) -> None:
+        """Time and count a call (the metric children are looked up once per label set)."""
+        key = (route, name, code)
+        children = self._children.get(key)
+        if children is None:
+            assert self.metrics is not None
+            children = (
+                self.metrics.request_seconds.labels(route, name, ""),
+                self.metrics.requests.labels(route, name, "", code),
+            )
+            if len(self._children) < MAX_CACHED_LABELS:  # model names come from callers
+                self._children[key] = children
+        children[0].observe(elapsed)
+        children[1].inc()
 
 
 def _parse(request_type: Any, message: bytes) -> Any:

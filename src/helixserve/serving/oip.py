@@ -275,14 +275,18 @@ def unpack_bytes(raw: bytes, name: str) -> npt.NDArray[Any]:
     return array
 
 
+FIXED_FROM = 32  # elements; below it the loop of unpack_bytes is quicker
+
+
 def _unpack_fixed(raw: bytes) -> npt.NDArray[Any] | None:
-    """The elements as an ``S`` array when all have the same non-zero length and none ends in
-    a NUL byte (``S`` would drop it); else ``None``."""
+    """The elements as an ``S`` array when there are many (a few are quicker one by one), all
+    of the same non-zero length, none ending in a NUL byte (``S`` would drop it); else
+    ``None``."""
     if len(raw) < 5:
         return None
     size = int.from_bytes(raw[:4], "little")
     step = size + 4
-    if size == 0 or len(raw) % step:
+    if size == 0 or len(raw) % step or len(raw) < FIXED_FROM * step:
         return None
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(len(raw) // step, step)
     if (rows[:, :4] != rows[0, :4]).any() or not rows[:, -1].all():
