@@ -21,7 +21,7 @@ import hpack
 import numpy as np
 import pytest
 import tritonclient.grpc as tgrpc
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from helixserve.serving.grpc_h2 import Answer, H2Server
@@ -393,6 +393,56 @@ async def _connection_updates(client: H2Client, seconds: float) -> list[int]:
                 if kind == WINDOW_UPDATE and stream == 0:
                     found.append(struct.unpack(">I", payload)[0])
     return found
+
+
+FRAMES = st.lists(
+    st.tuples(
+        st.integers(0, 10),  # frame type (10: unknown)
+        st.integers(0, 255),  # flags
+        st.sampled_from([0, 1, 2, 3, 5]),  # stream
+        st.binary(max_size=40),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(frames=FRAMES)
+@example(frames=[(SETTINGS, 0, 0, b"12345")])  # malformed lengths of every fixed-size frame
+@example(frames=[(PING, 0, 0, b"1234")])
+@example(frames=[(WINDOW_UPDATE, 0, 0, b"12")])
+@example(frames=[(HEADERS, END_HEADERS, 1, b""), (RST_STREAM, 0, 1, b"1")])
+@example(frames=[(2, 0, 1, b"12")])  # PRIORITY
+@example(frames=[(HEADERS, END_HEADERS | 0x8, 1, b"\xff")])  # padding past the frame
+@example(frames=[(HEADERS, END_HEADERS | 0x20, 1, b"\x00")])  # priority fields cut short
+@example(frames=[(HEADERS, 0, 1, b"\x82"), (DATA, 0, 1, b"")])  # interrupted header block
+def test_any_frames_leave_the_server_serving(frames: list[tuple[int, int, int, bytes]]) -> None:
+    """Whatever frames a client sends, the server answers them or ends that connection with
+    GOAWAY, raises nothing on the event loop, and the next connection is served."""
+    problems: list[str] = []
+
+    async def go() -> Reply:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _, context: problems.append(context["message"]))
+        server = H2Server(Waiting(released=True), "127.0.0.1", port := free_port(), 1000)
+        await server.start()
+        client = await H2Client.connect(f"127.0.0.1:{port}")
+        for kind, flags, stream, payload in frames:
+            client.send(kind, flags, stream, payload)
+        with contextlib.suppress(TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+            async with asyncio.timeout(0.3):
+                while True:
+                    await client.frame()
+        client.writer.close()
+        fresh = await H2Client.connect(f"127.0.0.1:{port}")
+        fresh.request(1, "ServerLive", b"")
+        reply = await fresh.reply(1)
+        await fresh.close()
+        await server.stop(0)
+        return reply
+
+    reply = asyncio.run(go())
+    assert (reply.status, reply.payload(), problems) == ("0", b"ok", [])
 
 
 # --- HPACK -------------------------------------------------------------------------------------
