@@ -1,4 +1,4 @@
-"""The HTTP/2 gRPC server (serving/grpc_h2.py) and its HPACK decoder, spoken to frame by frame.
+"""The HTTP/2 gRPC server (serving/grpc_h2.py), spoken to frame by frame.
 
 Most tests use a real server over the zoo and a bare HTTP/2 client (tests/support/h2client.py)
 that sends exactly the frames a test names; the shutdown and reset tests run an
@@ -17,17 +17,15 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-import hpack
 import numpy as np
 import pytest
 import tritonclient.grpc as tgrpc
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from helixserve.serving.grpc_h2 import Answer, H2Server
+from helixserve.serving.grpc_h2 import H2Server
 from helixserve.serving.grpc_server import MESSAGES
-from helixserve.serving.h2_headers import HeaderDecoder, HeaderError
-from helixserve.serving.oip import FIXED_FROM, pack_bytes, unpack_bytes
+from helixserve.serving.grpc_wire import Answer
 from tests.support.h2client import (
     CONTINUATION,
     DATA,
@@ -443,71 +441,6 @@ def test_any_frames_leave_the_server_serving(frames: list[tuple[int, int, int, b
 
     reply = asyncio.run(go())
     assert (reply.status, reply.payload(), problems) == ("0", b"ok", [])
-
-
-# --- HPACK -------------------------------------------------------------------------------------
-
-NAMES = st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12)
-VALUES = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
-BLOCKS = st.lists(st.lists(st.tuples(NAMES, VALUES), max_size=8), min_size=1, max_size=6)
-
-
-@given(blocks=BLOCKS, huffman=st.booleans(), table=st.sampled_from([4096, 256, 0]))
-def test_hpack_decoding_matches_the_reference_encoder(
-    blocks: list[list[tuple[str, str]]], huffman: bool, table: int
-) -> None:
-    """Blocks encoded one after another by the ``hpack`` package (dynamic table, Huffman or
-    not, a table size update first) decode to what was encoded, in order."""
-    encoder, decoder = hpack.Encoder(), HeaderDecoder()
-    encoder.header_table_size = table
-    for headers in blocks:
-        block = encoder.encode(headers, huffman=huffman)
-        expected = [(n.encode(), v.encode()) for n, v in headers]
-        assert decoder.decode(block) == expected
-        assert decoder.decode(encoder.encode(headers, huffman=huffman)) == expected
-
-
-@pytest.mark.parametrize(
-    ("block", "message"),
-    [
-        (b"\xff\x00", "header index 127 is in neither table"),
-        (b"\x00\x05ab", "string runs past the end of the header block"),
-        (b"\xff\xff\xff\xff\xff\xff", "integer too long in a header block"),
-        (b"\x3f\xe1\x1f", "table size update to 4096 above 1000"),
-        (b"\x00\x01a\x78" + b"v" * 120, "header list above 100 bytes"),
-    ],
-)
-def test_malformed_header_blocks_are_refused(block: bytes, message: str) -> None:
-    with pytest.raises(HeaderError) as caught:
-        HeaderDecoder(table_size=1000, max_list_size=100).decode(block)
-    assert str(caught.value) == message
-
-
-# --- BYTES tensors -------------------------------------------------------------------------------
-
-ELEMENTS = st.lists(st.binary(max_size=12), max_size=20)
-
-
-@given(values=ELEMENTS)
-def test_bytes_packing_round_trips(values: list[bytes]) -> None:
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    assert unpack_bytes(pack_bytes(array), "x").tolist() == values
-
-
-@given(size=st.integers(1, 8), count=st.integers(1, 40), data=st.data())
-def test_bytes_of_one_length_round_trip_as_a_fixed_width_array(
-    size: int, count: int, data: st.DataObject
-) -> None:
-    values = data.draw(
-        st.lists(st.binary(min_size=size, max_size=size), min_size=count, max_size=count)
-    )
-    array = np.empty(count, dtype=object)
-    array[:] = values
-    unpacked = unpack_bytes(pack_bytes(array), "x")
-    assert unpacked.tolist() == values
-    fixed = count >= FIXED_FROM and not any(v.endswith(b"\x00") for v in values)
-    assert unpacked.dtype.kind == ("S" if fixed else "O")
 
 
 @pytest.mark.parametrize("algorithm", ["gzip", "deflate"])

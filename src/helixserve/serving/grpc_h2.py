@@ -7,7 +7,8 @@ Contract:
   ``POST /<service>/<method>``, ``content-type: application/grpc[+proto]``, one
   length-prefixed message. It calls ``handler(method, metadata, message)``, where ``method`` is
   the path, ``metadata`` the request's headers (pseudo-headers too; names lower case, values
-  text) and ``message`` the message bytes; the handler returns :class:`Answer`. Everything
+  text) and ``message`` the message bytes; the handler returns a
+  :class:`~helixserve.serving.grpc_wire.Answer`. Everything
   happens on the event loop: no thread takes part in a call.
 - What a client gets: ``:status 200`` and ``content-type: application/grpc``, the answer's
   message, then trailers ``grpc-status`` / ``grpc-message`` (percent-encoded); an answer with
@@ -35,12 +36,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-import zlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import cast
 
-from helixserve.serving.h2_headers import RESPONSE_HEADERS, HeaderDecoder, HeaderError, trailers
+from helixserve.serving.grpc_wire import RESPONSE_HEADERS, Answer, inflate, trailers
+from helixserve.serving.h2_headers import HeaderDecoder, HeaderError
 
 log = logging.getLogger("helixserve.grpc")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -58,44 +58,11 @@ MAX_WINDOW = (1 << 31) - 1
 _HEAD = struct.Struct(">I")  # a frame header is 3 bytes length, type, flags, 4 bytes stream id
 
 
-@dataclass(frozen=True)
-class Answer:
-    """A call's outcome: gRPC status code (0 = OK), its message, and the response message."""
-
-    status: int
-    message: str = ""
-    payload: bytes | None = None
-
-
 Handler = Callable[[str, dict[str, str], bytes], Awaitable[Answer]]
 
 
 def frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
     return _HEAD.pack(len(payload))[1:] + bytes((kind, flags)) + _HEAD.pack(stream) + payload
-
-
-WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}  # as gRPC's core packs them
-
-
-def inflate(data: bytes, encoding: str, limit: int) -> bytes | Answer:
-    """A compressed message's bytes, or the answer refusing it (see the module contract)."""
-    wbits = WBITS.get(encoding)
-    if wbits is None:
-        return Answer(
-            12,
-            f"messages compressed with {encoding!r} are not supported; send them "
-            "uncompressed, gzip or deflate.",
-        )
-    inflater = zlib.decompressobj(wbits)
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error:
-        return Answer(13, f"the message is not valid {encoding} data.")
-    if len(out) > limit:
-        return Answer(8, f"the request is larger than {limit:,} bytes.")
-    if not inflater.eof:
-        return Answer(13, f"the message is not valid {encoding} data.")
-    return out
 
 
 class _Stream:

@@ -35,7 +35,8 @@ from google.protobuf.message import DecodeError
 from helixserve.error_table import answer_for
 from helixserve.serving.access import Access
 from helixserve.serving.auth import KeyRing
-from helixserve.serving.grpc_h2 import Answer, H2Server
+from helixserve.serving.grpc_h2 import H2Server
+from helixserve.serving.grpc_wire import Answer
 from helixserve.serving.metrics import Metrics
 from helixserve.serving.oip import (
     NUMPY_TYPES,

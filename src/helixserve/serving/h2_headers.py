@@ -1,5 +1,5 @@
 """HPACK (RFC 7541) for the gRPC server of :mod:`helixserve.serving.grpc_h2`: decoding the
-header blocks clients send, and encoding the few blocks the server sends.
+header blocks clients send, and encoding the fields the server sends.
 
 Contract:
 - :class:`HeaderDecoder` holds one connection's dynamic table and turns each complete header
@@ -13,9 +13,7 @@ Contract:
 - An all-indexed block leaves the table as it was, so its pairs are kept (a client sending the
   same call again sends the same few bytes) until the table next changes.
 - :func:`literal` encodes one field as a literal without indexing, not Huffman-coded: the server
-  never adds to the client's table, so what it sends needs no state. :data:`RESPONSE_HEADERS`
-  is the block that opens every gRPC answer, :func:`trailers` the one that ends it
-  (``grpc-status``, and ``grpc-message`` percent-encoded as gRPC asks).
+  never adds to the client's table, so what it sends needs no state.
 """
 
 from __future__ import annotations
@@ -157,23 +155,3 @@ def _length(n: int) -> bytes:
         n >>= 7
     out.append(n)
     return bytes(out)
-
-
-# The response headers: ``:status 200`` (static index 8) and the content type.
-RESPONSE_HEADERS = b"\x88" + literal(b"content-type", b"application/grpc")
-
-
-def trailers(status: int, message: str) -> bytes:
-    """The header block of ``grpc-status`` and ``grpc-message`` (percent-encoded)."""
-    block = literal(b"grpc-status", str(status).encode())
-    if message:
-        block += literal(b"grpc-message", _percent(message))
-    return block
-
-
-def _percent(text: str) -> bytes:
-    """gRPC's percent-encoding: bytes outside printable ASCII, and ``%``, as ``%XX``."""
-    raw = text.encode("utf-8", "replace")
-    if all(0x20 <= b <= 0x7E and b != 0x25 for b in raw):
-        return raw
-    return b"".join(bytes((b,)) if 0x20 <= b <= 0x7E and b != 0x25 else b"%%%02X" % b for b in raw)
