@@ -5,12 +5,16 @@ Contract:
   ``proto/grpc_predict_v2.proto``, made by ``make proto``), loaded into a private descriptor
   pool, so another copy of the same standard messages in the process (``tritonclient``) never
   clashes with ours. No generated Python code is involved.
-- :func:`build_server` makes a ``grpc.aio`` server on ``host:port`` (``SO_REUSEPORT``, so every
+- :func:`build_server` makes the gRPC server on ``host:port`` (``SO_REUSEPORT``, so every
   worker process of ``helixserve serve --workers N`` listens on the same port) serving
   ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata and ModelInfer with the same
-  logic as REST (:mod:`helixserve.serving.oip`). Inputs may come as typed ``contents`` or
-  ``raw_input_contents``; outputs are always sent as ``raw_output_contents`` (what tritonclient
-  reads).
+  logic as REST (:mod:`helixserve.serving.oip`): engine ``h2`` (the default) is the HTTP/2 server
+  of :mod:`helixserve.serving.grpc_h2` on the event loop, ``grpcio`` is ``grpc.aio``; both call
+  the same :class:`Service` (message bytes and metadata in, status and message bytes out), so
+  they answer alike. Inputs may come as typed ``contents`` or ``raw_input_contents``; outputs
+  are always sent as ``raw_output_contents`` (what tritonclient reads). A message that does not
+  parse as the method's request is INVALID_ARGUMENT naming the message type.
+- Each call is counted and timed in the metrics as route ``grpc:<method>``, with its status.
 - Errors map to status codes by :mod:`helixserve.error_table` (the same table as REST: invalid
   request or input -> INVALID_ARGUMENT, unknown model -> NOT_FOUND, store outage, overload or
   timeout -> UNAVAILABLE, missing/wrong key -> UNAUTHENTICATED / PERMISSION_DENIED, ...) with the
