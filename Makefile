@@ -80,6 +80,7 @@ zoo: install-all
 bench: install-all
 	$(BIN)/python -m benchmarks.bench_store_runtime
 	$(BIN)/python -m benchmarks.bench_serving
+	$(BIN)/python -m benchmarks.bench_grpc
 	$(BIN)/python -m benchmarks.bench_asgi_cpu
 	$(BIN)/python -m benchmarks.bench_batch
 	$(BIN)/python -m benchmarks.bench_dataset_upload
@@ -90,6 +91,7 @@ bench: install-all
 # Only the serving benchmark (needs wrk and h2load: apt-get install wrk nghttp2-client).
 bench-serving: install-all
 	$(BIN)/python -m benchmarks.bench_serving
+	$(BIN)/python -m benchmarks.bench_grpc
 	$(BIN)/python -m benchmarks.bench_asgi_cpu
 
 # Recompile the Open Inference Protocol descriptor after editing the .proto (grpcio-tools in a

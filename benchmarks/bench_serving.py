@@ -197,20 +197,30 @@ def run_wrk(
     return Result(target, concurrency, rps, p50, p99, failed)
 
 
-def grpc_body() -> bytes:
+def grpc_body(sequences: list[str] | None = None) -> bytes:
+    """A framed ``ModelInferRequest`` for ``primer-binding`` (raw contents, as tritonclient
+    sends them) of ``sequences`` (default: one)."""
+    items = sequences or [SEQ]
     request = MESSAGES["ModelInferRequest"](model_name="primer-binding")
-    request.inputs.add(name="sequence", datatype="BYTES", shape=[1])
-    request.raw_input_contents.append(len(SEQ).to_bytes(4, "little") + SEQ.encode())
+    request.inputs.add(name="sequence", datatype="BYTES", shape=[len(items)])
+    raw = b"".join(len(s).to_bytes(4, "little") + s.encode() for s in items)
+    request.raw_input_contents.append(raw)
     payload = request.SerializeToString()
     data: bytes = b"\x00" + len(payload).to_bytes(4, "big") + payload
     return data
 
 
 def run_h2load(
-    target: str, address: str, concurrency: int, seconds: float, scratch: Path
+    target: str,
+    address: str,
+    concurrency: int,
+    seconds: float,
+    scratch: Path,
+    payload: bytes | None = None,
 ) -> Result:
     body, log = scratch / "grpc.bin", scratch / "h2load.log"
-    body.write_bytes(grpc_body())
+    body.write_bytes(payload or grpc_body())
+    log.unlink(missing_ok=True)  # h2load leaves it alone when no stream starts
     out = subprocess.run(
         [
             "h2load",
@@ -235,6 +245,8 @@ def run_h2load(
     rows = [line.split("\t") for line in log.read_text().splitlines() if line.strip()]
     durations = sorted(int(r[2]) / 1000 for r in rows if r[1] == "200")
     failed = sum(r[1] != "200" for r in rows)
+    if not durations:
+        raise RuntimeError(f"{target}: no request succeeded:\n{out}")
     found = re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", out)
     if found is None:
         raise RuntimeError(f"h2load printed no request rate:\n{out}")

@@ -14,7 +14,7 @@ import tritonclient.grpc.service_pb2 as triton_pb2
 import tritonclient.http as thttp
 from tritonclient.utils import InferenceServerException
 
-from helixserve.serving.grpc_server import MESSAGES
+from helixserve.serving.grpc_server import ENGINES, MESSAGES
 from tests.support.server import Running, running
 
 ZOO = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
@@ -27,6 +27,15 @@ SEQS = np.array([BINDS.encode(), NO_MOTIF.encode()], dtype=object)
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     with running(ZOO, tmp_path_factory.mktemp("oip")) as s:
+        yield s
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def grpc_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Running]:
+    """A server per gRPC engine (helixserve's HTTP/2 server, grpc.aio): same answers."""
+    with running(ZOO, tmp_path_factory.mktemp("oip"), grpc_engine=request.param) as s:
         yield s
 
 
@@ -75,8 +84,8 @@ def test_http_infer_equals_domain_api(server: Running, binary: bool) -> None:
     assert labels == ([b"1", b"0"] if binary else ["1", "0"])
 
 
-def test_grpc_metadata_and_infer_equal_domain_api(server: Running) -> None:
-    client = tgrpc.InferenceServerClient(server.grpc)
+def test_grpc_metadata_and_infer_equal_domain_api(grpc_server: Running) -> None:
+    client = tgrpc.InferenceServerClient(grpc_server.grpc)
     assert client.is_server_live() and client.is_server_ready()
     assert client.get_server_metadata(as_json=True) == {
         "name": "helixserve",
@@ -88,25 +97,27 @@ def test_grpc_metadata_and_infer_equal_domain_api(server: Running) -> None:
     tensor = tgrpc.InferInput("sequence", [2], "BYTES")
     tensor.set_data_from_numpy(SEQS)
     result = client.infer("primer-binding", [tensor])
-    np.testing.assert_array_equal(result.as_numpy("probabilities"), domain_probabilities(server))
+    np.testing.assert_array_equal(
+        result.as_numpy("probabilities"), domain_probabilities(grpc_server)
+    )
     assert result.as_numpy("label").tolist() == [b"1", b"0"]
 
 
-def test_grpc_pre_encoded_tensor(server: Running) -> None:
+def test_grpc_pre_encoded_tensor(grpc_server: Running) -> None:
     onehot = np.zeros((2, 4, 50), dtype=np.float32)
     for row, seq in enumerate((BINDS, NO_MOTIF)):
         for col, base in enumerate(seq):
             onehot[row, "ACGT".index(base), col] = 1
-    client = tgrpc.InferenceServerClient(server.grpc)
+    client = tgrpc.InferenceServerClient(grpc_server.grpc)
     tensor = tgrpc.InferInput("input", [2, 4, 50], "FP32")
     tensor.set_data_from_numpy(onehot)
     result = client.infer("primer-binding", [tensor], model_version="1")
     np.testing.assert_allclose(
-        result.as_numpy("probabilities"), domain_probabilities(server), atol=1e-6
+        result.as_numpy("probabilities"), domain_probabilities(grpc_server), atol=1e-6
     )
 
 
-def test_invalid_sequence_message_over_both_transports(server: Running) -> None:
+def test_invalid_sequence_message_over_both_transports(grpc_server: Running) -> None:
     bad = np.array([BINDS.encode(), b"ACGF"], dtype=object)
     expected = (
         "input 'sequence' item 1: DNA sequence is not valid DNA: position 4 is 'F'. Only the "
@@ -115,21 +126,21 @@ def test_invalid_sequence_message_over_both_transports(server: Running) -> None:
     http_input = thttp.InferInput("sequence", [2], "BYTES")
     http_input.set_data_from_numpy(bad)
     with pytest.raises(InferenceServerException) as caught:
-        thttp.InferenceServerClient(server.url.removeprefix("http://")).infer(
+        thttp.InferenceServerClient(grpc_server.url.removeprefix("http://")).infer(
             "primer-binding", [http_input]
         )
     assert caught.value.message() == expected
     grpc_input = tgrpc.InferInput("sequence", [2], "BYTES")
     grpc_input.set_data_from_numpy(bad)
     with pytest.raises(InferenceServerException) as caught:
-        tgrpc.InferenceServerClient(server.grpc).infer("primer-binding", [grpc_input])
+        tgrpc.InferenceServerClient(grpc_server.grpc).infer("primer-binding", [grpc_input])
     assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
     assert caught.value.message() == expected
 
 
-def test_grpc_unknown_model_is_not_found(server: Running) -> None:
+def test_grpc_unknown_model_is_not_found(grpc_server: Running) -> None:
     with pytest.raises(InferenceServerException) as caught:
-        tgrpc.InferenceServerClient(server.grpc).get_model_metadata("nope")
+        tgrpc.InferenceServerClient(grpc_server.grpc).get_model_metadata("nope")
     assert caught.value.status() == "StatusCode.NOT_FOUND"
     assert caught.value.message() == (f"no model named 'nope' is served; served models: {SERVED}.")
 
@@ -180,14 +191,14 @@ def test_our_proto_matches_the_standard_messages(name: str) -> None:
         assert {k: v for k, v in _fields(other).items() if k in _fields(nested)} == _fields(nested)
 
 
-def test_grpc_calls_are_counted_in_metrics(server: Running) -> None:
-    client = tgrpc.InferenceServerClient(server.grpc)
+def test_grpc_calls_are_counted_in_metrics(grpc_server: Running) -> None:
+    client = tgrpc.InferenceServerClient(grpc_server.grpc)
     tensor = tgrpc.InferInput("sequence", [1], "BYTES")
     tensor.set_data_from_numpy(SEQS[:1])
     client.infer("primer-binding", [tensor])
     with pytest.raises(InferenceServerException):
         client.infer("nope", [tensor])
-    text = httpx.get(server.url + "/metrics").text
+    text = httpx.get(grpc_server.url + "/metrics").text
     assert (
         'helixserve_requests_total{code="OK",model="primer-binding",'
         'route="grpc:ModelInfer",version=""}'

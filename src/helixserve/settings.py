@@ -152,6 +152,11 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="address the server binds to")
     port: int = Field(default=8000, ge=1, le=65535)
     grpc_port: int = Field(default=8001, ge=0, le=65535, description="gRPC port; 0: no gRPC")
+    grpc_engine: Literal["h2", "grpcio"] = Field(
+        default="h2",
+        description="gRPC server: h2 = helixserve's HTTP/2 server on each process's event loop; "
+        "grpcio = grpc.aio",
+    )
     workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
         default="auto", description="server processes; auto: one per usable CPU, at most 8"
     )

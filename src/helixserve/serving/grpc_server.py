@@ -5,12 +5,16 @@ Contract:
   ``proto/grpc_predict_v2.proto``, made by ``make proto``), loaded into a private descriptor
   pool, so another copy of the same standard messages in the process (``tritonclient``) never
   clashes with ours. No generated Python code is involved.
-- :func:`build_server` makes a ``grpc.aio`` server on ``host:port`` (``SO_REUSEPORT``, so every
+- :func:`build_server` makes the gRPC server on ``host:port`` (``SO_REUSEPORT``, so every
   worker process of ``helixserve serve --workers N`` listens on the same port) serving
   ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata and ModelInfer with the same
-  logic as REST (:mod:`helixserve.serving.oip`). Inputs may come as typed ``contents`` or
-  ``raw_input_contents``; outputs are always sent as ``raw_output_contents`` (what tritonclient
-  reads).
+  logic as REST (:mod:`helixserve.serving.oip`): engine ``h2`` (the default) is the HTTP/2 server
+  of :mod:`helixserve.serving.grpc_h2` on the event loop, ``grpcio`` is ``grpc.aio``; both call
+  the same :class:`Service` (message bytes and metadata in, status and message bytes out), so
+  they answer alike. Inputs may come as typed ``contents`` or ``raw_input_contents``; outputs
+  are always sent as ``raw_output_contents`` (what tritonclient reads). A message that does not
+  parse as the method's request is INVALID_ARGUMENT naming the message type.
+- Each call is counted and timed in the metrics as route ``grpc:<method>``, with its status.
 - Errors map to status codes by :mod:`helixserve.error_table` (the same table as REST: invalid
   request or input -> INVALID_ARGUMENT, unknown model -> NOT_FOUND, store outage, overload or
   timeout -> UNAVAILABLE, missing/wrong key -> UNAUTHENTICATED / PERMISSION_DENIED, ...) with the
@@ -23,17 +27,20 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
 
 from helixserve.error_table import answer_for
 from helixserve.serving.access import Access
 from helixserve.serving.auth import KeyRing
+from helixserve.serving.grpc_h2 import H2Server
+from helixserve.serving.grpc_wire import Answer
 from helixserve.serving.metrics import Metrics
 from helixserve.serving.oip import (
     NUMPY_TYPES,
@@ -90,39 +97,39 @@ MESSAGES = load_messages()
 
 
 class Servicer:
-    """The six RPCs, over a :class:`Registry`."""
+    """The six RPCs, over a :class:`Registry`. Each takes the request message and the call's
+    metadata (header names lower case)."""
 
     def __init__(self, registry: Registry, keys: KeyRing, access: Access | None = None) -> None:
         self.registry = registry
         self.keys = keys
         self.access = access
 
-    def _check(self, context: Any, name: str, *, infer: bool) -> None:
+    def _check(self, metadata: Mapping[str, str], name: str, *, infer: bool) -> None:
         """While accounts are on, the caller's access to model ``name`` (a project's model is its
         members'; :class:`~helixserve.serving.access.Access`); before, the key's ``predict``
         scope for an inference."""
-        metadata = dict(context.invocation_metadata() or ())
         if self.access is not None and self.access.accounts_on:
             self.access.check_model(self.access.model_caller(_key(metadata)), name)
         elif infer:
             self.keys.check(_key(metadata), "predict")
 
-    async def ServerLive(self, request: Any, context: Any) -> Any:
+    async def ServerLive(self, request: Any, metadata: Mapping[str, str]) -> Any:
         return MESSAGES["ServerLiveResponse"](live=True)
 
-    async def ServerReady(self, request: Any, context: Any) -> Any:
+    async def ServerReady(self, request: Any, metadata: Mapping[str, str]) -> Any:
         return MESSAGES["ServerReadyResponse"](ready=self.registry.ready)
 
-    async def ModelReady(self, request: Any, context: Any) -> Any:
-        self._check(context, request.name, infer=False)
+    async def ModelReady(self, request: Any, metadata: Mapping[str, str]) -> Any:
+        self._check(metadata, request.name, infer=False)
         self.registry.resolve(request.name, request.version or None)
         return MESSAGES["ModelReadyResponse"](ready=True)
 
-    async def ServerMetadata(self, request: Any, context: Any) -> Any:
+    async def ServerMetadata(self, request: Any, metadata: Mapping[str, str]) -> Any:
         return MESSAGES["ServerMetadataResponse"](**server_metadata())
 
-    async def ModelMetadata(self, request: Any, context: Any) -> Any:
-        self._check(context, request.name, infer=False)
+    async def ModelMetadata(self, request: Any, metadata: Mapping[str, str]) -> Any:
+        self._check(metadata, request.name, infer=False)
         model = self.registry.resolve(request.name, request.version or None)
         entry = self.registry.entry(request.name)
         response = MESSAGES["ModelMetadataResponse"](
@@ -136,8 +143,8 @@ class Servicer:
             response.outputs.add(name=name, datatype=datatype, shape=shape)
         return response
 
-    async def ModelInfer(self, request: Any, context: Any) -> Any:
-        self._check(context, request.model_name, infer=True)
+    async def ModelInfer(self, request: Any, metadata: Mapping[str, str]) -> Any:
+        self._check(metadata, request.model_name, infer=True)
         model = self.registry.resolve(request.model_name, request.model_version or None)
         inputs = _inputs(request)
         wanted = [o.name for o in request.outputs]
@@ -151,7 +158,7 @@ class Servicer:
         return response
 
 
-def _key(metadata: dict[str, Any]) -> str | None:
+def _key(metadata: Mapping[str, str]) -> str | None:
     key = metadata.get("x-api-key")
     auth = metadata.get("authorization") or ""
     if not key and auth[:7].lower() == "bearer ":
@@ -194,31 +201,77 @@ def _raw(tensor: Tensor) -> bytes:
     return data.astype(data.dtype.newbyteorder("<")).tobytes()
 
 
-Handler = Callable[[Any, Any], Awaitable[Any]]
+RPCS = (
+    "ServerLive",
+    "ServerReady",
+    "ModelReady",
+    "ServerMetadata",
+    "ModelMetadata",
+    "ModelInfer",
+)
+Method = Callable[[Any, Mapping[str, str]], Awaitable[Any]]
+MAX_CACHED_LABELS = 1024
 
 
-def _guarded(method: Handler, metrics: Metrics | None) -> Handler:
-    """Translate domain errors into gRPC status codes (see the module contract), and count and
-    time each call in the metrics (route ``grpc:<method>``)."""
-    route = f"grpc:{method.__name__}"
+class Service:
+    """The calls of the service by path (``/inference.GRPCInferenceService/ModelInfer``, ...),
+    for either server: message bytes in, :class:`~helixserve.serving.grpc_h2.Answer` out.
+    Domain errors become status codes (see the module contract); each call is counted and timed
+    in the metrics (route ``grpc:<method>``)."""
 
-    async def call(request: Any, context: Any) -> Any:
+    def __init__(self, servicer: Servicer, metrics: Metrics | None) -> None:
+        self.metrics = metrics
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self.methods: dict[str, tuple[str, Any, Method]] = {
+            f"/{SERVICE}/{rpc}": (rpc, MESSAGES[rpc + "Request"], getattr(servicer, rpc))
+            for rpc in RPCS
+        }
+
+    async def __call__(self, path: str, metadata: Mapping[str, str], message: bytes) -> Answer:
+        found = self.methods.get(path)
+        if found is None:
+            return Answer(grpc.StatusCode.UNIMPLEMENTED.value[0], f"no method {path} here.")
+        rpc, request_type, method = found
+        route = f"grpc:{rpc}"
         started = time.perf_counter()
-        code = "OK"
+        code, name = "CANCELLED", ""
         try:
-            return await method(request, context)
+            request = _parse(request_type, message)
+            name = getattr(request, "model_name", "") or getattr(request, "name", "")
+            response = await method(request, metadata)
+            code = "OK"
+            return Answer(0, "", response.SerializeToString())
         except Exception as err:
-            status, message = _status_for(err, route)
+            status, text = _status_for(err, route)
             code = status.name
-            await context.abort(status, message)
+            return Answer(status.value[0], text)
         finally:
-            if metrics is not None:
-                name = getattr(request, "model_name", "") or getattr(request, "name", "")
-                elapsed = time.perf_counter() - started
-                metrics.request_seconds.labels(route, name, "").observe(elapsed)
-                metrics.requests.labels(route, name, "", code).inc()
+            if self.metrics is not None:
+                self._count(route, name, code, time.perf_counter() - started)
 
-    return call
+    def _count(self, route: str, name: str, code: str, elapsed: float) -> None:
+        """Time and count a call (the metric children are looked up once per label set)."""
+        key = (route, name, code)
+        children = self._children.get(key)
+        if children is None:
+            assert self.metrics is not None
+            children = (
+                self.metrics.request_seconds.labels(route, name, ""),
+                self.metrics.requests.labels(route, name, "", code),
+            )
+            if len(self._children) < MAX_CACHED_LABELS:  # model names come from callers
+                self._children[key] = children
+        children[0].observe(elapsed)
+        children[1].inc()
+
+
+def _parse(request_type: Any, message: bytes) -> Any:
+    try:
+        return request_type.FromString(message)
+    except DecodeError:
+        raise OipError(
+            f"the request is not a valid {request_type.DESCRIPTOR.full_name} message."
+        ) from None
 
 
 def _status_for(err: Exception, route: str) -> tuple[grpc.StatusCode, str]:
@@ -236,6 +289,17 @@ def _status_for(err: Exception, route: str) -> tuple[grpc.StatusCode, str]:
     )
 
 
+class GrpcServer(Protocol):
+    """What :class:`~helixserve.serving.server.Server` needs of a gRPC server."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self, grace: float | None) -> None: ...
+
+
+ENGINES = ("h2", "grpcio")
+
+
 def build_server(
     registry: Registry,
     keys: KeyRing,
@@ -243,25 +307,36 @@ def build_server(
     port: int,
     metrics: Metrics | None = None,
     access: Access | None = None,
-) -> grpc.aio.Server:
-    """A gRPC server with the inference service bound to ``host:port`` (not started)."""
-    servicer = Servicer(registry, keys, access)
-    handlers = {}
-    for rpc in (
-        "ServerLive",
-        "ServerReady",
-        "ModelReady",
-        "ServerMetadata",
-        "ModelMetadata",
-        "ModelInfer",
-    ):
-        request_type = MESSAGES[rpc + "Request"]
-        response_type = MESSAGES[rpc + "Response"]
-        handlers[rpc] = grpc.unary_unary_rpc_method_handler(
-            _guarded(getattr(servicer, rpc), metrics),
-            request_deserializer=request_type.FromString,
-            response_serializer=response_type.SerializeToString,
-        )
+    engine: str = "h2",
+) -> GrpcServer:
+    """A gRPC server with the inference service bound to ``host:port`` (not started): the
+    event-loop HTTP/2 server of :mod:`~helixserve.serving.grpc_h2` (``h2``) or ``grpc.aio``
+    (``grpcio``)."""
+    service = Service(Servicer(registry, keys, access), metrics)
+    if engine == "h2":
+        return H2Server(service, host, port, MAX_MESSAGE)
+    if engine != "grpcio":
+        raise ValueError(f"unknown gRPC engine {engine!r}; use one of {', '.join(ENGINES)}")
+    server: GrpcServer = _grpcio_server(service, host, port)
+    return server
+
+
+_STATUS = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _grpcio_server(service: Service, host: str, port: int) -> grpc.aio.Server:
+    def handler(rpc: str) -> grpc.RpcMethodHandler:
+        path = f"/{SERVICE}/{rpc}"
+
+        async def call(message: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+            metadata = dict(context.invocation_metadata() or ())
+            answer = await service(path, metadata, message)
+            if answer.status:
+                await context.abort(_STATUS[answer.status], answer.message)
+            return answer.payload or b""
+
+        return grpc.unary_unary_rpc_method_handler(call)
+
     server = grpc.aio.server(
         options=[
             ("grpc.so_reuseport", 1),
@@ -269,6 +344,7 @@ def build_server(
             ("grpc.max_send_message_length", MAX_MESSAGE),
         ]
     )
+    handlers = {rpc: handler(rpc) for rpc in RPCS}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_insecure_port(f"{host}:{port}")
     return server

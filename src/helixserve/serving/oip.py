@@ -2,7 +2,8 @@
 
 Contract:
 - :class:`Tensor` is one named tensor: ``datatype`` (``BYTES``, ``FP32``, ``INT64``, ...),
-  ``shape`` and ``data`` (a numpy array; ``BYTES`` as an object array of ``bytes``).
+  ``shape`` and ``data`` (a numpy array; ``BYTES`` as an array of ``bytes``: object, or
+  fixed-width ``S`` when :func:`unpack_bytes` found every element of one length).
 - Inputs a model accepts, listed by :func:`model_metadata` in this order: for DNA models a
   ``BYTES`` tensor ``sequence`` of shape ``[N]`` (validated by :mod:`helixserve.inputs`, the same
   messages as everywhere) and the pre-encoded ``FP32`` tensor the ONNX model takes (its ONNX input
@@ -153,7 +154,10 @@ async def _infer_items(model: LoadedModel, tensor: Tensor) -> BatchPrediction:
     raw = tensor.data.reshape(-1).tolist()
     items: list[object] = raw
     if tensor.name == "sequence":
-        items = [_text(v, i, tensor.name) for i, v in enumerate(raw)]
+        try:  # the common case at once; the exact message for a bad item from _text
+            items = [v if type(v) is str else v.decode() for v in raw]
+        except (UnicodeDecodeError, AttributeError):
+            items = [_text(v, i, tensor.name) for i, v in enumerate(raw)]
     result = await model.batcher.submit(items)
     _raise_first(result, tensor.name)
     return result
@@ -235,15 +239,23 @@ def _available(result: BatchPrediction) -> dict[str, Tensor]:
 
 def pack_bytes(values: npt.NDArray[Any]) -> bytes:
     """BYTES elements as 4-byte little-endian length + bytes, concatenated."""
+    packed: dict[object, bytes] = {}  # outputs repeat a few values (labels): pack each once
     parts = []
     for value in values.reshape(-1).tolist():
-        raw = value.encode() if isinstance(value, str) else bytes(value)
-        parts.append(struct.pack("<I", len(raw)) + raw)
+        part = packed.get(value)
+        if part is None:
+            raw = value.encode() if isinstance(value, str) else bytes(value)
+            part = packed[value] = struct.pack("<I", len(raw)) + raw
+        parts.append(part)
     return b"".join(parts)
 
 
 def unpack_bytes(raw: bytes, name: str) -> npt.NDArray[Any]:
-    """The inverse of :func:`pack_bytes`; a truncated buffer raises :class:`OipError`."""
+    """The inverse of :func:`pack_bytes`; a truncated buffer raises :class:`OipError`. When
+    every element has one length (sequences of one size) the array is fixed-width ``S``."""
+    fixed = _unpack_fixed(raw)
+    if fixed is not None:
+        return fixed
     out: list[bytes] = []
     offset = 0
     while offset < len(raw):
@@ -261,6 +273,25 @@ def unpack_bytes(raw: bytes, name: str) -> npt.NDArray[Any]:
     array = np.empty(len(out), dtype=object)
     array[:] = out
     return array
+
+
+FIXED_FROM = 32  # elements; below it the loop of unpack_bytes is quicker
+
+
+def _unpack_fixed(raw: bytes) -> npt.NDArray[Any] | None:
+    """The elements as an ``S`` array when there are many (a few are quicker one by one), all
+    of the same non-zero length, none ending in a NUL byte (``S`` would drop it); else
+    ``None``."""
+    if len(raw) < 5:
+        return None
+    size = int.from_bytes(raw[:4], "little")
+    step = size + 4
+    if size == 0 or len(raw) % step or len(raw) < FIXED_FROM * step:
+        return None
+    rows = np.frombuffer(raw, dtype=np.uint8).reshape(len(raw) // step, step)
+    if (rows[:, :4] != rows[0, :4]).any() or not rows[:, -1].all():
+        return None
+    return np.ascontiguousarray(rows[:, 4:]).view(f"S{size}").reshape(-1)
 
 
 MAX_DIMENSION = 2**31 - 1

@@ -27,8 +27,6 @@ import contextlib
 import logging
 from typing import Any
 
-import grpc
-
 from helixserve.errors import DatabaseError, DatabaseUnavailable
 from helixserve.runtime.batcher import BatchPolicy
 from helixserve.serving import oip, oip_rest
@@ -37,7 +35,7 @@ from helixserve.serving.access_log import FLUSH_S, AccessLog
 from helixserve.serving.auth import KeyRing, Scope
 from helixserve.serving.drain import Drain
 from helixserve.serving.files import UploadLimits
-from helixserve.serving.grpc_server import build_server
+from helixserve.serving.grpc_server import GrpcServer, build_server
 from helixserve.serving.metrics import Metrics
 from helixserve.serving.problems import Reply, json_reply
 from helixserve.serving.registry import LoadedModel, Registry
@@ -79,7 +77,7 @@ class Server:
             "the workspace is still opening; try again in a moment."
         )
         self._sweeper: asyncio.Task[None] | None = None
-        self.grpc: grpc.aio.Server | None = None
+        self.grpc: GrpcServer | None = None
         self._poller: asyncio.Task[None] | None = None
         self.access_log = AccessLog()
         self._log_flusher: asyncio.Task[None] | None = None
@@ -114,6 +112,7 @@ class Server:
                 self.settings.grpc_port,
                 self.metrics,
                 self.access,
+                self.settings.grpc_engine,
             )
             await self.grpc.start()
         self.drain.hook_sigterm()
