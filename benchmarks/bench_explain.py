@@ -14,8 +14,11 @@ machine's noise falls on all of them alike:
 - ``primer-binding``: the small primer CNN (no int8 sibling: fp32), for scale.
 
 Measured with httpx (keep-alive): sequential requests after a warm-up, then 4 concurrent clients
-(one thread and one connection each); p50/p90/p99 of each. Also: ``ism()`` in-process on the same
-ONNX models (one thread; no HTTP), the floor, and — with the Cuperus data in ../shared/data —
+(one thread and one connection each); min/p50/p90/p99 of each, and for the sequential requests the
+CPU time the server's processes spent per request (from /proc: it depends far less on what else
+the machine runs than wall time does). Also: ``ism()`` in-process on the
+same ONNX models (one thread; no HTTP), the floor; ONNX Runtime's profile of one ISM batch on
+each yeast-utr model (time per operator type); and — with the Cuperus data in ../shared/data —
 the rank agreement of int8 against fp32 ISM effects over the zoo's yeast-utr test UTRs
 (mean and lowest per-UTR Spearman; the bar for explaining with int8 is 0.99). The load
 generator is Python and shares the CPUs with the server. Issue #19's goal: p50 <= 20 ms.
@@ -39,6 +42,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import onnxruntime as ort
 
 from helixserve.explain.ism import dna_schema, ism
 from helixserve.explain.precision import ISM_SPEARMAN, ism_agreement
@@ -75,6 +79,7 @@ VARIANTS = (
 @dataclass
 class Latency:
     requests: int
+    min_ms: float
     p50_ms: float
     p90_ms: float
     p99_ms: float
@@ -85,7 +90,7 @@ class Latency:
 def summarise(durations: list[float], wall: float) -> Latency:
     ms = np.array(durations) * 1000
     p50, p90, p99 = (float(np.percentile(ms, q)) for q in (50, 90, 99))
-    return Latency(len(ms), p50, p90, p99, float(ms.mean()), len(ms) / wall)
+    return Latency(len(ms), float(ms.min()), p50, p90, p99, float(ms.mean()), len(ms) / wall)
 
 
 def _explain(client: httpx.Client, base: str, variant: Variant) -> float:
@@ -103,20 +108,38 @@ def _order(round_no: int) -> tuple[Variant, ...]:
     return VARIANTS if round_no % 2 == 0 else VARIANTS[::-1]
 
 
-def sequential(base: str, rounds: int, each: int, warmup: int) -> dict[str, Latency]:
-    """One client; every round runs ``each`` requests of every variant, in flipping order."""
+def server_cpu_s(group: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a process group."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[2]) == group:  # pgrp; utime and stime are fields 14 and 15 of the file
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def sequential(
+    base: str, group: int, rounds: int, each: int, warmup: int
+) -> tuple[dict[str, Latency], dict[str, float]]:
+    """One client; every round runs ``each`` requests of every variant, in flipping order. Also
+    the server's CPU milliseconds per request of each variant (all its processes)."""
     durations: dict[str, list[float]] = {v.label: [] for v in VARIANTS}
-    walls = dict.fromkeys(durations, 0.0)
+    walls, cpu = dict.fromkeys(durations, 0.0), dict.fromkeys(durations, 0.0)
     with httpx.Client(timeout=60) as client:
         for variant in VARIANTS:
             for _ in range(warmup):
                 _explain(client, base, variant)
         for round_no in range(rounds):
             for variant in _order(round_no):
-                started = time.perf_counter()
+                started, used = time.perf_counter(), server_cpu_s(group)
                 durations[variant.label] += [_explain(client, base, variant) for _ in range(each)]
                 walls[variant.label] += time.perf_counter() - started
-    return {k: summarise(v, walls[k]) for k, v in durations.items()}
+                cpu[variant.label] += server_cpu_s(group) - used
+    per_request = {k: 1000 * v / len(durations[k]) for k, v in cpu.items()}
+    return {k: summarise(v, walls[k]) for k, v in durations.items()}, per_request
 
 
 def _burst(base: str, variant: Variant, clients: int, each: int) -> tuple[list[float], float]:
@@ -175,6 +198,35 @@ def in_process(rounds: int, each: int, cache: Path) -> dict[str, Latency]:
                 ism(predictors[variant.label], variant.sequence)
                 durations[variant.label].append(time.perf_counter() - started)
     return {k: summarise(v, sum(v)) for k, v in durations.items()}
+
+
+def profile(cache: Path, runs: int = 30) -> dict[str, dict[str, float]]:
+    """ONNX Runtime's own profile of one ISM batch (151 UTRs) on each yeast-utr model, one
+    thread: milliseconds per run by operator type (kernel time, summed over nodes)."""
+    store = ModelStore.open(str(ZOO_STORE), cache_dir=cache)
+    found: dict[str, dict[str, float]] = {}
+    for version, name in ((1, "yeast-utr fp32"), (2, "yeast-utr int8")):
+        predictor = Predictor.from_store(store, f"yeast-utr@{version}")
+        batch = [UTR] + [
+            UTR[:i] + b + UTR[i + 1 :] for i in range(50) for b in "ACGT" if b != UTR[i]
+        ]
+        tensor = predictor.prepare(batch).tensor
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.enable_profiling = 1, True
+        options.profile_file_prefix = str(cache / f"profile-{version}")
+        session = ort.InferenceSession(
+            str(predictor.bundle_path / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+        for _ in range(runs):
+            session.run(None, {predictor.manifest.onnx_input: tensor})
+        events = json.loads(Path(session.end_profiling()).read_text())
+        times: dict[str, float] = {}
+        for event in events:
+            if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+                op = event["args"].get("op_name", "?")
+                times[op] = times.get(op, 0.0) + event["dur"] / 1000 / runs
+        found[name] = dict(sorted(times.items(), key=lambda kv: -kv[1]))
+    return found
 
 
 def agreement(cache: Path) -> dict[str, float] | None:
@@ -249,7 +301,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def _print(kind: str, found: dict[str, Latency]) -> None:
     for label, lat in found.items():
         print(
-            f"{kind:<22} {label:<15} p50 {lat.p50_ms:7.2f} p90 {lat.p90_ms:7.2f} p99 "
+            f"{kind:<22} {label:<15} min {lat.min_ms:6.2f} p50 {lat.p50_ms:7.2f} p90 "
+            f"{lat.p90_ms:7.2f} p99 "
             f"{lat.p99_ms:7.2f} ms, {lat.per_s:6.1f} req/s ({lat.requests} requests)",
             flush=True,
         )
@@ -280,18 +333,28 @@ def main() -> None:
         _print("in-process ism()", floor)
         process, base = serve(scratch)
         try:
-            seq = sequential(base, args.rounds, args.each, args.warmup)
+            seq, cpu = sequential(base, process.pid, args.rounds, args.each, args.warmup)
             _print("API, sequential", seq)
+            for label, ms in cpu.items():
+                print(f"server CPU per request  {label:<15} {ms:7.2f} ms", flush=True)
             each = max(1, args.each // args.clients)
             conc = concurrent(base, args.rounds, args.clients, each)
             _print(f"API, {args.clients} clients", conc)
         finally:
             stop(process)
         run["load_average_after_timing"] = os.getloadavg()
+        run["profile_ms_per_run"] = profiled = profile(scratch / "cache")
+        for name, times in profiled.items():
+            total = sum(times.values())
+            top = ", ".join(
+                f"{op} {ms:.1f} ({ms / total:.0%})" for op, ms in list(times.items())[:3]
+            )
+            print(f"ORT profile, {name}: {total:.1f} ms per ISM batch; {top}", flush=True)
         found = None if args.no_agreement else agreement(scratch / "cache")
     run |= {
         "in_process": {k: asdict(v) for k, v in floor.items()},
         "sequential": {k: asdict(v) for k, v in seq.items()},
+        "server_cpu_ms_per_request": cpu,
         "concurrent": {k: asdict(v) for k, v in conc.items()},
         "agreement": found,
     }
