@@ -83,6 +83,7 @@ bench: install-all
 	$(BIN)/python -m benchmarks.bench_grpc
 	$(BIN)/python -m benchmarks.bench_asgi_cpu
 	$(BIN)/python -m benchmarks.bench_batch
+	$(BIN)/python -m benchmarks.bench_explain
 	$(BIN)/python -m benchmarks.bench_dataset_upload
 	$(BIN)/python -m benchmarks.bench_worker
 	$(BIN)/python -m benchmarks.bench_live

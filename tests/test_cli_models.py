@@ -310,6 +310,14 @@ def test_quantize_a_pretrained_model_measured_on_a_test_file(
     )
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "c")
     manifest = store.manifest("primer-binding@2")  # beside the pretrained @1, in the user's store
+    ism = manifest.metrics  # the explanations' agreement, on the 40 test sequences
+    assert ism["ism_sequences"] == 40.0 and ism["ism_spearman_vs_fp32"] >= 0.99
+    assert done.stdout.splitlines()[2] == (
+        f"ISM effects vs primer-binding@1: Spearman {ism['ism_spearman_vs_fp32']:.4f} on average "
+        f"over 40 sequences (lowest {ism['ism_spearman_min_vs_fp32']:.4f}); it explains the "
+        "original (precision auto)"
+    )
+    assert "weights.npz" not in manifest.files
     assert manifest.lineage is not None
     assert (manifest.lineage.how, manifest.lineage.parent) == ("quantize", "primer-binding@1")
     assert manifest.lineage.details["accuracy_delta"] == 0.0

@@ -131,7 +131,7 @@ EXPECT = {
     "helixserve explain motifs primer-binding sequences.fasta --filters 3": Expect(
         ("motifs from 200 sequences (0 refused)", f"ism {MOTIF} ...", "filter ...")
     ),
-    "helixserve bench yeast-utr@2 --batch 64": Expect(("yeast-utr@2, 1 ONNX Runtime ...",)),
+    "helixserve bench yeast-utr@3 --batch 64": Expect(("yeast-utr@3, 1 ONNX Runtime ...",)),
 }
 
 

@@ -59,7 +59,8 @@ def test_models_list_shows_the_zoo_in_a_fresh_home(fresh: dict[str, str], tmp_pa
     ]
     assert [row[0] for row in rows] == ZOO
     assert all(row[-1] == "zoo" for row in rows)
-    assert ["yeast-utr", "1", "production→1", "regression", "r2", "0.595", "zoo"] in rows
+    # yeast-utr@2 is the int8 version the server explains yeast-utr@1 with (docs/explain.md)
+    assert ["yeast-utr", "1,", "2", "production→1", "regression", "r2", "0.595", "zoo"] in rows
     assert [
         "amr-resistance",
         "1",
@@ -137,7 +138,7 @@ def test_the_zoo_cannot_be_changed_through_the_user_store(tmp_path: Path) -> Non
         f"{layered.uri} (your copy then replaces it)."
     )
     copied = layered.copy_to(layered, "yeast-utr")  # the documented fix: now the user's
-    assert (copied.version, layered.origin("yeast-utr")) == (2, layered.uri)
+    assert (copied.version, layered.origin("yeast-utr")) == (3, layered.uri)  # after the int8 @2
     layered.set_alias("yeast-utr", "staging", 1)  # a pretrained version, by the user's alias
     assert layered.aliases("yeast-utr") == {"staging": 1}
     assert layered.resolve("yeast-utr@staging") == 1
@@ -188,7 +189,7 @@ def test_list_api_and_home_page_agree_on_each_headline(
 ) -> None:
     listed = helixserve(fresh, tmp_path, "models", "list").stdout
     cli = {
-        line.split()[0]: " ".join(line.split()[4:6])
+        line.split()[0]: " ".join(line.split()[-3:-1])  # the headline, before "zoo"
         for line in listed.splitlines()
         if line.split()[:1] in ([n] for n in ZOO)
     }

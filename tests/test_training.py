@@ -17,6 +17,7 @@ import pytest
 from helixserve.errors import HelixError
 from helixserve.inputs.tabular import Feature
 from helixserve.runtime import ItemError, Prediction, Predictor
+from helixserve.runtime.quantize import int8_version
 from helixserve.store import ModelStore
 from helixserve.training.checkpoint import read_meta
 from helixserve.training.cli_support import TrainOptions, parse_filter, run
@@ -501,3 +502,11 @@ def test_init_from_continues_from_earlier_weights(tmp_path: Path) -> None:
         HelixError, match=r"^the earlier model's weights do not fit this architecture"
     ):
         run(lstm, store)
+    original = Predictor.from_store(store, "m@1")
+    made = int8_version(original, store.read_files("m@1")[1], list(data.inputs[:32]))
+    int8 = store.publish(made[0], made[1]).version  # without the training weights
+    with pytest.raises(HelixError) as caught:
+        run(TrainOptions(**{**base.__dict__, **again, "init_from": f"m@{int8}"}), store)
+    assert str(caught.value) == (
+        f"m@{int8} is an int8 version of m@1 and holds no training weights; continue from m@1."
+    )

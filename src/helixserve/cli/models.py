@@ -21,6 +21,7 @@ from rich.text import Text
 
 from helixserve.cli.options import ModelArgument, StoreOption, examples
 from helixserve.errors import HelixError
+from helixserve.explain.precision import agreement_line, compare_ism
 from helixserve.inputs.readers import read_sequences
 from helixserve.inputs.records import BadRecord, Record
 from helixserve.inputs.sequence import SequenceSchema
@@ -398,7 +399,7 @@ def quantize(
     )
     test = _test_set(test_file, target) if test_file is not None else None
     _, files = models.read_files(predictor.label)
-    manifest, files, check, tested = int8_version(predictor, files, inputs, test)
+    manifest, files, check, tested = int8_version(predictor, files, inputs, test, compare_ism)
     published = models.publish(manifest, files)
     label = f"{published.name}@{published.version}"
     check_selftest(Predictor.from_store(models, label))  # loads, checks, re-runs the examples
@@ -419,6 +420,9 @@ def quantize(
             f"{tested.delta:+.4f})",
             highlight=False,
         )
+    ism_line = agreement_line(manifest, predictor.label)
+    if ism_line is not None:
+        console.print(ism_line, highlight=False)
 
 
 def _test_set(path: Path, target: str) -> TestSet:

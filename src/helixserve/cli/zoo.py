@@ -52,7 +52,10 @@ def build(
             "pip install 'helixserve[train]'."
         ) from None
     from helixserve.cli.models import open_store  # noqa: PLC0415
+    from helixserve.explain.precision import compare_ism  # noqa: PLC0415
 
     target = open_store(store or str(PRETRAINED_STORE))
-    for line in zoo.build(data, target, only.split(",") if only else None, cv=cv):
+    for line in zoo.build(
+        data, target, only.split(",") if only else None, cv=cv, compare=compare_ism
+    ):
         console.print(line, highlight=False)

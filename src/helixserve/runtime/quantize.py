@@ -5,22 +5,28 @@ Contract:
   optimisation) and static QDQ quantisation (uint8 activations, int8 per-channel weights, the
   format CPUs with VNNI run fastest), calibrated on ``calibration`` inputs (raw inputs as the
   Predictor takes them: sequences, rows or image bytes; invalid ones are skipped). Only
-  convolutions with learned weights are quantised: a Conv whose weights are all whole numbers
-  computes an exact index or count (e.g. the k-mer index of the yeast-utr model, weights
-  4^j x base code up to 4,095) that 8 bits would wreck, and dense layers stay float (they cost
-  little and quantising the yeast-utr ridge moved single predictions by 0.26). It returns the
+  convolutions with learned weights are quantised (a Relu right after one is folded into it:
+  its quantised output range starts at 0; other Relus stay float): a Conv whose weights are all
+  whole numbers computes an exact index or count (e.g. the k-mer index of the yeast-utr model,
+  weights 4^j x base code up to 4,095) that 8 bits would wreck, and dense layers stay float (they
+  cost little and quantising the yeast-utr ridge moved single predictions by 0.26). It returns the
   quantised model and a :class:`Check` comparing the int8 model with the original on those
   inputs (largest absolute difference of the output, and for classifiers the share of inputs
   whose label is unchanged; multilabel: whose whole set of labels is unchanged). Nothing is
   published here: the CLI does that, as a new version.
 - :func:`int8_version` makes the whole new bundle from it: the int8 ``model.onnx``, the card
   with a section on the quantisation, self-test examples from the int8 model (the original's
-  example inputs when it has them), lineage ``quantize`` of the original ``name@version``, and,
+  example inputs when it has them), lineage ``quantize`` of the original ``name@version``, not
+  the original's training weights (``weights.npz``: training continues from the original), and,
   given a labelled test set (:class:`TestSet`), both models' test metric on it (R² for
   regression, accuracy for classifiers, ``exact_match`` for multilabel: the share of rows whose
   set of labels is exactly the target's, a target cell holding the labels joined by ``;`` as
   batch output writes them) as the int8 version's headline, in its metrics and card.
   Without a test set the int8 version carries no test figure (the original's are not copied).
+  A ``compare`` hook (:data:`Compare`, e.g. the explanations' ISM agreement of
+  :func:`helixserve.explain.precision.compare_ism`) is given both models and the test inputs
+  (else the calibration inputs); the :class:`Comparison` it returns goes into the metrics and
+  the card.
 - It needs the ``onnx`` package (the ``train`` extra); without it
   :class:`~helixserve.errors.ModelLoadError` says what to install. Quantisation failures raise
   :class:`~helixserve.errors.ModelLoadError` with ONNX Runtime's reason.
@@ -29,7 +35,7 @@ Contract:
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +57,19 @@ class Check:
     items: int
     max_abs_diff: float
     label_agreement: float | None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Further figures comparing the int8 model with the original: metrics and a card text."""
+
+    metrics: dict[str, float]
+    note: str
+
+
+# (original, int8, inputs, where the inputs come from) -> figures, or None when not applicable
+Compare = Callable[[Predictor, Predictor, Sequence[object], str], Comparison | None]
+NOT_COPIED = ("model.onnx", EXAMPLES_FILE, "weights.npz")
 
 
 class _Calibration:
@@ -109,7 +128,7 @@ def quantize_bundle(
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 per_channel=True,
-                op_types_to_quantize=["Conv"],
+                op_types_to_quantize=["Conv", "Relu"],
                 nodes_to_exclude=exact_nodes(prepared),
             )
         except Exception as err:  # ONNX Runtime's quantiser raises assorted exception types
@@ -229,10 +248,11 @@ def int8_version(
     files: dict[str, bytes],
     calibration: Sequence[object],
     test: TestSet | None = None,
+    compare: Compare | None = None,
 ) -> tuple[Manifest, dict[str, bytes], Check, TestScore | None]:
     """The int8 bundle of ``predictor`` (its stored ``files``); see the module contract."""
     data, check = quantize_bundle(predictor, calibration)
-    new = {k: v for k, v in files.items() if k not in ("model.onnx", EXAMPLES_FILE)}
+    new = {k: v for k, v in files.items() if k not in NOT_COPIED}
     new["model.onnx"] = data
     manifest = predictor.manifest
     fields = manifest.model_dump(exclude={"version", "files", "created", "metrics", "headline"})
@@ -244,9 +264,14 @@ def int8_version(
         draft = make_manifest(new, **fields)
         int8 = Predictor(LocalBundle(Path(tmp), draft), verify=False)
         tested = _test_score(predictor, int8, test) if test is not None else None
+        compared = _compared(compare, predictor, int8, calibration, test)
         new[EXAMPLES_FILE] = make_examples(int8, _example_inputs(predictor))
     metrics, details = _int8_figures(check, tested)
-    new["card.md"] = files["card.md"] + _card_note(predictor.label, check, tested, test).encode()
+    note = _card_note(predictor.label, check, tested, test)
+    if compared is not None:
+        metrics |= compared.metrics
+        note += "\n" + compared.note
+    new["card.md"] = files["card.md"] + note.encode()
     fields["metrics"] = metrics
     fields["lineage"] = Lineage(how="quantize", parent=predictor.label, details=details)
     if tested is not None and test is not None:
@@ -256,6 +281,21 @@ def int8_version(
             f"the original {predictor.label}: {tested.original:.4f}",
         )
     return make_manifest(new, **fields), new, check, tested
+
+
+def _compared(
+    compare: Compare | None,
+    original: Predictor,
+    int8: Predictor,
+    calibration: Sequence[object],
+    test: TestSet | None,
+) -> Comparison | None:
+    """The hook's figures on the test inputs, else on the calibration inputs."""
+    if compare is None:
+        return None
+    if test is not None:
+        return compare(original, int8, test.inputs, test.source)
+    return compare(original, int8, calibration, "the calibration inputs")
 
 
 def _test_score(original: Predictor, int8: Predictor, test: TestSet) -> TestScore:

@@ -19,6 +19,9 @@ Contract:
 - :meth:`Registry.resolve` maps ``(name, version)`` to a loaded model: ``version`` may be ``None``
   (the ``production`` alias if set, else the latest version), a number, or an alias name; unknown
   ones raise :class:`~helixserve.errors.ModelNotFound` listing what is served.
+- :meth:`Registry.explainer` is the served version that computes explanations of a model at a
+  precision (``auto``, ``fp32``, ``int8``: its vetted int8 sibling or itself, by the rules of
+  :func:`helixserve.explain.precision.choose`) and that choice.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from helixserve.errors import HelixError, ModelNotFound, StoreError
+from helixserve.explain.precision import Choice, choose
 from helixserve.runtime.batcher import BatchPolicy, MicroBatcher, Observer
 from helixserve.runtime.predictor import Predictor
 from helixserve.runtime.selftest import check_selftest
@@ -132,6 +136,15 @@ class Registry:
                 f"model {name!r} has no version or alias {shown!r}; served: {known}."
             )
         return entry.versions[number]
+
+    def explainer(self, model: LoadedModel, precision: str = "auto") -> tuple[LoadedModel, Choice]:
+        """The served version that explains ``model`` at ``precision``, and why (see the
+        module contract); raises :class:`~helixserve.explain.precision.PrecisionUnavailable`."""
+        entry = self.snapshot.models.get(model.name)
+        versions = dict(entry.versions) if entry is not None else {}
+        versions.setdefault(model.version, model)  # a retired version still explains itself
+        choice = choose(model.manifest, [m.manifest for m in versions.values()], precision)
+        return versions[choice.version], choice
 
     def names(self) -> list[str]:
         return sorted(self.snapshot.models)

@@ -19,7 +19,7 @@ Contract:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, WithJsonSchema
@@ -315,17 +315,34 @@ class ExplainRequest(BaseModel):
 
     sequence: str = Field(description="one DNA sequence", examples=["CGACCGAACTCC" + "A" * 38])
     target: str | None = Field(default=None, description="class to explain (multiclass)")
+    precision: Literal["auto", "fp32", "int8"] = Field(
+        default="auto",
+        description="auto: the version's int8 sibling when its measured ISM agreement passes "
+        "the bar (0.99), else the version itself; fp32: the version itself; int8: the int8 "
+        "sibling or an error (docs/explain.md)",
+    )
+
+
+class ComputedBy(BaseModel):
+    version: int = Field(description="the version whose ISM effects these are")
+    precision: Literal["fp32", "int8"]
+    ism_spearman: float | None = Field(
+        description="int8: mean per-sequence Spearman of its ISM effects against its fp32 "
+        "parent's, measured when it was made"
+    )
+    ism_sequences: int | None = Field(description="sequences that figure was measured on")
 
 
 class ExplainResponse(BaseModel):
     model: str
-    version: int
+    version: int = Field(description="the version asked for")
     sequence: str
-    score: float
+    score: float = Field(description="the unchanged sequence's score, by computed_by's version")
     target: str | None
     alphabet: str
     effects: list[list[float]] = Field(description="L x 4: score change per substitution")
     importance: list[float] = Field(description="mean |effect| per position")
+    computed_by: ComputedBy
 
 
 class VariantIn(BaseModel):

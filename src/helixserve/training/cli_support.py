@@ -275,6 +275,12 @@ def _start_from(recipe: Recipe, store: ModelStore, ref: str) -> str:
     return the bundle's ``name@version`` (an alias resolved)."""
     bundle = store.pull(ref)
     recipe_file, weights = bundle.path / "recipe.json", bundle.path / "weights.npz"
+    lineage = bundle.manifest.lineage
+    if lineage is not None and lineage.how == "quantize" and not weights.is_file():
+        raise HelixError(
+            f"{bundle.label} is an int8 version of {lineage.parent} and holds no training "
+            f"weights; continue from {lineage.parent}."
+        )
     if not recipe_file.is_file() or not weights.is_file():
         raise HelixError(
             f"{bundle.label} holds no training weights (it was imported or trained "

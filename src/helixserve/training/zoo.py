@@ -6,7 +6,10 @@ split rule it is measured on. :func:`build` trains the chosen ones with a fixed 
 them into ``store`` (the package's zoo store by default) with the ``production`` alias, and
 returns one line of measured figures per model (with ``cv``, also the slow cross-validation
 criteria of U2 and U3). It never downloads anything: a missing dataset
-is an error that names the folder.
+is an error that names the folder. After yeast-utr, :func:`yeast_int8` publishes its int8
+version beside it (not promoted): calibrated on 512 training UTRs, measured (R², and the
+``compare`` hook's figures: the CLI passes the explanations' ISM agreement) on the test UTRs;
+the server explains yeast-utr with it (docs/explain.md).
 """
 
 from __future__ import annotations
@@ -24,9 +27,12 @@ import torch
 
 from helixserve.errors import HelixError
 from helixserve.runtime.predictor import Predictor
+from helixserve.runtime.quantize import Compare, TestSet, int8_version
+from helixserve.runtime.selftest import check_selftest
 from helixserve.store.store import ModelStore
 from helixserve.training.cli_support import TrainOptions, recipe_and_data, rename_labels, run
 from helixserve.training.cv import CVResult, cross_validate, kmer_ridge_cv
+from helixserve.training.data import split
 from helixserve.training.isolates import bag_labels, isolate_metrics, isolate_scores
 from helixserve.training.recipes import (
     DnaBinary,
@@ -443,8 +449,34 @@ def rxrx1_report(folder: Path, store: ModelStore, version: int) -> list[str]:
     ]
 
 
+def yeast_int8(root: Path, store: ModelStore, version: int, compare: Compare | None) -> str:
+    """Publish the int8 version of ``yeast-utr@version`` (see the module contract)."""
+    options = _yeast(root / "cuperus2017_yeast_utr")
+    _, data = recipe_and_data(options)
+    parts = split(data, task="regression", seed=options.seed, test_fraction=options.test_fraction)
+    train = [str(data.inputs[i]) for i in parts.train[:512]]
+    test = TestSet(
+        "the test UTRs",
+        [str(data.inputs[i]) for i in parts.test],
+        [str(data.targets[i]) for i in parts.test],
+    )
+    original = Predictor.from_store(store, f"yeast-utr@{version}")
+    _, files = store.read_files(original.label)
+    manifest, new, _, _ = int8_version(original, files, train, test, compare)
+    published = store.publish(manifest, new)
+    check_selftest(Predictor.from_store(store, f"yeast-utr@{published.version}"))
+    figures = ", ".join(
+        f"{k} {v:.4f}" for k, v in sorted(manifest.metrics.items()) if k.startswith(("r2", "ism"))
+    )
+    return f"yeast-utr@{published.version} (int8 of {original.label}): {figures}"
+
+
 def build(
-    root: Path, store: ModelStore, only: list[str] | None = None, cv: bool = True
+    root: Path,
+    store: ModelStore,
+    only: list[str] | None = None,
+    cv: bool = True,
+    compare: Compare | None = None,
 ) -> list[str]:
     """Train, publish and promote the chosen zoo models; see the module contract."""
     chosen = [m for m in ZOO if not only or m.name in only]
@@ -474,6 +506,8 @@ def build(
             lines.append(tumour_repeated_cv(root))
         if model.name == "amr-resistance":
             lines += amr_species_report(folder, store, outcome.manifest.version)
+        if model.name == "yeast-utr":
+            lines.append(yeast_int8(root, store, outcome.manifest.version, compare))
         if cv and model.name == "yeast-utr":
             lines.append(yeast_cv(root))
         if model.name == "rxrx1-celltype":

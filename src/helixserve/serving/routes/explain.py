@@ -1,6 +1,8 @@
 """Explain and design routes of the domain API (DNA models).
 
-Contract: ``POST /api/v1/models/{name}/explain`` (in-silico mutagenesis of one sequence),
+Contract: ``POST /api/v1/models/{name}/explain`` (in-silico mutagenesis of one sequence, by the
+version asked for or its vetted int8 sibling as ``precision`` says, named in ``computed_by``:
+:meth:`~helixserve.serving.registry.Registry.explainer`),
 ``.../variants`` (the predicted change of each listed variant) and ``.../design`` (greedy
 sequence design, with its trajectory); bodies are the pydantic contracts of
 :mod:`helixserve.serving.schemas`. The work runs in the model's batch thread, off the event loop.
@@ -17,8 +19,8 @@ from typing import Any, TypeVar
 from fastapi import APIRouter
 
 from helixserve.explain.design import design
-from helixserve.explain.ism import BASES, Variant, ism, variant_effects
-from helixserve.serving.deps import ModelDep
+from helixserve.explain.ism import BASES, Variant, dna_schema, ism, variant_effects
+from helixserve.serving.deps import ModelDep, ServerDep
 from helixserve.serving.registry import LoadedModel
 from helixserve.serving.schemas import (
     ERRORS,
@@ -41,14 +43,23 @@ async def off_loop(model: LoadedModel, fn: Callable[..., _T], *args: Any, **kwar
 
 
 @router.post("/explain", response_model=ExplainResponse)
-async def explain(model: ModelDep, body: ExplainRequest) -> dict[str, Any]:
-    """In-silico mutagenesis: the score change of every single-base substitution."""
-    result = await off_loop(model, ism, model.predictor, body.sequence, body.target)
+async def explain(model: ModelDep, body: ExplainRequest, server: ServerDep) -> dict[str, Any]:
+    """In-silico mutagenesis: the score change of every single-base substitution, computed by
+    the version's int8 sibling when its measured agreement passes (``precision``)."""
+    dna_schema(model.predictor)  # a tabular model's own message, whatever the precision
+    by, choice = server.registry.explainer(model, body.precision)
+    result = await off_loop(by, ism, by.predictor, body.sequence, body.target)
     return {
         "model": model.name,
         "version": model.version,
         "alphabet": BASES,
         **dataclasses.asdict(result),
+        "computed_by": {
+            "version": choice.version,
+            "precision": choice.precision,
+            "ism_spearman": choice.spearman,
+            "ism_sequences": choice.sequences,
+        },
     }
 
 

@@ -120,7 +120,7 @@ async def predict_one(
             errors = ui.field_errors(model, batch.errors[0].error)
         else:
             result = prediction_list(batch)[0]
-    shown = await ui.explained(model, item) if result is not None else {}
+    shown = await ui.explained(server.registry, model, item) if result is not None else {}
     return page(
         request,
         "predict.html",
