@@ -39,6 +39,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -229,6 +230,91 @@ def profile(cache: Path, runs: int = 30) -> dict[str, dict[str, float]]:
     return found
 
 
+def _session(
+    nodes: list[Any], inputs: list[Any], inits: list[Any], out: int
+) -> ort.InferenceSession:
+    from onnx import helper  # noqa: PLC0415 - the train extra
+
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    output = helper.make_tensor_value_info(nodes[-1].output[0], out, None)
+    model = helper.make_model(
+        helper.make_graph(nodes, "g", inputs, [output], inits), opset_imports=opsets
+    )
+    model.ir_version = 8
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.log_severity_level = 1, 3
+    return ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+
+
+def conv_kernels(rounds: int = 80) -> dict[str, float]:
+    """Best-of-``rounds`` milliseconds, interleaved, of yeast-utr's largest int8 convolution
+    (128 -> 128 channels x 13 over an ISM batch: 151 x 58 -> 151 x 46 positions, random weights)
+    as ONNX Runtime runs it (``QLinearConv``), of the bare int8 GEMM of the same size, of building
+    its im2col matrix, and of both together (``MatMulIntegerToFloat``): where the time goes."""
+    from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415 - the train extra
+
+    batch, channels, width, length = 151, 128, 13, 58
+    rows, depth, rng = batch * (length - width + 1), channels * width, np.random.default_rng(0)
+
+    def const(value: Any, name: str) -> Any:
+        return numpy_helper.from_array(np.asarray(value), name)
+
+    def tensor(name: str, kind: int, shape: list[int]) -> Any:
+        return helper.make_tensor_value_info(name, kind, shape)
+
+    weights = rng.integers(-127, 127, (channels, channels, width), dtype=np.int8)
+    scales = [
+        const(np.float32(0.02), "xs"),
+        const(np.uint8(0), "xz"),
+        const(np.float32(0.01), "ws"),
+    ]
+    scales += [const(np.int8(0), "wz"), const(np.float32(0.05), "ys"), const(np.uint8(0), "yz")]
+    conv = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"])
+    ncl = tensor("x", TensorProto.UINT8, [batch, channels, length])
+    nlc = tensor("x", TensorProto.UINT8, [batch, length, channels])
+    unfold, inits = [], [const(np.array([1]), "axis"), const(np.array([rows, depth]), "shape")]
+    for j in range(width):
+        inits += [const(np.array([j]), f"s{j}"), const(np.array([j + length - width + 1]), f"e{j}")]
+        unfold.append(helper.make_node("Slice", ["x", f"s{j}", f"e{j}", "axis"], [f"p{j}"]))
+    unfold.append(helper.make_node("Concat", [f"p{j}" for j in range(width)], ["c"], axis=2))
+    unfold.append(helper.make_node("Reshape", ["c", "shape"], ["a"]))
+    matrix = const(rng.integers(-127, 127, (depth, channels), dtype=np.int8), "w")
+    gemm = helper.make_node("MatMulInteger", ["a", "w"], ["y"])
+    to_float = helper.make_node(
+        "MatMulIntegerToFloat", ["a", "w", "xs", "ws", "xz"], ["y"], domain="com.microsoft"
+    )
+    ncl_x = rng.integers(0, 255, (batch, channels, length), dtype=np.uint8)
+    feeds = {  # label: (session, its input)
+        "QLinearConv": (
+            _session([conv], [ncl], [const(weights, "w"), *scales], TensorProto.UINT8),
+            {"x": ncl_x},
+        ),
+        "MatMulInteger (GEMM only)": (
+            _session(
+                [gemm], [tensor("a", TensorProto.UINT8, [rows, depth])], [matrix], TensorProto.INT32
+            ),
+            {"a": rng.integers(0, 255, (rows, depth), dtype=np.uint8)},
+        ),
+        "im2col (Slice + Concat)": (
+            _session(unfold, [nlc], inits, TensorProto.UINT8),
+            {"x": np.ascontiguousarray(ncl_x.transpose(0, 2, 1))},
+        ),
+        "im2col + MatMulIntegerToFloat": (
+            _session([*unfold, to_float], [nlc], [*inits, matrix, *scales], TensorProto.FLOAT),
+            {"x": np.ascontiguousarray(ncl_x.transpose(0, 2, 1))},
+        ),
+    }
+    best = dict.fromkeys(feeds, float("inf"))
+    for _ in range(rounds):
+        for label, (session, feed) in feeds.items():
+            started = time.perf_counter()
+            session.run(None, feed)
+            best[label] = min(best[label], (time.perf_counter() - started) * 1000)
+    return best
+
+
 def agreement(cache: Path) -> dict[str, float] | None:
     """int8 vs fp32 ISM rank agreement over the zoo's yeast-utr test UTRs (needs the data and
     the train extra for the zoo's split), next to the figure stored in yeast-utr@2."""
@@ -350,6 +436,12 @@ def main() -> None:
                 f"{op} {ms:.1f} ({ms / total:.0%})" for op, ms in list(times.items())[:3]
             )
             print(f"ORT profile, {name}: {total:.1f} ms per ISM batch; {top}", flush=True)
+        run["conv_kernels_best_ms"] = kernels = conv_kernels()
+        print(
+            "largest int8 conv layer, best of 80: "
+            + ", ".join(f"{label} {ms:.2f} ms" for label, ms in kernels.items()),
+            flush=True,
+        )
         found = None if args.no_agreement else agreement(scratch / "cache")
     run |= {
         "in_process": {k: asdict(v) for k, v in floor.items()},

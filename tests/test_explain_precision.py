@@ -18,6 +18,8 @@ from helixserve.explain.precision import (
     ISM_SEQUENCES,
     ISM_SPEARMAN,
     ISM_SPEARMAN_MIN,
+    PrecisionUnavailable,
+    choose,
     compare_ism,
     spearman,
 )
@@ -156,10 +158,14 @@ def test_fp32_when_asked(zoo: Zoo, server: Running) -> None:
     assert (itself["version"], itself["precision"]) == (2, "int8")
 
 
-def test_a_bad_precision_value_is_refused(server: Running) -> None:
+def test_a_bad_precision_value_is_refused(zoo: Zoo, server: Running) -> None:
     reply = explain(server, "primer-binding", precision="fp16")
     assert reply.status_code == 400
     assert reply.json()["detail"] == "body.precision: Input should be 'auto', 'fp32' or 'int8'"
+    manifest = zoo.store.manifest("primer-binding@1")  # the Python API says the same
+    with pytest.raises(PrecisionUnavailable) as caught:
+        choose(manifest, [manifest], "fp16")
+    assert str(caught.value) == "precision 'fp16' is not one of auto, fp32, int8."
 
 
 def test_a_poor_int8_sibling_is_never_used(server: Running) -> None:

@@ -22,7 +22,8 @@ Contract:
   the requested version. ``fp32``: the requested version, or, if that is an int8 version, its
   served fp32 parent. ``int8``: the requested version if it is int8, else its vetted sibling.
   What cannot be honoured raises :class:`PrecisionUnavailable` (field ``precision``) saying why
-  (no sibling, a sibling without the figure or below the bar, an unserved parent) and what to do.
+  (no sibling, a sibling without the figure or below the bar, an unserved parent, a precision
+  that is none of the three) and what to do.
 """
 
 from __future__ import annotations
@@ -210,6 +211,10 @@ def _vetted(manifest: Manifest) -> bool:
 
 def choose(requested: Manifest, served: Iterable[Manifest], precision: str) -> Choice:
     """The version that explains; see the module contract."""
+    if precision not in PRECISIONS:
+        raise PrecisionUnavailable(
+            f"precision {precision!r} is not one of {', '.join(PRECISIONS)}.", field="precision"
+        )
     versions = list(served)
     if int8_parent(requested) is not None:
         return _from_int8(requested, versions) if precision == "fp32" else _int8_choice(requested)
@@ -227,7 +232,8 @@ def choose(requested: Manifest, served: Iterable[Manifest], precision: str) -> C
 def _from_int8(requested: Manifest, served: list[Manifest]) -> Choice:
     parent = int8_parent(requested)
     for manifest in served:
-        if _label(manifest) == parent and manifest.input == requested.input:
+        same = manifest.input == requested.input and manifest.output == requested.output
+        if _label(manifest) == parent and same:
             return Choice(manifest.version, "fp32")
     raise PrecisionUnavailable(
         f"{_label(requested)} is an int8 version and its fp32 parent {parent} is not served; "
