@@ -75,7 +75,12 @@ TUMOUR_CARD = """## About
 Predicts whether a breast tumour sample is benign or malignant from nine cytology scores (1-10).
 Data: UCI Breast Cancer Wisconsin (Original), 699 samples (458 benign / 241 malignant); Wolberg &
 Mangasarian, PNAS 87:9193-9196 (1990). Missing `bare_nuclei` values (`?`) are imputed with the
-training median. Probabilities are calibrated (sigmoid, 5-fold inside the training rows).
+training median. Model: a random forest of 500 trees that tries one randomly chosen score per
+split (`max_features=0.1` of 9) and keeps at least 3 rows per leaf; its probabilities (the share
+of trees voting malignant) are not recalibrated. These settings were chosen by 10-fold CV x 5
+shuffles on the 559 non-test rows among forest, extra-trees, boosting, SVM, logistic and k-NN
+variants (with and without sigmoid calibration); the calibrated default forest scored 97.03%
+there, this one 97.32%.
 
 ## Limits
 
@@ -280,7 +285,7 @@ def _tumour(folder: Path) -> TrainOptions:
         positive="malignant",
         seed=0,
         cv=10,
-        params={"calibrate": "sigmoid"},
+        params=TUMOUR_PARAMS,
         description="Is this tumour sample benign or malignant?",
         card_text=TUMOUR_CARD,
     )
@@ -313,6 +318,9 @@ def _amr(folder: Path) -> TrainOptions:
 
 
 AMR_POOL = "max"
+# chosen by 10-fold CV x 5 shuffles on the 559 non-test rows only (docs/zoo.md): one feature
+# tried per split (0.1 of 9 -> 1), leaves of >= 3 rows, probabilities not recalibrated
+TUMOUR_PARAMS = {"max_features": 0.1, "min_samples_leaf": 3}
 RXRX1_CROP, RXRX1_DEPTH, RXRX1_EPOCHS, RXRX1_PATIENCE = 96, 2, 60, 12
 _OPTIONS = {
     "primer-binding": _primer,
