@@ -62,6 +62,7 @@ from benchmarks.bench_serving import ROOT, free_port, start, stop, wait_http
 from helixserve.workspace import runs
 
 TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
 WRITER = "bench-writer"
 
 
@@ -91,9 +92,10 @@ class Watcher:
 # --- the server and its CPU ---------------------------------------------------------------------
 
 
-def session_cpu(session_id: int) -> tuple[float, int]:
-    """CPU seconds (user + system) of the live processes of ``session_id``, and their count."""
-    total, count = 0, 0
+def session_stats(session_id: int) -> dict[int, list[str]]:
+    """``/proc/<pid>/stat`` of each live process of session ``session_id``, from field 3 on
+    (the state) as a list: index ``n`` is field ``n + 3``."""
+    found: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -102,21 +104,36 @@ def session_cpu(session_id: int) -> tuple[float, int]:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[3]) == session_id:  # field 6 of stat: the session id
-            total += int(fields[11]) + int(fields[12])  # fields 14, 15: utime, stime
-            count += 1
-    return total / TICKS, count
+        if int(fields[3]) == session_id:  # field 6: the session id
+            found[int(entry.name)] = fields
+    return found
+
+
+def session_cpu(session_id: int) -> tuple[float, int]:
+    """CPU seconds (user + system) of the live processes of ``session_id``, and their count."""
+    stats = session_stats(session_id)
+    ticks = sum(int(fields[11]) + int(fields[12]) for fields in stats.values())  # utime, stime
+    return ticks / TICKS, len(stats)
+
+
+def session_rss(session_id: int) -> dict[int, int]:
+    """Resident memory in bytes of each live process of ``session_id`` (field 24: pages)."""
+    return {pid: int(fields[21]) * PAGE for pid, fields in session_stats(session_id).items()}
 
 
 @contextmanager
-def serving(folder: Path, database_url: str, code: Path | None) -> Iterator[tuple[str, int]]:
-    """``helixserve serve`` (README defaults, no worker) on the workspace; URL and session id."""
+def serving(
+    folder: Path, database_url: str, code: Path | None, extra: dict[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
+    """``helixserve serve`` (README defaults but ``extra``, no worker) on the workspace; its URL
+    and session id."""
     port, grpc_port = free_port(), free_port()
     env = {
         **worker_env(folder, database_url),
         "HELIXSERVE_WORKER": "false",
         "HELIXSERVE_PORT": str(port),
         "HELIXSERVE_GRPC_PORT": str(grpc_port),
+        **(extra or {}),
     }
     if code is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(code), str(ROOT)])

@@ -104,17 +104,18 @@ def _point(row: RunEpoch) -> str:
 def read_batch(
     space: Workspace, project: str, run_id: str, after_epoch: int, after_seq: int
 ) -> Batch:
-    """The run's epochs and log lines after those numbers, and its status. The run is read
-    first: a run found ended has all its epochs written already."""
+    """The run's epochs and log lines after those numbers, and its status. ``run_id`` is an id or
+    ``EXPERIMENT:NUMBER``. The run is read first: a run found ended has all its epochs written
+    already."""
     with space.db.session() as session:
         run = project_run(session, project, run_id)
         status = json.dumps(status_data(run))
         epochs = [
-            (row.epoch, _point(row)) for row in runs.epochs_since(session, run_id, after_epoch)
+            (row.epoch, _point(row)) for row in runs.epochs_since(session, run.id, after_epoch)
         ]
         logs = [
             (line.seq, json.dumps({"seq": line.seq, "line": line.line}))
-            for line in runs.logs_since(session, run_id, after_seq)
+            for line in runs.logs_since(session, run.id, after_seq)
         ]
         return Batch(epochs, logs, status, run.status in FINAL)
 
