@@ -85,8 +85,10 @@ bench: install-all
 	$(BIN)/python -m benchmarks.bench_batch
 	$(BIN)/python -m benchmarks.bench_explain
 	$(BIN)/python -m benchmarks.bench_dataset_upload
+	$(BIN)/python -m benchmarks.bench_dataset_upload --http
 	$(BIN)/python -m benchmarks.bench_worker
 	$(BIN)/python -m benchmarks.bench_live
+	$(BIN)/python -m benchmarks.bench_watchers
 	$(BIN)/python -m benchmarks.bench_accounts
 
 # Only the serving benchmark (needs wrk and h2load: apt-get install wrk nghttp2-client).

@@ -9,6 +9,11 @@ handled in a fresh child process that stores it with
 its peak resident memory (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) after the imports and
 at the end, so the table shows whether memory grows with the file (it should not: both steps
 stream).
+
+``--http`` measures instead the upload of a big file through the server
+(:mod:`benchmarks.bench_dataset_http`: the workspace API's upload route, raw body and multipart
+form, the server's resident memory sampled while it streams, throughput beside this disk's write
+speed measured in the same run).
 """
 
 from __future__ import annotations
@@ -128,7 +133,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--child", nargs=2, metavar=("FILE", "STORE"), help=argparse.SUPPRESS)
     parser.add_argument("--make", nargs=2, metavar=("FILE", "ROWS"), help=argparse.SUPPRESS)
+    parser.add_argument("--http", action="store_true", help="a big file through the server")
+    parser.add_argument("--mb", type=int, default=1000, help="--http: the file's size in MB")
+    parser.add_argument("--out", type=Path, help="--http: also append the output to this file")
     args = parser.parse_args()
+    if args.http:
+        from benchmarks.bench_dataset_http import measure_http  # noqa: PLC0415 - parent stays small
+
+        measure_http(args.mb * 1_000_000, args.out)
+        return
     if args.child:
         child(Path(args.child[0]), Path(args.child[1]))
         return

@@ -1,6 +1,7 @@
 """The workspace pages of a real server, read with httpx: every page renders, bad forms come back
 with the exact message next to their field, a run of another project is 404, forms without the
-CSRF token are refused, the live events replay and follow a run, and block shapes are checked."""
+CSRF token are refused, the live events replay and follow a run (two streams of it share one
+feed), and block shapes are checked."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import time
 from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 
+from helixserve.serving.app import HelixApp
 from helixserve.serving.auth import hash_key
 from helixserve.serving.routes import ui_workspace_runs
 from helixserve.workspace import audit, runs
@@ -279,6 +281,37 @@ def test_live_events_replay_follow_and_end(
     assert [d["epoch"] for k, _, d in again if k == "epoch"] == [3, 4]
     assert next(d["seq"] for k, _, d in again if k == "log") == 2
     assert again[-1][0] == "status"
+
+
+def test_streams_of_one_run_share_its_feed_and_are_checked_one_by_one(
+    client: httpx.Client, server: Running, space: Workspace, finished: str
+) -> None:
+    assert post(client, "/projects", name="watchers").status_code == 303
+    queued = post(client, "/projects/lab/experiments/first/runs", engine="local")
+    run_id = queued.headers["location"].rsplit("/", 1)[1]
+    url = f"/api/v1/projects/lab/runs/{run_id}/events"
+    seen: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+
+    def watch(name: str) -> None:
+        with httpx.Client(base_url=server.url, timeout=60) as own, own.stream("GET", url) as got:
+            seen[name] = events(list(got.iter_lines()))
+
+    readers = [threading.Thread(target=watch, args=(name,)) for name in "ab"]
+    for reader in readers:
+        reader.start()
+    feeds = cast(HelixApp, server.app).server.live.feeds
+    while ("lab", run_id) not in feeds or len(feeds["lab", run_id].queues) < 2:
+        time.sleep(0.01)
+    other = client.get(f"/api/v1/projects/watchers/runs/{run_id}/events")
+    assert other.status_code == 404
+    assert other.json()["detail"] == f"project 'watchers' has no run {run_id!r}."
+    train_simulated(space, pause_s=0.05)
+    for reader in readers:
+        reader.join()
+    assert seen["a"] == seen["b"]
+    assert [d["epoch"] for k, _, d in seen["a"] if k == "epoch"] == [1, 2, 3, 4]
+    assert seen["a"][-1][2]["status"] == "finished"
+    assert ("lab", run_id) not in feeds
 
 
 def test_block_shapes_are_checked(client: httpx.Client) -> None:

@@ -36,6 +36,7 @@ from helixserve.serving.auth import KeyRing, Scope
 from helixserve.serving.drain import Drain
 from helixserve.serving.files import UploadLimits
 from helixserve.serving.grpc_server import GrpcServer, build_server
+from helixserve.serving.live_feed import RunFeeds
 from helixserve.serving.metrics import Metrics
 from helixserve.serving.problems import Reply, json_reply
 from helixserve.serving.registry import LoadedModel, Registry
@@ -84,6 +85,7 @@ class Server:
         self.drain = Drain(settings.shutdown_drain_s, settings.request_timeout_s + 1)
         self.drain.on_start.append(self._stop_grpc)
         self._grpc_stopping: asyncio.Task[None] | None = None
+        self.live = RunFeeds()
 
     def policy_for(self, name: str) -> BatchPolicy:
         s = self.settings
@@ -124,6 +126,7 @@ class Server:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await self.live.close()
         self.access_log.flush()
         self._stop_grpc()
         if self._grpc_stopping is not None:

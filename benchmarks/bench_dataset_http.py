@@ -1,0 +1,298 @@
+"""Benchmark: a big dataset file through the server's upload route (bench_dataset_upload --http).
+
+Run with ``make bench`` (or ``python -m benchmarks.bench_dataset_upload --http [--mb 1000]``;
+``--out FILE`` also appends the output to FILE). Everything happens in one temporary folder,
+deleted at the end with every file in it:
+
+1. A CSV of ``--mb`` MB (default 1,000): a 1,000-nt random DNA ``sequence`` (a gene, as in U4), a
+   ``score`` and a ``split`` (T / V / test) per row, about 1,015 bytes a row, so 1 GB is about
+   985,000 rows: under the default ``HELIXSERVE_MAX_UPLOAD_RECORDS`` (1,000,000).
+2. This disk's write speed for the same number of bytes in the same folder, with ``dd
+   if=/dev/zero bs=1M``: once without fsync (into the page cache, as the server writes) and once
+   with ``conv=fsync`` (on the disk).
+3. ``helixserve serve`` with the README defaults (``workers`` ``auto``, access log on, the
+   pretrained models) but ``HELIXSERVE_MAX_UPLOAD_BYTES`` = 2 GiB (the default, 200 MiB, answers
+   a 1 GB file with 413) and no worker; project ``lab`` and datasets ``raw`` and ``form`` made
+   through the API.
+4. ``POST /api/v1/projects/lab/datasets/raw/versions?filename=genes.csv`` with the file as the raw
+   body (``Content-Length`` set; the CLI's and notebooks' way), then the same file as
+   ``multipart/form-data`` (a browser form's way; httpx's encoder) to dataset ``form``. A thread
+   samples every 0.1 s each server process's resident memory (``/proc/<pid>/stat``), the bytes
+   the client has handed to its socket and whether the server's temporary upload file
+   (``datasets/tmp/*.part``) exists.
+5. Reported per upload: seconds until the client sent the last byte; ``stored``: the request's
+   start until the temporary file is gone (hashed, written, moved to its sha256 address), and
+   its MB/s beside dd's; the 201 (after the profile of every row); the resident memory of the
+   process that took the upload (the one that used the most CPU) and of all server processes
+   together before, when the client had sent each quarter of the body, at its peak while the
+   body streamed and at its peak while the file was profiled.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import os
+import platform
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, cast
+
+import httpx
+
+from benchmarks.bench_watchers import serving, session_rss, session_stats
+
+LENGTH = 1000
+ROWS_PER_BLOCK = 10_000
+MAX_UPLOAD = str(2 << 30)
+MB = 1_000_000
+MIB = 1 << 20
+
+
+def make_genes(path: Path, size: int, seed: int = 0) -> int:
+    """Write rows of sequence,score,split until the file holds ``size`` bytes or more; the rows."""
+    import numpy as np  # noqa: PLC0415 - only here
+
+    rng = np.random.default_rng(seed)
+    letters = np.frombuffer(b"ACGT", dtype=np.uint8)
+    splits = np.array([b"T", b"V", b"test"])
+    written, rows = 0, 0
+    with path.open("wb") as out:
+        written += out.write(b"sequence,score,split\n")
+        while written < size:
+            seqs = letters[rng.integers(0, 4, size=(ROWS_PER_BLOCK, LENGTH))]
+            scores = rng.normal(size=ROWS_PER_BLOCK)
+            parts = splits[rng.choice(3, size=ROWS_PER_BLOCK, p=[0.8, 0.1, 0.1])]
+            block = io.BytesIO()
+            for seq, score, part in zip(seqs, scores, parts, strict=True):
+                block.write(seq.tobytes() + f",{score:.6f},".encode() + part + b"\n")
+            written += out.write(block.getvalue())
+            rows += ROWS_PER_BLOCK
+    return rows
+
+
+def dd_speed(folder: Path, size: int, fsync: bool) -> float:
+    """MB/s of ``dd`` writing ``size`` bytes (rounded up to MiB) of zeros into ``folder``."""
+    target = folder / "dd.bin"
+    command = ["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={-(-size // MIB)}"]
+    if fsync:
+        command.append("conv=fsync")
+    subprocess.run(["sync"], check=True)
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    written = target.stat().st_size
+    target.unlink()
+    return written / MB / seconds
+
+
+# --- sampling ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    at: float
+    sent: int
+    storing: bool
+    rss: dict[int, int]
+
+
+@dataclass
+class Progress:
+    """Shared by the client and the sampler."""
+
+    sent: int = 0
+    samples: list[Sample] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def sample(progress: Progress, session_id: int, temp: Path, start: float) -> None:
+    while not progress.stop.wait(0.1):
+        storing = any(temp.glob("*.part")) if temp.is_dir() else False
+        rss = session_rss(session_id)
+        progress.samples.append(Sample(time.monotonic() - start, progress.sent, storing, rss))
+
+
+class Counted(io.RawIOBase):
+    """The file for httpx's multipart encoder, counting what it reads."""
+
+    def __init__(self, path: Path, progress: Progress) -> None:
+        super().__init__()
+        self._file = path.open("rb")
+        self._progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._file.readinto(buffer)
+        self._progress.sent += count
+        return count
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def chunks(path: Path, progress: Progress) -> Iterator[bytes]:
+    with path.open("rb") as source:
+        while chunk := source.read(MIB):
+            yield chunk
+            progress.sent += len(chunk)
+
+
+# --- one upload -------------------------------------------------------------------------------
+
+
+@dataclass
+class Upload:
+    way: str
+    size: int
+    sent_s: float = 0.0
+    stored_s: float = 0.0
+    total_s: float = 0.0
+    rows: int = 0
+    samples: list[Sample] = field(default_factory=list)
+    cpu_pid: int = 0
+
+
+def send(client: httpx.Client, url: str, path: Path, way: str, progress: Progress) -> Any:
+    if way == "raw":
+        headers = {"Content-Type": "text/csv", "Content-Length": str(path.stat().st_size)}
+        content = chunks(path, progress)
+        reply = client.post(url, params={"filename": path.name}, content=content, headers=headers)
+    else:
+        with Counted(path, progress) as counted:
+            form = {"file": (path.name, cast(IO[bytes], counted), "text/csv")}
+            reply = client.post(url, files=form)
+    if reply.status_code != 201:
+        raise SystemExit(f"{way} upload: {reply.status_code} {reply.text[:500]}")
+    return reply.json()
+
+
+def upload(base: str, session_id: int, folder: Path, path: Path, way: str) -> Upload:
+    progress = Progress()
+    done = Upload(way, path.stat().st_size)
+    ticks = {pid: int(f[11]) + int(f[12]) for pid, f in session_stats(session_id).items()}
+    start = time.monotonic()
+    temp = folder / "workspace" / "datasets" / "tmp"
+    sampler = threading.Thread(target=sample, args=(progress, session_id, temp, start))
+    sampler.start()
+    url = f"{base}/api/v1/projects/lab/datasets/{way}/versions"
+    try:
+        with httpx.Client(timeout=httpx.Timeout(60, read=None, write=None)) as client:
+            version = send(client, url, path, way, progress)
+    finally:
+        done.total_s = time.monotonic() - start
+        progress.stop.set()
+        sampler.join()
+    done.samples = progress.samples
+    done.rows = int(version["rows"])
+    done.sent_s = next(s.at for s in done.samples if s.sent >= done.size)
+    seen = [s for s in done.samples if s.storing]
+    done.stored_s = next((s.at for s in done.samples if seen and s.at > seen[-1].at), 0.0)
+    after = session_stats(session_id)
+    used = {pid: int(f[11]) + int(f[12]) - ticks.get(pid, 0) for pid, f in after.items()}
+    done.cpu_pid = max(used, key=lambda pid: used[pid])
+    return done
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def _mib(rss: dict[int, int], pid: int | None = None) -> float:
+    return (rss.get(pid, 0) if pid is not None else sum(rss.values())) / MIB
+
+
+def memory_lines(done: Upload, before: dict[int, int]) -> list[str]:
+    """RSS of the process that took the upload and of all server processes, over the upload."""
+    points: list[tuple[str, dict[int, int]]] = [("before", before)]
+    for quarter in (0.25, 0.5, 0.75, 1.0):
+        got = next(s for s in done.samples if s.sent >= quarter * done.size)
+        points.append((f"{quarter:.0%} sent", got.rss))
+    storing = [s for s in done.samples if s.at <= done.stored_s] or done.samples[:1]
+    profiling = [s for s in done.samples if s.at > done.stored_s] or done.samples[-1:]
+    for label, part in (("peak storing", storing), ("peak profiling", profiling)):
+        points.append((label, max((s.rss for s in part), key=lambda r: r.get(done.cpu_pid, 0))))
+    one = ", ".join(f"{label} {_mib(rss, done.cpu_pid):.0f}" for label, rss in points)
+    every = ", ".join(f"{label} {_mib(rss):.0f}" for label, rss in points)
+    return [
+        f"  RSS MiB, the process that took it: {one}",
+        f"  RSS MiB, all {len(before)} server processes: {every}",
+    ]
+
+
+def report(done: Upload, disk: dict[str, float], before: dict[int, int]) -> list[str]:
+    rate = done.size / MB / done.stored_s
+    ratios = ", ".join(f"{rate / speed:.2f}x dd {name}" for name, speed in disk.items())
+    return [
+        f"{done.way}: {done.size / MB:,.0f} MB, {done.rows:,} rows; last byte sent "
+        f"{done.sent_s:.1f} s; stored {done.stored_s:.1f} s = {rate:,.0f} MB/s ({ratios}); "
+        f"201 after {done.total_s:.1f} s (profile {done.total_s - done.stored_s:.1f} s)",
+        *memory_lines(done, before),
+    ]
+
+
+def _workspace(base: str) -> None:
+    with httpx.Client(base_url=base, timeout=60) as client:
+        made = [client.post("/api/v1/projects", json={"name": "lab"})]
+        for name in ("raw", "form"):
+            made.append(client.post("/api/v1/projects/lab/datasets", json={"name": name}))
+        for reply in made:
+            if reply.status_code != 201:
+                raise SystemExit(f"{reply.request.url}: {reply.status_code} {reply.text[:300]}")
+
+
+def _measure(folder: Path, size: int, say: Callable[[str], None]) -> None:
+    path = folder / "genes.csv"
+    rows = make_genes(path, size)
+    disk = {
+        name: dd_speed(folder, path.stat().st_size, fsync)
+        for name, fsync in (("page cache", False), ("fsync", True))
+    }
+    say(
+        f"file: {path.stat().st_size:,} bytes, {rows:,} rows of 1,000-nt sequence,score,split; "
+        + "; ".join(f"dd {name} {speed:,.0f} MB/s" for name, speed in disk.items())
+    )
+    database = f"sqlite:///{folder / 'upload.db'}"
+    limit = {"HELIXSERVE_MAX_UPLOAD_BYTES": MAX_UPLOAD}
+    with serving(folder, database, None, limit) as (base, session_id):
+        _workspace(base)
+        for way in ("raw", "form"):
+            before = session_rss(session_id)
+            for line in report(upload(base, session_id, folder, path, way), disk, before):
+                say(line)
+
+
+def measure_http(size: int, out: Path | None) -> None:
+    """The whole ``--http`` benchmark (see the module contract)."""
+    shown: list[str] = []
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        shown.append(line)
+
+    now = datetime.datetime.now(datetime.UTC)
+    say(
+        f"# bench_dataset_upload --http --mb {size // MB} ({now:%Y-%m-%d %H:%M} UTC, load average "
+        f"{os.getloadavg()[0]:.2f})"
+    )
+    say(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()},"
+        f" {platform.platform()}; server: helixserve serve, README defaults (workers auto, access "
+        f"log on), HELIXSERVE_MAX_UPLOAD_BYTES={MAX_UPLOAD}, HELIXSERVE_WORKER=false, SQLite"
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        _measure(Path(scratch), size, say)
+    say(f"load average after: {os.getloadavg()[0]:.2f}; scratch folder deleted")
+    if out is not None:
+        with out.open("a") as handle:
+            handle.write("\n".join(shown) + "\n\n")
