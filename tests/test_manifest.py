@@ -70,7 +70,10 @@ def test_unreadable_manifest(data: bytes, message: str) -> None:
     ("changes", "fragment"),
     [
         ({"version": 0}, "version: Input should be greater than or equal to 1"),
-        ({"task": "clustering"}, "task: Input should be 'binary', 'multiclass' or 'regression'"),
+        (
+            {"task": "clustering"},
+            "task: Input should be 'binary', 'multiclass', 'multilabel' or 'regression'",
+        ),
         ({"files": {"../model.onnx": "0" * 64}}, "files: Value error, file path '../model.onnx'"),
         ({"files": {"model.onnx": "xyz"}}, "files.model.onnx: String should match pattern"),
         ({"output": {"labels": ["a", "b", "c"]}}, "a binary model needs exactly 2 output labels"),

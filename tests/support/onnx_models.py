@@ -4,6 +4,8 @@
 - :func:`tabular_softmax_model`: softmax(x @ W) over 2 classes, from (N, F).
 - :func:`image_multiclass_model`: softmax(mean-pixel * w_k) over K classes, from (N, C, H, W).
 - :func:`token_regression_model`: sum of tokens, from int64 (N, L).
+- :func:`dna_multilabel_model`: independent sigmoids of a linear layer over the base counts of
+  one-hot DNA, (N, 4, L) -> (N, K).
 """
 
 from __future__ import annotations
@@ -110,3 +112,25 @@ def token_regression_model(length: int) -> bytes:
         helper.make_node("ReduceSum", ["xf", "axes"], ["value"], keepdims=1),
     ]
     return _model(nodes, [x], [out], [np.array([1], dtype=np.int64)], ["axes"])
+
+
+def dna_multilabel_model(
+    weights: np.ndarray, bias: np.ndarray, length: int | str = "L", output: str = "p"
+) -> bytes:
+    """sigmoid(counts @ weights + bias), ``counts`` (N, 4) the A/C/G/T counts of one-hot
+    ``x`` (N, 4, length): ``weights`` is (4, K), ``bias`` (K,); outputs (N, K) probabilities."""
+    labels = weights.shape[1]
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 4, length])
+    out = helper.make_tensor_value_info(output, TensorProto.FLOAT, ["N", labels])
+    nodes = [
+        helper.make_node("ReduceSum", ["input", "axes"], ["counts"], keepdims=0),
+        helper.make_node("MatMul", ["counts", "w"], ["linear"]),
+        helper.make_node("Add", ["linear", "b"], ["logits"]),
+        helper.make_node("Sigmoid", ["logits"], [output]),
+    ]
+    inits: list[np.ndarray] = [
+        np.array([2], dtype=np.int64),
+        weights.astype(np.float32),
+        bias.astype(np.float32),
+    ]
+    return _model(nodes, [x], [out], inits, ["axes", "w", "b"])

@@ -7,7 +7,8 @@ Contract:
   row-group batch at a time). OUTPUT (CSV; TSV for ``.tsv``; gzip-compressed for ``.gz``; typed
   Parquet for ``.parquet``) gets one row per scored record, in input order: ``index`` (1-based
   record number), ``id``, then ``label``, ``probability`` and ``p_<label>`` per class, or
-  ``value``. Records that fail
+  ``value``, or for multilabel models ``labels`` (the labels at or above the threshold, joined
+  by ``;``; a list of strings in Parquet) and ``p_<label>`` per label. Records that fail
   validation go to ERRORS (``index,id,line,field,position,message``) and never stop the run.
 - Two threads: one reads, validates and encodes the next chunk while the other runs the model on
   the current one (ONNX Runtime releases the GIL), with ``threads`` ONNX Runtime threads.
@@ -44,8 +45,14 @@ from helixserve.inputs.readers import read_sequences
 from helixserve.inputs.records import BadRecord, Record
 from helixserve.inputs.table import csv_safe
 from helixserve.inputs.tabular import FeatureRow, TabularSchema, read_rows
-from helixserve.runtime.predictor import BatchPrediction, Predictor, Prepared
+from helixserve.runtime.predictor import (
+    BatchPrediction,
+    Predictor,
+    Prepared,
+    prediction_columns,
+)
 from helixserve.store.fs import S3Options, open_location
+from helixserve.store.manifest import LABEL_SEPARATOR
 
 JOURNAL_VERSION = 1
 Progress = Callable[[int, int, int], None]  # (bytes read, records scored, records refused)
@@ -168,10 +175,7 @@ def _reader(
 
 
 def _header(predictor: Predictor) -> list[str]:
-    labels = predictor.manifest.output.labels
-    if labels is None:
-        return ["index", "id", "value"]
-    return ["index", "id", "label", "probability", *[f"p_{label}" for label in labels]]
+    return ["index", "id", *prediction_columns(predictor.manifest)]
 
 
 ERROR_HEADER = ["index", "id", "line", "field", "position", "message"]
@@ -186,17 +190,21 @@ def _rows(chunk: _Chunk, result: BatchPrediction) -> tuple[list[list[str]], list
     values = d.values.tolist() if d.values is not None else None
     probabilities = d.probabilities.tolist() if d.probabilities is not None else []
     chosen = d.label_index.tolist() if d.label_index is not None else []
+    sets, multilabel = result.label_sets(), d.positive is not None
     names = result.label_names or []
     for k, position in enumerate(result.positions.tolist()):
         record = good[position]
         head = [str(record.index), record.id or ""]
         if values is not None:
             scored.append([*head, f"{values[k]:.6g}"])
-        else:
-            row = probabilities[k]
-            scored.append(
-                [*head, names[chosen[k]], f"{row[chosen[k]]:.6f}", *[f"{p:.6f}" for p in row]]
-            )
+            continue
+        row = probabilities[k]
+        answer = (
+            [LABEL_SEPARATOR.join(sets[k])]
+            if multilabel
+            else [names[chosen[k]], f"{row[chosen[k]]:.6f}"]
+        )
+        scored.append([*head, *answer, *[f"{p:.6f}" for p in row]])
     refused = []
     good_index = {id(r): i for i, r in enumerate(good)}
     for record in chunk.records:

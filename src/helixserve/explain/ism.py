@@ -2,8 +2,10 @@
 
 Contract:
 - The *score* of a prediction is P(positive) for binary models, the value for regression models,
-  and for multiclass models the probability of ``target`` (default: the class predicted for the
-  unchanged sequence).
+  for multiclass models the probability of ``target`` (default: the class predicted for the
+  unchanged sequence), and for multilabel models the probability of the label ``target``
+  (default: the label most probable for the unchanged sequence). A ``target`` that is not one of
+  the labels raises :class:`~helixserve.errors.InputError` naming them.
 - :func:`ism` validates the sequence with the model's schema (same messages as everywhere), builds
   every single-base substitution (3 per position, A/C/G/T) plus the original, scores all of them
   in one ``predict_batch`` call and returns an :class:`IsmResult`: ``effects[i][b]`` is the score
@@ -89,9 +91,16 @@ def _target(predictor: Predictor, sequence: str, target: str | None) -> str | No
         return labels[-1]
     if target is not None:
         if target not in labels:
-            raise InputError(f"target class {target!r} is not one of {', '.join(labels)}.")
+            kind = "label" if predictor.manifest.task == "multilabel" else "class"
+            raise InputError(f"target {kind} {target!r} is not one of {', '.join(labels)}.")
         return target
-    result = predictor.predict_batch([sequence]).labels()
+    batch = predictor.predict_batch([sequence])
+    if predictor.manifest.task == "multilabel":
+        probabilities = batch.decoded.probabilities
+        if probabilities is None or len(probabilities) == 0:
+            return labels[0]
+        return labels[int(probabilities[0].argmax())]
+    result = batch.labels()
     return result[0] if result else labels[0]
 
 

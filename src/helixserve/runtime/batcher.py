@@ -251,7 +251,7 @@ def _concat(parts: list[Decoded], order: np.ndarray) -> Decoded:
         joined: np.ndarray = np.concatenate(arrays)[order]
         return joined
 
-    return Decoded(join("label_index"), join("probabilities"), join("values"))
+    return Decoded(join("label_index"), join("probabilities"), join("values"), join("positive"))
 
 
 def _slice(result: BatchPrediction, offset: int, count: int) -> BatchPrediction:
@@ -270,5 +270,5 @@ def _slice(result: BatchPrediction, offset: int, count: int) -> BatchPrediction:
         for e in result.errors
         if offset <= e.index < offset + count
     ]
-    decoded = Decoded(cut(d.label_index), cut(d.probabilities), cut(d.values))
+    decoded = Decoded(cut(d.label_index), cut(d.probabilities), cut(d.values), cut(d.positive))
     return BatchPrediction(count, positions[lo:hi] - offset, errors, result.label_names, decoded)

@@ -13,7 +13,10 @@ Contract:
   typed error). One bad item never fails the good ones.
 - Decoding: ``binary`` models may output P(positive) ``(N,)`` / ``(N, 1)`` or two probabilities
   ``(N, 2)``; the label is the positive one when P >= the manifest's threshold. ``multiclass``
-  outputs ``(N, K)`` probabilities (K = number of labels). ``regression`` outputs ``(N,)`` or
+  outputs ``(N, K)`` probabilities (K = number of labels). ``multilabel`` outputs ``(N, L)``
+  independent probabilities, one per label; the item's labels are those with P >= the threshold
+  (:attr:`Decoded.positive`, :meth:`BatchPrediction.label_sets`; a :class:`Prediction` has
+  ``labels`` and ``probabilities``, no single ``label``). ``regression`` outputs ``(N,)`` or
   ``(N, 1)`` values. Nothing is unpickled, ever: models arrive as ONNX.
 """
 
@@ -41,12 +44,14 @@ from helixserve.store.store import LocalBundle, ModelStore
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """One result: a label with probabilities (classifiers) or a value (regression)."""
+    """One result: a label with probabilities (classifiers), the labels at or above the threshold
+    with every label's probability (multilabel), or a value (regression)."""
 
     label: str | None = None
     probability: float | None = None
     probabilities: dict[str, float] | None = None
     value: float | None = None
+    labels: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +134,9 @@ class Predictor:
         n = len(output)
         if task == "regression":
             return Decoded(values=output.reshape(n).astype(np.float64))
+        if task == "multilabel":
+            probabilities = output.reshape(n, -1).astype(np.float64)
+            return Decoded(probabilities=probabilities, positive=probabilities >= spec.threshold)
         if task == "binary":
             flat = output.reshape(n, -1)
             positive = flat[:, -1].astype(np.float64)
@@ -187,11 +195,14 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Decoded:
-    """Decoded model output for the predicted items, as arrays."""
+    """Decoded model output for the predicted items, as arrays: the chosen label's index and
+    every label's probability (binary, multiclass), every label's probability and whether it is
+    at or above the threshold (multilabel: ``positive``, ``(N, L)`` bool), or the values."""
 
     label_index: npt.NDArray[np.intp] | None = None
     probabilities: npt.NDArray[np.float64] | None = None
     values: npt.NDArray[np.float64] | None = None
+    positive: npt.NDArray[np.bool_] | None = None
 
     @staticmethod
     def empty(predictor: Predictor) -> Decoded:
@@ -199,6 +210,8 @@ class Decoded:
         if predictor.manifest.task == "regression":
             return Decoded(values=np.zeros(0))
         k = len(predictor.manifest.output.labels or [])
+        if predictor.manifest.task == "multilabel":
+            return Decoded(probabilities=np.zeros((0, k)), positive=np.zeros((0, k), dtype=bool))
         return Decoded(np.zeros(0, dtype=np.intp), np.zeros((0, k)))
 
 
@@ -218,6 +231,14 @@ class BatchPrediction:
         names, index = self.label_names or [], self.decoded.label_index
         return [] if index is None else [names[i] for i in index.tolist()]
 
+    def label_sets(self) -> list[list[str]]:
+        """The labels at or above the threshold of each predicted item, in label order
+        (multilabel; empty for other tasks)."""
+        names, positive = self.label_names or [], self.decoded.positive
+        if positive is None:
+            return []
+        return [[n for n, on in zip(names, row, strict=True) if on] for row in positive.tolist()]
+
     def results(self) -> list[Result]:
         """Per-item objects in input order (slower than the arrays; for small batches and APIs)."""
         out: list[Result | None] = [None] * self.size
@@ -231,14 +252,30 @@ class BatchPrediction:
         d = self.decoded
         if d.values is not None:
             return [Prediction(value=v) for v in d.values.tolist()]
+        names = self.label_names or []
+        if d.probabilities is not None and d.positive is not None:
+            return [
+                Prediction(probabilities=dict(zip(names, row, strict=True)), labels=chosen)
+                for row, chosen in zip(d.probabilities.tolist(), self.label_sets(), strict=True)
+            ]
         if d.probabilities is None or d.label_index is None:
             return []
-        names = self.label_names or []
         rows, chosen = d.probabilities.tolist(), d.label_index.tolist()
         return [
             Prediction(names[c], row[c], dict(zip(names, row, strict=True)))
             for row, c in zip(rows, chosen, strict=True)
         ]
+
+
+def prediction_columns(manifest: Manifest) -> list[str]:
+    """The columns a prediction fills in a table (CSV, Parquet): ``value`` (regression);
+    ``label``, ``probability`` and ``p_<label>`` per label (binary, multiclass); ``labels`` (the
+    labels at or above the threshold; in CSV joined by ``;``) and ``p_<label>`` (multilabel)."""
+    labels = manifest.output.labels
+    if labels is None:
+        return ["value"]
+    head = ["labels"] if manifest.task == "multilabel" else ["label", "probability"]
+    return [*head, *(f"p_{label}" for label in labels)]
 
 
 def _open_session(path: Path, threads: int, label: str) -> ort.InferenceSession:

@@ -11,12 +11,15 @@ Contract:
   little and quantising the yeast-utr ridge moved single predictions by 0.26). It returns the
   quantised model and a :class:`Check` comparing the int8 model with the original on those
   inputs (largest absolute difference of the output, and for classifiers the share of inputs
-  whose label is unchanged). Nothing is published here: the CLI does that, as a new version.
+  whose label is unchanged; multilabel: whose whole set of labels is unchanged). Nothing is
+  published here: the CLI does that, as a new version.
 - :func:`int8_version` makes the whole new bundle from it: the int8 ``model.onnx``, the card
   with a section on the quantisation, self-test examples from the int8 model (the original's
   example inputs when it has them), lineage ``quantize`` of the original ``name@version``, and,
   given a labelled test set (:class:`TestSet`), both models' test metric on it (R² for
-  regression, accuracy for classifiers) as the int8 version's headline, in its metrics and card.
+  regression, accuracy for classifiers, ``exact_match`` for multilabel: the share of rows whose
+  set of labels is exactly the target's, a target cell holding the labels joined by ``;`` as
+  batch output writes them) as the int8 version's headline, in its metrics and card.
   Without a test set the int8 version carries no test figure (the original's are not copied).
 - It needs the ``onnx`` package (the ``train`` extra); without it
   :class:`~helixserve.errors.ModelLoadError` says what to install. Quantisation failures raise
@@ -35,11 +38,11 @@ import numpy as np
 import numpy.typing as npt
 
 from helixserve.errors import ModelLoadError
-from helixserve.runtime.predictor import Predictor
+from helixserve.runtime.predictor import Decoded, Predictor
 from helixserve.runtime.samples import sample_inputs
 from helixserve.runtime.selftest import EXAMPLES_FILE, make_examples, stored_inputs
 from helixserve.store.bundle import make_manifest
-from helixserve.store.manifest import Headline, Lineage, Manifest
+from helixserve.store.manifest import LABEL_SEPARATOR, Headline, Lineage, Manifest
 from helixserve.store.store import LocalBundle
 
 
@@ -147,11 +150,18 @@ def _compare(predictor: Predictor, data: bytes, tensors: list[npt.NDArray[Any]])
         diffs.append(float(np.max(np.abs(original.astype(np.float64) - quantised))))
         if predictor.manifest.task != "regression":
             a, b = predictor.decode(original), predictor.decode(quantised.reshape(original.shape))
-            assert a.label_index is not None and b.label_index is not None
-            same += int((a.label_index == b.label_index).sum())
+            same += _same_answers(a, b)
         count += len(tensor)
     agreement = None if predictor.manifest.task == "regression" else same / count
     return Check(count, max(diffs), agreement)
+
+
+def _same_answers(a: Decoded, b: Decoded) -> int:
+    """Items given the same label (multilabel: the same set of labels) by both decodings."""
+    if a.positive is not None and b.positive is not None:
+        return int((a.positive == b.positive).all(axis=1).sum())
+    assert a.label_index is not None and b.label_index is not None
+    return int((a.label_index == b.label_index).sum())
 
 
 @dataclass(frozen=True)
@@ -178,7 +188,8 @@ class TestScore:
 
 
 def score(predictor: Predictor, test: TestSet) -> tuple[str, float, int]:
-    """R² (regression) or accuracy (classifiers) on the rows the model accepts, and their count."""
+    """R² (regression), accuracy (classifiers) or exact match (multilabel) on the rows the model
+    accepts, and their count."""
     batch = predictor.predict_batch(test.inputs)
     rows = batch.positions.tolist()
     if not rows:
@@ -189,9 +200,18 @@ def score(predictor: Predictor, test: TestSet) -> tuple[str, float, int]:
         residual = float(np.sum((truth - batch.decoded.values) ** 2))
         total = float(np.sum((truth - truth.mean()) ** 2)) or 1.0
         return "r2", 1.0 - residual / total, len(rows)
+    if predictor.manifest.task == "multilabel":
+        sets = [set(chosen) for chosen in batch.label_sets()]
+        right = sum(sets[k] == _label_set(test.targets[i]) for k, i in enumerate(rows))
+        return "exact_match", right / len(rows), len(rows)
     called = batch.labels()
     right = sum(called[k] == test.targets[i].strip() for k, i in enumerate(rows))
     return "accuracy", right / len(rows), len(rows)
+
+
+def _label_set(text: str) -> set[str]:
+    """A multilabel target cell: the labels joined by ``;`` (as batch output writes them)."""
+    return {part.strip() for part in text.split(LABEL_SEPARATOR) if part.strip()}
 
 
 def _number(text: str, source: str) -> float:

@@ -5,7 +5,7 @@ Contract:
   ``{"format": 1, "tolerance": T, "examples": [{"input": ..., "output": [...]}, ...]}``. An input
   is a DNA string, a tabular row (an object of feature name -> value) or, for images,
   ``{"image_base64": "..."}``; an output is the served numbers: the value (regression) or the
-  probability of each label in label order (classifiers).
+  probability of each label in label order (classifiers, multilabel models too).
 - :func:`make_examples` runs the given raw inputs through a loaded
   :class:`~helixserve.runtime.predictor.Predictor` and returns the file's bytes; an input the
   model refuses raises :class:`~helixserve.errors.SelfTestError` (examples must be valid).

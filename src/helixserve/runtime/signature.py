@@ -9,7 +9,8 @@ symbolic (dynamic) dimensions always fit; static ones must match:
   DNA tokens: ``int64 (N, pad_to)``; tabular: ``float (N, n_features)``; image:
   ``float (N, C, H, W)``.
 - outputs: ``binary`` ``(N,)``, ``(N, 1)`` or ``(N, 2)``; ``multiclass`` ``(N, K)`` with K labels;
-  ``regression`` ``(N,)`` or ``(N, 1)``.
+  ``multilabel`` ``(N, L)`` with L labels (one independent probability each); ``regression``
+  ``(N,)`` or ``(N, 1)``.
 """
 
 from __future__ import annotations
@@ -99,13 +100,19 @@ def _check_output(session: Any, manifest: Manifest, label: str) -> str:
     options: dict[str, list[Dims]] = {
         "binary": [[None], [None, 1], [None, 2]],
         "multiclass": [[None, len(labels)]],
+        "multilabel": [[None, len(labels)]],
         "regression": [[None], [None, 1]],
     }
     allowed = options[manifest.task]
     if not any(_fits(shape, option) for option in allowed):
         wanted = " or ".join(_shape(list(o)) for o in allowed)
+        per_label = (
+            f" (one probability per label: {', '.join(labels)})"
+            if manifest.task == "multilabel"
+            else ""
+        )
         raise ModelLoadError(
             f"model.onnx of {label} outputs {_shape(shape)} from '{name}', but a "
-            f"{manifest.task} model must output {wanted}."
+            f"{manifest.task} model must output {wanted}{per_label}."
         )
     return name

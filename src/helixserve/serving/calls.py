@@ -78,7 +78,7 @@ def _python(url: str, body: dict[str, Any], keyed: bool) -> str:
 
 def _grpc(manifest: Manifest, target: str, item: Any, keyed: bool) -> str:
     tensor = _oip_tensor(manifest, item)
-    output = "value" if manifest.task == "regression" else "label"
+    output = {"regression": "value", "multilabel": "probabilities"}.get(manifest.task, "label")
     if tensor["datatype"] == "BYTES":
         data = f"numpy.array([{str(item).encode()!r}], dtype=object)"
     else:

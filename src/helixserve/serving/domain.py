@@ -5,12 +5,15 @@ Contract:
   :class:`~helixserve.serving.schemas.PredictRequest` contract: DNA as strings, tabular rows as
   objects, images as base64 strings) and answers
   ``{"model", "version", "predictions", "errors"}``: one entry per input, in order —
-  ``{"label", "probability", "probabilities"}`` for classifiers, ``{"value"}`` for regression,
-  ``null`` for an input that failed, which is then listed in ``errors`` with its index, field,
-  position and message. If every input fails the answer is a 422 problem with the same list.
-- :func:`seed_dna_class` is the seed article's route: the ``dnasequence`` in, the class
-  as plain text out, or the validation message as plain text with status 422
-  (:func:`refused_as_text`: a body that breaks the contract, as plain text with its status).
+  ``{"label", "probability", "probabilities"}`` for classifiers, ``{"labels",
+  "probabilities"}`` for multilabel models (the labels at or above the threshold, in label order,
+  and every label's probability), ``{"value"}`` for regression, ``null`` for an input that
+  failed, which is then listed in ``errors`` with its index, field, position and message. If
+  every input fails the answer is a 422 problem with the same list.
+- :func:`seed_dna_class` is the seed article's route: the ``dnasequence`` in, the class as plain
+  text out (a multilabel model's labels joined by ``;``), or the validation message as plain text
+  with status 422 (:func:`refused_as_text`: a body that breaks the contract, as plain text with
+  its status).
 - :func:`model_list` / :func:`model_detail` describe what is served (manifest, versions, aliases,
   card), each version with its headline from :func:`~helixserve.store.manifest.headline_of` (the
   same figure the web pages and ``helixserve models list`` show). The detail of
@@ -33,7 +36,7 @@ from helixserve.inputs.images import ImageSchema
 from helixserve.runtime.predictor import BatchPrediction, ItemError
 from helixserve.serving.problems import Reply, item_errors, json_reply, problem_from
 from helixserve.serving.registry import LoadedModel, Registry
-from helixserve.store.manifest import Manifest, headline_of
+from helixserve.store.manifest import LABEL_SEPARATOR, Manifest, headline_of
 
 TEXT = b"text/plain; charset=utf-8"
 
@@ -135,6 +138,11 @@ def prediction_list(result: BatchPrediction) -> list[dict[str, Any] | None]:
             out[p] = {"value": value}
         return out
     names = result.label_names or []
+    if decoded.positive is not None and decoded.probabilities is not None:
+        rows, sets = decoded.probabilities.tolist(), result.label_sets()
+        for p, row, labels in zip(positions, rows, sets, strict=True):
+            out[p] = {"labels": labels, "probabilities": dict(zip(names, row, strict=True))}
+        return out
     if decoded.probabilities is None or decoded.label_index is None:
         return out
     rows, chosen = decoded.probabilities.tolist(), decoded.label_index.tolist()
@@ -157,7 +165,10 @@ async def seed_dna_class(model: LoadedModel, sequence: object) -> Reply:
         text = str(result.errors[0].error).encode()
         return Reply(TABLE[InputError].status, text, TEXT, failures=1)
     labels = result.labels()
-    answer = labels[0] if labels else f"{result.decoded.values[0]:.6g}"  # type: ignore[index]
+    if result.decoded.positive is not None:
+        answer = LABEL_SEPARATOR.join(result.label_sets()[0])
+    else:
+        answer = labels[0] if labels else f"{result.decoded.values[0]:.6g}"  # type: ignore[index]
     return Reply(200, answer.encode(), TEXT)
 
 

@@ -8,9 +8,10 @@ Contract:
   ``errors`` with their 1-based record number (``index``), ``id``, ``line``, field, position and
   message; the good ones are predicted in chunks through the model's micro-batcher.
 - JSON by default; with ``Accept: text/csv`` a CSV with one row per record in file order
-  (``index,id,line,<prediction columns>,error``), cells that a spreadsheet would run as a formula
-  neutralised. A whole-file problem (empty, binary, no records) raises
-  :class:`~helixserve.errors.InvalidFile` (422).
+  (``index,id,line,<prediction columns>,error``; the prediction columns of
+  :func:`~helixserve.runtime.predictor.prediction_columns`, a multilabel model's labels joined
+  by ``;``), cells that a spreadsheet would run as a formula neutralised. A whole-file problem
+  (empty, binary, no records) raises :class:`~helixserve.errors.InvalidFile` (422).
 - :class:`UploadLimits` bounds what one upload may cost once read: a gzip file that inflates past
   ``max_decompressed`` bytes (a gzip bomb), or a file of more than ``max_records`` records, raises
   :class:`~helixserve.errors.FileTooLarge` (413) as soon as the limit is passed.
@@ -32,10 +33,11 @@ from helixserve.inputs.records import BadRecord, Record
 from helixserve.inputs.table import csv_safe
 from helixserve.inputs.tabular import FeatureRow, TabularSchema, read_rows
 from helixserve.inputs.textio import GZIP_MAGIC
-from helixserve.runtime.predictor import ItemError
+from helixserve.runtime.predictor import ItemError, prediction_columns
 from helixserve.serving.domain import prediction_list
 from helixserve.serving.problems import Reply, json_reply
 from helixserve.serving.registry import LoadedModel
+from helixserve.store.manifest import LABEL_SEPARATOR
 
 CHUNK = 512
 
@@ -177,11 +179,7 @@ def _json_reply(model: LoadedModel, rows: list[Row], filename: str) -> Reply:
 def results_csv(model: LoadedModel, rows: list[Row]) -> bytes:
     """One CSV row per record, predictions and errors together (formula cells neutralised)."""
     labels = model.manifest.output.labels
-    value_cols = (
-        ["value"]
-        if labels is None
-        else (["label", "probability"] + [f"p_{label}" for label in labels])
-    )
+    value_cols = prediction_columns(model.manifest)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["index", "id", "line", *value_cols, "error"])
@@ -193,7 +191,11 @@ def results_csv(model: LoadedModel, rows: list[Row]) -> bytes:
         elif labels is None:
             cells.append(f"{p['value']:.6g}")
         else:
-            cells += [p["label"], f"{p['probability']:.6f}"]
+            chosen = p.get("labels")
+            if chosen is None:
+                cells += [p["label"], f"{p['probability']:.6f}"]
+            else:
+                cells.append(LABEL_SEPARATOR.join(chosen))
             cells += [f"{p['probabilities'][label]:.6f}" for label in labels]
         cells.append("" if r.error is None else r.error["message"])
         writer.writerow([csv_safe(c) for c in cells])

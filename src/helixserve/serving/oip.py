@@ -10,7 +10,9 @@ Contract:
   schema; NaN = missing); for image models a ``BYTES`` tensor ``image`` of encoded files and the
   pre-processed ``FP32`` ``[N, C, H, W]`` tensor.
 - Outputs: classifiers give ``probabilities`` (``FP32 [N, K]``, label order as in the metadata's
-  ``parameters.labels``) and ``label`` (``BYTES [N]``); regression gives ``value`` (``FP32 [N]``).
+  ``parameters.labels``) and ``label`` (``BYTES [N]``); multilabel models give ``probabilities``
+  (``FP32 [N, L]``, label order likewise) and ``positive`` (``BOOL [N, L]``: the label's
+  probability is at or above the threshold); regression gives ``value`` (``FP32 [N]``).
 - :func:`infer` raises :class:`OipError` (status 400) for a request the model cannot take, naming
   the tensor, the item and the reason; the protocol has no partial results, so one bad item fails
   the request. Unknown models raise :class:`~helixserve.errors.ModelNotFound` (404).
@@ -90,6 +92,8 @@ def output_specs(model: LoadedModel) -> list[tuple[str, str, list[int]]]:
     if model.manifest.task == "regression":
         return [("value", "FP32", [-1])]
     k = len(model.manifest.output.labels or [])
+    if model.manifest.task == "multilabel":
+        return [("probabilities", "FP32", [-1, k]), ("positive", "BOOL", [-1, k])]
     return [("probabilities", "FP32", [-1, k]), ("label", "BYTES", [-1])]
 
 
@@ -202,20 +206,7 @@ async def _infer_tensor(model: LoadedModel, tensor: Tensor, dims: list[int]) -> 
 
 
 def _outputs(model: LoadedModel, result: BatchPrediction, wanted: list[str]) -> list[Tensor]:
-    n = result.size
-    d = result.decoded
-    if d.values is not None:
-        available = {"value": Tensor("value", "FP32", [n], d.values.astype(np.float32))}
-    else:
-        assert d.probabilities is not None
-        labels = np.array([s.encode() for s in result.labels()], dtype=object)
-        probabilities = d.probabilities.astype(np.float32)
-        available = {
-            "probabilities": Tensor(
-                "probabilities", "FP32", list(probabilities.shape), probabilities
-            ),
-            "label": Tensor("label", "BYTES", [n], labels),
-        }
+    available = _available(result)
     unknown = [w for w in wanted if w not in available]
     if unknown:
         raise OipError(
@@ -223,6 +214,23 @@ def _outputs(model: LoadedModel, result: BatchPrediction, wanted: list[str]) -> 
             f"are {', '.join(available)}."
         )
     return [available[w] for w in wanted] if wanted else list(available.values())
+
+
+def _available(result: BatchPrediction) -> dict[str, Tensor]:
+    """Every output tensor of a batch, by name (see the module contract)."""
+    n, d = result.size, result.decoded
+    if d.values is not None:
+        return {"value": Tensor("value", "FP32", [n], d.values.astype(np.float32))}
+    assert d.probabilities is not None
+    probabilities = d.probabilities.astype(np.float32)
+    shape = list(probabilities.shape)
+    available = {"probabilities": Tensor("probabilities", "FP32", shape, probabilities)}
+    if d.positive is not None:
+        available["positive"] = Tensor("positive", "BOOL", shape, d.positive)
+    else:
+        labels = np.array([s.encode() for s in result.labels()], dtype=object)
+        available["label"] = Tensor("label", "BYTES", [n], labels)
+    return available
 
 
 def pack_bytes(values: npt.NDArray[Any]) -> bytes:

@@ -1,8 +1,9 @@
 """The web UI: server-rendered pages on the serving app, for people who do not write code.
 
 Contract:
-- Pages: ``/`` (catalogue), ``/models/{name}`` (card, metrics, curves, confusion matrix or
-  scatter, versions), ``/models/{name}/predict`` (one input — a DNA text box, a form generated
+- Pages: ``/`` (catalogue), ``/models/{name}`` (card, metrics — per-label figures such as
+  ``auroc:<label>`` as one table row per label, :func:`metric_groups` — curves, confusion matrix
+  or scatter, versions), ``/models/{name}/predict`` (one input — a DNA text box, a form generated
   from a tabular schema, or an image upload — and a file upload), ``/jobs/{id}`` (a scored file:
   counts, paged results, per-row report, CSV downloads), ``/compare?m=a&m=b@2`` (models side by
   side, see :mod:`helixserve.serving.ui_compare`), and the seed's ``/dnasequence`` and
@@ -15,7 +16,9 @@ Contract:
   one the key form of :mod:`helixserve.serving.ui_login` is shown instead (status 401).
 - Every form works without JavaScript (plain POST, page re-rendered with the answer or with the
   error next to the field); ``/static/app.js`` adds live validation, upload progress and
-  drag-and-drop. Under every DNA prediction: an ISM logo and a per-base importance heat strip.
+  drag-and-drop. A multilabel prediction shows every label's probability as a bar with the
+  threshold marked and whether the label is on; a scored file, one column per label.
+  Under every DNA prediction: an ISM logo and a per-base importance heat strip.
   The variant and design pages of DNA models are in :mod:`helixserve.serving.ui_explain`.
   Every asset is in the package: no CDN, no network.
 - Predictions go through the same micro-batcher and validation as the API, so the messages are
@@ -101,6 +104,35 @@ def figure(value: float) -> str:
     return f"{value:.4f}"
 
 
+@dataclass(frozen=True)
+class MetricGroups:
+    """A model's metrics as the model page shows them: the overall figures, and the per-label
+    ones (keys ``<metric>:<label>`` for a label of the model) as one row per label."""
+
+    overall: dict[str, float]
+    names: list[str]
+    per_label: dict[str, dict[str, float]]
+
+
+def metric_groups(manifest: Manifest) -> MetricGroups:
+    """Split ``manifest.metrics`` into overall and per-label figures (see :class:`MetricGroups`);
+    labels in the model's order, metric names in the order first met."""
+    labels = manifest.output.labels or []
+    overall: dict[str, float] = {}
+    names: list[str] = []
+    found: dict[str, dict[str, float]] = {}
+    for key, value in manifest.metrics.items():
+        name, _, label = key.partition(":")
+        if label not in labels:
+            overall[key] = value
+            continue
+        found.setdefault(label, {})[name] = value
+        if name not in names:
+            names.append(name)
+    per_label = {label: found[label] for label in labels if label in found}
+    return MetricGroups(overall, names, per_label)
+
+
 def kind_words(model: LoadedModel) -> str:
     schema = model.manifest.input
     if isinstance(schema, SequenceSchema):
@@ -151,7 +183,9 @@ class Pages:
     def __init__(self, server: Server) -> None:
         self.server = server
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
-        self.templates.env.globals.update(headline=headline_of, kind_words=kind_words)
+        self.templates.env.globals.update(
+            headline=headline_of, kind_words=kind_words, metric_groups=metric_groups
+        )
         self.templates.env.filters["figure"] = figure
 
     def __call__(
@@ -255,16 +289,19 @@ async def form_item(model: LoadedModel, form: Any) -> tuple[object, str | None]:
 
 async def explained(model: LoadedModel, item: object) -> dict[str, str]:
     """The ISM logo and importance heat strip of a DNA input (none for other kinds, or
-    sequences over 2,000 nt)."""
+    sequences over 2,000 nt); for a multilabel model, ``scored`` names the label scored (the most
+    probable one)."""
     if not isinstance(model.manifest.input, SequenceSchema) or not isinstance(item, str):
         return {}
     if len(item) > 2000:
         return {}
     loop = asyncio.get_running_loop()
     result = await loop.run_in_executor(model.batcher.executor, ism, model.predictor, item)
+    scored = f"P({result.target})" if model.manifest.task == "multilabel" else ""
     return {
         "logo": charts.ism_logo(result.sequence, result.effects),
         "strip": charts.importance_strip(result.sequence, result.importance),
+        "scored": scored,
     }
 
 

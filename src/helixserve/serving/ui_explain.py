@@ -79,6 +79,8 @@ def score_words(model: LoadedModel) -> str:
         return f"predicted value{units}"
     if manifest.task == "binary" and manifest.output.labels:
         return f"P({manifest.output.labels[-1]})"
+    if manifest.task == "multilabel":
+        return "probability of the label most probable for the unchanged sequence"
     return "probability of the predicted class"
 
 

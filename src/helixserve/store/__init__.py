@@ -11,12 +11,14 @@ from helixserve.store.bundle import make_manifest, sha256_bytes
 from helixserve.store.fs import S3Options
 from helixserve.store.manifest import (
     FORMAT_VERSION,
+    LABEL_SEPARATOR,
     Headline,
     HeadlineFigure,
     Lineage,
     Manifest,
     OutputSchema,
     headline_of,
+    label_problem,
     parse_manifest,
 )
 from helixserve.store.names import Ref, parse_ref
@@ -24,6 +26,7 @@ from helixserve.store.store import LocalBundle, ModelStore
 
 __all__ = [
     "FORMAT_VERSION",
+    "LABEL_SEPARATOR",
     "Headline",
     "HeadlineFigure",
     "Lineage",
@@ -34,6 +37,7 @@ __all__ = [
     "Ref",
     "S3Options",
     "headline_of",
+    "label_problem",
     "make_manifest",
     "parse_manifest",
     "parse_ref",

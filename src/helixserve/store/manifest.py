@@ -2,9 +2,9 @@
 
 Contract:
 - :class:`Manifest` is a pydantic model: manifest ``format_version``, name, integer version, task
-  (``binary`` / ``multiclass`` / ``regression``), input schema (a ``SequenceSchema``,
-  ``TabularSchema`` or ``ImageSchema`` from :mod:`helixserve.inputs`, told apart by ``kind``),
-  the ONNX input name,
+  (``binary`` / ``multiclass`` / ``multilabel`` / ``regression``), input schema (a
+  ``SequenceSchema``, ``TabularSchema`` or ``ImageSchema`` from :mod:`helixserve.inputs`, told
+  apart by ``kind``), the ONNX input name,
   the output schema (labels, units, threshold, ONNX output name), metrics, training-data sha256,
   creation time, library versions, and the sha256 of every other file of the bundle.
 - Format 2 adds, all optional (a format-1 manifest still reads): ``headline`` (the metric a model
@@ -12,7 +12,14 @@ Contract:
   out-of-distribution figure), ``lineage`` (the parent ``name@version`` and how this version was
   made from it) and the optional ``examples.json`` file (the self-test: inputs and the outputs the
   exported model gave, see :mod:`helixserve.runtime.selftest`). :func:`headline_of` gives every
-  edge the same headline, also for a manifest without one (R² for regression, accuracy else).
+  edge the same headline, also for a manifest without one (R² for regression, macro AUROC for
+  multilabel, accuracy else).
+- Labels per task (:func:`label_problem`, which training may call before it trains): binary
+  exactly 2 ``[negative, positive]``; multiclass 2 or more; multilabel 2 or more label columns,
+  each named once, none empty or holding :data:`LABEL_SEPARATOR` (the character that joins a
+  prediction's labels in CSV cells); regression none. A multilabel model outputs ``(N, L)``
+  independent probabilities (sigmoid inside the graph) and ``output.threshold`` applies to each
+  label.
 - :func:`parse_manifest` reads bytes and raises :class:`~helixserve.errors.ManifestError` naming
   the first bad field, saying the bytes are not JSON (also for JSON nested too deep, or with an
   integer too long to convert), or that the manifest was written by a newer helixserve (format
@@ -38,7 +45,8 @@ from helixserve.inputs.tabular import TabularSchema
 from helixserve.store.names import check_name
 
 FORMAT_VERSION = 2
-Task = Literal["binary", "multiclass", "regression"]
+Task = Literal["binary", "multiclass", "multilabel", "regression"]
+LABEL_SEPARATOR = ";"
 InputSchema = Annotated[SequenceSchema | TabularSchema | ImageSchema, Field(discriminator="kind")]
 _SHA256 = r"^[0-9a-f]{64}$"
 _PARENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}@[1-9][0-9]{0,8}$"
@@ -53,7 +61,9 @@ class OutputSchema(BaseModel):
         default=None, description="class labels, in output order (binary: [negative, positive])"
     )
     units: str | None = Field(default=None, description="unit of a regression value")
-    threshold: float = Field(default=0.5, gt=0, lt=1, description="binary decision threshold")
+    threshold: float = Field(
+        default=0.5, gt=0, lt=1, description="decision threshold (binary; multilabel: per label)"
+    )
     onnx_output: str | None = Field(default=None, description="ONNX output name; default: first")
 
 
@@ -123,13 +133,9 @@ class Manifest(BaseModel):
 
     @model_validator(mode="after")
     def _labels_match_task(self) -> Self:
-        labels = self.output.labels
-        if self.task == "binary" and (labels is None or len(labels) != 2):
-            raise ValueError("a binary model needs exactly 2 output labels [negative, positive]")
-        if self.task == "multiclass" and (labels is None or len(labels) < 2):
-            raise ValueError("a multiclass model needs 2 or more output labels")
-        if self.task == "regression" and labels is not None:
-            raise ValueError("a regression model has no output labels (use 'units')")
+        problem = label_problem(self.task, self.output.labels)
+        if problem is not None:
+            raise ValueError(problem)
         missing = [f for f in ("model.onnx", "card.md") if f not in self.files]
         if missing:
             raise ValueError(f"files must include model.onnx and card.md; missing {missing}")
@@ -143,6 +149,37 @@ class Manifest(BaseModel):
         """Canonical JSON bytes (sorted keys, 2-space indent, trailing newline)."""
         data = self.model_dump(mode="json")
         return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def label_problem(task: Task, labels: list[str] | None) -> str | None:
+    """What is wrong with ``labels`` for a ``task`` model, or ``None`` when they fit."""
+    if task == "binary" and (labels is None or len(labels) != 2):
+        return "a binary model needs exactly 2 output labels [negative, positive]"
+    if task == "multiclass" and (labels is None or len(labels) < 2):
+        return "a multiclass model needs 2 or more output labels"
+    if task == "regression":
+        return None if labels is None else "a regression model has no output labels (use 'units')"
+    if task == "multilabel":
+        return _multilabel_problem(labels or [])
+    return None
+
+
+def _multilabel_problem(labels: list[str]) -> str | None:
+    if len(labels) < 2:
+        return (
+            f"a multilabel model needs 2 or more output labels (one per label column), got "
+            f"{len(labels)}; a single yes/no label is a binary model"
+        )
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        return f"the output labels of a multilabel model must differ; {repeated[0]!r} is repeated"
+    bad = [label for label in labels if not label.strip() or LABEL_SEPARATOR in label]
+    if bad:
+        return (
+            f"output label {bad[0]!r} of a multilabel model is empty or holds "
+            f"{LABEL_SEPARATOR!r}, which joins a prediction's labels in CSV cells; rename it"
+        )
+    return None
 
 
 def parse_manifest(data: bytes, where: str = "manifest.json") -> Manifest:
@@ -198,12 +235,19 @@ class HeadlineFigure:
         return f"{self.ood_metric} {self.ood_value:.3f}"
 
 
+_DEFAULT_HEADLINES: dict[str, tuple[str, str]] = {
+    "regression": ("r2", "R² on the held-out test set"),
+    "multilabel": ("auroc", "AUROC on the test set, the mean over the labels"),
+    "binary": ("accuracy", "accuracy on the test set"),
+}
+
+
 def headline_of(manifest: Manifest) -> HeadlineFigure:
-    """The manifest's own headline, else R² (regression) or accuracy on the test set."""
+    """The manifest's own headline, else R² (regression), macro AUROC (multilabel) or accuracy
+    on the test set."""
     chosen = manifest.headline
     if chosen is None:
-        metric = "r2" if manifest.task == "regression" else "accuracy"
-        meaning = "R² on the held-out test set" if metric == "r2" else "accuracy on the test set"
+        metric, meaning = _DEFAULT_HEADLINES.get(manifest.task, _DEFAULT_HEADLINES["binary"])
         chosen = Headline(metric=metric, meaning=meaning) if metric in manifest.metrics else None
     if chosen is None:
         return HeadlineFigure(metric="-", value=None, meaning="no test-set figure was recorded")

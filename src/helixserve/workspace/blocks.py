@@ -14,9 +14,9 @@ Contract:
   tokens ``(L,)``, images ``(C, H, W)``, features ``(F,)``. :func:`infer_shapes` gives each
   block's output shape, :func:`count_parameters` the trainable parameters torch creates,
   :func:`check_output` checks the last shape against the task (regression and binary: 1 value,
-  multiclass: one per class; the recipe adds the sigmoid or softmax), :func:`check_blocks` does
-  all of it plus :data:`MAX_PARAMETERS`; :func:`shape_text` writes a shape as ``128 x 38``,
-  :func:`stack_table` a whole stack with its shapes and parameters.
+  multiclass: one per class, multilabel: one per label; the recipe adds the sigmoid or softmax),
+  :func:`check_blocks` does all of it plus :data:`MAX_PARAMETERS`; :func:`shape_text` writes a
+  shape as ``128 x 38``, :func:`stack_table` a whole stack with its shapes and parameters.
 - Every refusal raises :class:`~helixserve.errors.InvalidBlocks` (an ``InputError``: 422 at the
   API) whose message names the block, 1-based, and its type:
   ``block 3 (dense): needs a flat input (1 dimension), got 128 x 38; add a flatten block before
@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from helixserve.errors import InvalidBlocks
 
 Shape = tuple[int, ...]
-Task = Literal["regression", "binary", "multiclass"]
+Task = Literal["regression", "binary", "multiclass", "multilabel"]
 MAX_PARAMETERS = 50_000_000
 BIG = 1_000_000
 
@@ -442,10 +442,12 @@ def stack_table(input_shape: Sequence[int], blocks: Stack) -> str:
 
 
 def outputs_needed(task: Task, classes: int) -> int:
-    """Values the network outputs per example: 1 (regression, binary), else one per class."""
-    if task == "multiclass":
+    """Values the network outputs per example: 1 (regression, binary), else one per class
+    (multilabel: ``classes`` is the number of labels)."""
+    if task in ("multiclass", "multilabel"):
         if classes < 2:
-            raise ValueError(f"a multiclass model needs at least 2 classes, got {classes}")
+            kind = "classes" if task == "multiclass" else "labels"
+            raise ValueError(f"a {task} model needs at least 2 {kind}, got {classes}")
         return classes
     return 1
 
@@ -460,6 +462,7 @@ def check_output(shapes: Sequence[Shape], task: Task, classes: int = 2) -> None:
         "regression": "the value",
         "binary": "one logit; the recipe adds the sigmoid",
         "multiclass": "one logit per class; the recipe adds the softmax",
+        "multilabel": "one logit per label; the recipe adds a sigmoid to each",
     }[task]
     values = "value" if need == 1 else "values"
     flat = "" if len(last) == 1 else "a flatten (or globalpool) block and "
