@@ -245,8 +245,8 @@ def panel(text: str) -> str:
         ),
         (
             ["train", "dna-bin", "--data", "x.txt"],
-            "Invalid value for 'RECIPE': Value error, 'dna-bin' is not one of 'dna-binary', "
-            "'dna-regression', 'dna-variable', 'tabular', 'image'.",
+            "Invalid value for 'RECIPE': Value error, 'dna-bin' is not one of 'dna-classify', "
+            "'dna-binary', 'dna-regression', 'dna-variable', 'tabular', 'image'.",
         ),
         (
             ["explain", "motifs", "m", "in.fa", "--width", "3"],

@@ -83,6 +83,14 @@ TRAIN_EXAMPLES = examples(
         "train dna-binary --data sequences.txt --labels labels.txt --name primer-binding",
     ),
     (
+        "A DNA classifier of three or more classes; lengths and N codes come from the data",
+        "train dna-classify --data promoters.csv --target class --name promoter-class",
+    ),
+    (
+        "A multi-label DNA model: one 0/1 column per label",
+        "train dna-classify --data regions.csv --target enhancer,promoter,insulator",
+    ),
+    (
         "A regressor on the rows of a CSV that pass a filter",
         "train dna-regression --data utrs.csv.gz --sequence-col UTR --target growth_rate "
         "--filter 't0>100' --name yeast-utr",
@@ -125,7 +133,12 @@ def train(
     ] = None,
     target: Annotated[
         str | None,
-        typer.Option(rich_help_panel=DATA, metavar="COLUMN", help="Column holding the target."),
+        typer.Option(
+            rich_help_panel=DATA,
+            metavar="COLUMN",
+            help="Column holding the target; several comma-separated: one 0/1 column per label "
+            "(multi-label, dna-classify).",
+        ),
     ] = None,
     labels: Annotated[
         Path | None,
@@ -175,13 +188,16 @@ def train(
         typer.Option(
             rich_help_panel=DNA,
             metavar="NT",
-            help="Sequence length (dna-binary: exact; dna-regression: longest).",
+            help="Sequence length (dna-binary: exact; dna-classify: longest, longer ones cut; "
+            "dna-regression: longest). Default: from the data.",
         ),
     ] = None,
     pad_to: Annotated[
         int | None,
         typer.Option(
-            rich_help_panel=DNA, metavar="NT", help="Pad or truncate to this length (dna-variable)."
+            rich_help_panel=DNA,
+            metavar="NT",
+            help="Pad or cut to this length (dna-variable; default: the longest in the data).",
         ),
     ] = None,
     image_size: Annotated[
@@ -270,8 +286,8 @@ def train(
         typer.Option(
             rich_help_panel=TRAINING,
             metavar="ARCH",
-            help="Architecture (dna-binary: cnn or lstm; dna-variable: bilstm or cnn; "
-            "tabular: rf or gb; default: the first).",
+            help="Architecture (dna-classify: auto, positional or global; dna-binary: cnn or "
+            "lstm; dna-variable: bilstm or cnn; tabular: rf or gb; default: the first).",
         ),
     ] = None,
     epochs: Annotated[
@@ -479,6 +495,8 @@ def _summary(outcome: Any) -> None:
         f"{outcome.refused:,} records refused by validation",
         highlight=False,
     )
+    for note in outcome.notes:  # the input rule the data decided, warnings, a refit
+        console.print(note, highlight=False, markup=False)
     if outcome.cv_table:
         console.print(Markdown(outcome.cv_table))
     for item in outcome.refused_examples:

@@ -12,8 +12,8 @@ with probability ``fidelity``, else a random base), so a model has to learn a mo
   the motif sits scores about 50 %.
 - :func:`positional_multiclass`: three classes: motif A in the 5' half (``up``), motif A in the
   3' half (``down``), motif B anywhere (``other``).
-- :func:`multilabel_motifs`: four label columns, each an independent motif present or not;
-  the last one counts only inside the first 50 nt.
+- :func:`multilabel_motifs`: four label columns, each an independent motif present or not
+  (anywhere); the last one counts only inside the first ``window`` nt.
 - :func:`variable_length`: lengths from ``short`` to ``long`` nt; class ``1`` iff motif A is
   present, planted anywhere (also past 1,024 nt).
 - :func:`with_ambiguity`: binary motif presence on fixed-length sequences in which some rows
@@ -94,8 +94,8 @@ def positional_multiclass(n: int, seed: int, *, length: int = 120) -> SimulatedT
     return SimulatedTask(sequences, targets, rule)
 
 
-def multilabel_motifs(n: int, seed: int, *, length: int = 200) -> SimulatedTask:
-    """See the module contract."""
+def multilabel_motifs(n: int, seed: int, *, length: int = 200, window: int = 50) -> SimulatedTask:
+    """See the module contract; ``window``: the first nt where the last label's motif counts."""
     rng = np.random.default_rng(seed)
     sequences: list[str] = []
     targets: list[tuple[int, ...]] = []
@@ -105,17 +105,19 @@ def multilabel_motifs(n: int, seed: int, *, length: int = 200) -> SimulatedTask:
         for j, motif in enumerate(LABEL_MOTIFS):
             present = bool(rng.random() < 0.35)
             positional = j == len(LABEL_MOTIFS) - 1
-            if present:
-                _plant(rng, seq, motif, int(rng.integers(0, 50 - len(motif))), 0.9)
+            if present and positional:
+                _plant(rng, seq, motif, int(rng.integers(0, window - len(motif) + 1)), 0.9)
+            elif present:
+                _plant(rng, seq, motif, int(rng.integers(0, length - len(motif) + 1)), 0.9)
             elif positional and rng.random() < 0.5:  # the motif, but outside its window
-                _plant(rng, seq, motif, int(rng.integers(60, length - len(motif))), 0.9)
+                _plant(rng, seq, motif, int(rng.integers(window, length - len(motif) + 1)), 0.9)
             labels.append(int(present))
         sequences.append("".join(seq))
         targets.append(tuple(labels))
     columns = tuple(f"m{j + 1}" for j in range(len(LABEL_MOTIFS)))
     rule = (
         f"label m<j> iff motif j of {', '.join(LABEL_MOTIFS)} is present; m4 only counts "
-        "within the first 50 nt (it also appears further on in negative rows)"
+        f"within the first {window} nt (it also appears further on in negative rows)"
     )
     return SimulatedTask(sequences, targets, rule, columns)
 

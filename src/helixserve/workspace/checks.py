@@ -45,6 +45,7 @@ from helixserve.workspace.subsets import columns_of, parse_subset, rows, split_l
 
 Reads = Literal["sequence", "features", "image"]
 READS: dict[str, Reads] = {
+    "dna-classify": "sequence",
     "dna-binary": "sequence",
     "dna-regression": "sequence",
     "dna-variable": "sequence",

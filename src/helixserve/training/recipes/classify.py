@@ -154,7 +154,8 @@ class DnaClassify(DnaFamily):
                 device=self.hp.device,
             )
             losses[arch] = min(history.val_loss)
-        self.chosen = min(losses, key=losses.__getitem__)
+        chosen: Arch = min(ARCHES, key=lambda arch: losses[arch])
+        self.chosen = chosen
         self.notes.append(
             f"arch auto: {self.chosen} (best validation loss of a quick run of at most "
             f"{QUICK_EPOCHS} epochs: positional {losses['positional']:.4f}, global "

@@ -150,7 +150,7 @@ class DnaFamily(TorchRecipe):
     def set_task(self, y: npt.NDArray[Any], labels: list[str] | None) -> None:
         """The task and loss for these targets; see the module contract."""
         if y.ndim == 2:
-            self.task, self.loss = "multilabel", "multilabel"  # type: ignore[assignment]
+            self.task, self.loss = "multilabel", "multilabel"
         elif labels is not None and len(labels) == 2:
             self.task, self.loss = "binary", "bce"
         else:
