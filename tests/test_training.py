@@ -447,7 +447,7 @@ def test_binary_recipe_refuses_three_classes(tmp_path: Path) -> None:
         )
     assert str(info.value) == (
         "dna-binary is a binary recipe, but the targets hold 3 classes (0, 1, 2); use a "
-        "two-class target."
+        "two-class target, or dna-classify for three or more classes."
     )
 
 

@@ -201,8 +201,8 @@ def refusals() -> list[tuple[ExperimentRequest, type[Exception], str | None]]:
         (
             request(recipe="colour"),
             InputError,
-            "unknown recipe 'colour'; choose one of dna-binary, dna-regression, dna-variable, "
-            "tabular, image.",
+            "unknown recipe 'colour'; choose one of dna-classify, dna-binary, dna-regression, "
+            "dna-variable, tabular, image.",
         ),
     ]
 

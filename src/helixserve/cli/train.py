@@ -83,7 +83,7 @@ TRAIN_EXAMPLES = examples(
         "train dna-binary --data sequences.txt --labels labels.txt --name primer-binding",
     ),
     (
-        "A DNA classifier of three or more classes; lengths and N codes come from the data",
+        "A DNA classifier of three or more classes (lengths from the data)",
         "train dna-classify --data promoters.csv --target class --name promoter-class",
     ),
     (

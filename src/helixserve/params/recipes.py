@@ -65,21 +65,19 @@ class DnaClassifyParams(TorchParams):
 
     max_length: int = param(
         0,
-        "Longest sequence in nt (0: the longest in the data); longer ones are cut to it for "
-        "training, with a warning, and refused when served.",
+        "Longest sequence in nt: longer ones cut, with a warning, and refused when served "
+        "(0: the longest in the data).",
         low=0,
         high=BIG,
     )
     ambiguity: Literal["encode", "refuse"] = param(
         "encode",
-        "N and IUPAC codes: encoded as the probabilities of their bases (N = 0.25 each), or "
-        "refused (each such record reported).",
+        "N and IUPAC codes: encoded as base probabilities (N = 0.25 each), or refused.",
     )
     arch: Literal["auto", "positional", "global"] = param(
         "auto",
-        "Network: positional (max-pool into 'bins' windows along the sequence, dense head: "
-        "keeps where a motif sits), global (one max-pool over the sequence), or auto (a quick "
-        "run of both, the lower validation loss wins).",
+        "Network: positional (pools windows along the sequence), global (one max-pool), or "
+        "auto (the better of both on validation).",
     )
     bins: int = param(8, "Windows along the sequence of the positional network.", low=2, high=BIG)
     filters: int = param(64, "Convolution filters.", low=1, high=4096)
@@ -89,8 +87,7 @@ class DnaClassifyParams(TorchParams):
     class_weight: str | None = param(None, CLASS_WEIGHT_HELP, rule=CLASS_WEIGHT)
     refit: bool = param(
         False,
-        "After early stopping, train afresh on the training and validation rows for the best "
-        "epoch count (the test metrics are then that model's).",
+        "Then retrain on training + validation rows for the best epoch count.",
     )
 
     def layout(self, length: int, arch: str) -> tuple[int, int]:
@@ -113,16 +110,14 @@ class DnaBinaryParams(TorchParams):
 
     length: int = param(
         0,
-        "Exact sequence length in nt (0: from the data: its one length, or sequences of "
-        "several lengths padded to the longest).",
+        "Exact sequence length in nt (0: from the data; several lengths: padded to the longest).",
         low=0,
         high=BIG,
     )
     arch: Literal["cnn", "lstm"] = param("cnn", "Network: a CNN, or the seed's (Bi)LSTM.")
     alphabet: Literal["ACGT", "ACGTN", "IUPAC"] = param(
         "ACGT",
-        "Letters a sequence may hold (N and IUPAC codes encoded as the probabilities of their "
-        "bases).",
+        "Letters a sequence may hold (N and IUPAC codes: encoded as base probabilities).",
     )
     filters: int = param(64, "CNN filters.", low=1, high=4096)
     kernel: int = param(12, "CNN filter width in nt.", low=1, high=BIG)
@@ -157,7 +152,7 @@ class DnaVariableParams(TorchParams):
 
     pad_to: int = param(
         0,
-        "Pad every sequence to this many nt, cutting longer ones (0: the longest in the data).",
+        "Pad to this many nt, cutting longer ones (0: the longest in the data).",
         low=0,
         high=BIG,
     )
