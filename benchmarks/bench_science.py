@@ -61,6 +61,7 @@ class Score:
     second: float | None
     seconds: float
     note: str = ""
+    refused: int = 0  # holdout rows the served model refused (longer than it takes)
 
 
 @dataclass
@@ -91,19 +92,35 @@ def write_csv(path: Path, parts: Parts) -> str:
     return ",".join(columns)
 
 
-def truth(parts: Parts) -> tuple[npt.NDArray[Any], list[str]]:
-    """Holdout targets: class labels (as an array of str), or the (N, L) 0/1 matrix."""
+def truth(parts: Parts, rows: list[int]) -> tuple[npt.NDArray[Any], list[str]]:
+    """The targets of ``rows``: class labels (as an array of str), or the (N, L) 0/1 matrix."""
     task = parts.task
     if task.label_columns:
-        rows = [task.targets[i] for i in parts.holdout]
-        return np.array(rows, dtype=np.int64), list(task.label_columns)
+        matrix = [task.targets[i] for i in rows]
+        return np.array(matrix, dtype=np.int64), list(task.label_columns)
     labels = sorted({str(t) for t in task.targets})
-    return np.array([str(task.targets[i]) for i in parts.holdout]), labels
+    return np.array([str(task.targets[i]) for i in rows]), labels
 
 
-def scored(parts: Parts, probabilities: npt.NDArray[np.float64], seconds: float) -> Score:
-    """Holdout figures from probabilities (N, K classes or N, L labels)."""
-    y, labels = truth(parts)
+def scored(
+    parts: Parts, probabilities: npt.NDArray[np.float64], seconds: float, rows: list[int]
+) -> Score:
+    """Figures of the holdout ``rows`` from their probabilities (N, K classes or N, L labels);
+    the holdout rows not among them count as refused."""
+    y, labels = truth(parts, rows)
+    refused = len(parts.holdout) - len(rows)
+    score = _figures(parts, probabilities, y, labels, seconds)
+    score.refused = refused
+    return score
+
+
+def _figures(
+    parts: Parts,
+    probabilities: npt.NDArray[np.float64],
+    y: npt.NDArray[Any],
+    labels: list[str],
+    seconds: float,
+) -> Score:
     if parts.task.label_columns:
         aurocs = [roc_auc_score(y[:, j], probabilities[:, j]) for j in range(len(labels))]
         accuracy = float(np.mean((probabilities >= 0.5) == y))
@@ -116,17 +133,23 @@ def scored(parts: Parts, probabilities: npt.NDArray[np.float64], seconds: float)
     return Score(accuracy, float(f1_score(y, called, average="macro")), seconds)
 
 
-def served_probabilities(store: ModelStore, name: str, parts: Parts) -> npt.NDArray[np.float64]:
-    """The published model's probabilities for the holdout, through the runtime (as served)."""
+def served_probabilities(
+    store: ModelStore, name: str, parts: Parts
+) -> tuple[npt.NDArray[np.float64], list[int]]:
+    """The published model's probabilities for the holdout, through the runtime (as served),
+    and the holdout rows answered (a variable-length model refuses rows longer than any it
+    was trained on, each with its message: they are counted, not scored)."""
     predictor = Predictor.from_store(store, name)
     results = predictor.predict([parts.task.sequences[i] for i in parts.holdout])
     labels = predictor.manifest.output.labels or []
-    rows = []
-    for result in results:
-        if not isinstance(result, Prediction) or result.probabilities is None:
-            raise RuntimeError(f"{name}: a holdout row got no answer: {result}")
-        rows.append([result.probabilities[label] for label in labels])
-    return np.array(rows, dtype=np.float64)
+    found, answered = [], []
+    for row, result in zip(parts.holdout, results, strict=True):
+        if isinstance(result, Prediction) and result.probabilities is not None:
+            found.append([result.probabilities[label] for label in labels])
+            answered.append(row)
+        elif "this model needs between" not in str(getattr(result, "error", "")):
+            raise RuntimeError(f"{name}: holdout row {row} got no answer: {result}")
+    return np.array(found, dtype=np.float64), answered
 
 
 def trained(
@@ -141,7 +164,8 @@ def trained(
     started = time.perf_counter()
     outcome = run(options, store, progress=False)
     seconds = time.perf_counter() - started
-    score = scored(parts, served_probabilities(store, name, parts), seconds)
+    probabilities, answered = served_probabilities(store, name, parts)
+    score = scored(parts, probabilities, seconds, answered)
     chosen = [n for n in outcome.notes if n.startswith("arch auto: ")]
     score.note = chosen[0].split(" (")[0].removeprefix("arch auto: ") if chosen else ""
     for note in outcome.notes:
@@ -164,14 +188,15 @@ def forest(parts: Parts) -> Score | None:
         probabilities = np.stack([p[:, 1] for p in predicted], axis=1)
     else:
         probabilities = np.asarray(predicted)
-    return scored(parts, probabilities, time.perf_counter() - started)
+    return scored(parts, probabilities, time.perf_counter() - started, parts.holdout)
 
 
 def shown(score: Score | None) -> str:
     if score is None:
         return "-"
     second = "" if score.second is None else f" / {score.second:.3f}"
-    return f"{score.headline:.3f}{second}, {score.seconds:.0f} s"
+    refused = f" ({score.refused} longer rows refused)" if score.refused else ""
+    return f"{score.headline:.3f}{second}, {score.seconds:.0f} s{refused}"
 
 
 def metric_words(task: SimulatedTask) -> str:
@@ -248,7 +273,9 @@ def markdown(table: list[Row], archs: dict[str, Score], args: argparse.Namespace
         "",
         "Figures: holdout metric(s), then training time (wall seconds of the whole run: for the "
         "defaults the `auto` comparison, the full training, ONNX export, checks, publishing; "
-        "for the forest its fit). The tasks' rules:",
+        "for the forest its fit). A variable-length model takes sequences up to the longest it "
+        "was trained on; longer holdout rows are refused (with that message), counted and left "
+        "out of its figures. The tasks' rules:",
         "",
         *(f"- {name}: {task.rule}" for name, task, *_ in table),
         "",

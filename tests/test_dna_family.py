@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from helixserve.errors import HelixError
+from helixserve.inputs.sequence import SequenceSchema
 from helixserve.runtime import ItemError, Prediction, Predictor
 from helixserve.store import ModelStore
 from helixserve.training.cli_support import TrainOptions, run
@@ -93,6 +94,7 @@ def test_each_task_kind_trains_publishes_and_serves(trained: dict[str, Any], nam
     assert manifest.output.labels == (list(task.label_columns) or classes)
     lengths = {len(s) for s in task.sequences}
     schema = manifest.input
+    assert isinstance(schema, SequenceSchema)
     assert (schema.kind, schema.alphabet, schema.ambiguity) == ("dna", "IUPAC", "frequencies")
     if len(lengths) == 1:  # one length: exactly that
         assert (schema.length, schema.pad_to) == (lengths.pop(), None)
@@ -218,6 +220,7 @@ def test_a_cap_cuts_with_a_warning_and_the_refit_is_labelled(tmp_path: Path) -> 
     )
     card = (store.pull("m").path / "card.md").read_text()
     assert f"- {outcome.notes[1]}\n" in card and "On the 16 held-out test rows" in card
+    assert isinstance(outcome.manifest.input, SequenceSchema)
     assert outcome.manifest.input.max_length == 60
 
 
@@ -236,7 +239,9 @@ def test_dna_binary_takes_its_length_from_the_data_and_sends_classes_to_dna_clas
         name="b",
         description="d",
     )
-    assert outcome.manifest.input.length == 30 and outcome.manifest.input.alphabet == "ACGT"
+    schema = outcome.manifest.input
+    assert isinstance(schema, SequenceSchema)
+    assert (schema.length, schema.alphabet) == (30, "ACGT")
     path = tmp_path / "three.csv"
     write_csv(path, task)
     options = TrainOptions(recipe="dna-binary", data=path, name="m", target="label")

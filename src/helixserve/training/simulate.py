@@ -160,7 +160,7 @@ def with_ambiguity(n: int, seed: int, *, length: int = 80, share: float = 0.3) -
     return SimulatedTask(sequences, targets, rule)
 
 
-TASKS: dict[str, Callable[[int, int], SimulatedTask]] = {
+TASKS: dict[str, Callable[..., SimulatedTask]] = {
     "positional-binary": positional_binary,
     "positional-multiclass": positional_multiclass,
     "multilabel": multilabel_motifs,
