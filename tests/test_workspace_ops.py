@@ -198,6 +198,15 @@ def refusals() -> list[tuple[ExperimentRequest, type[Exception], str | None]]:
             "Choose another, or correct the column's role.",
         ),
         (request(blocks=[{"type": "dense", "units": 1}]), InvalidBlocks, None),
+        (  # the data decide dna-classify's length: checked at the profile's longest, 26 nt
+            request(
+                recipe="dna-classify",
+                params={},
+                blocks=[{"type": "conv1d", "filters": 4, "kernel": 30}],
+            ),
+            InvalidBlocks,
+            "block 1 (conv1d): kernel 30 is longer than the input (26).",
+        ),
         (
             request(recipe="colour"),
             InputError,
