@@ -10,7 +10,7 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(BIN)/python -m pip
 PIP_INSTALL := $(PIP) install --disable-pip-version-check -q -c $(CONSTRAINTS)
 
-.PHONY: audit reliability run test lint typecheck pytest install-base install-run install-all lock clean help bench bench-serving zoo proto
+.PHONY: audit reliability run test lint typecheck pytest install-base install-run install-all lock clean help bench bench-serving bench-science zoo proto
 
 help:
 	@echo "make run   - install helixserve (serving + training) into .venv and start it"
@@ -90,12 +90,18 @@ bench: install-all
 	$(BIN)/python -m benchmarks.bench_live
 	$(BIN)/python -m benchmarks.bench_watchers
 	$(BIN)/python -m benchmarks.bench_accounts
+	$(BIN)/python -m benchmarks.bench_heavy
 
 # Only the serving benchmark (needs wrk and h2load: apt-get install wrk nghttp2-client).
 bench-serving: install-all
 	$(BIN)/python -m benchmarks.bench_serving
 	$(BIN)/python -m benchmarks.bench_grpc
 	$(BIN)/python -m benchmarks.bench_asgi_cpu
+
+# The DNA classification defaults on simulated tasks, scored on a holdout kept untouched until the
+# end; writes its tables into docs/benchmarks.md (about 20-40 minutes on 2 cores; not in make test).
+bench-science: install-all
+	nice -n 10 $(BIN)/python -m benchmarks.bench_science
 
 # Recompile the Open Inference Protocol descriptor after editing the .proto (grpcio-tools in a
 # throw-away venv: it is a build tool, not a dependency).

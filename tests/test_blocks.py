@@ -63,10 +63,13 @@ from tests.test_training import image_data, motif_data
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "helixserve"
 ZOO_PARAMS = {m.name: m.options(Path("unused")).params for m in ZOO if m.name != "rxrx1-celltype"}
 CASES: list[tuple[str, dict[str, Any], int]] = [
-    ("dna-binary", {}, 2),
+    ("dna-classify", {"max_length": 100}, 2),
+    ("dna-classify", {"max_length": 50, "bins": 4, "kernel": 9}, 3),
+    ("dna-classify", {"max_length": 1500, "arch": "global"}, 2),
+    ("dna-binary", {"length": 50}, 2),
     ("dna-binary", {"pool": 4, "length": 30}, 2),
-    ("dna-binary", {"arch": "lstm", "bidirectional": False, "units": 8}, 2),
-    ("dna-binary", ZOO_PARAMS["primer-binding"], 2),
+    ("dna-binary", {"arch": "lstm", "bidirectional": False, "units": 8, "length": 50}, 2),
+    ("dna-binary", {**ZOO_PARAMS["primer-binding"], "length": 50}, 2),
     ("dna-regression", {}, 2),
     ("dna-regression", {"max_length": 30, "flank": 0, "filters": 16, "kernel": 5}, 2),
     ("dna-variable", {"pad_to": 64}, 2),
@@ -211,8 +214,8 @@ def test_tabular_and_unknown_recipes_have_no_preset() -> None:
         with pytest.raises(InvalidBlocks) as info:
             presets(recipe)
         assert str(info.value) == (
-            f"the {recipe} recipe takes no block stack (only the neural recipes do: dna-binary, "
-            "dna-regression, dna-variable, image)."
+            f"the {recipe} recipe takes no block stack (only the neural recipes do: "
+            "dna-classify, dna-binary, dna-regression, dna-variable, image)."
         )
 
 

@@ -124,6 +124,14 @@ def test_examples_render_indented_under_their_heading() -> None:
         "   $ helixserve train dna-binary --data sequences.txt --labels labels.txt \\",
         "       --name primer-binding",
         "",
+        "   # A DNA classifier of three or more classes (lengths from the data)",
+        "   $ helixserve train dna-classify --data promoters.csv --target class \\",
+        "       --name promoter-class",
+        "",
+        "   # A multi-label DNA model: one 0/1 column per label",
+        "   $ helixserve train dna-classify --data regions.csv \\",
+        "       --target enhancer,promoter,insulator",
+        "",
         "   # A regressor on the rows of a CSV that pass a filter",
         "   $ helixserve train dna-regression --data utrs.csv.gz --sequence-col UTR \\",
         "       --target growth_rate --filter 't0>100' --name yeast-utr",
@@ -253,8 +261,8 @@ def panel(text: str) -> str:
         ),
         (
             ["train", "dna-bin", "--data", "x.txt"],
-            "Invalid value for 'RECIPE': Value error, 'dna-bin' is not one of 'dna-binary', "
-            "'dna-regression', 'dna-variable', 'tabular', 'image'.",
+            "Invalid value for 'RECIPE': Value error, 'dna-bin' is not one of 'dna-classify', "
+            "'dna-binary', 'dna-regression', 'dna-variable', 'tabular', 'image'.",
         ),
         (
             ["explain", "motifs", "m", "in.fa", "--width", "3"],

@@ -95,6 +95,8 @@ STAND_INS = {
     "model.onnx": "a 50-nt binary classifier (tests/support/onnx_models.gc_binary_model)",
     "schema.yaml": "the schema file shown in docs/store.md, as written",
     "card.md": "a one-line model card (schema.yaml names it)",
+    "promoters.csv": "300 simulated 120-nt sequences, `class` up/down/other (where a motif sits)",
+    "regions.csv": "300 simulated 120-nt sequences, four 0/1 label columns (a motif each)",
 }
 
 PREDICTIONS = "index,id,label,probability,p_0,p_1"
@@ -168,6 +170,22 @@ def _dna(rng: random.Random, motif: bool) -> str:
     return seq[:at] + MOTIF + seq[at + len(MOTIF) :]
 
 
+def _simulated(work: Path) -> None:
+    """``promoters.csv`` and ``regions.csv`` from the training layer's simulated tasks."""
+    from helixserve.training.simulate import multilabel_motifs, positional_multiclass
+
+    classes = positional_multiclass(300, 14)
+    rows = (f"{s},{t}" for s, t in zip(classes.sequences, classes.targets, strict=True))
+    (work / "promoters.csv").write_text("sequence,class\n" + "\n".join(rows) + "\n")
+    labels = multilabel_motifs(300, 14, length=120, window=40)
+    lines = [
+        f"{s},{','.join(map(str, t))}"
+        for s, t in zip(labels.sequences, labels.targets, strict=True)
+    ]
+    header = "sequence,enhancer,promoter,insulator,silencer\n"
+    (work / "regions.csv").write_text(header + "\n".join(lines) + "\n")
+
+
 def _tumour_rows(rng: random.Random) -> list[str]:
     rows = []
     for i in range(150):
@@ -223,6 +241,7 @@ def prepare(work: Path) -> None:
     schema = next(b for b in blocks(ROOT / "docs" / "store.md") if b.language == "yaml")
     (work / "schema.yaml").write_text("\n".join(schema.lines) + "\n")
     (work / "card.md").write_text("# my-binder\n\nBinds when the sequence is rich in G and C.\n")
+    _simulated(work)
     assert sorted(STAND_INS) == sorted(p.name for p in work.iterdir() if p.name in STAND_INS)
 
 

@@ -10,12 +10,13 @@ from hypothesis import strategies as st
 from helixserve.errors import InvalidSequence, InvalidTensor
 from helixserve.inputs.encoding import (
     encode_batch,
+    fast_encode,
     one_hot_decode,
     one_hot_encode,
     token_decode,
     token_encode,
 )
-from helixserve.inputs.sequence import SequenceSchema
+from helixserve.inputs.sequence import SequenceSchema, validate_sequence
 
 dna = st.text(alphabet="ACGTN", min_size=1, max_size=120)
 
@@ -93,12 +94,14 @@ def test_decode_refuses_wrong_shape_and_non_one_hot() -> None:
     )
     x = one_hot_encode(["ACGT"])
     x[0, :, 2] = [0.5, 0.5, 0, 0]
+    assert one_hot_decode(x) == ["ACMT"]  # A or C: the IUPAC code M's frequencies
+    x[0, :, 2] = [0.5, 0.25, 0, 0]
     with pytest.raises(InvalidTensor) as info:
         one_hot_decode(x)
     assert str(info.value) == (
         "record 1: one-hot array is not one-hot at position 3: values "
-        "[0.5, 0.5, 0.0, 0.0]; each position needs one 1 and three 0s "
-        "(or four 0s or four 0.25s for N)."
+        "[0.5, 0.25, 0.0, 0.0]; each position needs one 1 and three 0s "
+        "(or four 0s or four 0.25s for N, or an IUPAC code's base frequencies)."
     )
 
 
@@ -191,3 +194,65 @@ def test_yeast_style_schema_pads_on_the_5_prime_side() -> None:
     x = np.asarray(encode_batch(["GG", "T" * 50], schema), dtype=np.float32)
     assert x.shape == (2, 4, 70)
     assert one_hot_decode(x)[0] == "A" * 10 + "N" * 48 + "GG" + "C" * 10
+
+
+def test_ambiguity_codes_encode_as_base_frequencies() -> None:
+    x = one_hot_encode(["NRBa"], ambiguity="frequencies")
+    third = float(np.float32(1 / 3))
+    assert x[0].T.tolist() == [
+        [0.25, 0.25, 0.25, 0.25],
+        [0.5, 0.0, 0.5, 0.0],
+        [0.0, third, third, third],
+        [1.0, 0.0, 0.0, 0.0],
+    ]
+    assert one_hot_decode(x) == ["NRBA"]
+    padded = one_hot_encode(["NY"], pad_to=3, ambiguity="frequencies")
+    assert padded[0, :, 2].tolist() == [0.0] * 4  # padding stays all-zero: never an N
+    with pytest.raises(InvalidSequence) as info:
+        one_hot_encode(["ACRT"])  # the "zeros" rule (bundles made before it) knows only N
+    assert str(info.value) == (
+        "record 1: cannot encode: position 3 is 'R'; only A, C, G, T, N can be encoded. "
+        "Validate sequences with validate_sequence() first."
+    )
+    with pytest.raises(InvalidSequence, match=r"only A, C, G, T, N and the IUPAC codes can be"):
+        one_hot_encode(["ACXT"], ambiguity="frequencies")
+
+
+def test_the_iupac_alphabet_needs_frequencies() -> None:
+    with pytest.raises(ValueError, match="the IUPAC alphabet needs one-hot encoding with"):
+        SequenceSchema(alphabet="IUPAC", length=4)
+    schema = SequenceSchema(alphabet="IUPAC", length=4, ambiguity="frequencies")
+    assert schema.letters() == "A, C, G, T, N, R, Y, S, W, K, M, B, D, H, V"
+
+
+@given(st.lists(st.text(alphabet="ACGTNRYSWKMBDHV", min_size=1, max_size=40), min_size=1))
+def test_frequency_round_trip(seqs: list[str]) -> None:
+    x = one_hot_encode(seqs, pad_to=40, ambiguity="frequencies")
+    assert [s.rstrip("N") for s in one_hot_decode(x)] == [s.rstrip("N") for s in seqs]
+
+
+FAST_SCHEMAS = [
+    SequenceSchema(length=6),
+    SequenceSchema(alphabet="ACGTN", length=6, flank_left="GA", flank_right="NT"),
+    SequenceSchema(alphabet="ACGTN", length=6, ambiguity="frequencies"),
+    SequenceSchema(alphabet="IUPAC", length=6, ambiguity="frequencies"),
+    SequenceSchema(alphabet="IUPAC", min_length=1, max_length=8, pad_to=8, ambiguity="frequencies"),
+    SequenceSchema(min_length=2, max_length=6, pad_to=9, padding="left", flank_right="C"),
+]
+
+
+@pytest.mark.parametrize("schema", FAST_SCHEMAS, ids=range(len(FAST_SCHEMAS)))
+@given(st.lists(st.text(alphabet="ACGTNRYacgtnryU", min_size=1, max_size=9), min_size=1))
+def test_fast_path_equals_validate_then_encode(schema: SequenceSchema, seqs: list[str]) -> None:
+    """The vectorised path gives what item-by-item validation and encoding give, or steps aside
+    (``None``) when any item needs a message."""
+    fast = fast_encode(seqs, schema)
+    try:
+        slow = encode_batch([validate_sequence(s, schema) for s in seqs], schema)
+    except InvalidSequence:
+        assert fast is None
+        return
+    if fast is not None:
+        np.testing.assert_array_equal(fast, slow)
+    else:  # only when the batch holds whitespace or other things to clean first: never here
+        pytest.fail(f"the fast path stepped aside for clean items {seqs!r}")

@@ -27,6 +27,7 @@ from helixserve.training.publish import train_and_publish
 from helixserve.training.recipes import (
     RECIPES,
     DnaBinary,
+    DnaClassify,
     DnaRegression,
     DnaVariable,
     ImageCNN,
@@ -117,6 +118,9 @@ class Tiny:
 
 # every recipe in the registry needs at least one entry: the conformance test fails without
 TINY: dict[str, dict[str, Tiny]] = {
+    "dna-classify": {  # lengths 20..66 nt and N codes: the input rule comes from the data
+        "auto": Tiny(lambda: DnaClassify(epochs=2, filters=8), variable_data, "ACGZ"),
+    },
     "dna-binary": {
         "cnn": Tiny(lambda: DnaBinary(length=20, epochs=4, kernel=6), motif_data, "ACGT" * 5 + "A"),
         "lstm": Tiny(
@@ -316,7 +320,7 @@ def test_train_command(tmp_path: Path) -> None:
     )
     assert unknown.returncode == 2  # the recipe is a choice: click's usage error
     assert unknown.stderr.splitlines()[3].startswith(
-        "│ Invalid value for 'RECIPE': Value error, 'protein-fold' is not one of 'dna-binary', "
+        "│ Invalid value for 'RECIPE': Value error, 'protein-fold' is not one of 'dna-classify', "
     )
 
 
@@ -449,7 +453,7 @@ def test_binary_recipe_refuses_three_classes(tmp_path: Path) -> None:
         )
     assert str(info.value) == (
         "dna-binary is a binary recipe, but the targets hold 3 classes (0, 1, 2); use a "
-        "two-class target."
+        "two-class target, or dna-classify for three or more classes."
     )
 
 

@@ -169,7 +169,9 @@ def test_shortcut_options_map_onto_parameters() -> None:
         shortcut_params("dna-binary", {"length": 20}, {"length": 30})
     with pytest.raises(HelixError, match=r"^--epochs is not an option of the tabular recipe"):
         shortcut_params("tabular", {"epochs": 5}, {})
-    with pytest.raises(HelixError, match=r"^unknown recipe 'protein'; the recipes are dna-binary"):
+    with pytest.raises(
+        HelixError, match=r"^unknown recipe 'protein'; the recipes are dna-classify, dna-binary"
+    ):
         checked_params(TrainOptions(recipe="protein", data=Path("x"), name="m"))
 
 

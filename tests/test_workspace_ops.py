@@ -218,11 +218,20 @@ def refusals() -> list[tuple[ExperimentRequest, type[Exception], str | None]]:
             "Choose another, or correct the column's role.",
         ),
         (request(blocks=[{"type": "dense", "units": 1}]), InvalidBlocks, None),
+        (  # the data decide dna-classify's length: checked at the profile's longest, 26 nt
+            request(
+                recipe="dna-classify",
+                params={},
+                blocks=[{"type": "conv1d", "filters": 4, "kernel": 30}],
+            ),
+            InvalidBlocks,
+            "block 1 (conv1d): kernel 30 is longer than the input (26).",
+        ),
         (
             request(recipe="colour"),
             InputError,
-            "unknown recipe 'colour'; choose one of dna-binary, dna-regression, dna-variable, "
-            "tabular, image.",
+            "unknown recipe 'colour'; choose one of dna-classify, dna-binary, dna-regression, "
+            "dna-variable, tabular, image.",
         ),
     ]
 

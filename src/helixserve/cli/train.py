@@ -82,6 +82,14 @@ TRAIN_EXAMPLES = examples(
         "train dna-binary --data sequences.txt --labels labels.txt --name primer-binding",
     ),
     (
+        "A DNA classifier of three or more classes (lengths from the data)",
+        "train dna-classify --data promoters.csv --target class --name promoter-class",
+    ),
+    (
+        "A multi-label DNA model: one 0/1 column per label",
+        "train dna-classify --data regions.csv --target enhancer,promoter,insulator",
+    ),
+    (
         "A regressor on the rows of a CSV that pass a filter",
         "train dna-regression --data utrs.csv.gz --sequence-col UTR --target growth_rate "
         "--filter 't0>100' --name yeast-utr",
@@ -124,7 +132,12 @@ def train(
     ] = None,
     target: Annotated[
         str | None,
-        typer.Option(rich_help_panel=DATA, metavar="COLUMN", help="Column holding the target."),
+        typer.Option(
+            rich_help_panel=DATA,
+            metavar="COLUMN",
+            help="Column holding the target; several comma-separated: one 0/1 column per label "
+            "(multi-label, dna-classify).",
+        ),
     ] = None,
     labels: Annotated[
         Path | None,
@@ -174,13 +187,16 @@ def train(
         typer.Option(
             rich_help_panel=DNA,
             metavar="NT",
-            help="Sequence length (dna-binary: exact; dna-regression: longest).",
+            help="Sequence length (dna-binary: exact; dna-classify: longest, longer ones cut; "
+            "dna-regression: longest). Default: from the data.",
         ),
     ] = None,
     pad_to: Annotated[
         int | None,
         typer.Option(
-            rich_help_panel=DNA, metavar="NT", help="Pad or truncate to this length (dna-variable)."
+            rich_help_panel=DNA,
+            metavar="NT",
+            help="Pad or cut to this length (dna-variable; default: the longest in the data).",
         ),
     ] = None,
     image_size: Annotated[
@@ -269,8 +285,8 @@ def train(
         typer.Option(
             rich_help_panel=TRAINING,
             metavar="ARCH",
-            help="Architecture (dna-binary: cnn or lstm; dna-variable: bilstm or cnn; "
-            "tabular: rf or gb; default: the first).",
+            help="Architecture (dna-classify: auto, positional or global; dna-binary: cnn or "
+            "lstm; dna-variable: bilstm or cnn; tabular: rf or gb; default: the first).",
         ),
     ] = None,
     epochs: Annotated[

@@ -40,6 +40,8 @@ def print_summary(console: Console, outcome: Any, store_uri: str) -> None:
         f"trained and published in {outcome.seconds:.1f} s; ONNX parity {outcome.parity:.2g}; "
         f"{outcome.refused:,} records refused by validation"
     )
+    for note in outcome.notes:  # the input rule the data decided, warnings, a refit
+        say(note)
     if outcome.cv_table:
         console.print(Markdown(outcome.cv_table))
     for item in outcome.refused_examples:

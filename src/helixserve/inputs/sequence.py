@@ -10,13 +10,19 @@ Contract:
   normalised sequence (an upper-case ``str`` over ``schema.alphabet``), or raises
   :class:`~helixserve.errors.InvalidSequence` naming the field, the 1-based position of the first
   bad character *in the sequence with whitespace removed*, the character itself and how to fix it.
-- Lower-case and mixed-case letters are accepted (upper-cased). IUPAC ambiguity codes other than N
-  (R, Y, S, W, K, M, B, D, H, V) are refused with a message naming what the code stands for; ``N``
-  is accepted only when the schema's alphabet is ``ACGTN``.
+- Lower-case and mixed-case letters are accepted (upper-cased). The schema's ``alphabet`` says
+  which letters a model takes: ``ACGT``; ``ACGTN``; or ``IUPAC``, which adds the ambiguity codes
+  R, Y, S, W, K, M, B, D, H, V (:data:`IUPAC_AMBIGUITY`). A code outside the alphabet is refused
+  with a message naming what the code stands for.
 - Messages never echo a whole sequence: a 10-million-nt input gets a one-line message.
 - :class:`SequenceSchema` is the DNA part of a model bundle's input schema (DESIGN.md): alphabet,
   length rule (exact, or min/max), U->T conversion, and the encoding details (one-hot with fixed
   flanks, or integer tokens padded to ``pad_to``) that :mod:`helixserve.inputs.encoding` applies.
+  ``ambiguity`` says how one-hot encodes ``N`` and the other ambiguity codes: ``zeros`` (an
+  all-zero position; only ``N`` can be encoded so, the rule of every bundle made before the field
+  existed, which therefore keeps it) or ``frequencies`` (the probabilities of the bases the code
+  stands for: ``N`` = 0.25 each, ``R`` = 0.5 A + 0.5 G, ``B`` = 1/3 each of C, G, T). The
+  ``IUPAC`` alphabet needs ``frequencies`` and the one-hot encoding.
 """
 
 from __future__ import annotations
@@ -44,13 +50,33 @@ IUPAC_AMBIGUITY: dict[str, str] = {
 }
 
 
+IUPAC_BASES: dict[str, str] = {
+    "R": "AG",
+    "Y": "CT",
+    "S": "CG",
+    "W": "AT",
+    "K": "GT",
+    "M": "AC",
+    "B": "CGT",
+    "D": "AGT",
+    "H": "ACT",
+    "V": "ACG",
+    "N": "ACGT",
+}
+ALPHABET_LETTERS: dict[str, str] = {
+    "ACGT": "ACGT",
+    "ACGTN": "ACGTN",
+    "IUPAC": "ACGTN" + "".join(IUPAC_AMBIGUITY),
+}
+
+
 class SequenceSchema(BaseModel):
     """What a model accepts as a DNA sequence, and how it is encoded."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["dna"] = "dna"
-    alphabet: Literal["ACGT", "ACGTN"] = "ACGT"
+    alphabet: Literal["ACGT", "ACGTN", "IUPAC"] = "ACGT"
     length: int | None = Field(default=None, ge=1, description="exact length in nt")
     min_length: int | None = Field(default=None, ge=1)
     max_length: int | None = Field(default=None, ge=1)
@@ -68,6 +94,10 @@ class SequenceSchema(BaseModel):
     padding: Literal["right", "left"] = Field(
         default="right", description="where padding goes: right (3' end) or left (5' end)"
     )
+    ambiguity: Literal["zeros", "frequencies"] = Field(
+        default="zeros",
+        description="one-hot of N and IUPAC codes: all-zero (N only), or the base probabilities",
+    )
 
     @model_validator(mode="after")
     def _check_length_rule(self) -> Self:
@@ -76,6 +106,12 @@ class SequenceSchema(BaseModel):
         if self.min_length and self.max_length and self.min_length > self.max_length:
             raise ValueError(
                 f"min_length {self.min_length} is larger than max_length {self.max_length}"
+            )
+        if self.alphabet == "IUPAC" and (
+            self.ambiguity != "frequencies" or self.encoding != "onehot"
+        ):
+            raise ValueError(
+                "the IUPAC alphabet needs one-hot encoding with ambiguity 'frequencies'"
             )
         if self.encoding == "tokens" and self.pad_to is None:
             raise ValueError("token encoding needs 'pad_to' (the padded length)")
@@ -102,7 +138,7 @@ class SequenceSchema(BaseModel):
 
     def letters(self) -> str:
         """The accepted letters in words, e.g. ``A, C, G, T``."""
-        return ", ".join(self.alphabet)
+        return ", ".join(ALPHABET_LETTERS[self.alphabet])
 
 
 def normalise(raw: str, *, rna_to_dna: bool = True) -> str:
@@ -161,7 +197,7 @@ def validate_sequence(raw: object, schema: SequenceSchema, *, field: str = "sequ
 
 
 def _allowed_chars(schema: SequenceSchema) -> str:
-    letters = schema.alphabet + ("U" if schema.rna_to_dna else "")
+    letters = ALPHABET_LETTERS[schema.alphabet] + ("U" if schema.rna_to_dna else "")
     return letters + letters.lower()
 
 

@@ -60,12 +60,65 @@ class TorchParams(Params):
 
 
 @dataclass(frozen=True)
+class DnaClassifyParams(TorchParams):
+    recipe = "dna-classify"
+
+    max_length: int = param(
+        0,
+        "Longest sequence in nt: longer ones cut, with a warning, and refused when served "
+        "(0: the longest in the data).",
+        low=0,
+        high=BIG,
+    )
+    ambiguity: Literal["encode", "refuse"] = param(
+        "encode",
+        "N and IUPAC codes: encoded as base probabilities (N = 0.25 each), or refused.",
+    )
+    arch: Literal["auto", "positional", "global"] = param(
+        "auto",
+        "Network: positional (pools windows along the sequence), global (one max-pool), or "
+        "auto (the better of both on validation).",
+    )
+    bins: int = param(8, "Windows along the sequence of the positional network.", low=2, high=BIG)
+    filters: int = param(64, "Convolution filters.", low=1, high=4096)
+    kernel: int = param(12, "Filter width in nt.", low=1, high=1024)
+    hidden: int = param(32, "Dense units.", low=1, high=4096)
+    dropout: float = param(0.2, "Dropout rate.", low=0, high=0.99)
+    class_weight: str | None = param(None, CLASS_WEIGHT_HELP, rule=CLASS_WEIGHT)
+    refit: bool = param(
+        False,
+        "Then retrain on training + validation rows for the best epoch count.",
+    )
+
+    def layout(self, length: int, arch: str) -> tuple[int, int]:
+        """``(padding, window)`` of the network for one-hot inputs ``length`` wide: the
+        convolution is padded so that every window touching a base counts (``kernel - 1`` each
+        side, plus ``extra``); the positional network max-pools windows of ``window`` positions,
+        where the padding is chosen so that the pool drops none of the positions that touch a
+        base; the global network (``window`` 0) pools all of them at once."""
+        base = length + self.kernel - 1  # outputs with padding kernel - 1: each touches a base
+        if arch == "global":
+            return self.kernel - 1, 0
+        window = -(-base // self.bins)
+        extra = next(e for e in range(window) if (base + 2 * e) % window <= e)
+        return self.kernel - 1 + extra, window
+
+
+@dataclass(frozen=True)
 class DnaBinaryParams(TorchParams):
     recipe = "dna-binary"
 
-    length: int = param(50, "Exact sequence length in nt.", low=1, high=BIG)
+    length: int = param(
+        0,
+        "Exact sequence length in nt (0: from the data; several lengths: padded to the longest).",
+        low=0,
+        high=BIG,
+    )
     arch: Literal["cnn", "lstm"] = param("cnn", "Network: a CNN, or the seed's (Bi)LSTM.")
-    alphabet: Literal["ACGT", "ACGTN"] = param("ACGT", "Letters a sequence may hold.")
+    alphabet: Literal["ACGT", "ACGTN", "IUPAC"] = param(
+        "ACGT",
+        "Letters a sequence may hold (N and IUPAC codes: encoded as base probabilities).",
+    )
     filters: int = param(64, "CNN filters.", low=1, high=4096)
     kernel: int = param(12, "CNN filter width in nt.", low=1, high=BIG)
     pool: int = param(0, "CNN max-pool width (0: one global max-pool).", low=0, high=BIG)
@@ -97,7 +150,12 @@ class DnaRegressionParams(TorchParams):
 class DnaVariableParams(TorchParams):
     recipe = "dna-variable"
 
-    pad_to: int = param(1024, "Pad or truncate every sequence to this many nt.", low=1, high=BIG)
+    pad_to: int = param(
+        0,
+        "Pad to this many nt, cutting longer ones (0: the longest in the data).",
+        low=0,
+        high=BIG,
+    )
     arch: Literal["bilstm", "cnn"] = param("bilstm", "Network: the seed's BiLSTM, or a k-mer CNN.")
     embed: int = param(8, "Embedding size of a base.", low=1, high=4096)
     units: int = param(32, "BiLSTM units per direction.", low=1, high=4096)
@@ -118,7 +176,7 @@ class DnaVariableParams(TorchParams):
     bag_batch: int = param(8, "Bags per training step (with pool).", low=1, high=BIG)
 
     def check_together(self) -> None:
-        if self.pad_to % self.stride:
+        if self.pad_to and self.pad_to % self.stride:
             raise self.refuse("stride", f"a divisor of 'pad_to' ({self.pad_to})")
 
 
@@ -175,7 +233,14 @@ class ImageParams(TorchParams):
 
 DECLARED: dict[str, type[Params]] = {
     p.recipe: p
-    for p in (DnaBinaryParams, DnaRegressionParams, DnaVariableParams, TabularParams, ImageParams)
+    for p in (
+        DnaClassifyParams,
+        DnaBinaryParams,
+        DnaRegressionParams,
+        DnaVariableParams,
+        TabularParams,
+        ImageParams,
+    )
 }
 RECIPE_NAMES = tuple(DECLARED)
 

@@ -243,7 +243,10 @@ def build(blocks: Sequence[Mapping[str, Any]], input_shape: Sequence[int]) -> Bl
 
 
 def outputs_for(loss: str, classes: int) -> int:
-    """Values per example a network trained with ``loss`` outputs (``ce``: one per class)."""
+    """Values per example a network trained with ``loss`` outputs (``ce``: one per class;
+    ``multilabel``: one per label)."""
+    if loss == "multilabel":
+        return classes
     return max(classes, 2) if loss == "ce" else 1
 
 

@@ -10,7 +10,8 @@ text, ``"LABEL=WEIGHT,LABEL=WEIGHT"`` (e.g. ``"0=1,1=4"``; labels as the targets
 - :func:`check_class_weight` validates the text (``"none"`` becomes ``None``) and returns it;
 - :func:`class_weight_vector` gives one weight per class (in the order of ``labels``) for the
   PyTorch losses, :func:`sklearn_class_weight` what scikit-learn's ``class_weight=`` takes for
-  targets encoded as class indices.
+  targets encoded as class indices, :func:`label_weight_vector` the positive-row weight of
+  each label of a multi-label target (the labels are its columns).
 
 All raise :class:`~helixserve.errors.HelixError` saying what was wrong, what arrived and how to
 write it instead.
@@ -94,3 +95,19 @@ def sklearn_class_weight(spec: str | None, labels: list[str]) -> str | dict[int,
     if spec is None or spec == "balanced":
         return spec
     return dict(enumerate(_explicit(spec, labels)))
+
+
+def label_weight_vector(
+    spec: str | None, columns: list[str], y: npt.NDArray[np.floating]
+) -> npt.NDArray[np.float32] | None:
+    """Multi-label: the weight of each label's positive rows (``y``: the ``(N, L)`` 0/1
+    training targets). ``balanced``: negatives / positives of each label (1 for a label
+    without positives); explicit weights name label columns (``enhancer=3``)."""
+    spec = check_class_weight(spec)
+    if spec is None:
+        return None
+    if spec == "balanced":
+        positives = y.sum(axis=0)
+        ratio = np.where(positives > 0, (len(y) - positives) / np.maximum(positives, 1), 1.0)
+        return ratio.astype(np.float32)
+    return np.array(_explicit(spec, columns), dtype=np.float32)

@@ -10,6 +10,11 @@ Unknown recipes, options that do not fit the recipe and unusable data raise
 :class:`~helixserve.errors.HelixError` with the fix.
 
 - ``class_weight`` (the classifier recipes): see :mod:`helixserve.training.classweights`.
+- ``target`` names one column, or several comma-separated (``enhancer,promoter``): a
+  multi-label target, one 0/1 column per label (``dna-classify``).
+- Before the split, the recipe decides what the data decide
+  (:meth:`~helixserve.training.recipes.base.Recipe.adapt`, e.g. the input length); its notes
+  reach the :class:`~helixserve.training.publish.Outcome`.
 - Neural recipes checkpoint every epoch into ``work_dir/checkpoint.npz`` together with the run's
   :func:`run_fingerprint` (data sha256 and the options that change training); ``resume``
   continues from it, after checking it (no checkpoint, or one started with other data or options:
@@ -36,7 +41,7 @@ import operator
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,6 +59,7 @@ from helixserve.training.cv import cross_validate, kmer_ridge_cv
 from helixserve.training.data import (
     Dataset,
     Split,
+    Task,
     load_images,
     load_sequences,
     load_table,
@@ -61,7 +67,7 @@ from helixserve.training.data import (
     subset,
 )
 from helixserve.training.loop import History
-from helixserve.training.publish import Outcome, train_and_publish
+from helixserve.training.publish import Outcome, target_task, train_and_publish
 from helixserve.training.recipes import RECIPES, DnaRegression, Recipe, TabularForest
 from helixserve.training.recipes.torch_base import TorchRecipe
 from helixserve.training.search import search, with_params
@@ -93,9 +99,15 @@ def run(
     if device is not None and "device" in recipe.get_params():
         recipe.set_params(device=device)  # where it trains: not in the fingerprint
     _check_device(recipe)
+    if options.label_names and data.label_columns is not None:
+        raise HelixError(
+            "--label-names renames classes; a multi-label target's labels are its column "
+            "names, so rename the columns instead."
+        )
     data.targets = rename_labels(data.targets, options.label_names)
     task = _task(recipe, data)
     data.positive = positive_class(recipe, task, data, options.positive)
+    recipe.adapt(data)  # e.g. the input length: before cross-validation and search use it
     card = options.card_text + "\n" + card_sections(options)  # a bad --card fails before training
     work_dir = options.work_dir or store.cache_dir.parent / "runs" / options.name
     fingerprint = run_fingerprint(options, data)
@@ -149,16 +161,22 @@ def _check_device(recipe: Recipe) -> None:
         raise HelixError("--device cuda was asked for, but this machine has no CUDA GPU.")
 
 
-def _task(recipe: Recipe, data: Dataset) -> Literal["binary", "multiclass", "regression"]:
+def _task(recipe: Recipe, data: Dataset) -> Task:
+    task = target_task(recipe, data)
+    if task == "multilabel" and not getattr(recipe, "takes_multilabel", False):
+        raise HelixError(
+            f"{recipe.name} learns one target column, but --target names "
+            f"{len(data.label_columns or [])} ({', '.join(data.label_columns or [])}); use "
+            "dna-classify for several label columns (multi-label)."
+        )
     classes = sorted(set(data.targets))
-    if recipe.binary_only and len(classes) != 2:
+    if recipe.binary_only and task != "binary":
         raise HelixError(
             f"{recipe.name} is a binary recipe, but the targets hold {len(classes)} classes "
-            f"({', '.join(classes[:10])}); use a two-class target."
+            f"({', '.join(classes[:10])}); use a two-class target, or dna-classify for three "
+            "or more classes."
         )
-    if recipe.task == "regression":
-        return "regression"
-    return "binary" if len(classes) == 2 else "multiclass"
+    return task
 
 
 def positive_class(recipe: Recipe, task: str, data: Dataset, positive: str | None) -> str | None:
@@ -342,19 +360,27 @@ def recipe_and_data(options: TrainOptions) -> tuple[Recipe, Dataset]:
             "multiple-instance training needs both --bag-col (the column naming each sequence's "
             "bag, e.g. isolate_id) and --pool (max, noisy-or or lse)."
         )
-    if isinstance(recipe.input_schema(), SequenceSchema):
+    if isinstance(recipe.reading_schema(), SequenceSchema):
         return recipe, _sequences(options, recipe)
     return recipe, _images(options, recipe)
 
 
+def target_columns(target: str | None) -> str | list[str] | None:
+    """``--target``: one column, or (comma-separated) the label columns of a multi-label
+    target."""
+    if target is None or "," not in target:
+        return target
+    return [name.strip() for name in target.split(",")]
+
+
 def _sequences(options: TrainOptions, recipe: Recipe) -> Dataset:
-    schema = recipe.input_schema()
+    schema = recipe.reading_schema()
     if not isinstance(schema, SequenceSchema):
         raise HelixError(f"recipe {recipe.name} does not read sequences.")
     return load_sequences(
         options.data,
         schema,
-        target_col=options.target,
+        target_col=target_columns(options.target),
         labels_file=options.labels,
         sequence_col=options.sequence_col,
         id_col=options.id_col,

@@ -3,7 +3,8 @@
 Contract: :func:`cross_validate` encodes the data once with the recipe's schema, and for each of
 ``folds`` folds (stratified for classification, shuffled with ``seed``) fits a fresh recipe on
 the other folds (early stopping on 10% of them) and scores the held-out fold. It returns the
-per-fold metrics and their mean and standard deviation. :func:`kmer_ridge_cv` scores the
+per-fold metrics and their mean and standard deviation (multi-label targets: unstratified folds,
+:func:`~helixserve.training.metrics.multilabel_metrics`). :func:`kmer_ridge_cv` scores the
 baseline of k-mer counts (k = 1..6) with ridge regression (alpha chosen by inner CV) on the same
 folds.
 """
@@ -27,8 +28,13 @@ from sklearn.model_selection import (
 )
 
 from helixserve.training.data import Dataset, encode_targets
-from helixserve.training.metrics import classification_metrics, regression_metrics, scalars
-from helixserve.training.publish import encode_inputs
+from helixserve.training.metrics import (
+    classification_metrics,
+    multilabel_metrics,
+    regression_metrics,
+    scalars,
+)
+from helixserve.training.publish import encode_inputs, target_task
 from helixserve.training.recipes.base import Recipe
 
 
@@ -60,15 +66,13 @@ def cross_validate(
     make: Callable[[], Recipe], data: Dataset, *, folds: int = 5, seed: int = 0
 ) -> CVResult:
     first = make()
+    if not first.adapted:
+        first.adapt(data)
     x = encode_inputs(first, data.inputs)
-    task = (
-        first.task
-        if first.task == "regression"
-        else ("binary" if len(set(data.targets)) == 2 else "multiclass")
-    )
-    y, labels = encode_targets(data.targets, task, data.positive)
+    task = target_task(first, data)
+    y, labels = encode_targets(data.targets, task, data.positive, data.label_columns)
     scores = []
-    targets = None if labels is None else y
+    targets = y if task in ("binary", "multiclass") else None
     for train, test in fold_indices(len(x), targets, folds, seed, data.groups):
         recipe = make()
         fit_part, val_part = train, train
@@ -78,6 +82,8 @@ def cross_validate(
         predicted = recipe.predict_proba(x[test])
         if labels is None:
             scores.append(scalars(regression_metrics(y[test].astype(np.float64), predicted)))
+        elif task == "multilabel":
+            scores.append(scalars(multilabel_metrics(y[test], predicted, labels)))
         else:
             scores.append(scalars(classification_metrics(y[test], predicted, labels)))
     return CVResult(scores)

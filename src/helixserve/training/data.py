@@ -4,7 +4,11 @@ Contract:
 - :func:`load_sequences` reads a sequence file (FASTA / CSV / TSV / text, gzip or not) through
   :mod:`helixserve.inputs`, validates every sequence against the recipe's schema, and takes each
   record's target from a column (``target_col``) or from a labels file with one label per line
-  (``labels_file``, the primer tutorial's layout). Records that fail validation or have no
+  (``labels_file``, the primer tutorial's layout). Several target columns (a list of two or
+  more) make a multi-label target: each column one label, each value 0 or 1 (also
+  ``true``/``false``, ``yes``/``no``); :attr:`Dataset.label_columns` names them and each
+  target is the row's values joined by commas (``"0,1,1"``); a record with an empty or other
+  value is refused, naming the column. Records that fail validation or have no
   usable target are *reported* (:attr:`Dataset.refused`, with their located messages) and left
   out; they never stop the others, and they are never dropped silently.
 - :func:`load_table` does the same for tabular feature files with a
@@ -13,8 +17,8 @@ Contract:
   ``train``/``T``, ``val``/``valid``/``V``, ``test``; with only T and V, V is the held-out test
   set and validation rows are drawn from T; ``external`` marks a second, out-of-distribution
   test set, e.g. an unseen experiment, that is never trained on and is scored on its own), or at
-  random with a seed (stratified for
-  classification). Training sees only the train part; early stopping only the validation part.
+  random with a seed (stratified for binary and multi-class targets; multi-label ones are not
+  stratified). Training sees only the train part; early stopping only the validation part.
   With groups (``group_col``: isolates, plates), no group is ever split across parts, also when
   validation rows are carved out of a split column's train rows.
 - :class:`~helixserve.errors.HelixError` with a clear message for anything that makes training
@@ -42,7 +46,9 @@ from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import TabularSchema, read_rows
 from helixserve.params.positive import binary_classes
 
-Task = Literal["binary", "multiclass", "regression"]
+Task = Literal["binary", "multiclass", "multilabel", "regression"]
+LABEL_VALUES = {"1": "1", "0": "0", "1.0": "1", "0.0": "0", "true": "1", "false": "0"}
+LABEL_VALUES |= {"yes": "1", "no": "0"}
 SPLIT_NAMES = {
     "train": "train",
     "t": "train",
@@ -68,6 +74,7 @@ class Dataset:
     filtered_out: int = 0
     groups: list[str] | None = None
     positive: str | None = None  # of a binary target (None: by convention; params.positive)
+    label_columns: list[str] | None = None  # multi-label: the target columns, in order
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -86,6 +93,7 @@ def subset(data: Dataset, index: npt.NDArray[np.intp]) -> Dataset:
         0,
         None if data.groups is None else [data.groups[i] for i in pick],
         positive=data.positive,
+        label_columns=data.label_columns,
     )
 
 
@@ -107,7 +115,7 @@ def load_sequences(
     path: Path,
     schema: SequenceSchema,
     *,
-    target_col: str | None = None,
+    target_col: str | Sequence[str] | None = None,
     labels_file: Path | None = None,
     sequence_col: str | None = None,
     id_col: str | None = None,
@@ -129,6 +137,9 @@ def load_sequences(
         read_sequences(path, format=format, sequence_col=sequence_col, id_col=id_col), schema
     )
     data = Dataset([], [], [], [] if split_col else None, groups=[] if group_col else None)
+    columns = None if isinstance(target_col, str) or target_col is None else list(target_col)
+    if columns is not None:
+        data.label_columns = _label_columns(columns)
     for item in items:
         if isinstance(item, BadRecord):
             data.refused.append(item)
@@ -136,7 +147,11 @@ def load_sequences(
         if where is not None and not where(item.fields):
             data.filtered_out += 1
             continue
-        target = _target(item, target_col, labels, path)
+        try:
+            target = _target(item, target_col, labels, path)
+        except InputError as err:
+            data.refused.append(bad_record(err, item.index, item.line, item.id))
+            continue
         if not target:
             data.refused.append(_no_target(item.index, item.line, item.id))
             continue
@@ -167,13 +182,47 @@ def _field(fields: dict[str, str], column: str, path: Path) -> str:
     return lowered[column.lower()].strip()
 
 
-def _target(item: Record, column: str | None, labels: list[str] | None, path: Path) -> str:
+def _target(
+    item: Record, column: str | Sequence[str] | None, labels: list[str] | None, path: Path
+) -> str:
     if labels is not None:
         if item.index > len(labels):
             raise HelixError(f"the labels file has no label for record {item.index:,} of {path}.")
         return labels[item.index - 1]
     assert column is not None  # load_sequences checks that one of the two is given
-    return _field(item.fields, column, path)
+    if isinstance(column, str):
+        return _field(item.fields, column, path)
+    return ",".join(_label_value(_field(item.fields, name, path), name) for name in column)
+
+
+def _label_columns(columns: list[str]) -> list[str]:
+    """Multi-label target columns: two or more, none named twice."""
+    if len(columns) < 2 or any(not c.strip() for c in columns):
+        raise HelixError(
+            f"a multi-label target needs two or more column names, got {','.join(columns)!r}; "
+            "give them comma-separated, e.g. --target enhancer,promoter,silencer."
+        )
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        raise HelixError(f"target column {twice[0]!r} is named twice; name each label once.")
+    return [c.strip() for c in columns]
+
+
+def _label_value(value: str, column: str) -> str:
+    """One cell of a label column as ``0`` or ``1``; anything else is the record's error."""
+    if not value:
+        raise InputError(
+            f"label column '{column}' is empty; fill in 0 or 1, or remove the record.",
+            field=column,
+        )
+    label = LABEL_VALUES.get(value.lower())
+    if label is None:
+        raise InputError(
+            f"label column '{column}' holds {value[:40]!r}; a label column holds 0 or 1 (or "
+            "true/false, yes/no).",
+            field=column,
+        )
+    return label
 
 
 def load_table(
@@ -289,11 +338,20 @@ def _non_empty(data: Dataset, path: Path) -> Dataset:
 
 
 def encode_targets(
-    targets: Sequence[str], task: Task, positive: str | None = None
+    targets: Sequence[str],
+    task: Task,
+    positive: str | None = None,
+    columns: Sequence[str] | None = None,
 ) -> tuple[npt.NDArray[np.float32] | npt.NDArray[np.int64], list[str] | None]:
-    """Class indices and sorted labels (classification), or float values (regression); a binary
-    target's labels are ``[negative, positive]`` (:func:`~helixserve.params.positive.
-    binary_classes`: ``positive``, else a convention, else refused)."""
+    """Class indices and sorted labels (classification), float values (regression), or an
+    ``(N, L)`` matrix of 0/1 and the label ``columns`` (multi-label); a binary target's labels
+    are ``[negative, positive]`` (:func:`~helixserve.params.positive.binary_classes`:
+    ``positive``, else a convention, else refused)."""
+    if task == "multilabel":
+        if columns is None:
+            raise HelixError("a multi-label target needs its label columns.")
+        matrix = np.array([[float(v) for v in t.split(",")] for t in targets], dtype=np.float32)
+        return matrix.reshape(len(targets), len(columns)), list(columns)
     if task == "regression":
         try:
             values = np.array([float(t) for t in targets], dtype=np.float32)
@@ -346,7 +404,7 @@ def split(
                 seed,
                 val_fraction,
                 data.groups,
-                data.targets if task != "regression" else None,
+                data.targets if task in ("binary", "multiclass") else None,
             )
         )
     if data.groups is not None:
@@ -367,7 +425,7 @@ def _random_split(
     data: Dataset, task: Task, seed: int, test_fraction: float, val_fraction: float
 ) -> Split:
     indices = np.arange(len(data))
-    stratify = data.targets if task != "regression" else None
+    stratify = data.targets if task in ("binary", "multiclass") else None
     rest, test = train_test_split(
         indices, test_size=test_fraction, random_state=seed, stratify=stratify
     )

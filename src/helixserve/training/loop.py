@@ -9,7 +9,9 @@ Contract:
   after that epoch's checkpoint is written: an exception it raises ends training at once and
   propagates, leaving the checkpoint to resume from (how a worker stops a run).
 - Losses: ``bce`` (one logit, binary; ``class_weights`` weight the two classes), ``ce`` (K
-  logits; weighted cross-entropy), ``mse`` (regression).
+  logits; weighted cross-entropy), ``multilabel`` (L logits, each its own binary cross-entropy
+  against a 0/1 target column; ``class_weights`` are the L positive-class weights), ``mse``
+  (regression).
 - Determinism: :func:`seed_everything` seeds Python, NumPy and torch; with the same seed, data
   and thread count, a CPU run gives the same weights.
 - ``progress``: on a terminal (stdout), a rich progress bar with the live loss; otherwise (a log
@@ -26,6 +28,8 @@ Contract:
   whose ``fingerprint`` differs is refused (:class:`~helixserve.errors.HelixError`).
 - ``resample``: when given, ``resample(epoch)`` returns that epoch's training arrays (e.g. fresh
   random crops of the training images, augmented); the train loss is measured on them.
+- :func:`train_epochs` trains for a fixed number of epochs with no validation rows (a final
+  refit on training + validation rows at the epoch count early stopping chose).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from torch import nn
 from helixserve.errors import HelixError
 from helixserve.training import checkpoint as checkpoints
 
-Loss = Literal["bce", "ce", "mse"]
+Loss = Literal["bce", "ce", "multilabel", "mse"]
 
 
 @dataclass
@@ -85,10 +89,15 @@ def _criterion(loss: Loss, class_weights: npt.NDArray[np.float32] | None) -> nn.
     if loss == "ce":
         weight = torch.tensor(class_weights) if class_weights is not None else None
         return nn.CrossEntropyLoss(weight=weight)
+    if loss == "multilabel":
+        positive = torch.tensor(class_weights) if class_weights is not None else None
+        return nn.BCEWithLogitsLoss(pos_weight=positive)
     return nn.MSELoss()
 
 
 def _prepare_target(y: torch.Tensor, loss: Loss) -> torch.Tensor:
+    if loss == "multilabel":
+        return y.float()
     return y.float().unsqueeze(1) if loss in ("bce", "mse") else y.long()
 
 
@@ -346,3 +355,39 @@ def balanced_weights(y: npt.NDArray[np.int64], classes: int) -> npt.NDArray[np.f
     counts = np.bincount(y, minlength=classes).astype(np.float64)
     counts[counts == 0] = 1.0
     return (len(y) / (classes * counts)).astype(np.float32)
+
+
+def train_epochs(
+    model: nn.Module,
+    x: npt.NDArray[np.generic],
+    y: npt.NDArray[np.generic],
+    *,
+    loss: Loss,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    class_weights: npt.NDArray[np.float32] | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+) -> list[float]:
+    """Train ``model`` for exactly ``epochs`` epochs on all of ``(x, y)``, with no validation
+    and no early stopping (a refit at a known epoch count); the per-epoch training loss. The
+    model is left in evaluation mode, with the last epoch's weights."""
+    seed_everything(seed)
+    model.to(device)
+    xt, yt = (torch.as_tensor(a).to(device) for a in (x, y))
+    criterion = _criterion(loss, class_weights).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(xt), generator=generator).to(device)
+        for start in range(0, len(xt), batch_size):
+            index = order[start : start + batch_size]
+            optimizer.zero_grad()
+            criterion(model(xt[index]), _prepare_target(yt[index], loss)).backward()
+            optimizer.step()
+        losses.append(_epoch_loss(model, criterion, xt, yt, loss, 1024))
+    model.eval()
+    return losses

@@ -63,6 +63,58 @@ class DnaLSTM(nn.Module):
         return out
 
 
+class MotifCNN(nn.Module):
+    """The ``dna-classify`` network: conv (``filters`` x ``kernel``, ``padding`` each side) ->
+    ReLU -> max-pool -> flatten -> dropout -> dense ``hidden`` -> ReLU -> dense ``outputs``.
+
+    ``window > 0``: max-pools windows of ``window`` positions (the positional network: the dense
+    head sees in which window each filter fired, so where a motif sits can matter);
+    ``window == 0``: one max-pool over all positions (the global network: a motif anywhere
+    counts the same, DeepBind-style). ``width`` is the one-hot input's width.
+    """
+
+    def __init__(
+        self,
+        width: int,
+        outputs: int,
+        *,
+        filters: int,
+        kernel: int,
+        padding: int,
+        window: int,
+        hidden: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(4, filters, kernel, padding=padding)
+        convolved = width + 2 * padding - kernel + 1
+        self.pool: nn.Module = nn.AdaptiveMaxPool1d(1) if window == 0 else nn.MaxPool1d(window)
+        bins = 1 if window == 0 else convolved // window
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(filters * bins, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, outputs),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(self.pool(torch.relu(self.conv(x))))
+        return out
+
+
+class WithSigmoids(nn.Module):
+    """Wrap an L-logit model so the exported graph outputs L independent probabilities
+    ``(N, L)`` (multi-label)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.model(x))
+
+
 class WithSigmoid(nn.Module):
     """Wrap a one-logit model so the exported graph outputs P(positive) as ``(N,)``."""
 

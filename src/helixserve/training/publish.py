@@ -1,7 +1,9 @@
 """From data to a published, checked bundle: the steps every recipe shares.
 
-Contract: :func:`train_and_publish` encodes the validated inputs with the recipe's schema
-(exactly as the served model will), fits on the train split (early stopping on the validation
+Contract: :func:`train_and_publish` lets the recipe decide what the data decide
+(:meth:`~helixserve.training.recipes.base.Recipe.adapt`: e.g. the input length; once per
+recipe), encodes the validated inputs with the recipe's schema (exactly as the served model
+will), fits on the train split (early stopping on the validation
 split), evaluates on the test split, exports ONNX and checks parity with the native model on the
 test set (max abs difference <= 1e-4, else :class:`~helixserve.training.export.TrainingError`
 and nothing is published), writes the card, ``history.json`` (rewritten after every epoch into
@@ -16,9 +18,14 @@ inputs like the native model and refuses a bad input. It returns an :class:`Outc
 The bundle also carries, from training time: self-test examples (``examples.json``: up to
 :data:`EXAMPLES` raw test inputs, one per class first, with the outputs the exported model gave
 when served), the lineage (``trained`` unless the caller says otherwise) and the headline
-(:func:`choose_headline`: R² for regression, accuracy for classifiers, isolate accuracy for
-multiple-instance recipes, each with the rows it was measured on; the external rows' accuracy
-as the out-of-distribution figure when there are external rows).
+(:func:`choose_headline`: R² for regression, accuracy for classifiers, macro AUROC for
+multi-label models, isolate accuracy for multiple-instance recipes, each with the rows it was
+measured on; the external rows' accuracy as the out-of-distribution figure when there are
+external rows). The task comes from the targets: several label columns
+(:attr:`~helixserve.training.data.Dataset.label_columns`) make a multi-label model, whose
+metrics are :func:`~helixserve.training.metrics.multilabel_metrics`. The recipe's
+:attr:`~helixserve.training.recipes.base.Recipe.notes` (the input rule it chose, warnings, a
+refit) go into the card and :attr:`Outcome.notes`.
 
 Recipe-specific steps go through the hooks of :class:`~helixserve.training.recipes.base.Recipe`:
 ``use_work_dir`` (checkpoints), and for a recipe that ``learns_from_bags()`` (multiple-instance,
@@ -35,7 +42,7 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +63,7 @@ from helixserve.store.bundle import make_manifest
 from helixserve.store.manifest import Headline, Lineage, Manifest, OutputSchema
 from helixserve.store.store import LocalBundle, ModelStore
 from helixserve.training import plots
-from helixserve.training.data import Dataset, Split, encode_targets
+from helixserve.training.data import Dataset, Split, Task, encode_targets
 from helixserve.training.export import TrainingError, check_parity, run_onnx
 from helixserve.training.isolates import (
     bag_labels,
@@ -65,7 +72,12 @@ from helixserve.training.isolates import (
     isolate_scores,
 )
 from helixserve.training.loop import History, stage
-from helixserve.training.metrics import classification_metrics, regression_metrics, scalars
+from helixserve.training.metrics import (
+    classification_metrics,
+    multilabel_metrics,
+    regression_metrics,
+    scalars,
+)
 from helixserve.training.recipes.base import Recipe
 
 EXAMPLES = 8
@@ -82,6 +94,7 @@ class Outcome:
     refused_examples: list[BadRecord]
     cv_table: str = ""
     held_out: str = ""  # which rows the metrics are on, in words (cli_support.run says)
+    notes: list[str] = field(default_factory=list)
 
 
 def encode_inputs(recipe: Recipe, inputs: list[object]) -> npt.NDArray[Any]:
@@ -114,6 +127,16 @@ def _history_writer(
     return write
 
 
+def target_task(recipe: Recipe, data: Dataset) -> Task:
+    """What the targets ask for: regression (the recipe's), multi-label (several label
+    columns), binary (two classes) or multi-class."""
+    if recipe.task == "regression":
+        return "regression"
+    if data.label_columns is not None:
+        return "multilabel"
+    return "binary" if len(set(data.targets)) == 2 else "multiclass"
+
+
 def _evaluate(
     recipe: Recipe, x: npt.NDArray[Any], y: npt.NDArray[Any], labels: list[str] | None
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -121,6 +144,8 @@ def _evaluate(
     if labels is None:
         metrics = regression_metrics(y.astype(np.float64), predicted)
         return metrics, plots.regression_plots(y.astype(np.float64), predicted)
+    if y.ndim == 2:
+        return multilabel_metrics(y, predicted, labels), {}
     metrics = classification_metrics(y, predicted, labels)
     files = plots.confusion(metrics["confusion_matrix"], labels)
     if len(labels) == 2 and "roc_auc" in metrics:
@@ -154,14 +179,12 @@ def train_and_publish(
 ) -> Outcome:
     """Fit, evaluate, export, check, publish, reload; see the module contract."""
     started = time.perf_counter()
+    if not recipe.adapted:
+        recipe.adapt(data)
     x = encode_inputs(recipe, data.inputs)
-    y, labels = encode_targets(
-        data.targets,
-        recipe.task
-        if recipe.task == "regression"
-        else ("binary" if len(set(data.targets)) == 2 else "multiclass"),
-        data.positive,
-    )
+    task = target_task(recipe, data)
+    y, labels = encode_targets(data.targets, task, data.positive, data.label_columns)
+    classifier = task in ("binary", "multiclass")
     if work_dir is not None:
         recipe.use_work_dir(work_dir)
     fit_rows = split.train if recipe.uses_validation else np.concatenate([split.train, split.val])
@@ -179,10 +202,10 @@ def train_and_publish(
         on_epoch=_history_writer(work_dir, on_epoch),
     )
     metrics, plot_files = _evaluate(recipe, x[split.test], y[split.test], labels)
-    if len(split.external) and labels is not None:
+    if len(split.external) and labels is not None and classifier:
         external, table = _external(recipe, x, y, labels, data.ids, split.external)
         metrics, card_extra = metrics | external, card_extra + table
-    shown = _one_per_class(y, split.test) if labels is not None else split.test[:0]
+    shown = _one_per_class(y, split.test) if classifier else split.test[:0]
     explained, sentence = recipe.explain(x[shown], y[shown], [data.ids[i] for i in shown])
     plot_files |= explained
     card_extra += f"\n## What the model looks at\n\n{sentence}\n" if sentence else ""
@@ -211,7 +234,7 @@ def train_and_publish(
     fields["lineage"] = lineage or Lineage(how="trained")
     fields["headline"] = choose_headline(manifest.task, manifest.metrics, split, bagged)
     manifest = make_manifest(files, **fields)
-    examples = [data.inputs[i] for i in _example_rows(y, split.test, labels is not None)]
+    examples = [data.inputs[i] for i in _example_rows(y, split.test, classifier)]
     files[EXAMPLES_FILE] = _check_served(
         manifest, files, [data.inputs[i] for i in split.test[:256]], native[:256], examples
     )
@@ -225,6 +248,7 @@ def train_and_publish(
         time.perf_counter() - started,
         len(data.refused),
         data.refused[:5],
+        notes=list(recipe.notes),
     )
 
 
@@ -243,6 +267,10 @@ def choose_headline(
         )
     elif task == "regression" and "r2" in metrics:
         metric, meaning = "r2", f"R² on the {rows:,} held-out test rows"
+    elif task == "multilabel" and "auroc" in metrics:
+        scored = sum(1 for key in metrics if key.startswith("auroc:"))
+        metric = "auroc"
+        meaning = f"mean AUROC of the {scored} labels on the {rows:,} held-out test rows"
     elif "accuracy" in metrics:
         metric, meaning = "accuracy", f"accuracy on the {rows:,} held-out test rows"
     else:
@@ -379,8 +407,17 @@ def _card(
         f"## Data\n\n{len(data):,} records used ({len(data.refused):,} refused by validation); "
         f"split {len(split.train):,} train / {len(split.val):,} validation / "
         f"{len(split.test):,} test{_val_note(recipe)}. Training data sha256 `{data.sha256}`.\n\n"
-        f"## Metrics (test set)\n\n| metric | value |\n|---|---|\n{rows}\n\n{extra}\n"
+        f"{_notes(recipe)}"
+        f"## Metrics (test set)\n\nOn the {len(split.test):,} held-out test rows, never trained "
+        f"or tuned on.\n\n| metric | value |\n|---|---|\n{rows}\n\n{extra}\n"
     )
+
+
+def _notes(recipe: Recipe) -> str:
+    """The recipe's notes (input rule, warnings, refit) as a card section, if any."""
+    if not recipe.notes:
+        return ""
+    return "## Input and training notes\n\n" + "".join(f"- {n}\n" for n in recipe.notes) + "\n"
 
 
 def _val_note(recipe: Recipe) -> str:

@@ -21,6 +21,7 @@ from helixserve.training.cv import cross_validate
 from helixserve.training.data import Dataset
 from helixserve.training.recipes import (
     DnaBinary,
+    DnaClassify,
     DnaRegression,
     DnaVariable,
     ImageCNN,
@@ -35,6 +36,17 @@ def _dna_binary(trial: optuna.Trial) -> dict[str, Any]:
     return {
         "filters": trial.suggest_categorical("filters", [16, 32, 64, 128]),
         "kernel": trial.suggest_int("kernel", 6, 16),
+        "hidden": trial.suggest_categorical("hidden", [16, 32, 64]),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+    }
+
+
+def _dna_classify(trial: optuna.Trial) -> dict[str, Any]:
+    return {
+        "filters": trial.suggest_categorical("filters", [32, 64, 128]),
+        "kernel": trial.suggest_int("kernel", 6, 20),
+        "bins": trial.suggest_categorical("bins", [4, 8, 16]),
         "hidden": trial.suggest_categorical("hidden", [16, 32, 64]),
         "dropout": trial.suggest_float("dropout", 0.0, 0.5),
         "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
@@ -72,6 +84,7 @@ def _image(trial: optuna.Trial) -> dict[str, Any]:
 
 
 SPACES: dict[type[Recipe], Space] = {
+    DnaClassify: _dna_classify,
     DnaBinary: _dna_binary,
     DnaRegression: _dna_regression,
     DnaVariable: _dna_variable,
@@ -98,6 +111,8 @@ def search(recipe: Recipe, data: Dataset, *, trials: int, folds: int, seed: int)
     if space is None:
         raise HelixError(f"recipe {recipe.name} declares no search space.")
     metric = "r2" if recipe.task == "regression" else "accuracy"
+    if data.label_columns is not None:
+        metric = "auroc"
 
     def objective(trial: optuna.Trial) -> float:
         candidate = with_params(recipe, space(trial))

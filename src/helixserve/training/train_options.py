@@ -89,6 +89,7 @@ SHORTCUTS = (
     "kmer_ridge",
 )
 RENAMED = {
+    ("dna-classify", "length"): "max_length",
     ("dna-regression", "length"): "max_length",
     ("image", "image_size"): "size",
     ("tabular", "arch"): "model",

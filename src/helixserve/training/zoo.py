@@ -246,6 +246,7 @@ def _primer(folder: Path) -> TrainOptions:
         data=folder / "sequences.txt",
         name="primer-binding",
         labels=folder / "labels.txt",
+        params={"length": 50},  # U1's contract: exactly 50 nt (also what the data hold)
         test_fraction=0.25,
         seed=42,
         cv=5,

@@ -18,7 +18,8 @@ Contract:
   column of the wrong role;
   a hyper-parameter out of its declaration
   (:class:`~helixserve.params.declare.InvalidParameter`); a block stack whose shapes do not fit
-  (:class:`~helixserve.errors.InvalidBlocks`).
+  (:class:`~helixserve.errors.InvalidBlocks`; for a DNA recipe whose data decide the input
+  length, checked at the longest sequence the dataset's profile found).
 - :func:`request_of` is the request that gives a stored experiment's settings again (its dataset
   by name, its version by sha256), and :func:`with_changes` changes some of its fields (``params``
   are merged: the named parameters change, the others keep theirs; another recipe starts from
@@ -49,6 +50,7 @@ from helixserve.workspace.subsets import columns_of, parse_subset, rows, split_l
 
 Reads = Literal["sequence", "features", "image"]
 READS: dict[str, Reads] = {
+    "dna-classify": "sequence",
     "dna-binary": "sequence",
     "dna-regression": "sequence",
     "dna-variable": "sequence",
@@ -113,10 +115,21 @@ def check_experiment(
     _check_positive(request, version, classes)
     inputs = _inputs(request, roles)
     if request.blocks is not None:
-        check_recipe_blocks(request.recipe, request.params, request.blocks, classes=classes)
+        longest = _longest(version, inputs.get("sequence"))
+        check_recipe_blocks(
+            request.recipe, request.params, request.blocks, classes=classes, length=longest
+        )
     _check_subset_rows(space, version, named, chosen, request)
     settings = settings_of(request) | {"inputs": inputs}
     return ExperimentSpec(dataset_id=dataset.id, dataset_version=version.id, **settings)
+
+
+def _longest(version: DatasetVersion, column: Any) -> int | None:
+    """The longest sequence of ``column`` in the version's profile (the input length of a
+    recipe whose data decide it), if known."""
+    found = [c for c in version.profile.get("columns", []) if c.get("name") == column]
+    longest = found[0].get("max_length") if found else None
+    return int(longest) if longest else None
 
 
 def _chosen_subsets(

@@ -9,6 +9,14 @@ checked for, and :func:`check_recipe_blocks` checks a stack for a recipe (input,
 size: :func:`~helixserve.workspace.blocks.check_blocks`). Recipes without a network (``tabular``)
 and unknown names raise :class:`~helixserve.errors.InvalidBlocks`.
 
+The DNA classifiers take their input length from the data unless a parameter sets it
+(``dna-classify``: ``max_length``; ``dna-binary``: ``length``; ``dna-variable``: ``pad_to``):
+:func:`recipe_input` and the functions that use it then take ``length``, the longest sequence
+of the data (a dataset's profile knows it); without it, a stack is shown and checked for
+:data:`NOMINAL_LENGTH` (the recipe checks it again once the data have decided the length). The
+``dna-classify`` preset is its ``positional`` network for ``arch="auto"`` (the choice is made
+while training).
+
 Two networks do more than a stack says, in their forward pass (no parameters): ``dna-variable``
 masks the padding positions before its max-pool (a block stack pools over them too), and
 ``image`` with ``crop`` classifies a served image as the mean of a grid of crops (the recipe
@@ -26,12 +34,13 @@ from typing import Any
 
 from helixserve.errors import InvalidBlocks
 from helixserve.params.declare import declarations
-from helixserve.params.recipes import DECLARED
+from helixserve.params.recipes import DECLARED, DnaClassifyParams
 from helixserve.workspace.blocks import Block, Shape, Task, check_blocks, parse_blocks
 
 Spec = dict[str, Any]
 
 TASKS: dict[str, Task] = {
+    "dna-classify": "binary",  # two classes; multiclass with more (see recipe_task)
     "dna-binary": "binary",
     "dna-regression": "regression",
     "dna-variable": "binary",
@@ -55,6 +64,28 @@ def _dropout(rate: float) -> Spec:
     return {"type": "dropout", "rate": rate}
 
 
+def _dna_classify(p: Mapping[str, Any], classes: int) -> list[Spec]:
+    """MotifCNN: conv (padded), ReLU, max-pool (windows, or global), flatten, dropout, dense,
+    ReLU, dense (one logit for two classes, else one per class)."""
+    declared = DnaClassifyParams.build({k: v for k, v in p.items() if not k.startswith("__")})
+    padding, window = declared.layout(p["__length__"], _arch(p))
+    pool: Spec = {"type": "maxpool", "size": window} if window else GLOBAL_MAX
+    return [
+        _conv("conv1d", p["filters"], p["kernel"], padding=padding),
+        RELU,
+        pool,
+        FLATTEN,
+        _dropout(p["dropout"]),
+        _dense(p["hidden"]),
+        RELU,
+        _dense(1 if classes == 2 else classes),
+    ]
+
+
+def _arch(p: Mapping[str, Any]) -> str:
+    return "positional" if p["arch"] == "auto" else str(p["arch"])
+
+
 def _dna_binary(p: Mapping[str, Any], classes: int) -> list[Spec]:
     """DnaCNN (conv, ReLU, pool, dense, ReLU, dense) or DnaLSTM (LSTM, max, dense)."""
     if p["arch"] == "lstm":
@@ -64,7 +95,7 @@ def _dna_binary(p: Mapping[str, Any], classes: int) -> list[Spec]:
             _dropout(p["dropout"]),
             _dense(1),
         ]
-    pool: Spec = {"type": "maxpool", "size": p["pool"]} if p["pool"] else GLOBAL_MAX
+    pool = {"type": "maxpool", "size": p["pool"]} if p["pool"] else GLOBAL_MAX
     return [
         _conv("conv1d", p["filters"], p["kernel"]),
         RELU,
@@ -106,6 +137,7 @@ def _image(p: Mapping[str, Any], classes: int) -> list[Spec]:
 
 
 PRESETS: dict[str, Callable[[Mapping[str, Any], int], list[Spec]]] = {
+    "dna-classify": _dna_classify,
     "dna-binary": _dna_binary,
     "dna-regression": _dna_regression,
     "dna-variable": _dna_variable,
@@ -113,42 +145,76 @@ PRESETS: dict[str, Callable[[Mapping[str, Any], int], list[Spec]]] = {
 }
 
 
-def _values(recipe: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+# the parameter that sets the input length of the recipes whose data decide it otherwise
+DATA_LENGTH = {"dna-classify": "max_length", "dna-binary": "length", "dna-variable": "pad_to"}
+# the length a stack is shown for while neither the parameter nor the data say it
+NOMINAL_LENGTH = {"dna-classify": 50, "dna-binary": 50, "dna-variable": 1024}
+
+
+def _values(
+    recipe: str, params: Mapping[str, Any] | None, length: int | None = None
+) -> dict[str, Any]:
     if recipe not in PRESETS:
         raise InvalidBlocks(
             f"the {recipe} recipe takes no block stack (only the neural recipes do: "
             f"{', '.join(PRESETS)})."
         )
     defaults = {p.name: p.default for p in declarations(DECLARED[recipe])}
-    return {**defaults, **(params or {})}
+    values = {**defaults, **(params or {})}
+    if recipe in DATA_LENGTH:
+        values["__length__"] = _length(recipe, values, length)
+    return values
+
+
+def _length(recipe: str, values: Mapping[str, Any], length: int | None) -> int:
+    """The input length: the parameter's, else the data's longest (``length``), else the
+    nominal one."""
+    name = DATA_LENGTH[recipe]
+    given = int(values[name]) or length or NOMINAL_LENGTH[recipe]
+    if recipe == "dna-variable" and not values[name]:
+        stride = int(values["stride"])
+        return -(-given // stride) * stride  # what the recipe pads to
+    return given
 
 
 def presets(
-    recipe: str, params: Mapping[str, Any] | None = None, *, classes: int = 2
+    recipe: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    classes: int = 2,
+    length: int | None = None,
 ) -> list[Block]:
     """The block stack of ``recipe``'s network for ``params`` (others: the defaults);
-    ``classes``: the outputs of the ``image`` recipe (one per class)."""
-    values = _values(recipe, params)
+    ``classes``: the outputs of the ``image`` and ``dna-classify`` recipes (one per class, or
+    one logit for two); ``length``: the data's longest sequence (see the module contract)."""
+    values = _values(recipe, params, length)
     return parse_blocks(PRESETS[recipe](values, classes))
 
 
-def recipe_input(recipe: str, params: Mapping[str, Any] | None = None) -> Shape:
+def recipe_input(
+    recipe: str, params: Mapping[str, Any] | None = None, *, length: int | None = None
+) -> Shape:
     """The shape of one input of ``recipe``'s network: one-hot ``(4, L)``, tokens ``(L,)``,
-    images ``(C, side, side)`` (with ``crop``, the crop's side: the network sees crops)."""
-    p = _values(recipe, params)
-    if recipe == "dna-binary":
-        return (4, p["length"])
+    images ``(C, side, side)`` (with ``crop``, the crop's side: the network sees crops);
+    ``length``: the data's longest sequence (see the module contract)."""
+    p = _values(recipe, params, length)
+    if recipe in ("dna-classify", "dna-binary"):
+        return (4, p["__length__"])
     if recipe == "dna-regression":
         return (4, p["max_length"] + 2 * p["flank"])
     if recipe == "dna-variable":
-        return (p["pad_to"],)
+        return (p["__length__"],)
     side = p["crop"] or p["size"]
     return (p["channels"], side, side)
 
 
-def recipe_task(recipe: str) -> Task:
-    """The task a recipe's network output is checked for (``image``: multiclass, always)."""
-    _values(recipe, None)
+def recipe_task(recipe: str, classes: int = 2) -> Task:
+    """The task a recipe's network output is checked for (``image``: multiclass, always;
+    ``dna-classify``: binary for two classes, else multiclass)."""
+    if recipe not in PRESETS:
+        _values(recipe, None)  # refuses it
+    if recipe == "dna-classify" and classes > 2:
+        return "multiclass"
     return TASKS[recipe]
 
 
@@ -158,13 +224,14 @@ def check_recipe_blocks(
     blocks: Sequence[Block | Mapping[str, Any]],
     *,
     classes: int = 2,
+    length: int | None = None,
 ) -> list[Shape]:
     """Each block's output shape when ``blocks`` replace ``recipe``'s network (see
     :func:`~helixserve.workspace.blocks.check_blocks`)."""
     return check_blocks(
-        recipe_input(recipe, params),
+        recipe_input(recipe, params, length=length),
         blocks,
-        task=recipe_task(recipe),
+        task=recipe_task(recipe, classes),
         classes=classes,
         tokens=recipe in TOKEN_RECIPES,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from helixserve.params.recipes import RECIPE_NAMES
 from helixserve.training.recipes.base import Recipe
+from helixserve.training.recipes.classify import DnaClassify
 from helixserve.training.recipes.dna import DnaBinary
 from helixserve.training.recipes.image import ImageCNN
 from helixserve.training.recipes.tabular import TabularForest
@@ -19,7 +20,7 @@ from helixserve.training.recipes.variable import DnaVariable
 
 RECIPES: dict[str, type[Recipe]] = {
     recipe.name: recipe
-    for recipe in (DnaBinary, DnaRegression, DnaVariable, TabularForest, ImageCNN)
+    for recipe in (DnaClassify, DnaBinary, DnaRegression, DnaVariable, TabularForest, ImageCNN)
 }
 if tuple(RECIPES) != RECIPE_NAMES:  # names and order: helixserve.params.recipes
     raise ImportError(f"RECIPES {tuple(RECIPES)} do not match the declared {RECIPE_NAMES}")
@@ -27,6 +28,7 @@ if tuple(RECIPES) != RECIPE_NAMES:  # names and order: helixserve.params.recipes
 __all__ = [
     "RECIPES",
     "DnaBinary",
+    "DnaClassify",
     "DnaRegression",
     "DnaVariable",
     "ImageCNN",

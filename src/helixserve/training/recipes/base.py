@@ -6,6 +6,8 @@ unknown name raises :class:`~helixserve.params.declare.InvalidParameter`); they 
 given, read back with :meth:`Recipe.get_params` and changed with :meth:`Recipe.set_params`
 (scikit-learn's manner). What :func:`~helixserve.training.publish.train_and_publish` may need
 beyond fit / predict / export goes through explicit hooks with a default here:
+:meth:`Recipe.adapt` (what the data decide before they are encoded, e.g. the input length; its
+:attr:`Recipe.notes` go to the console and the card),
 :meth:`Recipe.use_work_dir` (where to keep training state), :meth:`Recipe.learns_from_bags`
 and :meth:`Recipe.use_bags` (multiple-instance learning), :meth:`Recipe.use_blocks` (a block
 stack instead of the recipe's network; the neural recipes only).
@@ -24,6 +26,7 @@ import numpy.typing as npt
 from helixserve.errors import HelixError, InvalidBlocks
 from helixserve.params.declare import Param, Params, declarations
 from helixserve.store.manifest import InputSchema, Task
+from helixserve.training.data import Dataset
 from helixserve.training.loop import History
 
 
@@ -41,6 +44,20 @@ class Recipe(ABC):
 
     def __init__(self, **params: Any) -> None:
         self.hp = self.params_class.build(params)
+        self.notes: list[str] = []  # what adapt() decided, and warnings, for console and card
+        self.adapted = False
+
+    def reading_schema(self) -> InputSchema:
+        r"""The schema the training data are read and validated with (default: the served
+        one; a recipe whose input rule the data decide reads more, then :meth:`adapt`\ s)."""
+        return self.input_schema()
+
+    def adapt(self, data: Dataset) -> None:
+        """Decide from the data what the hyper-parameters leave open (e.g. the input length),
+        before encoding; may change ``data.inputs`` (e.g. cut sequences to a cap) and adds
+        what it decided to :attr:`notes` (a warning starts with ``warning:``). Called once per
+        recipe, before :meth:`fit`; default: nothing to decide."""
+        self.adapted = True
 
     @classmethod
     def declared(cls) -> list[Param]:
@@ -96,7 +113,8 @@ class Recipe(ABC):
 
     @abstractmethod
     def predict_proba(self, x: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-        """Probabilities ``(N, K)`` (classifiers) or values ``(N,)`` (regression), natively."""
+        """Probabilities ``(N, K)`` (classifiers), ``(N, L)`` (multi-label: one independent
+        probability per label) or values ``(N,)`` (regression), natively."""
 
     @abstractmethod
     def export_onnx(self) -> bytes:

@@ -1,7 +1,8 @@
 """What the PyTorch recipes share: build, fit with the loop, predict in chunks, export.
 
 Contract: a subclass says how to build its network (:meth:`TorchRecipe.build`), which loss it
-trains with (``bce``: one logit, binary; ``ce``: K logits; ``mse``: one value), and what an
+trains with (``bce``: one logit, binary; ``ce``: K logits; ``multilabel``: L logits, each its
+own sigmoid; ``mse``: one value), and what an
 example input looks like (:meth:`TorchRecipe.example`); it may transform the training arrays
 (:meth:`TorchRecipe.prepare`, e.g. augmentation) or draw fresh ones every epoch
 (:meth:`TorchRecipe.sampler`, e.g. random crops). Predictions and the exported graph go through
@@ -32,10 +33,10 @@ from helixserve.errors import HelixError
 from helixserve.params.recipes import TorchParams
 from helixserve.training.blocks_torch import build as build_blocks
 from helixserve.training.blocks_torch import check_outputs
-from helixserve.training.classweights import class_weight_vector
+from helixserve.training.classweights import class_weight_vector, label_weight_vector
 from helixserve.training.export import torch_to_onnx
 from helixserve.training.loop import History, Loss, fit
-from helixserve.training.nets import Rescaled, WithSigmoid, WithSoftmax
+from helixserve.training.nets import Rescaled, WithSigmoid, WithSigmoids, WithSoftmax
 from helixserve.training.recipes.base import Recipe
 
 CHUNK = 512
@@ -162,6 +163,8 @@ class TorchRecipe(Recipe):
     ) -> npt.NDArray[np.float32] | None:
         if self.loss == "mse":
             return None
+        if self.loss == "multilabel":
+            return label_weight_vector(self.class_weight(), labels or [], y)
         names = labels if labels and len(labels) >= 2 else ["0", "1"]
         return class_weight_vector(self.class_weight(), names, y)
 
@@ -196,6 +199,8 @@ class TorchRecipe(Recipe):
             return WithSigmoid(model).eval()
         if self.loss == "ce":
             return WithSoftmax(model).eval()
+        if self.loss == "multilabel":
+            return WithSigmoids(model).eval()
         return Rescaled(model, self.scale, self.shift).eval()
 
     def predict_proba(self, x: npt.NDArray[Any]) -> npt.NDArray[np.float64]:

@@ -1,7 +1,10 @@
 """The ``dna-variable`` recipe: variable-length genes -> resistant or not (the seed's BiLSTM).
 
-Sequences (A, C, G, T, N; any length) become integer tokens padded or truncated to ``pad_to``
-(keeping the 5' start); an embedding, [a k-mer convolution of stride ``stride``,] two BiLSTM
+Sequences (A, C, G, T, N; any length) become integer tokens padded to the longest sequence in
+the data (``pad_to=0``, the default; rounded up to a multiple of ``stride``; served, a longer
+sequence is refused with a message naming the length), or padded and cut to a ``pad_to`` given
+(keeping the 5' start; training warns how many sequences were cut, and served sequences are cut
+the same way); an embedding, [a k-mer convolution of stride ``stride``,] two BiLSTM
 layers, dropout 0.18 and a sigmoid give P(positive) (``arch="bilstm"``, the seed's); or, with
 ``arch="cnn"``, ``filters`` k-mer detectors of width ``kernel`` max-pooled over the gene (much
 faster on long genes). Classes are weighted "balanced" by default (the data are imbalanced).
@@ -31,6 +34,7 @@ from helixserve.errors import HelixError
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.params.recipes import DnaVariableParams
 from helixserve.training.classweights import check_class_weight
+from helixserve.training.data import Dataset
 from helixserve.training.loop import History
 from helixserve.training.mil import fit_bags, make_bags
 from helixserve.training.nets import GeneBiLSTM, GeneCNN
@@ -51,6 +55,38 @@ class DnaVariable(TorchRecipe):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.bags: tuple[list[str], list[str]] | None = None  # (train, val) bag id of each row
+        self.longest: int | None = None  # pad_to=0: the longest sequence in the data
+
+    def padded_length(self) -> int:
+        """``pad_to``, or (0) the longest sequence in the data rounded up to the stride."""
+        if self.hp.pad_to:
+            return self.hp.pad_to
+        if self.longest is None:
+            raise HelixError(
+                "the dna-variable recipe pads to the longest sequence in the data: read them "
+                "(adapt) before building the network, or set pad_to."
+            )
+        return -(-self.longest // self.hp.stride) * self.hp.stride
+
+    def adapt(self, data: Dataset) -> None:
+        lengths = [len(str(s)) for s in data.inputs]
+        pad_to = self.hp.pad_to
+        if pad_to:
+            cut = sum(length > pad_to for length in lengths)
+            self.notes.append(f"input: tokens padded and cut to pad_to {pad_to:,} nt")
+            if cut:
+                self.notes.append(
+                    f"warning: {cut:,} of {len(lengths):,} sequences are longer than pad_to "
+                    f"{pad_to:,} nt; the model reads their first {pad_to:,} nt (served too); "
+                    f"the longest is {max(lengths):,} nt (leave pad_to at 0 to read all of it)"
+                )
+        else:
+            self.longest = max(lengths)
+            self.notes.append(
+                f"input rule from the data: sequences up to {self.longest:,} nt, padded to "
+                f"{self.padded_length():,} tokens; longer ones are refused when served"
+            )
+        self.adapted = True
 
     def learns_from_bags(self) -> bool:
         return bool(self.hp.pool)
@@ -61,9 +97,25 @@ class DnaVariable(TorchRecipe):
     def class_weight(self) -> str | None:
         return self.hp.class_weight
 
+    def use_blocks(self, blocks: list[dict[str, Any]]) -> None:
+        """Checked now when the padded length is known; else once the data have decided it."""
+        if not self.hp.pad_to and self.longest is None:
+            self.blocks = [dict(block) for block in blocks]
+            return
+        super().use_blocks(blocks)
+
+    def reading_schema(self) -> SequenceSchema:
+        return SequenceSchema(alphabet="ACGTN", min_length=1)
+
     def input_schema(self) -> SequenceSchema:
+        if not self.hp.pad_to and self.longest is None:
+            return self.reading_schema()
         return SequenceSchema(
-            alphabet="ACGTN", min_length=1, encoding="tokens", pad_to=self.hp.pad_to
+            alphabet="ACGTN",
+            min_length=1,
+            max_length=None if self.hp.pad_to else self.longest,
+            encoding="tokens",
+            pad_to=self.padded_length(),
         )
 
     def build(self, classes: int) -> torch.nn.Module:
@@ -73,7 +125,7 @@ class DnaVariable(TorchRecipe):
         return GeneBiLSTM(hp.embed, hp.units, hp.dropout, hp.stride)
 
     def example(self) -> torch.Tensor:
-        return torch.ones(2, self.hp.pad_to, dtype=torch.int64)
+        return torch.ones(2, self.padded_length(), dtype=torch.int64)
 
     def fit(
         self,
