@@ -231,6 +231,7 @@ def test_dna_binary_takes_its_length_from_the_data_and_sends_classes_to_dna_clas
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     binary = [i for i, t in enumerate(task.targets) if t != "other"]
     data = dataset([task.sequences[i] for i in binary], [str(task.targets[i]) for i in binary])
+    data.positive = "up"  # neither 'up' nor 'down' is positive by convention
     outcome = train_and_publish(
         DnaBinary(epochs=1),
         data,
