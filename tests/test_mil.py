@@ -55,7 +55,9 @@ def test_mil_fit_export_serve_and_isolate_calls(tmp_path: Path) -> None:
     train_groups = {data.groups[i] for i in parts.train}
     assert not train_groups & {data.groups[i] for i in parts.val}  # whole isolates carved out
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
-    recipe = DnaVariable(pad_to=64, units=8, stride=4, pool="max", epochs=3, bag_batch=4)
+    recipe = DnaVariable(
+        pad_to=64, arch="bilstm", units=8, stride=4, pool="max", epochs=3, bag_batch=4
+    )
     outcome = train_and_publish(
         recipe,
         data,

@@ -135,7 +135,10 @@ TINY: dict[str, dict[str, Tiny]] = {
         ),
     },
     "dna-variable": {
-        "bilstm": Tiny(lambda: DnaVariable(pad_to=64, units=8, epochs=2), variable_data, "ACGZ")
+        "bilstm": Tiny(
+            lambda: DnaVariable(pad_to=64, arch="bilstm", units=8, epochs=2), variable_data, "ACGZ"
+        ),
+        "cnn": Tiny(lambda: DnaVariable(epochs=2, filters=8), variable_data, "ACGZ"),
     },
     "tabular": {
         "rf": Tiny(lambda: TabularForest(FEATURES, n_estimators=20), table_data, {"a": 11, "b": 1}),

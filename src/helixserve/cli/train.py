@@ -286,7 +286,7 @@ def train(
             rich_help_panel=TRAINING,
             metavar="ARCH",
             help="Architecture (dna-classify: auto, positional or global; dna-binary: cnn or "
-            "lstm; dna-variable: bilstm or cnn; tabular: rf or gb; default: the first).",
+            "lstm; dna-variable: cnn or bilstm; tabular: rf or gb; default: the first).",
         ),
     ] = None,
     epochs: Annotated[

@@ -156,7 +156,7 @@ class DnaVariableParams(TorchParams):
         low=0,
         high=BIG,
     )
-    arch: Literal["bilstm", "cnn"] = param("bilstm", "Network: the seed's BiLSTM, or a k-mer CNN.")
+    arch: Literal["cnn", "bilstm"] = param("cnn", "Network: a k-mer CNN, or the seed's BiLSTM.")
     embed: int = param(8, "Embedding size of a base.", low=1, high=4096)
     units: int = param(32, "BiLSTM units per direction.", low=1, high=4096)
     filters: int = param(64, "CNN filters.", low=1, high=4096)

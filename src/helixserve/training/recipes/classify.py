@@ -14,8 +14,12 @@ motif detectors ``kernel`` nt wide, then
 - ``global``: one max-pool over the whole sequence (DeepBind-style: a motif anywhere counts the
   same; best for long sequences whose signal has no place);
 - ``auto`` (default): a quick run of both (at most :data:`QUICK_EPOCHS` epochs, patience
-  :data:`QUICK_PATIENCE`, on the same training rows), and the one with the lower validation
-  loss is trained in full. The choice is in :attr:`notes` (console and card) and in
+  :data:`QUICK_PATIENCE`, on the same training rows), then the chosen one is trained in full:
+  the positional network when its best validation loss is clearly lower (below
+  :data:`MARGIN` times the global one's), else the global one. The global network has fewer
+  weights and starts slower (its loss can stay flat for several epochs before it finds a
+  motif), so after a short run a small lead of the positional one says little; a large lead
+  (a motif whose place matters) does. The choice is in :attr:`notes` (console and card) and in
   :attr:`chosen`; the hyper-parameters keep ``auto`` as given.
 
 ``refit=True``: after early stopping, a fresh network is trained on the training and
@@ -40,6 +44,7 @@ from helixserve.training.recipes.family import Alphabet, DnaFamily
 
 QUICK_EPOCHS = 10
 QUICK_PATIENCE = 3
+MARGIN = 0.9  # positional only when its quick validation loss is at least 10 % lower
 Arch = Literal["positional", "global"]
 ARCHES: tuple[Arch, ...] = ("positional", "global")
 
@@ -154,12 +159,12 @@ class DnaClassify(DnaFamily):
                 device=self.hp.device,
             )
             losses[arch] = min(history.val_loss)
-        chosen: Arch = min(ARCHES, key=lambda arch: losses[arch])
-        self.chosen = chosen
+        clearly = losses["positional"] < MARGIN * losses["global"]
+        self.chosen = "positional" if clearly else "global"
         self.notes.append(
             f"arch auto: {self.chosen} (best validation loss of a quick run of at most "
             f"{QUICK_EPOCHS} epochs: positional {losses['positional']:.4f}, global "
-            f"{losses['global']:.4f})"
+            f"{losses['global']:.4f}; positional when at least {1 - MARGIN:.0%} lower)"
         )
 
     def _fitting_arch(self, classes: int) -> Arch:
