@@ -20,6 +20,7 @@ from helixserve.serving.access import RECHECK_S, needed_role
 from helixserve.serving.access_log import FLUSH_S
 from helixserve.serving.deps import workspace_page_guard
 from helixserve.serving.routes import ROUTERS
+from helixserve.store import ModelStore
 from helixserve.workspace import accounts, throttle
 from helixserve.workspace.members import share
 from helixserve.workspace.models import Role
@@ -256,3 +257,20 @@ def test_a_user_added_by_another_process_closes_the_open_server_within_a_second(
         assert client.get("/projects").status_code == 401
         api = httpx.get(f"{live.url}/api/v1/projects")
         assert api.status_code == 401
+
+
+def test_a_server_process_that_has_not_swept_yet_still_closes_prediction(tmp_path: Path) -> None:
+    """The first user made through another server process (``serve`` runs several): this one's
+    predict route, the first route a script calls, asks for a key within a second too."""
+    url = f"sqlite:///{tmp_path / 'workspace.db'}"
+    publish_gc(ModelStore.open(str(tmp_path / "store")), "gc")
+    with running(tmp_path / "store", tmp_path, database_url=url) as live:
+        predict = f"{live.url}/api/v1/models/gc/predict"
+        assert httpx.post(predict, json={"inputs": ["ACGT" * 12 + "AC"]}).status_code == 200
+        space = open_space(tmp_path, url)
+        with space.db.session() as session:
+            accounts.add_user(session, "ana", PASSWORD, admin=True)
+        space.db.close()
+        time.sleep(RECHECK_S + 0.2)
+        closed = httpx.post(predict, json={"inputs": ["ACGT" * 12 + "AC"]})
+    assert closed.status_code == 401, closed.text

@@ -80,7 +80,7 @@ class Access:
         self.keys = keys
         self.workspace = workspace
         self._served_project = served_project
-        self.accounts_on = False
+        self._accounts_on = False
         self.model_projects: dict[str, str] = {}
         self._clock = clock
         self._user_keys: dict[str, tuple[float, Principal | None]] = {}
@@ -92,7 +92,7 @@ class Access:
         workspace must be open)."""
         self._refreshed = self._clock()
         with self.workspace.db.session() as session:
-            self.accounts_on = accounts.has_users(session)
+            self._accounts_on = accounts.has_users(session)
             deployed = session.execute(select(Deployment.model, Deployment.project_id))
             self.model_projects = {model: project for model, project in deployed}
 
@@ -130,12 +130,20 @@ class Access:
         self._user_keys.clear()
         self._roles.clear()
 
+    @property
+    def accounts_on(self) -> bool:
+        """Whether any user exists. While none does, every read looks again when the last look is
+        over :data:`RECHECK_S` old (:meth:`recheck`), so each server process notices the first
+        user within a second, whichever process (or ``helixserve users add``) made it."""
+        self.recheck()
+        return self._accounts_on
+
     def recheck(self) -> None:
         """While accounts are off, read them again when the last look is over
         :data:`RECHECK_S` old: a user added by another process (``helixserve users add``) ends
         the open server within a second, not at the next sweep. A database that cannot be read
         leaves things as they were (the workspace routes answer 503 on their own)."""
-        if self.accounts_on or self._clock() - self._refreshed <= RECHECK_S:
+        if self._accounts_on or self._clock() - self._refreshed <= RECHECK_S:
             return
         try:
             self.refresh()
