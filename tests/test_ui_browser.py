@@ -51,7 +51,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             ),
             files,
         )
-    if store.versions("yeast-utr") == [1]:  # a second version, refit from the first
+    if store.versions("yeast-utr") == [1, 2]:  # the zoo's @1 and its int8 @2; @3 refit from @1
         manifest, files = store.read_files("yeast-utr@1")
         lineage = Lineage(how="refit", parent="yeast-utr@1")
         store.publish(manifest.model_copy(update={"lineage": lineage}), files)
@@ -201,12 +201,12 @@ def test_compare_its_versions_compares_the_versions(page: Page) -> None:
     expect(page.locator("#lineage li")).to_have_count(1)  # the zoo's version: no parent
     page.get_by_role("link", name="Compare its versions").click()
     expect(page.locator("#compare-table thead th")).to_have_text(
-        ["metric", "yeast-utr@1", "yeast-utr@2"]
+        ["metric", "yeast-utr@1", "yeast-utr@2", "yeast-utr@3"]
     )
     expect(page.locator("#compare-table")).not_to_contain_text("primer-binding")
-    page.get_by_role("link", name="yeast-utr@2").click()
+    page.get_by_role("link", name="yeast-utr@3").click()
     expect(page.locator("#lineage li")).to_have_count(2)
-    expect(page.locator("#lineage li").first).to_have_text("yeast-utr@2: refit from yeast-utr@1")
+    expect(page.locator("#lineage li").first).to_have_text("yeast-utr@3: refit from yeast-utr@1")
     page.locator("#lineage").get_by_role("link", name="yeast-utr@1").click()
     expect(page.locator("h1")).to_have_text("yeast-utr version 1")
 
