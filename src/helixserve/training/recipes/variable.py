@@ -7,7 +7,7 @@ sequence is refused with a message naming the length), or padded and cut to a ``
 (keeping the 5' start; training warns how many sequences were cut, and served sequences are cut
 the same way); an embedding, ``filters`` k-mer detectors of width ``kernel`` max-pooled over
 the gene, dropout and a sigmoid give P(positive) (``arch="cnn"``, the default: on simulated
-motif tasks of 100-600 nt it was 4 to 16 times faster than the BiLSTM and more accurate,
+motif tasks of 100-600 nt it was 3.6 to 16 times faster than the BiLSTM and more accurate,
 ``make bench-science``); or, with ``arch="bilstm"`` (the seed's), an embedding, [a k-mer
 convolution of stride ``stride``,] two BiLSTM layers and dropout 0.18. Classes are weighted
 "balanced" by default (the data are imbalanced).
