@@ -196,7 +196,8 @@ def shown(score: Score | None) -> str:
     if score is None:
         return "-"
     second = "" if score.second is None else f" / {score.second:.3f}"
-    refused = f" ({score.refused} longer rows refused)" if score.refused else ""
+    rows = "row" if score.refused == 1 else "rows"
+    refused = f" ({score.refused} longer {rows} refused)" if score.refused else ""
     return f"{score.headline:.3f}{second}, {score.seconds:.0f} s{refused}"
 
 

@@ -6,8 +6,8 @@ the data (``pad_to=0``, the default; rounded up to a multiple of ``stride``; ser
 sequence is refused with a message naming the length), or padded and cut to a ``pad_to`` given
 (keeping the 5' start; training warns how many sequences were cut, and served sequences are cut
 the same way); an embedding, ``filters`` k-mer detectors of width ``kernel`` max-pooled over
-the gene, dropout and a sigmoid give P(positive) (``arch="cnn"``, the default: on a simulated
-motif task of 100-600 nt it was 3.6 times faster than the BiLSTM and more accurate,
+the gene, dropout and a sigmoid give P(positive) (``arch="cnn"``, the default: on simulated
+motif tasks of 100-600 nt it was 3.6 to 16 times faster than the BiLSTM and more accurate,
 ``make bench-science``); or, with ``arch="bilstm"`` (the seed's), an embedding, [a k-mer
 convolution of stride ``stride``,] two BiLSTM layers and dropout 0.18. Classes are weighted
 "balanced" by default (the data are imbalanced).
