@@ -9,23 +9,28 @@ deleted at the end with every file in it:
    985,000 rows: under the default ``HELIXSERVE_MAX_UPLOAD_RECORDS`` (1,000,000).
 2. This disk's write speed for the same number of bytes in the same folder, with ``dd
    if=/dev/zero bs=1M``: once without fsync (into the page cache, as the server writes) and once
-   with ``conv=fsync`` (on the disk).
+   with ``conv=fsync`` (on the disk), twice each, alternating, with dd's own CPU seconds per GB;
+   the best of each is what the uploads are compared with. dd runs again after the uploads.
 3. ``helixserve serve`` with the README defaults (``workers`` ``auto``, access log on, the
    pretrained models) but ``HELIXSERVE_MAX_UPLOAD_BYTES`` = 2 GiB (the default, 200 MiB, answers
-   a 1 GB file with 413) and no worker; project ``lab`` and datasets ``raw`` and ``form`` made
-   through the API.
+   a 1 GB file with 413) and no worker, on a fresh workspace; project ``lab`` and datasets
+   ``raw`` and ``form`` made through the API.
 4. ``POST /api/v1/projects/lab/datasets/raw/versions?filename=genes.csv`` with the file as the raw
    body (``Content-Length`` set; the CLI's and notebooks' way), then the same file as
    ``multipart/form-data`` (a browser form's way; httpx's encoder) to dataset ``form``. A thread
-   samples every 0.1 s each server process's resident memory (``/proc/<pid>/stat``), the bytes
-   the client has handed to its socket and whether the server's temporary upload file
-   (``datasets/tmp/*.part``) exists.
+   samples every 0.1 s each server process's resident memory and CPU time
+   (``/proc/<pid>/stat``), the bytes the client has handed to its socket and whether the
+   server's temporary upload file (``datasets/tmp/*.part``) exists.
 5. Reported per upload: seconds until the client sent the last byte; ``stored``: the request's
-   start until the temporary file is gone (hashed, written, moved to its sha256 address), and
-   its MB/s beside dd's; the 201 (after the profile of every row); the resident memory of the
-   process that took the upload (the one that used the most CPU) and of all server processes
-   together before, when the client had sent each quarter of the body, at its peak while the
-   body streamed and at its peak while the file was profiled.
+   start until the temporary file is gone (hashed, written, moved to its sha256 address), its
+   MB/s beside dd's, and the server's CPU seconds per GB until then (a figure the machine's
+   other load changes far less than MB/s); the 201 (after the profile of every row); the
+   resident memory of the process that took the upload (the one that used the most CPU) and of
+   all server processes together before, when the client had sent each quarter of the body, at
+   its peak while the body streamed and at its peak while the file was profiled.
+
+``--before REF`` also measures the code of a git commit (as :mod:`benchmarks.bench_watchers`
+does), ``--rounds N`` servers of each code, interleaved; medians per code and way at the end.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ import datetime
 import io
 import os
 import platform
+import resource
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -45,7 +52,7 @@ from typing import IO, Any, cast
 
 import httpx
 
-from benchmarks.bench_watchers import serving, session_rss, session_stats
+from benchmarks.bench_watchers import extract, serving, session_cpu, session_rss, session_stats
 
 LENGTH = 1000
 ROWS_PER_BLOCK = 10_000
@@ -76,19 +83,33 @@ def make_genes(path: Path, size: int, seed: int = 0) -> int:
     return rows
 
 
-def dd_speed(folder: Path, size: int, fsync: bool) -> float:
-    """MB/s of ``dd`` writing ``size`` bytes (rounded up to MiB) of zeros into ``folder``."""
+@dataclass
+class Disk:
+    """``dd`` writing the file's size: MB/s and CPU seconds per GB (dd's own, mostly the
+    kernel's copy into the page cache)."""
+
+    name: str
+    mb_s: float
+    cpu_s_per_gb: float
+
+
+def dd_speed(folder: Path, size: int, fsync: bool) -> Disk:
+    """``dd`` writing ``size`` bytes (rounded up to MiB) of zeros into ``folder``."""
     target = folder / "dd.bin"
     command = ["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={-(-size // MIB)}"]
     if fsync:
         command.append("conv=fsync")
     subprocess.run(["sync"], check=True)
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime
     written = target.stat().st_size
     target.unlink()
-    return written / MB / seconds
+    name = "fsync" if fsync else "page cache"
+    return Disk(name, written / MB / seconds, cpu / (written / 1e9))
 
 
 # --- sampling ---------------------------------------------------------------------------------
@@ -100,6 +121,7 @@ class Sample:
     sent: int
     storing: bool
     rss: dict[int, int]
+    cpu: float  # CPU seconds of the server's processes so far
 
 
 @dataclass
@@ -114,8 +136,8 @@ class Progress:
 def sample(progress: Progress, session_id: int, temp: Path, start: float) -> None:
     while not progress.stop.wait(0.1):
         storing = any(temp.glob("*.part")) if temp.is_dir() else False
-        rss = session_rss(session_id)
-        progress.samples.append(Sample(time.monotonic() - start, progress.sent, storing, rss))
+        rss, cpu = session_rss(session_id), session_cpu(session_id)[0]
+        progress.samples.append(Sample(time.monotonic() - start, progress.sent, storing, rss, cpu))
 
 
 class Counted(io.RawIOBase):
@@ -154,8 +176,10 @@ def chunks(path: Path, progress: Progress) -> Iterator[bytes]:
 
 @dataclass
 class Upload:
+    code: str
     way: str
     size: int
+    store_cpu_s: float = 0.0  # the server's CPU seconds from the start until stored
     sent_s: float = 0.0
     stored_s: float = 0.0
     total_s: float = 0.0
@@ -180,8 +204,9 @@ def send(client: httpx.Client, url: str, path: Path, way: str, progress: Progres
 
 def upload(base: str, session_id: int, folder: Path, path: Path, way: str) -> Upload:
     progress = Progress()
-    done = Upload(way, path.stat().st_size)
+    done = Upload("", way, path.stat().st_size)
     ticks = {pid: int(f[11]) + int(f[12]) for pid, f in session_stats(session_id).items()}
+    cpu0 = session_cpu(session_id)[0]
     start = time.monotonic()
     temp = folder / "workspace" / "datasets" / "tmp"
     sampler = threading.Thread(target=sample, args=(progress, session_id, temp, start))
@@ -198,7 +223,10 @@ def upload(base: str, session_id: int, folder: Path, path: Path, way: str) -> Up
     done.rows = int(version["rows"])
     done.sent_s = next(s.at for s in done.samples if s.sent >= done.size)
     seen = [s for s in done.samples if s.storing]
-    done.stored_s = next((s.at for s in done.samples if seen and s.at > seen[-1].at), 0.0)
+    stored = next((s for s in done.samples if seen and s.at > seen[-1].at), None)
+    if stored is None:
+        raise SystemExit(f"{way}: the 0.1 s samples never saw the upload stored; upload more MB")
+    done.stored_s, done.store_cpu_s = stored.at, stored.cpu - cpu0
     after = session_stats(session_id)
     used = {pid: int(f[11]) + int(f[12]) - ticks.get(pid, 0) for pid, f in after.items()}
     done.cpu_pid = max(used, key=lambda pid: used[pid])
@@ -230,13 +258,14 @@ def memory_lines(done: Upload, before: dict[int, int]) -> list[str]:
     ]
 
 
-def report(done: Upload, disk: dict[str, float], before: dict[int, int]) -> list[str]:
+def report(done: Upload, disk: list[Disk], before: dict[int, int]) -> list[str]:
     rate = done.size / MB / done.stored_s
-    ratios = ", ".join(f"{rate / speed:.2f}x dd {name}" for name, speed in disk.items())
+    ratios = ", ".join(f"{rate / d.mb_s:.2f}x dd {d.name}" for d in disk)
     return [
-        f"{done.way}: {done.size / MB:,.0f} MB, {done.rows:,} rows; last byte sent "
-        f"{done.sent_s:.1f} s; stored {done.stored_s:.1f} s = {rate:,.0f} MB/s ({ratios}); "
-        f"201 after {done.total_s:.1f} s (profile {done.total_s - done.stored_s:.1f} s)",
+        f"{done.code} {done.way}: {done.size / MB:,.0f} MB, {done.rows:,} rows; last byte sent "
+        f"{done.sent_s:.1f} s; stored {done.stored_s:.1f} s = {rate:,.0f} MB/s ({ratios}), "
+        f"server CPU {done.store_cpu_s / (done.size / 1e9):.2f} s/GB; 201 after "
+        f"{done.total_s:.1f} s (profile {done.total_s - done.stored_s:.1f} s)",
         *memory_lines(done, before),
     ]
 
@@ -251,28 +280,69 @@ def _workspace(base: str) -> None:
                 raise SystemExit(f"{reply.request.url}: {reply.status_code} {reply.text[:300]}")
 
 
-def _measure(folder: Path, size: int, say: Callable[[str], None]) -> None:
-    path = folder / "genes.csv"
-    rows = make_genes(path, size)
-    disk = {
-        name: dd_speed(folder, path.stat().st_size, fsync)
-        for name, fsync in (("page cache", False), ("fsync", True))
-    }
-    say(
-        f"file: {path.stat().st_size:,} bytes, {rows:,} rows of 1,000-nt sequence,score,split; "
-        + "; ".join(f"dd {name} {speed:,.0f} MB/s" for name, speed in disk.items())
-    )
+Say = Callable[[str], None]
+
+
+def _one_server(
+    folder: Path, path: Path, code: tuple[str, Path | None], disk: list[Disk], say: Say
+) -> list[Upload]:
+    """A fresh server on a fresh workspace in ``folder``; the raw and the form upload."""
+    folder.mkdir()
     database = f"sqlite:///{folder / 'upload.db'}"
     limit = {"HELIXSERVE_MAX_UPLOAD_BYTES": MAX_UPLOAD}
-    with serving(folder, database, None, limit) as (base, session_id):
+    done: list[Upload] = []
+    with serving(folder, database, code[1], limit) as (base, session_id):
         _workspace(base)
         for way in ("raw", "form"):
             before = session_rss(session_id)
-            for line in report(upload(base, session_id, folder, path, way), disk, before):
+            done.append(upload(base, session_id, folder, path, way))
+            done[-1].code = code[0]
+            for line in report(done[-1], disk, before):
                 say(line)
+    subprocess.run(["rm", "-rf", str(folder)], check=True)  # the stored copies: 2 GB
+    return done
 
 
-def measure_http(size: int, out: Path | None) -> None:
+def medians(done: list[Upload], say: Say) -> None:
+    for code in dict.fromkeys(u.code for u in done):
+        for way in ("raw", "form"):
+            mine = [u for u in done if u.code == code and u.way == way]
+            rate = statistics.median(u.size / MB / u.stored_s for u in mine)
+            cpu = statistics.median(u.store_cpu_s / (u.size / 1e9) for u in mine)
+            say(
+                f"{code} {way}, median of {len(mine)}: stored {rate:,.0f} MB/s, server CPU "
+                f"{cpu:.2f} s/GB while storing"
+            )
+
+
+def _measure(folder: Path, size: int, before: str | None, rounds: int, say: Say) -> None:
+    path = folder / "genes.csv"
+    rows = make_genes(path, size)
+    say(f"file: {path.stat().st_size:,} bytes, {rows:,} rows of 1,000-nt sequence,score,split")
+    disk = disk_speeds(folder, path.stat().st_size, "before the uploads", say)
+    codes: list[tuple[str, Path | None]] = [("this", None)]
+    if before:
+        codes.insert(0, ("before", extract(before, folder)))
+    done: list[Upload] = []
+    for number in range(rounds):
+        for code in codes if number % 2 == 0 else codes[::-1]:
+            done += _one_server(folder / f"r{number}-{code[0]}", path, code, disk, say)
+    medians(done, say)
+    disk_speeds(folder, path.stat().st_size, "after the uploads", say)
+
+
+def disk_speeds(folder: Path, size: int, when: str, say: Say) -> list[Disk]:
+    """dd without and with fsync, twice each, alternating; the best of each."""
+    runs = [dd_speed(folder, size, fsync) for fsync in (False, True, False, True)]
+    for d in runs:
+        say(f"dd {when}, {d.name}: {d.mb_s:,.0f} MB/s, dd's CPU {d.cpu_s_per_gb:.2f} s/GB")
+    return [
+        max((d for d in runs if d.name == name), key=lambda d: d.mb_s)
+        for name in ("page cache", "fsync")
+    ]
+
+
+def measure_http(size: int, out: Path | None, before: str | None = None, rounds: int = 1) -> None:
     """The whole ``--http`` benchmark (see the module contract)."""
     shown: list[str] = []
 
@@ -282,7 +352,8 @@ def measure_http(size: int, out: Path | None) -> None:
 
     now = datetime.datetime.now(datetime.UTC)
     say(
-        f"# bench_dataset_upload --http --mb {size // MB} ({now:%Y-%m-%d %H:%M} UTC, load average "
+        f"# bench_dataset_upload --http --mb {size // MB} --rounds {rounds}"
+        f"{f' --before {before}' if before else ''} ({now:%Y-%m-%d %H:%M} UTC, load average "
         f"{os.getloadavg()[0]:.2f})"
     )
     say(
@@ -291,7 +362,7 @@ def measure_http(size: int, out: Path | None) -> None:
         f"log on), HELIXSERVE_MAX_UPLOAD_BYTES={MAX_UPLOAD}, HELIXSERVE_WORKER=false, SQLite"
     )
     with tempfile.TemporaryDirectory() as scratch:
-        _measure(Path(scratch), size, say)
+        _measure(Path(scratch), size, before, rounds, say)
     say(f"load average after: {os.getloadavg()[0]:.2f}; scratch folder deleted")
     if out is not None:
         with out.open("a") as handle:

@@ -136,11 +136,13 @@ def main() -> None:
     parser.add_argument("--http", action="store_true", help="a big file through the server")
     parser.add_argument("--mb", type=int, default=1000, help="--http: the file's size in MB")
     parser.add_argument("--out", type=Path, help="--http: also append the output to this file")
+    parser.add_argument("--before", metavar="REF", help="--http: also measure this git commit")
+    parser.add_argument("--rounds", type=int, default=1, help="--http: servers of each code")
     args = parser.parse_args()
     if args.http:
         from benchmarks.bench_dataset_http import measure_http  # noqa: PLC0415 - parent stays small
 
-        measure_http(args.mb * 1_000_000, args.out)
+        measure_http(args.mb * 1_000_000, args.out, args.before, args.rounds)
         return
     if args.child:
         child(Path(args.child[0]), Path(args.child[1]))

@@ -28,8 +28,8 @@ the output to FILE). Each measurement:
    core busy). Latency = the client's clock when the event's last line arrived - the epoch row's
    ``at`` (one machine, one clock): median, p90 and max over every (client, epoch) that arrived.
    ``cut``: streams that ended before the ``finished`` status; ``missing``: epochs that never
-   reached a client (all clients together); when either is not 0, the distinct exception lines
-   of the server's log are printed.
+   reached a client (all clients together); when either is not 0, the distinct warning, error
+   and exception lines of the server's log are printed.
 
 ``--before REF`` also measures the code of a git commit (its ``src`` extracted with
 ``git archive`` into a temporary folder, put first on the server's ``PYTHONPATH``): the two are
@@ -255,12 +255,18 @@ async def _measure_live(
 
 
 def server_errors(log: Path) -> list[str]:
-    """The distinct exception lines of the server's log (``SomeError: message``)."""
+    """The distinct warning, error and exception lines of the server's log (or its last line
+    when there is none, so a cut stream always leaves a trace in the output)."""
+    lines = log.read_text(errors="replace").splitlines()
     found: dict[str, None] = {}
-    for line in log.read_text(errors="replace").splitlines():
-        if re.match(r"^[\w.]+(Error|Exception|Locked)\b.*:", line):
+    for line in lines:
+        if re.search(r" (WARNING|ERROR|CRITICAL) ", line) or re.match(
+            r"^[\w.]+(Error|Exception)\b.*:", line
+        ):
             found.setdefault(line[:200])
-    return list(found)
+    return list(found) or [
+        f"(no warning or error; last line) {lines[-1][:200]}" if lines else "(empty)"
+    ]
 
 
 def measure(folder: Path, code: tuple[str, Path | None], plan: Plan) -> Figures:

@@ -11,17 +11,19 @@ Contract:
   :class:`~helixserve.errors.RequestError` (400) saying how to send the file.
 - :func:`blocking_file` is a read-only binary file (a :class:`BlockingStream`, buffered) over the
   upload's chunks for code running in a worker thread started with
-  :func:`anyio.to_thread.run_sync`: each read waits for the next
-  chunk on the event loop (:func:`anyio.from_thread.run`), so memory holds one chunk at a time
-  whatever the file's size. A client that goes away mid-body raises starlette's
-  ``ClientDisconnect`` from the read (the app's size limit cuts a body off the same way, and then
+  :func:`anyio.to_thread.run_sync`. The event loop gathers the body in blocks of about
+  :data:`BUFFER` bytes, one block ahead of the thread: while the thread hashes and writes one
+  block, the loop receives the next (memory holds about three blocks whatever the file's
+  size). A client that goes away mid-body raises starlette's ``ClientDisconnect`` from the read (the app's size limit cuts a body off the same way, and then
   answers 413 itself).
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,22 +169,45 @@ class BlockingStream(io.RawIOBase):
         self._chunks = chunks
         self._left = memoryview(b"")
         self._ended = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ahead: Future[bytes] | None = None
 
     def readable(self) -> bool:
         return True
 
-    async def _next(self) -> bytes:
-        try:
-            return await anext(self._chunks)
-        except StopAsyncIteration:
+    async def _gather(self) -> bytes:
+        """On the event loop: the next :data:`BUFFER` bytes or more (less only at the end)."""
+        parts: list[bytes] = []
+        size = 0
+        while size < BUFFER:
+            try:
+                chunk = await anext(self._chunks)
+            except StopAsyncIteration:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+        return b"".join(parts)
+
+    def _next_block(self) -> bytes:
+        """The block read ahead (waiting for it), and the next one asked for at once, so the
+        event loop receives while this thread works on the block."""
+        if self._loop is None:
+            self._loop = anyio.from_thread.run_sync(asyncio.get_running_loop)
+        ahead = self._ahead or asyncio.run_coroutine_threadsafe(self._gather(), self._loop)
+        block = ahead.result()  # raises what the body raised (a client gone, a bad multipart)
+        self._ahead = None
+        if block:
+            self._ahead = asyncio.run_coroutine_threadsafe(self._gather(), self._loop)
+        else:
             self._ended = True
-            return b""
+        return block
 
     def readinto(self, buffer: Any) -> int:
-        while not self._left and not self._ended:
-            self._left = memoryview(anyio.from_thread.run(self._next))
-        size = min(len(buffer), len(self._left))
-        buffer[:size] = self._left[:size]
+        view = memoryview(buffer).cast("B")
+        if not self._left and not self._ended:
+            self._left = memoryview(self._next_block())
+        size = min(len(view), len(self._left))
+        view[:size] = self._left[:size]
         self._left = self._left[size:]
         return size
 
