@@ -228,3 +228,32 @@ def test_a_failing_read_ends_every_stream_with_its_error(space: Workspace) -> No
     for error in asyncio.run(scenario()):
         assert isinstance(error, RunNotFound)
         assert str(error) == "project 'lab' has no run 'nope'."
+
+
+def test_a_run_that_ends_during_a_read_still_sends_its_final_status(
+    space: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run finishes after a read took its status and before it read the log lines (which
+    read the run again): that read must not end the streams; the next one sends ``finished``."""
+    run_id = queue(space)
+    claim(space)
+    write_epoch(space, run_id, 1)
+    real = runs.logs_since
+    finished_once: list[bool] = []
+
+    def logs_then_finish(session: object, *args: object) -> object:
+        if not finished_once:
+            finished_once.append(True)
+            finish(space, run_id)
+        return real(session, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runs, "logs_since", logs_then_finish)
+
+    async def scenario() -> Stream:
+        stream = Stream(RunFeeds(POLL_S), space, run_id)
+        await stream.task
+        return stream
+
+    stream = asyncio.run(scenario())
+    assert statuses(stream) == ["running", "finished"]
+    assert stream.epochs() == [1]

@@ -14,8 +14,8 @@ Contract:
   :func:`anyio.to_thread.run_sync`. The event loop gathers the body in blocks of about
   :data:`BUFFER` bytes, one block ahead of the thread: while the thread hashes and writes one
   block, the loop receives the next (memory holds about three blocks whatever the file's
-  size). A client that goes away mid-body raises starlette's ``ClientDisconnect`` from the read (the app's size limit cuts a body off the same way, and then
-  answers 413 itself).
+  size). A client that goes away mid-body raises starlette's ``ClientDisconnect`` from the read
+  (the app's size limit cuts a body off the same way, and then answers 413 itself).
 """
 
 from __future__ import annotations

@@ -106,10 +106,12 @@ def read_batch(
 ) -> Batch:
     """The run's epochs and log lines after those numbers, and its status. ``run_id`` is an id or
     ``EXPERIMENT:NUMBER``. The run is read first: a run found ended has all its epochs written
-    already."""
+    already. The status and ``ended`` both come from that first read (the epoch and log queries
+    read the run again, and a run that ended in between must not end the stream on the status
+    before)."""
     with space.db.session() as session:
         run = project_run(session, project, run_id)
-        status = json.dumps(status_data(run))
+        status, ended = json.dumps(status_data(run)), run.status in FINAL  # before the re-reads
         epochs = [
             (row.epoch, _point(row)) for row in runs.epochs_since(session, run.id, after_epoch)
         ]
@@ -117,7 +119,7 @@ def read_batch(
             (line.seq, json.dumps({"seq": line.seq, "line": line.line}))
             for line in runs.logs_since(session, run.id, after_seq)
         ]
-        return Batch(epochs, logs, status, run.status in FINAL)
+        return Batch(epochs, logs, status, ended)
 
 
 def events_of(batch: Batch, cursor: Cursor) -> list[ServerSentEvent]:
