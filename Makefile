@@ -91,6 +91,8 @@ bench: install-all
 	$(BIN)/python -m benchmarks.bench_watchers
 	$(BIN)/python -m benchmarks.bench_accounts
 	$(BIN)/python -m benchmarks.bench_heavy
+	$(BIN)/python -m benchmarks.profile_heavy
+	$(BIN)/python -m benchmarks.goals
 
 # Only the serving benchmark (needs wrk and h2load: apt-get install wrk nghttp2-client).
 bench-serving: install-all

@@ -53,6 +53,7 @@ from typing import IO, Any, cast
 import httpx
 
 from benchmarks.bench_watchers import extract, serving, session_cpu, session_rss, session_stats
+from benchmarks.goals import record
 
 LENGTH = 1000
 ROWS_PER_BLOCK = 10_000
@@ -329,6 +330,28 @@ def _measure(folder: Path, size: int, before: str | None, rounds: int, say: Say)
             done += _one_server(folder / f"r{number}-{code[0]}", path, code, disk, say)
     medians(done, say)
     disk_speeds(folder, path.stat().st_size, "after the uploads", say)
+    record_goal([u for u in done if u.code == "this"], disk, rounds)
+
+
+def record_goal(done: list[Upload], disk: list[Disk], rounds: int) -> None:
+    """Issue 19's upload row (:mod:`benchmarks.goals`): MB/s against dd with fsync, and the
+    largest RSS growth of the process that took an upload (peak minus its first sample)."""
+    fsync = next(d for d in disk if d.name == "fsync")
+    parts, growth = [], 0.0
+    for way in ("raw", "form"):
+        mine = [u for u in done if u.way == way]
+        rate = statistics.median(u.size / MB / u.stored_s for u in mine)
+        parts.append(f"{way} {rate:,.0f} MB/s ({rate / fsync.mb_s:.2f}x dd fsync)")
+        for u in mine:
+            rss = [s.rss.get(u.cpu_pid, 0) for s in u.samples if u.cpu_pid in s.rss]
+            growth = max(growth, (max(rss) - rss[0]) / MIB if rss else 0.0)
+    record(
+        "upload",
+        f"{', '.join(parts)}; dd fsync {fsync.mb_s:,.0f} MB/s; RSS growth at most "
+        f"{growth:.0f} MiB over the whole upload (storing and profiling)",
+        None,
+        f"`helixserve serve` defaults, 1 GB CSV, raw body and multipart, {rounds} round(s)",
+    )
 
 
 def disk_speeds(folder: Path, size: int, when: str, say: Say) -> list[Disk]:

@@ -45,6 +45,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 
+from benchmarks.goals import record
 from helixserve.explain.ism import dna_schema, ism
 from helixserve.explain.precision import ISM_SPEARMAN, ism_agreement
 from helixserve.runtime import Predictor
@@ -461,6 +462,22 @@ def main() -> None:
         f"yeast-utr ISM over the API, sequential p50: int8 {int8.p50_ms:.2f} ms, fp32 "
         f"{fp32.p50_ms:.2f} ms ({fp32.p50_ms / int8.p50_ms:.1f}x; goal <= 20 ms)"
     )
+    config = f"`helixserve serve` defaults ({run['server']}), sequential requests, 150 variants"
+    record(
+        "ism",
+        f"int8 (served by default) p50 {int8.p50_ms:.1f} ms; fp32 {fp32.p50_ms:.1f} ms "
+        f"({fp32.p50_ms / int8.p50_ms:.1f}x)",
+        int8.p50_ms <= 20,
+        config,
+    )
+    if found is not None:
+        record(
+            "ism-rank",
+            f"Spearman mean {found['mean']:.4f}, lowest {found['lowest']:.4f} over "
+            f"{found['utrs']:,.0f} UTRs",
+            found["mean"] >= 0.99,
+            "yeast-utr@2 test UTRs, in-process, int8 sibling vs fp32",
+        )
     if args.json:
         old = json.loads(args.json.read_text()) if args.json.is_file() else {"runs": []}
         old["runs"].append(run)

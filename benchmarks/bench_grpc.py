@@ -60,6 +60,7 @@ from benchmarks.bench_serving import (
     wait_http,
 )
 from benchmarks.bench_store_runtime import random_sequences
+from benchmarks.goals import record
 from helixserve.serving.grpc_server import MESSAGES, _inputs, _raw
 from helixserve.serving.oip import Tensor
 from helixserve.serving.oip_rest import parse_infer_request, render_infer_response
@@ -359,11 +360,39 @@ def main() -> None:
         f"pair {args.big_pairs} times per round):\n"
     )
     print(report(results))
+    record_goals(results, args.rounds, args.seconds)
     costs = protocol_costs()
     print(
         "\nprotocol work per 1,000-sequence request, in-process: "
         + ", ".join(f"{name} {us:,.0f} µs" for name, us in costs.items())
     )
+
+
+def record_goals(
+    results: dict[tuple[str, int], list[Measured]], rounds: int, seconds: float
+) -> None:
+    """Issue 19's gRPC rows (:mod:`benchmarks.goals`): the per-round ratios' medians of the
+    default gRPC server (``grpc``) against REST."""
+
+    def ratio(c: int, of: Callable[[Result], float]) -> float:
+        pairs = zip(results["grpc", c], results["rest", c], strict=True)
+        return float(statistics.median(of(g.result) / of(r.result) for g, r in pairs))
+
+    config = (
+        f"`helixserve serve` defaults (HTTP/2 gRPC server), tritonclient-shaped requests from "
+        f"h2load / wrk, medians of {rounds} interleaved rounds of {seconds:g} s"
+    )
+    p50s = {c: ratio(c, lambda r: r.p50_ms) for c in (1, 8, 32)}
+    record(
+        "grpc-p50",
+        ", ".join(f"c={c}: gRPC p50 {v:.2f} of REST's" for c, v in p50s.items()),
+        all(v <= 1 for v in p50s.values()),
+        config,
+    )
+    rps = ratio(32, lambda r: r.rps)
+    record("grpc-rps", f"c=32: gRPC {rps:.2f}x REST's requests/s", rps >= 1, config)
+    big = ratio(0, lambda r: r.p50_ms)
+    record("grpc-big", f"gRPC p50 {big:.2f} of REST JSON's (1,000 sequences)", big < 1, config)
 
 
 if __name__ == "__main__":

@@ -6,21 +6,22 @@ JSON body) and ``h2load`` (HTTP/2; it posts a framed gRPC ``ModelInfer`` message
 on its own loopback port, measured interleaved per concurrency level so machine drift hits all
 alike; single-sequence requests to the U1 model (``primer-binding`` from the zoo):
 
-(a) helixserve domain API ``POST /api/v1/models/primer-binding/predict`` (2 worker processes),
+(a) helixserve domain API ``POST /api/v1/models/primer-binding/predict``, the server with the
+    defaults a user gets from the README (processes and threads ``auto``, the access log on),
 (b) helixserve OIP v2 REST ``POST /v2/models/primer-binding/infer`` (same server),
 (c) helixserve OIP v2 gRPC ``ModelInfer`` (same server),
 (d) a Flask app that validates, one-hot encodes and calls the same ONNX model once per request,
     under gunicorn with 2 sync workers (:mod:`benchmarks.baselines`),
 (e) a null ASGI app on uvicorn with 2 workers answering a constant JSON (the ceiling),
 (f) the domain API of (a) on a second helixserve server with ``HELIXSERVE_FAST_PATH=false``: the
-    plain FastAPI route, beside the fast path generated from it (the reason the fast path exists).
+    plain FastAPI route, beside the fast path generated from it (the reason the fast path exists),
+(g) the domain API of (a) on a third server with the access log off (``HELIXSERVE_ACCESS_LOG``):
+    what the access log costs.
 
 Every helixserve run is checked: the items the server's metrics counted must equal the requests
 the load generator saw succeed (a gRPC error would otherwise hide behind HTTP 200).
 
-The heavy part: the Cuperus et al. CNN (random weights; 17.7 M multiply-adds per sequence) served
-by one worker with 2 ONNX Runtime threads, requests/s at concurrency 64 vs the model-only
-throughput of the same ONNX session (2 threads) at the batch size the batcher forms.
+The heavy model is :mod:`benchmarks.bench_heavy` and :mod:`benchmarks.profile_heavy`.
 """
 
 from __future__ import annotations
@@ -42,11 +43,9 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.bench_store_runtime import CuperusCNN, export, publish, random_sequences
-from helixserve.inputs.sequence import SequenceSchema
-from helixserve.runtime import Predictor
+from benchmarks.goals import record
 from helixserve.serving.grpc_server import MESSAGES
-from helixserve.store import ModelStore, OutputSchema
+from helixserve.settings import usable_cpus
 from helixserve.store.configured import PRETRAINED_STORE as ZOO_STORE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,31 +114,14 @@ def helixserve(
     store: Path,
     port: int,
     grpc_port: int,
-    workers: int,
-    threads: int,
     log: Path,
     extra: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    env = {
-        "HELIXSERVE_ACCESS_LOG": "false",
-        "HELIXSERVE_INTRA_OP_THREADS": str(threads),
-        "HELIXSERVE_CACHE_DIR": str(log.parent / "cache"),
-        **(extra or {}),
-    }
-    command = [
-        str(BIN / "helixserve"),
-        "serve",
-        "--store",
-        str(store),
-        "--port",
-        str(port),
-        "--grpc-port",
-        str(grpc_port),
-        "--workers",
-        str(workers),
-        "--reload-interval",
-        "0",
-    ]
+    """``helixserve serve`` with the defaults a user gets (processes and ONNX Runtime threads
+    ``auto``, the access log on), but for ``extra`` settings; no background worker."""
+    env = {"HELIXSERVE_CACHE_DIR": str(log.parent / "cache"), **(extra or {})}
+    command = [str(BIN / "helixserve"), "serve", "--store", str(store), "--port", str(port)]
+    command += ["--grpc-port", str(grpc_port), "--reload-interval", "0", "--no-worker"]
     process = start(command, env, log)
     wait_http(f"http://127.0.0.1:{port}/readyz", process)
     return process
@@ -280,18 +262,24 @@ def checked(result: Result, url: str, model: str, before: float, seconds: float)
 
 def light(concurrencies: list[int], seconds: float, scratch: Path) -> list[Result]:
     """Targets (a)-(f), interleaved per concurrency level."""
-    ports = {name: free_port() for name in ("hs", "grpc", "flask", "null", "plain", "grpc2")}
+    names = ("hs", "grpc", "flask", "null", "plain", "grpc2", "quiet", "grpc3")
+    ports = {name: free_port() for name in names}
     model = ZOO_STORE / "primer-binding" / "versions" / "1" / "model.onnx"
     procs = [
-        helixserve(ZOO_STORE, ports["hs"], ports["grpc"], 2, 1, scratch / "hs.log"),
+        helixserve(ZOO_STORE, ports["hs"], ports["grpc"], scratch / "hs.log"),
         helixserve(
             ZOO_STORE,
             ports["plain"],
             ports["grpc2"],
-            2,
-            1,
             scratch / "plain.log",
             {"HELIXSERVE_FAST_PATH": "false"},
+        ),
+        helixserve(
+            ZOO_STORE,
+            ports["quiet"],
+            ports["grpc3"],
+            scratch / "quiet.log",
+            {"HELIXSERVE_ACCESS_LOG": "false"},
         ),
         start(
             [
@@ -325,14 +313,16 @@ def light(concurrencies: list[int], seconds: float, scratch: Path) -> list[Resul
     ]
     hs = f"http://127.0.0.1:{ports['hs']}"
     plain = f"http://127.0.0.1:{ports['plain']}"
-    served = {"(a)": hs, "(b)": hs, "(c)": hs, "(f)": plain}  # where each target is counted
+    quiet = f"http://127.0.0.1:{ports['quiet']}"
+    # where each target is counted
+    served = {"(a)": hs, "(b)": hs, "(c)": hs, "(f)": plain, "(g)": quiet}
     flask = f"http://127.0.0.1:{ports['flask']}/api/v1/models/primer-binding/predict"
     try:
         wait_http(flask.replace("/predict", ""), procs[2])
         wait_http(f"http://127.0.0.1:{ports['null']}/", procs[3])
         results = []
         for c in concurrencies:
-            for name, run in _light_targets(hs, plain, ports, flask, c, seconds, scratch):
+            for name, run in _light_targets(hs, plain, quiet, ports, flask, c, seconds, scratch):
                 url = served.get(name[:3])
                 before = items_counted(url, "primer-binding") if url else 0.0
                 result = run()
@@ -347,7 +337,14 @@ def light(concurrencies: list[int], seconds: float, scratch: Path) -> list[Resul
 
 
 def _light_targets(
-    hs: str, plain: str, ports: dict[str, int], flask: str, c: int, seconds: float, scratch: Path
+    hs: str,
+    plain: str,
+    quiet: str,
+    ports: dict[str, int],
+    flask: str,
+    c: int,
+    seconds: float,
+    scratch: Path,
 ) -> list[tuple[str, Callable[[], Result]]]:
     grpc = f"127.0.0.1:{ports['grpc']}"
     null = f"http://127.0.0.1:{ports['null']}/"
@@ -398,6 +395,17 @@ def _light_targets(
                 scratch,
             ),
         ),
+        (
+            "(g) domain, access log off",
+            lambda: run_wrk(
+                "(g) domain API, access log off",
+                quiet + "/api/v1/models/primer-binding/predict",
+                DOMAIN_BODY,
+                c,
+                seconds,
+                scratch,
+            ),
+        ),
     ]
 
 
@@ -406,67 +414,6 @@ def _line(r: Result) -> str:
         f"{r.target:<40} c={r.concurrency:<3} {r.rps:>9.0f} req/s  p50 {r.p50_ms:7.2f} ms  "
         f"p99 {r.p99_ms:7.2f} ms  failed {r.failed}"
     )
-
-
-def heavy(seconds: float, scratch: Path) -> dict[str, float]:
-    """The Cuperus CNN: served requests/s at c=64 vs model-only throughput (2 threads)."""
-    store = ModelStore.open(str(scratch / "heavy-store"), cache_dir=scratch / "heavy-cache")
-    schema = SequenceSchema(length=50, flank_left="ACGTACGTAC", flank_right="GTACGTACGT")
-    publish(
-        store, "cuperus", export(CuperusCNN(), 70, "value"), schema, "regression", OutputSchema()
-    )
-    predictor = Predictor(store.pull("cuperus"), intra_op_threads=2)
-    batch = predictor.encode(random_sequences(64, 50))
-    predictor.run(batch)
-    runs = []
-    for _ in range(5):
-        started = time.perf_counter()
-        for _ in range(10):
-            predictor.run(batch)
-        runs.append(640 / (time.perf_counter() - started))
-    model_only = statistics.median(runs)
-    port, grpc_port = free_port(), free_port()
-    proc = helixserve(
-        scratch / "heavy-store",
-        port,
-        grpc_port,
-        1,
-        2,
-        scratch / "heavy.log",
-        {"HELIXSERVE_BATCH_MAX_SIZE": "64"},
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        body = json.dumps({"inputs": [random_sequences(1, 50, seed=1)[0]]})
-        run_wrk("warm-up", url + "/api/v1/models/cuperus/predict", body, 64, 2, scratch)
-        before = items_counted(url, "cuperus")
-        served = run_wrk(
-            "cuperus CNN, helixserve domain API",
-            url + "/api/v1/models/cuperus/predict",
-            body,
-            64,
-            seconds,
-            scratch,
-        )
-        checked(served, url, "cuperus", before, seconds)
-        sizes = _mean_batch(url)
-    finally:
-        stop(proc)
-    print(_line(served), flush=True)
-    return {
-        "model_only_seq_per_s": model_only,
-        "served_rps_c64": served.rps,
-        "served_p99_ms": served.p99_ms,
-        "ratio": served.rps / model_only,
-        "mean_batch": sizes,
-    }
-
-
-def _mean_batch(url: str) -> float:
-    text = httpx.get(url + "/metrics").text
-    sums = re.findall(r"helixserve_batch_size_sum\{[^}]*\} ([\d.e+]+)", text)
-    counts = re.findall(r"helixserve_batch_size_count\{[^}]*\} ([\d.e+]+)", text)
-    return sum(map(float, sums)) / sum(map(float, counts))
 
 
 def table(results: list[Result]) -> str:
@@ -489,24 +436,63 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", default="1,8,32,64")
-    parser.add_argument("--skip-heavy", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="helixserve-bench-") as tmp:
         scratch = Path(tmp)
         print(f"machine: {os.cpu_count()} CPUs; {os.uname().sysname} {os.uname().release}")
+        print(f"usable CPUs {usable_cpus()}; load {os.getloadavg()[0]:.1f}")
         results = light([int(c) for c in args.concurrency.split(",")], args.seconds, scratch)
-        heavy_result = None if args.skip_heavy else heavy(args.seconds, scratch)
-    print("\n" + table(results))
-    if heavy_result:
-        print(
-            "\nheavy model (Cuperus CNN, 1 worker x 2 ONNX threads): "
-            + ", ".join(f"{k} {v:.3g}" for k, v in heavy_result.items())
-        )
+    print("\n" + table(results) + "\n")
+    print(goal_lines(results))
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    record_goals(results, args.seconds)
     if args.json:
-        args.json.write_text(
-            json.dumps({"light": [asdict(r) for r in results], "heavy": heavy_result}, indent=2)
+        args.json.write_text(json.dumps({"light": [asdict(r) for r in results]}, indent=2))
+
+
+def goal_lines(results: list[Result]) -> str:
+    """Issue 19's goal for the defaults: (a) >= 4x (d) at p99 <= 10 ms; and the access log's
+    cost: (a) (on, the default) against (g) (off), per concurrency."""
+    by = {(r.target[:3], r.concurrency): r for r in results}
+    lines = []
+    for c in sorted({r.concurrency for r in results}):
+        a, d, g = by[("(a)", c)], by[("(d)", c)], by[("(g)", c)]
+        met = a.rps >= 4 * d.rps and a.p99_ms <= 10
+        lines.append(
+            f"c={c}: defaults {a.rps / d.rps:.2f}x Flask, p99 {a.p99_ms:.2f} ms "
+            f"(goal >= 4x at p99 <= 10 ms: {'met' if met else 'not met'}); "
+            f"access log on / off {a.rps / g.rps:.2f} of the requests/s"
         )
+    return "\n".join(lines)
+
+
+def record_goals(results: list[Result], seconds: float) -> None:
+    """Issue 19's serving and access-log rows (:mod:`benchmarks.goals`); the goal is judged at
+    c=32, the concurrency it was set at."""
+    by = {(r.target[:3], r.concurrency): r for r in results}
+    levels = sorted({r.concurrency for r in results})
+    config = (
+        f"`helixserve serve` defaults (usable CPUs {usable_cpus()}), primer-binding, wrk "
+        f"{seconds:g} s per point, interleaved with the others"
+    )
+    shown = [c for c in levels if c >= 8]
+    serving = "; ".join(
+        f"c={c}: {by['(a)', c].rps / by['(d)', c].rps:.2f}x ({by['(a)', c].rps:,.0f} vs "
+        f"{by['(d)', c].rps:,.0f} req/s), p99 {by['(a)', c].p99_ms:.2f} ms"
+        for c in shown
+    )
+    judged = by.get(("(a)", 32)), by.get(("(d)", 32))
+    met = None
+    if judged[0] is not None and judged[1] is not None:
+        met = judged[0].rps >= 4 * judged[1].rps and judged[0].p99_ms <= 10
+    record("serving", serving, met, config)
+    logged = "; ".join(
+        f"c={c}: on {by['(a)', c].rps:,.0f}, off {by['(g)', c].rps:,.0f} req/s "
+        f"({by['(a)', c].rps / by['(g)', c].rps:.2f})"
+        for c in levels
+    )
+    record("access-log", logged, None, config + "; (g) = the same with the access log off")
 
 
 if __name__ == "__main__":

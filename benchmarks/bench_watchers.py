@@ -63,6 +63,7 @@ from tests.support.worker_runs import add_dataset, dna_csv, open_space, queue, w
 
 from benchmarks.bench_live import quantile
 from benchmarks.bench_serving import ROOT, free_port, start, stop, wait_http
+from benchmarks.goals import record
 from helixserve.workspace import runs
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -337,6 +338,23 @@ def medians(results: list[Figures], code: str) -> str:
     )
 
 
+def record_goal(mine: list[Figures], plan: Plan) -> None:
+    """Issue 19's watchers row (:mod:`benchmarks.goals`): this code's medians."""
+    idle = statistics.median(r.idle_cpu for r in mine)
+    live = statistics.median(r.live_cpu for r in mine)
+    p50 = statistics.median(statistics.median(r.latency_ms) for r in mine)
+    top = statistics.median(max(r.latency_ms) for r in mine)
+    cut = sum(r.cut for r in mine)
+    record(
+        "watchers",
+        f"server CPU {idle:.3f} cores idle, {live:.3f} live; epoch to client p50 {p50:.0f} ms, "
+        f"max {top:.0f} ms; streams cut {cut}",
+        None,
+        f"`helixserve serve` defaults, {plan.watchers} event streams on one run, {plan.epochs} "
+        f"epochs ~{plan.interval:g} s apart, SQLite; {len(mine)} measurement(s)",
+    )
+
+
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--watchers", type=int, default=100, help="event-stream clients")
@@ -398,6 +416,7 @@ def main() -> None:
                     say(f"         server log: {error}")
     for label, _ in codes:
         say(medians(results, label))
+    record_goal([r for r in results if r.code == "this"], plan)
     say(f"load average after: {os.getloadavg()[0]:.2f}")
     if args.out is not None:
         with args.out.open("a") as out:
