@@ -261,8 +261,8 @@ def test_profile_of_fasta_parquet_and_images_roles(tmp_path: Path) -> None:
         "id": "s3",
         "line": 6,
         "message": "column sequence: DNA sequence is not valid DNA: position 5 is 'X' (1 more "
-        "invalid character after it). Only the letters A, C, G, T, N are allowed; remove it "
-        "or correct the typo.",
+        "invalid character after it). Only the letters A, C, G, T, N, R, Y, S, W, K, M, B, D, "
+        "H, V are allowed; remove it or correct the typo.",
     }
     parquet = profile(parquet_file(tmp_path / "d.parquet"), "d.parquet")
     assert parquet.roles() == {"seq": "sequence", "y": "number"}
@@ -272,6 +272,21 @@ def test_profile_of_fasta_parquet_and_images_roles(tmp_path: Path) -> None:
     assert images.refused[0].message == (
         "image 'missing.png' is not in the zip; check the path (relative to the labels table's "
         "folder) and the file name's case."
+    )
+
+
+def test_ambiguity_codes_are_good_rows_and_other_letters_are_not(tmp_path: Path) -> None:
+    """N and the IUPAC codes are DNA (whether a model takes them is its recipe's rule, as for
+    ``helixserve train``); a letter outside them refuses its row, naming it."""
+    lines = ["name,sequence,score"] + [f"n{i},{SEQ},{i}" for i in range(1, 21)]
+    lines += [f"b,{SEQ[:-3]}RYN,21", f"c,{SEQ[:-1]}J,22"]
+    result = profile(write(tmp_path / "d.csv", "\n".join(lines) + "\n"), "d.csv")
+    assert result.roles()["sequence"] == "sequence"
+    assert (result.rows, result.good_rows, result.refused_rows) == (22, 21, 1)
+    assert result.refused[0].message == (
+        f"column sequence: DNA sequence is not valid DNA: position {len(SEQ)} is 'J'. Only the "
+        "letters A, C, G, T, N, R, Y, S, W, K, M, B, D, H, V are allowed; remove it or correct "
+        "the typo."
     )
 
 
@@ -293,7 +308,8 @@ def test_bad_rows_are_refused_and_never_lose_good_ones(tmp_path: Path) -> None:
             "id": "n3",
             "line": 4,
             "message": "column sequence: DNA sequence is not valid DNA: position 5 is 'Z'. Only "
-            "the letters A, C, G, T, N are allowed; remove it or correct the typo.",
+            "the letters A, C, G, T, N, R, Y, S, W, K, M, B, D, H, V are allowed; remove it or "
+            "correct the typo.",
         },
         {
             "row": 5,

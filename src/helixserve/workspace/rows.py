@@ -19,7 +19,8 @@ Contract:
   file name in front of their message.
 - :class:`RowChecker` is the one definition of a *good row* beyond what the reader refuses: every
   ``sequence`` column holds a valid DNA/RNA sequence
-  (:func:`~helixserve.inputs.sequence.validate_sequence`, letters ACGTN, U read as T) and every
+  (:func:`~helixserve.inputs.sequence.validate_sequence`: the letters ACGTN and the IUPAC
+  ambiguity codes, U read as T — whether a model takes the codes is its recipe's rule) and every
   ``number`` column a number or a missing value
   (:func:`~helixserve.inputs.tabular.parse_value`). Profiles and subset tables both use it, so
   row numbers agree between them.
@@ -210,7 +211,9 @@ class RowChecker:
     def __init__(self, roles: Mapping[str, Role], limits: ProfileLimits) -> None:
         self.sequences = [name for name, role in roles.items() if role == "sequence"]
         self.numbers = [name for name, role in roles.items() if role == "number"]
-        self.schema = SequenceSchema(alphabet="ACGTN", max_length=limits.max_sequence_length)
+        self.schema = SequenceSchema(
+            alphabet="IUPAC", ambiguity="frequencies", max_length=limits.max_sequence_length
+        )
         self.features = {name: Feature(name=display_name(name)) for name in self.numbers}
 
     @property
