@@ -20,6 +20,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from helixserve.cli.app import app
+from helixserve.errors import InputError
 from helixserve.runtime import Prediction, Predictor
 from helixserve.store.manifest import Lineage
 from helixserve.training.loop import History
@@ -381,3 +382,85 @@ def test_ray_tasks_ask_for_a_gpu_when_the_run_wants_or_can_use_one() -> None:
     assert ray_engine.resources("dna-binary", {"device": "cpu"}, 2) == (1.0, 0.0)
     assert ray_engine.resources("dna-binary", {"device": "cuda"}, 0) == (1.0, 1.0)
     assert ray_engine.resources("tabular", {}, 2) == (1.0, 0.0)
+
+
+def tags_csv(n: int = 200) -> bytes:
+    """Two 0/1 label columns: ``gattaca`` (the motif somewhere) and ``gc_start`` (a GC-rich
+    start), as for ``helixserve train dna-classify --target gattaca,gc_start``."""
+    rng = np.random.default_rng(3)
+    lines = ["id,sequence,gattaca,gc_start,score,split"]
+    for i in range(n):
+        letters = list(rng.choice(list("ACGT"), 50))
+        motif, gc = i % 2, (i // 2) % 2
+        if motif:
+            at = int(rng.integers(10, 50 - len(MOTIF)))
+            letters[at : at + len(MOTIF)] = list(MOTIF)
+        if gc:
+            letters[:8] = list("GCGCGGCC")
+        lines.append(f"t{i},{''.join(letters)},{motif},{gc},{i / 7:.3f},{'TTTV'[i % 4]}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_a_multilabel_experiment_trains_one_output_per_label_column(space: Workspace) -> None:
+    add_dataset(space, "tags", tags_csv())
+    run_id = queue(
+        space,
+        "tags",
+        dataset="tags",
+        recipe="dna-classify",
+        target="gattaca,gc_start",
+        params={"epochs": 2},
+        test_subset=None,
+    )
+    assert train_one(space) == "finished", log_lines(space, run_id)
+    run = get(space, run_id)
+    assert run.bundle is not None
+    bundle = space.runs.pull(run.bundle)
+    assert bundle.manifest.task == "multilabel"
+    assert list(bundle.manifest.output.labels or []) == ["gattaca", "gc_start"]
+    answer = Predictor.from_store(space.runs, run.bundle).predict(["GCGCGGCC" + "A" * 42])[0]
+    assert isinstance(answer, Prediction) and answer.probabilities is not None
+    assert set(answer.probabilities) == {"gattaca", "gc_start"}
+
+
+@pytest.mark.parametrize(
+    ("recipe", "target", "message"),
+    [
+        (
+            "dna-binary",
+            "gattaca,gc_start",
+            "the dna-binary recipe learns one target column, but target names 2 (gattaca, "
+            "gc_start); use dna-classify for several label columns (multi-label), or name one "
+            "column.",
+        ),
+        (
+            "dna-classify",
+            "gattaca,colour",
+            "target names label column 'colour' but the dataset has no such column; its columns "
+            "are: id, sequence, gattaca, gc_start, score, split.",
+        ),
+        (
+            "dna-classify",
+            "gattaca,gattaca",
+            "target names label column 'gattaca' twice; its columns are: id, sequence, gattaca, "
+            "gc_start, score, split.",
+        ),
+    ],
+)
+def test_a_multilabel_target_is_checked_before_it_is_stored(
+    space: Workspace, recipe: str, target: str, message: str
+) -> None:
+    add_dataset(space, "tags", tags_csv())
+    with pytest.raises(InputError) as refused:
+        queue(space, "tags", dataset="tags", recipe=recipe, target=target)
+    assert str(refused.value) == message and refused.value.field == "target"
+
+
+def test_a_label_column_must_hold_zero_or_one(space: Workspace) -> None:
+    add_dataset(space, "tags", tags_csv())
+    with pytest.raises(InputError) as refused:
+        queue(space, "tags", dataset="tags", recipe="dna-classify", target="gattaca,score")
+    assert str(refused.value).startswith(
+        "label column 'score' of a multi-label target must hold 0 or 1 in every row (it holds "
+        "0.000, 0.143, 0.286"
+    )

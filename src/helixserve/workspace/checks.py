@@ -58,6 +58,8 @@ READS: dict[str, Reads] = {
     "image": "image",
 }
 REGRESSION = frozenset({"dna-regression"})
+MULTILABEL = frozenset({"dna-classify"})  # recipes that take several label columns
+LABEL_VALUES = frozenset({"0", "1", "0.0", "1.0"})
 
 
 class DatasetChoice(BaseModel):
@@ -117,7 +119,12 @@ def check_experiment(
     if request.blocks is not None:
         longest = _longest(version, inputs.get("sequence"))
         check_recipe_blocks(
-            request.recipe, request.params, request.blocks, classes=classes, length=longest
+            request.recipe,
+            request.params,
+            request.blocks,
+            classes=classes,
+            length=longest,
+            multilabel="," in request.target,
         )
     _check_subset_rows(space, version, named, chosen, request)
     settings = settings_of(request) | {"inputs": inputs}
@@ -156,7 +163,11 @@ def _chosen_subsets(
 def _check_target(
     request: ExperimentRequest, version: DatasetVersion, roles: Mapping[str, str]
 ) -> int:
-    """The number of classes of the target (1 for a regression), after checking it."""
+    """The number of classes of the target (1 for a regression; for several comma-separated
+    label columns, the number of labels), after checking it."""
+    labels = [name.strip() for name in request.target.split(",")]
+    if len(labels) > 1:
+        return _check_labels(request, version, roles, labels)
     if request.target not in roles:
         raise InputError(
             f"the dataset has no column {request.target!r}; its columns are: "
@@ -186,11 +197,47 @@ def _check_target(
     return distinct
 
 
+def _check_labels(
+    request: ExperimentRequest,
+    version: DatasetVersion,
+    roles: Mapping[str, str],
+    labels: list[str],
+) -> int:
+    """Several label columns (a multi-label target, as ``helixserve train --target a,b``): a
+    recipe that takes them, each column there once, holding 0 or 1."""
+    if request.recipe not in MULTILABEL:
+        raise InputError(
+            f"the {request.recipe} recipe learns one target column, but target names "
+            f"{len(labels)} ({', '.join(labels)}); use {listed(sorted(MULTILABEL))} for several "
+            "label columns (multi-label), or name one column.",
+            field="target",
+        )
+    for name in labels:
+        if labels.count(name) > 1 or name not in roles:
+            problem = "twice" if name in roles else "but the dataset has no such column"
+            raise InputError(
+                f"target names label column {name!r} {problem}; its columns are: "
+                f"{listed(list(roles))}.",
+                field="target",
+            )
+        column = next(c for c in version.profile["columns"] if c["name"] == name)
+        found = [v for v in column.get("examples", []) if v.strip() not in LABEL_VALUES]
+        if found or int(column.get("distinct", 0)) > 2:
+            raise InputError(
+                f"label column {name!r} of a multi-label target must hold 0 or 1 in every row "
+                f"(it holds {listed(column.get('examples', []))}); make one 0/1 column per "
+                "label.",
+                field="target",
+            )
+    return len(labels)
+
+
 def _check_positive(request: ExperimentRequest, version: DatasetVersion, classes: int) -> None:
     """The positive class fits the target (see the module contract)."""
-    if classes != 2:
+    if classes != 2 or "," in request.target:
         if request.positive is not None:
             what = "a number" if classes == 1 else f"{classes} classes"
+            what = f"{classes} labels (multi-label)" if "," in request.target else what
             raise InputError(
                 f"a positive class is for a binary target, but target column "
                 f"{request.target!r} holds {what}; leave it out.",

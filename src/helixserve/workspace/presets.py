@@ -208,11 +208,14 @@ def recipe_input(
     return (p["channels"], side, side)
 
 
-def recipe_task(recipe: str, classes: int = 2) -> Task:
+def recipe_task(recipe: str, classes: int = 2, multilabel: bool = False) -> Task:
     """The task a recipe's network output is checked for (``image``: multiclass, always;
-    ``dna-classify``: binary for two classes, else multiclass)."""
+    ``dna-classify``: multilabel for several label columns, binary for two classes, else
+    multiclass)."""
     if recipe not in PRESETS:
         _values(recipe, None)  # refuses it
+    if recipe == "dna-classify" and multilabel:
+        return "multilabel"
     if recipe == "dna-classify" and classes > 2:
         return "multiclass"
     return TASKS[recipe]
@@ -225,13 +228,14 @@ def check_recipe_blocks(
     *,
     classes: int = 2,
     length: int | None = None,
+    multilabel: bool = False,
 ) -> list[Shape]:
     """Each block's output shape when ``blocks`` replace ``recipe``'s network (see
-    :func:`~helixserve.workspace.blocks.check_blocks`)."""
+    :func:`~helixserve.workspace.blocks.check_blocks`; ``multilabel``: ``classes`` labels)."""
     return check_blocks(
         recipe_input(recipe, params, length=length),
         blocks,
-        task=recipe_task(recipe, classes),
+        task=recipe_task(recipe, classes, multilabel),
         classes=classes,
         tokens=recipe in TOKEN_RECIPES,
     )

@@ -88,6 +88,7 @@ DRAFT = (
 def draft_of(form: Form) -> dict[str, Any]:
     """The wizard's fields from a form or a query (text; ``features`` a list)."""
     draft: dict[str, Any] = {key: text(form, key) for key in DRAFT}
+    draft["target"] = ",".join(texts(form, "target"))  # several: a multi-label target
     draft["features"] = texts(form, "features")
     draft["params"] = param_texts(form, draft["recipe"])
     draft["preset"] = text(form, "preset") == "1"
@@ -130,6 +131,9 @@ def _default_recipe(roles: Mapping[str, str]) -> str:
 
 
 def _classes(columns: list[dict[str, Any]], target: str) -> int:
+    """The target's classes (for several label columns: the number of labels)."""
+    if "," in target:
+        return len(target.split(","))
     found = next((c for c in columns if c["name"] == target), None)
     return max(int(found.get("distinct", 2)), 2) if found else 2
 
@@ -152,6 +156,9 @@ def wizard_context(space: Workspace, project: str, draft: dict[str, Any]) -> dic
     columns: list[dict[str, Any]] = version.profile.get("columns", []) if version else []
     roles: dict[str, str] = version.profile.get("roles", {}) if version else {}
     draft["version"] = version.id if version else ""
+    if not draft["target"] and columns:  # the first column a model could predict
+        wanted = (c["name"] for c in columns if roles.get(c["name"]) in ("number", "category"))
+        draft["target"] = next(wanted, columns[0]["name"])
     if draft["recipe"] not in DECLARED:
         draft["recipe"] = _default_recipe(roles)
     return {
