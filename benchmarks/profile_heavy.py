@@ -21,6 +21,7 @@ import collections
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -115,7 +116,8 @@ def profile(pyspy: str, pids: list[int], seconds: float, scratch: Path) -> colle
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--py-spy", default=shutil.which("py-spy"))
+    beside = Path(sys.executable).parent / "py-spy"  # the venv's, from the dev extra
+    parser.add_argument("--py-spy", default=shutil.which("py-spy") or (beside.is_file() and beside))
     args = parser.parse_args()
     if not args.py_spy:
         raise SystemExit("Error: py-spy not found: pip install py-spy, or give --py-spy PATH")
