@@ -14,8 +14,10 @@ et al. CNN (random weights, 17.7 M multiply-adds per sequence; 50-nt UTRs with 1
   default (on) unless ``--no-access-log``. Every served run is checked: the items the server's
   metrics counted equal the requests wrk saw succeed.
 
-Each configuration is measured ``--rounds`` times, interleaved with the model-only runs, so the
-machine's drift hits all alike; the ratio served / model-only is per round, then the median.
+Each configuration is measured ``--rounds`` times, interleaved with the model-only runs. The
+ceiling is the best model-only round (a model-only round that something else on the machine
+slowed would otherwise flatter the ratio), the served figure the median of the rounds: the ratio
+is that median over that ceiling.
 """
 
 from __future__ import annotations
@@ -136,10 +138,11 @@ def main() -> None:
         finally:
             for _, process in servers.values():
                 stop(process)  # type: ignore[arg-type]
-    print(f"\nmodel-only ceiling: median {statistics.median(ceilings):,.0f} seq/s")
+    ceiling = max(ceilings)
+    print(f"\nmodel-only ceiling: best of {len(ceilings)} rounds {ceiling:,.0f} seq/s")
     for config, runs in found.items():
-        ratio = statistics.median(r for _, _, r in runs)
         rps = statistics.median(r for r, _, _ in runs)
+        ratio = rps / ceiling
         p99 = statistics.median(p for _, p, _ in runs)
         print(
             f"served {config:>5}: {rps:8,.0f} req/s  p99 {p99:6.1f} ms  {ratio:.2f} of model-only"
@@ -147,15 +150,15 @@ def main() -> None:
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     if "auto" in found:
         runs = found["auto"]
-        ratio = statistics.median(r for _, _, r in runs)
+        rps = statistics.median(r for r, _, _ in runs)
         record(
             "heavy",
-            f"{ratio:.2f} of model-only ({statistics.median(r for r, _, _ in runs):,.0f} req/s vs "
-            f"{statistics.median(ceilings):,.0f} seq/s), p99 "
+            f"{rps / ceiling:.2f} of model-only ({rps:,.0f} req/s vs {ceiling:,.0f} seq/s), p99 "
             f"{statistics.median(p for _, p, _ in runs):.1f} ms",
-            ratio >= 0.85,
+            rps / ceiling >= 0.85,
             f"`helixserve serve` defaults, c=64 single-sequence requests (wrk), model-only = "
-            f"{cpus} processes x 1 thread on batches of 64; medians of {args.rounds} rounds",
+            f"best of {cpus} processes x 1 thread / 1 x {cpus} threads, batches of 64; "
+            f"{args.rounds} rounds (served: median; model-only: best)",
         )
 
 

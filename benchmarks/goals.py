@@ -37,8 +37,17 @@ GOALS: dict[str, str] = {
 }
 
 
-def record(key: str, measured: str, met: bool | None, config: str) -> None:
-    """Keep this run's figure for goal ``key`` (see :data:`GOALS`)."""
+def record(
+    key: str,
+    measured: str,
+    met: bool | None,
+    config: str,
+    *,
+    when: str | None = None,
+    load: float | None = None,
+) -> None:
+    """Keep this run's figure for goal ``key`` (see :data:`GOALS`); ``when`` and ``load`` are
+    now's unless given (a run recorded afterwards from its results file)."""
     if key not in GOALS:
         raise KeyError(f"unknown goal {key!r}; known: {', '.join(GOALS)}")
     found = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
@@ -46,8 +55,8 @@ def record(key: str, measured: str, met: bool | None, config: str) -> None:
         "measured": measured,
         "met": met,
         "config": config,
-        "when": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "load": round(os.getloadavg()[0], 1),
+        "when": when or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load": round(os.getloadavg()[0] if load is None else load, 1),
     }
     RESULTS.write_text(json.dumps(found, indent=2) + "\n")
 
