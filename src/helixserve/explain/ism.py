@@ -13,7 +13,8 @@ Contract:
   holding N score nothing), ``importance[i]`` the mean absolute change over the three
   substitutions.
 - :func:`variant_effects` scores listed variants (1-based ``position``, ``ref``, ``alt``; alt may
-  be several bases or empty for indels) after checking that ``ref`` matches the sequence;
+  be several bases or empty for indels; :func:`allele_bases` reads ``-`` or ``.`` as no bases,
+  the notation of the web page and the API) after checking that ``ref`` matches the sequence;
   a mismatch or an out-of-range position raises :class:`InvalidVariant` naming the variant, what
   the sequence holds there and how to fix it. All variants go in one batch.
 - :func:`screen_variants` does the same per variant, for tables: a variant that does not fit (or
@@ -34,6 +35,7 @@ from helixserve.inputs.sequence import SequenceSchema, validate_sequence
 from helixserve.runtime.predictor import Decoded, Predictor
 
 BASES = "ACGT"
+NO_BASES = ("-", ".")  # how a variant written by hand says "no bases" (a deletion's alt)
 
 
 class InvalidVariant(InputError):
@@ -54,6 +56,11 @@ class Variant:
     position: int
     ref: str
     alt: str
+
+
+def allele_bases(text: str) -> str:
+    """An allele as written by hand: ``-`` or ``.`` mean no bases; letters are upper-cased."""
+    return "" if text.strip() in NO_BASES else text.strip().upper()
 
 
 def dna_schema(predictor: Predictor) -> SequenceSchema:

@@ -349,8 +349,10 @@ class VariantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     position: int = Field(ge=1, description="1-based position of ref")
-    ref: str = Field(min_length=1)
-    alt: str
+    ref: str = Field(
+        min_length=1, description="the bases at position; - for none (an insertion before it)"
+    )
+    alt: str = Field(description="the bases that replace ref; - for none (a deletion)")
 
 
 class VariantsRequest(BaseModel):
@@ -365,7 +367,12 @@ class VariantsResponse(BaseModel):
     model: str
     version: int
     score: float
-    effects: list[float]
+    effects: list[float | None] = Field(
+        description="each variant's score change, in the order sent; null for a refused one"
+    )
+    errors: list[ItemErrorOut] = Field(
+        default_factory=list, description="the refused variants (index: 0-based, as sent)"
+    )
 
 
 class DesignRequest(BaseModel):

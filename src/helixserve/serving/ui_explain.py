@@ -35,7 +35,7 @@ from starlette.datastructures import UploadFile
 
 from helixserve.errors import InputError
 from helixserve.explain.design import Step, design
-from helixserve.explain.ism import Variant, VariantOutcome
+from helixserve.explain.ism import Variant, VariantOutcome, allele_bases
 from helixserve.serving import charts
 from helixserve.serving.registry import LoadedModel
 from helixserve.serving.schemas import MAX_VARIANTS
@@ -93,10 +93,6 @@ def _position(text: str, where: str, field: str) -> int:
     return int(text)
 
 
-def _bases(text: str) -> str:
-    return "" if text in ("-", ".") else text.upper()
-
-
 def parse_variant_text(text: str) -> list[Listed]:
     """Variants typed one per line as ``position ref alt``; blank and ``#`` lines are skipped."""
     listed = []
@@ -112,7 +108,7 @@ def parse_variant_text(text: str) -> list[Listed]:
                 field="variants",
             )
         position = _position(parts[0], f"line {number}", "variants")
-        listed.append(Listed(Variant(position, _bases(parts[1]), _bases(parts[2]))))
+        listed.append(Listed(Variant(position, allele_bases(parts[1]), allele_bases(parts[2]))))
     return listed
 
 
@@ -151,7 +147,9 @@ def parse_variant_csv(data: bytes, filename: str) -> list[Listed]:
         cells = [c.strip() for c in row] + [""] * len(header)
         where = f"line {number} of {filename}"
         position = _position(cells[at], where, "file")
-        variant = Variant(position, _bases(cells[columns["ref"]]), _bases(cells[columns["alt"]]))
+        variant = Variant(
+            position, allele_bases(cells[columns["ref"]]), allele_bases(cells[columns["alt"]])
+        )
         listed.append(Listed(variant, cells[columns["id"]] if "id" in columns else ""))
     return listed
 

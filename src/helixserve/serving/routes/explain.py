@@ -16,12 +16,17 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
+from helixserve.error_table import TABLE
+from helixserve.errors import InputError
 from helixserve.explain.design import design
-from helixserve.explain.ism import BASES, Variant, dna_schema, ism, variant_effects
+from helixserve.explain.ism import BASES, Variant, allele_bases, dna_schema, ism, screen_variants
 from helixserve.serving.deps import ModelDep, ServerDep
+from helixserve.serving.problems import json_reply, problem_from
 from helixserve.serving.registry import LoadedModel
+from helixserve.serving.responses import respond
 from helixserve.serving.schemas import (
     ERRORS,
     DesignRequest,
@@ -64,13 +69,28 @@ async def explain(model: ModelDep, body: ExplainRequest, server: ServerDep) -> d
 
 
 @router.post("/variants", response_model=VariantsResponse)
-async def variants(model: ModelDep, body: VariantsRequest) -> dict[str, Any]:
-    """Predicted change for each variant (position, ref, alt) of one sequence."""
-    listed = [Variant(v.position, v.ref, v.alt) for v in body.variants]
-    score, effects = await off_loop(
-        model, variant_effects, model.predictor, body.sequence, listed, body.target
+async def variants(request: Request, model: ModelDep, body: VariantsRequest) -> Response:
+    """Predicted change for each variant (position, ref, alt; ``-`` for no bases) of one
+    sequence; a variant that does not fit is reported and the others are scored."""
+    listed = [Variant(v.position, allele_bases(v.ref), allele_bases(v.alt)) for v in body.variants]
+    score, outcomes = await off_loop(
+        model, screen_variants, model.predictor, body.sequence, listed, body.target
     )
-    return {"model": model.name, "version": model.version, "score": score, "effects": effects}
+    errors = [
+        {"index": o.number - 1, "field": o.error.field, "position": None, "message": str(o.error)}
+        for o in outcomes
+        if o.error is not None
+    ]
+    if len(errors) == len(outcomes):
+        detail = (
+            errors[0]["message"]
+            if len(errors) == 1
+            else (f"none of the {len(errors)} variants fits the sequence; see errors.")
+        )
+        return respond(problem_from(TABLE[InputError], detail, errors=errors), request)
+    effects = [o.change for o in outcomes]
+    body_out = {"model": model.name, "version": model.version, "score": score}
+    return respond(json_reply({**body_out, "effects": effects, "errors": errors}))
 
 
 @router.post("/design", response_model=DesignResponse)
