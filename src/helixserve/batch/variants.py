@@ -62,7 +62,7 @@ def table_header(predictor: Predictor, options: VcfOptions) -> list[str]:
     head = ["index", "line", "chrom", "pos", "id", "ref", "alt", "window_start", "window_end"]
     scores = ["ref_score", "alt_score", "effect"]
     both = ["effect_forward", "effect_reverse"] if options.strands == "both" else []
-    target = ["target"] if _has_target(predictor) else []
+    target = ["target"] if has_target(predictor) else []
     return [*head, *scores, *both, *target]
 
 
@@ -70,7 +70,7 @@ def error_header() -> list[str]:
     return ["index", "line", "chrom", "pos", "id", "ref", "alt", "reason", "message"]
 
 
-def _has_target(predictor: Predictor) -> bool:
+def has_target(predictor: Predictor) -> bool:
     return predictor.manifest.task in ("multiclass", "multilabel")
 
 
@@ -154,6 +154,18 @@ def info_definitions(predictor: Predictor, score: str, target: bool) -> list[str
     return lines
 
 
+def vcf_header(header: VcfHeader, scorer: VcfScorer, reference_name: str) -> bytes:
+    """The output VCF's header: the input's, the :data:`INFO_KEYS` definitions and a
+    ``##helixserve_variants`` line naming the model, the reference and the options."""
+    predictor = scorer.predictor
+    about = (
+        f"##helixserve_variants=<model={predictor.label},reference={reference_name},"
+        f"window={scorer.need.words().replace(' ', '_')},strands={scorer.options.strands}>"
+    )
+    definitions = info_definitions(predictor, score_words(predictor), has_target(predictor))
+    return header.with_info([*definitions, about]).encode("utf-8", "surrogateescape")
+
+
 def score_words(predictor: Predictor) -> str:
     """What the score of a model is, for the VCF header (see the explain contract)."""
     manifest = predictor.manifest
@@ -185,7 +197,7 @@ def score_chunk(
     records = [r for r in chunk if isinstance(r, VcfRecord)]
     bad = [r for r in chunk if isinstance(r, BadRecord)]
     effects = scorer.score(records)
-    target = _has_target(scorer.predictor)
+    target = has_target(scorer.predictor)
     refused = error_rows(effects, bad)
     if as_vcf:
         lines = vcf_lines(effects, target)
@@ -271,19 +283,11 @@ def _score_all(
 
 def _finish(scorer: VcfScorer, run: Run, header: VcfHeader, options: VcfOptions) -> None:
     """The final files: the VCF (header + chunks, bgzip for ``.gz``) or the table, and errors."""
-    predictor = scorer.predictor
     if is_vcf_output(run.output):
-        target = _has_target(predictor)
-        about = (
-            f"##helixserve_variants=<model={predictor.label},reference="
-            f"{Path(scorer.reference.path).name},window={scorer.need.words().replace(' ', '_')},"
-            f"strands={options.strands}>"
-        )
-        definitions = [*info_definitions(predictor, score_words(predictor), target), about]
-        _join_vcf(run, header.with_info(definitions).encode("utf-8", "surrogateescape"))
+        _join_vcf(run, vcf_header(header, scorer, Path(scorer.reference.path).name))
         assemble(run, {".err": (run.errors, error_header())})
         return
-    head = table_header(predictor, options)
+    head = table_header(scorer.predictor, options)
     assemble(run, {".out": (run.output, head), ".err": (run.errors, error_header())})
 
 

@@ -21,11 +21,12 @@ from __future__ import annotations
 import gzip
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from helixserve.errors import InvalidFile
+from helixserve.errors import FileTooLarge, InvalidFile
 
 _BGZF_EXTRA = b"BC"
 
@@ -54,27 +55,33 @@ def compression(path: Path) -> str:
 class Reference:
     """An indexed FASTA opened for reading (see the module contract)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_decompressed: int | None = None) -> None:
         if not path.is_file():
             raise InvalidFile(f"reference file not found: {path}; check the path.")
         self.path = path
         stat = path.stat()
         self.stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
         self._folder = Path(tempfile.mkdtemp(prefix="helixserve-ref-"))
+        self._limit = max_decompressed
         try:
             self._fasta = self._open(_pysam())
         except BaseException:
             shutil.rmtree(self._folder, ignore_errors=True)
             raise
         self.names: list[str] = list(self._fasta.references)
+        if not self.names:
+            self.close()
+            raise InvalidFile(
+                f"the reference {path.name} holds no sequence; give a FASTA file "
+                "('>name' lines, each followed by its bases)."
+            )
         self._lengths = dict(zip(self.names, self._fasta.lengths, strict=True))
 
     def _open(self, pysam: Any) -> Any:
         path, kind = self.path, compression(self.path)
         if kind == "gzip":
             path = self._folder / "reference.fa"
-            with gzip.open(self.path, "rb") as packed, path.open("wb") as out:
-                shutil.copyfileobj(packed, out, 1 << 20)
+            self._gunzip(path)
         fai, gzi = Path(f"{path}.fai"), Path(f"{path}.gzi")
         fresh = fai.is_file() and fai.stat().st_mtime_ns >= path.stat().st_mtime_ns
         if not fresh or (kind == "bgzip" and not gzi.is_file()):
@@ -91,6 +98,30 @@ class Reference:
                 ) from None
         compressed = {"filepath_index_compressed": str(gzi)} if kind == "bgzip" else {}
         return pysam.FastaFile(str(path), filepath_index=str(fai), **compressed)
+
+    def _gunzip(self, target: Path) -> None:
+        """Decompress a plain-gzip reference (faidx needs bgzip), within ``max_decompressed``."""
+        total = 0
+        with gzip.open(self.path, "rb") as packed, target.open("wb") as out:
+            while block := self._block(packed):
+                total += len(block)
+                if self._limit is not None and total > self._limit:
+                    raise FileTooLarge(
+                        f"the reference {self.path.name} decompresses to more than "
+                        f"{self._limit:,} bytes, the limit for a compressed file "
+                        "(HELIXSERVE_MAX_DECOMPRESSED_BYTES); compress it with bgzip instead "
+                        "(read a window at a time), or score it with `helixserve variants`."
+                    )
+                out.write(block)
+
+    def _block(self, packed: gzip.GzipFile) -> bytes:
+        try:
+            return packed.read(1 << 20)
+        except (OSError, EOFError, zlib.error) as err:
+            raise InvalidFile(
+                f"the reference {self.path.name} starts like gzip but is damaged ({err}); "
+                "compress it again (with bgzip), or give it uncompressed."
+            ) from None
 
     def length(self, contig: str) -> int | None:
         return self._lengths.get(contig)
@@ -118,6 +149,6 @@ def bgzip(source: Path, target: Path) -> None:
     _pysam().tabix_compress(str(source), str(target), force=True)
 
 
-def open_reference(path: str | Path) -> Reference:
+def open_reference(path: str | Path, max_decompressed: int | None = None) -> Reference:
     """Open a FASTA for random access (see the module contract)."""
-    return Reference(Path(path))
+    return Reference(Path(path), max_decompressed)

@@ -151,7 +151,7 @@ def _read_header(lines: Iterator[Line]) -> tuple[VcfHeader, Line | None]:
             return VcfHeader(tuple(meta), text), None
         elif text.strip():
             raise InvalidFile(
-                f"line {number:,} is a data line, but no '#CHROM POS ID REF ALT ...' header line "
+                f"line {number:,} of the VCF is a data line, but no '#CHROM POS ID REF ALT ...' header line "
                 "came before it; a VCF starts with its ## meta lines and the #CHROM line."
             )
     raise InvalidFile(

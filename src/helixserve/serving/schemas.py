@@ -375,6 +375,48 @@ class VariantsResponse(BaseModel):
     )
 
 
+class VcfEffectOut(BaseModel):
+    index: int = Field(description="1-based record number among the VCF's records")
+    line: int
+    chrom: str
+    pos: int
+    id: str
+    ref: str
+    alt: str
+    window_start: int = Field(description="1-based first base of the REF window on the contig")
+    window_end: int
+    ref_score: float
+    alt_score: float
+    effect: float = Field(description="ALT score - REF score")
+    effect_forward: float | None = None
+    effect_reverse: float | None = None
+    target: str | None = None
+
+
+class VcfErrorOut(BaseModel):
+    index: int
+    line: int
+    chrom: str | None
+    pos: int | None
+    id: str | None
+    ref: str | None
+    alt: str | None
+    reason: str = Field(description="unknown_contig, off_contig, ref_mismatch, no_alt, ...")
+    message: str
+
+
+class VcfResponse(BaseModel):
+    model: str
+    version: int
+    records: int
+    scored: int
+    refused: int
+    window: str
+    strands: str
+    effects: list[VcfEffectOut]
+    errors: list[VcfErrorOut]
+
+
 class DesignRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -3,7 +3,11 @@
 Contract: ``POST /api/v1/models/{name}/explain`` (in-silico mutagenesis of one sequence, by the
 version asked for or its vetted int8 sibling as ``precision`` says, named in ``computed_by``:
 :meth:`~helixserve.serving.registry.Registry.explainer`),
-``.../variants`` (the predicted change of each listed variant) and ``.../design`` (greedy
+``.../variants`` (the predicted change of each listed variant: ``-`` for no bases; a variant that
+does not fit the sequence is listed in ``errors`` with a ``null`` effect and the others are
+scored, 422 only when none fits), ``.../variants/vcf`` (a multipart VCF and its reference FASTA:
+every ALT allele's effect, refused alleles with their reason; JSON, or ``?format=`` csv, tsv, vcf
+with INFO fields, or errors: :mod:`helixserve.serving.vcf_files`) and ``.../design`` (greedy
 sequence design, with its trajectory); bodies are the pydantic contracts of
 :mod:`helixserve.serving.schemas`. The work runs in the model's batch thread, off the event loop.
 """
@@ -14,19 +18,20 @@ import asyncio
 import dataclasses
 from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response
 
 from helixserve.error_table import TABLE
 from helixserve.errors import InputError
 from helixserve.explain.design import design
 from helixserve.explain.ism import BASES, Variant, allele_bases, dna_schema, ism, screen_variants
-from helixserve.serving.deps import ModelDep, ServerDep
-from helixserve.serving.problems import json_reply, problem_from
+from helixserve.explain.vcf_effects import Strands, VcfOptions
+from helixserve.serving.deps import LimitsDep, ModelDep, ServerDep
+from helixserve.serving.problems import Reply, json_reply, problem_from
 from helixserve.serving.registry import LoadedModel
-from helixserve.serving.responses import respond
+from helixserve.serving.responses import respond, upload
 from helixserve.serving.schemas import (
     ERRORS,
     DesignRequest,
@@ -35,7 +40,9 @@ from helixserve.serving.schemas import (
     ExplainResponse,
     VariantsRequest,
     VariantsResponse,
+    VcfResponse,
 )
+from helixserve.serving.vcf_files import score_upload
 
 router = APIRouter(prefix="/api/v1/models/{name}", tags=["explain and design"], responses=ERRORS)
 _T = TypeVar("_T")
@@ -91,6 +98,53 @@ async def variants(request: Request, model: ModelDep, body: VariantsRequest) -> 
     effects = [o.change for o in outcomes]
     body_out = {"model": model.name, "version": model.version, "score": score}
     return respond(json_reply({**body_out, "effects": effects, "errors": errors}))
+
+
+VcfFormat = Literal["json", "csv", "tsv", "vcf", "errors"]
+VCF_TYPES = {
+    "csv": b"text/csv; charset=utf-8",
+    "tsv": b"text/tab-separated-values; charset=utf-8",
+    "vcf": b"text/x-vcf; charset=utf-8",
+    "errors": b"text/csv; charset=utf-8",
+}
+
+
+@router.post(
+    "/variants/vcf",
+    response_model=VcfResponse,
+    responses={200: {"content": {t.decode().split(";")[0]: {} for t in VCF_TYPES.values()}}},
+)
+@upload
+async def variants_vcf(
+    model: ModelDep,
+    limits: LimitsDep,
+    vcf: Annotated[UploadFile, File(description="the variants: VCF, plain, gzip or bgzip")],
+    reference: Annotated[
+        UploadFile, File(description="the reference they were called against: FASTA")
+    ],
+    strands: Annotated[Strands, Query(description="forward, or both (the mean)")] = "forward",
+    window: Annotated[
+        int | None, Query(ge=1, description="window size in nt; default: what the model takes")
+    ] = None,
+    target: Annotated[str | None, Query(description="the class or label to score")] = None,
+    format: Annotated[VcfFormat, Query(description="json, csv, tsv, vcf or errors")] = "json",
+) -> Response:
+    """Effects of every ALT allele of a VCF against its reference; refused alleles (reference
+    mismatch, unknown contig, symbolic allele, ...) are listed with their reason and the others
+    are scored."""
+    dna_schema(model.predictor)
+    options = VcfOptions(strands, window, target)
+    name = reference.filename or "reference.fa"
+    result = await score_upload(model, vcf.file, reference.file, name, options, limits)
+    if format == "json":
+        return respond(json_reply(result.as_json(model)))
+    data = {
+        "csv": result.table,
+        "tsv": lambda: result.table("\t"),
+        "vcf": result.vcf,
+        "errors": result.errors,
+    }[format]()
+    return respond(Reply(200, data, VCF_TYPES[format]))
 
 
 @router.post("/design", response_model=DesignResponse)
