@@ -38,7 +38,7 @@ from helixserve.batch.variants import (
     vcf_header,
     vcf_lines,
 )
-from helixserve.errors import FileTooLarge
+from helixserve.errors import FileTooLarge, InputError
 from helixserve.explain.vcf_effects import Effect, VcfOptions, VcfScorer
 from helixserve.inputs.records import BadRecord
 from helixserve.inputs.reference import Reference, open_reference
@@ -125,8 +125,13 @@ def _save(stream: IO[bytes], folder: Path, name: str) -> Path:
 def _read(
     vcf: IO[bytes], reference: IO[bytes], folder: Path, limits: UploadLimits
 ) -> tuple[Reference, VcfHeader, list[VcfRecord | BadRecord]]:
-    """Index the reference and read the VCF (in a worker thread)."""
-    fasta = open_reference(_save(reference, folder, "reference.fa"), limits.max_decompressed)
+    """Index the reference and read the VCF (in a worker thread); an error names its upload
+    in ``field`` (``reference`` or ``vcf``)."""
+    try:
+        fasta = open_reference(_save(reference, folder, "reference.fa"), limits.max_decompressed)
+    except InputError as err:
+        err.field = "reference"
+        raise
     try:
         with read_vcf(vcf, limits.max_decompressed) as reader:
             records: list[VcfRecord | BadRecord] = []
@@ -139,6 +144,10 @@ def _read(
                     )
                 records.append(record)
             return fasta, reader.header, records
+    except InputError as err:
+        fasta.close()
+        err.field = "vcf"
+        raise
     except BaseException:
         fasta.close()
         raise
