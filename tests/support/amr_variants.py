@@ -149,7 +149,9 @@ def write(data: Path, out: Path) -> tuple[Path, Path]:
         f.write('##INFO=<ID=AN,Number=1,Type=Integer,Description="Isolates carrying the gene">\n')
         f.write("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
         for gene, pos, ref, alt, ac, an in rows:
-            f.write(f"{gene}\t{pos}\t{gene}:{pos}:{ref}:{alt}\t{ref}\t{alt}\t.\t.\tAC={ac};AN={an}\n")
+            f.write(
+                f"{gene}\t{pos}\t{gene}:{pos}:{ref}:{alt}\t{ref}\t{alt}\t.\t.\tAC={ac};AN={an}\n"
+            )
     return fasta, vcf
 
 
