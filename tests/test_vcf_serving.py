@@ -18,24 +18,18 @@ import pytest
 from typer.testing import CliRunner
 
 from helixserve.cli.app import app
-from tests.support.amr_variants import write
+from tests.support.amr_variants import (
+    FASTA,
+    MISMATCH,
+    SCORED,
+    VCF,
+    WINDOW,
+    with_mismatch,
+    write,
+)
 from tests.support.server import Running, running
 
-ROOT = Path(__file__).resolve().parents[1]
-ZOO = ROOT / "src" / "helixserve" / "zoo" / "store"
-EXAMPLES = ROOT / "src" / "helixserve" / "examples"
-VCF = EXAMPLES / "saureus_variants.vcf"
-FASTA = EXAMPLES / "saureus_genes.fa"
-GOOD = "dfrB\t62\tdfrB:62:A:G\tA\tG\t"
-MISMATCH = "record 1 (id dfrB:62), line 13: the reference has 'A' at dfrB:62, not 'C' as REF says; "
-MISMATCH += "check that the VCF was called against this reference (the same build)."
-SCORED, WINDOW = 356, 53  # of the 410 records: one mismatch, 53 past the 2,048 nt the model reads
-
-
-def with_mismatch() -> str:
-    text = VCF.read_text()
-    assert GOOD in text
-    return text.replace(GOOD, "dfrB\t62\tdfrB:62:A:G\tC\tG\t")
+ZOO = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
 
 
 @pytest.mark.shared_data

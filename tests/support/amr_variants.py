@@ -9,7 +9,9 @@ each difference once: SNVs, and insertions and deletions left-aligned with their
 4.2). ``AC`` is how many isolates carry the variant, ``AN`` how many carry the gene. Each record's
 ID is ``GENE:POS:REF:ALT``. :func:`write` writes ``saureus_genes.fa`` and ``saureus_variants.vcf``
 (records by gene in :data:`GENES` order, then position). ``python -m tests.support.amr_variants
-DATA_FOLDER OUT_FOLDER`` rebuilds the copies shipped in ``src/helixserve/examples``.
+DATA_FOLDER OUT_FOLDER`` rebuilds the copies shipped in ``src/helixserve/examples``;
+:func:`with_mismatch` is the shipped VCF with one REF that the reference contradicts, and
+:data:`MISMATCH` what every edge says about it.
 """
 
 from __future__ import annotations
@@ -22,9 +24,24 @@ from pathlib import Path
 
 from Bio.Align import PairwiseAligner
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "helixserve" / "examples"
+VCF = EXAMPLES / "saureus_variants.vcf"
+FASTA = EXAMPLES / "saureus_genes.fa"
+GOOD = "dfrB\t62\tdfrB:62:A:G\tA\tG\t"
+MISMATCH = (
+    "record 1 (id dfrB:62), line 13: the reference has 'A' at dfrB:62, not 'C' as REF says; "
+    "check that the VCF was called against this reference (the same build)."
+)
+SCORED, WINDOW = 356, 53  # of the 410 records: one mismatch, 53 past the 2,048 nt amr reads
 GENES = ("dfrB", "pbp4-promoter", "pbp4", "mecA", "gyrA", "rpoB")
 DATASET = "Staphylococcus_aureus_cefoxitin"
 Variant = tuple[int, str, str]
+
+
+def with_mismatch() -> str:
+    """The shipped VCF with its first record's REF changed from A to C (the reference holds A)."""
+    text = VCF.read_text()
+    return text.replace(GOOD, "dfrB\t62\tdfrB:62:A:G\tC\tG\t")
 
 
 def alleles(data: Path) -> dict[str, Counter[str]]:

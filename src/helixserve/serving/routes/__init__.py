@@ -8,7 +8,8 @@ module                    routes
 :mod:`.models`            ``GET /api/v1/models``, ``GET /api/v1/models/{name}``
 :mod:`.predict`           ``POST /api/v1/models/{name}/predict`` (hot), ``.../predict-file``,
                           ``POST /api/v1/getdnaclassapi`` (hot)
-:mod:`.explain`           ``POST /api/v1/models/{name}/explain``, ``.../variants``, ``.../design``
+:mod:`.explain`           ``POST /api/v1/models/{name}/explain``, ``.../variants``,
+                          ``.../variants/vcf`` (upload), ``.../design``
 :mod:`.oip`               ``/v2`` ... (Open Inference Protocol v2; ``.../infer`` is hot)
 :mod:`.projects`          ``/api/v1/projects[/{project}]`` (the workspace: create, list, rename)
 :mod:`.datasets`          ``/api/v1/projects/{project}/datasets/...`` (versions, profiles, subsets)
@@ -21,7 +22,8 @@ module                    routes
                           events), ``POST /api/v1/blocks/shapes``
 :mod:`.ui_pages`          ``/``, ``/models/{name}[/predict|/upload|/plots/..]``, ``/jobs/..``,
                           ``/compare``, ``/dnasequence``, ``/dnafile``
-:mod:`.ui_explain`        ``/models/{name}/variants``, ``/models/{name}/design`` (pages)
+:mod:`.ui_explain`        ``/models/{name}/variants`` (+ ``/vcf``, ``/vcf/{id}[/{file}]``),
+                          ``/models/{name}/design`` (pages)
 :mod:`.ui_login`          ``/login``, ``/logout``
 :mod:`.ui_account`        ``/account`` (keys, password), ``/admin/users`` (users)
 :mod:`.ui_workspace`      ``/projects``, ``/projects/{p}``, datasets (upload, roles, subsets)
