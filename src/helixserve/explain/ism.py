@@ -90,7 +90,8 @@ def _values(predictor: Predictor, d: Decoded, target: str | None) -> list[float]
     return [float(p) for p in d.probabilities[:, column]]
 
 
-def _target(predictor: Predictor, sequence: str, target: str | None) -> str | None:
+def scored_target(predictor: Predictor, sequence: str, target: str | None) -> str | None:
+    """The class or label whose probability is the score (see the module contract)."""
     labels = predictor.manifest.output.labels
     if predictor.manifest.task == "regression" or labels is None:
         return None
@@ -114,7 +115,7 @@ def _target(predictor: Predictor, sequence: str, target: str | None) -> str | No
 def ism(predictor: Predictor, raw: str, target: str | None = None) -> IsmResult:
     """Every single-base substitution scored; see the module contract."""
     sequence = validate_sequence(raw, dna_schema(predictor))
-    chosen = _target(predictor, sequence, target)
+    chosen = scored_target(predictor, sequence, target)
     variants, where = [sequence], []
     for i, base in enumerate(sequence):
         for b, alt in enumerate(BASES):
@@ -160,7 +161,7 @@ def variant_effects(
 ) -> tuple[float, list[float]]:
     """The reference score and each variant's score change; see the module contract."""
     sequence = validate_sequence(raw, dna_schema(predictor))
-    chosen = _target(predictor, sequence, target)
+    chosen = scored_target(predictor, sequence, target)
     altered = [_apply(sequence, v, n) for n, v in enumerate(variants, start=1)]
     values = scores(predictor, [sequence, *altered], chosen)
     return values[0], [v - values[0] for v in values[1:]]
@@ -181,7 +182,7 @@ def screen_variants(
 ) -> tuple[float, list[VariantOutcome]]:
     """The reference score and one outcome per variant; see the module contract."""
     sequence = validate_sequence(raw, dna_schema(predictor))
-    chosen = _target(predictor, sequence, target)
+    chosen = scored_target(predictor, sequence, target)
     errors: dict[int, InputError] = {}
     altered: list[str] = []
     for number, variant in enumerate(variants, start=1):

@@ -7,7 +7,8 @@ overlaid), ``roc``, ``scatter`` (predicted vs measured, at most 1,500 points dra
 (histogram). The confusion matrix is a table (:func:`confusion_rows`). Text is escaped; malformed
 plot data raises ``ValueError`` (the page then shows the plot as missing).
 Explanations: :func:`ism_logo` (per-base contribution logo), :func:`importance_strip` (one cell
-per position, darker = more important) and :func:`trajectory` (a design's score per round).
+per position, darker = more important), :func:`block_strip` (block occlusion of a long sequence,
+one cell per block, signed) and :func:`trajectory` (a design's score per round).
 """
 
 from __future__ import annotations
@@ -248,6 +249,40 @@ def importance_strip(sequence: str, importance: Sequence[float]) -> str:
         f'<svg viewBox="0 0 {width:.0f} 64" class="chart strip" role="img" '
         f'aria-label="per-base importance heat strip"><text x="{PAD}" y="14" class="title">'
         f"{title}</text>{''.join(cells)}</svg>"
+    )
+
+
+def block_strip(
+    length: int, starts: Sequence[int], block: int, effects: Sequence[float], fill: str
+) -> str:
+    """Block occlusion as a strip, one cell per block: red where replacing the block lowers the
+    score (the block supports the prediction), blue where it raises it; darker = larger."""
+    top = max((abs(e) for e in effects), default=0.0) or 1.0
+    cell = max(600 / max(len(starts), 1), 2.0)
+    width = max(420.0, cell * len(starts) + 2 * PAD)
+    how = "N" if fill == "N" else "its complement"
+    cells = []
+    for k, (start, effect) in enumerate(zip(starts, effects, strict=True)):
+        end = min(start + block, length)
+        colour = "#b3261e" if effect < 0 else "#1f6fb2"
+        tip = f"positions {start + 1:,}-{end:,} replaced by {how}: score change {effect:+.4g}"
+        cells.append(
+            f'<rect x="{PAD + cell * k:.1f}" y="22" width="{cell:.2f}" height="22" '
+            f'fill="{colour}" fill-opacity="{min(abs(effect) / top, 1.0):.3f}" stroke="#d6dde6" '
+            f'stroke-width="0.3"><title>{tip}</title></rect>'
+        )
+    step = max(1, len(starts) // 6)
+    for k in range(0, len(starts), step):
+        x = PAD + cell * k
+        cells.append(f'<text x="{x:.1f}" y="58" class="tick">{starts[k] + 1:,}</text>')
+    title = (
+        f"Block occlusion: each {block}-nt block replaced by {escape(how)} in turn; "
+        "red lowers the score, blue raises it"
+    )
+    return (
+        f'<svg viewBox="0 0 {width:.0f} 64" class="chart strip" role="img" '
+        f'aria-label="block occlusion strip"><text x="{PAD}" y="14" class="title">{title}</text>'
+        f"{''.join(cells)}</svg>"
     )
 
 

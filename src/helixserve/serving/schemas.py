@@ -321,6 +321,11 @@ class ExplainRequest(BaseModel):
         "the bar (0.99), else the version itself; fp32: the version itself; int8: the int8 "
         "sibling or an error (docs/explain.md)",
     )
+    region: tuple[int, int] | None = Field(
+        default=None,
+        description="[start, end], 1-based and inclusive, at most 500 nt: ISM of these positions "
+        "only (long sequences); default: every position (sequences up to 5,000 nt)",
+    )
 
 
 class ComputedBy(BaseModel):
@@ -342,6 +347,9 @@ class ExplainResponse(BaseModel):
     alphabet: str
     effects: list[list[float]] = Field(description="L x 4: score change per substitution")
     importance: list[float] = Field(description="mean |effect| per position")
+    region: tuple[int, int] | None = Field(
+        default=None, description="the positions explained (sequence, effects: those only)"
+    )
     computed_by: ComputedBy
 
 
@@ -373,48 +381,6 @@ class VariantsResponse(BaseModel):
     errors: list[ItemErrorOut] = Field(
         default_factory=list, description="the refused variants (index: 0-based, as sent)"
     )
-
-
-class VcfEffectOut(BaseModel):
-    index: int = Field(description="1-based record number among the VCF's records")
-    line: int
-    chrom: str
-    pos: int
-    id: str
-    ref: str
-    alt: str
-    window_start: int = Field(description="1-based first base of the REF window on the contig")
-    window_end: int
-    ref_score: float
-    alt_score: float
-    effect: float = Field(description="ALT score - REF score")
-    effect_forward: float | None = None
-    effect_reverse: float | None = None
-    target: str | None = None
-
-
-class VcfErrorOut(BaseModel):
-    index: int
-    line: int
-    chrom: str | None
-    pos: int | None
-    id: str | None
-    ref: str | None
-    alt: str | None
-    reason: str = Field(description="unknown_contig, off_contig, ref_mismatch, no_alt, ...")
-    message: str
-
-
-class VcfResponse(BaseModel):
-    model: str
-    version: int
-    records: int
-    scored: int
-    refused: int
-    window: str
-    strands: str
-    effects: list[VcfEffectOut]
-    errors: list[VcfErrorOut]
 
 
 class DesignRequest(BaseModel):

@@ -27,8 +27,12 @@ from helixserve.error_table import TABLE
 from helixserve.errors import InputError
 from helixserve.explain.design import design
 from helixserve.explain.ism import BASES, Variant, allele_bases, dna_schema, ism, screen_variants
+from helixserve.explain.precision import Choice
+from helixserve.explain.scan import check_ism, ism_region, occlusion
 from helixserve.explain.vcf_effects import Strands, VcfOptions
+from helixserve.inputs.sequence import validate_sequence
 from helixserve.serving.deps import LimitsDep, ModelDep, ServerDep
+from helixserve.serving.explain_schemas import OcclusionRequest, OcclusionResponse, VcfResponse
 from helixserve.serving.problems import Reply, json_reply, problem_from
 from helixserve.serving.registry import LoadedModel
 from helixserve.serving.responses import respond, upload
@@ -40,7 +44,6 @@ from helixserve.serving.schemas import (
     ExplainResponse,
     VariantsRequest,
     VariantsResponse,
-    VcfResponse,
 )
 from helixserve.serving.vcf_files import score_upload
 
@@ -54,24 +57,54 @@ async def off_loop(model: LoadedModel, fn: Callable[..., _T], *args: Any, **kwar
     return await loop.run_in_executor(model.batcher.executor, partial(fn, *args, **kwargs))
 
 
+def _computed_by(choice: Choice) -> dict[str, Any]:
+    return {
+        "version": choice.version,
+        "precision": choice.precision,
+        "ism_spearman": choice.spearman,
+        "ism_sequences": choice.sequences,
+    }
+
+
 @router.post("/explain", response_model=ExplainResponse)
 async def explain(model: ModelDep, body: ExplainRequest, server: ServerDep) -> dict[str, Any]:
-    """In-silico mutagenesis: the score change of every single-base substitution, computed by
-    the version's int8 sibling when its measured agreement passes (``precision``)."""
-    dna_schema(model.predictor)  # a tabular model's own message, whatever the precision
+    """In-silico mutagenesis: the score change of every single-base substitution (of a
+    ``region`` only, for long sequences), computed by the version's int8 sibling when its
+    measured agreement passes (``precision``)."""
+    schema = dna_schema(model.predictor)  # a tabular model's own message, whatever the precision
     by, choice = server.registry.explainer(model, body.precision)
-    result = await off_loop(by, ism, by.predictor, body.sequence, body.target)
+    if body.region is not None:
+        start, end = body.region
+        work = partial(ism_region, by.predictor, body.sequence, start, end, body.target)
+    else:
+        check_ism(len(validate_sequence(body.sequence, schema)))
+        work = partial(ism, by.predictor, body.sequence, body.target)
+    result = await off_loop(by, work)
     return {
         "model": model.name,
         "version": model.version,
         "alphabet": BASES,
         **dataclasses.asdict(result),
-        "computed_by": {
-            "version": choice.version,
-            "precision": choice.precision,
-            "ism_spearman": choice.spearman,
-            "ism_sequences": choice.sequences,
-        },
+        "region": body.region,
+        "computed_by": _computed_by(choice),
+    }
+
+
+@router.post("/explain/occlusion", response_model=OcclusionResponse)
+async def explain_occlusion(
+    model: ModelDep, body: OcclusionRequest, server: ServerDep
+) -> dict[str, Any]:
+    """Block occlusion for sequences of any length: the score change when each block is
+    replaced, at a cost of one scored sequence per block (``sequences``)."""
+    dna_schema(model.predictor)
+    by, choice = server.registry.explainer(model, body.precision)
+    work = partial(occlusion, by.predictor, body.sequence, body.block, body.target)
+    result = await off_loop(by, work)
+    return {
+        "model": model.name,
+        "version": model.version,
+        **dataclasses.asdict(result),
+        "computed_by": _computed_by(choice),
     }
 
 

@@ -15,14 +15,14 @@ import asyncio
 import secrets
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from helixserve.errors import InvalidImage, ModelNotFound, NotFound
-from helixserve.serving import ui
+from helixserve.serving import ui, ui_ism
 from helixserve.serving.deps import (
     JobsDep,
     PageCaller,
@@ -112,6 +112,7 @@ async def predict_one(
     limit = server.settings.max_image_pixels
     preview = ui.preview(item, limit) if isinstance(item, bytes) and item else None
     result, errors = None, {}
+    wanted, wrong = ui_ism.asked(values)
     if problem is not None:
         errors = {"image": problem}
     else:
@@ -120,7 +121,12 @@ async def predict_one(
             errors = ui.field_errors(model, batch.errors[0].error)
         else:
             result = prediction_list(batch)[0]
-    shown = await ui.explained(server.registry, model, item) if result is not None else {}
+    shown: dict[str, Any] = {}
+    if result is not None and not wrong:
+        shown = await ui_ism.explained(server.registry, model, item, wanted)
+    errors = {**errors, **wrong}
+    if "region_error" in shown:
+        errors["region"] = shown.pop("region_error")
     return page(
         request,
         "predict.html",
