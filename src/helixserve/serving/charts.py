@@ -8,11 +8,13 @@ overlaid), ``roc``, ``scatter`` (predicted vs measured, at most 1,500 points dra
 plot data raises ``ValueError`` (the page then shows the plot as missing).
 Explanations: :func:`ism_logo` (per-base contribution logo), :func:`importance_strip` (one cell
 per position, darker = more important), :func:`block_strip` (block occlusion of a long sequence,
-one cell per block, signed) and :func:`trajectory` (a design's score per round).
+one cell per block, signed), :func:`motif_logo` (a frequency matrix as a sequence logo) and
+:func:`trajectory` (a design's score per round).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 from typing import Any
@@ -249,6 +251,42 @@ def importance_strip(sequence: str, importance: Sequence[float]) -> str:
         f'<svg viewBox="0 0 {width:.0f} 64" class="chart strip" role="img" '
         f'aria-label="per-base importance heat strip"><text x="{PAD}" y="14" class="title">'
         f"{title}</text>{''.join(cells)}</svg>"
+    )
+
+
+def motif_logo(frequencies: Sequence[Sequence[float]], title: str) -> str:
+    """A sequence logo of a position frequency matrix (``width x 4``, columns A C G T): each
+    column a stack of letters, the likeliest on top, heights = frequency x information (bits,
+    2 at most)."""
+    column, tall = 22, 90
+    width = max(160, column * len(frequencies) + 2 * PAD)
+    parts = [
+        f'<line x1="{PAD}" x2="{PAD + column * len(frequencies)}" y1="{tall + 20}" '
+        f'y2="{tall + 20}" stroke="#999"/>'
+    ]
+    for i, row in enumerate(frequencies):
+        total = sum(row) or 1.0
+        p = [v / total for v in row]
+        bits = 2 + sum(v * math.log2(v) for v in p if v > 0)
+        y = tall + 20.0
+        for base, share in sorted(zip("ACGT", p, strict=True), key=lambda item: item[1]):
+            height = share * bits / 2 * tall
+            if height >= 0.5:
+                y -= height
+                parts.append(
+                    f'<text x="{PAD + column * i:.1f}" y="0" font-size="20" '
+                    f'font-family="monospace" font-weight="700" fill="{BASE_COLOURS[base]}" '
+                    f'transform="translate(0 {y + height:.1f}) scale(1 {height / 15:.3f})">'
+                    f"{base}</text>"
+                )
+        parts.append(
+            f'<text x="{PAD + column * (i + 0.5):.1f}" y="{tall + 34}" class="tick" '
+            f'text-anchor="middle">{i + 1}</text>'
+        )
+    parts.append(f'<text x="{PAD}" y="14" class="title">{escape(title)}</text>')
+    return (
+        f'<svg viewBox="0 0 {width} {tall + 40}" class="chart logo motif" role="img" '
+        f'aria-label="{escape(title)}">{"".join(parts)}</svg>'
     )
 
 

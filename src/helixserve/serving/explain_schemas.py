@@ -81,3 +81,52 @@ class VcfResponse(BaseModel):
     strands: str
     effects: list[VcfEffectOut]
     errors: list[VcfErrorOut]
+
+
+class MotifsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sequences: list[str] = Field(
+        min_length=1, max_length=2000, description="DNA sequences; bad ones are refused, listed"
+    )
+    width: int = Field(default=12, ge=4, le=30, description="window width in nt")
+    top: int = Field(default=3, ge=1, le=10, description="motifs to report")
+    jaspar: bool = Field(default=True, description="match each motif against JASPAR CORE")
+    target: str | None = Field(default=None, description="class or label to explain")
+
+
+class JasparOut(BaseModel):
+    matrix_id: str
+    name: str
+    score: float
+    offset: int
+    strand: Literal["+", "-"]
+
+
+class MotifOut(BaseModel):
+    source: str
+    consensus: str
+    support: int
+    information_bits: float
+    frequencies: list[list[float]] = Field(description="width x 4 (A, C, G, T)")
+    jaspar: list[JasparOut]
+
+
+class RefusedSequence(BaseModel):
+    index: int = Field(description="0-based, as sent")
+    message: str
+
+
+class MotifsResponse(BaseModel):
+    id: str | None = Field(description="the discovery's id (background runs); null: answered now")
+    model: str
+    version: int
+    status: Literal["running", "done", "failed"]
+    done: int = Field(description="sequences explained so far")
+    total: int
+    sequences: int
+    refused: list[RefusedSequence]
+    width: int
+    top: int
+    motifs: list[MotifOut] | None = None
+    error: str | None = None

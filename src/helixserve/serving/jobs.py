@@ -102,18 +102,26 @@ class JobStore:
         partial.replace(self.folder / f"{job_id}.result.json")
         self._prune()
 
-    def result_of(
-        self, job_id: str, who: Principal | None, registry: Registry
-    ) -> tuple[LoadedModel, dict[str, Any]] | None:
-        """A result of :meth:`add_result` for ``who``, as :meth:`of` reads a job: ``None`` when
-        it is unknown, no longer kept, another person's, or its model is no longer served."""
+    def result_record(self, job_id: str, owner: str) -> dict[str, Any] | None:
+        """The record of a result of :meth:`add_result` (``model``, ``version``, ``content``)
+        for ``owner``; ``None`` when it is unknown, no longer kept or another's."""
         if not JOB_ID.fullmatch(job_id):
             return None
         try:
-            record = orjson.loads((self.folder / f"{job_id}.result.json").read_bytes())
+            record: dict[str, Any] = orjson.loads(
+                (self.folder / f"{job_id}.result.json").read_bytes()
+            )
         except (OSError, orjson.JSONDecodeError):
             return None
-        if record["owner"] != owner_of(who):
+        return record if record["owner"] == owner else None
+
+    def result_of(
+        self, job_id: str, owner: str, registry: Registry
+    ) -> tuple[LoadedModel, dict[str, Any]] | None:
+        """A result of :meth:`add_result` for ``owner``, as :meth:`of` reads a job: ``None`` when
+        it is unknown, no longer kept, another's, or its model is no longer served."""
+        record = self.result_record(job_id, owner)
+        if record is None:
             return None
         try:
             model = registry.resolve(record["model"], record["version"])

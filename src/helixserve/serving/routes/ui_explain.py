@@ -123,7 +123,7 @@ async def variants_vcf_post(
 async def _vcf_result(
     job_id: str, model: LoadedModel, jobs: JobStore, server: Server, who: Principal
 ) -> dict[str, Any]:
-    found = await asyncio.to_thread(jobs.result_of, job_id, who, server.registry)
+    found = await asyncio.to_thread(jobs.result_of, job_id, owner_of(who), server.registry)
     if found is None or found[0].name != model.name:
         raise NotFound(
             "this result is no longer kept (the server keeps the last 16 uploads); upload the "
