@@ -1,6 +1,7 @@
 """Explanations for real genomics work in a real browser (Debian's Chromium, Playwright): a VCF of
 real S. aureus variants scored against its reference from the variant page, with a mismatching
-record reported and the rest scored.
+record reported and the rest scored; a 3.5-kb gene explained on the predict page, which says how;
+motifs found in the background from the model page, shown as logos with their JASPAR matches.
 
 Set ``HELIXSERVE_SCREENSHOTS=docs/screenshots`` to refresh the docs' screenshots.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from tests.support.chromium import launch_browser  # noqa: F401 (the browser fix
 from tests.support.server import Running, running
 
 ZOO = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
+MOTIF = "CGACCGAACTCC"
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +87,42 @@ def test_missing_files_are_named_next_to_their_field(page: Page) -> None:
     expect(page.locator("#reference-error")).to_have_text(
         "choose the reference FASTA the VCF was called against."
     )
+
+
+def test_a_3_kb_gene_is_explained_and_the_page_says_how(page: Page) -> None:
+    gene = FASTA.read_text().split(">rpoB\n")[1].replace("\n", "")  # 3,552 nt
+    page.goto("/models/amr-resistance/predict")
+    page.get_by_label("DNA sequence").fill(gene)
+    page.get_by_label("Explain with").select_option("ism")
+    page.get_by_role("button", name="Classify").click()
+    expect(page.locator("#explain-note")).to_contain_text(
+        "You asked for in-silico mutagenesis, but this sequence is 3,552 nt"
+    )
+    expect(page.locator("#block-strip svg rect")).to_have_count(198)
+    expect(page.locator("#explain-cost")).to_contain_text("199 sequences of 3,552 nt scored in")
+    shot(page, "explain-long")
+    page.get_by_label("Region for per-base effects").fill("1001-1100")
+    page.get_by_role("button", name="Classify").click()
+    expect(page.locator("#importance figcaption")).to_contain_text("(positions 1,001-1,100)")
+
+
+def test_motifs_are_found_in_the_background_and_shown_as_logos(page: Page, tmp_path: Path) -> None:
+    rng = random.Random(5)
+    lines = []
+    for _ in range(240):
+        bases = "".join(rng.choice("ACGT") for _ in range(50))
+        at = rng.randrange(38)
+        lines.append(bases[:at] + MOTIF + bases[at + 12 :])
+    data = tmp_path / "bound.txt"
+    data.write_text("\n".join(lines) + "\n")
+    page.goto("/models/primer-binding")
+    page.get_by_label("Sequences: FASTA").set_input_files(str(data))
+    page.get_by_label("Motifs to show").fill("1")
+    page.get_by_role("button", name="Find motifs").click()
+    expect(page.locator("#motif-done")).to_have_text(
+        "Done: 240 of 240 sequences explained.", timeout=120_000
+    )
+    expect(page.locator("h2", has_text="Motif 1")).to_contain_text(MOTIF)
+    expect(page.locator("svg.motif")).to_have_count(4)  # the motif and its 3 JASPAR matches
+    expect(page.locator("table.jaspar tbody tr")).to_have_count(3)
+    shot(page, "motifs")
