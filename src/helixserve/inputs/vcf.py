@@ -65,9 +65,18 @@ class VcfHeader:
     columns: str
 
     def with_info(self, definitions: list[str]) -> str:
-        """The header text with ``definitions`` (``##INFO=...`` lines) added before ``#CHROM``."""
-        kept = [m for m in self.meta if not any(m.startswith(d.split(",")[0]) for d in definitions)]
+        """The header text with ``definitions`` (``##INFO=<ID=...`` and other ``##`` lines)
+        added before ``#CHROM``, replacing the lines of the same INFO ID or meta key."""
+        added = {_meta_key(d) for d in definitions}
+        kept = [m for m in self.meta if _meta_key(m) not in added]
         return "\n".join([*kept, *definitions, self.columns]) + "\n"
+
+
+def _meta_key(line: str) -> str:
+    """``##INFO=<ID=DP`` for an INFO definition, else the meta key (``##fileformat``)."""
+    if line.startswith("##INFO="):
+        return line.split(",", maxsplit=1)[0]
+    return line.split("=", maxsplit=1)[0]
 
 
 def allele_problem(alt: str) -> str | None:
@@ -151,8 +160,9 @@ def _read_header(lines: Iterator[Line]) -> tuple[VcfHeader, Line | None]:
             return VcfHeader(tuple(meta), text), None
         elif text.strip():
             raise InvalidFile(
-                f"line {number:,} of the VCF is a data line, but no '#CHROM POS ID REF ALT ...' header line "
-                "came before it; a VCF starts with its ## meta lines and the #CHROM line."
+                f"line {number:,} of the VCF is a data line, but no '#CHROM POS ID REF ALT ...' "
+                "header line came before it; a VCF starts with its ## meta lines and the #CHROM "
+                "line."
             )
     raise InvalidFile(
         "the VCF has no '#CHROM POS ID REF ALT QUAL FILTER INFO' header line and no records; "
