@@ -11,6 +11,11 @@ memory (``ru_maxrss`` of the finished child, from ``os.wait4``). The sizes diffe
 constant memory shows as the same peak. Models: ``primer-binding`` (a 50-nt CNN) on every size,
 ``yeast-utr`` (the Cuperus CNN, 17.7 M multiply-adds per sequence) on the smallest, and the real
 S. aureus VCF of ``src/helixserve/examples`` scored by ``amr-resistance`` (whole genes).
+Then the explanations of long sequences on the web page: ``helixserve serve`` as a new user starts
+it (``benchmarks.bench_explain.serve``), and the predict form posted ``--repeat`` times (after one
+warm-up) for a 50-nt primer (full ISM), real S. aureus genes (pbp4, 1,296 nt: full ISM; rpoB,
+3,552 nt: automatic, i.e. block occlusion, and ISM of a 500-nt region): the median page time
+(request to the whole HTML), and the sequences scored and seconds the page itself states.
 Writes ``benchmarks/results-vcf-<date>.txt``.
 """
 
@@ -21,6 +26,8 @@ import datetime
 import gzip
 import os
 import random
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,11 +35,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
+from benchmarks.bench_explain import serve, stop
 from helixserve.inputs.reference import bgzip
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "src" / "helixserve" / "examples"
 BASES = "ACGT"
+STATED = re.compile(r"Explanation: ([\d,]+) sequences of [\d,]+ nt scored in ([\d.]+) s")
 
 
 @dataclass
@@ -138,12 +149,80 @@ def _lines(path: Path) -> list[str]:
         return text.readlines()
 
 
+def _genes() -> dict[str, str]:
+    text = (EXAMPLES / "saureus_genes.fa").read_text()
+    chunks = [c.split("\n", 1) for c in text.split(">") if c]
+    return {name: bases.replace("\n", "") for name, bases in chunks}
+
+
+def page_times(repeat: int) -> list[str]:
+    """The predict page's explanation of short and long sequences (see the module contract)."""
+    genes = _genes()
+    primer = "ACGTACCGACCGAACTCCTTGACGTAGCATGCATCGATCGGATCCATGCA"
+    cases = [
+        ("primer-binding, 50-nt primer, automatic", "primer-binding", primer, {}),
+        ("amr-resistance, pbp4 1,296 nt, automatic", "amr-resistance", genes["pbp4"], {}),
+        ("amr-resistance, rpoB 3,552 nt, automatic", "amr-resistance", genes["rpoB"], {}),
+        (
+            "amr-resistance, rpoB 3,552 nt, region 1-500",
+            "amr-resistance",
+            genes["rpoB"],
+            {"region": "1-500"},
+        ),
+    ]
+    lines = []
+    with tempfile.TemporaryDirectory(prefix="bench-pages-") as tmp:
+        process, base = serve(Path(tmp))
+        try:
+            with httpx.Client(base_url=base, timeout=300) as client:
+                for label, model, sequence, extra in cases:
+                    lines.append(_page_case(client, label, model, sequence, extra, repeat))
+                    print(lines[-1], flush=True)
+        finally:
+            stop(process)
+    return lines
+
+
+def _page_case(
+    client: httpx.Client,
+    label: str,
+    model: str,
+    sequence: str,
+    extra: dict[str, str],
+    repeat: int,
+) -> str:
+    form = client.get(f"/models/{model}/predict").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert token is not None
+    data = {"csrf_token": token.group(1), "sequence": sequence, **extra}
+    walls, stated = [], []
+    cost = ""
+    for n in range(repeat + 1):
+        started = time.perf_counter()
+        page = client.post(f"/models/{model}/predict", data=data).text
+        wall = time.perf_counter() - started
+        found = re.search(
+            r"Explanation: ([\d,]+) sequences of [\d,]+ nt scored in ([\d.]+) s", page
+        )
+        if found is None:
+            raise SystemExit(f"{label}: the page states no explanation cost")
+        if n:  # the first is the warm-up
+            walls.append(wall)
+            stated.append(float(found.group(2)))
+        cost = found.group(1)
+    return (
+        f"{label:<46} {cost:>6} sequences scored  page {statistics.median(walls):6.2f} s "
+        f"(median of {repeat})  stated {statistics.median(stated):6.2f} s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000", help="VCF records, comma-separated")
     parser.add_argument("--contigs", type=int, default=3)
     parser.add_argument("--contig-nt", type=int, default=2_000_000)
     parser.add_argument("--seed", type=int, default=21)
+    parser.add_argument("--repeat", type=int, default=5, help="page posts per case")
     parser.add_argument("--out", default=None, help="results file (default: dated, benchmarks/)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -173,6 +252,7 @@ def main() -> None:
             )
         )
         print(runs[-1].line(), flush=True)
+    pages = page_times(args.repeat)
     when = datetime.date.today().isoformat()
     target = Path(args.out) if args.out else ROOT / "benchmarks" / f"results-vcf-{when}.txt"
     head = (
@@ -180,7 +260,8 @@ def main() -> None:
         f"{args.contig_nt:,} nt (bgzip), seed {args.seed}; helixserve variants, one ONNX Runtime "
         "thread, --batch-size 512, TSV out"
     )
-    target.write_text("\n".join([head, *(r.line() for r in runs)]) + "\n")
+    body = [head, *(r.line() for r in runs), "", "predict page, long sequences:", *pages]
+    target.write_text("\n".join(body) + "\n")
     print(f"-> {target}")
 
 
