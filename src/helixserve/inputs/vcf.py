@@ -198,7 +198,7 @@ def _parse(index: int, number: int, text: str, cells: list[str]) -> VcfRecord:
     chrom, pos, ident, ref, alt = (c.strip() for c in cells[:5])
     if not chrom:
         raise InputError("CHROM is empty; it names the reference sequence (contig) of the variant.")
-    if not pos.isdigit() or int(pos) < 1:
+    if not (pos.isascii() and pos.isdigit()) or int(pos) < 1:
         raise InputError(f"POS {pos!r} is not a whole number from 1; VCF positions are 1-based.")
     if not ref or not set(ref) <= _REF_LETTERS:
         raise InputError(

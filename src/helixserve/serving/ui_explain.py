@@ -85,7 +85,7 @@ def score_words(model: LoadedModel) -> str:
 
 
 def _position(text: str, where: str, field: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise InputError(
             f"{where}: position {text!r} is not a whole number from 1; positions are 1-based.",
             field=field,
@@ -208,7 +208,7 @@ def _guarded(errors: dict[str, str], make: Callable[[], _T], default: _T) -> _T:
 
 
 def _rounds(text: str) -> int:
-    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_ROUNDS:
+    if not (text.strip().isascii() and text.strip().isdigit()) or not 1 <= int(text) <= MAX_ROUNDS:
         raise InputError(
             f"rounds must be a whole number from 1 to {MAX_ROUNDS}, got {text.strip()!r}.",
             field="rounds",

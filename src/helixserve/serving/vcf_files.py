@@ -108,8 +108,8 @@ class VcfResult:
 def _cell(key: str, value: str, integers: set[str]) -> Any:
     if value == "":
         return None
-    if key in integers:
-        return int(value) if value.isdigit() else value
+    if key in integers:  # an unreadable line's POS may be anything: null then
+        return int(value) if value.isascii() and value.isdigit() else None
     if key in ("ref_score", "alt_score", "effect", "effect_forward", "effect_reverse"):
         return float(value)
     return value

@@ -51,7 +51,7 @@ router = APIRouter(dependencies=[Depends(page_guard)], include_in_schema=False)
 
 def _number(values: dict[str, str], field: str, default: int, low: int, high: int) -> int:
     text = (values.get(field) or str(default)).strip()
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
         raise InputError(
             f"{field} must be a whole number from {low} to {high}, got {text!r}.", field=field
         )
