@@ -82,6 +82,7 @@ def test_every_bad_line_is_reported_and_the_others_read(tmp_path: Path) -> None:
         "\t8\tv6\tA\tG\t.\t.\t.\n"
         "g1\t0\tv7\tA\tG\t.\t.\t.\n"
         "g1\t9\tv8\tac\t.\t.\t.\tDP=3\n"
+        "g1\t\u00b2\tv9\tA\tG\t.\t.\t.\n"
     )
     (tmp_path / "in.vcf").write_text(text)
     with read_vcf(tmp_path / "in.vcf") as reader:
@@ -106,6 +107,8 @@ def test_every_bad_line_is_reported_and_the_others_read(tmp_path: Path) -> None:
         "the variant.",
         7: "record 7 (id g1:0), line 10: POS '0' is not a whole number from 1; VCF positions are "
         "1-based.",
+        9: "record 9 (id g1:\u00b2), line 12: POS '\u00b2' is not a whole number from 1; VCF "
+        "positions are 1-based.",
     }
 
 
