@@ -4,6 +4,7 @@ over the API and on the model page, in the background with its progress."""
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import time
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
-from helixserve.errors import InputError
+from helixserve.cli.app import app
+from helixserve.errors import HelixError, InputError
 from helixserve.explain.ism import ism
 from helixserve.explain.scan import check_ism, ism_region, occlusion
 from helixserve.inputs.sequence import SequenceSchema
@@ -235,3 +238,19 @@ def test_motifs_on_the_model_page_with_their_jaspar_logos(server: Running) -> No
     )
     assert refused.status_code == 422
     assert "width must be a whole number from 4 to 30, got &#39;3&#39;." in refused.text
+
+
+def test_the_command_line_explains_by_blocks_and_by_region(store: ModelStore) -> None:
+    sequence = "ACGTTGCA" * 5 + "AAAA"
+    runner = CliRunner()
+    common = ["tokensum", sequence, "--store", store.uri]
+    blocks = runner.invoke(app, ["explain", "occlusion", *common, "--block", "10", "--json"])
+    assert blocks.exit_code == 0, blocks.output
+    found = json.loads(blocks.output)
+    expected = [sum(5 - TOKENS[b] for b in sequence[s : s + 10]) for s in found["starts"]]
+    assert found["effects"] == expected
+    region = runner.invoke(app, ["explain", "ism", *common, "--region", "3-4", "--json"])
+    assert json.loads(region.output)["sequence"] == "GT"
+    bad = runner.invoke(app, ["explain", "ism", *common, "--region", "3"])
+    assert isinstance(bad.exception, HelixError)
+    assert str(bad.exception) == "--region takes START-END, 1-based, such as 1200-1400; got '3'."
