@@ -21,6 +21,7 @@ from helixserve.explain.ism import ism
 from helixserve.explain.scan import check_ism, ism_region, occlusion
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.runtime.predictor import Predictor
+from helixserve.serving import charts
 from helixserve.store import ModelStore, make_manifest
 from tests.support.amr_variants import FASTA
 from tests.support.onnx_models import token_regression_model
@@ -254,3 +255,14 @@ def test_the_command_line_explains_by_blocks_and_by_region(store: ModelStore) ->
     bad = runner.invoke(app, ["explain", "ism", *common, "--region", "3"])
     assert isinstance(bad.exception, HelixError)
     assert str(bad.exception) == "--region takes START-END, 1-based, such as 1200-1400; got '3'."
+
+
+def test_block_strip_and_motif_logo_draw_what_they_are_given() -> None:
+    strip = charts.block_strip(25, [0, 10, 20], 10, [-0.5, 0.25, 0.0], "N")
+    assert strip.count("<rect") == 3
+    assert "<title>positions 11-20 replaced by N: score change +0.25</title>" in strip
+    assert "<title>positions 21-25 replaced by N: score change +0</title>" in strip
+    assert 'fill="#b3261e" fill-opacity="1.000"' in strip  # the largest drop: full red
+    logo = charts.motif_logo([[1.0, 0, 0, 0], [0.25, 0.25, 0.25, 0.25]], "m")
+    assert re.findall(r">([ACGT])</text>", logo) == ["A"]  # the flat column: no letter
+    assert "scale(1 6.000)" in logo  # 2 bits: the whole 90 px, a 15-px glyph scaled 6 times
