@@ -17,6 +17,8 @@ Contract:
   allele that was not scored and per unreadable line, with the record's number, line, CHROM, POS,
   ID, REF, ALT, the reason code and the message (:func:`error_header`). A bad record never stops
   the run; an unreadable line is left out of a VCF output.
+- Two threads, as ``helixserve predict``: one reads the next chunk and cuts, checks and encodes
+  its windows while the model runs on the current one.
 - Resumable as ``helixserve predict`` is (:mod:`helixserve.batch.predict`: chunks committed to
   ``OUTPUT.parts/`` with a journal, final files assembled at the end, byte for byte those of an
   uninterrupted run); a resume also checks that the reference and the options are unchanged.
@@ -24,8 +26,11 @@ Contract:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -41,7 +46,7 @@ from helixserve.batch.predict import (
     default_errors,
     report,
 )
-from helixserve.explain.vcf_effects import Effect, VcfOptions, VcfScorer
+from helixserve.explain.vcf_effects import Effect, PreparedChunk, VcfOptions, VcfScorer
 from helixserve.inputs.records import BadRecord
 from helixserve.inputs.reference import Reference, bgzip, open_reference
 from helixserve.inputs.table import csv_text
@@ -190,22 +195,20 @@ def chunks(reader: VcfReader, batch_size: int, skip: int) -> Iterator[Chunk]:
         yield chunk
 
 
-def score_chunk(
-    scorer: VcfScorer, chunk: Chunk, as_vcf: bool, delimiter: str
+def _formatted(
+    scorer: VcfScorer, chunk: Chunk, effects: list[Effect], as_vcf: bool, run: Run
 ) -> tuple[bytes, bytes, tuple[int, int]]:
     """One chunk's output bytes (VCF lines or table rows), error rows and (scored, refused)."""
-    records = [r for r in chunk if isinstance(r, VcfRecord)]
     bad = [r for r in chunk if isinstance(r, BadRecord)]
-    effects = scorer.score(records)
     target = has_target(scorer.predictor)
     refused = error_rows(effects, bad)
     if as_vcf:
         lines = vcf_lines(effects, target)
         out = "".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape")
     else:
-        out = csv_text(table_rows(effects, scorer.options, target), delimiter).encode()
+        out = csv_text(table_rows(effects, scorer.options, target), run.delimiter).encode()
     scored = sum(e.error is None for e in effects)
-    return out, csv_text(refused, delimiter).encode(), (scored, len(refused))
+    return out, csv_text(refused, run.delimiter).encode(), (scored, len(refused))
 
 
 def _identity(reference: Reference, options: VcfOptions, output: str) -> dict[str, Any]:
@@ -269,16 +272,57 @@ def score_vcf(
     )
 
 
+Ready = tuple[Chunk, PreparedChunk]
+
+
+def _prepare_all(
+    scorer: VcfScorer,
+    reader: VcfReader,
+    batch_size: int,
+    skip: int,
+    out: queue.Queue[Ready | BaseException | None],
+    stop: threading.Event,
+) -> None:
+    """Reader thread: chunks read, windows cut and encoded, onto ``out`` (``None``: the end);
+    it stops at the next chunk once ``stop`` is set."""
+    try:
+        for chunk in chunks(reader, batch_size, skip):
+            if stop.is_set():
+                break
+            records = [r for r in chunk if isinstance(r, VcfRecord)]
+            out.put((chunk, scorer.prepare(records)))
+        out.put(None)
+    except BaseException as err:  # handed to the main thread, which raises it
+        out.put(err)
+
+
 def _score_all(
     scorer: VcfScorer, reader: VcfReader, run: Run, batch_size: int, progress: Progress | None
 ) -> None:
+    """Commit every chunk: one thread reads and prepares the next while the model runs. On any
+    error the reader thread is stopped and waited for before the files it reads are closed."""
     parts, as_vcf = run.parts, is_vcf_output(run.output)
     number = parts.state["chunks"]
-    for chunk in chunks(reader, batch_size, run.resumed_from):
-        out, refused, counts = score_chunk(scorer, chunk, as_vcf, run.delimiter)
-        parts.commit(number, out, refused, len(chunk), counts)
-        number += 1
-        report(progress, run.source, parts)
+    ready: queue.Queue[Ready | BaseException | None] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    args = (scorer, reader, batch_size, run.resumed_from, ready, stop)
+    thread = threading.Thread(target=_prepare_all, args=args, name="helixserve-vcf", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            chunk, prepared = item
+            effects = scorer.finish(prepared)
+            out, refused, counts = _formatted(scorer, chunk, effects, as_vcf, run)
+            parts.commit(number, out, refused, len(chunk), counts)
+            number += 1
+            report(progress, run.source, parts)
+    finally:
+        stop.set()
+        while thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.05)
 
 
 def _finish(scorer: VcfScorer, run: Run, header: VcfHeader, options: VcfOptions) -> None:

@@ -5,8 +5,9 @@ Contract:
   opened reference and :class:`VcfOptions`; :meth:`VcfScorer.score` takes a chunk of
   :class:`~helixserve.inputs.vcf.VcfRecord` s and returns one :class:`Effect` per ALT allele, in
   record then allele order. The windows of the whole chunk (:mod:`helixserve.explain.windows`;
-  identical ones once) go to the model in **one** ``predict_batch`` call; memory is bounded by the
-  chunk, never by the file.
+  identical ones once) go to the model in **one** call; memory is bounded by the chunk, never by
+  the file. ``score`` is :meth:`~VcfScorer.prepare` (cut, validate, encode: CPU) then
+  :meth:`~VcfScorer.finish` (the model), so a file run can prepare the next chunk meanwhile.
 - The *score* is the one of :mod:`helixserve.explain.ism`: P(positive) for binary models, the
   value for regression models, and for multiclass and multilabel models the probability of
   ``target`` (default: the class or label most probable for the record's REF window, named in
@@ -45,7 +46,7 @@ from helixserve.explain.windows import (
 )
 from helixserve.inputs.reference import Reference
 from helixserve.inputs.vcf import VcfRecord, allele_problem
-from helixserve.runtime.predictor import BatchPrediction, Predictor
+from helixserve.runtime.predictor import BatchPrediction, Predictor, Prepared
 
 Strands = Literal["forward", "both"]
 
@@ -83,6 +84,14 @@ class _Planned:
     cut: Cut | None = None
     slots: list[int] = field(default_factory=list)  # ref fwd, alt fwd[, ref rev, alt rev]
     error: UnscorableVariant | None = None
+
+
+@dataclass(frozen=True)
+class PreparedChunk:
+    """A chunk's alleles and its windows validated and encoded, waiting for the model."""
+
+    planned: list[_Planned]
+    prepared: Prepared
 
 
 def check_target(predictor: Predictor, target: str | None) -> str | None:
@@ -124,15 +133,24 @@ class VcfScorer:
 
     def score(self, records: Sequence[VcfRecord]) -> list[Effect]:
         """One :class:`Effect` per ALT of each record (see the module contract)."""
+        return self.finish(self.prepare(records))
+
+    def prepare(self, records: Sequence[VcfRecord]) -> PreparedChunk:
+        """The CPU work before the model call: windows cut, checked and encoded (a reader thread
+        may do it for the next chunk while the model runs on this one)."""
         planned = [p for record in records for p in self._plan(record)]
         sequences: dict[str, int] = {}
         for item in planned:
             if item.cut is not None:
                 item.slots = [sequences.setdefault(s, len(sequences)) for s in self._windows(item)]
-        batch = self.predictor.predict_batch(list(sequences))
+        return PreparedChunk(planned, self.predictor.prepare(list(sequences)))
+
+    def finish(self, chunk: PreparedChunk) -> list[Effect]:
+        """Run the model on a prepared chunk and give its effects."""
+        batch = self.predictor.finish(chunk.prepared)
         rows = {int(p): r for r, p in enumerate(batch.positions.tolist())}
         failed = {e.index: e.error for e in batch.errors}
-        return [self._effect(item, batch, rows, failed) for item in planned]
+        return [self._effect(item, batch, rows, failed) for item in chunk.planned]
 
     def _plan(self, record: VcfRecord) -> list[_Planned]:
         planned = [_Planned(record, n, alt) for n, alt in enumerate(record.alts, start=1)]
