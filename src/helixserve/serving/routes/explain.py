@@ -116,6 +116,7 @@ async def variants(request: Request, model: ModelDep, body: VariantsRequest) -> 
     score, outcomes = await off_loop(
         model, screen_variants, model.predictor, body.sequence, listed, body.target
     )
+    refused = [o for o in outcomes if o.error is not None]
     errors = [
         {"index": o.number - 1, "field": o.error.field, "position": None, "message": str(o.error)}
         for o in outcomes
@@ -123,9 +124,9 @@ async def variants(request: Request, model: ModelDep, body: VariantsRequest) -> 
     ]
     if len(errors) == len(outcomes):
         detail = (
-            errors[0]["message"]
+            str(refused[0].error)
             if len(errors) == 1
-            else (f"none of the {len(errors)} variants fits the sequence; see errors.")
+            else f"none of the {len(errors)} variants fits the sequence; see errors."
         )
         return respond(problem_from(TABLE[InputError], detail, errors=errors), request)
     effects = [o.change for o in outcomes]

@@ -107,8 +107,8 @@ async def predict_page(
     """The predict form; with ``job`` and ``row`` (a row of a scored file, from its job page),
     that row's sequence predicted and explained."""
     if job is None or row is None:
-        context = {"values": {}, "result": None, "errors": {}, "preview": None, "logo": None}
-        return page(request, "predict.html", model=model, **context)
+        blank: dict[str, Any] = {"values": {}, "result": None, "errors": {}, "preview": None}
+        return page(request, "predict.html", model=model, logo=None, **blank)
     found = await asyncio.to_thread(jobs.of, job, who, server.registry)
     item = next((r.item for r in found.rows if r.index == row), None) if found else None
     if found is None or found.model.name != model.name or not isinstance(item, str):
