@@ -254,7 +254,7 @@ def test_the_command_line_explains_by_blocks_and_by_region(store: ModelStore) ->
     assert json.loads(region.output)["sequence"] == "GT"
     bad = runner.invoke(app, ["explain", "ism", *common, "--region", "3"])
     assert isinstance(bad.exception, HelixError)
-    assert str(bad.exception) == "--region takes START-END, 1-based, such as 1200-1400; got '3'."
+    assert str(bad.exception) == "--region takes START:END, 1-based, such as 1200:1400; got '3'."
 
 
 def test_block_strip_and_motif_logo_draw_what_they_are_given() -> None:

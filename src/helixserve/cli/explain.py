@@ -2,7 +2,7 @@
 command line.
 
 Contract:
-- ``explain ism MODEL SEQUENCE [--region START-END]`` prints the score, then one row per position
+- ``explain ism MODEL SEQUENCE [--region START:END]`` prints the score, then one row per position
   (of the region only, for a long sequence): the base, its importance and the score change of
   each substitution (``--json``: the ISM result).
 - ``explain occlusion MODEL SEQUENCE [--block NT]`` prints the score change when each block is
@@ -64,7 +64,7 @@ SEQ = "GATTACAGCTAGCTTAACGA"
 ISM_EXAMPLES = examples(
     ("Effect of every single-base change of a 5' UTR", f"explain ism yeast-utr {SEQ}"),
     ("The same as JSON", f"explain ism yeast-utr {SEQ} --json"),
-    ("Only positions 5 to 12", f"explain ism yeast-utr {SEQ} --region 5-12"),
+    ("Only positions 5 to 12", f"explain ism yeast-utr {SEQ} --region 5:12"),
 )
 OCCLUSION_EXAMPLES = examples(
     ("Which stretches of a long sequence matter", f"explain occlusion amr-resistance {SEQ * 50}"),
@@ -104,7 +104,9 @@ def ism_command(
     ],
     region: Annotated[
         str | None,
-        typer.Option(metavar="START-END", help="Only these 1-based positions (at most 500 nt)."),
+        typer.Option(
+            metavar="START:END", help="Only these 1-based positions, e.g. 5:12 (at most 500 nt)."
+        ),
     ] = None,
     store: StoreOption = None,
     target: TargetOption = None,
@@ -131,9 +133,9 @@ def ism_command(
 
 
 def _region(text: str) -> tuple[int, int]:
-    low, dash, high = text.partition("-")
+    low, dash, high = text.replace("-", ":").partition(":")
     if not (dash and low.strip().isdigit() and high.strip().isdigit()):
-        raise HelixError(f"--region takes START-END, 1-based, such as 1200-1400; got {text!r}.")
+        raise HelixError(f"--region takes START:END, 1-based, such as 1200:1400; got {text!r}.")
     return int(low), int(high)
 
 

@@ -163,7 +163,7 @@ class VcfScorer:
         for item in planned:
             problem = allele_problem(item.alt)
             if problem is not None:
-                item.error = UnscorableVariant(_allele_reason(item.alt), problem + ".")
+                item.error = UnscorableVariant(problem + ".", reason=_allele_reason(item.alt))
                 continue
             try:
                 item.cut = cut(self.reference, span, item.alt, self.need)
@@ -188,16 +188,16 @@ class VcfScorer:
         record = item.record
         base = Effect(record, item.allele, item.alt)
         if item.cut is None:
-            error = item.error or UnscorableVariant("window", "no window could be made.")
+            error = item.error or UnscorableVariant("no window could be made.", reason="window")
             return _failed(base, error)
         window = (item.cut.start, item.cut.end)
         for k, slot in enumerate(item.slots):
             if slot in failed:
                 which = "REF" if k % 2 == 0 else "ALT"
                 error = UnscorableVariant(
-                    "model",
                     f"the model cannot take the {which} window ({record.chrom}:{window[0] + 1:,}-"
                     f"{window[1]:,}): {failed[slot].problem}",
+                    reason="model",
                 )
                 return _failed(Effect(record, item.allele, item.alt, window), error)
         return self._scored(item, batch, rows, window)

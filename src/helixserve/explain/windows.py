@@ -53,7 +53,7 @@ class UnscorableVariant(InvalidVariant):
     """A variant (one ALT of a VCF record) that cannot be scored; ``reason`` is a code of
     :data:`REASONS`, the message says why in words."""
 
-    def __init__(self, reason: str, problem: str) -> None:
+    def __init__(self, problem: str, *, reason: str) -> None:
         self.reason = reason
         super().__init__(problem, field="variant")
 
@@ -121,24 +121,24 @@ def check_ref(reference: Reference, chrom: str, pos: int, ref: str) -> Span:
     if length is None:
         shown = ", ".join(reference.names[:5]) + (", ..." if len(reference.names) > 5 else "")
         raise UnscorableVariant(
-            "unknown_contig",
             f"contig {chrom!r} is not in the reference, which holds {len(reference.names):,} "
             f"({shown}); check that the VCF and the reference name contigs alike "
             "(e.g. 'chr1' and '1').",
+            reason="unknown_contig",
         )
     start, end = pos - 1, pos - 1 + len(ref)
     if end > length:
         raise UnscorableVariant(
-            "off_contig",
             f"REF {_short(ref)} at {chrom}:{pos} runs past the end of {chrom}, which is "
             f"{length:,} nt long; check the position and the reference build.",
+            reason="off_contig",
         )
     found = reference.fetch(chrom, start, end)
     if not _same(found, ref):
         raise UnscorableVariant(
-            "ref_mismatch",
             f"the reference has {_short(found)} at {chrom}:{pos}, not {_short(ref)} as REF says; "
             "check that the VCF was called against this reference (the same build).",
+            reason="ref_mismatch",
         )
     return Span(chrom, start, end, length)
 
@@ -159,16 +159,16 @@ def cut(reference: Reference, span: Span, alt: str, need: Windowing) -> Cut:
     size = need.size
     if span.length < size:
         raise UnscorableVariant(
-            "window",
             f"contig {span.chrom} is {span.length:,} nt, shorter than the {size:,}-nt window "
             "this model needs.",
+            reason="window",
         )
     for what, bases in (("REF", span.end - span.start), ("ALT", len(alt))):
         if bases > size:
             raise UnscorableVariant(
-                "window",
                 f"{what} is {bases:,} nt, longer than the {size:,}-nt window this model sees; "
                 "such a variant cannot be scored with this model.",
+                reason="window",
             )
     middle = (span.start + span.end) // 2
     start = min(max(middle - size // 2, 0, span.end - size), span.start, span.length - size)
@@ -204,27 +204,27 @@ def _refit(
     filled = before + changed + after
     if len(filled) < size and (need.exact or len(filled) < need.min_length):
         raise UnscorableVariant(
-            "window",
             f"after this deletion contig {span.chrom} ({span.length:,} nt) has too few bases to "
             f"fill the {size:,}-nt window this model needs.",
+            reason="window",
         )
     return filled
 
 
 def _unseen(reads: int, at: int, what: str) -> UnscorableVariant:
     return UnscorableVariant(
-        "window",
         f"this model reads only the first {reads:,} nt of a sequence, and the variant is at nt "
         f"{at + 1:,} of {what}: the model cannot see it. Give a smaller window.",
+        reason="window",
     )
 
 
 def _whole(reference: Reference, span: Span, alt: str, need: Windowing) -> Cut:
     if span.length > MAX_WHOLE_CONTIG:
         raise UnscorableVariant(
-            "window",
             f"this model reads whole sequences, and contig {span.chrom} is {span.length:,} nt "
             f"(over {MAX_WHOLE_CONTIG:,}); give a window size to score variants on it.",
+            reason="window",
         )
     if need.reads is not None and span.start >= need.reads:
         raise _unseen(need.reads, span.start, f"contig {span.chrom}")
