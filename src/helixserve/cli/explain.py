@@ -67,11 +67,8 @@ ISM_EXAMPLES = examples(
     ("Only positions 5 to 12", f"explain ism yeast-utr {SEQ} --region 5:12"),
 )
 OCCLUSION_EXAMPLES = examples(
-    ("Which stretches of a long sequence matter", f"explain occlusion amr-resistance {SEQ * 50}"),
-    (
-        "In blocks of 50 nt, as JSON",
-        f"explain occlusion amr-resistance {SEQ * 50} --block 50 --json",
-    ),
+    ("Which stretches of a gene matter", f"explain occlusion amr-resistance {SEQ}"),
+    ("In blocks of 5 nt, as JSON", f"explain occlusion amr-resistance {SEQ} --block 5 --json"),
 )
 MOTIFS_EXAMPLES = examples(
     ("Motifs behind the scores of a file's sequences", "explain motifs primer-binding seqs.fa"),

@@ -5,8 +5,9 @@ Contract:
   opened reference and :class:`VcfOptions`; :meth:`VcfScorer.score` takes a chunk of
   :class:`~helixserve.inputs.vcf.VcfRecord` s and returns one :class:`Effect` per ALT allele, in
   record then allele order. The windows of the whole chunk (:mod:`helixserve.explain.windows`;
-  identical ones once) go to the model in **one** call; memory is bounded by the chunk, never by
-  the file. ``score`` is :meth:`~VcfScorer.prepare` (cut, validate, encode: CPU) then
+  identical ones once) are encoded together; memory is bounded by the chunk, never by
+  the file (the model runs on at most :data:`MODEL_NT` window positions a call, e.g. 32 windows of
+  2,048 nt). ``score`` is :meth:`~VcfScorer.prepare` (cut, validate, encode: CPU) then
   :meth:`~VcfScorer.finish` (the model), so a file run can prepare the next chunk meanwhile.
 - The *score* is the one of :mod:`helixserve.explain.ism`: P(positive) for binary models, the
   value for regression models, and for multiclass and multilabel models the probability of
@@ -49,6 +50,7 @@ from helixserve.inputs.vcf import VcfRecord, allele_problem
 from helixserve.runtime.predictor import BatchPrediction, Predictor, Prepared
 
 Strands = Literal["forward", "both"]
+MODEL_NT = 65_536  # window positions per model call (rows x window length)
 
 
 @dataclass(frozen=True)
@@ -146,11 +148,26 @@ class VcfScorer:
         return PreparedChunk(planned, self.predictor.prepare(list(sequences)))
 
     def finish(self, chunk: PreparedChunk) -> list[Effect]:
-        """Run the model on a prepared chunk and give its effects."""
-        batch = self.predictor.finish(chunk.prepared)
+        """Run the model on a prepared chunk, :data:`MODEL_NT` window positions a call (a model's
+        activations grow with the rows times the window: whole genes are long), and give its
+        effects."""
+        batch = self._run(chunk.prepared)
         rows = {int(p): r for r, p in enumerate(batch.positions.tolist())}
         failed = {e.index: e.error for e in batch.errors}
         return [self._effect(item, batch, rows, failed) for item in chunk.planned]
+
+    def _run(self, prepared: Prepared) -> BatchPrediction:
+        tensor = prepared.tensor
+        rows = max(1, MODEL_NT // tensor.shape[-1]) if tensor is not None else 0
+        if tensor is None or len(tensor) <= rows:
+            return self.predictor.finish(prepared)
+        outputs = [
+            self.predictor.run(tensor[start : start + rows])
+            for start in range(0, len(tensor), rows)
+        ]
+        decoded = self.predictor.decode(np.concatenate(outputs))
+        labels = self.predictor.manifest.output.labels
+        return BatchPrediction(prepared.size, prepared.positions, prepared.errors, labels, decoded)
 
     def _plan(self, record: VcfRecord) -> list[_Planned]:
         planned = [_Planned(record, n, alt) for n, alt in enumerate(record.alts, start=1)]
