@@ -33,7 +33,7 @@ ALLOWED = {
     # trains runs: the only layer beside cli that may import both workspace and training
     "worker": {"inputs", "store", "runtime", "training", "workspace"},
     "explain": {"inputs", "store", "runtime"},
-    "batch": {"inputs", "store", "runtime"},
+    "batch": {"inputs", "store", "runtime", "explain"},  # VCF scoring: windows from explain
     "serving": {"inputs", "store", "runtime", "workspace", "explain", "batch"},
     "cli": set(ORDER) - {"cli"},
 }

@@ -328,12 +328,12 @@ def test_uploaded_file_results_have_a_column_per_label(server: Running) -> None:
     rows = [text_of(r) for r in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)]
     p = WANT.tolist()
     assert rows == [
-        "record id line labels (at or above 0.5) P(enhancer) P(promoter) P(insulator)",
-        f"1 s0 1 enhancer {p[0][0]:.4f} {p[0][1]:.4f} {p[0][2]:.4f}",
-        f"2 s1 3 enhancer, promoter {p[1][0]:.4f} {p[1][1]:.4f} {p[1][2]:.4f}",
-        f"4 s3 7 insulator {p[2][0]:.4f} {p[2][1]:.4f} {p[2][2]:.4f}",
-        f"5 s4 9 none {p[3][0]:.4f} {p[3][1]:.4f} {p[3][2]:.4f}",
-    ]
+        "record id line labels (at or above 0.5) P(enhancer) P(promoter) P(insulator) why",
+        f"1 s0 1 enhancer {p[0][0]:.4f} {p[0][1]:.4f} {p[0][2]:.4f} explain",
+        f"2 s1 3 enhancer, promoter {p[1][0]:.4f} {p[1][1]:.4f} {p[1][2]:.4f} explain",
+        f"4 s3 7 insulator {p[2][0]:.4f} {p[2][1]:.4f} {p[2][2]:.4f} explain",
+        f"5 s4 9 none {p[3][0]:.4f} {p[3][1]:.4f} {p[3][2]:.4f} explain",
+    ]  # each row of a DNA model's file links to its explanation
     download = re.search(r'action="(/jobs/[^"]+/results\.csv)"', job.text)
     assert download is not None
     with httpx.Client(cookies={"hs_csrf": FORM_TOKEN}) as client:

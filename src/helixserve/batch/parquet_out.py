@@ -1,15 +1,16 @@
 """Typed batch outputs: the committed CSV chunks rewritten as one Parquet or JSON Lines file.
 
-Contract: :func:`write_parquet` and :func:`write_jsonl` read the chunk files (CSV/TSV rows
-without a header, as :mod:`helixserve.batch.predict` commits them, every cell exact) in order,
-so memory holds one chunk at a time. Column types come from the column names: ``index``,
-``line`` and ``position`` are integers (Parquet int64), ``id``, ``label``, ``field`` and
-``message`` strings, ``labels`` (a multilabel model's labels, joined by ``;`` in the chunk) a
-list of strings (an empty cell: no label, ``[]``), every other column (``value``,
-``probability``, ``p_<label>``) floats (float64); any other empty cell is null. Parquet gets
-one row group per chunk; JSON Lines one object per row, keys in the header's order, in ASCII
-(other characters as ``\\u`` escapes, so no reader that splits at Unicode line separators cuts
-a row), a non-finite float as null.
+Contract: :func:`write_parquet` and :func:`write_jsonl` read the chunk files (CSV/TSV rows without
+a header, as :mod:`helixserve.batch.predict` commits them, every cell exact) in order, so memory
+holds one chunk at a time. Column types come from the column names: ``index``, ``line`` and
+``position`` (and a VCF table's ``pos``, ``window_start``, ``window_end``) are integers (Parquet
+int64), ``id``, ``label``, ``field`` and ``message`` (and ``chrom``, ``ref``, ``alt``, ``reason``,
+``target``) strings, ``labels`` (a multilabel model's labels, joined by ``;`` in the chunk) a list
+of strings (an empty cell: no label, ``[]``), every other column (``value``, ``probability``,
+``p_<label>``) floats (float64); any other empty cell is null. Parquet gets one row group per
+chunk; JSON Lines one object per row, keys in the header's order, in ASCII (other characters as
+``\\u`` escapes, so no reader that splits at Unicode line separators cuts a row), a non-finite
+float as null.
 Either file is the same byte for byte for the same chunks (no time stamps), which keeps
 ``--resume`` output identical. Parquet needs pyarrow (``helixserve[parquet]``); without it
 raises :class:`~helixserve.errors.InvalidFile` with the install command.
@@ -29,8 +30,10 @@ from helixserve.errors import InvalidFile
 from helixserve.inputs.parquet import NEEDS_PYARROW
 from helixserve.store.manifest import LABEL_SEPARATOR
 
-INTEGER_COLUMNS = frozenset({"index", "line", "position"})
-TEXT_COLUMNS = frozenset({"id", "label", "field", "message"})
+INTEGER_COLUMNS = frozenset({"index", "line", "position", "pos", "window_start", "window_end"})
+TEXT_COLUMNS = frozenset(
+    {"id", "label", "field", "message", "chrom", "ref", "alt", "reason", "target"}
+)
 LIST_COLUMNS = frozenset({"labels"})
 
 

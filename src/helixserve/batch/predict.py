@@ -392,20 +392,23 @@ def begin(
     resume: bool,
     s3: S3Options | None,
     spreadsheet_safe: bool = False,
+    identity: dict[str, Any] | None = None,
 ) -> Run:
-    """Open the input and the parts folder (checking a resume); see the module contract."""
+    """Open the input and the parts folder (checking a resume); see the module contract.
+    ``identity`` adds what else a resumed run must share (e.g. a reference file's stamp)."""
     if batch_size < 1:
         raise BatchError(f"the batch size must be 1 or more, got {batch_size}.")
     started = time.perf_counter()
     source = _Source(input_uri, s3)
-    parts = _Parts(_parts_folder(output), _identity(predictor, source, batch_size))
+    same = {**_identity(predictor, source, batch_size), **(identity or {})}
+    parts = _Parts(_parts_folder(output), same)
     parts.start(resume)
     delimiter = "\t" if output.removesuffix(".gz").endswith(".tsv") else ","
     return Run(
         source,
         parts,
         output,
-        errors or _default_errors(output),
+        errors or default_errors(output),
         delimiter,
         s3,
         started,
@@ -478,7 +481,7 @@ def score(
     return end(predictor, run)
 
 
-def _default_errors(output: str) -> str:
+def default_errors(output: str) -> str:
     """``out.csv`` -> ``out.errors.csv`` (``.tsv``, ``.jsonl``, ``.gz`` kept; Parquet output: CSV
     errors)."""
     base, gz = (output[:-3], ".gz") if output.endswith(".gz") else (output, "")
@@ -517,8 +520,14 @@ def report(progress: Progress | None, source: _Source, parts: _Parts) -> None:
 
 
 def _finish(predictor: Predictor, run: Run) -> None:
-    parts = run.parts
     targets = {".out": (run.output, _header(predictor)), ".err": (run.errors, ERROR_HEADER)}
+    assemble(run, targets)
+
+
+def assemble(run: Run, targets: dict[str, tuple[str, list[str]]]) -> None:
+    """Join each suffix's committed chunks under its header into its target (local or S3: CSV,
+    TSV, JSON Lines, ``.gz``, Parquet), then remove the parts folder."""
+    parts = run.parts
     for suffix, (target, header) in targets.items():
         if target.startswith("s3://"):
             local = parts.folder / f"final{suffix}{_extension(target)}"

@@ -33,6 +33,7 @@ from helixserve.cli.serve import SERVE_EXAMPLES, keys_app, serve
 from helixserve.cli.train import TRAIN_EXAMPLES, TRAIN_HELP, train
 from helixserve.cli.users import users_app
 from helixserve.cli.validate import VALIDATE_EXAMPLES, validate
+from helixserve.cli.variants import VARIANTS_EXAMPLES, variants
 from helixserve.cli.worker import WORKER_EXAMPLES, worker
 from helixserve.cli.zoo import zoo_app
 from helixserve.errors import HelixError
@@ -82,6 +83,7 @@ app.command(epilog=TRAIN_EXAMPLES, help=TRAIN_HELP)(train)
 app.command(epilog=WORKER_EXAMPLES)(worker)
 app.command(epilog=VALIDATE_EXAMPLES)(validate)
 app.command(epilog=DESIGN_EXAMPLES)(design)
+app.command(epilog=VARIANTS_EXAMPLES)(variants)
 app.command(epilog=BENCH_EXAMPLES)(bench)
 app.add_typer(models_app, name="models")
 app.add_typer(explain_app, name="explain")

@@ -1,8 +1,13 @@
-"""``helixserve explain ism|motifs`` and ``helixserve design``: explanations on the command line.
+"""``helixserve explain ism|occlusion|motifs`` and ``helixserve design``: explanations on the
+command line.
 
 Contract:
-- ``explain ism MODEL SEQUENCE`` prints the score, then one row per position: the base, its
-  importance and the score change of each substitution (``--json``: the ISM result).
+- ``explain ism MODEL SEQUENCE [--region START:END]`` prints the score, then one row per position
+  (of the region only, for a long sequence): the base, its importance and the score change of
+  each substitution (``--json``: the ISM result).
+- ``explain occlusion MODEL SEQUENCE [--block NT]`` prints the score change when each block is
+  replaced (:func:`~helixserve.explain.scan.occlusion`: N, or the complement for a model without
+  N), one row per block; for sequences of any length.
 - ``explain motifs MODEL INPUT`` reads a sequence file (any format ``predict`` takes; refused
   records are counted and skipped, the first ``--limit`` good ones used), extracts ISM motifs
   (:func:`~helixserve.explain.motifs.ism_motifs`), optionally the model's ``--filters N``
@@ -34,6 +39,7 @@ from helixserve.explain.motifs import (
     ism_motifs,
     jaspar_matches,
 )
+from helixserve.explain.scan import ism_region, occlusion
 from helixserve.inputs.readers import read_sequences, validate_records
 from helixserve.inputs.records import BadRecord
 from helixserve.runtime.predictor import Predictor
@@ -58,6 +64,11 @@ SEQ = "GATTACAGCTAGCTTAACGA"
 ISM_EXAMPLES = examples(
     ("Effect of every single-base change of a 5' UTR", f"explain ism yeast-utr {SEQ}"),
     ("The same as JSON", f"explain ism yeast-utr {SEQ} --json"),
+    ("Only positions 5 to 12", f"explain ism yeast-utr {SEQ} --region 5:12"),
+)
+OCCLUSION_EXAMPLES = examples(
+    ("Which stretches of a gene matter", f"explain occlusion amr-resistance {SEQ}"),
+    ("In blocks of 5 nt, as JSON", f"explain occlusion amr-resistance {SEQ} --block 5 --json"),
 )
 MOTIFS_EXAMPLES = examples(
     ("Motifs behind the scores of a file's sequences", "explain motifs primer-binding seqs.fa"),
@@ -88,12 +99,24 @@ def ism_command(
     sequence: Annotated[
         str, typer.Argument(metavar="SEQUENCE", help="The DNA sequence to explain.")
     ],
+    region: Annotated[
+        str | None,
+        typer.Option(
+            metavar="START:END", help="Only these 1-based positions, e.g. 5:12 (at most 500 nt)."
+        ),
+    ] = None,
     store: StoreOption = None,
     target: TargetOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Score every single-base substitution of SEQUENCE in one batch."""
-    result = ism(_predictor(model, store), sequence, target)
+    """Score every single-base substitution of SEQUENCE (or of a region of it) in one batch."""
+    predictor = _predictor(model, store)
+    first = 1
+    if region is None:
+        result = ism(predictor, sequence, target)
+    else:
+        first, last = _region(region)
+        result = ism_region(predictor, sequence, first, last, target)
     if as_json:
         typer.echo(json.dumps(asdict(result)))
         return
@@ -101,7 +124,48 @@ def ism_command(
     for column in ("pos", "base", "importance", "->A", "->C", "->G", "->T"):
         table.add_column(column, justify="right")
     for i, (base, row) in enumerate(zip(result.sequence, result.effects, strict=True)):
-        table.add_row(str(i + 1), base, f"{result.importance[i]:.4f}", *[f"{v:+.4f}" for v in row])
+        cells = [f"{result.importance[i]:.4f}", *[f"{v:+.4f}" for v in row]]
+        table.add_row(str(i + first), base, *cells)
+    console.print(table)
+
+
+def _region(text: str) -> tuple[int, int]:
+    low, dash, high = text.replace("-", ":").partition(":")
+    if not (dash and low.strip().isdigit() and high.strip().isdigit()):
+        raise HelixError(f"--region takes START:END, 1-based, such as 1200:1400; got {text!r}.")
+    return int(low), int(high)
+
+
+@explain_app.command("occlusion", epilog=OCCLUSION_EXAMPLES)
+def occlusion_command(
+    model: ModelArgument,
+    sequence: Annotated[
+        str, typer.Argument(metavar="SEQUENCE", help="The DNA sequence to explain, any length.")
+    ],
+    block: Annotated[
+        int | None,
+        typer.Option(metavar="NT", min=1, help="Block size (default: at most 200 blocks)."),
+    ] = None,
+    store: StoreOption = None,
+    target: TargetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replace each block of SEQUENCE in turn and score the change (long sequences)."""
+    result = occlusion(_predictor(model, store), sequence, block, target)
+    if as_json:
+        typer.echo(json.dumps(asdict(result)))
+        return
+    title = (
+        f"{model}: score {result.score:.4g}; {result.block}-nt blocks replaced by "
+        f"{'N' if result.fill == 'N' else 'their complement'} ({result.sequences:,} scored)"
+    )
+    table = Table(title=title)
+    for column in ("block", "positions", "change"):
+        table.add_column(column, justify="right")
+    length = len(result.sequence)
+    for k, (start, change) in enumerate(zip(result.starts, result.effects, strict=True)):
+        end = min(start + result.block, length)
+        table.add_row(str(k + 1), f"{start + 1}-{end}", f"{change:+.4f}")
     console.print(table)
 
 

@@ -13,7 +13,8 @@ Contract:
   holding N score nothing), ``importance[i]`` the mean absolute change over the three
   substitutions.
 - :func:`variant_effects` scores listed variants (1-based ``position``, ``ref``, ``alt``; alt may
-  be several bases or empty for indels) after checking that ``ref`` matches the sequence;
+  be several bases or empty for indels; :func:`allele_bases` reads ``-`` or ``.`` as no bases,
+  the notation of the web page and the API) after checking that ``ref`` matches the sequence;
   a mismatch or an out-of-range position raises :class:`InvalidVariant` naming the variant, what
   the sequence holds there and how to fix it. All variants go in one batch.
 - :func:`screen_variants` does the same per variant, for tables: a variant that does not fit (or
@@ -34,6 +35,7 @@ from helixserve.inputs.sequence import SequenceSchema, validate_sequence
 from helixserve.runtime.predictor import Decoded, Predictor
 
 BASES = "ACGT"
+NO_BASES = ("-", ".")  # how a variant written by hand says "no bases" (a deletion's alt)
 
 
 class InvalidVariant(InputError):
@@ -54,6 +56,11 @@ class Variant:
     position: int
     ref: str
     alt: str
+
+
+def allele_bases(text: str) -> str:
+    """An allele as written by hand: ``-`` or ``.`` mean no bases; letters are upper-cased."""
+    return "" if text.strip() in NO_BASES else text.strip().upper()
 
 
 def dna_schema(predictor: Predictor) -> SequenceSchema:
@@ -83,7 +90,8 @@ def _values(predictor: Predictor, d: Decoded, target: str | None) -> list[float]
     return [float(p) for p in d.probabilities[:, column]]
 
 
-def _target(predictor: Predictor, sequence: str, target: str | None) -> str | None:
+def scored_target(predictor: Predictor, sequence: str, target: str | None) -> str | None:
+    """The class or label whose probability is the score (see the module contract)."""
     labels = predictor.manifest.output.labels
     if predictor.manifest.task == "regression" or labels is None:
         return None
@@ -107,7 +115,7 @@ def _target(predictor: Predictor, sequence: str, target: str | None) -> str | No
 def ism(predictor: Predictor, raw: str, target: str | None = None) -> IsmResult:
     """Every single-base substitution scored; see the module contract."""
     sequence = validate_sequence(raw, dna_schema(predictor))
-    chosen = _target(predictor, sequence, target)
+    chosen = scored_target(predictor, sequence, target)
     variants, where = [sequence], []
     for i, base in enumerate(sequence):
         for b, alt in enumerate(BASES):
@@ -153,7 +161,7 @@ def variant_effects(
 ) -> tuple[float, list[float]]:
     """The reference score and each variant's score change; see the module contract."""
     sequence = validate_sequence(raw, dna_schema(predictor))
-    chosen = _target(predictor, sequence, target)
+    chosen = scored_target(predictor, sequence, target)
     altered = [_apply(sequence, v, n) for n, v in enumerate(variants, start=1)]
     values = scores(predictor, [sequence, *altered], chosen)
     return values[0], [v - values[0] for v in values[1:]]
@@ -174,7 +182,7 @@ def screen_variants(
 ) -> tuple[float, list[VariantOutcome]]:
     """The reference score and one outcome per variant; see the module contract."""
     sequence = validate_sequence(raw, dna_schema(predictor))
-    chosen = _target(predictor, sequence, target)
+    chosen = scored_target(predictor, sequence, target)
     errors: dict[int, InputError] = {}
     altered: list[str] = []
     for number, variant in enumerate(variants, start=1):

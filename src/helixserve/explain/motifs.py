@@ -11,7 +11,8 @@ Contract:
 - A :class:`Motif` holds that matrix, its consensus (the most frequent base; ``N`` where the
   column holds under 0.5 bits), its information content in bits and its support (the number of
   windows); :func:`ism_motifs` runs the whole path (ISM, windows, groups) and returns the
-  ``top`` best-supported motifs.
+  ``top`` best-supported motifs; :func:`motifs_from` does the same from ISM results already
+  computed (a caller that reports progress computes them itself).
 - :func:`filter_motifs` reads the first convolution with learned weights from a bundle's ONNX
   graph (weights ``filters x 4 x width``) and turns each filter into a frequency matrix
   (softmax of each column's weights, scaled so the filter's largest weight is ``sharpness``),
@@ -139,6 +140,13 @@ def ism_motifs(
 ) -> list[Motif]:
     """Motifs from the most important window of each sequence (see the module contract)."""
     results = [ism(predictor, sequence, target) for sequence in sequences]
+    return motifs_from(results, width=width, top=top, max_mismatches=max_mismatches)
+
+
+def motifs_from(
+    results: Sequence[IsmResult], *, width: int = 12, top: int = 3, max_mismatches: int = 3
+) -> list[Motif]:
+    """The ``top`` best-supported motifs of ISM results already computed (windows, groups)."""
     groups = cluster_windows(top_windows(results, width), max_mismatches=max_mismatches)
     return [Motif("ism", frequencies(members, width), len(members)) for _, members in groups[:top]]
 

@@ -46,7 +46,9 @@ from helixserve.serving.server import Server
 from helixserve.serving.sessions import LoginNeeded
 from helixserve.serving.ui import HERE, Pages
 from helixserve.serving.ui_explain import score_words
+from helixserve.serving.ui_ism import PAGE_ISM_MAX
 from helixserve.serving.ui_login import back_to, login_form
+from helixserve.serving.ui_vcf import window_words
 
 BODY = "x-helixserve-body"
 
@@ -116,7 +118,9 @@ def build_api(server: Server) -> FastAPI:
         redoc_url=None,
     )
     pages = Pages(server)
-    pages.templates.env.globals.update(score_words=score_words)
+    pages.templates.env.globals.update(
+        score_words=score_words, vcf_window=window_words, page_ism_max=PAGE_ISM_MAX
+    )
     api.state = AppState()
     api.state.server, api.state.pages = server, pages
     api.state.jobs = JobStore(server.settings.jobs_dir)

@@ -7,11 +7,14 @@ overlaid), ``roc``, ``scatter`` (predicted vs measured, at most 1,500 points dra
 (histogram). The confusion matrix is a table (:func:`confusion_rows`). Text is escaped; malformed
 plot data raises ``ValueError`` (the page then shows the plot as missing).
 Explanations: :func:`ism_logo` (per-base contribution logo), :func:`importance_strip` (one cell
-per position, darker = more important) and :func:`trajectory` (a design's score per round).
+per position, darker = more important), :func:`block_strip` (block occlusion of a long sequence,
+one cell per block, signed), :func:`motif_logo` (a frequency matrix as a sequence logo) and
+:func:`trajectory` (a design's score per round).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 from typing import Any
@@ -248,6 +251,76 @@ def importance_strip(sequence: str, importance: Sequence[float]) -> str:
         f'<svg viewBox="0 0 {width:.0f} 64" class="chart strip" role="img" '
         f'aria-label="per-base importance heat strip"><text x="{PAD}" y="14" class="title">'
         f"{title}</text>{''.join(cells)}</svg>"
+    )
+
+
+def motif_logo(frequencies: Sequence[Sequence[float]], title: str) -> str:
+    """A sequence logo of a position frequency matrix (``width x 4``, columns A C G T): each
+    column a stack of letters, the likeliest on top, heights = frequency x information (bits,
+    2 at most)."""
+    column, tall = 22, 90
+    width = max(160, column * len(frequencies) + 2 * PAD)
+    parts = [
+        f'<line x1="{PAD}" x2="{PAD + column * len(frequencies)}" y1="{tall + 20}" '
+        f'y2="{tall + 20}" stroke="#999"/>'
+    ]
+    for i, row in enumerate(frequencies):
+        total = sum(row) or 1.0
+        p = [v / total for v in row]
+        bits = 2 + sum(v * math.log2(v) for v in p if v > 0)
+        y = tall + 20.0
+        for base, share in sorted(zip("ACGT", p, strict=True), key=lambda item: item[1]):
+            height = share * bits / 2 * tall
+            if height >= 0.5:
+                y -= height
+                parts.append(
+                    f'<text x="{PAD + column * i:.1f}" y="0" font-size="20" '
+                    f'font-family="monospace" font-weight="700" fill="{BASE_COLOURS[base]}" '
+                    f'transform="translate(0 {y + height:.1f}) scale(1 {height / 15:.3f})">'
+                    f"{base}</text>"
+                )
+        parts.append(
+            f'<text x="{PAD + column * (i + 0.5):.1f}" y="{tall + 34}" class="tick" '
+            f'text-anchor="middle">{i + 1}</text>'
+        )
+    parts.append(f'<text x="{PAD}" y="14" class="title">{escape(title)}</text>')
+    return (
+        f'<svg viewBox="0 0 {width} {tall + 40}" class="chart logo motif" role="img" '
+        f'aria-label="{escape(title)}">{"".join(parts)}</svg>'
+    )
+
+
+def block_strip(
+    length: int, starts: Sequence[int], block: int, effects: Sequence[float], fill: str
+) -> str:
+    """Block occlusion as a strip, one cell per block: red where replacing the block lowers the
+    score (the block supports the prediction), blue where it raises it; darker = larger."""
+    top = max((abs(e) for e in effects), default=0.0) or 1.0
+    cell = max(600 / max(len(starts), 1), 2.0)
+    width = max(420.0, cell * len(starts) + 2 * PAD)
+    how = "N" if fill == "N" else "its complement"
+    cells = []
+    for k, (start, effect) in enumerate(zip(starts, effects, strict=True)):
+        end = min(start + block, length)
+        colour = "#b3261e" if effect < 0 else "#1f6fb2"
+        tip = f"positions {start + 1:,}-{end:,} replaced by {how}: score change {effect:+.4g}"
+        cells.append(
+            f'<rect x="{PAD + cell * k:.1f}" y="22" width="{cell:.2f}" height="22" '
+            f'fill="{colour}" fill-opacity="{min(abs(effect) / top, 1.0):.3f}" stroke="#d6dde6" '
+            f'stroke-width="0.3"><title>{tip}</title></rect>'
+        )
+    step = max(1, len(starts) // 6)
+    for k in range(0, len(starts), step):
+        x = PAD + cell * k
+        cells.append(f'<text x="{x:.1f}" y="58" class="tick">{starts[k] + 1:,}</text>')
+    title = (
+        f"Block occlusion: each {block}-nt block replaced by {escape(how)} in turn; "
+        "red lowers the score, blue raises it"
+    )
+    return (
+        f'<svg viewBox="0 0 {width:.0f} 64" class="chart strip" role="img" '
+        f'aria-label="block occlusion strip"><text x="{PAD}" y="14" class="title">{title}</text>'
+        f"{''.join(cells)}</svg>"
     )
 
 

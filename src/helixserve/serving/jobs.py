@@ -10,7 +10,10 @@ Contract:
 - :meth:`JobStore.of` reads a job back for ``who``: ``None`` when it is unknown, no longer kept,
   another person's (a result is its uploader's, not whoever has the URL), or its model version is
   no longer served. Ids are checked against :data:`JOB_ID` before they touch the file system.
-- The newest :data:`MAX_JOBS` are kept; older files are deleted when a job is added.
+- :meth:`JobStore.add_result` / :meth:`JobStore.result_of` keep and read other results the same
+  way (``<id>.result.json``, JSON data only): a VCF's effects, with its downloads.
+- The newest :data:`MAX_JOBS` are kept (jobs and results together); older files are deleted when
+  one is added.
 - The folder is ``HELIXSERVE_JOBS_DIR`` when set (``helixserve serve`` sets it to a fresh
   temporary folder for its processes and deletes it when it stops), else a temporary folder of
   this process, deleted at exit.
@@ -31,7 +34,7 @@ import orjson
 
 from helixserve.errors import ModelNotFound
 from helixserve.serving.files import Row
-from helixserve.serving.registry import Registry
+from helixserve.serving.registry import LoadedModel, Registry
 from helixserve.serving.ui import Job, owner_of
 from helixserve.workspace.members import Principal
 
@@ -81,6 +84,51 @@ class JobStore:
             return None
         rows = [_row(data) for data in record["rows"]]
         return Job(record["id"], model, record["filename"], rows, record["owner"])
+
+    def add_result(
+        self, job_id: str, owner: str, model: LoadedModel, content: dict[str, Any]
+    ) -> None:
+        """Keep a result that is not a scored file (a VCF's effects: ``content`` is JSON data),
+        as ``<id>.result.json``; read it back with :meth:`result_of`."""
+        record = {
+            "id": job_id,
+            "model": model.name,
+            "version": model.version,
+            "owner": owner,
+            "content": content,
+        }
+        partial = self.folder / f".{job_id}.{os.getpid()}.tmp"
+        partial.write_bytes(orjson.dumps(record))
+        partial.replace(self.folder / f"{job_id}.result.json")
+        self._prune()
+
+    def result_record(self, job_id: str, owner: str) -> dict[str, Any] | None:
+        """The record of a result of :meth:`add_result` (``model``, ``version``, ``content``)
+        for ``owner``; ``None`` when it is unknown, no longer kept or another's."""
+        if not JOB_ID.fullmatch(job_id):
+            return None
+        try:
+            record: dict[str, Any] = orjson.loads(
+                (self.folder / f"{job_id}.result.json").read_bytes()
+            )
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        return record if record["owner"] == owner else None
+
+    def result_of(
+        self, job_id: str, owner: str, registry: Registry
+    ) -> tuple[LoadedModel, dict[str, Any]] | None:
+        """A result of :meth:`add_result` for ``owner``, as :meth:`of` reads a job: ``None`` when
+        it is unknown, no longer kept, another's, or its model is no longer served."""
+        record = self.result_record(job_id, owner)
+        if record is None:
+            return None
+        try:
+            model = registry.resolve(record["model"], record["version"])
+        except ModelNotFound:
+            return None
+        content: dict[str, Any] = record["content"]
+        return model, content
 
     def _prune(self) -> None:
         files = sorted(self.folder.glob("*.json"), key=_mtime, reverse=True)

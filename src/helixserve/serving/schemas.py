@@ -321,6 +321,11 @@ class ExplainRequest(BaseModel):
         "the bar (0.99), else the version itself; fp32: the version itself; int8: the int8 "
         "sibling or an error (docs/explain.md)",
     )
+    region: tuple[int, int] | None = Field(
+        default=None,
+        description="[start, end], 1-based and inclusive, at most 500 nt: ISM of these positions "
+        "only (long sequences); default: every position (sequences up to 5,000 nt)",
+    )
 
 
 class ComputedBy(BaseModel):
@@ -342,6 +347,9 @@ class ExplainResponse(BaseModel):
     alphabet: str
     effects: list[list[float]] = Field(description="L x 4: score change per substitution")
     importance: list[float] = Field(description="mean |effect| per position")
+    region: tuple[int, int] | None = Field(
+        default=None, description="the positions explained (sequence, effects: those only)"
+    )
     computed_by: ComputedBy
 
 
@@ -349,8 +357,10 @@ class VariantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     position: int = Field(ge=1, description="1-based position of ref")
-    ref: str = Field(min_length=1)
-    alt: str
+    ref: str = Field(
+        min_length=1, description="the bases at position; - for none (an insertion before it)"
+    )
+    alt: str = Field(description="the bases that replace ref; - for none (a deletion)")
 
 
 class VariantsRequest(BaseModel):
@@ -365,7 +375,12 @@ class VariantsResponse(BaseModel):
     model: str
     version: int
     score: float
-    effects: list[float]
+    effects: list[float | None] = Field(
+        description="each variant's score change, in the order sent; null for a refused one"
+    )
+    errors: list[ItemErrorOut] = Field(
+        default_factory=list, description="the refused variants (index: 0-based, as sent)"
+    )
 
 
 class DesignRequest(BaseModel):

@@ -18,7 +18,8 @@ Contract:
   error next to the field); ``/static/app.js`` adds live validation, upload progress and
   drag-and-drop. A multilabel prediction shows every label's probability as a bar with the
   threshold marked and whether the label is on; a scored file, one column per label.
-  Under every DNA prediction: an ISM logo and a per-base importance heat strip.
+  Under every DNA prediction: its explanation (:mod:`helixserve.serving.ui_ism`: an ISM logo and
+  per-base strip, or block occlusion for a long sequence).
   The variant and design pages of DNA models are in :mod:`helixserve.serving.ui_explain`.
   Every asset is in the package: no CDN, no network.
 - Predictions go through the same micro-batcher and validation as the API, so the messages are
@@ -27,7 +28,6 @@ Contract:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import json
@@ -47,15 +47,13 @@ from starlette.datastructures import UploadFile
 
 from helixserve.error_table import TABLE, status_of
 from helixserve.errors import HelixError, InputError, ModelNotFound
-from helixserve.explain.ism import ism
-from helixserve.explain.precision import Choice
 from helixserve.inputs.images import ImageSchema
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.tabular import TabularSchema
 from helixserve.serving import charts, csrf
 from helixserve.serving.files import Row
 from helixserve.serving.lineage import Chain
-from helixserve.serving.registry import LoadedModel, Registry
+from helixserve.serving.registry import LoadedModel
 from helixserve.serving.server import Server
 from helixserve.serving.sessions import COOKIE
 from helixserve.store.manifest import Manifest, headline_of
@@ -271,38 +269,6 @@ async def form_item(model: LoadedModel, form: Any) -> tuple[object, str | None]:
     if not isinstance(upload, UploadFile) or not upload.filename:
         return b"", "choose an image file (PNG, JPEG or TIFF) first."
     return await upload.read(), None
-
-
-async def explained(registry: Registry, model: LoadedModel, item: object) -> dict[str, str]:
-    """The ISM logo and importance heat strip of a DNA input (none for other kinds, or
-    sequences over 2,000 nt), computed as the explain API's precision ``auto`` does (the
-    version's vetted int8 sibling, if any; ``computed_by`` then says so); for a multilabel model,
-    ``scored`` names the label scored (the most probable one)."""
-    if not isinstance(model.manifest.input, SequenceSchema) or not isinstance(item, str):
-        return {}
-    if len(item) > 2000:
-        return {}
-    by, choice = registry.explainer(model)
-    loop = asyncio.get_running_loop()
-    result = await loop.run_in_executor(by.batcher.executor, ism, by.predictor, item)
-    scored = f"P({result.target})" if model.manifest.task == "multilabel" else ""
-    return {
-        "logo": charts.ism_logo(result.sequence, result.effects),
-        "strip": charts.importance_strip(result.sequence, result.importance),
-        "scored": scored,
-        "computed_by": computed_by(model, choice),
-    }
-
-
-def computed_by(model: LoadedModel, choice: Choice) -> str:
-    """Which version computed a page's ISM effects, when not the one shown ("" then)."""
-    if choice.version == model.version or choice.spearman is None:
-        return ""
-    return (
-        f"Effects computed by {model.name}@{choice.version}, the int8 version of "
-        f"{model.name}@{model.version} (it ranks substitutions like the original at a mean "
-        f"Spearman of {choice.spearman:.4f} over {choice.sequences or 0:,} sequences)."
-    )
 
 
 def preview(data: bytes, max_pixels: int) -> str | None:

@@ -35,7 +35,7 @@ from starlette.datastructures import UploadFile
 
 from helixserve.errors import InputError
 from helixserve.explain.design import Step, design
-from helixserve.explain.ism import Variant, VariantOutcome
+from helixserve.explain.ism import Variant, VariantOutcome, allele_bases
 from helixserve.serving import charts
 from helixserve.serving.registry import LoadedModel
 from helixserve.serving.schemas import MAX_VARIANTS
@@ -85,16 +85,12 @@ def score_words(model: LoadedModel) -> str:
 
 
 def _position(text: str, where: str, field: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise InputError(
             f"{where}: position {text!r} is not a whole number from 1; positions are 1-based.",
             field=field,
         )
     return int(text)
-
-
-def _bases(text: str) -> str:
-    return "" if text in ("-", ".") else text.upper()
 
 
 def parse_variant_text(text: str) -> list[Listed]:
@@ -112,7 +108,7 @@ def parse_variant_text(text: str) -> list[Listed]:
                 field="variants",
             )
         position = _position(parts[0], f"line {number}", "variants")
-        listed.append(Listed(Variant(position, _bases(parts[1]), _bases(parts[2]))))
+        listed.append(Listed(Variant(position, allele_bases(parts[1]), allele_bases(parts[2]))))
     return listed
 
 
@@ -151,7 +147,9 @@ def parse_variant_csv(data: bytes, filename: str) -> list[Listed]:
         cells = [c.strip() for c in row] + [""] * len(header)
         where = f"line {number} of {filename}"
         position = _position(cells[at], where, "file")
-        variant = Variant(position, _bases(cells[columns["ref"]]), _bases(cells[columns["alt"]]))
+        variant = Variant(
+            position, allele_bases(cells[columns["ref"]]), allele_bases(cells[columns["alt"]])
+        )
         listed.append(Listed(variant, cells[columns["id"]] if "id" in columns else ""))
     return listed
 
@@ -210,7 +208,7 @@ def _guarded(errors: dict[str, str], make: Callable[[], _T], default: _T) -> _T:
 
 
 def _rounds(text: str) -> int:
-    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_ROUNDS:
+    if not (text.strip().isascii() and text.strip().isdigit()) or not 1 <= int(text) <= MAX_ROUNDS:
         raise InputError(
             f"rounds must be a whole number from 1 to {MAX_ROUNDS}, got {text.strip()!r}.",
             field="rounds",

@@ -8,7 +8,10 @@ module                    routes
 :mod:`.models`            ``GET /api/v1/models``, ``GET /api/v1/models/{name}``
 :mod:`.predict`           ``POST /api/v1/models/{name}/predict`` (hot), ``.../predict-file``,
                           ``POST /api/v1/getdnaclassapi`` (hot)
-:mod:`.explain`           ``POST /api/v1/models/{name}/explain``, ``.../variants``, ``.../design``
+:mod:`.explain`           ``POST /api/v1/models/{name}/explain``, ``.../variants``,
+                          ``.../variants/vcf`` (upload), ``.../design``
+:mod:`.motifs`            ``POST /api/v1/models/{name}/motifs``, ``GET .../motifs/{id}``
+                          (discoveries in the background)
 :mod:`.oip`               ``/v2`` ... (Open Inference Protocol v2; ``.../infer`` is hot)
 :mod:`.projects`          ``/api/v1/projects[/{project}]`` (the workspace: create, list, rename)
 :mod:`.datasets`          ``/api/v1/projects/{project}/datasets/...`` (versions, profiles, subsets)
@@ -21,7 +24,10 @@ module                    routes
                           events), ``POST /api/v1/blocks/shapes``
 :mod:`.ui_pages`          ``/``, ``/models/{name}[/predict|/upload|/plots/..]``, ``/jobs/..``,
                           ``/compare``, ``/dnasequence``, ``/dnafile``
-:mod:`.ui_explain`        ``/models/{name}/variants``, ``/models/{name}/design`` (pages)
+:mod:`.ui_explain`        ``/models/{name}/variants`` (+ ``/vcf``, ``/vcf/{id}[/{file}]``),
+                          ``/models/{name}/design`` (pages)
+:mod:`.ui_motifs`         ``/models/{name}/motifs`` (form), ``/models/{name}/motifs/{id}``
+                          (progress, logos)
 :mod:`.ui_login`          ``/login``, ``/logout``
 :mod:`.ui_account`        ``/account`` (keys, password), ``/admin/users`` (users)
 :mod:`.ui_workspace`      ``/projects``, ``/projects/{p}``, datasets (upload, roles, subsets)
@@ -48,6 +54,7 @@ from helixserve.serving.routes import (
     live,
     members,
     models,
+    motifs,
     oip,
     predict,
     projects,
@@ -55,6 +62,7 @@ from helixserve.serving.routes import (
     ui_account,
     ui_explain,
     ui_login,
+    ui_motifs,
     ui_pages,
     ui_workspace,
     ui_workspace_experiments,
@@ -66,6 +74,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     models.router,
     predict.router,
     explain.router,
+    motifs.router,
     oip.router,
     projects.router,
     datasets.router,
@@ -76,6 +85,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     live.router,
     ui_pages.router,
     ui_explain.router,
+    ui_motifs.router,
     ui_login.router,
     ui_account.router,
     ui_workspace.router,

@@ -1,10 +1,12 @@
 """The web UI's pages (HTML): catalogue, model page, predict form, scored-file jobs, compare.
 
 Contract: ``/``, ``/models/{name}`` (+ ``/plots/{file}``), ``/models/{name}/predict`` (GET the
-form; POST one input), ``/models/{name}/upload`` (a file: redirects to its job), ``/jobs/{id}``
-and ``/jobs/{id}/{results|errors}.csv``, ``/compare?m=...``, and the seed's ``/dnasequence`` and
-``/dnafile`` redirects. What each page shows is in :mod:`helixserve.serving.ui`; every route is
-behind :func:`~helixserve.serving.deps.page_guard`; an error is the error page at the status of
+form, or with ``?job=ID&row=N`` a scored file's row predicted and explained; POST one input),
+``/models/{name}/upload`` (a file: redirects to its job), ``/jobs/{id}`` (each row of a DNA
+model's file links to its explanation) and ``/jobs/{id}/{results|errors}.csv``,
+``/compare?m=...``, and the seed's ``/dnasequence`` and ``/dnafile`` redirects. What each
+page shows is in :mod:`helixserve.serving.ui`; every route is behind
+:func:`~helixserve.serving.deps.page_guard`; an error is the error page at the status of
 :mod:`helixserve.error_table` (an unknown model 404, a form that fails its CSRF check 403, a file
 that cannot be scored 422 or 413), a form shown again with field errors the ``InputError`` status.
 """
@@ -15,14 +17,14 @@ import asyncio
 import secrets
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from helixserve.errors import InvalidImage, ModelNotFound, NotFound
-from helixserve.serving import ui
+from helixserve.serving import ui, ui_ism
 from helixserve.serving.deps import (
     JobsDep,
     PageCaller,
@@ -36,7 +38,9 @@ from helixserve.serving.domain import prediction_list
 from helixserve.serving.files import errors_csv, results_csv, score_file
 from helixserve.serving.lineage import lineage_chain
 from helixserve.serving.markdown import to_html
+from helixserve.serving.registry import LoadedModel
 from helixserve.serving.responses import upload as takes_upload
+from helixserve.serving.server import Server
 from helixserve.serving.ui_compare import curves, select, version_refs
 
 router = APIRouter(dependencies=[Depends(page_guard)], include_in_schema=False)
@@ -90,28 +94,40 @@ async def plot_image(request: Request, server: ServerDep, name: str, file: str) 
 
 
 @router.get("/models/{name}/predict", response_class=HTMLResponse)
-async def predict_page(request: Request, model: PageModel, page: PagesDep) -> Response:
-    return page(
-        request,
-        "predict.html",
-        model=model,
-        values={},
-        result=None,
-        errors={},
-        preview=None,
-        logo=None,
-    )
-
-
-@router.post("/models/{name}/predict", response_class=HTMLResponse)
-async def predict_one(
-    request: Request, model: PageModel, form: PostedForm, server: ServerDep, page: PagesDep
+async def predict_page(
+    request: Request,
+    model: PageModel,
+    page: PagesDep,
+    server: ServerDep,
+    jobs: JobsDep,
+    who: PageCaller,
+    job: str | None = None,
+    row: int | None = None,
 ) -> Response:
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
-    item, problem = await ui.form_item(model, form)
+    """The predict form; with ``job`` and ``row`` (a row of a scored file, from its job page),
+    that row's sequence predicted and explained."""
+    if job is None or row is None:
+        blank: dict[str, Any] = {"values": {}, "result": None, "errors": {}, "preview": None}
+        return page(request, "predict.html", model=model, logo=None, **blank)
+    found = await asyncio.to_thread(jobs.of, job, who, server.registry)
+    item = next((r.item for r in found.rows if r.index == row), None) if found else None
+    if found is None or found.model.name != model.name or not isinstance(item, str):
+        raise NotFound(
+            f"no sequence at row {row} of that scored file (the server keeps the last 16 "
+            "uploads); upload the file again, or paste the sequence."
+        )
+    status, context = await _predicted(server, model, {"sequence": item}, item, None)
+    return page(request, "predict.html", status, model=model, **context)
+
+
+async def _predicted(
+    server: Server, model: LoadedModel, values: dict[str, str], item: object, problem: str | None
+) -> tuple[int, dict[str, Any]]:
+    """The predict page's answer to one input: its status and the template's context."""
     limit = server.settings.max_image_pixels
     preview = ui.preview(item, limit) if isinstance(item, bytes) and item else None
     result, errors = None, {}
+    wanted, wrong = ui_ism.asked(values)
     if problem is not None:
         errors = {"image": problem}
     else:
@@ -120,18 +136,24 @@ async def predict_one(
             errors = ui.field_errors(model, batch.errors[0].error)
         else:
             result = prediction_list(batch)[0]
-    shown = await ui.explained(server.registry, model, item) if result is not None else {}
-    return page(
-        request,
-        "predict.html",
-        ui.INVALID if errors else 200,
-        model=model,
-        values=values,
-        result=result,
-        errors=errors,
-        preview=preview,
-        **shown,
-    )
+    shown: dict[str, Any] = {}
+    if result is not None and not wrong:
+        shown = await ui_ism.explained(server.registry, model, item, wanted)
+    errors = {**errors, **wrong}
+    if "region_error" in shown:
+        errors["region"] = shown.pop("region_error")
+    context = {"values": values, "result": result, "errors": errors, "preview": preview}
+    return (ui.INVALID if errors else 200), {**context, **shown}
+
+
+@router.post("/models/{name}/predict", response_class=HTMLResponse)
+async def predict_one(
+    request: Request, model: PageModel, form: PostedForm, server: ServerDep, page: PagesDep
+) -> Response:
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    item, problem = await ui.form_item(model, form)
+    status, context = await _predicted(server, model, values, item, problem)
+    return page(request, "predict.html", status, model=model, **context)
 
 
 @router.post("/models/{name}/upload")
