@@ -4,10 +4,10 @@
 # Without HELIXSERVE_STORE the image serves the pretrained models shipped in the package.
 # The worker image (the train extra, CPU torch) is the stage "worker":
 #         docker build --target worker -t helixserve-worker .
-# Needs BuildKit (the default since Docker 23; DOCKER_BUILDKIT=1 before). Behind a proxy that
-# re-signs TLS, give pip its CA bundle as a build secret, which no layer keeps:
-#   docker build --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt \
-#     --build-arg PIP_CERT=/run/secrets/ca -t helixserve .
+# Needs BuildKit (the default since Docker 23; DOCKER_BUILDKIT=1 before). pip may get a
+# configuration file and a CA bundle as build secrets, which no layer keeps (a package mirror, its
+# password; a proxy that re-signs TLS: cert = /run/secrets/ca in that file):
+#   docker build --secret id=pip.conf,src=pip.conf --secret id=ca,src=ca.crt -t helixserve .
 FROM python:3.11-slim AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -30,10 +30,10 @@ COPY src ./src
 # The worker: `helixserve worker` trains the workspace's queued runs. torch==2.13.0 is pinned; its
 # CPU build comes from PyTorch's own index (PyPI's build of it pulls several GB of CUDA).
 FROM base AS worker
-ARG PIP_CERT
 ARG PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
-ARG PIP_FIND_LINKS
-RUN --mount=type=secret,id=ca python -m pip install -c requirements/constraints.txt ".[train,s3,postgres]" \
+RUN --mount=type=secret,id=pip.conf --mount=type=secret,id=ca \
+    PIP_CONFIG_FILE=/run/secrets/pip.conf \
+    python -m pip install -c requirements/constraints.txt ".[train,s3,postgres]" \
  && python -c "import torch, helixserve.worker.local, helixserve.cli.app" \
  && rm -rf /root/.cache
 USER helixserve
@@ -42,8 +42,9 @@ CMD ["helixserve", "worker"]
 
 # The serving image (the last stage: what a plain `docker build` makes).
 FROM base AS serving
-ARG PIP_CERT
-RUN --mount=type=secret,id=ca python -m pip install -c requirements/constraints.txt ".[s3,postgres]" \
+RUN --mount=type=secret,id=pip.conf --mount=type=secret,id=ca \
+    PIP_CONFIG_FILE=/run/secrets/pip.conf \
+    python -m pip install -c requirements/constraints.txt ".[s3,postgres]" \
  && python -c "import helixserve.serving.app, helixserve.cli.app" \
  && rm -rf /root/.cache
 

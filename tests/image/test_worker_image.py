@@ -1,11 +1,12 @@
 """The worker image (the Dockerfile's ``worker`` stage: the train extra, CPU torch), built and run
 for real (``make image-worker``: its build installs about 1 GB, too long for CI's ``make image``).
 
-torch==2.13.0's CPU wheel: where this machine keeps it (``/opt/wheels``), the build finds it there
-through a file server on loopback (``PIP_FIND_LINKS``, and no PyTorch index, which is not
-reachable here); elsewhere the Dockerfile's default, PyTorch's CPU index, serves it. Checked:
-torch is the CPU build; ``helixserve worker --once`` starts and finds no run; ``helixserve
-train`` trains a small binary model in the container and publishes it into a mounted store.
+torch==2.13.0's CPU wheel: where this machine keeps it (``/opt/wheels``), the build finds it
+there through a file server on loopback (``find-links`` in the ``pip.conf`` build secret, so
+that its port is no part of the cache key; and no PyTorch index, which is not reachable here);
+elsewhere the Dockerfile's default, PyTorch's CPU index, serves it. Checked: torch is the CPU
+build; ``helixserve worker --once`` starts and finds no run; ``helixserve train`` trains a small
+binary model in the container and publishes it into a mounted store.
 """
 
 from __future__ import annotations
@@ -47,10 +48,16 @@ def wheel_server() -> Iterator[str | None]:
 
 @pytest.fixture(scope="module")
 def worker_image(engine: Engine, bases: None, wheel_server: str | None, figures: list[str]) -> str:
-    arguments = (
-        {} if wheel_server is None else {"PIP_FIND_LINKS": wheel_server, "PIP_EXTRA_INDEX_URL": ""}
-    )
-    built = engine.build("helixserve-worker", ROOT, target="worker", build_args=arguments)
+    if wheel_server is None:  # the Dockerfile's default: PyTorch's CPU index
+        built = engine.build("helixserve-worker", ROOT, target="worker")
+    else:
+        built = engine.build(
+            "helixserve-worker",
+            ROOT,
+            target="worker",
+            build_args={"PIP_EXTRA_INDEX_URL": ""},
+            pip_options={"find-links": wheel_server},
+        )
     figures.append(built.describe())
     return "helixserve-worker"
 
@@ -112,5 +119,7 @@ def test_trains_a_model_in_the_container(engine: Engine, worker_image: str, tmp_
         *command,
         timeout=600,
     )
-    assert done.stdout.startswith("trained and published in "), done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("trained and published in ") for line in lines), done.stdout
+    assert lines[-1] == "published tiny@1 to the store file:///data/store"
     assert (tmp_path / "store" / "tiny" / "versions" / "1" / "model.onnx").is_file()

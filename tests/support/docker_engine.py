@@ -18,7 +18,8 @@ Contract:
 - :meth:`Engine.docker` runs Debian's client (``/usr/bin/docker``: the ``docker`` first on PATH
   here lacks BuildKit) against the socket with ``DOCKER_BUILDKIT=1``; :meth:`Engine.build`
   builds with BuildKit on the host's network, handing pip its CA bundle (:func:`pip_ca_bundle`)
-  as the build secret ``ca`` with ``PIP_CERT=/run/secrets/ca``: no layer keeps it.
+  as the build secret ``ca`` and a configuration naming it as the secret ``pip.conf`` (the
+  Dockerfiles' convention): no layer keeps either.
 """
 
 from __future__ import annotations
@@ -162,19 +163,25 @@ class Engine:
         dockerfile: Path | None = None,
         target: str | None = None,
         build_args: dict[str, str] | None = None,
+        pip_options: dict[str, str] | None = None,
         timeout: float = 900,
     ) -> Built:
-        """Build ``tag`` (see the module contract); the log goes to the engine's folder."""
+        """Build ``tag`` (see the module contract); the log goes to the engine's folder.
+        ``pip_options`` go into the ``pip.conf`` secret's ``[global]`` section (secrets, unlike
+        build arguments, are not part of the build cache's key)."""
         command = ["build", "--progress", "plain", "--network", "host", "-t", tag]
         command += ["-f", str(dockerfile or context / "Dockerfile")]
         if target:
             command += ["--target", target]
+        options = dict(pip_options or {})
         ca = pip_ca_bundle()
-        arguments = dict(build_args or {})
         if ca is not None:
             command += ["--secret", f"id=ca,src={ca}"]
-            arguments.setdefault("PIP_CERT", "/run/secrets/ca")
-        for name, value in arguments.items():
+            options.setdefault("cert", "/run/secrets/ca")
+        config = self.folder / f"pip-{len(list(self.folder.glob('pip-*.conf')))}.conf"
+        config.write_text("[global]\n" + "".join(f"{k} = {v}\n" for k, v in options.items()))
+        command += ["--secret", f"id=pip.conf,src={config}"]
+        for name, value in (build_args or {}).items():
             command += ["--build-arg", f"{name}={value}"]
         started = time.monotonic()
         done = self.docker(*command, str(context), check=False, timeout=timeout)
