@@ -49,14 +49,14 @@ def _model(name: str) -> Any:
 
 def check_typed(value: Any, type_name: str, where: str) -> list[str]:
     """Problems of ``value`` against the SDK type ``type_name`` (see the module contract)."""
-    if type_name.startswith("list["):
+    if type_name.startswith(("list[", "List[")):  # the SDKs write both
         if not isinstance(value, list):
             return [f"{where}: a list expected, got {type(value).__name__}"]
         inner = type_name[5:-1]
         return [
             p for i, item in enumerate(value) for p in check_typed(item, inner, f"{where}[{i}]")
         ]
-    if type_name.startswith("dict("):
+    if type_name.startswith(("dict(", "Dict[")):  # dict(str, X) or Dict[str, X]
         if not isinstance(value, dict):
             return [f"{where}: a mapping expected, got {type(value).__name__}"]
         inner = type_name.split(",", 1)[1].strip()[:-1]
