@@ -28,7 +28,7 @@ from helixserve.serving.auth import new_key
 from tests.support.docker_engine import Engine
 from tests.support.s3server import free_ports
 
-pytestmark = pytest.mark.image
+pytestmark = [pytest.mark.image, pytest.mark.timeout(900)]  # the first builds the images
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "helixserve-compose-test"

@@ -23,7 +23,7 @@ from helixserve.serving.auth import new_key
 from tests.support.docker_engine import Engine
 from tests.support.server import free_port
 
-pytestmark = pytest.mark.image
+pytestmark = [pytest.mark.image, pytest.mark.timeout(900)]  # the first builds the images
 
 NAME = "helixserve-smoke"
 BINDS = "CGACCGAACTCC" + "A" * 38  # the primer-binding motif (tests/test_oip.py)

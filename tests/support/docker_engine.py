@@ -276,7 +276,8 @@ def _wait_answering(engine: Engine, daemon: subprocess.Popen[bytes], log: Path) 
 
 
 def _tail(log: Path) -> str:
-    return log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
+    text = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+    return text or "(it wrote no log)"
 
 
 @contextmanager
