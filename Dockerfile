@@ -2,7 +2,13 @@
 # Build:  docker build -t helixserve .
 # Run:    docker run -p 8000:8000 -p 8001:8001 -e HELIXSERVE_STORE=s3://bucket/models helixserve
 # Without HELIXSERVE_STORE the image serves the pretrained models shipped in the package.
-FROM python:3.11-slim
+# The worker image (the train extra, CPU torch) is the stage "worker":
+#         docker build --target worker -t helixserve-worker .
+# Needs BuildKit (the default since Docker 23; DOCKER_BUILDKIT=1 before). pip may get a
+# configuration file and a CA bundle as build secrets, which no layer keeps (a package mirror, its
+# password; a proxy that re-signs TLS: cert = /run/secrets/ca in that file):
+#   docker build --secret id=pip.conf,src=pip.conf --secret id=ca,src=ca.crt -t helixserve .
+FROM python:3.11-slim AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -13,12 +19,32 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HELIXSERVE_GRPC_PORT=8001 \
     HELIXSERVE_CACHE_DIR=/home/helixserve/cache
 
-RUN useradd --create-home --uid 10001 helixserve
+# The workspace folder exists so that a volume mounted there belongs to the user.
+RUN useradd --create-home --uid 10001 helixserve \
+ && install -d -o helixserve -g helixserve /home/helixserve/workspace
 WORKDIR /opt/helixserve
 COPY pyproject.toml README.md ./
 COPY requirements/constraints.txt requirements/constraints.txt
 COPY src ./src
-RUN python -m pip install -c requirements/constraints.txt ".[s3]" \
+
+# The worker: `helixserve worker` trains the workspace's queued runs. torch==2.13.0 is pinned; its
+# CPU build comes from PyTorch's own index (PyPI's build of it pulls several GB of CUDA).
+FROM base AS worker
+ARG PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
+RUN --mount=type=secret,id=pip.conf --mount=type=secret,id=ca \
+    PIP_CONFIG_FILE=/run/secrets/pip.conf \
+    python -m pip install -c requirements/constraints.txt ".[train,s3,postgres]" \
+ && python -c "import torch, helixserve.worker.local, helixserve.cli.app" \
+ && rm -rf /root/.cache
+USER helixserve
+HEALTHCHECK NONE
+CMD ["helixserve", "worker"]
+
+# The serving image (the last stage: what a plain `docker build` makes).
+FROM base AS serving
+RUN --mount=type=secret,id=pip.conf --mount=type=secret,id=ca \
+    PIP_CONFIG_FILE=/run/secrets/pip.conf \
+    python -m pip install -c requirements/constraints.txt ".[s3,postgres]" \
  && python -c "import helixserve.serving.app, helixserve.cli.app" \
  && rm -rf /root/.cache
 

@@ -10,11 +10,12 @@ CONSTRAINTS := requirements/constraints.txt
 PIP := $(BIN)/python -m pip
 PIP_INSTALL := $(PIP) install --disable-pip-version-check -q -c $(CONSTRAINTS)
 
-.PHONY: audit reliability run test lint typecheck pytest install-base install-run install-all lock clean help bench bench-serving bench-science zoo proto
+.PHONY: audit image image-worker image-clean manifests reliability run test lint typecheck pytest install-base install-run install-all lock clean help bench bench-serving bench-science zoo proto
 
 help:
 	@echo "make run   - install helixserve (serving + training) into .venv and start it"
 	@echo "make test  - install everything into .venv; ruff, mypy, pytest"
+	@echo "make image - build the container images and run them for real (root, docker.io)"
 	@echo "make lock  - re-resolve requirements/constraints.txt from pyproject.toml"
 
 $(BIN)/python:
@@ -58,6 +59,33 @@ pytest: install-all
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# The container images, built and run for real (not in make test; .ci/run runs make image): a
+# private Docker engine (Debian's docker.io, as root: tests/support/docker_engine.py) builds the
+# serving image and compose.yaml's images on local stand-ins for the public base images
+# (debootstrap: tests/support/base_images.py), runs the container, then the compose stack
+# (tests/image). Sizes and build times are printed at the end. Needs docker.io, docker-compose
+# and debootstrap (apt-get install; .ci/run installs them).
+image: install-all
+	$(BIN)/pytest -m image tests/image/test_image.py tests/image/test_compose.py
+
+# The worker image (the train extra, CPU torch: about 1 GB to install; not in CI).
+image-worker: install-all
+	$(BIN)/pytest -m image tests/image/test_worker_image.py
+
+# The Kubernetes and KServe manifests against the API schemas, offline (not in make test):
+# kubernetes-validate's bundled schemas and the kserve SDK's models, in a throw-away venv
+# (tests/support/manifests.py). No cluster applies them here.
+manifests:
+	test -x .venv-manifests/bin/python || ( $(PYTHON) -m venv .venv-manifests && \
+	  .venv-manifests/bin/python -m pip install --disable-pip-version-check -q \
+	  kubernetes-validate==1.37.0 kserve==0.21.0 )
+	.venv-manifests/bin/python -m tests.support.manifests deploy/k8s/helixserve.yaml \
+	  deploy/kserve/inferenceservice.yaml
+
+# Forget the images' cache: the base root file system, the private engine's images and layers.
+image-clean:
+	rm -rf "$${HELIXSERVE_IMAGE_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/helixserve/image}"
 
 # Re-resolve the pinned set (run after changing dependencies in pyproject.toml, then commit it).
 lock:

@@ -1,5 +1,6 @@
-"""Deployment files: the Dockerfile's steps run for real in a clean venv (no Docker engine here),
-and the compose / Kubernetes / KServe files point at routes and ports the server has."""
+"""Deployment files: the serving image's Dockerfile steps run for real in a clean venv (fast, no
+Docker engine: ``make image`` builds and runs the images themselves, tests/image), and the
+compose / Kubernetes / KServe files point at routes and ports the server has."""
 
 from __future__ import annotations
 
@@ -20,22 +21,46 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 
-def _run_steps() -> list[str]:
-    text = DOCKERFILE.replace("\\\n", " ")
+def _stages() -> dict[str, list[str]]:
+    """Each stage's lines (continuations joined), by the name after ``AS``."""
+    stages: dict[str, list[str]] = {}
+    lines: list[str] = []
+    for line in DOCKERFILE.replace("\\\n", " ").splitlines():
+        if line.startswith("FROM "):
+            lines = stages.setdefault(line.split(" AS ")[1], [])
+        lines.append(line)
+    return stages
+
+
+def _run_steps(*stages: str) -> list[str]:
+    """The RUN commands of ``stages`` (default: the serving image's, base then serving), without
+    their ``--mount`` flags; not the ``useradd`` (a test makes no user)."""
+    found = _stages()
     return [
-        line.removeprefix("RUN ").strip()
-        for line in text.splitlines()
+        re.sub(r"^RUN (--mount=\S+ )*", "", line).strip()
+        for stage in stages or ("base", "serving")
+        for line in found[stage]
         if line.startswith("RUN ") and "useradd" not in line
     ]
 
 
 def test_dockerfile_is_slim_and_non_root() -> None:
     assert DOCKERFILE.startswith("# helixserve serving image")
-    assert "\nFROM python:3.11-slim\n" in DOCKERFILE
-    assert "\nUSER helixserve\n" in DOCKERFILE
-    assert "HEALTHCHECK" in DOCKERFILE and "/readyz" in DOCKERFILE
+    assert "\nFROM python:3.11-slim AS base\n" in DOCKERFILE
+    stages = _stages()
+    assert list(stages) == ["base", "worker", "serving"]  # serving last: the default target
+    assert [s[0] for s in stages.values()] == [
+        "FROM python:3.11-slim AS base",
+        "FROM base AS worker",
+        "FROM base AS serving",
+    ]
+    for name in ("worker", "serving"):
+        assert "USER helixserve" in stages[name]
+    assert any("HEALTHCHECK" in line and "/readyz" in line for line in stages["serving"])
+    assert "HEALTHCHECK NONE" in stages["worker"]  # a worker serves no /readyz
     steps = " ".join(_run_steps())
-    assert "torch" not in steps and "train," not in steps and '".[s3]"' in steps
+    assert "torch" not in steps and "train," not in steps and '".[s3,postgres]"' in steps
+    assert '".[train,s3,postgres]"' in " ".join(_run_steps("worker"))
 
 
 def test_dockerfile_steps_in_a_clean_venv(tmp_path: Path) -> None:
@@ -104,8 +129,16 @@ def test_dockerfile_steps_in_a_clean_venv(tmp_path: Path) -> None:
 
 def test_compose_and_kubernetes_files_match_the_server() -> None:
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
-    assert set(compose["services"]) == {"s3", "helixserve", "prometheus"}
-    assert compose["services"]["helixserve"]["ports"] == ["8000:8000", "8001:8001"]
+    services = compose["services"]
+    assert set(services) == {"s3", "db", "helixserve", "worker", "prometheus"}
+    assert services["helixserve"]["ports"] == ["8000:8000", "8001:8001"]
+    assert services["helixserve"]["build"] == {"context": ".", "target": "serving"}
+    assert services["worker"]["build"] == {"context": ".", "target": "worker"}
+    assert services["worker"]["profiles"] == ["train"]  # not started by a plain `up`
+    for name, service in services.items():  # every image builds here: no registry's image
+        assert "build" in service and service["image"].startswith("helixserve"), name
+    database = services["helixserve"]["environment"]["HELIXSERVE_DATABASE_URL"]
+    assert database.startswith("postgresql+psycopg://helix:") and "@db:5432/" in database
     prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     assert prometheus["scrape_configs"][0]["metrics_path"] == "/metrics"
     docs = list(yaml.safe_load_all((ROOT / "deploy" / "k8s" / "helixserve.yaml").read_text()))

@@ -60,8 +60,11 @@ COMMAND_TIMEOUT_S = 180
 
 SKIPPED = {
     "make test": "runs ruff, mypy and the whole suite, this file included: CI runs it",
-    "docker ": "needs a Docker engine (none here); tests/test_deploy.py runs its steps",
-    "kubectl ": "needs a Kubernetes cluster; tests/test_deploy.py checks the manifests",
+    "docker ": "needs a Docker engine: make image builds and runs the images (tests/image)",
+    "make image": "builds and runs the container images as root with a private Docker engine: "
+    ".ci/run runs it",
+    "kubectl ": "needs a Kubernetes cluster; tests/test_deploy.py and make manifests check the "
+    "manifests",
     "pip install 'helixserve[ray]'": "installs from a package index; the test's venv has it",
     "helixserve serve --engine ray": "needs a Ray cluster and an S3 store (tests/test_ray.py)",
     "helixserve predict primer-binding s3://": "needs S3 and a Ray cluster (tests/test_ray.py)",

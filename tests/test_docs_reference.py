@@ -16,7 +16,18 @@ from tests.support.doc_commands import extract
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
-OTHER_OPTIONS = {"--check": "ruff format --check", "--from-literal": "kubectl create secret"}
+OTHER_OPTIONS = {
+    "--check": "ruff format --check",
+    "--from-literal": "kubectl create secret",
+    "--secret": "docker build",
+    "--build": "docker compose up",
+    "--no-build": "docker-compose up",
+    "--profile": "docker compose",
+    "--bridge": "dockerd",
+    "--iptables": "dockerd",
+    "--ip-forward": "dockerd",
+    "--variant": "debootstrap",
+}
 
 
 def benchmark_options() -> set[str]:
