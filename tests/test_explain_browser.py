@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support.amr_variants import FASTA, MISMATCH, SCORED, WINDOW, with_mismatch
-from tests.support.chromium import launch_browser  # noqa: F401 (the browser fixture)
+from tests.support.chromium import (  # launch_browser: the browser fixture
+    checked_page,
+    launch_browser,  # noqa: F401
+    shot,
+)
 from tests.support.server import Running, running
 
 ZOO = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
@@ -34,24 +37,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 @pytest.fixture
 def page(browser: Browser, server: Running) -> Iterator[Page]:
-    context = browser.new_context(
-        base_url=server.url, viewport={"width": 1100, "height": 900}, accept_downloads=True
-    )
-    tab = context.new_page()
-    blocked: list[str] = []
-    tab.on(
-        "console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None
-    )
-    yield tab
-    context.close()
-    assert blocked == [], f"the page broke its content security policy: {blocked}"
-
-
-def shot(page: Page, name: str) -> None:
-    folder = os.environ.get("HELIXSERVE_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+    with checked_page(browser, server.url) as tab:
+        yield tab
 
 
 def test_a_real_vcf_is_scored_from_the_variant_page(page: Page, tmp_path: Path) -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 CANDIDATES = ("/usr/bin/chromium", "/usr/lib/chromium/chromium")
 CHROMIUM = next((p for p in CANDIDATES if Path(p).exists()), None)
@@ -34,3 +35,28 @@ def launch_browser() -> Iterator[Browser]:
         launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         yield launched
         launched.close()
+
+
+@contextmanager
+def checked_page(browser: Browser, base_url: str) -> Iterator[Page]:
+    """A tab on ``base_url`` (1100 x 900, downloads accepted) that fails the test, when it
+    closes, if the page broke its content security policy."""
+    context = browser.new_context(
+        base_url=base_url, viewport={"width": 1100, "height": 900}, accept_downloads=True
+    )
+    tab = context.new_page()
+    blocked: list[str] = []
+    tab.on(
+        "console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None
+    )
+    yield tab
+    context.close()
+    assert blocked == [], f"the page broke its content security policy: {blocked}"
+
+
+def shot(page: Page, name: str) -> None:
+    """A full-page screenshot into ``$HELIXSERVE_SCREENSHOTS`` when it is set."""
+    folder = os.environ.get("HELIXSERVE_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
