@@ -272,6 +272,22 @@ def test_a_protocol_error_ends_the_connection_with_goaway(server: Running) -> No
     assert talk(server.grpc, steps) == ((0, PROTOCOL_ERROR), b"DATA on idle stream 0", b"")
 
 
+def test_frames_after_a_connection_error_do_not_reset_the_goaway(server: Running) -> None:
+    """Input that arrives after the GOAWAY is drained: the client reads it and a clean end."""
+
+    async def steps(client: H2Client) -> tuple[bytes, bytes]:
+        client.send(DATA, 0, 0, b"x")
+        await asyncio.sleep(0.2)  # the server has answered and (before the fix) closed
+        for _ in range(20):
+            client.send(PING, 0, 0, b"12345678")
+        await client.writer.drain()
+        await asyncio.sleep(0.2)
+        seen = await asyncio.wait_for(client.reader.read(), 10)
+        return seen[-len(b"DATA on idle stream 0") :], await client.reader.read()
+
+    assert talk(server.grpc, steps) == (b"DATA on idle stream 0", b"")
+
+
 def test_http1_is_not_answered(server: Running) -> None:
     """The connection closes after the server's own preface (SETTINGS, WINDOW_UPDATE)."""
 

@@ -25,7 +25,8 @@ Contract:
   client's windows and are cut to its largest frame size), RST_STREAM (the call's task is
   cancelled), CONTINUATION, padding, and GOAWAY. A frame that breaks the protocol or a header
   block that cannot be decoded (:mod:`helixserve.serving.h2_headers`) ends the connection with
-  GOAWAY and the error code.
+  GOAWAY and the error code, then a half-close: input is drained (never a TCP reset that could
+  destroy the GOAWAY) until the client closes, for at most ``LINGER`` seconds.
 - :meth:`H2Server.stop` stops listening and sends GOAWAY on every connection: calls already
   received are answered (for up to ``grace`` seconds, then their connections close); streams
   opened after the GOAWAY are refused (``REFUSED_STREAM``: clients retry or see UNAVAILABLE).
@@ -46,6 +47,7 @@ log = logging.getLogger("helixserve.grpc")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE = 0, 1, 2, 3, 4, 5
 PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = 6, 7, 8, 9
+LINGER = 2.0  # seconds a connection that failed drains input before it closes
 END_STREAM = ACK = 0x1
 END_HEADERS, PADDED, PRIORITY_FLAG = 0x4, 0x8, 0x20
 NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR, STREAM_CLOSED = 0x0, 0x1, 0x3, 0x5
@@ -116,6 +118,7 @@ class _Connection(asyncio.Protocol):
         self.fragment_flags = 0
         self.pending: list[tuple[_Stream, memoryview, bytes]] = []  # answers waiting on windows
         self.going = False  # GOAWAY sent
+        self.failed: asyncio.TimerHandle | None = None  # a connection error: input is dropped
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -131,8 +134,12 @@ class _Connection(asyncio.Protocol):
         self.streams.clear()
         self.pending.clear()
         self.transport = None
+        if self.failed is not None:
+            self.failed.cancel()
 
     def data_received(self, data: bytes) -> None:
+        if self.failed is not None:
+            return  # after a connection error's GOAWAY: drained until the client closes
         buffer = self.buffer
         buffer += data
         if not self.preface:
@@ -428,10 +435,22 @@ class _Connection(asyncio.Protocol):
         log.info("HTTP/2 connection error %d: %s", err.code, err)
         reason = str(err).encode()[:256]
         self._write(frame(GOAWAY, 0, 0, _HEAD.pack(self.last_id) + _HEAD.pack(err.code) + reason))
-        self._close()
+        transport = self.transport
+        if transport is None or not transport.can_write_eof():
+            self._close()
+            return
+        # A close with unread input would send a TCP reset, which can destroy the GOAWAY before
+        # the client reads it: half-close, drop what still arrives, close after LINGER seconds.
+        for stream in self.streams.values():
+            if stream.task is not None:
+                stream.task.cancel()
+        self.streams.clear()
+        self.pending.clear()
+        transport.write_eof()
+        self.failed = asyncio.get_running_loop().call_later(LINGER, self._close)
 
     def _write(self, data: bytes) -> None:
-        if self.transport is not None:
+        if self.transport is not None and self.failed is None:
             self.transport.write(data)
 
     def _close(self) -> None:
