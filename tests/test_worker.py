@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -99,8 +100,12 @@ def test_worker_once_trains_a_run_into_a_bundle_that_predicts(
         "training on cpu",
     ]
     assert [line.split(":")[0] for line in lines[3:6]] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
-    assert lines[6].startswith("exported to ONNX; parity with the trained model ")
-    assert lines[7].startswith(f"published {run.bundle} in ")
+    export = "exporting to ONNX and checking it against the trained model"
+    for at, step in ((6, "scoring the 40 test rows"), (8, export)):  # each step after the epochs
+        assert lines[at] == f"{step} ..."
+        assert re.fullmatch(rf"{step}: done in \d+\.\d s", lines[at + 1]), lines[at + 1]
+    assert lines[10].startswith("exported to ONNX; parity with the trained model ")
+    assert lines[11].startswith(f"published {run.bundle} in ")
     predictor = Predictor.from_store(space.runs, run.bundle)
     answer = predictor.predict(["ACGT" * 10 + MOTIF + "ACG"])[0]
     assert isinstance(answer, Prediction) and answer.probabilities is not None

@@ -18,7 +18,9 @@ Contract:
   file, CI, ``nohup``) one plain line per epoch, printed as soon as the epoch ends
   (:class:`EpochLines`): ``epoch 3/60  loss 0.4120  val_loss 0.3980  val_auroc 0.910  4.2 s``
   (``val_auroc`` for a binary model, ``val_accuracy`` for K classes, ``val_r2`` for a regression).
-  :func:`stage` says the same way when a long step after the epochs starts and ends.
+  :func:`stage` says the same way when a long step after the epochs starts and ends, and tells
+  the listener set by :func:`stages_to` (the workspace's worker: a line in the run's log), on a
+  terminal or not.
 - ``checkpoint``: after every epoch the whole training state is written there
   (:mod:`helixserve.training.checkpoint`: weights now and best so far, optimiser state, epoch,
   best validation loss, early-stopping counter, history, RNG states, and ``fingerprint``: what the
@@ -40,6 +42,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -326,15 +329,37 @@ class EpochLines:
         print("  ".join(shown), flush=True)
 
 
+_STAGE_LISTENER: ContextVar[Callable[[str], None] | None] = ContextVar(
+    "stage_listener", default=None
+)
+
+
+@contextmanager
+def stages_to(listener: Callable[[str], None]) -> Iterator[None]:
+    """Within the block, :func:`stage` also hands its two lines to ``listener``."""
+    token = _STAGE_LISTENER.set(listener)
+    try:
+        yield
+    finally:
+        _STAGE_LISTENER.reset(token)
+
+
 @contextmanager
 def stage(text: str, show: bool) -> Iterator[None]:
-    """Say that a step after the epochs (``text``) runs, and when it is done (when ``show``)."""
+    """Say that a step after the epochs (``text``) runs, and when it is done: printed when
+    ``show``, and to the listener of :func:`stages_to` if there is one."""
     started = time.perf_counter()
-    if show:
-        print(f"{text} ...", flush=True)
+    _tell(f"{text} ...", show)
     yield
+    _tell(f"{text}: done in {time.perf_counter() - started:.1f} s", show)
+
+
+def _tell(line: str, show: bool) -> None:
     if show:
-        print(f"{text}: done in {time.perf_counter() - started:.1f} s", flush=True)
+        print(line, flush=True)
+    listener = _STAGE_LISTENER.get()
+    if listener is not None:
+        listener(line)
 
 
 def progress_bar(show: bool, epochs: int) -> Progress:

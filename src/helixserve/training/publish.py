@@ -201,16 +201,17 @@ def train_and_publish(
         progress=progress,
         on_epoch=_history_writer(work_dir, on_epoch),
     )
-    metrics, plot_files = _evaluate(recipe, x[split.test], y[split.test], labels)
-    if len(split.external) and labels is not None and classifier:
-        external, table = _external(recipe, x, y, labels, data.ids, split.external)
-        metrics, card_extra = metrics | external, card_extra + table
-    shown = _one_per_class(y, split.test) if classifier else split.test[:0]
-    explained, sentence = recipe.explain(x[shown], y[shown], [data.ids[i] for i in shown])
-    plot_files |= explained
-    card_extra += f"\n## What the model looks at\n\n{sentence}\n" if sentence else ""
-    if bagged and data.groups is not None:
-        metrics |= isolate_figures(recipe, x, y, data.groups, split)
+    with stage(f"scoring the {len(split.test):,} test rows", progress):
+        metrics, plot_files = _evaluate(recipe, x[split.test], y[split.test], labels)
+        if len(split.external) and labels is not None and classifier:
+            external, table = _external(recipe, x, y, labels, data.ids, split.external)
+            metrics, card_extra = metrics | external, card_extra + table
+        shown = _one_per_class(y, split.test) if classifier else split.test[:0]
+        explained, sentence = recipe.explain(x[shown], y[shown], [data.ids[i] for i in shown])
+        plot_files |= explained
+        card_extra += f"\n## What the model looks at\n\n{sentence}\n" if sentence else ""
+        if bagged and data.groups is not None:
+            metrics |= isolate_figures(recipe, x, y, data.groups, split)
     with stage("exporting to ONNX and checking it against the trained model", progress):
         model = recipe.export_onnx()
         exported = run_onnx(model, x[split.test], recipe.onnx_output)

@@ -13,7 +13,9 @@ Contract:
   publishes the bundle into the runs store as ``run-<id>`` and calls
   :func:`~helixserve.workspace.runs.finish` with its ``name@version``, the test metrics, the
   headline and the best epoch. Log lines go to the run's log: data summary, notes, device, resume,
-  refused rows, epochs, export and parity, the published bundle.
+  refused rows, epochs, each step after the epochs as it starts and ends (the
+  training layer's :func:`~helixserve.training.loop.stage`: a blend, the test scores, the
+  export), export and parity, the published bundle.
 - Device: a neural recipe whose parameters do not name ``device`` trains on ``cuda`` when
   ``torch.cuda.is_available()``, else on the CPU; a ``device`` the person set is kept.
 - Endings, returned as :data:`Ending`: ``finished``; ``stopped`` (a stop request, or ``shutdown``
@@ -31,17 +33,19 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
 import torch
 from sqlalchemy.orm import Session
 
-from helixserve.errors import HelixError, RunStateConflict
+from helixserve.errors import DatabaseUnavailable, HelixError, RunStateConflict
 from helixserve.params.declare import declarations
 from helixserve.params.recipes import DECLARED
 from helixserve.training.checkpoint import read_meta
 from helixserve.training.cli_support import run as train_and_publish
+from helixserve.training.loop import stages_to
 from helixserve.training.publish import Outcome
 from helixserve.worker.prepare import Prepared, prepare
 from helixserve.worker.progress import (
@@ -124,7 +128,8 @@ def _train(
         planned=options.params.get("epochs"),
         shutdown=shutdown or threading.Event(),
     )
-    return train_and_publish(options, space.runs, on_epoch=reporter, device=device)
+    with stages_to(partial(_stage_note, space, run_id)):
+        return train_and_publish(options, space.runs, on_epoch=reporter, device=device)
 
 
 def _log_data(session: Session, run: Run, prepared: Prepared, worker: str) -> None:
@@ -165,6 +170,15 @@ def _device(recipe: str, params: dict[str, object]) -> str | None:
 def _note(space: Workspace, run_id: str, line: str) -> None:
     with space.db.session() as session:
         runs.log(session, run_id, line)
+
+
+def _stage_note(space: Workspace, run_id: str, line: str) -> None:
+    """A step after the epochs (blend, test scores, export) in the run's log, as it starts and
+    ends; a database that cannot be reached loses the line, not the run."""
+    try:
+        _note(space, run_id, line)
+    except DatabaseUnavailable as err:
+        log.warning("run %s: %s (not logged: %s)", run_id, line, err)
 
 
 def _finished(space: Workspace, run_id: str, outcome: Outcome, checkpoints: Checkpoints) -> Ending:
