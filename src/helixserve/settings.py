@@ -199,6 +199,11 @@ class Settings(BaseSettings):
         description="where the web UI keeps scored files, shared by the server processes "
         "(serve sets a temporary folder)",
     )
+    reload_signal: str | None = Field(
+        default=None,
+        description="a file the server processes replace after a reload, so all of them reload "
+        "(serve sets one when it starts several processes)",
+    )
     max_upload_bytes: int = Field(default=200 * MiB, ge=1, description="largest accepted upload")
     max_decompressed_bytes: int = Field(
         default=200 * MiB, ge=1, description="most a gzip upload may inflate to (gzip bombs)"

@@ -4,8 +4,10 @@ Contract:
 - ``serve`` starts the HTTP server (uvicorn; domain API, OIP v2 REST, docs, metrics) and the gRPC
   server in each of ``--workers`` processes. Options override the matching ``HELIXSERVE_*``
   settings and are passed to the worker processes through the environment. With more than one
-  worker, Prometheus metrics are shared through a temporary folder, and each worker polls the
-  store (``--reload-interval``), so a moved alias reaches all of them.
+  worker, Prometheus metrics are shared through a temporary folder, each worker polls the store
+  (``--reload-interval``), so a moved alias reaches all of them, and a reload in one of them (a
+  deploy, ``/api/v1/admin/reload``) reloads them all within a second (a temporary signal file,
+  :mod:`helixserve.serving.reload_signal`).
 - SIGTERM stops a server gracefully (:mod:`helixserve.serving.drain`: 503 while draining,
   requests in flight finish) and the command then exits with code 0.
 - Unless ``--no-worker`` or ``HELIXSERVE_WORKER=false``, ``serve`` also starts one worker process
@@ -154,10 +156,13 @@ def _serve(
         os.environ["HELIXSERVE_SESSION_SECRET"] = secrets.token_urlsafe(32)
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="helixserve-metrics-")
-    jobs = None
+    made = []  # temporary folders the server processes share, removed at exit
     if settings.jobs_dir is None:  # one folder of scored files for every server process
-        jobs = tempfile.mkdtemp(prefix="helixserve-jobs-")
-        os.environ["HELIXSERVE_JOBS_DIR"] = jobs
+        made.append(tempfile.mkdtemp(prefix="helixserve-jobs-"))
+        os.environ["HELIXSERVE_JOBS_DIR"] = made[-1]
+    if workers > 1 and settings.reload_signal is None:  # a reload in one reloads them all
+        made.append(tempfile.mkdtemp(prefix="helixserve-reload-"))
+        os.environ["HELIXSERVE_RELOAD_SIGNAL"] = os.path.join(made[-1], "reload")
     typer.echo(
         f"helixserve: http://{settings.host}:{settings.port} (docs /docs), gRPC "
         f"{settings.host}:{settings.grpc_port if settings.grpc_port else 'off'}, "
@@ -182,8 +187,8 @@ def _serve(
     except OSError as err:
         raise HelixError(f"cannot serve on {settings.host}:{settings.port}: {err}") from None
     finally:
-        if jobs is not None:
-            shutil.rmtree(jobs, ignore_errors=True)
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 OPEN_REFUSED = (

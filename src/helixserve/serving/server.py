@@ -7,6 +7,9 @@ Contract:
   checks a header key). :meth:`Server.start` loads every model (a store
   that cannot be read leaves the server up but not ready; ``/readyz`` says why), starts store
   polling every ``reload_interval_s`` and the gRPC server; :meth:`Server.stop` undoes that.
+  :meth:`Server.refresh` re-reads the store now and has this server's other processes do the
+  same (:mod:`helixserve.serving.reload_signal`): a deploy or ``/api/v1/admin/reload`` through
+  one process is served by all of them.
 - Graceful shutdown: :attr:`Server.drain` (:mod:`helixserve.serving.drain`) hooks SIGTERM; while
   it drains, ``/readyz`` answers 503 ``draining`` and the gRPC server takes no new calls (calls
   in flight get ``request_timeout_s`` + 1 s to finish).
@@ -40,6 +43,7 @@ from helixserve.serving.live_feed import RunFeeds
 from helixserve.serving.metrics import Metrics
 from helixserve.serving.problems import Reply, json_reply
 from helixserve.serving.registry import LoadedModel, Registry
+from helixserve.serving.reload_signal import WATCH_EVERY_S, ReloadSignal
 from helixserve.serving.sessions import SessionBook, check_page
 from helixserve.settings import Settings
 from helixserve.store.configured import store_from_settings
@@ -80,6 +84,8 @@ class Server:
         self._sweeper: asyncio.Task[None] | None = None
         self.grpc: GrpcServer | None = None
         self._poller: asyncio.Task[None] | None = None
+        self.signal = ReloadSignal(settings.reload_signal)
+        self._follower: asyncio.Task[None] | None = None
         self.access_log = AccessLog()
         self._log_flusher: asyncio.Task[None] | None = None
         self.drain = Drain(settings.shutdown_drain_s, settings.request_timeout_s + 1)
@@ -104,6 +110,8 @@ class Server:
         await self._open_workspace()
         if self.settings.reload_interval_s > 0:
             self._poller = asyncio.create_task(self._poll(self.settings.reload_interval_s))
+        if self.signal.path is not None:
+            self._follower = asyncio.create_task(self._follow(WATCH_EVERY_S))
         if self.settings.access_log:
             self._log_flusher = asyncio.create_task(self._flush_log(FLUSH_S))
         if self.settings.grpc_port:
@@ -121,7 +129,7 @@ class Server:
         log.info("serving %d model(s) from %s", len(self.registry.names()), self.store.uri)
 
     async def stop(self) -> None:
-        for task in (self._poller, self._sweeper, self._log_flusher):
+        for task in (self._poller, self._follower, self._sweeper, self._log_flusher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -185,6 +193,20 @@ class Server:
             except Exception:  # keep polling whatever happens; the error is logged
                 log.exception("store polling failed")
 
+    async def _follow(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            if self.signal.changed():
+                try:
+                    await self.registry.load()
+                except Exception:  # keep following whatever happens; the error is logged
+                    log.exception("reloading after another process's reload failed")
+
+    async def refresh(self) -> None:
+        """Re-read the store now, and have this server's other processes do the same."""
+        await self.registry.load()
+        self.signal.bump()
+
     # --- operations -----------------------------------------------------------------------------
 
     @property
@@ -211,7 +233,7 @@ class Server:
 
     async def reload(self) -> Reply:
         """Re-read the store now (the route checks the ``admin`` scope first)."""
-        await self.registry.load()
+        await self.refresh()
         r = self.registry
         models = {n: sorted(r.entry(n).versions) for n in r.names()}
         return json_reply(

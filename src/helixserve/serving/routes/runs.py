@@ -209,7 +209,7 @@ async def deploy_run(
         _deploy, workspace, who, project, run, body
     )
     server.access.model_projects[manifest.name] = deployment.project_id
-    await server.registry.load()
+    await server.refresh()
     served, error = _served(server, manifest)
     port = server.settings.grpc_port
     target = f"{request.url.hostname}:{port}" if port else None

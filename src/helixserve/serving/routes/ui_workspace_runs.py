@@ -222,7 +222,7 @@ async def deploy_run(
         context |= {"values": {"model": model, "alias": alias}, "errors": {"model": str(err)}}
         return page(request, "workspace/run.html", status_of(err), **context)
     await asyncio.to_thread(server.access.refresh)
-    await server.registry.load()
+    await server.refresh()
     return see(f"/projects/{project}/runs/{run_id}#deployments")
 
 
