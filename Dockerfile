@@ -44,8 +44,8 @@ CMD ["helixserve", "worker"]
 FROM base AS serving
 RUN --mount=type=secret,id=pip.conf --mount=type=secret,id=ca \
     PIP_CONFIG_FILE=/run/secrets/pip.conf \
-    python -m pip install -c requirements/constraints.txt ".[s3,postgres]" \
- && python -c "import helixserve.serving.app, helixserve.cli.app" \
+    python -m pip install -c requirements/constraints.txt ".[s3,postgres,explain]" \
+ && python -c "import helixserve.serving.app, helixserve.cli.app, pysam, pyjaspar" \
  && rm -rf /root/.cache
 
 USER helixserve

@@ -4,7 +4,8 @@ The container runs on the host's network (the private engine has no bridge), on 
 listening on 0.0.0.0 as the image does by default, so it needs API keys: one ``predict`` key and
 one ``admin`` key. Checked: its HEALTHCHECK passes; it runs as uid 10001 and holds no torch; it
 predicts the zoo's primer-binding model over REST and gRPC with the same numbers, and refuses a
-request without a key; without any key it refuses to start; SIGTERM stops it with exit code 0
+request without a key; the ``explain`` extra's routes work in it (a VCF scored against its
+reference with pysam, motifs matched to JASPAR); without any key it refuses to start; SIGTERM stops it with exit code 0
 (the last test: it stops the module's container).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -28,6 +30,7 @@ pytestmark = [pytest.mark.image, pytest.mark.timeout(900)]  # the first builds t
 NAME = "helixserve-smoke"
 BINDS = "CGACCGAACTCC" + "A" * 38  # the primer-binding motif (tests/test_oip.py)
 NO_MOTIF = "ACGT" * 12 + "AC"
+EXAMPLES = Path(__file__).parents[2] / "src" / "helixserve" / "examples"
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,29 @@ def test_refuses_a_request_without_a_key(served: Served) -> None:
     )
     assert admin.status_code == 200
     assert "primer-binding" in [m["name"] for m in admin.json()["models"]]
+
+
+def test_scores_a_vcf_and_matches_motifs(served: Served) -> None:
+    """The image holds the explain extra: the VCF and motif routes answer, not 422."""
+    headers = {"Authorization": f"Bearer {served.predict_key}"}
+    files = {
+        "vcf": ("calls.vcf", (EXAMPLES / "saureus_variants.vcf").read_bytes()),
+        "reference": ("genes.fa", (EXAMPLES / "saureus_genes.fa").read_bytes()),
+    }
+    url = f"{served.url}/api/v1/models/amr-resistance/variants/vcf"
+    answer = httpx.post(url, files=files, headers=headers, timeout=300)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["records"], body["scored"], body["refused"]) == (410, 357, 53)
+    motifs = httpx.post(
+        f"{served.url}/api/v1/models/primer-binding/motifs",
+        json={"sequences": [BINDS] * 4, "width": 8, "top": 1},
+        headers=headers,
+        timeout=120,
+    )
+    assert motifs.status_code == 200, motifs.text
+    found = motifs.json()["motifs"]
+    assert found and found[0]["jaspar"], found
 
 
 def test_refuses_to_start_open_beyond_loopback(engine: Engine, serving_image: str) -> None:
