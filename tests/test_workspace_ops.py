@@ -156,6 +156,45 @@ def test_subsets_are_checked_and_counted(lab: Workspace) -> None:
         )
 
 
+UNNAMED = (
+    "the column with no name (the file's header leaves its name empty; pandas writes row "
+    "numbers there) cannot be used: choose a named column, or name that column in the file's "
+    "header and upload the file again."
+)
+
+
+def test_an_empty_column_name_is_refused_never_used(lab: Workspace) -> None:
+    """Nothing chosen, or the header's column with no name (pandas' row numbers, as in the yeast
+    tutorial's file): refused with what to do, never a subset or target of row numbers."""
+    lines = CSV.decode().splitlines()
+    numbered = "\n".join([f",{lines[0]}"] + [f"{k},{line}" for k, line in enumerate(lines[1:])])
+    with lab.db.session() as session:
+        with pytest.raises(InvalidSubset) as chosen:
+            add_subset(session, "lab", "small", "odd", where("", ">", 1))
+        assert str(chosen.value) == (
+            "subset 'odd': choose the column the condition reads; the dataset's columns are: "
+            "id, seq, label, score, part."
+        )
+        create_dataset(session, "lab", "numbered")
+        add_version(session, lab, "lab", "numbered", io.BytesIO(numbered.encode()), "n.csv")
+        for spec in (where("", ">", 10), {"kind": "fraction", "fraction": 0.5, "group": ""}):
+            with pytest.raises(InvalidSubset) as unnamed:
+                add_subset(session, "lab", "numbered", "odd", spec)
+            assert str(unnamed.value) == f"subset 'odd': {UNNAMED}"
+            assert unnamed.value.field == ("column" if spec["kind"] == "where" else "group")
+        add_subset(session, "lab", "numbered", "train", where("part", "==", "T"))
+        add_subset(session, "lab", "numbered", "val", where("part", "==", "V"))
+    asked = {
+        "small": "choose the target: the column to predict; the dataset's columns are: id, seq, "
+        "label, score, part.",
+        "numbered": f"target: {UNNAMED}",
+    }
+    for dataset, message in asked.items():
+        with lab.db.session() as session, pytest.raises(InputError) as target:
+            check_experiment(session, lab, "lab", request(dataset=dataset, target=""))
+        assert (str(target.value), target.value.field) == (message, "target")
+
+
 def test_every_recipe_says_what_it_reads() -> None:
     assert sorted(READS) == sorted(RECIPE_NAMES)
 

@@ -47,6 +47,7 @@ from helixserve.workspace.presets import check_recipe_blocks
 from helixserve.workspace.projects import listed
 from helixserve.workspace.space import Workspace
 from helixserve.workspace.subsets import columns_of, parse_subset, rows, split_labels, subset_table
+from helixserve.workspace.tables import UNNAMED
 
 Reads = Literal["sequence", "features", "image"]
 READS: dict[str, Reads] = {
@@ -166,6 +167,14 @@ def _check_target(
     """The number of classes of the target (1 for a regression; for several comma-separated
     label columns, the number of labels), after checking it."""
     labels = [name.strip() for name in request.target.split(",")]
+    if labels == [""] and "" not in roles:
+        raise InputError(
+            f"choose the target: the column to predict; the dataset's columns are: "
+            f"{listed(list(roles))}.",
+            field="target",
+        )
+    if "" in labels:
+        raise InputError(f"target: {UNNAMED}", field="target")
     if len(labels) > 1:
         return _check_labels(request, version, roles, labels)
     if request.target not in roles:

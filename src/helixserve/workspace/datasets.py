@@ -46,7 +46,7 @@ from helixserve.workspace.subsets import (
     rows,
     subset_table,
 )
-from helixserve.workspace.tables import profile
+from helixserve.workspace.tables import UNNAMED, profile
 
 ROLES: tuple[Role, ...] = ("sequence", "number", "category", "split", "id", "image", "text")
 SHORTEST_PREFIX = 8
@@ -192,6 +192,7 @@ def add_subset(
     known = versions(session, dataset)
     if known:
         columns = list(known[-1].profile.get("roles", {}))
+        _check_named(parsed, subset, columns)
         missing = sorted(columns_of([parsed]) - set(columns))
         if missing:
             raise InvalidSubset(
@@ -203,6 +204,15 @@ def add_subset(
     session.add(row)
     session.flush()
     return row
+
+
+def _check_named(spec: AllRows | Where | Fraction | Rest, subset: str, columns: list[str]) -> None:
+    """Refuse an empty column name: nothing chosen, or the header's column with no name."""
+    for field, what in (("column", "the column the condition reads"), ("group", "a group column")):
+        if getattr(spec, field, None) == "":
+            listing = f"choose {what}; the dataset's columns are: {listed(columns)}."
+            why = UNNAMED if "" in columns else listing
+            raise InvalidSubset(f"subset {subset!r}: {why}", field=field)
 
 
 def _references(spec: AllRows | Where | Fraction | Rest) -> list[str]:
