@@ -31,6 +31,7 @@ from helixserve.worker.local import LocalWorker
 from helixserve.worker.prepare import prepare
 from helixserve.worker.progress import Checkpoints, EpochReporter, Heartbeat, TrainingDiverged
 from helixserve.workspace import runs
+from helixserve.workspace.datasets import get_version
 from helixserve.workspace.models import RunStatus
 from helixserve.workspace.space import Workspace
 from tests.support.worker_runs import (
@@ -107,6 +108,12 @@ def test_worker_once_trains_a_run_into_a_bundle_that_predicts(
     assert lines[10].startswith("exported to ONNX; parity with the trained model ")
     assert lines[11].startswith(f"published {run.bundle} in ")
     predictor = Predictor.from_store(space.runs, run.bundle)
+    with space.db.session() as session:
+        version = get_version(session, "lab", "dna").id[:12]
+    assert predictor.manifest.description == (
+        "dna-binary model trained in the workspace: project lab, experiment e1, run 1; dataset "
+        f"dna version {version} (dna.csv), subsets training 't', validation 'v', test 'test'."
+    )
     answer = predictor.predict(["ACGT" * 10 + MOTIF + "ACG"])[0]
     assert isinstance(answer, Prediction) and answer.probabilities is not None
     assert set(answer.probabilities) == {"0", "1"}

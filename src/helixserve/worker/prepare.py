@@ -51,7 +51,7 @@ from helixserve.training.train_options import TrainOptions
 from helixserve.workspace.checks import READS
 from helixserve.workspace.datasets import list_subsets
 from helixserve.workspace.experiments import ExperimentSpec, get_experiment, spec_of
-from helixserve.workspace.models import Dataset, DatasetVersion, Run
+from helixserve.workspace.models import Dataset, DatasetVersion, Project, Run
 from helixserve.workspace.rows import ProfileLimits, RowChecker, open_rows
 from helixserve.workspace.space import Workspace, run_model_name
 from helixserve.workspace.subsets import (
@@ -108,6 +108,7 @@ def prepare(session: Session, space: Workspace, run: Run, work_dir: Path) -> Pre
     else:
         data, image_col = _write_table(path, version.filename, roles, labels, work_dir, limits), ""
     options = _options(session, spec, run, data, roles, image_col)
+    options.description = _description(session, spec, run, version)
     sizes = {part: labels.count(part) for part in PARTS}
     sizes["left out"] = labels.count("")
     if not spec.test_subset:
@@ -275,6 +276,21 @@ def _options(
         init_from=_parent_bundle(session, run),
         params=planned_params(spec.recipe, spec.params, run.epochs_planned),
         blocks=None if spec.blocks is None else [dict(b) for b in spec.blocks],
+    )
+
+
+def _description(session: Session, spec: ExperimentSpec, run: Run, version: DatasetVersion) -> str:
+    """Where the model came from, for its card: the project, experiment, run, dataset version and
+    subsets (not the worker's own ``train.csv``)."""
+    experiment = get_experiment(session, run.experiment_id)
+    dataset = session.get_one(Dataset, spec.dataset_id)
+    project = session.get_one(Project, experiment.project_id)
+    test = f", test '{spec.test_subset}'" if spec.test_subset else ""
+    return (
+        f"{spec.recipe} model trained in the workspace: project {project.name}, experiment "
+        f"{experiment.name}, run {run.number}; dataset {dataset.name} version {version.id[:12]} "
+        f"({version.filename}), subsets training '{spec.train_subset}', validation "
+        f"'{spec.val_subset}'{test}."
     )
 
 
