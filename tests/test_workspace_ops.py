@@ -329,6 +329,21 @@ def test_compare_and_deploy_stay_in_their_project(lab: Workspace) -> None:
         assert [r.id for r in compared.runs] == [run.id] and compared.differs == []
 
 
+def test_compare_shows_a_parameter_left_out_at_its_default(lab: Workspace) -> None:
+    """Set in one run, left out in another: the other shows the recipe's default, marked."""
+    asked = {"fast": {"lr": 0.005}, "plain": {}, "same": {"lr": 0.001}}
+    with lab.db.session() as session:
+        ids = []
+        for name, params in asked.items():
+            spec = check_experiment(session, lab, "lab", request(params={"length": 26, **params}))
+            ids.append(runs.submit(session, create_experiment(session, "lab", name, spec).id).id)
+        compared = compare_runs(session, "lab", ids)
+        assert [r.settings["params.lr"] for r in compared.runs] == [0.005, 0.001, 0.001]
+        assert [r.defaults for r in compared.runs] == [[], ["params.lr"], []]
+        assert compared.differs == ["params.lr"]
+        assert compare_runs(session, "lab", ids[1:]).differs == []  # the default, spelled out
+
+
 def test_the_tutorial_file_gives_the_tutorials_subsets(lab: Workspace, shared_data: Path) -> None:
     path = shared_data / "cuperus2017_yeast_utr" / "Native_UTRs.csv.gz"
     with lab.db.session() as session, path.open("rb") as stream:

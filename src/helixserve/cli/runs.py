@@ -295,5 +295,7 @@ def compare(
     for name in found.metric_names:
         listing.add_row(name, *[shown(r.metrics.get(name)) for r in found.runs])
     for key in found.differs:
-        listing.add_row(f"≠ {key}", *[shown(r.settings.get(key)) for r in found.runs])
+        values = [shown(r.settings.get(key)) for r in found.runs]
+        marks = [" (default)" if key in r.defaults else "" for r in found.runs]
+        listing.add_row(f"≠ {key}", *[v + m for v, m in zip(values, marks, strict=True)])
     console.print(listing)

@@ -33,7 +33,7 @@ from helixserve.inputs.tabular import TabularSchema
 from helixserve.serving import charts
 from helixserve.serving.ui import draw_plots, figure
 from helixserve.store.manifest import Manifest
-from helixserve.workspace.compare import Comparison
+from helixserve.workspace.compare import Comparison, RunSummary
 from helixserve.workspace.models import Run, RunEpoch, RunStatus
 from helixserve.workspace.space import Workspace
 
@@ -263,6 +263,10 @@ def _shown(value: Any) -> str:
     return json.dumps(value) if isinstance(value, list | dict) else str(value)
 
 
+def _default(run: RunSummary, key: str) -> str:
+    return " (default)" if key in run.defaults else ""
+
+
 def compare_view(comparison: Comparison) -> CompareView:
     """See the module contract."""
     runs = comparison.runs
@@ -290,6 +294,7 @@ def compare_view(comparison: Comparison) -> CompareView:
         {k for r in runs for k in r.settings}, key=lambda k: (k not in comparison.differs, k)
     )
     settings = [
-        (k, [_shown(r.settings.get(k)) for r in runs], k in comparison.differs) for k in keys
+        (k, [_shown(r.settings.get(k)) + _default(r, k) for r in runs], k in comparison.differs)
+        for k in keys
     ]
     return CompareView(labels, curves, metrics, settings)

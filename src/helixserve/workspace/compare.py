@@ -6,7 +6,9 @@ returns a :class:`Comparison`: one :class:`RunSummary` per run in the order give
 number, status, recipe, dataset version, subsets, hyper-parameters, block count, test metrics,
 headline, best epoch, each epoch's losses), the union of metric names, and ``differs``: the
 settings whose values are not the same in every run (``recipe``, ``dataset_version``,
-``train_subset``, ..., ``params.<name>``, ``blocks``), which the pages highlight.
+``train_subset``, ..., ``params.<name>``, ``blocks``), which the pages highlight. A parameter set
+in one run and left to its recipe's default in another is shown (and compared) at that default,
+named in the run's ``defaults``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from helixserve.errors import RequestError
+from helixserve.params.declare import declarations
+from helixserve.params.recipes import DECLARED
 from helixserve.workspace.deploy import project_run
 from helixserve.workspace.experiments import get_experiment
 from helixserve.workspace.runs import epochs_since
@@ -40,6 +44,7 @@ class RunSummary(BaseModel):
     headline: dict[str, Any] | None
     best_epoch: int | None
     curve: list[EpochPoint]
+    defaults: list[str] = []  # settings shown at the recipe's default (not set in the experiment)
 
 
 class Comparison(BaseModel):
@@ -56,10 +61,25 @@ def compare_runs(session: Session, project: str, run_ids: list[str]) -> Comparis
             f"choose between 1 and {MAX_RUNS} runs to compare; got {len(unique)}.",
         )
     summaries = [_summary(session, project, run_id) for run_id in unique]
+    _fill_defaults(summaries)
     names = sorted({name for s in summaries for name in s.metrics})
     keys = sorted({key for s in summaries for key in s.settings})
     differs = [k for k in keys if len({repr(s.settings.get(k)) for s in summaries}) > 1]
     return Comparison(runs=summaries, metric_names=names, differs=differs)
+
+
+def _fill_defaults(summaries: list[RunSummary]) -> None:
+    """Each parameter one run sets, at its recipe's default in the runs that leave it out."""
+    named = {key for s in summaries for key in s.settings if key.startswith("params.")}
+    for summary in summaries:
+        declared = {
+            f"params.{d.name}": d.default
+            for d in declarations(DECLARED[summary.settings["recipe"]])
+        }
+        for key in sorted(named - set(summary.settings)):
+            if key in declared:
+                summary.settings[key] = declared[key]
+                summary.defaults.append(key)
 
 
 def _summary(session: Session, project: str, run_id: str) -> RunSummary:
