@@ -42,6 +42,7 @@ PASSWORD = "correct horse battery"
 GUARDS = (caller, project_caller, live_access)
 PARAMS = {
     "dataset": "d",
+    "subset": "s",
     "version": "v",
     "experiment": "e",
     "run": "r",

@@ -143,7 +143,7 @@ def page_routes() -> list[tuple[str, str, APIRoute]]:
 
 
 PAGES = page_routes()
-FILL = {"name": "n", "run_id": "r", "dataset": "d"}
+FILL = {"name": "n", "run_id": "r", "dataset": "d", "subset": "s"}
 
 
 @pytest.fixture(scope="module")

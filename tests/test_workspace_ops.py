@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 from helixserve.errors import (
+    Conflict,
     DatasetNotFound,
     EmptySubset,
     InputError,
     InvalidBlocks,
     InvalidSubset,
     NameTaken,
+    NotFound,
     RunNotFound,
     RunStateConflict,
     SplitOverlap,
@@ -30,7 +32,10 @@ from helixserve.workspace.datasets import (
     add_subset,
     add_version,
     create_dataset,
+    delete_subset,
+    get_dataset,
     get_version,
+    list_subsets,
     set_roles,
     subset_sizes,
 )
@@ -193,6 +198,30 @@ def test_an_empty_column_name_is_refused_never_used(lab: Workspace) -> None:
         with lab.db.session() as session, pytest.raises(InputError) as target:
             check_experiment(session, lab, "lab", request(dataset=dataset, target=""))
         assert (str(target.value), target.value.field) == (message, "target")
+
+
+def test_a_subset_nothing_reads_can_be_deleted_and_defined_again(lab: Workspace) -> None:
+    with lab.db.session() as session:
+        add_subset(session, "lab", "small", "big", where("score", ">", 3))
+        add_subset(session, "lab", "small", "rest", {"kind": "rest", "minus": ["big"]})
+        create_experiment(session, "lab", "e1", check_experiment(session, lab, "lab", request()))
+        with pytest.raises(NotFound) as unknown:
+            delete_subset(session, "lab", "small", "nope")
+        assert str(unknown.value) == (
+            "dataset 'small' has no subset named 'nope'; its subsets: big, rest, train, val."
+        )
+        for used, by in (("big", "subset 'rest'"), ("train", "subset 'val', experiment 'e1'")):
+            with pytest.raises(Conflict) as conflict:
+                delete_subset(session, "lab", "small", used)
+            assert str(conflict.value) == (
+                f"subset {used!r} is read by {by}; delete or change those first (an experiment "
+                "keeps the subsets it was made with: make a new subset instead)."
+            )
+        delete_subset(session, "lab", "small", "rest")
+        delete_subset(session, "lab", "small", "big")
+        add_subset(session, "lab", "small", "big", where("score", ">", 4))
+        dataset = get_dataset(session, "lab", "small")
+        assert [s.name for s in list_subsets(session, dataset)] == ["big", "train", "val"]
 
 
 def test_every_recipe_says_what_it_reads() -> None:

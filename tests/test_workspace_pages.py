@@ -200,6 +200,27 @@ def test_bad_forms_show_the_exact_message_next_to_the_field(client: httpx.Client
     )
 
 
+def test_a_subset_is_deleted_from_the_page_and_the_api(client: httpx.Client, lab: str) -> None:
+    base = "/projects/lab/datasets/small"
+    for name in ("doomed", "gone"):
+        made = post(client, f"{base}/subsets", subset=name, kind="all")
+        assert made.status_code == 303, made.text
+    deleted = post(client, f"{base}/subsets/doomed/delete")
+    assert (deleted.status_code, deleted.headers["location"]) == (303, f"{base}#subsets")
+    page = client.get(base).text
+    assert 'data-subset="doomed"' not in page and 'aria-label="Delete subset train"' in page
+    refused = post(client, f"{base}/subsets/nope/delete")
+    assert refused.status_code == 404
+    shown = re.search(r'id="delete-error">([^<]*)<', refused.text)
+    assert shown is not None and shown.group(1) == (
+        "dataset &#39;small&#39; has no subset named &#39;nope&#39;; its subsets: gone, train, val."
+    )
+    api = client.delete(f"/api/v1{base}/subsets/gone")
+    assert api.status_code == 200, api.text
+    assert [s["name"] for s in api.json()["subsets"]] == ["train", "val"]
+    assert client.delete(f"/api/v1{base}/subsets/gone").status_code == 404
+
+
 def test_a_run_of_another_project_is_404(client: httpx.Client, finished: str) -> None:
     assert post(client, "/projects", name="other").status_code == 303
     for url in (

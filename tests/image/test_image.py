@@ -5,8 +5,8 @@ listening on 0.0.0.0 as the image does by default, so it needs API keys: one ``p
 one ``admin`` key. Checked: its HEALTHCHECK passes; it runs as uid 10001 and holds no torch; it
 predicts the zoo's primer-binding model over REST and gRPC with the same numbers, and refuses a
 request without a key; the ``explain`` extra's routes work in it (a VCF scored against its
-reference with pysam, motifs matched to JASPAR); without any key it refuses to start; SIGTERM stops it with exit code 0
-(the last test: it stops the module's container).
+reference with pysam, motifs matched to JASPAR); without any key it refuses to start; SIGTERM
+stops it with exit code 0 (the last test: it stops the module's container).
 """
 
 from __future__ import annotations

@@ -287,6 +287,23 @@ def subset(
 
 
 @datasets_app.command(
+    "delete-subset",
+    epilog=examples(
+        ("Delete subset measured of utrs", "datasets delete-subset utrs measured -p yeast")
+    ),
+)
+def delete_subset(
+    name: DatasetArgument,
+    subset_name: Annotated[str, typer.Argument(metavar="SUBSET", help="The subset's name.")],
+    project: ProjectOption,
+) -> None:
+    """Delete a subset that no experiment or other subset reads (to define it again)."""
+    with opened() as (_, session):
+        datasets.delete_subset(session, project, name, subset_name)
+    say(f"deleted subset {subset_name} of {name}")
+
+
+@datasets_app.command(
     "subsets", epilog=examples(("The subsets of utrs", "datasets subsets utrs -p yeast"))
 )
 def subsets(

@@ -33,6 +33,7 @@ ACTIONS = frozenset(
         "project.update",
         "dataset.upload",
         "subset.create",
+        "subset.delete",
         "experiment.create",
         "run.start",
         "run.stop",

@@ -20,6 +20,9 @@ Contract:
   exist; :func:`subset_sizes` counts the rows each subset selects in one version;
   :func:`subset_counts` does too, but answers a subset that cannot be counted in that version
   (empty, or a column that version lacks) with the error's message instead of raising.
+- :func:`delete_subset` removes a subset (to define it again, e.g.) unless another subset or an
+  experiment reads it (:class:`~helixserve.errors.Conflict` naming them: experiments keep the
+  subsets they were made with); an unknown one is :class:`~helixserve.errors.NotFound`.
 """
 
 from __future__ import annotations
@@ -30,9 +33,16 @@ from typing import IO, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from helixserve.errors import DatasetNotFound, InputError, InvalidSubset, NameTaken
+from helixserve.errors import (
+    Conflict,
+    DatasetNotFound,
+    InputError,
+    InvalidSubset,
+    NameTaken,
+    NotFound,
+)
 from helixserve.store.names import check_name
-from helixserve.workspace.models import Dataset, DatasetVersion, Subset
+from helixserve.workspace.models import Dataset, DatasetVersion, Experiment, Subset
 from helixserve.workspace.projects import get_project, listed
 from helixserve.workspace.rows import Role
 from helixserve.workspace.space import Workspace
@@ -204,6 +214,30 @@ def add_subset(
     session.add(row)
     session.flush()
     return row
+
+
+def delete_subset(session: Session, project: str, name: str, subset: str) -> None:
+    """Remove subset ``subset`` of dataset ``name`` (see the module contract)."""
+    dataset = get_dataset(session, project, name)
+    named = {s.name: s for s in list_subsets(session, dataset)}
+    if subset not in named:
+        have = listed(list(named)) or "none"
+        raise NotFound(f"dataset {name!r} has no subset named {subset!r}; its subsets: {have}.")
+    specs = {other: parse_subset(row.spec, other) for other, row in named.items()}
+    users = [f"subset {other!r}" for other, spec in specs.items() if subset in _references(spec)]
+    experiments = session.scalars(
+        select(Experiment).where(Experiment.dataset_id == dataset.id).order_by(Experiment.name)
+    )
+    for e in experiments:
+        if subset in (e.train_subset, e.val_subset, e.test_subset, e.normalise_on):
+            users.append(f"experiment {e.name!r}")
+    if users:
+        raise Conflict(
+            f"subset {subset!r} is read by {listed(users)}; delete or change those first "
+            "(an experiment keeps the subsets it was made with: make a new subset instead)."
+        )
+    session.delete(named[subset])
+    session.flush()
 
 
 def _check_named(spec: AllRows | Where | Fraction | Rest, subset: str, columns: list[str]) -> None:

@@ -17,6 +17,8 @@ Contract (see :mod:`.projects` for what every workspace route shares):
 - ``POST .../datasets/{dataset}/subsets`` (201, with its size in the latest version),
   ``GET .../datasets/{dataset}/subsets?version=`` (each with the rows it selects in that version,
   or why none). Bad specs, columns and roles are 422 naming the field.
+  ``DELETE .../datasets/{dataset}/subsets/{subset}`` deletes one that no experiment or other
+  subset reads (409 naming them; 404 an unknown one) and answers the subsets left.
 - A dataset is always looked up within the project of the path: another project's is 404.
 """
 
@@ -203,3 +205,15 @@ def list_subsets(
         version=chosen.id,
         subsets=[SubsetOut.of(s, counts[s.name]) for s in subsets],
     )
+
+
+@router.delete("/{dataset}/subsets/{subset}")
+def delete_subset(
+    workspace: WorkspaceDep, who: CallerDep, project: str, dataset: str, subset: str
+) -> SubsetList:
+    """Delete a subset no experiment or other subset reads (409 naming those that do); the
+    dataset's subsets left."""
+    with workspace.db.session() as session:
+        datasets.delete_subset(session, project, dataset, subset)
+        audit.record_in(session, who, "subset.delete", project, f"subset {dataset}/{subset}")
+    return list_subsets(workspace, project, dataset)

@@ -440,6 +440,29 @@ def add_subset(
     return see(f"/projects/{project}/datasets/{name}#subsets")
 
 
+@router.post("/projects/{project}/datasets/{name}/subsets/{subset}/delete")
+def delete_subset(
+    request: Request,
+    project: str,
+    name: str,
+    subset: str,
+    form: PostedForm,
+    space: WorkspaceDep,
+    page: PagesDep,
+    who: PageCaller,
+) -> Response:
+    try:
+        with space.db.session() as session:
+            ds.delete_subset(session, project, name, subset)
+            audit.record_in(session, who, "subset.delete", project, f"subset {name}/{subset}")
+    except HelixError as err:
+        errors = {"delete": str(err)}
+        return _dataset_page(
+            request, page, space, project, name, status=status_of(err), errors=errors
+        )
+    return see(f"/projects/{project}/datasets/{name}#subsets")
+
+
 def _subset_field(err: HelixError) -> str:
     found = field_of(err, "subset-form")
     return "subset" if found == "name" else found
