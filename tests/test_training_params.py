@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 import helixserve
 from helixserve.cli.app import app
 from helixserve.errors import HelixError
-from helixserve.params.declare import InvalidParameter, Param
+from helixserve.params.declare import InvalidParameter, Param, declarations
 from helixserve.params.recipes import DECLARED, RECIPE_NAMES, parse_params
 from helixserve.training import zoo
 from helixserve.training.recipes import RECIPES, DnaBinary, ImageCNN, Recipe, TabularForest
@@ -156,6 +156,21 @@ def test_param_assignments_are_read_as_the_declared_types() -> None:
         with pytest.raises(HelixError) as info:
             parse_params("dna-binary", text.split(","))
         assert str(info.value) == message
+
+
+def test_every_refused_assignment_is_named_at_once() -> None:
+    with pytest.raises(HelixError) as info:
+        parse_params("dna-binary", ["epochs=0", "arch=cnn", "lr=abc", "colour=red"])
+    assert str(info.value) == (
+        "3 parameters are refused:\n"
+        "  The 'epochs' parameter of dna-binary must be an int in the range [1, 1000000]. Got 0 "
+        "instead.\n"
+        "  The 'lr' parameter of dna-binary must be a float in the range (0, 10]. Got 'abc' "
+        "instead.\n"
+        "  dna-binary has no parameter 'colour'; its parameters are "
+        + ", ".join(d.name for d in declarations(DECLARED["dna-binary"]))
+        + "."
+    )
 
 
 def test_shortcut_options_map_onto_parameters() -> None:

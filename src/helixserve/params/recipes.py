@@ -16,7 +16,14 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from helixserve.params.declare import InvalidParameter, Params, Rule, declarations, param
+from helixserve.params.declare import (
+    InvalidParameter,
+    Param,
+    Params,
+    Rule,
+    declarations,
+    param,
+)
 
 BIG = 1_000_000
 
@@ -247,19 +254,40 @@ RECIPE_NAMES = tuple(DECLARED)
 
 def parse_params(recipe: str, assignments: list[str]) -> dict[str, Any]:
     """``["lr=0.003", "arch=lstm"]`` (``--param``) as values of ``recipe``'s declared
-    parameters (read as their type; checked when the recipe is built)."""
+    parameters, each read as its type and checked; every refused one is named (one
+    :class:`InvalidParameter`, a line for each after the first)."""
     declared = {d.name: d for d in declarations(DECLARED[recipe])}
     values: dict[str, Any] = {}
+    refused: list[InvalidParameter] = []
     for text in assignments:
-        name, sep, value = (part.strip() for part in text.partition("="))
-        if not sep or not name:
-            raise InvalidParameter(f"--param must look like NAME=VALUE, got {text!r}.")
-        if name not in declared:
-            raise InvalidParameter(
-                f"{recipe} has no parameter {name!r}; its parameters are {', '.join(declared)}.",
-                name=name,
-            )
-        if name in values:
-            raise InvalidParameter(f"--param {name} is given twice; keep one of them.", name=name)
-        values[name] = declared[name].parse(value)
+        try:
+            name, value = _assignment(recipe, declared, text, values)
+        except InvalidParameter as err:
+            refused.append(err)
+            continue
+        values[name] = value
+    if len(refused) > 1:
+        lines = "\n".join(f"  {err}" for err in refused)
+        raise InvalidParameter(f"{len(refused)} parameters are refused:\n{lines}")
+    if refused:
+        raise refused[0]
     return values
+
+
+def _assignment(
+    recipe: str, declared: dict[str, Param], text: str, values: dict[str, Any]
+) -> tuple[str, Any]:
+    """One ``NAME=VALUE``: the name and its checked value."""
+    name, sep, value = (part.strip() for part in text.partition("="))
+    if not sep or not name:
+        raise InvalidParameter(f"--param must look like NAME=VALUE, got {text!r}.")
+    if name not in declared:
+        raise InvalidParameter(
+            f"{recipe} has no parameter {name!r}; its parameters are {', '.join(declared)}.",
+            name=name,
+        )
+    if name in values:
+        raise InvalidParameter(f"--param {name} is given twice; keep one of them.", name=name)
+    parsed = declared[name].parse(value)
+    declared[name].check(parsed)
+    return name, parsed
