@@ -11,7 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helixserve.errors import InvalidFile
-from helixserve.inputs.readers import detect_format, read_sequences, validate_records
+from helixserve.inputs.readers import (
+    delimiter_for,
+    detect_format,
+    read_sequences,
+    validate_records,
+)
 from helixserve.inputs.records import BadRecord, Record
 from helixserve.inputs.sequence import SequenceSchema
 from tests.conftest import write
@@ -47,6 +52,19 @@ def test_fasta_crlf_bom_and_gzip(tmp_path: Path, gz: bool) -> None:
     text = "\ufeff>a\r\nACGT\r\nAC\r\n>b\r\nGGGG\r\n"
     path = write(tmp_path / ("x.fa.gz" if gz else "x.fa"), text, gz=gz)
     assert good(read(path)) == [(1, 1, "a", "ACGTAC"), (2, 4, "b", "GGGG")]
+
+
+@pytest.mark.parametrize(
+    ("chosen", "head", "delimiter"),
+    [
+        ("tsv", b"id\tsequence\n", "\t"),
+        ("csv", b"id,sequence\n", ","),
+        ("csv", b"\nid;sequence\nx;ACGT\n", ";"),
+        ("csv", b"id;note,sequence\n", ","),  # a comma in the header: commas
+    ],
+)
+def test_the_delimiter_comes_from_the_first_line(chosen: str, head: bytes, delimiter: str) -> None:
+    assert delimiter_for(chosen, head) == delimiter
 
 
 def test_gzip_is_detected_by_content_not_name(tmp_path: Path) -> None:

@@ -253,6 +253,14 @@ def test_profile_reads_every_format(
     assert (result.format, result.rows, result.good_rows) == expected
 
 
+def test_a_semicolon_separated_csv_has_its_columns(tmp_path: Path) -> None:
+    """A spreadsheet saved with ';' (a comma is the decimal mark there) is not one column."""
+    path = write(tmp_path / "semi.csv", f"UTR;growth\n{SEQ};0.1\n{SEQ}A;0.2\n")
+    result = profile(path, "semi.csv")
+    assert (result.format, result.rows, result.good_rows) == ("csv", 2, 2)
+    assert result.roles() == {"UTR": "sequence", "growth": "number"}
+
+
 def test_profile_of_fasta_parquet_and_images_roles(tmp_path: Path) -> None:
     fasta = profile(write(tmp_path / "d.fa", fasta_text()), "d.fa")
     assert fasta.roles() == {"id": "id", "sequence": "sequence", "description": "text"}

@@ -22,6 +22,8 @@ Contract:
   a one-column file whose first cell looks like a sequence is read as headerless), ``text`` (one
   sequence per non-blank line; ``#`` comments and a first line such as ``sequence`` are skipped).
   ``auto`` picks by content (a ``>`` means FASTA, a tab TSV, a comma CSV), then by extension.
+  A CSV whose first line holds semicolons and no comma is read with ``;`` (a spreadsheet saved
+  where the comma is the decimal mark): :func:`delimiter_for`.
 - Records are *read*, not validated: :func:`validate_records` checks each against a model's
   :class:`SequenceSchema` and turns failures into located ``BadRecord`` items.
 """
@@ -82,7 +84,7 @@ def read_sequences(
         elif chosen == "text":
             items = _read_text(lines)
         else:
-            items = _read_delimited(lines, "\t" if chosen == "tsv" else ",", sequence_col, id_col)
+            items = _read_delimited(lines, delimiter_for(chosen, head), sequence_col, id_col)
         yield from _counted(items)
 
 
@@ -108,6 +110,15 @@ def detect_format(name: str, head: bytes) -> Literal["fasta", "csv", "tsv", "tex
     if lower.endswith(".csv") or b"," in first:
         return "csv"
     return "text"
+
+
+def delimiter_for(chosen: str, head: bytes) -> str:
+    """The field delimiter of a ``csv`` or ``tsv`` file: a tab for TSV; for CSV a semicolon when
+    the first line holds semicolons and no comma, else a comma."""
+    if chosen == "tsv":
+        return "\t"
+    first = next((ln for ln in head.splitlines() if ln.strip()), b"")
+    return ";" if b";" in first and b"," not in first else ","
 
 
 def _read_fasta(lines: Iterator[Line], max_length: int) -> Iterator[ReadItem]:

@@ -38,7 +38,7 @@ from helixserve.errors import FileTooLarge, InputError, InvalidFile, InvalidSequ
 from helixserve.inputs.images import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS
 from helixserve.inputs.imagezip import ImageZip, is_zip, open_image_zip
 from helixserve.inputs.parquet import is_parquet, parquet_table
-from helixserve.inputs.readers import detect_format, read_sequences
+from helixserve.inputs.readers import delimiter_for, detect_format, read_sequences
 from helixserve.inputs.records import BadRecord, Record, bad_record
 from helixserve.inputs.sequence import (
     DEFAULT_MAX_SEQUENCE_LENGTH,
@@ -126,14 +126,15 @@ def _open(path: Path, filename: str, limits: ProfileLimits) -> Iterator[DatasetR
             rows.items = parquet_table(stream, _any_columns(rows))
             yield rows
             return
-        chosen = detect_format(filename, check_head(stream))
+        head = check_head(stream)
+        chosen = detect_format(filename, head)
         if chosen in ("fasta", "text"):
             header = FASTA_COLUMNS if chosen == "fasta" else ["sequence"]
             rows = DatasetRows(chosen, header=header, sequence_column="sequence")
             rows.items = _sequence_rows(path, chosen, limits)
         else:
             rows = DatasetRows(chosen)
-            delimiter = "\t" if chosen == "tsv" else ","
+            delimiter = delimiter_for(chosen, head)
             rows.items = read_table(iter_lines(stream), delimiter, _any_columns(rows))
         yield rows
 
