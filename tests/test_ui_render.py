@@ -382,6 +382,16 @@ def test_every_dna_prediction_shows_the_logo_and_heat_strip(server: Running) -> 
     tumour = ui_post(server.url + "/models/tumor-wisconsin/predict", data=dict.fromkeys(names, "1"))
     assert 'id="result"' in tumour.text  # predicted, but no DNA explanation for a tabular model
     assert "heat-strip" not in tumour.text and 'id="importance"' not in tumour.text
+    assert 'id="filled"' not in tumour.text
+    empty = dict.fromkeys(names, "1") | {"uniformity_cell_shape": "", "mitoses": " "}
+    gaps = ui_post(server.url + "/models/tumor-wisconsin/predict", data=empty)
+    assert 'id="result"' in gaps.text
+    note = re.search(r'<p class="note" id="filled">([^<]*)</p>', gaps.text)
+    assert note is not None and note.group(1) == (
+        "Left empty: uniformity cell shape, mitoses. The model filled them in as it learned to "
+        "in training (imputed), so this answer rests on fewer measurements; enter them for a "
+        "firmer one."
+    )
 
 
 def test_form_posts_need_the_page_token(server: Running) -> None:

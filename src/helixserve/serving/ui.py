@@ -271,6 +271,15 @@ async def form_item(model: LoadedModel, form: Any) -> tuple[object, str | None]:
     return await upload.read(), None
 
 
+def filled_in(model: LoadedModel, item: object) -> list[str]:
+    """The measurements of a tabular form left empty, which a model that allows missing values
+    filled in (imputed) itself: the page says so beside the answer."""
+    schema = model.manifest.input
+    if not isinstance(schema, TabularSchema) or not isinstance(item, dict):
+        return []
+    return [f.name for f in schema.features if not str(item.get(f.name, "") or "").strip()]
+
+
 def preview(data: bytes, max_pixels: int) -> str | None:
     """A small PNG data URL of an uploaded image (any bit depth), or None if it cannot be read
     or has more than ``max_pixels`` pixels (checked from the header: a bomb is never decoded)."""

@@ -142,7 +142,9 @@ async def _predicted(
     errors = {**errors, **wrong}
     if "region_error" in shown:
         errors["region"] = shown.pop("region_error")
-    context = {"values": values, "result": result, "errors": errors, "preview": preview}
+    filled = ui.filled_in(model, item) if result is not None else []
+    context: dict[str, Any] = {"values": values, "result": result, "errors": errors}
+    context |= {"preview": preview, "filled": filled}
     return (ui.INVALID if errors else 200), {**context, **shown}
 
 
