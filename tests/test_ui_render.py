@@ -83,25 +83,29 @@ def test_loss_chart_draws_both_curves_and_the_best_epoch() -> None:
     svg = charts.loss(
         [("", {"train_loss": [0.7, 0.4, 0.3], "val_loss": [0.8, 0.5, 0.6], "best_epoch": 2})]
     )
-    assert svg.startswith('<svg viewBox="0 0 420 260"')
+    assert svg.startswith('<svg viewBox="0 0 420 276"')  # one row of legend under the chart
     assert svg.count("<polyline") == 2
     assert 'class="marker"' in svg and "best epoch 2" in svg
 
 
-def test_loss_chart_of_several_runs_keeps_its_legend_inside_and_starts_at_zero() -> None:
+def test_loss_chart_of_several_runs_keeps_its_legend_under_the_curves_and_starts_at_zero() -> None:
     runs = [
         (f"primer-binding@{v}", {"train_loss": [0.64, 0.1, 0.000937], "val_loss": [0.6, 0.2, 0.05]})
         for v in (1, 2)
     ]
     svg = charts.loss(runs)
-    labels = re.findall(r'<text x="(\d+)" y="[\d.]+" class="tick">(primer[^<]+)</text>', svg)
-    assert [label for _, label in labels] == [
+    labels = re.findall(r'<text x="(\d+)" y="([\d.]+)" class="tick">(primer[^<]+)</text>', svg)
+    assert [label for _, _, label in labels] == [
         "primer-binding@1 train",
         "primer-binding@1 validation",
         "primer-binding@2 train",
         "primer-binding@2 validation",
     ]
-    assert all(int(x) + 6 * len(label) <= charts.W - charts.PAD for x, label in labels)
+    assert all(int(x) + 6 * len(label) <= charts.W for x, _, label in labels)  # inside
+    assert all(float(y) > charts.H for _, y, _ in labels)  # under the plot, clear of the curves
+    assert svg.startswith(
+        f'<svg viewBox="0 0 420 {charts.H + 4 * charts.LEGEND_ROW}"'
+    )  # a row each
     ticks = re.findall(r'text-anchor="end">([^<]+)</text>', svg)
     assert ticks == ["0", "0.16", "0.32", "0.48", "0.64"]
 

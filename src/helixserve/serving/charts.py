@@ -20,6 +20,7 @@ from html import escape
 from typing import Any
 
 W, H, PAD = 420, 260, 42
+LEGEND_ROW = 16  # the height of a row of the legend under a chart
 COLOURS = ("#1f6fb2", "#d9730d", "#2e7d32", "#8e24aa", "#c62828", "#00838f")
 
 
@@ -37,6 +38,7 @@ def _frame(
     body: str,
     x_range: tuple[float, float],
     y_range: tuple[float, float],
+    legend: Sequence[tuple[str, str, str]] = (),
 ) -> str:
     ticks = []
     for i in range(5):
@@ -51,11 +53,12 @@ def _frame(
         ticks.append(
             f'<text x="{PAD - 4}" y="{y + 3:.1f}" class="tick" text-anchor="end">{fy:.3g}</text>'
         )
+    key, rows = _legend(legend)
     return (
-        f'<svg viewBox="0 0 {W} {H}" class="chart" role="img" aria-label="{escape(title)}">'
-        f"<title>{escape(title)}</title>"
+        f'<svg viewBox="0 0 {W} {H + LEGEND_ROW * rows}" class="chart" role="img" '
+        f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
         f'<rect x="{PAD}" y="{PAD}" width="{W - 2 * PAD}" height="{H - 2 * PAD}" class="plot"/>'
-        f"{''.join(ticks)}{body}"
+        f"{''.join(ticks)}{body}{key}"
         f'<text x="{W / 2}" y="{H - 6}" text-anchor="middle" class="axis">{escape(x_label)}</text>'
         f'<text x="4" y="{PAD - 8}" text-anchor="start" class="axis">{escape(y_label)}</text>'
         f'<text x="{W / 2}" y="18" text-anchor="middle" class="title">{escape(title)}</text></svg>'
@@ -68,20 +71,23 @@ def _polyline(xs: list[float], ys: list[float], colour: str, dash: str = "") -> 
     return f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"{extra}/>'
 
 
-def _legend(entries: list[tuple[str, str, str]], top: float = PAD + 12) -> str:
-    """Line samples and labels at the top right, moved left so the longest label fits."""
-    longest = max((len(label) for label, _, _ in entries), default=0)
-    left = max(PAD + 4, min(W - PAD - 120, W - PAD - 30 - round(6 * longest)))
-    parts = []
-    for i, (label, colour, dash) in enumerate(entries):
-        y = top + 14 * i
+def _legend(entries: Sequence[tuple[str, str, str]]) -> tuple[str, int]:
+    """Line samples and labels in rows under the chart, where they cover no data; the SVG and
+    the number of rows."""
+    parts, row, x = [], 0, float(PAD)
+    for label, colour, dash in entries:
+        width = 30 + 6 * len(label) + 14
+        if x > PAD and x + width > W - 4:
+            row, x = row + 1, float(PAD)
+        y = H + 6 + LEGEND_ROW * row
         extra = f' stroke-dasharray="{dash}"' if dash else ""
         parts.append(
-            f'<line x1="{left}" x2="{left + 20}" y1="{y}" y2="{y}" '
-            f'stroke="{colour}" stroke-width="2"{extra}/><text x="{left + 24}" '
+            f'<line x1="{x:.0f}" x2="{x + 20:.0f}" y1="{y}" y2="{y}" '
+            f'stroke="{colour}" stroke-width="2"{extra}/><text x="{x + 24:.0f}" '
             f'y="{y + 4}" class="tick">{escape(label)}</text>'
         )
-    return "".join(parts)
+        x += width
+    return "".join(parts), (row + 1 if entries else 0)
 
 
 def loss(runs: Sequence[tuple[str, dict[str, Any]]]) -> str:
@@ -118,12 +124,7 @@ def loss(runs: Sequence[tuple[str, dict[str, Any]]]) -> str:
             )
             legend.append((f"best epoch {best}", "#777", "2,3"))
     return _frame(
-        "Training curves",
-        "epoch",
-        "loss",
-        "".join(body) + _legend(legend),
-        (1, max(epochs, 2)),
-        (low, high),
+        "Training curves", "epoch", "loss", "".join(body), (1, max(epochs, 2)), (low, high), legend
     )
 
 
@@ -132,9 +133,9 @@ def roc(data: dict[str, Any]) -> str:
     xs, ys = _scale(fpr, 0, 1, PAD, W - PAD), _scale(tpr, 0, 1, H - PAD, PAD)
     diagonal = _polyline([PAD, W - PAD], [H - PAD, PAD], "#999", "3,3")
     body = diagonal + _polyline(xs, ys, COLOURS[0])
-    legend = _legend([(f"AUC {float(data['auc']):.3f}", COLOURS[0], "")])
+    legend = [(f"AUC {float(data['auc']):.3f}", COLOURS[0], "")]
     return _frame(
-        "ROC (test)", "false positive rate", "true positive rate", body + legend, (0, 1), (0, 1)
+        "ROC (test)", "false positive rate", "true positive rate", body, (0, 1), (0, 1), legend
     )
 
 
@@ -155,14 +156,16 @@ def scatter(data: dict[str, Any]) -> str:
 
 
 def errors(data: dict[str, Any]) -> str:
+    """A histogram of the test errors; the count axis is whole numbers."""
     edges, counts = [float(v) for v in data["bin_edges"]], [int(v) for v in data["counts"]]
-    top = max(counts) or 1
+    top = 4 * math.ceil((max(counts) or 1) / 4)  # four tick steps of whole counts
     xs = _scale(edges, edges[0], edges[-1], PAD, W - PAD)
     bars = "".join(
         f'<rect x="{xs[i]:.1f}" y="{H - PAD - (H - 2 * PAD) * c / top:.1f}" '
         f'width="{max(xs[i + 1] - xs[i] - 1, 1):.1f}" height="{(H - 2 * PAD) * c / top:.1f}" '
-        'class="bar"/>'
+        f'class="hist"><title>{edges[i]:.3g} to {edges[i + 1]:.3g}: {c}</title></rect>'
         for i, c in enumerate(counts)
+        if c > 0
     )
     return _frame(
         "Error distribution (test)",
@@ -347,13 +350,12 @@ def trajectory(
         (y,) = _scale([target], low, high, H - PAD, PAD)
         body.append(_polyline([PAD, W - PAD], [y, y], COLOURS[1], "5,4"))
         legend.append((f"target {target:.4g}", COLOURS[1], "5,4"))
-    ends_high = ys[-1] < H / 2  # keep the legend clear of where the line ends
-    top = H - PAD - 14 * len(legend) if ends_high else PAD + 12
     return _frame(
         "Design: predicted score per round",
         "round",
         label,
-        "".join(body) + _legend(legend, top),
+        "".join(body),
         (0, last),
         (low, high),
+        legend,
     )

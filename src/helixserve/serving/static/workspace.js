@@ -215,7 +215,7 @@ class BlockEditor {
 
 // --- the run page: live curves, epochs, log and status ------------------------------------------
 
-const W = 420, H = 260, PAD = 42;
+const W = 420, H = 260, PAD = 42, LEGEND_ROW = 16;
 
 function scale(v, lo, hi, a, b) { return a + ((v - lo) / ((hi - lo) || 1)) * (b - a); }
 
@@ -249,14 +249,19 @@ function lossChart(points, best) {
     parts.push(`<line x1="${x(best)}" x2="${x(best)}" y1="${PAD}" y2="${H - PAD}" class="marker" data-best="${best}"/>`);
     legend.push([`best epoch ${best}`, "2,3"]);
   }
+  // the legend in rows under the chart, where it covers no curve (as charts._legend)
+  let lx = PAD, row = 0;
   legend.forEach(([label, dash], i) => {
-    const ly = PAD + 12 + 14 * i, lx = W - PAD - 120;
+    const width = 30 + 6 * label.length + 14;
+    if (lx > PAD && lx + width > W - 4) { row += 1; lx = PAD; }
+    const ly = H + 6 + LEGEND_ROW * row;
     parts.push(`<line x1="${lx}" x2="${lx + 20}" y1="${ly}" y2="${ly}" stroke="${i === 2 ? "#777" : "#1f6fb2"}" stroke-width="2"${dash ? ` stroke-dasharray="${dash}"` : ""}/><text x="${lx + 24}" y="${ly + 4}" class="tick">${label}</text>`);
+    lx += width;
   });
   parts.push(`<text x="${W / 2}" y="${H - 6}" text-anchor="middle" class="axis">epoch</text>`);
   parts.push(`<text x="4" y="${PAD - 8}" text-anchor="start" class="axis">loss</text>`);
   parts.push(`<text x="${W / 2}" y="18" text-anchor="middle" class="title">Training curves</text>`);
-  return `<svg viewBox="0 0 ${W} ${H}" class="chart" role="img" aria-label="Training curves" id="live-svg">${parts.join("")}</svg>`;
+  return `<svg viewBox="0 0 ${W} ${H + LEGEND_ROW * (row + 1)}" class="chart" role="img" aria-label="Training curves" id="live-svg">${parts.join("")}</svg>`;
 }
 
 function lossText(v) { return v === null || v === undefined ? "—" : v.toFixed(4); }
