@@ -222,7 +222,7 @@ def deploy_and_predict(client: httpx.Client, run_id: str) -> None:
     assert (deployed["model"], deployed["version"], deployed["served"]) == ("my-utr", 1, True)
     predict = f"{str(client.base_url).rstrip('/')}/models/my-utr/predict?version=1"
     assert deployed["calls"]["curl"] == (
-        f"curl -s {predict} \\\n  -H 'Content-Type: application/json' -d "
+        f"curl -s '{predict}' \\\n  -H 'Content-Type: application/json' -d "
         f'\'{{"inputs":["{SEQ}"]}}\''
     )
     answer = call(client, "POST", "/models/my-utr/predict", 200, json={"inputs": [SEQ]})
@@ -467,7 +467,7 @@ def test_the_calls_send_the_key_when_keys_are_on(tmp_path: Path) -> None:
     publish_gc(store, "gc")
     calls = model_calls(store.manifest("gc"), "http://lab:8000/", "lab:8001", keyed=True)
     assert calls.curl == (
-        "curl -s http://lab:8000/api/v1/models/gc/predict?version=1 \\\n"
+        "curl -s 'http://lab:8000/api/v1/models/gc/predict?version=1' \\\n"
         '  -H "Authorization: Bearer $HELIXSERVE_API_KEY" \\\n'
         f"  -H 'Content-Type: application/json' -d '{{\"inputs\":[\"{SEQ}\"]}}'"
     )

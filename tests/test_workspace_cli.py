@@ -134,7 +134,7 @@ def test_the_tutorial_through_the_cli(
     stop_and_resume(env)
     deployed = cli(env, "runs", "deploy", "cuperus-slow:1", "my-utr", *p, "--alias", "production")
     assert deployed.startswith("deployed run cuperus-slow:1 as my-utr@1 (production)\n")
-    assert "curl -s http://127.0.0.1:8000/api/v1/models/my-utr/predict?version=1" in deployed
+    assert "curl -s 'http://127.0.0.1:8000/api/v1/models/my-utr/predict?version=1'" in deployed
     listed = cli(env, "projects", "list")
     assert re.search(r"yeast\s+1\s+2\s+2 finished, 1 queued", listed), listed
     utrs, scored = tmp_path / "utrs.txt", tmp_path / "scored.csv"
