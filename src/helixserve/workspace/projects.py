@@ -30,8 +30,10 @@ SHOWN_NAMES = 20
 
 
 def listed(names: Sequence[str]) -> str:
-    """``a, b, c`` (the first 20, then ``...``) for a message."""
-    return ", ".join(names[:SHOWN_NAMES]) + (", ..." if len(names) > SHOWN_NAMES else "")
+    """``a, b, c`` (the first 20, then ``...``) for a message; an empty name (a column the
+    file's header leaves unnamed) as ``(no name)``."""
+    shown = [name or "(no name)" for name in names[:SHOWN_NAMES]]
+    return ", ".join(shown) + (", ..." if len(names) > SHOWN_NAMES else "")
 
 
 def _taken(name: str) -> NameTaken:
