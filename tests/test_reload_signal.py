@@ -7,10 +7,6 @@ old versions) until its next poll, 30 s later.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,8 +14,8 @@ import httpx
 import pytest
 
 from helixserve.serving.reload_signal import ReloadSignal
-from helixserve.store.store import ModelStore
-from tests.support.server import free_port, publish_gc
+from tests.support.serve_process import serve_processes
+from tests.support.server import publish_gc
 
 
 def test_a_bump_is_seen_by_the_others_once_and_not_by_itself(tmp_path: Path) -> None:
@@ -51,27 +47,7 @@ def test_a_signal_that_cannot_be_written_is_logged(
 
 
 def test_a_reload_through_one_process_reaches_every_process(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("HELIXSERVE_")},
-        "HOME": str(tmp_path),
-        "HELIXSERVE_PRETRAINED": "false",
-        "HELIXSERVE_WORKER": "false",
-    }
-    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
-    publish_gc(store)
-    command = [sys.executable, "-m", "helixserve", "serve", "--store", store.uri]
-    command += ["--port", str(port), "--grpc-port", "0", "--workers", "2"]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
+    with serve_processes(tmp_path) as (url, store):
         time.sleep(1)  # both processes up
         publish_gc(store, "gc2")
         assert httpx.post(url + "/api/v1/admin/reload", timeout=30).status_code == 200
@@ -81,6 +57,3 @@ def test_a_reload_through_one_process_reaches_every_process(tmp_path: Path) -> N
             for _ in range(40)  # a new connection each: the kernel spreads them over the workers
         ]
         assert answers == [200] * 40
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)

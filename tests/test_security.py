@@ -26,6 +26,7 @@ from helixserve.serving.sessions import SessionBook
 from helixserve.store import ModelStore
 from tests.conftest import s3_options
 from tests.support.s3server import SECRET_HOLDER, S3Server
+from tests.support.serve_process import serve_processes
 from tests.support.server import free_port, publish_gc, running
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "helixserve"
@@ -457,39 +458,8 @@ def test_a_non_ascii_session_cookie_is_no_session(keyed: str) -> None:
 def test_two_workers_honour_one_sign_in(tmp_path: Path) -> None:
     """``serve --workers 2`` with no session secret configured: both workers accept the session
     (before, each worker kept its own and about half the pages asked for the key again)."""
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("HELIXSERVE_")},
-        "HOME": str(tmp_path),
-        "HELIXSERVE_PRETRAINED": "false",
-        "HELIXSERVE_API_KEYS": f"predict:{hash_key(PREDICT_KEY)}",
-    }
-    store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
-    publish_gc(store)
-    command = [
-        sys.executable,
-        "-m",
-        "helixserve",
-        "serve",
-        "--store",
-        store.uri,
-        "--port",
-        str(port),
-        "--grpc-port",
-        "0",
-        "--workers",
-        "2",
-    ]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
+    keys = {"HELIXSERVE_API_KEYS": f"predict:{hash_key(PREDICT_KEY)}"}
+    with serve_processes(tmp_path, env=keys) as (url, _):
         with _browser(url) as client:
             assert _sign_in(client, PREDICT_KEY).status_code == 303
             cookie = client.cookies["hs_session"]
@@ -498,6 +468,3 @@ def test_two_workers_honour_one_sign_in(tmp_path: Path) -> None:
             for _ in range(40)  # a new connection each: the kernel spreads them over the workers
         ]
         assert statuses == [200] * 40
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
