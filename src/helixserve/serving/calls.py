@@ -61,7 +61,8 @@ def _curl(url: str, body: dict[str, Any], keyed: bool) -> str:
     text = json.dumps(body, separators=(",", ":"))
     quoted = f'"{text.replace(chr(34), chr(92) + chr(34))}"' if IMAGE in text else shlex.quote(text)
     header = f' \\\n  -H "Authorization: Bearer {KEY}"' if keyed else ""
-    return f"curl -s {shlex.quote(url)}{header} \\\n  -H 'Content-Type: application/json' -d {quoted}"
+    json_header = "-H 'Content-Type: application/json'"
+    return f"curl -s {shlex.quote(url)}{header} \\\n  {json_header} -d {quoted}"
 
 
 def _python(url: str, body: dict[str, Any], keyed: bool) -> str:
