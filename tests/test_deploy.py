@@ -59,7 +59,7 @@ def test_dockerfile_is_slim_and_non_root() -> None:
     assert any("HEALTHCHECK" in line and "/readyz" in line for line in stages["serving"])
     assert "HEALTHCHECK NONE" in stages["worker"]  # a worker serves no /readyz
     steps = " ".join(_run_steps())
-    assert "torch" not in steps and "train," not in steps and '".[s3,postgres]"' in steps
+    assert "torch" not in steps and "train," not in steps and '".[s3,postgres,explain]"' in steps
     assert '".[train,s3,postgres]"' in " ".join(_run_steps("worker"))
 
 
