@@ -162,10 +162,11 @@ def test_subsets_are_checked_and_counted(lab: Workspace) -> None:
 
 
 UNNAMED = (
-    "the column with no name (the file's header leaves its name empty; pandas writes row "
-    "numbers there) cannot be used: choose a named column, or name that column in the file's "
-    "header and upload the file again."
+    " The column with no name (the file's header leaves its name empty; pandas writes row "
+    "numbers there) cannot be used: name it in the file's header and upload the file again to "
+    "use it."
 )
+COLUMNS = "id, seq, label, score, part"
 
 
 def test_an_empty_column_name_is_refused_never_used(lab: Workspace) -> None:
@@ -177,27 +178,30 @@ def test_an_empty_column_name_is_refused_never_used(lab: Workspace) -> None:
         with pytest.raises(InvalidSubset) as chosen:
             add_subset(session, "lab", "small", "odd", where("", ">", 1))
         assert str(chosen.value) == (
-            "subset 'odd': choose the column the condition reads; the dataset's columns are: "
-            "id, seq, label, score, part."
+            f"subset 'odd': choose the column the condition reads; the dataset's columns are: "
+            f"{COLUMNS}."
         )
         create_dataset(session, "lab", "numbered")
         add_version(session, lab, "lab", "numbered", io.BytesIO(numbered.encode()), "n.csv")
-        for spec in (where("", ">", 10), {"kind": "fraction", "fraction": 0.5, "group": ""}):
+        asked = {
+            "column": where("", ">", 10),
+            "group": {"kind": "fraction", "fraction": 0.5, "group": ""},
+        }
+        for field, spec in asked.items():
             with pytest.raises(InvalidSubset) as unnamed:
                 add_subset(session, "lab", "numbered", "odd", spec)
-            assert str(unnamed.value) == f"subset 'odd': {UNNAMED}"
-            assert unnamed.value.field == ("column" if spec["kind"] == "where" else "group")
+            what = "the column the condition reads" if field == "column" else "a group column"
+            assert str(unnamed.value) == (
+                f"subset 'odd': choose {what}; the dataset's columns are: {COLUMNS}.{UNNAMED}"
+            )
+            assert unnamed.value.field == field
         add_subset(session, "lab", "numbered", "train", where("part", "==", "T"))
         add_subset(session, "lab", "numbered", "val", where("part", "==", "V"))
-    asked = {
-        "small": "choose the target: the column to predict; the dataset's columns are: id, seq, "
-        "label, score, part.",
-        "numbered": f"target: {UNNAMED}",
-    }
-    for dataset, message in asked.items():
+    for dataset, note in (("small", ""), ("numbered", UNNAMED)):
         with lab.db.session() as session, pytest.raises(InputError) as target:
             check_experiment(session, lab, "lab", request(dataset=dataset, target=""))
-        assert (str(target.value), target.value.field) == (message, "target")
+        message = f"choose the target: the column to predict; the dataset's columns are: {COLUMNS}."
+        assert (str(target.value), target.value.field) == (message + note, "target")
 
 
 def test_a_subset_nothing_reads_can_be_deleted_and_defined_again(lab: Workspace) -> None:

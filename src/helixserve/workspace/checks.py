@@ -167,14 +167,13 @@ def _check_target(
     """The number of classes of the target (1 for a regression; for several comma-separated
     label columns, the number of labels), after checking it."""
     labels = [name.strip() for name in request.target.split(",")]
-    if labels == [""] and "" not in roles:
+    if "" in labels:
+        note = f" {UNNAMED}" if "" in roles else ""
         raise InputError(
             f"choose the target: the column to predict; the dataset's columns are: "
-            f"{listed(list(roles))}.",
+            f"{listed([c for c in roles if c])}.{note}",
             field="target",
         )
-    if "" in labels:
-        raise InputError(f"target: {UNNAMED}", field="target")
     if len(labels) > 1:
         return _check_labels(request, version, roles, labels)
     if request.target not in roles:

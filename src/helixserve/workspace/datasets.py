@@ -242,11 +242,14 @@ def delete_subset(session: Session, project: str, name: str, subset: str) -> Non
 
 def _check_named(spec: AllRows | Where | Fraction | Rest, subset: str, columns: list[str]) -> None:
     """Refuse an empty column name: nothing chosen, or the header's column with no name."""
+    named = listed([c for c in columns if c])
+    note = f" {UNNAMED}" if "" in columns else ""
     for field, what in (("column", "the column the condition reads"), ("group", "a group column")):
         if getattr(spec, field, None) == "":
-            listing = f"choose {what}; the dataset's columns are: {listed(columns)}."
-            why = UNNAMED if "" in columns else listing
-            raise InvalidSubset(f"subset {subset!r}: {why}", field=field)
+            raise InvalidSubset(
+                f"subset {subset!r}: choose {what}; the dataset's columns are: {named}.{note}",
+                field=field,
+            )
 
 
 def _references(spec: AllRows | Where | Fraction | Rest) -> list[str]:

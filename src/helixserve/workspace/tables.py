@@ -62,9 +62,8 @@ MAX_CELL = 200
 DISTINCT_CAP = 5000
 CATEGORY_MAX = 50
 UNNAMED = (
-    "the column with no name (the file's header leaves its name empty; pandas writes row "
-    "numbers there) cannot be used: choose a named column, or name that column in the file's "
-    "header and upload the file again."
+    "The column with no name (the file's header leaves its name empty; pandas writes row numbers "
+    "there) cannot be used: name it in the file's header and upload the file again to use it."
 )
 ROLE_SHARE = 0.95
 EXAMPLES = 5
