@@ -459,7 +459,8 @@ def test_two_workers_honour_one_sign_in(tmp_path: Path) -> None:
     """``serve --workers 2`` with no session secret configured: both workers accept the session
     (before, each worker kept its own and about half the pages asked for the key again)."""
     keys = {"HELIXSERVE_API_KEYS": f"predict:{hash_key(PREDICT_KEY)}"}
-    with serve_processes(tmp_path, env=keys) as (url, _):
+    with serve_processes(tmp_path, env=keys) as served:
+        url = served.url
         with _browser(url) as client:
             assert _sign_in(client, PREDICT_KEY).status_code == 303
             cookie = client.cookies["hs_session"]

@@ -1,7 +1,8 @@
 """``helixserve serve --workers N`` as a real process for tests: started on a free port with a
 store holding the G+C test model, waited for until ready, stopped with SIGTERM.
 
-Contract: :func:`serve_processes` yields the server's base URL; ``env`` adds ``HELIXSERVE_*``
+Contract: :func:`serve_processes` yields a :class:`Served` (base URL, store, the supervisor's
+process); ``env`` adds ``HELIXSERVE_*``
 settings to a clean environment (none of the caller's ``HELIXSERVE_*``, ``HOME`` in ``tmp``, no
 pretrained models, no worker). A server that is not ready within 60 s fails the test.
 """
@@ -15,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,12 +25,18 @@ from helixserve.store import ModelStore
 from tests.support.server import free_port, publish_gc
 
 
+@dataclass(frozen=True)
+class Served:
+    url: str
+    store: ModelStore  # to publish more models into
+    process: subprocess.Popen[bytes]  # the supervisor (uvicorn's), parent of the workers
+
+
 @contextmanager
 def serve_processes(
     tmp: Path, workers: int = 2, env: dict[str, str] | None = None
-) -> Iterator[tuple[str, ModelStore]]:
-    """The base URL of a ``serve --workers`` process over a store with model ``gc``, and the
-    store (to publish more into)."""
+) -> Iterator[Served]:
+    """A ``serve --workers`` process over a store with model ``gc``."""
     port = free_port()
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith("HELIXSERVE_")},
@@ -47,10 +55,11 @@ def serve_processes(
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, server)
-        yield url, store
+        yield Served(url, store, server)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
 
 
 def _wait_ready(url: str, server: subprocess.Popen[bytes]) -> None:

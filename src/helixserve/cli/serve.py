@@ -25,7 +25,6 @@ Contract:
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import ipaddress
 import math
@@ -46,6 +45,7 @@ import uvicorn
 from helixserve.cli.options import StoreOption, examples
 from helixserve.errors import DatabaseError, HelixError
 from helixserve.serving.auth import Scope, new_key
+from helixserve.serving.drain import end_with_parent
 from helixserve.settings import Settings, load_settings
 from helixserve.store.configured import store_from_settings
 from helixserve.workspace.accounts import has_users
@@ -242,14 +242,8 @@ def start_worker(settings: Settings) -> subprocess.Popen[bytes] | None:
     linux = sys.platform.startswith("linux")
     return subprocess.Popen(
         [sys.executable, "-m", "helixserve", "worker"],
-        preexec_fn=_end_with_parent if linux else None,  # noqa: PLW1509 - before any thread
+        preexec_fn=end_with_parent if linux else None,  # noqa: PLW1509 - before any thread
     )
-
-
-def _end_with_parent() -> None:
-    """In the worker, before it runs (Linux): SIGTERM when the server process dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def stop_worker(worker: subprocess.Popen[bytes] | None) -> None:

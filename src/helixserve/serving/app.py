@@ -36,6 +36,7 @@ Contract:
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import os
 import re
 import time
@@ -49,6 +50,7 @@ from starlette.routing import Match
 from helixserve.errors import RequestError, RequestTooLarge, ShuttingDown
 from helixserve.serving.api import build_api, route_table
 from helixserve.serving.api_docs import DOCS_CSP
+from helixserve.serving.drain import end_with_parent
 from helixserve.serving.fast import FastRoute, FastRoutes
 from helixserve.serving.problems import Reply, error_reply
 from helixserve.serving.responses import REPLY, is_upload
@@ -349,6 +351,8 @@ def _access_record(
 def create_app(settings: Settings | None = None, store: ModelStore | None = None) -> ASGIApp:
     """The server's ASGI app (settings from the environment unless given)."""
     settings = settings or load_settings()
+    if multiprocessing.parent_process() is not None:  # one of serve's --workers processes
+        end_with_parent()
     app: ASGIApp = HelixApp(Server(settings, store))
     if settings.cors_origins:
         app = CORSMiddleware(

@@ -13,13 +13,21 @@ Contract:
   would have (stop listening, finish open responses, run the app's shutdown). A second SIGTERM
   skips the rest of the drain. Outside the main thread (e.g. a server in a test thread) or when
   no handler was installed, nothing is hooked and :meth:`hook_sigterm` returns ``False``.
+- :func:`end_with_parent` (Linux): the calling process gets SIGTERM when its parent dies
+  (``PR_SET_PDEATHSIG``), and so drains and stops. ``serve`` uses it for the worker it starts and
+  :func:`helixserve.serving.app.create_app` for each of ``--workers`` server processes, so a
+  supervisor that is killed leaves no process behind holding the port with a stale state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
+import multiprocessing
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -87,3 +95,14 @@ class Drain:
             self.in_flight,
         )
         then()
+
+
+def end_with_parent() -> None:
+    """SIGTERM this process when its parent dies (Linux; elsewhere nothing), see the contract."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid != os.getppid():  # it died before the call
+        os.kill(os.getpid(), signal.SIGTERM)
