@@ -112,8 +112,9 @@ def test_sessions_expire_close_and_end_with_a_password_change(session: Session) 
     accounts.close_session(session, first)
     assert accounts.session_user(session, first) is None
     assert accounts.session_user(session, second) is ana
-    with pytest.raises(accounts.SignInFailed):
+    with pytest.raises(accounts.SignInFailed) as wrong:
         accounts.change_password(session, ana, "not the old one", "a brand new password")
+    assert str(wrong.value) == "the current password is not right; type the one you sign in with."
     accounts.change_password(session, ana, PASSWORD, "a brand new password")
     assert accounts.session_user(session, second) is None
     assert accounts.authenticate(session, "ana", "a brand new password") is ana

@@ -44,6 +44,9 @@ HASHER = PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY)
 _DUMMY = HASHER.hash("not a password of anyone: spends the time a real check spends")
 
 
+WRONG_CURRENT = "the current password is not right; type the one you sign in with."
+
+
 class SignInFailed(AuthError):
     """A user name and password that do not sign in (never says which part was wrong)."""
 
@@ -132,7 +135,7 @@ def set_password(session: Session, user: User, password: str) -> None:
 def change_password(session: Session, user: User, old: str, new: str) -> None:
     """The user's own change: ``old`` must be their current password."""
     if not _verify(user.password_hash, old):
-        raise SignInFailed()
+        raise SignInFailed(WRONG_CURRENT)
     set_password(session, user, new)
 
 
