@@ -381,6 +381,14 @@ class Run:
     resumed_from: int
     spreadsheet_safe: bool = False
 
+    def summary(self) -> Summary:
+        """What the run did, from its committed parts' counts."""
+        state = self.parts.state
+        seconds = time.perf_counter() - self.started
+        return Summary(
+            state["scored"], state["refused"], seconds, self.output, self.errors, self.resumed_from
+        )
+
 
 def begin(
     predictor: Predictor,
@@ -421,15 +429,7 @@ def end(predictor: Predictor, run: Run) -> Summary:
     """Assemble the final files from the parts and summarise."""
     run.source.raw.close()
     _finish(predictor, run)
-    state = run.parts.state
-    return Summary(
-        state["scored"],
-        state["refused"],
-        time.perf_counter() - run.started,
-        run.output,
-        run.errors,
-        run.resumed_from,
-    )
+    return run.summary()
 
 
 def score(

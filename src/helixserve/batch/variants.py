@@ -31,7 +31,6 @@ import json
 import queue
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -261,15 +260,7 @@ def score_vcf(
         finally:
             run.source.raw.close()
         _finish(scorer, run, header, options)
-    state = run.parts.state
-    return Summary(
-        state["scored"],
-        state["refused"],
-        time.perf_counter() - run.started,
-        run.output,
-        run.errors,
-        run.resumed_from,
-    )
+    return run.summary()
 
 
 Ready = tuple[Chunk, PreparedChunk]
