@@ -19,13 +19,11 @@ from helixserve.cli.app import app
 from helixserve.errors import HelixError, InputError
 from helixserve.explain.ism import ism
 from helixserve.explain.scan import check_ism, ism_region, occlusion
-from helixserve.inputs.sequence import SequenceSchema
 from helixserve.runtime.predictor import Predictor
 from helixserve.serving import charts
-from helixserve.store import ModelStore, make_manifest
+from helixserve.store import ModelStore
 from tests.support.amr_variants import FASTA
-from tests.support.onnx_models import token_regression_model
-from tests.support.server import Running, publish_gc, running
+from tests.support.server import Running, publish_gc, publish_tokensum, running
 
 ZOO = Path(__file__).resolve().parents[1] / "src" / "helixserve" / "zoo" / "store"
 MOTIF = "CGACCGAACTCC"
@@ -41,9 +39,7 @@ GENES = dict(
 def store(tmp_path: Path) -> ModelStore:
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     publish_gc(store)
-    files = {"model.onnx": token_regression_model(64), "card.md": b"# token sum\n"}
-    schema = SequenceSchema(min_length=1, encoding="tokens", pad_to=64, alphabet="ACGTN")
-    store.publish(make_manifest(files, name="tokensum", task="regression", input=schema), files)
+    publish_tokensum(store)
     return store
 
 

@@ -30,9 +30,8 @@ from helixserve.inputs.reference import bgzip, open_reference
 from helixserve.inputs.sequence import SequenceSchema
 from helixserve.inputs.vcf import VcfReader, VcfRecord, read_vcf
 from helixserve.runtime.predictor import Predictor
-from helixserve.store import ModelStore, make_manifest
-from tests.support.onnx_models import token_regression_model
-from tests.support.server import publish_gc
+from helixserve.store import ModelStore
+from tests.support.server import publish_gc, publish_tokensum
 
 HEADER = "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
 TOKENS = {"A": 1, "C": 2, "G": 3, "T": 4}
@@ -49,10 +48,7 @@ def vcf_text(*records: tuple[str, int, str, str]) -> str:
 def store(tmp_path: Path) -> ModelStore:
     store = ModelStore.open(str(tmp_path / "store"), cache_dir=tmp_path / "cache")
     publish_gc(store)
-    files = {"model.onnx": token_regression_model(64), "card.md": b"# token sum\n"}
-    schema = SequenceSchema(min_length=1, encoding="tokens", pad_to=64, alphabet="ACGTN")
-    manifest = make_manifest(files, name="tokensum", task="regression", input=schema)
-    store.publish(manifest, files)
+    publish_tokensum(store)
     return store
 
 

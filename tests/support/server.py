@@ -17,7 +17,7 @@ from helixserve.inputs.sequence import SequenceSchema
 from helixserve.serving.app import ASGIApp, create_app
 from helixserve.settings import Settings
 from helixserve.store import ModelStore, OutputSchema, make_manifest
-from tests.support.onnx_models import gc_binary_model
+from tests.support.onnx_models import gc_binary_model, token_regression_model
 
 
 def free_port() -> int:
@@ -85,4 +85,13 @@ def publish_gc(
         output=OutputSchema(labels=["0", "1"]),
         metrics={"accuracy": 0.9},
     )
+    return store.publish(manifest, files).version
+
+
+def publish_tokensum(store: ModelStore) -> int:
+    """Publish ``tokensum``: a regression on 1..64 nt of ACGTN, the sum of the base tokens (so
+    an explanation can be checked by hand); returns its version."""
+    files = {"model.onnx": token_regression_model(64), "card.md": b"# token sum\n"}
+    schema = SequenceSchema(min_length=1, encoding="tokens", pad_to=64, alphabet="ACGTN")
+    manifest = make_manifest(files, name="tokensum", task="regression", input=schema)
     return store.publish(manifest, files).version
