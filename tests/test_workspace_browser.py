@@ -12,7 +12,6 @@ Set ``HELIXSERVE_SCREENSHOTS=docs/images`` to refresh the ``workspace-*.png`` sc
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -26,7 +25,11 @@ from playwright.sync_api import Browser, Page, expect
 
 from helixserve.workspace import runs
 from helixserve.workspace.space import Workspace
-from tests.support.chromium import launch_browser  # noqa: F401 (the browser fixture)
+from tests.support.chromium import (  # launch_browser: the browser fixture
+    checked_page,
+    launch_browser,  # noqa: F401
+    shot,
+)
 from tests.support.server import Running
 from tests.support.training import (  # noqa: F401 (served_*: the server and space fixtures)
     served_server,
@@ -42,21 +45,9 @@ EPOCHS = 3
 
 @pytest.fixture
 def page(browser: Browser, server: Running) -> Iterator[Page]:
-    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
-    tab = context.new_page()
-    tab.set_default_timeout(20_000)
-    blocked: list[str] = []
-    tab.on("console", lambda m: blocked.append(m.text) if "Content Security" in m.text else None)
-    yield tab
-    context.close()
-    assert blocked == [], f"a page broke its content security policy: {blocked}"
-
-
-def shot(page: Page, name: str) -> None:
-    folder = os.environ.get("HELIXSERVE_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"workspace-{name}.png"), full_page=True)
+    with checked_page(browser, server.url, width=1280) as tab:
+        tab.set_default_timeout(20_000)
+        yield tab
 
 
 def add_subset(page: Page, name: str, kind: str, **fields: str) -> None:
@@ -92,7 +83,7 @@ def upload_and_subsets(page: Page, data: Path) -> None:
     add_subset(page, "measured", "where", column="t0", op=">", value="100")
     add_subset(page, "train", "fraction", fraction_of="measured", fraction="0.8", seed="0")
     add_subset(page, "val", "rest", rest_of="measured", minus="train")
-    shot(page, "dataset")
+    shot(page, "workspace-dataset")
 
 
 def design_experiment(page: Page) -> None:
@@ -116,7 +107,7 @@ def design_experiment(page: Page) -> None:
     expect(page.locator("#blocks-live-error")).to_have_text("")
     expect(editor).to_contain_text("→ 4352")
     expect(page.locator("#use-blocks")).to_be_checked()
-    shot(page, "experiment-new")
+    shot(page, "workspace-experiment-new")
     page.get_by_role("button", name="Create experiment").click()
     expect(page.locator("h1")).to_contain_text("cuperus")
     expect(page.locator("#stack-table")).to_contain_text("128 x 58")
@@ -143,7 +134,7 @@ def run_and_watch(page: Page, server: Running, space: Workspace) -> str:
                 expect(page.locator("#run-status")).to_have_text("running")
                 expect(page.locator("#best-epoch")).to_have_text(re.compile(r"^[12]$"))
                 expect(page.locator("#eta")).to_contain_text("about")
-                shot(page, "run-live")
+                shot(page, "workspace-run-live")
         _, errors = worker.communicate(timeout=300)
         assert worker.returncode == 0, errors.decode()
     finally:
@@ -153,7 +144,7 @@ def run_and_watch(page: Page, server: Running, space: Workspace) -> str:
     expect(page.locator("#run-status")).to_have_text("finished")
     expect(page.locator("#scatter svg")).to_be_visible()
     expect(page.locator("#log")).to_contain_text("epoch 3")
-    shot(page, "run")
+    shot(page, "workspace-run")
     return run_id
 
 
@@ -184,7 +175,7 @@ def compare(page: Page, first: str, second: str) -> None:
     expect(differs).to_contain_text("params.lr")
     expect(page.locator("#compare-curves polyline")).to_have_count(4)
     expect(page.locator("#compare-metrics")).to_contain_text("r2")
-    shot(page, "compare")
+    shot(page, "workspace-compare")
 
 
 def continue_and_deploy(page: Page, server: Running, space: Workspace, first: str) -> str:
@@ -206,7 +197,7 @@ def continue_and_deploy(page: Page, server: Running, space: Workspace, first: st
     page.get_by_role("button", name="Deploy", exact=True).click()
     expect(page.locator("#deployments")).to_contain_text("Deployed as yeast-utr-lab@1")
     page.locator("#deployments").scroll_into_view_if_needed()
-    shot(page, "deploy")
+    shot(page, "workspace-deploy")
     return page.locator("#deployments pre code").first.inner_text()
 
 
@@ -235,6 +226,6 @@ def test_the_yeast_tutorial_in_the_browser(
     expect(page.get_by_role("link", name="yeast-utr-lab", exact=True)).to_be_visible()
     page.goto(P)
     expect(page.locator("#deployments")).to_contain_text("yeast-utr-lab@1")
-    shot(page, "project")
+    shot(page, "workspace-project")
     page.goto("/projects")
-    shot(page, "projects")
+    shot(page, "workspace-projects")

@@ -38,11 +38,11 @@ def launch_browser() -> Iterator[Browser]:
 
 
 @contextmanager
-def checked_page(browser: Browser, base_url: str) -> Iterator[Page]:
-    """A tab on ``base_url`` (1100 x 900, downloads accepted) that fails the test, when it
+def checked_page(browser: Browser, base_url: str, width: int = 1100) -> Iterator[Page]:
+    """A tab on ``base_url`` (``width`` x 900, downloads accepted) that fails the test, when it
     closes, if the page broke its content security policy."""
     context = browser.new_context(
-        base_url=base_url, viewport={"width": 1100, "height": 900}, accept_downloads=True
+        base_url=base_url, viewport={"width": width, "height": 900}, accept_downloads=True
     )
     tab = context.new_page()
     blocked: list[str] = []
