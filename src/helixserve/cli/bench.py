@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from helixserve.cli.options import ModelArgument, StoreOption, examples
+from helixserve.cli.options import ModelArgument, StoreOption, ThreadsOption, examples
 from helixserve.errors import HelixError
 from helixserve.runtime.predictor import Predictor
 from helixserve.runtime.samples import sample_inputs
@@ -64,7 +64,7 @@ def bench(
     seconds: Annotated[
         float, typer.Option(metavar="SECONDS", help="Seconds per batch size.")
     ] = 2.0,
-    threads: Annotated[int, typer.Option(metavar="N", help="ONNX Runtime threads.")] = 1,
+    threads: ThreadsOption = 1,
 ) -> None:
     """Measure a model's prediction throughput and latency on this machine (no HTTP)."""
     try:

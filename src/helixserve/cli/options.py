@@ -84,3 +84,7 @@ class HelixGroup(TyperGroup):
             for argument in command.params:
                 if isinstance(argument, TyperArgument):  # its name says it all: no <str> beside it
                     setattr(argument, "display_type_rich", _no_type)  # noqa: B010
+
+
+ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")]
+ThreadsOption = Annotated[int, typer.Option(metavar="N", help="ONNX Runtime threads.")]

@@ -25,7 +25,7 @@ from rich.progress import (
 
 from helixserve.batch.predict import Summary, score
 from helixserve.batch.ray_engine import score_ray
-from helixserve.cli.options import ModelArgument, StoreOption, examples
+from helixserve.cli.options import ModelArgument, ResumeOption, StoreOption, ThreadsOption, examples
 from helixserve.runtime.predictor import Predictor
 from helixserve.settings import load_settings
 from helixserve.store.configured import s3_options, store_from_settings
@@ -76,9 +76,9 @@ def predict(
         str | None,
         typer.Option(metavar="FILE", help="Where refused rows go (default: OUTPUT.errors.csv)."),
     ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    resume: ResumeOption = False,
     batch_size: Annotated[int, typer.Option(metavar="N", help="Records per model call.")] = 4096,
-    workers: Annotated[int, typer.Option(metavar="N", help="ONNX Runtime threads.")] = 1,
+    workers: ThreadsOption = 1,
     store: StoreOption = None,
     engine: Annotated[
         Literal["local", "ray"],

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from helixserve.batch.predict import Summary
 from helixserve.batch.variants import score_vcf
-from helixserve.cli.options import ModelArgument, StoreOption, examples
+from helixserve.cli.options import ModelArgument, ResumeOption, StoreOption, ThreadsOption, examples
 from helixserve.cli.predict import ProgressReporter
 from helixserve.explain.vcf_effects import VcfOptions
 from helixserve.runtime.predictor import Predictor
@@ -86,9 +86,9 @@ def variants(
         str | None,
         typer.Option(metavar="CLASS", help="The class or label to score (multiclass models)."),
     ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    resume: ResumeOption = False,
     batch_size: Annotated[int, typer.Option(metavar="N", help="VCF records per chunk.")] = 512,
-    workers: Annotated[int, typer.Option(metavar="N", help="ONNX Runtime threads.")] = 1,
+    workers: ThreadsOption = 1,
     store: StoreOption = None,
 ) -> None:
     """Score every ALT allele of a VCF against its reference; refused alleles are listed."""
